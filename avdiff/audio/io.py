@@ -1,0 +1,281 @@
+"""Load any audio source into a :class:`Waveform`.
+
+Files and bytes are decoded with PyAV (FFmpeg), so every container FFmpeg reads works: wav, flac, ogg, mp3, m4a
+and the audio track of mp4/mov/webm. Arrays are taken as they are. Resampling uses torchaudio.
+
+Every failure raises :class:`AudioLoadError`, whose message names the source and the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import av
+import numpy as np
+import torch
+import torchaudio.functional as AF
+
+logger = logging.getLogger(__name__)
+
+AudioSource = Union[str, os.PathLike, bytes, bytearray, np.ndarray, torch.Tensor, "Waveform"]
+
+# A decoded stream may fall short of its declared duration by a packet or two (encoder padding, rounding in the
+# header). Anything shorter than this fraction of the declared duration is a truncated file.
+_TRUNCATION_TOLERANCE = 0.9
+
+
+class AudioLoadError(ValueError):
+    """Raised when an audio source cannot be loaded. The message names the source and the reason.
+
+    Attributes:
+        source: a short description of the source (a path, ``<bytes: N>`` or ``<array: shape>``).
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, source: str, reason: str):
+        self.source = source
+        self.reason = reason
+        super().__init__(f"cannot load audio from {source}: {reason}")
+
+
+@dataclass
+class Waveform:
+    """Audio samples and their rate.
+
+    Attributes:
+        samples: float32 tensor [C, N], nominally in [-1, 1].
+        sample_rate: samples per second per channel (Hz).
+    """
+
+    samples: torch.Tensor
+    sample_rate: int
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.samples.shape[-1])
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_samples / self.sample_rate
+
+    def to_mono(self) -> "Waveform":
+        """Average the channels: [C, N] -> [1, N]."""
+        return Waveform(self.samples.mean(dim=0, keepdim=True), self.sample_rate)
+
+    def resample(self, sample_rate: int) -> "Waveform":
+        """Resample every channel to ``sample_rate`` Hz with torchaudio's band-limited sinc interpolation."""
+        if sample_rate == self.sample_rate:
+            return self
+        samples = AF.resample(self.samples, self.sample_rate, sample_rate)
+        return Waveform(samples.contiguous(), sample_rate)
+
+    def slice_s(self, start_s: float, end_s: float | None = None) -> "Waveform":
+        """The part from ``start_s`` to ``end_s`` seconds (sample-exact: floor of time × rate)."""
+        start = max(0, int(math.floor(start_s * self.sample_rate)))
+        stop = self.num_samples if end_s is None else int(math.floor(end_s * self.sample_rate))
+        return Waveform(self.samples[:, start:stop], self.sample_rate)
+
+
+def describe_source(source: object) -> str:
+    """A short human-readable name for an audio source, used in error messages."""
+    if isinstance(source, (str, os.PathLike)):
+        return repr(os.fspath(source))
+    if isinstance(source, (bytes, bytearray)):
+        return f"<bytes: {len(source)}>"
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        return f"<array: shape {tuple(source.shape)}>"
+    if isinstance(source, Waveform):
+        return f"<Waveform: {source.num_channels}x{source.num_samples} @ {source.sample_rate} Hz>"
+    return f"<{type(source).__name__}>"
+
+
+def load_audio(
+    source: AudioSource,
+    sample_rate: int | None = None,
+    mono: bool = True,
+    max_duration_s: float | None = None,
+    *,
+    source_sample_rate: int | None = None,
+) -> Waveform:
+    """Load audio from a path, raw bytes, an array or a :class:`Waveform`.
+
+    Args:
+        source: a file path (any container FFmpeg reads; for video files the first audio track), the bytes of such
+            a file, a float array [N] or [C, N] (numpy or torch; give ``source_sample_rate``), or a ``Waveform``.
+        sample_rate: resample to this rate in Hz. ``None`` keeps the source's rate.
+        mono: average the channels into one.
+        max_duration_s: refuse sources longer than this many seconds (checked before decoding where the container
+            declares a duration, so a huge file is not decoded only to be refused).
+        source_sample_rate: the rate of an array source, in Hz. Required for arrays, ignored otherwise.
+
+    Returns:
+        A ``Waveform`` with float32 samples [C, N] (C = 1 when ``mono``).
+
+    Raises:
+        AudioLoadError: missing file, not audio (or a video without an audio track), corrupt or truncated data,
+            zero length, NaN/Inf samples, or longer than ``max_duration_s``.
+    """
+    name = describe_source(source)
+    if sample_rate is not None and sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}")
+    if isinstance(source, Waveform):
+        wav = Waveform(_as_float_tensor(source.samples, name), source.sample_rate)
+    elif isinstance(source, (np.ndarray, torch.Tensor)):
+        if source_sample_rate is None or source_sample_rate <= 0:
+            raise AudioLoadError(name, "an array source needs source_sample_rate (Hz)")
+        wav = Waveform(_as_float_tensor(source, name), int(source_sample_rate))
+    elif isinstance(source, (bytes, bytearray)):
+        wav = _decode(io.BytesIO(bytes(source)), name, max_duration_s)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise AudioLoadError(name, "no such file")
+        if path.is_dir():
+            raise AudioLoadError(name, "is a directory, not an audio file")
+        wav = _decode(str(path), name, max_duration_s)
+    else:
+        raise AudioLoadError(name, "unsupported source type; give a path, bytes, an array or a Waveform")
+
+    _validate(wav, name, max_duration_s)
+    if mono and wav.num_channels > 1:
+        wav = wav.to_mono()
+    if sample_rate is not None:
+        wav = wav.resample(int(sample_rate))
+    logger.debug("loaded %s: %d ch, %.3f s @ %d Hz", name, wav.num_channels, wav.duration_s, wav.sample_rate)
+    return wav
+
+
+def _as_float_tensor(array: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
+    """Array [N] or [C, N] -> float32 tensor [C, N]. Integer PCM is scaled to [-1, 1]."""
+    t = torch.as_tensor(np.asarray(array) if isinstance(array, np.ndarray) else array).detach().cpu()
+    if t.ndim == 1:
+        t = t.unsqueeze(0)
+    if t.ndim != 2:
+        raise AudioLoadError(name, f"expected an array of shape [N] or [C, N], got {tuple(t.shape)}")
+    if t.shape[0] > t.shape[1] and t.shape[1] <= 8:
+        raise AudioLoadError(name, f"shape {tuple(t.shape)} looks like [N, C]; transpose it to [C, N]")
+    if not (t.is_floating_point() or t.dtype in (torch.int16, torch.int32, torch.uint8)):
+        raise AudioLoadError(name, f"unsupported sample dtype {t.dtype}")
+    if t.dtype == torch.int16:
+        t = t.float() / 32768.0
+    elif t.dtype == torch.int32:
+        t = t.float() / 2147483648.0
+    elif t.dtype == torch.uint8:
+        t = (t.float() - 128.0) / 128.0
+    return t.to(torch.float32).contiguous()
+
+
+def _validate(wav: Waveform, name: str, max_duration_s: float | None) -> None:
+    if wav.num_samples == 0:
+        raise AudioLoadError(name, "zero length: no samples")
+    if not torch.isfinite(wav.samples).all():
+        bad = int((~torch.isfinite(wav.samples)).sum())
+        raise AudioLoadError(name, f"{bad} samples are NaN or Inf")
+    _check_max_duration(wav.duration_s, name, max_duration_s)
+
+
+def _check_max_duration(duration_s: float, name: str, max_duration_s: float | None) -> None:
+    if max_duration_s is not None and duration_s > max_duration_s:
+        raise AudioLoadError(name, f"{duration_s:.2f} s is longer than max_duration_s={max_duration_s:g} s")
+
+
+def _decode(file: str | io.BytesIO, name: str, max_duration_s: float | None) -> Waveform:
+    """Decode the first audio stream of a container with PyAV."""
+    try:
+        container = av.open(file, mode="r")
+    except av.error.FFmpegError as e:
+        raise AudioLoadError(name, f"not an audio or video file FFmpeg can read ({_ffmpeg_reason(e)})") from e
+    with container:
+        return decode_audio_stream(container, name, max_duration_s)
+
+
+def decode_audio_stream(container: av.container.InputContainer, name: str, max_duration_s: float | None = None) -> Waveform:
+    """Decode the first audio stream of an open PyAV container into a float32 ``Waveform`` [C, N].
+
+    Raises ``AudioLoadError`` for a container without audio, undecodable packets, or data that stops well short of
+    the duration the container declares (a truncated file).
+    """
+    if not container.streams.audio:
+        kind = "a video file with no audio track" if container.streams.video else "no audio stream"
+        raise AudioLoadError(name, kind)
+    stream = container.streams.audio[0]
+    declared_s = _declared_duration_s(container, stream)
+    if declared_s is not None:
+        _check_max_duration(declared_s, name, max_duration_s)
+
+    chunks: list[np.ndarray] = []
+    rate = stream.codec_context.sample_rate or stream.rate
+    try:
+        for frame in container.decode(stream):
+            rate = frame.sample_rate
+            chunks.append(_frame_to_array(frame))
+    except av.error.FFmpegError as e:
+        raise AudioLoadError(name, f"corrupt or truncated audio data ({_ffmpeg_reason(e)})") from e
+    if not rate:
+        raise AudioLoadError(name, "the audio stream declares no sample rate")
+    if not chunks:
+        raise AudioLoadError(name, "zero length: the audio stream decodes to no samples")
+    samples = torch.from_numpy(np.concatenate(chunks, axis=1))
+    if declared_s is not None:
+        samples = _trim_codec_padding(samples, round(declared_s * rate), stream)
+    wav = Waveform(samples, int(rate))
+    if declared_s is not None and declared_s > 0.05 and wav.duration_s < _TRUNCATION_TOLERANCE * declared_s:
+        raise AudioLoadError(
+            name, f"truncated: decoded {wav.duration_s:.3f} s of a declared {declared_s:.3f} s"
+        )
+    return wav
+
+
+def _trim_codec_padding(samples: torch.Tensor, declared: int, stream: av.AudioStream) -> torch.Tensor:
+    """Drop the silence a block codec appends past the declared end (AAC pads to 1024-sample packets).
+
+    Only an overhang shorter than two codec packets is trimmed: longer ones mean the header is an estimate
+    (e.g. a VBR mp3 without a Xing header), and then the decoded length is the truth.
+    """
+    packet = stream.codec_context.frame_size or 1024
+    overhang = samples.shape[1] - declared
+    if 0 < overhang < 2 * packet:
+        return samples[:, :declared]
+    return samples
+
+
+def _frame_to_array(frame: av.AudioFrame) -> np.ndarray:
+    """One decoded audio frame -> float32 array [C, n], whatever its sample format."""
+    arr = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if frame.format.is_planar:
+        arr = arr.reshape(channels, -1)
+    else:  # packed: samples interleaved in one row
+        arr = arr.reshape(-1, channels).T
+    kind = arr.dtype
+    if kind == np.int16:
+        arr = arr.astype(np.float32) / 32768.0
+    elif kind == np.int32:
+        arr = arr.astype(np.float32) / 2147483648.0
+    elif kind == np.uint8:
+        arr = (arr.astype(np.float32) - 128.0) / 128.0
+    elif kind == np.int64:
+        arr = arr.astype(np.float64) / 9223372036854775808.0
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _declared_duration_s(container: av.container.InputContainer, stream: av.AudioStream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _ffmpeg_reason(error: av.error.FFmpegError) -> str:
+    return getattr(error, "strerror", None) or str(error)
