@@ -42,8 +42,9 @@ def as_fraction_fps(fps: FpsLike) -> Fraction:
     elif isinstance(fps, float):
         if not math.isfinite(fps):
             raise ValueError(f"fps must be finite, got {fps!r}")
-        ntsc = Fraction(round(fps * 1.001 * 1000), 1000) * Fraction(1000, 1001)
-        value = ntsc if ntsc.denominator == 1001 and abs(float(ntsc) - fps) < 5e-3 else Fraction(fps).limit_denominator(1001)
+        ntsc = Fraction(round(fps * 1.001) * 1000, 1001)
+        is_ntsc = fps != round(fps) and abs(float(ntsc) - fps) < 5e-3
+        value = ntsc if is_ntsc else Fraction(fps).limit_denominator(1001)
     else:
         raise TypeError(f"fps must be a number, a 'num/den' string or a Fraction, got {type(fps).__name__}")
     if value <= 0:
@@ -159,6 +160,8 @@ class FrameClock:
         """
         if context < 0:
             raise ValueError(f"context must be >= 0 frames, got {context}")
+        if hop_length < 1 or int(hop_length) != hop_length:
+            raise ValueError(f"hop_length must be a positive integer number of samples, got {hop_length!r}")
         if x.ndim < 1 or x.shape[-1] == 0:
             raise ValueError(f"x must have a non-empty last (time) axis, got shape {tuple(x.shape)}")
         T = x.shape[-1]

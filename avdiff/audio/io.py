@@ -13,6 +13,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Union
 
@@ -84,6 +85,68 @@ class Waveform:
         start = max(0, int(math.floor(start_s * self.sample_rate)))
         stop = self.num_samples if end_s is None else int(math.floor(end_s * self.sample_rate))
         return Waveform(self.samples[:, start:stop], self.sample_rate)
+
+
+# Encoder per file extension for save_audio: (container format, codec, sample format).
+_WRITERS = {
+    ".wav": ("wav", "pcm_s16le", "s16"),
+    ".flac": ("flac", "flac", "s16"),
+    ".mp3": ("mp3", "libmp3lame", "fltp"),
+    ".ogg": ("ogg", "libopus", "flt"),
+    ".opus": ("ogg", "libopus", "flt"),
+    ".m4a": ("ipod", "aac", "fltp"),
+}
+
+
+def save_audio(path: str | os.PathLike, waveform: Waveform, *, bitrate: int = 192_000) -> Path:
+    """Encode ``waveform`` (mono or stereo) to wav, flac, mp3, ogg/opus or m4a by the file's extension.
+
+    Opus only takes 8/12/16/24/48 kHz; other rates are resampled to 48 kHz. Written atomically (temp + rename).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _WRITERS:
+        raise ValueError(f"cannot write audio as {suffix!r}; use one of {sorted(_WRITERS)}")
+    fmt, codec, sample_fmt = _WRITERS[suffix]
+    if codec == "libopus" and waveform.sample_rate not in (8000, 12000, 16000, 24000, 48000):
+        waveform = waveform.resample(48000)
+    if waveform.num_channels > 2:
+        waveform = waveform.to_mono()
+    layout = "mono" if waveform.num_channels == 1 else "stereo"
+    samples = waveform.samples.clamp(-1, 1).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with av.open(str(tmp), mode="w", format=fmt) as out:
+            stream = out.add_stream(codec, rate=waveform.sample_rate, layout=layout)
+            if codec not in ("pcm_s16le", "flac"):
+                stream.bit_rate = bitrate
+            encode_audio_frames(out, stream, samples, waveform.sample_rate, layout, sample_fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def encode_audio_frames(out, stream, samples: np.ndarray, sample_rate: int, layout: str, sample_fmt: str = "fltp") -> None:
+    """Encode float samples [C, N] into an open PyAV output ``stream`` and flush it.
+
+    Frames are cut to the encoder's frame size (1024 when it has none) and carry explicit timestamps.
+    """
+    chunk = stream.codec_context.frame_size or 1024
+    for start in range(0, samples.shape[1], chunk):
+        block = samples[:, start : start + chunk].astype(np.float32)
+        if sample_fmt == "s16":
+            block = (block * 32767.0).round().astype(np.int16)
+        if not sample_fmt.endswith("p"):  # packed formats interleave channels in one row
+            block = block.T.reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format=sample_fmt, layout=layout)
+        frame.sample_rate = sample_rate
+        frame.pts = start
+        frame.time_base = Fraction(1, sample_rate)
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
 
 
 def describe_source(source: object) -> str:
@@ -162,7 +225,7 @@ def _as_float_tensor(array: np.ndarray | torch.Tensor, name: str) -> torch.Tenso
         t = t.unsqueeze(0)
     if t.ndim != 2:
         raise AudioLoadError(name, f"expected an array of shape [N] or [C, N], got {tuple(t.shape)}")
-    if t.shape[0] > t.shape[1] and t.shape[1] <= 8:
+    if t.shape[0] > t.shape[1] and 0 < t.shape[1] <= 8:
         raise AudioLoadError(name, f"shape {tuple(t.shape)} looks like [N, C]; transpose it to [C, N]")
     if not (t.is_floating_point() or t.dtype in (torch.int16, torch.int32, torch.uint8)):
         raise AudioLoadError(name, f"unsupported sample dtype {t.dtype}")
@@ -191,12 +254,38 @@ def _check_max_duration(duration_s: float, name: str, max_duration_s: float | No
 
 def _decode(file: str | io.BytesIO, name: str, max_duration_s: float | None) -> Waveform:
     """Decode the first audio stream of a container with PyAV."""
+    _check_wav_length(file, name)
     try:
         container = av.open(file, mode="r")
     except av.error.FFmpegError as e:
-        raise AudioLoadError(name, f"not an audio or video file FFmpeg can read ({_ffmpeg_reason(e)})") from e
+        reason = _ffmpeg_reason(e)
+        raise AudioLoadError(name, f"FFmpeg cannot open it: not audio, or corrupt or truncated ({reason})") from e
     with container:
         return decode_audio_stream(container, name, max_duration_s)
+
+
+def _check_wav_length(file: str | io.BytesIO, name: str) -> None:
+    """A RIFF/WAVE file whose data chunk declares more bytes than the file holds is truncated.
+
+    FFmpeg's wav demuxer sizes the stream from the file, not the header, so the header is read here.
+    """
+    if isinstance(file, io.BytesIO):
+        head, total = file.getvalue()[:4096], len(file.getvalue())
+    else:
+        with open(file, "rb") as f:
+            head = f.read(4096)
+        total = os.path.getsize(file)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if chunk == b"data":
+            available = total - (pos + 8)
+            if size != 0xFFFFFFFF and size > available:  # 0xFFFFFFFF: size unknown (streamed wav)
+                raise AudioLoadError(name, f"truncated: the wav header declares {size} data bytes, the file holds {available}")
+            return
+        pos += 8 + size + (size & 1)
 
 
 def decode_audio_stream(container: av.container.InputContainer, name: str, max_duration_s: float | None = None) -> Waveform:
@@ -206,8 +295,10 @@ def decode_audio_stream(container: av.container.InputContainer, name: str, max_d
     the duration the container declares (a truncated file).
     """
     if not container.streams.audio:
-        kind = "a video file with no audio track" if container.streams.video else "no audio stream"
-        raise AudioLoadError(name, kind)
+        fmt = container.format.name
+        if container.streams.video and set(fmt.split(",")) & _VIDEO_CONTAINERS:
+            raise AudioLoadError(name, "a video file with no audio track")
+        raise AudioLoadError(name, f"not audio: FFmpeg reads it as {container.format.long_name or fmt} with no audio stream")
     stream = container.streams.audio[0]
     declared_s = _declared_duration_s(container, stream)
     if declared_s is not None:
@@ -247,6 +338,9 @@ def _trim_codec_padding(samples: torch.Tensor, declared: int, stream: av.AudioSt
     if 0 < overhang < 2 * packet:
         return samples[:, :declared]
     return samples
+
+
+_VIDEO_CONTAINERS = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "mpegts", "mpeg", "asf", "ogg", "gif"}
 
 
 def _frame_to_array(frame: av.AudioFrame) -> np.ndarray:

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from avdiff.audio.clock import FpsLike, FrameClock, as_fraction_fps
-from avdiff.audio.io import AudioLoadError, Waveform, decode_audio_stream, load_audio
+from avdiff.audio.io import AudioLoadError, Waveform, decode_audio_stream, encode_audio_frames, load_audio
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def _encode(tmp: str, video: np.ndarray, fps: Fraction, audio: Waveform | None, 
             out.mux(vstream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         out.mux(vstream.encode(None))
         if astream is not None:
-            _encode_audio(out, astream, samples, audio.sample_rate, layout)
+            encode_audio_frames(out, astream, samples, audio.sample_rate, layout)
 
 
 def _fit_audio(audio: Waveform, num_frames: int, fps: Fraction) -> np.ndarray:
@@ -168,18 +168,6 @@ def _fit_audio(audio: Waveform, num_frames: int, fps: Fraction) -> np.ndarray:
     if samples.shape[1] < n:
         samples = torch.nn.functional.pad(samples, (0, n - samples.shape[1]))
     return np.ascontiguousarray(samples.clamp(-1, 1).numpy(), dtype=np.float32)
-
-
-def _encode_audio(out, stream, samples: np.ndarray, sample_rate: int, layout: str, chunk: int = 1024) -> None:
-    # Feed the planar float frames AAC wants, in encoder-sized chunks, with explicit timestamps.
-    for start in range(0, samples.shape[1], chunk):
-        block = np.ascontiguousarray(samples[:, start : start + chunk])
-        frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
-        frame.sample_rate = sample_rate
-        frame.pts = start
-        frame.time_base = Fraction(1, sample_rate)
-        out.mux(stream.encode(frame))
-    out.mux(stream.encode(None))
 
 
 def read_video(path: str | os.PathLike, *, max_frames: int | None = None, with_audio: bool = True) -> VideoClip:

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``avdiff bench``. Each reports ratios against a baseline measured in the same run."""

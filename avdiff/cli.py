@@ -1,0 +1,63 @@
+"""The ``avdiff`` command.
+
+Each subcommand lives in its own module under ``avdiff.commands`` and exposes ``register(subparsers)``, which adds
+its parser and sets ``func``. Heavy imports happen inside the handlers, so ``avdiff --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from avdiff import __version__
+
+logger = logging.getLogger(__name__)
+
+COMMANDS = ["analyze", "bench"]
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as ``avdiff: error: ...`` with exit code 2, without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="avdiff",
+        description="Audio-conditioned video generation with latent diffusion.",
+    )
+    parser.add_argument("--version", action="version", version=f"avdiff {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"avdiff.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as e:
+        print(f"avdiff: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("avdiff: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError) as e:
+        if os.environ.get("AVDIFF_DEBUG"):
+            raise
+        print(f"avdiff: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``avdiff`` CLI; each module exposes ``register(subparsers)``."""
