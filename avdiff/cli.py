@@ -16,7 +16,7 @@ from avdiff import __version__
 
 logger = logging.getLogger(__name__)
 
-COMMANDS = ["analyze", "bench"]
+COMMANDS = ["analyze", "bench", "synth", "talk", "eval"]
 
 
 class CommandError(Exception):
@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Set AVDIFF_DEBUG=1 to see the traceback of an error that is otherwise printed as one line.
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -52,11 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("avdiff: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as e:
-        if os.environ.get("AVDIFF_DEBUG"):
+    except Exception as e:
+        if os.environ.get("AVDIFF_DEBUG") or not _user_facing(e):
             raise
         print(f"avdiff: error: {e}", file=sys.stderr)
         return 2
+
+
+def _user_facing(error: Exception) -> bool:
+    """Bad input and avdiff's own errors get one line; anything else is a bug and keeps its traceback."""
+    return isinstance(error, (ValueError, FileNotFoundError)) or type(error).__module__.startswith("avdiff.")
 
 
 if __name__ == "__main__":

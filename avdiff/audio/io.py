@@ -57,6 +57,13 @@ class Waveform:
     samples: torch.Tensor
     sample_rate: int
 
+    def __post_init__(self):
+        if not isinstance(self.samples, torch.Tensor):  # numpy arrays and lists are taken as they are
+            self.samples = torch.as_tensor(np.asarray(self.samples, dtype=np.float32))
+        if self.samples.ndim == 1:
+            self.samples = self.samples.unsqueeze(0)
+        self.sample_rate = int(self.sample_rate)
+
     @property
     def num_channels(self) -> int:
         return int(self.samples.shape[0])

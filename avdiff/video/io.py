@@ -124,12 +124,19 @@ def write_video(
     os.close(fd)
     try:
         _encode(tmp, video, rate, audio, crf, audio_bitrate)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the permissions open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     logger.info("wrote %s: %d frames at %s fps%s", path, len(video), rate, " with audio" if audio else "")
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _pad_even(video: np.ndarray) -> np.ndarray:

@@ -1,0 +1,140 @@
+"""``avdiff eval METRIC ...``: evaluate generated videos.
+
+``avdiff eval lipsync VIDEO`` correlates the mouth openness in a talking-head video with the loudness of its audio
+track and finds the audio offset that fits best (see :mod:`avdiff.metrics.lipsync` for the sign convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+OFFSET_CONVENTION = (
+    "offset +k means the AUDIO LAGS the video by k frames (the sound of frame i is heard at frame i+k; "
+    "delaying the audio by 200 ms at 25 fps gives +5); -k means the audio leads by k frames"
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a generated video (lipsync)", description="Evaluate a generated video.")
+    metrics = p.add_subparsers(dest="metric", metavar="METRIC")
+    p.set_defaults(func=lambda args: _print_help(p))
+
+    lip = metrics.add_parser(
+        "lipsync",
+        help="correlation of mouth openness with speech loudness, and the best audio offset",
+        description=(
+            "Correlate the mouth openness of the face in VIDEO with the loudness envelope of its audio track, per "
+            f"video frame, and search audio offsets in [-max-offset, +max-offset] frames. Sign convention: "
+            f"{OFFSET_CONVENTION}."
+        ),
+    )
+    lip.add_argument("video", help="a video with a face and an audio track (mp4, mov, webm ...)")
+    lip.add_argument(
+        "--reference-aperture",
+        metavar="FILE",
+        default=None,
+        help="ground-truth mouth aperture per frame: a .npy float array [F], or .json with a list or {\"aperture\": [...]}",
+    )
+    lip.add_argument("--max-offset", type=int, default=15, metavar="K", help="search offsets -K..K frames (default 15)")
+    lip.add_argument("--json", action="store_true", help="print the result as JSON")
+    lip.set_defaults(func=run_lipsync)
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 1
+
+
+def load_reference_aperture(path: str | Path) -> np.ndarray:
+    """A ground-truth aperture per frame, float64 [F], from .npy or .json (a list, or ``{"aperture": [...]}``).
+
+    ``null`` entries in JSON become NaN (frames without a value). Raises ``CommandError`` for anything else.
+    """
+    from avdiff.cli import CommandError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CommandError(f"--reference-aperture {str(path)!r}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            data = np.load(path, allow_pickle=False)
+        elif suffix == ".json":
+            data = json.loads(path.read_text())
+            if isinstance(data, dict):
+                if "aperture" not in data:
+                    raise CommandError(f"--reference-aperture {str(path)!r}: a JSON object needs an \"aperture\" list")
+                data = data["aperture"]
+        else:
+            raise CommandError(f"--reference-aperture {str(path)!r}: expected a .npy or .json file, got {suffix!r}")
+        arr = np.asarray(data, dtype=np.float64)
+    except CommandError:
+        raise
+    except (ValueError, TypeError, OSError) as e:
+        raise CommandError(f"--reference-aperture {str(path)!r}: cannot read a float array ({e})") from e
+    if arr.ndim != 1 or arr.size == 0:
+        raise CommandError(f"--reference-aperture {str(path)!r}: expected a non-empty 1-D array [F], got shape {arr.shape}")
+    return arr
+
+
+def run_lipsync(args: argparse.Namespace) -> int:
+    from avdiff.audio.envelope import speech_envelope
+    from avdiff.cli import CommandError
+    from avdiff.metrics.lipsync import lipsync_scores
+    from avdiff.video import read_video
+
+    if args.max_offset < 0:
+        raise CommandError(f"--max-offset must be >= 0 frames, got {args.max_offset}")
+    clip = read_video(args.video)
+    if clip.audio is None:
+        raise CommandError(f"{args.video!r} has no (readable) audio track; lipsync needs the speech")
+    reference = load_reference_aperture(args.reference_aperture) if args.reference_aperture else None
+    envelope = speech_envelope(clip.audio, clip.fps)
+
+    from avdiff.metrics.mouth import mouth_openness  # mediapipe: imported only once the inputs are known to be good
+
+    openness = np.asarray(mouth_openness(clip.frames.numpy()), dtype=np.float64)
+    if reference is not None and abs(len(reference) - clip.num_frames) > 2:
+        logger.warning("the reference aperture has %d frames, the video %d", len(reference), clip.num_frames)
+    result = lipsync_scores(openness, envelope, reference=reference, max_offset=args.max_offset)
+
+    if args.json:
+        out = {"video": args.video, "fps": str(clip.fps), **result.to_dict()}
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_report(args.video, float(clip.fps), result))
+    return 0
+
+
+def describe_offset(k: int, fps: float) -> str:
+    """``+3 frames (+120 ms): the audio lags the video by 3 frames`` and the like."""
+    ms = 1000.0 * k / fps
+    if k == 0:
+        return "0 frames (0 ms): audio and video are in sync"
+    side = "lags" if k > 0 else "leads"
+    return f"{k:+d} frames ({ms:+.0f} ms): the audio {side} the video by {abs(k)} frame{'s' if abs(k) != 1 else ''}"
+
+
+def format_report(video: str, fps: float, result) -> str:
+    """A short human-readable report of a :class:`~avdiff.metrics.lipsync.LipSyncResult`."""
+    lines = [
+        f"lipsync: {video}",
+        f"  frames:            {result.num_frames} at {fps:.3f} fps, {result.valid_frames} with a face and audio",
+        f"  r (offset 0):      {result.r_envelope:+.3f}  mouth openness vs speech envelope",
+        f"  best offset:       {describe_offset(result.offset_frames, fps)}",
+        f"  r (best offset):   {result.r_at_offset:+.3f}",
+    ]
+    if result.r_reference is not None:
+        lines.append(f"  r (reference):     {result.r_reference:+.3f}  mouth openness vs reference aperture, offset 0")
+        lines.append(f"  reference offset:  {result.offset_reference:+d} frames (+k: the reference lags the video)")
+    lines.append(f"  sign convention:   {OFFSET_CONVENTION}")
+    return "\n".join(lines) + "\n"

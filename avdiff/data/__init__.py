@@ -1,0 +1,1 @@
+"""Speech–video data: the DATA folder format and synthetic pairs."""

@@ -1,0 +1,276 @@
+"""Synthetic speech–video pairs whose ground truth is known.
+
+espeak-ng speaks a sentence; the face photo's mouth is opened and closed with the speech's loudness by the mouth
+warp; the per-frame aperture the warp produced is saved beside the video. A dataset varies the sentences, voices,
+speeds, pitches and face augmentations (flip, colour, scale, shift).
+
+The DATA format, shared with ``avdiff prepare`` and read by the talking-head trainer::
+
+    DATA/
+      index.jsonl                one JSON object per clip (see ClipRecord)
+      clips/ID.mp4               25 fps H.264 video with 16 kHz mono AAC speech
+      clips/ID.aperture.npy      float32 [F] ground-truth aperture (synthetic clips only)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance
+from tqdm.auto import tqdm
+
+from avdiff.audio.io import Waveform, load_audio
+from avdiff.audio.tts import speak
+from avdiff.pipelines.warp_baseline import SAMPLE_RATE, animate
+from avdiff.video.face import ImageLike, load_image
+from avdiff.video.io import write_video
+
+logger = logging.getLogger(__name__)
+
+FPS = 25
+
+# Sentences for varied speech. The last TEST_SENTENCES are held out: a "test" split uses only those, so a model
+# trained on the "train" split is evaluated on sentences it never heard.
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Please call Stella and ask her to bring these things with her from the store.",
+    "A rainbow is a division of white light into many beautiful colors.",
+    "She sells sea shells by the sea shore.",
+    "We will meet at the station at half past nine tomorrow morning.",
+    "Open the window and let the fresh air into the room.",
+    "My father bought a small boat to go fishing on the lake.",
+    "The museum is closed on Mondays, but open late on Fridays.",
+    "How much wood would a woodchuck chuck if a woodchuck could chuck wood?",
+    "Bright sunshine followed the heavy rain all afternoon.",
+    "I would like a cup of tea with milk and no sugar, please.",
+    "The children played football in the park until it grew dark.",
+    "Turn left at the bakery and walk straight on for two blocks.",
+    "Good morning everyone, and welcome to the meeting.",
+    "Our flight was delayed by almost three hours last night.",
+    "Music can change the mood of a whole room in a moment.",
+    "The old clock on the wall stopped at exactly midnight.",
+    "Remember to water the plants while I am away on holiday.",
+    "A big black bug bit a big black bear.",
+    "The library has thousands of books about history and science.",
+    "Could you speak a little more slowly, please?",
+    "Every morning he runs five miles along the river.",
+    "The soup was too hot, so we waited for it to cool.",
+    "Autumn leaves turn red, orange and gold before they fall.",
+    "Peter Piper picked a peck of pickled peppers.",
+    "I have never seen so many stars in the night sky.",
+    "The train to the city leaves from platform number four.",
+    "Mother baked an apple pie for the family dinner.",
+    "Wash your hands before you sit down to eat.",
+    "Thank you very much for your kind and generous help.",
+    "Ships sailed across the ocean carrying spices and silk.",
+    "Nobody knows where the old pirate buried his treasure.",
+    "My sister is learning to play the violin this year.",
+    "Keep calm and carry on with your work.",
+    "The doctor said I should rest for a few days.",
+    "Mountains covered with snow surrounded the quiet village.",
+    # held out (test)
+    "Yellow butterflies danced above the summer meadow.",
+    "We opened the box and found a very old map inside.",
+    "Who would have thought that the answer was so simple?",
+    "The baby laughed when the puppy licked her nose.",
+    "Several owls were hooting loudly in the woods at night.",
+    "Put the blue vase on the table by the window.",
+    "An apple a day keeps the doctor away.",
+    "The weather today is mild with a gentle breeze from the south.",
+    "Lucky Lucy lost her lovely lemon locket.",
+    "Heavy trucks rumbled over the bridge all morning.",
+    "Moving to a new town can be exciting and frightening.",
+    "Why do we always find things in the last place we look?",
+]
+TEST_SENTENCES = 12
+VOICES = ["en-us", "en-gb", "en-us+m3", "en-us+f3", "en-gb+m5", "en-us+f2", "en-gb+f4", "en-us+m1"]
+
+
+def sentences(split: str) -> list[str]:
+    """The sentence pool of a split: ``"train"``, ``"test"`` (held out) or ``"all"``."""
+    if split == "train":
+        return SENTENCES[:-TEST_SENTENCES]
+    if split == "test":
+        return SENTENCES[-TEST_SENTENCES:]
+    if split == "all":
+        return list(SENTENCES)
+    raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+
+
+@dataclass
+class FaceAugment:
+    """A face augmentation: mirror, colour and a similarity move of the whole photo (reflected borders).
+
+    Attributes:
+        flip: mirror left-right.
+        brightness, contrast, saturation: PIL enhancement factors (1 = unchanged).
+        scale: zoom about the centre (1 = unchanged).
+        shift: ``(dx, dy)`` as fractions of the width and height.
+    """
+
+    flip: bool = False
+    brightness: float = 1.0
+    contrast: float = 1.0
+    saturation: float = 1.0
+    scale: float = 1.0
+    shift: tuple[float, float] = (0.0, 0.0)
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> "FaceAugment":
+        return cls(
+            flip=bool(rng.random() < 0.5),
+            brightness=float(rng.uniform(0.8, 1.2)),
+            contrast=float(rng.uniform(0.8, 1.2)),
+            saturation=float(rng.uniform(0.6, 1.3)),
+            scale=float(rng.uniform(0.9, 1.25)),
+            shift=(float(rng.uniform(-0.06, 0.06)), float(rng.uniform(-0.06, 0.06))),
+        )
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """uint8 [H, W, 3] -> uint8 [H, W, 3]."""
+        import cv2
+
+        out = image[:, ::-1] if self.flip else image
+        im = Image.fromarray(np.ascontiguousarray(out))
+        im = ImageEnhance.Brightness(im).enhance(self.brightness)
+        im = ImageEnhance.Contrast(im).enhance(self.contrast)
+        im = ImageEnhance.Color(im).enhance(self.saturation)
+        out = np.asarray(im)
+        if self.scale != 1.0 or self.shift != (0.0, 0.0):
+            h, w = out.shape[:2]
+            m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, self.scale)
+            m[:, 2] += (self.shift[0] * w, self.shift[1] * h)
+            out = cv2.warpAffine(out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        return np.ascontiguousarray(out)
+
+
+@dataclass
+class ClipRecord:
+    """One line of ``index.jsonl``. Paths are relative to the DATA folder."""
+
+    id: str
+    video: str
+    fps: float
+    sample_rate: int
+    num_frames: int
+    duration_s: float
+    aperture: str | None = None
+    text: str | None = None
+    split: str | None = None
+    source: dict = field(default_factory=dict)
+
+
+def default_face() -> np.ndarray:
+    """The built-in example face: ``skimage.data.astronaut()`` (Eileen Collins, public domain), uint8 [512, 512, 3]."""
+    import skimage.data
+
+    return skimage.data.astronaut()
+
+
+def make_clip(
+    out_dir: str | os.PathLike,
+    clip_id: str,
+    image: ImageLike,
+    speech: Waveform,
+    *,
+    text: str | None = None,
+    split: str | None = None,
+    source: dict | None = None,
+) -> ClipRecord:
+    """Animate ``image`` with ``speech`` and write ``clips/ID.mp4`` and ``clips/ID.aperture.npy`` under ``out_dir``."""
+    out_dir = Path(out_dir)
+    speech = load_audio(speech, sample_rate=SAMPLE_RATE)
+    anim = animate(load_image(image), speech, FPS)
+    video = Path("clips") / f"{clip_id}.mp4"
+    aperture = Path("clips") / f"{clip_id}.aperture.npy"
+    (out_dir / "clips").mkdir(parents=True, exist_ok=True)
+    _save_npy(out_dir / aperture, anim.aperture)
+    write_video(out_dir / video, anim.frames, FPS, speech)
+    return ClipRecord(
+        id=clip_id,
+        video=str(video),
+        fps=float(FPS),
+        sample_rate=SAMPLE_RATE,
+        num_frames=len(anim.frames),
+        duration_s=round(speech.duration_s, 6),
+        aperture=str(aperture),
+        text=text,
+        split=split,
+        source=source or {},
+    )
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def make_dataset(
+    out_dir: str | os.PathLike,
+    num_clips: int,
+    faces: list[ImageLike] | None = None,
+    *,
+    split: str = "train",
+    seed: int = 0,
+    augment: bool = True,
+    progress_bar: bool = True,
+) -> list[ClipRecord]:
+    """Write ``num_clips`` varied clips (sentence, voice, speed, pitch, face augmentation) and their index.
+
+    Clip ``k`` is drawn from ``np.random.default_rng([seed, k])``, so a dataset is reproducible and its first clips
+    do not change when more are asked for. Clips already in the index are kept, not remade.
+    """
+    if num_clips < 1:
+        raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+    pool = sentences(split)
+    photos = [load_image(f) for f in faces] if faces else [default_face()]
+    done = {r.id: r for r in read_index(out_dir)}
+    records = []
+    for k in tqdm(range(num_clips), desc=f"synth {split}", unit="clip", disable=not progress_bar):
+        clip_id = f"{split}_{seed:03d}_{k:05d}"
+        if clip_id in done:
+            records.append(done[clip_id])
+            continue
+        rng = np.random.default_rng([seed, k])
+        text = pool[int(rng.integers(len(pool)))]
+        voice = VOICES[int(rng.integers(len(VOICES)))]
+        speed, pitch = int(rng.integers(130, 200)), int(rng.integers(30, 70))
+        face_index = int(rng.integers(len(photos)))
+        aug = FaceAugment.random(rng) if augment else FaceAugment()
+        speech = speak(text, voice=voice, speed_wpm=speed, pitch=pitch, sample_rate=SAMPLE_RATE)
+        source = {"voice": voice, "speed_wpm": speed, "pitch": pitch, "face": face_index, "augment": asdict(aug)}
+        record = make_clip(out_dir, clip_id, aug.apply(photos[face_index]), speech, text=text, split=split, source=source)
+        records.append(record)
+        append_index(out_dir, record)
+    return records
+
+
+def read_index(data_dir: str | os.PathLike) -> list[ClipRecord]:
+    """The clips of a DATA folder (empty when it has no index yet)."""
+    path = Path(data_dir) / "index.jsonl"
+    if not path.exists():
+        return []
+    records = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(ClipRecord(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError) as e:
+                raise ValueError(f"{path}:{n}: not a clip record ({e})") from e
+    return records
+
+
+def append_index(data_dir: str | os.PathLike, record: ClipRecord) -> None:
+    """Add (or replace) one record in ``index.jsonl``, rewriting the file atomically."""
+    path = Path(data_dir) / "index.jsonl"
+    records = [r for r in read_index(data_dir) if r.id != record.id] + [record]
+    tmp = path.with_name("index.jsonl.partial")
+    tmp.write_text("".join(json.dumps(asdict(r)) + "\n" for r in records))
+    os.replace(tmp, path)

@@ -1,0 +1,6 @@
+"""Pipelines: sound in, video out."""
+
+from avdiff.pipelines.output import VideoPipelineOutput
+from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
+
+__all__ = ["VideoPipelineOutput", "WarpBaselinePipeline"]

@@ -1,0 +1,133 @@
+"""Issue 3's acceptance: synthetic pairs, the lip-sync metric, the warp baseline, on real mediapipe landmarks."""
+
+import json
+
+import numpy as np
+import pytest
+import skimage.data
+
+from avdiff.audio import Waveform, load_audio
+from avdiff.audio.tts import espeak_available
+from avdiff.cli import main
+from avdiff.data.synthetic import FaceAugment, make_dataset, read_index
+from avdiff.pipelines import WarpBaselinePipeline
+from avdiff.video import read_video, write_video
+
+pytestmark = pytest.mark.skipif(not espeak_available(), reason="needs espeak-ng (apt-get install espeak-ng)")
+
+SENTENCE = "Please call Stella and ask her to bring these things with her from the store."
+
+
+def eval_lipsync(capsys, video, *extra) -> dict:
+    assert main(["eval", "lipsync", str(video), "--json", *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    assert main(["synth", "--text", SENTENCE, "--out", str(out), "--id", "stella"]) == 0
+    (record,) = read_index(out)
+    return out, record
+
+
+def test_synth_writes_a_clip_whose_durations_agree(clip):
+    out, record = clip
+    video = read_video(out / record.video)
+    assert video.fps == 25 and video.audio.sample_rate == 16000
+    assert abs(video.audio.duration_s - video.duration_s) <= 1 / 25
+    aperture = np.load(out / record.aperture)
+    assert aperture.shape == (video.num_frames,) == (record.num_frames,)
+    # the mouth moves with the speech and is closed in the silences
+    assert aperture.max() - aperture.min() > 0.2
+    assert np.isclose(aperture[0], aperture.min())
+
+
+def test_measured_openness_matches_the_ground_truth(clip, capsys):
+    out, record = clip
+    report = eval_lipsync(capsys, out / record.video, "--reference-aperture", str(out / record.aperture))
+    assert report["r_reference"] >= 0.9
+    assert abs(report["offset_frames"]) <= 1
+    assert report["r_envelope"] > 0.6
+
+
+def test_delayed_audio_is_found_at_plus_5_frames(clip, capsys, tmp_path):
+    out, record = clip
+    video = read_video(out / record.video)
+    delay = int(0.2 * 16000)  # 200 ms = 5 frames at 25 fps
+    samples = np.pad(video.audio.samples.numpy(), ((0, 0), (delay, 0)))
+    delayed = write_video(tmp_path / "delayed.mp4", video.frames, 25, Waveform(samples, 16000))
+    report = eval_lipsync(capsys, delayed)
+    assert abs(report["offset_frames"] - 5) <= 1  # + means the audio lags the video
+
+
+def test_a_still_image_does_not_correlate_with_the_speech(clip, capsys, tmp_path):
+    out, record = clip
+    video = read_video(out / record.video)
+    still = np.repeat(skimage.data.astronaut()[None], video.num_frames, axis=0)
+    path = write_video(tmp_path / "still.mp4", still, 25, video.audio)
+    report = eval_lipsync(capsys, path)
+    assert abs(report["r_envelope"]) < 0.2
+
+
+def unseen_face() -> np.ndarray:
+    """A face no part of avdiff was built around: an LFW portrait (25 x 25 px, grey) upscaled to 256 px."""
+    from PIL import Image
+
+    face = (skimage.data.lfw_subset()[0] * 255).astype(np.uint8)
+    return np.asarray(Image.fromarray(face).resize((256, 256), Image.BICUBIC).convert("RGB"))
+
+
+def test_baseline_on_an_unseen_photo_follows_the_speech(tmp_path, capsys):
+    from avdiff.audio.tts import speak
+
+    speech = tmp_path / "speech.wav"
+    from avdiff.audio import save_audio
+
+    save_audio(speech, speak("Good morning everyone, and welcome to the meeting about the new library.", voice="en-gb+m3"))
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.fromarray(unseen_face()).save(photo)
+    out = tmp_path / "talk.mp4"
+    assert main(["talk", "--baseline", "--image", str(photo), "--audio", str(speech), "--out", str(out)]) == 0
+    capsys.readouterr()
+    video = read_video(out)
+    assert abs(video.audio.duration_s - load_audio(speech).duration_s) <= 1 / 25
+    report = eval_lipsync(capsys, out)
+    assert report["r_envelope"] >= 0.6
+
+
+def test_baseline_python_api_is_deterministic_and_audio_driven():
+    from avdiff.audio.tts import speak
+
+    pipe = WarpBaselinePipeline()
+    pipe.set_progress_bar_config(disable=True)
+    image = skimage.data.astronaut()
+    a = pipe(image, speak("Hello there, how are you?"))
+    b = pipe(image, speak("Hello there, how are you?"))
+    c = pipe(image, speak("Bye.", speed_wpm=120))
+    assert np.array_equal(a.frames, b.frames)
+    assert a.frames.shape[1:] == (512, 512, 3) and a.num_frames != c.num_frames
+    moving = np.abs(a.frames.astype(int) - image.astype(int)).reshape(a.num_frames, -1).max(axis=1)
+    assert (moving > 0).sum() > a.num_frames // 3  # the mouth moves in many frames...
+    assert moving[-1] == 0  # ...and is shut (the photo, untouched) in espeak's trailing 0.4 s of silence
+
+
+def test_dataset_is_varied_reproducible_and_resumable(tmp_path):
+    records = make_dataset(tmp_path, 3, split="test", seed=1, progress_bar=False)
+    assert len({r.text for r in records} | {r.source["voice"] for r in records}) >= 3
+    assert all(r.split == "test" for r in records)
+    assert len(read_index(tmp_path)) == 3
+    first = (tmp_path / records[0].video).stat().st_mtime_ns
+    again = make_dataset(tmp_path, 3, split="test", seed=1, progress_bar=False)
+    assert [r.id for r in again] == [r.id for r in records]
+    assert (tmp_path / records[0].video).stat().st_mtime_ns == first  # finished clips are not remade
+
+
+def test_face_augment_changes_pixels_but_keeps_the_shape():
+    image = skimage.data.astronaut()
+    out = FaceAugment(flip=True, brightness=1.1, scale=1.1, shift=(0.05, -0.02)).apply(image)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - image.astype(int)).mean() > 10
+    assert np.array_equal(FaceAugment().apply(image), image)
