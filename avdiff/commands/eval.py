@@ -23,7 +23,7 @@ OFFSET_CONVENTION = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a generated video (lipsync)", description="Evaluate a generated video.")
+    p = sub.add_parser("eval", help="evaluate a generated video (lipsync) or a trained aligner (align)", description="Evaluate a generated video or a trained model.")
     metrics = p.add_subparsers(dest="metric", metavar="METRIC")
     p.set_defaults(func=lambda args: _print_help(p))
 
@@ -46,6 +46,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     lip.add_argument("--max-offset", type=int, default=15, metavar="K", help="search offsets -K..K frames (default 15)")
     lip.add_argument("--json", action="store_true", help="print the result as JSON")
     lip.set_defaults(func=run_lipsync)
+
+    align = metrics.add_parser(
+        "align",
+        help="audio-text retrieval recall@1/@5 of a trained aligner on held-out attribute combinations",
+        description="Recall@1 and @5 in both directions (audio->text, text->audio) on the held-out test split of "
+        "the synthetic sound-caption set, next to chance.",
+    )
+    align.add_argument("--checkpoint", required=True, help="a trained aligner folder, e.g. runs/align_tiny/final")
+    align.add_argument("--json", action="store_true", help="print the result as JSON")
+    align.set_defaults(func=run_align)
+
+
+def run_align(args: argparse.Namespace) -> int:
+    from avdiff.training.align import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"align: {args.checkpoint} ({int(result['num_audio'])} held-out clips, {int(result['num_text'])} captions)")
+    for direction, name in (("a2t", "audio -> text"), ("t2a", "text -> audio")):
+        for k in (1, 5):
+            r, chance = result[f"{direction}_r@{k}"], result[f"chance_{direction}_r@{k}"]
+            print(f"  {name}  R@{k}: {r:.3f}  (chance {chance:.3f}, {r / chance:.1f}x)")
+    return 0
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:

@@ -1,0 +1,119 @@
+"""The shared trainer: exact resumption, atomic checkpoints, seeded batch order."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from avdiff.training import StepBatchSampler, TrainConfig, Trainer
+
+
+class ToyTask:
+    """Regress y = x @ w_true with dropout and noisy targets, so randomness matters at every step."""
+
+    def __init__(self, n: int = 64):
+        g = torch.Generator().manual_seed(123)
+        self.x = torch.randn(n, 8, generator=g)
+        self.y = self.x @ torch.randn(8, 1, generator=g)
+
+    def build_model(self):
+        return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Dropout(0.2), torch.nn.Linear(16, 1))
+
+    def build_dataset(self):
+        return TensorDataset(self.x, self.y)
+
+    def compute_loss(self, model, batch, step):
+        x, y = batch
+        noise = 0.1 * torch.randn_like(y)
+        loss = torch.nn.functional.mse_loss(model(x), y + noise)
+        return loss, {}
+
+    def save_model(self, model, path: Path):
+        torch.save(model.state_dict(), path / "model.pt")
+
+
+def config(tmp_path, **kw) -> TrainConfig:
+    base = dict(output_dir=str(tmp_path), max_steps=20, batch_size=8, lr=0.01, checkpoint_every=5, log_every=5, seed=3)
+    return TrainConfig(**{**base, **kw})
+
+
+def final_weights(run: Path) -> dict:
+    return torch.load(run / "final" / "model.pt")
+
+
+def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path):
+    Trainer(ToyTask(), config(tmp_path / "straight"), progress_bar=False).train()
+    killed = Trainer(ToyTask(), config(tmp_path / "killed"), progress_bar=False)
+    partial = killed.train(stop_after=7)  # "killed" after step 7: the last checkpoint is step 5
+    assert partial.steps == 7 and not (tmp_path / "killed" / "final").exists()
+    assert [p.name for p in killed.checkpoints()] == ["step_5", "step_7"]
+    resumed = Trainer(ToyTask(), config(tmp_path / "killed"), progress_bar=False).train(resume=True)
+    assert resumed.steps == 20
+    a, b = final_weights(tmp_path / "straight"), final_weights(tmp_path / "killed")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_resume_from_an_older_checkpoint_also_matches(tmp_path):
+    Trainer(ToyTask(), config(tmp_path / "straight"), progress_bar=False).train()
+    t = Trainer(ToyTask(), config(tmp_path / "run", keep_checkpoints=5), progress_bar=False)
+    t.train(stop_after=12)
+    # drop the newest checkpoints, as if the process died while writing them
+    for ckpt in t.checkpoints()[1:]:
+        (ckpt / "DONE").unlink()
+    assert [p.name for p in t.checkpoints()] == ["step_5"]
+    Trainer(ToyTask(), config(tmp_path / "run"), progress_bar=False).train(resume=True)
+    a, b = final_weights(tmp_path / "straight"), final_weights(tmp_path / "run")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_different_seeds_give_different_runs(tmp_path):
+    Trainer(ToyTask(), config(tmp_path / "a"), progress_bar=False).train()
+    Trainer(ToyTask(), config(tmp_path / "b", seed=4), progress_bar=False).train()
+    a, b = final_weights(tmp_path / "a"), final_weights(tmp_path / "b")
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_lowers_the_loss_and_logs(tmp_path):
+    import json
+
+    Trainer(ToyTask(), config(tmp_path, max_steps=60, log_every=10), progress_bar=False).train()
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "logs.jsonl").read_text().splitlines()]
+    assert len(losses) == 6 and losses[-1] < 0.5 * losses[0]
+    assert json.loads((tmp_path / "config.json").read_text())["trainer"]["max_steps"] == 60
+
+
+def test_ema_weights_are_what_is_saved(tmp_path):
+    Trainer(ToyTask(), config(tmp_path / "plain", max_steps=10), progress_bar=False).train()
+    Trainer(ToyTask(), config(tmp_path / "ema", max_steps=10, ema_decay=0.9), progress_bar=False).train()
+    a, b = final_weights(tmp_path / "plain"), final_weights(tmp_path / "ema")
+    assert not torch.equal(a["0.weight"], b["0.weight"])
+
+
+def test_step_batch_sampler_is_a_function_of_the_step():
+    full = list(StepBatchSampler(50, 8, 20, seed=1))
+    tail = list(StepBatchSampler(50, 8, 20, seed=1, start_step=13))
+    assert full[13:] == tail and len(full) == 20
+    epoch = [i for batch in full[:6] for i in batch]  # 6 steps per epoch (50 // 8)
+    assert len(set(epoch)) == 48  # no repeats inside an epoch
+    assert full[:6] != full[6:12]  # a new order each epoch
+    with pytest.raises(ValueError, match="fewer than batch_size"):
+        StepBatchSampler(4, 8, 10, seed=0)
+
+
+@pytest.mark.parametrize("bad", [dict(max_steps=0), dict(batch_size=0), dict(mixed_precision="fp8"), dict(ema_decay=1.5)])
+def test_bad_settings_are_refused(bad):
+    with pytest.raises(ValueError):
+        TrainConfig.from_dict(bad)
+    with pytest.raises(ValueError, match="unknown trainer settings"):
+        TrainConfig.from_dict({"max_stepz": 3})
+
+
+def test_non_finite_loss_stops_with_a_clear_error(tmp_path):
+    class Exploding(ToyTask):
+        def compute_loss(self, model, batch, step):
+            return torch.tensor(float("nan"), requires_grad=True), {}
+
+    with pytest.raises(FloatingPointError, match="step 0"):
+        Trainer(Exploding(), config(tmp_path), progress_bar=False).train()
