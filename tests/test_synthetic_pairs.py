@@ -9,7 +9,8 @@ import skimage.data
 from avdiff.audio import Waveform, load_audio
 from avdiff.audio.tts import espeak_available
 from avdiff.cli import main
-from avdiff.data.synthetic import FaceAugment, make_dataset, read_index
+from avdiff.data.format import read_index
+from avdiff.data.synthetic import FaceAugment, make_dataset
 from avdiff.pipelines import WarpBaselinePipeline
 from avdiff.video import read_video, write_video
 

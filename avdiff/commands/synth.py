@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
     from avdiff.audio.io import load_audio
     from avdiff.audio.tts import speak
-    from avdiff.data.synthetic import append_index, default_face, make_clip, make_dataset
+    from avdiff.data.format import append_index
+    from avdiff.data.synthetic import default_face, make_clip, make_dataset
 
     faces = args.face or None
     if args.dataset is not None:

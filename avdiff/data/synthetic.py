@@ -14,10 +14,9 @@ The DATA format, shared with ``avdiff prepare`` and read by the talking-head tra
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from tqdm.auto import tqdm
 
 from avdiff.audio.io import Waveform, load_audio
 from avdiff.audio.tts import speak
+from avdiff.data.format import ClipRecord, append_index, read_index, save_npy
 from avdiff.pipelines.warp_baseline import SAMPLE_RATE, animate
 from avdiff.video.face import ImageLike, load_image
 from avdiff.video.io import write_video
@@ -149,22 +149,6 @@ class FaceAugment:
         return np.ascontiguousarray(out)
 
 
-@dataclass
-class ClipRecord:
-    """One line of ``index.jsonl``. Paths are relative to the DATA folder."""
-
-    id: str
-    video: str
-    fps: float
-    sample_rate: int
-    num_frames: int
-    duration_s: float
-    aperture: str | None = None
-    text: str | None = None
-    split: str | None = None
-    source: dict = field(default_factory=dict)
-
-
 def default_face() -> np.ndarray:
     """The built-in example face: ``skimage.data.astronaut()`` (Eileen Collins, public domain), uint8 [512, 512, 3]."""
     import skimage.data
@@ -189,7 +173,7 @@ def make_clip(
     video = Path("clips") / f"{clip_id}.mp4"
     aperture = Path("clips") / f"{clip_id}.aperture.npy"
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
-    _save_npy(out_dir / aperture, anim.aperture)
+    save_npy(out_dir / aperture, anim.aperture)
     write_video(out_dir / video, anim.frames, FPS, speech)
     return ClipRecord(
         id=clip_id,
@@ -203,13 +187,6 @@ def make_clip(
         split=split,
         source=source or {},
     )
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
 
 
 def make_dataset(
@@ -250,27 +227,3 @@ def make_dataset(
         records.append(record)
         append_index(out_dir, record)
     return records
-
-
-def read_index(data_dir: str | os.PathLike) -> list[ClipRecord]:
-    """The clips of a DATA folder (empty when it has no index yet)."""
-    path = Path(data_dir) / "index.jsonl"
-    if not path.exists():
-        return []
-    records = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                records.append(ClipRecord(**json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as e:
-                raise ValueError(f"{path}:{n}: not a clip record ({e})") from e
-    return records
-
-
-def append_index(data_dir: str | os.PathLike, record: ClipRecord) -> None:
-    """Add (or replace) one record in ``index.jsonl``, rewriting the file atomically."""
-    path = Path(data_dir) / "index.jsonl"
-    records = [r for r in read_index(data_dir) if r.id != record.id] + [record]
-    tmp = path.with_name("index.jsonl.partial")
-    tmp.write_text("".join(json.dumps(asdict(r)) + "\n" for r in records))
-    os.replace(tmp, path)
