@@ -108,3 +108,15 @@ def test_train_then_eval_align_beats_chance_five_times(tmp_path, capsys):
     assert result["t2a_r@1"] >= 5 * result["chance_t2a_r@1"]
     assert main(["eval", "align", "--checkpoint", str(tmp_path / "run" / "final"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == result  # deterministic
+
+    # the trained aligner behind the AudioTextEncoder interface picks the prompt word its sound belongs to
+    from avdiff.data.sound_captions import SoundCombo, synthesize
+    from avdiff.encoders import AlignedEncoder
+
+    encoder = AlignedEncoder.from_pretrained(tmp_path / "run" / "final")
+    import numpy as np
+
+    bell = torch.from_numpy(synthesize(SoundCombo("bell", "high", "slow", "steady"), np.random.default_rng(7)))
+    choice = encoder.select_token("a whistle, a drum and a bell", bell)
+    assert choice.word == "bell", choice.candidates
+    assert encoder.audio_tokens(bell).shape == (1, 4, 384)
