@@ -6,17 +6,30 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks (audio)")
+    p = sub.add_parser("bench", help="benchmarks (audio, unet)")
     bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     a = bench.add_parser("audio", help="loading, log-mel and rhythm analysis as multiples of real time")
     a.add_argument("--duration", type=float, default=180.0, metavar="S", help="length of the generated track (s)")
     a.add_argument("--fps", type=float, default=25.0)
     a.add_argument("--repeats", type=int, default=3)
     a.set_defaults(func=run_audio)
+    u = bench.add_parser("unet", help="AudioVideoUNet forward/backward time and peak memory vs frames and resolution")
+    u.add_argument("--frames", type=int, nargs="+", default=[8, 16, 32], metavar="F", help="frame counts")
+    u.add_argument("--sizes", type=int, nargs="+", default=[16, 32], metavar="N", help="latent sizes (NxN), CPU")
+    u.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
+    u.add_argument("--repeats", type=int, default=1, help="training steps timed per configuration on CPU")
+    u.set_defaults(func=run_unet)
 
 
 def run_audio(args: argparse.Namespace) -> int:
     from avdiff.bench.audio import main
 
     print(main(args.duration, args.fps, args.repeats))
+    return 0
+
+
+def run_unet(args: argparse.Namespace) -> int:
+    from avdiff.bench.unet import main
+
+    print(main(tuple(args.frames), tuple(args.sizes), args.threads, args.repeats))
     return 0
