@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks (audio, unet)")
+    p = sub.add_parser("bench", help="benchmarks (audio, unet, talk)")
     bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     a = bench.add_parser("audio", help="loading, log-mel and rhythm analysis as multiples of real time")
     a.add_argument("--duration", type=float, default=180.0, metavar="S", help="length of the generated track (s)")
@@ -19,6 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
     u.add_argument("--repeats", type=int, default=1, help="training steps timed per configuration on CPU")
     u.set_defaults(func=run_unet)
+    t = bench.add_parser("talk", help="talking-head pipeline: real-time factor, time outside the UNet, peak memory "
+                                      "vs audio length")  # fmt: skip
+    t.add_argument("--durations", type=float, nargs="+", default=[5.0, 10.0, 30.0], metavar="S",
+                   help="audio lengths (s) for the peak-memory runs, each in a fresh process")  # fmt: skip
+    t.add_argument("--speed-seconds", type=float, default=10.0, metavar="S", help="audio length of the timed run")
+    t.add_argument("--steps", type=int, default=4, help="denoising steps per chunk in the timed run")
+    t.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
+    t.set_defaults(func=run_talk)
 
 
 def run_audio(args: argparse.Namespace) -> int:
@@ -32,4 +40,11 @@ def run_unet(args: argparse.Namespace) -> int:
     from avdiff.bench.unet import main
 
     print(main(tuple(args.frames), tuple(args.sizes), args.threads, args.repeats))
+    return 0
+
+
+def run_talk(args: argparse.Namespace) -> int:
+    from avdiff.bench.talk import main
+
+    print(main(tuple(args.durations), args.speed_seconds, args.steps, args.threads))
     return 0

@@ -1,4 +1,12 @@
-"""``avdiff talk``: a talking-head video from a face photo and speech."""
+"""``avdiff talk``: a talking-head video from a face photo and speech.
+
+Three sources of the animation, exactly one of them:
+
+* ``--model PATH``: a saved :class:`~avdiff.pipelines.talking_head.TalkingHeadPipeline` (``save_pretrained`` folder,
+  e.g. a checkpoint of ``avdiff train``);
+* ``--preset NAME``: a random-weight pipeline from a preset (``tiny``): a smoke run of the whole path, not a face;
+* ``--baseline``: the model-free mouth-warp baseline (CPU, no weights).
+"""
 
 from __future__ import annotations
 
@@ -10,19 +18,68 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image", required=True, help="face photo")
     p.add_argument("--audio", required=True, help="speech (any audio file, or a video's audio track)")
     p.add_argument("--out", required=True, help="output mp4 (the speech is muxed in)")
-    p.add_argument("--baseline", action="store_true", help="the model-free mouth-warp baseline (CPU, no weights)")
-    p.add_argument("--fps", default="25")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--model", metavar="PATH", help="a saved TalkingHeadPipeline folder")
+    source.add_argument("--preset", metavar="NAME", help="a random-weight pipeline preset (tiny), for smoke runs")
+    source.add_argument("--baseline", action="store_true", help="the model-free mouth-warp baseline (CPU, no weights)")
+    p.add_argument("--fps", default="25", help="frame rate: 25, 29.97 or 30000/1001")
+    p.add_argument("--steps", type=int, default=20, help="denoising steps per chunk")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generator that draws all the noise")
+    p.add_argument("--chunk-frames", type=int, default=16, help="frames denoised together")
+    p.add_argument("--motion-frames", type=int, default=2, help="frames of the previous chunk each chunk continues")
+    p.add_argument("--audio-guidance", type=float, default=2.0, help="audio guidance scale (1 = off)")
+    p.add_argument("--reference-guidance", type=float, default=1.5, help="reference guidance scale (1 = off)")
+    p.add_argument("--crops", action="store_true", help="write the aligned face crops instead of pasting them back")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.set_defaults(func=run)
+
+
+def _fps(value: str) -> str | float:
+    return value if "/" in value else float(value)
 
 
 def run(args: argparse.Namespace) -> int:
     from avdiff.cli import CommandError
-    from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
 
-    if not args.baseline:
-        raise CommandError("no talking-head model is available yet: use --baseline (the mouth-warp baseline)")
-    pipe = WarpBaselinePipeline(fps=args.fps if "/" in args.fps else float(args.fps))
-    out = pipe(args.image, args.audio)
+    if args.baseline:
+        from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
+
+        out = WarpBaselinePipeline(fps=_fps(args.fps))(args.image, args.audio)
+    elif args.model or args.preset:
+        out = _generate(args)
+    else:
+        raise CommandError("choose the animation: --model PATH (a trained pipeline), --preset tiny (random weights, "
+                           "a smoke run) or --baseline (the mouth-warp baseline)")  # fmt: skip
     path = out.save(args.out)
     print(f"wrote {path} ({out.num_frames} frames at {out.fps} fps)")
     return 0
+
+
+def _generate(args: argparse.Namespace):
+    import os
+
+    import torch
+
+    from avdiff.cli import CommandError
+    from avdiff.pipelines.talking_head import TalkingHeadPipeline
+
+    if args.model:
+        if not os.path.isfile(os.path.join(args.model, "model_index.json")):
+            raise CommandError(f"--model {args.model!r} is not a saved pipeline folder (no model_index.json)")
+        pipe = TalkingHeadPipeline.from_pretrained(args.model)
+    else:
+        pipe = TalkingHeadPipeline.from_preset(args.preset, seed=args.seed)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe.to(device)
+    return pipe(
+        args.image,
+        args.audio,
+        fps=_fps(args.fps),
+        num_inference_steps=args.steps,
+        audio_guidance_scale=args.audio_guidance,
+        reference_guidance_scale=args.reference_guidance,
+        chunk_frames=args.chunk_frames,
+        motion_frames=args.motion_frames,
+        generator=torch.Generator().manual_seed(args.seed),
+        output_type="crops" if args.crops else "np",
+    )

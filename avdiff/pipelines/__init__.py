@@ -1,6 +1,7 @@
 """Pipelines: sound in, video out."""
 
 from avdiff.pipelines.output import VideoPipelineOutput
+from avdiff.pipelines.talking_head import TalkingHeadPipeline
 from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
 
-__all__ = ["VideoPipelineOutput", "WarpBaselinePipeline"]
+__all__ = ["TalkingHeadPipeline", "VideoPipelineOutput", "WarpBaselinePipeline"]

@@ -1,0 +1,214 @@
+"""``avdiff bench talk``: TalkingHeadPipeline speed, overhead outside the UNet, and peak memory against audio length.
+
+All on the astronaut photo (512x512) with a deterministic speech-like signal (a voiced buzz whose loudness rises and
+falls at syllable rate), so the numbers do not depend on espeak-ng:
+
+* ``rtf``: generation seconds per second of audio (below 1 is faster than real time), after a short warm-up call;
+* ``unet_share`` and ``outside_unet``: the share of the call spent inside UNet forwards (timed by hooks on the UNet)
+  and everything else (face detection, speech features and tokens, scheduler, decoding, paste-back); the target is
+  at most 10 % outside the UNet;
+* ``peak_mb`` for 5, 10 and 30 s of audio: the peak RSS increase during one call, each length in a fresh child
+  process, measured with :class:`avdiff.bench.unet.MemoryProbe` (the kernel's ``VmHWM`` after resetting it through
+  ``/proc/self/clear_refs``). ``output_mb`` is the uint8 frames the call returns (inherently proportional to the
+  length: 50 ms of 512x512 video is 1.5 MB) and ``working_mb = peak_mb - output_mb`` is what the pipeline itself
+  needs; bounded memory means ``working_mb`` does not grow with the audio.
+
+The CPU runs the ``tiny`` preset with one intra-op thread. With CUDA, an SD 1.5-sized pipeline (the sd15 UNet and
+an SD-sized VAE with random weights, bf16) runs at 256x256 as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import time
+import traceback
+
+import numpy as np
+import torch
+
+from avdiff.audio.io import Waveform
+from avdiff.bench.timing import format_table
+from avdiff.bench.unet import MemoryProbe
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+# An SD 1.5-sized talking-head pipeline: the sd15 UNet (random weights), Stable Diffusion's VAE architecture
+# (random weights), and a log-mel speech encoder projecting to the UNet's 768-wide audio tokens.
+SD15_SPEC = {
+    "pixel_size": 256,
+    "codec": {"type": "vae", "vae_config": {
+        "in_channels": 3, "out_channels": 3, "latent_channels": 4, "sample_size": 256, "layers_per_block": 2,
+        "block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "up_block_types": ["UpDecoderBlock2D"] * 4, "norm_num_groups": 32, "scaling_factor": 0.18215}},
+    "unet": {"preset": "sd15", "mask_channels": 1},
+    "speech_encoder": {"type": "log_mel", "audio_dim": 768, "hidden_dim": 256, "tokens_per_frame": 5},
+    "scheduler": {"type": "ddim", "num_train_timesteps": 1000, "beta_schedule": "scaled_linear",
+                  "beta_start": 0.00085, "beta_end": 0.012, "prediction_type": "epsilon",
+                  "timestep_spacing": "trailing", "clip_sample": False, "set_alpha_to_one": False},
+}  # fmt: skip
+
+
+def speech_like(duration_s: float, sample_rate: int = SAMPLE_RATE, seed: int = 0) -> Waveform:
+    """A deterministic stand-in for speech: a 120 Hz harmonic buzz with formant-ish noise, its loudness rising and
+    falling about 4 times a second with short pauses. Mono float32 [1, N]."""
+    rng = np.random.default_rng(seed)
+    n = int(round(duration_s * sample_rate))
+    t = np.arange(n) / sample_rate
+    f0 = 120 + 15 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+    syllables = np.clip(np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, 6)), 0, None) ** 2
+    pauses = (np.sin(2 * np.pi * 0.3 * t) > -0.8).astype(np.float64)
+    x = 0.25 * (voiced + 0.3 * rng.standard_normal(n)) * syllables * pauses
+    return Waveform(torch.from_numpy(x.astype(np.float32))[None], sample_rate)
+
+
+def astronaut() -> np.ndarray:
+    from avdiff.data.synthetic import default_face
+
+    return default_face()
+
+
+class UNetTimer:
+    """Accumulates the wall time of every forward of a module (hooks; CUDA is synchronised around each call)."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.seconds, self.calls, self._start = 0.0, 0, 0.0
+        self._cuda = next(module.parameters()).is_cuda
+        self._handles = [module.register_forward_pre_hook(self._pre), module.register_forward_hook(self._post)]
+
+    def _sync(self) -> None:
+        if self._cuda:
+            torch.cuda.synchronize()
+
+    def _pre(self, module, args) -> None:
+        self._sync()
+        self._start = time.perf_counter()
+
+    def _post(self, module, args, output) -> None:
+        self._sync()
+        self.seconds += time.perf_counter() - self._start
+        self.calls += 1
+
+    def reset(self) -> None:
+        self.seconds, self.calls = 0.0, 0
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+def build(spec: str | dict = "tiny", device: str = "cpu", dtype: str = "float32", threads: int = 1):
+    """A random-weight pipeline from a preset name or spec dict, on ``device`` in ``dtype``, progress bar off."""
+    from avdiff.models.unet import quiet_empty_fp32_warning
+    from avdiff.pipelines.talking_head import TalkingHeadPipeline, build_pipeline
+
+    if threads:
+        torch.set_num_threads(threads)
+    pipe = TalkingHeadPipeline.from_preset(spec) if isinstance(spec, str) else build_pipeline(spec)
+    with quiet_empty_fp32_warning():
+        pipe.to(device=device, dtype=getattr(torch, dtype))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def measure_speed(spec: str | dict = "tiny", seconds: float = 10.0, steps: int = 4, device: str = "cpu",
+                  dtype: str = "float32", threads: int = 1, size: int | None = None) -> dict:  # fmt: skip
+    """Real-time factor and the time outside UNet forwards of one call (after a 1 s, 1-step warm-up call)."""
+    pipe = build(spec, device, dtype, threads)
+    photo = astronaut()
+    kwargs = {"height": size, "width": size, "generator": torch.Generator().manual_seed(0)}
+    pipe(photo, speech_like(1.0), num_inference_steps=1, **kwargs)  # warm-up: mediapipe graphs, kernels
+    timer = UNetTimer(pipe.unet)
+    start = time.perf_counter()
+    out = pipe(photo, speech_like(seconds), num_inference_steps=steps, **kwargs)
+    total = time.perf_counter() - start
+    timer.remove()
+    return {"device": device, "dtype": dtype, "seconds": seconds, "steps": steps, "frames": out.num_frames,
+            "size": size or pipe.default_size, "total_s": total, "unet_s": timer.seconds,
+            "unet_calls": timer.calls, "rtf": total / seconds}  # fmt: skip
+
+
+def measure_memory(seconds: float, steps: int = 1, threads: int = 1, output_type: str = "np",
+                   audio_guidance_scale: float = 2.0, reference_guidance_scale: float = 1.5) -> dict:  # fmt: skip
+    """Peak RSS increase (MB) of one tiny-preset call on ``seconds`` of audio, in this process."""
+    pipe = build("tiny", "cpu", "float32", threads)
+    photo, speech = astronaut(), speech_like(seconds)
+    probe = MemoryProbe(torch.device("cpu"))
+    probe.start()
+    out = pipe(photo, speech, num_inference_steps=steps, output_type=output_type,
+               audio_guidance_scale=audio_guidance_scale, reference_guidance_scale=reference_guidance_scale,
+               generator=torch.Generator().manual_seed(0))  # fmt: skip
+    peak = probe.peak_mb()
+    return {"seconds": seconds, "frames": out.num_frames, "peak_mb": peak, "output_mb": out.frames.nbytes / 2**20}
+
+
+def _child_main(conn, kwargs: dict) -> None:
+    try:
+        conn.send(("ok", measure_memory(**kwargs)))
+    except BaseException:  # noqa: BLE001 - reported to the parent
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def measure_memory_in_child(**kwargs) -> dict:
+    """``measure_memory`` in a fresh process forked from a server that has torch and the pipeline imported, so no
+    allocator cache or earlier peak carries over."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "diffusers", "avdiff.pipelines.talking_head", __name__])
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child_main, args=(send, kwargs))
+    child.start()
+    send.close()
+    try:
+        status, payload = receive.recv()
+    except EOFError:
+        status, payload = "error", "the child process died"
+    child.join()
+    if status != "ok":
+        raise RuntimeError(f"talk memory bench {kwargs} failed (exit code {child.exitcode}):\n{payload}")
+    return payload
+
+
+def speed_row(name: str, r: dict) -> dict:
+    outside = r["total_s"] - r["unet_s"]
+    return {"config": f"{name} {r['device']} {r['dtype']} {r['size']}px {r['steps']} steps",
+            "audio_s": f"{r['seconds']:g}",
+            "frames": r["frames"], "total_s": f"{r['total_s']:.2f}", "rtf": f"{r['rtf']:.2f}",
+            "unet_calls": r["unet_calls"], "unet_share": f"{r['unet_s'] / r['total_s']:.1%}",
+            "outside_unet": f"{outside / r['total_s']:.1%}"}  # fmt: skip
+
+
+def main(durations: tuple[float, ...] = (5.0, 10.0, 30.0), speed_seconds: float = 10.0, steps: int = 4,
+         threads: int = 1, gpu: bool | None = None) -> str:  # fmt: skip
+    start = time.perf_counter()
+    lines = [f"avdiff bench talk: astronaut 512x512, speech-like audio, tiny preset on CPU ({threads} thread(s)), "
+             "guidance 3 passes (audio 2.0, reference 1.5), chunks of 16 with 2 motion frames"]  # fmt: skip
+    speed = [speed_row("tiny", measure_speed("tiny", speed_seconds, steps, threads=threads))]
+    if torch.cuda.is_available() if gpu is None else gpu:
+        r = measure_speed(SD15_SPEC, speed_seconds, steps, device="cuda", dtype="bfloat16", threads=0, size=256)
+        speed.append(speed_row("sd15-size", r))
+    else:
+        lines.append("no CUDA: the SD 1.5-sized pipeline at 256x256 is skipped")
+    cols = ["config", "audio_s", "frames", "total_s", "rtf", "unet_calls", "unet_share", "outside_unet"]
+    lines += ["", "speed (rtf = generation s per audio s; outside_unet target <= 10%)", format_table(speed, cols)]
+
+    memory = [measure_memory_in_child(seconds=s, steps=1, threads=threads) for s in durations]
+    base = memory[0]
+    rows = [{"audio_s": f"{m['seconds']:g}", "frames": m["frames"], "peak_mb": f"{m['peak_mb']:.0f}",
+             "output_mb": f"{m['output_mb']:.0f}", "working_mb": f"{m['peak_mb'] - m['output_mb']:.0f}",
+             "peak_vs_first": f"{m['peak_mb'] / base['peak_mb']:.2f}",
+             "working_vs_first": f"{(m['peak_mb'] - m['output_mb']) / (base['peak_mb'] - base['output_mb']):.2f}"}
+            for m in memory]  # fmt: skip
+    lines += ["", "peak memory of one call, tiny, 512x512 frames pasted back (fresh process per length; 1 step)",
+              format_table(rows, ["audio_s", "frames", "peak_mb", "output_mb", "working_mb", "peak_vs_first",
+                                  "working_vs_first"])]  # fmt: skip
+    lines.append(f"({time.perf_counter() - start:.0f} s in all)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(main())
