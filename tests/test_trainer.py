@@ -117,3 +117,26 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path):
 
     with pytest.raises(FloatingPointError, match="step 0"):
         Trainer(Exploding(), config(tmp_path), progress_bar=False).train()
+
+
+def test_resume_works_for_models_holding_a_log_mel(tmp_path):
+    """torch's periodic Hann window is a view into a longer storage; safetensors would refuse to load it on resume."""
+    from avdiff.audio.features import LogMel
+
+    class Net(torch.nn.Module):
+        def __init__(self, body):
+            super().__init__()
+            self.body, self.mel = body, LogMel(16000)  # the log-mel holds the window buffer
+
+        def forward(self, x):
+            return self.body(x)
+
+    class WithMel(ToyTask):
+        def build_model(self):
+            return Net(super().build_model())
+
+    Trainer(WithMel(), config(tmp_path / "straight"), progress_bar=False).train()
+    Trainer(WithMel(), config(tmp_path / "killed"), progress_bar=False).train(stop_after=7)
+    Trainer(WithMel(), config(tmp_path / "killed"), progress_bar=False).train(resume=True)
+    a, b = final_weights(tmp_path / "straight"), final_weights(tmp_path / "killed")
+    assert all(torch.equal(a[k], b[k]) for k in a)

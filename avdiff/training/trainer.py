@@ -180,6 +180,7 @@ class Trainer:
         )
         set_seed(cfg.seed)
         model = self.task.build_model()
+        own_buffer_storage(model)
         if cfg.gradient_checkpointing and hasattr(model, "enable_gradient_checkpointing"):
             model.enable_gradient_checkpointing()
         optimizer = torch.optim.AdamW(
@@ -340,6 +341,18 @@ class Trainer:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         record = {"trainer": asdict(self.config), "task": getattr(self.task, "config_dict", lambda: {})()}
         (self.output_dir / "config.json").write_text(json.dumps(record, indent=2, default=str))
+
+
+def own_buffer_storage(module: torch.nn.Module) -> None:
+    """Give every buffer that is a view into a larger storage its own copy.
+
+    torch's periodic Hann window (every log-mel's window) is a slice of a one-longer window, and safetensors refuses
+    to load such a tensor, which would break ``Accelerator.load_state`` (resuming) for any model that holds one.
+    """
+    for sub in module.modules():
+        for name, buf in list(sub._buffers.items()):
+            if buf is not None and buf.untyped_storage().nbytes() != buf.numel() * buf.element_size():
+                sub._buffers[name] = buf.clone()
 
 
 class _ema_weights:
