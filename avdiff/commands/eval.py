@@ -1,7 +1,9 @@
 """``avdiff eval METRIC ...``: evaluate generated videos.
 
 ``avdiff eval lipsync VIDEO`` correlates the mouth openness in a talking-head video with the loudness of its audio
-track and finds the audio offset that fits best (see :mod:`avdiff.metrics.lipsync` for the sign convention).
+track and finds the audio offset that fits best (see :mod:`avdiff.metrics.lipsync` for the sign convention). With
+``--syncnet CKPT`` it also reports a trained SyncNet's LSE-D, LSE-C and best offset
+(:mod:`avdiff.metrics.syncnet_scores`), with the same sign convention.
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ground-truth mouth aperture per frame: a .npy float array [F], or .json with a list or {\"aperture\": [...]}",
     )
     lip.add_argument("--max-offset", type=int, default=15, metavar="K", help="search offsets -K..K frames (default 15)")
+    lip.add_argument(
+        "--syncnet",
+        metavar="CKPT",
+        default=None,
+        help="a trained SyncNet folder (avdiff train syncnet): also report LSE-D, LSE-C and its best offset, "
+        "computed as syncnet_python does",
+    )
     lip.add_argument("--json", action="store_true", help="print the result as JSON")
     lip.set_defaults(func=run_lipsync)
 
@@ -122,6 +131,7 @@ def run_lipsync(args: argparse.Namespace) -> int:
     if clip.audio is None:
         raise CommandError(f"{args.video!r} has no (readable) audio track; lipsync needs the speech")
     reference = load_reference_aperture(args.reference_aperture) if args.reference_aperture else None
+    sync_model = load_syncnet_checkpoint(args.syncnet) if args.syncnet else None
     envelope = speech_envelope(clip.audio, clip.fps)
 
     from avdiff.metrics.mouth import mouth_openness  # mediapipe: imported only once the inputs are known to be good
@@ -130,14 +140,57 @@ def run_lipsync(args: argparse.Namespace) -> int:
     if reference is not None and abs(len(reference) - clip.num_frames) > 2:
         logger.warning("the reference aperture has %d frames, the video %d", len(reference), clip.num_frames)
     result = lipsync_scores(openness, envelope, reference=reference, max_offset=args.max_offset)
+    sync = syncnet_report(sync_model, clip, args.max_offset) if sync_model is not None else None
 
     if args.json:
         out = {"video": args.video, "fps": str(clip.fps), **result.to_dict()}
+        if sync is not None:
+            out["syncnet"] = {"checkpoint": args.syncnet, **sync.to_dict()}
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(format_report(args.video, float(clip.fps), result))
+        if sync is not None:
+            sys.stdout.write(format_syncnet(args.syncnet, float(sync_model.config.fps), sync, args.max_offset))
     return 0
+
+
+def load_syncnet_checkpoint(checkpoint: str):
+    """The SyncNet in the folder ``checkpoint``; ``CommandError`` when there is none."""
+    from avdiff.cli import CommandError
+    from avdiff.metrics.syncnet_scores import load_syncnet
+
+    try:
+        return load_syncnet(checkpoint)
+    except FileNotFoundError as e:
+        raise CommandError(f"--syncnet {checkpoint!r}: {e}") from e
+
+
+def syncnet_report(model, clip, max_offset: int):
+    """LSE-D, LSE-C and the best offset of a decoded clip under a SyncNet
+    (:class:`avdiff.metrics.syncnet_scores.SyncScores`)."""
+    from avdiff.cli import CommandError
+    from avdiff.metrics.syncnet_scores import face_crops_for, syncnet_scores
+    from avdiff.video.face import NoFaceError
+
+    try:
+        crops = face_crops_for(model, clip.frames.numpy(), clip.fps)
+    except NoFaceError as e:
+        raise CommandError(f"SyncNet scores need a face in the video: {e}") from e
+    return syncnet_scores(model, crops, clip.audio, max_offset=max_offset)
+
+
+def format_syncnet(checkpoint: str, fps: float, scores, max_offset: int) -> str:
+    """The SyncNet lines of the lipsync report; offsets are in frames at the model's ``fps`` (the video is resampled
+    to it)."""
+    lines = [
+        f"  syncnet:           {checkpoint} ({scores.num_windows} five-frame windows, offsets ±{max_offset})",
+        f"  LSE-D:             {scores.lse_d:.3f}  minimum over offsets of the mean audio-video distance (lower: better)",
+        f"  LSE-C:             {scores.lse_c:.3f}  median minus minimum distance (higher: more confident sync)",
+        f"  syncnet offset:    {describe_offset(scores.offset_frames, fps)}",
+        f"  distance at 0:     {scores.dist_at_zero:.3f}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def describe_offset(k: int, fps: float) -> str:

@@ -6,11 +6,22 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (align)", description="Train a model from a YAML config.")
+    p = sub.add_parser("train", help="train a model (align, syncnet)", description="Train a model from a YAML config.")
     jobs = p.add_subparsers(dest="job", metavar="JOB", required=True)
     align = jobs.add_parser("align", help="contrastive audio-to-text aligner on synthetic sounds and speech")
     _common(align)
     align.set_defaults(func=run_align)
+    syncnet = jobs.add_parser("syncnet", help="SyncNet-style audio-visual sync expert on DATA clips (LSE-C/LSE-D)")
+    _common(syncnet)
+    syncnet.add_argument("--data", help="training DATA folder (avdiff prepare or avdiff synth); overrides task.data")
+    syncnet.add_argument("--eval-data", help="held-out DATA folder to score; overrides task.eval_data")
+    syncnet.set_defaults(func=run_syncnet)
+    talking = jobs.add_parser("talking-head", help="the talking-head pipeline (UNet + speech encoder) on DATA clips")
+    _common(talking)
+    talking.add_argument("--data", help="training DATA folder (avdiff prepare or avdiff synth); overrides task.data")
+    talking.add_argument("--eval-data", help="held-out DATA folder for the eval loss and samples; overrides "
+                         "task.eval_data")
+    talking.set_defaults(func=run_talking_head)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -35,4 +46,50 @@ def run_align(args: argparse.Namespace) -> int:
         metrics = task.evaluate(AudioTextAligner.from_pretrained(result.final_dir))
         print(f"held-out R@1: audio->text {metrics['a2t_r@1']:.3f}, text->audio {metrics['t2a_r@1']:.3f} "
               f"(chance {metrics['chance_a2t_r@1']:.3f}); see: avdiff eval align --checkpoint {result.final_dir}")
+    return 0
+
+
+def run_syncnet(args: argparse.Namespace) -> int:
+    from avdiff.cli import CommandError
+    from avdiff.models.syncnet import SyncNet
+    from avdiff.training import Trainer
+    from avdiff.training.config import load_train_config
+    from avdiff.training.syncnet import SyncNetTask, SyncNetTaskConfig
+
+    trainer_cfg, task_cfg = load_train_config(args.config, {"output_dir": args.output_dir, "max_steps": args.max_steps})
+    task_cfg.update({k: v for k, v in (("data", args.data), ("eval_data", args.eval_data)) if v is not None})
+    config = SyncNetTaskConfig.from_dict(task_cfg)
+    if not config.data:
+        raise CommandError("no training data: give --data DATA (a folder made by avdiff prepare or avdiff synth)")
+    task = SyncNetTask(config, progress_bar=not args.no_progress)
+    result = Trainer(task, trainer_cfg, progress_bar=not args.no_progress).train(resume=args.resume)
+    print(f"trained {result.steps} steps; final model: {result.final_dir}")
+    if result.final_dir.exists() and config.eval_data:
+        m = task.evaluate(SyncNet.from_pretrained(result.final_dir))
+        print(f"held-out ({int(m['clips'])} clips): LSE-C {m['lse_c_sync']:.3f} in sync vs {m['lse_c_shifted']:.3f} "
+              f"with the audio {config.eval_shift} frames late; LSE-D {m['lse_d_sync']:.3f} vs {m['lse_d_shifted']:.3f}; "
+              f"best offset within 1 frame: {m['offset_within_1_sync']:.0%} in sync, "
+              f"{m['offset_within_1_shifted']:.0%} shifted")
+    print(f"score a video: avdiff eval lipsync VIDEO --syncnet {result.final_dir}")
+    return 0
+
+
+def run_talking_head(args: argparse.Namespace) -> int:
+    from avdiff.cli import CommandError
+    from avdiff.training import Trainer
+    from avdiff.training.config import load_train_config
+    from avdiff.training.talking_head import TalkingHeadTask, TalkingHeadTaskConfig
+
+    trainer_cfg, task_cfg = load_train_config(args.config, {"output_dir": args.output_dir, "max_steps": args.max_steps})
+    task_cfg.update({k: v for k, v in (("data", args.data), ("eval_data", args.eval_data)) if v is not None})
+    config = TalkingHeadTaskConfig.from_dict(task_cfg)
+    if not config.data:
+        raise CommandError("no training data: give --data DATA (a folder made by avdiff prepare or avdiff synth)")
+    task = TalkingHeadTask(config, output_dir=trainer_cfg.output_dir, progress_bar=not args.no_progress)
+    result = Trainer(task, trainer_cfg, progress_bar=not args.no_progress).train(resume=args.resume)
+    print(f"trained {result.steps} steps; final model: {result.final_dir}")
+    if result.final_dir.exists():
+        print(f"animate a photo: avdiff talk --model {result.final_dir} --image FACE --audio SPEECH --out OUT.mp4 "
+              f"--chunk-frames {config.chunk_frames} "
+              f"--motion-frames {config.motion_frames}")
     return 0

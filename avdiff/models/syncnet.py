@@ -212,6 +212,11 @@ class SyncNet(nn.Module):
         x = mels.reshape(-1, *mels.shape[-2:]).float()
         return F.normalize(self.audio(x), dim=-1).reshape(*lead, -1)
 
+    def forward(self, windows: torch.Tensor, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Video windows [..., window, h, w] and audio windows [..., n_mels, W] -> their unit embeddings
+        ([..., D], [..., D]); what the trainer calls (so DDP sees one forward)."""
+        return self.embed_video(windows), self.embed_audio(mels)
+
     def logit_scale_value(self) -> torch.Tensor:
         """1 / temperature, clamped to ``max_logit_scale``."""
         return self.logit_scale.exp().clamp(max=self.config.max_logit_scale)
