@@ -20,15 +20,13 @@ an SD-sized VAE with random weights, bf16) runs at 256x256 as well.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import time
-import traceback
 
 import numpy as np
 import torch
 
 from avdiff.audio.io import Waveform
-from avdiff.bench.timing import format_table
+from avdiff.bench.timing import format_table, run_in_child
 from avdiff.bench.unet import MemoryProbe
 
 logger = logging.getLogger(__name__)
@@ -145,32 +143,10 @@ def measure_memory(seconds: float, steps: int = 1, threads: int = 1, output_type
     return {"seconds": seconds, "frames": out.num_frames, "peak_mb": peak, "output_mb": out.frames.nbytes / 2**20}
 
 
-def _child_main(conn, kwargs: dict) -> None:
-    try:
-        conn.send(("ok", measure_memory(**kwargs)))
-    except BaseException:  # noqa: BLE001 - reported to the parent
-        conn.send(("error", traceback.format_exc()))
-    finally:
-        conn.close()
-
-
 def measure_memory_in_child(**kwargs) -> dict:
     """``measure_memory`` in a fresh process forked from a server that has torch and the pipeline imported, so no
     allocator cache or earlier peak carries over."""
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["torch", "diffusers", "avdiff.pipelines.talking_head", __name__])
-    receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child_main, args=(send, kwargs))
-    child.start()
-    send.close()
-    try:
-        status, payload = receive.recv()
-    except EOFError:
-        status, payload = "error", "the child process died"
-    child.join()
-    if status != "ok":
-        raise RuntimeError(f"talk memory bench {kwargs} failed (exit code {child.exitcode}):\n{payload}")
-    return payload
+    return run_in_child(measure_memory, kwargs, ["torch", "diffusers", "avdiff.pipelines.talking_head", __name__])
 
 
 def speed_row(name: str, r: dict) -> dict:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import statistics
 import time
+import traceback
 from typing import Callable
 
 
@@ -28,3 +30,36 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
         return "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths)))
 
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(row) for row in cells])
+
+
+def run_in_child(fn: Callable[..., dict], kwargs: dict, preload: list[str]) -> dict:
+    """``fn(**kwargs)`` in a fresh process, so no allocator cache or earlier memory peak carries over.
+
+    The process is forked from a forkserver that has the ``preload`` modules imported (torch, diffusers ...), which
+    keeps the start cheap. ``fn`` must be a module-level function. A failure in the child raises ``RuntimeError``
+    with the child's traceback.
+    """
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(preload)
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child_main, args=(send, fn, kwargs))
+    child.start()
+    send.close()
+    try:
+        status, payload = receive.recv()
+    except EOFError:
+        child.join()
+        status, payload = "error", f"the child process died (exit code {child.exitcode})"
+    child.join()
+    if status != "ok":
+        raise RuntimeError(f"benchmark {fn.__name__}({kwargs}) failed:\n{payload}")
+    return payload
+
+
+def _child_main(conn, fn: Callable[..., dict], kwargs: dict) -> None:
+    try:
+        conn.send(("ok", fn(**kwargs)))
+    except BaseException:  # noqa: BLE001 - reported to the parent
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()

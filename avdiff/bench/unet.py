@@ -22,14 +22,12 @@ With CUDA, ``sd15`` (random weights, bf16) runs at 256x256 pixels (32x32 latents
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import statistics
 import time
-import traceback
 
 import torch
 
-from avdiff.bench.timing import format_table
+from avdiff.bench.timing import format_table, run_in_child
 
 logger = logging.getLogger(__name__)
 
@@ -150,32 +148,9 @@ def measure(preset: str, frames: int, size: int, device: str = "cpu", dtype: str
     }  # fmt: skip
 
 
-def _child_main(conn, kwargs: dict) -> None:
-    try:
-        conn.send(("ok", measure(**kwargs)))
-    except BaseException:  # noqa: BLE001 - reported to the parent, which prints it in the table
-        conn.send(("error", traceback.format_exc()))
-    finally:
-        conn.close()
-
-
 def measure_in_child(**kwargs) -> dict:
     """``measure`` in a fresh process forked from a server that has torch and diffusers imported."""
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["torch", "diffusers", "avdiff.models", __name__])
-    receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child_main, args=(send, kwargs))
-    child.start()
-    send.close()
-    try:
-        status, payload = receive.recv()
-    except EOFError:
-        child.join()
-        status, payload = "error", f"the child process died (exit code {child.exitcode})"
-    child.join()
-    if status != "ok":
-        raise RuntimeError(f"bench configuration {kwargs} failed:\n{payload}")
-    return payload
+    return run_in_child(measure, kwargs, ["torch", "diffusers", "avdiff.models", __name__])
 
 
 # --- the table -----------------------------------------------------------------------------------------------------

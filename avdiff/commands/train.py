@@ -32,16 +32,31 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run_align(args: argparse.Namespace) -> int:
-    from avdiff.encoders.alignment import AudioTextAligner
-    from avdiff.training import Trainer
-    from avdiff.training.align import AlignTask, AlignTaskConfig
+def _configs(args: argparse.Namespace, with_data: bool = False):
+    """(TrainConfig, task settings) from ``--config``, with the command line's overrides applied."""
     from avdiff.training.config import load_train_config
 
     trainer_cfg, task_cfg = load_train_config(args.config, {"output_dir": args.output_dir, "max_steps": args.max_steps})
-    task = AlignTask(AlignTaskConfig.from_dict(task_cfg))
+    if with_data:
+        task_cfg.update({k: v for k, v in (("data", args.data), ("eval_data", args.eval_data)) if v is not None})
+    return trainer_cfg, task_cfg
+
+
+def _train(task, trainer_cfg, args: argparse.Namespace):
+    from avdiff.training import Trainer
+
     result = Trainer(task, trainer_cfg, progress_bar=not args.no_progress).train(resume=args.resume)
     print(f"trained {result.steps} steps; final model: {result.final_dir}")
+    return result
+
+
+def run_align(args: argparse.Namespace) -> int:
+    from avdiff.encoders.alignment import AudioTextAligner
+    from avdiff.training.align import AlignTask, AlignTaskConfig
+
+    trainer_cfg, task_cfg = _configs(args)
+    task = AlignTask(AlignTaskConfig.from_dict(task_cfg))
+    result = _train(task, trainer_cfg, args)
     if result.final_dir.exists():
         metrics = task.evaluate(AudioTextAligner.from_pretrained(result.final_dir))
         print(f"held-out R@1: audio->text {metrics['a2t_r@1']:.3f}, text->audio {metrics['t2a_r@1']:.3f} "
@@ -52,18 +67,14 @@ def run_align(args: argparse.Namespace) -> int:
 def run_syncnet(args: argparse.Namespace) -> int:
     from avdiff.cli import CommandError
     from avdiff.models.syncnet import SyncNet
-    from avdiff.training import Trainer
-    from avdiff.training.config import load_train_config
     from avdiff.training.syncnet import SyncNetTask, SyncNetTaskConfig
 
-    trainer_cfg, task_cfg = load_train_config(args.config, {"output_dir": args.output_dir, "max_steps": args.max_steps})
-    task_cfg.update({k: v for k, v in (("data", args.data), ("eval_data", args.eval_data)) if v is not None})
+    trainer_cfg, task_cfg = _configs(args, with_data=True)
     config = SyncNetTaskConfig.from_dict(task_cfg)
     if not config.data:
         raise CommandError("no training data: give --data DATA (a folder made by avdiff prepare or avdiff synth)")
     task = SyncNetTask(config, progress_bar=not args.no_progress)
-    result = Trainer(task, trainer_cfg, progress_bar=not args.no_progress).train(resume=args.resume)
-    print(f"trained {result.steps} steps; final model: {result.final_dir}")
+    result = _train(task, trainer_cfg, args)
     if result.final_dir.exists() and config.eval_data:
         m = task.evaluate(SyncNet.from_pretrained(result.final_dir))
         print(f"held-out ({int(m['clips'])} clips): LSE-C {m['lse_c_sync']:.3f} in sync vs {m['lse_c_shifted']:.3f} "
@@ -76,18 +87,14 @@ def run_syncnet(args: argparse.Namespace) -> int:
 
 def run_talking_head(args: argparse.Namespace) -> int:
     from avdiff.cli import CommandError
-    from avdiff.training import Trainer
-    from avdiff.training.config import load_train_config
     from avdiff.training.talking_head import TalkingHeadTask, TalkingHeadTaskConfig
 
-    trainer_cfg, task_cfg = load_train_config(args.config, {"output_dir": args.output_dir, "max_steps": args.max_steps})
-    task_cfg.update({k: v for k, v in (("data", args.data), ("eval_data", args.eval_data)) if v is not None})
+    trainer_cfg, task_cfg = _configs(args, with_data=True)
     config = TalkingHeadTaskConfig.from_dict(task_cfg)
     if not config.data:
         raise CommandError("no training data: give --data DATA (a folder made by avdiff prepare or avdiff synth)")
     task = TalkingHeadTask(config, output_dir=trainer_cfg.output_dir, progress_bar=not args.no_progress)
-    result = Trainer(task, trainer_cfg, progress_bar=not args.no_progress).train(resume=args.resume)
-    print(f"trained {result.steps} steps; final model: {result.final_dir}")
+    result = _train(task, trainer_cfg, args)
     if result.final_dir.exists():
         print(f"animate a photo: avdiff talk --model {result.final_dir} --image FACE --audio SPEECH --out OUT.mp4 "
               f"--chunk-frames {config.chunk_frames} "

@@ -18,6 +18,7 @@ from avdiff.data.sound_captions import SoundCaptionSet, build_sound_captions
 from avdiff.encoders.alignment import AlignerConfig, AudioTextAligner, info_nce, pool_tokens
 from avdiff.encoders.text import SentenceEncoder
 from avdiff.metrics.retrieval import retrieval_recall
+from avdiff.training.trainer import strict_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +40,7 @@ class AlignTaskConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "AlignTaskConfig":
-        known = set(cls.__dataclass_fields__)
-        if set(values) - known:
-            raise ValueError(f"unknown align task settings {sorted(set(values) - known)}; known: {sorted(known)}")
-        return cls(**values)
+        return strict_from_dict(cls, values, "align task")
 
 
 class CaptionedMels(Dataset):

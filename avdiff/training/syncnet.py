@@ -29,6 +29,7 @@ from avdiff.audio.io import Waveform
 from avdiff.data.video_dataset import aligned_crops, load_clip, select_records
 from avdiff.metrics.syncnet_scores import SyncScores, score_faces, shift_audio
 from avdiff.models.syncnet import SyncNet, SyncNetConfig
+from avdiff.training.trainer import strict_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +71,7 @@ class SyncNetTaskConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "SyncNetTaskConfig":
-        known = set(cls.__dataclass_fields__)
-        if set(values) - known:
-            raise ValueError(f"unknown syncnet task settings {sorted(set(values) - known)}; known: {sorted(known)}")
-        config = cls(**values)
+        config = strict_from_dict(cls, values, "syncnet task")
         if config.chunk < 2:
             raise ValueError(f"chunk must be >= 2 windows (a positive and a negative), got {config.chunk}")
         if not 1 <= config.min_negative_shift < config.chunk:

@@ -36,6 +36,7 @@ from avdiff.models.cfg import CFGDropout
 from avdiff.models.codec import pixels_from_uint8
 from avdiff.models.conditions import Conditions
 from avdiff.pipelines.talking_head import TalkingHeadPipeline, load_pipeline_preset
+from avdiff.training.trainer import strict_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +85,7 @@ class TalkingHeadTaskConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TalkingHeadTaskConfig":
-        known = set(cls.__dataclass_fields__)
-        if set(values) - known:
-            raise ValueError(f"unknown talking-head task settings {sorted(set(values) - known)}; known: {sorted(known)}")
-        config = cls(**values)
+        config = strict_from_dict(cls, values, "talking-head task")
         config.validate()
         return config
 

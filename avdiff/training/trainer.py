@@ -70,11 +70,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown trainer settings {sorted(unknown)}; known: {sorted(known)}")
-        config = cls(**values)
+        config = strict_from_dict(cls, values, "trainer")
         config.validate()
         return config
 
@@ -87,6 +83,16 @@ class TrainConfig:
             raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1) or null, got {self.ema_decay}")
+
+
+def strict_from_dict(cls: type, values: dict[str, Any], what: str):
+    """Build dataclass ``cls`` from ``values``, refusing unknown keys with a message that lists the known ones
+    (a typo in a YAML must not be silently ignored)."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown {what} settings {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**values)
 
 
 class TrainTask(Protocol):
