@@ -42,6 +42,17 @@ def _configs(args: argparse.Namespace, with_data: bool = False):
     return trainer_cfg, task_cfg
 
 
+def _data_task_config(args: argparse.Namespace, config_cls: type):
+    """(TrainConfig, the job's task config) for a job that trains on a DATA folder; refuses a run with no data."""
+    from avdiff.cli import CommandError
+
+    trainer_cfg, task_cfg = _configs(args, with_data=True)
+    config = config_cls.from_dict(task_cfg)
+    if not config.data:
+        raise CommandError("no training data: give --data DATA (a folder made by avdiff prepare or avdiff synth)")
+    return trainer_cfg, config
+
+
 def _train(task, trainer_cfg, args: argparse.Namespace):
     from avdiff.training import Trainer
 
@@ -65,14 +76,10 @@ def run_align(args: argparse.Namespace) -> int:
 
 
 def run_syncnet(args: argparse.Namespace) -> int:
-    from avdiff.cli import CommandError
     from avdiff.models.syncnet import SyncNet
     from avdiff.training.syncnet import SyncNetTask, SyncNetTaskConfig
 
-    trainer_cfg, task_cfg = _configs(args, with_data=True)
-    config = SyncNetTaskConfig.from_dict(task_cfg)
-    if not config.data:
-        raise CommandError("no training data: give --data DATA (a folder made by avdiff prepare or avdiff synth)")
+    trainer_cfg, config = _data_task_config(args, SyncNetTaskConfig)
     task = SyncNetTask(config, progress_bar=not args.no_progress)
     result = _train(task, trainer_cfg, args)
     if result.final_dir.exists() and config.eval_data:
@@ -86,13 +93,9 @@ def run_syncnet(args: argparse.Namespace) -> int:
 
 
 def run_talking_head(args: argparse.Namespace) -> int:
-    from avdiff.cli import CommandError
     from avdiff.training.talking_head import TalkingHeadTask, TalkingHeadTaskConfig
 
-    trainer_cfg, task_cfg = _configs(args, with_data=True)
-    config = TalkingHeadTaskConfig.from_dict(task_cfg)
-    if not config.data:
-        raise CommandError("no training data: give --data DATA (a folder made by avdiff prepare or avdiff synth)")
+    trainer_cfg, config = _data_task_config(args, TalkingHeadTaskConfig)
     task = TalkingHeadTask(config, output_dir=trainer_cfg.output_dir, progress_bar=not args.no_progress)
     result = _train(task, trainer_cfg, args)
     if result.final_dir.exists():
