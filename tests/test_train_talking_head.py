@@ -129,6 +129,21 @@ def test_the_model_input_follows_the_inference_layout(data):
         TalkingHeadTaskConfig.from_dict({"chunk_frames": 2, "motion_frames": 2})
 
 
+def test_audio_gain_measures_whether_the_model_uses_the_speech(data):
+    from avdiff.pipelines.talking_head import open_audio_gates
+
+    task = TalkingHeadTask(task_config(data, eval_items=4))
+    model = task.build_model().eval()
+    listening = task.evaluate(model)
+    assert set(listening) >= {"loss", "mse", "mouth_mse", "mouth_mse_swapped_audio", "audio_gain"}
+    assert listening["audio_gain"] == pytest.approx(listening["mouth_mse_swapped_audio"] - listening["mouth_mse"])
+    assert listening["audio_gain"] != 0  # open gates: another window's speech changes the prediction
+    assert task.evaluate(model) == listening  # fixed windows, noise and timesteps
+    open_audio_gates(model.unet, 0.0)  # a model deaf to the speech
+    deaf = task.evaluate(model)
+    assert deaf["audio_gain"] == 0 and deaf["mouth_mse"] == deaf["mouth_mse_swapped_audio"]
+
+
 def _weights(final: Path) -> dict:
     out = {}
     for part in ("unet", "speech_encoder"):

@@ -25,7 +25,7 @@ OFFSET_CONVENTION = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a generated video (lipsync) or a trained aligner (align)", description="Evaluate a generated video or a trained model.")
+    p = sub.add_parser("eval", help="evaluate generated videos (lipsync, talking-head) or a trained aligner (align)", description="Evaluate a generated video or a trained model.")
     metrics = p.add_subparsers(dest="metric", metavar="METRIC")
     p.set_defaults(func=lambda args: _print_help(p))
 
@@ -56,6 +56,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     lip.add_argument("--json", action="store_true", help="print the result as JSON")
     lip.set_defaults(func=run_lipsync)
 
+    heads = metrics.add_parser(
+        "talking-head",
+        help="animate held-out clips with trained models and baselines; lip sync, PSNR and SSIM per source",
+        description=(
+            "For each clip of DATA, animate its most-closed-mouth frame with its own speech by every source (the "
+            "ground truth re-encoded, the still photo, the mouth-warp baseline, and each --model), write "
+            "OUT/SOURCE/ID.mp4, and score it as `avdiff eval lipsync OUT/SOURCE/ID.mp4 --reference-aperture "
+            "DATA/clips/ID.aperture.npy` does, plus face-crop PSNR/SSIM against the true frames. Writes "
+            "OUT/report.json and OUT/report.md."
+        ),
+    )
+    heads.add_argument("--data", required=True, help="a DATA folder of held-out clips (e.g. avdiff synth --split test)")
+    heads.add_argument("--out", required=True, help="output folder for the videos and the report")
+    heads.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                       help="a trained pipeline folder to evaluate, with a name for the report (repeatable)")
+    heads.add_argument("--baselines", default="ground_truth,still,warp",
+                       help="comma-separated baselines among ground_truth, still, warp ('' for none)")
+    heads.add_argument("--split", default=None, help="only clips of this split")
+    heads.add_argument("--max-clips", type=int, default=None, help="at most this many clips")
+    heads.add_argument("--max-offset", type=int, default=15, metavar="K", help="offset search, frames")
+    from avdiff.commands.talk import add_generation_args
+
+    add_generation_args(heads)
+    heads.add_argument("--json", action="store_true", help="print the report as JSON")
+    heads.set_defaults(func=run_talking_head)
+
     align = metrics.add_parser(
         "align",
         help="audio-text retrieval recall@1/@5 of a trained aligner on held-out attribute combinations",
@@ -79,6 +105,58 @@ def run_align(args: argparse.Namespace) -> int:
         for k in (1, 5):
             r, chance = result[f"{direction}_r@{k}"], result[f"chance_{direction}_r@{k}"]
             print(f"  {name}  R@{k}: {r:.3f}  (chance {chance:.3f}, {r / chance:.1f}x)")
+    return 0
+
+
+def parse_models(specs: list[str]) -> dict[str, str]:
+    """``["audio=runs/a/final", ...]`` -> ``{"audio": "runs/a/final"}``; ``CommandError`` for a malformed or
+    repeated name, or a name that is a baseline's."""
+    from avdiff.cli import CommandError
+    from avdiff.metrics.talking_head import BASELINES
+
+    models: dict[str, str] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path or "/" in name:
+            raise CommandError(f"--model {spec!r}: expected NAME=PATH, e.g. audio=runs/th_audio/final")
+        if name in models or name in BASELINES:
+            raise CommandError(f"--model {spec!r}: the name {name!r} is taken; give each model its own name")
+        models[name] = path
+    return models
+
+
+def run_talking_head(args: argparse.Namespace) -> int:
+    from avdiff.cli import CommandError
+    from avdiff.commands.talk import generation_kwargs, load_pipeline
+    from avdiff.metrics.talking_head import BASELINES, baseline_animator, evaluate_talking_heads, pipeline_animator
+    from avdiff.metrics.talking_head import write_report
+
+    baselines = [b for b in args.baselines.split(",") if b]
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise CommandError(f"--baselines: unknown {unknown}; choose among {list(BASELINES)}")
+    models = parse_models(args.model)
+    if not baselines and not models:
+        raise CommandError("nothing to evaluate: give --model NAME=PATH and/or --baselines")
+    kwargs = generation_kwargs(args)
+    kwargs.pop("generator")
+    animators = {b: baseline_animator(b, kwargs["fps"]) for b in baselines}
+    for name, path in models.items():
+        animators[name] = pipeline_animator(load_pipeline(path, args.device), seed=args.seed, **kwargs)
+    try:
+        report = evaluate_talking_heads(args.data, args.out, animators, args.split, args.max_clips, args.max_offset)
+    except FileNotFoundError as e:
+        raise CommandError(str(e)) from e
+    report.settings = {"data": args.data, "models": models, "baselines": baselines, "seed": args.seed,
+                       **{k: str(v) for k, v in kwargs.items()}}  # fmt: skip
+    json_path, md_path = write_report(report, args.out)
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(report.to_markdown(list(models)))
+        print(f"wrote {json_path} and {md_path}; score one video: avdiff eval lipsync OUT/SOURCE/ID.mp4 "
+              f"--reference-aperture {args.data}/clips/ID.aperture.npy")
     return 0
 
 
@@ -120,9 +198,8 @@ def load_reference_aperture(path: str | Path) -> np.ndarray:
 
 
 def run_lipsync(args: argparse.Namespace) -> int:
-    from avdiff.audio.envelope import speech_envelope
     from avdiff.cli import CommandError
-    from avdiff.metrics.lipsync import lipsync_scores
+    from avdiff.metrics.lipsync import score_video
     from avdiff.video import read_video
 
     if args.max_offset < 0:
@@ -132,14 +209,7 @@ def run_lipsync(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.video!r} has no (readable) audio track; lipsync needs the speech")
     reference = load_reference_aperture(args.reference_aperture) if args.reference_aperture else None
     sync_model = load_syncnet_checkpoint(args.syncnet) if args.syncnet else None
-    envelope = speech_envelope(clip.audio, clip.fps)
-
-    from avdiff.metrics.mouth import mouth_openness  # mediapipe: imported only once the inputs are known to be good
-
-    openness = np.asarray(mouth_openness(clip.frames.numpy()), dtype=np.float64)
-    if reference is not None and abs(len(reference) - clip.num_frames) > 2:
-        logger.warning("the reference aperture has %d frames, the video %d", len(reference), clip.num_frames)
-    result = lipsync_scores(openness, envelope, reference=reference, max_offset=args.max_offset)
+    result = score_video(clip, reference, max_offset=args.max_offset)
     sync = syncnet_report(sync_model, clip, args.max_offset) if sync_model is not None else None
 
     if args.json:

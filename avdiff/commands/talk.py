@@ -22,16 +22,58 @@ def register(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--model", metavar="PATH", help="a saved TalkingHeadPipeline folder")
     source.add_argument("--preset", metavar="NAME", help="a random-weight pipeline preset (tiny), for smoke runs")
     source.add_argument("--baseline", action="store_true", help="the model-free mouth-warp baseline (CPU, no weights)")
+    add_generation_args(p)
+    p.add_argument("--crops", action="store_true", help="write the aligned face crops instead of pasting them back")
+    p.set_defaults(func=run)
+
+
+def add_generation_args(p: argparse.ArgumentParser) -> None:
+    """The flags of a TalkingHeadPipeline call (``avdiff talk`` and ``avdiff eval talking-head``)."""
     p.add_argument("--fps", default="25", help="frame rate: 25, 29.97 or 30000/1001")
     p.add_argument("--steps", type=int, default=20, help="denoising steps per chunk")
     p.add_argument("--seed", type=int, default=0, help="seed of the generator that draws all the noise")
-    p.add_argument("--chunk-frames", type=int, default=16, help="frames denoised together")
+    p.add_argument("--chunk-frames", type=int, default=16, help="frames denoised together (use the training "
+                   "config's chunk_frames)")  # fmt: skip
     p.add_argument("--motion-frames", type=int, default=2, help="frames of the previous chunk each chunk continues")
     p.add_argument("--audio-guidance", type=float, default=2.0, help="audio guidance scale (1 = off)")
     p.add_argument("--reference-guidance", type=float, default=1.5, help="reference guidance scale (1 = off)")
-    p.add_argument("--crops", action="store_true", help="write the aligned face crops instead of pasting them back")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    p.set_defaults(func=run)
+
+
+def generation_kwargs(args: argparse.Namespace) -> dict:
+    """Keyword arguments of ``TalkingHeadPipeline.__call__`` from the flags of :func:`add_generation_args`, with a
+    fresh generator seeded by ``--seed``."""
+    import torch
+
+    return {
+        "fps": _fps(args.fps),
+        "num_inference_steps": args.steps,
+        "audio_guidance_scale": args.audio_guidance,
+        "reference_guidance_scale": args.reference_guidance,
+        "chunk_frames": args.chunk_frames,
+        "motion_frames": args.motion_frames,
+        "generator": torch.Generator().manual_seed(args.seed),
+    }
+
+
+def load_pipeline(path: str, device: str | None = None):
+    """A saved TalkingHeadPipeline, moved to ``device`` (default: cuda when available, else cpu); ``CommandError``
+    for a folder that is not one."""
+    import os
+
+    from avdiff.cli import CommandError
+    from avdiff.pipelines.talking_head import TalkingHeadPipeline
+
+    if not os.path.isfile(os.path.join(path, "model_index.json")):
+        raise CommandError(f"--model {path!r} is not a saved pipeline folder (no model_index.json)")
+    return to_device(TalkingHeadPipeline.from_pretrained(path), device)
+
+
+def to_device(pipe, device: str | None = None):
+    """``pipe`` on ``device``, by default cuda when available, else cpu."""
+    import torch
+
+    return pipe.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def _fps(value: str) -> str | float:
@@ -56,30 +98,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace):
-    import os
-
-    import torch
-
-    from avdiff.cli import CommandError
     from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
     if args.model:
-        if not os.path.isfile(os.path.join(args.model, "model_index.json")):
-            raise CommandError(f"--model {args.model!r} is not a saved pipeline folder (no model_index.json)")
-        pipe = TalkingHeadPipeline.from_pretrained(args.model)
+        pipe = load_pipeline(args.model, args.device)
     else:
-        pipe = TalkingHeadPipeline.from_preset(args.preset, seed=args.seed)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipe.to(device)
-    return pipe(
-        args.image,
-        args.audio,
-        fps=_fps(args.fps),
-        num_inference_steps=args.steps,
-        audio_guidance_scale=args.audio_guidance,
-        reference_guidance_scale=args.reference_guidance,
-        chunk_frames=args.chunk_frames,
-        motion_frames=args.motion_frames,
-        generator=torch.Generator().manual_seed(args.seed),
-        output_type="crops" if args.crops else "np",
-    )
+        pipe = to_device(TalkingHeadPipeline.from_preset(args.preset, seed=args.seed), args.device)
+    return pipe(args.image, args.audio, **generation_kwargs(args), output_type="crops" if args.crops else "np")

@@ -22,8 +22,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from avdiff.video.io import VideoClip
 
 logger = logging.getLogger(__name__)
 
@@ -184,3 +188,23 @@ def lipsync_scores(
         num_frames=n,
         valid_frames=valid,
     )
+
+
+def score_video(clip: VideoClip, reference: np.ndarray | None = None, max_offset: int = 15) -> LipSyncResult:
+    """Lip-sync scores of a decoded video with its audio track: mediapipe mouth openness of every frame against the
+    speech envelope of the track (and against ``reference``, a ground-truth aperture [F], when given). This is what
+    ``avdiff eval lipsync VIDEO`` reports.
+
+    Raises:
+        ValueError: the clip has no audio.
+    """
+    from avdiff.audio.envelope import speech_envelope
+    from avdiff.metrics.mouth import mouth_openness
+
+    if clip.audio is None:
+        raise ValueError("the video has no audio track; lip sync needs the speech")
+    if reference is not None and abs(len(reference) - clip.num_frames) > 2:
+        logger.warning("the reference aperture has %d frames, the video %d", len(reference), clip.num_frames)
+    envelope = speech_envelope(clip.audio, clip.fps)
+    openness = np.asarray(mouth_openness(clip.frames.numpy()), dtype=np.float64)
+    return lipsync_scores(openness, envelope, reference=reference, max_offset=max_offset)

@@ -177,27 +177,31 @@ class TalkingHeadTask:
 
     def compute_loss(self, model: nn.Module, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         inputs = self.model_inputs(batch)
-        pred = model(inputs["noisy"], inputs["timesteps"], inputs["audio_windows"], inputs["reference"],
-                     inputs["motion"], inputs["mask"])  # fmt: skip
-        return self.loss(pred, inputs)
+        return self.loss(self._predict(model, inputs), inputs)
 
     def save_model(self, model: TalkingHeadModel, path: Path) -> None:
         self.pipeline(model).save_pretrained(path)
 
     @torch.no_grad()
     def evaluate(self, model: TalkingHeadModel, step: int = 0) -> dict[str, float]:
-        """The denoising loss on fixed held-out windows (fixed noise and timesteps), and a sample video in
-        ``output_dir/samples/step_N.mp4``."""
+        """Held-out denoising errors on fixed windows (fixed noise and timesteps), and a sample video in
+        ``output_dir/samples/step_N.mp4``.
+
+        ``audio_gain`` measures how much the model uses the speech: the mouth error with each window's speech
+        swapped for another window's, minus the mouth error with its own speech (> 0: the right speech helps; about
+        0 for a model that ignores audio, such as the no-audio control)."""
         batch, data = self._eval_batch()
         device = next(model.parameters()).device
         batch = {k: v.to(device) for k, v in batch.items()}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(12345)
             inputs = self.model_inputs(batch, train=False)
-            pred = model(inputs["noisy"], inputs["timesteps"], inputs["audio_windows"], inputs["reference"],
-                         inputs["motion"], inputs["mask"])  # fmt: skip
-            loss, logs = self.loss(pred, inputs)
-        metrics = {"loss": float(loss), "mse": logs["mse"]}
+        loss, logs = self.loss(self._predict(model, inputs), inputs)
+        swapped = {**inputs, "audio_windows": inputs["audio_windows"].roll(1, dims=0)}
+        _, swapped_logs = self.loss(self._predict(model, swapped), inputs)
+        metrics = {"loss": float(loss), "mse": logs["mse"], "mouth_mse": logs["mouth_mse"],
+                   "mouth_mse_swapped_audio": swapped_logs["mouth_mse"],
+                   "audio_gain": swapped_logs["mouth_mse"] - logs["mouth_mse"]}  # fmt: skip
         if self.output_dir is not None and self.config.sample_seconds > 0:
             path = self.output_dir / "samples" / f"step_{step}.mp4"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,6 +209,11 @@ class TalkingHeadTask:
         return metrics
 
     # --- pieces -------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _predict(model: nn.Module, inputs: dict) -> torch.Tensor:
+        return model(inputs["noisy"], inputs["timesteps"], inputs["audio_windows"], inputs["reference"],
+                     inputs["motion"], inputs["mask"])  # fmt: skip
 
     def pipeline(self, model: TalkingHeadModel) -> TalkingHeadPipeline:
         """A pipeline around the model's UNet and speech encoder (shared, not copied) and the task's codec and

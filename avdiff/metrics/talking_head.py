@@ -1,0 +1,243 @@
+"""The talking-head benchmark: animate held-out clips' faces with their own speech, and score every result.
+
+For each clip of a DATA folder (for the proof, ``avdiff synth --split test``: sentences no training clip has):
+
+* the *photo* is the clip's frame with the most closed mouth (the minimum of its ground-truth aperture, or of the
+  mouth openness mediapipe measures when the clip has no aperture file), a still face as a user would give it;
+* each *source* animates that photo with the clip's speech and is written to ``OUT/SOURCE/ID.mp4``:
+
+  * ``ground_truth``: the clip's own frames, re-encoded (the ceiling: what the metric gives real lip motion);
+  * ``still``: the photo held for the whole clip (what no lip motion scores);
+  * ``warp``: the model-free mouth-warp baseline (:class:`~avdiff.pipelines.WarpBaselinePipeline`);
+  * ``NAME``: a trained :class:`~avdiff.pipelines.TalkingHeadPipeline`;
+
+* every video is read back from its mp4 and scored exactly as ``avdiff eval lipsync OUT/SOURCE/ID.mp4
+  --reference-aperture DATA/clips/ID.aperture.npy`` scores it (:func:`avdiff.metrics.lipsync.score_video`), and
+  compared with the clip's ground-truth frames by PSNR and SSIM inside the face crop (the photo's alignment, 128 px).
+
+``evaluate_talking_heads`` returns a :class:`TalkingHeadReport`: per-clip scores, the mean per source, and how often
+each trained model beats each baseline on the same clip.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from avdiff.audio.clock import FpsLike
+from avdiff.data.video_dataset import ClipData, load_clip, select_records
+
+logger = logging.getLogger(__name__)
+
+FACE_CROP_PX = 128
+BASELINES = ("ground_truth", "still", "warp")
+
+# animate(photo uint8 [H, W, 3], clip) -> VideoPipelineOutput with the clip's speech
+Animator = Callable[[np.ndarray, ClipData], "object"]
+
+
+@dataclass
+class ClipScore:
+    """One source on one clip. ``r_*`` are Pearson r in [-1, 1] at offset 0; offsets in frames, +k: the audio (or the
+    reference) lags the video; PSNR in dB and SSIM in [-1, 1] over the face crop."""
+
+    clip: str
+    source: str
+    video: str
+    r_reference: float | None
+    r_envelope: float
+    offset_frames: int
+    psnr_db: float
+    ssim: float
+    valid_frames: int
+    num_frames: int
+
+
+@dataclass
+class TalkingHeadReport:
+    """Per-clip scores of every source, with the settings that made them."""
+
+    scores: list[ClipScore]
+    settings: dict = field(default_factory=dict)
+
+    def sources(self) -> list[str]:
+        return list(dict.fromkeys(s.source for s in self.scores))
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per source: the mean of each score over clips (``r_reference`` over clips that have one), the share of
+        clips whose best offset is within one frame of 0, and the number of clips."""
+        out = {}
+        for source in self.sources():
+            rows = [s for s in self.scores if s.source == source]
+            refs = [s.r_reference for s in rows if s.r_reference is not None]
+            out[source] = {
+                "clips": len(rows),
+                "r_reference": float(np.mean(refs)) if refs else float("nan"),
+                "r_envelope": float(np.mean([s.r_envelope for s in rows])),
+                "offset_within_1": float(np.mean([abs(s.offset_frames) <= 1 for s in rows])),
+                "psnr_db": float(np.mean([s.psnr_db for s in rows])),
+                "ssim": float(np.mean([s.ssim for s in rows])),
+            }
+        return out
+
+    def wins(self, model: str, other: str, key: str = "r_reference") -> tuple[int, int]:
+        """(clips where ``model`` scores higher than ``other`` on ``key``, clips compared)."""
+        a = {s.clip: getattr(s, key) for s in self.scores if s.source == model}
+        b = {s.clip: getattr(s, key) for s in self.scores if s.source == other}
+        common = [c for c in a if c in b and a[c] is not None and b[c] is not None]
+        return sum(a[c] > b[c] for c in common), len(common)
+
+    def to_dict(self) -> dict:
+        return {"settings": self.settings, "summary": self.summary(), "clips": [asdict(s) for s in self.scores]}
+
+    def to_markdown(self, models: list[str] | None = None) -> str:
+        """The summary as a Markdown table, then each model's per-clip wins over the baselines."""
+        lines = ["| source | r vs true aperture | r vs speech envelope | best offset within 1 frame | face PSNR (dB) "
+                 "| face SSIM |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for source, m in self.summary().items():
+            lines.append(f"| {source} | {m['r_reference']:+.3f} | {m['r_envelope']:+.3f} | {m['offset_within_1']:.0%} "
+                         f"| {m['psnr_db']:.2f} | {m['ssim']:.3f} |")  # fmt: skip
+        models = models if models is not None else [s for s in self.sources() if s not in BASELINES]
+        wins = [f"- {model} beats {other} on {won} of {n} clips (r vs true aperture, same clip)"
+                for model in models for other in self.sources() if other not in (model, "ground_truth")
+                for won, n in [self.wins(model, other)]]  # fmt: skip
+        return "\n".join(lines + ([""] + wins if wins else [])) + "\n"
+
+
+def evaluation_photo(clip: ClipData, aperture: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+    """(index, frame uint8 [H, W, 3]) of the clip's frame with the most closed mouth: the minimum of ``aperture``
+    (the ground truth, float [F]), or of the openness mediapipe measures when it is None (first frame on ties)."""
+    if aperture is None:
+        from avdiff.metrics.mouth import mouth_openness
+
+        aperture = mouth_openness(clip.frames)
+    index = int(np.nanargmin(np.asarray(aperture, dtype=np.float64)[: clip.num_frames]))
+    return index, clip.frames[index]
+
+
+def reference_aperture(data_dir: str | os.PathLike, clip: ClipData) -> np.ndarray | None:
+    """The clip's ground-truth aperture float [F] (``DATA/clips/ID.aperture.npy``), or None when it has none."""
+    if not clip.record.aperture:
+        return None
+    return np.load(Path(data_dir) / clip.record.aperture).astype(np.float64)
+
+
+def face_similarity(frames: np.ndarray, truth: np.ndarray, matrix: np.ndarray, size: int = FACE_CROP_PX) -> tuple[float, float]:
+    """(PSNR dB, SSIM) between two videos uint8 [F, H, W, 3] inside the face crop given by ``matrix`` (photo px ->
+    crop px at ``size``), averaged over frames (over the common length)."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from avdiff.video.align import warp_to_crop
+
+    n = min(len(frames), len(truth))
+    psnr, ssim = [], []
+    for a, b in zip(frames[:n], truth[:n]):
+        ca, cb = warp_to_crop(np.asarray(a), matrix, size), warp_to_crop(np.asarray(b), matrix, size)
+        psnr.append(peak_signal_noise_ratio(cb, ca, data_range=255))
+        ssim.append(structural_similarity(cb, ca, channel_axis=-1, data_range=255))
+    return float(np.mean(np.minimum(psnr, 100.0))), float(np.mean(ssim))  # identical frames: inf dB -> 100
+
+
+def baseline_animator(name: str, fps: FpsLike = 25) -> Animator:
+    """The animator of a baseline source (see the module docstring); ``fps`` is the warp baseline's rate (the other
+    two keep the clip's)."""
+    from avdiff.audio.clock import as_fraction_fps
+    from avdiff.pipelines.output import VideoPipelineOutput
+
+    if name == "ground_truth":  # the clip's own frames and rate
+        return lambda photo, clip: VideoPipelineOutput(clip.frames, as_fraction_fps(clip.record.fps), clip.audio)
+    if name == "still":
+        return lambda photo, clip: VideoPipelineOutput(np.broadcast_to(photo, clip.frames.shape),
+                                                       as_fraction_fps(clip.record.fps), clip.audio)  # fmt: skip
+    if name == "warp":
+        from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
+
+        warp = WarpBaselinePipeline(fps=fps)
+        warp.set_progress_bar_config(disable=True)
+        return lambda photo, clip: warp(photo, clip.audio)
+    raise ValueError(f"unknown baseline {name!r}; baselines: {list(BASELINES)}")
+
+
+def pipeline_animator(pipe, **call_kwargs) -> Animator:
+    """An animator calling a TalkingHeadPipeline with ``call_kwargs``; a ``seed`` entry seeds a fresh generator per
+    clip, so every clip's result depends on the seed alone."""
+    import torch
+
+    seed = call_kwargs.pop("seed", 0)
+    call_kwargs.pop("generator", None)
+
+    def animate(photo: np.ndarray, clip: ClipData):
+        pipe.set_progress_bar_config(disable=True)
+        return pipe(photo, clip.audio, generator=torch.Generator().manual_seed(seed), **call_kwargs)
+
+    return animate
+
+
+def evaluate_talking_heads(
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    animators: dict[str, Animator],
+    split: str | None = None,
+    max_clips: int | None = None,
+    max_offset: int = 15,
+    progress_bar: bool = True,
+) -> TalkingHeadReport:
+    """Animate every clip's photo with every source, write ``OUT/SOURCE/ID.mp4``, and score it (module docstring).
+
+    Args:
+        data_dir: a DATA folder of held-out clips.
+        out_dir: where the videos and ``report.json`` / ``report.md`` go.
+        animators: source name -> ``animate(photo, clip)`` (:func:`baseline_animator`, :func:`pipeline_animator`).
+        split, max_clips: which clips of the index.
+        max_offset: the offset search of the lip-sync score, frames.
+    """
+    from tqdm.auto import tqdm
+
+    from avdiff.metrics.lipsync import score_video
+    from avdiff.video.align import align_face
+    from avdiff.video.io import read_video
+
+    out_dir = Path(out_dir)
+    records = select_records(data_dir, split, max_clips)
+    scores: list[ClipScore] = []
+    for record in tqdm(records, desc="clips", unit="clip", disable=not progress_bar):
+        clip = load_clip(data_dir, record)
+        reference = reference_aperture(data_dir, clip)
+        _, photo = evaluation_photo(clip, reference)
+        matrix = align_face(photo, size=FACE_CROP_PX).matrix
+        for source, animate in animators.items():
+            path = animate(photo, clip).save(out_dir / source / f"{record.id}.mp4")
+            video = read_video(path)  # scored as written, as `avdiff eval lipsync` reads it
+            result = score_video(video, reference, max_offset)
+            psnr, ssim = face_similarity(video.frames.numpy(), clip.frames, matrix)
+            scores.append(ClipScore(record.id, source, str(path), result.r_reference, result.r_envelope,
+                                    result.offset_frames, psnr, ssim, result.valid_frames, result.num_frames))  # fmt: skip
+            logger.info("%s %s: r_reference %s, r_envelope %+.3f, PSNR %.2f dB", record.id, source,
+                        _fmt(result.r_reference), result.r_envelope, psnr)  # fmt: skip
+    return TalkingHeadReport(scores)
+
+
+def write_report(report: TalkingHeadReport, out_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """``OUT/report.json`` (settings, summary, per-clip scores) and ``OUT/report.md`` (the tables)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / "report.json", out_dir / "report.md"
+    json_path.write_text(json.dumps(report.to_dict(), indent=2, default=_json_default) + "\n")
+    md_path.write_text(report.to_markdown())
+    return json_path, md_path
+
+
+def _json_default(x):
+    if isinstance(x, float) and np.isnan(x):
+        return None
+    return str(x)
+
+
+def _fmt(r: float | None) -> str:
+    return "n/a" if r is None else f"{r:+.3f}"
