@@ -140,3 +140,43 @@ def test_resume_works_for_models_holding_a_log_mel(tmp_path):
     Trainer(WithMel(), config(tmp_path / "killed"), progress_bar=False).train(resume=True)
     a, b = final_weights(tmp_path / "straight"), final_weights(tmp_path / "killed")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_config_can_start_from_a_base_and_override_it(tmp_path):
+    import yaml
+
+    from avdiff.training.config import load_train_config
+
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(
+        {"trainer": {"output_dir": "runs/a", "max_steps": 30, "lr": 0.01}, "task": {"mouth_weight": 2.0, "x": 1}}))
+    (tmp_path / "control.yaml").write_text(yaml.safe_dump(
+        {"base": "base.yaml", "trainer": {"output_dir": "runs/b"}, "task": {"x": 5}}))
+    trainer, task = load_train_config(tmp_path / "control.yaml", {"max_steps": 7, "lr": None})
+    assert (trainer.output_dir, trainer.max_steps, trainer.lr) == ("runs/b", 7, 0.01)
+    assert task == {"mouth_weight": 2.0, "x": 5}
+    # the shipped no-audio control differs from the audio recipe only where it says so
+    configs = Path(__file__).resolve().parents[1] / "configs" / "train"
+    _, audio = load_train_config(configs / "talking_head_tiny.yaml")
+    control_trainer, control = load_train_config(configs / "talking_head_tiny_noaudio.yaml")
+    assert control == {**audio, "audio_dropout_always": True} and not audio.get("audio_dropout_always")
+    assert control_trainer.output_dir != load_train_config(configs / "talking_head_tiny.yaml")[0].output_dir
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"a.yaml": {"base": "a.yaml"}}, "loops back"),
+        ({"a.yaml": {"base": "missing.yaml"}}, "no such config file"),
+        ({"a.yaml": {"trainer": {}, "model": {}}}, "top-level sections"),
+        ({"a.yaml": {"task": [1, 2]}}, "must be a mapping"),
+    ],
+)
+def test_bad_config_files_are_refused(tmp_path, files, message):
+    import yaml
+
+    from avdiff.training.config import load_train_config
+
+    for name, content in files.items():
+        (tmp_path / name).write_text(yaml.safe_dump(content))
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        load_train_config(tmp_path / "a.yaml")
