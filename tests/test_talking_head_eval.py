@@ -56,6 +56,7 @@ def test_baselines_score_as_lipsync_does(data, tmp_path, capsys):
     # real lip motion follows the true aperture; a held photo does not, and differs from the true frames
     assert summary["ground_truth"]["r_reference"] > 0.9 and summary["ground_truth"]["offset_within_1"] == 1.0
     assert abs(summary["still"]["r_reference"]) < 0.3
+    assert summary["ground_truth"]["r_interior_reference"] > 0.9 and abs(summary["still"]["r_interior_reference"]) < 0.3
     assert summary["ground_truth"]["psnr_db"] > summary["still"]["psnr_db"] + 5
     assert summary["ground_truth"]["ssim"] > 0.95 > summary["still"]["ssim"]
     assert (out / "report.json").is_file() and "| ground_truth |" in (out / "report.md").read_text()
@@ -67,6 +68,7 @@ def test_baselines_score_as_lipsync_does(data, tmp_path, capsys):
     assert single["r_reference"] == pytest.approx(row["r_reference"], abs=1e-6)
     assert single["r_envelope"] == pytest.approx(row["r_envelope"], abs=1e-6)
     assert single["offset_frames"] == row["offset_frames"]
+    assert single["interior"]["r_reference"] == pytest.approx(row["r_interior_reference"], abs=1e-6)
 
 
 def test_a_model_is_animated_at_the_clip_length_and_deterministically(data, model, tmp_path, capsys):
@@ -83,14 +85,18 @@ def test_a_model_is_animated_at_the_clip_length_and_deterministically(data, mode
 
 def test_report_summary_and_paired_wins():
     def score(clip, source, r):
-        return ClipScore(clip, source, f"{source}/{clip}.mp4", r, r / 2, 0 if r > 0.5 else 4, 20.0, 0.8, 10, 10)
+        return ClipScore(clip, source, f"{source}/{clip}.mp4", r, r / 2, 0 if r > 0.5 else 4, -r, 0.0, 20.0, 0.8,
+                         10, 10)  # fmt: skip
 
     report = TalkingHeadReport([score("a", "m", 0.8), score("b", "m", 0.1), score("a", "still", 0.0),
                                 score("b", "still", 0.2)])  # fmt: skip
     summary = report.summary()
     assert summary["m"]["r_reference"] == pytest.approx(0.45) and summary["m"]["offset_within_1"] == 0.5
-    assert report.wins("m", "still") == (1, 2)
-    assert "- m beats still on 1 of 2 clips" in report.to_markdown(["m"])
+    assert summary["m"]["r_interior_reference"] == pytest.approx(-0.45)
+    assert report.wins("m", "still") == (1, 2) and report.wins("m", "still", "r_interior_reference") == (1, 2)
+    markdown = report.to_markdown(["m"])
+    assert "- m beats still on 1 of 2 clips by openness r" in markdown
+    assert "- m beats still on 1 of 2 clips by interior r" in markdown
 
 
 @pytest.mark.parametrize(

@@ -284,5 +284,11 @@ def format_report(video: str, fps: float, result) -> str:
     if result.r_reference is not None:
         lines.append(f"  r (reference):     {result.r_reference:+.3f}  mouth openness vs reference aperture, offset 0")
         lines.append(f"  reference offset:  {result.offset_reference:+d} frames (+k: the reference lags the video)")
+    if result.interior is not None:
+        inner = result.interior
+        line = f"  mouth interior:    r {inner.r_envelope:+.3f} vs speech envelope, best offset {inner.offset_frames:+d}"
+        if inner.r_reference is not None:
+            line += f", r {inner.r_reference:+.3f} vs reference aperture"
+        lines.append(line + "  (dark share of the mouth box; reads blurred mouths)")
     lines.append(f"  sign convention:   {OFFSET_CONVENTION}")
     return "\n".join(lines) + "\n"

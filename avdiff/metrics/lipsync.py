@@ -95,6 +95,8 @@ class LipSyncResult:
         correlations: r per offset, ``{k: r}`` for ``k`` in ``[-max_offset, max_offset]``.
         num_frames: frames compared (the common length of openness and envelope).
         valid_frames: frames among those where both openness and envelope are finite (a face was found).
+        interior: the same scores of the mouth interior (:func:`avdiff.metrics.mouth.mouth_interior`) in place of
+            the openness, from :func:`score_video`; None otherwise.
     """
 
     r_envelope: float
@@ -105,6 +107,7 @@ class LipSyncResult:
     correlations: dict[int, float] = field(default_factory=dict)
     num_frames: int = 0
     valid_frames: int = 0
+    interior: LipSyncResult | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready: floats rounded to 6 places, ``correlations`` as ``{"-15": r, ..., "15": r}``."""
@@ -117,6 +120,7 @@ class LipSyncResult:
             "correlations": {str(k): round(float(r), 6) for k, r in self.correlations.items()},
             "num_frames": int(self.num_frames),
             "valid_frames": int(self.valid_frames),
+            **({"interior": self.interior.to_dict()} if self.interior is not None else {}),
         }
 
 
@@ -192,19 +196,21 @@ def lipsync_scores(
 
 def score_video(clip: VideoClip, reference: np.ndarray | None = None, max_offset: int = 15) -> LipSyncResult:
     """Lip-sync scores of a decoded video with its audio track: mediapipe mouth openness of every frame against the
-    speech envelope of the track (and against ``reference``, a ground-truth aperture [F], when given). This is what
-    ``avdiff eval lipsync VIDEO`` reports.
+    speech envelope of the track (and against ``reference``, a ground-truth aperture [F], when given), and in
+    ``.interior`` the same scores of the mouth interior. This is what ``avdiff eval lipsync VIDEO`` reports.
 
     Raises:
         ValueError: the clip has no audio.
     """
     from avdiff.audio.envelope import speech_envelope
-    from avdiff.metrics.mouth import mouth_openness
+    from avdiff.metrics.mouth import mouth_signals
 
     if clip.audio is None:
         raise ValueError("the video has no audio track; lip sync needs the speech")
     if reference is not None and abs(len(reference) - clip.num_frames) > 2:
         logger.warning("the reference aperture has %d frames, the video %d", len(reference), clip.num_frames)
     envelope = speech_envelope(clip.audio, clip.fps)
-    openness = np.asarray(mouth_openness(clip.frames.numpy()), dtype=np.float64)
-    return lipsync_scores(openness, envelope, reference=reference, max_offset=max_offset)
+    openness, interior = mouth_signals(clip.frames.numpy())
+    result = lipsync_scores(openness, envelope, reference=reference, max_offset=max_offset)
+    result.interior = lipsync_scores(interior, envelope, reference=reference, max_offset=max_offset)
+    return result

@@ -5,6 +5,10 @@ measured along the face's own vertical axis (perpendicular to the line through t
 change when the head rolls. It is divided by the face size, the distance from the midpoint of the eye centres to
 the mouth centre, so it does not change with distance to the camera either. A closed mouth gives ~0; the smile
 with parted lips of skimage's astronaut photo gives ~0.18.
+
+:func:`mouth_interior` is an appearance measure beside it: the share of the mouth box that is dark. It reads mouths
+whose inner lips are too blurred for the face mesh to place, such as faces generated at 64 px and pasted back into a
+512 px photo (there the aperture says little; see the README's results).
 """
 
 from __future__ import annotations
@@ -42,18 +46,72 @@ def aperture_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
         pts = pts[None]
     if pts.ndim != 3 or pts.shape[1:] != (478, 2):
         raise ValueError(f"landmarks must be [F, 478, 2] or [478, 2], got {np.shape(landmarks)}")
+    _, _, down, face_size = _face_frame(pts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gaps = ((pts[:, _LOWER] - pts[:, _UPPER]) * down[:, None]).sum(axis=-1).mean(axis=1)
+        aperture = np.maximum(gaps / face_size, 0.0)  # NaN stays NaN
+    return aperture.astype(np.float32)
+
+
+def _face_frame(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame, from landmarks [F, 478, 2]: (mouth centre [F, 2], the face's right axis [F, 2] and down axis [F, 2],
+    both unit, from the eye line; face size [F], the eye-midpoint-to-mouth-centre distance in px)."""
     left = pts[:, LEFT_EYE].mean(axis=1)
     right = pts[:, RIGHT_EYE].mean(axis=1)
     mouth = pts[:, [MOUTH_LEFT, MOUTH_RIGHT]].mean(axis=1)
-    eye_axis = right - left
     with np.errstate(invalid="ignore", divide="ignore"):
-        eye_axis /= np.linalg.norm(eye_axis, axis=-1, keepdims=True)
-        # The face's "down": the eye axis turned by +90 degrees in image coordinates (y down), (1, 0) -> (0, 1).
-        down = np.stack([-eye_axis[:, 1], eye_axis[:, 0]], axis=-1)
-        gaps = ((pts[:, _LOWER] - pts[:, _UPPER]) * down[:, None]).sum(axis=-1).mean(axis=1)
-        face_size = np.linalg.norm(mouth - (left + right) / 2, axis=-1)
-        aperture = np.maximum(gaps / face_size, 0.0)  # NaN stays NaN
-    return aperture.astype(np.float32)
+        across = (right - left) / np.linalg.norm(right - left, axis=-1, keepdims=True)
+    down = np.stack([-across[:, 1], across[:, 0]], axis=-1)  # the eye axis turned by +90 degrees (y down)
+    return mouth, across, down, np.linalg.norm(mouth - (left + right) / 2, axis=-1)
+
+
+# Boxes in face units (x along the eye line, y down, both in eye-to-mouth distances, from the mouth centre).
+MOUTH_BOX = ((-0.45, 0.45), (-0.25, 0.45))  # the lips and the mouth opening, even with the jaw dropped
+SKIN_BOX = ((-0.45, 0.45), (-0.85, -0.45))  # cheeks and the nose's base: the face's own brightness
+
+
+def mouth_interior(frames: FramesLike, landmarks: np.ndarray, dark_ratio: float = 0.45, grid: int = 32) -> np.ndarray:
+    """Per-frame share of the mouth box that is dark: how much of an open mouth's interior shows.
+
+    An appearance measure beside the landmark aperture (:func:`aperture_from_landmarks`). It needs only the eyes and
+    the mouth corners, so it still reads a mouth whose inner lips are too blurred for the face mesh to place (faces
+    upscaled from small crops). A pixel is dark when its luminance is below ``dark_ratio`` times the median luminance
+    of the cheeks and nose base (so lighting does not matter). It assumes the open mouth looks dark, as it does in
+    most footage; a dark beard or lipstick inside the box raises the level but not its changes over time.
+
+    Args:
+        frames: uint8 [F, H, W, 3] RGB.
+        landmarks: [F, 478, 2] px (mediapipe's mesh, e.g. from ``track_landmarks``); NaN frames have no face.
+        dark_ratio: the darkness threshold, a fraction of the skin's median luminance.
+        grid: samples per side of each box.
+
+    Returns:
+        float32 [F] in [0, 1]; NaN where the landmarks are NaN.
+    """
+    import cv2
+
+    from avdiff.video.io import frames_to_uint8
+
+    video = frames_to_uint8(frames)
+    pts = np.asarray(landmarks, dtype=np.float64)
+    if pts.ndim != 3 or pts.shape[1:] != (478, 2) or len(pts) != len(video):
+        raise ValueError(f"landmarks must be [F, 478, 2] for {len(video)} frames, got {pts.shape}")
+    mouth, across, down, size = _face_frame(pts)
+    out = np.full(len(video), np.nan, dtype=np.float32)
+    t = (np.arange(grid) + 0.5) / grid
+    for i in np.flatnonzero(np.isfinite(pts).all(axis=(1, 2))):
+        gray = cv2.cvtColor(video[i], cv2.COLOR_RGB2GRAY)
+
+        def sample(box: tuple[tuple[float, float], tuple[float, float]]) -> np.ndarray:
+            (x0, x1), (y0, y1) = box
+            u, v = np.meshgrid(x0 + (x1 - x0) * t, y0 + (y1 - y0) * t)  # face units
+            xy = mouth[i] + size[i] * (u[..., None] * across[i] + v[..., None] * down[i])  # (grid, grid, 2) px
+            maps = xy.astype(np.float32)
+            return cv2.remap(gray, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+        skin = float(np.median(sample(SKIN_BOX)))
+        out[i] = float((sample(MOUTH_BOX) < dark_ratio * skin).mean())
+    return out
 
 
 def mouth_openness(frames: FramesLike | str | os.PathLike, *, smooth: bool = False) -> np.ndarray:
@@ -68,6 +126,12 @@ def mouth_openness(frames: FramesLike | str | os.PathLike, *, smooth: bool = Fal
         float32 [F], see :func:`aperture_from_landmarks`; NaN for frames where no face was found (a warning logs
         how many).
     """
+    return mouth_signals(frames, smooth=smooth)[0]
+
+
+def mouth_signals(frames: FramesLike | str | os.PathLike, *, smooth: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(openness [F], interior [F]) of the (largest) face, from one tracking pass: :func:`mouth_openness` and
+    :func:`mouth_interior`. Arguments as :func:`mouth_openness`."""
     from avdiff.video.io import frames_to_uint8, read_video
 
     if isinstance(frames, (str, os.PathLike)):
@@ -82,4 +146,4 @@ def mouth_openness(frames: FramesLike | str | os.PathLike, *, smooth: bool = Fal
 
         landmarks = smooth_landmarks(landmarks)
         landmarks[missing] = np.nan
-    return aperture_from_landmarks(landmarks)
+    return aperture_from_landmarks(landmarks), mouth_interior(video, landmarks)

@@ -12,8 +12,10 @@ For each clip of a DATA folder (for the proof, ``avdiff synth --split test``: se
   * ``NAME``: a trained :class:`~avdiff.pipelines.TalkingHeadPipeline`;
 
 * every video is read back from its mp4 and scored exactly as ``avdiff eval lipsync OUT/SOURCE/ID.mp4
-  --reference-aperture DATA/clips/ID.aperture.npy`` scores it (:func:`avdiff.metrics.lipsync.score_video`), and
-  compared with the clip's ground-truth frames by PSNR and SSIM inside the face crop (the photo's alignment, 128 px).
+  --reference-aperture DATA/clips/ID.aperture.npy`` scores it (:func:`avdiff.metrics.lipsync.score_video`): the
+  correlation of the mouth openness (mediapipe's inner-lip aperture) and of the mouth interior (the dark share of the
+  mouth box, which still reads blurred mouths) with the true aperture and with the speech; and it is compared with
+  the clip's ground-truth frames by PSNR and SSIM inside the face crop (the photo's alignment, 128 px).
 
 ``evaluate_talking_heads`` returns a :class:`TalkingHeadReport`: per-clip scores, the mean per source, and how often
 each trained model beats each baseline on the same clip.
@@ -44,8 +46,10 @@ Animator = Callable[[np.ndarray, ClipData], "object"]
 
 @dataclass
 class ClipScore:
-    """One source on one clip. ``r_*`` are Pearson r in [-1, 1] at offset 0; offsets in frames, +k: the audio (or the
-    reference) lags the video; PSNR in dB and SSIM in [-1, 1] over the face crop."""
+    """One source on one clip. ``r_*`` are Pearson r in [-1, 1] at offset 0 of the mouth openness (mediapipe's
+    inner-lip aperture) or, ``r_interior_*``, of the mouth interior (:func:`avdiff.metrics.mouth.mouth_interior`),
+    against the true aperture (``reference``) or the speech envelope; offsets in frames, +k: the audio lags the video;
+    PSNR in dB and SSIM in [-1, 1] over the face crop."""
 
     clip: str
     source: str
@@ -53,6 +57,8 @@ class ClipScore:
     r_reference: float | None
     r_envelope: float
     offset_frames: int
+    r_interior_reference: float | None
+    r_interior_envelope: float
     psnr_db: float
     ssim: float
     valid_frames: int
@@ -70,20 +76,16 @@ class TalkingHeadReport:
         return list(dict.fromkeys(s.source for s in self.scores))
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Per source: the mean of each score over clips (``r_reference`` over clips that have one), the share of
-        clips whose best offset is within one frame of 0, and the number of clips."""
+        """Per source: the mean of each score over clips (the ``*_reference`` ones over clips that have one), the
+        share of clips whose best offset is within one frame of 0, and the number of clips."""
         out = {}
         for source in self.sources():
             rows = [s for s in self.scores if s.source == source]
-            refs = [s.r_reference for s in rows if s.r_reference is not None]
-            out[source] = {
-                "clips": len(rows),
-                "r_reference": float(np.mean(refs)) if refs else float("nan"),
-                "r_envelope": float(np.mean([s.r_envelope for s in rows])),
-                "offset_within_1": float(np.mean([abs(s.offset_frames) <= 1 for s in rows])),
-                "psnr_db": float(np.mean([s.psnr_db for s in rows])),
-                "ssim": float(np.mean([s.ssim for s in rows])),
-            }
+            out[source] = {"clips": len(rows)}
+            for key in ("r_reference", "r_envelope", "r_interior_reference", "r_interior_envelope", "psnr_db", "ssim"):
+                values = [getattr(s, key) for s in rows if getattr(s, key) is not None]
+                out[source][key] = float(np.mean(values)) if values else float("nan")
+            out[source]["offset_within_1"] = float(np.mean([abs(s.offset_frames) <= 1 for s in rows]))
         return out
 
     def wins(self, model: str, other: str, key: str = "r_reference") -> tuple[int, int]:
@@ -98,15 +100,18 @@ class TalkingHeadReport:
 
     def to_markdown(self, models: list[str] | None = None) -> str:
         """The summary as a Markdown table, then each model's per-clip wins over the baselines."""
-        lines = ["| source | r vs true aperture | r vs speech envelope | best offset within 1 frame | face PSNR (dB) "
-                 "| face SSIM |", "|---|---|---|---|---|---|"]  # fmt: skip
+        lines = ["| source | openness r vs true aperture | openness r vs speech | best offset within 1 frame "
+                 "| interior r vs true aperture | interior r vs speech | face PSNR (dB) | face SSIM |",
+                 "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for source, m in self.summary().items():
             lines.append(f"| {source} | {m['r_reference']:+.3f} | {m['r_envelope']:+.3f} | {m['offset_within_1']:.0%} "
-                         f"| {m['psnr_db']:.2f} | {m['ssim']:.3f} |")  # fmt: skip
+                         f"| {m['r_interior_reference']:+.3f} | {m['r_interior_envelope']:+.3f} | {m['psnr_db']:.2f} "
+                         f"| {m['ssim']:.3f} |")  # fmt: skip
         models = models if models is not None else [s for s in self.sources() if s not in BASELINES]
-        wins = [f"- {model} beats {other} on {won} of {n} clips (r vs true aperture, same clip)"
+        wins = [f"- {model} beats {other} on {won} of {n} clips by {name} r vs true aperture (same clip)"
                 for model in models for other in self.sources() if other not in (model, "ground_truth")
-                for won, n in [self.wins(model, other)]]  # fmt: skip
+                for name, key in (("openness", "r_reference"), ("interior", "r_interior_reference"))
+                for won, n in [self.wins(model, other, key)]]  # fmt: skip
         return "\n".join(lines + ([""] + wins if wins else [])) + "\n"
 
 
@@ -216,10 +221,12 @@ def evaluate_talking_heads(
             video = read_video(path)  # scored as written, as `avdiff eval lipsync` reads it
             result = score_video(video, reference, max_offset)
             psnr, ssim = face_similarity(video.frames.numpy(), clip.frames, matrix)
+            inner = result.interior
             scores.append(ClipScore(record.id, source, str(path), result.r_reference, result.r_envelope,
-                                    result.offset_frames, psnr, ssim, result.valid_frames, result.num_frames))  # fmt: skip
-            logger.info("%s %s: r_reference %s, r_envelope %+.3f, PSNR %.2f dB", record.id, source,
-                        _fmt(result.r_reference), result.r_envelope, psnr)  # fmt: skip
+                                    result.offset_frames, inner.r_reference, inner.r_envelope, psnr, ssim,
+                                    result.valid_frames, result.num_frames))  # fmt: skip
+            logger.info("%s %s: r_reference %s (interior %s), r_envelope %+.3f, PSNR %.2f dB", record.id, source,
+                        _fmt(result.r_reference), _fmt(inner.r_reference), result.r_envelope, psnr)  # fmt: skip
     return TalkingHeadReport(scores)
 
 
