@@ -176,9 +176,9 @@ def pipeline_animator(pipe, **call_kwargs) -> Animator:
 
     seed = call_kwargs.pop("seed", 0)
     call_kwargs.pop("generator", None)
+    pipe.set_progress_bar_config(disable=True)  # the clips bar of evaluate_talking_heads is the one to watch
 
     def animate(photo: np.ndarray, clip: ClipData):
-        pipe.set_progress_bar_config(disable=True)
         return pipe(photo, clip.audio, generator=torch.Generator().manual_seed(seed), **call_kwargs)
 
     return animate
