@@ -231,7 +231,8 @@ def test_bad_images_get_their_sentence_in_generation_and_preview(case, short_lim
 
 
 @pytest.mark.parametrize("fps, model, message", [
-    ("abc", "warp", "The frame rate must be a number of frames per second up to 60, such as 25 or 30000/1001; got 'abc'."),
+    ("abc", "warp", "The frame rate must be a number of frames per second up to 60, such as 25 or 30000/1001; "
+                    "got 'abc'."),
     ("0", "warp", "The frame rate must be"),
     ("1000", "warp", "The frame rate must be"),
     ("25", "nope", "There is no talking-head model 'nope' here; choose one of warp."),

@@ -54,7 +54,8 @@ class TalkingHeadTab:
         default = entries[0]
         d = pipeline_defaults()
         gr.Markdown("Upload a face photo (or take one with the webcam) and speech (or record it). The detected face "
-                    "appears at once; **Generate** makes the video, with the speech, and scores its lip sync.")  # fmt: skip
+                    "appears at once; **Generate** makes the video, with the speech, and scores its lip "
+                    "sync.")  # fmt: skip
         with gr.Row():
             with gr.Column():
                 image = gr.Image(label="Face photo", sources=["upload", "webcam", "clipboard"], type="filepath",
@@ -65,27 +66,27 @@ class TalkingHeadTab:
                                     info="Your saved pipelines first, then bundled ones, then the warp baseline.",
                                     elem_id="th-model")  # fmt: skip
                 model_info = gr.Markdown(describe_entry(default), elem_id="th-model-info")
-                on = default.is_diffusion
                 with gr.Accordion("Settings", open=True):
-                    with gr.Row():
-                        steps = gr.Slider(1, 100, d["num_inference_steps"], step=1, label="Steps", interactive=on,
-                                          info="Denoising steps per chunk: more is slower and cleaner.")  # fmt: skip
-                        seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed", interactive=on,
-                                         info="Draws all the noise: the same seed gives the same video.")  # fmt: skip
-                    with gr.Row():
-                        audio_guidance = gr.Slider(1, 10, d["audio_guidance_scale"], step=0.1, interactive=on,
-                                                   label="Audio guidance", info="How strongly the mouth follows the "
-                                                   "speech (classifier-free guidance; 1 = off).")  # fmt: skip
-                        reference_guidance = gr.Slider(1, 10, d["reference_guidance_scale"], step=0.1, interactive=on,
-                                                       label="Reference guidance", info="How strongly the face keeps "
-                                                       "the photo's look (1 = off).")  # fmt: skip
-                    with gr.Row():
-                        chunk_frames = gr.Slider(2, 32, d["chunk_frames"], step=1, label="Chunk frames",
-                                                 interactive=on, info="Frames denoised together; use the model's "
-                                                 "training chunk_frames.")  # fmt: skip
-                        motion_frames = gr.Slider(0, 8, d["motion_frames"], step=1, label="Motion frames",
-                                                  interactive=on, info="Frames of the previous chunk each chunk "
-                                                  "continues from.")  # fmt: skip
+                    with gr.Column(visible=default.is_diffusion, elem_id="th-diffusion-settings") as diffusion_box:
+                        with gr.Row():
+                            steps = gr.Slider(1, 100, d["num_inference_steps"], step=1, label="Steps",
+                                              info="Denoising steps per chunk: more is slower and cleaner.")
+                            seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed",
+                                             info="Draws all the noise: the same seed gives the same video.")
+                        with gr.Row():
+                            audio_guidance = gr.Slider(1, 10, d["audio_guidance_scale"], step=0.1,
+                                                       label="Audio guidance", info="How strongly the mouth follows "
+                                                       "the speech (classifier-free guidance; 1 = off).")  # fmt: skip
+                            reference_guidance = gr.Slider(1, 10, d["reference_guidance_scale"], step=0.1,
+                                                           label="Reference guidance", info="How strongly the face "
+                                                           "keeps the photo's look (1 = off).")  # fmt: skip
+                        with gr.Row():
+                            chunk_frames = gr.Slider(2, 32, d["chunk_frames"], step=1, label="Chunk frames",
+                                                     info="Frames denoised together; use the model's training "
+                                                     "chunk_frames.")  # fmt: skip
+                            motion_frames = gr.Slider(0, 8, d["motion_frames"], step=1, label="Motion frames",
+                                                      info="Frames of the previous chunk each chunk continues "
+                                                      "from.")  # fmt: skip
                     fps = gr.Dropdown(FPS_CHOICES, value=str(d["fps"]), allow_custom_value=True, label="Frame rate",
                                       info="Frames per second of the video (25, 30000/1001, ...).",
                                       elem_id="th-fps")  # fmt: skip
@@ -97,12 +98,10 @@ class TalkingHeadTab:
                 score = gr.Markdown(elem_id="th-score")
                 with gr.Accordion("All scores (JSON)", open=False):
                     scores = gr.JSON(label="Lip-sync scores", elem_id="th-scores")
-        gr.Examples([list(map(str, example_files()))], inputs=[image, audio],
+        gr.Examples([list(map(str, example_files()))], inputs=[image, audio], elem_id="th-examples",
                     label="Example: scikit-image's astronaut with espeak-ng speech")  # fmt: skip
 
-        diffusion_controls = [steps, seed, audio_guidance, reference_guidance, chunk_frames, motion_frames]
-        model.change(self.select_model, [model], [*diffusion_controls, model_info], queue=False,
-                     api_visibility="private")  # fmt: skip
+        model.change(self.select_model, [model], [diffusion_box, model_info], queue=False, api_visibility="private")
         image.change(self.detect_face, [image], [preview, face_info], api_name="detect_face", preprocess=False,
                      concurrency_limit=4, concurrency_id="detect_face", show_progress="minimal")  # fmt: skip
         button.click(self.talk, [image, audio, model, steps, audio_guidance, reference_guidance, seed, fps,
@@ -112,9 +111,9 @@ class TalkingHeadTab:
     # --- events -------------------------------------------------------------------------------------------------
 
     def select_model(self, key: str):
-        """Enable the denoising controls for a diffusion model; the warp baseline only takes the frame rate."""
+        """Show the denoising controls for a diffusion model; the warp baseline only takes the frame rate."""
         entry = self.ctx.models.get(key)
-        return *[gr.update(interactive=entry.is_diffusion)] * 6, describe_entry(entry)
+        return gr.update(visible=entry.is_diffusion), describe_entry(entry)
 
     def detect_face(self, image: object) -> tuple[np.ndarray | None, str]:
         """The photo with its faces drawn, and a line saying how many and which one is animated."""
@@ -132,8 +131,8 @@ class TalkingHeadTab:
             info = f"**{NO_FACE_MESSAGE}**"
         if photo.scaled:
             w, h = photo.original_size
-            info += (f" The photo is {w}×{h} px; it is scaled to {photo.rgb.shape[1]}×{photo.rgb.shape[0]} px for the "
-                     "video.")  # fmt: skip
+            h2, w2 = photo.rgb.shape[:2]
+            info += f" The photo is {w}×{h} px; it is scaled to {w2}×{h2} px for the video."
         return (draw_faces(photo.rgb, faces) if faces else photo.rgb), info
 
     def talk(self, image, audio, model, steps, audio_guidance, reference_guidance, seed, fps, chunk_frames,
