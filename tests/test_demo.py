@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -294,6 +295,7 @@ def test_progress_follows_every_step_of_every_chunk(app, inputs, short_speech):
     assert [p for p, _ in steps] == [(j + 1, 2 * len(chunks)) for j in range(2 * len(chunks))]
     assert progress.calls[-1][1].startswith("scoring lip sync")
     assert read_video(video).num_frames == 25 and scores["model"] == "user:tiny_model"
+    shutil.rmtree(Path(video).parent)  # called outside a server, nothing else removes it
 
 
 # --- the served app -------------------------------------------------------------------------------------------------
