@@ -280,6 +280,18 @@ def test_no_score_is_shown_as_no_score():
     assert "no score" in format_lipsync(old, 25, "test")  # r = 0 from one frame is no score either
 
 
+def test_settings_the_model_refuses_get_the_pipelines_sentence(app, inputs, short_speech):
+    tab = app.avdiff_tabs[0]
+    with pytest.raises(gr.Error) as e:
+        tab.talk(*talk_args(inputs[0], short_speech, model="user:tiny_model", chunk_frames=8, motion_frames=8),
+                 progress=Recorder())  # fmt: skip
+    assert e.value.message == ("This request cannot be run: motion_frames must be an integer in [0, chunk_frames=8), "
+                               "got 8.")
+    with pytest.raises(gr.Error) as e:
+        tab.talk(*talk_args(inputs[0], short_speech, model="user:tiny_model", steps=2.5), progress=Recorder())
+    assert e.value.message == "The steps must be a whole number, got 2.5."
+
+
 # --- progress and controls reach the pipeline -------------------------------------------------------------------
 
 

@@ -145,6 +145,7 @@ def user_message(error: BaseException, limits: Limits) -> str | None:
         return NO_FACE_MESSAGE
     if isinstance(error, FaceError):
         return f"The face cannot be used: {error}."
-    if isinstance(error, ValueError):  # check_inputs: names the argument and its value
-        return f"{str(error)[:1].upper()}{str(error)[1:]}."
+    if isinstance(error, ValueError):  # e.g. the pipeline's check_inputs: names the argument and its value
+        text = str(error).strip().rstrip(".")
+        return f"This request cannot be run: {text}."
     return None

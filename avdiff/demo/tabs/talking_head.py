@@ -149,10 +149,11 @@ class TalkingHeadTab:
             photo = load_photo(image, self.ctx.limits)
             speech = load_speech(audio, self.ctx.limits)
             rate = parse_fps(fps, self.ctx.limits.max_fps)
-            folder = self.ctx.request_dir(KIND)
             if entry.is_diffusion:
                 settings = diffusion_settings(steps, audio_guidance, reference_guidance, seed, chunk_frames,
                                               motion_frames)  # fmt: skip
+            folder = self.ctx.request_dir(KIND)
+            if entry.is_diffusion:
                 out = self._diffuse(entry, photo.rgb, speech, rate, settings, progress)
             else:
                 progress((1, 4), desc="warping the mouth with the speech's loudness (the warp baseline has no "
