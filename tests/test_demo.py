@@ -355,7 +355,7 @@ def test_two_requests_at_once_get_their_own_files_and_a_bad_one_breaks_nothing(u
     files = [gradio_client.handle_file(str(p)) for p in inputs]
     jobs = [client.submit(*files, "warp", 20, 2.0, 1.5, 0, fps, 16, 2, api_name="/talk") for fps in ("25", "30")]
     results = [job.result(timeout=300) for job in jobs]
-    paths = [Path(r[0]["video"]["path"] if "video" in r[0] else r[0]["path"]) for r in results]
+    paths = [Path(r[0]["path"]) for r in results]
     assert paths[0] != paths[1] and paths[0].parent != paths[1].parent
     requests_dir = app.avdiff_context.cache_dir / "avdiff-requests"
     assert all(p.parent.parent == requests_dir and p.is_file() for p in paths)
@@ -366,7 +366,7 @@ def test_two_requests_at_once_get_their_own_files_and_a_bad_one_breaks_nothing(u
         client.predict(files[0], gradio_client.handle_file(str(corrupt)), "warp", 20, 2.0, 1.5, 0, "25", 16, 2,
                        api_name="/talk")  # fmt: skip
     again = client.predict(*files, "warp", 20, 2.0, 1.5, 0, "25", 16, 2, api_name="/talk")
-    assert Path(again[0]["video"]["path"] if "video" in again[0] else again[0]["path"]).is_file()
+    assert Path(again[0]["path"]).is_file()
 
 
 def test_outputs_are_deleted_by_the_cache_schedule(inputs):
@@ -375,7 +375,7 @@ def test_outputs_are_deleted_by_the_cache_schedule(inputs):
         client = gradio_client.Client(url, verbose=False, download_files=False)
         files = [gradio_client.handle_file(str(p)) for p in inputs]
         out = client.predict(*files, "warp", 20, 2.0, 1.5, 0, "25", 16, 2, api_name="/talk")[0]
-        path = Path(out["video"]["path"] if "video" in out else out["path"])
+        path = Path(out["path"])
         assert path.is_file()
         deadline = time.time() + 20
         while path.exists() and time.time() < deadline:

@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         launch(app, server_name=args.host, server_port=args.port, prevent_thread_lock=True)
     except OSError as e:
-        raise CommandError(f"cannot serve on {args.host}:{args.port}: {e}; choose another --port") from e
+        logger.debug("launch failed: %s", e)
+        raise CommandError(f"cannot serve on {args.host}:{args.port} (the port is in use, or the address is not this "
+                           "machine's); choose another --port or --host") from e
     print(f"avdiff demo: serving on {app.local_url} (Ctrl+C stops it)", flush=True)
     app.block_thread()
     return 0
