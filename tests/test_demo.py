@@ -369,9 +369,16 @@ def test_two_requests_at_once_get_their_own_files_and_a_bad_one_breaks_nothing(u
     assert Path(again[0]["path"]).is_file()
 
 
-def test_outputs_are_deleted_by_the_cache_schedule(inputs):
-    app = build_app(bundled=False, delete_cache=(1, 1))
+def test_uploads_over_the_limit_are_refused_and_outputs_are_deleted_by_the_cache_schedule(inputs, tmp_path):
+    import httpx
+
+    app = build_app(bundled=False, delete_cache=(1, 1), limits=Limits(max_file_size="1mb"))
     with serving(app) as url:
+        upload = f"{url.rstrip('/')}/gradio_api/upload"
+        big = httpx.post(upload, files={"files": ("big.wav", bytes(2_000_000))}, timeout=60)
+        small = httpx.post(upload, files={"files": ("small.wav", bytes(1000))}, timeout=60)
+        assert big.status_code == 413 and small.status_code == 200
+
         client = gradio_client.Client(url, verbose=False, download_files=False)
         files = [gradio_client.handle_file(str(p)) for p in inputs]
         out = client.predict(*files, "warp", 20, 2.0, 1.5, 0, "25", 16, 2, api_name="/talk")[0]

@@ -4,6 +4,7 @@ examples work without espeak-ng."""
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import tempfile
@@ -22,9 +23,9 @@ def example_speech_bytes() -> bytes:
 
 
 def example_files(folder: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """``(astronaut.png, example_speech.flac)``, written once into ``folder`` (default: ``<tmp>/avdiff-demo``) with
-    atomic renames, so concurrent apps never read half a file."""
-    folder = Path(folder or Path(tempfile.gettempdir()) / "avdiff-demo")
+    """``(astronaut.png, example_speech.flac)``, written once into ``folder`` (default: ``<tmp>/avdiff-demo-USER``)
+    with atomic renames, so concurrent apps never read half a file."""
+    folder = Path(folder or Path(tempfile.gettempdir()) / f"avdiff-demo-{getpass.getuser()}")
     folder.mkdir(parents=True, exist_ok=True)
     photo, speech = folder / "astronaut.png", folder / EXAMPLE_SPEECH
     if not photo.is_file():
@@ -43,6 +44,7 @@ def _write_atomic(path: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
