@@ -67,7 +67,6 @@ from avdiff.video.face import ImageLike, detect_face, load_image
 logger = logging.getLogger(__name__)
 
 OUTPUT_TYPES = ("np", "pt", "pil", "crops")
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 HUGE_OUTPUT_BYTES = 4 * 2**30  # warn above this much uint8 output
 
 
@@ -507,7 +506,7 @@ class TalkingHeadPipeline(DiffusionPipeline):
 
     @classmethod
     def from_preset(cls, name_or_path: str | os.PathLike = "tiny", seed: int = 0) -> TalkingHeadPipeline:
-        """A pipeline with seeded random weights from a preset: ``"tiny"`` (``configs/models/talking_head_tiny.yaml``)
+        """A pipeline with seeded random weights from a preset: ``"tiny"`` (the shipped ``avdiff/presets/talking_head_tiny.yaml``)
         or a YAML path. The global RNG is left as it was. See the module docstring for why the gates are open."""
         return build_pipeline(load_pipeline_preset(name_or_path), seed=seed)
 
@@ -536,13 +535,10 @@ def check_components(unet: AudioVideoUNet, codec: LatentCodec, speech_encoder: B
 
 
 def load_pipeline_preset(name_or_path: str | os.PathLike) -> dict:
-    """``"tiny"`` -> ``configs/models/talking_head_tiny.yaml``; a .yaml path is read as is."""
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = PRESET_DIR / f"talking_head_{name_or_path}.yaml"
-    if not path.is_file():
-        names = sorted(p.stem.removeprefix("talking_head_") for p in PRESET_DIR.glob("talking_head_*.yaml"))
-        raise FileNotFoundError(f"no talking-head preset {str(name_or_path)!r} (looked for {path}); presets: {names}")
+    """``"tiny"`` -> the shipped ``avdiff/presets/talking_head_tiny.yaml``; a .yaml path is read as is."""
+    from avdiff.presets import preset_file
+
+    path = preset_file(name_or_path, prefix="talking_head_", what="talking-head")
     spec = yaml.safe_load(path.read_text()) or {}
     missing = [k for k in ("pixel_size", "codec", "unet", "speech_encoder", "scheduler") if k not in spec]
     if missing:
@@ -551,7 +547,7 @@ def load_pipeline_preset(name_or_path: str | os.PathLike) -> dict:
 
 
 def build_pipeline(spec: dict, seed: int = 0) -> TalkingHeadPipeline:
-    """Build a random-weight pipeline from a preset dict (see ``configs/models/talking_head_tiny.yaml``), every
+    """Build a random-weight pipeline from a preset dict (see ``avdiff/presets/talking_head_tiny.yaml``), every
     weight drawn inside ``torch.random.fork_rng`` from ``seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
