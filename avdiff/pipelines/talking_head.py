@@ -505,6 +505,15 @@ class TalkingHeadPipeline(DiffusionPipeline):
     # --- builders -----------------------------------------------------------------------------------------------
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> TalkingHeadPipeline:
+        """``DiffusionPipeline.from_pretrained`` that first resolves a bundled model's name
+        (``"avdiff/talking-head-tiny"``, see :mod:`avdiff.bundled`) to its folder inside the package; a local folder
+        or a hub id is loaded as diffusers loads it."""
+        from avdiff.bundled import resolve
+
+        return super().from_pretrained(resolve(pretrained_model_name_or_path), **kwargs)
+
+    @classmethod
     def from_preset(cls, name_or_path: str | os.PathLike = "tiny", seed: int = 0) -> TalkingHeadPipeline:
         """A pipeline with seeded random weights from a preset: ``"tiny"`` (the shipped ``avdiff/presets/talking_head_tiny.yaml``)
         or a YAML path. The global RNG is left as it was. See the module docstring for why the gates are open."""
