@@ -31,7 +31,7 @@ from avdiff.pipelines.talking_head import (
     load_pipeline_preset,
     plan_chunks,
 )
-from avdiff.video.align import mouth_mask
+from avdiff.video.masks import mouth_mask
 from avdiff.video.face import NoFaceError, detect_face
 from avdiff.video.io import read_video
 

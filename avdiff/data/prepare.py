@@ -62,7 +62,8 @@ from avdiff.audio.clock import FrameClock
 from avdiff.audio.envelope import frame_power
 from avdiff.audio.io import AudioLoadError, Waveform, load_audio
 from avdiff.data.format import ClipRecord, read_index, save_npy
-from avdiff.video.align import align_frames, smooth_landmarks, transform_points
+from avdiff.video.align import align_frames, transform_points
+from avdiff.video.smoothing import smooth_landmarks
 from avdiff.video.face import detect_faces, track_landmarks
 from avdiff.video.io import VideoError, write_video
 

@@ -56,7 +56,7 @@ def cache_path(data_dir: str | os.PathLike, record: ClipRecord, size: int) -> Pa
 
 def _mouth_masks(landmarks: np.ndarray, size: int) -> np.ndarray:
     """Mouth masks uint8 [F, size, size] from landmarks [F, 478, 2] in crop px (lower-face mask where NaN)."""
-    from avdiff.video.align import lower_face_mask, mouth_mask
+    from avdiff.video.masks import lower_face_mask, mouth_mask
 
     fallback = (lower_face_mask(size) * 255).round().astype(np.uint8)
     out = np.empty((len(landmarks), size, size), dtype=np.uint8)
@@ -70,7 +70,7 @@ def _mouth_masks(landmarks: np.ndarray, size: int) -> np.ndarray:
 
 def prepare_clip(data_dir: str | os.PathLike, record: ClipRecord, size: int, smooth_sigma: float = 1.5) -> dict:
     """Decode, align and mask one clip: ``{"crops", "mouth", "audio", "fps", ...}`` (see the module docstring)."""
-    from avdiff.video.align import lower_face_mask
+    from avdiff.video.masks import lower_face_mask
 
     clip = load_clip(data_dir, record)
     if record.aligned:

@@ -60,8 +60,9 @@ from avdiff.models.conditions import Conditions
 from avdiff.models.speech import BaseSpeechEncoder, HFSpeechEncoder, SpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
 from avdiff.pipelines.output import VideoPipelineOutput
-from avdiff.video.align import AlignedFace, align_face, lower_face_mask
-from avdiff.video.align import paste_back as paste_crop  # `paste_back` is a __call__ argument
+from avdiff.video.align import AlignedFace, align_face
+from avdiff.video.masks import lower_face_mask
+from avdiff.video.masks import paste_back as paste_crop  # `paste_back` is a __call__ argument
 from avdiff.video.face import ImageLike, detect_face, load_image
 
 logger = logging.getLogger(__name__)
