@@ -241,7 +241,7 @@ def make_dataset(
         voice = VOICES[int(rng.integers(len(VOICES)))]
         speed, pitch = int(rng.integers(130, 200)), int(rng.integers(30, 70))
         face = photos[int(rng.integers(len(photos)))]
-        aug = FaceAugment.random(rng) if augment else FaceAugment()
+        aug = _findable_augment(face.image, rng) if augment else FaceAugment()
         speech = speak(text, voice=voice, speed_wpm=speed, pitch=pitch, sample_rate=SAMPLE_RATE)
         source = {"voice": voice, "speed_wpm": speed, "pitch": pitch, "face": face.name, "augment": asdict(aug)}
         record = make_clip(out_dir, clip_id, aug.apply(face.image), speech, text=text, split=split, source=source,
@@ -249,6 +249,19 @@ def make_dataset(
         records.append(record)
         append_index(out_dir, record)
     return records
+
+
+def _findable_augment(image: np.ndarray, rng: np.random.Generator, tries: int = 5) -> FaceAugment:
+    """A random augmentation after which mediapipe still finds the face, shut and opened wide (redrawn up to
+    ``tries`` times; none when every draw loses it)."""
+    from avdiff.data.faces import findable
+
+    for _ in range(tries):
+        aug = FaceAugment.random(rng)
+        if findable(aug.apply(image)):
+            return aug
+    logger.info("no augmentation of this photo keeps its face findable; using it as it is")
+    return FaceAugment()
 
 
 def _photos(faces: list[ImageLike] | None, faces_dir: str | os.PathLike | None, split: str) -> list[PoolFace]:

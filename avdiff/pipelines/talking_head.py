@@ -60,7 +60,7 @@ from avdiff.models.conditions import Conditions
 from avdiff.models.speech import BaseSpeechEncoder, HFSpeechEncoder, SpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
 from avdiff.pipelines.output import VideoPipelineOutput
-from avdiff.video.align import AlignedFace, align_face
+from avdiff.video.align import AlignedFace, align_face, get_framing
 from avdiff.video.masks import lower_face_mask
 from avdiff.video.masks import paste_back as paste_crop  # `paste_back` is a __call__ argument
 from avdiff.video.face import ImageLike, detect_face, load_image
@@ -143,6 +143,9 @@ class TalkingHeadPipeline(DiffusionPipeline):
         codec: pixels <-> latents.
         speech_encoder: speech -> per-frame audio tokens.
         scheduler: DDIM by default; swap with ``pipe.scheduler = DPMSolverMultistepScheduler.from_config(...)``.
+        framing: the crop the model generates (:data:`avdiff.video.align.FRAMINGS`): ``"face"``, the whole face, or
+            ``"lower_face"``, a square around the mouth and jaw (1.67x the mouth's pixels at the same size) pasted
+            over the photo's own upper face, as Wav2Lip, MuseTalk and LatentSync do. Saved in ``model_index.json``.
     """
 
     model_cpu_offload_seq = "speech_encoder->unet->codec"
@@ -154,13 +157,21 @@ class TalkingHeadPipeline(DiffusionPipeline):
         codec: LatentCodec,
         speech_encoder: BaseSpeechEncoder,
         scheduler: DDIMScheduler | DPMSolverMultistepScheduler,
+        framing: str = "face",
     ):
         super().__init__()
         check_components(unet, codec, speech_encoder)
+        get_framing(framing)  # a ValueError for an unknown one
         self.register_modules(unet=unet, codec=codec, speech_encoder=speech_encoder, scheduler=scheduler)
+        self.register_to_config(framing=framing)
         self.decode_batch_size = 8  # frames per codec.decode call
 
     # --- sizes --------------------------------------------------------------------------------------------------
+
+    @property
+    def framing(self) -> str:
+        """The crop the model generates: ``"face"`` or ``"lower_face"``."""
+        return getattr(self.config, "framing", "face")
 
     @property
     def latent_multiple(self) -> int:
@@ -279,7 +290,7 @@ class TalkingHeadPipeline(DiffusionPipeline):
         none)."""
         rgb = load_image(image)
         face = detect_face(rgb)
-        return rgb, align_face(rgb, face, size=size)
+        return rgb, align_face(rgb, face, size=size, framing=self.framing)
 
     def encode_reference(self, crop: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """Step 2: uint8 crop [s, s, 3] -> reference latent [1, C, s / f, s / f]."""
@@ -295,7 +306,7 @@ class TalkingHeadPipeline(DiffusionPipeline):
     def latent_mask(self, size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """The lower-face mask (1 = generate) at latent resolution: [1, 1, 1, h, w]."""
         h = size // self.codec.downscale
-        mask = torch.from_numpy(lower_face_mask(size))[None, None]  # (1, 1, s, s)
+        mask = torch.from_numpy(lower_face_mask(size, framing=self.framing))[None, None]  # (1, 1, s, s)
         return F.interpolate(mask, size=(h, h), mode="area")[:, :, None].to(device=device, dtype=dtype)
 
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
@@ -418,7 +429,7 @@ class TalkingHeadPipeline(DiffusionPipeline):
         chunks = plan_chunks(num_frames, chunk_frames, motion_frames)
         self._num_chunks = len(chunks)
         mask = self.latent_mask(size, device, dtype)  # (1, 1, 1, h, w)
-        paste_mask = lower_face_mask(size)
+        paste_mask = lower_face_mask(size, framing=self.framing)
         feather = size / 32 if feather_px is None else feather_px
         terms = guidance_terms(self._reference_guidance_scale, self._audio_guidance_scale)
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
@@ -567,7 +578,8 @@ def build_pipeline(spec: dict, seed: int = 0) -> TalkingHeadPipeline:
             raise ValueError(f"pixel_size ({size}) must be a multiple of the codec's downscale ({codec.downscale})")
         speech_encoder = build_speech_encoder(spec["speech_encoder"])
         unet = build_unet(spec["unet"], codec.latent_channels, size // codec.downscale, speech_encoder.audio_dim)
-    return TalkingHeadPipeline(unet.eval(), codec.eval(), speech_encoder.eval(), build_scheduler(spec["scheduler"]))
+    return TalkingHeadPipeline(unet.eval(), codec.eval(), speech_encoder.eval(), build_scheduler(spec["scheduler"]),
+                               framing=spec.get("framing", "face"))  # fmt: skip
 
 
 def build_codec(spec: dict) -> LatentCodec:
