@@ -6,7 +6,7 @@ turned into what users' files look like with the ffmpeg command-line tool, the w
 * ``talk_ref.mp4``: ``avdiff talk --baseline`` on the photo and the speech (in sync: offset 0);
 * ``vfr.mp4``: 30 frames dropped from the middle, timestamps kept (variable frame rate);
 * ``rot{90,180,270}.mp4``: the frames turned the other way and a display rotation that turns them back;
-* ``small_face.mp4``: the 512 px video halved and padded onto 1280x720 (a face of about 90 px);
+* ``small_face.mp4``: the 512 px video padded onto 1280x720 (a face of about 100 px);
 * ``two_faces.mp4``: the talking face at 360 px on the left, a still copy at 400 px on the right;
 * ``anti_phase.wav``: stereo whose right channel is the left one inverted (a mono downmix cancels);
 * ``speech44k_stereo.wav``: the speech at 44.1 kHz in two channels that differ.
@@ -140,23 +140,24 @@ class RealWorld:
 
     @property
     def small_face_mp4(self) -> Path:
-        """The talking video halved (256 px) and padded onto 1280x720: the face is about 90 px."""
+        """The 512 px talking video padded onto 1280x720: the face (its landmark box) is about 100 px, a twelfth of
+        the frame's width."""
         path, done = self._path("small_face.mp4")
         if not done:
-            ffmpeg("-i", str(self.talk_ref_mp4), "-vf", "scale=256:256,pad=1280:720:700:260", "-c:v", "libx264",
-                   "-c:a", "copy", str(path))  # fmt: skip
+            ffmpeg("-i", str(self.talk_ref_mp4), "-vf", "pad=1280:720:700:150", "-c:v", "libx264", "-c:a", "copy",
+                   str(path))  # fmt: skip
         return path
 
     @property
     def small_face_png(self) -> Path:
-        """The photo halved and pasted onto a 1280x720 grey still: a face of about 90 px."""
+        """The photo pasted onto a 1280x720 grey still, as ``small_face.mp4``: a face of about 100 px."""
         path, done = self._path("small_face.png")
         if not done:
             import skimage.data
             from PIL import Image
 
             canvas = Image.new("RGB", (1280, 720), (90, 90, 90))
-            canvas.paste(Image.fromarray(skimage.data.astronaut()).resize((256, 256), Image.LANCZOS), (700, 260))
+            canvas.paste(Image.fromarray(skimage.data.astronaut()), (700, 150))
             canvas.save(path)
         return path
 
