@@ -470,6 +470,40 @@ def write_video(
     return out.path
 
 
+OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov")
+
+
+def check_output_path(path: str | os.PathLike, inputs: dict[str, object] | None = None, name: str = "output_path") -> Path:
+    """Check, before any work, that an mp4 can be written at ``path`` without destroying anything the user gave.
+
+    It must name a file (not an existing folder) ending in one of :data:`OUTPUT_SUFFIXES`, in a folder that exists or
+    can be made, and must not be one of ``inputs`` (name -> the value given; path values are compared as files, so a
+    symlink or a hard link to an input is that input too). Writing itself is atomic (:class:`VideoWriter`), so an
+    existing file that is not an input is replaced only when the new one is complete.
+
+    Raises:
+        ValueError: naming ``name``, the path and the reason.
+    """
+    given = os.fspath(path)
+    target = Path(given)
+    if target.is_dir():
+        raise ValueError(f"{name} {given!r} is a folder; give a file name such as {str(target / 'talking.mp4')!r}")
+    for input_name, value in (inputs or {}).items():
+        if isinstance(value, (str, os.PathLike)) and os.path.exists(value) and target.exists():
+            if os.path.samefile(value, target):
+                raise ValueError(f"{name} {given!r} is the {input_name} {os.fspath(value)!r}; it would be overwritten. "
+                                 "Choose another output file")  # fmt: skip
+    if target.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"{name} {given!r}: the output is an mp4 video; give a name ending in "
+                         f"{' or '.join(OUTPUT_SUFFIXES)}")  # fmt: skip
+    folder = target.resolve().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {given!r}: cannot write in {str(folder)!r}")
+    return target
+
+
 def aac_compatible(audio: Waveform) -> Waveform:
     """``audio`` as AAC in mp4 can carry it: its channels (1..8; more are mixed to mono) and its sample rate, or the
     next rate AAC has (a rate above 96 kHz becomes 96 kHz)."""
