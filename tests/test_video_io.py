@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-import avdiff.video.io as vio
+import avdiff.video.writer as vio
 from avdiff.audio import FrameClock
 from avdiff.video import VideoError, read_video, write_video
 from conftest import tone

@@ -41,11 +41,10 @@ and an untrained one with open gates already lets different speech make differen
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from fractions import Fraction
 
 import numpy as np
@@ -53,13 +52,11 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
-from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
+from avdiff.audio.clock import FpsLike, parse_fps
 from avdiff.audio.io import AudioSource, Waveform, load_audio
 from avdiff.models.codec import LatentCodec, pixels_from_uint8, pixels_to_uint8
-from avdiff.models.conditions import Conditions
 from avdiff.models.speech import BaseSpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
 from avdiff.pipelines.builders import (  # noqa: F401  (re-exported: the builders' public home used to be here)
@@ -74,10 +71,15 @@ from avdiff.pipelines.builders import (  # noqa: F401  (re-exported: the builder
     open_audio_gates,
     randomize_new_channels,
 )
-from avdiff.pipelines.chunking import Chunk, composed_guidance, guidance_terms, plan_chunks  # noqa: F401
+from avdiff.pipelines.chunking import (  # noqa: F401  (Chunk ... plan_chunks are re-exported)
+    Chunk,
+    ChunkedDenoisingMixin,
+    composed_guidance,
+    guidance_terms,
+    plan_chunks,
+)
 from avdiff.pipelines.output import VideoPipelineOutput, bound_output_size
 from avdiff.video.align import AlignedFace, align_face, lower_face_mask
-from avdiff.video.align import paste_back as paste_crop  # `paste_back` is a __call__ argument
 from avdiff.video.face import ImageLike, detect_face, load_image
 from avdiff.video.io import VideoWriter, check_output_path
 
@@ -87,7 +89,7 @@ OUTPUT_TYPES = ("np", "pt", "pil", "crops")
 HUGE_OUTPUT_BYTES = 4 * 2**30  # warn above this much uint8 output
 
 
-class TalkingHeadPipeline(DiffusionPipeline):
+class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
     """Audio-driven talking-head generation from one face photo.
 
     Example::
@@ -264,29 +266,6 @@ class TalkingHeadPipeline(DiffusionPipeline):
                for i in range(0, len(frames), self.decode_batch_size)]  # fmt: skip
         return torch.cat(out).numpy()
 
-    def prepare_extra_step_kwargs(self, generator: torch.Generator | None, eta: float) -> dict:
-        """``eta`` and ``generator`` for ``scheduler.step`` where its signature takes them."""
-        params = set(inspect.signature(self.scheduler.step).parameters)
-        kwargs = {}
-        if "eta" in params:
-            kwargs["eta"] = eta
-        if "generator" in params:
-            kwargs["generator"] = generator
-        return kwargs
-
-    def guided_prediction(self, latents: torch.Tensor, t: torch.Tensor, state: dict[str, torch.Tensor],
-                          mask: torch.Tensor, terms: tuple[str, ...]) -> torch.Tensor:  # fmt: skip
-        """One batched UNet call over ``terms`` and the composed guidance: [1, C, n, h, w]."""
-        cond = Conditions(audio=state["audio_tokens"], reference=state["reference_latents"],
-                          motion=state["motion_latents"], mask=mask)  # fmt: skip
-        variants = {"uncond": cond.with_null("audio", "reference"), "ref": cond.with_null("audio"), "full": cond}
-        batch = variants[terms[0]]
-        for term in terms[1:]:
-            batch = batch.cat(variants[term])
-        model_input = self.scheduler.scale_model_input(latents, t).expand(len(terms), -1, -1, -1, -1)
-        pred = self.unet(model_input, t, **batch.as_kwargs(), return_dict=False)[0]
-        return composed_guidance(pred, terms, self._reference_guidance_scale, self._audio_guidance_scale)
-
     # --- call ---------------------------------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -405,48 +384,6 @@ class TalkingHeadPipeline(DiffusionPipeline):
             return result, fps, original
         return VideoPipelineOutput(frames=result, fps=Fraction(fps), audio=original)
 
-    def generate_frames(
-        self,
-        photo: np.ndarray,
-        aligned: AlignedFace,
-        reference: torch.Tensor,
-        features: torch.Tensor,
-        clock: FrameClock,
-        num_frames: int,
-        size: int,
-        chunk_frames: int,
-        motion_frames: int,
-        generator: torch.Generator | None,
-        eta: float,
-        crops_only: bool,
-        feather_px: float | None,
-        callback: Callable | None,
-        callback_inputs: list[str],
-    ) -> Iterator[np.ndarray]:
-        """Steps 4 and 5 as a generator: chunked, autoregressive denoising, each chunk decoded (and pasted back into
-        the photo) as soon as it is done. Yields the ``num_frames`` frames in order, uint8 [H, W, 3] (the crop
-        [s, s, 3] with ``crops_only``); only one chunk is held at a time."""
-        device, dtype = reference.device, reference.dtype
-        chunks = plan_chunks(num_frames, chunk_frames, motion_frames)
-        self._num_chunks = len(chunks)
-        mask = self.latent_mask(size, device, dtype)  # (1, 1, 1, h, w)
-        paste_mask = lower_face_mask(size)
-        feather = size / 32 if feather_px is None else feather_px
-        terms = guidance_terms(self._reference_guidance_scale, self._audio_guidance_scale)
-        extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
-        previous: torch.Tensor | None = None  # the last chunk's final latents (1, C, n, h, w)
-        logger.info("%d frames in %d chunks of <= %d (%d motion frames), %d steps, %d UNet passes per step",
-                    num_frames, len(chunks), chunk_frames, motion_frames, self._num_timesteps, len(terms))  # fmt: skip
-        with torch.no_grad(), self.progress_bar(total=len(chunks) * self._num_timesteps) as progress:
-            for k, chunk in enumerate(chunks):
-                self._chunk_index = k
-                latents = self.denoise_chunk(chunk, previous, reference, features, clock, mask, terms, generator,
-                                             extra_step_kwargs, callback, callback_inputs, progress)  # fmt: skip
-                previous = latents
-                crops = self.decode_latents(latents[:, :, chunk.num_motion :])  # (n_new, s, s, 3)
-                for crop in crops:
-                    yield crop if crops_only else paste_crop(photo, crop, aligned.matrix, feather, paste_mask)
-
     def allocate_frames(self, num_frames: int, shape: tuple[int, int]) -> np.ndarray:
         """The uint8 output [F, H, W, 3], allocated once and filled chunk by chunk (no stacking copy)."""
         nbytes = num_frames * shape[0] * shape[1] * 3
@@ -454,56 +391,6 @@ class TalkingHeadPipeline(DiffusionPipeline):
             logger.warning("the output frames take %.1f GiB (%d frames of %dx%d); output_path='out.mp4' streams them "
                            "to a file instead of holding them", nbytes / 2**30, num_frames, shape[1], shape[0])  # fmt: skip
         return np.empty((num_frames, *shape, 3), dtype=np.uint8)
-
-    def denoise_chunk(
-        self,
-        chunk: Chunk,
-        previous: torch.Tensor | None,
-        reference: torch.Tensor,
-        features: torch.Tensor,
-        clock: FrameClock,
-        mask: torch.Tensor,
-        terms: tuple[str, ...],
-        generator: torch.Generator | None,
-        extra_step_kwargs: dict,
-        callback: Callable | None,
-        callback_inputs: list[str],
-        progress,
-    ) -> torch.Tensor:
-        """The whole denoising loop of one chunk. Returns its latents [1, C, n, h, w], the motion frames (known)
-        in their first ``chunk.num_motion`` slots."""
-        device, dtype = reference.device, reference.dtype
-        n, m = chunk.num_frames, chunk.num_motion
-        _, c, h, w = reference.shape
-        windows = self.speech_encoder.frame_windows(features, clock, chunk.start, n)  # (1, n, D, W)
-        audio_tokens = self.speech_encoder(windows).to(device=device, dtype=dtype)  # (1, n, T_a, D_a)
-        config = self.unet.config
-        motion = torch.zeros(1, config.motion_channels, n, h, w, device=device, dtype=dtype)
-        chunk_mask = mask.expand(1, 1, n, h, w).clone()
-        if m:
-            motion[:, :, :m] = previous[:, :, -m:]
-            chunk_mask[:, :, :m] = 0  # known frames: nothing to generate
-        latents = randn_tensor((1, c, n, h, w), generator=generator, device=device, dtype=dtype)
-        state = {
-            "latents": latents * self.scheduler.init_noise_sigma,  # (1, C, n, h, w)
-            "audio_tokens": audio_tokens,
-            "motion_latents": motion if config.motion_channels else None,
-            "reference_latents": reference if config.reference_channels else None,
-        }
-        chunk_mask = chunk_mask if config.mask_channels else None
-        self.scheduler.set_timesteps(self._num_timesteps, device=device)
-        for i, t in enumerate(self.scheduler.timesteps):
-            pred = self.guided_prediction(state["latents"], t, state, chunk_mask, terms)
-            state["latents"] = self.scheduler.step(pred, t, state["latents"], **extra_step_kwargs,
-                                                   return_dict=False)[0]  # fmt: skip
-            if callback is not None:
-                returned = callback(self, i, t, {k: state[k] for k in callback_inputs})
-                state.update({k: v for k, v in returned.items() if k in self._callback_tensor_inputs})
-            progress.update()
-        latents = state["latents"]
-        if m:
-            latents = torch.cat([previous[:, :, -m:], latents[:, :, m:]], dim=2)
-        return latents
 
     # --- builders -----------------------------------------------------------------------------------------------
 
