@@ -21,7 +21,15 @@ rate), and is trimmed or zero-padded to the video's duration (``num_frames / fps
 within one AAC packet (1024 samples).
 """
 
-from avdiff.video.reader import VideoClip, VideoError, VideoReader, nominal_rate, open_video, read_video
+from avdiff.video.reader import (
+    NoVideoStreamError,
+    VideoClip,
+    VideoError,
+    VideoReader,
+    nominal_rate,
+    open_video,
+    read_video,
+)
 from avdiff.video.writer import (
     AAC_LAYOUTS,
     OUTPUT_SUFFIXES,
@@ -38,6 +46,7 @@ __all__ = [
     "AAC_LAYOUTS",
     "OUTPUT_SUFFIXES",
     "FramesLike",
+    "NoVideoStreamError",
     "VideoClip",
     "VideoError",
     "VideoReader",

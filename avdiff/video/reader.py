@@ -40,6 +40,10 @@ class VideoError(ValueError):
         super().__init__(f"video {self.path!r}: {reason}")
 
 
+class NoVideoStreamError(VideoError):
+    """The file is readable but holds no video stream (an audio file, say)."""
+
+
 @dataclass
 class VideoClip:
     """Decoded video.
@@ -98,6 +102,7 @@ class VideoReader:
         transform, rotation: the display transform applied, and the clockwise turn it makes in degrees.
         audio: a ``Waveform`` [C, N] at the track's own rate and channels, sample 0 at the first frame; or None.
         audio_offset_s: when the audio track starts, seconds after the first frame (before it when negative).
+        audio_error: why a file's audio track could not be decoded (then ``audio`` is None), or None.
         duration_s: the container's declared duration (None when unknown).
         stats: after iterating, ``held`` (grid frames repeating a frame over timestamp gaps), ``dropped`` (source
             frames not shown) and ``source_frames``.
@@ -127,7 +132,7 @@ class VideoReader:
 
     def _open(self, fps: FpsLike | None, with_audio: bool) -> None:
         if not self._container.streams.video:
-            raise VideoError(self.path, "no video stream")
+            raise NoVideoStreamError(self.path, "no video stream")
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         self.source_rate = nominal_rate(stream)
@@ -154,7 +159,7 @@ class VideoReader:
             logger.info("%s: display matrix -> %s (frames turned upright, %d x %d)", self.path, self.transform,
                         self.width, self.height)  # fmt: skip
         start = first.time if first.time is not None else stream_start_s(stream)
-        self.audio, self.audio_offset_s = None, 0.0
+        self.audio, self.audio_offset_s, self.audio_error = None, 0.0, None
         if with_audio and self._container.streams.audio:
             self.audio_offset_s = stream_start_s(self._container.streams.audio[0]) - start
             try:
@@ -162,7 +167,8 @@ class VideoReader:
                     audio = decode_audio_stream(container, repr(str(self.path)))
                 self.audio = audio_on_timeline(audio, self.audio_offset_s, str(self.path))
             except (AudioLoadError, av.error.FFmpegError) as e:
-                logger.warning("ignoring the audio of %s: %s", self.path, getattr(e, "reason", e))
+                self.audio_error = str(getattr(e, "reason", None) or _reason(e))
+                logger.warning("ignoring the audio of %s: %s", self.path, self.audio_error)
 
     @property
     def num_frames_hint(self) -> int | None:

@@ -7,7 +7,8 @@ These are the rules :class:`avdiff.video.io.VideoReader` decodes by, kept apart 
   dropped frames): a source frame's reach ends half a nominal source period before the next frame's timestamp, so the
   previous frame is *held* over the gap, as a player shows it, and the next frame appears on time. A constant-rate
   source at the grid's rate passes through one to one; 30 fps to 25 skips one frame in six; 50 to 25 drops every
-  other one. The last frame is held for one nominal source period.
+  other one. The last frame is held for one nominal source period (less a quarter period, so that a last timestamp
+  a millisecond late does not add a frame).
 * **Display matrix.** Phones store frames sideways and say how to show them with a 3x3 display matrix (stream or
   frame side data; ``ffmpeg -metadata:s:v rotate=N`` writes one). :func:`display_transform` reads it the way
   FFmpeg's own ``autorotate`` does (``fftools``: ``get_rotation`` then ``transpose``/``hflip``/``vflip``), so frames
@@ -162,9 +163,9 @@ def place_on_grid(
                 i, shown = i + 1, shown + 1
             stats["dropped"] += shown == 0
         prev, prev_t, shown = image, t, 0
-    if prev is not None:
-        end = prev_t + source_period_s
-        while float(i * period) < end - 1e-6:
+    if prev is not None:  # the last frame lasts one nominal period (a quarter period of slack absorbs jitter)
+        end = prev_t + source_period_s - min(float(period), source_period_s) / 4
+        while float(i * period) < end:
             if max_frames is not None and i >= max_frames:
                 return
             yield prev

@@ -244,11 +244,14 @@ def check_output_path(path: str | os.PathLike, inputs: dict[str, object] | None 
     target = Path(given)
     if target.is_dir():
         raise ValueError(f"{name} {given!r} is a folder; give a file name such as {str(target / 'talking.mp4')!r}")
+    lexical = Path(os.path.normpath(os.path.abspath(given)))  # "new/../speech.wav" is speech.wav once "new" is made
     for input_name, value in (inputs or {}).items():
-        if isinstance(value, (str, os.PathLike)) and os.path.exists(value) and target.exists():
-            if os.path.samefile(value, target):
-                raise ValueError(f"{name} {given!r} is the {input_name} {os.fspath(value)!r}; it would be overwritten. "
-                                 "Choose another output file")  # fmt: skip
+        if not (isinstance(value, (str, os.PathLike)) and os.path.exists(value)):
+            continue
+        for candidate in (target, lexical):
+            if candidate.exists() and os.path.samefile(value, candidate):
+                raise ValueError(f"{name} {given!r} is the {input_name} {os.fspath(value)!r}; it would be "
+                                 "overwritten. Choose another output file")  # fmt: skip
     if target.suffix.lower() not in OUTPUT_SUFFIXES:
         raise ValueError(f"{name} {given!r}: the output is an mp4 video; give a name ending in "
                          f"{' or '.join(OUTPUT_SUFFIXES)}")  # fmt: skip
