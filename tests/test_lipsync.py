@@ -205,3 +205,26 @@ def test_reference_aperture_files(tmp_path):
             load_reference_aperture(tmp_path / name)
     assert "audio lags the video by 5 frames" in describe_offset(5, 25.0) and "+200 ms" in describe_offset(5, 25.0)
     assert "audio leads the video by 1 frame" in describe_offset(-1, 25.0)
+
+
+def test_eval_lipsync_of_a_video_without_a_face_has_no_score(tmp_path, capsys):
+    # issue 14: with no face found the metric used to return r = 0 at offset 0 and the CLI said "in sync"
+    import cv2
+    import skimage.data
+
+    from avdiff.cli import main
+    from avdiff.video import write_video
+
+    rocket = cv2.resize(skimage.data.rocket(), (256, 192), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)
+    speech = Waveform(torch.from_numpy((0.2 * rng.standard_normal(3 * 16000) * np.repeat(syllables(75), 640))
+                                       .astype(np.float32)), 16000)  # fmt: skip
+    path = write_video(tmp_path / "noface.mp4", np.repeat(rocket[None], 75, axis=0), 25, speech)
+    assert main(["eval", "lipsync", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("avdiff: error:") and "no lip-sync score" in captured.err
+    assert "no face found in any of the 75 frames" in captured.err and captured.err.count("\n") == 1
+    assert main(["eval", "lipsync", str(path), "--json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["scored"] is False and out["r_envelope"] is None and out["offset_frames"] is None
+    assert out["r_at_offset"] is None and "no face" in out["reason"]
