@@ -239,13 +239,3 @@ def test_a_two_frame_clip_gets_no_verdict(media, tmp_path, capsys):
     assert "no lip-sync score" in err and "only 2 of 2 frames" in err
     code, out = lipsync(capsys, short)
     assert code == 2 and out["scored"] is False and out["offset_frames"] is None and out["r_envelope"] is None
-
-
-def test_help_lists_every_job(capsys):
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    assert "talking-head" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        main(["train", "--help"])
-    text = capsys.readouterr().out
-    assert all(job in text for job in ("align", "syncnet", "talking-head"))

@@ -382,6 +382,9 @@ def test_a_huge_photo_is_bounded_and_the_output_never_replaces_an_input(pipe, tm
     ({"fps": 0}, "fps"),
     ({"fps": -25}, "fps"),
     ({"fps": "abc"}, "fps"),
+    ({"fps": 1e9}, "between 1 and 120"),
+    ({"fps": 0.001}, "between 1 and 120"),
+    ({"fps": "1/0"}, "fps"),
     ({"output_type": "latent"}, "output_type"),
     ({"callback_on_step_end_tensor_inputs": ["noise"]}, "callback_on_step_end_tensor_inputs"),
     ({"max_duration_s": 0}, "max_duration_s"),
@@ -393,6 +396,17 @@ def test_check_inputs_names_the_argument_and_its_value(pipe, photo, kwargs, matc
     value = next(iter(kwargs.values()))
     if not isinstance(value, list):
         assert repr(value) in str(info.value) or str(value) in str(info.value)
+
+
+def test_the_warp_baseline_checks_fps_and_output_path_first():
+    from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
+
+    for fps in (1e9, 0.001, "1/0", 0):
+        with pytest.raises(ValueError, match="fps") as info:
+            WarpBaselinePipeline(fps=fps)
+        assert repr(fps) in str(info.value)
+    with pytest.raises(ValueError, match="max_duration_s"):
+        WarpBaselinePipeline()(skimage.data.astronaut(), speech_like(0.4), max_duration_s=-1)
 
 
 def test_bad_image_and_audio(pipe, photo):
