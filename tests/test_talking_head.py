@@ -398,7 +398,7 @@ def test_check_inputs_names_the_argument_and_its_value(pipe, photo, kwargs, matc
         assert repr(value) in str(info.value) or str(value) in str(info.value)
 
 
-def test_the_warp_baseline_checks_fps_and_output_path_first():
+def test_the_warp_baseline_checks_its_arguments_first():
     from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
 
     for fps in (1e9, 0.001, "1/0", 0):
