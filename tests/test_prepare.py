@@ -6,7 +6,6 @@ import contextlib
 import io
 import json
 import shutil
-import subprocess
 import time
 from dataclasses import asdict
 from fractions import Fraction
