@@ -246,7 +246,7 @@ def run_lipsync(args: argparse.Namespace) -> int:
     sync = syncnet_report(sync_model, clip, args.max_offset) if sync_model is not None and result.scored else None
 
     if args.json:
-        out = {"video": args.video, "fps": str(clip.fps), "scored": result.scored, **result.to_dict()}
+        out = {"video": args.video, "fps": str(clip.fps), **result.to_dict()}
         if sync is not None:
             out["syncnet"] = {"checkpoint": args.syncnet, **sync.to_dict()}
         json.dump(out, sys.stdout, indent=2, allow_nan=False)

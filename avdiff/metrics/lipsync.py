@@ -159,6 +159,7 @@ class LipSyncResult:
         """Strict JSON-ready (no NaN): floats rounded to 6 places, None as null, ``correlations`` as
         ``{"-15": r, ..., "15": r}``."""
         out = {
+            "scored": self.scored,
             "r_envelope": _round(self.r_envelope),
             "offset_frames": None if self.offset_frames is None else int(self.offset_frames),
             "r_at_offset": _round(self.r_at_offset),
