@@ -276,8 +276,9 @@ def test_no_score_is_shown_as_no_score():
     text = format_lipsync(empty, 25, "test")
     assert "no score: only 2 of 40 frames show a face with the speech" in text
     assert "no score: only 0 of 40" in text and "None" not in text
-    old = LipSyncResult(r_envelope=0.0, offset_frames=0, r_at_offset=0.0, num_frames=40, valid_frames=1)
-    assert "no score" in format_lipsync(old, 25, "test")  # r = 0 from one frame is no score either
+    reasoned = LipSyncResult(r_envelope=None, offset_frames=None, r_at_offset=None, num_frames=40, valid_frames=0,
+                             reason="no face found in any frame")  # fmt: skip
+    assert "no score: no face found in any frame" in format_lipsync(reasoned, 25, "test")
 
 
 def test_settings_the_model_refuses_get_the_pipelines_sentence(app, inputs, short_speech):

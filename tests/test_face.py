@@ -569,3 +569,34 @@ def test_the_lower_face_framing_is_a_square_of_the_face_crop(astro, astro_face):
     assert np.abs(mask_face - lower_face_mask(64, framing="lower_face")).mean() < 0.03
     with pytest.raises(ValueError, match="framing must be one of"):
         canonical_points(64, "upper_face")
+
+
+def test_float_and_integer_images_are_read_by_their_range(astro, astro_face):
+    # a float64 photo in 0..255 (np.asarray(pil, dtype=float)) used to be clipped to [0, 1]: a white image, no face
+    for image in (astro.astype(np.float64), astro / 255.0, astro.astype(np.int64), astro.astype(np.uint16) * 257):
+        face = detect_face(image)
+        assert np.abs(face.landmarks - astro_face.landmarks).max() < 2.0
+    for bad, message in [(astro.astype(np.float32) - 1, r"span \[-1, 254\]"), (astro * 2.0, r"span \[0, 510\]"),
+                         (np.full((64, 64, 3), np.nan), "NaN"), (astro.astype(np.int32) - 1, "integer image")]:
+        with pytest.raises(ValueError, match=message):
+            detect_face(bad)
+
+
+def test_a_small_face_in_a_large_frame_is_found_and_tracked(astro, astro_face):
+    # the astronaut's ~100 px face pasted into 1280x720: mediapipe's short-range detector alone finds nothing
+    from avdiff.video.face import track_landmarks
+    from avdiff.video.tracking import track_faces
+
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    frame[150:662, 700:1212] = astro
+    face = detect_face(frame)
+    assert np.abs(face.landmarks - (astro_face.landmarks + [700, 150])).max() < 4.0
+    frames = np.repeat(frame[None], 3, axis=0)
+    landmarks = track_landmarks(frames)
+    assert np.isfinite(landmarks).all() and np.abs(landmarks - face.landmarks).max() < 4.0
+    two = frame.copy()
+    two[100:356, 100:356] = cv2.resize(astro, (256, 256), interpolation=cv2.INTER_AREA)  # a smaller face on the left
+    tracks = track_faces(np.repeat(two[None], 6, axis=0))
+    assert tracks.num_faces == 2 and tracks.found().sum(axis=1).tolist() == [6, 6]
+    left, right = tracks.boxes
+    assert left[2] < 356 < 700 < right[0]  # ordered from the left

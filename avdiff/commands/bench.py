@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.set_defaults(func=run_unet)
     t = bench.add_parser("talk", help="talking-head pipeline: real-time factor, time outside the UNet, peak memory "
                                       "vs audio length")  # fmt: skip
-    t.add_argument("--durations", type=float, nargs="+", default=[5.0, 10.0, 30.0], metavar="S",
-                   help="audio lengths (s) for the peak-memory runs, each in a fresh process")  # fmt: skip
+    t.add_argument("--durations", type=float, nargs="+", default=[10.0, 30.0, 120.0], metavar="S",
+                   help="audio lengths (s) for the peak-memory runs of the warp baseline and the tiny pipeline, each "
+                   "in a fresh process, streamed to an mp4 (default 10 30 120)")  # fmt: skip
     t.add_argument("--speed-seconds", type=float, default=10.0, metavar="S", help="audio length of the timed run")
     t.add_argument("--steps", type=int, default=4, help="denoising steps per chunk in the timed run")
     t.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")

@@ -6,7 +6,9 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (align, syncnet)", description="Train a model from a YAML config.")
+    p = sub.add_parser("train", help="train a model (align, syncnet, talking-head)",
+                       description="Train a model from a YAML config. Jobs: align (the audio-text aligner), syncnet "
+                       "(the lip-sync expert) and talking-head (the talking-head pipeline).")  # fmt: skip
     jobs = p.add_subparsers(dest="job", metavar="JOB", required=True)
     align = jobs.add_parser("align", help="contrastive audio-to-text aligner on synthetic sounds and speech")
     _common(align)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from avdiff.metrics.lipsync import MIN_VALID_FRAMES, LipSyncResult
+from avdiff.metrics.lipsync import MIN_SCORED_FRAMES, LipSyncResult
 
 
 def lipsync_reason(result: LipSyncResult) -> str | None:
     """Why ``result`` holds no score (too few frames with a face), or None when it is a score."""
-    if result.r_envelope is None or result.valid_frames < MIN_VALID_FRAMES:
-        return (f"only {result.valid_frames} of {result.num_frames} frames show a face with the speech; lip sync needs "
-                f"at least {MIN_VALID_FRAMES}")  # fmt: skip
-    return None
+    if result.scored:
+        return None
+    return result.reason or (f"only {result.valid_frames} of {result.num_frames} frames show a face with the speech; "
+                             f"lip sync needs at least {MIN_SCORED_FRAMES}")  # fmt: skip
 
 
 def format_lipsync(result: LipSyncResult, fps: Fraction | float, made_by: str) -> str:
