@@ -24,15 +24,13 @@ from avdiff.video.align import (
     align_frames,
     alignment_matrix,
     canonical_points,
-    lower_face_mask,
-    mouth_mask,
-    one_euro_landmarks,
-    paste_back,
+    reframe_matrix,
     similarity_transform,
-    smooth_landmarks,
     transform_points,
     warp_to_crop,
 )
+from avdiff.video.masks import lower_face_mask, mouth_mask, paste_back
+from avdiff.video.smoothing import one_euro_landmarks, smooth_landmarks
 from avdiff.video.face import (
     CHIN,
     FACE_OVAL,
@@ -549,6 +547,28 @@ def test_mouth_openness_of_a_video_file(tmp_path, astro):
     path = write_video(tmp_path / "still.mp4", np.stack([astro] * 4), fps=25)
     got = mouth_openness(path)
     assert got.shape == (4,) and np.isfinite(got).all() and np.ptp(got) < 0.01
+
+
+def test_the_lower_face_framing_is_a_square_of_the_face_crop(astro, astro_face):
+    face = align_face(astro, astro_face, size=256)
+    lower = align_face(astro, astro_face, size=64, framing="lower_face")
+    # the mouth sits at the centre of the lower-face crop, 0.45 down, the eyes just above it
+    mouth = lower.landmarks[[61, 291]].mean(axis=0)
+    assert np.allclose(mouth, [32, 0.45 * 64], atol=2.0)
+    np.testing.assert_allclose(canonical_points(64, "lower_face")[:2, 1], -0.0333 * 64, atol=0.01)
+    # the same pixels as cutting the square x 0.2..0.8, y 0.42..1.02 out of the face crop
+    cut = warp_to_crop(face.image, reframe_matrix(64, "face", "lower_face", source_size=256), 64)
+    assert np.abs(cut.astype(int) - lower.image.astype(int)).mean() < 4
+    # the mouth gets 1 / 0.6 = 1.67x the pixels of a face crop of the same size
+    face64 = align_face(astro, astro_face, size=64)
+    width = lambda a: np.ptp(a.landmarks[[61, 291], 0])  # noqa: E731
+    assert width(lower) / width(face64) == pytest.approx(1 / 0.6, rel=0.02)
+    # the lower-face mask covers the same part of the face in both framings
+    mask_face = warp_to_crop((lower_face_mask(256)[..., None] * 255).astype(np.uint8).repeat(3, 2),
+                             reframe_matrix(64, "face", "lower_face", source_size=256), 64)[..., 0] / 255
+    assert np.abs(mask_face - lower_face_mask(64, framing="lower_face")).mean() < 0.03
+    with pytest.raises(ValueError, match="framing must be one of"):
+        canonical_points(64, "upper_face")
 
 
 def test_float_and_integer_images_are_read_by_their_range(astro, astro_face):

@@ -31,7 +31,7 @@ from avdiff.pipelines.talking_head import (
     load_pipeline_preset,
     plan_chunks,
 )
-from avdiff.video.align import mouth_mask
+from avdiff.video.masks import mouth_mask
 from avdiff.video.face import NoFaceError, detect_face
 from avdiff.video.io import read_video
 
@@ -499,9 +499,10 @@ def test_save_and_load_give_identical_frames(pipe, photo, tmp_path):
     before = pipe(photo, audio, num_inference_steps=2, output_type="crops", generator=gen(3)).frames
     pipe.save_pretrained(tmp_path / "pipe")
     index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
-    assert {k: v[1] for k, v in index.items() if not k.startswith("_")} == {
+    assert {k: v[1] for k, v in index.items() if isinstance(v, list)} == {
         "unet": "AudioVideoUNet", "codec": "SpaceToDepthCodec", "speech_encoder": "SpeechEncoder",
         "scheduler": "DDIMScheduler"}  # fmt: skip
+    assert index["framing"] == pipe.framing == "face"
     loaded = TalkingHeadPipeline.from_pretrained(tmp_path / "pipe")
     loaded.set_progress_bar_config(disable=True)
     after = loaded(photo, audio, num_inference_steps=2, output_type="crops", generator=gen(3)).frames
@@ -556,3 +557,28 @@ def test_cli_talk_with_a_preset_and_a_saved_model(pipe, tmp_path, capsys):
     assert read_video(tmp_path / "m.mp4").frames.shape == (15, 64, 64, 3)
     assert main(["talk", *args, "--out", str(tmp_path / "x.mp4")]) == 2
     assert "--baseline" in capsys.readouterr().err
+
+
+def test_a_lower_face_pipeline_generates_the_mouth_region_and_keeps_its_framing(photo, tmp_path):
+    spec = load_pipeline_preset("tiny")
+    spec["framing"] = "lower_face"
+    pipe = build_pipeline(spec, seed=0)
+    pipe.set_progress_bar_config(disable=True)
+    audio = speech_like(0.8)
+    crops = pipe(photo, audio, num_inference_steps=2, output_type="crops", generator=gen(1)).frames
+    aligned = pipe.prepare_face(photo, 64)[1]
+    mouth = aligned.landmarks[[61, 291]].mean(axis=0)
+    assert np.allclose(mouth, [32, 0.45 * 64], atol=2)  # the crop is centred on the mouth
+    frames = pipe(photo, audio, num_inference_steps=2, generator=gen(1)).frames
+    changed = np.abs(frames.astype(int) - np.asarray(photo).astype(int)).max(axis=(0, 3)) > 0
+    ys, xs = np.nonzero(changed)
+    eyes_y = aligned.inverse_matrix() @ np.array([32, -0.0333 * 64, 1.0])
+    assert ys.min() > eyes_y[1]  # only below the eyes: the photo's upper face is kept exactly
+    pipe.save_pretrained(tmp_path / "lower")
+    loaded = TalkingHeadPipeline.from_pretrained(tmp_path / "lower")
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.framing == "lower_face"
+    again = loaded(photo, audio, num_inference_steps=2, output_type="crops", generator=gen(1)).frames
+    assert np.array_equal(crops, again)
+    with pytest.raises(ValueError, match="framing must be one of"):
+        TalkingHeadPipeline(pipe.unet, pipe.codec, pipe.speech_encoder, pipe.scheduler, framing="eyes")

@@ -1,9 +1,11 @@
 """Small trained models shipped inside the package, found by name.
 
 Each bundled model is a folder next to this file holding a saved pipeline (``save_pretrained``: ``model_index.json``
-plus one subfolder per component). The demo and the Python API list them with :func:`available`, so a fresh install
-serves them without downloads. None ship yet; the talking-head demonstrator trained by ``make proof`` is to be added
-here (see DESIGN.md, "Trained here, shipped small").
+plus one subfolder per component), with the training run's ``config.json`` beside it (the recipe that made it). The
+demo and the Python API list them with :func:`available`, so a fresh install serves them without downloads, and a
+pipeline's ``from_pretrained`` takes a bundled model's name (``"avdiff/talking-head-tiny"`` or
+``"talking-head-tiny"``): :func:`resolve` turns it into the folder before any hub look-up. These are demonstrators
+trained here on synthetic data (see the README, "Results"), not replacements for real pretrained weights.
 """
 
 from __future__ import annotations
@@ -73,4 +75,22 @@ def available(kind: str | None = None) -> list[BundledModel]:
     return found
 
 
-__all__ = ["BundledModel", "PIPELINE_KINDS", "available", "pipeline_kind"]
+NAMESPACE = "avdiff/"
+
+
+def resolve(name_or_path: str | Path) -> str | Path:
+    """A bundled model's folder for its name (``"avdiff/NAME"`` or ``"NAME"``); anything else (a local folder, a
+    hub id) unchanged. A local folder of the same name wins over a bundled model."""
+    text = str(name_or_path)
+    if Path(text).exists():
+        return name_or_path
+    name = text.removeprefix(NAMESPACE)
+    if "/" in name or not name:
+        return name_or_path
+    folder = resources.files(__name__).joinpath(name)
+    if folder.is_dir() and (folder / "model_index.json").is_file():
+        return Path(str(folder))
+    return name_or_path
+
+
+__all__ = ["BundledModel", "NAMESPACE", "PIPELINE_KINDS", "available", "pipeline_kind", "resolve"]

@@ -13,7 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write one clip (--text or --audio) or a varied dataset (--dataset N) in the DATA format: "
         "OUT/index.jsonl, OUT/clips/ID.mp4 (25 fps, 16 kHz speech) and OUT/clips/ID.aperture.npy.",
     )
-    p.add_argument("--face", action="append", help="face photo (repeat for several; default: the built-in astronaut)")
+    p.add_argument("--face", action="append", help="face photo (repeat for several). A single clip defaults to the "
+                   "astronaut; with --dataset, given photos replace the face pool (no identity split)")
+    p.add_argument("--faces", metavar="DIR", help="--dataset: a folder of face photos added to the pool of identities "
+                   "(LFW faces and the astronaut), split by identity like the built-in ones")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", help="a sentence for espeak-ng to speak")
     what.add_argument("--audio", help="a speech recording to use instead of synthesized speech")
@@ -22,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--id", help="clip id for a single clip (default: from the text or audio name)")
     p.add_argument("--voice", default="en-us", help="espeak-ng voice, e.g. en-us, en-gb+f3")
     p.add_argument("--speed", type=int, default=160, help="words per minute")
-    p.add_argument("--split", default="train", choices=["train", "test", "all"], help="sentence pool for --dataset")
+    p.add_argument("--split", default="train", choices=["train", "test", "all"],
+                   help="--dataset: sentences and identities of this split (test: held out from train)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-augment", action="store_true", help="--dataset without face augmentations")
     p.set_defaults(func=run)
@@ -42,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     faces = args.face or None
     if args.dataset is not None:
-        records = make_dataset(args.out, args.dataset, faces, split=args.split, seed=args.seed, augment=not args.no_augment)
+        records = make_dataset(args.out, args.dataset, faces, faces_dir=args.faces, split=args.split, seed=args.seed,
+                               augment=not args.no_augment)  # fmt: skip
         print(f"wrote {len(records)} clips to {args.out} (index: {Path(args.out) / 'index.jsonl'})")
         return 0
     face = faces[0] if faces else default_face()

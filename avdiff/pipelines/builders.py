@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -22,8 +21,6 @@ from avdiff.models.unet import AudioVideoUNet
 
 if TYPE_CHECKING:
     from avdiff.pipelines.talking_head import TalkingHeadPipeline
-
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 
 
 def check_components(unet: AudioVideoUNet, codec: LatentCodec, speech_encoder: BaseSpeechEncoder) -> None:
@@ -43,13 +40,10 @@ def check_components(unet: AudioVideoUNet, codec: LatentCodec, speech_encoder: B
 
 
 def load_pipeline_preset(name_or_path: str | os.PathLike) -> dict:
-    """``"tiny"`` -> ``configs/models/talking_head_tiny.yaml``; a .yaml path is read as is."""
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = PRESET_DIR / f"talking_head_{name_or_path}.yaml"
-    if not path.is_file():
-        names = sorted(p.stem.removeprefix("talking_head_") for p in PRESET_DIR.glob("talking_head_*.yaml"))
-        raise FileNotFoundError(f"no talking-head preset {str(name_or_path)!r} (looked for {path}); presets: {names}")
+    """``"tiny"`` -> the shipped ``avdiff/presets/talking_head_tiny.yaml``; a .yaml path is read as is."""
+    from avdiff.presets import preset_file
+
+    path = preset_file(name_or_path, prefix="talking_head_", what="talking-head")
     spec = yaml.safe_load(path.read_text()) or {}
     missing = [k for k in ("pixel_size", "codec", "unet", "speech_encoder", "scheduler") if k not in spec]
     if missing:
@@ -58,7 +52,7 @@ def load_pipeline_preset(name_or_path: str | os.PathLike) -> dict:
 
 
 def build_pipeline(spec: dict, seed: int = 0) -> TalkingHeadPipeline:
-    """Build a random-weight pipeline from a preset dict (see ``configs/models/talking_head_tiny.yaml``), every
+    """Build a random-weight pipeline from a preset dict (see ``avdiff/presets/talking_head_tiny.yaml``), every
     weight drawn inside ``torch.random.fork_rng`` from ``seed``."""
     from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
@@ -70,7 +64,8 @@ def build_pipeline(spec: dict, seed: int = 0) -> TalkingHeadPipeline:
             raise ValueError(f"pixel_size ({size}) must be a multiple of the codec's downscale ({codec.downscale})")
         speech_encoder = build_speech_encoder(spec["speech_encoder"])
         unet = build_unet(spec["unet"], codec.latent_channels, size // codec.downscale, speech_encoder.audio_dim)
-    return TalkingHeadPipeline(unet.eval(), codec.eval(), speech_encoder.eval(), build_scheduler(spec["scheduler"]))
+    return TalkingHeadPipeline(unet.eval(), codec.eval(), speech_encoder.eval(), build_scheduler(spec["scheduler"]),
+                               framing=spec.get("framing", "face"))  # fmt: skip
 
 
 def build_codec(spec: dict) -> LatentCodec:

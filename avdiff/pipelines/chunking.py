@@ -19,8 +19,9 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from avdiff.audio.clock import FrameClock
 from avdiff.models.conditions import Conditions
-from avdiff.video.align import AlignedFace, lower_face_mask
-from avdiff.video.align import paste_back as paste_crop
+from avdiff.video.align import AlignedFace
+from avdiff.video.masks import lower_face_mask
+from avdiff.video.masks import paste_back as paste_crop
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class ChunkedDenoisingMixin:
         chunks = plan_chunks(num_frames, chunk_frames, motion_frames)
         self._num_chunks = len(chunks)
         mask = self.latent_mask(size, device, dtype)  # (1, 1, 1, h, w)
-        paste_mask = lower_face_mask(size)
+        paste_mask = lower_face_mask(size, framing=self.framing)
         feather = size / 32 if feather_px is None else feather_px
         terms = guidance_terms(self._reference_guidance_scale, self._audio_guidance_scale)
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)

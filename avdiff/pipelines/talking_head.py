@@ -60,7 +60,6 @@ from avdiff.models.codec import LatentCodec, pixels_from_uint8, pixels_to_uint8
 from avdiff.models.speech import BaseSpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
 from avdiff.pipelines.builders import (  # noqa: F401  (re-exported: the builders' public home used to be here)
-    PRESET_DIR,
     build_codec,
     build_pipeline,
     build_scheduler,
@@ -79,7 +78,8 @@ from avdiff.pipelines.chunking import (  # noqa: F401  (Chunk ... plan_chunks ar
     plan_chunks,
 )
 from avdiff.pipelines.output import VideoPipelineOutput, bound_output_size
-from avdiff.video.align import AlignedFace, align_face, lower_face_mask
+from avdiff.video.align import AlignedFace, align_face, get_framing
+from avdiff.video.masks import lower_face_mask
 from avdiff.video.face import ImageLike, detect_face, load_image
 from avdiff.video.io import VideoWriter, check_output_path
 
@@ -104,6 +104,9 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
         codec: pixels <-> latents.
         speech_encoder: speech -> per-frame audio tokens.
         scheduler: DDIM by default; swap with ``pipe.scheduler = DPMSolverMultistepScheduler.from_config(...)``.
+        framing: the crop the model generates (:data:`avdiff.video.align.FRAMINGS`): ``"face"``, the whole face, or
+            ``"lower_face"``, a square around the mouth and jaw (1.67x the mouth's pixels at the same size) pasted
+            over the photo's own upper face, as Wav2Lip, MuseTalk and LatentSync do. Saved in ``model_index.json``.
     """
 
     model_cpu_offload_seq = "speech_encoder->unet->codec"
@@ -115,13 +118,21 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
         codec: LatentCodec,
         speech_encoder: BaseSpeechEncoder,
         scheduler: DDIMScheduler | DPMSolverMultistepScheduler,
+        framing: str = "face",
     ):
         super().__init__()
         check_components(unet, codec, speech_encoder)
+        get_framing(framing)  # a ValueError for an unknown one
         self.register_modules(unet=unet, codec=codec, speech_encoder=speech_encoder, scheduler=scheduler)
+        self.register_to_config(framing=framing)
         self.decode_batch_size = 8  # frames per codec.decode call
 
     # --- sizes --------------------------------------------------------------------------------------------------
+
+    @property
+    def framing(self) -> str:
+        """The crop the model generates: ``"face"`` or ``"lower_face"``."""
+        return getattr(self.config, "framing", "face")
 
     @property
     def latent_multiple(self) -> int:
@@ -240,7 +251,7 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
         longer side) and its largest face aligned into a ``size`` crop (NoFaceError if none)."""
         rgb = bound_output_size(load_image(image))
         face = detect_face(rgb)
-        return rgb, align_face(rgb, face, size=size)
+        return rgb, align_face(rgb, face, size=size, framing=self.framing)
 
     def encode_reference(self, crop: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """Step 2: uint8 crop [s, s, 3] -> reference latent [1, C, s / f, s / f]."""
@@ -256,7 +267,7 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
     def latent_mask(self, size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """The lower-face mask (1 = generate) at latent resolution: [1, 1, 1, h, w]."""
         h = size // self.codec.downscale
-        mask = torch.from_numpy(lower_face_mask(size))[None, None]  # (1, 1, s, s)
+        mask = torch.from_numpy(lower_face_mask(size, framing=self.framing))[None, None]  # (1, 1, s, s)
         return F.interpolate(mask, size=(h, h), mode="area")[:, :, None].to(device=device, dtype=dtype)
 
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
@@ -395,8 +406,18 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
     # --- builders -----------------------------------------------------------------------------------------------
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> TalkingHeadPipeline:
+        """``DiffusionPipeline.from_pretrained`` that first resolves a bundled model's name
+        (``"avdiff/talking-head-tiny"``, see :mod:`avdiff.bundled`) to its folder inside the package; a local folder
+        or a hub id is loaded as diffusers loads it."""
+        from avdiff.bundled import resolve
+
+        return super().from_pretrained(resolve(pretrained_model_name_or_path), **kwargs)
+
+    @classmethod
     def from_preset(cls, name_or_path: str | os.PathLike = "tiny", seed: int = 0) -> TalkingHeadPipeline:
-        """A pipeline with seeded random weights from a preset: ``"tiny"`` (``configs/models/talking_head_tiny.yaml``)
+        """A pipeline with seeded random weights from a preset: ``"tiny"`` (the shipped
+        ``avdiff/presets/talking_head_tiny.yaml``)
         or a YAML path. The global RNG is left as it was. See the module docstring for why the gates are open."""
         return build_pipeline(load_pipeline_preset(name_or_path), seed=seed)
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avdiff.video.align import align_frames, smooth_landmarks, transform_points
+from avdiff.video.align import align_frames, transform_points
+from avdiff.video.smoothing import smooth_landmarks
 from avdiff.video.face import detect_faces, track_landmarks
 
 @dataclass
@@ -27,7 +28,8 @@ class FaceTrack:
     raw: np.ndarray
 
 
-def align_track(frames: np.ndarray, landmarks: np.ndarray, size: int, smooth_sigma: float = 1.5) -> FaceTrack:
+def align_track(frames: np.ndarray, landmarks: np.ndarray, size: int, smooth_sigma: float = 1.5,
+                framing: str = "face") -> FaceTrack:  # fmt: skip
     """Align every frame on temporally smoothed landmarks.
 
     Args:
@@ -35,21 +37,22 @@ def align_track(frames: np.ndarray, landmarks: np.ndarray, size: int, smooth_sig
         landmarks: float32 [F, 478, 2] frame px, NaN where no face (at least one frame must have one).
         size: crop side, px.
         smooth_sigma: gaussian over time on the landmarks used for alignment, in frames.
+        framing: the crops' framing, ``"face"`` (what ``avdiff prepare`` writes) or ``"lower_face"``.
 
     Raises:
         NoFaceError: no frame has a face.
     """
     smooth = smooth_landmarks(landmarks, sigma_frames=smooth_sigma)
-    crops, matrices = align_frames(frames, smooth, size)
+    crops, matrices = align_frames(frames, smooth, size, framing)
     filled = smooth_landmarks(landmarks, sigma_frames=0)
     in_crop = np.stack([transform_points(p, m) for p, m in zip(filled, matrices)]).astype(np.float32)
     return FaceTrack(crops, matrices, in_crop, landmarks.astype(np.float32))
 
 
-def face_track(frames: np.ndarray, size: int, smooth_sigma: float = 1.5) -> FaceTrack:
+def face_track(frames: np.ndarray, size: int, smooth_sigma: float = 1.5, framing: str = "face") -> FaceTrack:
     """Track the (largest) face through ``frames`` uint8 [F, H, W, 3] with mediapipe and align it (see
     :func:`align_track`). This is how ``prepare`` crops faces, and how the SyncNet scores crop any video."""
-    return align_track(frames, track_landmarks(frames), size, smooth_sigma)
+    return align_track(frames, track_landmarks(frames), size, smooth_sigma, framing)
 
 
 def face_box_px(landmarks: np.ndarray) -> np.ndarray:
