@@ -86,16 +86,16 @@ def _sos(kind: str, freq, sample_rate: int, order: int = 2):
 
 
 def _crackle(rng, n, sr):
-    bed = signal.sosfilt(_sos("lowpass", rng.uniform(250, 600), sr), rng.standard_normal(n)) * 0.5
-    out = bed + 0.05 * signal.sosfilt(_sos("highpass", 3000, sr), rng.standard_normal(n))
-    rate = rng.uniform(45, 90)
-    for start in rng.integers(0, n, rng.poisson(rate * n / sr)):
+    bed = signal.sosfilt(_sos("lowpass", rng.uniform(250, 600), sr), rng.standard_normal(n))  # the fire's roar
+    pops = np.zeros(n)
+    for start in rng.integers(0, n, rng.poisson(rng.uniform(45, 90) * n / sr)):
         length = int(sr * rng.uniform(0.002, 0.012))
         t = np.arange(length) / sr
-        burst = np.diff(rng.standard_normal(length + 1)) * np.exp(-t / rng.uniform(0.0008, 0.003))
+        burst = rng.standard_normal(length) * np.exp(-t / rng.uniform(0.0008, 0.003))
         end = min(n, start + length)
-        out[start:end] += rng.uniform(1.0, 3.0) * burst[: end - start]
-    return out
+        pops[start:end] += rng.uniform(1.0, 3.0) * burst[: end - start]
+    pops = signal.sosfilt(_sos("bandpass", (300, rng.uniform(3000, 5000)), sr), pops)  # woody pops, not hiss
+    return bed / bed.std() + 2.0 * pops / max(pops.std(), 1e-9)
 
 
 def _waves(rng, n, sr):
