@@ -227,3 +227,12 @@ def test_synth_scenes_bad_input(tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err
     assert main(["synth", "--out", str(tmp_path / "y")]) == 2
     assert "give one of --text, --audio or --dataset" in capsys.readouterr().err
+
+
+def test_bench_scenes_reports_every_stage(capsys):
+    assert main(["bench", "scenes", "--clips", "2"]) == 0
+    out = capsys.readouterr().out
+    for stage in ("draw frames and masks", "synthesize and mix the sounds", "encode mp4", "whole clip"):
+        line = next(l for l in out.splitlines() if l.startswith(stage))
+        assert float(line.split()[-3]) > 0  # ms per clip
+    assert main(["bench", "scenes", "--clips", "0"]) == 2

@@ -20,7 +20,6 @@ from avdiff.data.scenes.vocabulary import (
     COLOURED,
     COLOURS,
     HELD_OUT_PAIRS,
-    LABELS,
     MASS_NOUNS,
     NUM_FRAMES,
     OBJECTS,
