@@ -1,0 +1,196 @@
+"""Training items for the text-to-video (scene) model: a clip's frames and its caption's text-encoder states.
+
+:class:`SceneClipDataset` reads a SCENES DATA folder (``avdiff synth scenes``; the layout is in
+``/work/wt/SCENES_CONTRACT.md`` and :mod:`avdiff.data.scenes`): ``index.jsonl`` with one record per clip (``id``,
+``video``, ``caption``, ``split``, ...) and ``clips/ID.mp4``. Two caches under ``DATA/cache/``, each written once,
+atomically, and remade when the index changes:
+
+* ``scene_frames_<S>_<F>.npy``: every clip's first ``F`` frames at ``S`` px, uint8 [N, F, S, S, 3], read back
+  memory-mapped (decoding an mp4 per step would cost more than the UNet);
+* ``scene_text_<key>.pt``: the frozen text encoder's token states of every distinct caption, float32 [K, T, D]
+  (``key`` names the encoder and its token length; the encoder never runs during training).
+
+An item is ``frames`` uint8 [F, S, S, 3], ``text`` float32 [T, D] and ``index`` (int64, the clip's row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+REQUIRED_FIELDS = ("id", "video", "caption")
+
+
+def read_scene_index(data_dir: str | os.PathLike, split: str | None = None, limit: int | None = None) -> list[dict]:
+    """The records of a SCENES DATA folder's ``index.jsonl`` (optionally of one ``split``, at most ``limit``).
+
+    Raises:
+        FileNotFoundError: no ``index.jsonl``, or no record matches.
+        ValueError: a line is not JSON or lacks ``id``, ``video`` or ``caption`` (named with its line number).
+    """
+    path = Path(data_dir) / "index.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(data_dir)!r} is not a SCENES DATA folder (no index.jsonl); make one with "
+                                "`avdiff synth scenes`")  # fmt: skip
+    records = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not a JSON object ({e})") from e
+        missing = [k for k in REQUIRED_FIELDS if not isinstance(record, dict) or not record.get(k)]
+        if missing:
+            raise ValueError(f"{path}:{n}: the record lacks {missing}")
+        if split is None or record.get("split") == split:
+            records.append(record)
+    records = records[:limit] if limit is not None else records
+    if not records:
+        raise FileNotFoundError(f"no clip in {path}" + (f" with split {split!r}" if split else ""))
+    return records
+
+
+def _index_digest(records: list[dict], *parts: object) -> str:
+    text = json.dumps([[r["id"], r["video"], r["caption"]] for r in records] + [list(map(str, parts))])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _atomic_save(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def load_clip_frames(data_dir: str | os.PathLike, record: dict, size: int, num_frames: int) -> np.ndarray:
+    """The first ``num_frames`` frames of a clip at ``size`` px: uint8 [F, S, S, 3].
+
+    Raises:
+        ValueError: the clip has fewer frames, or is not square.
+    """
+    from avdiff.data.video_dataset import resize_crops
+    from avdiff.video.io import read_video
+
+    path = Path(data_dir) / record["video"]
+    frames = read_video(path, max_frames=num_frames, with_audio=False).frames.numpy()  # (F, H, W, 3) uint8
+    if len(frames) < num_frames:
+        raise ValueError(f"{path}: {len(frames)} frames, fewer than num_frames={num_frames}")
+    if frames.shape[1] != frames.shape[2]:
+        raise ValueError(f"{path}: frames are {frames.shape[2]}x{frames.shape[1]}, not square")
+    return resize_crops(frames[:num_frames], size)
+
+
+def cached_frames(data_dir: str | os.PathLike, records: list[dict], size: int, num_frames: int,
+                  progress_bar: bool = False) -> np.ndarray:  # fmt: skip
+    """Every clip's frames, uint8 [N, F, S, S, 3], memory-mapped from the cache (made when missing or stale)."""
+    folder = Path(data_dir) / "cache"
+    path = folder / f"scene_frames_{size}_{num_frames}.npy"
+    meta_path = path.with_suffix(".json")
+    digest = _index_digest(records, size, num_frames, CACHE_VERSION)
+    if path.is_file() and meta_path.is_file():
+        try:
+            if json.loads(meta_path.read_text()).get("digest") == digest:
+                frames = np.load(path, mmap_mode="r")
+                if frames.shape == (len(records), num_frames, size, size, 3):
+                    return frames
+        except (ValueError, OSError) as e:  # a damaged cache is remade
+            logger.warning("frame cache %s is unreadable (%s); remaking it", path, e)
+    logger.info("decoding %d clips into %s", len(records), path)
+
+    def write(tmp: Path) -> None:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(records), num_frames, size, size, 3))
+        for i, record in enumerate(tqdm(records, desc="decoding clips", unit="clip", disable=not progress_bar)):
+            out[i] = load_clip_frames(data_dir, record, size, num_frames)
+        out.flush()
+        del out
+
+    _atomic_save(path, write)
+    _atomic_save(meta_path, lambda tmp: tmp.write_text(json.dumps({"digest": digest, "clips": len(records)})))
+    return np.load(path, mmap_mode="r")
+
+
+def cached_text_states(data_dir: str | os.PathLike, captions: list[str], key: str,
+                       encode: Callable[[list[str]], torch.Tensor], batch_size: int = 64,
+                       progress_bar: bool = False) -> tuple[torch.Tensor, dict[str, int]]:  # fmt: skip
+    """The token states of the distinct ``captions`` (float32 [K, T, D]) and each caption's row, from the cache
+    ``DATA/cache/scene_text_<key>.pt`` (made with ``encode`` when missing or when it lacks a caption)."""
+    distinct = sorted(set(captions))
+    path = Path(data_dir) / "cache" / f"scene_text_{key}.pt"
+    if path.is_file():
+        try:
+            cached = torch.load(path, map_location="cpu", weights_only=True)
+            rows = {c: i for i, c in enumerate(cached["captions"])}
+            if cached.get("version") == CACHE_VERSION and all(c in rows for c in distinct):
+                return cached["states"], rows
+        except Exception as e:  # a damaged cache is remade
+            logger.warning("text cache %s is unreadable (%s); remaking it", path, e)
+    logger.info("encoding %d distinct captions into %s", len(distinct), path)
+    chunks = [encode(distinct[i : i + batch_size]).float().cpu()
+              for i in tqdm(range(0, len(distinct), batch_size), desc="encoding captions", disable=not progress_bar)]
+    states = torch.cat(chunks)  # (K, T, D)
+    _atomic_save(path, lambda tmp: torch.save({"version": CACHE_VERSION, "captions": distinct, "states": states}, tmp))
+    return states, {c: i for i, c in enumerate(distinct)}
+
+
+class SceneClipDataset(Dataset):
+    """Scene clips with their captions' token states (see the module docstring).
+
+    Args:
+        data_dir: the SCENES DATA folder.
+        encode_text: captions -> token states [B, T, D] (the frozen text encoder, e.g. ``pipe.encode_prompt``).
+        text_key: names ``encode_text`` in the cache file (e.g. ``"minilm_32"``); a different encoder needs another.
+        size: frame side, px.
+        num_frames: frames per clip (the first ``num_frames`` of each).
+        split, max_clips: which records of the index.
+        progress_bar: show the one-time decoding and encoding.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        encode_text: Callable[[list[str]], torch.Tensor],
+        text_key: str,
+        size: int = 64,
+        num_frames: int = 16,
+        split: str | None = None,
+        max_clips: int | None = None,
+        progress_bar: bool = False,
+    ):
+        if num_frames < 1 or size < 1:
+            raise ValueError(f"need num_frames >= 1 and size >= 1, got {num_frames} and {size}")
+        self.data_dir, self.size, self.num_frames = Path(data_dir), int(size), int(num_frames)
+        self.records = read_scene_index(data_dir, split, max_clips)
+        self.captions = [r["caption"] for r in self.records]
+        self.frames = cached_frames(data_dir, self.records, self.size, self.num_frames, progress_bar)
+        self.text_states, rows = cached_text_states(data_dir, self.captions, text_key, encode_text,
+                                                    progress_bar=progress_bar)  # fmt: skip
+        self.text_rows = torch.tensor([rows[c] for c in self.captions])
+        fps = {float(r["fps"]) for r in self.records if r.get("fps")}
+        if len(fps) > 1:
+            raise ValueError(f"the clips of {str(data_dir)!r} have different frame rates {sorted(fps)}")
+        self.fps = fps.pop() if fps else None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} clips")
+        return {
+            "frames": torch.from_numpy(np.array(self.frames[index])),  # (F, S, S, 3) uint8, copied out of the mmap
+            "text": self.text_states[self.text_rows[index]],  # (T, D)
+            "index": torch.tensor(index),
+        }

@@ -1,0 +1,180 @@
+"""The text-to-video training job on a tiny SCENES DATA folder (tests/scene_world.py): the cached dataset, image and
+video steps, text dropout, the loss going down, exact resumption, the saved pipeline, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from avdiff.data.scene_dataset import SceneClipDataset, read_scene_index
+from avdiff.training import TrainConfig, Trainer
+from avdiff.training.text_to_video import TextToVideoTask, TextToVideoTaskConfig
+from avdiff.video.io import read_video
+from scene_world import draw_scene, write_scene_data
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_scene_data(tmp_path_factory.mktemp("scenes"), 6, seed=0, num_frames=6)
+
+
+@pytest.fixture(scope="module")
+def task(data) -> TextToVideoTask:
+    return TextToVideoTask(task_config(data))
+
+
+def task_config(data, **kw) -> TextToVideoTaskConfig:
+    return TextToVideoTaskConfig.from_dict({"data": str(data), "num_frames": 4, "sample_count": 0, "eval_items": 4,
+                                            **kw})  # fmt: skip
+
+
+def train_config(out: Path, **kw) -> TrainConfig:
+    base = dict(output_dir=str(out), max_steps=5, batch_size=2, lr=2e-3, checkpoint_every=2, log_every=1,
+                ema_decay=0.9, seed=3)  # fmt: skip
+    return TrainConfig(**{**base, **kw})
+
+
+def test_items_come_from_the_caches_and_match_the_clips_and_captions(data, task):
+    dataset = task.make_dataset(data)
+    records = read_scene_index(data)
+    assert len(dataset) == 6 and (data / "cache" / "scene_frames_64_4.npy").is_file()
+    item = dataset[2]
+    assert item["frames"].shape == (4, 64, 64, 3) and item["frames"].dtype == torch.uint8
+    decoded = read_video(data / records[2]["video"], with_audio=False).frames[:4].numpy()
+    np.testing.assert_array_equal(item["frames"].numpy(), decoded)
+    thing = records[2]["objects"][0]
+    drawn, _ = draw_scene(thing["word"], thing["colour"], thing["place"], num_frames=6)
+    assert np.abs(decoded.astype(int) - drawn[:4]).mean() < 3  # the mp4 shows the drawn scene (crf 12)
+    expected = task.template.encode_prompt(records[2]["caption"], torch.device("cpu"))[0]
+    torch.testing.assert_close(item["text"], expected)
+    other = next(i for i, r in enumerate(records) if r["caption"] != records[2]["caption"])
+    assert not torch.equal(dataset[other]["text"], item["text"])
+    # A second dataset reads the caches (the encoder is not called again); a changed index remakes them.
+    calls = []
+    SceneClipDataset(data, lambda c: calls.append(c) or task.template.encode_prompt(c), task.text_key, 64, 4)
+    assert calls == []
+    lines = (data / "index.jsonl").read_text().splitlines()
+    changed = data.parent / "scenes_changed"
+    changed.mkdir(exist_ok=True)
+    (changed / "clips").symlink_to(data / "clips")
+    record = json.loads(lines[0]) | {"caption": "a purple circle on the right"}
+    (changed / "index.jsonl").write_text("\n".join([json.dumps(record), *lines[1:]]) + "\n")
+    ds = SceneClipDataset(changed, lambda c: calls.append(c) or task.template.encode_prompt(c), task.text_key, 64, 4)
+    assert calls and "a purple circle on the right" in ds.captions
+
+
+def test_a_bad_index_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a SCENES DATA folder"):
+        read_scene_index(tmp_path)
+    (tmp_path / "index.jsonl").write_text('{"id": "a", "video": "clips/a.mp4"}\n')
+    with pytest.raises(ValueError, match=r"index.jsonl:1: the record lacks \['caption'\]"):
+        read_scene_index(tmp_path)
+
+
+def test_image_steps_cut_to_one_frame_video_steps_keep_them_and_text_dropout_uses_the_empty_prompt(data, task):
+    dataset = task.make_dataset(data)
+    batch = {k: torch.stack([dataset[i][k] for i in range(4)]) for k in ("frames", "text")}
+    image = task.model_inputs(batch, image=True)
+    assert image["noisy"].shape == (4, 48, 1, 16, 16)
+    video = task.model_inputs(batch, image=False)
+    assert video["noisy"].shape == (4, 48, 4, 16, 16)
+    torch.testing.assert_close(video["target"], task.encode(batch["frames"]))  # x0-prediction: the clean latents
+    kinds = []
+    for seed in range(40):
+        torch.manual_seed(seed)
+        kinds.append(task.model_inputs(batch)["noisy"].shape[2] == 1)
+    assert 8 < sum(kinds) < 32  # image_prob 0.5
+    few = TextToVideoTask.__new__(TextToVideoTask)
+    few.__dict__.update(task.__dict__, config=task_config(data, video_items=2, text_dropout=1.0))
+    inputs = few.model_inputs(batch, image=False)
+    assert inputs["noisy"].shape[0] == 2
+    assert torch.equal(inputs["text"], task.null_text.expand(2, -1, -1))  # every caption dropped to the null
+    assert torch.equal(few.model_inputs(batch, train=False, image=False)["text"], batch["text"][:2])
+
+
+def test_training_lowers_the_held_out_loss_and_the_text_helps(data, tmp_path):
+    task = TextToVideoTask(task_config(data, image_prob=0.0, text_dropout=0.0))
+    before = task.evaluate(task.build_model())
+    result = Trainer(task, train_config(tmp_path, max_steps=40, checkpoint_every=0, lr=3e-3, ema_decay=None,
+                                        batch_size=3), progress_bar=False).train()  # fmt: skip
+    from avdiff.pipelines.text_to_video import TextToVideoPipeline
+
+    trained = TextToVideoPipeline.from_pretrained(result.final_dir).unet
+    after = task.evaluate(trained)
+    assert after["loss_video"] < 0.7 * before["loss_video"], (before, after)
+    assert after["loss_image"] < before["loss_image"]
+
+
+def _weights(final: Path) -> dict[str, torch.Tensor]:
+    return load_file(next((final / "unet").glob("*.safetensors")))
+
+
+@pytest.fixture(scope="module")
+def straight_run(data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("t2v_straight")
+    Trainer(TextToVideoTask(task_config(data)), train_config(out), progress_bar=False).train()
+    return out
+
+
+def test_kill_and_resume_equals_an_uninterrupted_run(data, straight_run, tmp_path):
+    partial = Trainer(TextToVideoTask(task_config(data)), train_config(tmp_path), progress_bar=False).train(stop_after=3)
+    assert partial.steps == 3 and not (tmp_path / "final").exists()
+    Trainer(TextToVideoTask(task_config(data)), train_config(tmp_path), progress_bar=False).train(resume=True)
+    a, b = _weights(straight_run / "final"), _weights(tmp_path / "final")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    logs = [json.loads(line) for line in (straight_run / "logs.jsonl").read_text().splitlines()]
+    assert len(logs) == 5 and {r["frames"] for r in logs} == {1.0, 4.0}  # both kinds of step ran
+
+
+def test_the_final_folder_is_a_small_pipeline_that_generates(straight_run):
+    from avdiff.pipelines.text_to_video import TextToVideoPipeline
+
+    final = straight_run / "final"
+    assert not (final / "text_encoder").exists()  # the packaged MiniLM is referenced by name
+    pipe = TextToVideoPipeline.from_pretrained(final)
+    fresh = TextToVideoPipeline.from_preset("tiny").unet
+    trained = dict(pipe.unet.named_parameters())
+    assert any(not torch.equal(p, trained[n]) for n, p in fresh.named_parameters())
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe("a red square on the left", num_frames=4, num_inference_steps=2,
+               generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert out.frames.shape == (4, 64, 64, 3) and out.fps == 8
+
+
+def test_the_cli_trains_evaluates_and_writes_a_sample_grid(data, tmp_path):
+    from PIL import Image
+
+    from avdiff.cli import main
+
+    cfg = {"trainer": {"max_steps": 2, "batch_size": 2, "log_every": 1, "eval_every": 2},
+           "task": {"num_frames": 4, "eval_items": 2, "sample_count": 2, "sample_steps": 2,
+                    "sample_frames": [0, 3]}}  # fmt: skip
+    config = tmp_path / "cfg.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    rc = main(["train", "text-to-video", "--config", str(config), "--data", str(data), "--eval-data", str(data),
+               "--output-dir", str(out), "--no-progress"])  # fmt: skip
+    assert rc == 0
+    grid = Image.open(out / "samples" / "step_2.png")
+    assert grid.height == 2 * (64 + 4) + 4  # two prompts, one row each
+    evals = [json.loads(line) for line in (out / "logs.jsonl").read_text().splitlines() if "eval/loss_video" in line]
+    assert len(evals) == 1 and all(np.isfinite(evals[0][k]) for k in ("eval/loss_video", "eval/loss_image",
+                                                                     "eval/text_gain"))  # fmt: skip
+
+
+def test_the_cli_refuses_a_folder_without_scenes(tmp_path, capsys):
+    from avdiff.cli import main
+
+    rc = main(["train", "text-to-video", "--config", "configs/train/scenes_tiny.yaml", "--data", str(tmp_path),
+               "--output-dir", str(tmp_path / "run"), "--no-progress"])  # fmt: skip
+    assert rc == 2 and "not a SCENES DATA folder" in capsys.readouterr().err
