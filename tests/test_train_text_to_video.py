@@ -100,6 +100,29 @@ def test_image_steps_cut_to_one_frame_video_steps_keep_them_and_text_dropout_use
     assert torch.equal(few.model_inputs(batch, train=False, image=False)["text"], batch["text"][:2])
 
 
+def test_object_weight_reads_the_masks_and_weights_the_objects_pixels(data, task):
+    weighted = TextToVideoTask.__new__(TextToVideoTask)
+    weighted.__dict__.update(task.__dict__, config=task_config(data, object_weight=3.0))
+    dataset = weighted.make_dataset(data)
+    assert (data / "cache" / "scene_masks_64_4.npy").is_file()
+    item = dataset[1]
+    truth = np.load(data / read_scene_index(data)[1]["masks"])[:4]
+    np.testing.assert_array_equal(item["masks"].numpy(), truth)
+    batch = {k: torch.stack([dataset[i][k] for i in range(3)]) for k in ("frames", "text", "masks")}
+    inputs = weighted.model_inputs(batch, train=False, image=False)
+    objects = inputs["objects"]  # (B, 1, F, h, w): the share of object pixels in each 4x4 patch
+    expected = (batch["masks"] >= 2).float().unfold(2, 4, 4).unfold(3, 4, 4).mean((-1, -2))  # (B, F, h, w)
+    torch.testing.assert_close(objects[:, 0], expected)
+    assert 0.01 < objects.mean() < 0.2  # one shape on a background
+    pred = inputs["target"] + 0.1 * (objects > 0)  # wrong only where objects are
+    loss, logs = weighted.loss(pred, inputs)
+    torch.testing.assert_close(loss, torch.tensor(logs["mse"] + 3.0 * logs["object_mse"]))
+    assert logs["object_mse"] == pytest.approx(0.01, rel=1e-4)  # every object position is off by 0.1
+    assert logs["mse"] == pytest.approx(0.01 * (objects > 0).float().mean().item(), rel=1e-4)
+    image = weighted.model_inputs(batch, image=True)
+    assert image["objects"].shape == (3, 1, 1, 16, 16)
+
+
 def test_training_lowers_the_held_out_loss_and_the_text_helps(data, tmp_path):
     task = TextToVideoTask(task_config(data, image_prob=0.0, text_dropout=0.0))
     before = task.evaluate(task.build_model())
@@ -178,3 +201,27 @@ def test_the_cli_refuses_a_folder_without_scenes(tmp_path, capsys):
     rc = main(["train", "text-to-video", "--config", "configs/train/scenes_tiny.yaml", "--data", str(tmp_path),
                "--output-dir", str(tmp_path / "run"), "--no-progress"])  # fmt: skip
     assert rc == 2 and "not a SCENES DATA folder" in capsys.readouterr().err
+
+
+def test_generate_writes_a_clip_an_image_and_one_clip_per_caption(data, tmp_path, capsys):
+    from PIL import Image
+
+    from avdiff.cli import main
+
+    common = ["--preset", "tiny", "--steps", "2", "--frames", "4"]
+    assert main(["generate", *common, "--prompt", "a red square on the left", "--out", str(tmp_path / "a.mp4")]) == 0
+    assert read_video(tmp_path / "a.mp4", with_audio=False).frames.shape == (4, 64, 64, 3)
+    assert main(["generate", "--preset", "tiny", "--steps", "2", "--frames", "1", "--prompt", "a blue circle",
+                 "--out", str(tmp_path / "key.png")]) == 0  # fmt: skip
+    assert Image.open(tmp_path / "key.png").size == (64, 64)
+    assert main(["generate", *common, "--captions", str(data), "--max-clips", "3", "--batch", "2",
+                 "--out", str(tmp_path / "videos")]) == 0  # fmt: skip
+    ids = [r["id"] for r in read_scene_index(data)[:3]]
+    assert sorted(p.stem for p in (tmp_path / "videos").glob("*.mp4")) == sorted(ids)
+    capsys.readouterr()
+    assert main(["generate", *common, "--prompt", "a", "--out", str(tmp_path / "a.png")]) == 2
+    assert "give --frames 1" in capsys.readouterr().err
+    assert main(["generate", *common, "--prompt", "a", "--out", str(tmp_path / "a.gif")]) == 2
+    assert "--out must end in .mp4 or .png" in capsys.readouterr().err
+    assert main(["generate", "--model", str(tmp_path / "missing"), "--prompt", "a", "--out", str(tmp_path / "b.mp4")]) == 2
+    assert "cannot load the model" in capsys.readouterr().err

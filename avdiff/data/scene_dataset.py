@@ -2,15 +2,18 @@
 
 :class:`SceneClipDataset` reads a SCENES DATA folder (``avdiff synth scenes``; the layout is in
 ``/work/wt/SCENES_CONTRACT.md`` and :mod:`avdiff.data.scenes`): ``index.jsonl`` with one record per clip (``id``,
-``video``, ``caption``, ``split``, ...) and ``clips/ID.mp4``. Two caches under ``DATA/cache/``, each written once,
+``video``, ``caption``, ``split``, ...) and ``clips/ID.mp4``. Caches under ``DATA/cache/``, each written once,
 atomically, and remade when the index changes:
 
 * ``scene_frames_<S>_<F>.npy``: every clip's first ``F`` frames at ``S`` px, uint8 [N, F, S, S, 3], read back
   memory-mapped (decoding an mp4 per step would cost more than the UNet);
+* ``scene_masks_<S>_<F>.npy``: with ``with_masks``, their label maps (``clips/ID.masks.npy``: 0 sky, 1 ground, then
+  the objects), uint8 [N, F, S, S];
 * ``scene_text_<key>.pt``: the frozen text encoder's token states of every distinct caption, float32 [K, T, D]
   (``key`` names the encoder and its token length; the encoder never runs during training).
 
-An item is ``frames`` uint8 [F, S, S, 3], ``text`` float32 [T, D] and ``index`` (int64, the clip's row).
+An item is ``frames`` uint8 [F, S, S, 3], ``text`` float32 [T, D], ``index`` (int64, the clip's row) and, with
+``with_masks``, ``masks`` uint8 [F, S, S].
 """
 
 from __future__ import annotations
@@ -93,27 +96,53 @@ def load_clip_frames(data_dir: str | os.PathLike, record: dict, size: int, num_f
     return resize_crops(frames[:num_frames], size)
 
 
-def cached_frames(data_dir: str | os.PathLike, records: list[dict], size: int, num_frames: int,
-                  progress_bar: bool = False) -> np.ndarray:  # fmt: skip
-    """Every clip's frames, uint8 [N, F, S, S, 3], memory-mapped from the cache (made when missing or stale)."""
-    folder = Path(data_dir) / "cache"
-    path = folder / f"scene_frames_{size}_{num_frames}.npy"
+def load_clip_masks(data_dir: str | os.PathLike, record: dict, size: int, num_frames: int) -> np.ndarray:
+    """The first ``num_frames`` label maps of a clip at ``size`` px (nearest): uint8 [F, S, S].
+
+    Raises:
+        FileNotFoundError: the record names no masks file, or it is missing.
+        ValueError: fewer maps than ``num_frames``.
+    """
+    import cv2
+
+    if not record.get("masks"):
+        raise FileNotFoundError(f"clip {record['id']!r} has no masks in the index (object_weight needs them)")
+    path = Path(data_dir) / record["masks"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(path)!r}: the masks of clip {record['id']!r} are missing")
+    masks = np.load(path)
+    if masks.ndim != 3 or len(masks) < num_frames:
+        raise ValueError(f"{path}: expected label maps [F >= {num_frames}, H, W], got shape {masks.shape}")
+    masks = masks[:num_frames].astype(np.uint8)
+    if masks.shape[1:] != (size, size):
+        masks = np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) for m in masks])
+    return masks
+
+
+def cached_clip_arrays(data_dir: str | os.PathLike, records: list[dict], kind: str, size: int, num_frames: int,
+                       progress_bar: bool = False) -> np.ndarray:  # fmt: skip
+    """Every clip's ``kind`` (``"frames"``: uint8 [N, F, S, S, 3]; ``"masks"``: uint8 [N, F, S, S]), memory-mapped
+    from the cache ``DATA/cache/scene_<kind>_<S>_<F>.npy`` (made when missing or stale)."""
+    load, item_shape = {"frames": (load_clip_frames, (num_frames, size, size, 3)),
+                        "masks": (load_clip_masks, (num_frames, size, size))}[kind]  # fmt: skip
+    shape = (len(records), *item_shape)
+    path = Path(data_dir) / "cache" / f"scene_{kind}_{size}_{num_frames}.npy"
     meta_path = path.with_suffix(".json")
-    digest = _index_digest(records, size, num_frames, CACHE_VERSION)
+    digest = _index_digest(records, kind, size, num_frames, CACHE_VERSION)
     if path.is_file() and meta_path.is_file():
         try:
             if json.loads(meta_path.read_text()).get("digest") == digest:
-                frames = np.load(path, mmap_mode="r")
-                if frames.shape == (len(records), num_frames, size, size, 3):
-                    return frames
+                cached = np.load(path, mmap_mode="r")
+                if cached.shape == shape:
+                    return cached
         except (ValueError, OSError) as e:  # a damaged cache is remade
-            logger.warning("frame cache %s is unreadable (%s); remaking it", path, e)
-    logger.info("decoding %d clips into %s", len(records), path)
+            logger.warning("cache %s is unreadable (%s); remaking it", path, e)
+    logger.info("reading the %s of %d clips into %s", kind, len(records), path)
 
     def write(tmp: Path) -> None:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(records), num_frames, size, size, 3))
-        for i, record in enumerate(tqdm(records, desc="decoding clips", unit="clip", disable=not progress_bar)):
-            out[i] = load_clip_frames(data_dir, record, size, num_frames)
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        for i, record in enumerate(tqdm(records, desc=f"caching {kind}", unit="clip", disable=not progress_bar)):
+            out[i] = load(data_dir, record, size, num_frames)
         out.flush()
         del out
 
@@ -155,6 +184,7 @@ class SceneClipDataset(Dataset):
         size: frame side, px.
         num_frames: frames per clip (the first ``num_frames`` of each).
         split, max_clips: which records of the index.
+        with_masks: also give each clip's label maps (``masks`` in the items).
         progress_bar: show the one-time decoding and encoding.
     """
 
@@ -167,6 +197,7 @@ class SceneClipDataset(Dataset):
         num_frames: int = 16,
         split: str | None = None,
         max_clips: int | None = None,
+        with_masks: bool = False,
         progress_bar: bool = False,
     ):
         if num_frames < 1 or size < 1:
@@ -174,7 +205,9 @@ class SceneClipDataset(Dataset):
         self.data_dir, self.size, self.num_frames = Path(data_dir), int(size), int(num_frames)
         self.records = read_scene_index(data_dir, split, max_clips)
         self.captions = [r["caption"] for r in self.records]
-        self.frames = cached_frames(data_dir, self.records, self.size, self.num_frames, progress_bar)
+        self.frames = cached_clip_arrays(data_dir, self.records, "frames", self.size, self.num_frames, progress_bar)
+        self.masks = (cached_clip_arrays(data_dir, self.records, "masks", self.size, self.num_frames, progress_bar)
+                      if with_masks else None)  # fmt: skip
         self.text_states, rows = cached_text_states(data_dir, self.captions, text_key, encode_text,
                                                     progress_bar=progress_bar)  # fmt: skip
         self.text_rows = torch.tensor([rows[c] for c in self.captions])
@@ -189,8 +222,11 @@ class SceneClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} clips")
-        return {
+        item = {
             "frames": torch.from_numpy(np.array(self.frames[index])),  # (F, S, S, 3) uint8, copied out of the mmap
             "text": self.text_states[self.text_rows[index]],  # (T, D)
             "index": torch.tensor(index),
         }
+        if self.masks is not None:
+            item["masks"] = torch.from_numpy(np.array(self.masks[index]))  # (F, S, S) uint8 labels
+        return item

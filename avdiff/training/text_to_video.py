@@ -13,7 +13,9 @@ Each step is one of two kinds, drawn from the step's seeded RNG:
 
 The text encoder is frozen and its token states are cached per caption (:mod:`avdiff.data.scene_dataset`). Text
 dropout replaces a sample's states with the empty prompt's (the null of classifier-free guidance) with probability
-``text_dropout``. The loss is the MSE against the scheduler's target (the clean sample for the tiny preset).
+``text_dropout``. The loss is the MSE against the scheduler's target (the clean sample for the tiny preset), plus
+``object_weight`` times the MSE on the objects' pixels (from the clips' label maps): objects cover a few percent of a
+frame, and a plain MSE spends the steps on the sky and the ground.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -49,6 +52,9 @@ class TextToVideoTaskConfig:
         image_prob: probability of an image step (one random frame per clip).
         video_items: clips of the batch a video step uses (None: all).
         text_dropout: probability of replacing a caption by the empty prompt (classifier-free guidance).
+        object_weight: extra weight of the error on the objects' pixels (label >= 2 in ``clips/ID.masks.npy``; 0:
+            no masks read). Objects cover a few percent of a frame, so a plain MSE learns the sky and the ground
+            first (as the talking head's ``mouth_weight`` does for the mouth).
         eval_items: held-out clips in the eval losses.
         sample_prompts: prompts of the sample grid (None: the first ``sample_count`` distinct held-out captions).
         sample_count, sample_steps, sample_guidance: the grid's size, DDIM steps and guidance scale (0 prompts: none).
@@ -65,6 +71,7 @@ class TextToVideoTaskConfig:
     image_prob: float = 0.5
     video_items: int | None = None
     text_dropout: float = 0.1
+    object_weight: float = 0.0
     eval_items: int = 16
     sample_prompts: list[str] | None = None
     sample_count: int = 6
@@ -82,6 +89,8 @@ class TextToVideoTaskConfig:
         for name in ("image_prob", "text_dropout"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)!r}")
+        if self.object_weight < 0:
+            raise ValueError(f"object_weight must be >= 0, got {self.object_weight!r}")
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
         if self.video_items is not None and self.video_items < 1:
@@ -133,7 +142,7 @@ class TextToVideoTask:
             return self.template.encode_prompt(captions, torch.device("cpu"))
 
         return SceneClipDataset(data, encode, self.text_key, self.size, self.config.num_frames, split, max_clips,
-                                self.progress_bar)  # fmt: skip
+                                with_masks=self.config.object_weight > 0, progress_bar=self.progress_bar)  # fmt: skip
 
     def build_dataset(self) -> Dataset:
         if not self.config.data:
@@ -142,8 +151,8 @@ class TextToVideoTask:
 
     def compute_loss(self, model: nn.Module, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         inputs = self.model_inputs(batch)
-        loss = self.loss(self._predict(model, inputs), inputs)
-        return loss, {"mse": float(loss.detach()), "frames": float(inputs["noisy"].shape[2])}
+        loss, logs = self.loss(self._predict(model, inputs), inputs)
+        return loss, {**logs, "frames": float(inputs["noisy"].shape[2])}
 
     def save_model(self, model: nn.Module, path: Path) -> None:
         self.pipeline(model).save_pretrained(path)
@@ -162,10 +171,16 @@ class TextToVideoTask:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(12345)
                 inputs = self.model_inputs(batch, train=False, image=kind == "image")
-            metrics[f"loss_{kind}"] = float(self.loss(self._predict(model, inputs), inputs))
+            _, logs = self.loss(self._predict(model, inputs), inputs)
+            metrics[f"loss_{kind}"] = logs["mse"]
+            if "object_mse" in logs:
+                metrics[f"object_mse_{kind}"] = logs["object_mse"]
             if kind == "video":
                 swapped = {**inputs, "text": inputs["text"].roll(1, dims=0)}
-                metrics["text_gain"] = float(self.loss(self._predict(model, swapped), inputs)) - metrics["loss_video"]
+                _, swapped_logs = self.loss(self._predict(model, swapped), inputs)
+                metrics["text_gain"] = swapped_logs["mse"] - logs["mse"]
+                if "object_mse" in logs:
+                    metrics["object_text_gain"] = swapped_logs["object_mse"] - logs["object_mse"]
         if self.output_dir is not None and self.config.sample_count > 0:
             path = self.output_dir / "samples" / f"step_{step}.png"
             prompts = self.config.sample_prompts or list(dict.fromkeys(data.captions))[: self.config.sample_count]
@@ -204,14 +219,18 @@ class TextToVideoTask:
         image step, text dropout (training only), timesteps and noise come from torch's global RNG, in that order."""
         c = self.config
         frames, text = batch["frames"], batch["text"].float()  # (B, F, S, S, 3), (B, T, D)
+        masks = batch.get("masks")  # (B, F, S, S) labels, or None
         device = frames.device
         draw = torch.rand(())  # drawn even when `image` is given, so the stream does not depend on it
         image = bool(draw < c.image_prob) if image is None else image
         if image:
-            pick = torch.randint(0, frames.shape[1], (frames.shape[0],))
-            frames = frames[torch.arange(frames.shape[0]), pick.to(device)][:, None]  # (B, 1, S, S, 3)
+            pick = torch.randint(0, frames.shape[1], (frames.shape[0],)).to(device)
+            rows = torch.arange(frames.shape[0], device=device)
+            frames = frames[rows, pick][:, None]  # (B, 1, S, S, 3)
+            masks = masks[rows, pick][:, None] if masks is not None else None
         elif c.video_items is not None:
             frames, text = frames[: c.video_items], text[: c.video_items]
+            masks = masks[: c.video_items] if masks is not None else None
         B = frames.shape[0]
         drop = torch.rand(B) < (c.text_dropout if train else 0.0)
         text = torch.where(drop.to(device)[:, None, None], self.null_text.to(device), text)
@@ -228,11 +247,25 @@ class TextToVideoTask:
             target = latents
         else:
             raise ValueError(f"unsupported prediction_type {self.prediction_type!r}")
-        return {"noisy": noisy, "timesteps": timesteps, "text": text, "target": target}
+        inputs = {"noisy": noisy, "timesteps": timesteps, "text": text, "target": target}
+        if masks is not None:
+            h = latents.shape[-1]
+            objects = (masks >= 2).float().flatten(0, 1)[:, None]  # (B*F, 1, S, S): 0 sky, 1 ground, then objects
+            objects = F.interpolate(objects, size=(h, h), mode="area")  # share of object pixels per latent position
+            inputs["objects"] = objects.view(B, -1, 1, h, h).transpose(1, 2)  # (B, 1, F, h, w)
+        return inputs
 
-    @staticmethod
-    def loss(pred: torch.Tensor, inputs: dict) -> torch.Tensor:
-        return ((pred.float() - inputs["target"]) ** 2).mean()
+    def loss(self, pred: torch.Tensor, inputs: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """MSE against the target, plus ``object_weight`` x the MSE on the objects' pixels (when masks are read)."""
+        se = (pred.float() - inputs["target"]) ** 2  # (B, C, F, h, w)
+        mse = se.mean()
+        logs = {"mse": float(mse.detach())}
+        if "objects" not in inputs:
+            return mse, logs
+        objects = inputs["objects"]
+        object_mse = (se * objects).sum() / (objects.sum() * se.shape[1]).clamp_min(1e-6)
+        logs["object_mse"] = float(object_mse.detach())
+        return mse + self.config.object_weight * object_mse, logs
 
     def _eval_batch(self) -> tuple[dict, SceneClipDataset]:
         if self._eval is None:
@@ -257,7 +290,8 @@ def save_sample_grid(pipe: TextToVideoPipeline, prompts: list[str], path: str | 
                 generator=torch.Generator().manual_seed(seed)).frames  # fmt: skip
     clips = clips.reshape(len(prompts), num_frames, *clips.shape[-3:])  # (P, F, S, S, 3)
     keys = keys.reshape(len(prompts), *keys.shape[-3:])  # (P, S, S, 3)
-    s, gap, text_w = clips.shape[-2], 4, 330
+    s, gap = clips.shape[-2], 4
+    text_w = int(max(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(p) for p in prompts)) + 2 * gap
     width = (len(frames) + 1) * (s + gap) + gap + text_w
     canvas = Image.new("RGB", (width, len(prompts) * (s + gap) + gap), "white")
     draw = ImageDraw.Draw(canvas)
