@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks (audio, unet, talk, text-to-video)")
+    p = sub.add_parser("bench", help="benchmarks (audio, unet, talk, scenes, text-to-video)")
     bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     a = bench.add_parser("audio", help="loading, log-mel and rhythm analysis as multiples of real time")
     a.add_argument("--duration", type=float, default=180.0, metavar="S", help="length of the generated track (s)")
@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--budget-min", type=float, default=90.0, help="CPU minutes to convert into steps")
     v.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
     v.set_defaults(func=run_text_to_video)
+    s = bench.add_parser("scenes", help="procedural scene clips: milliseconds per clip by stage")
+    s.add_argument("--clips", type=int, default=40, help="clips to make")
+    s.set_defaults(func=run_scenes)
 
 
 def run_audio(args: argparse.Namespace) -> int:
@@ -61,4 +64,15 @@ def run_text_to_video(args: argparse.Namespace) -> int:
     from avdiff.bench.text_to_video import main
 
     print(main(args.config, args.repeats, args.budget_min, args.threads))
+    return 0
+
+
+def run_scenes(args: argparse.Namespace) -> int:
+    from avdiff.bench.scenes import main
+
+    if args.clips < 1:
+        from avdiff.cli import CommandError
+
+        raise CommandError(f"--clips must be >= 1, got {args.clips}")
+    print(main(args.clips))
     return 0

@@ -25,7 +25,7 @@ OFFSET_CONVENTION = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate generated videos (lipsync, talking-head) or a trained aligner (align)", description="Evaluate a generated video or a trained model.")
+    p = sub.add_parser("eval", help="evaluate generated videos (lipsync, talking-head, scenes) or a trained model (align, segmenter)", description="Evaluate a generated video or a trained model.")
     metrics = p.add_subparsers(dest="metric", metavar="METRIC")
     p.set_defaults(func=lambda args: _print_help(p))
 
@@ -86,11 +86,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "align",
         help="audio-text retrieval recall@1/@5 of a trained aligner on held-out attribute combinations",
         description="Recall@1 and @5 in both directions (audio->text, text->audio) on the held-out test split of "
-        "the synthetic sound-caption set, next to chance.",
+        "the synthetic sound-caption set, next to chance; for an aligner trained on scene sounds, also how often "
+        "select_token picks the sounding object's word out of a scene prompt of 2-4 objects.",
     )
     align.add_argument("--checkpoint", required=True, help="a trained aligner folder, e.g. runs/align_tiny/final")
     align.add_argument("--json", action="store_true", help="print the result as JSON")
     align.set_defaults(func=run_align)
+
+    from avdiff.commands import eval_scenes
+
+    eval_scenes.register(metrics)
 
 
 def run_align(args: argparse.Namespace) -> int:
@@ -105,6 +110,11 @@ def run_align(args: argparse.Namespace) -> int:
         for k in (1, 5):
             r, chance = result[f"{direction}_r@{k}"], result[f"chance_{direction}_r@{k}"]
             print(f"  {name}  R@{k}: {r:.3f}  (chance {chance:.3f}, {r / chance:.1f}x)")
+    if "scene_token_acc" in result:
+        print(f"  select_token picks the sounding word in scene prompts of 2-4 objects: {result['scene_token_acc']:.3f} "
+              f"of {int(result['scene_token_n'])} held-out scene sounds (chance {result['scene_token_chance']:.3f})")
+        per_word = {k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("scene_token_acc/")}
+        print("    " + ", ".join(f"{w} {v:.2f}" for w, v in per_word.items()))
     return 0
 
 

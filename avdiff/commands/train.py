@@ -6,7 +6,8 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (align, syncnet, talking-head, text-to-video)", description="Train a model from a YAML config.")
+    p = sub.add_parser("train", help="train a model (align, syncnet, talking-head, segmenter, text-to-video)",
+                       description="Train a model from a YAML config.")
     jobs = p.add_subparsers(dest="job", metavar="JOB", required=True)
     align = jobs.add_parser("align", help="contrastive audio-to-text aligner on synthetic sounds and speech")
     _common(align)
@@ -22,6 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     talking.add_argument("--eval-data", help="held-out DATA folder for the eval loss and samples; overrides "
                          "task.eval_data")
     talking.set_defaults(func=run_talking_head)
+    segmenter = jobs.add_parser("segmenter", help="the scene segmenter (a small U-Net) on scene clips' frames and masks")
+    _common(segmenter)
+    segmenter.add_argument("--data", help="training scene folder (avdiff synth scenes); overrides task.data")
+    segmenter.add_argument("--eval-data", help="held-out scene folder for pixel accuracy and mean IoU; overrides "
+                           "task.eval_data")
+    segmenter.set_defaults(func=run_segmenter)
     t2v = jobs.add_parser("text-to-video", help="the text-to-video (scene) pipeline's UNet on SCENES DATA clips")
     _common(t2v)
     t2v.add_argument("--data", help="training SCENES DATA folder (avdiff synth scenes); overrides task.data")
@@ -78,6 +85,9 @@ def run_align(args: argparse.Namespace) -> int:
         metrics = task.evaluate(AudioTextAligner.from_pretrained(result.final_dir))
         print(f"held-out R@1: audio->text {metrics['a2t_r@1']:.3f}, text->audio {metrics['t2a_r@1']:.3f} "
               f"(chance {metrics['chance_a2t_r@1']:.3f}); see: avdiff eval align --checkpoint {result.final_dir}")
+        if "scene_token_acc" in metrics:
+            print(f"held-out scene sounds: select_token picks the sounding word {metrics['scene_token_acc']:.3f} of "
+                  f"the time (chance {metrics['scene_token_chance']:.3f})")
     return 0
 
 
@@ -95,6 +105,25 @@ def run_syncnet(args: argparse.Namespace) -> int:
               f"best offset within 1 frame: {m['offset_within_1_sync']:.0%} in sync, "
               f"{m['offset_within_1_shifted']:.0%} shifted")
     print(f"score a video: avdiff eval lipsync VIDEO --syncnet {result.final_dir}")
+    return 0
+
+
+def run_segmenter(args: argparse.Namespace) -> int:
+    from avdiff.cli import CommandError
+    from avdiff.models.segmenter import SceneSegmenter
+    from avdiff.training.segmenter import SegmenterTask, SegmenterTaskConfig
+
+    trainer_cfg, task_cfg = _configs(args, with_data=True)
+    config = SegmenterTaskConfig.from_dict(task_cfg)
+    if not config.data:
+        raise CommandError("no training data: give --data DIR (a scene folder made by avdiff synth scenes)")
+    task = SegmenterTask(config, progress_bar=not args.no_progress)
+    result = _train(task, trainer_cfg, args)
+    if result.final_dir.exists() and config.eval_data:
+        m = task.evaluate(SceneSegmenter.from_pretrained(result.final_dir))
+        print(f"held-out frames of {config.eval_data}: pixel accuracy {m['pixel_accuracy']:.4f}, "
+              f"mean IoU {m['mean_iou']:.4f}; see: avdiff eval segmenter --checkpoint {result.final_dir} "
+              f"--data {config.eval_data}")
     return 0
 
 
