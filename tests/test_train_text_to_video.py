@@ -12,7 +12,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from avdiff.data.scene_dataset import SceneClipDataset, read_scene_index
+from avdiff.data.scene_dataset import SceneClipDataset, select_scene_records
 from avdiff.training import TrainConfig, Trainer
 from avdiff.training.text_to_video import TextToVideoTask, TextToVideoTaskConfig
 from avdiff.video.io import read_video
@@ -44,18 +44,18 @@ def train_config(out: Path, **kw) -> TrainConfig:
 
 def test_items_come_from_the_caches_and_match_the_clips_and_captions(data, task):
     dataset = task.make_dataset(data)
-    records = read_scene_index(data)
+    records = select_scene_records(data)
     assert len(dataset) == 6 and (data / "cache" / "scene_frames_64_4.npy").is_file()
     item = dataset[2]
     assert item["frames"].shape == (4, 64, 64, 3) and item["frames"].dtype == torch.uint8
-    decoded = read_video(data / records[2]["video"], with_audio=False).frames[:4].numpy()
+    decoded = read_video(data / records[2].video, with_audio=False).frames[:4].numpy()
     np.testing.assert_array_equal(item["frames"].numpy(), decoded)
-    thing = records[2]["objects"][0]
+    thing = records[2].objects[0]
     drawn, _ = draw_scene(thing["word"], thing["colour"], thing["place"], num_frames=6)
     assert np.abs(decoded.astype(int) - drawn[:4]).mean() < 3  # the mp4 shows the drawn scene (crf 12)
-    expected = task.template.encode_prompt(records[2]["caption"], torch.device("cpu"))[0]
+    expected = task.template.encode_prompt(records[2].caption, torch.device("cpu"))[0]
     torch.testing.assert_close(item["text"], expected)
-    other = next(i for i, r in enumerate(records) if r["caption"] != records[2]["caption"])
+    other = next(i for i, r in enumerate(records) if r.caption != records[2].caption)
     assert not torch.equal(dataset[other]["text"], item["text"])
     # A second dataset reads the caches (the encoder is not called again); a changed index remakes them.
     calls = []
@@ -73,10 +73,10 @@ def test_items_come_from_the_caches_and_match_the_clips_and_captions(data, task)
 
 def test_a_bad_index_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a SCENES DATA folder"):
-        read_scene_index(tmp_path)
+        select_scene_records(tmp_path)
     (tmp_path / "index.jsonl").write_text('{"id": "a", "video": "clips/a.mp4"}\n')
-    with pytest.raises(ValueError, match=r"index.jsonl:1: the record lacks \['caption'\]"):
-        read_scene_index(tmp_path)
+    with pytest.raises(ValueError, match=r"index.jsonl:1: not a scene record .*'caption'"):
+        select_scene_records(tmp_path)
 
 
 def test_image_steps_cut_to_one_frame_video_steps_keep_them_and_text_dropout_uses_the_empty_prompt(data, task):
@@ -106,7 +106,7 @@ def test_object_weight_reads_the_masks_and_weights_the_objects_pixels(data, task
     dataset = weighted.make_dataset(data)
     assert (data / "cache" / "scene_masks_64_4.npy").is_file()
     item = dataset[1]
-    truth = np.load(data / read_scene_index(data)[1]["masks"])[:4]
+    truth = np.load(data / select_scene_records(data)[1].masks)[:4]
     np.testing.assert_array_equal(item["masks"].numpy(), truth)
     batch = {k: torch.stack([dataset[i][k] for i in range(3)]) for k in ("frames", "text", "masks")}
     inputs = weighted.model_inputs(batch, train=False, image=False)
@@ -216,7 +216,7 @@ def test_generate_writes_a_clip_an_image_and_one_clip_per_caption(data, tmp_path
     assert Image.open(tmp_path / "key.png").size == (64, 64)
     assert main(["generate", *common, "--captions", str(data), "--max-clips", "3", "--batch", "2",
                  "--out", str(tmp_path / "videos")]) == 0  # fmt: skip
-    ids = [r["id"] for r in read_scene_index(data)[:3]]
+    ids = [r.id for r in select_scene_records(data)[:3]]
     assert sorted(p.stem for p in (tmp_path / "videos").glob("*.mp4")) == sorted(ids)
     capsys.readouterr()
     assert main(["generate", *common, "--prompt", "a", "--out", str(tmp_path / "a.png")]) == 2

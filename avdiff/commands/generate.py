@@ -87,9 +87,12 @@ def run(args: argparse.Namespace) -> int:
             result.save(out)
         print(f"wrote {out} ({result.num_frames} frame(s) at {result.fps} fps)")
         return 0
-    from avdiff.data.scene_dataset import read_scene_index
+    from avdiff.data.scene_dataset import select_scene_records
 
-    records = read_scene_index(args.captions, limit=args.max_clips)
+    try:
+        records = select_scene_records(args.captions, limit=args.max_clips)
+    except (FileNotFoundError, ValueError) as e:
+        raise CommandError(str(e)) from e
     out.mkdir(parents=True, exist_ok=True)
     from avdiff.video.io import write_video
 
@@ -97,10 +100,10 @@ def run(args: argparse.Namespace) -> int:
         group = records[start : start + args.batch]
         generators = [torch.Generator().manual_seed(args.seed + start + k) for k in range(len(group))]
         negative = None if args.negative is None else [args.negative] * len(group)
-        frames = pipe([r["caption"] for r in group], negative_prompt=negative, generator=generators, **kwargs).frames
+        frames = pipe([r.caption for r in group], negative_prompt=negative, generator=generators, **kwargs).frames
         frames = frames.reshape(len(group), args.frames, *frames.shape[-3:])
         for record, video in zip(group, frames):
-            write_video(out / f"{record['id']}.mp4", video, pipe.fps, crf=12)
+            write_video(out / f"{record.id}.mp4", video, pipe.fps, crf=12)
         logger.info("%d / %d clips", start + len(group), len(records))
     print(f"wrote {len(records)} clips to {out}; score them: avdiff eval scenes --data {args.captions} --videos {out}")
     return 0

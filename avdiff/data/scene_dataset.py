@@ -1,8 +1,8 @@
 """Training items for the text-to-video (scene) model: a clip's frames and its caption's text-encoder states.
 
-:class:`SceneClipDataset` reads a SCENES DATA folder (``avdiff synth scenes``; the layout is in
-``/work/wt/SCENES_CONTRACT.md`` and :mod:`avdiff.data.scenes`): ``index.jsonl`` with one record per clip (``id``,
-``video``, ``caption``, ``split``, ...) and ``clips/ID.mp4``. Caches under ``DATA/cache/``, each written once,
+:class:`SceneClipDataset` reads a SCENES DATA folder (``avdiff synth scenes``; the layout is
+:mod:`avdiff.data.scenes`'s): ``index.jsonl`` with one :class:`~avdiff.data.scenes.SceneRecord` per clip,
+``clips/ID.mp4`` and ``clips/ID.masks.npy``. Caches under ``DATA/cache/``, each written once,
 atomically, and remade when the index changes:
 
 * ``scene_frames_<S>_<F>.npy``: every clip's first ``F`` frames at ``S`` px, uint8 [N, F, S, S, 3], read back
@@ -30,44 +30,34 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from avdiff.data.scenes import SceneRecord, read_scene_index
+
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-REQUIRED_FIELDS = ("id", "video", "caption")
 
 
-def read_scene_index(data_dir: str | os.PathLike, split: str | None = None, limit: int | None = None) -> list[dict]:
-    """The records of a SCENES DATA folder's ``index.jsonl`` (optionally of one ``split``, at most ``limit``).
+def select_scene_records(data_dir: str | os.PathLike, split: str | None = None,
+                         limit: int | None = None) -> list[SceneRecord]:  # fmt: skip
+    """The records of a SCENES DATA folder (:func:`avdiff.data.scenes.read_scene_index`), optionally of one ``split``
+    and at most ``limit`` of them, in index order.
 
     Raises:
-        FileNotFoundError: no ``index.jsonl``, or no record matches.
-        ValueError: a line is not JSON or lacks ``id``, ``video`` or ``caption`` (named with its line number).
+        FileNotFoundError: the folder has no ``index.jsonl``, or no record matches.
+        ValueError: a line of the index is not a scene record (named with its line number).
     """
-    path = Path(data_dir) / "index.jsonl"
-    if not path.is_file():
+    if not (Path(data_dir) / "index.jsonl").is_file():
         raise FileNotFoundError(f"{str(data_dir)!r} is not a SCENES DATA folder (no index.jsonl); make one with "
                                 "`avdiff synth scenes`")  # fmt: skip
-    records = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not a JSON object ({e})") from e
-        missing = [k for k in REQUIRED_FIELDS if not isinstance(record, dict) or not record.get(k)]
-        if missing:
-            raise ValueError(f"{path}:{n}: the record lacks {missing}")
-        if split is None or record.get("split") == split:
-            records.append(record)
+    records = [r for r in read_scene_index(data_dir) if split is None or r.split == split]
     records = records[:limit] if limit is not None else records
     if not records:
-        raise FileNotFoundError(f"no clip in {path}" + (f" with split {split!r}" if split else ""))
+        raise FileNotFoundError(f"no clip in {str(data_dir)!r}" + (f" with split {split!r}" if split else ""))
     return records
 
 
-def _index_digest(records: list[dict], *parts: object) -> str:
-    text = json.dumps([[r["id"], r["video"], r["caption"]] for r in records] + [list(map(str, parts))])
+def _index_digest(records: list[SceneRecord], *parts: object) -> str:
+    text = json.dumps([[r.id, r.video, r.masks, r.caption] for r in records] + [list(map(str, parts))])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -78,7 +68,7 @@ def _atomic_save(path: Path, write: Callable[[Path], None]) -> None:
     os.replace(tmp, path)
 
 
-def load_clip_frames(data_dir: str | os.PathLike, record: dict, size: int, num_frames: int) -> np.ndarray:
+def load_clip_frames(data_dir: str | os.PathLike, record: SceneRecord, size: int, num_frames: int) -> np.ndarray:
     """The first ``num_frames`` frames of a clip at ``size`` px: uint8 [F, S, S, 3].
 
     Raises:
@@ -87,7 +77,7 @@ def load_clip_frames(data_dir: str | os.PathLike, record: dict, size: int, num_f
     from avdiff.data.video_dataset import resize_crops
     from avdiff.video.io import read_video
 
-    path = Path(data_dir) / record["video"]
+    path = Path(data_dir) / record.video
     frames = read_video(path, max_frames=num_frames, with_audio=False).frames.numpy()  # (F, H, W, 3) uint8
     if len(frames) < num_frames:
         raise ValueError(f"{path}: {len(frames)} frames, fewer than num_frames={num_frames}")
@@ -96,20 +86,18 @@ def load_clip_frames(data_dir: str | os.PathLike, record: dict, size: int, num_f
     return resize_crops(frames[:num_frames], size)
 
 
-def load_clip_masks(data_dir: str | os.PathLike, record: dict, size: int, num_frames: int) -> np.ndarray:
+def load_clip_masks(data_dir: str | os.PathLike, record: SceneRecord, size: int, num_frames: int) -> np.ndarray:
     """The first ``num_frames`` label maps of a clip at ``size`` px (nearest): uint8 [F, S, S].
 
     Raises:
-        FileNotFoundError: the record names no masks file, or it is missing.
+        FileNotFoundError: the masks file is missing.
         ValueError: fewer maps than ``num_frames``.
     """
     import cv2
 
-    if not record.get("masks"):
-        raise FileNotFoundError(f"clip {record['id']!r} has no masks in the index (object_weight needs them)")
-    path = Path(data_dir) / record["masks"]
+    path = Path(data_dir) / record.masks
     if not path.is_file():
-        raise FileNotFoundError(f"{str(path)!r}: the masks of clip {record['id']!r} are missing")
+        raise FileNotFoundError(f"{str(path)!r}: the masks of clip {record.id!r} are missing")
     masks = np.load(path)
     if masks.ndim != 3 or len(masks) < num_frames:
         raise ValueError(f"{path}: expected label maps [F >= {num_frames}, H, W], got shape {masks.shape}")
@@ -119,7 +107,7 @@ def load_clip_masks(data_dir: str | os.PathLike, record: dict, size: int, num_fr
     return masks
 
 
-def cached_clip_arrays(data_dir: str | os.PathLike, records: list[dict], kind: str, size: int, num_frames: int,
+def cached_clip_arrays(data_dir: str | os.PathLike, records: list[SceneRecord], kind: str, size: int, num_frames: int,
                        progress_bar: bool = False) -> np.ndarray:  # fmt: skip
     """Every clip's ``kind`` (``"frames"``: uint8 [N, F, S, S, 3]; ``"masks"``: uint8 [N, F, S, S]), memory-mapped
     from the cache ``DATA/cache/scene_<kind>_<S>_<F>.npy`` (made when missing or stale)."""
@@ -203,15 +191,15 @@ class SceneClipDataset(Dataset):
         if num_frames < 1 or size < 1:
             raise ValueError(f"need num_frames >= 1 and size >= 1, got {num_frames} and {size}")
         self.data_dir, self.size, self.num_frames = Path(data_dir), int(size), int(num_frames)
-        self.records = read_scene_index(data_dir, split, max_clips)
-        self.captions = [r["caption"] for r in self.records]
+        self.records = select_scene_records(data_dir, split, max_clips)
+        self.captions = [r.caption for r in self.records]
         self.frames = cached_clip_arrays(data_dir, self.records, "frames", self.size, self.num_frames, progress_bar)
         self.masks = (cached_clip_arrays(data_dir, self.records, "masks", self.size, self.num_frames, progress_bar)
                       if with_masks else None)  # fmt: skip
         self.text_states, rows = cached_text_states(data_dir, self.captions, text_key, encode_text,
                                                     progress_bar=progress_bar)  # fmt: skip
         self.text_rows = torch.tensor([rows[c] for c in self.captions])
-        fps = {float(r["fps"]) for r in self.records if r.get("fps")}
+        fps = {float(r.fps) for r in self.records}
         if len(fps) > 1:
             raise ValueError(f"the clips of {str(data_dir)!r} have different frame rates {sorted(fps)}")
         self.fps = fps.pop() if fps else None
