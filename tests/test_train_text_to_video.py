@@ -47,13 +47,16 @@ def train_config(out: Path, **kw) -> TrainConfig:
 def test_items_come_from_the_caches_and_match_the_clips_and_captions(data, task):
     dataset = task.make_dataset(data)
     records = select_scene_records(data)
-    assert len(dataset) == 6 and (data / "cache" / "scene_frames_64_4.npy").is_file()
+    assert len(dataset) == 6 and (data / "cache" / "scene_rendered_64_4.npy").is_file()
     item = dataset[2]
     assert item["frames"].shape == (4, 64, 64, 3) and item["frames"].dtype == torch.uint8
-    decoded = read_video(data / records[2].video, with_audio=False).frames[:4].numpy()
-    np.testing.assert_array_equal(item["frames"].numpy(), decoded)
     drawn = render_scene(record_spec(records[2]), envelopes=load_scene_clip(data, records[2]).envelopes).frames
+    np.testing.assert_array_equal(item["frames"].numpy(), drawn[:4])  # frames_from="render": the exact pixels
+    decoded = read_video(data / records[2].video, with_audio=False).frames[:4].numpy()
     assert np.abs(decoded.astype(int) - drawn[:4]).mean() < 4  # the mp4 shows the rendered scene (crf 12)
+    from_video = SceneClipDataset(data, task.template.encode_prompt, task.text_key, 64, 4, frames_from="video")
+    np.testing.assert_array_equal(from_video[2]["frames"].numpy(), decoded)
+    assert (data / "cache" / "scene_frames_64_4.npy").is_file()
     expected = task.template.encode_prompt(records[2].caption, torch.device("cpu"))[0]
     torch.testing.assert_close(item["text"], expected)
     other = next(i for i, r in enumerate(records) if r.caption != records[2].caption)

@@ -5,8 +5,9 @@
 ``clips/ID.mp4`` and ``clips/ID.masks.npy``. Caches under ``DATA/cache/``, each written once,
 atomically, and remade when the index changes:
 
-* ``scene_frames_<S>_<F>.npy``: every clip's first ``F`` frames at ``S`` px, uint8 [N, F, S, S, 3], read back
-  memory-mapped (decoding an mp4 per step would cost more than the UNet);
+* ``scene_frames_<S>_<F>.npy`` (decoded from the mp4s) or ``scene_rendered_<S>_<F>.npy`` (re-rendered exactly from
+  the records, ``frames_from="render"``): every clip's first ``F`` frames at ``S`` px, uint8 [N, F, S, S, 3], read
+  back memory-mapped (decoding an mp4 per step would cost more than the UNet);
 * ``scene_masks_<S>_<F>.npy``: with ``with_masks``, their label maps (``clips/ID.masks.npy``: 0 sky, 1 ground, then
   the objects), uint8 [N, F, S, S];
 * ``scene_text_<key>.pt``: the frozen text encoder's token states of every distinct caption, float32 [K, T, D]
@@ -86,6 +87,35 @@ def load_clip_frames(data_dir: str | os.PathLike, record: SceneRecord, size: int
     return resize_crops(frames[:num_frames], size)
 
 
+def render_clip_frames(data_dir: str | os.PathLike, record: SceneRecord, size: int, num_frames: int) -> np.ndarray:
+    """The first ``num_frames`` frames of a clip re-rendered exactly from its record (seed, objects and the loudness
+    envelopes in ``clips/ID.sounds.npz``) at ``size`` px: uint8 [F, S, S, 3]. The mp4 holds the same picture up to
+    H.264's loss, which is not byte-reproducible from run to run; the rendering is.
+
+    Raises:
+        FileNotFoundError: the record names a sounds file that is missing.
+        ValueError: fewer frames than ``num_frames``, or a record the scene world cannot render.
+    """
+    from avdiff.data.scenes import record_spec, render_scene
+    from avdiff.data.video_dataset import resize_crops
+
+    envelopes = {}
+    if record.sounds:
+        path = Path(data_dir) / record.sounds
+        if not path.is_file():
+            raise FileNotFoundError(f"{str(path)!r}: the sounds (loudness envelopes) of clip {record.id!r} are missing")
+        with np.load(path) as npz:
+            envelopes = {k[len("envelope_"):]: npz[k] for k in npz.files if k.startswith("envelope_")}
+    try:
+        frames = render_scene(record_spec(record), envelopes=envelopes, num_frames=record.num_frames,
+                              size=record.size).frames  # fmt: skip
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"clip {record.id!r} cannot be re-rendered ({e}); use frames_from='video'") from e
+    if len(frames) < num_frames:
+        raise ValueError(f"clip {record.id!r}: {len(frames)} frames, fewer than num_frames={num_frames}")
+    return resize_crops(np.ascontiguousarray(frames[:num_frames]), size)
+
+
 def load_clip_masks(data_dir: str | os.PathLike, record: SceneRecord, size: int, num_frames: int) -> np.ndarray:
     """The first ``num_frames`` label maps of a clip at ``size`` px (nearest): uint8 [F, S, S].
 
@@ -107,12 +137,22 @@ def load_clip_masks(data_dir: str | os.PathLike, record: SceneRecord, size: int,
     return masks
 
 
+CLIP_ARRAYS = {  # kind -> (loader, channels after [F, S, S])
+    "frames": (load_clip_frames, (3,)),  # decoded from the mp4
+    "rendered": (render_clip_frames, (3,)),  # re-rendered exactly from the record
+    "masks": (load_clip_masks, ()),
+}
+
+
 def cached_clip_arrays(data_dir: str | os.PathLike, records: list[SceneRecord], kind: str, size: int, num_frames: int,
                        progress_bar: bool = False) -> np.ndarray:  # fmt: skip
-    """Every clip's ``kind`` (``"frames"``: uint8 [N, F, S, S, 3]; ``"masks"``: uint8 [N, F, S, S]), memory-mapped
-    from the cache ``DATA/cache/scene_<kind>_<S>_<F>.npy`` (made when missing or stale)."""
-    load, item_shape = {"frames": (load_clip_frames, (num_frames, size, size, 3)),
-                        "masks": (load_clip_masks, (num_frames, size, size))}[kind]  # fmt: skip
+    """Every clip's ``kind`` (``"frames"`` decoded or ``"rendered"``: uint8 [N, F, S, S, 3]; ``"masks"``: uint8
+    [N, F, S, S]), memory-mapped from the cache ``DATA/cache/scene_<kind>_<S>_<F>.npy`` (made when missing or
+    stale)."""
+    if kind not in CLIP_ARRAYS:
+        raise ValueError(f"kind must be one of {sorted(CLIP_ARRAYS)}, got {kind!r}")
+    load, channels = CLIP_ARRAYS[kind]
+    item_shape = (num_frames, size, size, *channels)
     shape = (len(records), *item_shape)
     path = Path(data_dir) / "cache" / f"scene_{kind}_{size}_{num_frames}.npy"
     meta_path = path.with_suffix(".json")
@@ -173,6 +213,8 @@ class SceneClipDataset(Dataset):
         num_frames: frames per clip (the first ``num_frames`` of each).
         split, max_clips: which records of the index.
         with_masks: also give each clip's label maps (``masks`` in the items).
+        frames_from: ``"video"`` decodes ``clips/ID.mp4``; ``"render"`` re-renders each clip exactly from its record
+            with :mod:`avdiff.data.scenes` (no H.264 loss, and the same pixels on every machine).
         progress_bar: show the one-time decoding and encoding.
     """
 
@@ -186,14 +228,18 @@ class SceneClipDataset(Dataset):
         split: str | None = None,
         max_clips: int | None = None,
         with_masks: bool = False,
+        frames_from: str = "video",
         progress_bar: bool = False,
     ):
         if num_frames < 1 or size < 1:
             raise ValueError(f"need num_frames >= 1 and size >= 1, got {num_frames} and {size}")
+        if frames_from not in ("video", "render"):
+            raise ValueError(f"frames_from must be 'video' or 'render', got {frames_from!r}")
         self.data_dir, self.size, self.num_frames = Path(data_dir), int(size), int(num_frames)
         self.records = select_scene_records(data_dir, split, max_clips)
         self.captions = [r.caption for r in self.records]
-        self.frames = cached_clip_arrays(data_dir, self.records, "frames", self.size, self.num_frames, progress_bar)
+        kind = "frames" if frames_from == "video" else "rendered"
+        self.frames = cached_clip_arrays(data_dir, self.records, kind, self.size, self.num_frames, progress_bar)
         self.masks = (cached_clip_arrays(data_dir, self.records, "masks", self.size, self.num_frames, progress_bar)
                       if with_masks else None)  # fmt: skip
         self.text_states, rows = cached_text_states(data_dir, self.captions, text_key, encode_text,

@@ -55,6 +55,9 @@ class TextToVideoTaskConfig:
         object_weight: extra weight of the error on the objects' pixels (label >= 2 in ``clips/ID.masks.npy``; 0:
             no masks read). Objects cover a few percent of a frame, so a plain MSE learns the sky and the ground
             first (as the talking head's ``mouth_weight`` does for the mouth).
+        frames_from: ``"render"``: each clip's frames re-rendered exactly from its record by the scene world (the
+            same pixels on every machine; the mp4s are not byte-reproducible); ``"video"``: decoded from the mp4s
+            (any SCENES DATA folder).
         eval_items: held-out clips in the eval losses.
         sample_prompts: prompts of the sample grid (None: the first ``sample_count`` distinct held-out captions).
         sample_count, sample_steps, sample_guidance: the grid's size, DDIM steps and guidance scale (0 prompts: none).
@@ -72,6 +75,7 @@ class TextToVideoTaskConfig:
     video_items: int | None = None
     text_dropout: float = 0.1
     object_weight: float = 0.0
+    frames_from: str = "render"
     eval_items: int = 16
     sample_prompts: list[str] | None = None
     sample_count: int = 6
@@ -89,6 +93,8 @@ class TextToVideoTaskConfig:
         for name in ("image_prob", "text_dropout"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)!r}")
+        if self.frames_from not in ("render", "video"):
+            raise ValueError(f"frames_from must be 'render' or 'video', got {self.frames_from!r}")
         if self.object_weight < 0:
             raise ValueError(f"object_weight must be >= 0, got {self.object_weight!r}")
         if self.num_frames < 1:
@@ -142,7 +148,8 @@ class TextToVideoTask:
             return self.template.encode_prompt(captions, torch.device("cpu"))
 
         return SceneClipDataset(data, encode, self.text_key, self.size, self.config.num_frames, split, max_clips,
-                                with_masks=self.config.object_weight > 0, progress_bar=self.progress_bar)  # fmt: skip
+                                with_masks=self.config.object_weight > 0, frames_from=self.config.frames_from,
+                                progress_bar=self.progress_bar)  # fmt: skip
 
     def build_dataset(self) -> Dataset:
         if not self.config.data:
