@@ -127,6 +127,25 @@ def test_object_weight_reads_the_masks_and_weights_the_objects_pixels(data, task
     assert image["objects"].shape == (3, 1, 1, 16, 16)
 
 
+def test_min_snr_weights_follow_the_schedule_and_weight_the_loss(data, task):
+    weighted = TextToVideoTask.__new__(TextToVideoTask)
+    weighted.__dict__.update(task.__dict__, config=task_config(data, snr_gamma=5.0))
+    alpha_bar = weighted.scheduler.alphas_cumprod.double()
+    t = torch.tensor([0, 250, 500, 750, 999])
+    snr = alpha_bar[t] / (1 - alpha_bar[t])
+    expected = torch.minimum(snr, torch.tensor(5.0, dtype=torch.float64)).float()  # x0-prediction: min(SNR, gamma)
+    torch.testing.assert_close(weighted.min_snr_weights(t), expected)
+    assert expected[0] == 5.0 and expected[-1] < 1e-3  # clean steps capped, the noisiest nearly ignored
+    dataset = weighted.make_dataset(data)
+    batch = {k: torch.stack([dataset[i][k] for i in range(3)]) for k in ("frames", "text")}
+    inputs = weighted.model_inputs(batch, train=False, image=True)
+    pred = torch.zeros_like(inputs["target"])
+    loss, logs = weighted.loss(pred, inputs)
+    per_sample = (inputs["target"] ** 2).mean(dim=(1, 2, 3, 4))
+    torch.testing.assert_close(loss, (per_sample * inputs["weights"]).mean())
+    assert logs["mse"] == pytest.approx(per_sample.mean().item(), rel=1e-5)  # the log stays unweighted
+
+
 def test_training_lowers_the_held_out_loss_and_the_text_helps(data, tmp_path):
     task = TextToVideoTask(task_config(data, image_prob=0.0, text_dropout=0.0))
     before = task.evaluate(task.build_model())

@@ -55,6 +55,10 @@ class TextToVideoTaskConfig:
         object_weight: extra weight of the error on the objects' pixels (label >= 2 in ``clips/ID.masks.npy``; 0:
             no masks read). Objects cover a few percent of a frame, so a plain MSE learns the sky and the ground
             first (as the talking head's ``mouth_weight`` does for the mouth).
+        snr_gamma: Min-SNR-gamma loss weighting (Hang et al., "Efficient Diffusion Training via Min-SNR Weighting
+            Strategy", ICCV 2023): each sample's error is weighted by ``min(SNR(t), gamma)`` in x0 terms (divided by
+            SNR for eps-prediction, by SNR + 1 for v), so the nearly hopeless high-noise timesteps stop dominating.
+            None: uniform weights. The logged ``mse`` is unweighted either way.
         frames_from: ``"render"``: each clip's frames re-rendered exactly from its record by the scene world (the
             same pixels on every machine; the mp4s are not byte-reproducible); ``"video"``: decoded from the mp4s
             (any SCENES DATA folder).
@@ -75,6 +79,7 @@ class TextToVideoTaskConfig:
     video_items: int | None = None
     text_dropout: float = 0.1
     object_weight: float = 0.0
+    snr_gamma: float | None = None
     frames_from: str = "render"
     eval_items: int = 16
     sample_prompts: list[str] | None = None
@@ -95,6 +100,8 @@ class TextToVideoTaskConfig:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)!r}")
         if self.frames_from not in ("render", "video"):
             raise ValueError(f"frames_from must be 'render' or 'video', got {self.frames_from!r}")
+        if self.snr_gamma is not None and not self.snr_gamma > 0:
+            raise ValueError(f"snr_gamma must be positive or null, got {self.snr_gamma!r}")
         if self.object_weight < 0:
             raise ValueError(f"object_weight must be >= 0, got {self.object_weight!r}")
         if self.num_frames < 1:
@@ -255,6 +262,8 @@ class TextToVideoTask:
         else:
             raise ValueError(f"unsupported prediction_type {self.prediction_type!r}")
         inputs = {"noisy": noisy, "timesteps": timesteps, "text": text, "target": target}
+        if c.snr_gamma is not None:
+            inputs["weights"] = self.min_snr_weights(timesteps).to(device)  # (B,)
         if masks is not None:
             h = latents.shape[-1]
             objects = (masks >= 2).float().flatten(0, 1)[:, None]  # (B*F, 1, S, S): 0 sky, 1 ground, then objects
@@ -262,17 +271,29 @@ class TextToVideoTask:
             inputs["objects"] = objects.view(B, -1, 1, h, h).transpose(1, 2)  # (B, 1, F, h, w)
         return inputs
 
+    def min_snr_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """Min-SNR-gamma weights [B] of the scheduler's prediction type (see ``snr_gamma``)."""
+        alpha_bar = self.scheduler.alphas_cumprod.to(torch.float64)[timesteps.cpu()]
+        snr = alpha_bar / (1 - alpha_bar)
+        clipped = snr.clamp(max=self.config.snr_gamma)
+        divisor = {"sample": torch.ones_like(snr), "epsilon": snr, "v_prediction": snr + 1}[self.prediction_type]
+        return (clipped / divisor).float()
+
     def loss(self, pred: torch.Tensor, inputs: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """MSE against the target, plus ``object_weight`` x the MSE on the objects' pixels (when masks are read)."""
+        """MSE against the target, plus ``object_weight`` x the MSE on the objects' pixels (when masks are read),
+        each sample weighted by its Min-SNR weight when ``snr_gamma`` is set. The logs hold the unweighted errors."""
         se = (pred.float() - inputs["target"]) ** 2  # (B, C, F, h, w)
+        weights = inputs.get("weights")
+        w = weights.view(-1, 1, 1, 1, 1) if weights is not None else torch.ones_like(se[:, :1, :1, :1, :1])
         mse = se.mean()
         logs = {"mse": float(mse.detach())}
+        loss = (se * w).mean()
         if "objects" not in inputs:
-            return mse, logs
+            return loss, logs
         objects = inputs["objects"]
-        object_mse = (se * objects).sum() / (objects.sum() * se.shape[1]).clamp_min(1e-6)
-        logs["object_mse"] = float(object_mse.detach())
-        return mse + self.config.object_weight * object_mse, logs
+        denom = (objects.sum() * se.shape[1]).clamp_min(1e-6)
+        logs["object_mse"] = float(((se * objects).sum() / denom).detach())
+        return loss + self.config.object_weight * (se * objects * w).sum() / denom, logs
 
     def _eval_batch(self) -> tuple[dict, SceneClipDataset]:
         if self._eval is None:
