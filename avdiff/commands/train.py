@@ -6,10 +6,10 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (align, syncnet, talking-head, segmenter)",
+    p = sub.add_parser("train", help="train a model (align, syncnet, talking-head, segmenter, text-to-video)",
                        description="Train a model from a YAML config. Jobs: align (the audio-text aligner), syncnet "
-                       "(the lip-sync expert), talking-head (the talking-head pipeline) and segmenter (the scene "
-                       "segmenter).")  # fmt: skip
+                       "(the lip-sync expert), talking-head (the talking-head pipeline), segmenter (the scene "
+                       "segmenter) and text-to-video (the scene model).")  # fmt: skip
     jobs = p.add_subparsers(dest="job", metavar="JOB", required=True)
     align = jobs.add_parser("align", help="contrastive audio-to-text aligner on synthetic sounds and speech")
     _common(align)
@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     segmenter.add_argument("--eval-data", help="held-out scene folder for pixel accuracy and mean IoU; overrides "
                            "task.eval_data")
     segmenter.set_defaults(func=run_segmenter)
+    t2v = jobs.add_parser("text-to-video", help="the text-to-video (scene) pipeline's UNet on SCENES DATA clips")
+    _common(t2v)
+    t2v.add_argument("--data", help="training SCENES DATA folder (avdiff synth scenes); overrides task.data")
+    t2v.add_argument("--eval-data", help="held-out SCENES DATA folder for the eval losses and sample grids; "
+                     "overrides task.eval_data")
+    t2v.set_defaults(func=run_text_to_video)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -133,4 +139,16 @@ def run_talking_head(args: argparse.Namespace) -> int:
         print(f"animate a photo: avdiff talk --model {result.final_dir} --image FACE --audio SPEECH --out OUT.mp4 "
               f"--chunk-frames {config.chunk_frames} "
               f"--motion-frames {config.motion_frames}")
+    return 0
+
+
+def run_text_to_video(args: argparse.Namespace) -> int:
+    from avdiff.training.text_to_video import TextToVideoTask, TextToVideoTaskConfig
+
+    trainer_cfg, config = _data_task_config(args, TextToVideoTaskConfig)
+    task = TextToVideoTask(config, output_dir=trainer_cfg.output_dir, progress_bar=not args.no_progress)
+    result = _train(task, trainer_cfg, args)
+    if result.final_dir.exists():
+        print(f"generate: TextToVideoPipeline.from_pretrained({str(result.final_dir)!r}); sample grids in "
+              f"{trainer_cfg.output_dir}/samples/")
     return 0
