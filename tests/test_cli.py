@@ -68,7 +68,8 @@ def test_analyze_checks_fps_and_duration_before_reading_the_audio(tmp_path, caps
         assert "--max-duration must be a positive number of seconds" in capsys.readouterr().err
 
 
-def test_help_lists_every_command_and_job(capsys):
+def test_help_lists_every_command_and_job(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # argparse wraps (and hyphen-breaks) help lines to the terminal
     from avdiff.cli import build_parser
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
