@@ -58,7 +58,9 @@ def test_baselines_score_as_lipsync_does(data, tmp_path, capsys):
     assert abs(summary["still"]["r_reference"]) < 0.3
     assert summary["ground_truth"]["r_interior_reference"] > 0.9 and abs(summary["still"]["r_interior_reference"]) < 0.3
     assert summary["ground_truth"]["psnr_db"] > summary["still"]["psnr_db"] + 5
-    assert summary["ground_truth"]["ssim"] > 0.95 > summary["still"]["ssim"]
+    # a still face shares most pixels with the truth (SSIM ~0.95), so the gap, not a fixed line, is the check
+    assert summary["ground_truth"]["ssim"] > 0.97, summary
+    assert summary["ground_truth"]["ssim"] > summary["still"]["ssim"] + 0.01, summary
     assert (out / "report.json").is_file() and "| ground_truth |" in (out / "report.md").read_text()
     # every per-clip number is what `avdiff eval lipsync` says of the written video
     row = next(r for r in report["clips"] if r["source"] == "ground_truth")
