@@ -104,6 +104,12 @@ def test_report_summary_and_paired_wins():
     [
         (["--model", "nameonly"], "expected NAME=PATH"),
         (["--model", "still=somewhere"], "is taken"),
+        (["--model", "=somewhere"], "expected NAME=PATH"),
+        (["--model", "../up=somewhere"], "not a safe file name"),
+        (["--model", "/abs/x=somewhere"], "not a safe file name"),
+        (["--model", "a/b=somewhere"], "not a safe file name"),
+        (["--model", "a\\b=somewhere"], "not a safe file name"),
+        (["--model", "..=somewhere"], "not a safe file name"),
         (["--baselines", "ground_truth,mirror"], "unknown ['mirror']"),
         (["--baselines", ""], "nothing to evaluate"),
     ],
