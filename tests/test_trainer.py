@@ -186,8 +186,9 @@ def test_step_seeds_differ_per_rank_and_keep_rank_0s_formula():
     from avdiff.training import step_seed
 
     assert step_seed(3, 7) == step_seed(3, 7, 0) == 3 * 1_000_003 + 8  # single-process runs are unchanged
-    seeds = {step_seed(3, s, r) for s in range(50) for r in range(4)}
-    assert len(seeds) == 200 and all(0 <= x < 2**32 for x in seeds if x != step_seed(3, 0))
+    seeds = {(s, r): step_seed(3, s, r) for s in range(50) for r in range(4)}
+    assert len(set(seeds.values())) == 200  # no two (step, rank) pairs share a stream
+    assert all(0 <= x < 2**32 for (s, r), x in seeds.items() if r > 0)  # what torch's CPU generator keeps
     assert step_seed(3, 7, 1) == step_seed(3, 7, 1) != step_seed(4, 7, 1)  # a function of (seed, step, rank)
     with pytest.raises(ValueError, match="rank"):
         step_seed(0, 0, -1)
