@@ -1,5 +1,5 @@
 # Two commands do all the set-up from a fresh clone:
-#   make demo   install everything into .venv, then run the main job
+#   make demo   install everything into .venv, then serve the Gradio app on http://127.0.0.1:7860
 #   make test   install everything into .venv, then run the whole test suite
 # Both create .venv (Python >= 3.10 from `python3`) on first use; later runs reuse it.
 
@@ -7,7 +7,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SYSTEM_TOOLS := espeak-ng ffmpeg sox
+SYSTEM_TOOLS := espeak-ng ffmpeg sox chromium
+DEMO_PORT ?= 7860
 
 .PHONY: install system-deps test demo bench proof clean
 
@@ -20,8 +21,8 @@ $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/avdiff
 	@touch $(STAMP)
 
-# System tools the tests use (speech synthesis, reference ffmpeg). Installed with apt-get when running as root;
-# otherwise a warning names what is missing.
+# System tools the tests use (speech synthesis, reference ffmpeg, chromium for the demo's browser tests). Installed
+# with apt-get when running as root; otherwise a warning names what is missing.
 system-deps:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
@@ -34,8 +35,10 @@ system-deps:
 test: install system-deps
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest
 
+# The Gradio app (avdiff demo): it prints its local URL; Ctrl+C stops it. Add your own trained models with
+# `.venv/bin/avdiff demo --model mine=runs/talking_head_tiny/final`.
 demo: install
-	HF_HUB_OFFLINE=1 $(PY) demos/beat_flash.py --out outputs/beat_flash.mp4
+	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False $(VENV)/bin/avdiff demo --port $(DEMO_PORT)
 
 bench: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/avdiff bench audio

@@ -50,7 +50,8 @@ def test_array_sources_and_resampling():
     pcm = (x * 32767).astype(np.int16)
     torch.testing.assert_close(load_audio(pcm, source_sample_rate=16000).samples[0], torch.from_numpy(x), atol=1e-4, rtol=0)
     stereo = torch.stack([torch.from_numpy(x), -torch.from_numpy(x)])
-    assert load_audio(stereo, source_sample_rate=16000, mono=True).samples.abs().max() < 1e-6
+    # channels in opposite phase do not cancel to silence: the mono signal is the loudest channel (issue 13)
+    torch.testing.assert_close(load_audio(stereo, source_sample_rate=16000, mono=True).samples[0], torch.from_numpy(x))
     assert load_audio(stereo, source_sample_rate=16000, mono=False).num_channels == 2
 
 
@@ -152,3 +153,22 @@ def test_bad_arrays_are_explained():
     _expect_error(np.zeros(100, np.float32), "source_sample_rate")
     with pytest.raises(AudioLoadError, match="bytes"):
         load_audio(b"")
+
+
+def test_channels_in_opposite_phase_do_not_cancel_to_silence(tmp_path, caplog):
+    # sox -M speech.wav "|sox speech.wav -p vol -1" anti.wav: the mean of the two channels is exactly silence
+    left = tone(2.0, 16000, 220.0).samples * torch.linspace(0.2, 1.0, 32000)
+    anti = Waveform(torch.cat([left, -0.9 * left]), 16000)
+    with caplog.at_level("WARNING", logger="avdiff.audio.io"):
+        mono = anti.to_mono()
+    assert torch.equal(mono.samples, left)  # the loudest channel, as it is
+    assert "opposite phase" in caplog.text and "channel 0" in caplog.text
+    loaded = load_audio(save_audio(tmp_path / "anti.wav", anti), mono=True)
+    assert loaded.num_channels == 1 and float(loaded.samples.pow(2).mean()) > 0.5 * float(left.pow(2).mean())
+    # ordinary stereo is averaged: identical channels, two unrelated ones (-3 dB), one silent channel (-6 dB)
+    other = tone(2.0, 16000, 330.0).samples
+    for right in (left, other, torch.zeros_like(left)):
+        pair = Waveform(torch.cat([left, right]), 16000)
+        assert torch.allclose(pair.to_mono().samples, (left + right) / 2)
+    silent = Waveform(torch.zeros(2, 100), 16000)
+    assert torch.equal(silent.to_mono().samples, torch.zeros(1, 100))

@@ -54,3 +54,36 @@ def test_analyze_errors_are_one_line_and_exit_2(tmp_path):
 def test_no_command_prints_help(capsys):
     assert main([]) == 1
     assert "usage: avdiff" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fps, message", [("1e9", "between 1 and 120"), ("0.001", "between 1 and 120"),
+                                          ("1/0", "a frame rate such as"), ("abc", "a frame rate such as")])  # fmt: skip
+def test_analyze_checks_fps_and_duration_before_reading_the_audio(tmp_path, capsys, fps, message):
+    path = save_audio(tmp_path / "clicks.wav", click_track(120, duration_s=2.0).waveform)
+    assert main(["analyze", str(path), "--fps", fps]) == 2
+    assert capsys.readouterr().err == f"avdiff: error: --fps must be {message}" + (
+        " 25, 29.97 or 30000/1001" if "such as" in message else " frames per second") + f", got {fps!r}\n"
+    for value in ("-1", "0", "nan"):
+        assert main(["analyze", str(path), "--max-duration", value]) == 2
+        assert "--max-duration must be a positive number of seconds" in capsys.readouterr().err
+
+
+def test_help_lists_every_command_and_job(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # argparse wraps (and hyphen-breaks) help lines to the terminal
+    from avdiff.cli import build_parser
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    jobs = list(train._subparsers._group_actions[0].choices)
+    assert {"align", "syncnet", "talking-head"} <= set(jobs)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = " ".join(capsys.readouterr().out.split())  # argparse wraps long help lines
+    assert f"train a model ({', '.join(jobs)})" in top  # every job, named in the top help
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert all(job in text for job in jobs)
+    with pytest.raises(SystemExit):
+        main(["talk", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--max-duration S" in text and "default 600" in text and "from 1 to 120" in text

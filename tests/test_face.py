@@ -24,15 +24,13 @@ from avdiff.video.align import (
     align_frames,
     alignment_matrix,
     canonical_points,
-    lower_face_mask,
-    mouth_mask,
-    one_euro_landmarks,
-    paste_back,
+    reframe_matrix,
     similarity_transform,
-    smooth_landmarks,
     transform_points,
     warp_to_crop,
 )
+from avdiff.video.masks import lower_face_mask, mouth_mask, paste_back
+from avdiff.video.smoothing import one_euro_landmarks, smooth_landmarks
 from avdiff.video.face import (
     CHIN,
     FACE_OVAL,
@@ -549,3 +547,56 @@ def test_mouth_openness_of_a_video_file(tmp_path, astro):
     path = write_video(tmp_path / "still.mp4", np.stack([astro] * 4), fps=25)
     got = mouth_openness(path)
     assert got.shape == (4,) and np.isfinite(got).all() and np.ptp(got) < 0.01
+
+
+def test_the_lower_face_framing_is_a_square_of_the_face_crop(astro, astro_face):
+    face = align_face(astro, astro_face, size=256)
+    lower = align_face(astro, astro_face, size=64, framing="lower_face")
+    # the mouth sits at the centre of the lower-face crop, 0.45 down, the eyes just above it
+    mouth = lower.landmarks[[61, 291]].mean(axis=0)
+    assert np.allclose(mouth, [32, 0.45 * 64], atol=2.0)
+    np.testing.assert_allclose(canonical_points(64, "lower_face")[:2, 1], -0.0333 * 64, atol=0.01)
+    # the same pixels as cutting the square x 0.2..0.8, y 0.42..1.02 out of the face crop
+    cut = warp_to_crop(face.image, reframe_matrix(64, "face", "lower_face", source_size=256), 64)
+    assert np.abs(cut.astype(int) - lower.image.astype(int)).mean() < 4
+    # the mouth gets 1 / 0.6 = 1.67x the pixels of a face crop of the same size
+    face64 = align_face(astro, astro_face, size=64)
+    width = lambda a: np.ptp(a.landmarks[[61, 291], 0])  # noqa: E731
+    assert width(lower) / width(face64) == pytest.approx(1 / 0.6, rel=0.02)
+    # the lower-face mask covers the same part of the face in both framings
+    mask_face = warp_to_crop((lower_face_mask(256)[..., None] * 255).astype(np.uint8).repeat(3, 2),
+                             reframe_matrix(64, "face", "lower_face", source_size=256), 64)[..., 0] / 255
+    assert np.abs(mask_face - lower_face_mask(64, framing="lower_face")).mean() < 0.03
+    with pytest.raises(ValueError, match="framing must be one of"):
+        canonical_points(64, "upper_face")
+
+
+def test_float_and_integer_images_are_read_by_their_range(astro, astro_face):
+    # a float64 photo in 0..255 (np.asarray(pil, dtype=float)) used to be clipped to [0, 1]: a white image, no face
+    for image in (astro.astype(np.float64), astro / 255.0, astro.astype(np.int64), astro.astype(np.uint16) * 257):
+        face = detect_face(image)
+        assert np.abs(face.landmarks - astro_face.landmarks).max() < 2.0
+    for bad, message in [(astro.astype(np.float32) - 1, r"span \[-1, 254\]"), (astro * 2.0, r"span \[0, 510\]"),
+                         (np.full((64, 64, 3), np.nan), "NaN"), (astro.astype(np.int32) - 1, "integer image")]:
+        with pytest.raises(ValueError, match=message):
+            detect_face(bad)
+
+
+def test_a_small_face_in_a_large_frame_is_found_and_tracked(astro, astro_face):
+    # the astronaut's ~100 px face pasted into 1280x720: mediapipe's short-range detector alone finds nothing
+    from avdiff.video.face import track_landmarks
+    from avdiff.video.tracking import track_faces
+
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    frame[150:662, 700:1212] = astro
+    face = detect_face(frame)
+    assert np.abs(face.landmarks - (astro_face.landmarks + [700, 150])).max() < 4.0
+    frames = np.repeat(frame[None], 3, axis=0)
+    landmarks = track_landmarks(frames)
+    assert np.isfinite(landmarks).all() and np.abs(landmarks - face.landmarks).max() < 4.0
+    two = frame.copy()
+    two[100:356, 100:356] = cv2.resize(astro, (256, 256), interpolation=cv2.INTER_AREA)  # a smaller face on the left
+    tracks = track_faces(np.repeat(two[None], 6, axis=0))
+    assert tracks.num_faces == 2 and tracks.found().sum(axis=1).tolist() == [6, 6]
+    left, right = tracks.boxes
+    assert left[2] < 356 < 700 < right[0]  # ordered from the left

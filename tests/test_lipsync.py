@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from avdiff.audio.envelope import speech_envelope
 from avdiff.audio.io import Waveform
-from avdiff.metrics.lipsync import LipSyncResult, lipsync_scores, pearson
+from avdiff.metrics.lipsync import MIN_SCORED_FRAMES, LipSyncResult, lipsync_scores, pearson
 
 L, K = 250, 15  # frames per clip, largest offset searched
 
@@ -81,11 +82,24 @@ def test_nan_frames_are_ignored():
     assert np.isfinite(list(res.correlations.values())).all()
     ok = ~missing
     assert pearson(openness, envelope) == pytest.approx(np.corrcoef(openness[ok], envelope[ok])[0, 1], abs=1e-12)
-    # all but two frames missing: nothing to score
+    assert math.isnan(pearson([1.0, 2.0], [2.0, 4.0]))  # two points have no correlation
+
+
+@pytest.mark.parametrize("found", [0, 2, MIN_SCORED_FRAMES - 1])
+def test_too_few_frames_with_a_face_give_no_score(found):
+    # no face at all, or in too few frames: no r, no offset, a reason; never r = 0 at offset 0 as if in sync
+    openness, envelope = delayed_pair(0)
     sparse = np.full(L, np.nan)
-    sparse[[3, 50]] = [0.1, 0.9]
-    assert lipsync_scores(sparse, envelope).r_envelope == 0.0
-    assert pearson([1.0, 2.0], [2.0, 4.0]) == 0.0
+    sparse[:found] = openness[:found]
+    res = lipsync_scores(sparse, envelope, reference=openness)
+    assert not res.scored and res.r_envelope is None and res.offset_frames is None and res.r_at_offset is None
+    assert res.r_reference is None and res.offset_reference is None and res.correlations == {}
+    assert res.valid_frames == found and res.num_frames == L
+    assert f"only {found} of {L} frames" in res.reason and str(MIN_SCORED_FRAMES) in res.reason
+    d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    assert d["r_envelope"] is None and d["offset_frames"] is None and d["reason"] == res.reason
+    sparse[: found + 1] = openness[: found + 1]  # one frame more
+    assert lipsync_scores(sparse, envelope).scored == (found + 1 >= MIN_SCORED_FRAMES)
 
 
 def test_pearson_values_and_length_check():
@@ -133,9 +147,18 @@ def test_argument_errors():
         lipsync_scores(openness[None], envelope)
     with pytest.raises(ValueError, match="envelope is empty"):
         lipsync_scores(openness, np.zeros(0))
-    # an offset range longer than the clip is fine: the ends just have too few frames to score
+    with pytest.raises(ValueError, match="min_frames"):
+        lipsync_scores(openness, envelope, min_frames=2)
+    # a clip too short to score has no score, whatever the offset range
     short = lipsync_scores(openness[:10], envelope[:10], max_offset=15)
-    assert short.correlations[12] == 0.0 and len(short.correlations) == 31
+    assert not short.scored and short.offset_frames is None
+    # an offset range longer than the clip is fine: offsets whose overlap is too short are no candidates (NaN)
+    n = MIN_SCORED_FRAMES + 5
+    part = lipsync_scores(openness[:n], envelope[:n], max_offset=15)
+    assert part.scored and len(part.correlations) == 31
+    assert all(math.isnan(part.correlations[k]) == (abs(k) > 5) for k in range(-15, 16))
+    assert abs(part.offset_frames) <= 5
+    assert json.loads(json.dumps(part.to_dict(), allow_nan=False))["correlations"]["12"] is None
 
 
 # --- avdiff eval lipsync: parsing and the failure paths (the mediapipe path is tested end to end elsewhere) ----------
@@ -182,3 +205,26 @@ def test_reference_aperture_files(tmp_path):
             load_reference_aperture(tmp_path / name)
     assert "audio lags the video by 5 frames" in describe_offset(5, 25.0) and "+200 ms" in describe_offset(5, 25.0)
     assert "audio leads the video by 1 frame" in describe_offset(-1, 25.0)
+
+
+def test_eval_lipsync_of_a_video_without_a_face_has_no_score(tmp_path, capsys):
+    # issue 14: with no face found the metric used to return r = 0 at offset 0 and the CLI said "in sync"
+    import cv2
+    import skimage.data
+
+    from avdiff.cli import main
+    from avdiff.video import write_video
+
+    rocket = cv2.resize(skimage.data.rocket(), (256, 192), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)
+    speech = Waveform(torch.from_numpy((0.2 * rng.standard_normal(3 * 16000) * np.repeat(syllables(75), 640))
+                                       .astype(np.float32)), 16000)  # fmt: skip
+    path = write_video(tmp_path / "noface.mp4", np.repeat(rocket[None], 75, axis=0), 25, speech)
+    assert main(["eval", "lipsync", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("avdiff: error:") and "no lip-sync score" in captured.err
+    assert "no face found in any of the 75 frames" in captured.err and captured.err.count("\n") == 1
+    assert main(["eval", "lipsync", str(path), "--json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["scored"] is False and out["r_envelope"] is None and out["offset_frames"] is None
+    assert out["r_at_offset"] is None and "no face" in out["reason"]

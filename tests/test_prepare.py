@@ -6,7 +6,6 @@ import contextlib
 import io
 import json
 import shutil
-import subprocess
 import time
 from dataclasses import asdict
 from fractions import Fraction
@@ -26,13 +25,10 @@ from avdiff.commands.prepare import DEFAULTS
 from avdiff.data.format import read_index
 from avdiff.data.prepare import (
     MARKER_DIR,
-    _audio_on_video_timeline,
     PrepareConfig,
     WorkerCrashed,
     find_videos,
-    iter_frames,
     prepare_videos,
-    resample_frames,
     run_parallel,
     segment_id,
     several_faces,
@@ -260,7 +256,7 @@ def test_a_face_too_small_is_dropped(folder, tmp_path):
 
 
 def test_an_internal_error_is_reported_removes_what_was_written_and_is_retried(folder, tmp_path, monkeypatch):
-    import avdiff.data.prepare as prepare
+    import avdiff.data.prepare.segments as prepare  # where each segment is tracked
 
     videos = single(tmp_path, folder)
     out = tmp_path / "DATA"
@@ -340,50 +336,6 @@ def test_a_crashing_worker_is_isolated_and_the_other_files_finish():
     assert inline["1"] == (1, None) and isinstance(inline[fails][1], ZeroDivisionError)
 
 
-def numbered_video(path: Path, fps: int, n: int, fmt: str = "mp4") -> None:
-    """Frame j is filled with grey level 4 * j (an asymmetric mark in the corner shows rotation)."""
-    with av.open(str(path), "w", format=fmt) as out:
-        v = out.add_stream("libx264", rate=fps)
-        v.width, v.height, v.pix_fmt = 32, 48, "yuv420p"
-        v.options = {"crf": "0"}
-        for j in range(n):
-            frame = np.full((48, 32, 3), 4 * j, np.uint8)
-            frame[:8, :8] = 255
-            out.mux(v.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        out.mux(v.encode(None))
-
-
-def decode_25(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return list(iter_frames(container, container.streams.video[0]))
-
-
-def test_decoding_at_25fps_takes_the_nearest_frame_in_time(tmp_path):
-    numbered_video(tmp_path / "v30.mp4", 30, 30)
-    frames = decode_25(tmp_path / "v30.mp4")
-    assert len(frames) == 25
-    levels = [round(float(f[20:, 10:].mean()) / 4) for f in frames]
-    expected = resample_frames(np.arange(30), 30, 25).tolist()
-    assert levels == expected and expected[:7] == [0, 1, 2, 4, 5, 6, 7]
-    numbered_video(tmp_path / "v25.mp4", 25, 10)
-    assert [round(float(f[20:, 10:].mean()) / 4) for f in decode_25(tmp_path / "v25.mp4")] == list(range(10))
-    numbered_video(tmp_path / "v25.h264", 25, 10, fmt="h264")  # a raw stream: no timestamps, the rate is used
-    assert [round(float(f[20:, 10:].mean()) / 4) for f in decode_25(tmp_path / "v25.h264")] == list(range(10))
-
-
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg program")
-def test_rotation_metadata_is_applied(tmp_path):
-    numbered_video(tmp_path / "v.mp4", 25, 3)
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(tmp_path / "v.mp4"), "-c", "copy",
-                    "-metadata:s:v:0", "rotate=90", str(tmp_path / "r.mp4")], check=True)
-    (plain,), rotated = decode_25(tmp_path / "v.mp4")[:1], decode_25(tmp_path / "r.mp4")
-    reference = subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "r.mp4"), "-frames:v", "1", "-f",
-                                "rawvideo", "-pix_fmt", "rgb24", "-"], check=True, capture_output=True).stdout
-    upright = np.frombuffer(reference, np.uint8).reshape(rotated[0].shape)  # FFmpeg's own autorotation
-    assert rotated[0].shape == (32, 48, 3) and plain.shape == (48, 32, 3)
-    assert np.abs(rotated[0].astype(int) - upright.astype(int)).max() <= 2
-
-
 def test_find_videos_ids_and_settings(tmp_path, capsys):
     videos = tmp_path / "v"
     (videos / ".hidden").mkdir(parents=True)
@@ -409,15 +361,6 @@ def test_find_videos_ids_and_settings(tmp_path, capsys):
         prepare_videos(videos, tmp_path / "o", workers=0)
     # the defaults --help shows are PrepareConfig's
     assert DEFAULTS == {k: v for k, v in asdict(PrepareConfig()).items() if k in DEFAULTS}
-
-
-def test_audio_is_placed_on_the_video_timeline_either_way(folder):
-    path = folder[1] / "speaker a" / "train_000_00000.mp4"
-    plain = load_audio(path, sample_rate=16000)
-    late = _audio_on_video_timeline(path, 0.1)  # the audio stream starts 0.1 s after the video
-    early = _audio_on_video_timeline(path, -0.1)  # ... or before it
-    assert torch.equal(late.samples[:, :1600], torch.zeros(1, 1600)) and torch.equal(late.samples[:, 1600:], plain.samples)
-    assert torch.equal(early.samples, plain.samples[:, 1600:])
 
 
 def test_a_much_smaller_second_face_does_not_count():

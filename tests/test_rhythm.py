@@ -69,3 +69,32 @@ def test_any_rate_and_channels_are_accepted():
     rhythm = analyze_rhythm(stereo, fps=25)
     assert rhythm.tempo_bpm == pytest.approx(128, rel=0.02)
     assert rhythm.to_dict()["tempo_bpm"] == rhythm.tempo_bpm and "rms" not in rhythm.to_dict()
+
+
+@pytest.mark.parametrize("first, second", [(90, 130), (100, 150), (130, 90)])
+def test_a_tempo_change_is_tracked_at_each_sections_own_level(first, second):
+    # the two tempi are more than sqrt(2) apart: one global octave choice gets one half wrong (90 -> 130 gave 180)
+    track = drum_track([(first, 20.0), (second, 20.0)], duration_s=40.0)
+    rhythm = analyze_rhythm(track.waveform, fps=25)
+    ref, est = track.beat_times_s, rhythm.beat_times_s
+    for lo, hi, bpm in ((0.0, 20.0, first), (20.0, 40.0, second)):
+        assert beat_f(ref[(ref >= lo) & (ref < hi)] - lo, est[(est >= lo) & (est < hi)] - lo) >= 0.9
+        curve = rhythm.tempo_curve_bpm[int((lo + 3) * 25) : int((hi - 3) * 25)]  # away from the change
+        assert np.median(curve) == pytest.approx(bpm, rel=0.03)
+        assert (np.abs(curve / bpm - 1) < 0.05).mean() >= 0.9
+        inside = (est > lo + 3) & (est < hi - 3)
+        assert np.median(rhythm.beat_tempo_bpm[inside]) == pytest.approx(bpm, rel=0.03)
+    # the global figure is one of the two tempi (the one most beats are at), never an octave of either
+    assert min(abs(rhythm.tempo_bpm / first - 1), abs(rhythm.tempo_bpm / second - 1)) < 0.02
+    out = rhythm.to_dict()
+    assert len(out["beat_tempo_bpm"]) == len(out["beat_times_s"]) and "tempo_curve_bpm" not in out
+    assert len(rhythm.to_dict(per_frame=True)["tempo_curve_bpm"]) == rhythm.num_frames == 1000
+
+
+def test_a_steady_track_has_a_flat_tempo_curve():
+    rhythm = analyze_rhythm(drum_track(128).waveform, fps=25)
+    assert rhythm.tempo_curve_bpm.shape == (rhythm.num_frames,) and rhythm.tempo_curve_bpm.dtype == np.float32
+    curve = rhythm.tempo_curve_bpm[75:425]  # 3 to 17 s
+    assert np.median(curve) == pytest.approx(128, rel=0.02) and (np.abs(curve / 128 - 1) < 0.03).mean() >= 0.9
+    silent = analyze_rhythm(Waveform(np.zeros((1, 22050 * 2), np.float32), 22050), fps=25)
+    assert len(silent.beat_tempo_bpm) == 0 and silent.tempo_curve_bpm.max() == 0

@@ -106,6 +106,34 @@ def test_report_summary_and_paired_wins():
     assert "- m beats still on 1 of 2 clips by interior r" in markdown
 
 
+def test_unscored_clips_are_counted_and_left_out_of_the_means(tmp_path):
+    # a clip whose video shows no face has no lip-sync score: it is not a zero, not "within 1 frame", and the JSON
+    # report stays strict (no bare NaN)
+    from avdiff.metrics.talking_head import write_report
+
+    scored = ClipScore("a", "m", "m/a.mp4", 0.8, 0.6, 0, 0.7, 0.5, 30.0, 0.9, 100, 100)
+    empty = ClipScore("b", "m", "m/b.mp4", None, None, None, None, None, 12.0, 0.4, 0, 100,
+                      reason="only 0 of 100 frames have both a face and audio")  # fmt: skip
+    report = TalkingHeadReport([scored, empty, ClipScore("a", "still", "s/a.mp4", None, None, None, None, None, 20.0,
+                                                         0.8, 3, 100, reason="too few")])  # fmt: skip
+    summary = report.summary()
+    assert summary["m"]["clips"] == 2 and summary["m"]["scored"] == 1
+    assert summary["m"]["r_reference"] == pytest.approx(0.8) and summary["m"]["r_envelope"] == pytest.approx(0.6)
+    assert summary["m"]["offset_within_1"] == 1.0  # of the one scored clip, not 2 of 2 with a fake 0
+    assert summary["m"]["psnr_db"] == pytest.approx(21.0)  # the similarity to the truth exists either way
+    assert summary["still"]["scored"] == 0 and summary["still"]["r_envelope"] is None
+    assert summary["still"]["offset_within_1"] is None
+    assert report.wins("m", "still") == (0, 0)
+    assert "| m | 1 of 2 |" in report.to_markdown() and "| still | 0 of 1 | n/a |" in report.to_markdown()
+    json_path, _ = write_report(report, tmp_path)
+
+    def refuse(constant):
+        raise ValueError(f"bare {constant} in report.json")
+
+    loaded = json.loads(json_path.read_text(), parse_constant=refuse)
+    assert loaded["summary"]["still"]["r_envelope"] is None and loaded["clips"][1]["reason"].startswith("only 0")
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

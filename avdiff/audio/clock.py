@@ -43,13 +43,42 @@ def as_fraction_fps(fps: FpsLike) -> Fraction:
         if not math.isfinite(fps):
             raise ValueError(f"fps must be finite, got {fps!r}")
         ntsc = Fraction(round(fps * 1.001) * 1000, 1001)
-        is_ntsc = fps != round(fps) and abs(float(ntsc) - fps) < 5e-3
+        is_ntsc = fps != round(fps) and ntsc > 0 and abs(float(ntsc) - fps) < 5e-3
         value = ntsc if is_ntsc else Fraction(fps).limit_denominator(1001)
     else:
         raise TypeError(f"fps must be a number, a 'num/den' string or a Fraction, got {type(fps).__name__}")
     if value <= 0:
         raise ValueError(f"fps must be positive, got {fps!r}")
     return value
+
+
+MIN_FPS, MAX_FPS = 1, 120  # the frame rates video is made at: from 1 fps slideshows to 120 fps slow motion
+
+
+def parse_fps(value: FpsLike, name: str = "fps") -> Fraction:
+    """A frame rate given by a user (``25``, ``29.97``, ``"30000/1001"``, ``"25"``), checked: an exact Fraction in
+    ``[MIN_FPS, MAX_FPS]`` (1 to 120 frames per second).
+
+    Strings without a slash are read as numbers, so ``"29.97"`` is NTSC's 30000/1001 as :func:`as_fraction_fps` makes
+    it. The range is checked here, at the interface, before any work: 1e9 fps would allocate billions of frames.
+
+    Raises:
+        ValueError: naming ``name`` and the value as given: not a number (``"abc"``, ``"1/0"``, NaN) or out of range.
+    """
+    given = value
+    try:
+        if isinstance(value, str) and "/" not in value:
+            value = float(value)
+        if isinstance(value, (int, float)) and math.isfinite(value) and not MIN_FPS <= value <= MAX_FPS:
+            raise OverflowError  # out of range: reported below, before any conversion
+        fps = as_fraction_fps(value)
+    except OverflowError:
+        fps = None
+    except (TypeError, ValueError, ZeroDivisionError) as e:
+        raise ValueError(f"{name} must be a frame rate such as 25, 29.97 or 30000/1001, got {given!r}") from e
+    if fps is None or not MIN_FPS <= fps <= MAX_FPS:
+        raise ValueError(f"{name} must be between {MIN_FPS} and {MAX_FPS} frames per second, got {given!r}")
+    return fps
 
 
 class FrameClock:

@@ -28,7 +28,7 @@ def frame_power(waveform: Waveform, fps: FpsLike = 25) -> np.ndarray:
     if not isinstance(waveform, Waveform):
         raise TypeError(f"waveform must be a Waveform, got {type(waveform).__name__}")
     clock = FrameClock(fps, waveform.sample_rate)
-    x = waveform.samples.mean(dim=0) if waveform.num_channels > 1 else waveform.samples[0]
+    x = waveform.to_mono().samples[0]  # channels that cancel in the mean: the loudest one (Waveform.to_mono)
     x = x.detach().cpu().numpy().astype(np.float64)
     n = x.shape[0]
     num_frames = clock.num_frames(n)

@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 AudioSource = Union[str, os.PathLike, bytes, bytearray, np.ndarray, torch.Tensor, "Waveform"]
 
+# A mono downmix whose energy falls this far below the channels' mean energy has cancelled (opposite phase).
+MONO_CANCEL_DB = -20.0
+
 # A decoded stream may fall short of its declared duration by a packet or two (encoder padding, rounding in the
 # header). Anything shorter than this fraction of the declared duration is a truncated file.
 _TRUNCATION_TOLERANCE = 0.9
@@ -77,8 +80,27 @@ class Waveform:
         return self.num_samples / self.sample_rate
 
     def to_mono(self) -> "Waveform":
-        """Average the channels: [C, N] -> [1, N]."""
-        return Waveform(self.samples.mean(dim=0, keepdim=True), self.sample_rate)
+        """Average the channels: [C, N] -> [1, N].
+
+        When the average loses almost all of the channels' energy (its energy is more than
+        :data:`MONO_CANCEL_DB` below the mean channel energy: channels in opposite phase, as a wrongly wired
+        microphone or a phase-inverted stereo track gives), the loudest channel is taken instead, with a warning. A
+        stereo recording of any ordinary kind loses at most ~3 dB (two unrelated channels) and is averaged.
+        """
+        if self.num_channels == 1:
+            return self
+        mix = self.samples.mean(dim=0, keepdim=True)
+        channel_energy = self.samples.double().pow(2).mean(dim=1)  # [C]
+        mix_energy = float(mix.double().pow(2).mean())
+        mean_energy = float(channel_energy.mean())
+        if mean_energy > 0 and mix_energy < mean_energy * 10 ** (MONO_CANCEL_DB / 10):
+            loudest = int(channel_energy.argmax())
+            kept = 10 * math.log10(max(mix_energy, 1e-30) / mean_energy)
+            logger.warning("the mean of the %d audio channels keeps %.1f dB of their energy (they cancel: opposite "
+                           "phase); using channel %d, the loudest, as the mono signal", self.num_channels, kept,
+                           loudest)  # fmt: skip
+            return Waveform(self.samples[loudest : loudest + 1].clone(), self.sample_rate)
+        return Waveform(mix, self.sample_rate)
 
     def resample(self, sample_rate: int) -> "Waveform":
         """Resample every channel to ``sample_rate`` Hz with torchaudio's band-limited sinc interpolation."""
@@ -183,7 +205,8 @@ def load_audio(
         source: a file path (any container FFmpeg reads; for video files the first audio track), the bytes of such
             a file, a float array [N] or [C, N] (numpy or torch; give ``source_sample_rate``), or a ``Waveform``.
         sample_rate: resample to this rate in Hz. ``None`` keeps the source's rate.
-        mono: average the channels into one.
+        mono: average the channels into one (the loudest channel instead when they cancel; see
+            :meth:`Waveform.to_mono`).
         max_duration_s: refuse sources longer than this many seconds (checked before decoding where the container
             declares a duration, so a huge file is not decoded only to be refused).
         source_sample_rate: the rate of an array source, in Hz. Required for arrays, ignored otherwise.

@@ -9,12 +9,20 @@ level explicitly. The tracker's estimate ``T`` gives candidates ``T/2, T, 2T`` i
 is tracked, and scored on a loudness-weighted onset envelope by how much stronger the onsets are *on* its beats
 than halfway *between* them. Double time loses because half its beats fall on the weak off-beats; half time loses
 because the strong backbeats fall exactly between its beats.
+
+The level is chosen per tempo section, not once for the track. One global level cannot serve two tempi more than
+sqrt(2) apart (90 and 130 BPM): whichever octave is nearest one is the wrong octave for the other, and 90 -> 130
+came out as 180 throughout. :func:`tempo_sections` splits the local tempo curve where it changes (octave-blind, so
+an octave error is not a change), each section gets its own ``T`` and candidates, and the beats are tracked once
+more along the resulting per-step tempo curve. A track of one steady tempo is one section, the method above
+unchanged. ``Rhythm.beat_tempo_bpm`` and ``tempo_curve_bpm`` report the local tempo beside the global figure. A
+change by exactly an octave (80 -> 160) is not seen as a change, by design of the octave-blind split.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import librosa
 import numpy as np
@@ -33,13 +41,18 @@ class Rhythm:
     """The rhythm of a track, globally and per video frame.
 
     Attributes:
-        tempo_bpm: the dominant tempo in beats per minute.
+        tempo_bpm: the dominant tempo in beats per minute (of the beats' steady intervals; with a tempo change, the
+            tempo most beats are at).
         beat_times_s: beat times in seconds, float64 [B].
+        beat_tempo_bpm: the local tempo at each beat, float64 [B]: 60 / the median of the (up to four) beat intervals
+            around it.
         onset_times_s: onset (note attack) times in seconds, float64 [O].
         fps: the video frame rate the per-frame envelopes are sampled at.
         onset_strength: per video frame, float32 [F] in [0, 1]: the strongest onset inside the frame.
         rms: per video frame, float32 [F] in [0, 1]: mean RMS loudness.
         percussive: per video frame, float32 [F] in [0, 1]: mean energy of the percussive (HPSS) part.
+        tempo_curve_bpm: per video frame, float32 [F]: the local tempo, interpolated between the beats' (held before
+            the first beat and after the last; 0 without beats).
     """
 
     tempo_bpm: float
@@ -49,6 +62,8 @@ class Rhythm:
     onset_strength: np.ndarray
     rms: np.ndarray
     percussive: np.ndarray
+    beat_tempo_bpm: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    tempo_curve_bpm: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @property
     def num_frames(self) -> int:
@@ -62,7 +77,7 @@ class Rhythm:
         """A JSON-ready dict; the per-frame envelopes only when ``per_frame``."""
         out = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in asdict(self).items()}
         if not per_frame:
-            for key in ("onset_strength", "rms", "percussive"):
+            for key in ("onset_strength", "rms", "percussive", "tempo_curve_bpm"):
                 out.pop(key)
         out["num_frames"] = self.num_frames
         return out
@@ -106,40 +121,118 @@ def analyze_rhythm(
     starts = clock.step_starts(num_frames, hop_length).numpy()
     rms = librosa.feature.rms(S=S, frame_length=n_fft)[0]
     percussive = _percussive_energy(np.sqrt(mel))
+    beats = np.asarray(beats, dtype=np.float64)
+    beat_tempo = beat_tempi(beats)
+    frame_times = np.arange(num_frames) / float(clock.fps)
+    curve = np.interp(frame_times, beats, beat_tempo) if len(beats) >= 2 else np.zeros(num_frames)
     return Rhythm(
         tempo_bpm=float(tempo),
-        beat_times_s=np.asarray(beats, dtype=np.float64),
+        beat_times_s=beats,
         onset_times_s=np.asarray(onsets, dtype=np.float64),
         fps=float(clock.fps),
         onset_strength=_per_frame(flux, starts, np.maximum),
         rms=_per_frame(rms, starts, None),
         percussive=_per_frame(percussive, starts, None),
+        beat_tempo_bpm=beat_tempo,
+        tempo_curve_bpm=curve.astype(np.float32),
     )
+
+
+def beat_tempi(beat_times_s: np.ndarray) -> np.ndarray:
+    """The local tempo (BPM) at each beat, float64 [B]: 60 / the median of the beat intervals ``i-2 .. i+1`` around
+    beat ``i`` (the two that touch it and one more on each side), which one missed or extra beat does not move."""
+    t = np.asarray(beat_times_s, dtype=np.float64)
+    if len(t) < 2:
+        return np.zeros(len(t))
+    d = np.diff(t)  # [B - 1]
+    return np.array([60.0 / np.median(d[max(0, i - 2) : min(len(d), i + 2)]) for i in range(len(t))])
 
 
 def _track_beats(
     flux: np.ndarray, loud: np.ndarray, sr: int, hop: int, min_bpm: float, max_bpm: float
 ) -> tuple[np.ndarray, float]:
-    """Beat times (s) and tempo (BPM), with the metrical level chosen among T/2, T and 2T."""
+    """Beat times (s) and tempo (BPM), with the metrical level chosen among T/2, T and 2T in every tempo section."""
     if not np.any(flux > 0):
         return np.zeros(0), 0.0
-    first, local = _tempo_estimates(flux, sr, hop)
-    candidates = sorted({c for c in (first / 2, first, first * 2) if min_bpm <= c <= max_bpm} or {first})
-    best = None
-    for c in candidates:
-        curve = local * 2.0 ** np.round(np.log2(c / np.maximum(local, 1e-3)))  # each step's octave nearest c
-        _, frames = librosa.beat.beat_track(onset_envelope=flux, sr=sr, hop_length=hop, bpm=curve, tightness=200)
-        score = _level_score(loud, frames)
-        logger.debug("tempo candidate %.1f BPM: %d beats, score %.3f", c, len(frames), score)
-        if best is None or score > best[0]:
-            best = (score, frames)
-    frames = best[1]
-    times = librosa.frames_to_time(frames, sr=sr, hop_length=hop)
+    tg, local = _tempogram(flux, sr, hop)
+    sections = tempo_sections(local, sr / hop)
+    base = [float(np.atleast_1d(librosa.feature.tempo(tg=tg[:, a:b], sr=sr, hop_length=hop))[0]) for a, b in sections]
+    options = [sorted({c for c in (t / 2, t, t * 2) if min_bpm <= c <= max_bpm} or {t}) for t in base]
+    chosen = [min(opts, key=lambda c, t=t: abs(np.log2(c / t))) for opts, t in zip(options, base)]  # T when in range
+    best_frames = None
+    for k, (a, b) in enumerate(sections):  # each section's level, the others held at their base tempo
+        best = None
+        for c in options[k]:
+            levels = [*chosen[:k], c, *chosen[k + 1 :]]
+            _, frames = librosa.beat.beat_track(onset_envelope=flux, sr=sr, hop_length=hop,
+                                                bpm=_tempo_curve(local, sections, levels), tightness=200)  # fmt: skip
+            score = _level_score(loud, frames[(frames >= a) & (frames < b)])
+            logger.debug("section %d (%.1f-%.1f s), candidate %.1f BPM: score %.3f", k, a * hop / sr, b * hop / sr, c,
+                         score)  # fmt: skip
+            if best is None or score > best[0]:
+                best = (score, c, frames)
+        chosen[k], best_frames = best[1], best[2]
+    if len(sections) > 1:  # one last pass with every section at its own level
+        _, best_frames = librosa.beat.beat_track(onset_envelope=flux, sr=sr, hop_length=hop,
+                                                 bpm=_tempo_curve(local, sections, chosen), tightness=200)  # fmt: skip
+        logger.info("tempo sections: %s", ", ".join(f"{a * hop / sr:.1f}-{b * hop / sr:.1f} s at ~{c:.0f} BPM"
+                                                    for (a, b), c in zip(sections, chosen)))  # fmt: skip
+    times = librosa.frames_to_time(best_frames, sr=sr, hop_length=hop)
     return times, _tempo_from_beats(times)
 
 
-def _tempo_estimates(flux: np.ndarray, sr: int, hop: int, win_length: int = 256) -> tuple[float, np.ndarray]:
-    """Global tempo (BPM) and a per-step tempo curve [T] (BPM), both from one autocorrelation tempogram.
+def _tempo_curve(local: np.ndarray, sections: list[tuple[int, int]], levels: list[float]) -> np.ndarray:
+    """The per-step tempo curve [T] to track beats with: in each section, every step's local tempo moved to the
+    octave nearest that section's level."""
+    curve = np.empty_like(local)
+    for (a, b), level in zip(sections, levels):
+        part = np.maximum(local[a:b], 1e-3)
+        curve[a:b] = part * 2.0 ** np.round(np.log2(level / part))
+    return curve
+
+
+def tempo_sections(local: np.ndarray, steps_per_s: float, block_s: float = 2.0, min_section_s: float = 6.0,
+                   threshold: float = 0.07) -> list[tuple[int, int]]:  # fmt: skip
+    """Split a track into sections of steady tempo, from a per-step local tempo curve [T] (BPM).
+
+    Octave errors do not split a section: tempi are compared as ``log2(bpm) mod 1`` (90 and 180 BPM are one
+    point). The curve is summarised per ``block_s`` block (circular mean), smoothed over three blocks, and a section
+    ends where a block differs from the next by more than ``threshold`` octaves (0.07: 5 %); sections shorter than
+    ``min_section_s`` are merged into a neighbour. Returns ``[(start_step, stop_step), ...]`` tiling ``[0, T)``.
+    """
+    T = len(local)
+    block = max(1, int(round(block_s * steps_per_s)))
+    n = T // block
+    if n < 2:
+        return [(0, T)]
+    phase = np.exp(2j * np.pi * np.log2(np.maximum(local[: n * block], 1e-3)).reshape(n, block))
+    values = np.angle(phase.mean(axis=1)) / (2 * np.pi)  # [n] in (-0.5, 0.5]
+    smooth = values.copy()
+    for i in range(1, n - 1):  # circular median of three
+        trio = values[i - 1 : i + 2]
+        smooth[i] = trio[np.argmin([sum(_circ(x - y) for y in trio) for x in trio])]
+    cuts = [i for i in range(1, n) if _circ(smooth[i] - smooth[i - 1]) > threshold]
+    bounds = [0, *cuts, n]
+    min_blocks = max(1, int(round(min_section_s / block_s)))
+    merged = True
+    while merged and len(bounds) > 2:
+        merged = False
+        for k in range(len(bounds) - 1):
+            if bounds[k + 1] - bounds[k] < min_blocks:
+                del bounds[k + 1 if k + 1 < len(bounds) - 1 else k]
+                merged = True
+                break
+    return [(bounds[k] * block, (bounds[k + 1] * block if k + 2 < len(bounds) else T)) for k in range(len(bounds) - 1)]
+
+
+def _circ(d: float) -> float:
+    """Distance on the octave circle (values in octaves mod 1)."""
+    d = abs(d) % 1.0
+    return min(d, 1.0 - d)
+
+
+def _tempogram(flux: np.ndarray, sr: int, hop: int, win_length: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """An autocorrelation tempogram and the per-step tempo curve [T] (BPM) it gives.
 
     ``win_length`` steps (3 s at hop 256) is shorter than librosa's default, so the curve follows tempo changes
     within a few beats and the tempogram costs less. Pooling the envelope to a coarser hop would be cheaper
@@ -147,9 +240,7 @@ def _tempo_estimates(flux: np.ndarray, sr: int, hop: int, win_length: int = 256)
     track), so we keep the full resolution.
     """
     tg = librosa.feature.tempogram(onset_envelope=flux, sr=sr, hop_length=hop, win_length=win_length)
-    first = float(np.atleast_1d(librosa.feature.tempo(tg=tg, sr=sr, hop_length=hop))[0])
-    local = librosa.feature.tempo(tg=tg, sr=sr, hop_length=hop, aggregate=None)
-    return first, local
+    return tg, librosa.feature.tempo(tg=tg, sr=sr, hop_length=hop, aggregate=None)
 
 
 def _level_score(envelope: np.ndarray, beat_frames: np.ndarray, reach: int = 2) -> float:

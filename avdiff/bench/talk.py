@@ -7,11 +7,11 @@ falls at syllable rate), so the numbers do not depend on espeak-ng:
 * ``unet_share`` and ``outside_unet``: the share of the call spent inside UNet forwards (timed by hooks on the UNet)
   and everything else (face detection, speech features and tokens, scheduler, decoding, paste-back); the target is
   at most 10 % outside the UNet;
-* ``peak_mb`` for 5, 10 and 30 s of audio: the peak RSS increase during one call, each length in a fresh child
-  process, measured with :class:`avdiff.bench.unet.MemoryProbe` (the kernel's ``VmHWM`` after resetting it through
-  ``/proc/self/clear_refs``). ``output_mb`` is the uint8 frames the call returns (inherently proportional to the
-  length: 50 ms of 512x512 video is 1.5 MB) and ``working_mb = peak_mb - output_mb`` is what the pipeline itself
-  needs; bounded memory means ``working_mb`` does not grow with the audio.
+* ``peak_mb`` for 10, 30 and 120 s of audio, for the warp baseline and the tiny pipeline, each streaming its video
+  to an mp4 as ``avdiff talk`` does: the peak RSS increase during one call, each in a fresh child process, measured
+  with :class:`avdiff.bench.unet.MemoryProbe` (the kernel's ``VmHWM`` after resetting it through
+  ``/proc/self/clear_refs``; ``n/a`` where it cannot be measured). ``peak_vs_first`` is the peak over the 10 s one:
+  bounded memory means it stays near 1 (the target is at most 1.5) however long the audio; the frames are never held.
 
 The CPU runs the ``tiny`` preset with one intra-op thread. With CUDA, an SD 1.5-sized pipeline (the sd15 UNet and
 an SD-sized VAE with random weights, bf16) runs at 256x256 as well.
@@ -129,24 +129,61 @@ def measure_speed(spec: str | dict = "tiny", seconds: float = 10.0, steps: int =
             "unet_calls": timer.calls, "rtf": total / seconds}  # fmt: skip
 
 
-def measure_memory(seconds: float, steps: int = 1, threads: int = 1, output_type: str = "np",
-                   audio_guidance_scale: float = 2.0, reference_guidance_scale: float = 1.5) -> dict:  # fmt: skip
-    """Peak RSS increase (MB) of one tiny-preset call on ``seconds`` of audio, in this process."""
-    pipe = build("tiny", "cpu", "float32", threads)
+def measure_memory(seconds: float, pipeline: str = "tiny", steps: int = 1, threads: int = 1, output: str = "mp4",
+                   output_type: str = "np", audio_guidance_scale: float = 2.0, reference_guidance_scale: float = 1.5,
+                   chunk_frames: int = 16, motion_frames: int = 2, photo_px: int = 512,
+                   crop_px: int | None = None) -> dict:  # fmt: skip
+    """Peak RSS increase (MB) of one call on ``seconds`` of speech-like audio on the astronaut, in this process.
+
+    Args:
+        pipeline: ``"tiny"`` (the random-weight TalkingHeadPipeline) or ``"warp"`` (the mouth-warp baseline).
+        output: ``"mp4"`` streams the frames to an mp4 (``output_path``, as ``avdiff talk`` does); ``"return"`` returns
+            them (``output_type`` for the tiny pipeline).
+        photo_px: the astronaut photo resized to this side (the frames' size).
+        crop_px: the tiny pipeline's face crop side (default: the model's 64 px; 32 is 4x cheaper).
+
+    Returns:
+        ``{"seconds", "frames", "peak_mb" (None when it cannot be measured: see MemoryProbe), "output_mb" (the frames
+        returned, 0 when streamed)}``.
+    """
+    import tempfile
+
+    if pipeline == "warp":
+        from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
+
+        torch.set_num_threads(threads)
+        pipe = WarpBaselinePipeline()
+        pipe.set_progress_bar_config(disable=True)
+        kwargs = {}
+    elif pipeline == "tiny":
+        pipe = build("tiny", "cpu", "float32", threads)
+        kwargs = {"num_inference_steps": steps, "audio_guidance_scale": audio_guidance_scale,
+                  "reference_guidance_scale": reference_guidance_scale, "chunk_frames": chunk_frames,
+                  "motion_frames": motion_frames, "generator": torch.Generator().manual_seed(0), "height": crop_px,
+                  "width": crop_px}  # fmt: skip
+        if output != "mp4":
+            kwargs["output_type"] = output_type
+    else:
+        raise ValueError(f"pipeline must be 'tiny' or 'warp', got {pipeline!r}")
     photo, speech = astronaut(), speech_like(seconds)
-    probe = MemoryProbe(torch.device("cpu"))
-    probe.start()
-    out = pipe(photo, speech, num_inference_steps=steps, output_type=output_type,
-               audio_guidance_scale=audio_guidance_scale, reference_guidance_scale=reference_guidance_scale,
-               generator=torch.Generator().manual_seed(0))  # fmt: skip
-    peak = probe.peak_mb()
-    return {"seconds": seconds, "frames": out.num_frames, "peak_mb": peak, "output_mb": out.frames.nbytes / 2**20}
+    if photo_px != photo.shape[0]:
+        import cv2
+
+        photo = cv2.resize(photo, (photo_px, photo_px), interpolation=cv2.INTER_AREA)
+    with tempfile.TemporaryDirectory(prefix="avdiff-bench-") as tmp:
+        probe = MemoryProbe(torch.device("cpu"))
+        probe.start()
+        out = pipe(photo, speech, output_path=f"{tmp}/out.mp4" if output == "mp4" else None, **kwargs)
+        peak = probe.peak_mb()
+    held = out.frames.nbytes / 2**20 if isinstance(out.frames, np.ndarray) else 0.0
+    return {"seconds": seconds, "pipeline": pipeline, "frames": out.num_frames, "peak_mb": peak, "output_mb": held}
 
 
 def measure_memory_in_child(**kwargs) -> dict:
-    """``measure_memory`` in a fresh process forked from a server that has torch and the pipeline imported, so no
+    """``measure_memory`` in a fresh process forked from a server that has torch and the pipelines imported, so no
     allocator cache or earlier peak carries over."""
-    return run_in_child(measure_memory, kwargs, ["torch", "diffusers", "avdiff.pipelines.talking_head", __name__])
+    preload = ["torch", "diffusers", "avdiff.pipelines.talking_head", "avdiff.pipelines.warp_baseline", __name__]
+    return run_in_child(measure_memory, kwargs, preload)
 
 
 def speed_row(name: str, r: dict) -> dict:
@@ -158,7 +195,15 @@ def speed_row(name: str, r: dict) -> dict:
             "outside_unet": f"{outside / r['total_s']:.1%}"}  # fmt: skip
 
 
-def main(durations: tuple[float, ...] = (5.0, 10.0, 30.0), speed_seconds: float = 10.0, steps: int = 4,
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    return "n/a" if value is None or not base else f"{value / base:.2f}"
+
+
+def main(durations: tuple[float, ...] = (10.0, 30.0, 120.0), speed_seconds: float = 10.0, steps: int = 4,
          threads: int = 1, gpu: bool | None = None) -> str:  # fmt: skip
     start = time.perf_counter()
     lines = [f"avdiff bench talk: astronaut 512x512, speech-like audio, tiny preset on CPU ({threads} thread(s)), "
@@ -172,16 +217,17 @@ def main(durations: tuple[float, ...] = (5.0, 10.0, 30.0), speed_seconds: float 
     cols = ["config", "audio_s", "frames", "total_s", "rtf", "unet_calls", "unet_share", "outside_unet"]
     lines += ["", "speed (rtf = generation s per audio s; outside_unet target <= 10%)", format_table(speed, cols)]
 
-    memory = [measure_memory_in_child(seconds=s, steps=1, threads=threads) for s in durations]
-    base = memory[0]
-    rows = [{"audio_s": f"{m['seconds']:g}", "frames": m["frames"], "peak_mb": f"{m['peak_mb']:.0f}",
-             "output_mb": f"{m['output_mb']:.0f}", "working_mb": f"{m['peak_mb'] - m['output_mb']:.0f}",
-             "peak_vs_first": f"{m['peak_mb'] / base['peak_mb']:.2f}",
-             "working_vs_first": f"{(m['peak_mb'] - m['output_mb']) / (base['peak_mb'] - base['output_mb']):.2f}"}
-            for m in memory]  # fmt: skip
-    lines += ["", "peak memory of one call, tiny, 512x512 frames pasted back (fresh process per length; 1 step)",
-              format_table(rows, ["audio_s", "frames", "peak_mb", "output_mb", "working_mb", "peak_vs_first",
-                                  "working_vs_first"])]  # fmt: skip
+    rows = []
+    for pipeline in ("warp", "tiny"):
+        base = None
+        for seconds in durations:
+            m = measure_memory_in_child(seconds=seconds, pipeline=pipeline, steps=1, threads=threads, output="mp4")
+            base = base or m
+            rows.append({"pipeline": pipeline, "audio_s": f"{m['seconds']:g}", "frames": m["frames"],
+                         "peak_mb": _mb(m["peak_mb"]), "peak_vs_first": _ratio(m["peak_mb"], base["peak_mb"])})
+    lines += ["", "peak memory of one call streamed to an mp4 (avdiff talk), 512x512 frames pasted back, fresh process "
+              "per row; tiny: 1 step, guidance on (3 UNet passes); target: peak_vs_first <= 1.5",
+              format_table(rows, ["pipeline", "audio_s", "frames", "peak_mb", "peak_vs_first"])]  # fmt: skip
     lines.append(f"({time.perf_counter() - start:.0f} s in all)")
     return "\n".join(lines)
 

@@ -12,7 +12,8 @@ reference latent, motion frames and mask. For each it reports
 Memory. On CPU each configuration runs in a fresh child process (forkserver, with torch and diffusers imported
 once), so no allocator cache carries over between configurations. The child resets the kernel's peak-RSS mark
 (``echo 5 > /proc/self/clear_refs``), runs the pass, and reports ``VmHWM`` minus the RSS before the pass; where the
-mark cannot be reset it falls back to ``ru_maxrss``, which can only over-report. On CUDA it is
+mark cannot be reset, a pass that stays under the process's earlier peak has no measurable peak and shows ``n/a``
+(:class:`MemoryProbe`). On CUDA it is
 ``torch.cuda.max_memory_allocated`` minus ``memory_allocated`` before the pass, in process.
 
 CPU runs ``tiny`` with one intra-op thread by default: on a shared machine more threads make the timings noise.
@@ -49,10 +50,17 @@ def _proc_status_mb(field: str) -> float | None:
 
 
 class MemoryProbe:
-    """Peak memory of a block above the memory in use when it starts: CUDA allocator stats, or the process's RSS."""
+    """Peak memory of a block above the memory in use when it starts: CUDA allocator stats, or the process's RSS.
+
+    On the CPU the kernel's peak-RSS mark (``VmHWM``) is reset to the current RSS at :meth:`start` through
+    ``/proc/self/clear_refs``. Where that file cannot be written (some containers), the mark keeps the process's
+    earlier peak: when the block goes above it, the new mark is still the block's peak; when it does not, the block's
+    peak is unknown and :meth:`peak_mb` returns None rather than a number that would be the earlier peak's.
+    """
 
     def __init__(self, device: torch.device):
         self.device = device
+        self.reset = False
 
     def start(self) -> None:
         if self.device.type == "cuda":
@@ -63,20 +71,37 @@ class MemoryProbe:
         try:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")  # reset the peak-RSS mark (VmHWM) to the current RSS
+            self.reset = True
         except OSError:
-            logger.debug("cannot reset the peak-RSS mark; falling back to ru_maxrss")
+            self.reset = False
+            logger.debug("cannot reset the peak-RSS mark; a peak under the earlier one cannot be measured")
+        self.mark_before = _peak_rss_mb()
         self.base = _proc_status_mb("VmRSS") or 0.0
 
-    def peak_mb(self) -> float:
+    def peak_mb(self) -> float | None:
+        """The block's peak above the memory in use at :meth:`start`, MB; None when it cannot be known (see the class
+        docstring)."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             return torch.cuda.max_memory_allocated(self.device) / 2**20 - self.base
-        peak = _proc_status_mb("VmHWM")
-        if peak is None:
-            import resource
-
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = _peak_rss_mb()
+        if not self.reset and not peak > self.mark_before:
+            return None
         return peak - self.base
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
+def _peak_rss_mb() -> float:
+    """The process's peak RSS so far, MB: ``VmHWM``, or ``ru_maxrss`` where /proc is missing."""
+    peak = _proc_status_mb("VmHWM")
+    if peak is None:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak
 
 
 # --- one configuration ---------------------------------------------------------------------------------------------
@@ -186,7 +211,7 @@ def to_rows(results: list[dict]) -> list[dict]:
             "config": f"{r['preset']} {r['device']} {r['dtype']} {r['frames']}f {r['size']}x{r['size']}",
             "infer_s": f"{r['infer_s']:.3f}", "fwd_s": f"{r['fwd_s']:.3f}", "bwd_s": f"{r['bwd_s']:.3f}",
             "ms_per_frame": f"{1000 * mine:.1f}", "x_per_frame_vs_8": f"{mine / ref:.2f}" if ref else "",
-            "infer_peak_mb": f"{r['infer_peak_mb']:.0f}", "train_peak_mb": f"{r['train_peak_mb']:.0f}",
+            "infer_peak_mb": _mb(r["infer_peak_mb"]), "train_peak_mb": _mb(r["train_peak_mb"]),
         })  # fmt: skip
     return rows
 

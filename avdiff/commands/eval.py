@@ -25,7 +25,7 @@ OFFSET_CONVENTION = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate generated videos (lipsync, talking-head) or a trained aligner (align)", description="Evaluate a generated video or a trained model.")
+    p = sub.add_parser("eval", help="evaluate generated videos (lipsync, talking-head, scenes) or a trained model (align, segmenter)", description="Evaluate a generated video or a trained model.")
     metrics = p.add_subparsers(dest="metric", metavar="METRIC")
     p.set_defaults(func=lambda args: _print_help(p))
 
@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Correlate the mouth openness of the face in VIDEO with the loudness envelope of its audio track, per "
             f"video frame, and search audio offsets in [-max-offset, +max-offset] frames. Sign convention: "
-            f"{OFFSET_CONVENTION}."
+            f"{OFFSET_CONVENTION}. With several faces, the one whose mouth follows the audio best is scored (or the "
+            "one --face/--face-box names), and all are listed. A clip with fewer than 25 frames that show a face "
+            "(with audio) has no score: the command says why and exits with status 2."
         ),
     )
     lip.add_argument("video", help="a video with a face and an audio track (mp4, mov, webm ...)")
@@ -53,7 +55,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a trained SyncNet folder (avdiff train syncnet): also report LSE-D, LSE-C and its best offset, "
         "computed as syncnet_python does",
     )
-    lip.add_argument("--json", action="store_true", help="print the result as JSON")
+    face = lip.add_mutually_exclusive_group()
+    face.add_argument("--face", type=int, default=None, metavar="INDEX",
+                      help="score this face, counted from the left (0 = leftmost); by default the face whose mouth "
+                      "follows the audio best is scored, and every face is listed")  # fmt: skip
+    face.add_argument("--face-box", default=None, metavar="X0,Y0,X1,Y1",
+                      help="score the face that overlaps this box most (pixels of the upright frame)")
+    lip.add_argument("--json", action="store_true", help="print the result as JSON (null scores when there are "
+                     "none; the exit status is then 2 too)")  # fmt: skip
     lip.set_defaults(func=run_lipsync)
 
     heads = metrics.add_parser(
@@ -86,11 +95,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "align",
         help="audio-text retrieval recall@1/@5 of a trained aligner on held-out attribute combinations",
         description="Recall@1 and @5 in both directions (audio->text, text->audio) on the held-out test split of "
-        "the synthetic sound-caption set, next to chance.",
+        "the synthetic sound-caption set, next to chance; for an aligner trained on scene sounds, also how often "
+        "select_token picks the sounding object's word out of a scene prompt of 2-4 objects.",
     )
     align.add_argument("--checkpoint", required=True, help="a trained aligner folder, e.g. runs/align_tiny/final")
     align.add_argument("--json", action="store_true", help="print the result as JSON")
     align.set_defaults(func=run_align)
+
+    from avdiff.commands import eval_scenes
+
+    eval_scenes.register(metrics)
 
 
 def run_align(args: argparse.Namespace) -> int:
@@ -105,6 +119,11 @@ def run_align(args: argparse.Namespace) -> int:
         for k in (1, 5):
             r, chance = result[f"{direction}_r@{k}"], result[f"chance_{direction}_r@{k}"]
             print(f"  {name}  R@{k}: {r:.3f}  (chance {chance:.3f}, {r / chance:.1f}x)")
+    if "scene_token_acc" in result:
+        print(f"  select_token picks the sounding word in scene prompts of 2-4 objects: {result['scene_token_acc']:.3f} "
+              f"of {int(result['scene_token_n'])} held-out scene sounds (chance {result['scene_token_chance']:.3f})")
+        per_word = {k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("scene_token_acc/")}
+        print("    " + ", ".join(f"{w} {v:.2f}" for w, v in per_word.items()))
     return 0
 
 
@@ -134,7 +153,7 @@ def run_talking_head(args: argparse.Namespace) -> int:
     from avdiff.cli import CommandError
     from avdiff.commands.talk import generation_kwargs, load_pipeline
     from avdiff.metrics.talking_head import BASELINES, baseline_animator, evaluate_talking_heads, pipeline_animator
-    from avdiff.metrics.talking_head import write_report
+    from avdiff.metrics.talking_head import strict_json, write_report
 
     baselines = [b for b in args.baselines.split(",") if b]
     unknown = [b for b in baselines if b not in BASELINES]
@@ -155,8 +174,13 @@ def run_talking_head(args: argparse.Namespace) -> int:
     report.settings = {"data": args.data, "models": models, "baselines": baselines, "seed": args.seed,
                        **{k: str(v) for k, v in kwargs.items()}}  # fmt: skip
     json_path, md_path = write_report(report, args.out)
+    summary = report.summary()
+    unscored = {name: m["clips"] - m["scored"] for name, m in summary.items() if m["clips"] > m["scored"]}
+    if unscored or report.skipped:
+        print(f"note: clips without a lip-sync score (left out of the means): {unscored or 'none'}; clips not "
+              f"animated: {len(report.skipped)}", file=sys.stderr)  # fmt: skip
     if args.json:
-        json.dump(report.to_dict(), sys.stdout, indent=2, default=str)
+        json.dump(strict_json(report.to_dict()), sys.stdout, indent=2, allow_nan=False, default=str)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(report.to_markdown(list(models)))
@@ -202,6 +226,19 @@ def load_reference_aperture(path: str | Path) -> np.ndarray:
     return arr
 
 
+def parse_face_box(text: str) -> tuple[float, float, float, float]:
+    """``"x0,y0,x1,y1"`` -> a box; ``CommandError`` for anything else."""
+    from avdiff.cli import CommandError
+
+    try:
+        box = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not (box[2] > box[0] and box[3] > box[1]):
+        raise CommandError(f"--face-box {text!r}: expected X0,Y0,X1,Y1 in pixels with X1 > X0 and Y1 > Y0")
+    return box  # type: ignore[return-value]
+
+
 def run_lipsync(args: argparse.Namespace) -> int:
     from avdiff.cli import CommandError
     from avdiff.metrics.lipsync import score_video
@@ -209,24 +246,32 @@ def run_lipsync(args: argparse.Namespace) -> int:
 
     if args.max_offset < 0:
         raise CommandError(f"--max-offset must be >= 0 frames, got {args.max_offset}")
+    if args.face is not None and args.face < 0:
+        raise CommandError(f"--face must be a face index >= 0 (0 = leftmost), got {args.face}")
+    face = parse_face_box(args.face_box) if args.face_box else args.face
     clip = read_video(args.video)
     if clip.audio is None:
         raise CommandError(f"{args.video!r} has no (readable) audio track; lipsync needs the speech")
     reference = load_reference_aperture(args.reference_aperture) if args.reference_aperture else None
     sync_model = load_syncnet_checkpoint(args.syncnet) if args.syncnet else None
-    result = score_video(clip, reference, max_offset=args.max_offset)
-    sync = syncnet_report(sync_model, clip, args.max_offset) if sync_model is not None else None
+    try:
+        result = score_video(clip, reference, max_offset=args.max_offset, face=face)
+    except ValueError as e:
+        raise CommandError(f"{args.video!r}: {e}") from e
+    sync = syncnet_report(sync_model, clip, args.max_offset) if sync_model is not None and result.scored else None
 
     if args.json:
         out = {"video": args.video, "fps": str(clip.fps), **result.to_dict()}
         if sync is not None:
             out["syncnet"] = {"checkpoint": args.syncnet, **sync.to_dict()}
-        json.dump(out, sys.stdout, indent=2)
+        json.dump(out, sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
-    else:
-        sys.stdout.write(format_report(args.video, float(clip.fps), result))
-        if sync is not None:
-            sys.stdout.write(format_syncnet(args.syncnet, float(sync_model.config.fps), sync, args.max_offset))
+        return 0 if result.scored else 2
+    if not result.scored:
+        raise CommandError(f"{args.video!r} has no lip-sync score: {result.reason}")
+    sys.stdout.write(format_report(args.video, float(clip.fps), result))
+    if sync is not None:
+        sys.stdout.write(format_syncnet(args.syncnet, float(sync_model.config.fps), sync, args.max_offset))
     return 0
 
 
@@ -277,6 +322,10 @@ def describe_offset(k: int, fps: float) -> str:
     return f"{k:+d} frames ({ms:+.0f} ms): the audio {side} the video by {abs(k)} frame{'s' if abs(k) != 1 else ''}"
 
 
+def _box_text(box) -> str:
+    return "(" + ", ".join(f"{v:.0f}" for v in box) + ")" if box is not None else "none"
+
+
 def format_report(video: str, fps: float, result) -> str:
     """A short human-readable report of a :class:`~avdiff.metrics.lipsync.LipSyncResult`."""
     lines = [
@@ -286,12 +335,23 @@ def format_report(video: str, fps: float, result) -> str:
         f"  best offset:       {describe_offset(result.offset_frames, fps)}",
         f"  r (best offset):   {result.r_at_offset:+.3f}",
     ]
+    if result.face_choice not in (None, "only", "none"):
+        why = {"speaks": "its mouth follows the audio best", "index": "named by --face", "box": "named by --face-box"}
+        lines.append(f"  face:              {result.face_index} of {len(result.faces)} (counted from the left), box "
+                     f"{_box_text(result.face_box)}: {why[result.face_choice]}")  # fmt: skip
+        for f in result.faces:
+            if f["index"] != result.face_index:
+                follows = "no score" if f["follows"] is None else f"r {f['follows']:+.3f} at its best offset"
+                lines.append(f"  other face:        {f['index']}, box {_box_text(f['box'])}: {follows}")
     if result.r_reference is not None:
         lines.append(f"  r (reference):     {result.r_reference:+.3f}  mouth openness vs reference aperture, offset 0")
         lines.append(f"  reference offset:  {result.offset_reference:+d} frames (+k: the reference lags the video)")
     if result.interior is not None:
         inner = result.interior
-        line = f"  mouth interior:    r {inner.r_envelope:+.3f} vs speech envelope, best offset {inner.offset_frames:+d}"
+        if not inner.scored:
+            line = f"  mouth interior:    no score ({inner.reason})"
+        else:
+            line = f"  mouth interior:    r {inner.r_envelope:+.3f} vs speech envelope, best offset {inner.offset_frames:+d}"
         if inner.r_reference is not None:
             line += f", r {inner.r_reference:+.3f} vs reference aperture"
         lines.append(line + "  (dark share of the mouth box; reads blurred mouths)")

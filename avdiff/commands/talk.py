@@ -11,13 +11,24 @@ Three sources of the animation, exactly one of them:
 from __future__ import annotations
 
 import argparse
+import os
+
+
+DEFAULT_MAX_DURATION_S = 600.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("talk", help="animate a face photo with speech")
-    p.add_argument("--image", required=True, help="face photo")
+    p = sub.add_parser("talk", help="animate a face photo with speech",
+                       description="Animate the face in a photo with speech. The video is streamed to --out as it is "
+                       "made (memory does not grow with the length) and carries the audio as given. Every argument "
+                       "is checked before any work.")  # fmt: skip
+    p.add_argument("--image", required=True, help="face photo (a face of any size; a photo larger than 1920 px is "
+                   "downscaled to 1920 px on its longer side)")  # fmt: skip
     p.add_argument("--audio", required=True, help="speech (any audio file, or a video's audio track)")
-    p.add_argument("--out", required=True, help="output mp4 (the speech is muxed in)")
+    p.add_argument("--out", required=True, help="output .mp4 (the audio is muxed in as given); never one of the "
+                   "inputs, never a folder")  # fmt: skip
+    p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="S",
+                   help=f"refuse audio longer than S seconds (default {DEFAULT_MAX_DURATION_S:g})")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--model", metavar="PATH", help="a saved TalkingHeadPipeline folder")
     source.add_argument("--preset", metavar="NAME", help="a random-weight pipeline preset (tiny), for smoke runs")
@@ -29,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_generation_args(p: argparse.ArgumentParser) -> None:
     """The flags of a TalkingHeadPipeline call (``avdiff talk`` and ``avdiff eval talking-head``)."""
-    p.add_argument("--fps", default="25", help="frame rate: 25, 29.97 or 30000/1001")
+    p.add_argument("--fps", default="25", help="frame rate from 1 to 120: 25, 29.97 or 30000/1001 (default 25)")
     p.add_argument("--steps", type=int, default=20, help="denoising steps per chunk")
     p.add_argument("--seed", type=int, default=0, help="seed of the generator that draws all the noise")
     p.add_argument("--chunk-frames", type=int, default=16, help="frames denoised together (use the training "
@@ -46,7 +57,7 @@ def generation_kwargs(args: argparse.Namespace) -> dict:
     import torch
 
     return {
-        "fps": _fps(args.fps),
+        "fps": checked_fps(args.fps),
         "num_inference_steps": args.steps,
         "audio_guidance_scale": args.audio_guidance,
         "reference_guidance_scale": args.reference_guidance,
@@ -76,24 +87,59 @@ def to_device(pipe, device: str | None = None):
     return pipe.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def _fps(value: str) -> str | float:
-    return value if "/" in value else float(value)
+def checked_fps(value: str):
+    """``--fps`` as an exact Fraction in [1, 120]; ``CommandError`` naming the value given otherwise."""
+    from avdiff.audio.clock import parse_fps
+    from avdiff.cli import CommandError
+
+    try:
+        return parse_fps(value, "--fps")
+    except ValueError as e:
+        raise CommandError(str(e)) from e
+
+
+def checked_max_duration(value: float | None, flag: str = "--max-duration") -> float | None:
+    """A positive, finite number of seconds (or None); ``CommandError`` otherwise."""
+    import math
+
+    from avdiff.cli import CommandError
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise CommandError(f"{flag} must be a positive number of seconds, got {value:g}")
+    return value
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Everything that can be checked before any work: the animation source, fps, the duration limit, the inputs
+    and ``--out`` (a file, not a folder, not one of the inputs, in a folder that can be written)."""
+    from avdiff.cli import CommandError
+    from avdiff.video.io import check_output_path
+
+    if not (args.baseline or args.model or args.preset):
+        raise CommandError("choose the animation: --model PATH (a trained pipeline), --preset tiny (random weights, "
+                           "a smoke run) or --baseline (the mouth-warp baseline)")  # fmt: skip
+    checked_fps(args.fps)
+    checked_max_duration(args.max_duration)
+    for flag, path in (("--image", args.image), ("--audio", args.audio)):
+        if not os.path.isfile(path):
+            raise CommandError(f"{flag} {path!r}: no such file" if not os.path.exists(path) else
+                               f"{flag} {path!r}: not a file")  # fmt: skip
+    try:
+        check_output_path(args.out, {"--image": args.image, "--audio": args.audio}, name="--out")
+    except ValueError as e:
+        raise CommandError(str(e)) from e
 
 
 def run(args: argparse.Namespace) -> int:
-    from avdiff.cli import CommandError
-
+    check_arguments(args)
     if args.baseline:
         from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
 
-        out = WarpBaselinePipeline(fps=_fps(args.fps))(args.image, args.audio)
-    elif args.model or args.preset:
-        out = _generate(args)
+        pipe = WarpBaselinePipeline(fps=checked_fps(args.fps))
+        out = pipe(args.image, args.audio, max_duration_s=args.max_duration, output_path=args.out)
     else:
-        raise CommandError("choose the animation: --model PATH (a trained pipeline), --preset tiny (random weights, "
-                           "a smoke run) or --baseline (the mouth-warp baseline)")  # fmt: skip
-    path = out.save(args.out)
-    print(f"wrote {path} ({out.num_frames} frames at {out.fps} fps)")
+        out = _generate(args)
+    print(f"wrote {out.path} ({out.num_frames} frames at {out.fps} fps)")
     return 0
 
 
@@ -104,4 +150,5 @@ def _generate(args: argparse.Namespace):
         pipe = load_pipeline(args.model, args.device)
     else:
         pipe = to_device(TalkingHeadPipeline.from_preset(args.preset, seed=args.seed), args.device)
-    return pipe(args.image, args.audio, **generation_kwargs(args), output_type="crops" if args.crops else "np")
+    return pipe(args.image, args.audio, **generation_kwargs(args), output_type="crops" if args.crops else "np",
+                max_duration_s=args.max_duration, output_path=args.out)  # fmt: skip

@@ -11,7 +11,8 @@ talking-head trainer.
       clips/ID.latents.pt         cached VAE latents (optional)
 
 Paths in the index are relative to DATA. ``aligned`` says whether the frames are face crops aligned by
-``avdiff.video.align`` (prepared clips are; synthetic clips show the whole photo).
+``avdiff.video.align`` (prepared clips are; synthetic clips show the whole photo). ``identity`` names the person a
+clip shows, where it is known (synthetic clips: the face pool's identity group, :mod:`avdiff.data.faces`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class ClipRecord:
     aligned: bool = False
     landmarks: str | None = None
     latents: str | None = None
+    identity: str | None = None
 
     def __post_init__(self) -> None:
         # The id names written files (clips/ID.mp4, OUT/SOURCE/ID.mp4, caches) and the paths are joined to DATA:

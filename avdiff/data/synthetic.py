@@ -2,7 +2,10 @@
 
 espeak-ng speaks a sentence; the face photo's mouth is opened and closed with the speech's loudness by the mouth
 warp; the per-frame aperture the warp produced is saved beside the video. A dataset varies the sentences, voices,
-speeds, pitches and face augmentations (flip, colour, scale, shift).
+speeds, pitches, faces and face augmentations (flip, colour, scale, shift). Its faces come from a pool of identities
+(:mod:`avdiff.data.faces`: the LFW faces of ``skimage.data.lfw_subset()``, the astronaut, and any folder of photos
+given), split by identity as its sentences are split: a ``test`` clip shows a person and says a sentence that no
+``train`` clip does.
 
 The DATA format, shared with ``avdiff prepare`` and read by the talking-head trainer::
 
@@ -10,6 +13,7 @@ The DATA format, shared with ``avdiff prepare`` and read by the talking-head tra
       index.jsonl                one JSON object per clip (see ClipRecord)
       clips/ID.mp4               25 fps H.264 video with 16 kHz mono AAC speech
       clips/ID.aperture.npy      float32 [F] ground-truth aperture (synthetic clips only)
+      faces.json                 the face pool of a dataset: each photo's name, source, identity and split
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from tqdm.auto import tqdm
 
 from avdiff.audio.io import Waveform, load_audio
 from avdiff.audio.tts import speak
+from avdiff.data.faces import PoolFace, face_pool
 from avdiff.data.format import ClipRecord, append_index, check_name, read_index, save_npy
 from avdiff.pipelines.warp_baseline import SAMPLE_RATE, animate
 from avdiff.video.face import ImageLike, load_image
@@ -165,6 +170,7 @@ def make_clip(
     text: str | None = None,
     split: str | None = None,
     source: dict | None = None,
+    identity: str | None = None,
 ) -> ClipRecord:
     """Animate ``image`` with ``speech`` and write ``clips/ID.mp4`` and ``clips/ID.aperture.npy`` under ``out_dir``.
 
@@ -190,6 +196,7 @@ def make_clip(
         text=text,
         split=split,
         source=source or {},
+        identity=identity,
     )
 
 
@@ -198,20 +205,34 @@ def make_dataset(
     num_clips: int,
     faces: list[ImageLike] | None = None,
     *,
+    faces_dir: str | os.PathLike | None = None,
     split: str = "train",
     seed: int = 0,
     augment: bool = True,
     progress_bar: bool = True,
 ) -> list[ClipRecord]:
-    """Write ``num_clips`` varied clips (sentence, voice, speed, pitch, face augmentation) and their index.
+    """Write ``num_clips`` varied clips (sentence, voice, speed, pitch, face, face augmentation) and their index.
 
-    Clip ``k`` is drawn from ``np.random.default_rng([seed, k])``, so a dataset is reproducible and its first clips
-    do not change when more are asked for. Clips already in the index are kept, not remade.
+    Args:
+        out_dir: the DATA folder.
+        num_clips: clips to make.
+        faces: explicit photos to draw from (each its own identity, no identity split); None draws from the pool of
+            :func:`avdiff.data.faces.face_pool` (LFW faces and the astronaut, plus ``faces_dir``), restricted to the
+            identities of ``split``.
+        faces_dir: a folder of photos added to the pool.
+        split: ``"train"``, ``"test"`` (held-out sentences and identities) or ``"all"``.
+        seed: clip ``k`` is drawn from ``np.random.default_rng([seed, k])``, so a dataset is reproducible and its
+            first clips do not change when more are asked for. Clips already in the index are kept, not remade.
+        augment: random face augmentations (flip, colour, scale, shift).
+
+    Raises:
+        ValueError: ``num_clips < 1``, or the split has no faces.
     """
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1, got {num_clips}")
     pool = sentences(split)
-    photos = [load_image(f) for f in faces] if faces else [default_face()]
+    photos = _photos(faces, faces_dir, split)
+    _write_pool(out_dir, photos)
     done = {r.id: r for r in read_index(out_dir)}
     records = []
     for k in tqdm(range(num_clips), desc=f"synth {split}", unit="clip", disable=not progress_bar):
@@ -223,11 +244,54 @@ def make_dataset(
         text = pool[int(rng.integers(len(pool)))]
         voice = VOICES[int(rng.integers(len(VOICES)))]
         speed, pitch = int(rng.integers(130, 200)), int(rng.integers(30, 70))
-        face_index = int(rng.integers(len(photos)))
-        aug = FaceAugment.random(rng) if augment else FaceAugment()
+        face = photos[int(rng.integers(len(photos)))]
+        aug = _findable_augment(face.image, rng) if augment else FaceAugment()
         speech = speak(text, voice=voice, speed_wpm=speed, pitch=pitch, sample_rate=SAMPLE_RATE)
-        source = {"voice": voice, "speed_wpm": speed, "pitch": pitch, "face": face_index, "augment": asdict(aug)}
-        record = make_clip(out_dir, clip_id, aug.apply(photos[face_index]), speech, text=text, split=split, source=source)
+        source = {"voice": voice, "speed_wpm": speed, "pitch": pitch, "face": face.name, "augment": asdict(aug)}
+        record = make_clip(out_dir, clip_id, aug.apply(face.image), speech, text=text, split=split, source=source,
+                           identity=face.identity)  # fmt: skip
         records.append(record)
         append_index(out_dir, record)
     return records
+
+
+def _findable_augment(image: np.ndarray, rng: np.random.Generator, tries: int = 5) -> FaceAugment:
+    """A random augmentation after which mediapipe still finds the face, shut and opened wide (redrawn up to
+    ``tries`` times; none when every draw loses it)."""
+    from avdiff.data.faces import findable
+
+    for _ in range(tries):
+        aug = FaceAugment.random(rng)
+        if findable(aug.apply(image)):
+            return aug
+    logger.info("no augmentation of this photo keeps its face findable; using it as it is")
+    return FaceAugment()
+
+
+def _photos(faces: list[ImageLike] | None, faces_dir: str | os.PathLike | None, split: str) -> list[PoolFace]:
+    """The photos a dataset draws from: the given ones, or the pool's faces of ``split`` (all for ``"all"``)."""
+    if faces:
+        return [PoolFace(load_image(f), f"face_{i}", f if isinstance(f, (str, os.PathLike)) else f"<image {i}>",
+                         identity=f"face_{i}", split=split) for i, f in enumerate(faces)]  # fmt: skip
+    photos = [f for f in face_pool(faces_dir) if split == "all" or f.split == split]
+    if not photos:
+        raise ValueError(f"the face pool has no identity in split {split!r}")
+    return photos
+
+
+def _write_pool(out_dir: str | os.PathLike, photos: list[PoolFace]) -> None:
+    """``DATA/faces.json``: the photos this dataset draws from (merged with those of earlier calls)."""
+    import json
+
+    path = Path(out_dir) / "faces.json"
+    known = {}
+    if path.is_file():
+        try:
+            known = {f["name"]: f for f in json.loads(path.read_text())}
+        except (ValueError, KeyError, TypeError):
+            logger.warning("rewriting the unreadable %s", path)
+    known.update({f.name: f.describe() for f in photos})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(sorted(known.values(), key=lambda f: f["name"]), indent=1) + "\n")
+    os.replace(tmp, path)

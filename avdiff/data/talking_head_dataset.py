@@ -1,10 +1,12 @@
 """Training items for the talking-head model: aligned face windows, motion frames, a reference frame and speech.
 
 :class:`TalkingHeadDataset` reads a DATA folder (:mod:`avdiff.data.format`). Each clip is reduced once to what
-training reads, and cached in ``DATA/cache/talking_head_<size>/<ID>.pt`` (an atomic ``torch.save``):
+training reads, and cached in ``DATA/cache/talking_head_<size>/<ID>.pt`` (``talking_head_<framing>_<size>`` for a framing other than ``"face"``) (an atomic ``torch.save``):
 
-* ``crops``: aligned face crops uint8 [F, S, S, 3] (unaligned clips, e.g. synthetic ones, are tracked with mediapipe,
-  their landmarks smoothed over time and aligned with :func:`avdiff.video.align.align_frames`);
+* ``crops``: aligned crops uint8 [F, S, S, 3] of the pipeline's framing (``"face"`` or ``"lower_face"``,
+  :data:`avdiff.video.align.FRAMINGS`): unaligned clips, e.g. synthetic ones, are tracked with mediapipe, their
+  landmarks smoothed over time and aligned with :func:`avdiff.video.align.align_frames`; prepared clips (face
+  crops) are cut to the framing with :func:`avdiff.video.align.reframe_matrix`;
 * ``mouth``: the mouth mask of each frame, uint8 [F, S, S] (255 = mouth), from the landmarks in crop px
   (:func:`avdiff.video.align.mouth_mask`); aligned clips without landmarks get the fixed lower-face mask;
 * ``audio``: the speech, mono float32 [N] at 16 kHz, exactly ``F`` frames long by the clock.
@@ -49,16 +51,17 @@ CACHE_VERSION = 1
 SAMPLE_RATE = 16000
 
 
-def cache_path(data_dir: str | os.PathLike, record: ClipRecord, size: int) -> Path:
+def cache_path(data_dir: str | os.PathLike, record: ClipRecord, size: int, framing: str = "face") -> Path:
     """Where a clip's prepared crops, mouth masks and audio are cached."""
-    return Path(data_dir) / "cache" / f"talking_head_{size}" / f"{record.id}.pt"
+    folder = f"talking_head_{size}" if framing == "face" else f"talking_head_{framing}_{size}"
+    return Path(data_dir) / "cache" / folder / f"{record.id}.pt"
 
 
-def _mouth_masks(landmarks: np.ndarray, size: int) -> np.ndarray:
+def _mouth_masks(landmarks: np.ndarray, size: int, framing: str = "face") -> np.ndarray:
     """Mouth masks uint8 [F, size, size] from landmarks [F, 478, 2] in crop px (lower-face mask where NaN)."""
-    from avdiff.video.align import lower_face_mask, mouth_mask
+    from avdiff.video.masks import lower_face_mask, mouth_mask
 
-    fallback = (lower_face_mask(size) * 255).round().astype(np.uint8)
+    fallback = (lower_face_mask(size, framing=framing) * 255).round().astype(np.uint8)
     out = np.empty((len(landmarks), size, size), dtype=np.uint8)
     for i, points in enumerate(landmarks):
         if np.isfinite(points).all():
@@ -68,25 +71,28 @@ def _mouth_masks(landmarks: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def prepare_clip(data_dir: str | os.PathLike, record: ClipRecord, size: int, smooth_sigma: float = 1.5) -> dict:
+def prepare_clip(data_dir: str | os.PathLike, record: ClipRecord, size: int, smooth_sigma: float = 1.5,
+                 framing: str = "face") -> dict:  # fmt: skip
     """Decode, align and mask one clip: ``{"crops", "mouth", "audio", "fps", ...}`` (see the module docstring)."""
-    from avdiff.video.align import lower_face_mask
+    from avdiff.video.align import reframe_matrix, transform_points, warp_to_crop
+    from avdiff.video.masks import lower_face_mask
 
     clip = load_clip(data_dir, record)
-    if record.aligned:
-        crops = resize_crops(clip.frames, size)
+    if record.aligned:  # prepared face crops: cut the framing out of them
+        matrix = reframe_matrix(size, "face", framing, source_size=clip.frames.shape[1])
+        crops = (resize_crops(clip.frames, size) if framing == "face"
+                 else np.stack([warp_to_crop(f, matrix, size) for f in clip.frames]))  # fmt: skip
         if clip.landmarks is not None:
-            scale = size / clip.frames.shape[1]
-            landmarks = (clip.landmarks + 0.5) * scale - 0.5  # pixel centres map like cv2.resize
-            mouth = _mouth_masks(landmarks, size)
+            mouth = _mouth_masks(transform_points(clip.landmarks, matrix), size, framing)
         else:
-            mouth = np.broadcast_to((lower_face_mask(size) * 255).round().astype(np.uint8), (len(crops), size, size))
+            fallback = (lower_face_mask(size, framing=framing) * 255).round().astype(np.uint8)
+            mouth = np.broadcast_to(fallback, (len(crops), size, size))
     else:
         from avdiff.data.prepare import face_track
 
-        track = face_track(clip.frames, size, smooth_sigma)
+        track = face_track(clip.frames, size, smooth_sigma, framing=framing)
         crops = track.crops
-        mouth = _mouth_masks(track.landmarks, size)
+        mouth = _mouth_masks(track.landmarks, size, framing)
     audio = clip.audio.resample(SAMPLE_RATE).samples[0].float()
     n = FrameClock(clip.record.fps, SAMPLE_RATE).num_samples(len(crops))
     audio = torch.nn.functional.pad(audio[:n], (0, max(0, n - audio.numel())))
@@ -94,6 +100,7 @@ def prepare_clip(data_dir: str | os.PathLike, record: ClipRecord, size: int, smo
         "version": CACHE_VERSION,
         "id": record.id,
         "size": size,
+        "framing": framing,
         "fps": float(record.fps),
         "sample_rate": SAMPLE_RATE,
         "crops": torch.from_numpy(np.ascontiguousarray(crops)),
@@ -102,9 +109,10 @@ def prepare_clip(data_dir: str | os.PathLike, record: ClipRecord, size: int, smo
     }
 
 
-def load_or_prepare_clip(data_dir: str | os.PathLike, record: ClipRecord, size: int, smooth_sigma: float = 1.5) -> dict:
+def load_or_prepare_clip(data_dir: str | os.PathLike, record: ClipRecord, size: int, smooth_sigma: float = 1.5,
+                         framing: str = "face") -> dict:  # fmt: skip
     """The cached preparation of a clip, made (and written atomically) when missing or stale."""
-    path = cache_path(data_dir, record, size)
+    path = cache_path(data_dir, record, size, framing)
     if path.is_file():
         try:
             cached = torch.load(path, map_location="cpu", weights_only=True)
@@ -112,7 +120,7 @@ def load_or_prepare_clip(data_dir: str | os.PathLike, record: ClipRecord, size: 
                 return cached
         except Exception as e:  # a damaged cache file is remade
             logger.warning("cache %s is unreadable (%s); remaking it", path, e)
-    prepared = prepare_clip(data_dir, record, size, smooth_sigma)
+    prepared = prepare_clip(data_dir, record, size, smooth_sigma, framing)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
     torch.save(prepared, tmp)
@@ -134,6 +142,7 @@ class TalkingHeadDataset(Dataset):
         seed: the seed of the draws.
         split, max_clips: which clips of the index (see :func:`avdiff.data.video_dataset.select_records`).
         progress_bar: show the preparation of uncached clips.
+        framing: the crops' framing, the pipeline's (``"face"`` or ``"lower_face"``).
     """
 
     def __init__(
@@ -149,6 +158,7 @@ class TalkingHeadDataset(Dataset):
         split: str | None = None,
         max_clips: int | None = None,
         progress_bar: bool = False,
+        framing: str = "face",
     ):
         if window_frames < 1 or motion_frames < 0 or audio_context_frames < 0 or reference_gap < 0:
             raise ValueError(f"need window_frames >= 1 and motion_frames, audio_context_frames, reference_gap >= 0; "
@@ -162,7 +172,7 @@ class TalkingHeadDataset(Dataset):
         records = select_records(data_dir, split, max_clips)
         self.clips: list[dict] = []
         for record in tqdm(records, desc="preparing clips", unit="clip", disable=not progress_bar):
-            clip = load_or_prepare_clip(data_dir, record, self.size)
+            clip = load_or_prepare_clip(data_dir, record, self.size, framing=framing)
             if len(clip["crops"]) < self.window_frames:
                 logger.warning("clip %s has %d frames, fewer than a window of %d; skipped", record.id,
                                len(clip["crops"]), self.window_frames)  # fmt: skip

@@ -16,11 +16,24 @@ Sign convention of ``offset_frames``:
 Against a ground-truth aperture (``reference``, e.g. from the phoneme timing of synthesized speech), the same
 convention holds with the reference in the audio's place: ``offset_reference = +k`` means the reference lags the
 measured openness by ``k`` frames.
+
+No score from nothing. A correlation needs frames where both signals exist (a face was found and there is audio).
+With fewer than :data:`MIN_SCORED_FRAMES` of them the result carries ``None`` for every r and offset and a
+``reason``; an offset whose overlap has fewer is not a candidate for the best offset (its r is NaN). 25 frames is one
+second at 25 fps: about four syllables, the fewest open-close cycles of the mouth that a correlation can follow.
+Below it, chance alone gives |r| above 1.96 / sqrt(25) = 0.39 one time in twenty at each offset, and the best of 31
+offsets is then as high as a real clip's score.
+
+Several faces. :func:`score_video` tracks every face (up to :data:`MAX_FACES`), scores each one's mouth against the
+audio, and reports the face that speaks: the one whose mouth follows the audio best (the higher of its openness r
+and its mouth-interior r at their best offsets), with its box and every other face's scores. A face can also be
+named (its index from the left, or a box); a face is never picked by its size.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,21 +44,23 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MIN_VALID_FRAMES = 3  # fewer frames than this give r = 0
+MIN_SCORED_FRAMES = 25  # frames with both a face and audio below which there is no score (module docstring)
+MAX_FACES = 4  # faces tracked and scored by score_video
 
 
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
+def pearson(a: np.ndarray, b: np.ndarray, min_frames: int = 3) -> float:
     """Pearson correlation of two equally long signals [F], over the frames where both are finite.
 
-    Returns 0.0 when fewer than 3 frames are valid or either side is constant over them.
+    Returns NaN when fewer than ``min_frames`` frames are valid (no correlation exists), and 0.0 when either side is
+    constant over them (a mouth that does not move does not follow the sound).
     """
     x = np.asarray(a, dtype=np.float64).ravel()
     y = np.asarray(b, dtype=np.float64).ravel()
     if x.shape != y.shape:
         raise ValueError(f"a and b must have the same length, got {x.shape[0]} and {y.shape[0]}")
     valid = np.isfinite(x) & np.isfinite(y)
-    if int(valid.sum()) < MIN_VALID_FRAMES:
-        return 0.0
+    if int(valid.sum()) < max(min_frames, 2):
+        return float("nan")
     x, y = x[valid], y[valid]
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return 0.0
@@ -66,24 +81,32 @@ def lagged_pair(a: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     return a[-k:n], b[: max(n + k, 0)]
 
 
-def offset_correlations(a: np.ndarray, b: np.ndarray, max_offset: int) -> dict[int, float]:
-    """Pearson r of ``a[i]`` against ``b[i + k]`` for each ``k`` in ``[-max_offset, max_offset]``.
-
-    Both are truncated to their common length first.
-    """
+def offset_correlations(a: np.ndarray, b: np.ndarray, max_offset: int, min_frames: int = MIN_SCORED_FRAMES) -> dict[int, float]:
+    """Pearson r of ``a[i]`` against ``b[i + k]`` for each ``k`` in ``[-max_offset, max_offset]``; NaN for an offset
+    whose overlap has fewer than ``min_frames`` valid frames. Both are truncated to their common length first."""
     n = min(len(a), len(b))
     a, b = a[:n], b[:n]
-    return {k: pearson(*lagged_pair(a, b, k)) for k in range(-max_offset, max_offset + 1)}
+    return {k: pearson(*lagged_pair(a, b, k), min_frames=min_frames) for k in range(-max_offset, max_offset + 1)}
 
 
-def best_offset(correlations: dict[int, float]) -> int:
-    """The offset with the highest r; ties go to the smallest ``|k|`` (then the negative one)."""
-    return max(correlations, key=lambda k: (correlations[k], -abs(k), -k))
+def best_offset(correlations: dict[int, float]) -> int | None:
+    """The offset with the highest r (NaN offsets left out); ties go to the smallest ``|k|`` (then the negative one).
+    None when no offset has an r."""
+    finite = {k: r for k, r in correlations.items() if math.isfinite(r)}
+    if not finite:
+        return None
+    return max(finite, key=lambda k: (finite[k], -abs(k), -k))
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
 
 @dataclass
 class LipSyncResult:
     """Lip-sync scores of one clip. Offsets in frames, with the sign convention of this module's docstring.
+
+    Every r and offset is None when the clip cannot be scored (``reason`` says why; see :data:`MIN_SCORED_FRAMES`).
 
     Attributes:
         r_envelope: Pearson r of mouth openness vs speech envelope at offset 0, in [-1, 1].
@@ -92,36 +115,71 @@ class LipSyncResult:
         r_at_offset: r at ``offset_frames``.
         r_reference: r of mouth openness vs a ground-truth aperture at offset 0, or None without one.
         offset_reference: best offset of the reference against the openness, or None without one.
-        correlations: r per offset, ``{k: r}`` for ``k`` in ``[-max_offset, max_offset]``.
+        correlations: r per offset, ``{k: r}`` for ``k`` in ``[-max_offset, max_offset]`` (NaN: too little overlap).
         num_frames: frames compared (the common length of openness and envelope).
         valid_frames: frames among those where both openness and envelope are finite (a face was found).
         interior: the same scores of the mouth interior (:func:`avdiff.metrics.mouth.mouth_interior`) in place of
             the openness, from :func:`score_video`; None otherwise.
+        reason: why there is no score (None when there is one).
+        face_index, face_box: from :func:`score_video`: the scored face, counted from the left, and its median
+            landmark box ``(x0, y0, x1, y1)`` px.
+        face_choice: how it was chosen: ``"only"`` (one face), ``"speaks"`` (its mouth follows the audio best),
+            ``"index"`` or ``"box"`` (named by the caller).
+        faces: every tracked face: ``{"index", "box", "found_frames", "r_envelope", "offset_frames", "r_at_offset",
+            "r_interior_at_offset", "follows"}``, ``follows`` being the score the speaker is chosen by.
     """
 
-    r_envelope: float
-    offset_frames: int
-    r_at_offset: float
+    r_envelope: float | None
+    offset_frames: int | None
+    r_at_offset: float | None
     r_reference: float | None = None
     offset_reference: int | None = None
     correlations: dict[int, float] = field(default_factory=dict)
     num_frames: int = 0
     valid_frames: int = 0
     interior: LipSyncResult | None = None
+    reason: str | None = None
+    face_index: int | None = None
+    face_box: tuple[float, float, float, float] | None = None
+    face_choice: str | None = None
+    faces: list[dict] = field(default_factory=list)
+
+    @property
+    def scored(self) -> bool:
+        """Whether the clip has a score (enough frames with a face and audio)."""
+        return self.r_envelope is not None
+
+    @property
+    def follows(self) -> float | None:
+        """How well this mouth follows the audio: the higher of the openness and interior r at their best offsets."""
+        values = [r for r in (self.r_at_offset, self.interior.r_at_offset if self.interior else None) if r is not None]
+        return max(values) if values else None
 
     def to_dict(self) -> dict:
-        """JSON-ready: floats rounded to 6 places, ``correlations`` as ``{"-15": r, ..., "15": r}``."""
-        return {
-            "r_envelope": round(self.r_envelope, 6),
-            "offset_frames": int(self.offset_frames),
-            "r_at_offset": round(self.r_at_offset, 6),
-            "r_reference": None if self.r_reference is None else round(self.r_reference, 6),
+        """Strict JSON-ready (no NaN): floats rounded to 6 places, None as null, ``correlations`` as
+        ``{"-15": r, ..., "15": r}``."""
+        out = {
+            "scored": self.scored,
+            "r_envelope": _round(self.r_envelope),
+            "offset_frames": None if self.offset_frames is None else int(self.offset_frames),
+            "r_at_offset": _round(self.r_at_offset),
+            "r_reference": _round(self.r_reference),
             "offset_reference": None if self.offset_reference is None else int(self.offset_reference),
-            "correlations": {str(k): round(float(r), 6) for k, r in self.correlations.items()},
+            "correlations": {str(k): _round(r) for k, r in self.correlations.items()},
             "num_frames": int(self.num_frames),
             "valid_frames": int(self.valid_frames),
-            **({"interior": self.interior.to_dict()} if self.interior is not None else {}),
+            "reason": self.reason,
         }
+        if self.interior is not None:
+            out["interior"] = self.interior.to_dict()
+        if self.face_choice is not None:
+            out.update(face_index=self.face_index, face_box=_box(self.face_box), face_choice=self.face_choice,
+                       faces=self.faces)  # fmt: skip
+        return out
+
+
+def _box(box) -> list[float] | None:
+    return None if box is None else [round(float(v), 1) for v in box]
 
 
 def _as_signal(name: str, x: np.ndarray) -> np.ndarray:
@@ -145,6 +203,7 @@ def lipsync_scores(
     envelope: np.ndarray,
     reference: np.ndarray | None = None,
     max_offset: int = 15,
+    min_frames: int = MIN_SCORED_FRAMES,
 ) -> LipSyncResult:
     """Correlate mouth openness with the speech envelope (and optionally a ground-truth aperture).
 
@@ -154,33 +213,40 @@ def lipsync_scores(
             truncated to the common length).
         reference: ground-truth mouth aperture per frame [F''], or None.
         max_offset: largest offset searched, in frames, >= 0.
+        min_frames: the fewest valid frames that give a score (:data:`MIN_SCORED_FRAMES`), also the fewest an offset
+            needs in its overlap.
 
     Returns:
         A :class:`LipSyncResult`. ``offset_frames = +k`` means the audio lags the video by ``k`` frames (the sound
-        of frame ``i`` is heard at frame ``i + k``): ``openness[i]`` is correlated with ``envelope[i + k]``.
+        of frame ``i`` is heard at frame ``i + k``): ``openness[i]`` is correlated with ``envelope[i + k]``. With fewer
+        than ``min_frames`` valid frames every r and offset is None and ``reason`` says why.
     """
     if isinstance(max_offset, bool) or int(max_offset) != max_offset or max_offset < 0:
         raise ValueError(f"max_offset must be an integer number of frames >= 0, got {max_offset!r}")
+    if int(min_frames) != min_frames or min_frames < 3:
+        raise ValueError(f"min_frames must be an integer >= 3, got {min_frames!r}")
     max_offset = int(max_offset)
     a = _as_signal("openness", openness)
     e = _as_signal("envelope", envelope)
     n = _common_length(("openness", "envelope"), a, e)
     a_n, e_n = a[:n], e[:n]
-    if max_offset >= n - MIN_VALID_FRAMES:
-        logger.info("max_offset=%d leaves under %d overlapping frames at the ends of %d", max_offset, MIN_VALID_FRAMES, n)
-
-    correlations = offset_correlations(a_n, e_n, max_offset)
-    offset = best_offset(correlations)
     valid = int((np.isfinite(a_n) & np.isfinite(e_n)).sum())
-    if valid < MIN_VALID_FRAMES:
-        logger.warning("only %d of %d frames have both a face and audio; lip sync cannot be scored", valid, n)
+    if valid < min_frames:
+        found = int(np.isfinite(a_n).sum())
+        reason = (f"only {valid} of {n} frames have both a face and audio (a face in {found}); at least {min_frames} "
+                  "are needed for a score")  # fmt: skip
+        logger.warning("lip sync cannot be scored: %s", reason)
+        return LipSyncResult(None, None, None, num_frames=n, valid_frames=valid, reason=reason)
 
+    correlations = offset_correlations(a_n, e_n, max_offset, min_frames)
+    offset = best_offset(correlations)  # offset 0 has every valid frame, so there is one
     r_ref = off_ref = None
     if reference is not None:
         ref = _as_signal("reference", reference)
         m = _common_length(("openness", "reference"), a, ref)
-        ref_corr = offset_correlations(a[:m], ref[:m], max_offset)
-        r_ref, off_ref = ref_corr[0], best_offset(ref_corr)
+        ref_corr = offset_correlations(a[:m], ref[:m], max_offset, min_frames)
+        off_ref = best_offset(ref_corr)
+        r_ref = ref_corr[0] if math.isfinite(ref_corr[0]) else None
 
     return LipSyncResult(
         r_envelope=correlations[0],
@@ -194,23 +260,99 @@ def lipsync_scores(
     )
 
 
-def score_video(clip: VideoClip, reference: np.ndarray | None = None, max_offset: int = 15) -> LipSyncResult:
-    """Lip-sync scores of a decoded video with its audio track: mediapipe mouth openness of every frame against the
-    speech envelope of the track (and against ``reference``, a ground-truth aperture [F], when given), and in
-    ``.interior`` the same scores of the mouth interior. This is what ``avdiff eval lipsync VIDEO`` reports.
+def _face_summary(index: int, box, found: int, result: LipSyncResult) -> dict:
+    return {"index": index, "box": _box(box), "found_frames": found, "r_envelope": _round(result.r_envelope),
+            "offset_frames": result.offset_frames, "r_at_offset": _round(result.r_at_offset),
+            "r_interior_at_offset": _round(result.interior.r_at_offset if result.interior else None),
+            "follows": _round(result.follows)}  # fmt: skip
+
+
+def choose_face(results: list[LipSyncResult], boxes: list, face: int | tuple | None) -> tuple[int | None, str]:
+    """(index, how) of the face to report among per-face results (see :func:`score_video`'s ``face``).
 
     Raises:
-        ValueError: the clip has no audio.
+        ValueError: ``face`` names an index out of range, or a box that overlaps no tracked face.
+    """
+    from avdiff.video.tracking import box_iou
+
+    if face is not None and not results:
+        raise ValueError(f"face {face!r}: no face was found in the video")
+    if isinstance(face, (int, np.integer)) and not isinstance(face, bool):
+        if not 0 <= face < len(results):
+            raise ValueError(f"face {face}: the video has {len(results)} face(s), indexed 0..{len(results) - 1} from "
+                             "the left")  # fmt: skip
+        return int(face), "index"
+    if face is not None:
+        if len(face) != 4 or not face[2] > face[0] or not face[3] > face[1]:
+            raise ValueError(f"face box {tuple(face)!r}: expected (x0, y0, x1, y1) px with x1 > x0 and y1 > y0")
+        overlaps = [box_iou(tuple(face), b) if np.isfinite(b).all() else 0.0 for b in boxes]
+        best = int(np.argmax(overlaps))
+        if overlaps[best] <= 0:
+            raise ValueError(f"face box {tuple(face)!r} overlaps none of the faces found: "
+                             f"{[_box(b) for b in boxes]}")  # fmt: skip
+        return best, "box"
+    if not results:
+        return None, "none"
+    if len(results) == 1:
+        return 0, "only"
+    scored = [k for k, r in enumerate(results) if r.follows is not None]
+    if not scored:  # report the face seen most, with its reason
+        return int(np.argmax([r.valid_frames for r in results])), "speaks"
+    return max(scored, key=lambda k: results[k].follows), "speaks"
+
+
+def score_video(clip: VideoClip, reference: np.ndarray | None = None, max_offset: int = 15, *,
+                face: int | tuple[float, float, float, float] | None = None,
+                max_faces: int = MAX_FACES) -> LipSyncResult:  # fmt: skip
+    """Lip-sync scores of a decoded video with its audio track. This is what ``avdiff eval lipsync VIDEO`` reports.
+
+    Every face (up to ``max_faces``, :func:`avdiff.video.tracking.track_faces`) is scored: the mediapipe mouth
+    openness of each frame against the speech envelope of the track (and against ``reference``, a ground-truth
+    aperture [F], when given), and in ``.interior`` the same scores of the mouth interior. The face reported is the
+    one that speaks, whose mouth follows the audio best (``LipSyncResult.follows``), unless ``face`` names one: an
+    index counted from the left (0 = leftmost, as ``faces`` lists them) or a box ``(x0, y0, x1, y1)`` px (the face
+    that overlaps it most). ``faces`` holds every face's scores and box.
+
+    Returns:
+        The chosen face's :class:`LipSyncResult`; with no face, or too few frames with a face, an unscored one
+        (``scored`` False, ``reason`` set).
+
+    Raises:
+        ValueError: the clip has no audio; ``face`` names no face.
     """
     from avdiff.audio.envelope import speech_envelope
-    from avdiff.metrics.mouth import mouth_signals
+    from avdiff.metrics.mouth import aperture_from_landmarks, mouth_interior
+    from avdiff.video.tracking import track_faces
 
     if clip.audio is None:
         raise ValueError("the video has no audio track; lip sync needs the speech")
     if reference is not None and abs(len(reference) - clip.num_frames) > 2:
         logger.warning("the reference aperture has %d frames, the video %d", len(reference), clip.num_frames)
     envelope = speech_envelope(clip.audio, clip.fps)
-    openness, interior = mouth_signals(clip.frames.numpy())
-    result = lipsync_scores(openness, envelope, reference=reference, max_offset=max_offset)
-    result.interior = lipsync_scores(interior, envelope, reference=reference, max_offset=max_offset)
+    frames = clip.frames.numpy()
+    tracks = track_faces(frames, max_faces)
+    found = tracks.found().sum(axis=1) if tracks.num_faces else np.zeros(0, int)
+    keep = [k for k in range(tracks.num_faces) if found[k] >= min(MIN_SCORED_FRAMES, max(1, clip.num_frames // 2))]
+    results, boxes = [], []
+    for k in keep:  # faces seen in a few frames only (a false detection, a passer-by) are not candidates
+        landmarks = tracks.landmarks[k]
+        result = lipsync_scores(aperture_from_landmarks(landmarks), envelope, reference=reference, max_offset=max_offset)
+        result.interior = lipsync_scores(mouth_interior(frames, landmarks), envelope, reference=reference,
+                                         max_offset=max_offset)  # fmt: skip
+        results.append(result)
+        boxes.append(tracks.boxes[k])
+    index, how = choose_face(results, boxes, face)
+    if index is None:
+        n = min(clip.num_frames, len(envelope))
+        reason = f"no face found in any of the {clip.num_frames} frames"
+        if tracks.num_faces:
+            reason = f"a face in at most {int(found.max())} of the {clip.num_frames} frames"
+        logger.warning("lip sync cannot be scored: %s", reason)
+        return LipSyncResult(None, None, None, num_frames=n, valid_frames=0, reason=reason, face_choice="none")
+    result = results[index]
+    result.face_index, result.face_box, result.face_choice = index, boxes[index], how
+    result.faces = [_face_summary(k, boxes[k], int(found[keep[k]]), r) for k, r in enumerate(results)]
+    if len(results) > 1:
+        others = ", ".join(f"face {f['index']} {f['box']} follows {f['follows']}" for f in result.faces if f["index"] != index)
+        logger.info("%d faces; scoring face %d %s (%s); %s", len(results), index, _box(boxes[index]), how, others)
     return result

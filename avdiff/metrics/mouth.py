@@ -142,7 +142,7 @@ def mouth_signals(frames: FramesLike | str | os.PathLike, *, smooth: bool = Fals
     if missing.any():
         logger.warning("no face found in %d of %d frames; their mouth openness is NaN", missing.sum(), len(missing))
     if smooth and not missing.all():
-        from avdiff.video.align import smooth_landmarks
+        from avdiff.video.smoothing import smooth_landmarks
 
         landmarks = smooth_landmarks(landmarks)
         landmarks[missing] = np.nan

@@ -169,8 +169,9 @@ def face_crops_for(model, frames: np.ndarray, fps: float, aligned: bool = False)
     Raises:
         NoFaceError: no frame shows a face.
     """
-    from avdiff.data.prepare import face_track, resample_frames
+    from avdiff.data.prepare import face_track
     from avdiff.data.video_dataset import resize_crops
+    from avdiff.video.timeline import resample_frames
 
     frames = resample_frames(np.asarray(frames), fps, model.config.fps)
     if aligned:

@@ -49,20 +49,26 @@ class ClipScore:
     """One source on one clip. ``r_*`` are Pearson r in [-1, 1] at offset 0 of the mouth openness (mediapipe's
     inner-lip aperture) or, ``r_interior_*``, of the mouth interior (:func:`avdiff.metrics.mouth.mouth_interior`),
     against the true aperture (``reference``) or the speech envelope; offsets in frames, +k: the audio lags the video;
-    PSNR in dB and SSIM in [-1, 1] over the face crop."""
+    PSNR in dB and SSIM in [-1, 1] over the face crop. The lip-sync fields are None when the video could not be
+    scored (too few frames with a face: ``reason`` says why; see :data:`avdiff.metrics.lipsync.MIN_SCORED_FRAMES`)."""
 
     clip: str
     source: str
     video: str
     r_reference: float | None
-    r_envelope: float
-    offset_frames: int
+    r_envelope: float | None
+    offset_frames: int | None
     r_interior_reference: float | None
-    r_interior_envelope: float
+    r_interior_envelope: float | None
     psnr_db: float
     ssim: float
     valid_frames: int
     num_frames: int
+    reason: str | None = None
+
+    @property
+    def scored(self) -> bool:
+        return self.r_envelope is not None
 
 
 @dataclass
@@ -71,21 +77,26 @@ class TalkingHeadReport:
 
     scores: list[ClipScore]
     settings: dict = field(default_factory=dict)
+    skipped: list[dict] = field(default_factory=list)  # clips no source could animate: {"clip", "reason"}
 
     def sources(self) -> list[str]:
         return list(dict.fromkeys(s.source for s in self.scores))
 
-    def summary(self) -> dict[str, dict[str, float]]:
-        """Per source: the mean of each score over clips (the ``*_reference`` ones over clips that have one), the
-        share of clips whose best offset is within one frame of 0, and the number of clips."""
+    def summary(self) -> dict[str, dict[str, float | int | None]]:
+        """Per source: ``clips`` (videos made), ``scored`` (those with a lip-sync score), the mean of each score over
+        the clips that have it (lip-sync scores over scored clips only, the ``*_reference`` ones over clips with a
+        true aperture; None when no clip has it), and ``offset_within_1``, the share of scored clips whose best
+        offset is within one frame of 0. An unscored clip is left out of the means, never counted as a zero."""
         out = {}
         for source in self.sources():
             rows = [s for s in self.scores if s.source == source]
-            out[source] = {"clips": len(rows)}
+            scored = [s for s in rows if s.scored]
+            out[source] = {"clips": len(rows), "scored": len(scored)}
             for key in ("r_reference", "r_envelope", "r_interior_reference", "r_interior_envelope", "psnr_db", "ssim"):
                 values = [getattr(s, key) for s in rows if getattr(s, key) is not None]
-                out[source][key] = float(np.mean(values)) if values else float("nan")
-            out[source]["offset_within_1"] = float(np.mean([abs(s.offset_frames) <= 1 for s in rows]))
+                out[source][key] = float(np.mean(values)) if values else None
+            out[source]["offset_within_1"] = (float(np.mean([abs(s.offset_frames) <= 1 for s in scored]))
+                                              if scored else None)  # fmt: skip
         return out
 
     def wins(self, model: str, other: str, key: str = "r_reference") -> tuple[int, int]:
@@ -96,23 +107,32 @@ class TalkingHeadReport:
         return sum(a[c] > b[c] for c in common), len(common)
 
     def to_dict(self) -> dict:
-        return {"settings": self.settings, "summary": self.summary(), "clips": [asdict(s) for s in self.scores]}
+        """Strict-JSON-ready (``json.dumps(..., allow_nan=False)`` works): missing scores are None."""
+        return {"settings": self.settings, "summary": self.summary(), "clips": [asdict(s) for s in self.scores],
+                "skipped": self.skipped}  # fmt: skip
 
     def to_markdown(self, models: list[str] | None = None) -> str:
         """The summary as a Markdown table, then each model's per-clip wins over the baselines."""
-        lines = ["| source | openness r vs true aperture | openness r vs speech | best offset within 1 frame "
-                 "| interior r vs true aperture | interior r vs speech | face PSNR (dB) | face SSIM |",
-                 "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines = ["| source | clips scored | openness r vs true aperture | openness r vs speech | best offset within 1 "
+                 "frame | interior r vs true aperture | interior r vs speech | face PSNR (dB) | face SSIM |",
+                 "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for source, m in self.summary().items():
-            lines.append(f"| {source} | {m['r_reference']:+.3f} | {m['r_envelope']:+.3f} | {m['offset_within_1']:.0%} "
-                         f"| {m['r_interior_reference']:+.3f} | {m['r_interior_envelope']:+.3f} | {m['psnr_db']:.2f} "
-                         f"| {m['ssim']:.3f} |")  # fmt: skip
+            lines.append(f"| {source} | {m['scored']} of {m['clips']} | {_f(m['r_reference'], '+.3f')} "
+                         f"| {_f(m['r_envelope'], '+.3f')} | {_f(m['offset_within_1'], '.0%')} "
+                         f"| {_f(m['r_interior_reference'], '+.3f')} | {_f(m['r_interior_envelope'], '+.3f')} "
+                         f"| {_f(m['psnr_db'], '.2f')} | {_f(m['ssim'], '.3f')} |")  # fmt: skip
         models = models if models is not None else [s for s in self.sources() if s not in BASELINES]
         wins = [f"- {model} beats {other} on {won} of {n} clips by {name} r vs true aperture (same clip)"
                 for model in models for other in self.sources() if other not in (model, "ground_truth")
                 for name, key in (("openness", "r_reference"), ("interior", "r_interior_reference"))
                 for won, n in [self.wins(model, other, key)]]  # fmt: skip
-        return "\n".join(lines + ([""] + wins if wins else [])) + "\n"
+        skipped = [f"- {c['clip']}: not animated ({c['reason']})" for c in self.skipped]
+        return "\n".join(lines + ([""] + wins if wins else []) + ([""] + skipped if skipped else [])) + "\n"
+
+
+def _f(value: float | None, spec: str) -> str:
+    """A number for the Markdown table; n/a for a missing one."""
+    return "n/a" if value is None else format(value, spec)
 
 
 def evaluation_photo(clip: ClipData, aperture: np.ndarray | None = None) -> tuple[int, np.ndarray]:
@@ -122,7 +142,12 @@ def evaluation_photo(clip: ClipData, aperture: np.ndarray | None = None) -> tupl
         from avdiff.metrics.mouth import mouth_openness
 
         aperture = mouth_openness(clip.frames)
-    index = int(np.nanargmin(np.asarray(aperture, dtype=np.float64)[: clip.num_frames]))
+    values = np.asarray(aperture, dtype=np.float64)[: clip.num_frames]
+    if not np.isfinite(values).any():
+        from avdiff.video.face import NoFaceError
+
+        raise NoFaceError(f"clip {clip.record.id!r}: no frame shows a face to take as the photo")
+    index = int(np.nanargmin(values))
     return index, clip.frames[index]
 
 
@@ -212,16 +237,25 @@ def evaluate_talking_heads(
     from avdiff.video.align import align_face
     from avdiff.video.io import read_video
 
+    from avdiff.video.face import NoFaceError
+
     for source in animators:
         check_name(source, "source name")  # each becomes the folder OUT/SOURCE
+
     out_dir = Path(out_dir)
     records = select_records(data_dir, split, max_clips)
     scores: list[ClipScore] = []
+    skipped: list[dict] = []
     for record in tqdm(records, desc="clips", unit="clip", disable=not progress_bar):
         clip = load_clip(data_dir, record)
         reference = reference_aperture(data_dir, clip)
-        _, photo = evaluation_photo(clip, reference)
-        matrix = align_face(photo, size=FACE_CROP_PX).matrix
+        try:
+            _, photo = evaluation_photo(clip, reference)
+            matrix = align_face(photo, size=FACE_CROP_PX).matrix
+        except NoFaceError as e:  # no photo to animate: reported, not scored, not fatal
+            logger.warning("skipping clip %s: %s", record.id, e)
+            skipped.append({"clip": record.id, "reason": str(e)})
+            continue
         for source, animate in animators.items():
             path = animate(photo, clip).save(out_dir / source / f"{record.id}.mp4")
             video = read_video(path)  # scored as written, as `avdiff eval lipsync` reads it
@@ -229,11 +263,13 @@ def evaluate_talking_heads(
             psnr, ssim = face_similarity(video.frames.numpy(), clip.frames, matrix)
             inner = result.interior
             scores.append(ClipScore(record.id, source, str(path), result.r_reference, result.r_envelope,
-                                    result.offset_frames, inner.r_reference, inner.r_envelope, psnr, ssim,
-                                    result.valid_frames, result.num_frames))  # fmt: skip
-            logger.info("%s %s: r_reference %s (interior %s), r_envelope %+.3f, PSNR %.2f dB", record.id, source,
-                        _fmt(result.r_reference), _fmt(inner.r_reference), result.r_envelope, psnr)  # fmt: skip
-    return TalkingHeadReport(scores)
+                                    result.offset_frames, inner.r_reference if inner else None,
+                                    inner.r_envelope if inner else None, psnr, ssim, result.valid_frames,
+                                    result.num_frames, result.reason))  # fmt: skip
+            logger.info("%s %s: r_reference %s (interior %s), r_envelope %s, PSNR %.2f dB%s", record.id, source,
+                        _fmt(result.r_reference), _fmt(inner.r_reference if inner else None),
+                        _fmt(result.r_envelope), psnr, f" (no lip-sync score: {result.reason})" if result.reason else "")
+    return TalkingHeadReport(scores, skipped=skipped)
 
 
 def write_report(report: TalkingHeadReport, out_dir: str | os.PathLike) -> tuple[Path, Path]:
@@ -241,15 +277,20 @@ def write_report(report: TalkingHeadReport, out_dir: str | os.PathLike) -> tuple
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "report.json", out_dir / "report.md"
-    json_path.write_text(json.dumps(report.to_dict(), indent=2, default=_json_default) + "\n")
+    json_path.write_text(json.dumps(strict_json(report.to_dict()), indent=2, allow_nan=False, default=str) + "\n")
     md_path.write_text(report.to_markdown())
     return json_path, md_path
 
 
-def _json_default(x):
-    if isinstance(x, float) and np.isnan(x):
+def strict_json(value):
+    """``value`` with every non-finite float replaced by None, so the JSON is strict (no bare NaN or Infinity)."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
         return None
-    return str(x)
+    return value
 
 
 def _fmt(r: float | None) -> str:

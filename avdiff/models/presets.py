@@ -1,6 +1,6 @@
 """Builders for :class:`~avdiff.models.AudioVideoUNet`: YAML presets and pretrained SD 1.5 + AnimateDiff parts.
 
-A preset (``configs/models/<name>.yaml``, read with ``yaml.safe_load``) has these keys:
+A preset (``avdiff/presets/<name>.yaml``, package data, read with ``yaml.safe_load``) has these keys:
 
 * ``unet2d``: ``diffusers.UNet2DConditionModel`` keyword arguments (the spatial network);
 * ``motion_adapter``: ``diffusers.MotionAdapter`` keyword arguments (the temporal modules);
@@ -23,20 +23,15 @@ from diffusers import MotionAdapter, UNet2DConditionModel
 
 logger = logging.getLogger(__name__)
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 OPTION_KEYS = ("audio_dim", "reference_channels", "motion_channels", "mask_channels")
 PRESET_KEYS = ("unet2d", "motion_adapter", "pretrained", *OPTION_KEYS)
 
 
-def preset_path(path_or_name: str | Path) -> Path:
-    """``"tiny"`` -> ``configs/models/tiny.yaml``; a path to a .yaml/.yml file is used as is."""
-    path = Path(path_or_name)
-    if path.suffix not in (".yaml", ".yml"):
-        path = PRESET_DIR / f"{path_or_name}.yaml"
-    if not path.is_file():
-        names = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"no model preset {str(path_or_name)!r} (looked for {path}); presets: {names}")
-    return path
+def preset_path(path_or_name: str | Path):
+    """``"tiny"`` -> the shipped ``avdiff/presets/tiny.yaml``; a path to a .yaml/.yml file is used as is."""
+    from avdiff.presets import preset_file
+
+    return preset_file(path_or_name)
 
 
 def load_preset(path_or_name: str | Path) -> dict:

@@ -187,7 +187,7 @@ class SyncNet(nn.Module):
         """
         if audio.sample_rate != self.config.sample_rate:
             audio = audio.resample(self.config.sample_rate)
-        samples = audio.samples.mean(dim=0, keepdim=True).to(self.logit_scale.device)
+        samples = audio.to_mono().samples.to(self.logit_scale.device)  # (1, N)
         mel = self.mel(samples)  # (1, n_mels, T)
         return self.mel.frame_windows(mel, self.clock, self.config.context, num_frames)[0]
 

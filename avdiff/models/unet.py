@@ -262,7 +262,7 @@ class AudioVideoUNet(ModelMixin, ConfigMixin):
 
     @classmethod
     def from_config_file(cls, path_or_name: str, seed: int = 0, pretrained: bool = False) -> AudioVideoUNet:
-        """Build from a YAML preset (a name in ``configs/models`` or a path). Random weights drawn with ``seed``
+        """Build from a YAML preset (a name in ``avdiff/presets`` or a path). Random weights drawn with ``seed``
         (the global RNG is left as it was), or, with ``pretrained=True``, the weights its ``pretrained`` section
         names (hub ids or local folders)."""
         from avdiff.models.presets import build_from_preset

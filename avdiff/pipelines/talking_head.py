@@ -22,8 +22,16 @@ Generation, in the numbered steps of ``__call__``:
 5. each chunk is decoded as soon as it is done and pasted back into the photo with the inverse alignment through a
    feathered lower-face mask.
 
-Memory is bounded whatever the audio's length: the pipeline holds the speech features (one vector per 10 ms), one
-chunk's latents, and the output frames as uint8, written into an array allocated once.
+Output. ``pipe(...)`` returns the frames (``output_type`` ``"np"``, ``"pt"``, ``"pil"`` or ``"crops"``), written into
+an array allocated once. ``pipe(..., output_path="out.mp4")`` streams them instead: each frame goes to the H.264
+encoder as soon as it is pasted back, nothing is collected, and the output holds the path, not the frames
+(``VideoPipelineOutput.frames is None``). That is what ``avdiff talk`` does. Either way the video carries the user's
+audio as given (its own rate and channels; the model reads a 16 kHz mono copy).
+
+Memory is bounded whatever the audio's length when streaming: the pipeline holds the speech features (one vector
+per 10 ms), one chunk's latents and frames, and the photo. The photo is the working size: one larger than
+:data:`avdiff.pipelines.output.MAX_OUTPUT_SIDE` (1920 px on its longer side) is downscaled to it first, with a log
+line, so a 12 MP phone photo costs what a 1080p frame does.
 
 The untrained ``tiny`` preset (:meth:`TalkingHeadPipeline.from_preset`) opens the audio gates (``tanh(gate) = 0.5``)
 and draws the extra input channels' weights at random: zero gates and zero new channels are for inflating a
@@ -33,102 +41,55 @@ and an untrained one with open gates already lets different speech make differen
 
 from __future__ import annotations
 
-import copy
-import inspect
 import logging
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
-from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, UNet2DConditionModel
+from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
-from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
-from torch import nn
 
-from avdiff.audio.clock import FpsLike, FrameClock, as_fraction_fps
+from avdiff.audio.clock import FpsLike, parse_fps
 from avdiff.audio.io import AudioSource, Waveform, load_audio
-from avdiff.models.codec import DiffusersVAECodec, LatentCodec, SpaceToDepthCodec, pixels_from_uint8, pixels_to_uint8
-from avdiff.models.conditions import Conditions
-from avdiff.models.speech import BaseSpeechEncoder, HFSpeechEncoder, SpeechEncoder
+from avdiff.models.codec import LatentCodec, pixels_from_uint8, pixels_to_uint8
+from avdiff.models.speech import BaseSpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
-from avdiff.pipelines.output import VideoPipelineOutput
-from avdiff.video.align import AlignedFace, align_face, lower_face_mask
-from avdiff.video.align import paste_back as paste_crop  # `paste_back` is a __call__ argument
+from avdiff.pipelines.builders import (  # noqa: F401  (re-exported: the builders' public home used to be here)
+    build_codec,
+    build_pipeline,
+    build_scheduler,
+    build_speech_encoder,
+    build_unet,
+    check_components,
+    load_pipeline_preset,
+    open_audio_gates,
+    randomize_new_channels,
+)
+from avdiff.pipelines.chunking import (  # noqa: F401  (Chunk ... plan_chunks are re-exported)
+    Chunk,
+    ChunkedDenoisingMixin,
+    composed_guidance,
+    guidance_terms,
+    plan_chunks,
+)
+from avdiff.pipelines.output import VideoPipelineOutput, bound_output_size
+from avdiff.video.align import AlignedFace, align_face, get_framing
+from avdiff.video.masks import lower_face_mask
 from avdiff.video.face import ImageLike, detect_face, load_image
+from avdiff.video.io import VideoWriter, check_output_path
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_TYPES = ("np", "pt", "pil", "crops")
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 HUGE_OUTPUT_BYTES = 4 * 2**30  # warn above this much uint8 output
 
 
-@dataclass(frozen=True)
-class Chunk:
-    """Frames ``[start, stop)`` of the video, denoised together; the first ``num_motion`` are known already (the
-    previous chunk's last frames) and only ``[start + num_motion, stop)`` is new."""
-
-    start: int
-    stop: int
-    num_motion: int
-
-    @property
-    def num_frames(self) -> int:
-        return self.stop - self.start
-
-    @property
-    def new_start(self) -> int:
-        return self.start + self.num_motion
-
-
-def plan_chunks(num_frames: int, chunk_frames: int, motion_frames: int) -> list[Chunk]:
-    """Split ``num_frames`` frames into chunks of at most ``chunk_frames``; every chunk after the first starts with
-    ``motion_frames`` frames of the previous one. The new frames of the chunks tile ``[0, num_frames)`` exactly."""
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    if chunk_frames < 2 or not 0 <= motion_frames < chunk_frames:
-        raise ValueError(f"need chunk_frames >= 2 and 0 <= motion_frames < chunk_frames, got {chunk_frames} and "
-                         f"{motion_frames}")  # fmt: skip
-    chunks = [Chunk(0, min(chunk_frames, num_frames), 0)]
-    while chunks[-1].stop < num_frames:
-        start = chunks[-1].stop - motion_frames
-        chunks.append(Chunk(start, min(start + chunk_frames, num_frames), motion_frames))
-    return chunks
-
-
-def composed_guidance(prediction: torch.Tensor, terms: tuple[str, ...], reference_scale: float,
-                      audio_scale: float) -> torch.Tensor:  # fmt: skip
-    """Combine a batch of predictions stacked in ``terms`` order (some of ``uncond``, ``ref``, ``full``):
-    ``uncond + s_ref (ref - uncond) + s_audio (full - ref)``, with the terms a scale of 1 does not need left out."""
-    parts = dict(zip(terms, prediction.chunk(len(terms))))
-    full = parts["full"]
-    if len(terms) == 1:
-        return full
-    ref = parts["ref"]
-    base = ref if "uncond" not in parts else parts["uncond"] + reference_scale * (ref - parts["uncond"])
-    return base + audio_scale * (full - ref)
-
-
-def guidance_terms(reference_scale: float, audio_scale: float) -> tuple[str, ...]:
-    """The UNet passes a pair of scales needs: ``full`` always, ``ref`` (audio nulled) unless both scales are 1,
-    ``uncond`` (audio and reference nulled) unless the reference scale is 1."""
-    terms = []
-    if reference_scale != 1:
-        terms.append("uncond")
-    if reference_scale != 1 or audio_scale != 1:
-        terms.append("ref")
-    return (*terms, "full")
-
-
-class TalkingHeadPipeline(DiffusionPipeline):
+class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
     """Audio-driven talking-head generation from one face photo.
 
     Example::
@@ -143,6 +104,9 @@ class TalkingHeadPipeline(DiffusionPipeline):
         codec: pixels <-> latents.
         speech_encoder: speech -> per-frame audio tokens.
         scheduler: DDIM by default; swap with ``pipe.scheduler = DPMSolverMultistepScheduler.from_config(...)``.
+        framing: the crop the model generates (:data:`avdiff.video.align.FRAMINGS`): ``"face"``, the whole face, or
+            ``"lower_face"``, a square around the mouth and jaw (1.67x the mouth's pixels at the same size) pasted
+            over the photo's own upper face, as Wav2Lip, MuseTalk and LatentSync do. Saved in ``model_index.json``.
     """
 
     model_cpu_offload_seq = "speech_encoder->unet->codec"
@@ -154,13 +118,21 @@ class TalkingHeadPipeline(DiffusionPipeline):
         codec: LatentCodec,
         speech_encoder: BaseSpeechEncoder,
         scheduler: DDIMScheduler | DPMSolverMultistepScheduler,
+        framing: str = "face",
     ):
         super().__init__()
         check_components(unet, codec, speech_encoder)
+        get_framing(framing)  # a ValueError for an unknown one
         self.register_modules(unet=unet, codec=codec, speech_encoder=speech_encoder, scheduler=scheduler)
+        self.register_to_config(framing=framing)
         self.decode_batch_size = 8  # frames per codec.decode call
 
     # --- sizes --------------------------------------------------------------------------------------------------
+
+    @property
+    def framing(self) -> str:
+        """The crop the model generates: ``"face"`` or ``"lower_face"``."""
+        return getattr(self.config, "framing", "face")
 
     @property
     def latent_multiple(self) -> int:
@@ -220,6 +192,7 @@ class TalkingHeadPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: list[str] | None,
         max_duration_s: float | None,
         eta: float = 0.0,
+        output_path: str | os.PathLike | None = None,
     ) -> None:
         """Raise a ValueError naming the argument and its value for anything that cannot work. A photo without a
         face raises ``NoFaceError`` later, in step 1; audio longer than ``max_duration_s`` raises
@@ -228,10 +201,7 @@ class TalkingHeadPipeline(DiffusionPipeline):
             raise ValueError("image must be a face photo (a path, a PIL image or an array), got None")
         if audio is None:
             raise ValueError("audio must be speech (a path, bytes, an array or a Waveform), got None")
-        try:
-            as_fraction_fps(fps)
-        except (TypeError, ValueError, ZeroDivisionError) as e:
-            raise ValueError(f"fps must be a positive frame rate (25, 29.97, '30000/1001'), got {fps!r}") from e
+        parse_fps(fps)  # a frame rate in [1, 120], or a ValueError naming the value given
         if not _is_int(num_inference_steps) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
         for name, scale in [("audio_guidance_scale", audio_guidance_scale),
@@ -271,15 +241,17 @@ class TalkingHeadPipeline(DiffusionPipeline):
             raise ValueError(f"max_duration_s must be positive (or None), got {max_duration_s!r}")
         if not 0 <= eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {eta!r}")
+        if output_path is not None:
+            check_output_path(output_path, {"image": image, "audio": audio})
 
     # --- steps --------------------------------------------------------------------------------------------------
 
     def prepare_face(self, image: ImageLike, size: int) -> tuple[np.ndarray, AlignedFace]:
-        """Step 1: the photo as uint8 [H, W, 3] and its largest face aligned into a ``size`` crop (NoFaceError if
-        none)."""
-        rgb = load_image(image)
+        """Step 1: the photo as uint8 [H, W, 3] (at most :data:`~avdiff.pipelines.output.MAX_OUTPUT_SIDE` px on its
+        longer side) and its largest face aligned into a ``size`` crop (NoFaceError if none)."""
+        rgb = bound_output_size(load_image(image))
         face = detect_face(rgb)
-        return rgb, align_face(rgb, face, size=size)
+        return rgb, align_face(rgb, face, size=size, framing=self.framing)
 
     def encode_reference(self, crop: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """Step 2: uint8 crop [s, s, 3] -> reference latent [1, C, s / f, s / f]."""
@@ -288,14 +260,14 @@ class TalkingHeadPipeline(DiffusionPipeline):
 
     def speech_features(self, audio: AudioSource, max_duration_s: float | None,
                         device: torch.device) -> tuple[Waveform, torch.Tensor]:  # fmt: skip
-        """Step 3: load the speech (mono, at the encoder's rate) and compute its feature sequence [1, D, T]."""
+        """Step 3: the speech (mono, at the encoder's rate) and its feature sequence [1, D, T]."""
         wav = load_audio(audio, sample_rate=self.speech_encoder.sample_rate, mono=True, max_duration_s=max_duration_s)
         return wav, self.speech_encoder.features(wav.samples.to(device))
 
     def latent_mask(self, size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """The lower-face mask (1 = generate) at latent resolution: [1, 1, 1, h, w]."""
         h = size // self.codec.downscale
-        mask = torch.from_numpy(lower_face_mask(size))[None, None]  # (1, 1, s, s)
+        mask = torch.from_numpy(lower_face_mask(size, framing=self.framing))[None, None]  # (1, 1, s, s)
         return F.interpolate(mask, size=(h, h), mode="area")[:, :, None].to(device=device, dtype=dtype)
 
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
@@ -304,29 +276,6 @@ class TalkingHeadPipeline(DiffusionPipeline):
         out = [pixels_to_uint8(self.codec.decode(frames[i : i + self.decode_batch_size]))
                for i in range(0, len(frames), self.decode_batch_size)]  # fmt: skip
         return torch.cat(out).numpy()
-
-    def prepare_extra_step_kwargs(self, generator: torch.Generator | None, eta: float) -> dict:
-        """``eta`` and ``generator`` for ``scheduler.step`` where its signature takes them."""
-        params = set(inspect.signature(self.scheduler.step).parameters)
-        kwargs = {}
-        if "eta" in params:
-            kwargs["eta"] = eta
-        if "generator" in params:
-            kwargs["generator"] = generator
-        return kwargs
-
-    def guided_prediction(self, latents: torch.Tensor, t: torch.Tensor, state: dict[str, torch.Tensor],
-                          mask: torch.Tensor, terms: tuple[str, ...]) -> torch.Tensor:  # fmt: skip
-        """One batched UNet call over ``terms`` and the composed guidance: [1, C, n, h, w]."""
-        cond = Conditions(audio=state["audio_tokens"], reference=state["reference_latents"],
-                          motion=state["motion_latents"], mask=mask)  # fmt: skip
-        variants = {"uncond": cond.with_null("audio", "reference"), "ref": cond.with_null("audio"), "full": cond}
-        batch = variants[terms[0]]
-        for term in terms[1:]:
-            batch = batch.cat(variants[term])
-        model_input = self.scheduler.scale_model_input(latents, t).expand(len(terms), -1, -1, -1, -1)
-        pred = self.unet(model_input, t, **batch.as_kwargs(), return_dict=False)[0]
-        return composed_guidance(pred, terms, self._reference_guidance_scale, self._audio_guidance_scale)
 
     # --- call ---------------------------------------------------------------------------------------------------
 
@@ -353,6 +302,7 @@ class TalkingHeadPipeline(DiffusionPipeline):
         paste_back: bool = True,
         feather_px: float | None = None,
         max_duration_s: float | None = 600.0,
+        output_path: str | os.PathLike | None = None,
     ) -> VideoPipelineOutput | tuple:
         """Animate the face in ``image`` with the speech in ``audio``.
 
@@ -380,10 +330,14 @@ class TalkingHeadPipeline(DiffusionPipeline):
                 lower-face mask; False returns the crops.
             feather_px: width of the soft edge at the crop's border, crop px (default: size / 32).
             max_duration_s: refuse longer audio (``AudioLoadError``).
+            output_path: stream the video to this mp4 as it is made (H.264 + AAC, written atomically) instead of
+                returning the frames; memory then stays flat in the audio's length. It must not be a folder or one
+                of the inputs (``ValueError`` before any work).
 
         Returns:
-            ``VideoPipelineOutput(frames, fps, audio)``: the frames, the exact fps, and the speech as a mono 16 kHz
-            ``Waveform``; ``.save(path)`` writes an mp4 with the speech.
+            ``VideoPipelineOutput(frames, fps, audio, path)``: the frames (None with ``output_path``), the exact fps,
+            the audio as given (its own rate and channels), and the mp4 written (with ``output_path``);
+            ``.save(path)`` writes an mp4 with the audio.
         """
         if callback_on_step_end_tensor_inputs is None:
             callback_on_step_end_tensor_inputs = ["latents"]
@@ -391,257 +345,82 @@ class TalkingHeadPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         self.check_inputs(image, audio, fps, num_inference_steps, audio_guidance_scale, reference_guidance_scale,
                           chunk_frames, motion_frames, height, width, output_type, generator,
-                          callback_on_step_end_tensor_inputs, max_duration_s, eta)  # fmt: skip
+                          callback_on_step_end_tensor_inputs, max_duration_s, eta, output_path)  # fmt: skip
         size = height or width or self.default_size
-        fps = as_fraction_fps(fps)
+        fps = parse_fps(fps)
         if isinstance(generator, list):
             generator = generator[0]
         self._audio_guidance_scale = float(audio_guidance_scale)
         self._reference_guidance_scale = float(reference_guidance_scale)
         self._num_timesteps = num_inference_steps
-        device, dtype = self._execution_device, self.unet.dtype
+        device = self._execution_device
+
+        # 0. The audio as given (muxed into the video), before any work on the face.
+        original = load_audio(audio, mono=False, max_duration_s=max_duration_s)
 
         # 1. Detect and align the reference face.
         photo, aligned = self.prepare_face(image, size)
 
         # 2. The reference latent.
-        reference = self.encode_reference(aligned.image, device, dtype)  # (1, C, h, w)
+        reference = self.encode_reference(aligned.image, device, self.unet.dtype)  # (1, C, h, w)
 
         # 3. Speech features, and the video frames they span through the one clock.
-        wav, features = self.speech_features(audio, max_duration_s, device)  # features (1, D, T)
+        wav, features = self.speech_features(original, max_duration_s, device)  # features (1, D, T)
         clock = self.speech_encoder.frame_clock(fps)
         num_frames = clock.num_frames(wav.num_samples)
         crops_only = output_type == "crops" or not paste_back
-        frames = self.allocate_frames(num_frames, photo.shape[:2] if not crops_only else (size, size))
+        frames = self.generate_frames(photo, aligned, reference, features, clock, num_frames, size, chunk_frames,
+                                      motion_frames, generator, eta, crops_only, feather_px, callback_on_step_end,
+                                      callback_on_step_end_tensor_inputs)  # fmt: skip
 
-        # 4. Chunked, autoregressive denoising; 5. decode each chunk and paste it back at once.
-        chunks = plan_chunks(num_frames, chunk_frames, motion_frames)
-        self._num_chunks = len(chunks)
-        mask = self.latent_mask(size, device, dtype)  # (1, 1, 1, h, w)
-        paste_mask = lower_face_mask(size)
-        feather = size / 32 if feather_px is None else feather_px
-        terms = guidance_terms(self._reference_guidance_scale, self._audio_guidance_scale)
-        extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
-        previous: torch.Tensor | None = None  # the last chunk's final latents (1, C, n, h, w)
-        logger.info("%d frames in %d chunks of <= %d (%d motion frames), %d steps, %d UNet passes per step",
-                    num_frames, len(chunks), chunk_frames, motion_frames, num_inference_steps, len(terms))  # fmt: skip
-        with self.progress_bar(total=len(chunks) * num_inference_steps) as progress:
-            for k, chunk in enumerate(chunks):
-                self._chunk_index = k
-                latents = self.denoise_chunk(chunk, previous, reference, features, clock, mask, terms, generator,
-                                             extra_step_kwargs, callback_on_step_end,
-                                             callback_on_step_end_tensor_inputs, progress)  # fmt: skip
-                previous = latents
-                crops = self.decode_latents(latents[:, :, chunk.num_motion :])  # (n_new, s, s, 3)
-                for i, crop in enumerate(crops, start=chunk.new_start):
-                    frames[i] = crop if crops_only else paste_crop(photo, crop, aligned.matrix, feather, paste_mask)
+        if output_path is not None:  # stream every frame to the encoder as it is made
+            with VideoWriter(output_path, fps, original) as out:
+                out.write_frames(frames)
+            self.maybe_free_model_hooks()
+            if not return_dict:
+                return None, fps, original
+            return VideoPipelineOutput(frames=None, fps=Fraction(fps), audio=original, path=out.path,
+                                       num_frames=out.num_frames)  # fmt: skip
 
+        array = self.allocate_frames(num_frames, photo.shape[:2] if not crops_only else (size, size))
+        for i, frame in enumerate(frames):
+            array[i] = frame
         self.maybe_free_model_hooks()
+        result: np.ndarray | torch.Tensor | list[Image.Image] = array
         if output_type == "pt":
-            frames = torch.from_numpy(frames)
+            result = torch.from_numpy(array)
         elif output_type == "pil":
-            frames = [Image.fromarray(f) for f in frames]
+            result = [Image.fromarray(f) for f in array]
         if not return_dict:
-            return frames, fps, wav
-        return VideoPipelineOutput(frames=frames, fps=Fraction(fps), audio=wav)
+            return result, fps, original
+        return VideoPipelineOutput(frames=result, fps=Fraction(fps), audio=original)
 
     def allocate_frames(self, num_frames: int, shape: tuple[int, int]) -> np.ndarray:
         """The uint8 output [F, H, W, 3], allocated once and filled chunk by chunk (no stacking copy)."""
         nbytes = num_frames * shape[0] * shape[1] * 3
         if nbytes > HUGE_OUTPUT_BYTES:
-            logger.warning("the output frames take %.1f GiB (%d frames of %dx%d); output_type='crops' returns only "
-                           "the face crops", nbytes / 2**30, num_frames, shape[1], shape[0])  # fmt: skip
+            logger.warning("the output frames take %.1f GiB (%d frames of %dx%d); output_path='out.mp4' streams them "
+                           "to a file instead of holding them", nbytes / 2**30, num_frames, shape[1], shape[0])  # fmt: skip
         return np.empty((num_frames, *shape, 3), dtype=np.uint8)
-
-    def denoise_chunk(
-        self,
-        chunk: Chunk,
-        previous: torch.Tensor | None,
-        reference: torch.Tensor,
-        features: torch.Tensor,
-        clock: FrameClock,
-        mask: torch.Tensor,
-        terms: tuple[str, ...],
-        generator: torch.Generator | None,
-        extra_step_kwargs: dict,
-        callback: Callable | None,
-        callback_inputs: list[str],
-        progress,
-    ) -> torch.Tensor:
-        """The whole denoising loop of one chunk. Returns its latents [1, C, n, h, w], the motion frames (known)
-        in their first ``chunk.num_motion`` slots."""
-        device, dtype = reference.device, reference.dtype
-        n, m = chunk.num_frames, chunk.num_motion
-        _, c, h, w = reference.shape
-        windows = self.speech_encoder.frame_windows(features, clock, chunk.start, n)  # (1, n, D, W)
-        audio_tokens = self.speech_encoder(windows).to(device=device, dtype=dtype)  # (1, n, T_a, D_a)
-        config = self.unet.config
-        motion = torch.zeros(1, config.motion_channels, n, h, w, device=device, dtype=dtype)
-        chunk_mask = mask.expand(1, 1, n, h, w).clone()
-        if m:
-            motion[:, :, :m] = previous[:, :, -m:]
-            chunk_mask[:, :, :m] = 0  # known frames: nothing to generate
-        latents = randn_tensor((1, c, n, h, w), generator=generator, device=device, dtype=dtype)
-        state = {
-            "latents": latents * self.scheduler.init_noise_sigma,  # (1, C, n, h, w)
-            "audio_tokens": audio_tokens,
-            "motion_latents": motion if config.motion_channels else None,
-            "reference_latents": reference if config.reference_channels else None,
-        }
-        chunk_mask = chunk_mask if config.mask_channels else None
-        self.scheduler.set_timesteps(self._num_timesteps, device=device)
-        for i, t in enumerate(self.scheduler.timesteps):
-            pred = self.guided_prediction(state["latents"], t, state, chunk_mask, terms)
-            state["latents"] = self.scheduler.step(pred, t, state["latents"], **extra_step_kwargs,
-                                                   return_dict=False)[0]  # fmt: skip
-            if callback is not None:
-                returned = callback(self, i, t, {k: state[k] for k in callback_inputs})
-                state.update({k: v for k, v in returned.items() if k in self._callback_tensor_inputs})
-            progress.update()
-        latents = state["latents"]
-        if m:
-            latents = torch.cat([previous[:, :, -m:], latents[:, :, m:]], dim=2)
-        return latents
 
     # --- builders -----------------------------------------------------------------------------------------------
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> TalkingHeadPipeline:
+        """``DiffusionPipeline.from_pretrained`` that first resolves a bundled model's name
+        (``"avdiff/talking-head-tiny"``, see :mod:`avdiff.bundled`) to its folder inside the package; a local folder
+        or a hub id is loaded as diffusers loads it."""
+        from avdiff.bundled import resolve
+
+        return super().from_pretrained(resolve(pretrained_model_name_or_path), **kwargs)
+
+    @classmethod
     def from_preset(cls, name_or_path: str | os.PathLike = "tiny", seed: int = 0) -> TalkingHeadPipeline:
-        """A pipeline with seeded random weights from a preset: ``"tiny"`` (``configs/models/talking_head_tiny.yaml``)
+        """A pipeline with seeded random weights from a preset: ``"tiny"`` (the shipped
+        ``avdiff/presets/talking_head_tiny.yaml``)
         or a YAML path. The global RNG is left as it was. See the module docstring for why the gates are open."""
         return build_pipeline(load_pipeline_preset(name_or_path), seed=seed)
 
 
 def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
-
-
-# --- components ---------------------------------------------------------------------------------------------------
-
-
-def check_components(unet: AudioVideoUNet, codec: LatentCodec, speech_encoder: BaseSpeechEncoder) -> None:
-    """Raise a ValueError unless the components fit together."""
-    c = codec.latent_channels
-    if unet.latent_channels != c:
-        raise ValueError(f"unet.latent_channels ({unet.latent_channels}) must equal codec.latent_channels ({c})")
-    for name in ("reference_channels", "motion_channels"):
-        value = unet.config[name]
-        if value not in (0, c):
-            raise ValueError(f"unet.config.{name} ({value}) must be 0 or the codec's latent channels ({c})")
-    if unet.config.mask_channels not in (0, 1):
-        raise ValueError(f"unet.config.mask_channels must be 0 or 1, got {unet.config.mask_channels}")
-    if unet.config.audio_dim != speech_encoder.audio_dim:
-        raise ValueError(f"unet.config.audio_dim ({unet.config.audio_dim}) must equal speech_encoder.audio_dim "
-                         f"({speech_encoder.audio_dim})")  # fmt: skip
-
-
-def load_pipeline_preset(name_or_path: str | os.PathLike) -> dict:
-    """``"tiny"`` -> ``configs/models/talking_head_tiny.yaml``; a .yaml path is read as is."""
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = PRESET_DIR / f"talking_head_{name_or_path}.yaml"
-    if not path.is_file():
-        names = sorted(p.stem.removeprefix("talking_head_") for p in PRESET_DIR.glob("talking_head_*.yaml"))
-        raise FileNotFoundError(f"no talking-head preset {str(name_or_path)!r} (looked for {path}); presets: {names}")
-    spec = yaml.safe_load(path.read_text()) or {}
-    missing = [k for k in ("pixel_size", "codec", "unet", "speech_encoder", "scheduler") if k not in spec]
-    if missing:
-        raise ValueError(f"talking-head preset {path} lacks {missing}")
-    return spec
-
-
-def build_pipeline(spec: dict, seed: int = 0) -> TalkingHeadPipeline:
-    """Build a random-weight pipeline from a preset dict (see ``configs/models/talking_head_tiny.yaml``), every
-    weight drawn inside ``torch.random.fork_rng`` from ``seed``."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        codec = build_codec(spec["codec"])
-        size = int(spec["pixel_size"])
-        if size % codec.downscale:
-            raise ValueError(f"pixel_size ({size}) must be a multiple of the codec's downscale ({codec.downscale})")
-        speech_encoder = build_speech_encoder(spec["speech_encoder"])
-        unet = build_unet(spec["unet"], codec.latent_channels, size // codec.downscale, speech_encoder.audio_dim)
-    return TalkingHeadPipeline(unet.eval(), codec.eval(), speech_encoder.eval(), build_scheduler(spec["scheduler"]))
-
-
-def build_codec(spec: dict) -> LatentCodec:
-    """``{type: space_to_depth, factor, channels}`` or ``{type: vae, vae_config}`` (random weights)."""
-    spec = dict(spec)
-    kind = spec.pop("type", "space_to_depth")
-    if kind == "space_to_depth":
-        return SpaceToDepthCodec(**spec)
-    if kind == "vae":
-        return DiffusersVAECodec(vae_config=spec.pop("vae_config", {}), **spec)
-    raise ValueError(f"codec type must be 'space_to_depth' or 'vae', got {kind!r}")
-
-
-def build_speech_encoder(spec: dict) -> BaseSpeechEncoder:
-    """``{type: log_mel, ...SpeechEncoder options}`` or ``{type: hf, backbone: <hub id or folder>, ...}``."""
-    spec = dict(spec)
-    kind = spec.pop("type", "log_mel")
-    if kind == "log_mel":
-        return SpeechEncoder(**spec)
-    if kind == "hf":
-        return HFSpeechEncoder.from_backbone(spec.pop("backbone"), **spec)
-    raise ValueError(f"speech_encoder type must be 'log_mel' or 'hf', got {kind!r}")
-
-
-def build_scheduler(spec: dict) -> DDIMScheduler | DPMSolverMultistepScheduler:
-    """``{type: ddim | dpm, ...scheduler config}``."""
-    spec = dict(spec)
-    kind = spec.pop("type", "ddim")
-    classes = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler}
-    if kind not in classes:
-        raise ValueError(f"scheduler type must be one of {sorted(classes)}, got {kind!r}")
-    return classes[kind].from_config(spec)
-
-
-def build_unet(spec: dict, latent_channels: int, latent_size: int, audio_dim: int) -> AudioVideoUNet:
-    """An AudioVideoUNet from a base preset (``spec["preset"]``) with its sections overridden by ``spec``'s, sized
-    for the codec: ``sample_size = latent_size``, in/out channels and reference/motion channels = ``latent_channels``.
-
-    Draws from the global RNG (``build_pipeline`` seeds it). With ``audio_gate`` set, every audio gate opens to
-    ``tanh(gate) = audio_gate``; with ``random_new_channels``, the extra input channels get random weights.
-    """
-    from avdiff.models.presets import load_preset
-
-    spec = dict(spec)
-    cfg = copy.deepcopy(load_preset(spec.pop("preset", "tiny")))
-    overrides = spec.pop("unet2d", None) or {}
-    fixed = {"sample_size": latent_size, "in_channels": latent_channels, "out_channels": latent_channels}
-    for key, value in fixed.items():
-        if key in overrides and overrides[key] != value:
-            raise ValueError(f"unet.unet2d.{key}={overrides[key]!r}, but the codec and pixel_size make it {value}")
-    cfg["unet2d"].update({**overrides, **fixed})
-    cfg["motion_adapter"].update(spec.pop("motion_adapter", None) or {})
-    audio_gate = spec.pop("audio_gate", None)
-    random_new_channels = spec.pop("random_new_channels", False)
-    options = {"audio_dim": audio_dim, "reference_channels": latent_channels, "motion_channels": latent_channels,
-               "mask_channels": spec.pop("mask_channels", 1)}  # fmt: skip
-    if spec:
-        raise ValueError(f"unknown unet preset keys {sorted(spec)}; expected preset, unet2d, motion_adapter, "
-                         "mask_channels, audio_gate, random_new_channels")  # fmt: skip
-    unet2d = UNet2DConditionModel(**cfg["unet2d"])
-    unet = AudioVideoUNet.from_unet2d(unet2d, motion_adapter_config=cfg["motion_adapter"], **options)
-    if random_new_channels:
-        randomize_new_channels(unet)
-    if audio_gate is not None:
-        open_audio_gates(unet, float(audio_gate))
-    return unet
-
-
-@torch.no_grad()
-def randomize_new_channels(unet: AudioVideoUNet) -> None:
-    """Give the conv_in weights of the extra input channels (reference, motion, mask) a fresh conv's random init."""
-    conv = unet.unet.conv_in
-    fresh = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding)
-    conv.weight[:, unet.latent_channels :] = fresh.weight[:, unet.latent_channels :].to(conv.weight)
-
-
-@torch.no_grad()
-def open_audio_gates(unet: AudioVideoUNet, value: float) -> None:
-    """Set every audio gate so that ``tanh(gate) = value`` (in (-1, 1))."""
-    if not -1 < value < 1:
-        raise ValueError(f"audio_gate is tanh(gate) and must be in (-1, 1), got {value!r}")
-    for gate in unet.audio_gates().values():
-        gate.fill_(math.atanh(value))

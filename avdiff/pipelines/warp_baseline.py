@@ -8,6 +8,7 @@ it. The same animation, with its ground-truth aperture kept, makes the synthetic
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -15,11 +16,12 @@ import numpy as np
 import scipy.ndimage
 from tqdm.auto import tqdm
 
-from avdiff.audio.clock import FpsLike, as_fraction_fps
+from avdiff.audio.clock import FpsLike, parse_fps
 from avdiff.audio.envelope import speech_envelope
 from avdiff.audio.io import AudioSource, Waveform, load_audio
-from avdiff.pipelines.output import VideoPipelineOutput
+from avdiff.pipelines.output import VideoPipelineOutput, bound_output_size
 from avdiff.video.face import ImageLike, detect_face, load_image
+from avdiff.video.io import VideoWriter, check_output_path
 from avdiff.video.warp import MouthWarper
 
 logger = logging.getLogger(__name__)
@@ -73,31 +75,55 @@ class WarpBaselinePipeline:
     Example::
 
         pipe = WarpBaselinePipeline()
-        out = pipe(image="face.jpg", audio="speech.wav")
+        out = pipe(image="face.jpg", audio="speech.wav")            # frames held: out.frames uint8 [F, H, W, 3]
         out.save("talking.mp4")
+        pipe(image="face.jpg", audio="speech.wav", output_path="talking.mp4")   # streamed: memory flat in length
+
+    Args:
+        fps: frame rate, 1 to 120 (:func:`avdiff.audio.clock.parse_fps`).
+        max_open: the widest mouth opening, as a fraction of the face size.
+
+    A photo larger than :data:`~avdiff.pipelines.output.MAX_OUTPUT_SIDE` px is downscaled to it first. The video
+    carries the audio as given (its own rate and channels); the envelope is read from a 16 kHz mono copy.
     """
 
     def __init__(self, fps: FpsLike = 25, max_open: float = 0.4):
-        self.fps = as_fraction_fps(fps)
+        self.fps = parse_fps(fps)
         self.max_open = max_open
         self.progress_bar = True
 
     def set_progress_bar_config(self, disable: bool = False) -> None:
         self.progress_bar = not disable
 
-    def check_inputs(self, image: ImageLike, audio: AudioSource, max_duration_s: float | None) -> None:
+    def check_inputs(self, image: ImageLike, audio: AudioSource, max_duration_s: float | None,
+                     output_path: str | os.PathLike | None = None) -> None:  # fmt: skip
         if image is None:
             raise ValueError("image must be a face photo (a path, a PIL image or an array), got None")
         if audio is None:
             raise ValueError("audio must be speech (a path, bytes, an array or a Waveform), got None")
-        if max_duration_s is not None and max_duration_s <= 0:
+        if max_duration_s is not None and not max_duration_s > 0:
             raise ValueError(f"max_duration_s must be positive, got {max_duration_s}")
+        if output_path is not None:
+            check_output_path(output_path, {"image": image, "audio": audio})
 
-    def __call__(self, image: ImageLike, audio: AudioSource, *, max_duration_s: float | None = 600.0) -> VideoPipelineOutput:
-        """Returns frames uint8 [F, H, W, 3] with ``F = ceil(duration * fps)``, the fps and the speech (16 kHz)."""
-        self.check_inputs(image, audio, max_duration_s)
-        rgb = load_image(image)
-        speech = load_audio(audio, sample_rate=SAMPLE_RATE, max_duration_s=max_duration_s)
-        result = animate(rgb, speech, self.fps, self.max_open, progress_bar=self.progress_bar)
-        logger.info("animated %d frames from %.2f s of speech", len(result.frames), speech.duration_s)
-        return VideoPipelineOutput(result.frames, Fraction(self.fps), speech)
+    def __call__(self, image: ImageLike, audio: AudioSource, *, max_duration_s: float | None = 600.0,
+                 output_path: str | os.PathLike | None = None) -> VideoPipelineOutput:  # fmt: skip
+        """Frames uint8 [F, H, W, 3] with ``F = ceil(duration * fps)``, the fps and the audio as given; with
+        ``output_path``, the frames are streamed to that mp4 and not returned (``frames`` is None)."""
+        self.check_inputs(image, audio, max_duration_s, output_path)
+        original = load_audio(audio, mono=False, max_duration_s=max_duration_s)
+        speech = load_audio(original, sample_rate=SAMPLE_RATE, mono=True)
+        rgb = bound_output_size(load_image(image))
+        warper = MouthWarper(rgb, detect_face(rgb), max_open=self.max_open)
+        amounts = mouth_amounts(speech_envelope(speech, self.fps))
+        frames = (warper.warp(a) for a in tqdm(amounts, desc="warping", unit="frame", disable=not self.progress_bar))
+        if output_path is not None:
+            with VideoWriter(output_path, self.fps, original) as out:
+                out.write_frames(frames)
+            logger.info("animated %d frames from %.2f s of speech into %s", out.num_frames, speech.duration_s, out.path)
+            return VideoPipelineOutput(None, Fraction(self.fps), original, path=out.path, num_frames=out.num_frames)
+        array = np.empty((len(amounts), *rgb.shape), dtype=np.uint8)
+        for i, frame in enumerate(frames):
+            array[i] = frame
+        logger.info("animated %d frames from %.2f s of speech", len(array), speech.duration_s)
+        return VideoPipelineOutput(array, Fraction(self.fps), original)

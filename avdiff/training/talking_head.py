@@ -141,6 +141,7 @@ class TalkingHeadTask:
         self.output_dir = Path(output_dir) if output_dir is not None else None
         spec = load_pipeline_preset(config.preset)
         self.size = int(spec["pixel_size"])
+        self.framing = spec.get("framing", "face")
         template = TalkingHeadPipeline.from_preset(config.preset, seed=config.model_seed)
         self.codec, self.scheduler = template.codec, template.scheduler
         self.context_frames = template.speech_encoder.context_frames + 1  # one frame beyond the encoder's window
@@ -167,7 +168,7 @@ class TalkingHeadTask:
         c = self.config
         dataset = TalkingHeadDataset(data, self.size, c.chunk_frames - c.motion_frames, c.motion_frames,
                                      self.context_frames, c.reference_gap, c.items_per_clip, seed, c.split,
-                                     c.max_clips, self.progress_bar)  # fmt: skip
+                                     c.max_clips, self.progress_bar, framing=self.framing)  # fmt: skip
         self._clock = dataset.clock
         return dataset
 
@@ -220,7 +221,7 @@ class TalkingHeadTask:
         """A pipeline around the model's UNet and speech encoder (shared, not copied) and the task's codec and
         scheduler."""
         model = getattr(model, "module", model)
-        return TalkingHeadPipeline(model.unet, self.codec, model.speech_encoder, self.scheduler)
+        return TalkingHeadPipeline(model.unet, self.codec, model.speech_encoder, self.scheduler, framing=self.framing)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [..., S, S, 3] -> latents [..., C, h, w] (the codec has no trainable weights)."""

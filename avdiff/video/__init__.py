@@ -1,11 +1,15 @@
 """Video: reading and writing mp4 with muxed audio, and faces (detection, alignment, paste-back)."""
 
-from avdiff.video.align import AlignedFace, align_face, align_frames, mouth_mask, paste_back, smooth_landmarks
+from avdiff.video.align import FRAMINGS, AlignedFace, Framing, align_face, align_frames
+from avdiff.video.masks import lower_face_mask, mouth_mask, paste_back
+from avdiff.video.smoothing import smooth_landmarks
 from avdiff.video.face import Face, MultipleFacesError, NoFaceError, detect_face, detect_faces, load_image
 from avdiff.video.io import VideoClip, VideoError, read_video, write_video
 
 __all__ = [
     "AlignedFace",
+    "FRAMINGS",
+    "Framing",
     "Face",
     "MultipleFacesError",
     "NoFaceError",
@@ -16,6 +20,7 @@ __all__ = [
     "detect_face",
     "detect_faces",
     "load_image",
+    "lower_face_mask",
     "mouth_mask",
     "paste_back",
     "read_video",

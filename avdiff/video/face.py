@@ -99,8 +99,8 @@ def load_image(image: ImageLike) -> np.ndarray:
     """Any image -> uint8 RGB array [H, W, 3].
 
     Accepts a path, a PIL image in any mode (RGBA and LA are composited on white, CMYK, P, L, I;16 are converted)
-    with its EXIF orientation applied, or a numpy array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] (uint8, or
-    float in [0, 1]).
+    with its EXIF orientation applied, or a numpy array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4]: uint8, float in
+    [0, 1] or in [0, 255], integers in 0..255, or uint16 (see :func:`_to_uint8`; other ranges are refused).
     """
     if isinstance(image, (str, os.PathLike)):
         if not os.path.isfile(image):
@@ -139,16 +139,43 @@ def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
         raise ValueError(f"image array must be [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got {arr.shape}")
     if arr.dtype != np.uint8:
-        if np.issubdtype(arr.dtype, np.floating):
-            arr = (np.clip(arr, 0, 1) * 255).round().astype(np.uint8)
-        else:
-            raise ValueError(f"image array must be uint8 or float in [0, 1], got {arr.dtype}")
+        arr = _to_uint8(arr)
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     elif arr.shape[2] == 4:
         alpha = arr[..., 3:].astype(np.float32) / 255
         arr = (arr[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
     return np.ascontiguousarray(arr)
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """A float or integer image array -> uint8, its range read from the dtype and the values.
+
+    Floats in [0, 1] are scaled by 255; floats in [0, 255] with a value above 1 are taken as 0..255 (what
+    ``np.asarray(pil_image, dtype=float)`` gives); integers in [0, 255] are taken as they are, and uint16 is scaled
+    from 0..65535. Anything else (negative values, NaN, floats above 255) is refused with a ``ValueError`` naming the
+    range found, never clipped.
+    """
+    if arr.dtype == bool:
+        raise ValueError("image array must be uint8, float or integer pixel values, got a bool mask")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ValueError("image array has NaN or Inf values")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo >= 0 and hi <= 1:
+            return (arr * 255).round().astype(np.uint8)
+        if lo >= 0 and hi <= 255:
+            logger.info("float image with values up to %.1f: taken as 0..255", hi)
+            return arr.round().astype(np.uint8)
+        raise ValueError(f"float image values span [{lo:g}, {hi:g}]; expected [0, 1] or [0, 255]")
+    if np.issubdtype(arr.dtype, np.integer):
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo >= 0 and hi <= 255:
+            return arr.astype(np.uint8)
+        if arr.dtype == np.uint16:
+            return (arr.astype(np.float64) / 257).round().astype(np.uint8)
+        raise ValueError(f"integer image values span [{lo}, {hi}]; expected 0..255 (or uint16)")
+    raise ValueError(f"image array must hold uint8, float or integer pixel values, got {arr.dtype}")
 
 
 def _face_mesh(static: bool, max_faces: int):
@@ -172,13 +199,17 @@ def _faces_from_result(result, width: int, height: int) -> list[Face]:
 
 
 def detect_faces(image: ImageLike, max_faces: int = 5) -> list[Face]:
-    """All faces in an image (up to ``max_faces``), largest first. An empty list when there are none."""
+    """All faces in an image (up to ``max_faces``), largest first. An empty list when there are none.
+
+    Faces of any size are found: those the face mesh finds on the whole image, and small ones (under about a tenth of
+    the image) through mediapipe's full-range detector and the mesh on a crop (:mod:`avdiff.video.tracking`).
+    """
+    from avdiff.video.tracking import find_faces
+
     rgb = load_image(image)
     if min(rgb.shape[:2]) < 16:
         raise ValueError(f"image of {rgb.shape[1]}x{rgb.shape[0]} px is too small to hold a face")
-    with _face_mesh(static=True, max_faces=max_faces) as mesh:
-        result = mesh.process(rgb)
-    return _faces_from_result(result, rgb.shape[1], rgb.shape[0])
+    return find_faces(rgb, max_faces=max_faces)
 
 
 def detect_face(image: ImageLike, *, on_multiple: Literal["largest", "error"] = "largest") -> Face:
@@ -207,12 +238,15 @@ def detect_face(image: ImageLike, *, on_multiple: Literal["largest", "error"] = 
 def track_landmarks(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     """Landmarks of the largest face in every frame of a video, float32 [F, 478, 2] px; NaN where no face.
 
-    Uses mediapipe's tracking mode (detect once, then follow), which is faster and steadier than per-image detection.
+    Uses mediapipe's tracking mode (detect once, then follow), which is faster and steadier than per-image detection;
+    a face too small for it is found by the full-range detector and followed in a crop
+    (:class:`avdiff.video.tracking.FaceFinder`).
     """
+    from avdiff.video.tracking import FaceFinder
+
     out = []
-    with _face_mesh(static=False, max_faces=1) as mesh:
+    with FaceFinder(max_faces=1) as finder:
         for frame in frames:
-            rgb = _array_to_rgb(np.asarray(frame))
-            faces = _faces_from_result(mesh.process(rgb), rgb.shape[1], rgb.shape[0])
+            faces = finder(frame)
             out.append(faces[0].landmarks if faces else np.full((478, 2), np.nan, np.float32))
     return np.stack(out) if out else np.zeros((0, 478, 2), np.float32)

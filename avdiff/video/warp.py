@@ -3,8 +3,11 @@
 The warp works in the face's own frame: ``u`` along the eye line and ``v`` perpendicular to it (down the face), with
 ``v = 0`` on the line where the lips meet. Opening the mouth by ``h`` px moves the lower lip and the jaw down by up to
 ``h`` (the chin follows, the neck below it stays) and the upper lip up by a quarter of that; the lens-shaped gap
-that opens between the lips is filled with a dark mouth interior. Everything is a backward map for ``cv2.remap``,
-computed only in a box around the lower face.
+that opens between the lips is filled with a dark mouth interior whose colour is taken from the photo's own lips (a
+grey photo gets a grey mouth, not a red one). The displacement fades to zero before the edges of the box it is
+computed in and over a long stretch of neck below the chin, so no seam shows where the warped box meets the photo
+and the shadow under the jaw is stretched, not crushed into a line. Everything is a backward map for
+``cv2.remap``, computed only in that box around the lower face.
 
 This drives the synthetic speech–video pairs (whose ground-truth aperture is therefore known) and the model-free
 talking-head baseline.
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from avdiff.video.face import CHIN, INNER_LIP_PAIRS, MOUTH_LEFT, MOUTH_RIGHT, NOSE_TIP, Face
+from avdiff.video.face import CHIN, INNER_LIP_PAIRS, MOUTH_LEFT, MOUTH_RIGHT, NOSE_TIP, OUTER_LIPS, Face
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +29,9 @@ logger = logging.getLogger(__name__)
 _INNER_CORNERS = (78, 308)
 _LOWER_OUTER_LIP = 17
 _UPPER_SHARE = 0.25  # the upper lip moves up by this fraction of the opening
-_CAVITY_RGB = np.array([52.0, 18.0, 22.0])  # dark red-brown mouth interior
+_CAVITY_SHADE = 0.3  # the mouth interior is the lips' median colour times this (lighter under the upper lip)
+_NECK_STRETCH = 3.75  # below the chin the drop fades over at least this many openings: a smoothstep of slope
+# at most 1.5 / 3.75 = 0.4 opening per px, so the neck is squeezed by at most 40 % (never folded)
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -138,14 +143,20 @@ class MouthWarper:
         self.image = image
         self.geometry = MouthGeometry.from_face(face)
         self.max_open_px = max_open * self.geometry.face_size
+        g = self.geometry
+        self._jaw_u = 1.6 * g.half_width  # the jaw's width (a gaussian along u)
+        self._reach_u = 2.2 * g.half_width + self.max_open_px  # the displacement is 0 beyond this |u|
+        self._chin = g.chin_v - g.lip_line_v.mean()  # lip line to chin along v
+        self._neck = max(0.6 * max(self._chin, 1.0), _NECK_STRETCH * self.max_open_px)
+        self.cavity_rgb = lip_colour(image, face) * _CAVITY_SHADE
         self._roi = self._region(image.shape[:2])
         self._grid = self._roi_grid()
 
     def _region(self, shape: tuple[int, int]) -> tuple[int, int, int, int]:
         """(y0, y1, x0, x1): a box around the lower face, generous enough for the jaw's displacement."""
         g = self.geometry
-        reach = 2.2 * g.half_width + self.max_open_px
-        down = g.chin_v + 0.6 * max(g.chin_v, 1.0) + self.max_open_px
+        reach = self._reach_u + 1
+        down = g.chin_v + self._neck + self.max_open_px + 1
         corners = [g.origin + su * reach * g.e_u + sv * g.e_v for su in (-1, 1) for sv in (g.nose_v, down)]
         corners = np.array(corners)
         (x0, y0), (x1, y1) = np.floor(corners.min(axis=0)), np.ceil(corners.max(axis=0))
@@ -167,10 +178,16 @@ class MouthWarper:
 
     def warp(self, amount: float) -> np.ndarray:
         """The photo with the mouth opened by ``amount`` in [0, 1] of ``max_open``: uint8 [H, W, 3]."""
+        return self.warp_with_gap(amount)[0]
+
+    def warp_with_gap(self, amount: float) -> tuple[np.ndarray, np.ndarray]:
+        """The warped photo uint8 [H, W, 3] and where the mouth's interior shows in it, float32 [H, W] in [0, 1]
+        (the opened gap between the lips; 0 elsewhere)."""
         amount = float(np.clip(amount, 0.0, 1.0))
         out = self.image.copy()
+        gap = np.zeros(self.image.shape[:2], np.float32)
         if amount <= 0:
-            return out
+            return out, gap
         h = amount * self.max_open_px
         xs, ys, u, v = self._grid
         g = self.geometry
@@ -190,26 +207,28 @@ class MouthWarper:
         warped = cv2.remap(self.image, src_x, src_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         top = -_UPPER_SHARE * h * g._lens(u)
         depth = np.clip((v - top) / np.maximum(h * (1 + _UPPER_SHARE) * g._lens(u), 1e-6), 0, 1)[..., None]
-        cavity = _CAVITY_RGB * (1.3 - 0.6 * depth)  # lighter under the upper lip, darker towards the back
+        cavity = self.cavity_rgb * (1.3 - 0.6 * depth)  # lighter under the upper lip, darker towards the back
         roi = warped * (1 - alpha) + cavity * alpha
         y0, y1, x0, x1 = self._roi
         out[y0:y1, x0:x1] = np.clip(roi, 0, 255).round().astype(np.uint8)
-        return out
+        gap[y0:y1, x0:x1] = alpha[..., 0]
+        return out, gap
 
     def _jaw_weight(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """How much of the opening a source point ``v`` px below the lip line moves down, in [0, 1].
 
         At the lip line it follows the lens (0 at the corners), so the gap is exactly the lens. Deeper it widens to
         the jaw, over a depth long enough (``1.5 * lip_thickness + 2 * max_open_px``) that the map never folds.
-        Below the chin it fades out over half the chin's depth (the neck stays put).
+        Below the chin it fades out over the neck (at least ``_NECK_STRETCH`` openings, so the shadow under the jaw
+        is squeezed by at most 40 %), and to the sides it reaches 0 before the edge of the warped box: no seam.
         """
         g = self.geometry
         depth = _smoothstep(v / (1.5 * g.lip_thickness + 2 * self.max_open_px))
         lens = g._lens(u)
-        jaw = np.exp(-((u / (1.6 * g.half_width)) ** 2))
-        chin = g.chin_v - g.lip_line_v.mean()
-        fade = 1 - _smoothstep((v - chin) / (0.6 * max(chin, 1.0)))
-        return ((1 - depth) * lens + depth * np.maximum(jaw, lens)) * fade
+        jaw = np.exp(-((u / self._jaw_u) ** 2))
+        fade = 1 - _smoothstep((v - self._chin) / self._neck)
+        sides = 1 - _smoothstep((np.abs(u) - self._jaw_u) / (self._reach_u - self._jaw_u))
+        return ((1 - depth) * lens + depth * np.maximum(jaw, lens)) * fade * sides
 
     def _upper_weight(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """How much of the upper share a source point ``v`` px above the lip line (v < 0) moves up: the upper lip,
@@ -217,3 +236,17 @@ class MouthWarper:
         g = self.geometry
         to_nose = max(-g.nose_v, 1.0)
         return g._lens(u) * (1 - _smoothstep(-v / (0.7 * to_nose)))
+
+
+def lip_colour(image: np.ndarray, face: Face) -> np.ndarray:
+    """The colour of the lips of ``face`` in ``image`` (uint8 [H, W, 3]): the median RGB of the darker half of the
+    pixels inside the outer-lip outline (the lips, not teeth that a smile shows), float [3]. The mouth interior is
+    drawn as a darker shade of it, so a grey photo gets a grey mouth."""
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(face.landmarks[OUTER_LIPS]).astype(np.int32)], 1)
+    if not mask.any():  # a degenerate outline (a tiny face): the pixels at the landmarks themselves
+        xy = np.clip(np.round(face.landmarks[OUTER_LIPS]).astype(int), 0, [image.shape[1] - 1, image.shape[0] - 1])
+        return np.median(image[xy[:, 1], xy[:, 0]].astype(np.float64), axis=0)
+    pixels = image[mask.astype(bool)].astype(np.float64)  # (P, 3)
+    luma = pixels @ np.array([0.299, 0.587, 0.114])
+    return np.median(pixels[luma <= np.median(luma)], axis=0)

@@ -1,0 +1,52 @@
+"""``avdiff demo``: serve the Gradio app on localhost.
+
+Every ``--model NAME=PATH`` folder is checked before the server starts (a saved pipeline, e.g. ``avdiff train
+talking-head`` output) and loaded on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="serve the Gradio app (talking heads) on localhost",
+                       description="Serve the Gradio app: upload a face photo and speech, get a talking-head video "
+                       "with its lip-sync score. Ctrl+C stops it.")  # fmt: skip
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                   help="a saved talking-head pipeline folder to offer, e.g. mine=runs/talking_head_tiny/final "
+                   "(repeatable)")  # fmt: skip
+    p.add_argument("--max-audio-s", type=float, default=60.0, help="longest audio accepted, seconds (default 60)")
+    p.add_argument("--device", default=None, help="torch device of the models (default: cuda when available)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from avdiff.cli import CommandError
+    from avdiff.demo.models import ModelSpecError, parse_model_specs
+
+    if not 0 < args.port < 65536:
+        raise CommandError(f"--port must be in 1..65535, got {args.port}")
+    if not args.max_audio_s > 0:
+        raise CommandError(f"--max-audio-s must be > 0 seconds, got {args.max_audio_s}")
+    try:
+        models = parse_model_specs(args.model)
+        from avdiff.demo import build_app, launch
+
+        app = build_app(models=models, max_audio_s=args.max_audio_s, device=args.device)
+    except ModelSpecError as e:
+        raise CommandError(str(e)) from e
+    try:
+        launch(app, server_name=args.host, server_port=args.port, prevent_thread_lock=True)
+    except OSError as e:
+        logger.debug("launch failed: %s", e)
+        raise CommandError(f"cannot serve on {args.host}:{args.port} (the port is in use, or the address is not this "
+                           "machine's); choose another --port or --host") from e
+    print(f"avdiff demo: serving on {app.local_url} (Ctrl+C stops it)", flush=True)
+    app.block_thread()
+    return 0

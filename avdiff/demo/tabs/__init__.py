@@ -1,0 +1,29 @@
+"""The demo's tabs, one module per job.
+
+A tab is a class with a ``title`` and a ``build(ctx)`` method that creates its components and events inside the
+``gr.Tab`` the app opens for it. ``ctx`` (:class:`~avdiff.demo.context.TabContext`) carries the model registry, the
+input limits, the per-request folder helper and the shared concurrency group of generation events. To add a job,
+write ``avdiff/demo/tabs/<job>.py`` and append its class to :data:`TABS`; no other tab changes.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from avdiff.demo.context import TabContext
+from avdiff.demo.tabs.talking_head import TalkingHeadTab
+
+
+class Tab(Protocol):
+    """One job's tab."""
+
+    title: str
+
+    def build(self, ctx: TabContext) -> None:
+        """Create the tab's components and events (called inside ``with gr.Tab(self.title)``). Named API endpoints
+        (``api_name=``) make its jobs callable with ``gradio_client``."""
+
+
+TABS: list[type[Tab]] = [TalkingHeadTab]
+
+__all__ = ["TABS", "Tab", "TalkingHeadTab"]

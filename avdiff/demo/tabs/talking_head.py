@@ -1,0 +1,269 @@
+"""The talking-head tab: a face photo and speech in, a lip-synced mp4 and its lip-sync score out.
+
+It calls the same pipelines as the Python API and ``avdiff talk`` (:class:`~avdiff.pipelines.TalkingHeadPipeline`,
+:class:`~avdiff.pipelines.WarpBaselinePipeline`) and scores the written file exactly as ``avdiff eval lipsync`` does
+(:func:`avdiff.metrics.lipsync.score_video` of :func:`avdiff.video.read_video`).
+
+Named endpoints: ``detect_face(image) -> (preview, info)`` and ``talk(image, audio, model, steps, audio_guidance,
+reference_guidance, seed, fps, chunk_frames, motion_frames) -> (video, score, scores)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from fractions import Fraction
+
+import gradio as gr
+import numpy as np
+
+from avdiff.demo.context import TabContext, remove_quietly
+from avdiff.demo.examples import example_files
+from avdiff.demo.inputs import NO_FACE_MESSAGE, InputError, load_photo, load_speech, user_message
+from avdiff.demo.models import ModelEntry
+from avdiff.demo.preview import describe_faces, draw_faces
+from avdiff.demo.scores import format_lipsync
+
+logger = logging.getLogger(__name__)
+
+KIND = "talking-head"
+OUTPUT_NAME = "talking_head.mp4"
+FPS_CHOICES = ["24", "25", "30000/1001", "30", "50", "60"]
+BUG_MESSAGE = "Something went wrong on the server (the error is in its log); try again, or another input."
+
+
+def pipeline_defaults() -> dict:
+    """The defaults of ``TalkingHeadPipeline.__call__`` that the controls start from."""
+    from avdiff.pipelines.talking_head import TalkingHeadPipeline
+
+    params = inspect.signature(TalkingHeadPipeline.__call__).parameters
+    names = ["fps", "num_inference_steps", "audio_guidance_scale", "reference_guidance_scale", "chunk_frames",
+             "motion_frames"]  # fmt: skip
+    return {name: params[name].default for name in names}
+
+
+class TalkingHeadTab:
+    """Animate a face photo with speech, by a saved pipeline, a bundled one or the warp baseline."""
+
+    title = "Talking head"
+
+    def build(self, ctx: TabContext) -> None:
+        self.ctx = ctx
+        entries = ctx.models.choices(KIND)
+        default = entries[0]
+        d = pipeline_defaults()
+        gr.Markdown("Upload a face photo (or take one with the webcam) and speech (or record it). The detected face "
+                    "appears at once; **Generate** makes the video, with the speech, and scores its lip "
+                    "sync.")  # fmt: skip
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(label="Face photo", sources=["upload", "webcam", "clipboard"], type="filepath",
+                                 elem_id="th-image", height=300)  # fmt: skip
+                audio = gr.Audio(label=f"Speech (at most {ctx.limits.max_audio_s:g} s)", type="filepath",
+                                 sources=["upload", "microphone"], elem_id="th-audio")  # fmt: skip
+                model = gr.Dropdown([(e.label, e.key) for e in entries], value=default.key, label="Model",
+                                    info="Your saved pipelines first, then bundled ones, then the warp baseline.",
+                                    elem_id="th-model")  # fmt: skip
+                model_info = gr.Markdown(describe_entry(default), elem_id="th-model-info")
+                with gr.Accordion("Settings", open=True):
+                    with gr.Column(visible=default.is_diffusion, elem_id="th-diffusion-settings") as diffusion_box:
+                        with gr.Row():
+                            steps = gr.Slider(1, 100, d["num_inference_steps"], step=1, label="Steps",
+                                              info="Denoising steps per chunk: more is slower and cleaner.")
+                            seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed",
+                                             info="Draws all the noise: the same seed gives the same video.")
+                        with gr.Row():
+                            audio_guidance = gr.Slider(1, 10, d["audio_guidance_scale"], step=0.1,
+                                                       label="Audio guidance", info="How strongly the mouth follows "
+                                                       "the speech (classifier-free guidance; 1 = off).")  # fmt: skip
+                            reference_guidance = gr.Slider(1, 10, d["reference_guidance_scale"], step=0.1,
+                                                           label="Reference guidance", info="How strongly the face "
+                                                           "keeps the photo's look (1 = off).")  # fmt: skip
+                        with gr.Row():
+                            chunk_frames = gr.Slider(2, 32, d["chunk_frames"], step=1, label="Chunk frames",
+                                                     info="Frames denoised together; use the model's training "
+                                                     "chunk_frames.")  # fmt: skip
+                            motion_frames = gr.Slider(0, 8, d["motion_frames"], step=1, label="Motion frames",
+                                                      info="Frames of the previous chunk each chunk continues "
+                                                      "from.")  # fmt: skip
+                    fps = gr.Dropdown(FPS_CHOICES, value=str(d["fps"]), allow_custom_value=True, label="Frame rate",
+                                      info="Frames per second of the video (25, 30000/1001, ...).",
+                                      elem_id="th-fps")  # fmt: skip
+                button = gr.Button("Generate", variant="primary", elem_id="th-generate")
+            with gr.Column():
+                preview = gr.Image(label="Detected face", interactive=False, elem_id="th-preview", height=300)
+                face_info = gr.Markdown(elem_id="th-face-info")
+                video = gr.Video(label="Talking head (with the speech)", interactive=False, elem_id="th-video")
+                score = gr.Markdown(elem_id="th-score")
+                with gr.Accordion("All scores (JSON)", open=False):
+                    scores = gr.JSON(label="Lip-sync scores", elem_id="th-scores")
+        gr.Examples([list(map(str, example_files()))], inputs=[image, audio], elem_id="th-examples",
+                    label="Example: scikit-image's astronaut with espeak-ng speech")  # fmt: skip
+
+        model.change(self.select_model, [model], [diffusion_box, model_info], queue=False, api_visibility="private")
+        image.change(self.detect_face, [image], [preview, face_info], api_name="detect_face", preprocess=False,
+                     concurrency_limit=4, concurrency_id="detect_face", show_progress="minimal")  # fmt: skip
+        button.click(self.talk, [image, audio, model, steps, audio_guidance, reference_guidance, seed, fps,
+                                 chunk_frames, motion_frames], [video, score, scores], api_name="talk",
+                     preprocess=False, **ctx.generation_event())  # fmt: skip
+
+    # --- events -------------------------------------------------------------------------------------------------
+
+    def select_model(self, key: str):
+        """Show the denoising controls for a diffusion model; the warp baseline only takes the frame rate."""
+        entry = self.ctx.models.get(key)
+        return gr.update(visible=entry.is_diffusion), describe_entry(entry)
+
+    def detect_face(self, image: object) -> tuple[np.ndarray | None, str]:
+        """The photo with its faces drawn, and a line saying how many and which one is animated."""
+        from avdiff.video.face import detect_faces
+
+        if image is None:
+            return None, ""
+        try:
+            photo = load_photo(image, self.ctx.limits)
+            faces = detect_faces(photo.rgb)
+        except Exception as e:
+            return None, f"**{error_sentence(e, self.ctx)}**"
+        info = describe_faces(faces)
+        if not faces:
+            info = f"**{NO_FACE_MESSAGE}**"
+        if photo.scaled:
+            w, h = photo.original_size
+            h2, w2 = photo.rgb.shape[:2]
+            info += f" The photo is {w}×{h} px; it is scaled to {w2}×{h2} px for the video."
+        return (draw_faces(photo.rgb, faces) if faces else photo.rgb), info
+
+    def talk(self, image, audio, model, steps, audio_guidance, reference_guidance, seed, fps, chunk_frames,
+             motion_frames, progress=gr.Progress()):  # fmt: skip
+        """Generate the video; returns its path, the lip-sync score (Markdown) and every score (a dict).
+
+        Raises:
+            gr.Error: one sentence for any bad input; a generic sentence (and a logged traceback) for anything else.
+        """
+        folder = None
+        try:
+            entry = self._entry(model)
+            progress((0, 4), desc="checking the photo and the speech", unit="stages")
+            photo = load_photo(image, self.ctx.limits)
+            speech = load_speech(audio, self.ctx.limits)
+            rate = parse_fps(fps, self.ctx.limits.max_fps)
+            if entry.is_diffusion:
+                settings = diffusion_settings(steps, audio_guidance, reference_guidance, seed, chunk_frames,
+                                              motion_frames)  # fmt: skip
+            folder = self.ctx.request_dir(KIND)
+            if entry.is_diffusion:
+                out = self._diffuse(entry, photo.rgb, speech, rate, settings, progress)
+            else:
+                progress((1, 4), desc="warping the mouth with the speech's loudness (the warp baseline has no "
+                         "denoising steps)", unit="stages")  # fmt: skip
+                out = self._warp(photo.rgb, speech, rate)
+            progress((2, 4), desc="writing the mp4 with the speech", unit="stages")
+            path = out.save(folder / OUTPUT_NAME)
+            progress((3, 4), desc="scoring lip sync (as avdiff eval lipsync does)", unit="stages")
+            result = score_file(path)
+        except Exception as e:
+            if folder is not None:
+                remove_quietly(folder)
+            raise gr.Error(error_sentence(e, self.ctx), print_exception=False) from None
+        summary = format_lipsync(result, out.fps, f"{entry.label}; {out.num_frames} frames at {out.fps} fps")
+        return str(path), summary, {"model": entry.key, "fps": str(out.fps), **result.to_dict()}
+
+    # --- generation ---------------------------------------------------------------------------------------------
+
+    def _entry(self, key: object) -> ModelEntry:
+        try:
+            entry = self.ctx.models.get(str(key))
+        except KeyError:
+            entry = None
+        if entry is None or entry.kind != KIND:
+            names = ", ".join(e.key for e in self.ctx.models.choices(KIND))
+            raise InputError(f"There is no talking-head model {key!r} here; choose one of {names}.")
+        return entry
+
+    def _warp(self, rgb: np.ndarray, speech, rate: Fraction):
+        from avdiff.pipelines import WarpBaselinePipeline
+
+        pipe = WarpBaselinePipeline(fps=rate)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe(rgb, speech, max_duration_s=self.ctx.limits.max_audio_s)
+
+    def _diffuse(self, entry: ModelEntry, rgb: np.ndarray, speech, rate: Fraction, settings: dict, progress):
+        import torch
+
+        if not self.ctx.models.is_loaded(entry.key):
+            progress((1, 4), desc=f"loading {entry.name}", unit="stages")
+        pipe, lock = self.ctx.models.acquire(entry.key)
+
+        def on_step_end(p, i: int, t, tensors: dict) -> dict:
+            k, n, m = p.chunk_index, p.num_chunks, p.num_timesteps
+            progress((k * m + i + 1, n * m), desc=f"chunk {k + 1} of {n}, step {i + 1} of {m}", unit="steps")
+            return tensors
+
+        if lock.locked():
+            progress((1, 4), desc=f"waiting for {entry.name}: another request is using it", unit="stages")
+        seed = settings.pop("seed")
+        with lock:
+            return pipe(rgb, speech, fps=rate, **settings, generator=torch.Generator().manual_seed(seed),
+                        callback_on_step_end=on_step_end, max_duration_s=self.ctx.limits.max_audio_s)  # fmt: skip
+
+
+def score_file(path: str | os.PathLike):
+    """The lip-sync scores of a written video, computed exactly as ``avdiff eval lipsync PATH`` computes them."""
+    from avdiff.metrics.lipsync import score_video
+    from avdiff.video import read_video
+
+    return score_video(read_video(path))
+
+
+def parse_fps(value: object, max_fps: float) -> Fraction:
+    """``"25"``, ``"29.97"``, ``"30000/1001"`` or a number -> an exact rate in (0, max_fps]; InputError otherwise."""
+    from avdiff.audio.clock import as_fraction_fps
+
+    text = str(value).strip() if value is not None else ""
+    try:
+        rate = as_fraction_fps(text if "/" in text else float(text))
+    except (TypeError, ValueError, ZeroDivisionError):
+        rate = None
+    if rate is None or not 0 < rate <= max_fps:
+        raise InputError(f"The frame rate must be a number of frames per second up to {max_fps:g}, such as 25 or "
+                         f"30000/1001; got {text!r}.")  # fmt: skip
+    return rate
+
+
+def diffusion_settings(steps, audio_guidance, reference_guidance, seed, chunk_frames, motion_frames) -> dict:
+    """The controls as ``TalkingHeadPipeline.__call__`` arguments (plus ``seed``); InputError for a missing or
+    non-integral count. The pipeline's ``check_inputs`` checks the ranges."""
+    ints = {"num_inference_steps": ("steps", steps), "chunk_frames": ("chunk frames", chunk_frames),
+            "motion_frames": ("motion frames", motion_frames), "seed": ("seed", seed)}  # fmt: skip
+    out: dict = {}
+    for key, (label, value) in ints.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value != int(value):
+            raise InputError(f"The {label} must be a whole number, got {value!r}.")
+        out[key] = int(value)
+    if not 0 <= out["seed"] < 2**63:
+        raise InputError(f"The seed must be a whole number from 0 to 2^63 - 1, got {out['seed']}.")
+    for key, label, value in [("audio_guidance_scale", "audio guidance", audio_guidance),
+                              ("reference_guidance_scale", "reference guidance", reference_guidance)]:  # fmt: skip
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
+            raise InputError(f"The {label} must be a number, got {value!r}.")
+        out[key] = float(value)
+    return out
+
+
+def describe_entry(entry: ModelEntry) -> str:
+    note = "" if entry.is_diffusion else " Only the frame rate applies to it."
+    return f"**{entry.label}**: {entry.source}.{note}"
+
+
+def error_sentence(error: BaseException, ctx: TabContext) -> str:
+    """One sentence for the page; anything not caused by the input is logged with its traceback."""
+    message = user_message(error, ctx.limits)
+    if message is None:
+        logger.error("talking-head request failed", exc_info=error)
+        return BUG_MESSAGE
+    return message
+
+
+__all__ = ["TalkingHeadTab", "parse_fps", "pipeline_defaults", "score_file"]

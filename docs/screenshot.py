@@ -1,0 +1,54 @@
+"""Take docs/demo.png, the README's screenshot of the app: the example (astronaut and espeak-ng speech) animated by
+the warp baseline, in headless chromium driven by playwright.
+
+    python docs/screenshot.py [--chromium /usr/bin/chromium]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from demo_server import CHROMIUM, CHROMIUM_ARGS, serving  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--chromium", default=CHROMIUM)
+    p.add_argument("--out", default=str(ROOT / "docs" / "demo.png"))
+    p.add_argument("--width", type=int, default=900, help="width of the saved PNG, px")
+    args = p.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    from avdiff.demo import build_app
+
+    with serving(build_app(bundled=False)) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(120_000)
+        page.goto(url)
+        page.locator("#th-examples tbody tr").first.click()
+        page.wait_for_function("document.querySelector('#th-face-info').innerText.includes('face found')")
+        page.click("#th-generate")
+        page.wait_for_selector("#th-video video[src]")
+        page.wait_for_function("document.querySelector('#th-score').innerText.includes('frames with a face')")
+        page.evaluate("document.querySelector('#th-video video').currentTime = 1.0")
+        page.wait_for_timeout(500)
+        shot = page.screenshot(full_page=True)
+        browser.close()
+    im = Image.open(io.BytesIO(shot)).convert("RGB")
+    im = im.resize((args.width, round(im.height * args.width / im.width)), Image.Resampling.LANCZOS)
+    im.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(args.out, optimize=True)
+    print(f"wrote {args.out} ({Path(args.out).stat().st_size // 1024} KiB)")
+
+
+if __name__ == "__main__":
+    main()

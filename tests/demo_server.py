@@ -1,0 +1,60 @@
+"""Helpers for the demo's tests: start the app on a free localhost port, inputs, and the browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from avdiff.audio.io import load_audio, save_audio
+from avdiff.demo import launch
+from avdiff.demo.examples import example_files
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parents[1] / "outputs" / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(app):
+    """Serve ``app`` on a free localhost port in this process; yields its URL, closes it afterwards."""
+    launch(app, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield app.local_url
+    finally:
+        app.close()
+
+
+def example_inputs(folder: Path) -> tuple[Path, Path]:
+    """``(astronaut.png, speech.wav)``: the demo's example photo, and its example speech (3.2 s) as a 16 kHz wav."""
+    photo, speech = example_files()
+    wav = save_audio(folder / "speech.wav", load_audio(speech))
+    return Path(shutil.copy(photo, folder / "astronaut.png")), wav
+
+
+def download(url: str, path: Path) -> Path:
+    """GET ``url`` into ``path``."""
+    with urllib.request.urlopen(url, timeout=60) as r:
+        path.write_bytes(r.read())
+    return path
+
+
+def chromium_skip_reason() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the browser tests need Python playwright (pip install -e '.[dev]')"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"the browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
