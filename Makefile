@@ -43,8 +43,9 @@ demo: install
 bench: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/avdiff bench audio
 
-# The talking-head lip-sync proof (README, "Results"): synthetic pairs, the tiny model trained with and without audio
-# side by side (one CPU thread each, about an hour), then both scored on held-out sentences against the baselines.
+# The talking-head lip-sync proof (README, "Results"), about 85 minutes on 2 cores: synthetic pairs (~1.5 min), the
+# tiny model trained with and without audio side by side (one CPU thread each, ~52 min), then both scored on held-out
+# sentences against the baselines (~30 min).
 # Interrupted, it continues where it stopped (synth keeps its clips, training resumes from its last checkpoint).
 AVDIFF := HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/avdiff
 proof: install system-deps

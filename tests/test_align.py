@@ -1,6 +1,7 @@
 """The contrastive aligner: loss, retrieval metric, the synthetic set, and real training to MiniLM's space."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -74,6 +75,7 @@ def test_scene_sounds_hold_out_seeds_and_a_loudness_family():
     assert not any(torch.equal(a, b) for a in train_set.audio for b in with_scenes.audio[scene])
 
 
+@pytest.mark.requires_espeak  # the set includes spoken words
 def test_synthetic_sounds_have_their_attributes():
     import numpy as np
 
@@ -113,9 +115,10 @@ def test_pool_tokens_respects_the_mask():
 
 
 @pytest.mark.slow
+@pytest.mark.requires_espeak
 def test_train_then_eval_align_beats_chance_five_times(tmp_path, capsys):
     """A short real run against pretrained MiniLM: held-out R@1 must reach 5x chance, and eval must reproduce it."""
-    config = yaml.safe_load(open("configs/train/align_tiny.yaml"))
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "train" / "align_tiny.yaml").read_text())
     config["trainer"].update(output_dir=str(tmp_path / "run"), max_steps=250, batch_size=32, checkpoint_every=0, eval_every=0, log_every=50)
     config["task"].update(per_sound_combo=8, per_speech_combo=3, test_per_sound_combo=3, test_per_speech_combo=2,
                           per_scene_sound=4, test_per_scene_sound=4)

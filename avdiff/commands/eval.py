@@ -129,15 +129,20 @@ def run_align(args: argparse.Namespace) -> int:
 
 def parse_models(specs: list[str]) -> dict[str, str]:
     """``["audio=runs/a/final", ...]`` -> ``{"audio": "runs/a/final"}``; ``CommandError`` for a malformed or
-    repeated name, or a name that is a baseline's."""
+    repeated name, a name that is a baseline's, or one that is not a safe folder name (it becomes ``OUT/NAME/``)."""
     from avdiff.cli import CommandError
+    from avdiff.data.format import check_name
     from avdiff.metrics.talking_head import BASELINES
 
     models: dict[str, str] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
-        if not sep or not name or not path or "/" in name:
+        if not sep or not name or not path:
             raise CommandError(f"--model {spec!r}: expected NAME=PATH, e.g. audio=runs/th_audio/final")
+        try:
+            check_name(name, f"--model {spec!r}: the name")
+        except ValueError as e:
+            raise CommandError(str(e)) from e
         if name in models or name in BASELINES:
             raise CommandError(f"--model {spec!r}: the name {name!r} is taken; give each model its own name")
         models[name] = path

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--audio", help="a speech recording to use instead of synthesized speech")
     what.add_argument("--dataset", type=int, metavar="N", help="make N varied clips")
     p.add_argument("--out", help="the DATA folder to write (created if needed)")
-    p.add_argument("--id", help="clip id for a single clip (default: from the text or audio name)")
+    p.add_argument("--id", help="clip id for a single clip, a file name: letters, digits, '_', '.', '-' "
+                   "(default: from the text or audio name)")
     p.add_argument("--voice", default="en-us", help="espeak-ng voice, e.g. en-us, en-gb+f3")
     p.add_argument("--speed", type=int, default=160, help="words per minute")
     p.add_argument("--split", default="train", choices=["train", "test", "all"],
@@ -86,9 +87,16 @@ def run(args: argparse.Namespace) -> int:
 
     from avdiff.audio.io import load_audio
     from avdiff.audio.tts import speak
-    from avdiff.data.format import append_index
+    from avdiff.data.format import append_index, check_name
     from avdiff.data.synthetic import default_face, make_clip, make_dataset
 
+    if args.id is not None:
+        if args.dataset is not None:
+            raise CommandError("--id names a single clip; --dataset names its clips itself")
+        try:
+            check_name(args.id, "--id")  # before any work: it becomes OUT/clips/ID.mp4
+        except ValueError as e:
+            raise CommandError(str(e)) from e
     faces = args.face or None
     if args.dataset is not None:
         records = make_dataset(args.out, args.dataset, faces, faces_dir=args.faces, split=args.split, seed=args.seed,

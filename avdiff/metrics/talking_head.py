@@ -226,14 +226,21 @@ def evaluate_talking_heads(
         animators: source name -> ``animate(photo, clip)`` (:func:`baseline_animator`, :func:`pipeline_animator`).
         split, max_clips: which clips of the index.
         max_offset: the offset search of the lip-sync score, frames.
+
+    Raises:
+        ValueError: a source name that is not a safe folder name (:func:`avdiff.data.format.check_name`).
     """
     from tqdm.auto import tqdm
 
+    from avdiff.data.format import check_name
     from avdiff.metrics.lipsync import score_video
     from avdiff.video.align import align_face
     from avdiff.video.io import read_video
 
     from avdiff.video.face import NoFaceError
+
+    for source in animators:
+        check_name(source, "source name")  # each becomes the folder OUT/SOURCE
 
     out_dir = Path(out_dir)
     records = select_records(data_dir, split, max_clips)
