@@ -188,8 +188,7 @@ def _track_beats(
         best = None
         for c in options[k]:
             levels = [*chosen[:k], c, *chosen[k + 1 :]]
-            _, frames = librosa.beat.beat_track(onset_envelope=flux, sr=sr, hop_length=hop,
-                                                bpm=_tempo_curve(local, sections, levels), tightness=200)  # fmt: skip
+            frames = _beat_track(flux, _tempo_curve(local, sections, levels), sr, hop)
             score = _level_score(loud, frames[(frames >= a) & (frames < b)])
             logger.debug("section %d (%.1f-%.1f s), candidate %.1f BPM: score %.3f", k, a * hop / sr, b * hop / sr, c,
                          score)  # fmt: skip
@@ -197,12 +196,28 @@ def _track_beats(
                 best = (score, c, frames)
         chosen[k], best_frames = best[1], best[2]
     if len(sections) > 1:  # one last pass with every section at its own level
-        _, best_frames = librosa.beat.beat_track(onset_envelope=flux, sr=sr, hop_length=hop,
-                                                 bpm=_tempo_curve(local, sections, chosen), tightness=200)  # fmt: skip
+        best_frames = _beat_track(flux, _tempo_curve(local, sections, chosen), sr, hop)
         logger.info("tempo sections: %s", ", ".join(f"{a * hop / sr:.1f}-{b * hop / sr:.1f} s at ~{c:.0f} BPM"
                                                     for (a, b), c in zip(sections, chosen)))  # fmt: skip
     times = librosa.frames_to_time(best_frames, sr=sr, hop_length=hop)
     return times, _tempo_from_beats(times)
+
+
+def _beat_track(flux: np.ndarray, bpm: np.ndarray, sr: int, hop: int, tail_s: float = 2.0) -> np.ndarray:
+    """librosa's dynamic-programming beat tracker (tightness 200) along the per-step tempo ``bpm`` [T]: beat steps.
+
+    The envelope is tracked with ``tail_s`` of silence appended, and beats there are dropped. Without it the tracker
+    picks the track's last beat among the last onsets, a hi-hat between two beats as readily as a beat, and its
+    backtracking bends the last few beats off the grid to reach it: the last four beats of a steady 128 BPM groove
+    came 70 to 220 ms early. With the silence the last pick lies past the end, on the grid, and the real beats
+    before it stay on time.
+    """
+    T = len(flux)
+    tail = int(round(tail_s * sr / hop))
+    padded = np.concatenate([flux, np.zeros(tail, dtype=flux.dtype)])
+    tempo = np.concatenate([bpm, np.full(tail, bpm[-1])])
+    _, frames = librosa.beat.beat_track(onset_envelope=padded, sr=sr, hop_length=hop, bpm=tempo, tightness=200)
+    return frames[frames < T]
 
 
 def _tempo_curve(local: np.ndarray, sections: list[tuple[int, int]], levels: list[float]) -> np.ndarray:
