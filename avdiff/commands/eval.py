@@ -25,7 +25,7 @@ OFFSET_CONVENTION = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate generated videos (lipsync, talking-head) or a trained aligner (align)", description="Evaluate a generated video or a trained model.")
+    p = sub.add_parser("eval", help="evaluate generated videos (lipsync, talking-head, beats) or a trained aligner (align)", description="Evaluate a generated video or a trained model.")
     metrics = p.add_subparsers(dest="metric", metavar="METRIC")
     p.set_defaults(func=lambda args: _print_help(p))
 
@@ -100,6 +100,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     align.add_argument("--checkpoint", required=True, help="a trained aligner folder, e.g. runs/align_tiny/final")
     align.add_argument("--json", action="store_true", help="print the result as JSON")
     align.set_defaults(func=run_align)
+
+    from avdiff.commands.eval_beats import register as register_beats
+
+    register_beats(metrics)
 
 
 def run_align(args: argparse.Namespace) -> int:
