@@ -1,7 +1,9 @@
 """Pipelines: sound in, video out."""
 
+from avdiff.pipelines.beat_visualizer import BeatVisualizerOutput, BeatVisualizerPipeline
 from avdiff.pipelines.output import VideoPipelineOutput
 from avdiff.pipelines.talking_head import TalkingHeadPipeline
 from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
 
-__all__ = ["TalkingHeadPipeline", "VideoPipelineOutput", "WarpBaselinePipeline"]
+__all__ = ["BeatVisualizerOutput", "BeatVisualizerPipeline", "TalkingHeadPipeline", "VideoPipelineOutput",
+           "WarpBaselinePipeline"]
