@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks (audio, unet, talk)")
+    p = sub.add_parser("bench", help="benchmarks (audio, unet, talk, visualize)")
     bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     a = bench.add_parser("audio", help="loading, log-mel and rhythm analysis as multiples of real time")
     a.add_argument("--duration", type=float, default=180.0, metavar="S", help="length of the generated track (s)")
@@ -28,6 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--steps", type=int, default=4, help="denoising steps per chunk in the timed run")
     t.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
     t.set_defaults(func=run_talk)
+    v = bench.add_parser("visualize", help="music videos: seconds per second of music (keyframe images) against "
+                                           "the encode-only baseline, and peak memory vs song length")  # fmt: skip
+    v.add_argument("--seconds", type=float, default=30.0, metavar="S", help="song length of the timed runs")
+    v.add_argument("--size", type=int, default=64, help="frame side in px for the keyframe-images runs")
+    v.add_argument("--fps", default="30000/1001", help="frame rate (default 29.97)")
+    v.add_argument("--durations", type=float, nargs="+", default=[60.0, 600.0], metavar="S",
+                   help="song lengths of the peak-memory runs, each in a fresh process (default 60 600)")
+    v.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
+    v.set_defaults(func=run_visualize)
 
 
 def run_audio(args: argparse.Namespace) -> int:
@@ -48,4 +57,11 @@ def run_talk(args: argparse.Namespace) -> int:
     from avdiff.bench.talk import main
 
     print(main(tuple(args.durations), args.speed_seconds, args.steps, args.threads))
+    return 0
+
+
+def run_visualize(args: argparse.Namespace) -> int:
+    from avdiff.bench.visualize import main
+
+    print(main(args.seconds, args.size, args.fps, tuple(args.durations), args.threads))
     return 0
