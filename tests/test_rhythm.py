@@ -1,3 +1,4 @@
+import librosa
 import mir_eval
 import numpy as np
 import pytest
@@ -98,3 +99,82 @@ def test_a_steady_track_has_a_flat_tempo_curve():
     assert np.median(curve) == pytest.approx(128, rel=0.02) and (np.abs(curve / 128 - 1) < 0.03).mean() >= 0.9
     silent = analyze_rhythm(Waveform(np.zeros((1, 22050 * 2), np.float32), 22050), fps=25)
     assert len(silent.beat_tempo_bpm) == 0 and silent.tempo_curve_bpm.max() == 0
+
+
+# --- block by block: the features of the whole spectrogram, without holding it ---------------------------------------
+
+
+def test_blockwise_features_equal_librosa_on_the_whole_spectrogram():
+    from avdiff.audio.onsets import step_features
+    from avdiff.audio.rhythm import _local_tempo, _tempogram_blocks
+    from avdiff.audio.stream import AudioStream
+
+    track = drum_track(128, duration_s=12.0, accent=0.5)
+    y = track.waveform.samples[0].numpy()
+    feats = step_features(AudioStream(track.waveform), block_steps=300)  # 4 blocks' edges to cross
+    # the features as computed on the whole spectrogram
+    S = np.abs(librosa.stft(y, n_fft=1024, hop_length=256, center=True))
+    mel = librosa.feature.melspectrogram(S=S**2, sr=22050, n_mels=64)
+    flux = librosa.onset.onset_strength(S=librosa.power_to_db(mel, ref=np.max), sr=22050, hop_length=256, n_fft=1024)
+    loud = librosa.onset.onset_strength(S=np.sqrt(mel), sr=22050, hop_length=256, n_fft=1024, lag=2)
+    _, P = librosa.decompose.hpss(np.sqrt(mel), kernel_size=17)
+    rms = librosa.feature.rms(S=S, frame_length=1024)[0]
+    assert feats.num_steps == S.shape[1] == 1 + len(y) // 256
+    for name, whole in [("flux", flux), ("loud", loud), ("rms", rms), ("percussive", (P**2).sum(axis=0))]:
+        np.testing.assert_allclose(getattr(feats, name), whole, rtol=1e-4, atol=1e-5 * whole.max(), err_msg=name)
+    np.testing.assert_allclose(feats.bands.sum(axis=0), mel.sum(axis=0), rtol=1e-4)
+    tg = librosa.feature.tempogram(onset_envelope=flux, sr=22050, hop_length=256, win_length=256)
+    blocks = np.concatenate([block for _, block in _tempogram_blocks(flux, block=700)], axis=1)
+    np.testing.assert_allclose(blocks, tg, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(_local_tempo(flux, 22050, 256), librosa.feature.tempo(tg=tg, sr=22050, hop_length=256,
+                                                                                        aggregate=None))
+
+
+def test_a_file_is_analysed_block_by_block_as_its_waveform_is(tmp_path):
+    from avdiff.audio.io import save_audio
+
+    track = drum_track(100, duration_s=10.0, sample_rate=44100)
+    path = save_audio(tmp_path / "drums.flac", track.waveform)
+    from_file, in_memory = analyze_rhythm(path, fps=25), analyze_rhythm(track.waveform, fps=25)
+    np.testing.assert_allclose(from_file.beat_times_s, in_memory.beat_times_s)
+    np.testing.assert_allclose(from_file.rms, in_memory.rms, atol=1e-4)
+    assert from_file.num_frames == 250
+
+
+# --- downbeats ------------------------------------------------------------------------------------------------------
+
+
+DOWNBEAT_CASES = [(bpm, meter, pickup) for bpm in (90, 128, 150) for meter, pickup in ((4, 0), (4, 1), (4, 3), (3, 0),
+                                                                                      (3, 2))]  # fmt: skip
+
+
+@pytest.mark.parametrize("bpm, meter, pickup", DOWNBEAT_CASES)
+def test_downbeats_of_accented_bars(bpm, meter, pickup):
+    # bars whose first beat is accented (a crash and a louder kick), in 4/4 and 3/4, starting on a pickup
+    track = drum_track(bpm, duration_s=30.0, accent=0.5, beats_per_bar=meter, pickup_beats=pickup)
+    rhythm = analyze_rhythm(track.waveform, fps=25)
+    f = beat_f(track.downbeat_times_s, rhythm.downbeat_times_s)
+    print(f"{bpm} BPM {meter}/4 pickup {pickup}: downbeat F {f:.3f}, confidence {rhythm.downbeat_confidence:.1f}")
+    assert rhythm.beats_per_bar == meter and f >= 0.9
+    assert set(np.round(rhythm.downbeat_times_s, 6)) <= set(np.round(rhythm.beat_times_s, 6))
+
+
+def test_no_downbeats_where_no_bar_position_stands_out():
+    # kick on 1 and 3 alike, snare on 2 and 4, no bass: nothing tells beat 1 from beat 3
+    rhythm = analyze_rhythm(drum_track(128, duration_s=20.0, bass=False).waveform, fps=25)
+    assert len(rhythm.downbeat_times_s) == 0 and rhythm.beats_per_bar == 4
+    assert rhythm.downbeat_confidence < 3.0
+
+
+def test_band_envelopes_follow_the_drums():
+    # kicks fill the low band on beats 1 and 3; hi-hats on every eighth note fill the high band
+    track = drum_track(120, duration_s=8.0, bass=False)
+    rhythm = analyze_rhythm(track.waveform, fps=50)
+    low, mid, high = rhythm.bands
+    assert rhythm.bands.shape == (3, rhythm.num_frames) and rhythm.bands.dtype == np.float32
+    kicks = np.round(track.beat_times_s[0::2] * 50).astype(int)
+    snares = np.round(track.beat_times_s[1::2] * 50).astype(int)
+    assert low[kicks + 1].mean() > 3 * low[snares + 1].mean()
+    offbeats = np.round((track.beat_times_s[:-1] + 0.25) * 50).astype(int)
+    assert high[offbeats + 1].mean() > 3 * high[offbeats - 4].mean()  # the hat against the 80 ms before it
+    assert low[offbeats + 1].mean() < low[kicks + 1].mean() / 3

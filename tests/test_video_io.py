@@ -80,7 +80,7 @@ def test_a_failure_mid_write_leaves_no_file(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(vio, "_fit_audio", explode)  # fails after the container was opened
+    monkeypatch.setattr(vio.AudioFrameEncoder, "push", explode)  # fails after the container was opened
     with pytest.raises(RuntimeError, match="disk full"):
         write_video(target, moving_square(5), 25, tone(1.0))
     assert target.read_bytes() == b"previous good file"  # the old file is untouched

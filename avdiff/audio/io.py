@@ -91,14 +91,8 @@ class Waveform:
             return self
         mix = self.samples.mean(dim=0, keepdim=True)
         channel_energy = self.samples.double().pow(2).mean(dim=1)  # [C]
-        mix_energy = float(mix.double().pow(2).mean())
-        mean_energy = float(channel_energy.mean())
-        if mean_energy > 0 and mix_energy < mean_energy * 10 ** (MONO_CANCEL_DB / 10):
-            loudest = int(channel_energy.argmax())
-            kept = 10 * math.log10(max(mix_energy, 1e-30) / mean_energy)
-            logger.warning("the mean of the %d audio channels keeps %.1f dB of their energy (they cancel: opposite "
-                           "phase); using channel %d, the loudest, as the mono signal", self.num_channels, kept,
-                           loudest)  # fmt: skip
+        loudest = mono_channel(channel_energy.tolist(), float(mix.double().pow(2).mean()))
+        if loudest is not None:
             return Waveform(self.samples[loudest : loudest + 1].clone(), self.sample_rate)
         return Waveform(mix, self.sample_rate)
 
@@ -114,6 +108,28 @@ class Waveform:
         start = max(0, int(math.floor(start_s * self.sample_rate)))
         stop = self.num_samples if end_s is None else int(math.floor(end_s * self.sample_rate))
         return Waveform(self.samples[:, start:stop], self.sample_rate)
+
+
+def mono_channel(channel_energy: list[float], mix_energy: float) -> int | None:
+    """The mono rule of :meth:`Waveform.to_mono`, from energies: None to average the channels, or the index of the
+    loudest channel when the average keeps less than :data:`MONO_CANCEL_DB` of the channels' mean energy (they cancel),
+    with a warning.
+
+    Args:
+        channel_energy: the mean square of each channel [C].
+        mix_energy: the mean square of the channels' average.
+    """
+    if len(channel_energy) < 2:
+        return None
+    mean_energy = float(np.mean(channel_energy))
+    if mean_energy > 0 and mix_energy < mean_energy * 10 ** (MONO_CANCEL_DB / 10):
+        loudest = int(np.argmax(channel_energy))
+        kept = 10 * math.log10(max(mix_energy, 1e-30) / mean_energy)
+        logger.warning("the mean of the %d audio channels keeps %.1f dB of their energy (they cancel: opposite "
+                       "phase); using channel %d, the loudest, as the mono signal", len(channel_energy), kept,
+                       loudest)  # fmt: skip
+        return loudest
+    return None
 
 
 # Encoder per file extension for save_audio: (container format, codec, sample format).
@@ -163,19 +179,55 @@ def encode_audio_frames(out, stream, samples: np.ndarray, sample_rate: int, layo
 
     Frames are cut to the encoder's frame size (1024 when it has none) and carry explicit timestamps.
     """
-    chunk = stream.codec_context.frame_size or 1024
-    for start in range(0, samples.shape[1], chunk):
-        block = samples[:, start : start + chunk].astype(np.float32)
-        if sample_fmt == "s16":
+    encoder = AudioFrameEncoder(out, stream, sample_rate, layout, sample_fmt)
+    encoder.push(samples)
+    encoder.flush()
+
+
+class AudioFrameEncoder:
+    """Encode float samples pushed block by block ([C, n], any n) into an open PyAV output ``stream``: frames of the
+    encoder's frame size (1024 when it has none) with explicit timestamps, the last one partial. :meth:`flush`
+    ends the stream."""
+
+    def __init__(self, out, stream, sample_rate: int, layout: str, sample_fmt: str = "fltp"):
+        self.out, self.stream, self.sample_rate, self.layout, self.sample_fmt = out, stream, sample_rate, layout, sample_fmt
+        self.chunk = stream.codec_context.frame_size or 1024
+        self.pts = 0
+        self._pending: list[np.ndarray] = []
+        self._count = 0
+
+    def push(self, samples: np.ndarray) -> None:
+        """Queue samples [C, n] and encode every full frame."""
+        self._pending.append(samples)
+        self._count += samples.shape[1]
+        if self._count < self.chunk:
+            return
+        joined = np.concatenate(self._pending, axis=1) if len(self._pending) > 1 else self._pending[0]
+        full = (joined.shape[1] // self.chunk) * self.chunk
+        for start in range(0, full, self.chunk):
+            self._encode(joined[:, start : start + self.chunk])
+        self._pending, self._count = [joined[:, full:]], joined.shape[1] - full
+
+    def flush(self) -> None:
+        """Encode what is left (a partial frame) and flush the encoder."""
+        if self._count:
+            self._encode(np.concatenate(self._pending, axis=1))
+        self._pending, self._count = [], 0
+        self.out.mux(self.stream.encode(None))
+
+    def _encode(self, block: np.ndarray) -> None:
+        n = block.shape[1]
+        block = block.astype(np.float32)
+        if self.sample_fmt == "s16":
             block = (block * 32767.0).round().astype(np.int16)
-        if not sample_fmt.endswith("p"):  # packed formats interleave channels in one row
+        if not self.sample_fmt.endswith("p"):  # packed formats interleave channels in one row
             block = block.T.reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format=sample_fmt, layout=layout)
-        frame.sample_rate = sample_rate
-        frame.pts = start
-        frame.time_base = Fraction(1, sample_rate)
-        out.mux(stream.encode(frame))
-    out.mux(stream.encode(None))
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format=self.sample_fmt, layout=self.layout)
+        frame.sample_rate = self.sample_rate
+        frame.pts = self.pts
+        frame.time_base = Fraction(1, self.sample_rate)
+        self.out.mux(self.stream.encode(frame))
+        self.pts += n
 
 
 def describe_source(source: object) -> str:
@@ -284,14 +336,19 @@ def _check_max_duration(duration_s: float, name: str, max_duration_s: float | No
 
 def _decode(file: str | io.BytesIO, name: str, max_duration_s: float | None) -> Waveform:
     """Decode the first audio stream of a container with PyAV."""
+    with open_container(file, name) as container:
+        return decode_audio_stream(container, name, max_duration_s)
+
+
+def open_container(file: str | io.BytesIO, name: str) -> av.container.InputContainer:
+    """Open a file (or bytes) with PyAV for reading audio; ``AudioLoadError`` for a truncated wav or anything FFmpeg
+    cannot open."""
     _check_wav_length(file, name)
     try:
-        container = av.open(file, mode="r")
+        return av.open(file, mode="r")
     except av.error.FFmpegError as e:
         reason = _ffmpeg_reason(e)
         raise AudioLoadError(name, f"FFmpeg cannot open it: not audio, or corrupt or truncated ({reason})") from e
-    with container:
-        return decode_audio_stream(container, name, max_duration_s)
 
 
 def _check_wav_length(file: str | io.BytesIO, name: str) -> None:
@@ -324,6 +381,20 @@ def decode_audio_stream(container: av.container.InputContainer, name: str, max_d
     Raises ``AudioLoadError`` for a container without audio, undecodable packets, or data that stops well short of
     the duration the container declares (a truncated file).
     """
+    stream = audio_stream_of(container, name, max_duration_s)
+    chunks: list[np.ndarray] = []
+    rate = stream.codec_context.sample_rate or stream.rate
+    for rate, chunk in iter_audio_frames(container, stream, name):
+        chunks.append(chunk)
+    samples = torch.from_numpy(np.concatenate(chunks, axis=1)) if chunks else torch.zeros(0, 0)
+    n = decoded_length(container, stream, name, samples.shape[1], rate)
+    return Waveform(samples[:, :n], int(rate))
+
+
+def audio_stream_of(container: av.container.InputContainer, name: str,
+                    max_duration_s: float | None = None) -> av.AudioStream:  # fmt: skip
+    """The first audio stream of an open container; ``AudioLoadError`` when there is none, or when the container
+    declares a duration longer than ``max_duration_s`` (checked before anything is decoded)."""
     if not container.streams.audio:
         fmt = container.format.name
         if container.streams.video and set(fmt.split(",")) & _VIDEO_CONTAINERS:
@@ -333,41 +404,46 @@ def decode_audio_stream(container: av.container.InputContainer, name: str, max_d
     declared_s = _declared_duration_s(container, stream)
     if declared_s is not None:
         _check_max_duration(declared_s, name, max_duration_s)
+    return stream
 
-    chunks: list[np.ndarray] = []
-    rate = stream.codec_context.sample_rate or stream.rate
+
+def iter_audio_frames(container: av.container.InputContainer, stream: av.AudioStream, name: str):
+    """Decode ``stream`` frame by frame: yields ``(sample_rate, samples float32 [C, n])``; ``AudioLoadError`` for
+    undecodable data. Nothing is held between frames (:mod:`avdiff.audio.stream` reads long files this way)."""
     try:
         for frame in container.decode(stream):
-            rate = frame.sample_rate
-            chunks.append(_frame_to_array(frame))
+            yield frame.sample_rate, _frame_to_array(frame)
     except av.error.FFmpegError as e:
         raise AudioLoadError(name, f"corrupt or truncated audio data ({_ffmpeg_reason(e)})") from e
+
+
+def decoded_length(container: av.container.InputContainer, stream: av.AudioStream, name: str, decoded: int,
+                   rate: int | None) -> int:  # fmt: skip
+    """The number of samples a decoded stream holds once a block codec's padding past the declared end is dropped
+    (see :func:`_trimmed_length`); ``AudioLoadError`` for no rate, no samples, or a truncated file (less than
+    90 % of the declared duration)."""
     if not rate:
         raise AudioLoadError(name, "the audio stream declares no sample rate")
-    if not chunks:
+    if decoded == 0:
         raise AudioLoadError(name, "zero length: the audio stream decodes to no samples")
-    samples = torch.from_numpy(np.concatenate(chunks, axis=1))
+    declared_s = _declared_duration_s(container, stream)
+    n = decoded
     if declared_s is not None:
-        samples = _trim_codec_padding(samples, round(declared_s * rate), stream)
-    wav = Waveform(samples, int(rate))
-    if declared_s is not None and declared_s > 0.05 and wav.duration_s < _TRUNCATION_TOLERANCE * declared_s:
-        raise AudioLoadError(
-            name, f"truncated: decoded {wav.duration_s:.3f} s of a declared {declared_s:.3f} s"
-        )
-    return wav
+        n = _trimmed_length(decoded, round(declared_s * rate), stream)
+    if declared_s is not None and declared_s > 0.05 and n / rate < _TRUNCATION_TOLERANCE * declared_s:
+        raise AudioLoadError(name, f"truncated: decoded {n / rate:.3f} s of a declared {declared_s:.3f} s")
+    return n
 
 
-def _trim_codec_padding(samples: torch.Tensor, declared: int, stream: av.AudioStream) -> torch.Tensor:
-    """Drop the silence a block codec appends past the declared end (AAC pads to 1024-sample packets).
+def _trimmed_length(decoded: int, declared: int, stream: av.AudioStream) -> int:
+    """The length without the silence a block codec appends past the declared end (AAC pads to 1024-sample packets).
 
     Only an overhang shorter than two codec packets is trimmed: longer ones mean the header is an estimate
     (e.g. a VBR mp3 without a Xing header), and then the decoded length is the truth.
     """
     packet = stream.codec_context.frame_size or 1024
-    overhang = samples.shape[1] - declared
-    if 0 < overhang < 2 * packet:
-        return samples[:, :declared]
-    return samples
+    overhang = decoded - declared
+    return declared if 0 < overhang < 2 * packet else decoded
 
 
 _VIDEO_CONTAINERS = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "mpegts", "mpeg", "asf", "ogg", "gif"}

@@ -25,11 +25,19 @@ class SynthTrack:
         waveform: mono float32 [1, N].
         beat_times_s: true beat times in seconds, float64 [B].
         tempo_bpm: the tempo (the first section's, for a tempo change).
+        downbeat_times_s: the first beat of each bar, float64 [D] (every 4th beat from the first unless told).
+        beats_per_bar: the meter.
     """
 
     waveform: Waveform
     beat_times_s: np.ndarray
     tempo_bpm: float
+    downbeat_times_s: np.ndarray | None = None
+    beats_per_bar: int = 4
+
+    def __post_init__(self):
+        if self.downbeat_times_s is None:
+            self.downbeat_times_s = self.beat_times_s[:: self.beats_per_bar]
 
 
 def beat_grid(bpm: float | list[tuple[float, float]], duration_s: float, offset_s: float = 0.0) -> np.ndarray:
@@ -78,6 +86,13 @@ def _hihat(sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     return 0.5 * noise * np.exp(-t / 0.012)
 
 
+def _crash(sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A crash cymbal: bright noise with a long decay."""
+    t = np.arange(int(1.2 * sample_rate)) / sample_rate
+    noise = np.diff(rng.standard_normal(len(t) + 1))
+    return 0.6 * noise * np.exp(-t / 0.35)
+
+
 def _finish(out: np.ndarray, sample_rate: int, peak: float = 0.8) -> Waveform:
     out = out * (peak / max(1e-9, float(np.abs(out).max())))
     return Waveform(torch.from_numpy(out.astype(np.float32))[None], sample_rate)
@@ -100,33 +115,52 @@ def drum_track(
     offset_s: float = 0.5,
     seed: int = 0,
     bass: bool = True,
+    *,
+    accent: float = 0.0,
+    beats_per_bar: int = 4,
+    pickup_beats: int = 0,
 ) -> SynthTrack:
     """A rock groove: kick on beats 1 and 3, snare on 2 and 4, hi-hat on every eighth note, and a bass line.
 
     ``bpm`` is a tempo or a list of ``(bpm, section_s)`` sections (a tempo change). The hi-hats sit between the
     beats, which is what tempts a tracker into doubling the tempo.
+
+    Bars: ``beats_per_bar`` 4 (kick, snare, kick, snare) or 3 (kick, snare, snare); the first ``pickup_beats`` beats
+    are the end of a bar before the first downbeat. ``accent`` > 0 marks every downbeat as drummers do: a crash
+    cymbal (``0.5 * accent``) and a kick ``1 + accent`` times as loud. The bass plays one note per bar, from the
+    downbeat. The defaults are the groove the rhythm tests have always used.
     """
+    if beats_per_bar not in (3, 4):
+        raise ValueError(f"beats_per_bar must be 3 or 4, got {beats_per_bar}")
+    if not 0 <= pickup_beats < beats_per_bar:
+        raise ValueError(f"pickup_beats must be in [0, {beats_per_bar}), got {pickup_beats}")
     rng = np.random.default_rng(seed)
     beats = beat_grid(bpm, duration_s, offset_s)
     out = np.zeros(int(duration_s * sample_rate))
     kick, snare, hat = _kick(sample_rate), _snare(sample_rate, rng), _hihat(sample_rate, rng)
+    crash = _crash(sample_rate, rng) if accent > 0 else None
     for k, t in enumerate(beats):
-        _place(out, kick if k % 2 == 0 else snare, t, sample_rate, gain=1.0 if k % 2 == 0 else 0.8)
+        position = (k - pickup_beats) % beats_per_bar
+        is_kick = position % 2 == 0 if beats_per_bar == 4 else position == 0
+        gain = (1.0 + (accent if position == 0 else 0.0)) if is_kick else 0.8
+        _place(out, kick if is_kick else snare, t, sample_rate, gain=gain)
+        if crash is not None and position == 0:
+            _place(out, crash, t, sample_rate, gain=0.5 * accent)
         _place(out, hat, t, sample_rate, gain=0.35)
         if k + 1 < len(beats):
             _place(out, hat, (t + beats[k + 1]) / 2, sample_rate, gain=0.3)
+    downbeats = beats[pickup_beats::beats_per_bar]
     if bass:
-        out += 0.15 * _bass_line(beats, len(out), sample_rate)
+        out += 0.15 * _bass_line(downbeats, len(out), sample_rate)
     first_bpm = float(bpm) if np.isscalar(bpm) else float(bpm[0][0])
-    return SynthTrack(_finish(out, sample_rate), beats, first_bpm)
+    return SynthTrack(_finish(out, sample_rate), beats, first_bpm, downbeats, beats_per_bar)
 
 
-def _bass_line(beats: np.ndarray, num_samples: int, sample_rate: int) -> np.ndarray:
-    """A sustained bass note per bar (root notes of a I-V-vi-IV progression in A)."""
+def _bass_line(bars: np.ndarray, num_samples: int, sample_rate: int) -> np.ndarray:
+    """A sustained bass note per bar from each downbeat in ``bars`` (root notes of a I-V-vi-IV progression in A)."""
     roots_hz = [55.0, 82.41, 92.5, 73.42]
     t = np.arange(num_samples) / sample_rate
     out = np.zeros(num_samples)
-    bars = beats[::4]
     for b, start in enumerate(bars):
         end = bars[b + 1] if b + 1 < len(bars) else num_samples / sample_rate
         sel = (t >= start) & (t < end)

@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks (audio, unet, talk, scenes, text-to-video)")
+    p = sub.add_parser("bench", help="benchmarks (audio, unet, talk, scenes, text-to-video, visualize)")
     bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     a = bench.add_parser("audio", help="loading, log-mel and rhythm analysis as multiples of real time")
     a.add_argument("--duration", type=float, default=180.0, metavar="S", help="length of the generated track (s)")
@@ -38,6 +38,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = bench.add_parser("scenes", help="procedural scene clips: milliseconds per clip by stage")
     s.add_argument("--clips", type=int, default=40, help="clips to make")
     s.set_defaults(func=run_scenes)
+    vis = bench.add_parser("visualize", help="music videos: seconds per second of music (keyframe images) against "
+                                             "the encode-only baseline, and peak memory vs song length")  # fmt: skip
+    vis.add_argument("--seconds", type=float, default=30.0, metavar="S", help="song length of the timed runs")
+    vis.add_argument("--size", type=int, default=64, help="frame side in px for the keyframe-images runs")
+    vis.add_argument("--fps", default="30000/1001", help="frame rate (default 29.97)")
+    vis.add_argument("--durations", type=float, nargs="+", default=[60.0, 600.0], metavar="S",
+                     help="song lengths of the peak-memory runs, each in a fresh process (default 60 600)")
+    vis.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
+    vis.set_defaults(func=run_visualize)
 
 
 def run_audio(args: argparse.Namespace) -> int:
@@ -76,4 +85,11 @@ def run_scenes(args: argparse.Namespace) -> int:
 
         raise CommandError(f"--clips must be >= 1, got {args.clips}")
     print(main(args.clips))
+    return 0
+
+
+def run_visualize(args: argparse.Namespace) -> int:
+    from avdiff.bench.visualize import main
+
+    print(main(args.seconds, args.size, args.fps, tuple(args.durations), args.threads))
     return 0

@@ -25,7 +25,7 @@ OFFSET_CONVENTION = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate generated videos (lipsync, talking-head, scenes) or a trained model (align, segmenter)", description="Evaluate a generated video or a trained model.")
+    p = sub.add_parser("eval", help="evaluate generated videos (lipsync, talking-head, scenes, beats) or a trained model (align, segmenter)", description="Evaluate a generated video or a trained model.")
     metrics = p.add_subparsers(dest="metric", metavar="METRIC")
     p.set_defaults(func=lambda args: _print_help(p))
 
@@ -105,6 +105,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     from avdiff.commands import eval_scenes
 
     eval_scenes.register(metrics)
+
+    from avdiff.commands.eval_beats import register as register_beats
+
+    register_beats(metrics)
 
 
 def run_align(args: argparse.Namespace) -> int:

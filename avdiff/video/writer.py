@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 
 from avdiff.audio.clock import FpsLike, FrameClock, as_fraction_fps
-from avdiff.audio.io import Waveform, encode_audio_frames, load_audio
+from avdiff.audio.io import AudioFrameEncoder, Waveform
+from avdiff.audio.stream import AudioStream, as_stream
 from avdiff.video.reader import VideoError
 
 logger = logging.getLogger(__name__)
@@ -93,17 +94,18 @@ class VideoWriter:
     grow with the number of frames: each frame goes to the encoder as it is written.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: FpsLike, audio: Waveform | str | os.PathLike | None = None, *,
-                 crf: int = 18, preset: str = "medium", audio_bitrate: int = 128_000):  # fmt: skip
+    def __init__(self, path: str | os.PathLike, fps: FpsLike,
+                 audio: Waveform | AudioStream | str | os.PathLike | None = None, *, crf: int = 18,
+                 preset: str = "medium", audio_bitrate: int = 128_000):  # fmt: skip
         self.path = Path(path)
         if self.path.is_dir():
             raise VideoError(self.path, "is a folder; give a file name such as out.mp4")
         self.fps = as_fraction_fps(fps)
-        if isinstance(audio, (str, os.PathLike)):
-            audio = load_audio(audio, mono=False)
-        if audio is not None and not isinstance(audio, Waveform):
-            raise ValueError(f"audio must be a Waveform, a path or None, got {type(audio).__name__}")
-        self.audio = audio
+        if audio is not None and not isinstance(audio, (Waveform, AudioStream, str, os.PathLike)):
+            raise ValueError(f"audio must be a Waveform, an AudioStream, a path or None, got {type(audio).__name__}")
+        # checked now (a bad audio file fails before any frame is made); read block by block when the file is closed
+        self.audio: AudioStream | None = None if audio is None else as_stream(audio)
+        self._audio_rate, self._audio_mono = 0, False
         self.crf, self.preset, self.audio_bitrate = crf, preset, audio_bitrate
         self.num_frames = 0
         self._out = self._video = self._audio = None
@@ -120,9 +122,9 @@ class VideoWriter:
         self._video.width, self._video.height, self._video.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
         self._video.options = {"crf": str(self.crf), "preset": self.preset}
         if self.audio is not None:
-            self.audio = aac_compatible(self.audio)
-            self._audio = self._out.add_stream("aac", rate=self.audio.sample_rate,
-                                               layout=AAC_LAYOUTS[self.audio.num_channels])  # fmt: skip
+            self._audio_rate, self._audio_mono = aac_format(self.audio.sample_rate, self.audio.num_channels)
+            channels = 1 if self._audio_mono else self.audio.num_channels
+            self._audio = self._out.add_stream("aac", rate=self._audio_rate, layout=AAC_LAYOUTS[channels])
             self._audio.bit_rate = self.audio_bitrate
         self._size = (height, width)
 
@@ -161,9 +163,7 @@ class VideoWriter:
         try:
             self._out.mux(self._video.encode(None))
             if self._audio is not None:
-                layout = AAC_LAYOUTS[self.audio.num_channels]
-                samples = _fit_audio(self.audio, self.num_frames, self.fps)
-                encode_audio_frames(self._out, self._audio, samples, self.audio.sample_rate, layout)
+                self._mux_audio()
             self._out.close()
             os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the permissions open() would
             os.replace(self._tmp, self.path)
@@ -172,8 +172,29 @@ class VideoWriter:
             raise
         self._closed = True
         logger.info("wrote %s: %d frames at %s fps%s", self.path, self.num_frames, self.fps,
-                    f" with {self.audio.num_channels} ch {self.audio.sample_rate} Hz audio" if self.audio else "")
+                    f" with {self.audio.num_channels} ch {self._audio_rate} Hz audio" if self.audio else "")
         return self.path
+
+    def _mux_audio(self) -> None:
+        """Encode the audio, fitted to the video's duration (``num_frames / fps``: trimmed, or padded with silence),
+        block by block: the song is never held whole."""
+        rate, mono = self._audio_rate, self._audio_mono
+        layout = AAC_LAYOUTS[1 if mono else self.audio.num_channels]
+        encoder = AudioFrameEncoder(self._out, self._audio, rate, layout)
+        n = FrameClock(self.fps, rate).num_samples(self.num_frames)
+        written = 0
+        for block in self.audio.blocks(sample_rate=rate, mono=mono):
+            block = block[:, : n - written]
+            encoder.push(np.clip(block, -1.0, 1.0))
+            written += block.shape[1]
+            if written >= n:
+                break
+        channels = 1 if mono else self.audio.num_channels
+        while written < n:
+            pad = min(n - written, 1 << 16)
+            encoder.push(np.zeros((channels, pad), dtype=np.float32))
+            written += pad
+        encoder.flush()
 
     def abort(self) -> None:
         """Stop and remove the partial file; an existing file at ``path`` is left as it was."""
@@ -263,31 +284,30 @@ def check_output_path(path: str | os.PathLike, inputs: dict[str, object] | None 
     return target
 
 
+def aac_format(sample_rate: int, num_channels: int) -> tuple[int, bool]:
+    """``(rate, mono)``: the rate AAC in mp4 carries audio at ``sample_rate`` with (that rate, or the next one AAC has:
+    a rate above 96 kHz becomes 96 kHz), and whether the channels must be mixed to mono (more than 8)."""
+    mono = num_channels not in AAC_LAYOUTS
+    if mono:
+        logger.warning("%d audio channels: AAC carries at most 8; mixed to mono", num_channels)
+    rates = sorted(av.codec.Codec("aac", "w").audio_rates or (8000, 16000, 22050, 24000, 32000, 44100, 48000))
+    rate = sample_rate
+    if sample_rate not in rates:
+        rate = next((r for r in rates if r >= sample_rate), rates[-1])
+        logger.info("AAC cannot carry %d Hz; the audio is resampled to %d Hz", sample_rate, rate)
+    return rate, mono
+
+
 def aac_compatible(audio: Waveform) -> Waveform:
     """``audio`` as AAC in mp4 can carry it: its channels (1..8; more are mixed to mono) and its sample rate, or the
     next rate AAC has (a rate above 96 kHz becomes 96 kHz)."""
-    if audio.num_channels not in AAC_LAYOUTS:
-        logger.warning("%d audio channels: AAC carries at most 8; mixed to mono", audio.num_channels)
+    rate, mono = aac_format(audio.sample_rate, audio.num_channels)
+    if mono:
         audio = audio.to_mono()
-    rates = sorted(av.codec.Codec("aac", "w").audio_rates or (8000, 16000, 22050, 24000, 32000, 44100, 48000))
-    if audio.sample_rate not in rates:
-        rate = next((r for r in rates if r >= audio.sample_rate), rates[-1])
-        logger.info("AAC cannot carry %d Hz; the audio is resampled to %d Hz", audio.sample_rate, rate)
-        audio = audio.resample(rate)
-    return audio
+    return audio.resample(rate) if rate != audio.sample_rate else audio
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _fit_audio(audio: Waveform, num_frames: int, fps: Fraction) -> np.ndarray:
-    """Audio as float32 [C, N] with N exactly the video's duration in samples."""
-    samples = audio.samples
-    n = FrameClock(fps, audio.sample_rate).num_samples(num_frames)
-    samples = samples[:, :n]
-    if samples.shape[1] < n:
-        samples = torch.nn.functional.pad(samples, (0, n - samples.shape[1]))
-    return np.ascontiguousarray(samples.clamp(-1, 1).numpy(), dtype=np.float32)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from avdiff.demo.context import TabContext
+from avdiff.demo.tabs.music import MusicTab
 from avdiff.demo.tabs.talking_head import TalkingHeadTab
 
 
@@ -24,6 +25,6 @@ class Tab(Protocol):
         (``api_name=``) make its jobs callable with ``gradio_client``."""
 
 
-TABS: list[type[Tab]] = [TalkingHeadTab]
+TABS: list[type[Tab]] = [TalkingHeadTab, MusicTab]
 
-__all__ = ["TABS", "Tab", "TalkingHeadTab"]
+__all__ = ["TABS", "MusicTab", "Tab", "TalkingHeadTab"]

@@ -1,0 +1,186 @@
+"""``avdiff bench visualize``: BeatVisualizerPipeline speed per keyframe source, and peak memory against song length.
+
+All on generated 128 BPM drum tracks with accented downbeats (:func:`avdiff.audio.synth.drum_track`) and
+scikit-image's pictures as keyframe images:
+
+* speed: seconds of work per second of music (``s/s``; below 1 is faster than real time) of one call streamed to an
+  mp4, next to a baseline measured in the same run: ``encode``, the cost every source pays (the same number of
+  still frames encoded, with the song muxed in), and ``analysis`` (the rhythm alone). The keyframe source is
+  ``images`` (keyframe images, no model; pixel and latent in-betweens, and the "percussive" curve). A text-to-video
+  source is not timed: this branch has none;
+* memory: the peak RSS increase of one call in keyframe-images mode, streamed to an mp4, for each song length, each
+  in a fresh child process (:class:`avdiff.bench.unet.MemoryProbe`); ``peak_vs_first`` near 1 means memory does not
+  grow with the song.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avdiff.bench.timing import format_table, run_in_child
+from avdiff.bench.unet import MemoryProbe
+
+logger = logging.getLogger(__name__)
+
+KEYFRAME_PICTURES = ("astronaut", "coffee", "chelsea")
+
+
+def make_song(path: str | Path, seconds: float, bpm: float = 128.0, sample_rate: int = 22050) -> Path:
+    """A drum track with accented downbeats written to ``path`` (wav: no codec in the way)."""
+    from avdiff.audio.io import save_audio
+    from avdiff.audio.synth import drum_track
+
+    return save_audio(path, drum_track(bpm, duration_s=seconds, sample_rate=sample_rate, accent=0.5).waveform)
+
+
+def make_keyframes(folder: str | Path, size: int = 128) -> list[Path]:
+    """scikit-image's astronaut, coffee and cat, resized to ``size`` px squares, as PNG files in ``folder``."""
+    import cv2
+    import skimage.data
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in KEYFRAME_PICTURES:
+        image = getattr(skimage.data, name)()
+        side = min(image.shape[:2])
+        y0, x0 = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+        square = cv2.resize(image[y0 : y0 + side, x0 : x0 + side], (size, size), interpolation=cv2.INTER_AREA)
+        paths.append(folder / f"{name}.png")
+        Image.fromarray(square).save(paths[-1])
+    return paths
+
+
+def measure_memory(song: str, images: list[str], size: int = 64, fps: str = "30000/1001", threads: int = 1,
+                   curve: str = "beats", warmup: bool = True) -> dict:  # fmt: skip
+    """Peak RSS increase (MB) of one keyframe-images call on ``song``, streamed to an mp4, in this process.
+
+    With ``warmup``, a call on 3 s of the same groove comes first and is not measured: the first call in a process
+    also imports librosa's lazy modules and compiles its numba kernels (about 250 MB here, whatever the song's
+    length), which would hide how the call itself grows.
+
+    Returns:
+        ``{"frames", "peak_mb" (None when it cannot be measured: see MemoryProbe), "seconds" (the call's wall time),
+        "video_s" (frames / fps), "audio_s" (the mp4's audio track), "song_s"}``.
+    """
+    from avdiff.pipelines import BeatVisualizerPipeline
+    from avdiff.video.io import VideoReader
+
+    torch.set_num_threads(threads)
+    pipe = BeatVisualizerPipeline()
+    pipe.set_progress_bar_config(disable=True)
+    with tempfile.TemporaryDirectory(prefix="avdiff-bench-") as tmp:
+        if warmup:
+            pipe(str(make_song(f"{tmp}/warmup.wav", 3.0)), images=images, curve=curve, height=size, width=size,
+                 fps=fps, output_path=f"{tmp}/warmup.mp4")  # fmt: skip
+        probe = MemoryProbe(torch.device("cpu"))
+        probe.start()
+        start = time.perf_counter()
+        out = pipe(song, images=images, curve=curve, height=size, width=size, fps=fps, output_path=f"{tmp}/v.mp4")
+        seconds = time.perf_counter() - start
+        peak = probe.peak_mb()
+        with VideoReader(out.path) as video:
+            audio_s = video.audio.duration_s if video.audio is not None else None
+            frames = sum(1 for _ in video)
+    return {"frames": out.num_frames, "frames_read": frames, "peak_mb": peak, "seconds": seconds,
+            "video_s": float(out.num_frames / out.fps), "audio_s": audio_s,
+            "song_s": out.rhythm.num_frames / out.rhythm.fps}  # fmt: skip
+
+
+def measure_memory_in_child(**kwargs) -> dict:
+    """``measure_memory`` in a fresh process (forked from a server with torch and the pipeline imported)."""
+    preload = ["torch", "librosa", "avdiff.pipelines.beat_visualizer", __name__]
+    return run_in_child(measure_memory, kwargs, preload)
+
+
+def measure_speed(song: str, images: list[str], size: int, fps: str, pipe=None, label: str = "images",
+                  **call) -> dict:  # fmt: skip
+    """Wall time of one call streamed to an mp4 (after the rhythm of the same song has been analysed once, so the
+    first call's compilation is not counted): ``{"source", "seconds", "frames"}``."""
+    from avdiff.pipelines import BeatVisualizerPipeline
+
+    pipe = pipe or BeatVisualizerPipeline()
+    pipe.set_progress_bar_config(disable=True)
+    with tempfile.TemporaryDirectory(prefix="avdiff-bench-") as tmp:
+        start = time.perf_counter()
+        out = pipe(song, height=size, width=size, fps=fps, output_path=f"{tmp}/v.mp4", **call,
+                   images=images)  # fmt: skip
+        seconds = time.perf_counter() - start
+    return {"source": label, "seconds": seconds, "frames": out.num_frames}
+
+
+def measure_baselines(song: str, size: int, fps: str) -> list[dict]:
+    """The same run's floor: the rhythm analysis alone, and encoding as many still frames with the song muxed in."""
+    from avdiff.audio.rhythm import analyze_rhythm
+    from avdiff.audio.stream import AudioStream
+    from avdiff.pipelines.beat_visualizer import song_frames
+    from avdiff.video.io import VideoWriter
+
+    stream = AudioStream(song)
+    start = time.perf_counter()
+    analyze_rhythm(stream, fps)
+    analysis = time.perf_counter() - start
+    frames = song_frames(stream, fps)
+    still = np.full((size, size, 3), 128, np.uint8)
+    with tempfile.TemporaryDirectory(prefix="avdiff-bench-") as tmp:
+        start = time.perf_counter()
+        with VideoWriter(f"{tmp}/still.mp4", fps, stream) as out:
+            for i in range(frames):
+                still[0, 0, 0] = i % 256  # not quite still: a real frame each time
+                out.write(still)
+        encode = time.perf_counter() - start
+    return [{"source": "analysis (baseline)", "seconds": analysis, "frames": frames},
+            {"source": "encode (baseline)", "seconds": encode, "frames": frames}]  # fmt: skip
+
+
+def main(seconds: float = 30.0, size: int = 64, fps: str = "30000/1001", durations: tuple[float, ...] = (60.0, 600.0),
+         threads: int = 1) -> str:  # fmt: skip
+    """The report of ``avdiff bench visualize`` (see the module docstring) as text."""
+    torch.set_num_threads(threads)
+    begin = time.perf_counter()
+    lines = [f"avdiff bench visualize: 128 BPM drums with accented downbeats, {size}x{size} px at {fps} fps, "
+             f"CPU ({threads} thread(s)); s/s = seconds of work per second of music"]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="avdiff-bench-") as tmp:
+        song = str(make_song(f"{tmp}/song.wav", seconds))
+        images = [str(p) for p in make_keyframes(f"{tmp}/keys")]
+        from avdiff.audio.rhythm import analyze_rhythm
+
+        analyze_rhythm(song, fps)  # compile librosa's kernels before anything is timed
+        rows = measure_baselines(song, size, fps)
+        rows.append(measure_speed(song, images, size, fps, label="images (keyframe images, pixel)"))
+        rows.append(measure_speed(song, images, size, fps, label="images, curve percussive", curve="percussive"))
+        rows.append(measure_speed(song, images, size, fps, label="images, latent in-betweens", interpolation="latent"))
+        base = next(r for r in rows if r["source"] == "encode (baseline)")["seconds"]
+        table = [{"source": r["source"], "frames": r["frames"], "seconds": f"{r['seconds']:.2f}",
+                  "s/s": f"{r['seconds'] / seconds:.3f}", "vs_encode": f"{r['seconds'] / base:.2f}"} for r in rows]
+        lines += ["", f"speed: one call on {seconds:g} s of music, streamed to an mp4",
+                  format_table(table, ["source", "frames", "seconds", "s/s", "vs_encode"])]  # fmt: skip
+        mem = []
+        first = None
+        for length in durations:
+            path = str(make_song(f"{tmp}/song_{length:g}.wav", length))
+            m = measure_memory_in_child(song=path, images=images, size=size, fps=fps, threads=threads)
+            first = first or m
+            mem.append({"song_s": f"{length:g}", "frames": m["frames"], "peak_mb": _mb(m["peak_mb"]),
+                        "peak_vs_first": _ratio(m["peak_mb"], first["peak_mb"]), "seconds": f"{m['seconds']:.1f}",
+                        "video_s - audio_s": f"{m['video_s'] - (m['audio_s'] or 0):+.4f}"})  # fmt: skip
+        lines += ["", "peak memory of one keyframe-images call streamed to an mp4, fresh process per row "
+                  "(target: peak_vs_first <= 1.5)",
+                  format_table(mem, ["song_s", "frames", "peak_mb", "peak_vs_first", "seconds", "video_s - audio_s"])]
+    lines.append(f"({time.perf_counter() - begin:.0f} s in all)")
+    return "\n".join(lines)
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    return "n/a" if value is None or not base else f"{value / base:.2f}"

@@ -1,0 +1,177 @@
+"""``avdiff visualize``: a music video of a song from keyframe images or a timeline, timed by its beats.
+
+Keyframes are images (no model: ``--images DIR`` or files); ``--timeline T.json`` gives the intervals by hand. The
+video is streamed to ``--out`` with the song muxed in as given. Every argument is checked before any work. Keyframes
+from prompts (``--prompts`` with a text-to-video model) are not here yet: this branch has no text-to-video pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("visualize", help="a music video timed by the beats, from keyframe images or a timeline",
+                       description="Make a music video of a song (Generative Disco): intervals of the song move "
+                       "from one keyframe to the next at the pace of an audio-reactive curve, with transitions and "
+                       "holds. The video is streamed to --out with the song muxed in as given. Every argument is "
+                       "checked before any work.")  # fmt: skip
+    p.add_argument("--audio", required=True, help="the song (any audio file, or a video's audio track)")
+    keys = p.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--images", nargs="+", metavar="DIR_OR_FILE",
+                      help="keyframe images: a folder (its images in name order) or image files")
+    keys.add_argument("--timeline", metavar="T.json", help="the intervals by hand (see --save-timeline)")
+    p.add_argument("--out", required=True, help="output .mp4 (the song muxed in as given); never an input or a folder")
+    p.add_argument("--fps", default="25", help="frame rate from 1 to 120: 25, 29.97 or 30000/1001 (default 25)")
+    p.add_argument("--size", metavar="WxH", help="frame size in px, e.g. 512x512 (default: the first image's aspect, "
+                   "at most 1024 px)")  # fmt: skip
+    p.add_argument("--curve", default="beats", choices=["beats", "percussive", "onsets", "bands", "rms", "linear"],
+                   help="what paces the motion from keyframe to keyframe (default beats)")
+    p.add_argument("--every", type=int, default=1, help="beats curve: a step every N beats (4: on the bars)")
+    p.add_argument("--band", default="low", choices=["low", "mid", "high"], help="bands curve: which band")
+    p.add_argument("--smooth", type=float, default=0.0, help="blend of the curve with a linear ramp, 0 to 1")
+    p.add_argument("--gain", type=float, default=1.0, help="curve envelope gain")
+    p.add_argument("--threshold", type=float, default=0.0, help="curve envelope threshold, 0 to 1")
+    p.add_argument("--attack", type=float, default=0.0, metavar="S", help="curve envelope attack, seconds")
+    p.add_argument("--release", type=float, default=0.0, metavar="S", help="curve envelope release, seconds")
+    p.add_argument("--beats-per-interval", type=int, default=8, help="with --images: beats per interval "
+                   "(default 8: two 4/4 bars)")  # fmt: skip
+    p.add_argument("--patterns", default="subject", help="with --images: patterns the intervals cycle "
+                   "through, comma-separated: subject, color, style, time (transitions), drift, pulse (holds)")
+    p.add_argument("--interpolation", default="auto", choices=["auto", "latent", "pixel"],
+                   help="in-between frames: pixel (a cross-fade), latent (the codec's latents); auto = pixel")
+    p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="S",
+                   help=f"refuse audio longer than S seconds (default {DEFAULT_MAX_DURATION_S:g})")
+    p.add_argument("--save-timeline", metavar="T.json", help="also write the timeline used (edit it, then pass it "
+                   "back with --timeline)")  # fmt: skip
+    p.add_argument("--plot", metavar="PNG", help="also write a picture of the curve with the beats marked")
+    p.set_defaults(func=run)
+
+
+def image_files(items: list[str]) -> list[Path]:
+    """``--images``: a folder's images in name order, or the files given; CommandError when there are none."""
+    from avdiff.cli import CommandError
+
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise CommandError(f"--images {item!r}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CommandError(f"--images {item!r}: no such file or folder")
+    return files
+
+
+def parse_size(text: str | None) -> tuple[int | None, int | None]:
+    from avdiff.cli import CommandError
+
+    if text is None:
+        return None, None
+    parts = text.lower().split("x")
+    try:
+        width, height = (int(v) for v in parts)
+    except ValueError:
+        raise CommandError(f"--size {text!r}: expected WIDTHxHEIGHT in px, e.g. 512x512") from None
+    return height, width
+
+
+def check_arguments(args: argparse.Namespace) -> dict:
+    """Everything that can be checked before any work; returns the pipeline's keyword arguments (but the song)."""
+    from avdiff.audio.curves import CurveSpec
+    from avdiff.cli import CommandError
+    from avdiff.commands.talk import checked_fps, checked_max_duration
+    from avdiff.video.io import check_output_path
+    from avdiff.visualize.timeline import PATTERNS, Timeline, TimelineError
+
+    fps = checked_fps(args.fps)
+    checked_max_duration(args.max_duration)
+    if not os.path.isfile(args.audio):
+        raise CommandError(f"--audio {args.audio!r}: no such file" if not os.path.exists(args.audio) else
+                           f"--audio {args.audio!r}: not a file")  # fmt: skip
+    inputs: dict[str, object] = {"--audio": args.audio}
+    kwargs: dict = {"fps": fps}
+    if args.images is not None:
+        files = image_files(args.images)
+        kwargs["images"] = [str(f) for f in files]
+        inputs.update({f"--images {f}": str(f) for f in files})
+    else:
+        if not os.path.isfile(args.timeline):
+            raise CommandError(f"--timeline {args.timeline!r}: no such file")
+        try:
+            timeline = Timeline.load(args.timeline)
+        except TimelineError as e:
+            raise CommandError(str(e)) from e
+        if timeline.prompts():
+            raise CommandError(f"--timeline {args.timeline!r} has prompts ({timeline.prompts()[0]!r} ...); its "
+                               "keyframes must be images (this avdiff has no text-to-video keyframe source)")  # fmt: skip
+        missing = [str(p) for p in timeline.images() if not p.is_file()]
+        if missing:
+            raise CommandError(f"--timeline {args.timeline!r}: no such image file {missing[0]!r}")
+        kwargs["timeline"] = timeline
+        inputs["--timeline"] = args.timeline
+        inputs.update({f"--timeline image {p}": str(p) for p in timeline.images()})
+    patterns = [p.strip() for p in args.patterns.split(",") if p.strip()]
+    bad = [p for p in patterns if p not in PATTERNS]
+    if bad or not patterns:
+        raise CommandError(f"--patterns {args.patterns!r}: choose among {', '.join(PATTERNS)}")
+    if args.beats_per_interval < 1:
+        raise CommandError(f"--beats-per-interval must be >= 1, got {args.beats_per_interval}")
+    try:
+        curve = CurveSpec(source=args.curve, every=args.every, band=args.band, smooth=args.smooth, gain=args.gain,
+                          threshold=args.threshold, attack_s=args.attack, release_s=args.release).check()  # fmt: skip
+    except ValueError as e:
+        raise CommandError(f"curve options: {e}") from e
+    for flag, value in (("--save-timeline", args.save_timeline), ("--plot", args.plot)):
+        if value is not None and Path(value).is_dir():
+            raise CommandError(f"{flag} {value!r} is a folder; give a file name")
+        if value is not None and any(os.path.exists(v) and os.path.exists(value) and os.path.samefile(v, value)
+                                     for v in map(str, inputs.values())):  # fmt: skip
+            raise CommandError(f"{flag} {value!r} is one of the inputs; choose another file")
+    try:
+        check_output_path(args.out, inputs, name="--out")
+    except ValueError as e:
+        raise CommandError(str(e)) from e
+    height, width = parse_size(args.size)
+    kwargs.update(curve=curve, patterns=patterns, beats_per_interval=args.beats_per_interval, height=height,
+                  width=width, interpolation=args.interpolation, max_duration_s=args.max_duration)  # fmt: skip
+    return kwargs
+
+
+def run(args: argparse.Namespace) -> int:
+    from avdiff.cli import CommandError
+    from avdiff.pipelines import BeatVisualizerPipeline
+
+    kwargs = check_arguments(args)
+    pipe = BeatVisualizerPipeline()
+    try:
+        out = pipe(args.audio, output_path=args.out, **kwargs)
+    except ValueError as e:  # a bad image, a timeline that does not fit the song ... (AudioLoadError is one too)
+        raise CommandError(str(e)) from e
+    if args.save_timeline:
+        out.timeline.save(args.save_timeline)
+    if args.plot:
+        from PIL import Image
+
+        from avdiff.audio.curves import plot_curves
+
+        Image.fromarray(plot_curves(out.rhythm, out.position, out.envelope, out.frame_edges,
+                                    title=f"curve {kwargs['curve'].source}")).save(args.plot)  # fmt: skip
+    r = out.rhythm
+    downbeats = f", {len(r.downbeat_times_s)} downbeats" if len(r.downbeat_times_s) else ", no downbeats found"
+    print(f"wrote {out.path} ({out.num_frames} frames at {out.fps} fps; {len(out.timeline)} intervals; "
+          f"{r.tempo_bpm:.1f} BPM, {len(r.beat_times_s)} beats{downbeats})")  # fmt: skip
+    return 0

@@ -1,0 +1,245 @@
+"""The music tab: a song and keyframe images in, a beat-synced music video out (Generative Disco, keyframe-images
+mode: no model, no downloads).
+
+**Plan** analyses the song's beats and lays the images on them (:meth:`Timeline.from_beats`): an editable table of
+intervals and a plot of the chosen curve with the beats marked, before anything is rendered. **Render** makes the
+video from the table (as edited) with :class:`~avdiff.pipelines.BeatVisualizerPipeline`, the song muxed in, and
+scores it exactly as ``avdiff eval beats`` does (:func:`avdiff.metrics.beats.score_video`).
+
+Named endpoints: ``plan(song, images, curve, beats_per_interval, patterns, fps) -> (table, plot, info)`` and
+``render(song, images, table, curve, fps, height) -> (video, summary, scores)``. The table holds one row per interval,
+``[start_s, end_s, start, end, pattern]``, with keyframes as ``image:NAME`` (the uploaded file's name).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from avdiff.audio.curves import SOURCES
+from avdiff.demo.context import TabContext, remove_quietly
+from avdiff.demo.inputs import InputError, file_path, user_message
+from avdiff.demo.tabs.talking_head import BUG_MESSAGE, FPS_CHOICES, parse_fps
+from avdiff.visualize.timeline import PATTERNS, Timeline, TimelineError
+
+logger = logging.getLogger(__name__)
+
+KIND = "music"
+OUTPUT_NAME = "music.mp4"
+HEADERS = ["start_s", "end_s", "start", "end", "pattern"]
+MAX_IMAGES = 32
+
+
+class MusicTab:
+    """Plan a music video on a song's beats, edit the plan, render it with the song."""
+
+    title = "Music video"
+
+    def build(self, ctx: TabContext) -> None:
+        self.ctx = ctx
+        gr.Markdown("Upload a song (or record one) and a few images. **Plan** lays the images on the beats: edit the "
+                    "table and look at the curve, then **Render** makes the video with the song and scores how its "
+                    "changes land on the beats.")  # fmt: skip
+        with gr.Row():
+            with gr.Column():
+                song = gr.Audio(label=f"Song (at most {ctx.limits.max_audio_s:g} s)", type="filepath",
+                                sources=["upload", "microphone"], elem_id="mv-song")  # fmt: skip
+                images = gr.File(label="Keyframe images (in order)", file_count="multiple", file_types=["image"],
+                                 elem_id="mv-images")  # fmt: skip
+                with gr.Accordion("Settings", open=True):
+                    with gr.Row():
+                        curve = gr.Dropdown(list(SOURCES), value="beats", label="Curve", elem_id="mv-curve",
+                                            info="What paces the move from keyframe to keyframe.")  # fmt: skip
+                        beats = gr.Slider(1, 32, 8, step=1, label="Beats per interval", elem_id="mv-beats")
+                    patterns = gr.CheckboxGroup(list(PATTERNS), value=["subject"], label="Patterns",
+                                                info="The intervals cycle through these: transitions (subject, "
+                                                "color, style, time) and holds (drift, pulse).",
+                                                elem_id="mv-patterns")  # fmt: skip
+                    with gr.Row():
+                        fps = gr.Dropdown(FPS_CHOICES, value="25", allow_custom_value=True, label="Frame rate",
+                                          elem_id="mv-fps")  # fmt: skip
+                        height = gr.Slider(64, 1024, 256, step=16, label="Frame height (px)", elem_id="mv-height",
+                                           info="The width follows the first image's aspect.")  # fmt: skip
+                plan_button = gr.Button("Plan from the beats", elem_id="mv-plan")
+            with gr.Column():
+                plot = gr.Image(label="The curve, with the beats marked", interactive=False, elem_id="mv-plot")
+                info = gr.Markdown(elem_id="mv-info")
+                table = gr.Dataframe(headers=HEADERS, datatype=["number", "number", "str", "str", "str"],
+                                     interactive=True, label="Timeline (editable)", elem_id="mv-table")  # fmt: skip
+                render_button = gr.Button("Render", variant="primary", elem_id="mv-render")
+                video = gr.Video(label="Music video (with the song)", interactive=False, elem_id="mv-video")
+                summary = gr.Markdown(elem_id="mv-summary")
+                with gr.Accordion("All scores (JSON)", open=False):
+                    scores = gr.JSON(label="Beat alignment", elem_id="mv-scores")
+
+        plan_button.click(self.plan, [song, images, curve, beats, patterns, fps], [table, plot, info], api_name="plan",
+                          preprocess=False, concurrency_limit=2, concurrency_id="music_plan")  # fmt: skip
+        render_button.click(self.render, [song, images, table, curve, fps, height], [video, summary, scores],
+                            api_name="render", preprocess=False, **ctx.generation_event())  # fmt: skip
+
+    # --- events -------------------------------------------------------------------------------------------------
+
+    def plan(self, song, images, curve, beats_per_interval, patterns, fps):
+        """The timeline laid on the beats (table rows), the curve's plot and a line about the rhythm.
+
+        Raises:
+            gr.Error: one sentence for any bad input.
+        """
+        from avdiff.audio.curves import CurveSpec, curve_envelope, curve_position, plot_curves
+        from avdiff.audio.rhythm import analyze_rhythm
+        from avdiff.audio.stream import AudioStream
+        from avdiff.pipelines.beat_visualizer import DEFAULT_PULSE
+
+        try:
+            path = song_path(song)
+            names = list(keyframe_names(image_paths(images)))
+            rate = parse_fps(fps, self.ctx.limits.max_fps)
+            spec = CurveSpec(source=str(curve)).check()
+            count = whole_number(beats_per_interval, "beats per interval")
+            chosen = [p for p in (patterns or []) if p in PATTERNS] or ["subject"]
+            stream = AudioStream(path, max_duration_s=self.ctx.limits.max_audio_s)
+            rhythm = analyze_rhythm(stream, rate)
+            timeline = Timeline.from_beats(rhythm, [Path(n) for n in names], count, chosen,
+                                           duration_s=stream.duration_s)  # fmt: skip
+            edges = timeline.frame_edges(rate, rhythm.num_frames)
+            picture = plot_curves(rhythm, curve_position(rhythm, edges, spec), curve_envelope(rhythm, DEFAULT_PULSE),
+                                  edges, title=f"curve {spec.source}")  # fmt: skip
+        except Exception as e:
+            raise gr.Error(error_sentence(e, self.ctx), print_exception=False) from None
+        downbeats = f"{len(rhythm.downbeat_times_s)} downbeats" if len(rhythm.downbeat_times_s) else "no downbeats"
+        line = (f"{rhythm.tempo_bpm:.1f} BPM, {len(rhythm.beat_times_s)} beats, {downbeats}; {len(timeline)} "
+                f"intervals of {count} beats over {stream.duration_s:.1f} s.")  # fmt: skip
+        return {"headers": HEADERS, "data": timeline.rows()}, picture, line
+
+    def render(self, song, images, table, curve, fps, height, progress=gr.Progress()):
+        """Render the table's timeline with the song; returns the mp4's path, the beat-alignment summary (Markdown)
+        and every score (a dict, as ``avdiff eval beats --json`` prints it).
+
+        Raises:
+            gr.Error: one sentence for any bad input; a generic sentence (and a logged traceback) for anything else.
+        """
+        from avdiff.metrics.beats import score_video
+        from avdiff.pipelines import BeatVisualizerPipeline
+
+        folder = None
+        try:
+            path = song_path(song)
+            uploads = image_paths(images)
+            rate = parse_fps(fps, self.ctx.limits.max_fps)
+            side = whole_number(height, "frame height")
+            rows = table_rows(table)
+            folder = self.ctx.request_dir(KIND)
+            for name, upload in keyframe_names(uploads).items():
+                shutil.copyfile(upload, folder / name)
+            timeline = Timeline.from_rows(rows, base=folder)
+            pipe = BeatVisualizerPipeline()
+            pipe.set_progress_bar_config(disable=True)
+
+            def on_frame(p, i: int, t, tensors: dict) -> dict:
+                if i % 25 == 0 or i + 1 == p.num_frames:
+                    progress((i + 1, p.num_frames), desc=f"interval {p.interval_index + 1} of {p.num_intervals}",
+                             unit="frames")  # fmt: skip
+                return tensors
+
+            progress((0, 1), desc="analysing the song's beats", unit="stages")
+            out = pipe(path, timeline, curve=str(curve), fps=rate, height=side, callback_on_step_end=on_frame,
+                       max_duration_s=self.ctx.limits.max_audio_s, output_path=folder / OUTPUT_NAME)  # fmt: skip
+            progress((1, 1), desc="scoring beat alignment (as avdiff eval beats does)", unit="stages")
+            result = score_video(out.path)
+        except Exception as e:
+            if folder is not None:
+                remove_quietly(folder)
+            raise gr.Error(error_sentence(e, self.ctx), print_exception=False) from None
+        return str(out.path), format_alignment(result, out.num_frames, out.fps), result.to_dict()
+
+
+def song_path(payload: object) -> str:
+    """The uploaded or recorded song's path; InputError when none was given or the file is empty."""
+    path = file_path(payload)
+    if path is None:
+        raise InputError("Give a song first: upload an audio file or record one.")
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        raise InputError("The audio file is empty.")
+    return path
+
+
+def image_paths(payload: object) -> list[str]:
+    """The uploaded images' paths, in order; InputError for none, too many, or an unreadable one (checked here, so
+    the sentence names the file)."""
+    from avdiff.pipelines.beat_visualizer_checks import read_image
+
+    items = payload if isinstance(payload, (list, tuple)) else ([] if payload is None else [payload])
+    paths = [p for p in (file_path(item) for item in items) if p]
+    if not paths:
+        raise InputError("Give keyframe images first: upload one or more images.")
+    if len(paths) > MAX_IMAGES:
+        raise InputError(f"{len(paths)} images were given; this app takes at most {MAX_IMAGES}.")
+    for path in paths:
+        try:
+            read_image(path, os.path.basename(path))
+        except ValueError as e:
+            raise InputError(f"The image {e}.") from e
+    return paths
+
+
+def keyframe_names(paths: list[str]) -> dict[str, str]:
+    """``{name: path}``: each upload's file name (numbered ``K_name`` when two share one), the name the table
+    uses."""
+    names = [os.path.basename(p) for p in paths]
+    out = {}
+    for k, (name, path) in enumerate(zip(names, paths)):
+        out[name if names.count(name) == 1 else f"{k + 1}_{name}"] = path
+    return out
+
+
+def table_rows(table: object) -> list[list]:
+    """The rows of a Dataframe payload (``{"headers", "data"}``), a list of rows, or a pandas DataFrame."""
+    if table is None:
+        raise InputError("Plan the timeline first (or fill in the table).")
+    if isinstance(table, dict):
+        table = table.get("data")
+    elif hasattr(table, "values") and hasattr(table, "columns"):
+        table = table.values.tolist()
+    if not isinstance(table, list) or not table:
+        raise InputError("Plan the timeline first (or fill in the table).")
+    return [list(row) for row in table]
+
+
+def whole_number(value: object, label: str) -> int:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value) or value != int(value):
+        raise InputError(f"The {label} must be a whole number, got {value!r}.")
+    return int(value)
+
+
+def format_alignment(result, num_frames: int, fps: Fraction) -> str:
+    """The beat-alignment scores as a Markdown table, or why there is none."""
+    head = f"{num_frames} frames at {fps} fps."
+    if not result.scored:
+        return f"{head} **No beat-alignment score:** {result.reason}."
+    return "\n".join([
+        head, "", "| | |", "| --- | --- |",
+        f"| Beat Align Score (over visual peaks, sigma {result.sigma_s * 1000:g} ms) | {result.beat_align_score:.3f} |",
+        f"| Beat Align Score (over music beats) | {result.beat_align_score_music:.3f} |",
+        f"| hit rate (beats with a visual peak within 1 frame) | {result.hit_rate:.3f} |",
+        f"| chance (peaks placed at random) | {result.chance:.3f} |",
+    ])  # fmt: skip
+
+
+def error_sentence(error: BaseException, ctx: TabContext) -> str:
+    """One sentence for the page; anything not caused by the input is logged with its traceback."""
+    if isinstance(error, TimelineError):
+        return f"The timeline cannot be used: {str(error).rstrip('.')}."
+    message = user_message(error, ctx.limits)
+    if message is None:
+        logger.error("music request failed", exc_info=error)
+        return BUG_MESSAGE
+    return message
+
+
+__all__ = ["MusicTab", "format_alignment", "keyframe_names", "table_rows"]

@@ -1,0 +1,364 @@
+"""BeatVisualizerPipeline: a song and keyframes give a music video whose changes land on the beats (Generative Disco).
+
+The song is cut into intervals (a :class:`~avdiff.visualize.timeline.Timeline`, given or laid on the beats), each
+moving from a start keyframe to an end keyframe by a design pattern (:mod:`avdiff.visualize.patterns`), at the pace of
+an audio-reactive curve (:mod:`avdiff.audio.curves`). Keyframes come from a
+:class:`~avdiff.visualize.keyframes.KeyframeSource`: the user's images, in pixel space (no model, no downloads:
+:class:`~avdiff.visualize.keyframes.ImageKeyframes`). Keyframes from prompts (a text-to-video model) are not here yet:
+this branch has no text-to-video pipeline to render them.
+
+Generation, in the numbered steps of ``__call__``:
+
+1. check every argument (before any work), and the audio (a scan: errors of ``load_audio``; nothing held);
+2. analyse the rhythm (beats, downbeats, envelopes per video frame; block by block), or take the one given;
+3. the timeline: given, or :meth:`Timeline.from_beats` over the images;
+4. the frames of each interval by the one clock (:meth:`Timeline.frame_edges`): ``F = clock.num_frames(N)`` in
+   all, the audio as given (N samples at its own rate);
+5. the curves: the position ``t(f)`` in each interval and the pulse envelope ``e(f)``;
+6. the keyframes, each made once (adjacent intervals share theirs; a cache keeps them across calls);
+7. every frame, in order: the in-between of the interval's keyframes at ``t(f)`` (pixel or latent: see
+   :mod:`avdiff.visualize.keyframes`), the pattern's effect, ``callback_on_step_end``;
+8. out: streamed to an mp4 with the song muxed in (``output_path``: memory flat in the song's length, the song read
+   block by block), or returned.
+
+Every frame's time is ``f / fps`` from the song's start; no interval counts its own frames (Generative Disco sizes
+each interval ``int((end - start) * fps)`` frames and stitches the clips, which drifts by up to a frame per interval;
+stable-diffusion-videos #75 was its audio offsets drifting the same way).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from PIL import Image
+from tqdm.auto import tqdm
+
+from avdiff.audio.clock import FpsLike, parse_fps
+from avdiff.audio.curves import CurveSpec, curve_envelope, curve_position
+from avdiff.audio.io import AudioSource
+from avdiff.audio.rhythm import Rhythm, analyze_rhythm
+from avdiff.audio.stream import AudioStream
+from avdiff.pipelines.beat_visualizer_checks import (
+    CALLBACK_TENSOR_INPUTS,
+    apply_callback,
+    check_inputs,
+    check_timeline_keys,
+    curve_spec,
+    image_key,
+    load_images,
+    load_timeline_images,
+    pattern_settings,
+)
+from avdiff.pipelines.output import VideoPipelineOutput
+from avdiff.video.io import VideoWriter
+from avdiff.visualize.keyframes import ImageKeyframes, Keyframe, KeyframeCache, KeyframeSource, crossfade, fit_image, output_size
+from avdiff.visualize.patterns import PatternSettings, apply_pattern, is_hold, to_uint8
+from avdiff.visualize.timeline import Timeline
+
+logger = logging.getLogger(__name__)
+
+HUGE_OUTPUT_BYTES = 4 * 2**30
+DEFAULT_PULSE = CurveSpec(source="beats", release_s=0.15)
+T_DECIMALS = 4  # in-between frames are cached by t rounded to this many decimals
+
+
+@dataclass
+class BeatVisualizerOutput(VideoPipelineOutput):
+    """:class:`~avdiff.pipelines.output.VideoPipelineOutput` plus what the video was made from.
+
+    Attributes:
+        timeline: the timeline rendered.
+        rhythm: the analysis (beats, downbeats, envelopes).
+        position: ``t(f)`` per frame, float32 [F].
+        envelope: the pulse envelope ``e(f)`` per frame, float32 [F].
+        frame_edges: each interval's first frame and the end, int64 [K + 1].
+    """
+
+    timeline: Timeline | None = None
+    rhythm: Rhythm | None = None
+    position: np.ndarray | None = None
+    envelope: np.ndarray | None = None
+    frame_edges: np.ndarray | None = None
+
+
+class BeatVisualizerPipeline:
+    """A music video from a song and keyframes, timed by the beats.
+
+    Example::
+
+        pipe = BeatVisualizerPipeline()                     # keyframe images: no model, no downloads
+        out = pipe("song.mp3", images=["a.jpg", "b.jpg", "c.jpg"], curve="beats", beats_per_interval=8,
+                   output_path="video.mp4")                 # streamed, with the song muxed in
+
+    Args:
+        source: where keyframes come from (default: :class:`~avdiff.visualize.keyframes.ImageKeyframes`).
+    """
+
+    _callback_tensor_inputs = CALLBACK_TENSOR_INPUTS
+
+    def __init__(self, source: KeyframeSource | None = None):
+        self.source = source if source is not None else ImageKeyframes()
+        if not isinstance(self.source, KeyframeSource):
+            raise ValueError(f"source must be a KeyframeSource, got {type(self.source).__name__}")
+        self.cache = KeyframeCache()
+        self._progress_bar_config: dict = {}
+        self._num_frames = self._frame_index = self._interval_index = self._num_intervals = 0
+
+    # --- progress and state -------------------------------------------------------------------------------------
+
+    def set_progress_bar_config(self, **kwargs) -> None:
+        """tqdm options of the progress bar across the whole timeline (``disable=True`` turns it off)."""
+        self._progress_bar_config = dict(kwargs)
+
+    def progress_bar(self, total: int):
+        return tqdm(total=total, desc="frames", unit="frame", **self._progress_bar_config)
+
+    @property
+    def num_frames(self) -> int:
+        """Frames of the video being made."""
+        return self._num_frames
+
+    @property
+    def frame_index(self) -> int:
+        """The frame being made (0-based)."""
+        return self._frame_index
+
+    @property
+    def interval_index(self) -> int:
+        """The interval the current frame belongs to (0-based)."""
+        return self._interval_index
+
+    @property
+    def num_intervals(self) -> int:
+        return self._num_intervals
+
+    # --- call ---------------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        audio: AudioSource | AudioStream,
+        timeline: Timeline | str | os.PathLike | None = None,
+        *,
+        images: list | None = None,
+        beats_per_interval: int = 8,
+        patterns: list[str] | tuple[str, ...] = ("subject",),
+        curve: str | CurveSpec | dict = "beats",
+        pulse: CurveSpec | dict | None = None,
+        effects: PatternSettings | dict | None = None,
+        fps: FpsLike = 25,
+        height: int | None = None,
+        width: int | None = None,
+        interpolation: str = "auto",
+        batch_size: int = 8,
+        rhythm: Rhythm | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+        max_duration_s: float | None = 600.0,
+        output_path: str | os.PathLike | None = None,
+    ) -> BeatVisualizerOutput | tuple:
+        """Make the music video of ``audio``.
+
+        Args:
+            audio: the song (a path, bytes, an array with a rate, a Waveform, or an AudioStream). A file is read block
+                by block, never held whole; the video carries it as given (its own rate and channels).
+            timeline: the intervals (a :class:`Timeline`, or its JSON file) with image keyframes; or give ``images``.
+            images: keyframe images (paths, PIL images or arrays), laid on the beats by ``Timeline.from_beats``.
+            beats_per_interval: beats per interval for ``images`` (8: two 4/4 bars).
+            patterns: the patterns the intervals cycle through for ``images``.
+            curve: the position curve: a source name (``"beats"``, ``"percussive"``, ``"onsets"``, ``"bands"``,
+                ``"rms"``, ``"linear"``) or a :class:`~avdiff.audio.curves.CurveSpec` (or its fields as a dict).
+            pulse: the envelope of the pulses (default: a step on each beat released over 0.15 s).
+            effects: the patterns' strengths (:class:`~avdiff.visualize.patterns.PatternSettings` or a dict).
+            fps: frame rate, 1 to 120 (25, 29.97, "30000/1001").
+            height, width: frame size in px (default: the source's size, or the first image's aspect with its longer
+                side at most 1024 px).
+            interpolation: how in-between frames are made: ``"pixel"`` (a cross-fade), ``"latent"`` (the codec's
+                latents interpolated and decoded), or ``"auto"`` (pixel).
+            batch_size: latent in-between frames decoded together.
+            rhythm: a precomputed analysis of ``audio`` at ``fps`` (skips step 2).
+            output_type: ``"np"`` uint8 [F, H, W, 3]; ``"pt"`` the same as a torch tensor; ``"pil"`` a list of images.
+            return_dict: return a :class:`BeatVisualizerOutput`, else ``(frames, fps, audio)``.
+            callback_on_step_end: ``f(pipe, frame_index, t, tensors) -> tensors`` after every frame, ``t`` its
+                position in its interval; ``tensors["frame"]`` (uint8 [H, W, 3]) returned replaces the frame.
+                ``pipe.interval_index``, ``pipe.num_frames`` say where it is.
+            callback_on_step_end_tensor_inputs: the tensors passed (default ``["frame"]``).
+            max_duration_s: refuse longer audio (``AudioLoadError``).
+            output_path: stream the video to this mp4 with the song muxed in, instead of returning the frames; memory
+                then stays flat in the song's length. Never a folder or one of the inputs (checked first).
+
+        Returns:
+            :class:`BeatVisualizerOutput`: the frames (None when streamed), the exact fps, the audio (None when
+            streamed from a file: the mp4 carries it), the mp4's path, the timeline, the rhythm and the curves.
+        """
+        # 1. Check the arguments, then the audio (a scan: nothing is held).
+        if callback_on_step_end_tensor_inputs is None:
+            callback_on_step_end_tensor_inputs = ["frame"]
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        curve = curve_spec(curve)
+        pulse = curve_spec(pulse if pulse is not None else DEFAULT_PULSE)
+        effects = pattern_settings(effects)
+        check_inputs(self.source, audio, timeline, images, beats_per_interval, patterns, curve, pulse, effects, fps,
+                     height, width, interpolation, batch_size, output_type, callback_on_step_end_tensor_inputs,
+                     max_duration_s, output_path, rhythm)  # fmt: skip
+        fps = parse_fps(fps)
+        song = AudioStream(audio, max_duration_s=max_duration_s)
+        pictures = load_images(images) if images is not None else {}
+        if isinstance(timeline, (str, os.PathLike)):
+            timeline = Timeline.load(timeline)
+        if timeline is not None:  # the song's length is known from the scan: the timeline is checked against it now
+            timeline = timeline.with_duration(song.duration_s)
+            check_timeline_keys(timeline)
+            pictures = load_timeline_images(timeline)
+
+        # 2. The rhythm.
+        if rhythm is None:
+            rhythm = analyze_rhythm(song, fps)
+        num_frames = song_frames(song, fps)
+        if rhythm.num_frames != num_frames:
+            raise ValueError(f"rhythm has {rhythm.num_frames} frames, the song {num_frames} at {float(fps):g} fps; "
+                             "analyse this song at this rate")  # fmt: skip
+
+        # 3. The timeline.
+        if timeline is None:
+            keys = [image_key(image, k) for k, image in enumerate(images)]
+            timeline = Timeline.from_beats(rhythm, keys, beats_per_interval, patterns, duration_s=song.duration_s)
+
+        # 4. The frames of each interval, by the one clock.
+        edges = timeline.frame_edges(fps, num_frames)
+        self._num_frames, self._num_intervals = num_frames, len(timeline)
+
+        # 5. The curves.
+        position = curve_position(rhythm, edges, curve)
+        envelope = curve_envelope(rhythm, pulse)
+
+        # 6. The keyframes.
+        first = next(iter(pictures.values()), None)
+        size = output_size(first, self.source, height, width)
+        keyframes = self.make_keyframes(timeline, pictures, size)
+        logger.info("%d frames at %s fps, %d intervals, %d keyframes (%s), %dx%d, curve %s", num_frames, fps,
+                    len(timeline), len(keyframes), self.source.name, size[1], size[0], curve.source)  # fmt: skip
+
+        # 7. Every frame, in order.
+        frames = self.generate_frames(timeline, edges, position, envelope, keyframes, effects, interpolation,
+                                      batch_size, callback_on_step_end, callback_on_step_end_tensor_inputs)  # fmt: skip
+
+        # 8. Out: streamed to an mp4 with the song, or returned.
+        extras = {"timeline": timeline, "rhythm": rhythm, "position": position, "envelope": envelope,
+                  "frame_edges": edges}  # fmt: skip
+        if output_path is not None:
+            with VideoWriter(output_path, fps, song) as out:
+                out.write_frames(frames)
+            audio_out = song.load() if song.path is None else None
+            if not return_dict:
+                return None, fps, audio_out
+            return BeatVisualizerOutput(None, Fraction(fps), audio_out, path=out.path, num_frames=out.num_frames,
+                                        **extras)  # fmt: skip
+        nbytes = num_frames * size[0] * size[1] * 3
+        if nbytes > HUGE_OUTPUT_BYTES:
+            logger.warning("the frames take %.1f GiB; output_path='out.mp4' streams them to a file instead",
+                           nbytes / 2**30)  # fmt: skip
+        array = np.empty((num_frames, *size, 3), dtype=np.uint8)
+        for i, frame in enumerate(frames):
+            array[i] = frame
+        result: np.ndarray | torch.Tensor | list[Image.Image] = array
+        if output_type == "pt":
+            result = torch.from_numpy(array)
+        elif output_type == "pil":
+            result = [Image.fromarray(f) for f in array]
+        audio_out = song.load()
+        if not return_dict:
+            return result, fps, audio_out
+        return BeatVisualizerOutput(result, Fraction(fps), audio_out, **extras)
+
+    # --- steps --------------------------------------------------------------------------------------------------
+
+    def make_keyframes(self, timeline: Timeline, pictures: dict, size: tuple[int, int]) -> dict:
+        """Step 6: every distinct keyframe of the timeline, fitted to ``size`` (height, width) and encoded once (and
+        cached across calls): ``{key: Keyframe}``."""
+        height, width = size
+        out: dict = {}
+        for key in timeline.keyframes():
+            cache_key = (key, size, id(self.source))
+            found = self.cache.get(self.cache.keyframes, cache_key)
+            if found is None:
+                image = fit_image(pictures[key], height, width)
+                found = Keyframe(key, image, self.source.encode_image(image))
+                self.cache.put(self.cache.keyframes, cache_key, found, self.cache.max_keyframes)
+            out[key] = found
+        return out
+
+    def generate_frames(self, timeline: Timeline, edges: np.ndarray, position: np.ndarray, envelope: np.ndarray,
+                        keyframes: dict, effects: PatternSettings, interpolation: str, batch_size: int,
+                        callback: Callable | None, callback_inputs: list[str]) -> Iterator[np.ndarray]:  # fmt: skip
+        """Step 7 as a generator: the ``F`` frames in order, uint8 [H, W, 3]; in-betweens are made ``batch_size`` at a
+        time, so only a batch is held."""
+        with self.progress_bar(total=int(edges[-1])) as progress:
+            for k, iv in enumerate(timeline):
+                self._interval_index = k
+                a, b = int(edges[k]), int(edges[k + 1])
+                A, B = keyframes[iv.start], keyframes[iv.end]
+                mode = "latent" if interpolation == "latent" else "pixel"
+                for c0 in range(a, b, batch_size):
+                    c1 = min(b, c0 + batch_size)
+                    bases = self._bases(A, B, position[c0:c1], mode, is_hold(iv.pattern))
+                    for f, base in zip(range(c0, c1), bases):
+                        self._frame_index = f
+                        u = (f - a) / (b - a)
+                        frame = to_uint8(apply_pattern(iv.pattern, base, float(position[f]), u, float(envelope[f]),
+                                                       effects))  # fmt: skip
+                        if callback is not None:
+                            frame = apply_callback(callback, self, f, float(position[f]), frame, callback_inputs)
+                        progress.update()
+                        yield frame
+
+    def _bases(self, A: Keyframe, B: Keyframe, ts: np.ndarray, mode: str, hold: bool) -> list[np.ndarray]:
+        """The base pictures of a batch of frames at positions ``ts``: float32 [H, W, 3] in [0, 1] each."""
+        if hold or A is B:
+            still = A.image.astype(np.float32) / 255.0
+            return [still] * len(ts)
+        if mode == "pixel":
+            return [crossfade(A.image, B.image, float(t)) for t in ts]
+        keys = [round(float(t), T_DECIMALS) for t in ts]
+        made: dict[float, np.ndarray] = {}
+        missing = []
+        for t in dict.fromkeys(keys):
+            if t <= 0 or t >= 1:
+                made[t] = (A if t <= 0 else B).image.astype(np.float32) / 255.0
+                continue
+            found = self.cache.get(self.cache.frames, (mode, A.key, B.key, A.image.shape, t))
+            if found is not None:
+                made[t] = found
+            else:
+                missing.append(t)
+        if missing:
+            w = torch.tensor(missing, dtype=A.latent.dtype, device=A.latent.device).reshape(-1, 1, 1, 1)
+            latents = A.latent + (B.latent - A.latent) * w  # (n, C, h, w)
+            images = self.source.decode(latents)
+            for t, image in zip(missing, images):
+                picture = image.astype(np.float32) / 255.0
+                made[t] = picture
+                self.cache.put(self.cache.frames, (mode, A.key, B.key, A.image.shape, t), picture,
+                               self.cache.max_frames)  # fmt: skip
+        return [made[t] for t in keys]
+
+
+def song_frames(song: AudioStream, fps: FpsLike) -> int:
+    """The frames of the one clock for the song as given: ``ceil(N * fps / sr)``."""
+    from avdiff.audio.clock import FrameClock
+
+    return FrameClock(fps, song.sample_rate).num_frames(song.num_samples)
+
+
+__all__ = ["BeatVisualizerOutput", "BeatVisualizerPipeline", "song_frames"]

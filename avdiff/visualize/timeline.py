@@ -1,0 +1,407 @@
+"""The timeline of a music visualization: intervals of the song, each moving from a start keyframe to an end one.
+
+Generative Disco (Liu et al., CHI 2024) builds a music video from intervals: each has a start and an end, a prompt or
+an image, and the frames between them move in time with the music, by a design pattern: a transition (a shift in
+colour, subject, style or time of day) or a hold (emphasis and consistency). :class:`Timeline` is that list:
+
+* intervals ``(start_s, end_s, start, end, pattern)``, where ``start`` and ``end`` are a prompt (``str``) or an image
+  (``pathlib.Path``); ``pattern`` one of :data:`PATTERNS`;
+* checked: ordered, touching (each starts where the last ended: no gaps, no overlaps), from 0 to the song's end,
+  each at least one video frame long; :class:`TimelineError` (a ValueError) names the interval and the field;
+* saved to and loaded from JSON (prompts as strings, images as ``{"image": "path"}`` relative to the JSON file);
+* made from the beats: :meth:`Timeline.from_beats` puts the edges on the beat grid, on downbeats where the analysis
+  finds them, and adjacent intervals share keyframes (the end of one is the start of the next).
+
+The frames of an interval come from the one clock: interval ``k`` owns frames ``[round(start_s * fps),
+round(end_s * fps))`` (:meth:`Timeline.frame_edges`), so the intervals tile the video's frames exactly, and a beat on
+an edge falls on that edge's frame.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from avdiff.audio.clock import FpsLike, as_fraction_fps
+
+logger = logging.getLogger(__name__)
+
+TRANSITIONS = ("subject", "color", "style", "time")
+HOLDS = ("drift", "pulse")
+PATTERNS = TRANSITIONS + HOLDS
+IMAGE_PREFIX = "image:"
+FORMAT_VERSION = 1
+EDGE_TOLERANCE_S = 1e-6
+
+Key = str | Path  # a prompt, or an image file
+
+
+class TimelineError(ValueError):
+    """A timeline that cannot be used; the message names the file (if any), the interval and the field."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One interval of the song.
+
+    Attributes:
+        start_s, end_s: where it starts and ends in the song, seconds.
+        start, end: its keyframes: a prompt (``str``) or an image file (``Path``).
+        pattern: how its frames move (:data:`PATTERNS`): a transition, ``"subject"`` (start -> end), ``"color"``
+            (with a hue turn timed to the beats), ``"style"`` (a stylised look blended in), ``"time"`` (day ->
+            night); or a hold, ``"drift"`` (the start keyframe with a slow drift) or ``"pulse"`` (the start keyframe
+            with a zoom and a flash on each beat).
+    """
+
+    start_s: float
+    end_s: float
+    start: Key
+    end: Key
+    pattern: str = "subject"
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @property
+    def is_hold(self) -> bool:
+        return self.pattern in HOLDS
+
+
+def parse_key(value: object, base: Path | None = None, where: str = "keyframe") -> Key:
+    """A keyframe from its written forms: a prompt string; ``"image:PATH"`` or ``{"image": PATH}`` for an image
+    (relative to ``base``); ``{"prompt": TEXT}``; a ``Path``. TimelineError for anything else or an empty one."""
+    if isinstance(value, Path):
+        return value
+    if isinstance(value, dict) and len(value) == 1 and set(value) <= {"image", "prompt"}:
+        (kind, text), = value.items()
+        if not isinstance(text, str) or not text.strip():
+            raise TimelineError(f"{where}: {kind!r} must be a non-empty string, got {text!r}")
+        return _image(text, base) if kind == "image" else text.strip()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower().startswith(IMAGE_PREFIX):
+            path = text[len(IMAGE_PREFIX) :].strip()
+            if not path:
+                raise TimelineError(f"{where}: {value!r} names no image file")
+            return _image(path, base)
+        if not text:
+            raise TimelineError(f"{where}: a keyframe must be a prompt or an image, got an empty string")
+        return text
+    raise TimelineError(f"{where}: a keyframe must be a prompt string, \"image:PATH\" or {{\"image\": PATH}}, got "
+                        f"{value!r}")  # fmt: skip
+
+
+def _image(path: str, base: Path | None) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() or base is None else base / p
+
+
+def format_key(key: Key) -> str:
+    """The one-line text form of a keyframe: the prompt, or ``"image:PATH"``."""
+    return f"{IMAGE_PREFIX}{key}" if isinstance(key, Path) else key
+
+
+class Timeline:
+    """Intervals that tile a song (see the module docstring).
+
+    Args:
+        intervals: the intervals, in order.
+        duration_s: the song's length; when given, the timeline must reach it (intervals past it are cut).
+
+    Raises:
+        TimelineError: naming the interval (1-based) and the reason.
+
+    Example::
+
+        tl = Timeline([Interval(0, 8, "a city at dusk", "a city at night"),
+                       Interval(8, 16, "a city at night", Path("neon.png"), "color")])
+        tl.save("song.timeline.json"); Timeline.load("song.timeline.json")
+        tl = Timeline.from_beats(analyze_rhythm("song.mp3"), ["a forest", Path("sea.jpg")], beats_per_interval=8)
+    """
+
+    def __init__(self, intervals: list[Interval] | tuple[Interval, ...], duration_s: float | None = None):
+        self.intervals = tuple(_checked(intervals, duration_s))
+
+    def __len__(self) -> int:
+        return len(self.intervals)
+
+    def __iter__(self):
+        return iter(self.intervals)
+
+    def __getitem__(self, k: int) -> Interval:
+        return self.intervals[k]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Timeline) and self.intervals == other.intervals
+
+    def __repr__(self) -> str:
+        return f"Timeline({len(self)} intervals, {self.end_s:.2f} s, keyframes {len(self.keyframes())})"
+
+    @property
+    def end_s(self) -> float:
+        return self.intervals[-1].end_s
+
+    def keyframes(self) -> list[Key]:
+        """The distinct keyframes, in order of first appearance."""
+        seen: dict[Key, None] = {}
+        for iv in self.intervals:
+            seen.setdefault(iv.start)
+            seen.setdefault(iv.end)
+        return list(seen)
+
+    def prompts(self) -> list[str]:
+        return [k for k in self.keyframes() if isinstance(k, str)]
+
+    def images(self) -> list[Path]:
+        return [k for k in self.keyframes() if isinstance(k, Path)]
+
+    def frame_edges(self, fps: FpsLike, num_frames: int) -> np.ndarray:
+        """The first frame of each interval and the end: int64 [K + 1], ``0`` to ``num_frames``. Interval ``k`` owns
+        frames ``[round(start_s * fps), round(end_s * fps))``; the last runs to ``num_frames``.
+
+        Raises:
+            TimelineError: an interval shorter than one frame at this rate, or a timeline that ends before the last
+                frame starts.
+        """
+        rate = as_fraction_fps(fps)
+        edges = [round(Fraction(iv.start_s) * rate) for iv in self.intervals] + [num_frames]
+        if round(Fraction(self.end_s) * rate) < num_frames - 1:
+            raise TimelineError(f"the timeline ends at {self.end_s:.3f} s, before the video's last frame "
+                                f"({num_frames} frames at {float(rate):g} fps: {float(num_frames / rate):.3f} s)")  # fmt: skip
+        edges = np.asarray(edges, dtype=np.int64)
+        short = np.flatnonzero(np.diff(edges) <= 0)
+        if len(short):
+            k = int(short[0])
+            iv = self.intervals[k]
+            raise TimelineError(f"interval {k + 1} ({iv.start_s:.3f}-{iv.end_s:.3f} s) is shorter than one frame at "
+                                f"{float(rate):g} fps")  # fmt: skip
+        return edges
+
+    # --- JSON -----------------------------------------------------------------------------------------------------
+
+    def to_dict(self, base: Path | None = None) -> dict:
+        """``{"version": 1, "intervals": [{"start_s", "end_s", "start", "end", "pattern"}, ...]}``; images as
+        ``{"image": path}``, relative to ``base`` when they are inside it."""
+        def key(k: Key):
+            if isinstance(k, str):
+                return k
+            path = Path(os.path.abspath(k))
+            if base is not None and path.is_relative_to(base):
+                path = path.relative_to(base)
+            return {"image": str(path)}
+
+        return {"version": FORMAT_VERSION, "intervals": [
+            {"start_s": iv.start_s, "end_s": iv.end_s, "start": key(iv.start), "end": key(iv.end),
+             "pattern": iv.pattern} for iv in self.intervals]}  # fmt: skip
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the timeline as JSON (atomically; image paths relative to the file's folder)."""
+        path = Path(path)
+        if path.is_dir():
+            raise TimelineError(f"{str(path)!r} is a folder; give a file name such as song.timeline.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.partial")
+        tmp.write_text(json.dumps(self.to_dict(path.parent.resolve()), indent=2) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def from_dict(cls, data: object, base: Path | None = None, source: str = "the timeline",
+                  duration_s: float | None = None) -> Timeline:  # fmt: skip
+        """A timeline from its JSON form (see :meth:`to_dict`); image paths relative to ``base``."""
+        if isinstance(data, list):
+            data = {"intervals": data}
+        if not isinstance(data, dict) or not isinstance(data.get("intervals"), list):
+            raise TimelineError(f"{source}: expected an object with an \"intervals\" list, got "
+                                f"{type(data).__name__}")  # fmt: skip
+        version = data.get("version", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            raise TimelineError(f"{source}: version {version!r} is not one this avdiff reads ({FORMAT_VERSION})")
+        intervals = []
+        for k, item in enumerate(data["intervals"]):
+            where = f"{source}: interval {k + 1}"
+            if not isinstance(item, dict):
+                raise TimelineError(f"{where}: expected an object, got {item!r}")
+            missing = [f for f in ("start_s", "end_s", "start", "end") if f not in item]
+            if missing:
+                raise TimelineError(f"{where}: missing {', '.join(missing)}")
+            unknown = sorted(set(item) - {"start_s", "end_s", "start", "end", "pattern"})
+            if unknown:
+                raise TimelineError(f"{where}: unknown field(s) {', '.join(unknown)}")
+            times = []
+            for name in ("start_s", "end_s"):
+                value = item[name]
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise TimelineError(f"{where}: {name} must be a number of seconds, got {value!r}")
+                times.append(float(value))
+            intervals.append(Interval(times[0], times[1], parse_key(item["start"], base, f"{where}: start"),
+                                      parse_key(item["end"], base, f"{where}: end"),
+                                      item.get("pattern", "subject")))  # fmt: skip
+        try:
+            return cls(intervals, duration_s)
+        except TimelineError as e:
+            raise TimelineError(f"{source}: {e}") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, duration_s: float | None = None) -> Timeline:
+        """Read a timeline JSON file; image paths are relative to its folder.
+
+        Raises:
+            TimelineError: a missing or unreadable file, bad JSON (with its line and column), or a bad timeline.
+        """
+        path = Path(path)
+        name = repr(str(path))
+        if not path.exists():
+            raise TimelineError(f"{name}: no such file")
+        if path.is_dir():
+            raise TimelineError(f"{name}: is a folder, not a timeline JSON file")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise TimelineError(f"{name}: not a text file ({e.reason})") from None
+        except json.JSONDecodeError as e:
+            raise TimelineError(f"{name}: not JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+        return cls.from_dict(data, path.resolve().parent, name, duration_s)
+
+    # --- tables (the demo edits the timeline as one) -------------------------------------------------------------
+
+    COLUMNS = ("start_s", "end_s", "start", "end", "pattern")
+
+    def rows(self) -> list[list]:
+        """One row per interval: ``[start_s, end_s, start, end, pattern]``, keyframes in their text form."""
+        return [[round(iv.start_s, 3), round(iv.end_s, 3), format_key(iv.start), format_key(iv.end), iv.pattern]
+                for iv in self.intervals]  # fmt: skip
+
+    @classmethod
+    def from_rows(cls, rows: list[list], base: Path | None = None, duration_s: float | None = None) -> Timeline:
+        """A timeline from table rows (:meth:`rows`); blank rows are skipped. TimelineError names the row."""
+        intervals = []
+        for k, row in enumerate(rows):
+            cells = ["" if c is None or (isinstance(c, float) and math.isnan(c)) else c for c in list(row)]
+            if all(str(c).strip() == "" for c in cells):
+                continue
+            if len(cells) < 4:
+                raise TimelineError(f"row {k + 1}: expected start_s, end_s, start, end and pattern, got {row!r}")
+            times = []
+            for name, cell in zip(("start_s", "end_s"), cells[:2]):
+                try:
+                    times.append(float(cell))
+                except (TypeError, ValueError):
+                    raise TimelineError(f"row {k + 1}: {name} must be a number of seconds, got {cell!r}") from None
+            pattern = str(cells[4]).strip() if len(cells) > 4 and str(cells[4]).strip() else "subject"
+            intervals.append(Interval(times[0], times[1], parse_key(cells[2], base, f"row {k + 1}: start"),
+                                      parse_key(cells[3], base, f"row {k + 1}: end"), pattern))  # fmt: skip
+        return cls(intervals, duration_s)
+
+    # --- made from the music --------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_beats(cls, rhythm, keyframes: list[Key] | tuple[Key, ...], beats_per_interval: int = 8,
+                   patterns: list[str] | tuple[str, ...] = ("subject",), duration_s: float | None = None) -> Timeline:  # fmt: skip
+        """Intervals of ``beats_per_interval`` beats, their edges on the beat grid (on downbeats where the analysis
+        found them and ``beats_per_interval`` is a whole number of bars), cycling through ``keyframes``.
+
+        Interval ``i`` goes from ``keyframes[i % n]`` to ``keyframes[(i + 1) % n]``, so adjacent intervals share a
+        keyframe, and its pattern is ``patterns[i % len(patterns)]``. The lead-in before the first edge and the tail
+        after the last join their neighbours when shorter than half an interval. Without beats (silence) the song is
+        cut into ``max(1, n - 1)`` equal intervals.
+
+        Args:
+            rhythm: :func:`~avdiff.audio.rhythm.analyze_rhythm`'s result.
+            keyframes: prompts (``str``) and images (``Path``); one keyframe gives holds of it.
+            beats_per_interval: beats per interval (>= 1); 8 is two 4/4 bars.
+            patterns: the patterns to cycle through.
+            duration_s: the song's length (default: its frames, ``num_frames / fps``).
+        """
+        keys = [parse_key(k, where=f"keyframe {i + 1}") for i, k in enumerate(keyframes)]
+        if not keys:
+            raise TimelineError("keyframes: give at least one prompt or image")
+        if not isinstance(beats_per_interval, int) or isinstance(beats_per_interval, bool) or beats_per_interval < 1:
+            raise TimelineError(f"beats_per_interval must be an integer >= 1, got {beats_per_interval!r}")
+        patterns = list(patterns) or ["subject"]
+        end = float(rhythm.num_frames / rhythm.fps) if duration_s is None else float(duration_s)
+        beats = np.asarray(rhythm.beat_times_s, dtype=np.float64)
+        beats = beats[(beats > 0) & (beats < end)]
+        if len(beats) < 2:
+            logger.warning("no beat grid (%d beats): the %.1f s are cut into equal intervals", len(beats), end)
+            count = max(1, len(keys) - 1)
+            edges = [end * k / count for k in range(count + 1)]
+        else:
+            anchor = 0
+            meter = int(getattr(rhythm, "beats_per_bar", 4) or 4)
+            downbeats = np.asarray(getattr(rhythm, "downbeat_times_s", np.zeros(0)))
+            if len(downbeats) and beats_per_interval % meter == 0:
+                anchor = int(np.argmin(np.abs(beats - downbeats[0]))) % beats_per_interval
+            grid = beats[anchor::beats_per_interval]
+            period = float(np.median(np.diff(beats))) * beats_per_interval
+            edges = [0.0]
+            for t in grid:
+                if t - edges[-1] >= period / 2:
+                    edges.append(float(t))
+            if end - edges[-1] < period / 2 and len(edges) > 1:
+                edges.pop()
+            edges.append(end)
+        n = len(keys)
+        intervals = [Interval(a, b, keys[i % n], keys[(i + 1) % n] if n > 1 else keys[0], patterns[i % len(patterns)])
+                     for i, (a, b) in enumerate(zip(edges[:-1], edges[1:]))]  # fmt: skip
+        return cls(intervals, end)
+
+    def with_duration(self, duration_s: float) -> Timeline:
+        """The timeline checked against a song of ``duration_s`` (intervals past its end cut or dropped)."""
+        return Timeline(self.intervals, duration_s)
+
+
+def _checked(intervals, duration_s: float | None) -> list[Interval]:
+    """The intervals, checked (see :class:`Timeline`), cut at ``duration_s`` when given."""
+    intervals = list(intervals)
+    if not intervals:
+        raise TimelineError("a timeline needs at least one interval")
+    for k, iv in enumerate(intervals):
+        where = f"interval {k + 1}"
+        if not isinstance(iv, Interval):
+            raise TimelineError(f"{where}: expected an Interval, got {type(iv).__name__}")
+        for name in ("start_s", "end_s"):
+            value = getattr(iv, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise TimelineError(f"{where}: {name} must be a finite number of seconds, got {value!r}")
+        if not iv.end_s > iv.start_s:
+            raise TimelineError(f"{where}: end_s ({iv.end_s:g}) must be after start_s ({iv.start_s:g})")
+        for name in ("start", "end"):
+            key = getattr(iv, name)
+            if not isinstance(key, (str, Path)) or (isinstance(key, str) and not key.strip()):
+                raise TimelineError(f"{where}: {name} must be a prompt (str) or an image (pathlib.Path), got {key!r}")
+        if iv.pattern not in PATTERNS:
+            raise TimelineError(f"{where}: pattern must be one of {', '.join(PATTERNS)}, got {iv.pattern!r}")
+    if abs(intervals[0].start_s) > EDGE_TOLERANCE_S:
+        raise TimelineError(f"interval 1 starts at {intervals[0].start_s:g} s; the timeline must start at 0")
+    for k in range(1, len(intervals)):
+        gap = intervals[k].start_s - intervals[k - 1].end_s
+        if gap > EDGE_TOLERANCE_S:
+            raise TimelineError(f"interval {k + 1} starts at {intervals[k].start_s:g} s, {gap:.3f} s after interval "
+                                f"{k} ends ({intervals[k - 1].end_s:g} s): intervals must touch, with no gaps")
+        if gap < -EDGE_TOLERANCE_S:
+            order = "before interval" if intervals[k].start_s < intervals[k - 1].start_s else "inside interval"
+            raise TimelineError(f"interval {k + 1} starts at {intervals[k].start_s:g} s, {order} {k} "
+                                f"({intervals[k - 1].start_s:g}-{intervals[k - 1].end_s:g} s): intervals must be in "
+                                "order and must not overlap")  # fmt: skip
+        intervals[k] = replace(intervals[k], start_s=intervals[k - 1].end_s)  # snapped: exactly touching
+    if duration_s is not None:
+        if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
+            raise TimelineError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
+        if intervals[-1].end_s < duration_s - 1e-3:
+            raise TimelineError(f"the timeline ends at {intervals[-1].end_s:g} s, before the song ends "
+                                f"({duration_s:.3f} s); it must cover the whole song")  # fmt: skip
+        kept = [iv for iv in intervals if iv.start_s < duration_s - EDGE_TOLERANCE_S]
+        if len(kept) < len(intervals) or kept[-1].end_s > duration_s:
+            logger.info("the timeline runs to %.3f s, past the song's end (%.3f s): cut there", intervals[-1].end_s,
+                        duration_s)  # fmt: skip
+        intervals = kept[:-1] + [replace(kept[-1], end_s=float(duration_s))]
+    return intervals
