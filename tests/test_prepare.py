@@ -198,9 +198,11 @@ def test_other_rates_are_resampled_and_a_late_audio_stream_is_placed_on_the_vide
     assert (db[: delay - 1] < -60).all() and db[delay + 1 : delay + 5].max() > -40
 
 
-def test_a_second_run_skips_the_finished_files(folder, prepared):
+def test_a_second_run_skips_the_finished_files(folder, prepared, tmp_path):
     root, videos, _ = folder
-    out, _, _, first_seconds = prepared
+    first, _, _, first_seconds = prepared
+    out = tmp_path / "DATA"  # a copy (times kept): the first run's report stays as the other tests read it
+    shutil.copytree(first, out)
     index_before = (out / "index.jsonl").read_text()
     stamps = {p: p.stat().st_mtime_ns for p in (out / "clips").iterdir()}
     report = prepare_videos(videos, out, PrepareConfig(size=128, segment_s=2, min_segment_s=1), workers=2,
