@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 logger = logging.getLogger(__name__)
 
-LOUD_CALLS = 2  # a graph's native lines come when it is made and on its first frames
+LOUD_CALLS = 5  # a graph's native lines come when it is made and on its first frames (its calculators open lazily)
 _lock = threading.Lock()
 _depth = 0
 _saved_fd: int | None = None
