@@ -43,3 +43,32 @@ def test_talk_and_eval_lipsync_print_no_native_log_lines(inputs):
     assert not NATIVE.search(lipsync.stderr), lipsync.stderr
     debug = run("eval", "lipsync", str(out), debug=True)  # the control: the lines are there to be dropped
     assert NATIVE.search(debug.stderr)
+
+
+def test_our_own_errors_still_reach_the_terminal_after_mediapipe_ran(inputs):
+    import numpy as np
+
+    from avdiff.video import write_video
+
+    rocket = np.repeat(skimage.data.rocket()[None, :256, :256], 30, axis=0)
+    faceless = write_video(inputs / "faceless.mp4", rocket, 25, tone(1.2))
+    result = run("eval", "lipsync", str(faceless))  # tracks every frame with mediapipe, then fails with one line
+    assert result.returncode == 2 and "avdiff: error:" in result.stderr and "no lip-sync score" in result.stderr
+    assert not NATIVE.search(result.stderr), result.stderr
+
+
+def test_the_filter_drops_native_lines_and_passes_everything_else_at_once():
+    from avdiff.video.quiet import filter_lines
+
+    native = (b"W0000 00:00:1796044449.398913   10620 inference_feedback_manager.cc:114] Feedback manager requires\n"
+              b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+              b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")  # fmt: skip
+    ours = b"INFO avdiff.cli: hello\nTraceback (most recent call last):\n"
+    passed, kept = filter_lines(native + ours)
+    assert passed == ours and kept == b""
+    passed, kept = filter_lines(b"\rwarping:  42%|####      | 34/81")  # tqdm: no newline, passes now
+    assert passed == b"\rwarping:  42%|####      | 34/81" and kept == b""
+    passed, kept = filter_lines(b"W0000 00:00:17960")  # could still be an absl line: waits for the rest
+    assert passed == b"" and kept == b"W0000 00:00:17960"
+    passed, kept = filter_lines(kept + b"44449.398913   10620 x.cc:1] y\nWARNING: the user's own\n")
+    assert passed == b"WARNING: the user's own\n" and kept == b""
