@@ -1,4 +1,9 @@
-"""Shared test set-up: offline, seeded, few threads."""
+"""Shared test set-up: offline, seeded, and one rule for tests that need espeak-ng.
+
+Tests (and the fixtures they use) that need the espeak-ng program carry ``@pytest.mark.requires_espeak`` (or a
+module-level ``pytestmark``). Without espeak-ng they skip before any fixture runs, all with the one reason
+:data:`ESPEAK_MISSING`, so ``-ra`` folds them into a single line and the header names the missing tool.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,21 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from avdiff.audio.io import Waveform  # noqa: E402
+from avdiff.audio.tts import espeak_available  # noqa: E402
+
+ESPEAK_MISSING = "espeak-ng is not installed (no 'espeak-ng' on PATH; sudo apt-get install espeak-ng)"
+
+
+def pytest_report_header(config) -> str:
+    if espeak_available():
+        return "espeak-ng: found"
+    return f"espeak-ng: MISSING; every test marked requires_espeak skips: {ESPEAK_MISSING}"
+
+
+def pytest_runtest_setup(item) -> None:
+    """Skip a ``requires_espeak`` test before its fixtures run (they would make speech and error instead)."""
+    if item.get_closest_marker("requires_espeak") is not None and not espeak_available():
+        pytest.skip(ESPEAK_MISSING)
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,8 @@ encoder whose answers are known by construction.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -423,7 +425,7 @@ def test_laion_from_pretrained_dispatch(monkeypatch, tmp_path):
     LaionClapEncoder.from_pretrained(str(mine), enable_fusion=True)
     LaionClapEncoder.from_pretrained(music, amodel="HTSAT-tiny")
     assert calls[0] == (music, dict(amodel="HTSAT-base", tmodel="roberta", enable_fusion=False, text_model_dir="rb",
-                                    device=None, text_template="the sound of {word}"))
+                                    device=None, trust_checkpoint=False, text_template="the sound of {word}"))
     assert (calls[1][0], calls[1][1]["amodel"], calls[1][1]["enable_fusion"]) == (mine, "HTSAT-tiny", True)
     assert calls[2][1]["amodel"] == "HTSAT-tiny"
 
@@ -440,6 +442,49 @@ def test_laion_checkpoint_that_does_not_fit_is_refused_untouched(laion, laion_cl
     torch.save({}, empty)
     with pytest.raises(ValueError, match="no state dict"):
         laion_clip_text.load_checkpoint(empty)
+
+
+class _Touch:
+    """Unpickling this runs code: it creates the file ``path`` (what a malicious checkpoint would do)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_laion_checkpoints_load_without_unpickling_code(laion, laion_clip_text, tmp_path):
+    state = laion.clap.model.state_dict()
+    # A training checkpoint as laion-clap's scripts write it: epoch, name, optimizer state, a numpy metric.
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(3))])
+    opt.step()
+    full = tmp_path / "training.pt"
+    torch.save({"epoch": np.int64(3), "name": "run", "best_map": np.float64(0.41), "optimizer": opt.state_dict(),
+                "state_dict": {f"module.{k}": v for k, v in state.items()}}, full)  # fmt: skip
+    plain = tmp_path / "plain.pt"
+    torch.save(state, plain)
+    for path in (plain, full):
+        before = {k: v.clone() for k, v in laion.clap.model.state_dict().items()}
+        laion.load_checkpoint(path)
+        assert all(torch.equal(v, before[k]) for k, v in laion.clap.model.state_dict().items())
+
+    pwned = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"state_dict": state, "hook": _Touch(pwned)}, evil)
+    with pytest.raises(ValueError, match=r"getattr.*could run code.*trust_checkpoint=True"):
+        laion_clip_text.load_checkpoint(evil)
+    assert not pwned.exists()  # refused before anything ran
+    odd = tmp_path / "odd.pt"  # an object that is harmless but not data (an argparse.Namespace of hyperparameters)
+    import argparse
+
+    torch.save({"state_dict": state, "args": argparse.Namespace(lr=1e-4)}, odd)
+    with pytest.raises(ValueError, match="argparse.Namespace"):
+        laion.load_checkpoint(odd)
+    laion.load_checkpoint(odd, trust_checkpoint=True)  # the caller vouches for the file: loads
+    with pytest.raises(ValueError, match="trust_checkpoint"):
+        LaionClapEncoder.from_checkpoint(evil, tmodel="transformer")
+    assert not pwned.exists()
 
 
 def test_laion_weights_missing_offline_give_clear_errors(tmp_path, roberta_dir, tokenizer):

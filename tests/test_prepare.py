@@ -20,7 +20,6 @@ import torch
 
 from avdiff.audio.envelope import frame_power
 from avdiff.audio.io import Waveform, encode_audio_frames, load_audio, save_audio
-from avdiff.audio.tts import espeak_available
 from avdiff.cli import main
 from avdiff.commands.prepare import DEFAULTS
 from avdiff.data.format import read_index
@@ -38,7 +37,7 @@ from avdiff.data.synthetic import make_dataset
 from avdiff.video.face import track_landmarks
 from avdiff.video.io import read_video, write_video
 
-pytestmark = pytest.mark.skipif(not espeak_available(), reason="needs espeak-ng (apt-get install espeak-ng)")
+pytestmark = pytest.mark.requires_espeak  # every test makes speech with espeak-ng
 
 ARGS = ["--size", "128", "--segment-s", "2", "--min-segment-s", "1", "--no-progress"]
 AUDIO_DELAY_S = 0.2  # the mkv's audio track starts this late

@@ -15,7 +15,7 @@ from avdiff.audio.envelope import frame_power, speech_envelope, voice_activity
 from avdiff.audio.io import Waveform
 from avdiff.audio.tts import EspeakNotFoundError, SpeechSynthesisError, espeak_available, list_voices, speak
 
-needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)")
+needs_espeak = pytest.mark.requires_espeak  # skipped with one reason when espeak-ng is missing (conftest.py)
 
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +16,6 @@ import torch
 import yaml
 
 from avdiff.audio.io import Waveform, encode_audio_frames
-from avdiff.audio.tts import espeak_available
 from avdiff.cli import main
 from avdiff.data.format import ClipRecord, append_index, read_index
 from avdiff.data.prepare import PrepareConfig, prepare_videos
@@ -34,6 +35,7 @@ from avdiff.models.syncnet import SyncNet, SyncNetConfig
 from avdiff.training.syncnet import SyncChunks, SyncNetTask, SyncNetTaskConfig
 from avdiff.video.io import read_video, write_video
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = dict(crop_size=64, face_height=16, face_width=32, n_mels=20, embed_dim=8,
             video_channels=[4, 4, 8, 8], audio_channels=[4, 4, 8, 8])
 
@@ -208,25 +210,29 @@ TRAIN_CLIPS, TEST_CLIPS, STEPS = 12, 3, 200
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Synthetic pairs -> avdiff prepare -> avdiff train syncnet (a short CPU run); held-out clips stay raw."""
-    if not espeak_available():
-        pytest.skip("needs espeak-ng (apt-get install espeak-ng)")
+    """Synthetic pairs -> avdiff prepare -> ``avdiff train syncnet`` (a short CPU run); held-out clips stay raw.
+
+    The training runs here, once per module, so every test that needs the model passes alone, with ``-k``, or in
+    any order. Returns the folder, the config and what the command printed."""
     root = tmp_path_factory.mktemp("syncnet")
     make_dataset(root / "synth_train", TRAIN_CLIPS, split="train", seed=0, progress_bar=False)
     make_dataset(root / "heldout", TEST_CLIPS, split="test", seed=1, progress_bar=False)
     prepare_videos(root / "synth_train" / "clips", root / "train", PrepareConfig(size=160), workers=2, progress_bar=False)
-    config = yaml.safe_load(open("configs/train/syncnet_tiny.yaml"))
+    config = yaml.safe_load((REPO / "configs" / "train" / "syncnet_tiny.yaml").read_text())
     config["trainer"].update(output_dir=str(root / "run"), max_steps=STEPS, checkpoint_every=0, eval_every=STEPS, log_every=50)
     path = root / "syncnet.yaml"
     path.write_text(yaml.safe_dump(config))
-    return root, path
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        rc = main(["train", "syncnet", "--config", str(path), "--data", str(root / "train"),
+                   "--eval-data", str(root / "heldout"), "--no-progress"])  # fmt: skip
+    assert rc == 0, printed.getvalue()
+    return root, path, printed.getvalue()
 
 
-def test_train_syncnet_through_the_cli(trained, capsys):
-    root, config = trained
-    assert main(["train", "syncnet", "--config", str(config), "--data", str(root / "train"),
-                 "--eval-data", str(root / "heldout"), "--no-progress"]) == 0
-    out = capsys.readouterr().out
+@pytest.mark.requires_espeak
+def test_train_syncnet_through_the_cli(trained):
+    root, _, out = trained
     assert "held-out (3 clips): LSE-C" in out and "avdiff eval lipsync VIDEO --syncnet" in out
     logs = [json.loads(line) for line in (root / "run" / "logs.jsonl").read_text().splitlines()]
     assert logs[0]["loss"] > logs[-2]["loss"]  # the last line is the evaluation
@@ -237,7 +243,7 @@ def test_train_syncnet_through_the_cli(trained, capsys):
 @pytest.fixture(scope="module")
 def heldout(trained):
     """The trained model and the held-out clips as (crops, audio), cropped once."""
-    root, _ = trained
+    root, _, _ = trained
     model = load_syncnet(root / "run" / "final")
     clips = []
     for record in read_index(root / "heldout"):
@@ -246,6 +252,7 @@ def heldout(trained):
     return model, clips
 
 
+@pytest.mark.requires_espeak
 def test_lse_c_is_higher_in_sync_than_with_the_audio_10_frames_late(heldout):
     model, clips = heldout
     sync = [syncnet_scores(model, crops, audio) for crops, audio in clips]
@@ -257,6 +264,7 @@ def test_lse_c_is_higher_in_sync_than_with_the_audio_10_frames_late(heldout):
     assert np.mean([s.dist_at_zero for s in sync]) < np.mean([t.dist_at_zero for t in late])
 
 
+@pytest.mark.requires_espeak
 @pytest.mark.parametrize("shift", [4, -3])
 def test_the_best_offset_recovers_a_known_shift(heldout, shift):
     model, clips = heldout
@@ -264,8 +272,9 @@ def test_the_best_offset_recovers_a_known_shift(heldout, shift):
         assert abs(syncnet_scores(model, crops, shift_audio(audio, shift)).offset_frames - shift) <= 1
 
 
+@pytest.mark.requires_espeak
 def test_eval_lipsync_with_a_syncnet(trained, heldout, tmp_path, capsys):
-    root, _ = trained
+    root, _, _ = trained
     model, _ = heldout
     ckpt = str(root / "run" / "final")
     record = read_index(root / "heldout")[0]
@@ -292,8 +301,9 @@ def test_eval_lipsync_with_a_syncnet(trained, heldout, tmp_path, capsys):
     assert "no face found in any of the 25 frames" in capsys.readouterr().err  # no score of either kind
 
 
+@pytest.mark.requires_espeak
 def test_train_syncnet_without_held_out_data(trained, tmp_path, capsys):
-    root, config = trained
+    root, config, _ = trained
     assert main(["train", "syncnet", "--config", str(config), "--data", str(root / "train"), "--max-steps", "2",
                  "--output-dir", str(tmp_path / "run"), "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -302,6 +312,6 @@ def test_train_syncnet_without_held_out_data(trained, tmp_path, capsys):
 
 
 def test_train_syncnet_needs_data(tmp_path, capsys):
-    shutil.copy("configs/train/syncnet_tiny.yaml", tmp_path / "c.yaml")
+    shutil.copy(REPO / "configs" / "train" / "syncnet_tiny.yaml", tmp_path / "c.yaml")
     assert main(["train", "syncnet", "--config", str(tmp_path / "c.yaml")]) == 2
     assert "--data" in capsys.readouterr().err

@@ -7,14 +7,13 @@ import pytest
 import skimage.data
 
 from avdiff.audio import Waveform, load_audio
-from avdiff.audio.tts import espeak_available
 from avdiff.cli import main
 from avdiff.data.format import read_index
 from avdiff.data.synthetic import FaceAugment, make_dataset
 from avdiff.pipelines import WarpBaselinePipeline
 from avdiff.video import read_video, write_video
 
-pytestmark = pytest.mark.skipif(not espeak_available(), reason="needs espeak-ng (apt-get install espeak-ng)")
+pytestmark = pytest.mark.requires_espeak  # every test makes speech with espeak-ng
 
 SENTENCE = "Please call Stella and ask her to bring these things with her from the store."
 
@@ -152,6 +151,9 @@ def test_mouth_interior_follows_the_aperture_and_survives_blur(clip, capsys):
                                    interpolation=cv2.INTER_CUBIC) for f in frames])  # fmt: skip
     blurred_openness, blurred_interior = mouth_signals(blurred)
     assert pearson(blurred_interior, truth) > 0.9
+    # README "Results": on the blurred copy the mesh's inner-lip aperture no longer reads the mouth (measured
+    # 0.97 -> -0.15); this is why the proof reports the interior beside it.
+    assert pearson(blurred_openness, truth) < 0.3
     report = eval_lipsync(capsys, out / record.video, "--reference-aperture", str(out / record.aperture))
     assert report["interior"]["r_reference"] > 0.95 and abs(report["interior"]["offset_reference"]) <= 1
     print(f"r vs truth: interior {pearson(interior, truth):.3f} -> {pearson(blurred_interior, truth):.3f} blurred; "

@@ -18,7 +18,7 @@ from PIL import Image
 
 from avdiff.audio.clock import FrameClock
 from avdiff.audio.io import AudioLoadError, Waveform, save_audio
-from avdiff.audio.tts import espeak_available, speak
+from avdiff.audio.tts import speak
 from avdiff.bench.talk import measure_memory_in_child, speech_like
 from avdiff.models.codec import DiffusersVAECodec, SpaceToDepthCodec
 from avdiff.models.speech import HFSpeechEncoder, SpeechEncoder
@@ -35,8 +35,7 @@ from avdiff.video.masks import mouth_mask
 from avdiff.video.face import NoFaceError, detect_face
 from avdiff.video.io import read_video
 
-needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed (apt-get install "
-                                                                   "espeak-ng)")  # fmt: skip
+needs_espeak = pytest.mark.requires_espeak  # skipped with one reason when espeak-ng is missing (conftest.py)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -73,8 +72,7 @@ def pipe() -> TalkingHeadPipeline:
 
 @pytest.fixture(scope="module")
 def speech() -> Waveform:
-    if not espeak_available():
-        pytest.skip("espeak-ng is not installed")
+    """2 s of espeak-ng speech: only for tests marked requires_espeak."""
     return exactly(speak("The quick brown fox jumps over the lazy dog."), 2.0)
 
 

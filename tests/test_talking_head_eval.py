@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from avdiff.audio.tts import espeak_available
 from avdiff.cli import main
 from avdiff.data.format import read_index
 from avdiff.data.synthetic import make_dataset
@@ -16,8 +15,16 @@ from avdiff.data.video_dataset import load_clip
 from avdiff.metrics.talking_head import ClipScore, TalkingHeadReport, evaluation_photo, reference_aperture
 from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
-pytestmark = pytest.mark.skipif(not espeak_available(), reason="needs espeak-ng (apt-get install espeak-ng)")
-torch.set_num_threads(1)
+pytestmark = pytest.mark.requires_espeak  # every test makes speech with espeak-ng
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread for this module, restored after (not a process-wide setting made at import)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +144,12 @@ def test_unscored_clips_are_counted_and_left_out_of_the_means(tmp_path):
     [
         (["--model", "nameonly"], "expected NAME=PATH"),
         (["--model", "still=somewhere"], "is taken"),
+        (["--model", "=somewhere"], "expected NAME=PATH"),
+        (["--model", "../up=somewhere"], "not a safe file name"),
+        (["--model", "/abs/x=somewhere"], "not a safe file name"),
+        (["--model", "a/b=somewhere"], "not a safe file name"),
+        (["--model", "a\\b=somewhere"], "not a safe file name"),
+        (["--model", "..=somewhere"], "not a safe file name"),
         (["--baselines", "ground_truth,mirror"], "unknown ['mirror']"),
         (["--baselines", ""], "nothing to evaluate"),
     ],

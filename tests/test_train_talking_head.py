@@ -17,8 +17,17 @@ from avdiff.data.format import read_index
 from avdiff.training import TrainConfig, Trainer
 from avdiff.training.talking_head import TalkingHeadTask, TalkingHeadTaskConfig
 
-torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.requires_espeak  # every test trains on synthetic clips spoken by espeak-ng
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread for this module's training, restored after (not a process-wide setting at import)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

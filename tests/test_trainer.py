@@ -180,3 +180,70 @@ def test_bad_config_files_are_refused(tmp_path, files, message):
         (tmp_path / name).write_text(yaml.safe_dump(content))
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         load_train_config(tmp_path / "a.yaml")
+
+
+def test_step_seeds_differ_per_rank_and_keep_rank_0s_formula():
+    from avdiff.training import step_seed
+
+    assert step_seed(3, 7) == step_seed(3, 7, 0) == 3 * 1_000_003 + 8  # single-process runs are unchanged
+    seeds = {(s, r): step_seed(3, s, r) for s in range(50) for r in range(4)}
+    assert len(set(seeds.values())) == 200  # no two (step, rank) pairs share a stream
+    assert all(0 <= x < 2**32 for (s, r), x in seeds.items() if r > 0)  # what torch's CPU generator keeps
+    assert step_seed(3, 7, 1) == step_seed(3, 7, 1) != step_seed(4, 7, 1)  # a function of (seed, step, rank)
+    with pytest.raises(ValueError, match="rank"):
+        step_seed(0, 0, -1)
+
+
+def _torchrun(out: Path, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    import avdiff
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+        [str(Path(avdiff.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(Path(__file__).with_name("ddp_toy.py")), str(out), *args]  # fmt: skip
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait(proc) -> None:
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+
+
+@pytest.mark.slow
+def test_two_ddp_ranks_draw_their_own_noise_and_a_killed_run_resumes_exactly(tmp_path):
+    """2 CPU processes (gloo, torchrun): each rank has its own noise at every step, and a DDP run stopped after 5 of
+    8 steps and resumed from its checkpoint ends with the same weights and optimizer state, bit for bit."""
+    import json
+
+    from safetensors.torch import load_file
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    runs = [_torchrun(straight), _torchrun(killed, "--stop-after", "5")]  # side by side
+    for proc in runs:
+        _wait(proc)
+    assert not (killed / "final").exists() and (killed / "checkpoints" / "step_5" / "DONE").is_file()
+    _wait(_torchrun(killed, "--resume"))
+
+    draws = {r: json.loads((straight / f"draws_first_rank{r}.json").read_text()) for r in (0, 1)}
+    assert sorted(draws[0], key=int) == [str(s) for s in range(8)]
+    for step in draws[0]:
+        assert len(draws[0][step]) == 4 and draws[0][step] != draws[1][step], step  # 4 samples a rank, own noise
+    for r in (0, 1):  # the resumed run drew the straight run's noise at steps 5..7
+        resumed = json.loads((killed / f"draws_resumed_rank{r}.json").read_text())
+        assert resumed == {s: draws[r][s] for s in ("5", "6", "7")}
+
+    a, b = final_weights(straight), final_weights(killed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    sa, sb = straight / "checkpoints" / "step_8", killed / "checkpoints" / "step_8"
+    ma, mb = load_file(sa / "model.safetensors"), load_file(sb / "model.safetensors")
+    assert ma.keys() == mb.keys() and all(torch.equal(ma[k], mb[k]) for k in ma)
+    oa = torch.load(sa / "optimizer.bin", weights_only=True)["state"]
+    ob = torch.load(sb / "optimizer.bin", weights_only=True)["state"]
+    assert oa.keys() == ob.keys() and len(oa) == 4
+    for k in oa:
+        for name in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(oa[k][name], ob[k][name]), (k, name)

@@ -1,17 +1,20 @@
 """Small trained models shipped inside the package, found by name.
 
 Each bundled model is a folder next to this file holding a saved pipeline (``save_pretrained``: ``model_index.json``
-plus one subfolder per component), with the training run's ``config.json`` beside it (the recipe that made it). The
-demo and the Python API list them with :func:`available`, so a fresh install serves them without downloads, and a
-pipeline's ``from_pretrained`` takes a bundled model's name (``"avdiff/talking-head-tiny"`` or
-``"talking-head-tiny"``): :func:`resolve` turns it into the folder before any hub look-up. These are demonstrators
-trained here on synthetic data (see the README, "Results"), not replacements for real pretrained weights.
+plus one subfolder per component), with the training run's config beside it (the recipe that made it); other models
+(the scene segmenter, the scene aligner) are folders of safetensors and a JSON config, loaded by their own classes
+through :func:`resolve_model_dir`. The demo and the Python API list the pipelines with :func:`available`, so a fresh
+install serves them without downloads, and a pipeline's ``from_pretrained`` takes a bundled model's name
+(``"avdiff/talking-head-tiny"`` or ``"talking-head-tiny"``): :func:`resolve` turns it into the folder before any hub
+look-up. These are demonstrators trained here on synthetic data (see the README, "Results"), not replacements for
+real pretrained weights.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -84,13 +87,40 @@ def resolve(name_or_path: str | Path) -> str | Path:
     text = str(name_or_path)
     if Path(text).exists():
         return name_or_path
-    name = text.removeprefix(NAMESPACE)
-    if "/" in name or not name:
-        return name_or_path
-    folder = resources.files(__name__).joinpath(name)
-    if folder.is_dir() and (folder / "model_index.json").is_file():
-        return Path(str(folder))
-    return name_or_path
+    folder = bundled_path(text)
+    return folder if folder is not None and (folder / "model_index.json").is_file() else name_or_path
 
 
-__all__ = ["BundledModel", "NAMESPACE", "PIPELINE_KINDS", "available", "pipeline_kind", "resolve"]
+def bundled_path(name: str) -> Path | None:
+    """The folder ``avdiff/bundled/<name>`` of a shipped model (``name`` may carry the ``avdiff/`` namespace), or
+    None when none ships by that name (or ``name`` is not a plain folder name)."""
+    if isinstance(name, str):
+        name = name.removeprefix(NAMESPACE)
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\") or name.startswith("."):
+        return None
+    try:
+        folder = resources.files(__name__) / name
+    except ModuleNotFoundError:
+        return None
+    return Path(str(folder)) if folder.is_dir() else None
+
+
+def resolve_model_dir(name_or_path: str | os.PathLike, marker: str, what: str) -> Path:
+    """A folder given as a path, or the bundled folder of that name; it must hold the file ``marker``.
+
+    Raises:
+        FileNotFoundError: neither an existing folder nor a bundled name, or the folder lacks ``marker``.
+    """
+    path = Path(name_or_path)
+    if not path.is_dir():
+        bundled = bundled_path(str(name_or_path))
+        if bundled is None:
+            raise FileNotFoundError(f"no {what} {str(name_or_path)!r}: not a folder, and no bundled model of that name")
+        path = bundled
+    if not (path / marker).is_file():
+        raise FileNotFoundError(f"{str(path)!r} holds no {what} (no {marker})")
+    return path
+
+
+__all__ = ["BundledModel", "NAMESPACE", "PIPELINE_KINDS", "available", "bundled_path", "pipeline_kind", "resolve",
+           "resolve_model_dir"]

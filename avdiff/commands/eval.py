@@ -25,7 +25,7 @@ OFFSET_CONVENTION = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate generated videos (lipsync, talking-head) or a trained aligner (align)", description="Evaluate a generated video or a trained model.")
+    p = sub.add_parser("eval", help="evaluate generated videos (lipsync, talking-head, scenes) or a trained model (align, segmenter)", description="Evaluate a generated video or a trained model.")
     metrics = p.add_subparsers(dest="metric", metavar="METRIC")
     p.set_defaults(func=lambda args: _print_help(p))
 
@@ -98,11 +98,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "align",
         help="audio-text retrieval recall@1/@5 of a trained aligner on held-out attribute combinations",
         description="Recall@1 and @5 in both directions (audio->text, text->audio) on the held-out test split of "
-        "the synthetic sound-caption set, next to chance.",
+        "the synthetic sound-caption set, next to chance; for an aligner trained on scene sounds, also how often "
+        "select_token picks the sounding object's word out of a scene prompt of 2-4 objects.",
     )
     align.add_argument("--checkpoint", required=True, help="a trained aligner folder, e.g. runs/align_tiny/final")
     align.add_argument("--json", action="store_true", help="print the result as JSON")
     align.set_defaults(func=run_align)
+
+    from avdiff.commands import eval_scenes
+
+    eval_scenes.register(metrics)
 
 
 def run_align(args: argparse.Namespace) -> int:
@@ -117,20 +122,30 @@ def run_align(args: argparse.Namespace) -> int:
         for k in (1, 5):
             r, chance = result[f"{direction}_r@{k}"], result[f"chance_{direction}_r@{k}"]
             print(f"  {name}  R@{k}: {r:.3f}  (chance {chance:.3f}, {r / chance:.1f}x)")
+    if "scene_token_acc" in result:
+        print(f"  select_token picks the sounding word in scene prompts of 2-4 objects: {result['scene_token_acc']:.3f} "
+              f"of {int(result['scene_token_n'])} held-out scene sounds (chance {result['scene_token_chance']:.3f})")
+        per_word = {k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("scene_token_acc/")}
+        print("    " + ", ".join(f"{w} {v:.2f}" for w, v in per_word.items()))
     return 0
 
 
 def parse_models(specs: list[str]) -> dict[str, str]:
     """``["audio=runs/a/final", ...]`` -> ``{"audio": "runs/a/final"}``; ``CommandError`` for a malformed or
-    repeated name, or a name that is a baseline's."""
+    repeated name, a name that is a baseline's, or one that is not a safe folder name (it becomes ``OUT/NAME/``)."""
     from avdiff.cli import CommandError
+    from avdiff.data.format import check_name
     from avdiff.metrics.talking_head import BASELINES
 
     models: dict[str, str] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
-        if not sep or not name or not path or "/" in name:
+        if not sep or not name or not path:
             raise CommandError(f"--model {spec!r}: expected NAME=PATH, e.g. audio=runs/th_audio/final")
+        try:
+            check_name(name, f"--model {spec!r}: the name")
+        except ValueError as e:
+            raise CommandError(str(e)) from e
         if name in models or name in BASELINES:
             raise CommandError(f"--model {spec!r}: the name {name!r} is taken; give each model its own name")
         models[name] = path

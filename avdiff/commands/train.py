@@ -6,9 +6,10 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (align, syncnet, talking-head)",
+    p = sub.add_parser("train", help="train a model (align, syncnet, talking-head, segmenter, text-to-video)",
                        description="Train a model from a YAML config. Jobs: align (the audio-text aligner), syncnet "
-                       "(the lip-sync expert) and talking-head (the talking-head pipeline).")  # fmt: skip
+                       "(the lip-sync expert), talking-head (the talking-head pipeline), segmenter (the scene "
+                       "segmenter) and text-to-video (the scene model).")  # fmt: skip
     jobs = p.add_subparsers(dest="job", metavar="JOB", required=True)
     align = jobs.add_parser("align", help="contrastive audio-to-text aligner on synthetic sounds and speech")
     _common(align)
@@ -24,6 +25,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     talking.add_argument("--eval-data", help="held-out DATA folder for the eval loss and samples; overrides "
                          "task.eval_data")
     talking.set_defaults(func=run_talking_head)
+    segmenter = jobs.add_parser("segmenter", help="the scene segmenter (a small U-Net) on scene clips' frames and masks")
+    _common(segmenter)
+    segmenter.add_argument("--data", help="training scene folder (avdiff synth scenes); overrides task.data")
+    segmenter.add_argument("--eval-data", help="held-out scene folder for pixel accuracy and mean IoU; overrides "
+                           "task.eval_data")
+    segmenter.set_defaults(func=run_segmenter)
+    t2v = jobs.add_parser("text-to-video", help="the text-to-video (scene) pipeline's UNet on SCENES DATA clips")
+    _common(t2v)
+    t2v.add_argument("--data", help="training SCENES DATA folder (avdiff synth scenes); overrides task.data")
+    t2v.add_argument("--eval-data", help="held-out SCENES DATA folder for the eval losses and sample grids; "
+                     "overrides task.eval_data")
+    t2v.set_defaults(func=run_text_to_video)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -74,6 +87,9 @@ def run_align(args: argparse.Namespace) -> int:
         metrics = task.evaluate(AudioTextAligner.from_pretrained(result.final_dir))
         print(f"held-out R@1: audio->text {metrics['a2t_r@1']:.3f}, text->audio {metrics['t2a_r@1']:.3f} "
               f"(chance {metrics['chance_a2t_r@1']:.3f}); see: avdiff eval align --checkpoint {result.final_dir}")
+        if "scene_token_acc" in metrics:
+            print(f"held-out scene sounds: select_token picks the sounding word {metrics['scene_token_acc']:.3f} of "
+                  f"the time (chance {metrics['scene_token_chance']:.3f})")
     return 0
 
 
@@ -94,6 +110,25 @@ def run_syncnet(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_segmenter(args: argparse.Namespace) -> int:
+    from avdiff.cli import CommandError
+    from avdiff.models.segmenter import SceneSegmenter
+    from avdiff.training.segmenter import SegmenterTask, SegmenterTaskConfig
+
+    trainer_cfg, task_cfg = _configs(args, with_data=True)
+    config = SegmenterTaskConfig.from_dict(task_cfg)
+    if not config.data:
+        raise CommandError("no training data: give --data DIR (a scene folder made by avdiff synth scenes)")
+    task = SegmenterTask(config, progress_bar=not args.no_progress)
+    result = _train(task, trainer_cfg, args)
+    if result.final_dir.exists() and config.eval_data:
+        m = task.evaluate(SceneSegmenter.from_pretrained(result.final_dir))
+        print(f"held-out frames of {config.eval_data}: pixel accuracy {m['pixel_accuracy']:.4f}, "
+              f"mean IoU {m['mean_iou']:.4f}; see: avdiff eval segmenter --checkpoint {result.final_dir} "
+              f"--data {config.eval_data}")
+    return 0
+
+
 def run_talking_head(args: argparse.Namespace) -> int:
     from avdiff.training.talking_head import TalkingHeadTask, TalkingHeadTaskConfig
 
@@ -104,4 +139,16 @@ def run_talking_head(args: argparse.Namespace) -> int:
         print(f"animate a photo: avdiff talk --model {result.final_dir} --image FACE --audio SPEECH --out OUT.mp4 "
               f"--chunk-frames {config.chunk_frames} "
               f"--motion-frames {config.motion_frames}")
+    return 0
+
+
+def run_text_to_video(args: argparse.Namespace) -> int:
+    from avdiff.training.text_to_video import TextToVideoTask, TextToVideoTaskConfig
+
+    trainer_cfg, config = _data_task_config(args, TextToVideoTaskConfig)
+    task = TextToVideoTask(config, output_dir=trainer_cfg.output_dir, progress_bar=not args.no_progress)
+    result = _train(task, trainer_cfg, args)
+    if result.final_dir.exists():
+        print(f"generate: TextToVideoPipeline.from_pretrained({str(result.final_dir)!r}); sample grids in "
+              f"{trainer_cfg.output_dir}/samples/")
     return 0

@@ -20,12 +20,35 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+
+
+def check_name(name: object, what: str) -> str:
+    """``name`` if it is safe as one file or folder name; else ValueError naming ``what`` and the reason.
+
+    Safe: 1 to 128 characters among letters, digits, ``_``, ``.`` and ``-``, not starting with ``.`` or ``-``. So no
+    path separators, no ``..``, no absolute paths, no hidden files and nothing a shell reads as an option: a name
+    from a user or an index can be joined to an output folder without writing outside it."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+        raise ValueError(f"{what} {name!r} is not a safe file name: use 1 to 128 letters, digits, '_', '.' or '-', "
+                         "not starting with '.' or '-' (no path separators)")  # fmt: skip
+    return name
+
+
+def check_relative_path(path: object, what: str) -> str:
+    """``path`` if it is a relative path that stays inside its folder (no absolute path, no ``..``); else
+    ValueError naming ``what``."""
+    if not isinstance(path, str) or not path or Path(path).is_absolute() or ".." in Path(path).parts or "\\" in path:
+        raise ValueError(f"{what} {path!r} must be a relative path inside the DATA folder")
+    return path
 
 
 @dataclass
@@ -47,6 +70,15 @@ class ClipRecord:
     latents: str | None = None
     identity: str | None = None
 
+    def __post_init__(self) -> None:
+        # The id names written files (clips/ID.mp4, OUT/SOURCE/ID.mp4, caches) and the paths are joined to DATA:
+        # an index from elsewhere must not lead reads or writes outside their folders.
+        check_name(self.id, "clip id")
+        for name in ("video", "aperture", "landmarks", "latents"):
+            value = getattr(self, name)
+            if value is not None:
+                check_relative_path(value, f"clip {self.id!r}: {name}")
+
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
@@ -67,7 +99,7 @@ def read_index(data_dir: str | os.PathLike) -> list[ClipRecord]:
         if line.strip():
             try:
                 records.append(ClipRecord(**json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as e:
+            except (json.JSONDecodeError, TypeError, ValueError) as e:
                 raise ValueError(f"{path}:{n}: not a clip record ({e})") from e
     return records
 

@@ -7,6 +7,12 @@ clips from espeak-ng say one word each, in one of several voices, captioned 'som
 A quarter of the combinations never occur in training (every attribute value still does, only not in that
 combination), so retrieval on the test split measures whether the model composes attributes, not whether it
 memorised captions.
+
+Scene sounds (:mod:`avdiff.audio.scene_sounds`: the crackle of a campfire, waves on a lake, rain, birdsong, thunder,
+a car's engine, a bell, wind in grass) join with ``per_scene_sound > 0``, captioned "the crackling of a campfire",
+"a campfire crackling" or just "campfire" (so the bare object word, which is what ``select_token`` compares a sound
+with, is a caption too). Their held-out recordings have unseen seeds and a loudness-curve family never used in
+training (``pulsing``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import numpy as np
 import torch
 
 from avdiff.audio.io import Waveform
+from avdiff.audio.scene_sounds import random_envelope, scene_sound
+from avdiff.data.scenes.vocabulary import SOUND_OF
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +40,27 @@ WORDS = ["hello", "yes", "no", "stop", "go", "left", "right", "seven"]
 SPEAKERS = ["en-us", "en-gb+f3", "en-us+m3", "en-gb+m5"]
 TEMPLATES = ["a {rhythm} {pitch} {timbre} {envelope}", "{rhythm} {pitch} {timbre} sounds {envelope}", "the sound of a {rhythm} {pitch} {timbre}, {envelope}"]
 
+# Scene sounds: object word -> captions (its sound is SOUND_OF[word] in the scene vocabulary). The first caption is
+# the one a held-out clip is retrieved by; training draws any of them, the bare word included.
+SCENE_CAPTIONS = {
+    "campfire": ["the crackling of a campfire", "a campfire crackling", "campfire", "logs crackling in a campfire"],
+    "lake": ["waves lapping on a lake", "the waves of a lake", "lake", "water splashing on a lake"],
+    "rain": ["rain falling", "the sound of rain", "rain", "heavy rain pouring down"],
+    "birds": ["birds singing in a tree", "birdsong", "birds", "birds chirping"],
+    "thunderstorm": ["the rumble of thunder in a thunderstorm", "a thunderstorm", "thunderstorm", "thunder rolling in a storm"],
+    "car": ["a car engine running", "the engine of a car", "car", "a car idling"],
+    "bell": ["a bell ringing", "the chime of a bell", "bell", "a ringing bell"],
+    "grass": ["wind blowing through grass", "the wind in the grass", "grass", "wind rustling the grass"],
+}
+SCENE_TRAIN_ENVELOPES = ("steady", "rising", "falling", "smooth", "bursts")
+SCENE_TEST_ENVELOPES = ("pulsing",)
+SCENE_FPS = 8
+
 
 @dataclass(frozen=True)
 class SoundCombo:
-    """One combination of attributes. For speech, ``timbre="speech"`` and ``word`` and ``speaker`` are set."""
+    """One combination of attributes. For speech, ``timbre="speech"`` and ``word`` and ``speaker`` are set; for a
+    scene sound, ``timbre="scene"``, ``word`` is the object word and ``envelope`` the loudness-curve family."""
 
     timbre: str
     pitch: str = ""
@@ -47,6 +72,9 @@ class SoundCombo:
     def caption(self, template: int = 0) -> str:
         if self.timbre == "speech":
             return f'someone saying "{self.word}"'
+        if self.timbre == "scene":
+            captions = SCENE_CAPTIONS[self.word]
+            return captions[template % len(captions)]
         return TEMPLATES[template].format(
             rhythm=self.rhythm, pitch=self.pitch, timbre=TIMBRES[self.timbre], envelope=ENVELOPES[self.envelope]
         )
@@ -55,6 +83,14 @@ class SoundCombo:
     def key(self) -> str:
         """What retrieval must match: the caption's content (the speaker of speech is not in its caption)."""
         return self.caption(0)
+
+
+def scene_combos(split: str) -> list[SoundCombo]:
+    """Scene-sound combinations of a split: every object word with each loudness-curve family of the split."""
+    families = {"train": SCENE_TRAIN_ENVELOPES, "test": SCENE_TEST_ENVELOPES}.get(split)
+    if families is None:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return [SoundCombo("scene", envelope=e, word=w) for w in SCENE_CAPTIONS for e in families]
 
 
 def sound_combos() -> list[SoundCombo]:
@@ -123,6 +159,14 @@ def synthesize(combo: SoundCombo, rng: np.random.Generator) -> np.ndarray:
     return (0.7 * out / max(1e-6, np.abs(out).max())).astype(np.float32)
 
 
+def synthesize_scene(combo: SoundCombo, rng: np.random.Generator) -> np.ndarray:
+    """A 2 s float32 scene sound of ``combo.word`` with a loudness curve of family ``combo.envelope`` (16 frames at
+    8 fps), as the scene clips make them (RMS 0.1 where the curve is 1)."""
+    frames = int(round(DURATION_S * SCENE_FPS))
+    envelope = random_envelope(rng, frames, combo.envelope)
+    return scene_sound(SOUND_OF[combo.word], envelope, fps=SCENE_FPS, sample_rate=SAMPLE_RATE, seed=rng)
+
+
 def speak_word(combo: SoundCombo, rng: np.random.Generator) -> np.ndarray:
     """A 2 s float32 clip of ``combo.word`` spoken by ``combo.speaker`` at a random speed and pitch and offset."""
     from avdiff.audio.tts import speak
@@ -162,9 +206,12 @@ class SoundCaptionSet:
         return [c.key for c in self.combos]
 
 
-def build_sound_captions(split: str, per_sound_combo: int, per_speech_combo: int, seed: int = 0) -> SoundCaptionSet:
-    """Generate a split: ``per_sound_combo`` clips of each sound combination and ``per_speech_combo`` of each
-    word-and-speaker combination. Deterministic under ``seed`` (clip ``k`` of a combination uses its own RNG)."""
+def build_sound_captions(split: str, per_sound_combo: int, per_speech_combo: int, seed: int = 0,
+                         per_scene_sound: int = 0) -> SoundCaptionSet:
+    """Generate a split: ``per_sound_combo`` clips of each sound combination, ``per_speech_combo`` of each
+    word-and-speaker combination and ``per_scene_sound`` of each scene word and loudness family. Deterministic under
+    ``seed`` (clip ``k`` of a combination uses its own RNG; scene clips have their own RNG streams, so adding them
+    leaves the other clips as they were)."""
     clips, captions, combos = [], [], []
     for ci, combo in enumerate(split_combos(split)):
         count = per_speech_combo if combo.timbre == "speech" else per_sound_combo
@@ -172,6 +219,13 @@ def build_sound_captions(split: str, per_sound_combo: int, per_speech_combo: int
             rng = np.random.default_rng([seed, 1 if split == "test" else 0, ci, k])
             clips.append(speak_word(combo, rng) if combo.timbre == "speech" else synthesize(combo, rng))
             template = 0 if split == "test" else int(rng.integers(len(TEMPLATES)))
+            captions.append(combo.caption(template))
+            combos.append(combo)
+    for ci, combo in enumerate(scene_combos(split) if per_scene_sound > 0 else []):
+        for k in range(per_scene_sound):
+            rng = np.random.default_rng([seed, 1 if split == "test" else 0, 1000 + ci, k])
+            clips.append(synthesize_scene(combo, rng))
+            template = 0 if split == "test" else int(rng.integers(len(SCENE_CAPTIONS[combo.word])))
             captions.append(combo.caption(template))
             combos.append(combo)
     logger.info("%s split: %d clips, %d combinations", split, len(clips), len(set(combos)))

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from avdiff.audio.io import Waveform, load_audio
 from avdiff.audio.tts import speak
 from avdiff.data.faces import PoolFace, face_pool
-from avdiff.data.format import ClipRecord, append_index, read_index, save_npy
+from avdiff.data.format import ClipRecord, append_index, check_name, read_index, save_npy
 from avdiff.pipelines.warp_baseline import SAMPLE_RATE, animate
 from avdiff.video.face import ImageLike, load_image
 from avdiff.video.io import write_video
@@ -172,7 +172,11 @@ def make_clip(
     source: dict | None = None,
     identity: str | None = None,
 ) -> ClipRecord:
-    """Animate ``image`` with ``speech`` and write ``clips/ID.mp4`` and ``clips/ID.aperture.npy`` under ``out_dir``."""
+    """Animate ``image`` with ``speech`` and write ``clips/ID.mp4`` and ``clips/ID.aperture.npy`` under ``out_dir``.
+
+    Raises ValueError (before writing anything) when ``clip_id`` is not a safe file name
+    (:func:`avdiff.data.format.check_name`)."""
+    check_name(clip_id, "clip id")  # it names the files: nothing may land outside out_dir/clips
     out_dir = Path(out_dir)
     speech = load_audio(speech, sample_rate=SAMPLE_RATE)
     anim = animate(load_image(image), speech, FPS)

@@ -31,7 +31,9 @@ class AlignedEncoder(AudioTextEncoder):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, text_model: str | None = None) -> "AlignedEncoder":
-        """An aligner folder (``save_pretrained``); the text encoder is the one named in its config unless given."""
+        """An aligner folder (``save_pretrained``) or a bundled name (``"scene_aligner"``: trained on the scene
+        sounds too, so ``select_token`` picks "campfire" for a crackle); the text encoder is the one named in its
+        config unless given."""
         aligner = AudioTextAligner.from_pretrained(path)
         return cls(aligner, SentenceEncoder.from_pretrained(text_model or aligner.config.text_model))
 

@@ -102,6 +102,11 @@ class AudioTextAligner(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> "AudioTextAligner":
+        """A folder written by :meth:`save_pretrained`, or the name of a bundled aligner (``"scene_aligner"``)."""
+        from avdiff.bundled import bundled_path
+
+        if not Path(path).is_dir() and bundled_path(str(path)) is not None:
+            path = bundled_path(str(path))
         path = Path(path)
         config_file = path / "aligner_config.json"
         if not config_file.is_file():

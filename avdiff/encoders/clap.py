@@ -140,23 +140,29 @@ class LaionClapEncoder(AudioTextEncoder):
         enable_fusion: bool = False,
         text_model_dir: str | os.PathLike | None = None,
         device: str | torch.device | None = None,
+        trust_checkpoint: bool = False,
         **kwargs: Any,
     ) -> "LaionClapEncoder":
         """Build the model and load a laion-clap checkpoint (``.pt``) from ``path``.
 
         Args:
-            path: the checkpoint file (a pickle: load only files you trust).
+            path: the checkpoint file. It is unpickled with ``torch.load(weights_only=True)``: tensors, plain Python
+                data (an optimizer state, an epoch) and numeric numpy scalars and arrays load; any other Python object
+                is refused, because unpickling it could run code from the file.
             amodel: audio branch, ``"HTSAT-tiny"`` for the 630k checkpoints, ``"HTSAT-base"`` for the music ones.
             tmodel: text branch; the published checkpoints all use ``"roberta"``.
             enable_fusion: ``True`` for the ``*-fusion-*`` checkpoints.
             text_model_dir: local folder with the text model's config and tokenizer (offline use); ``None`` fetches
                 them from the hub (``roberta-base``).
             device: where the model runs (default cpu).
+            trust_checkpoint: unpickle the file fully (``weights_only=False``), objects and all. Only for a file from
+                a source you trust: a malicious checkpoint runs its code on this machine.
             **kwargs: ``text_template``, ``batch_size``.
 
         Raises:
             FileNotFoundError: no file at ``path``.
-            ValueError: the checkpoint's weights do not fit ``amodel``/``tmodel``/``enable_fusion``.
+            ValueError: the checkpoint's weights do not fit ``amodel``/``tmodel``/``enable_fusion``, or it holds
+                Python objects beyond the allowed data (without ``trust_checkpoint``).
             OSError: the text model's config/tokenizer cannot be loaded (offline without ``text_model_dir``).
         """
         path = Path(path)
@@ -164,7 +170,7 @@ class LaionClapEncoder(AudioTextEncoder):
             raise FileNotFoundError(f"no laion-clap checkpoint at path={str(path)!r}")
         clap = _build_clap(amodel, tmodel, enable_fusion, text_model_dir, device)
         encoder = cls(clap, amodel=amodel, tmodel=tmodel, enable_fusion=enable_fusion, **kwargs)
-        encoder.load_checkpoint(path)
+        encoder.load_checkpoint(path, trust_checkpoint=trust_checkpoint)
         return encoder
 
     @classmethod
@@ -178,6 +184,7 @@ class LaionClapEncoder(AudioTextEncoder):
         text_model_dir: str | os.PathLike | None = None,
         device: str | torch.device | None = None,
         cache_dir: str | os.PathLike | None = None,
+        trust_checkpoint: bool = False,
         **kwargs: Any,
     ) -> "LaionClapEncoder":
         """A local checkpoint file, or a published checkpoint by name (see :data:`PUBLISHED_CHECKPOINTS`).
@@ -211,20 +218,23 @@ class LaionClapEncoder(AudioTextEncoder):
             enable_fusion=default_fusion if enable_fusion is None else enable_fusion,
             text_model_dir=text_model_dir,
             device=device,
+            trust_checkpoint=trust_checkpoint,
             **kwargs,
         )
 
-    def load_checkpoint(self, path: str | os.PathLike) -> None:
+    def load_checkpoint(self, path: str | os.PathLike, trust_checkpoint: bool = False) -> None:
         """Load a laion-clap checkpoint into this model.
 
         Accepts a raw state dict or ``{"state_dict": ...}``, with or without DistributedDataParallel's ``module.``
         prefix, and drops buffers that older transformers saved (``position_ids``). Keys and shapes are checked
-        before anything is copied, so a checkpoint that does not fit leaves the model as it was.
+        before anything is copied, so a checkpoint that does not fit leaves the model as it was. The file is read
+        with ``torch.load(weights_only=True)`` unless ``trust_checkpoint`` (see :meth:`from_checkpoint`).
 
         Raises:
-            ValueError: missing or unexpected keys, or a shape mismatch (wrong amodel/tmodel/enable_fusion).
+            ValueError: missing or unexpected keys, or a shape mismatch (wrong amodel/tmodel/enable_fusion); or
+                Python objects in the file beyond the allowed data, without ``trust_checkpoint``.
         """
-        state = _read_state_dict(path)
+        state = _read_state_dict(path, trust_checkpoint)
         expected = self.clap.model.state_dict()
         for key in _LEGACY_BUFFERS:
             if key in state and key not in expected:
@@ -371,8 +381,44 @@ class _Preloaded:
         return self.value
 
 
-def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    checkpoint = torch.load(str(path), map_location="cpu", weights_only=False)
+def _numpy_data_globals() -> list:
+    """What numeric numpy scalars and arrays need in a ``weights_only`` load (training scripts often store an epoch
+    or a metric as a numpy value): the scalar and array reconstructors and the numeric dtypes. None of them runs
+    code; an object array is still refused (its dtype is not listed)."""
+    if int(np.__version__.split(".")[0]) >= 2:  # numpy 2 renamed numpy.core to numpy._core
+        from numpy._core import multiarray
+    else:
+        from numpy.core import multiarray
+    numeric = (np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
+               np.float16, np.float32, np.float64)  # fmt: skip
+    return [multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype, *(type(np.dtype(t)) for t in numeric)]
+
+
+def _read_state_dict(path: str | os.PathLike, trust_checkpoint: bool = False) -> dict[str, torch.Tensor]:
+    """The state dict in a laion-clap ``.pt`` file, unpickled with ``weights_only=True`` (plus numeric numpy data)
+    unless ``trust_checkpoint``. Raises ValueError for a file that needs more, naming what it holds."""
+    import pickle
+
+    if trust_checkpoint:
+        logger.warning("unpickling %s with weights_only=False (trust_checkpoint=True): it may run code", path)
+        checkpoint = torch.load(str(path), map_location="cpu", weights_only=False)
+    else:
+        try:
+            with torch.serialization.safe_globals(_numpy_data_globals()):
+                checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            try:
+                found = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+            except Exception:  # not a zip checkpoint: the message of the load says why
+                found = []
+            allowed = {f"{g.__module__}.{g.__qualname__}" for g in _numpy_data_globals()}
+            why = [line.strip() for line in str(e).splitlines() if "WeightsUnpickler error" in line][:1]
+            what = [g for g in found if g not in allowed] or why or [type(e).__name__]
+            raise ValueError(
+                f"path={str(path)!r}: the checkpoint holds Python objects beyond tensors and plain data ({what}); "
+                "unpickling them could run code from the file. If you trust its source, pass "
+                "trust_checkpoint=True."
+            ) from None
     state = checkpoint["state_dict"] if isinstance(checkpoint, dict) and "state_dict" in checkpoint else checkpoint
     if not isinstance(state, dict) or not state:
         raise ValueError(f"path={str(path)!r} holds no state dict")

@@ -241,15 +241,21 @@ def evaluate_talking_heads(
         animators: source name -> ``animate(photo, clip)`` (:func:`baseline_animator`, :func:`pipeline_animator`).
         split, max_clips: which clips of the index.
         max_offset: the offset search of the lip-sync score, frames.
+
+    Raises:
+        ValueError: a source name that is not a safe folder name (:func:`avdiff.data.format.check_name`).
     """
     from tqdm.auto import tqdm
 
+    from avdiff.data.format import check_name
     from avdiff.metrics.identity import FaceRecognizer, identity_scores
     from avdiff.metrics.lipsync import score_video
     from avdiff.video.align import alignment_matrix
     from avdiff.video.face import NoFaceError, detect_face
     from avdiff.video.io import read_video
 
+    for source in animators:
+        check_name(source, "source name")  # each becomes the folder OUT/SOURCE
     recognizer = FaceRecognizer.default()
 
     out_dir = Path(out_dir)

@@ -2,6 +2,7 @@
 
 from avdiff.pipelines.output import VideoPipelineOutput
 from avdiff.pipelines.talking_head import TalkingHeadPipeline
+from avdiff.pipelines.text_to_video import TextToVideoPipeline
 from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
 
-__all__ = ["TalkingHeadPipeline", "VideoPipelineOutput", "WarpBaselinePipeline"]
+__all__ = ["TalkingHeadPipeline", "TextToVideoPipeline", "VideoPipelineOutput", "WarpBaselinePipeline"]

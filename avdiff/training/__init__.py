@@ -1,5 +1,5 @@
 """Training: one Accelerate trainer for every job, and the jobs."""
 
-from avdiff.training.trainer import StepBatchSampler, TrainConfig, Trainer, TrainResult, TrainTask
+from avdiff.training.trainer import StepBatchSampler, TrainConfig, Trainer, TrainResult, TrainTask, step_seed
 
-__all__ = ["StepBatchSampler", "TrainConfig", "TrainResult", "TrainTask", "Trainer"]
+__all__ = ["StepBatchSampler", "TrainConfig", "TrainResult", "TrainTask", "Trainer", "step_seed"]

@@ -1,7 +1,9 @@
 """The alignment job: train :class:`AudioTextAligner` into a frozen text encoder's space, and measure retrieval.
 
 ``avdiff train align --config configs/train/align_tiny.yaml`` runs it through the shared trainer;
-``avdiff eval align --checkpoint RUN/final`` reports recall@1/@5 on held-out attribute combinations against chance.
+``avdiff eval align --checkpoint RUN/final`` reports recall@1/@5 on held-out attribute combinations against chance,
+and, when the run trained on scene sounds, how often ``select_token`` picks the sounding object's word out of a scene
+prompt of two to four objects (:func:`evaluate_scene_tokens`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from avdiff.data.sound_captions import SoundCaptionSet, build_sound_captions
+from avdiff.encoders.aligned import AlignedEncoder
 from avdiff.encoders.alignment import AlignerConfig, AudioTextAligner, info_nce, pool_tokens
 from avdiff.encoders.text import SentenceEncoder
 from avdiff.metrics.retrieval import retrieval_recall
@@ -32,6 +35,8 @@ class AlignTaskConfig:
     per_speech_combo: int = 8
     test_per_sound_combo: int = 6
     test_per_speech_combo: int = 3
+    per_scene_sound: int = 0
+    test_per_scene_sound: int = 0
     data_seed: int = 0
     token_weight: float = 0.5
     gain_db: float = 6.0
@@ -81,7 +86,7 @@ class AlignTask:
 
     def build_dataset(self) -> CaptionedMels:
         c = self.config
-        data = build_sound_captions("train", c.per_sound_combo, c.per_speech_combo, c.data_seed)
+        data = build_sound_captions("train", c.per_sound_combo, c.per_speech_combo, c.data_seed, c.per_scene_sound)
         mel = AudioTextAligner(self.aligner_config).mel
         with torch.no_grad():
             mels = torch.cat([mel(chunk) for chunk in data.audio.split(256)])
@@ -121,12 +126,16 @@ class AlignTask:
     def test_set(self) -> SoundCaptionSet:
         if self._test is None:
             c = self.config
-            self._test = build_sound_captions("test", c.test_per_sound_combo, c.test_per_speech_combo, c.data_seed)
+            self._test = build_sound_captions("test", c.test_per_sound_combo, c.test_per_speech_combo, c.data_seed,
+                                              c.test_per_scene_sound)
         return self._test
 
     @torch.no_grad()
     def evaluate(self, model: AudioTextAligner, step: int = 0) -> dict[str, float]:
-        return evaluate_alignment(model, self.text_encoder, self.test_set())
+        metrics = evaluate_alignment(model, self.text_encoder, self.test_set())
+        if any(c.timbre == "scene" for c in self.test_set().combos):
+            metrics.update(evaluate_scene_tokens(AlignedEncoder(model, self.text_encoder), self.test_set()))
+        return metrics
 
 
 @torch.no_grad()
@@ -140,11 +149,55 @@ def evaluate_alignment(model: AudioTextAligner, text_encoder: SentenceEncoder, d
     return retrieval_recall(audio, keys, text, unique, ks=(1, 5))
 
 
+@torch.no_grad()
+def evaluate_scene_tokens(encoder: AlignedEncoder, data: SoundCaptionSet, seed: int = 0) -> dict[str, float]:
+    """How often ``select_token`` picks the sounding object's word for the scene sounds of ``data``.
+
+    Each scene clip (object word ``w``) gets a scene prompt of two to four objects that holds ``w``, drawn like a
+    training scene's caption (colours, places, sky: every content word is a candidate), e.g. "a red car on the left
+    beside a campfire at night". Returns ``scene_token_acc`` (share of clips whose chosen word is ``w``),
+    ``scene_token_n`` (clips), ``scene_token_chance`` (the mean of 1 / number of candidate words) and
+    ``scene_token_acc/<word>`` per word.
+
+    Raises:
+        ValueError: ``data`` holds no scene sound.
+    """
+    import numpy as np
+
+    from avdiff.data.scenes import sample_scene
+    from avdiff.encoders.base import content_words
+
+    was_training = encoder.aligner.training
+    encoder.aligner.eval()
+    scene = [i for i, c in enumerate(data.combos) if c.timbre == "scene"]
+    if not scene:
+        raise ValueError("data holds no scene sounds (build it with per_scene_sound > 0)")
+    hits: dict[str, list[bool]] = {}
+    chance = []
+    for i in scene:
+        word = data.combos[i].word
+        rng = np.random.default_rng([seed, i])
+        prompt = sample_scene(rng, "train", include=word, count=int(rng.integers(2, 5))).caption
+        choice = encoder.select_token(prompt, data.audio[i])
+        hits.setdefault(word, []).append(choice.word.lower() == word)
+        chance.append(1.0 / len({w.lower() for _, w in content_words(prompt)}))
+    encoder.aligner.train(was_training)
+    every = [h for word_hits in hits.values() for h in word_hits]
+    out = {"scene_token_acc": float(np.mean(every)), "scene_token_n": float(len(every)),
+           "scene_token_chance": float(np.mean(chance))}
+    out.update({f"scene_token_acc/{w}": float(np.mean(h)) for w, h in sorted(hits.items())})
+    return out
+
+
 def evaluate_checkpoint(checkpoint: str | Path, task_config: AlignTaskConfig | None = None) -> dict[str, float]:
-    """Load a trained aligner folder and evaluate it on its held-out test split."""
+    """Load a trained aligner (a folder or a bundled name) and evaluate it on its run's held-out test split."""
+    from avdiff.bundled import bundled_path
+
     model = AudioTextAligner.from_pretrained(checkpoint)
-    run_config = Path(checkpoint).parent / "config.json"
-    if task_config is None and run_config.is_file():
-        task_config = AlignTaskConfig.from_dict(json.loads(run_config.read_text())["task"])
+    folder = Path(checkpoint) if Path(checkpoint).is_dir() else bundled_path(str(checkpoint))
+    # the run's settings: beside a run's final folder, or inside a shipped one (run_config.json)
+    for run_config in (folder / "run_config.json", folder.parent / "config.json"):
+        if task_config is None and run_config.is_file():
+            task_config = AlignTaskConfig.from_dict(json.loads(run_config.read_text())["task"])
     task = AlignTask(task_config or AlignTaskConfig(text_model=model.config.text_model))
     return task.evaluate(model)

@@ -12,12 +12,13 @@ A training sample is laid out exactly like an inference chunk of ``chunk_frames`
 * a *first* chunk (with probability ``first_chunk_prob``, and whenever the window is at the clip's start): no motion
   latents, the lower-face mask on every slot, every slot (that shows a frame of the clip) scored.
 
-The loss is the diffusion MSE against the scheduler's target (``v_prediction`` for the tiny preset), over the scored
-slots, plus ``mouth_weight`` times the same error inside the mouth mask (Diffused Heads' lip loss). Two tricks from
-the literature: Gaussian noise of a random level up to ``motion_noise`` on the motion latents (Hallo2: a model that
-sees slightly wrong motion frames in training drifts less over long autoregressive generation), and classifier-free
-dropout of the audio tokens and the reference latent to zeros (the nulls the pipeline's guidance uses);
-``audio_dropout_always`` trains with the audio always dropped (the no-audio control).
+The loss is the diffusion MSE against the scheduler's target (the clean sample, ``prediction_type: sample``, for the
+tiny preset; ``epsilon`` and ``v_prediction`` work too), over the scored slots, plus ``mouth_weight`` times the same
+error inside the mouth mask (Diffused Heads' lip loss). Two tricks from the literature: Gaussian noise of a random
+level up to ``motion_noise`` on the motion latents (Hallo2: a model that sees slightly wrong motion frames in training
+drifts less over long autoregressive generation), and classifier-free dropout of the audio tokens and the reference
+latent to zeros (the nulls the pipeline's guidance uses); ``audio_dropout_always`` trains with the audio always
+dropped (the no-audio control).
 """
 
 from __future__ import annotations

@@ -6,9 +6,15 @@ many GPUs or CPU processes), mixed precision, gradient clipping, an optional EMA
 JSONL logs, periodic atomic checkpoints and exact resumption.
 
 Resumption is exact by construction, not by saving every RNG: the batch order of step ``s`` comes from a permutation
-seeded by ``(seed, epoch)``, and each step reseeds torch from ``(seed, step)`` before the task draws its noise. A run
-killed after step ``N`` and resumed from its checkpoint therefore sees the same batches and the same randomness as an
-uninterrupted run.
+seeded by ``(seed, epoch)``, and before the task draws its noise each process reseeds torch with
+:func:`step_seed` ``(seed, s, rank)``. A run killed after step ``N`` and resumed from its checkpoint therefore sees the
+same batches and the same randomness as an uninterrupted run.
+
+Every DDP rank draws its own stream (noise, timesteps, dropout): rank 0 uses ``seed * 1_000_003 + s + 1`` (what
+single-process runs have always used, so they are unchanged), rank ``r > 0`` a 32-bit hash of ``(seed, s, r)`` by
+numpy's ``SeedSequence``. With one stream for all, the ranks of a step would draw identical noise for their different
+samples and add less than one process's worth of new randomness. (torch's CPU generator keeps only the low 32 bits of
+a seed, so a stream is picked by a hash, not by adding a large offset per rank.)
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
@@ -83,6 +90,19 @@ class TrainConfig:
             raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1) or null, got {self.ema_decay}")
+
+
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """The torch seed of process ``rank`` at optimiser step ``step`` (0-based) of a run seeded with ``seed``.
+
+    Rank 0: ``seed * 1_000_003 + step + 1``. Rank ``r > 0``: a 32-bit value drawn from
+    ``numpy.random.SeedSequence([seed, step, r])``, so every rank has its own stream, which is still a function of
+    (seed, step, rank) alone and hence the same after a resume."""
+    if step < 0 or rank < 0:
+        raise ValueError(f"step and rank must be >= 0, got step={step}, rank={rank}")
+    if rank == 0:
+        return seed * 1_000_003 + step + 1
+    return int(np.random.SeedSequence([seed % 2**64, step, rank]).generate_state(1, np.uint32)[0])
 
 
 def strict_from_dict(cls: type, values: dict[str, Any], what: str):
@@ -228,7 +248,7 @@ class Trainer:
         for batch in loader:
             if step >= end:
                 break
-            torch.manual_seed(cfg.seed * 1_000_003 + step + 1)  # per-step randomness, identical after a resume
+            torch.manual_seed(step_seed(cfg.seed, step, accelerator.process_index))  # the same after a resume
             loss, extra = self.task.compute_loss(model, batch, step)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower lr or check the data")
