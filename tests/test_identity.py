@@ -105,3 +105,24 @@ def test_the_pool_splits_by_identity_and_keeps_the_astronaut_in_train(tmp_path):
     test = {f.identity for f in pool if f.split == "test"}
     assert not train & test and 10 <= len(test) <= 30
     assert [f.split for f in face_pool(tmp_path)] == [f.split for f in pool]  # deterministic
+
+
+def test_eval_lipsync_reports_identity_against_a_reference_image(tmp_path, capsys, lfw):
+    import json
+
+    from avdiff.audio import Waveform
+    from avdiff.cli import main
+    from avdiff.video import write_video
+
+    astronaut = skimage.data.astronaut()
+    Image.fromarray(astronaut).save(tmp_path / "astronaut.png")
+    Image.fromarray(lfw_photo(lfw[1])).save(tmp_path / "other.png")
+    t = np.arange(32000) / 16000
+    speech = Waveform((0.3 * np.sin(2 * np.pi * 200 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(np.float32), 16000)
+    video = write_video(tmp_path / "v.mp4", np.repeat(astronaut[None], 50, axis=0), 25, speech)
+    for photo, share in (("astronaut.png", 1.0), ("other.png", 0.0)):
+        main(["eval", "lipsync", str(video), "--reference-image", str(tmp_path / photo), "--json"])
+        out = json.loads(capsys.readouterr().out)
+        assert out["identity"]["same_person_share"] == share and out["identity"]["valid_frames"] == 50
+    assert main(["eval", "lipsync", str(video), "--reference-image", str(tmp_path / "missing.png")]) == 2
+    assert "--reference-image" in capsys.readouterr().err

@@ -65,9 +65,12 @@ def test_baselines_score_as_lipsync_does(data, tmp_path, capsys):
     assert abs(summary["still"]["r_reference"]) < 0.3
     assert summary["ground_truth"]["r_interior_reference"] > 0.9 and abs(summary["still"]["r_interior_reference"]) < 0.3
     assert summary["ground_truth"]["psnr_db"] > summary["still"]["psnr_db"] + 5
-    # a still face shares most pixels with the truth (SSIM ~0.95), so the gap, not a fixed line, is the check
-    assert summary["ground_truth"]["ssim"] > 0.97, summary
-    assert summary["ground_truth"]["ssim"] > summary["still"]["ssim"] + 0.01, summary
+    assert summary["ground_truth"]["ssim"] > 0.98 and summary["ground_truth"]["ssim"] > summary["still"]["ssim"]
+    # the mouth region tells the held photo from real lip motion more sharply than the whole face does
+    assert summary["ground_truth"]["mouth_psnr_db"] > summary["still"]["mouth_psnr_db"] + 10  # measured 48.4, 27.0
+    assert summary["ground_truth"]["mouth_ssim"] > summary["still"]["mouth_ssim"] + 0.05  # 0.995, 0.891
+    # both show the photo's person (dlib's same-person threshold), every frame
+    assert summary["ground_truth"]["identity_share"] == summary["still"]["identity_share"] == 1.0
     assert (out / "report.json").is_file() and "| ground_truth |" in (out / "report.md").read_text()
     # every per-clip number is what `avdiff eval lipsync` says of the written video
     row = next(r for r in report["clips"] if r["source"] == "ground_truth")

@@ -61,6 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                       "follows the audio best is scored, and every face is listed")  # fmt: skip
     face.add_argument("--face-box", default=None, metavar="X0,Y0,X1,Y1",
                       help="score the face that overlaps this box most (pixels of the upright frame)")
+    lip.add_argument("--reference-image", metavar="IMG", default=None,
+                     help="the photo the video was made from: also report identity (dlib's face-recognition network: "
+                     "the share of frames judged the photo's person, the mean descriptor distance and CSIM)")
     lip.add_argument("--json", action="store_true", help="print the result as JSON (null scores when there are "
                      "none; the exit status is then 2 too)")  # fmt: skip
     lip.set_defaults(func=run_lipsync)
@@ -257,17 +260,25 @@ def run_lipsync(args: argparse.Namespace) -> int:
     if clip.audio is None:
         raise CommandError(f"{args.video!r} has no (readable) audio track; lipsync needs the speech")
     reference = load_reference_aperture(args.reference_aperture) if args.reference_aperture else None
+    photo = load_reference_image(args.reference_image) if args.reference_image else None
     sync_model = load_syncnet_checkpoint(args.syncnet) if args.syncnet else None
     try:
         result = score_video(clip, reference, max_offset=args.max_offset, face=face)
     except ValueError as e:
         raise CommandError(f"{args.video!r}: {e}") from e
     sync = syncnet_report(sync_model, clip, args.max_offset) if sync_model is not None and result.scored else None
+    identity = None
+    if photo is not None:
+        from avdiff.metrics.identity import identity_scores
+
+        identity = identity_scores(clip.frames, photo)
 
     if args.json:
         out = {"video": args.video, "fps": str(clip.fps), **result.to_dict()}
         if sync is not None:
             out["syncnet"] = {"checkpoint": args.syncnet, **sync.to_dict()}
+        if identity is not None:
+            out["identity"] = {"reference_image": args.reference_image, **identity.to_dict()}
         json.dump(out, sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
         return 0 if result.scored else 2
@@ -276,7 +287,32 @@ def run_lipsync(args: argparse.Namespace) -> int:
     sys.stdout.write(format_report(args.video, float(clip.fps), result))
     if sync is not None:
         sys.stdout.write(format_syncnet(args.syncnet, float(sync_model.config.fps), sync, args.max_offset))
+    if identity is not None:
+        sys.stdout.write(format_identity(args.reference_image, identity))
     return 0
+
+
+def load_reference_image(path: str):
+    """The photo of ``--reference-image`` as uint8 [H, W, 3]; ``CommandError`` for a missing or unreadable file."""
+    from avdiff.cli import CommandError
+    from avdiff.video.face import load_image
+
+    try:
+        return load_image(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise CommandError(f"--reference-image {path!r}: {e}") from e
+
+
+def format_identity(path: str, scores) -> str:
+    """The identity lines of the lipsync report (:class:`avdiff.metrics.identity.IdentityScores`)."""
+    if not scores.scored:
+        return f"  identity:          no score against {path}: {scores.reason}\n"
+    lines = [
+        f"  identity:          {scores.same_person_share:.0%} of {scores.valid_frames} frames with a face are "
+        f"{path}'s person (dlib distance < {scores.threshold:g})",
+        f"  identity distance: {scores.mean_distance:.3f} mean, CSIM {scores.csim:.3f}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def load_syncnet_checkpoint(checkpoint: str):

@@ -1,9 +1,10 @@
 """``avdiff talk``: a talking-head video from a face photo and speech.
 
-Three sources of the animation, exactly one of them:
+Three sources of the animation, at most one of them:
 
 * ``--model PATH``: a saved :class:`~avdiff.pipelines.talking_head.TalkingHeadPipeline` (``save_pretrained`` folder,
-  e.g. a checkpoint of ``avdiff train``);
+  e.g. a checkpoint of ``avdiff train``), or the name of a model bundled with the package
+  (``avdiff/talking-head-tiny``); without any of the three, the bundled :data:`DEFAULT_MODEL`;
 * ``--preset NAME``: a random-weight pipeline from a preset (``tiny``): a smoke run of the whole path, not a face;
 * ``--baseline``: the model-free mouth-warp baseline (CPU, no weights).
 """
@@ -15,6 +16,7 @@ import os
 
 
 DEFAULT_MAX_DURATION_S = 600.0
+DEFAULT_MODEL = "avdiff/talking-head-tiny"  # the demonstrator that ships with the package (README, "Results")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="S",
                    help=f"refuse audio longer than S seconds (default {DEFAULT_MAX_DURATION_S:g})")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--model", metavar="PATH", help="a saved TalkingHeadPipeline folder")
+    source.add_argument("--model", metavar="PATH", help="a saved TalkingHeadPipeline folder, or a bundled model's name "
+                        f"(default: {DEFAULT_MODEL}, trained here on synthetic speech and LFW faces)")
     source.add_argument("--preset", metavar="NAME", help="a random-weight pipeline preset (tiny), for smoke runs")
     source.add_argument("--baseline", action="store_true", help="the model-free mouth-warp baseline (CPU, no weights)")
     add_generation_args(p)
@@ -43,9 +46,10 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", default="25", help="frame rate from 1 to 120: 25, 29.97 or 30000/1001 (default 25)")
     p.add_argument("--steps", type=int, default=20, help="denoising steps per chunk")
     p.add_argument("--seed", type=int, default=0, help="seed of the generator that draws all the noise")
-    p.add_argument("--chunk-frames", type=int, default=16, help="frames denoised together (use the training "
-                   "config's chunk_frames)")  # fmt: skip
-    p.add_argument("--motion-frames", type=int, default=2, help="frames of the previous chunk each chunk continues")
+    p.add_argument("--chunk-frames", type=int, default=None, help="frames denoised together (default: the model's, "
+                   "the chunk it was trained on)")  # fmt: skip
+    p.add_argument("--motion-frames", type=int, default=None, help="frames of the previous chunk each chunk "
+                   "continues (default: the model's)")  # fmt: skip
     p.add_argument("--audio-guidance", type=float, default=2.0, help="audio guidance scale (1 = off)")
     p.add_argument("--reference-guidance", type=float, default=1.5, help="reference guidance scale (1 = off)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
@@ -68,16 +72,17 @@ def generation_kwargs(args: argparse.Namespace) -> dict:
 
 
 def load_pipeline(path: str, device: str | None = None):
-    """A saved TalkingHeadPipeline, moved to ``device`` (default: cuda when available, else cpu); ``CommandError``
-    for a folder that is not one."""
-    import os
-
+    """A saved TalkingHeadPipeline (a folder, or a bundled model's name), moved to ``device`` (default: cuda when
+    available, else cpu); ``CommandError`` for anything else."""
+    from avdiff.bundled import resolve
     from avdiff.cli import CommandError
     from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
-    if not os.path.isfile(os.path.join(path, "model_index.json")):
-        raise CommandError(f"--model {path!r} is not a saved pipeline folder (no model_index.json)")
-    return to_device(TalkingHeadPipeline.from_pretrained(path), device)
+    folder = resolve(path)
+    if not os.path.isfile(os.path.join(folder, "model_index.json")):
+        raise CommandError(f"--model {path!r} is not a saved pipeline folder (no model_index.json) nor a bundled "
+                           f"model's name")  # fmt: skip
+    return to_device(TalkingHeadPipeline.from_pretrained(folder), device)
 
 
 def to_device(pipe, device: str | None = None):
@@ -116,8 +121,13 @@ def check_arguments(args: argparse.Namespace) -> None:
     from avdiff.video.io import check_output_path
 
     if not (args.baseline or args.model or args.preset):
-        raise CommandError("choose the animation: --model PATH (a trained pipeline), --preset tiny (random weights, "
-                           "a smoke run) or --baseline (the mouth-warp baseline)")  # fmt: skip
+        from avdiff.bundled import resolve
+
+        if resolve(DEFAULT_MODEL) == DEFAULT_MODEL:
+            raise CommandError(f"the bundled model {DEFAULT_MODEL} is not installed; choose the animation: --model "
+                               "PATH (a trained pipeline), --preset tiny (random weights, a smoke run) or --baseline "
+                               "(the mouth-warp baseline)")  # fmt: skip
+        args.model = DEFAULT_MODEL
     checked_fps(args.fps)
     checked_max_duration(args.max_duration)
     for flag, path in (("--image", args.image), ("--audio", args.audio)):

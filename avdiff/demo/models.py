@@ -49,6 +49,19 @@ class ModelEntry:
         """Whether it denoises (steps, guidance, seed, chunks apply); the warp baseline does not."""
         return self.path is not None
 
+    def chunk_layout(self) -> tuple[int, int] | None:
+        """``(chunk_frames, motion_frames)`` the saved pipeline was trained with (its ``model_index.json``), or None
+        for the warp baseline or a folder that does not say."""
+        if self.path is None:
+            return None
+        import json
+
+        try:
+            index = json.loads((Path(self.path) / "model_index.json").read_text())
+            return int(index["chunk_frames"]), int(index["motion_frames"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     @property
     def label(self) -> str:
         """The dropdown's text."""

@@ -14,8 +14,11 @@ For each clip of a DATA folder (for the proof, ``avdiff synth --split test``: se
 * every video is read back from its mp4 and scored exactly as ``avdiff eval lipsync OUT/SOURCE/ID.mp4
   --reference-aperture DATA/clips/ID.aperture.npy`` scores it (:func:`avdiff.metrics.lipsync.score_video`): the
   correlation of the mouth openness (mediapipe's inner-lip aperture) and of the mouth interior (the dark share of the
-  mouth box, which still reads blurred mouths) with the true aperture and with the speech; and it is compared with
-  the clip's ground-truth frames by PSNR and SSIM inside the face crop (the photo's alignment, 128 px).
+  mouth box, which still reads blurred mouths) with the true aperture and with the speech; it is compared with the
+  clip's ground-truth frames by PSNR and SSIM inside the face crop (the photo's alignment, 128 px) and inside the
+  mouth region (the ``"lower_face"`` framing of the same alignment, 128 px); and its identity is measured against
+  the photo with dlib's face-recognition network (:mod:`avdiff.metrics.identity`: the share of frames judged the
+  photo's person, the mean descriptor distance and CSIM).
 
 ``evaluate_talking_heads`` returns a :class:`TalkingHeadReport`: per-clip scores, the mean per source, and how often
 each trained model beats each baseline on the same clip.
@@ -39,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 FACE_CROP_PX = 128
 BASELINES = ("ground_truth", "still", "warp")
+SUMMARY_KEYS = ("r_reference", "r_envelope", "r_interior_reference", "r_interior_envelope", "psnr_db", "ssim",
+                "mouth_psnr_db", "mouth_ssim", "identity_share", "identity_distance", "csim")
 
 # animate(photo uint8 [H, W, 3], clip) -> VideoPipelineOutput with the clip's speech
 Animator = Callable[[np.ndarray, ClipData], "object"]
@@ -49,8 +54,10 @@ class ClipScore:
     """One source on one clip. ``r_*`` are Pearson r in [-1, 1] at offset 0 of the mouth openness (mediapipe's
     inner-lip aperture) or, ``r_interior_*``, of the mouth interior (:func:`avdiff.metrics.mouth.mouth_interior`),
     against the true aperture (``reference``) or the speech envelope; offsets in frames, +k: the audio lags the video;
-    PSNR in dB and SSIM in [-1, 1] over the face crop. The lip-sync fields are None when the video could not be
-    scored (too few frames with a face: ``reason`` says why; see :data:`avdiff.metrics.lipsync.MIN_SCORED_FRAMES`)."""
+    PSNR in dB and SSIM in [-1, 1] over the face crop and, ``mouth_*``, over the mouth region; ``identity_share``,
+    ``identity_distance`` and ``csim`` against the photo (:class:`avdiff.metrics.identity.IdentityScores`). The
+    lip-sync fields are None when the video could not be scored (too few frames with a face: ``reason`` says why;
+    see :data:`avdiff.metrics.lipsync.MIN_SCORED_FRAMES`); the identity fields likewise."""
 
     clip: str
     source: str
@@ -65,6 +72,11 @@ class ClipScore:
     valid_frames: int
     num_frames: int
     reason: str | None = None
+    mouth_psnr_db: float | None = None
+    mouth_ssim: float | None = None
+    identity_share: float | None = None
+    identity_distance: float | None = None
+    csim: float | None = None
 
     @property
     def scored(self) -> bool:
@@ -92,7 +104,7 @@ class TalkingHeadReport:
             rows = [s for s in self.scores if s.source == source]
             scored = [s for s in rows if s.scored]
             out[source] = {"clips": len(rows), "scored": len(scored)}
-            for key in ("r_reference", "r_envelope", "r_interior_reference", "r_interior_envelope", "psnr_db", "ssim"):
+            for key in SUMMARY_KEYS:
                 values = [getattr(s, key) for s in rows if getattr(s, key) is not None]
                 out[source][key] = float(np.mean(values)) if values else None
             out[source]["offset_within_1"] = (float(np.mean([abs(s.offset_frames) <= 1 for s in scored]))
@@ -114,13 +126,16 @@ class TalkingHeadReport:
     def to_markdown(self, models: list[str] | None = None) -> str:
         """The summary as a Markdown table, then each model's per-clip wins over the baselines."""
         lines = ["| source | clips scored | openness r vs true aperture | openness r vs speech | best offset within 1 "
-                 "frame | interior r vs true aperture | interior r vs speech | face PSNR (dB) | face SSIM |",
-                 "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                 "frame | interior r vs true aperture | interior r vs speech | face PSNR (dB) | face SSIM "
+                 "| mouth PSNR (dB) | mouth SSIM | same person | CSIM |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for source, m in self.summary().items():
             lines.append(f"| {source} | {m['scored']} of {m['clips']} | {_f(m['r_reference'], '+.3f')} "
                          f"| {_f(m['r_envelope'], '+.3f')} | {_f(m['offset_within_1'], '.0%')} "
                          f"| {_f(m['r_interior_reference'], '+.3f')} | {_f(m['r_interior_envelope'], '+.3f')} "
-                         f"| {_f(m['psnr_db'], '.2f')} | {_f(m['ssim'], '.3f')} |")  # fmt: skip
+                         f"| {_f(m['psnr_db'], '.2f')} | {_f(m['ssim'], '.3f')} | {_f(m['mouth_psnr_db'], '.2f')} "
+                         f"| {_f(m['mouth_ssim'], '.3f')} | {_f(m['identity_share'], '.0%')} "
+                         f"| {_f(m['csim'], '.3f')} |")  # fmt: skip
         models = models if models is not None else [s for s in self.sources() if s not in BASELINES]
         wins = [f"- {model} beats {other} on {won} of {n} clips by {name} r vs true aperture (same clip)"
                 for model in models for other in self.sources() if other not in (model, "ground_truth")
@@ -159,8 +174,8 @@ def reference_aperture(data_dir: str | os.PathLike, clip: ClipData) -> np.ndarra
 
 
 def face_similarity(frames: np.ndarray, truth: np.ndarray, matrix: np.ndarray, size: int = FACE_CROP_PX) -> tuple[float, float]:
-    """(PSNR dB, SSIM) between two videos uint8 [F, H, W, 3] inside the face crop given by ``matrix`` (photo px ->
-    crop px at ``size``), averaged over frames (over the common length)."""
+    """(PSNR dB, SSIM) between two videos uint8 [F, H, W, 3] inside the crop given by ``matrix`` (photo px -> crop
+    px at ``size``; a face or a lower-face alignment), averaged over frames (over the common length)."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     from avdiff.video.align import warp_to_crop
@@ -233,14 +248,15 @@ def evaluate_talking_heads(
     from tqdm.auto import tqdm
 
     from avdiff.data.format import check_name
+    from avdiff.metrics.identity import FaceRecognizer, identity_scores
     from avdiff.metrics.lipsync import score_video
-    from avdiff.video.align import align_face
+    from avdiff.video.align import alignment_matrix
+    from avdiff.video.face import NoFaceError, detect_face
     from avdiff.video.io import read_video
-
-    from avdiff.video.face import NoFaceError
 
     for source in animators:
         check_name(source, "source name")  # each becomes the folder OUT/SOURCE
+    recognizer = FaceRecognizer.default()
 
     out_dir = Path(out_dir)
     records = select_records(data_dir, split, max_clips)
@@ -251,7 +267,10 @@ def evaluate_talking_heads(
         reference = reference_aperture(data_dir, clip)
         try:
             _, photo = evaluation_photo(clip, reference)
-            matrix = align_face(photo, size=FACE_CROP_PX).matrix
+            landmarks = detect_face(photo).landmarks
+            matrix = alignment_matrix(landmarks, FACE_CROP_PX)  # photo px -> face crop px
+            mouth_matrix = alignment_matrix(landmarks, FACE_CROP_PX, "lower_face")  # photo px -> mouth region px
+            photo_identity = recognizer.descriptor(photo)
         except NoFaceError as e:  # no photo to animate: reported, not scored, not fatal
             logger.warning("skipping clip %s: %s", record.id, e)
             skipped.append({"clip": record.id, "reason": str(e)})
@@ -260,12 +279,18 @@ def evaluate_talking_heads(
             path = animate(photo, clip).save(out_dir / source / f"{record.id}.mp4")
             video = read_video(path)  # scored as written, as `avdiff eval lipsync` reads it
             result = score_video(video, reference, max_offset)
-            psnr, ssim = face_similarity(video.frames.numpy(), clip.frames, matrix)
+            frames = video.frames.numpy()
+            psnr, ssim = face_similarity(frames, clip.frames, matrix)
+            mouth_psnr, mouth_ssim = face_similarity(frames, clip.frames, mouth_matrix)
+            identity = (identity_scores(frames, photo_identity, recognizer) if photo_identity is not None else None)
             inner = result.interior
             scores.append(ClipScore(record.id, source, str(path), result.r_reference, result.r_envelope,
                                     result.offset_frames, inner.r_reference if inner else None,
                                     inner.r_envelope if inner else None, psnr, ssim, result.valid_frames,
-                                    result.num_frames, result.reason))  # fmt: skip
+                                    result.num_frames, result.reason, mouth_psnr, mouth_ssim,
+                                    identity.same_person_share if identity else None,
+                                    identity.mean_distance if identity else None,
+                                    identity.csim if identity else None))  # fmt: skip
             logger.info("%s %s: r_reference %s (interior %s), r_envelope %s, PSNR %.2f dB%s", record.id, source,
                         _fmt(result.r_reference), _fmt(inner.r_reference if inner else None),
                         _fmt(result.r_envelope), psnr, f" (no lip-sync score: {result.reason})" if result.reason else "")

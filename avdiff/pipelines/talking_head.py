@@ -86,6 +86,7 @@ from avdiff.video.io import VideoWriter, check_output_path
 logger = logging.getLogger(__name__)
 
 OUTPUT_TYPES = ("np", "pt", "pil", "crops")
+DEFAULT_CHUNK_FRAMES, DEFAULT_MOTION_FRAMES = 16, 2  # a pipeline's chunk layout unless it was trained with another
 HUGE_OUTPUT_BYTES = 4 * 2**30  # warn above this much uint8 output
 
 
@@ -107,6 +108,8 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
         framing: the crop the model generates (:data:`avdiff.video.align.FRAMINGS`): ``"face"``, the whole face, or
             ``"lower_face"``, a square around the mouth and jaw (1.67x the mouth's pixels at the same size) pasted
             over the photo's own upper face, as Wav2Lip, MuseTalk and LatentSync do. Saved in ``model_index.json``.
+        chunk_frames, motion_frames: the chunk layout the model was trained with, the defaults of ``__call__``
+            (a motion module trained on 8-frame chunks is out of its depth on 16). Saved in ``model_index.json``.
     """
 
     model_cpu_offload_seq = "speech_encoder->unet->codec"
@@ -119,12 +122,17 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
         speech_encoder: BaseSpeechEncoder,
         scheduler: DDIMScheduler | DPMSolverMultistepScheduler,
         framing: str = "face",
+        chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+        motion_frames: int = DEFAULT_MOTION_FRAMES,
     ):
         super().__init__()
         check_components(unet, codec, speech_encoder)
         get_framing(framing)  # a ValueError for an unknown one
+        if not (_is_int(chunk_frames) and _is_int(motion_frames) and 0 <= motion_frames < chunk_frames):
+            raise ValueError(f"need integers 0 <= motion_frames < chunk_frames, got {motion_frames!r} and "
+                             f"{chunk_frames!r}")  # fmt: skip
         self.register_modules(unet=unet, codec=codec, speech_encoder=speech_encoder, scheduler=scheduler)
-        self.register_to_config(framing=framing)
+        self.register_to_config(framing=framing, chunk_frames=chunk_frames, motion_frames=motion_frames)
         self.decode_batch_size = 8  # frames per codec.decode call
 
     # --- sizes --------------------------------------------------------------------------------------------------
@@ -133,6 +141,16 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
     def framing(self) -> str:
         """The crop the model generates: ``"face"`` or ``"lower_face"``."""
         return getattr(self.config, "framing", "face")
+
+    @property
+    def chunk_frames(self) -> int:
+        """Frames denoised together by default: the chunk the model was trained on."""
+        return int(getattr(self.config, "chunk_frames", DEFAULT_CHUNK_FRAMES))
+
+    @property
+    def motion_frames(self) -> int:
+        """Frames of the previous chunk each later chunk starts from, by default."""
+        return int(getattr(self.config, "motion_frames", DEFAULT_MOTION_FRAMES))
 
     @property
     def latent_multiple(self) -> int:
@@ -289,8 +307,8 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
         num_inference_steps: int = 20,
         audio_guidance_scale: float = 2.0,
         reference_guidance_scale: float = 1.5,
-        chunk_frames: int = 16,
-        motion_frames: int = 2,
+        chunk_frames: int | None = None,
+        motion_frames: int | None = None,
         height: int | None = None,
         width: int | None = None,
         eta: float = 0.0,
@@ -313,8 +331,10 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
             num_inference_steps: denoising steps per chunk.
             audio_guidance_scale: ``s_audio`` of the composed guidance (1 = off).
             reference_guidance_scale: ``s_ref`` (1 = off).
-            chunk_frames: frames denoised together (at most the UNet's ``motion_max_seq_length``).
-            motion_frames: frames of the previous chunk each later chunk starts from.
+            chunk_frames: frames denoised together (at most the UNet's ``motion_max_seq_length``); default: the
+                pipeline's ``config.chunk_frames``, the chunk it was trained on (16 for an untrained preset).
+            motion_frames: frames of the previous chunk each later chunk starts from; default: the pipeline's
+                ``config.motion_frames``.
             height, width: side of the aligned face crop in px (equal); default: the model's size.
             eta: DDIM's eta (0: deterministic given the initial noise).
             generator: draws every random number (the initial noise of each chunk, in order); None uses torch's
@@ -341,6 +361,8 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
         """
         if callback_on_step_end_tensor_inputs is None:
             callback_on_step_end_tensor_inputs = ["latents"]
+        chunk_frames = self.chunk_frames if chunk_frames is None else chunk_frames
+        motion_frames = self.motion_frames if motion_frames is None else motion_frames
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         self.check_inputs(image, audio, fps, num_inference_steps, audio_guidance_scale, reference_guidance_scale,

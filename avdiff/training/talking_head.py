@@ -221,7 +221,9 @@ class TalkingHeadTask:
         """A pipeline around the model's UNet and speech encoder (shared, not copied) and the task's codec and
         scheduler."""
         model = getattr(model, "module", model)
-        return TalkingHeadPipeline(model.unet, self.codec, model.speech_encoder, self.scheduler, framing=self.framing)
+        c = self.config
+        return TalkingHeadPipeline(model.unet, self.codec, model.speech_encoder, self.scheduler, framing=self.framing,
+                                   chunk_frames=c.chunk_frames, motion_frames=c.motion_frames)  # fmt: skip
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [..., S, S, 3] -> latents [..., C, h, w] (the codec has no trainable weights)."""

@@ -179,15 +179,18 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
 
 
 def _face_mesh(static: bool, max_faces: int):
+    """mediapipe's 478-point face mesh (refined irises), its native log lines silenced (:mod:`avdiff.video.quiet`)."""
     import mediapipe as mp
 
-    return mp.solutions.face_mesh.FaceMesh(
+    from avdiff.video.quiet import QuietGraph
+
+    return QuietGraph(lambda: mp.solutions.face_mesh.FaceMesh(
         static_image_mode=static,
         max_num_faces=max_faces,
         refine_landmarks=True,
         min_detection_confidence=0.5,
         min_tracking_confidence=0.5,
-    )
+    ))  # fmt: skip
 
 
 def _faces_from_result(result, width: int, height: int) -> list[Face]:

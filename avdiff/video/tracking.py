@@ -111,8 +111,10 @@ class FaceFinder:
         if self._detector is None:
             import mediapipe as mp
 
-            self._detector = mp.solutions.face_detection.FaceDetection(
-                model_selection=1, min_detection_confidence=MIN_DETECTION_CONFIDENCE)  # fmt: skip
+            from avdiff.video.quiet import QuietGraph
+
+            self._detector = QuietGraph(lambda: mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=MIN_DETECTION_CONFIDENCE))  # fmt: skip
         found = []
         for x0, y0, x1, y1 in _tiles(*rgb.shape[:2]):
             tile = np.ascontiguousarray(rgb[y0:y1, x0:x1])

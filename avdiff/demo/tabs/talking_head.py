@@ -33,14 +33,17 @@ FPS_CHOICES = ["24", "25", "30000/1001", "30", "50", "60"]
 BUG_MESSAGE = "Something went wrong on the server (the error is in its log); try again, or another input."
 
 
-def pipeline_defaults() -> dict:
-    """The defaults of ``TalkingHeadPipeline.__call__`` that the controls start from."""
-    from avdiff.pipelines.talking_head import TalkingHeadPipeline
+def pipeline_defaults(entry: ModelEntry | None = None) -> dict:
+    """The defaults of ``TalkingHeadPipeline.__call__`` that the controls start from; the chunk layout is the
+    model's own (the one it was trained with), else the pipeline's default."""
+    from avdiff.pipelines.talking_head import DEFAULT_CHUNK_FRAMES, DEFAULT_MOTION_FRAMES, TalkingHeadPipeline
 
     params = inspect.signature(TalkingHeadPipeline.__call__).parameters
-    names = ["fps", "num_inference_steps", "audio_guidance_scale", "reference_guidance_scale", "chunk_frames",
-             "motion_frames"]  # fmt: skip
-    return {name: params[name].default for name in names}
+    names = ["fps", "num_inference_steps", "audio_guidance_scale", "reference_guidance_scale"]
+    out = {name: params[name].default for name in names}
+    layout = entry.chunk_layout() if entry is not None else None
+    out["chunk_frames"], out["motion_frames"] = layout or (DEFAULT_CHUNK_FRAMES, DEFAULT_MOTION_FRAMES)
+    return out
 
 
 class TalkingHeadTab:
@@ -52,7 +55,7 @@ class TalkingHeadTab:
         self.ctx = ctx
         entries = ctx.models.choices(KIND)
         default = entries[0]
-        d = pipeline_defaults()
+        d = pipeline_defaults(default)
         gr.Markdown("Upload a face photo (or take one with the webcam) and speech (or record it). The detected face "
                     "appears at once; **Generate** makes the video, with the speech, and scores its lip "
                     "sync.")  # fmt: skip
@@ -101,7 +104,8 @@ class TalkingHeadTab:
         gr.Examples([list(map(str, example_files()))], inputs=[image, audio], elem_id="th-examples",
                     label="Example: scikit-image's astronaut with espeak-ng speech")  # fmt: skip
 
-        model.change(self.select_model, [model], [diffusion_box, model_info], queue=False, api_visibility="private")
+        model.change(self.select_model, [model], [diffusion_box, model_info, chunk_frames, motion_frames], queue=False,
+                     api_visibility="private")  # fmt: skip
         image.change(self.detect_face, [image], [preview, face_info], api_name="detect_face", preprocess=False,
                      concurrency_limit=4, concurrency_id="detect_face", show_progress="minimal")  # fmt: skip
         button.click(self.talk, [image, audio, model, steps, audio_guidance, reference_guidance, seed, fps,
@@ -111,9 +115,12 @@ class TalkingHeadTab:
     # --- events -------------------------------------------------------------------------------------------------
 
     def select_model(self, key: str):
-        """Show the denoising controls for a diffusion model; the warp baseline only takes the frame rate."""
+        """Show the denoising controls for a diffusion model, set to the chunk layout it was trained with; the warp
+        baseline only takes the frame rate."""
         entry = self.ctx.models.get(key)
-        return gr.update(visible=entry.is_diffusion), describe_entry(entry)
+        d = pipeline_defaults(entry)
+        return (gr.update(visible=entry.is_diffusion), describe_entry(entry), gr.update(value=d["chunk_frames"]),
+                gr.update(value=d["motion_frames"]))  # fmt: skip
 
     def detect_face(self, image: object) -> tuple[np.ndarray | None, str]:
         """The photo with its faces drawn, and a line saying how many and which one is animated."""
