@@ -46,3 +46,16 @@ def tone(seconds: float = 1.0, sample_rate: int = 16000, freq_hz: float = 440.0,
     t = torch.arange(int(round(seconds * sample_rate)), dtype=torch.float64) / sample_rate
     x = (amp * torch.sin(2 * torch.pi * freq_hz * t)).float()[None].repeat(channels, 1)
     return Waveform(x, sample_rate)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch intra-op thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``), restored
+    after: on a shared 2-core machine two OpenMP threads are many times slower than one, and a process-wide setting
+    made at import would leak into other modules."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

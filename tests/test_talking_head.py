@@ -35,16 +35,9 @@ from avdiff.video.masks import mouth_mask
 from avdiff.video.face import NoFaceError, detect_face
 from avdiff.video.io import read_video
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for the module
+
 needs_espeak = pytest.mark.requires_espeak  # skipped with one reason when espeak-ng is missing (conftest.py)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, two OpenMP threads are many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def exactly(wav: Waveform, seconds: float) -> Waveform:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from avdiff.cli import main
 from avdiff.data.format import read_index
@@ -15,16 +14,7 @@ from avdiff.data.video_dataset import load_clip
 from avdiff.metrics.talking_head import ClipScore, TalkingHeadReport, evaluation_photo, reference_aperture
 from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
-pytestmark = pytest.mark.requires_espeak  # every test makes speech with espeak-ng
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread for this module, restored after (not a process-wide setting made at import)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.requires_espeak, pytest.mark.usefixtures("one_thread")]  # espeak-ng speech; one thread
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,9 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from avdiff.pipelines.output import VideoPipelineOutput
 from avdiff.pipelines.text_to_video import TextToVideoPipeline
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for the module
+
 PROMPT = "a campfire on the left beside a lake at night"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -20,15 +20,9 @@ from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
 from avdiff.models.codec import DiffusersVAECodec
 from avdiff.pipelines.text_to_video import TextToVideoPipeline
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for the module
+
 PROMPT = "a campfire, a car"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def gen(seed: int = 0) -> torch.Generator:

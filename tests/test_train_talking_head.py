@@ -18,16 +18,7 @@ from avdiff.training import TrainConfig, Trainer
 from avdiff.training.talking_head import TalkingHeadTask, TalkingHeadTaskConfig
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.requires_espeak  # every test trains on synthetic clips spoken by espeak-ng
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread for this module's training, restored after (not a process-wide setting at import)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.requires_espeak, pytest.mark.usefixtures("one_thread")]  # trains on espeak-ng speech
 
 
 @pytest.fixture(scope="module")

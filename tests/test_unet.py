@@ -21,16 +21,9 @@ from avdiff.models import (
 from avdiff.models.presets import load_preset
 from avdiff.models.unet import quiet_empty_fp32_warning, zero_motion_proj_out
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for the module
+
 SD15_UNET_PARAMS = 859_520_964  # the published stable-diffusion-v1-5 unet: 859.52M
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, two OpenMP threads are many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
