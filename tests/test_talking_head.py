@@ -532,7 +532,7 @@ def test_from_preset_opens_the_gates_and_is_seeded():
         TalkingHeadPipeline.from_preset("huge")
 
 
-def test_cli_talk_with_a_preset_and_a_saved_model(pipe, tmp_path, capsys):
+def test_cli_talk_with_a_preset_and_a_saved_model(pipe, tmp_path, capsys, monkeypatch):
     from avdiff.cli import main
 
     photo_path, audio_path = tmp_path / "face.png", tmp_path / "speech.wav"
@@ -546,8 +546,11 @@ def test_cli_talk_with_a_preset_and_a_saved_model(pipe, tmp_path, capsys):
     pipe.save_pretrained(tmp_path / "model")
     assert main(["talk", "--model", str(tmp_path / "model"), *args, "--crops", "--out", str(tmp_path / "m.mp4")]) == 0
     assert read_video(tmp_path / "m.mp4").frames.shape == (15, 64, 64, 3)
+    # no model flag: the bundled model (tests/test_bundled_talking_head.py); where it is missing, a sentence, no work
+    monkeypatch.setattr("avdiff.bundled.resolve", lambda name: name)
     assert main(["talk", *args, "--out", str(tmp_path / "x.mp4")]) == 2
-    assert "--baseline" in capsys.readouterr().err
+    assert "is not installed" in (err := capsys.readouterr().err) and "--baseline" in err
+    assert not (tmp_path / "x.mp4").exists()
 
 
 def test_a_lower_face_pipeline_generates_the_mouth_region_and_keeps_its_framing(photo, tmp_path):

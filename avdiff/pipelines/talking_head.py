@@ -42,7 +42,6 @@ and an untrained one with open gates already lets different speech make differen
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable
 from fractions import Fraction
@@ -78,19 +77,20 @@ from avdiff.pipelines.chunking import (  # noqa: F401  (Chunk ... plan_chunks ar
     plan_chunks,
 )
 from avdiff.pipelines.output import VideoPipelineOutput, bound_output_size
+from avdiff.pipelines.talking_head_checks import OUTPUT_TYPES, TalkingHeadChecks  # noqa: F401  (OUTPUT_TYPES re-exported)
+from avdiff.pipelines.text_to_video_checks import is_int
 from avdiff.video.align import AlignedFace, align_face, get_framing
 from avdiff.video.masks import lower_face_mask
 from avdiff.video.face import ImageLike, detect_face, load_image
-from avdiff.video.io import VideoWriter, check_output_path
+from avdiff.video.io import VideoWriter
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_TYPES = ("np", "pt", "pil", "crops")
 DEFAULT_CHUNK_FRAMES, DEFAULT_MOTION_FRAMES = 16, 2  # a pipeline's chunk layout unless it was trained with another
 HUGE_OUTPUT_BYTES = 4 * 2**30  # warn above this much uint8 output
 
 
-class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
+class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, DiffusionPipeline):
     """Audio-driven talking-head generation from one face photo.
 
     Example::
@@ -128,7 +128,7 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
         super().__init__()
         check_components(unet, codec, speech_encoder)
         get_framing(framing)  # a ValueError for an unknown one
-        if not (_is_int(chunk_frames) and _is_int(motion_frames) and 0 <= motion_frames < chunk_frames):
+        if not (is_int(chunk_frames) and is_int(motion_frames) and 0 <= motion_frames < chunk_frames):
             raise ValueError(f"need integers 0 <= motion_frames < chunk_frames, got {motion_frames!r} and "
                              f"{chunk_frames!r}")  # fmt: skip
         self.register_modules(unet=unet, codec=codec, speech_encoder=speech_encoder, scheduler=scheduler)
@@ -192,75 +192,6 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
         return self._num_chunks
 
     # --- checks -------------------------------------------------------------------------------------------------
-
-    def check_inputs(
-        self,
-        image: ImageLike | None,
-        audio: AudioSource | None,
-        fps: FpsLike,
-        num_inference_steps: int,
-        audio_guidance_scale: float,
-        reference_guidance_scale: float,
-        chunk_frames: int,
-        motion_frames: int,
-        height: int | None,
-        width: int | None,
-        output_type: str,
-        generator: torch.Generator | list[torch.Generator] | None,
-        callback_on_step_end_tensor_inputs: list[str] | None,
-        max_duration_s: float | None,
-        eta: float = 0.0,
-        output_path: str | os.PathLike | None = None,
-    ) -> None:
-        """Raise a ValueError naming the argument and its value for anything that cannot work. A photo without a
-        face raises ``NoFaceError`` later, in step 1; audio longer than ``max_duration_s`` raises
-        ``AudioLoadError`` (a ValueError) when it is loaded, before any generation."""
-        if image is None:
-            raise ValueError("image must be a face photo (a path, a PIL image or an array), got None")
-        if audio is None:
-            raise ValueError("audio must be speech (a path, bytes, an array or a Waveform), got None")
-        parse_fps(fps)  # a frame rate in [1, 120], or a ValueError naming the value given
-        if not _is_int(num_inference_steps) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
-        for name, scale in [("audio_guidance_scale", audio_guidance_scale),
-                            ("reference_guidance_scale", reference_guidance_scale)]:  # fmt: skip
-            if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 1):
-                raise ValueError(f"{name} must be >= 1 (exactly 1 turns that guidance off), got {scale!r}")
-        max_frames = self.unet.unet.config.motion_max_seq_length
-        if not _is_int(chunk_frames) or not 2 <= chunk_frames <= max_frames:
-            raise ValueError(f"chunk_frames must be an integer in [2, {max_frames}] (the UNet's motion_max_seq_length),"
-                             f" got {chunk_frames!r}")  # fmt: skip
-        if not _is_int(motion_frames) or not 0 <= motion_frames < chunk_frames:
-            raise ValueError(f"motion_frames must be an integer in [0, chunk_frames={chunk_frames}), got "
-                             f"{motion_frames!r}")  # fmt: skip
-        if motion_frames and not self.unet.config.motion_channels:
-            raise ValueError(f"motion_frames={motion_frames}, but this UNet takes no motion latents "
-                             "(motion_channels=0); use motion_frames=0")  # fmt: skip
-        for name, side in [("height", height), ("width", width)]:
-            if side is None:
-                continue
-            if not _is_int(side) or side < 16 or side % self.pixel_multiple:
-                raise ValueError(f"{name} must be a multiple of {self.pixel_multiple} px (the codec's downscale "
-                                 f"{self.codec.downscale} x the UNet's {self.latent_multiple}) and >= 16, got {side!r}")
-        if height is not None and width is not None and height != width:
-            raise ValueError(f"height and width must be equal (the aligned face crop is square), got {height} and "
-                             f"{width}")  # fmt: skip
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        if isinstance(generator, list) and len(generator) != 1:
-            raise ValueError(f"generator must be one torch.Generator (one video), got a list of {len(generator)}")
-        if generator is not None and not isinstance(generator, (torch.Generator, list)):
-            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
-        if unknown:
-            raise ValueError(f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, "
-                             f"got {unknown}")  # fmt: skip
-        if max_duration_s is not None and not max_duration_s > 0:
-            raise ValueError(f"max_duration_s must be positive (or None), got {max_duration_s!r}")
-        if not 0 <= eta <= 1:
-            raise ValueError(f"eta must be in [0, 1], got {eta!r}")
-        if output_path is not None:
-            check_output_path(output_path, {"image": image, "audio": audio})
 
     # --- steps --------------------------------------------------------------------------------------------------
 
@@ -443,6 +374,3 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, DiffusionPipeline):
         or a YAML path. The global RNG is left as it was. See the module docstring for why the gates are open."""
         return build_pipeline(load_pipeline_preset(name_or_path), seed=seed)
 
-
-def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
