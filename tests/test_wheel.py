@@ -53,8 +53,8 @@ def test_presets_and_bundled_models_load_from_an_unpacked_wheel(wheel, tmp_path)
         pipe = TalkingHeadPipeline.from_preset("tiny")
         unet = AudioVideoUNet.from_preset("tiny")
         print("presets", pipe.default_size, sum(p.numel() for p in unet.parameters()))
-        for model in available():
-            loaded = TalkingHeadPipeline.from_pretrained(model.name)
+        for model in available("talking-head"):
+            loaded = TalkingHeadPipeline.from_pretrained("avdiff/" + model.name)
             assert Path(model.path).resolve().is_relative_to(Path(SITE).resolve())
             print("bundled", model.name, type(loaded).__name__)
     """).replace("SITE", repr(str(site)))
@@ -63,3 +63,4 @@ def test_presets_and_bundled_models_load_from_an_unpacked_wheel(wheel, tmp_path)
                             timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "presets 64 " in result.stdout
+    assert "bundled talking-head-tiny TalkingHeadPipeline" in result.stdout  # the shipped model, by name
