@@ -92,7 +92,8 @@ def test_registry_offers_user_models_then_bundled_then_warp_and_never_the_tiny_p
     import avdiff.bundled
     import avdiff.demo.models
 
-    assert avdiff.bundled.available(kind="talking-head") == []  # nothing ships yet
+    assert [m.name for m in avdiff.bundled.available(kind="talking-head")] == ["talking-head-tiny"]  # what ships
+    assert ModelRegistry().default("talking-head").key == "bundled:talking-head-tiny"  # the best there is, by default
     (tmp_path / "pkg" / "demo_model").mkdir(parents=True)
     (tmp_path / "pkg" / "demo_model" / "model_index.json").write_text(
         (tiny_model / "model_index.json").read_text())
