@@ -153,8 +153,8 @@ def test_streamed_output_carries_the_song_as_given(pipe, images, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"images": None}, "give exactly one of timeline and images, got none"),
-    ({"timeline": "t.json"}, "give exactly one of timeline and images, got ['timeline', 'images']"),
+    ({"images": None}, "give exactly one of timeline, images and prompts, got none"),
+    ({"timeline": "t.json"}, "give exactly one of timeline, images and prompts, got ['timeline', 'images']"),
     ({"images": "a.png"}, "images must be a non-empty list, got 'a.png'"),
     ({"beats_per_interval": 0}, "beats_per_interval must be an integer >= 1, got 0"),
     ({"patterns": ["zoom"]}, "patterns must be a list of"),
@@ -166,7 +166,7 @@ def test_streamed_output_carries_the_song_as_given(pipe, images, tmp_path):
     ({"height": 2000}, "height must be a multiple of 1 px in [16, 1920], got 2000"),
     ({"width": 64.0}, "width must be a multiple of 1 px in [16, 1920], got 64.0"),
     ({"height": 8}, "height must be a multiple of 1 px in [16, 1920], got 8"),
-    ({"interpolation": "walk"}, "interpolation must be one of ('auto', 'latent', 'pixel'), got 'walk'"),
+    ({"interpolation": "walk"}, "interpolation must be one of ('auto', 'diffusion', 'latent', 'pixel'), got 'walk'"),
     ({"output_type": "latent"}, "output_type must be one of"),
     ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
     ({"callback_on_step_end_tensor_inputs": ["latents"]}, "callback_on_step_end_tensor_inputs must be among ['frame']"),

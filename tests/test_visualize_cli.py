@@ -64,7 +64,11 @@ def test_arguments_are_checked_before_any_work(inputs, tmp_path, capsys, monkeyp
         (["--images", str(keys), "--out", str(tmp_path / "v.avi")], "the output is an mp4 video"),
         (["--images", str(empty), "--out", str(tmp_path / "v.mp4")], "the folder holds no images"),
         (["--images", str(tmp_path / "nope"), "--out", str(tmp_path / "v.mp4")], "no such file or folder"),
-        (["--timeline", str(prompts_timeline), "--out", str(tmp_path / "v.mp4")], "has prompts ('a cat' ...); its keyframes must be images"),
+        (["--prompts", " ; ", "--out", str(tmp_path / "v.mp4")], "--prompts ' ; ': no prompt"),
+        (["--prompts", "a cat", "--out", str(tmp_path / "v.mp4"), "--steps", "0"], "--steps must be >= 1"),
+        (["--prompts", "a cat", "--out", str(tmp_path / "v.mp4"), "--guidance", "0.5"], "--guidance must be >= 1"),
+        (["--timeline", str(prompts_timeline), "--out", str(tmp_path / "v.mp4"), "--model", str(empty)],
+         f"--model '{empty}' cannot be loaded as a text-to-video model"),
         (["--timeline", str(tmp_path / "none.json"), "--out", str(tmp_path / "v.mp4")], "no such file"),
         (["--images", str(keys), "--out", str(tmp_path / "v.mp4"), "--size", "big"], "--size 'big': expected WIDTHxHEIGHT"),
         (["--images", str(keys), "--out", str(tmp_path / "v.mp4"), "--patterns", "zoom"], "--patterns 'zoom': choose among"),
@@ -97,3 +101,22 @@ def test_bench_visualize_reports_ratios_against_its_baseline(capsys):
     text = capsys.readouterr().out
     assert "encode (baseline)" in text and "analysis (baseline)" in text and "images (keyframe images, pixel)" in text
     assert "vs_encode" in text and "peak_vs_first" in text
+
+
+def test_prompts_through_a_saved_text_to_video_model(inputs, tmp_path, capsys):
+    """``--prompts`` renders keyframes with ``--model`` (here a saved random-weight tiny pipeline: the bundled scene
+    model is tested in test_bundled_scene_model.py); the frame count follows the one clock."""
+    from avdiff.pipelines import TextToVideoPipeline
+
+    song, _ = inputs
+    model = tmp_path / "t2v"
+    TextToVideoPipeline.from_preset("tiny", seed=0).save_pretrained(model)
+    out, timeline = tmp_path / "p.mp4", tmp_path / "p.json"
+    assert main(["visualize", "--audio", str(song), "--prompts", "a campfire by day; a lake at night", "--model",
+                 str(model), "--steps", "2", "--fps", "8", "--beats-per-interval", "4",
+                 "--save-timeline", str(timeline), "--out", str(out)]) == 0  # fmt: skip
+    assert capsys.readouterr().out.startswith(f"wrote {out} (48 frames at 8 fps;")
+    clip = read_video(out)
+    assert clip.num_frames == 48 and clip.frames.shape[1:] == (64, 64, 3)
+    keys = {json.dumps(iv["start"]) for iv in json.loads(timeline.read_text())["intervals"]}
+    assert keys == {'"a campfire by day"', '"a lake at night"'}

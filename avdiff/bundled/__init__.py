@@ -22,7 +22,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 # The diffusers pipeline class saved in model_index.json -> the job it does.
-PIPELINE_KINDS = {"TalkingHeadPipeline": "talking-head"}
+PIPELINE_KINDS = {"TalkingHeadPipeline": "talking-head", "TextToVideoPipeline": "text-to-video"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ def available(kind: str | None = None) -> list[BundledModel]:
 
 
 NAMESPACE = "avdiff/"
+DEFAULT_SCENE_MODEL = "scene-tiny"  # the text-to-video scene model (issue 16): keyframes from prompts, offline
 
 
 def resolve(name_or_path: str | Path) -> str | Path:
@@ -122,5 +123,5 @@ def resolve_model_dir(name_or_path: str | os.PathLike, marker: str, what: str) -
     return path
 
 
-__all__ = ["BundledModel", "NAMESPACE", "PIPELINE_KINDS", "available", "bundled_path", "pipeline_kind", "resolve",
-           "resolve_model_dir"]
+__all__ = ["BundledModel", "DEFAULT_SCENE_MODEL", "NAMESPACE", "PIPELINE_KINDS", "available", "bundled_path",
+           "pipeline_kind", "resolve", "resolve_model_dir"]

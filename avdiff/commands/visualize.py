@@ -1,8 +1,9 @@
-"""``avdiff visualize``: a music video of a song from keyframe images or a timeline, timed by its beats.
+"""``avdiff visualize``: a music video of a song from keyframe images, prompts or a timeline, timed by its beats.
 
-Keyframes are images (no model: ``--images DIR`` or files); ``--timeline T.json`` gives the intervals by hand. The
-video is streamed to ``--out`` with the song muxed in as given. Every argument is checked before any work. Keyframes
-from prompts (``--prompts`` with a text-to-video model) are not here yet: this branch has no text-to-video pipeline.
+Keyframes are images (no model: ``--images DIR`` or files) or prompts (``--prompts "a; b; c"``, rendered by a
+text-to-video model: ``--model``, by default the bundled scene model, offline); ``--timeline T.json`` gives the
+intervals by hand (images, prompts or both). The video is streamed to ``--out`` with the song muxed in as given.
+Every argument is checked before any work, and the model is loaded only after.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from pathlib import Path
 
 from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
+from avdiff.bundled import DEFAULT_SCENE_MODEL
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +22,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("visualize", help="a music video timed by the beats, from keyframe images or a timeline",
+    p = sub.add_parser("visualize", help="a music video timed by the beats, from keyframe images, prompts or a timeline",
                        description="Make a music video of a song (Generative Disco): intervals of the song move "
                        "from one keyframe to the next at the pace of an audio-reactive curve, with transitions and "
                        "holds. The video is streamed to --out with the song muxed in as given. Every argument is "
@@ -29,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     keys = p.add_mutually_exclusive_group(required=True)
     keys.add_argument("--images", nargs="+", metavar="DIR_OR_FILE",
                       help="keyframe images: a folder (its images in name order) or image files")
+    keys.add_argument("--prompts", metavar='"A; B; C"', help="keyframe prompts separated by ';', rendered by --model")
     keys.add_argument("--timeline", metavar="T.json", help="the intervals by hand (see --save-timeline)")
     p.add_argument("--out", required=True, help="output .mp4 (the song muxed in as given); never an input or a folder")
     p.add_argument("--fps", default="25", help="frame rate from 1 to 120: 25, 29.97 or 30000/1001 (default 25)")
@@ -47,8 +50,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default 8: two 4/4 bars)")  # fmt: skip
     p.add_argument("--patterns", default="subject", help="with --images: patterns the intervals cycle "
                    "through, comma-separated: subject, color, style, time (transitions), drift, pulse (holds)")
-    p.add_argument("--interpolation", default="auto", choices=["auto", "latent", "pixel"],
-                   help="in-between frames: pixel (a cross-fade), latent (the codec's latents); auto = pixel")
+    p.add_argument("--interpolation", default="auto", choices=["auto", "diffusion", "latent", "pixel"],
+                   help="in-between frames: pixel (a cross-fade), latent (the codec's latents), diffusion (between "
+                   "two prompts: slerp on the noise, lerp on the text, each frame denoised); auto = diffusion between "
+                   "prompts, pixel otherwise")
+    p.add_argument("--model", default=DEFAULT_SCENE_MODEL, help="with prompts: the text-to-video model, a bundled "
+                   f"name, a saved folder or an SD 1.5 hub id or folder (default {DEFAULT_SCENE_MODEL}, offline)")
+    p.add_argument("--steps", type=int, default=20, help="with prompts: DDIM steps per keyframe (default 20)")
+    p.add_argument("--guidance", type=float, default=3.0, help="with prompts: CFG scale, >= 1 (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="with prompts: seed of the keyframes' noise (default 0)")
     p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="S",
                    help=f"refuse audio longer than S seconds (default {DEFAULT_MAX_DURATION_S:g})")
     p.add_argument("--save-timeline", metavar="T.json", help="also write the timeline used (edit it, then pass it "
@@ -108,6 +118,11 @@ def check_arguments(args: argparse.Namespace) -> dict:
         files = image_files(args.images)
         kwargs["images"] = [str(f) for f in files]
         inputs.update({f"--images {f}": str(f) for f in files})
+    elif args.prompts is not None:
+        prompts = [p.strip() for p in args.prompts.split(";") if p.strip()]
+        if not prompts:
+            raise CommandError(f"--prompts {args.prompts!r}: no prompt; separate prompts with ';'")
+        kwargs["prompts"] = prompts
     else:
         if not os.path.isfile(args.timeline):
             raise CommandError(f"--timeline {args.timeline!r}: no such file")
@@ -115,9 +130,6 @@ def check_arguments(args: argparse.Namespace) -> dict:
             timeline = Timeline.load(args.timeline)
         except TimelineError as e:
             raise CommandError(str(e)) from e
-        if timeline.prompts():
-            raise CommandError(f"--timeline {args.timeline!r} has prompts ({timeline.prompts()[0]!r} ...); its "
-                               "keyframes must be images (this avdiff has no text-to-video keyframe source)")  # fmt: skip
         missing = [str(p) for p in timeline.images() if not p.is_file()]
         if missing:
             raise CommandError(f"--timeline {args.timeline!r}: no such image file {missing[0]!r}")
@@ -145,10 +157,28 @@ def check_arguments(args: argparse.Namespace) -> dict:
         check_output_path(args.out, inputs, name="--out")
     except ValueError as e:
         raise CommandError(str(e)) from e
+    if args.steps < 1:
+        raise CommandError(f"--steps must be >= 1, got {args.steps}")
+    if not args.guidance >= 1:
+        raise CommandError(f"--guidance must be >= 1, got {args.guidance}")
+    if args.seed < 0:
+        raise CommandError(f"--seed must be >= 0, got {args.seed}")
     height, width = parse_size(args.size)
     kwargs.update(curve=curve, patterns=patterns, beats_per_interval=args.beats_per_interval, height=height,
                   width=width, interpolation=args.interpolation, max_duration_s=args.max_duration)  # fmt: skip
     return kwargs
+
+
+def prompt_source(args: argparse.Namespace):
+    """The :class:`PromptKeyframes` of ``--model``; CommandError when it cannot be loaded."""
+    from avdiff.cli import CommandError
+    from avdiff.visualize.prompt_keyframes import PromptKeyframes
+
+    try:
+        return PromptKeyframes.from_pretrained(args.model, num_inference_steps=args.steps,
+                                               guidance_scale=args.guidance, seed=args.seed)  # fmt: skip
+    except (OSError, ValueError) as e:
+        raise CommandError(f"--model {args.model!r} cannot be loaded as a text-to-video model: {e}") from e
 
 
 def run(args: argparse.Namespace) -> int:
@@ -156,7 +186,9 @@ def run(args: argparse.Namespace) -> int:
     from avdiff.pipelines import BeatVisualizerPipeline
 
     kwargs = check_arguments(args)
-    pipe = BeatVisualizerPipeline()
+    timeline = kwargs.get("timeline")
+    pipe = BeatVisualizerPipeline(prompt_source(args) if "prompts" in kwargs or (timeline and timeline.prompts())
+                                  else None)  # fmt: skip
     try:
         out = pipe(args.audio, output_path=args.out, **kwargs)
     except ValueError as e:  # a bad image, a timeline that does not fit the song ... (AudioLoadError is one too)

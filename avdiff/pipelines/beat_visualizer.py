@@ -4,19 +4,19 @@ The song is cut into intervals (a :class:`~avdiff.visualize.timeline.Timeline`, 
 moving from a start keyframe to an end keyframe by a design pattern (:mod:`avdiff.visualize.patterns`), at the pace of
 an audio-reactive curve (:mod:`avdiff.audio.curves`). Keyframes come from a
 :class:`~avdiff.visualize.keyframes.KeyframeSource`: the user's images, in pixel space (no model, no downloads:
-:class:`~avdiff.visualize.keyframes.ImageKeyframes`). Keyframes from prompts (a text-to-video model) are not here yet:
-this branch has no text-to-video pipeline to render them.
+:class:`~avdiff.visualize.keyframes.ImageKeyframes`), or prompts rendered by a text-to-video model
+(:class:`~avdiff.visualize.prompt_keyframes.PromptKeyframes`: the bundled scene model offline, or SD 1.5).
 
 Generation, in the numbered steps of ``__call__``:
 
 1. check every argument (before any work), and the audio (a scan: errors of ``load_audio``; nothing held);
 2. analyse the rhythm (beats, downbeats, envelopes per video frame; block by block), or take the one given;
-3. the timeline: given, or :meth:`Timeline.from_beats` over the images;
+3. the timeline: given, or :meth:`Timeline.from_beats` over the images or prompts;
 4. the frames of each interval by the one clock (:meth:`Timeline.frame_edges`): ``F = clock.num_frames(N)`` in
    all, the audio as given (N samples at its own rate);
 5. the curves: the position ``t(f)`` in each interval and the pulse envelope ``e(f)``;
 6. the keyframes, each made once (adjacent intervals share theirs; a cache keeps them across calls);
-7. every frame, in order: the in-between of the interval's keyframes at ``t(f)`` (pixel or latent: see
+7. every frame, in order: the in-between of the interval's keyframes at ``t(f)`` (pixel, latent or diffusion: see
    :mod:`avdiff.visualize.keyframes`), the pattern's effect, ``callback_on_step_end``;
 8. out: streamed to an mp4 with the song muxed in (``output_path``: memory flat in the song's length, the song read
    block by block), or returned.
@@ -60,6 +60,7 @@ from avdiff.pipelines.beat_visualizer_checks import (
 from avdiff.pipelines.output import VideoPipelineOutput
 from avdiff.video.io import VideoWriter
 from avdiff.visualize.keyframes import ImageKeyframes, Keyframe, KeyframeCache, KeyframeSource, crossfade, fit_image, output_size
+from avdiff.visualize.prompt_keyframes import quantize_positions
 from avdiff.visualize.patterns import PatternSettings, apply_pattern, is_hold, to_uint8
 from avdiff.visualize.timeline import Timeline
 
@@ -97,6 +98,9 @@ class BeatVisualizerPipeline:
         pipe = BeatVisualizerPipeline()                     # keyframe images: no model, no downloads
         out = pipe("song.mp3", images=["a.jpg", "b.jpg", "c.jpg"], curve="beats", beats_per_interval=8,
                    output_path="video.mp4")                 # streamed, with the song muxed in
+
+        disco = BeatVisualizerPipeline(PromptKeyframes.from_pretrained("scene-tiny"))   # the bundled scene model
+        out = disco("song.mp3", prompts=["a campfire by day", "a campfire at night"], output_path="disco.mp4")
 
     Args:
         source: where keyframes come from (default: :class:`~avdiff.visualize.keyframes.ImageKeyframes`).
@@ -149,6 +153,7 @@ class BeatVisualizerPipeline:
         timeline: Timeline | str | os.PathLike | None = None,
         *,
         images: list | None = None,
+        prompts: list[str] | None = None,
         beats_per_interval: int = 8,
         patterns: list[str] | tuple[str, ...] = ("subject",),
         curve: str | CurveSpec | dict = "beats",
@@ -172,10 +177,12 @@ class BeatVisualizerPipeline:
         Args:
             audio: the song (a path, bytes, an array with a rate, a Waveform, or an AudioStream). A file is read block
                 by block, never held whole; the video carries it as given (its own rate and channels).
-            timeline: the intervals (a :class:`Timeline`, or its JSON file) with image keyframes; or give ``images``.
+            timeline: the intervals (a :class:`Timeline`, or its JSON file); or give ``images`` or ``prompts``.
             images: keyframe images (paths, PIL images or arrays), laid on the beats by ``Timeline.from_beats``.
-            beats_per_interval: beats per interval for ``images`` (8: two 4/4 bars).
-            patterns: the patterns the intervals cycle through for ``images``.
+            prompts: keyframe prompts, laid on the beats the same way (a source that renders prompts:
+                :class:`~avdiff.visualize.prompt_keyframes.PromptKeyframes`).
+            beats_per_interval: beats per interval for ``images`` or ``prompts`` (8: two 4/4 bars).
+            patterns: the patterns the intervals cycle through for ``images`` or ``prompts``.
             curve: the position curve: a source name (``"beats"``, ``"percussive"``, ``"onsets"``, ``"bands"``,
                 ``"rms"``, ``"linear"``) or a :class:`~avdiff.audio.curves.CurveSpec` (or its fields as a dict).
             pulse: the envelope of the pulses (default: a step on each beat released over 0.15 s).
@@ -184,7 +191,9 @@ class BeatVisualizerPipeline:
             height, width: frame size in px (default: the source's size, or the first image's aspect with its longer
                 side at most 1024 px).
             interpolation: how in-between frames are made: ``"pixel"`` (a cross-fade), ``"latent"`` (the codec's
-                latents interpolated and decoded), or ``"auto"`` (pixel).
+                latents interpolated and decoded), ``"diffusion"`` (between two prompts: slerp on the noise, lerp on
+                the text embeddings, each in-between denoised; as latent otherwise), or ``"auto"`` (diffusion between
+                two prompts, pixel otherwise).
             batch_size: latent in-between frames decoded together.
             rhythm: a precomputed analysis of ``audio`` at ``fps`` (skips step 2).
             output_type: ``"np"`` uint8 [F, H, W, 3]; ``"pt"`` the same as a torch tensor; ``"pil"`` a list of images.
@@ -209,7 +218,7 @@ class BeatVisualizerPipeline:
         curve = curve_spec(curve)
         pulse = curve_spec(pulse if pulse is not None else DEFAULT_PULSE)
         effects = pattern_settings(effects)
-        check_inputs(self.source, audio, timeline, images, beats_per_interval, patterns, curve, pulse, effects, fps,
+        check_inputs(self.source, audio, timeline, images, prompts, beats_per_interval, patterns, curve, pulse, effects, fps,
                      height, width, interpolation, batch_size, output_type, callback_on_step_end_tensor_inputs,
                      max_duration_s, output_path, rhythm)  # fmt: skip
         fps = parse_fps(fps)
@@ -219,7 +228,7 @@ class BeatVisualizerPipeline:
             timeline = Timeline.load(timeline)
         if timeline is not None:  # the song's length is known from the scan: the timeline is checked against it now
             timeline = timeline.with_duration(song.duration_s)
-            check_timeline_keys(timeline)
+            check_timeline_keys(timeline, self.source)
             pictures = load_timeline_images(timeline)
 
         # 2. The rhythm.
@@ -231,7 +240,10 @@ class BeatVisualizerPipeline:
                              "analyse this song at this rate")  # fmt: skip
 
         # 3. The timeline.
-        if timeline is None:
+        if timeline is None and prompts is not None:
+            timeline = Timeline.from_beats(rhythm, [p.strip() for p in prompts], beats_per_interval, patterns,
+                                           duration_s=song.duration_s)  # fmt: skip
+        elif timeline is None:
             keys = [image_key(image, k) for k, image in enumerate(images)]
             timeline = Timeline.from_beats(rhythm, keys, beats_per_interval, patterns, duration_s=song.duration_s)
 
@@ -290,9 +302,12 @@ class BeatVisualizerPipeline:
         height, width = size
         out: dict = {}
         for key in timeline.keyframes():
-            cache_key = (key, size, id(self.source))
+            cache_key = (key, size, id(self.source), getattr(self.source, "settings", None))
             found = self.cache.get(self.cache.keyframes, cache_key)
-            if found is None:
+            if found is None and isinstance(key, str):
+                found = self.source.render_prompt(key, size)
+                self.cache.put(self.cache.keyframes, cache_key, found, self.cache.max_keyframes)
+            elif found is None:
                 image = fit_image(pictures[key], height, width)
                 found = Keyframe(key, image, self.source.encode_image(image))
                 self.cache.put(self.cache.keyframes, cache_key, found, self.cache.max_keyframes)
@@ -309,7 +324,7 @@ class BeatVisualizerPipeline:
                 self._interval_index = k
                 a, b = int(edges[k]), int(edges[k + 1])
                 A, B = keyframes[iv.start], keyframes[iv.end]
-                mode = "latent" if interpolation == "latent" else "pixel"
+                mode = interpolation_mode(interpolation, A, B)
                 for c0 in range(a, b, batch_size):
                     c1 = min(b, c0 + batch_size)
                     bases = self._bases(A, B, position[c0:c1], mode, is_hold(iv.pattern))
@@ -330,28 +345,46 @@ class BeatVisualizerPipeline:
             return [still] * len(ts)
         if mode == "pixel":
             return [crossfade(A.image, B.image, float(t)) for t in ts]
-        keys = [round(float(t), T_DECIMALS) for t in ts]
+        if mode == "diffusion":
+            keys = quantize_positions(ts)
+        else:
+            keys = [round(float(t), T_DECIMALS) for t in ts]
         made: dict[float, np.ndarray] = {}
+        settings = getattr(self.source, "settings", None)
         missing = []
         for t in dict.fromkeys(keys):
             if t <= 0 or t >= 1:
                 made[t] = (A if t <= 0 else B).image.astype(np.float32) / 255.0
                 continue
-            found = self.cache.get(self.cache.frames, (mode, A.key, B.key, A.image.shape, t))
+            found = self.cache.get(self.cache.frames, (mode, A.key, B.key, A.image.shape, t, settings))
             if found is not None:
                 made[t] = found
             else:
                 missing.append(t)
         if missing:
-            w = torch.tensor(missing, dtype=A.latent.dtype, device=A.latent.device).reshape(-1, 1, 1, 1)
-            latents = A.latent + (B.latent - A.latent) * w  # (n, C, h, w)
-            images = self.source.decode(latents)
+            if mode == "diffusion":
+                images = self.source.inbetweens(A, B, missing)
+            else:
+                w = torch.tensor(missing, dtype=A.latent.dtype, device=A.latent.device).reshape(-1, 1, 1, 1)
+                latents = A.latent + (B.latent - A.latent) * w  # (n, C, h, w)
+                images = self.source.decode(latents)
             for t, image in zip(missing, images):
                 picture = image.astype(np.float32) / 255.0
                 made[t] = picture
-                self.cache.put(self.cache.frames, (mode, A.key, B.key, A.image.shape, t), picture,
+                self.cache.put(self.cache.frames, (mode, A.key, B.key, A.image.shape, t, settings), picture,
                                self.cache.max_frames)  # fmt: skip
         return [made[t] for t in keys]
+
+
+def interpolation_mode(interpolation: str, a: Keyframe, b: Keyframe) -> str:
+    """The in-between mode of an interval from ``a`` to ``b``: ``"diffusion"`` needs two prompt keyframes (else
+    ``"latent"``); ``"auto"`` is ``"diffusion"`` between two prompts and ``"pixel"`` otherwise."""
+    both_prompts = a.is_prompt and b.is_prompt
+    if interpolation == "auto":
+        return "diffusion" if both_prompts else "pixel"
+    if interpolation == "diffusion" and not both_prompts:
+        return "latent"
+    return interpolation
 
 
 def song_frames(song: AudioStream, fps: FpsLike) -> int:
@@ -361,4 +394,4 @@ def song_frames(song: AudioStream, fps: FpsLike) -> int:
     return FrameClock(fps, song.sample_rate).num_frames(song.num_samples)
 
 
-__all__ = ["BeatVisualizerOutput", "BeatVisualizerPipeline", "song_frames"]
+__all__ = ["BeatVisualizerOutput", "BeatVisualizerPipeline", "interpolation_mode", "song_frames"]

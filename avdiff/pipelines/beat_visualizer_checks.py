@@ -35,7 +35,7 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_inputs(source: KeyframeSource, audio, timeline, images, beats_per_interval, patterns, curve: CurveSpec,
+def check_inputs(source: KeyframeSource, audio, timeline, images, prompts, beats_per_interval, patterns, curve: CurveSpec,
                  pulse: CurveSpec, effects: PatternSettings, fps, height, width, interpolation, batch_size,
                  output_type, callback_on_step_end_tensor_inputs, max_duration_s, output_path,
                  rhythm) -> None:  # fmt: skip
@@ -47,11 +47,18 @@ def check_inputs(source: KeyframeSource, audio, timeline, images, beats_per_inte
     """
     if audio is None:
         raise ValueError("audio must be a song (a path, bytes, an array or a Waveform), got None")
-    given = [name for name, value in (("timeline", timeline), ("images", images)) if value is not None]
+    given = [name for name, value in (("timeline", timeline), ("images", images), ("prompts", prompts))
+             if value is not None]  # fmt: skip
     if len(given) != 1:
-        raise ValueError(f"give exactly one of timeline and images, got {given or 'none'}")
+        raise ValueError(f"give exactly one of timeline, images and prompts, got {given or 'none'}")
     if images is not None and (isinstance(images, (str, bytes, os.PathLike)) or not list(images)):
         raise ValueError(f"images must be a non-empty list, got {images!r}")
+    if prompts is not None:
+        if isinstance(prompts, str) or not list(prompts) or not all(isinstance(p, str) and p.strip() for p in prompts):
+            raise ValueError(f"prompts must be a non-empty list of non-empty strings, got {prompts!r}")
+        if not getattr(source, "renders_prompts", False):
+            raise ValueError(f"prompts need a source that renders them (PromptKeyframes over a text-to-video model); "
+                             f"this pipeline's source is {source.name!r}")  # fmt: skip
     if timeline is not None and not isinstance(timeline, (Timeline, str, os.PathLike)):
         raise ValueError(f"timeline must be a Timeline or a JSON file, got {type(timeline).__name__}")
     if not _is_int(beats_per_interval) or beats_per_interval < 1:
@@ -93,14 +100,14 @@ def check_inputs(source: KeyframeSource, audio, timeline, images, beats_per_inte
         check_output_path(output_path, inputs)
 
 
-def check_timeline_keys(timeline: Timeline) -> None:
-    """A TimelineError naming the first interval with a prompt: keyframes are images here (this branch has no
-    text-to-video source to render prompts)."""
+def check_timeline_keys(timeline: Timeline, source: KeyframeSource) -> None:
+    """A TimelineError naming the first interval with a prompt when ``source`` cannot render prompts (keyframe-images
+    mode: give image files, or a :class:`~avdiff.visualize.prompt_keyframes.PromptKeyframes` source)."""
     prompts = timeline.prompts()
-    if prompts:
+    if prompts and not getattr(source, "renders_prompts", False):
         k = next(i for i, iv in enumerate(timeline) if isinstance(iv.start, str) or isinstance(iv.end, str))
         raise TimelineError(f"interval {k + 1} has the prompt {prompts[0]!r}, but keyframe-images mode takes images "
-                            "only; give image files")  # fmt: skip
+                            "only; give image files, or a text-to-video source for prompts")  # fmt: skip
 
 
 def curve_spec(value) -> CurveSpec:

@@ -144,8 +144,12 @@ class TextToVideoPipeline(TextToVideoSteps, DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *,
                         motion_adapter: MotionAdapter | str | os.PathLike | None = None, **kwargs):  # fmt: skip
-        """Load a saved pipeline folder (or hub id). A Stable Diffusion 1.5 folder or hub id (its ``model_index.json``
-        names another pipeline class), or any source given with a ``motion_adapter``, goes to :meth:`from_sd15`."""
+        """Load a saved pipeline folder, a bundled model's name (``"scene-tiny"``, see :mod:`avdiff.bundled`) or a hub
+        id. A Stable Diffusion 1.5 folder or hub id (its ``model_index.json`` names another pipeline class), or any
+        source given with a ``motion_adapter``, goes to :meth:`from_sd15`."""
+        from avdiff.bundled import resolve
+
+        pretrained_model_name_or_path = resolve(pretrained_model_name_or_path)
         if motion_adapter is None:
             config_kwargs = {k: kwargs[k] for k in ("cache_dir", "local_files_only", "revision", "token") if k in kwargs}
             index = cls.load_config(pretrained_model_name_or_path, **config_kwargs)

@@ -3,8 +3,8 @@
 A :class:`KeyframeSource` turns a timeline's images into :class:`Keyframe` s (an image and its latent) and decodes
 latents back to pictures. :class:`ImageKeyframes` implements it: the user's images, encoded by a codec (by default
 the exact pixel-space :class:`~avdiff.models.codec.SpaceToDepthCodec` with factor 1). No diffusion model at all, no
-weights, no downloads. Keyframes rendered from prompts by a text-to-video model are not in this module: this branch
-has no text-to-video pipeline to render them (issue 17 leaves that source for when one is merged).
+weights, no downloads. A source that also renders prompts (``renders_prompts = True``, a ``render_prompt`` and an
+``inbetweens`` method) is :class:`~avdiff.visualize.prompt_keyframes.PromptKeyframes`, over a text-to-video model.
 
 The frames between keyframes ``A`` and ``B`` at position ``t`` in [0, 1] are made by one of (:data:`INTERPOLATIONS`):
 
@@ -12,7 +12,9 @@ The frames between keyframes ``A`` and ``B`` at position ``t`` in [0, 1] are mad
 * ``"latent"``: the two keyframes' latents interpolated linearly and decoded (one decoder pass per distinct ``t``).
   With the default exact, linear codec this is the same cross-fade (up to rounding); with a learned codec it
   morphs in its latent space;
-* ``"auto"``: ``"pixel"``.
+* ``"diffusion"``: between two prompt keyframes, stable-diffusion-videos' walk: slerp on the initial noise, lerp on
+  the text embeddings, each in-between denoised (:mod:`avdiff.visualize.prompt_keyframes`); other pairs as ``"latent"``;
+* ``"auto"``: ``"diffusion"`` between two prompt keyframes, ``"pixel"`` otherwise.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from avdiff.models.codec import LatentCodec, SpaceToDepthCodec, pixels_from_uint
 
 logger = logging.getLogger(__name__)
 
-INTERPOLATIONS = ("auto", "latent", "pixel")
+INTERPOLATIONS = ("auto", "diffusion", "latent", "pixel")
 
 
 @dataclass
@@ -38,14 +40,22 @@ class Keyframe:
     """A rendered keyframe.
 
     Attributes:
-        key: the image (``Path``, or ``image K`` for one given as pixels) it was made from.
+        key: the image (``Path``, or ``image K`` for one given as pixels) or the prompt (``str``) it was made from.
         image: uint8 [H, W, 3], fitted to the video's size.
         latent: its encoding by the source's codec, [1, C, h, w].
+        noise: a prompt keyframe's initial noise [1, C, 1, h, w] (None for an image).
+        prompt_embeds: a prompt keyframe's token states [1, T, D] (None for an image).
     """
 
-    key: Path
+    key: Path | str
     image: np.ndarray
     latent: torch.Tensor
+    noise: torch.Tensor | None = None
+    prompt_embeds: torch.Tensor | None = None
+
+    @property
+    def is_prompt(self) -> bool:
+        return self.prompt_embeds is not None
 
 
 @runtime_checkable
@@ -82,6 +92,7 @@ class ImageKeyframes:
 
     name = "images"
     default_size = None
+    renders_prompts = False
 
     def __init__(self, codec: LatentCodec | None = None):
         self.codec = codec if codec is not None else SpaceToDepthCodec(factor=1)
