@@ -96,21 +96,32 @@ def test_a_corrupt_song_is_one_line(inputs, tmp_path, capsys):
     assert err.startswith("avdiff: error: cannot load audio from") and not (tmp_path / "v.mp4").exists()
 
 
-def test_bench_visualize_reports_ratios_against_its_baseline(capsys):
-    assert main(["bench", "visualize", "--seconds", "4", "--durations", "4", "--size", "32"]) == 0
+def test_bench_visualize_reports_ratios_against_its_baseline(t2v_folder, capsys):
+    assert main(["bench", "visualize", "--seconds", "4", "--durations", "4", "--size", "32", "--model", str(t2v_folder),
+                 "--steps", "1"]) == 0  # fmt: skip
     text = capsys.readouterr().out
+    for row in ("keyframes, latent", "prompts, latent (keyframes cached)", "prompts, diffusion walk, curve beats",
+                "prompts, diffusion walk, curve linear"):  # fmt: skip
+        assert row in text
     assert "encode (baseline)" in text and "analysis (baseline)" in text and "images (keyframe images, pixel)" in text
     assert "vs_encode" in text and "peak_vs_first" in text
 
 
-def test_prompts_through_a_saved_text_to_video_model(inputs, tmp_path, capsys):
-    """``--prompts`` renders keyframes with ``--model`` (here a saved random-weight tiny pipeline: the bundled scene
-    model is tested in test_bundled_scene_model.py); the frame count follows the one clock."""
+@pytest.fixture(scope="module")
+def t2v_folder(tmp_path_factory):
+    """A saved random-weight tiny text-to-video pipeline (the bundled scene model is tested in
+    test_bundled_scene_model.py)."""
     from avdiff.pipelines import TextToVideoPipeline
 
+    folder = tmp_path_factory.mktemp("t2v")
+    TextToVideoPipeline.from_preset("tiny", seed=0).save_pretrained(folder)
+    return folder
+
+
+def test_prompts_through_a_saved_text_to_video_model(inputs, t2v_folder, tmp_path, capsys):
+    """``--prompts`` renders keyframes with ``--model``; the frame count follows the one clock."""
     song, _ = inputs
-    model = tmp_path / "t2v"
-    TextToVideoPipeline.from_preset("tiny", seed=0).save_pretrained(model)
+    model = t2v_folder
     out, timeline = tmp_path / "p.mp4", tmp_path / "p.json"
     assert main(["visualize", "--audio", str(song), "--prompts", "a campfire by day; a lake at night", "--model",
                  str(model), "--steps", "2", "--fps", "8", "--beats-per-interval", "4",

@@ -5,9 +5,11 @@ scikit-image's pictures as keyframe images:
 
 * speed: seconds of work per second of music (``s/s``; below 1 is faster than real time) of one call streamed to an
   mp4, next to a baseline measured in the same run: ``encode``, the cost every source pays (the same number of
-  still frames encoded, with the song muxed in), and ``analysis`` (the rhythm alone). The keyframe source is
-  ``images`` (keyframe images, no model; pixel and latent in-betweens, and the "percussive" curve). A text-to-video
-  source is not timed: this branch has none;
+  still frames encoded, with the song muxed in), and ``analysis`` (the rhythm alone). The keyframe sources are
+  ``images`` (keyframe images, no model; pixel and latent in-betweens, and the "percussive" curve) and ``prompts``
+  (:class:`~avdiff.visualize.prompt_keyframes.PromptKeyframes` over ``--model``, at the model's own size:
+  ``latent`` in-betweens, and stable-diffusion-videos' ``diffusion`` walk under the "beats" curve, which holds
+  ``t`` between beats, and under "linear", which moves it every frame: the worst case);
 * memory: the peak RSS increase of one call in keyframe-images mode, streamed to an mp4, for each song length, each
   in a fresh child process (:class:`avdiff.bench.unet.MemoryProbe`); ``peak_vs_first`` near 1 means memory does not
   grow with the song.
@@ -24,11 +26,13 @@ import numpy as np
 import torch
 
 from avdiff.bench.timing import format_table, run_in_child
+from avdiff.bundled import DEFAULT_SCENE_MODEL
 from avdiff.bench.unet import MemoryProbe
 
 logger = logging.getLogger(__name__)
 
 KEYFRAME_PICTURES = ("astronaut", "coffee", "chelsea")
+BENCH_PROMPTS = ("a campfire on the left by day", "a lake at sunset", "a red car and rain at night")
 
 
 def make_song(path: str | Path, seconds: float, bpm: float = 128.0, sample_rate: int = 22050) -> Path:
@@ -100,7 +104,7 @@ def measure_memory_in_child(**kwargs) -> dict:
     return run_in_child(measure_memory, kwargs, preload)
 
 
-def measure_speed(song: str, images: list[str], size: int, fps: str, pipe=None, label: str = "images",
+def measure_speed(song: str, images: list[str] | None, size: int | None, fps: str, pipe=None, label: str = "images",
                   **call) -> dict:  # fmt: skip
     """Wall time of one call streamed to an mp4 (after the rhythm of the same song has been analysed once, so the
     first call's compilation is not counted): ``{"source", "seconds", "frames"}``."""
@@ -110,8 +114,8 @@ def measure_speed(song: str, images: list[str], size: int, fps: str, pipe=None, 
     pipe.set_progress_bar_config(disable=True)
     with tempfile.TemporaryDirectory(prefix="avdiff-bench-") as tmp:
         start = time.perf_counter()
-        out = pipe(song, height=size, width=size, fps=fps, output_path=f"{tmp}/v.mp4", **call,
-                   images=images)  # fmt: skip
+        keys = {"images": images} if images is not None else {}
+        out = pipe(song, height=size, width=size, fps=fps, output_path=f"{tmp}/v.mp4", **call, **keys)
         seconds = time.perf_counter() - start
     return {"source": label, "seconds": seconds, "frames": out.num_frames}
 
@@ -140,8 +144,28 @@ def measure_baselines(song: str, size: int, fps: str) -> list[dict]:
             {"source": "encode (baseline)", "seconds": encode, "frames": frames}]  # fmt: skip
 
 
+def prompt_rows(song: str, fps: str, model: str, steps: int) -> list[dict]:
+    """The ``prompts`` source's rows: the model's keyframes (rendered once, before the timed calls, so each row times
+    its in-betweens and the encode), then each interpolation."""
+    from avdiff.pipelines import BeatVisualizerPipeline
+    from avdiff.visualize.prompt_keyframes import PromptKeyframes
+
+    pipe = BeatVisualizerPipeline(PromptKeyframes.from_pretrained(model, num_inference_steps=steps))
+    pipe.set_progress_bar_config(disable=True)
+    call = {"prompts": list(BENCH_PROMPTS), "beats_per_interval": 8}
+    rows = [measure_speed(song, None, None, fps, pipe, f"prompts ({model}, {steps} steps): keyframes, latent",
+                          interpolation="latent", **call)]  # fmt: skip
+    rows.append(measure_speed(song, None, None, fps, pipe, "prompts, latent (keyframes cached)", interpolation="latent",
+                              **call))  # fmt: skip
+    rows.append(measure_speed(song, None, None, fps, pipe, "prompts, diffusion walk, curve beats",
+                              interpolation="diffusion", **call))  # fmt: skip
+    rows.append(measure_speed(song, None, None, fps, pipe, "prompts, diffusion walk, curve linear",
+                              interpolation="diffusion", curve="linear", **call))  # fmt: skip
+    return rows
+
+
 def main(seconds: float = 30.0, size: int = 64, fps: str = "30000/1001", durations: tuple[float, ...] = (60.0, 600.0),
-         threads: int = 1) -> str:  # fmt: skip
+         threads: int = 1, model: str | None = DEFAULT_SCENE_MODEL, steps: int = 20) -> str:  # fmt: skip
     """The report of ``avdiff bench visualize`` (see the module docstring) as text."""
     torch.set_num_threads(threads)
     begin = time.perf_counter()
@@ -157,6 +181,8 @@ def main(seconds: float = 30.0, size: int = 64, fps: str = "30000/1001", duratio
         rows.append(measure_speed(song, images, size, fps, label="images (keyframe images, pixel)"))
         rows.append(measure_speed(song, images, size, fps, label="images, curve percussive", curve="percussive"))
         rows.append(measure_speed(song, images, size, fps, label="images, latent in-betweens", interpolation="latent"))
+        if model is not None:
+            rows += prompt_rows(song, fps, model, steps)
         base = next(r for r in rows if r["source"] == "encode (baseline)")["seconds"]
         table = [{"source": r["source"], "frames": r["frames"], "seconds": f"{r['seconds']:.2f}",
                   "s/s": f"{r['seconds'] / seconds:.3f}", "vs_encode": f"{r['seconds'] / base:.2f}"} for r in rows]

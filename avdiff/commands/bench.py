@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from avdiff.bundled import DEFAULT_SCENE_MODEL
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (audio, unet, talk, scenes, text-to-video, visualize)")
@@ -38,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = bench.add_parser("scenes", help="procedural scene clips: milliseconds per clip by stage")
     s.add_argument("--clips", type=int, default=40, help="clips to make")
     s.set_defaults(func=run_scenes)
-    vis = bench.add_parser("visualize", help="music videos: seconds per second of music (keyframe images) against "
+    vis = bench.add_parser("visualize", help="music videos: seconds per second of music (keyframe images, prompts) against "
                                              "the encode-only baseline, and peak memory vs song length")  # fmt: skip
     vis.add_argument("--seconds", type=float, default=30.0, metavar="S", help="song length of the timed runs")
     vis.add_argument("--size", type=int, default=64, help="frame side in px for the keyframe-images runs")
@@ -46,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     vis.add_argument("--durations", type=float, nargs="+", default=[60.0, 600.0], metavar="S",
                      help="song lengths of the peak-memory runs, each in a fresh process (default 60 600)")
     vis.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
+    vis.add_argument("--model", default=DEFAULT_SCENE_MODEL, help="text-to-video model of the prompts rows: a bundled "
+                     f"name, a folder or an SD 1.5 id (default {DEFAULT_SCENE_MODEL}); 'none' skips them")
+    vis.add_argument("--steps", type=int, default=20, help="DDIM steps of the prompts rows (default 20)")
     vis.set_defaults(func=run_visualize)
 
 
@@ -91,5 +96,6 @@ def run_scenes(args: argparse.Namespace) -> int:
 def run_visualize(args: argparse.Namespace) -> int:
     from avdiff.bench.visualize import main
 
-    print(main(args.seconds, args.size, args.fps, tuple(args.durations), args.threads))
+    model = None if args.model.lower() == "none" else args.model
+    print(main(args.seconds, args.size, args.fps, tuple(args.durations), args.threads, model, args.steps))
     return 0
