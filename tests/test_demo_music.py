@@ -68,7 +68,7 @@ def test_bad_inputs_get_one_sentence(app, media, tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not an image")
     cases = [
         (lambda: tab.plan(None, images, "beats", 8, ["subject"], "25"), "Give a song first"),
-        (lambda: tab.plan(str(song), None, "beats", 8, ["subject"], "25"), "Give keyframe images first"),
+        (lambda: tab.plan(str(song), None, "beats", 8, ["subject"], "25"), "Give keyframe images or prompts first"),
         (lambda: tab.plan(str(song), [str(tmp_path / "bad.png")], "beats", 8, [], "25"), "The image bad.png: cannot be read"),
         (lambda: tab.plan(str(song), images, "beats", 8, [], "abc"), "The frame rate must be"),
         (lambda: tab.plan(str(song), images, "loudness", 8, [], "25"), "This request cannot be run: curve source"),
@@ -77,8 +77,36 @@ def test_bad_inputs_get_one_sentence(app, media, tmp_path):
                             "beats", "25", 64, progress=Recorder()), "The timeline cannot be used: the timeline ends at 3 s"),
         (lambda: tab.render(str(song), images, {"data": [[0, 6, "image:astronaut.png", "image:gone.png", "subject"]]},
                             "beats", "25", 64, progress=Recorder()), "no such file"),
+        (lambda: tab.plan(str(song), images, "beats", 8, [], "25", "a lake"), "Give keyframe images or prompts, not both"),
+        (lambda: tab.plan(str(song), None, "beats", 8, [], "25", "x" * 301), "A prompt is 301 characters long"),
+        (lambda: tab.render(str(song), None, {"data": [[0, 6, "a lake", "a car", "subject"]]}, "beats", "25", 64,
+                            progress=Recorder()), "no text-to-video model to render them"),
     ]  # fmt: skip
     for call, sentence in cases:
         with pytest.raises(gr.Error) as e:
             call()
         assert sentence in e.value.message, (sentence, e.value.message)
+
+
+def test_prompts_are_planned_and_rendered_by_the_chosen_text_to_video_model(media, tmp_path_factory):
+    """Keyframes from prompts (a saved random-weight tiny text-to-video pipeline given as --model): the table holds
+    the prompts, the video is at the model's size, and asking for an unknown model is one sentence."""
+    from avdiff.pipelines import TextToVideoPipeline
+
+    song, _ = media
+    folder = tmp_path_factory.mktemp("t2v")
+    TextToVideoPipeline.from_preset("tiny", seed=0).save_pretrained(folder)
+    app = build_app(models={"scenes": str(folder)}, bundled=False, tabs=[MusicTab])
+    with serving(app) as url:
+        client = gradio_client.Client(url, verbose=False)
+        table, _, info = client.predict(gradio_client.handle_file(str(song)), [], "beats", 4, ["subject"], "25",
+                                        "a campfire by day\n\n  a lake at night  ", api_name="/plan")  # fmt: skip
+        rows = table["data"]
+        assert [rows[0][2], rows[0][3]] == ["a campfire by day", "a lake at night"] and "BPM" in info
+        video, summary, scores = client.predict(gradio_client.handle_file(str(song)), [], table, "beats", "25", 256,
+                                                "user:scenes", api_name="/render")  # fmt: skip
+        clip = read_video(video)
+        assert clip.num_frames == math.ceil(6.0 * 25) and clip.frames.shape[1:3] == (64, 64) and clip.audio is not None
+        with pytest.raises(gradio_client.exceptions.AppError, match="Choose a text-to-video model"):
+            client.predict(gradio_client.handle_file(str(song)), [], table, "beats", "25", 64, "bundled:nope",
+                           api_name="/render")  # fmt: skip

@@ -33,7 +33,7 @@ class ModelEntry:
     Attributes:
         key: the dropdown value and API argument: ``"user:NAME"``, ``"bundled:NAME"`` or ``"warp"``.
         name: a safe label (letters, digits, ``_.-``).
-        kind: the job, ``"talking-head"``.
+        kind: the job, ``"talking-head"`` or ``"text-to-video"`` (the music tab's keyframes from prompts).
         origin: ``"user"``, ``"bundled"`` or ``"builtin"``.
         path: the saved pipeline folder, or None for the warp baseline.
     """
@@ -148,7 +148,8 @@ class ModelRegistry:
         self._loading = threading.Lock()
 
     def choices(self, kind: str) -> list[ModelEntry]:
-        """The entries doing ``kind``, best first (user models, bundled ones, then the warp baseline)."""
+        """The entries doing ``kind`` (``"talking-head"``, ``"text-to-video"``), best first (user models, bundled ones,
+        then the warp baseline)."""
         return [e for e in self.entries.values() if e.kind == kind]
 
     def default(self, kind: str) -> ModelEntry:
@@ -175,9 +176,11 @@ class ModelRegistry:
     def _load(self, entry: ModelEntry):
         from avdiff.commands.talk import to_device
         from avdiff.pipelines.talking_head import TalkingHeadPipeline
+        from avdiff.pipelines.text_to_video import TextToVideoPipeline
 
         logger.info("loading %s from %s", entry.name, entry.path)
-        pipe = to_device(TalkingHeadPipeline.from_pretrained(entry.path), self.device)
+        cls = TextToVideoPipeline if entry.kind == "text-to-video" else TalkingHeadPipeline
+        pipe = to_device(cls.from_pretrained(entry.path), self.device)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 

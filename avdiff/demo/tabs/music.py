@@ -1,14 +1,18 @@
-"""The music tab: a song and keyframe images in, a beat-synced music video out (Generative Disco, keyframe-images
-mode: no model, no downloads).
+"""The music tab: a song and keyframe images or prompts in, a beat-synced music video out (Generative Disco).
 
-**Plan** analyses the song's beats and lays the images on them (:meth:`Timeline.from_beats`): an editable table of
+Images need no model and no downloads. Prompts are rendered by a text-to-video model of the registry (the bundled
+scene model, offline, or the user's ``--model`` folder) through
+:class:`~avdiff.visualize.prompt_keyframes.PromptKeyframes`, at the model's own frame size.
+
+**Plan** analyses the song's beats and lays the images (or prompts) on them (:meth:`Timeline.from_beats`): an editable table of
 intervals and a plot of the chosen curve with the beats marked, before anything is rendered. **Render** makes the
 video from the table (as edited) with :class:`~avdiff.pipelines.BeatVisualizerPipeline`, the song muxed in, and
 scores it exactly as ``avdiff eval beats`` does (:func:`avdiff.metrics.beats.score_video`).
 
-Named endpoints: ``plan(song, images, curve, beats_per_interval, patterns, fps) -> (table, plot, info)`` and
-``render(song, images, table, curve, fps, height) -> (video, summary, scores)``. The table holds one row per interval,
-``[start_s, end_s, start, end, pattern]``, with keyframes as ``image:NAME`` (the uploaded file's name).
+Named endpoints: ``plan(song, images, curve, beats_per_interval, patterns, fps, prompts) -> (table, plot, info)`` and
+``render(song, images, table, curve, fps, height, model) -> (video, summary, scores)``. The table holds one row per
+interval, ``[start_s, end_s, start, end, pattern]``, with keyframes as ``image:NAME`` (the uploaded file's name) or as
+a prompt's text.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from contextlib import nullcontext
 from fractions import Fraction
 from pathlib import Path
 
@@ -34,6 +39,9 @@ KIND = "music"
 OUTPUT_NAME = "music.mp4"
 HEADERS = ["start_s", "end_s", "start", "end", "pattern"]
 MAX_IMAGES = 32
+MAX_PROMPTS = 32
+MAX_PROMPT_CHARS = 300
+T2V_KIND = "text-to-video"
 
 
 class MusicTab:
@@ -43,15 +51,22 @@ class MusicTab:
 
     def build(self, ctx: TabContext) -> None:
         self.ctx = ctx
-        gr.Markdown("Upload a song (or record one) and a few images. **Plan** lays the images on the beats: edit the "
-                    "table and look at the curve, then **Render** makes the video with the song and scores how its "
-                    "changes land on the beats.")  # fmt: skip
+        gr.Markdown("Upload a song (or record one) and a few images, or write a few prompts. **Plan** lays them on "
+                    "the beats: edit the table and look at the curve, then **Render** makes the video with the song "
+                    "and scores how its changes land on the beats.")  # fmt: skip
+        t2v = ctx.models.choices(T2V_KIND)
         with gr.Row():
             with gr.Column():
                 song = gr.Audio(label=f"Song (at most {ctx.limits.max_audio_s:g} s)", type="filepath",
                                 sources=["upload", "microphone"], elem_id="mv-song")  # fmt: skip
                 images = gr.File(label="Keyframe images (in order)", file_count="multiple", file_types=["image"],
                                  elem_id="mv-images")  # fmt: skip
+                prompts = gr.Textbox(label="... or keyframe prompts, one per line (instead of images)", lines=3,
+                                     placeholder="a campfire on the left by day\na lake at sunset\na red car at night",
+                                     elem_id="mv-prompts")  # fmt: skip
+                model = gr.Dropdown([(e.label, e.key) for e in t2v], value=t2v[0].key if t2v else None,
+                                    label="Text-to-video model (for prompts)", elem_id="mv-model",
+                                    info="Prompts are rendered at the model's own frame size.")  # fmt: skip
                 with gr.Accordion("Settings", open=True):
                     with gr.Row():
                         curve = gr.Dropdown(list(SOURCES), value="beats", label="Curve", elem_id="mv-curve",
@@ -78,15 +93,17 @@ class MusicTab:
                 with gr.Accordion("All scores (JSON)", open=False):
                     scores = gr.JSON(label="Beat alignment", elem_id="mv-scores")
 
-        plan_button.click(self.plan, [song, images, curve, beats, patterns, fps], [table, plot, info], api_name="plan",
-                          preprocess=False, concurrency_limit=2, concurrency_id="music_plan")  # fmt: skip
-        render_button.click(self.render, [song, images, table, curve, fps, height], [video, summary, scores],
+        plan_button.click(self.plan, [song, images, curve, beats, patterns, fps, prompts], [table, plot, info],
+                          api_name="plan", preprocess=False, concurrency_limit=2,
+                          concurrency_id="music_plan")  # fmt: skip
+        render_button.click(self.render, [song, images, table, curve, fps, height, model], [video, summary, scores],
                             api_name="render", preprocess=False, **ctx.generation_event())  # fmt: skip
 
     # --- events -------------------------------------------------------------------------------------------------
 
-    def plan(self, song, images, curve, beats_per_interval, patterns, fps):
-        """The timeline laid on the beats (table rows), the curve's plot and a line about the rhythm.
+    def plan(self, song, images, curve, beats_per_interval, patterns, fps, prompts=None):
+        """The timeline laid on the beats (table rows), the curve's plot and a line about the rhythm. The keyframes
+        are the images, or the prompts (one per line) when no image is given.
 
         Raises:
             gr.Error: one sentence for any bad input.
@@ -98,15 +115,14 @@ class MusicTab:
 
         try:
             path = song_path(song)
-            names = list(keyframe_names(image_paths(images)))
+            keys = plan_keys(images, prompts)
             rate = parse_fps(fps, self.ctx.limits.max_fps)
             spec = CurveSpec(source=str(curve)).check()
             count = whole_number(beats_per_interval, "beats per interval")
             chosen = [p for p in (patterns or []) if p in PATTERNS] or ["subject"]
             stream = AudioStream(path, max_duration_s=self.ctx.limits.max_audio_s)
             rhythm = analyze_rhythm(stream, rate)
-            timeline = Timeline.from_beats(rhythm, [Path(n) for n in names], count, chosen,
-                                           duration_s=stream.duration_s)  # fmt: skip
+            timeline = Timeline.from_beats(rhythm, keys, count, chosen, duration_s=stream.duration_s)
             edges = timeline.frame_edges(rate, rhythm.num_frames)
             picture = plot_curves(rhythm, curve_position(rhythm, edges, spec), curve_envelope(rhythm, DEFAULT_PULSE),
                                   edges, title=f"curve {spec.source}")  # fmt: skip
@@ -117,9 +133,10 @@ class MusicTab:
                 f"intervals of {count} beats over {stream.duration_s:.1f} s.")  # fmt: skip
         return {"headers": HEADERS, "data": timeline.rows()}, picture, line
 
-    def render(self, song, images, table, curve, fps, height, progress=gr.Progress()):
+    def render(self, song, images, table, curve, fps, height, model=None, progress=gr.Progress()):
         """Render the table's timeline with the song; returns the mp4's path, the beat-alignment summary (Markdown)
-        and every score (a dict, as ``avdiff eval beats --json`` prints it).
+        and every score (a dict, as ``avdiff eval beats --json`` prints it). Prompts in the table are rendered by
+        ``model`` (a registry key of a text-to-video model), at its frame size.
 
         Raises:
             gr.Error: one sentence for any bad input; a generic sentence (and a logged traceback) for anything else.
@@ -130,15 +147,16 @@ class MusicTab:
         folder = None
         try:
             path = song_path(song)
-            uploads = image_paths(images)
             rate = parse_fps(fps, self.ctx.limits.max_fps)
             side = whole_number(height, "frame height")
             rows = table_rows(table)
             folder = self.ctx.request_dir(KIND)
-            for name, upload in keyframe_names(uploads).items():
-                shutil.copyfile(upload, folder / name)
             timeline = Timeline.from_rows(rows, base=folder)
-            pipe = BeatVisualizerPipeline()
+            if timeline.images():
+                for name, upload in keyframe_names(image_paths(images)).items():
+                    shutil.copyfile(upload, folder / name)
+            lock, source = self.prompt_source(model) if timeline.prompts() else (None, None)
+            pipe = BeatVisualizerPipeline(source)
             pipe.set_progress_bar_config(disable=True)
 
             def on_frame(p, i: int, t, tensors: dict) -> dict:
@@ -148,8 +166,11 @@ class MusicTab:
                 return tensors
 
             progress((0, 1), desc="analysing the song's beats", unit="stages")
-            out = pipe(path, timeline, curve=str(curve), fps=rate, height=side, callback_on_step_end=on_frame,
-                       max_duration_s=self.ctx.limits.max_audio_s, output_path=folder / OUTPUT_NAME)  # fmt: skip
+            size = {} if source is not None else {"height": side}  # prompts: the model's own size
+            with lock or nullcontext():
+                out = pipe(path, timeline, curve=str(curve), fps=rate, callback_on_step_end=on_frame,
+                           max_duration_s=self.ctx.limits.max_audio_s, output_path=folder / OUTPUT_NAME,
+                           **size)  # fmt: skip
             progress((1, 1), desc="scoring beat alignment (as avdiff eval beats does)", unit="stages")
             result = score_video(out.path)
         except Exception as e:
@@ -157,6 +178,50 @@ class MusicTab:
                 remove_quietly(folder)
             raise gr.Error(error_sentence(e, self.ctx), print_exception=False) from None
         return str(out.path), format_alignment(result, out.num_frames, out.fps), result.to_dict()
+
+
+    def prompt_source(self, model: object):
+        """``(lock, PromptKeyframes)`` over the registry's text-to-video model ``model``; InputError when there is
+        none."""
+        from avdiff.visualize.prompt_keyframes import PromptKeyframes
+
+        keys = [e.key for e in self.ctx.models.choices(T2V_KIND)]
+        if not keys:
+            raise InputError("The timeline has prompts, but this app has no text-to-video model to render them; use "
+                             "images, or start it with --model NAME=FOLDER of a saved text-to-video pipeline.")
+        if model not in keys:
+            raise InputError(f"Choose a text-to-video model for the prompts (one of {', '.join(keys)}).")
+        pipe, lock = self.ctx.models.acquire(model)
+        return lock, PromptKeyframes(pipe)
+
+
+def plan_keys(images: object, prompts: object) -> list:
+    """The keyframes to lay on the beats: the uploaded images' names (as Paths), or the prompts when no image was
+    given; InputError for both, neither, or too many."""
+    lines = prompt_lines(prompts)
+    has_images = bool(images) if not isinstance(images, (list, tuple)) else len(images) > 0
+    if lines and has_images:
+        raise InputError("Give keyframe images or prompts, not both.")
+    if lines:
+        return lines
+    if not has_images:
+        raise InputError("Give keyframe images or prompts first: upload one or more images, or write prompts.")
+    return [Path(n) for n in keyframe_names(image_paths(images))]
+
+
+def prompt_lines(text: object) -> list[str]:
+    """The non-empty lines of the prompts box; InputError for too many or too long."""
+    if text is None:
+        return []
+    if not isinstance(text, str):
+        raise InputError(f"The prompts must be text, one per line, got {type(text).__name__}.")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > MAX_PROMPTS:
+        raise InputError(f"{len(lines)} prompts were given; this app takes at most {MAX_PROMPTS}.")
+    long = [line for line in lines if len(line) > MAX_PROMPT_CHARS]
+    if long:
+        raise InputError(f"A prompt is {len(long[0])} characters long; at most {MAX_PROMPT_CHARS}.")
+    return lines
 
 
 def song_path(payload: object) -> str:
@@ -242,4 +307,4 @@ def error_sentence(error: BaseException, ctx: TabContext) -> str:
     return message
 
 
-__all__ = ["MusicTab", "format_alignment", "keyframe_names", "table_rows"]
+__all__ = ["MusicTab", "format_alignment", "keyframe_names", "plan_keys", "prompt_lines", "table_rows"]
