@@ -1,5 +1,8 @@
 """Shared test set-up: offline, seeded, and one rule for tests that need espeak-ng.
 
+The demo's browser tests share :func:`browser` (Debian's chromium driven by Python playwright; see
+``demo_server.py``).
+
 Tests (and the fixtures they use) that need the espeak-ng program carry ``@pytest.mark.requires_espeak`` (or a
 module-level ``pytestmark``). Without espeak-ng they skip before any fixture runs, all with the one reason
 :data:`ESPEAK_MISSING`, so ``-ra`` folds them into a single line and the header names the missing tool.
@@ -59,3 +62,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless chromium (Debian's /usr/bin/chromium) through Python playwright, for one test module. The modules
+    that use it skip first when either is missing (``demo_server.chromium_skip_reason``)."""
+    from demo_server import CHROMIUM, CHROMIUM_ARGS
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,6 +18,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parents[1] / "outputs" / "test-artifacts"
+TIMEOUT_MS = 120_000  # generous: the first request in a process imports and compiles (numba) on a shared CPU
 
 
 def free_port() -> int:
@@ -58,3 +60,19 @@ def chromium_skip_reason() -> str | None:
     if not os.access(CHROMIUM, os.X_OK):
         return f"the browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)"
     return None
+
+
+@contextmanager
+def open_page(browser, url: str, ready: str, name: str) -> Iterator:
+    """A new page of the app at ``url`` (1280x1000, every wait up to :data:`TIMEOUT_MS`), once ``ready`` (a CSS
+    selector) is on it; a full-page screenshot ``ARTIFACTS/{name}.png`` is taken as it closes, passed or failed."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(url)
+        page.wait_for_selector(ready)
+        yield page
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        page.close()

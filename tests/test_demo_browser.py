@@ -17,13 +17,12 @@ from avdiff.demo import build_app
 from avdiff.demo.inputs import NO_FACE_MESSAGE
 from avdiff.metrics.lipsync import score_video
 from avdiff.video import read_video
-from demo_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, chromium_skip_reason, download, example_inputs, serving
+from demo_server import chromium_skip_reason, download, example_inputs, open_page, serving
 
 _skip = chromium_skip_reason()
 pytestmark = pytest.mark.skipif(_skip is not None, reason=_skip or "")
 
 WARP_LABEL = "warp baseline (model-free mouth warp)"
-TIMEOUT_MS = 120_000
 
 
 @pytest.fixture(scope="module")
@@ -41,26 +40,10 @@ def url(tmp_path_factory):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def page(browser, url, request):
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(url)
-    page.wait_for_selector("#th-generate")
-    yield page
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    page.close()
+    with open_page(browser, url, "#th-generate", request.node.name) as page:
+        yield page
 
 
 def choose_warp(page) -> None:
