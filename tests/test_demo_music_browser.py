@@ -206,3 +206,35 @@ def test_an_edited_table_is_what_is_rendered_and_a_broken_one_is_refused(page, m
     assert at_new == 1, d_new  # coffee now starts interval 2 at 3 s...
     assert d_old[1] > 2 * d_new[1], (d_old, d_new)  # ...and at the planned edge the cross-fade is still under way
     assert nearest(frames[round(float(rows[2][0]) * FPS)], keys)[0] == 2  # the rows not edited are as planned
+
+
+@pytest.fixture(scope="module")
+def prompts_url(tmp_path_factory):
+    """The music tab with a text-to-video model in its menu (a saved random-weight tiny pipeline given as --model;
+    the bundled scene model is tested in test_bundled_scene_model.py)."""
+    from avdiff.pipelines import TextToVideoPipeline
+
+    folder = tmp_path_factory.mktemp("t2v")
+    TextToVideoPipeline.from_preset("tiny", seed=0).save_pretrained(folder)
+    with serving(build_app(models={"scenes": str(folder)}, bundled=False, tabs=[MusicTab])) as url:
+        yield url
+
+
+def test_prompts_are_planned_on_the_beats_and_rendered_by_the_chosen_model(browser, prompts_url, media, request,
+                                                                          tmp_path):  # fmt: skip
+    song, _, _ = media
+    with open_page(browser, prompts_url, "#mv-plan", request.node.name) as page:
+        assert "scenes" in page.input_value("#mv-model input")  # the model menu offers it, chosen
+        page.locator("#mv-song input[type=file]").set_input_files(str(song))
+        page.locator("#mv-prompts textarea").fill("a campfire by day\na lake at night")
+        set_slider(page, "mv-beats", BEATS_PER_INTERVAL)
+        page.click("#mv-plan")
+        page.wait_for_function("document.querySelector('#mv-info').innerText.includes('BPM')")
+        rows = table(page)
+        assert [rows[0][2], rows[0][3]] == ["a campfire by day", "a lake at night"]
+        src = render(page)
+        page.wait_for_function("document.querySelector('#mv-video video').readyState >= 1")
+        duration = page.evaluate("document.querySelector('#mv-video video').duration")
+        assert abs(duration - SONG_S) <= 1 / FPS, duration
+        clip = read_video(download(src, tmp_path / "prompts.mp4"))
+        assert clip.num_frames == round(SONG_S * FPS) and clip.frames.shape[1:3] == (64, 64)  # the model's size
