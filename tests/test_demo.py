@@ -174,10 +174,10 @@ BAD_INPUTS = {
     "audio without samples": ("photo", lambda d, s: _write(d / "zero.wav", riff_wav(np.zeros(0), 16000)),
                               "The audio file is empty: it holds no samples."),
     "NaN samples": ("photo", lambda d, s: _write(d / "nan.wav", riff_wav(np.r_[np.zeros(800), [np.nan] * 3], 16000)),
-                    "The audio holds 3 NaN or infinite samples; it is broken and cannot be animated."),
+                    "The audio holds 3 NaN or infinite samples; it is broken and cannot be used."),
     "audio over the limit": ("photo", lambda d, s: s, "The audio is 3.2 s long; this app takes at most 3 s."),
     "video without sound": ("photo", lambda d, s: write_video(d / "silent.mp4", np.zeros((5, 32, 32, 3), np.uint8), 25),
-                            "The file is a video without a sound track; give speech."),
+                            "The file is a video without a sound track; give one with sound."),
     "no audio": ("photo", lambda d, s: None, "Give speech first: upload an audio file or record with the microphone."),
 }  # fmt: skip
 BAD_IMAGES = {

@@ -127,11 +127,11 @@ def audio_message(error: AudioLoadError, limits: Limits) -> str:
     if m := _TOO_LONG.search(reason):
         return f"The audio is {float(m.group(1)):.1f} s long; this app takes at most {limits.max_audio_s:g} s."
     if m := _NON_FINITE.search(reason):
-        return f"The audio holds {m.group(1)} NaN or infinite samples; it is broken and cannot be animated."
+        return f"The audio holds {m.group(1)} NaN or infinite samples; it is broken and cannot be used."
     if "zero length" in reason:
         return "The audio file is empty: it holds no samples."
     if "no audio track" in reason:
-        return "The file is a video without a sound track; give speech."
+        return "The file is a video without a sound track; give one with sound."
     return "The audio file cannot be read: it is not audio, or it is corrupt or truncated."
 
 
