@@ -45,6 +45,7 @@ from avdiff.audio.clock import FpsLike, as_fraction_fps
 from avdiff.models.codec import LatentCodec
 from avdiff.models.unet import AudioVideoUNet
 from avdiff.pipelines.output import VideoPipelineOutput
+from avdiff.pipelines.sizes import LatentSizesMixin
 from avdiff.pipelines.text_to_video_checks import batch_size, check_components, is_int
 from avdiff.pipelines.text_to_video_steps import TextToVideoSteps
 
@@ -53,7 +54,7 @@ logger = logging.getLogger(__name__)
 TEXT_COMPONENTS = ("text_encoder", "tokenizer")
 
 
-class TextToVideoPipeline(TextToVideoSteps, DiffusionPipeline):
+class TextToVideoPipeline(TextToVideoSteps, LatentSizesMixin, DiffusionPipeline):
     """Text-to-video and text-to-image generation on an :class:`~avdiff.models.AudioVideoUNet`.
 
     Example::
@@ -179,19 +180,7 @@ class TextToVideoPipeline(TextToVideoSteps, DiffusionPipeline):
     def fps(self) -> Fraction:
         return as_fraction_fps(self.config.fps)
 
-    @property
-    def latent_multiple(self) -> int:
-        """Latent sides must be multiples of this (the UNet halves them once per down block but the last)."""
-        return 2 ** (len(self.unet.unet.config.block_out_channels) - 1)
-
-    @property
-    def pixel_multiple(self) -> int:
-        return self.latent_multiple * self.codec.downscale
-
-    @property
-    def default_size(self) -> int:
-        """The side the UNet was built for: its ``sample_size`` times the codec's downscale, px."""
-        return int(self.unet.unet.config.sample_size) * self.codec.downscale
+    # latent_multiple, pixel_multiple, default_size: inherited from LatentSizesMixin (avdiff/pipelines/sizes.py)
 
     @property
     def max_frames(self) -> int:
