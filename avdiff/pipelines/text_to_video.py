@@ -46,7 +46,7 @@ from avdiff.models.codec import LatentCodec
 from avdiff.models.unet import AudioVideoUNet
 from avdiff.pipelines.output import VideoPipelineOutput
 from avdiff.pipelines.sizes import LatentSizesMixin
-from avdiff.pipelines.text_to_video_checks import batch_size, check_components, is_int
+from avdiff.pipelines.text_to_video_checks import TextToVideoChecks, batch_size, check_components, is_int
 from avdiff.pipelines.text_to_video_steps import TextToVideoSteps
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 TEXT_COMPONENTS = ("text_encoder", "tokenizer")
 
 
-class TextToVideoPipeline(TextToVideoSteps, LatentSizesMixin, DiffusionPipeline):
+class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin, DiffusionPipeline):
     """Text-to-video and text-to-image generation on an :class:`~avdiff.models.AudioVideoUNet`.
 
     Example::
@@ -205,34 +205,7 @@ class TextToVideoPipeline(TextToVideoSteps, LatentSizesMixin, DiffusionPipeline)
 
     # --- text and denoising: inherited from TextToVideoSteps (avdiff/pipelines/text_to_video_steps.py) -----------
 
-    # --- checks -------------------------------------------------------------------------------------------------
-
-    def check_inputs(
-        self,
-        prompt,
-        negative_prompt,
-        prompt_embeds: torch.Tensor | None,
-        negative_prompt_embeds: torch.Tensor | None,
-        num_frames: int,
-        height: int,
-        width: int,
-        num_inference_steps: int,
-        guidance_scale: float,
-        num_videos_per_prompt: int,
-        latents: torch.Tensor | None,
-        generator,
-        output_type: str,
-        callback_on_step_end_tensor_inputs: list[str] | None,
-        fps,
-        eta: float,
-    ) -> None:
-        """Raise a ValueError naming the argument and its value for anything that cannot work (see
-        :func:`~avdiff.pipelines.text_to_video_checks.check_text_to_video_inputs`)."""
-        from avdiff.pipelines.text_to_video_checks import check_text_to_video_inputs
-
-        check_text_to_video_inputs(self, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, num_frames,
-                                   height, width, num_inference_steps, guidance_scale, num_videos_per_prompt, latents,
-                                   generator, output_type, callback_on_step_end_tensor_inputs, fps, eta)  # fmt: skip
+    # --- checks: check_inputs, inherited from TextToVideoChecks (avdiff/pipelines/text_to_video_checks.py) ----
 
     # --- call ---------------------------------------------------------------------------------------------------
 
