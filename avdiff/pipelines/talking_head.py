@@ -77,6 +77,7 @@ from avdiff.pipelines.chunking import (  # noqa: F401  (Chunk ... plan_chunks ar
     plan_chunks,
 )
 from avdiff.pipelines.output import VideoPipelineOutput, bound_output_size
+from avdiff.pipelines.sizes import LatentSizesMixin
 from avdiff.pipelines.talking_head_checks import OUTPUT_TYPES, TalkingHeadChecks  # noqa: F401  (OUTPUT_TYPES re-exported)
 from avdiff.pipelines.text_to_video_checks import is_int
 from avdiff.video.align import AlignedFace, align_face, get_framing
@@ -90,7 +91,7 @@ DEFAULT_CHUNK_FRAMES, DEFAULT_MOTION_FRAMES = 16, 2  # a pipeline's chunk layout
 HUGE_OUTPUT_BYTES = 4 * 2**30  # warn above this much uint8 output
 
 
-class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, DiffusionPipeline):
+class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, LatentSizesMixin, DiffusionPipeline):
     """Audio-driven talking-head generation from one face photo.
 
     Example::
@@ -152,20 +153,7 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, DiffusionPip
         """Frames of the previous chunk each later chunk starts from, by default."""
         return int(getattr(self.config, "motion_frames", DEFAULT_MOTION_FRAMES))
 
-    @property
-    def latent_multiple(self) -> int:
-        """Latent sides must be multiples of this (the UNet halves them once per down block but the last)."""
-        return 2 ** (len(self.unet.unet.config.block_out_channels) - 1)
-
-    @property
-    def pixel_multiple(self) -> int:
-        """Crop sides must be multiples of this many pixels."""
-        return self.latent_multiple * self.codec.downscale
-
-    @property
-    def default_size(self) -> int:
-        """The crop side the UNet was built for: its ``sample_size`` times the codec's downscale, px."""
-        return int(self.unet.unet.config.sample_size) * self.codec.downscale
+    # latent_multiple, pixel_multiple, default_size: inherited from LatentSizesMixin (avdiff/pipelines/sizes.py)
 
     # --- state read by callbacks ----------------------------------------------------------------------------
 

@@ -45,7 +45,8 @@ from avdiff.audio.clock import FpsLike, as_fraction_fps
 from avdiff.models.codec import LatentCodec
 from avdiff.models.unet import AudioVideoUNet
 from avdiff.pipelines.output import VideoPipelineOutput
-from avdiff.pipelines.text_to_video_checks import batch_size, check_components, is_int
+from avdiff.pipelines.sizes import LatentSizesMixin
+from avdiff.pipelines.text_to_video_checks import TextToVideoChecks, batch_size, check_components, is_int
 from avdiff.pipelines.text_to_video_steps import TextToVideoSteps
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ logger = logging.getLogger(__name__)
 TEXT_COMPONENTS = ("text_encoder", "tokenizer")
 
 
-class TextToVideoPipeline(TextToVideoSteps, DiffusionPipeline):
+class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin, DiffusionPipeline):
     """Text-to-video and text-to-image generation on an :class:`~avdiff.models.AudioVideoUNet`.
 
     Example::
@@ -183,19 +184,7 @@ class TextToVideoPipeline(TextToVideoSteps, DiffusionPipeline):
     def fps(self) -> Fraction:
         return as_fraction_fps(self.config.fps)
 
-    @property
-    def latent_multiple(self) -> int:
-        """Latent sides must be multiples of this (the UNet halves them once per down block but the last)."""
-        return 2 ** (len(self.unet.unet.config.block_out_channels) - 1)
-
-    @property
-    def pixel_multiple(self) -> int:
-        return self.latent_multiple * self.codec.downscale
-
-    @property
-    def default_size(self) -> int:
-        """The side the UNet was built for: its ``sample_size`` times the codec's downscale, px."""
-        return int(self.unet.unet.config.sample_size) * self.codec.downscale
+    # latent_multiple, pixel_multiple, default_size: inherited from LatentSizesMixin (avdiff/pipelines/sizes.py)
 
     @property
     def max_frames(self) -> int:
@@ -220,34 +209,7 @@ class TextToVideoPipeline(TextToVideoSteps, DiffusionPipeline):
 
     # --- text and denoising: inherited from TextToVideoSteps (avdiff/pipelines/text_to_video_steps.py) -----------
 
-    # --- checks -------------------------------------------------------------------------------------------------
-
-    def check_inputs(
-        self,
-        prompt,
-        negative_prompt,
-        prompt_embeds: torch.Tensor | None,
-        negative_prompt_embeds: torch.Tensor | None,
-        num_frames: int,
-        height: int,
-        width: int,
-        num_inference_steps: int,
-        guidance_scale: float,
-        num_videos_per_prompt: int,
-        latents: torch.Tensor | None,
-        generator,
-        output_type: str,
-        callback_on_step_end_tensor_inputs: list[str] | None,
-        fps,
-        eta: float,
-    ) -> None:
-        """Raise a ValueError naming the argument and its value for anything that cannot work (see
-        :func:`~avdiff.pipelines.text_to_video_checks.check_text_to_video_inputs`)."""
-        from avdiff.pipelines.text_to_video_checks import check_text_to_video_inputs
-
-        check_text_to_video_inputs(self, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, num_frames,
-                                   height, width, num_inference_steps, guidance_scale, num_videos_per_prompt, latents,
-                                   generator, output_type, callback_on_step_end_tensor_inputs, fps, eta)  # fmt: skip
+    # --- checks: check_inputs, inherited from TextToVideoChecks (avdiff/pipelines/text_to_video_checks.py) ----
 
     # --- call ---------------------------------------------------------------------------------------------------
 

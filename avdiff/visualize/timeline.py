@@ -15,6 +15,9 @@ colour, subject, style or time of day) or a hold (emphasis and consistency). :cl
 The frames of an interval come from the one clock: interval ``k`` owns frames ``[round(start_s * fps),
 round(end_s * fps))`` (:meth:`Timeline.frame_edges`), so the intervals tile the video's frames exactly, and a beat on
 an edge falls on that edge's frame.
+
+:class:`Interval`, the keyframes' written forms (:func:`parse_key`, :func:`format_key`) and the interval checks live in
+:mod:`avdiff.visualize.intervals` and are re-exported here; this module is their public home.
 """
 
 from __future__ import annotations
@@ -23,90 +26,29 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from avdiff.audio.clock import FpsLike, as_fraction_fps
+from avdiff.visualize.intervals import (  # noqa: F401  (re-exported: this module is their public home)
+    EDGE_TOLERANCE_S,
+    HOLDS,
+    IMAGE_PREFIX,
+    PATTERNS,
+    TRANSITIONS,
+    Interval,
+    Key,
+    TimelineError,
+    check_intervals,
+    format_key,
+    parse_key,
+)
 
 logger = logging.getLogger(__name__)
 
-TRANSITIONS = ("subject", "color", "style", "time")
-HOLDS = ("drift", "pulse")
-PATTERNS = TRANSITIONS + HOLDS
-IMAGE_PREFIX = "image:"
 FORMAT_VERSION = 1
-EDGE_TOLERANCE_S = 1e-6
-
-Key = str | Path  # a prompt, or an image file
-
-
-class TimelineError(ValueError):
-    """A timeline that cannot be used; the message names the file (if any), the interval and the field."""
-
-
-@dataclass(frozen=True)
-class Interval:
-    """One interval of the song.
-
-    Attributes:
-        start_s, end_s: where it starts and ends in the song, seconds.
-        start, end: its keyframes: a prompt (``str``) or an image file (``Path``).
-        pattern: how its frames move (:data:`PATTERNS`): a transition, ``"subject"`` (start -> end), ``"color"``
-            (with a hue turn timed to the beats), ``"style"`` (a stylised look blended in), ``"time"`` (day ->
-            night); or a hold, ``"drift"`` (the start keyframe with a slow drift) or ``"pulse"`` (the start keyframe
-            with a zoom and a flash on each beat).
-    """
-
-    start_s: float
-    end_s: float
-    start: Key
-    end: Key
-    pattern: str = "subject"
-
-    @property
-    def duration_s(self) -> float:
-        return self.end_s - self.start_s
-
-    @property
-    def is_hold(self) -> bool:
-        return self.pattern in HOLDS
-
-
-def parse_key(value: object, base: Path | None = None, where: str = "keyframe") -> Key:
-    """A keyframe from its written forms: a prompt string; ``"image:PATH"`` or ``{"image": PATH}`` for an image
-    (relative to ``base``); ``{"prompt": TEXT}``; a ``Path``. TimelineError for anything else or an empty one."""
-    if isinstance(value, Path):
-        return value
-    if isinstance(value, dict) and len(value) == 1 and set(value) <= {"image", "prompt"}:
-        (kind, text), = value.items()
-        if not isinstance(text, str) or not text.strip():
-            raise TimelineError(f"{where}: {kind!r} must be a non-empty string, got {text!r}")
-        return _image(text, base) if kind == "image" else text.strip()
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower().startswith(IMAGE_PREFIX):
-            path = text[len(IMAGE_PREFIX) :].strip()
-            if not path:
-                raise TimelineError(f"{where}: {value!r} names no image file")
-            return _image(path, base)
-        if not text:
-            raise TimelineError(f"{where}: a keyframe must be a prompt or an image, got an empty string")
-        return text
-    raise TimelineError(f"{where}: a keyframe must be a prompt string, \"image:PATH\" or {{\"image\": PATH}}, got "
-                        f"{value!r}")  # fmt: skip
-
-
-def _image(path: str, base: Path | None) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() or base is None else base / p
-
-
-def format_key(key: Key) -> str:
-    """The one-line text form of a keyframe: the prompt, or ``"image:PATH"``."""
-    return f"{IMAGE_PREFIX}{key}" if isinstance(key, Path) else key
 
 
 class Timeline:
@@ -128,7 +70,7 @@ class Timeline:
     """
 
     def __init__(self, intervals: list[Interval] | tuple[Interval, ...], duration_s: float | None = None):
-        self.intervals = tuple(_checked(intervals, duration_s))
+        self.intervals = tuple(check_intervals(intervals, duration_s))
 
     def __len__(self) -> int:
         return len(self.intervals)
@@ -357,51 +299,3 @@ class Timeline:
     def with_duration(self, duration_s: float) -> Timeline:
         """The timeline checked against a song of ``duration_s`` (intervals past its end cut or dropped)."""
         return Timeline(self.intervals, duration_s)
-
-
-def _checked(intervals, duration_s: float | None) -> list[Interval]:
-    """The intervals, checked (see :class:`Timeline`), cut at ``duration_s`` when given."""
-    intervals = list(intervals)
-    if not intervals:
-        raise TimelineError("a timeline needs at least one interval")
-    for k, iv in enumerate(intervals):
-        where = f"interval {k + 1}"
-        if not isinstance(iv, Interval):
-            raise TimelineError(f"{where}: expected an Interval, got {type(iv).__name__}")
-        for name in ("start_s", "end_s"):
-            value = getattr(iv, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise TimelineError(f"{where}: {name} must be a finite number of seconds, got {value!r}")
-        if not iv.end_s > iv.start_s:
-            raise TimelineError(f"{where}: end_s ({iv.end_s:g}) must be after start_s ({iv.start_s:g})")
-        for name in ("start", "end"):
-            key = getattr(iv, name)
-            if not isinstance(key, (str, Path)) or (isinstance(key, str) and not key.strip()):
-                raise TimelineError(f"{where}: {name} must be a prompt (str) or an image (pathlib.Path), got {key!r}")
-        if iv.pattern not in PATTERNS:
-            raise TimelineError(f"{where}: pattern must be one of {', '.join(PATTERNS)}, got {iv.pattern!r}")
-    if abs(intervals[0].start_s) > EDGE_TOLERANCE_S:
-        raise TimelineError(f"interval 1 starts at {intervals[0].start_s:g} s; the timeline must start at 0")
-    for k in range(1, len(intervals)):
-        gap = intervals[k].start_s - intervals[k - 1].end_s
-        if gap > EDGE_TOLERANCE_S:
-            raise TimelineError(f"interval {k + 1} starts at {intervals[k].start_s:g} s, {gap:.3f} s after interval "
-                                f"{k} ends ({intervals[k - 1].end_s:g} s): intervals must touch, with no gaps")
-        if gap < -EDGE_TOLERANCE_S:
-            order = "before interval" if intervals[k].start_s < intervals[k - 1].start_s else "inside interval"
-            raise TimelineError(f"interval {k + 1} starts at {intervals[k].start_s:g} s, {order} {k} "
-                                f"({intervals[k - 1].start_s:g}-{intervals[k - 1].end_s:g} s): intervals must be in "
-                                "order and must not overlap")  # fmt: skip
-        intervals[k] = replace(intervals[k], start_s=intervals[k - 1].end_s)  # snapped: exactly touching
-    if duration_s is not None:
-        if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
-            raise TimelineError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
-        if intervals[-1].end_s < duration_s - 1e-3:
-            raise TimelineError(f"the timeline ends at {intervals[-1].end_s:g} s, before the song ends "
-                                f"({duration_s:.3f} s); it must cover the whole song")  # fmt: skip
-        kept = [iv for iv in intervals if iv.start_s < duration_s - EDGE_TOLERANCE_S]
-        if len(kept) < len(intervals) or kept[-1].end_s > duration_s:
-            logger.info("the timeline runs to %.3f s, past the song's end (%.3f s): cut there", intervals[-1].end_s,
-                        duration_s)  # fmt: skip
-        intervals = kept[:-1] + [replace(kept[-1], end_s=float(duration_s))]
-    return intervals
