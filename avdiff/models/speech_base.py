@@ -54,7 +54,6 @@ def clock_windows(
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     if x.ndim < 1 or x.shape[-1] == 0:
         raise ValueError(f"x must have a non-empty last (time) axis, got shape {tuple(x.shape)}")
-    T = x.shape[-1]
     W = clock.window_length(context, hop_length)
     starts = clock.step_starts(num_frames, hop_length, first_frame=first_frame - context)[:-1]  # [n]
     lo, hi = int(starts[0]), int(starts[-1]) + W  # steps [lo, hi) are needed

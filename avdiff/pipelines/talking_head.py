@@ -179,7 +179,7 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, LatentSizesM
     def num_chunks(self) -> int:
         return self._num_chunks
 
-    # --- checks -------------------------------------------------------------------------------------------------
+    # --- checks: check_inputs, inherited from TalkingHeadChecks (avdiff/pipelines/talking_head_checks.py) ------
 
     # --- steps --------------------------------------------------------------------------------------------------
 
