@@ -61,7 +61,6 @@ def test_keyframes_are_rendered_once_each_and_every_interval_starts_on_its_keyfr
     for k, iv in enumerate(out.timeline):
         key = source.render_prompt(iv.start, (64, 64))  # the same noise and text: the same picture
         assert np.array_equal(out.frames[edges[k]], key.image)
-    assert pipe.cache.misses >= len(set(out.timeline.keyframes()))
 
 
 def test_the_walk_between_prompts_is_denoised_from_the_slerped_noise_and_lerped_text(walked):
@@ -73,7 +72,8 @@ def test_the_walk_between_prompts_is_denoised_from_the_slerped_noise_and_lerped_
     assert 0 < t < 1
     A, B = source.render_prompt(iv.start, (64, 64)), source.render_prompt(iv.end, (64, 64))
     direct = source.inbetweens(A, B, [t])[0]
-    assert np.array_equal(out.frames[f], direct)
+    # the pipeline denoised it in a batch of several positions; batched and single runs differ by float rounding
+    assert np.abs(out.frames[f].astype(int) - direct.astype(int)).max() <= 2
     # not a cross-fade of the keyframes: the text moved, and the model drew from it
     fade = (A.image.astype(np.float32) * (1 - t) + B.image.astype(np.float32) * t).round()
     assert np.abs(out.frames[f].astype(np.float32) - fade).mean() > 1.0
@@ -108,8 +108,15 @@ def test_the_cache_is_keyed_on_the_sources_settings(t2v, song, monkeypatch):
 def test_images_and_prompts_mix_in_a_timeline_and_diffusion_falls_back_to_latent(t2v, song, tmp_path):
     image = make_keyframes(tmp_path / "keys", 64)[0]
     timeline = Timeline([Interval(0.0, 2.0, PROMPTS[0], image, "subject"), Interval(2.0, 4.0, image, PROMPTS[1])])
-    out = make_pipe(t2v)(song, timeline, fps=8, interpolation="diffusion")
+    pipe = make_pipe(t2v)
+    out = pipe(song, timeline, fps=8, interpolation="diffusion")
     assert out.num_frames == 32 and out.frames.shape == (32, 64, 64, 3)
+    picture = np.asarray(__import__("PIL.Image").Image.open(image).convert("RGB"))
+    assert np.array_equal(out.frames[0], pipe.source.render_prompt(PROMPTS[0], (64, 64)).image)
+    assert np.abs(out.frames[16].astype(int) - picture.astype(int)).mean() < 2  # the image, through the codec
+    # image -> prompt: no noise or text on one side, so the latent in-betweens: a cross-fade in pixel space
+    mid = out.frames[20]
+    assert not np.array_equal(mid, out.frames[16]) and not np.array_equal(mid, out.frames[0])
     keys = {k: Keyframe(k, np.zeros((2, 2, 3), np.uint8), torch.zeros(1)) for k in ("x", "y")}
     prompt_key = Keyframe("p", keys["x"].image, torch.zeros(1), torch.zeros(1), torch.zeros(1))
     assert interpolation_mode("diffusion", prompt_key, keys["y"]) == "latent"
@@ -131,5 +138,31 @@ def test_prompts_need_a_source_that_renders_them(song, t2v, tmp_path):
         pipe(song, prompts=PROMPTS, images=[str(tmp_path / "x.png")])
     with pytest.raises(ValueError, match="pipe must be a TextToVideoPipeline"):
         PromptKeyframes(object())
-    with pytest.raises(ValueError, match="guidance_scale must be a number >= 1"):
-        PromptKeyframes(t2v, guidance_scale=0.5)
+    for bad in (0.5, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="guidance_scale must be a finite number >= 1"):
+            PromptKeyframes(t2v, guidance_scale=bad)
+    with pytest.raises(ValueError, match=r"seed must be an integer from 0 to 2\*\*63 - 1, got 18446744073709551616"):
+        PromptKeyframes(t2v, seed=2**64)
+
+
+def test_a_prompt_that_starts_like_an_image_stays_a_prompt(t2v, song, tmp_path):
+    out = make_pipe(t2v)(song, prompts=["image: a cat", "a dog"], beats_per_interval=4, fps=8)
+    assert out.timeline[0].start == "image: a cat"
+    path = out.timeline.save(tmp_path / "t.json")
+    assert Timeline.load(path).keyframes() == ["image: a cat", "a dog"]
+    assert Timeline.from_rows(out.timeline.rows()).keyframes() == ["image: a cat", "a dog"]
+
+
+def test_caches_never_serve_another_sources_or_another_pictures_frames(t2v, song):
+    pipe = make_pipe(t2v)
+    first = pipe(song, prompts=PROMPTS[:2], beats_per_interval=4, fps=8, curve="linear")
+    pipe.source = PromptKeyframes(TextToVideoPipeline.from_preset("tiny", seed=1), num_inference_steps=3)
+    other = pipe(song, prompts=PROMPTS[:2], beats_per_interval=4, fps=8, curve="linear")
+    fresh = make_pipe(pipe.source.pipe)(song, prompts=PROMPTS[:2], beats_per_interval=4, fps=8, curve="linear")
+    assert np.array_equal(other.frames, fresh.frames) and not np.array_equal(other.frames, first.frames)
+    images = BeatVisualizerPipeline()
+    red, blue = np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32, 3), np.uint8)
+    red[..., 0], blue[..., 2] = 255, 255
+    a = images(song, images=[red, blue], beats_per_interval=4, fps=8, height=32, width=32)
+    b = images(song, images=[blue, red], beats_per_interval=4, fps=8, height=32, width=32)  # same keys "image 1/2"
+    assert a.frames[0, 0, 0, 0] > 200 and b.frames[0, 0, 0, 2] > 200

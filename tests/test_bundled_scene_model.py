@@ -33,8 +33,9 @@ def pipe():
 
 def keyframes(pipe, prompts: list[str], seed: int = 0, steps: int = 20) -> np.ndarray:
     """One keyframe per prompt from the same noise: uint8 [B, H, W, 3]."""
-    noise = torch.randn((1, 48, 1, 16, 16), generator=torch.Generator().manual_seed(seed)).repeat(len(prompts), 1, 1,
-                                                                                                   1, 1)  # fmt: skip
+    side = pipe.default_size // pipe.codec.downscale
+    shape = (1, pipe.unet.latent_channels, 1, side, side)
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).repeat(len(prompts), 1, 1, 1, 1)
     return pipe(prompts, num_frames=1, num_inference_steps=steps, latents=noise).frames[:, 0]
 
 

@@ -67,6 +67,9 @@ def test_arguments_are_checked_before_any_work(inputs, tmp_path, capsys, monkeyp
         (["--prompts", " ; ", "--out", str(tmp_path / "v.mp4")], "--prompts ' ; ': no prompt"),
         (["--prompts", "a cat", "--out", str(tmp_path / "v.mp4"), "--steps", "0"], "--steps must be >= 1"),
         (["--prompts", "a cat", "--out", str(tmp_path / "v.mp4"), "--guidance", "0.5"], "--guidance must be >= 1"),
+        (["--prompts", "a cat", "--out", str(tmp_path / "v.mp4"), "--seed", str(2**64)], "--seed must be from 0 to"),
+        (["--prompts", "a cat", "--out", str(tmp_path / "v.mp4"), "--model", "talking-head-tiny"],
+         "holds a TalkingHeadPipeline, not a text-to-video pipeline"),
         (["--timeline", str(prompts_timeline), "--out", str(tmp_path / "v.mp4"), "--model", str(empty)],
          f"--model '{empty}' cannot be loaded as a text-to-video model"),
         (["--timeline", str(tmp_path / "none.json"), "--out", str(tmp_path / "v.mp4")], "no such file"),
@@ -100,9 +103,14 @@ def test_bench_visualize_reports_ratios_against_its_baseline(t2v_folder, capsys)
     assert main(["bench", "visualize", "--seconds", "4", "--durations", "4", "--size", "32", "--model", str(t2v_folder),
                  "--steps", "1"]) == 0  # fmt: skip
     text = capsys.readouterr().out
-    for row in ("keyframes, latent", "prompts, latent (keyframes cached)", "prompts, diffusion walk, curve beats",
+    for row in ("keyframes + latent", "prompts, latent in-betweens", "prompts, diffusion walk, curve beats",
                 "prompts, diffusion walk, curve linear"):  # fmt: skip
         assert row in text
+    rows = [line.rsplit(maxsplit=6) for line in text.splitlines() if line.startswith("prompts")]
+    made = {source.strip(): int(made) for source, px, frames, made, *_ in rows}
+    assert {px for _, px, *_ in rows} == {"64"}  # the model's size, whatever --size the image rows use
+    # the linear curve moves t every frame: more in-betweens than the beats curve, which holds it between beats
+    assert made["prompts, diffusion walk, curve linear"] > made["prompts, diffusion walk, curve beats"] > 0
     assert "encode (baseline)" in text and "analysis (baseline)" in text and "images (keyframe images, pixel)" in text
     assert "vs_encode" in text and "peak_vs_first" in text
 

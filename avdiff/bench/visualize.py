@@ -144,23 +144,32 @@ def measure_baselines(song: str, size: int, fps: str) -> list[dict]:
             {"source": "encode (baseline)", "seconds": encode, "frames": frames}]  # fmt: skip
 
 
-def prompt_rows(song: str, fps: str, model: str, steps: int) -> list[dict]:
-    """The ``prompts`` source's rows: the model's keyframes (rendered once, before the timed calls, so each row times
-    its in-betweens and the encode), then each interpolation."""
+def prompt_source(model: str, steps: int):
+    """The ``prompts`` rows' pipeline over ``model`` (loaded before anything is timed, so a bad ``--model`` fails
+    first)."""
     from avdiff.pipelines import BeatVisualizerPipeline
     from avdiff.visualize.prompt_keyframes import PromptKeyframes
 
     pipe = BeatVisualizerPipeline(PromptKeyframes.from_pretrained(model, num_inference_steps=steps))
     pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def prompt_rows(song: str, fps: str, pipe, label: str) -> list[dict]:
+    """The ``prompts`` source's rows, at the model's own size: the keyframes' first render (with latent
+    in-betweens), then each interpolation with the keyframes cached and the in-between cache emptied before the row,
+    so each row pays for all of its own in-betweens. ``made`` counts the in-betweens rendered or decoded."""
     call = {"prompts": list(BENCH_PROMPTS), "beats_per_interval": 8}
-    rows = [measure_speed(song, None, None, fps, pipe, f"prompts ({model}, {steps} steps): keyframes, latent",
-                          interpolation="latent", **call)]  # fmt: skip
-    rows.append(measure_speed(song, None, None, fps, pipe, "prompts, latent (keyframes cached)", interpolation="latent",
-                              **call))  # fmt: skip
-    rows.append(measure_speed(song, None, None, fps, pipe, "prompts, diffusion walk, curve beats",
-                              interpolation="diffusion", **call))  # fmt: skip
-    rows.append(measure_speed(song, None, None, fps, pipe, "prompts, diffusion walk, curve linear",
-                              interpolation="diffusion", curve="linear", **call))  # fmt: skip
+    size = pipe.source.default_size[0]
+    rows = []
+    for name, kwargs in ((f"prompts ({label}): keyframes + latent", {"interpolation": "latent"}),
+                         ("prompts, latent in-betweens", {"interpolation": "latent"}),
+                         ("prompts, diffusion walk, curve beats", {"interpolation": "diffusion"}),
+                         ("prompts, diffusion walk, curve linear", {"interpolation": "diffusion", "curve": "linear"})):
+        pipe.cache.frames.clear()
+        misses = pipe.cache.misses
+        row = measure_speed(song, None, None, fps, pipe, name, **kwargs, **call)
+        rows.append({**row, "size": size, "made": pipe.cache.misses - misses})
     return rows
 
 
@@ -169,7 +178,7 @@ def main(seconds: float = 30.0, size: int = 64, fps: str = "30000/1001", duratio
     """The report of ``avdiff bench visualize`` (see the module docstring) as text."""
     torch.set_num_threads(threads)
     begin = time.perf_counter()
-    lines = [f"avdiff bench visualize: 128 BPM drums with accented downbeats, {size}x{size} px at {fps} fps, "
+    lines = [f"avdiff bench visualize: 128 BPM drums with accented downbeats, images at {size}x{size} px, {fps} fps, "
              f"CPU ({threads} thread(s)); s/s = seconds of work per second of music"]  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="avdiff-bench-") as tmp:
         song = str(make_song(f"{tmp}/song.wav", seconds))
@@ -177,17 +186,23 @@ def main(seconds: float = 30.0, size: int = 64, fps: str = "30000/1001", duratio
         from avdiff.audio.rhythm import analyze_rhythm
 
         analyze_rhythm(song, fps)  # compile librosa's kernels before anything is timed
-        rows = measure_baselines(song, size, fps)
-        rows.append(measure_speed(song, images, size, fps, label="images (keyframe images, pixel)"))
-        rows.append(measure_speed(song, images, size, fps, label="images, curve percussive", curve="percussive"))
-        rows.append(measure_speed(song, images, size, fps, label="images, latent in-betweens", interpolation="latent"))
-        if model is not None:
-            rows += prompt_rows(song, fps, model, steps)
-        base = next(r for r in rows if r["source"] == "encode (baseline)")["seconds"]
-        table = [{"source": r["source"], "frames": r["frames"], "seconds": f"{r['seconds']:.2f}",
-                  "s/s": f"{r['seconds'] / seconds:.3f}", "vs_encode": f"{r['seconds'] / base:.2f}"} for r in rows]
-        lines += ["", f"speed: one call on {seconds:g} s of music, streamed to an mp4",
-                  format_table(table, ["source", "frames", "seconds", "s/s", "vs_encode"])]  # fmt: skip
+        prompts = prompt_source(model, steps) if model is not None else None
+        rows = [{**r, "size": size} for r in measure_baselines(song, size, fps)]
+        for label, kwargs in (("images (keyframe images, pixel)", {}), ("images, curve percussive",
+                              {"curve": "percussive"}), ("images, latent in-betweens", {"interpolation": "latent"})):
+            rows.append({**measure_speed(song, images, size, fps, label=label, **kwargs), "size": size})
+        if prompts is not None:
+            model_size = prompts.source.default_size[0]
+            if model_size != size:  # the encode baseline at the model's size, for its rows
+                rows += [{**r, "size": model_size} for r in measure_baselines(song, model_size, fps)[1:]]
+            rows += prompt_rows(song, fps, prompts, f"{model}, {steps} steps")
+        base = {r["size"]: r["seconds"] for r in rows if r["source"] == "encode (baseline)"}
+        table = [{"source": r["source"], "px": r["size"], "frames": r["frames"], "made": r.get("made", ""),
+                  "seconds": f"{r['seconds']:.2f}", "s/s": f"{r['seconds'] / seconds:.3f}",
+                  "vs_encode": f"{r['seconds'] / base[r['size']]:.2f}"} for r in rows]  # fmt: skip
+        lines += ["", f"speed: one call on {seconds:g} s of music, streamed to an mp4 (vs_encode: against the encode "
+                  "baseline at the row's size; made: in-betweens rendered or decoded)",
+                  format_table(table, ["source", "px", "frames", "made", "seconds", "s/s", "vs_encode"])]  # fmt: skip
         mem = []
         first = None
         for length in durations:

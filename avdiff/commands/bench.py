@@ -96,6 +96,11 @@ def run_scenes(args: argparse.Namespace) -> int:
 def run_visualize(args: argparse.Namespace) -> int:
     from avdiff.bench.visualize import main
 
+    from avdiff.cli import CommandError
+
     model = None if args.model.lower() == "none" else args.model
-    print(main(args.seconds, args.size, args.fps, tuple(args.durations), args.threads, model, args.steps))
+    try:
+        print(main(args.seconds, args.size, args.fps, tuple(args.durations), args.threads, model, args.steps))
+    except (OSError, ValueError) as e:
+        raise CommandError(f"bench visualize: {e}") from e
     return 0

@@ -1,7 +1,7 @@
 """``avdiff demo``: serve the Gradio app on localhost.
 
 Every ``--model NAME=PATH`` folder is checked before the server starts (a saved pipeline, e.g. ``avdiff train
-talking-head`` output) and loaded on first use.
+talking-head`` or ``avdiff train text-to-video`` output) and loaded on first use.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
-                   help="a saved talking-head pipeline folder to offer, e.g. mine=runs/talking_head_tiny/final "
-                   "(repeatable)")  # fmt: skip
+                   help="a saved talking-head or text-to-video pipeline folder to offer (in the tab of its job), e.g. "
+                   "mine=runs/talking_head_tiny/final (repeatable)")  # fmt: skip
     p.add_argument("--max-audio-s", type=float, default=60.0, help="longest audio accepted, seconds (default 60)")
     p.add_argument("--device", default=None, help="torch device of the models (default: cuda when available)")
     p.set_defaults(func=run)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output .mp4 (the song muxed in as given); never an input or a folder")
     p.add_argument("--fps", default="25", help="frame rate from 1 to 120: 25, 29.97 or 30000/1001 (default 25)")
     p.add_argument("--size", metavar="WxH", help="frame size in px, e.g. 512x512 (default: the first image's aspect, "
-                   "at most 1024 px)")  # fmt: skip
+                   "at most 1024 px; with prompts the model's size)")  # fmt: skip
     p.add_argument("--curve", default="beats", choices=["beats", "percussive", "onsets", "bands", "rms", "linear"],
                    help="what paces the motion from keyframe to keyframe (default beats)")
     p.add_argument("--every", type=int, default=1, help="beats curve: a step every N beats (4: on the bars)")
@@ -46,9 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=0.0, help="curve envelope threshold, 0 to 1")
     p.add_argument("--attack", type=float, default=0.0, metavar="S", help="curve envelope attack, seconds")
     p.add_argument("--release", type=float, default=0.0, metavar="S", help="curve envelope release, seconds")
-    p.add_argument("--beats-per-interval", type=int, default=8, help="with --images: beats per interval "
+    p.add_argument("--beats-per-interval", type=int, default=8, help="with --images or --prompts: beats per interval "
                    "(default 8: two 4/4 bars)")  # fmt: skip
-    p.add_argument("--patterns", default="subject", help="with --images: patterns the intervals cycle "
+    p.add_argument("--patterns", default="subject", help="with --images or --prompts: patterns the intervals cycle "
                    "through, comma-separated: subject, color, style, time (transitions), drift, pulse (holds)")
     p.add_argument("--interpolation", default="auto", choices=["auto", "diffusion", "latent", "pixel"],
                    help="in-between frames: pixel (a cross-fade), latent (the codec's latents), diffusion (between "
@@ -59,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=20, help="with prompts: DDIM steps per keyframe (default 20)")
     p.add_argument("--guidance", type=float, default=3.0, help="with prompts: CFG scale, >= 1 (default 3)")
     p.add_argument("--seed", type=int, default=0, help="with prompts: seed of the keyframes' noise (default 0)")
+    p.add_argument("--device", help="with prompts: torch device of the model (default: cuda when available, else cpu)")
     p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="S",
                    help=f"refuse audio longer than S seconds (default {DEFAULT_MAX_DURATION_S:g})")
     p.add_argument("--save-timeline", metavar="T.json", help="also write the timeline used (edit it, then pass it "
@@ -161,8 +163,10 @@ def check_arguments(args: argparse.Namespace) -> dict:
         raise CommandError(f"--steps must be >= 1, got {args.steps}")
     if not args.guidance >= 1:
         raise CommandError(f"--guidance must be >= 1, got {args.guidance}")
-    if args.seed < 0:
-        raise CommandError(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.seed < 2**63:
+        raise CommandError(f"--seed must be from 0 to 2**63 - 1, got {args.seed}")
+    if not math.isfinite(args.guidance):
+        raise CommandError(f"--guidance must be finite, got {args.guidance}")
     height, width = parse_size(args.size)
     kwargs.update(curve=curve, patterns=patterns, beats_per_interval=args.beats_per_interval, height=height,
                   width=width, interpolation=args.interpolation, max_duration_s=args.max_duration)  # fmt: skip
@@ -172,13 +176,18 @@ def check_arguments(args: argparse.Namespace) -> dict:
 def prompt_source(args: argparse.Namespace):
     """The :class:`PromptKeyframes` of ``--model``; CommandError when it cannot be loaded."""
     from avdiff.cli import CommandError
+    from avdiff.commands.talk import to_device
     from avdiff.visualize.prompt_keyframes import PromptKeyframes
 
     try:
-        return PromptKeyframes.from_pretrained(args.model, num_inference_steps=args.steps,
-                                               guidance_scale=args.guidance, seed=args.seed)  # fmt: skip
+        source = PromptKeyframes.from_pretrained(args.model, num_inference_steps=args.steps,
+                                                 guidance_scale=args.guidance, seed=args.seed)  # fmt: skip
+        to_device(source.pipe, args.device)
+        return source
     except (OSError, ValueError) as e:
         raise CommandError(f"--model {args.model!r} cannot be loaded as a text-to-video model: {e}") from e
+    except RuntimeError as e:  # an unknown or unavailable --device
+        raise CommandError(f"--device {args.device!r}: {e}") from e
 
 
 def run(args: argparse.Namespace) -> int:

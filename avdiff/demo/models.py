@@ -115,7 +115,8 @@ def user_entry(name: str, path: str | Path) -> ModelEntry:
     if kind is None:
         why = "no model_index.json" if not (folder / "model_index.json").is_file() else "not a pipeline avdiff knows"
         raise ModelSpecError(f"--model {name}={path}: not a saved pipeline folder ({why}); give the folder "
-                             "`avdiff train talking-head` writes, e.g. runs/talking_head_tiny/final")  # fmt: skip
+                             "`avdiff train talking-head` or `avdiff train text-to-video` writes, e.g. "
+                             "runs/talking_head_tiny/final")  # fmt: skip
     return ModelEntry(f"user:{label}", label, kind, "user", folder.resolve())
 
 

@@ -28,6 +28,7 @@ stable-diffusion-videos #75 was its audio offsets drifting the same way).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -241,8 +242,8 @@ class BeatVisualizerPipeline:
 
         # 3. The timeline.
         if timeline is None and prompts is not None:
-            timeline = Timeline.from_beats(rhythm, [p.strip() for p in prompts], beats_per_interval, patterns,
-                                           duration_s=song.duration_s)  # fmt: skip
+            keys = [{"prompt": p.strip()} for p in prompts]  # never read as "image:PATH"
+            timeline = Timeline.from_beats(rhythm, keys, beats_per_interval, patterns, duration_s=song.duration_s)
         elif timeline is None:
             keys = [image_key(image, k) for k, image in enumerate(images)]
             timeline = Timeline.from_beats(rhythm, keys, beats_per_interval, patterns, duration_s=song.duration_s)
@@ -302,7 +303,8 @@ class BeatVisualizerPipeline:
         height, width = size
         out: dict = {}
         for key in timeline.keyframes():
-            cache_key = (key, size, id(self.source), getattr(self.source, "settings", None))
+            content = None if isinstance(key, str) else image_digest(pictures[key])  # a file may change, arrays too
+            cache_key = (key, content, size, id(self.source), getattr(self.source, "settings", None))
             found = self.cache.get(self.cache.keyframes, cache_key)
             if found is None and isinstance(key, str):
                 found = self.source.render_prompt(key, size)
@@ -350,7 +352,7 @@ class BeatVisualizerPipeline:
         else:
             keys = [round(float(t), T_DECIMALS) for t in ts]
         made: dict[float, np.ndarray] = {}
-        settings = getattr(self.source, "settings", None)
+        settings = (id(self.source), getattr(self.source, "settings", None), image_digest(A.image), image_digest(B.image))
         missing = []
         for t in dict.fromkeys(keys):
             if t <= 0 or t >= 1:
@@ -374,6 +376,12 @@ class BeatVisualizerPipeline:
                 self.cache.put(self.cache.frames, (mode, A.key, B.key, A.image.shape, t, settings), picture,
                                self.cache.max_frames)  # fmt: skip
         return [made[t] for t in keys]
+
+
+def image_digest(image: np.ndarray) -> str:
+    """A short content hash of a keyframe image (uint8 [H, W, 3]): the keyframe cache's key, so that another picture
+    under the same name or path is never served from it."""
+    return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=12).hexdigest() + str(image.shape)
 
 
 def interpolation_mode(interpolation: str, a: Keyframe, b: Keyframe) -> str:

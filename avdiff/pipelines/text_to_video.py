@@ -147,7 +147,8 @@ class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin,
                         motion_adapter: MotionAdapter | str | os.PathLike | None = None, **kwargs):  # fmt: skip
         """Load a saved pipeline folder, a bundled model's name (``"scene-tiny"``, see :mod:`avdiff.bundled`) or a hub
         id. A Stable Diffusion 1.5 folder or hub id (its ``model_index.json`` names another pipeline class), or any
-        source given with a ``motion_adapter``, goes to :meth:`from_sd15`."""
+        source given with a ``motion_adapter``, goes to :meth:`from_sd15`. ValueError for another avdiff pipeline
+        (a talking head)."""
         from avdiff.bundled import resolve
 
         pretrained_model_name_or_path = resolve(pretrained_model_name_or_path)
@@ -156,6 +157,11 @@ class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin,
             index = cls.load_config(pretrained_model_name_or_path, **config_kwargs)
             if index.get("_class_name") == cls.__name__:
                 return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+            from avdiff.bundled import PIPELINE_KINDS
+
+            if index.get("_class_name") in PIPELINE_KINDS:
+                raise ValueError(f"{str(pretrained_model_name_or_path)!r} holds a {index['_class_name']}, not a "
+                                 "text-to-video pipeline")  # fmt: skip
             logger.info("%s holds a %s: building on it as Stable Diffusion 1.5", pretrained_model_name_or_path,
                         index.get("_class_name"))  # fmt: skip
         return cls.from_sd15(pretrained_model_name_or_path, motion_adapter, **kwargs)

@@ -24,6 +24,7 @@ TRANSITIONS = ("subject", "color", "style", "time")
 HOLDS = ("drift", "pulse")
 PATTERNS = TRANSITIONS + HOLDS
 IMAGE_PREFIX = "image:"
+PROMPT_PREFIX = "prompt:"  # marks a prompt that would otherwise read as another form ("prompt:image: a cat")
 EDGE_TOLERANCE_S = 1e-6
 
 Key = str | Path  # a prompt, or an image file
@@ -62,8 +63,9 @@ class Interval:
 
 
 def parse_key(value: object, base: Path | None = None, where: str = "keyframe") -> Key:
-    """A keyframe from its written forms: a prompt string; ``"image:PATH"`` or ``{"image": PATH}`` for an image
-    (relative to ``base``); ``{"prompt": TEXT}``; a ``Path``. TimelineError for anything else or an empty one."""
+    """A keyframe from its written forms: a prompt string (``"prompt:TEXT"`` for one that starts with ``image:``);
+    ``"image:PATH"`` or ``{"image": PATH}`` for an image (relative to ``base``); ``{"prompt": TEXT}``; a ``Path``.
+    TimelineError for anything else or an empty one."""
     if isinstance(value, Path):
         return value
     if isinstance(value, dict) and len(value) == 1 and set(value) <= {"image", "prompt"}:
@@ -73,6 +75,11 @@ def parse_key(value: object, base: Path | None = None, where: str = "keyframe") 
         return _image(text, base) if kind == "image" else text.strip()
     if isinstance(value, str):
         text = value.strip()
+        if text.lower().startswith(PROMPT_PREFIX):
+            prompt = text[len(PROMPT_PREFIX) :].strip()
+            if not prompt:
+                raise TimelineError(f"{where}: {value!r} has no prompt text")
+            return prompt
         if text.lower().startswith(IMAGE_PREFIX):
             path = text[len(IMAGE_PREFIX) :].strip()
             if not path:
@@ -91,8 +98,16 @@ def _image(path: str, base: Path | None) -> Path:
 
 
 def format_key(key: Key) -> str:
-    """The one-line text form of a keyframe: the prompt, or ``"image:PATH"``."""
-    return f"{IMAGE_PREFIX}{key}" if isinstance(key, Path) else key
+    """The one-line text form of a keyframe, which :func:`parse_key` reads back: the prompt (``"prompt:TEXT"`` when it
+    starts with ``image:`` or ``prompt:``), or ``"image:PATH"``."""
+    if isinstance(key, Path):
+        return f"{IMAGE_PREFIX}{key}"
+    return f"{PROMPT_PREFIX}{key}" if is_ambiguous_prompt(key) else key
+
+
+def is_ambiguous_prompt(text: str) -> bool:
+    """Whether a prompt would read as another written form (it starts with ``image:`` or ``prompt:``)."""
+    return text.lower().startswith((IMAGE_PREFIX, PROMPT_PREFIX))
 
 
 

@@ -42,7 +42,7 @@ class Keyframe:
     Attributes:
         key: the image (``Path``, or ``image K`` for one given as pixels) or the prompt (``str``) it was made from.
         image: uint8 [H, W, 3], fitted to the video's size.
-        latent: its encoding by the source's codec, [1, C, h, w].
+        latent: its latent [1, C, h, w]: an image's encoding by the source's codec, a prompt's denoised latent.
         noise: a prompt keyframe's initial noise [1, C, 1, h, w] (None for an image).
         prompt_embeds: a prompt keyframe's token states [1, T, D] (None for an image).
     """
@@ -116,11 +116,12 @@ class ImageKeyframes:
 
 @dataclass
 class KeyframeCache:
-    """Keyframes by ``(key, size, source)`` and decoded in-between frames by ``(A, B, t)``, least recently used
-    dropped first.
+    """Keyframes by ``(key, image content, size, source, source settings)`` and in-between frames by ``(mode, A, B,
+    t, source, settings, A's and B's content)``, least recently used dropped first.
 
-    Adjacent intervals share their keyframe (the end of one is the start of the next): it is made once. Latent
-    in-betweens at one position (a "beats" curve holds ``t`` between beats) are decoded once.
+    Adjacent intervals share their keyframe (the end of one is the start of the next): it is made once. Latent and
+    diffusion in-betweens at one position (a "beats" curve holds ``t`` between beats) are made once. Another picture
+    under the same path or name, another source, or other settings never hit an old entry.
     """
 
     max_keyframes: int = 64

@@ -25,6 +25,7 @@ and only the text moves. ``same_noise=False`` gives each prompt its own noise, s
 from __future__ import annotations
 
 import logging
+import math
 import os
 import zlib
 from typing import TYPE_CHECKING
@@ -86,10 +87,10 @@ class PromptKeyframes:
             raise ValueError(f"pipe must be a TextToVideoPipeline, got {type(pipe).__name__}")
         for arg, value, low in (("num_inference_steps", num_inference_steps, 1), ("batch_size", batch_size, 1),
                                 ("seed", seed, 0)):  # fmt: skip
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
-        if not isinstance(guidance_scale, (int, float)) or guidance_scale < 1:
-            raise ValueError(f"guidance_scale must be a number >= 1, got {guidance_scale!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value < 2**63:
+                raise ValueError(f"{arg} must be an integer from {low} to 2**63 - 1, got {value!r}")
+        if not isinstance(guidance_scale, (int, float)) or not 1 <= guidance_scale < math.inf:
+            raise ValueError(f"guidance_scale must be a finite number >= 1, got {guidance_scale!r}")
         self.pipe = pipe
         self.num_inference_steps = num_inference_steps
         self.guidance_scale = float(guidance_scale)

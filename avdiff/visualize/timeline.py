@@ -37,12 +37,14 @@ from avdiff.visualize.intervals import (  # noqa: F401  (re-exported: this modul
     HOLDS,
     IMAGE_PREFIX,
     PATTERNS,
+    PROMPT_PREFIX,
     TRANSITIONS,
     Interval,
     Key,
     TimelineError,
     check_intervals,
     format_key,
+    is_ambiguous_prompt,
     parse_key,
 )
 
@@ -134,7 +136,7 @@ class Timeline:
         ``{"image": path}``, relative to ``base`` when they are inside it."""
         def key(k: Key):
             if isinstance(k, str):
-                return k
+                return {"prompt": k} if is_ambiguous_prompt(k) else k
             path = Path(os.path.abspath(k))
             if base is not None and path.is_relative_to(base):
                 path = path.relative_to(base)
