@@ -51,6 +51,7 @@ class MusicTab:
 
     def build(self, ctx: TabContext) -> None:
         self.ctx = ctx
+        self._pipelines: dict[str, object] = {}  # text-to-video model key -> its BeatVisualizerPipeline
         gr.Markdown("Upload a song (or record one) and a few images, or write a few prompts. **Plan** lays them on "
                     "the beats: edit the table and look at the curve, then **Render** makes the video with the song "
                     "and scores how its changes land on the beats.")  # fmt: skip
@@ -155,8 +156,7 @@ class MusicTab:
             if timeline.images():
                 for name, upload in keyframe_names(image_paths(images)).items():
                     shutil.copyfile(upload, folder / name)
-            lock, source = self.prompt_source(model) if timeline.prompts() else (None, None)
-            pipe = BeatVisualizerPipeline(source)
+            lock, pipe = self.prompt_pipeline(model) if timeline.prompts() else (None, BeatVisualizerPipeline())
             pipe.set_progress_bar_config(disable=True)
 
             def on_frame(p, i: int, t, tensors: dict) -> dict:
@@ -166,7 +166,7 @@ class MusicTab:
                 return tensors
 
             progress((0, 1), desc="analysing the song's beats", unit="stages")
-            size = {} if source is not None else {"height": side}  # prompts: the model's own size
+            size = {} if lock is not None else {"height": side}  # prompts: the model's own size
             with lock or nullcontext():
                 out = pipe(path, timeline, curve=str(curve), fps=rate, callback_on_step_end=on_frame,
                            max_duration_s=self.ctx.limits.max_audio_s, output_path=folder / OUTPUT_NAME,
@@ -180,9 +180,11 @@ class MusicTab:
         return str(out.path), format_alignment(result, out.num_frames, out.fps), result.to_dict()
 
 
-    def prompt_source(self, model: object):
-        """``(lock, PromptKeyframes)`` over the registry's text-to-video model ``model``; InputError when there is
-        none."""
+    def prompt_pipeline(self, model: object):
+        """``(lock, BeatVisualizerPipeline)`` over the registry's text-to-video model ``model`` (one per model, kept
+        across requests so that a re-render of an edited table reuses its keyframes; used only under the lock);
+        InputError when there is none."""
+        from avdiff.pipelines import BeatVisualizerPipeline
         from avdiff.visualize.prompt_keyframes import PromptKeyframes
 
         keys = [e.key for e in self.ctx.models.choices(T2V_KIND)]
@@ -192,7 +194,10 @@ class MusicTab:
         if model not in keys:
             raise InputError(f"Choose a text-to-video model for the prompts (one of {', '.join(keys)}).")
         pipe, lock = self.ctx.models.acquire(model)
-        return lock, PromptKeyframes(pipe)
+        with lock:
+            if model not in self._pipelines:
+                self._pipelines[model] = BeatVisualizerPipeline(PromptKeyframes(pipe))
+        return lock, self._pipelines[model]
 
 
 def plan_keys(images: object, prompts: object) -> list:
