@@ -1,0 +1,85 @@
+"""The control signal of an audio-aligned scene: one value per video frame per sound, in [0, 1], and its levels.
+
+``m_k(f)`` for sound ``k`` and video frame ``f``:
+
+1. the per-frame envelope of :func:`avdiff.audio.rhythm.analyze_rhythm` (the one frame clock: frame ``f`` owns the
+   analysis steps whose centres fall in its samples): ``"rms"`` loudness, ``"onset"`` the onset strength (spectral
+   flux, the strongest in the frame), ``"percussive"`` the energy of the percussive (HPSS) part;
+2. normalised to [0, 1] by its maximum over the sound (all zeros for silence);
+3. smoothed by a centred moving average over ``2 * round(smoothing_s * fps / 2) + 1`` frames (edges repeat the
+   end values; ``smoothing_s = 0``: none). A wider window gives more coherent, less responsive control; the values
+   stay in [0, 1] and are not renormalised, so smoothing also lowers the peaks;
+4. frames past the end of a sound (a shorter sound among several) are 0.
+
+Levels: ``q_k(f) = round(m_k(f) * (levels - 1))``, an integer in ``0 .. levels - 1``. Frames with the same level
+vector ``(q_1(f), .., q_K(f))`` are rendered once (:mod:`avdiff.pipelines.audio_scene`), and the scale a level gives
+is ``1 + strength * q / (levels - 1)``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy.ndimage import uniform_filter1d
+
+from avdiff.audio.clock import FpsLike, FrameClock, as_fraction_fps
+from avdiff.audio.io import Waveform
+from avdiff.audio.rhythm import analyze_rhythm
+
+logger = logging.getLogger(__name__)
+
+SIGNALS = ("rms", "onset", "percussive")
+DEFAULT_LEVELS = 16
+_RHYTHM_FIELD = {"rms": "rms", "onset": "onset_strength", "percussive": "percussive"}
+
+
+def smoothing_frames(smoothing_s: float, fps: FpsLike) -> int:
+    """The moving average's width in frames: ``2 * round(smoothing_s * fps / 2) + 1`` (odd, so it is centred)."""
+    return 2 * int(round(float(smoothing_s) * float(as_fraction_fps(fps)) / 2)) + 1
+
+
+def control_curve(waveform: Waveform, fps: FpsLike, signal: str = "rms", smoothing_s: float = 0.0,
+                  num_frames: int | None = None) -> np.ndarray:  # fmt: skip
+    """``m(f)`` of one sound (see the module docstring): float32 [F] in [0, 1].
+
+    Args:
+        waveform: the sound (any rate and channels).
+        fps: the video frame rate.
+        signal: one of :data:`SIGNALS`.
+        smoothing_s: the moving average's span, seconds (>= 0).
+        num_frames: F; default ``FrameClock(fps, sr).num_frames(N)`` of this sound. Longer: zeros after its end.
+    """
+    if signal not in SIGNALS:
+        raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
+    own = FrameClock(fps, waveform.sample_rate).num_frames(waveform.num_samples)
+    num_frames = own if num_frames is None else int(num_frames)
+    rhythm = analyze_rhythm(waveform, fps)
+    raw = np.asarray(getattr(rhythm, _RHYTHM_FIELD[signal]), dtype=np.float64)[:own]
+    top = raw.max() if raw.size else 0.0
+    curve = raw / top if top > 0 else np.zeros_like(raw)
+    width = smoothing_frames(smoothing_s, fps)
+    if width > 1 and curve.size:
+        curve = uniform_filter1d(curve, size=width, mode="nearest")
+    out = np.zeros(num_frames, dtype=np.float64)
+    out[: min(num_frames, curve.size)] = curve[:num_frames]
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def quantize(curves: np.ndarray, levels: int = DEFAULT_LEVELS) -> np.ndarray:
+    """Curves float [K, F] in [0, 1] -> levels int64 [K, F] in ``0 .. levels - 1`` (rounded to nearest)."""
+    if levels < 2:
+        raise ValueError(f"levels must be >= 2, got {levels!r}")
+    return np.rint(np.clip(curves, 0.0, 1.0) * (levels - 1)).astype(np.int64)
+
+
+def distinct_levels(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Level vectors [K, F] -> (the distinct vectors [L, K], in order of first appearance; each frame's index into
+    them, int64 [F]). The all-zero vector (the base frame) is always the first row."""
+    k, f = levels.shape
+    keys = np.concatenate([np.zeros((1, k), np.int64), levels.T.astype(np.int64)])  # (1 + F, K)
+    unique, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # first appearance; row 0 of keys (the zeros) comes first
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return unique[order], rank[inverse.reshape(-1)][1:]
