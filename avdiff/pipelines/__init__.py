@@ -7,5 +7,5 @@ from avdiff.pipelines.talking_head import TalkingHeadPipeline
 from avdiff.pipelines.text_to_video import TextToVideoPipeline
 from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
 
-__all__ = ["AudioSceneOutput", "AudioScenePipeline", "BeatVisualizerOutput", "BeatVisualizerPipeline", "TalkingHeadPipeline", "TextToVideoPipeline",
-           "VideoPipelineOutput", "WarpBaselinePipeline"]
+__all__ = ["AudioSceneOutput", "AudioScenePipeline", "BeatVisualizerOutput", "BeatVisualizerPipeline",
+           "TalkingHeadPipeline", "TextToVideoPipeline", "VideoPipelineOutput", "WarpBaselinePipeline"]
