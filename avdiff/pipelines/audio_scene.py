@@ -276,12 +276,11 @@ class AudioScenePipeline:
         num_frames = FrameClock(fps, mixed.sample_rate).num_frames(mixed.num_samples)
         control = np.stack([control_curve(w, fps, signal, smoothing_s, num_frames) for w in waves])  # (K, F)
         level = quantize(control, levels)
-        if strength == 0:
-            level = np.zeros_like(level)  # every scale is 1: one render, the base frame
+        drive = level if strength > 0 else np.zeros_like(level)  # strength 0: every scale is 1, the base frame
         if share_levels:
-            keys, frame_key = distinct_levels(level)  # (L, K), (F,)
+            keys, frame_key = distinct_levels(drive)  # (L, K), (F,)
         else:
-            keys = np.concatenate([np.zeros((1, len(waves)), np.int64), level.T])  # the base frame, then every frame
+            keys = np.concatenate([np.zeros((1, len(waves)), np.int64), drive.T])  # the base frame, then every frame
             frame_key = np.arange(1, num_frames + 1)
         logger.info("%d frames, %d render(s) (%s)", num_frames, len(keys), "shared" if share_levels else "naive")
 
