@@ -7,6 +7,10 @@ on the weights):
 * speed: seconds of work per second of audio (``s/s``) of one call, ``share_levels=False`` (naive: every frame
   denoised) against ``share_levels=True`` (each distinct level vector denoised once), in the same run; ``shared /
   naive`` below 1 is the saving, and it grows with the length (the shared cost is the number of distinct levels);
+* smoothing: on a fire crackle whose loudness follows a known random envelope, for each ``smoothing_s``: the
+  response (Pearson r of each frame's change from the base frame with the unsmoothed control) and the flicker (mean
+  absolute change of that change from one frame to the next, relative to no smoothing). A wider window flickers less
+  and follows the sound less;
 * memory: the peak RSS increase of one shared call streamed to an mp4, per audio length, each in a fresh child
   process (:class:`avdiff.bench.unet.MemoryProbe`); ``peak_vs_first`` near 1 means memory does not grow with length.
 """
@@ -56,6 +60,37 @@ def timed_call(pipe, sound, size: int, steps: int, share: bool, output_path: str
     return time.perf_counter() - start, out
 
 
+def crackle(seconds: float, fps: int = 8, sample_rate: int = 16000, seed: int = 0):
+    """The procedural fire crackle (:func:`avdiff.audio.scene_sounds.texture`) under a random loudness envelope."""
+    from avdiff.audio.io import Waveform
+    from avdiff.audio.scene_sounds import curve_to_samples, random_envelope, texture
+
+    n = int(round(seconds * sample_rate))
+    env = random_envelope(np.random.default_rng(seed), int(round(seconds * fps)))
+    samples = 0.2 * texture("crackle", n, sample_rate, seed) * curve_to_samples(env, n, fps, sample_rate)
+    return Waveform(torch.tensor(samples, dtype=torch.float32), sample_rate)
+
+
+def smoothing_tradeoff(pipe, seconds: float, size: int, steps: int,
+                       spans: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)) -> list[dict]:  # fmt: skip
+    """Response and flicker of the driven change for each smoothing span (see the module docstring)."""
+    sound, rows, first = crackle(seconds), [], None
+    raw = None
+    for span in spans:
+        start = time.perf_counter()
+        out = pipe(PROMPT, sound, target_words="campfire", strength=2.0, smoothing_s=span, num_inference_steps=steps,
+                   height=size, width=size, generator=torch.Generator().manual_seed(0))  # fmt: skip
+        took = time.perf_counter() - start
+        raw = out.control[0] if raw is None else raw  # spans[0] = 0: the unsmoothed control
+        change = np.abs(out.frames.astype(np.int16) - out.base_frame.astype(np.int16)).mean(axis=(1, 2, 3))
+        flicker = float(np.abs(np.diff(change)).mean())
+        first = first or flicker
+        rows.append({"smoothing_s": f"{span:g}", "response_r": f"{np.corrcoef(change, raw)[0, 1]:.3f}",
+                     "flicker": f"{flicker:.3f}", "flicker_vs_0": f"{flicker / first:.2f}" if first else "n/a",
+                     "renders": out.num_rendered, "seconds": f"{took:.1f}"})  # fmt: skip
+    return rows
+
+
 def measure_memory(seconds: float, size: int = 64, steps: int = 2, threads: int = 1) -> dict:
     """Peak RSS increase (MB) of one shared call on ``seconds`` of the stepped sound, streamed to an mp4, in this
     process (after a warm-up call on 1 s that loads librosa's kernels). ``{"frames", "rendered", "peak_mb",
@@ -95,6 +130,11 @@ def main(seconds: float = 8.0, size: int = 64, steps: int = 4, durations: tuple[
     lines += ["", "speed: naive (every frame denoised) against shared (each distinct level once), same run",
               format_table(rows, ["audio_s", "frames", "naive_renders", "shared_renders", "naive_s/s", "shared_s/s",
                                   "shared/naive", "max_frame_diff"])]  # fmt: skip
+    rows = smoothing_tradeoff(pipe, seconds, size, steps)
+    lines += ["", f"smoothing: {seconds:g} s of fire crackle under a random loudness envelope; response_r = r(change "
+              "from the base frame, unsmoothed control); flicker = mean |frame-to-frame step of that change| (grey "
+              "levels)", format_table(rows, ["smoothing_s", "response_r", "flicker", "flicker_vs_0", "renders",
+                                             "seconds"])]  # fmt: skip
     mem, first = [], None
     for length in durations:
         m = run_in_child(measure_memory, {"seconds": length, "size": size, "steps": 2, "threads": threads},
