@@ -214,3 +214,40 @@ def test_an_image_is_inverted_and_held_at_strength_zero(pipe):
     print(f"DDIM inversion, random tiny model, {STEPS} steps: PSNR {out.image_psnr:.2f} dB "
           f"(from noise: {reconstruction_psnr(picture, noise.base_frame):.2f} dB)")
     assert out.image_psnr > reconstruction_psnr(picture, noise.base_frame)  # the inversion carries the image
+
+
+@pytest.fixture(scope="module")
+def moving_pipe() -> AudioScenePipeline:
+    """The tiny model with its motion layers switched on (random ``proj_out``; the preset zeroes them, AnimateDiff's
+    initialisation), so frames denoised together influence each other."""
+    t2v = TextToVideoPipeline.from_preset("tiny", seed=0)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, module in t2v.unet.unet.named_modules():
+            if "motion_modules" in name and name.endswith("proj_out"):
+                module.weight.normal_(0, 0.3)
+    pipe = AudioScenePipeline(t2v, render_batch_size=8)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_chunks_are_denoised_together_through_the_motion_layers(moving_pipe):
+    call = dict(target_words="campfire", strength=3.0, num_inference_steps=STEPS)
+    alone = moving_pipe(PROMPT, CRACKLE, generator=gen(), **call)
+    together = moving_pipe(PROMPT, CRACKLE, chunk_frames=4, generator=gen(), **call)
+    assert together.levels[0][:2].tolist() == [0, 0] and together.levels[0][2:4].all()  # chunk 0: quiet, then loud
+    assert np.array_equal(alone.frames[0], alone.base_frame)  # alone, a quiet frame is the base frame
+    assert change(together.frames[:2], together.base_frame).min() > 1  # in a chunk, its loud neighbours move it
+    naive = moving_pipe(PROMPT, CRACKLE, chunk_frames=4, share_levels=False, generator=gen(), **call)
+    assert np.abs(naive.frames.astype(np.int16) - together.frames).max() <= 1
+    with pytest.raises(ValueError, match="chunk_frames must be an integer from 1 to 32"):
+        moving_pipe(PROMPT, CRACKLE, chunk_frames=33, **call)
+
+
+def test_equal_chunks_share_their_render(moving_pipe):
+    sound = stepped([0.0, 1.0, 0.0, 1.0], seconds_each=0.5)  # 4 frames each at 8 fps: two chunks, each twice
+    out = moving_pipe(PROMPT, sound, target_words="campfire", strength=3.0, chunk_frames=4,
+                      num_inference_steps=STEPS, generator=gen())  # fmt: skip
+    assert np.array_equal(out.levels[0][:8], out.levels[0][8:]) and len(set(out.levels[0].tolist())) > 1
+    assert out.num_rendered == 1 + 8  # the base frame and two distinct chunks, not 16 frames
+    assert np.array_equal(out.frames[:8], out.frames[8:])

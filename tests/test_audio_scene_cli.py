@@ -32,6 +32,7 @@ def test_arguments_are_checked_before_any_work(sound, tmp_path, capsys, monkeypa
         (["--out", out, "--strength", "-1"], "--strength must be a number >= 0"),
         (["--out", out, "--levels", "1"], "--levels must be >= 2"),
         (["--out", out, "--steps", "0"], "--steps must be >= 1"),
+        (["--out", out, "--chunk-frames", "0"], "--chunk-frames must be >= 1"),
         (["--out", out, "--guidance", "0.5"], "--guidance must be a number >= 1"),
         (["--out", out, "--fps", "1e9"], "--fps must be between 1 and 120"),
     ]  # fmt: skip

@@ -10,7 +10,7 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from avdiff.audio.clock import FrameClock
 from avdiff.audio.io import Waveform
 from avdiff.pipelines.audio_scene_attention import TokenReweightAttnProcessor, reweighting
-from avdiff.pipelines.audio_scene_signal import control_curve, distinct_levels, quantize, smoothing_frames
+from avdiff.pipelines.audio_scene_signal import control_curve, plan_units, quantize, smoothing_frames
 
 
 def attention_layer() -> Attention:
@@ -104,14 +104,20 @@ def test_smoothing_trades_response_for_coherence():
         control_curve(wav, fps=16, signal="loudness")
 
 
-def test_levels_and_their_distinct_vectors():
+def test_levels_and_the_units_that_are_rendered():
     curves = np.array([[0.0, 0.5, 0.51, 1.0, 0.0], [0.0, 0.0, 0.0, 0.2, 1.0]])
     q = quantize(curves, levels=5)
     assert q.tolist() == [[0, 2, 2, 4, 0], [0, 0, 0, 1, 4]]
-    keys, index = distinct_levels(q)
-    assert keys.tolist() == [[0, 0], [2, 0], [4, 1], [0, 4]]  # the zero vector first, then in order of appearance
-    assert np.array_equal(keys[index].T, q)
-    keys, index = distinct_levels(np.array([[3, 3, 1]]))
-    assert keys.tolist() == [[0], [3], [1]] and index.tolist() == [1, 1, 2]
+    units, index = plan_units(q)
+    assert [u.tolist() for u in units] == [[[0, 0]], [[2, 0]], [[4, 1]], [[0, 4]]]  # the base first, then by appearance
+    assert np.array_equal(np.concatenate([units[i] for i in index]).T, q)
+    units, index = plan_units(np.array([[3, 3, 1]]))
+    assert [u.tolist() for u in units] == [[[0]], [[3]], [[1]]] and index.tolist() == [1, 1, 2]
+    naive, index = plan_units(np.array([[3, 3, 1]]), share=False)
+    assert len(naive) == 4 and index.tolist() == [1, 2, 3]
+    chunks, index = plan_units(np.array([[0, 0, 5, 5, 0, 0, 5]]), chunk_frames=2)
+    assert [u.ravel().tolist() for u in chunks] == [[0], [0, 0], [5, 5], [5]] and index.tolist() == [1, 2, 1, 3]
     with pytest.raises(ValueError, match="levels must be >= 2"):
         quantize(curves, levels=1)
+    with pytest.raises(ValueError, match="chunk_frames must be >= 1"):
+        plan_units(q, chunk_frames=0)

@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smoothing", type=float, default=0.0, metavar="S", help="control curve smoothing, seconds")
     p.add_argument("--signal", default="rms", choices=["rms", "onset", "percussive"], help="what drives the word")
     p.add_argument("--levels", type=int, default=16, help="quantization levels (frames with equal levels share work)")
+    p.add_argument("--chunk-frames", type=int, default=1, metavar="N", help="frames denoised together through the "
+                   "motion layers (default 1: every frame alone, equal levels share one render)")  # fmt: skip
     p.add_argument("--steps", type=int, default=25, help="DDIM steps")
     p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (1 = off)")
     p.add_argument("--seed", type=int, default=0, help="seed of the one initial noise")
@@ -70,7 +72,8 @@ def check_arguments(args: argparse.Namespace) -> dict:
     for flag, value in (("--strength", args.strength), ("--smoothing", args.smoothing)):
         if not (math.isfinite(value) and value >= 0):
             raise CommandError(f"{flag} must be a number >= 0, got {value:g}")
-    for flag, value, low in (("--levels", args.levels, 2), ("--steps", args.steps, 1)):
+    for flag, value, low in (("--levels", args.levels, 2), ("--steps", args.steps, 1),
+                             ("--chunk-frames", args.chunk_frames, 1)):  # fmt: skip
         if value < low:
             raise CommandError(f"{flag} must be >= {low}, got {value}")
     if not (math.isfinite(args.guidance) and args.guidance >= 1):
@@ -92,7 +95,8 @@ def check_arguments(args: argparse.Namespace) -> dict:
                 raise CommandError(f"--word {word!r} is not a word of the prompt {args.prompt!r}")
     kwargs = {"fps": None if args.fps is None else checked_fps(args.fps), "strength": args.strength,
               "smoothing_s": args.smoothing, "signal": args.signal, "levels": args.levels,
-              "num_inference_steps": args.steps, "guidance_scale": args.guidance, "target_words": args.word,
+              "num_inference_steps": args.steps, "chunk_frames": args.chunk_frames, "guidance_scale": args.guidance,
+              "target_words": args.word,
               "image": args.image, "height": args.size, "width": args.size,
               "max_duration_s": args.max_duration}  # fmt: skip
     return kwargs

@@ -15,21 +15,20 @@ Generation, in the numbered steps of ``__call__``:
    (:mod:`avdiff.pipelines.audio_scene_signal`); ``F = FrameClock(fps, sr).num_frames(N)`` of the mixed sound;
 4. encode the prompt and the negative prompt; the one initial latent ``x_T`` [1, C, 1, h, w] every frame starts from
    (drawn with ``generator``, or the DDIM inversion of ``image``: :mod:`avdiff.pipelines.audio_scene_inversion`);
-5. render: each distinct level vector (the all-zero one, the base frame, first) is denoised once, with
-   :class:`~avdiff.pipelines.audio_scene_attention.TokenReweightAttnProcessor` on the spatial attention layers
-   scaling the cond half's attention probabilities of sound ``k``'s tokens by ``1 + strength * q_k / (levels - 1)``
-   (the quantized ``1 + strength * m_k(f)``; not renormalised: the other tokens keep the base pass's maps);
-   ``render_batch_size`` level vectors per UNet batch;
-6. map the rendered levels back to the frames, in order: returned, or streamed to ``output_path`` with the mixed sound.
+5. render: the frames are cut into units of ``chunk_frames`` (1 by default), each denoised as one video (every
+   frame from ``x_t``) with :class:`~avdiff.pipelines.audio_scene_attention.TokenReweightAttnProcessor` on the
+   spatial attention layers scaling the cond half's attention probabilities of sound ``k``'s tokens in frame ``f`` by
+   ``1 + strength * q_k(f) / (levels - 1)`` (the quantized ``1 + strength * m_k(f)``; not renormalised: the other
+   tokens keep the base pass's maps); equal units are denoised once, the base frame (all levels 0) first;
+6. map the rendered units back to the frames, in order: returned, or streamed to ``output_path`` with the mixed sound.
 
-Cost grows with what changes: a sound that swings between a few levels costs a few renders whatever its length
-(``share_levels=False`` renders every frame instead: the naive path, the same frames). Memory holds the distinct
-frames (at most ``levels ** K``), not the video, when streamed to ``output_path``.
-
-Frames are denoised as single-frame videos: the motion layers see one frame at a time. A frame then depends only on
-its own level vector, which is what lets equal levels share their render (and gives ``strength=0`` the base frame
-bit for bit); temporal coherence comes from the shared initial latent and DDIM's deterministic path, as in AADiff,
-which used an image model. Denoising a chunk's frames together through the motion layers is not done here.
+Cost grows with what changes: with ``chunk_frames=1`` a frame depends only on its own level vector, so a sound that
+swings between a few levels costs a few renders whatever its length (``share_levels=False`` renders every frame: the
+naive path, the same frames), and ``strength=0`` gives the base frame bit for bit. Temporal coherence then comes from
+the shared initial latent and DDIM's deterministic path, as in AADiff, which used an image model. With
+``chunk_frames=n > 1`` the n frames of a chunk are denoised together, so the motion layers keep them coherent, each
+frame with its own scales; only equal chunks (silence, a held level) share their render, so the cost is about one
+render per frame of a changing sound. With ``output_path`` memory holds the distinct units, not the video.
 """
 
 from __future__ import annotations
@@ -52,9 +51,10 @@ from avdiff.pipelines.audio_scene_checks import (
     load_sounds,
     mix_sounds,
 )
-from avdiff.pipelines.audio_scene_signal import DEFAULT_LEVELS, control_curve, distinct_levels, quantize
+from avdiff.pipelines.audio_scene_signal import DEFAULT_LEVELS, control_curve, plan_units, quantize
 from avdiff.pipelines.output import VideoPipelineOutput
 from avdiff.pipelines.text_to_video import TextToVideoPipeline
+from avdiff.pipelines.text_to_video_checks import is_int
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class AudioSceneOutput(VideoPipelineOutput):
         levels: their quantized levels, int64 [K, F] in ``0 .. num_levels - 1``.
         num_levels: the number of levels.
         base_frame: the frame with no control (all levels 0), uint8 [H, W, 3].
-        num_rendered: how many frames were denoised (distinct level vectors, or 1 + F on the naive path).
+        num_rendered: how many frames were denoised (the distinct units' frames, or 1 + F on the naive path).
         image_psnr: with ``image``: PSNR (dB) of the base frame against the image (the DDIM reconstruction; equal to
             the strength-0 output).
     """
@@ -170,36 +170,38 @@ class AudioScenePipeline:
 
     def token_scales(self, keys: np.ndarray, targets: list[SceneTarget], strength: float, num_levels: int,
                      cfg: bool) -> torch.Tensor:  # fmt: skip
-        """``cross_attention_kwargs["token_scales"]`` for level vectors ``keys`` int [b, K] (one single-frame video
-        each): float32 [(2 if cfg else 1) * b, T], 1 on the uncond half and on every token no sound drives;
-        ``1 + strength * q_k / (num_levels - 1)`` on sound ``k``'s positions (a word two sounds drive multiplies)."""
-        b = len(keys)
-        scales = torch.ones(b, self.t2v.config.max_text_length)
+        """``cross_attention_kwargs["token_scales"]`` for the level vectors ``keys`` int [b * n, K] of b videos of n
+        frames (b-major): float32 [(2 if cfg else 1) * b * n, T], 1 on the uncond half and on every token no sound
+        drives; ``1 + strength * q_k / (num_levels - 1)`` on sound ``k``'s positions (a word two sounds drive
+        multiplies)."""
+        rows = len(keys)
+        scales = torch.ones(rows, self.t2v.config.max_text_length)
         for k, target in enumerate(targets):
-            s = 1.0 + strength * torch.as_tensor(keys[:, k], dtype=torch.float64) / (num_levels - 1)  # (b,)
+            s = 1.0 + strength * torch.as_tensor(keys[:, k], dtype=torch.float64) / (num_levels - 1)  # (b * n,)
             scales[:, target.positions] *= s[:, None].float()
         return torch.cat([torch.ones_like(scales), scales]) if cfg else scales  # (N, T)
 
-    def render(self, keys: np.ndarray, x_t: torch.Tensor, prompt_embeds: torch.Tensor,
+    def render(self, units: list[np.ndarray], x_t: torch.Tensor, prompt_embeds: torch.Tensor,
                negative_prompt_embeds: torch.Tensor | None, targets: list[SceneTarget], strength: float,
                num_levels: int, num_inference_steps: int, guidance_scale: float):  # fmt: skip
-        """Step 5: denoise each level vector of ``keys`` int [L, K] from ``x_t`` [1, C, 1, h, w]; yields uint8
-        frames [H, W, 3] in the order of ``keys``, ``render_batch_size`` per UNet batch."""
+        """Step 5: denoise each unit (level vectors int [n, K]: a video of n frames, every frame from ``x_t``
+        [1, C, 1, h, w], each frame with its own token scales); yields uint8 frames [n, H, W, 3] per unit, in order.
+        Consecutive units of one length go through the UNet together, up to ``render_batch_size`` frames a batch."""
         t2v, cfg = self.t2v, guidance_scale != 1
-        with reweighting(t2v.unet.unet), t2v.progress_bar(total=len(keys)) as progress:
-            for start in range(0, len(keys), self.render_batch_size):
-                batch = keys[start : start + self.render_batch_size]
-                b = len(batch)
-                kwargs = {"token_scales": self.token_scales(batch, targets, strength, num_levels, cfg).to(x_t.device)}
-                latents = x_t.expand(b, -1, -1, -1, -1).clone()  # (b, C, 1, h, w)
+        with reweighting(t2v.unet.unet), t2v.progress_bar(total=sum(len(u) for u in units)) as progress:
+            for batch in _batches(units, self.render_batch_size):
+                b, n = len(batch), len(batch[0])
+                keys = np.concatenate(batch)  # (b * n, K), b-major over frames
+                kwargs = {"token_scales": self.token_scales(keys, targets, strength, num_levels, cfg).to(x_t.device)}
+                latents = x_t.expand(b, -1, n, -1, -1).clone()  # (b, C, n, h, w)
                 cond = prompt_embeds.expand(b, -1, -1)
                 uncond = None if negative_prompt_embeds is None else negative_prompt_embeds.expand(b, -1, -1)
                 t2v.scheduler.set_timesteps(num_inference_steps, device=x_t.device)  # fresh state per batch
                 for t in t2v.scheduler.timesteps:
                     pred = t2v.guided_prediction(latents, t, cond, uncond, guidance_scale, kwargs)
                     latents = t2v.scheduler.step(pred, t, latents, return_dict=False)[0]
-                yield from t2v.decode_latents(latents)[:, 0].numpy()  # (b, H, W, 3)
-                progress.update(b)
+                yield from t2v.decode_latents(latents).numpy()  # (b, n, H, W, 3)
+                progress.update(b * n)
 
     # --- call -------------------------------------------------------------------------------------------------------
 
@@ -224,6 +226,7 @@ class AudioScenePipeline:
         height: int | None = None,
         width: int | None = None,
         share_levels: bool = True,
+        chunk_frames: int = 1,
         output_path: str | os.PathLike | None = None,
         max_duration_s: float | None = None,
         return_dict: bool = True,
@@ -246,7 +249,11 @@ class AudioScenePipeline:
             image: a still image to animate (path, PIL, uint8 [H, W, 3]): its DDIM inversion under ``prompt`` is the
                 initial latent.
             height, width: output size in px (default: the model's).
-            share_levels: render each distinct level vector once (False: every frame, the naive cost).
+            share_levels: render each distinct unit once (False: every frame, the naive cost).
+            chunk_frames: frames denoised together as one video through the motion layers, each with its own token
+                scales (1 .. ``t2v.max_frames``). 1 (default): every frame alone, so equal level vectors share one
+                render; n > 1: chunks of n frames, and equal chunks (the same levels in the same order: silence, a
+                held level) share one.
             output_path: stream the frames to this mp4 with the mixed sound instead of holding them.
             max_duration_s: refuse longer sounds.
             return_dict: return an :class:`AudioSceneOutput`, else ``(frames, fps)``.
@@ -258,6 +265,9 @@ class AudioScenePipeline:
         width = t2v.default_size if width is None else width
         sounds = as_sound_list(audio)
         words = check_scene_inputs(prompt, sounds, target_words, strength, smoothing_s, signal, levels, fps)
+        if not is_int(chunk_frames) or not 1 <= chunk_frames <= t2v.max_frames:
+            raise ValueError(f"chunk_frames must be an integer from 1 to {t2v.max_frames} (the model's motion_max_seq_"
+                             f"length), got {chunk_frames!r}")  # fmt: skip
         t2v.check_inputs(prompt, negative_prompt, None, None, 1, height, width, num_inference_steps, guidance_scale,
                          1, latents, generator, "np", ["latents"], fps, 0.0)  # fmt: skip
         picture = None if image is None else image_source(image)
@@ -277,12 +287,9 @@ class AudioScenePipeline:
         control = np.stack([control_curve(w, fps, signal, smoothing_s, num_frames) for w in waves])  # (K, F)
         level = quantize(control, levels)
         drive = level if strength > 0 else np.zeros_like(level)  # strength 0: every scale is 1, the base frame
-        if share_levels:
-            keys, frame_key = distinct_levels(drive)  # (L, K), (F,)
-        else:
-            keys = np.concatenate([np.zeros((1, len(waves)), np.int64), drive.T])  # the base frame, then every frame
-            frame_key = np.arange(1, num_frames + 1)
-        logger.info("%d frames, %d render(s) (%s)", num_frames, len(keys), "shared" if share_levels else "naive")
+        units, chunk_unit = plan_units(drive, chunk_frames, share_levels)  # unit 0: the base frame
+        num_rendered = sum(len(u) for u in units)
+        logger.info("%d frames, %d rendered (%s)", num_frames, num_rendered, "shared" if share_levels else "naive")
 
         # 4. Text and the initial latent.
         device, dtype = t2v._execution_device, t2v.unet.dtype
@@ -297,9 +304,9 @@ class AudioScenePipeline:
         x_t = t2v.prepare_latents(1, 1, height, width, dtype, device, generator, latents, shared_frame_noise=True)
 
         # 5. Render the distinct level vectors; 6. map them back to the frames.
-        rendered = self.render(keys, x_t, prompt_embeds, negative, targets, float(strength), levels,
+        rendered = self.render(units, x_t, prompt_embeds, negative, targets, float(strength), levels,
                                num_inference_steps, guidance_scale)  # fmt: skip
-        frames, base = self._assemble(rendered, frame_key, share_levels, output_path, fps, mixed)
+        frames, base = self._assemble(rendered, chunk_unit, share_levels, output_path, fps, mixed)
         psnr = None
         if picture is not None:
             from avdiff.pipelines.audio_scene_inversion import reconstruction_psnr
@@ -310,18 +317,18 @@ class AudioScenePipeline:
             return frames, fps
         return AudioSceneOutput(frames=frames, fps=fps, audio=mixed, path=None if output_path is None else
                                 Path(output_path), num_frames=num_frames, targets=targets, control=control,
-                                levels=level, num_levels=levels, base_frame=base, num_rendered=len(keys),
+                                levels=level, num_levels=levels, base_frame=base, num_rendered=num_rendered,
                                 image_psnr=psnr)  # fmt: skip
 
-    def _assemble(self, rendered, frame_key: np.ndarray, share_levels: bool, output_path, fps, mixed):
-        """Frames in order from the renders: (uint8 [F, H, W, 3] or None when streamed, the base frame)."""
+    def _assemble(self, rendered, chunk_unit: np.ndarray, share_levels: bool, output_path, fps, mixed):
+        """Frames in order from the rendered units: (uint8 [F, H, W, 3], or None when streamed; the base frame)."""
         if share_levels:
-            cache = list(rendered)  # (L,) frames: bounded by levels ** K, not by the length
-            base = cache[0]
-            ordered = (cache[k] for k in frame_key)
+            cache = list(rendered)  # the distinct units: bounded by the levels, not by the length
+            base = cache[0][0]
+            ordered = (frame for u in chunk_unit for frame in cache[u])
         else:
-            base = next(rendered)
-            ordered = rendered  # already in frame order
+            base = next(rendered)[0]
+            ordered = (frame for unit in rendered for frame in unit)  # already in frame order
         if output_path is None:
             return np.stack(list(ordered)), base
         from avdiff.video.io import VideoWriter
@@ -330,3 +337,16 @@ class AudioScenePipeline:
             for frame in ordered:
                 out.write(frame)
         return None, base
+
+
+def _batches(units: list[np.ndarray], max_frames: int):
+    """Consecutive units of one length, grouped so that a group holds at most ``max_frames`` frames (at least one
+    unit)."""
+    group: list[np.ndarray] = []
+    for unit in units:
+        if group and (len(unit) != len(group[0]) or (len(group) + 1) * len(unit) > max_frames):
+            yield group
+            group = []
+        group.append(unit)
+    if group:
+        yield group

@@ -73,13 +73,30 @@ def quantize(curves: np.ndarray, levels: int = DEFAULT_LEVELS) -> np.ndarray:
     return np.rint(np.clip(curves, 0.0, 1.0) * (levels - 1)).astype(np.int64)
 
 
-def distinct_levels(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Level vectors [K, F] -> (the distinct vectors [L, K], in order of first appearance; each frame's index into
-    them, int64 [F]). The all-zero vector (the base frame) is always the first row."""
+def plan_units(levels: np.ndarray, chunk_frames: int = 1, share: bool = True) -> tuple[list[np.ndarray], np.ndarray]:
+    """What to denoise: the frames cut into chunks of ``chunk_frames`` (the last may be shorter), each a *unit* of
+    level vectors int64 [n, K]; unit 0 is always the base frame (one all-zero vector).
+
+    With ``share``, equal units (the same level vectors in the same order) are denoised once: with ``chunk_frames=1``
+    a unit is one frame's level vector, so the cost is the number of distinct level vectors, whatever the length.
+
+    Args:
+        levels: int [K, F].
+
+    Returns:
+        (the units, in order of first appearance; each chunk's unit index, int64 [ceil(F / chunk_frames)]).
+    """
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames!r}")
     k, f = levels.shape
-    keys = np.concatenate([np.zeros((1, k), np.int64), levels.T.astype(np.int64)])  # (1 + F, K)
-    unique, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")  # first appearance; row 0 of keys (the zeros) comes first
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return unique[order], rank[inverse.reshape(-1)][1:]
+    units = [np.zeros((1, k), np.int64)]
+    seen = {(units[0].shape, units[0].tobytes()): 0}
+    chunk_unit = []
+    for start in range(0, f, chunk_frames):
+        unit = np.ascontiguousarray(levels[:, start : start + chunk_frames].T, dtype=np.int64)  # (n, K)
+        key = (unit.shape, unit.tobytes())
+        if not share or key not in seen:
+            seen[key] = len(units)
+            units.append(unit)
+        chunk_unit.append(seen[key])
+    return units, np.asarray(chunk_unit, dtype=np.int64)
