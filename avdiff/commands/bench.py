@@ -43,8 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc.add_argument("--seconds", type=float, default=8.0, metavar="S", help="audio length of the timed runs (also S/2)")
     sc.add_argument("--size", type=int, default=64, help="frame side in px")
     sc.add_argument("--steps", type=int, default=4, help="DDIM steps of the timed runs")
-    sc.add_argument("--durations", type=float, nargs="+", default=[10.0, 60.0, 240.0], metavar="S",
-                    help="audio lengths of the peak-memory runs, each in a fresh process (default 10 60 240)")
+    sc.add_argument("--durations", type=float, nargs="+", default=[60.0, 240.0, 600.0], metavar="S",
+                    help="audio lengths of the peak-memory runs, each in a fresh process (default 60 240 600)")
     sc.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
     sc.set_defaults(func=run_scene)
     vis = bench.add_parser("visualize", help="music videos: seconds per second of music (keyframe images) against "
