@@ -110,6 +110,18 @@ def test_change_from_the_base_follows_the_level(scene):
     assert scene.num_rendered == len(set(level.tolist())) < len(level)
 
 
+def test_a_crackle_under_a_known_loudness_curve_moves_the_frames_with_that_curve(pipe):
+    from avdiff.bench.audio_scene import crackle
+
+    sound, envelope = crackle(4.0, fps=8, seed=3)  # the truth: the envelope the crackle was made with
+    out = pipe(PROMPT, sound, target_words="campfire", strength=3.0, num_inference_steps=STEPS, generator=gen())
+    d = change(out.frames, out.base_frame)
+    assert len(d) == len(envelope) == 32
+    r = np.corrcoef(d, envelope)[0, 1]
+    print(f"r(change from the base frame, known loudness curve) = {r:.3f}; {out.num_rendered} renders for 32 frames")
+    assert r >= 0.8
+
+
 def test_shared_renders_give_the_naive_frames(pipe, scene):
     naive = pipe(PROMPT, CRACKLE, target_words="campfire", strength=3.0, num_inference_steps=STEPS, generator=gen(),
                  share_levels=False)
@@ -251,3 +263,15 @@ def test_equal_chunks_share_their_render(moving_pipe):
     assert np.array_equal(out.levels[0][:8], out.levels[0][8:]) and len(set(out.levels[0].tolist())) > 1
     assert out.num_rendered == 1 + 8  # the base frame and two distinct chunks, not 16 frames
     assert np.array_equal(out.frames[:8], out.frames[8:])
+
+
+def test_save_and_from_pretrained_give_the_same_scene(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "model")
+    loaded = AudioScenePipeline.from_pretrained(tmp_path / "model", audio_text_encoder=ToneEncoder())
+    loaded.set_progress_bar_config(disable=True)
+    call = dict(target_words="campfire", strength=3.0, num_inference_steps=STEPS)
+    a = pipe(PROMPT, CRACKLE, generator=gen(), **call)
+    b = loaded(PROMPT, CRACKLE, generator=gen(), **call)
+    assert np.array_equal(a.frames, b.frames)
+    with pytest.raises(ValueError, match="t2v must be a TextToVideoPipeline"):
+        AudioScenePipeline("scene-tiny")

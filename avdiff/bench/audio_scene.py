@@ -63,20 +63,21 @@ def timed_call(pipe, sound, size: int, steps: int, share: bool, output_path: str
 
 
 def crackle(seconds: float, fps: int = 8, sample_rate: int = 16000, seed: int = 0):
-    """The procedural fire crackle (:func:`avdiff.audio.scene_sounds.texture`) under a random loudness envelope."""
+    """The procedural fire crackle (:func:`avdiff.audio.scene_sounds.texture`) under a random loudness envelope:
+    (the sound, the envelope float [round(seconds * fps)], one value per video frame)."""
     from avdiff.audio.io import Waveform
     from avdiff.audio.scene_sounds import curve_to_samples, random_envelope, texture
 
     n = int(round(seconds * sample_rate))
     env = random_envelope(np.random.default_rng(seed), int(round(seconds * fps)))
     samples = 0.2 * texture("crackle", n, sample_rate, seed) * curve_to_samples(env, n, fps, sample_rate)
-    return Waveform(torch.tensor(samples, dtype=torch.float32), sample_rate)
+    return Waveform(torch.tensor(samples, dtype=torch.float32), sample_rate), env
 
 
 def smoothing_tradeoff(pipe, seconds: float, size: int, steps: int,
                        spans: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)) -> list[dict]:  # fmt: skip
     """Response and flicker of the driven change for each smoothing span (see the module docstring)."""
-    sound, rows, first = crackle(seconds), [], None
+    (sound, _), rows, first = crackle(seconds), [], None
     raw = None
     for span in spans:
         start = time.perf_counter()

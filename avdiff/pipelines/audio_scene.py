@@ -144,6 +144,26 @@ class AudioScenePipeline:
             self._encoder = AlignedEncoder.from_pretrained(DEFAULT_ENCODER)
         return self._encoder
 
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        """Save the text-to-video pipeline (``from_pretrained`` loads it back). The word-choosing encoder is not
+        saved: pass it again, or the bundled one loads."""
+        self.t2v.save_pretrained(save_directory, **kwargs)
+
+    def check_inputs(self, prompt, sounds: list, target_words, strength, smoothing_s, signal, levels, fps,
+                     chunk_frames, negative_prompt, height, width, num_inference_steps, guidance_scale, latents,
+                     generator) -> list | None:  # fmt: skip
+        """Raise a ValueError naming the argument and its value for anything that cannot work, before any work: the
+        scene's own arguments (:func:`~avdiff.pipelines.audio_scene_checks.check_scene_inputs`) and the text-to-video
+        ones (:meth:`TextToVideoPipeline.check_inputs`, for single frames). Returns ``target_words`` as a list or
+        None."""
+        words = check_scene_inputs(prompt, sounds, target_words, strength, smoothing_s, signal, levels, fps)
+        if not is_int(chunk_frames) or not 1 <= chunk_frames <= self.t2v.max_frames:
+            raise ValueError(f"chunk_frames must be an integer from 1 to {self.t2v.max_frames} (the model's "
+                             f"motion_max_seq_length), got {chunk_frames!r}")  # fmt: skip
+        self.t2v.check_inputs(prompt, negative_prompt, None, None, 1, height, width, num_inference_steps,
+                              guidance_scale, 1, latents, generator, "np", ["latents"], fps, 0.0)  # fmt: skip
+        return words
+
     # --- steps ----------------------------------------------------------------------------------------------------
 
     def choose_targets(self, prompt: str, sounds: list, target_words: list | None = None) -> list[SceneTarget]:
@@ -264,12 +284,9 @@ class AudioScenePipeline:
         height = t2v.default_size if height is None else height
         width = t2v.default_size if width is None else width
         sounds = as_sound_list(audio)
-        words = check_scene_inputs(prompt, sounds, target_words, strength, smoothing_s, signal, levels, fps)
-        if not is_int(chunk_frames) or not 1 <= chunk_frames <= t2v.max_frames:
-            raise ValueError(f"chunk_frames must be an integer from 1 to {t2v.max_frames} (the model's motion_max_seq_"
-                             f"length), got {chunk_frames!r}")  # fmt: skip
-        t2v.check_inputs(prompt, negative_prompt, None, None, 1, height, width, num_inference_steps, guidance_scale,
-                         1, latents, generator, "np", ["latents"], fps, 0.0)  # fmt: skip
+        words = self.check_inputs(prompt, sounds, target_words, strength, smoothing_s, signal, levels, fps,
+                                  chunk_frames, negative_prompt, height, width, num_inference_steps, guidance_scale,
+                                  latents, generator)  # fmt: skip
         picture = None if image is None else image_source(image)
         if output_path is not None:
             from avdiff.video.io import check_output_path
