@@ -35,6 +35,8 @@ def test_arguments_are_checked_before_any_work(sound, tmp_path, capsys, monkeypa
         (["--out", out, "--chunk-frames", "0"], "--chunk-frames must be >= 1"),
         (["--out", out, "--guidance", "0.5"], "--guidance must be a number >= 1"),
         (["--out", out, "--fps", "1e9"], "--fps must be between 1 and 120"),
+        (["--out", out, "--plot", str(sound)], "is one of the inputs"),
+        (["--out", out, "--plot", str(tmp_path)], "is a folder"),
     ]  # fmt: skip
     for args, message in cases:
         assert main(base + args) == 2, args
@@ -56,13 +58,18 @@ def test_a_smoke_run_writes_the_scene_with_its_sound(sound, tmp_path, capsys):
 
     out = tmp_path / "scene.mp4"
     assert main(["scene", "--prompt", PROMPT, "--audio", str(sound), "--word", "campfire", "--preset", "tiny",
-                 "--steps", "3", "--strength", "4", "--out", str(out)]) == 0  # fmt: skip
+                 "--steps", "3", "--strength", "4", "--out", str(out),
+                 "--plot", str(tmp_path / "c.png")]) == 0  # fmt: skip
     text = capsys.readouterr().out
     assert "drives 'campfire' (given)" in text and "12 frames at 8 fps" in text
     with VideoReader(out) as video:
         frames = np.stack(list(video))
         assert abs(video.audio.duration_s - 1.5) < 0.05
     assert len(frames) == 12 and len({f.tobytes() for f in frames}) > 1  # the sound moved the picture
+    from PIL import Image
+
+    plot = np.asarray(Image.open(tmp_path / "c.png").convert("RGB"))
+    assert plot.shape == (260, 900, 3) and (np.abs(plot.astype(int) - [217, 72, 15]).sum(-1) < 40).sum() > 100
 
 
 def test_bench_scene_reports_naive_against_shared(capsys):

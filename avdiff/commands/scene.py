@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=None, metavar="PX", help="frame side in px (default: the model's)")
     p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="S",
                    help=f"refuse audio longer than S seconds (default {DEFAULT_MAX_DURATION_S:g})")
+    p.add_argument("--plot", metavar="PNG", help="also write a picture of the control curve(s) and their levels")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.set_defaults(func=run)
 
@@ -86,6 +87,12 @@ def check_arguments(args: argparse.Namespace) -> dict:
         check_output_path(args.out, inputs, name="--out")
     except ValueError as e:
         raise CommandError(str(e)) from e
+    if args.plot is not None:
+        plot = Path(args.plot)
+        if plot.is_dir():
+            raise CommandError(f"--plot {args.plot!r} is a folder; give a file name such as curve.png")
+        if plot.exists() and any(os.path.exists(v) and os.path.samefile(v, plot) for v in [args.out, *inputs.values()]):
+            raise CommandError(f"--plot {args.plot!r} is one of the inputs or --out; choose another file")
     if args.word is not None:
         from avdiff.encoders.prompt_tokens import PromptTokens
 
@@ -136,6 +143,13 @@ def run(args: argparse.Namespace) -> int:
                    output_path=args.out, **kwargs)  # fmt: skip
     except ValueError as e:  # a word not in the prompt, unreadable audio or image, a size the model cannot take
         raise CommandError(str(e)) from e
+    if args.plot:
+        from PIL import Image
+
+        from avdiff.pipelines.audio_scene_signal import plot_control
+
+        picture = plot_control(out.control, out.fps, [t.word for t in out.targets], out.levels, out.num_levels)
+        Image.fromarray(picture).save(args.plot)
     for audio, target in zip(args.audio, out.targets):
         scores = ", ".join(f"{w} {s:.3f}" for w, s in target.candidates.items())
         how = f"chosen ({scores})" if target.chosen_by == "encoder" else "given"

@@ -100,3 +100,41 @@ def plan_units(levels: np.ndarray, chunk_frames: int = 1, share: bool = True) ->
             units.append(unit)
         chunk_unit.append(seen[key])
     return units, np.asarray(chunk_unit, dtype=np.int64)
+
+
+def plot_control(control: np.ndarray, fps: FpsLike, labels: list[str], levels: np.ndarray | None = None,
+                 num_levels: int | None = None, *, width_px: int = 900,
+                 height_px: int = 260) -> np.ndarray:  # fmt: skip
+    """A picture of the control curves against time: uint8 [H, W, 3] (matplotlib, drawn off-screen).
+
+    Args:
+        control: ``m_k(f)`` float [K, F] in [0, 1].
+        fps: the video frame rate (frame ``f`` at ``f / fps`` s).
+        labels: one label per curve (the word the sound drives).
+        levels, num_levels: the quantized levels int [K, F] and their count, drawn as steps (or None).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    control = np.atleast_2d(np.asarray(control, dtype=np.float64))
+    if len(labels) != len(control):
+        raise ValueError(f"labels must name each of the {len(control)} curves, got {len(labels)}")
+    times = np.arange(control.shape[1]) / float(as_fraction_fps(fps))
+    fig = Figure(figsize=(width_px / 100, height_px / 100), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    colors = ["#d9480f", "#1f5fbf", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#c2255c", "#5c940d"]
+    for k, (curve, label) in enumerate(zip(control, labels)):
+        color = colors[k % len(colors)]
+        ax.plot(times, curve, color=color, lw=1.6, label=f"{label}: m(f)")
+        if levels is not None and num_levels:
+            ax.step(times, np.asarray(levels[k]) / (num_levels - 1), where="mid", color=color, lw=0.8, ls="--",
+                    alpha=0.7, label=f"{label}: level")  # fmt: skip
+    ax.set_xlim(0, max(times[-1], 1e-3) if len(times) else 1)
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("control")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
