@@ -136,6 +136,15 @@ def test_shared_renders_give_the_naive_frames(pipe, scene):
     assert np.array_equal(shared.frames, naive.frames)  # one render per batch: bit for bit
 
 
+def test_a_silent_sound_moves_nothing_and_says_so(pipe, caplog):
+    silence = Waveform(torch.zeros(1, SR), SR)
+    with caplog.at_level("WARNING"):
+        out = pipe(PROMPT, silence, target_words="lake", strength=3.0, num_inference_steps=STEPS, generator=gen())
+    assert "audio[0] is silent (no rms signal): it does not move 'lake'" in caplog.text
+    assert out.num_rendered == 1 and len(out.frames) == 8
+    assert all(np.array_equal(f, out.base_frame) for f in out.frames)
+
+
 def test_a_split_word_drives_all_its_token_pieces(pipe):
     tokens = pipe.t2v.tokenize(PROMPT)
     [target] = pipe.choose_targets(PROMPT, [CRACKLE], ["campfire"])

@@ -302,6 +302,8 @@ class AudioScenePipeline:
         # 3. Control curves and levels, by the one clock.
         num_frames = FrameClock(fps, mixed.sample_rate).num_frames(mixed.num_samples)
         control = np.stack([control_curve(w, fps, signal, smoothing_s, num_frames) for w in waves])  # (K, F)
+        for k in np.flatnonzero(control.max(axis=1) == 0):
+            logger.warning("audio[%d] is silent (no %s signal): it does not move %r", k, signal, targets[k].word)
         level = quantize(control, levels)
         drive = level if strength > 0 else np.zeros_like(level)  # strength 0: every scale is 1, the base frame
         units, chunk_unit = plan_units(drive, chunk_frames, share_levels)  # unit 0: the base frame
