@@ -22,7 +22,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 # The diffusers pipeline class saved in model_index.json -> the job it does.
-PIPELINE_KINDS = {"TalkingHeadPipeline": "talking-head"}
+PIPELINE_KINDS = {"TalkingHeadPipeline": "talking-head", "TextToVideoPipeline": "text-to-video"}
 
 
 @dataclass(frozen=True)

@@ -175,9 +175,11 @@ class ModelRegistry:
     def _load(self, entry: ModelEntry):
         from avdiff.commands.talk import to_device
         from avdiff.pipelines.talking_head import TalkingHeadPipeline
+        from avdiff.pipelines.text_to_video import TextToVideoPipeline
 
         logger.info("loading %s from %s", entry.name, entry.path)
-        pipe = to_device(TalkingHeadPipeline.from_pretrained(entry.path), self.device)
+        cls = TextToVideoPipeline if entry.kind == "text-to-video" else TalkingHeadPipeline
+        pipe = to_device(cls.from_pretrained(entry.path), self.device)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
