@@ -102,7 +102,7 @@ class AudioScenePipeline:
         t2v: the text-to-video pipeline (its UNet, codec, text encoder and DDIM scheduler).
         audio_text_encoder: an :class:`~avdiff.encoders.base.AudioTextEncoder` for the token choice; None loads the
             bundled ``scene_aligner`` the first time a sound has no target word.
-        render_batch_size: level vectors denoised per UNet batch (memory: CFG doubles it).
+        render_batch_size: frames per UNet batch (at least one unit of ``chunk_frames``; CFG doubles the rows).
     """
 
     def __init__(self, t2v: TextToVideoPipeline, audio_text_encoder=None, render_batch_size: int = 8):

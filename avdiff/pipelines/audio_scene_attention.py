@@ -20,6 +20,8 @@ through ``AttnProcessor2_0`` unchanged, so a frame with no control is the base p
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
@@ -112,17 +114,13 @@ def reweight_processors(unet: nn.Module) -> dict[str, object]:
     return {name: processor if ".attentions." in name else current for name, current in unet.attn_processors.items()}
 
 
-class reweighting:  # noqa: N801 - used as a context manager, like torch.no_grad
+@contextmanager
+def reweighting(unet: nn.Module) -> Iterator[nn.Module]:
     """``with reweighting(unet): ...`` installs :func:`reweight_processors` on a diffusers UNet and puts the previous
     processors back on exit (also on an exception)."""
-
-    def __init__(self, unet: nn.Module):
-        self.unet = unet
-
-    def __enter__(self) -> nn.Module:
-        self.saved = dict(self.unet.attn_processors)
-        self.unet.set_attn_processor(reweight_processors(self.unet))
-        return self.unet
-
-    def __exit__(self, *exc) -> None:
-        self.unet.set_attn_processor(self.saved)
+    saved = dict(unet.attn_processors)
+    unet.set_attn_processor(reweight_processors(unet))
+    try:
+        yield unet
+    finally:
+        unet.set_attn_processor(saved)
