@@ -16,7 +16,7 @@ from avdiff import __version__
 
 logger = logging.getLogger(__name__)
 
-COMMANDS = ["analyze", "bench", "synth", "prepare", "talk", "generate", "visualize", "eval", "train", "demo"]
+COMMANDS = ["analyze", "bench", "synth", "prepare", "talk", "generate", "visualize", "scene", "eval", "train", "demo"]
 
 
 class CommandError(Exception):

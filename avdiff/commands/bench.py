@@ -8,7 +8,7 @@ from avdiff.bundled import DEFAULT_SCENE_MODEL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks (audio, unet, talk, scenes, text-to-video, visualize)")
+    p = sub.add_parser("bench", help="benchmarks (audio, unet, talk, scenes, scene, text-to-video, visualize)")
     bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     a = bench.add_parser("audio", help="loading, log-mel and rhythm analysis as multiples of real time")
     a.add_argument("--duration", type=float, default=180.0, metavar="S", help="length of the generated track (s)")
@@ -40,8 +40,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = bench.add_parser("scenes", help="procedural scene clips: milliseconds per clip by stage")
     s.add_argument("--clips", type=int, default=40, help="clips to make")
     s.set_defaults(func=run_scenes)
-    vis = bench.add_parser("visualize", help="music videos: seconds per second of music (keyframe images, prompts) against "
-                                             "the encode-only baseline, and peak memory vs song length")  # fmt: skip
+    sc = bench.add_parser("scene", help="audio-aligned scenes (AADiff): seconds per second of audio, naive against "
+                                        "shared levels, and peak memory vs audio length")  # fmt: skip
+    sc.add_argument("--seconds", type=float, default=8.0, metavar="S", help="audio length of the timed runs (also S/2)")
+    sc.add_argument("--size", type=int, default=64, help="frame side in px")
+    sc.add_argument("--steps", type=int, default=4, help="DDIM steps of the timed runs")
+    sc.add_argument("--durations", type=float, nargs="+", default=[60.0, 240.0, 600.0], metavar="S",
+                    help="audio lengths of the peak-memory runs, each in a fresh process (default 60 240 600)")
+    sc.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
+    sc.set_defaults(func=run_scene)
+    vis = bench.add_parser("visualize", help="music videos: seconds per second of music (keyframe images, prompts) "
+                                             "against the encode-only baseline, and peak memory vs song length")
     vis.add_argument("--seconds", type=float, default=30.0, metavar="S", help="song length of the timed runs")
     vis.add_argument("--size", type=int, default=64, help="frame side in px for the keyframe-images runs")
     vis.add_argument("--fps", default="30000/1001", help="frame rate (default 29.97)")
@@ -103,4 +112,15 @@ def run_visualize(args: argparse.Namespace) -> int:
         print(main(args.seconds, args.size, args.fps, tuple(args.durations), args.threads, model, args.steps))
     except (OSError, ValueError) as e:
         raise CommandError(f"bench visualize: {e}") from e
+    return 0
+
+
+def run_scene(args: argparse.Namespace) -> int:
+    from avdiff.bench.audio_scene import main
+    from avdiff.cli import CommandError
+
+    if not args.seconds > 0 or args.steps < 1 or any(not d > 0 for d in args.durations):
+        raise CommandError(f"--seconds and --durations must be > 0 and --steps >= 1, got {args.seconds:g}, "
+                           f"{args.durations}, {args.steps}")  # fmt: skip
+    print(main(args.seconds, args.size, args.steps, tuple(args.durations), args.threads))
     return 0

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from avdiff.demo.context import TabContext
 from avdiff.demo.tabs.music import MusicTab
+from avdiff.demo.tabs.scene import SceneTab
 from avdiff.demo.tabs.talking_head import TalkingHeadTab
 
 
@@ -25,6 +26,6 @@ class Tab(Protocol):
         (``api_name=``) make its jobs callable with ``gradio_client``."""
 
 
-TABS: list[type[Tab]] = [TalkingHeadTab, MusicTab]
+TABS: list[type[Tab]] = [TalkingHeadTab, MusicTab, SceneTab]
 
-__all__ = ["TABS", "MusicTab", "Tab", "TalkingHeadTab"]
+__all__ = ["TABS", "MusicTab", "SceneTab", "Tab", "TalkingHeadTab"]

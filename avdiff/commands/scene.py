@@ -1,0 +1,160 @@
+"""``avdiff scene``: an audio-aligned scene (AADiff): a prompt and sounds, each sound driving one word's attention.
+
+Every argument is checked before any work; the video is written to ``--out`` with the mixed sound. The model is the
+bundled scene model (``scene-tiny``) unless ``--model`` names a saved text-to-video folder or a Stable Diffusion 1.5
+folder/id, or ``--preset tiny`` asks for random weights (a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+from pathlib import Path
+
+from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "scene-tiny"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scene", help="an audio-aligned scene: each sound drives one word of the prompt (AADiff)",
+                       description="Make a scene from a prompt whose sounding element follows the sound (AADiff): "
+                       "each sound chooses a word of the prompt (or --word gives it), and that word's cross-attention "
+                       "is scaled frame by frame by the sound's loudness. Every argument is checked before any work.")
+    p.add_argument("--prompt", required=True, help="the scene, e.g. 'a campfire beside a lake at night'")
+    p.add_argument("--audio", required=True, action="append", metavar="FILE",
+                   help="a sound (any audio file); repeat for several sounds, each driving its own word")
+    p.add_argument("--word", action="append", metavar="WORD", help="the prompt word a sound drives, one per --audio "
+                   "in order (default: chosen by the audio-text encoder)")  # fmt: skip
+    p.add_argument("--image", metavar="FILE", help="a still image to animate (DDIM-inverted with the prompt)")
+    p.add_argument("--out", required=True, help="output .mp4 (with the mixed sound); never an input, never a folder")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--model", metavar="PATH", help="a saved text-to-video folder, a bundled model's name or a "
+                        f"Stable Diffusion 1.5 folder/id (default: {DEFAULT_MODEL})")  # fmt: skip
+    source.add_argument("--preset", metavar="NAME", help="a random-weight text-to-video preset (tiny), for smoke runs")
+    p.add_argument("--fps", default=None, help="frame rate from 1 to 120 (default: the model's)")
+    p.add_argument("--strength", type=float, default=1.0, help="attention scale 1 + strength * m, m in [0, 1]")
+    p.add_argument("--smoothing", type=float, default=0.0, metavar="S", help="control curve smoothing, seconds")
+    p.add_argument("--signal", default="rms", choices=["rms", "onset", "percussive"], help="what drives the word")
+    p.add_argument("--levels", type=int, default=16, help="quantization levels (frames with equal levels share work)")
+    p.add_argument("--chunk-frames", type=int, default=1, metavar="N", help="frames denoised together through the "
+                   "motion layers (default 1: every frame alone, equal levels share one render)")  # fmt: skip
+    p.add_argument("--steps", type=int, default=25, help="DDIM steps")
+    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (1 = off)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the one initial noise")
+    p.add_argument("--size", type=int, default=None, metavar="PX", help="frame side in px (default: the model's)")
+    p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="S",
+                   help=f"refuse audio longer than S seconds (default {DEFAULT_MAX_DURATION_S:g})")
+    p.add_argument("--plot", metavar="PNG", help="also write a picture of the control curve(s) and their levels")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.set_defaults(func=run)
+
+
+def check_arguments(args: argparse.Namespace) -> dict:
+    """Everything that can be checked before any work; returns the pipeline call's keyword arguments."""
+    from avdiff.cli import CommandError
+    from avdiff.commands.talk import checked_fps, checked_max_duration
+    from avdiff.video.io import check_output_path
+
+    if not args.prompt.strip():
+        raise CommandError("--prompt is empty")
+    for path in args.audio + ([args.image] if args.image else []):
+        flag = "--image" if path == args.image else "--audio"
+        if not os.path.isfile(path):
+            raise CommandError(f"{flag} {path!r}: no such file" if not os.path.exists(path) else
+                               f"{flag} {path!r}: not a file")  # fmt: skip
+    if args.word is not None and len(args.word) != len(args.audio):
+        raise CommandError(f"--word is given {len(args.word)} time(s) for {len(args.audio)} --audio; give one word "
+                           "per sound, in order, or none")  # fmt: skip
+    for flag, value in (("--strength", args.strength), ("--smoothing", args.smoothing)):
+        if not (math.isfinite(value) and value >= 0):
+            raise CommandError(f"{flag} must be a number >= 0, got {value:g}")
+    for flag, value, low in (("--levels", args.levels, 2), ("--steps", args.steps, 1),
+                             ("--chunk-frames", args.chunk_frames, 1)):  # fmt: skip
+        if value < low:
+            raise CommandError(f"{flag} must be >= {low}, got {value}")
+    if not (math.isfinite(args.guidance) and args.guidance >= 1):
+        raise CommandError(f"--guidance must be a number >= 1, got {args.guidance:g}")
+    checked_max_duration(args.max_duration)
+    inputs = {f"--audio {a}": a for a in args.audio}
+    if args.image:
+        inputs["--image"] = args.image
+    try:
+        check_output_path(args.out, inputs, name="--out")
+    except ValueError as e:
+        raise CommandError(str(e)) from e
+    if args.plot is not None:
+        plot = Path(args.plot)
+        if plot.is_dir():
+            raise CommandError(f"--plot {args.plot!r} is a folder; give a file name such as curve.png")
+        if plot.exists() and any(os.path.exists(v) and os.path.samefile(v, plot) for v in [args.out, *inputs.values()]):
+            raise CommandError(f"--plot {args.plot!r} is one of the inputs or --out; choose another file")
+    if args.word is not None:
+        from avdiff.encoders.prompt_tokens import PromptTokens
+
+        probe = PromptTokens(args.prompt, None, None, [], [])
+        for word in args.word:
+            if not probe.spans(word):
+                raise CommandError(f"--word {word!r} is not a word of the prompt {args.prompt!r}")
+    kwargs = {"fps": None if args.fps is None else checked_fps(args.fps), "strength": args.strength,
+              "smoothing_s": args.smoothing, "signal": args.signal, "levels": args.levels,
+              "num_inference_steps": args.steps, "chunk_frames": args.chunk_frames, "guidance_scale": args.guidance,
+              "target_words": args.word,
+              "image": args.image, "height": args.size, "width": args.size,
+              "max_duration_s": args.max_duration}  # fmt: skip
+    return kwargs
+
+
+def load_pipeline(args: argparse.Namespace):
+    """The AudioScenePipeline of ``--model`` / ``--preset`` (default: the bundled scene model)."""
+    import torch
+
+    from avdiff.bundled import resolve
+    from avdiff.cli import CommandError
+    from avdiff.pipelines import AudioScenePipeline, TextToVideoPipeline
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.preset:
+        return AudioScenePipeline(TextToVideoPipeline.from_preset(args.preset, seed=args.seed)).to(device)
+    name = args.model or DEFAULT_MODEL
+    folder = resolve(name)
+    if not Path(folder).is_dir() and args.model is None:
+        raise CommandError(f"the bundled scene model {DEFAULT_MODEL} is not installed; choose the model: --model PATH "
+                           "(a trained text-to-video folder or Stable Diffusion 1.5) or --preset tiny (random "
+                           "weights, a smoke run)")  # fmt: skip
+    if Path(name).exists() and not (Path(folder) / "model_index.json").is_file():
+        raise CommandError(f"--model {name!r} is not a saved pipeline folder (no model_index.json)")
+    return AudioScenePipeline.from_pretrained(folder).to(device)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from avdiff.cli import CommandError
+
+    kwargs = check_arguments(args)
+    pipe = load_pipeline(args)
+    try:
+        out = pipe(args.prompt, list(args.audio), generator=torch.Generator().manual_seed(args.seed),
+                   output_path=args.out, **kwargs)  # fmt: skip
+    except ValueError as e:  # a word not in the prompt, unreadable audio or image, a size the model cannot take
+        raise CommandError(str(e)) from e
+    if args.plot:
+        from PIL import Image
+
+        from avdiff.pipelines.audio_scene_signal import plot_control
+
+        picture = plot_control(out.control, out.fps, [t.word for t in out.targets], out.levels, out.num_levels)
+        Image.fromarray(picture).save(args.plot)
+    for audio, target in zip(args.audio, out.targets):
+        scores = ", ".join(f"{w} {s:.3f}" for w, s in target.candidates.items())
+        how = f"chosen ({scores})" if target.chosen_by == "encoder" else "given"
+        print(f"{audio}: drives {target.word!r} ({how})")
+    psnr = f"; image reconstruction {out.image_psnr:.2f} dB PSNR" if out.image_psnr is not None else ""
+    print(f"wrote {out.path} ({out.num_frames} frames at {out.fps} fps; {out.num_rendered} distinct frame(s) "
+          f"rendered{psnr})")  # fmt: skip
+    return 0

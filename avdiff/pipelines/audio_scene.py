@@ -1,0 +1,371 @@
+"""AudioScenePipeline: a prompt and sounds give a scene whose sounding element follows the sound (AADiff).
+
+AADiff (Lee et al., "AADiff: Audio-Aligned Video Synthesis with Text-to-Image Diffusion", arXiv 2305.04001; no public
+code): a sound chooses the prompt word it belongs to through a shared audio-text space, and while the frames are
+generated that word's cross-attention is rescaled frame by frame by the sound's magnitude, as Prompt-to-Prompt
+(arXiv 2208.01626) reweights attention. The sounding element changes with the sound while the rest of the scene holds.
+
+Generation, in the numbered steps of ``__call__``:
+
+1. check the arguments (the text-to-video ones through :meth:`TextToVideoPipeline.check_inputs`), load the sounds;
+2. the target word of each sound: the user's (``target_words``), else :meth:`AudioTextEncoder.select_token` in the
+   shared space (the bundled ``scene_aligner`` by default), mapped to every token position of the word
+   (:meth:`TextToVideoPipeline.word_token_positions`: ``campfire`` is ``camp ##fire`` for MiniLM);
+3. the control curves ``m_k(f)`` in [0, 1], one value per video frame from the one frame clock, and their levels
+   (:mod:`avdiff.pipelines.audio_scene_signal`); ``F = FrameClock(fps, sr).num_frames(N)`` of the mixed sound;
+4. encode the prompt and the negative prompt; the one initial latent ``x_T`` [1, C, 1, h, w] every frame starts from
+   (drawn with ``generator``, or the DDIM inversion of ``image``: :mod:`avdiff.pipelines.audio_scene_inversion`);
+5. render: the frames are cut into units of ``chunk_frames`` (1 by default), each denoised as one video (every
+   frame from ``x_t``) with :class:`~avdiff.pipelines.audio_scene_attention.TokenReweightAttnProcessor` on the
+   spatial attention layers scaling the cond half's attention probabilities of sound ``k``'s tokens in frame ``f`` by
+   ``1 + strength * q_k(f) / (levels - 1)`` (the quantized ``1 + strength * m_k(f)``; not renormalised: the other
+   tokens keep the base pass's maps); equal units are denoised once, the base frame (all levels 0) first;
+6. map the rendered units back to the frames, in order: returned, or streamed to ``output_path`` with the mixed sound.
+
+Cost grows with what changes: with ``chunk_frames=1`` a frame depends only on its own level vector, so a sound that
+swings between a few levels costs a few renders whatever its length (``share_levels=False`` renders every frame: the
+naive path, the same frames), and ``strength=0`` gives the base frame bit for bit. Temporal coherence then comes from
+the shared initial latent and DDIM's deterministic path, as in AADiff, which used an image model. With
+``chunk_frames=n > 1`` the n frames of a chunk are denoised together, so the motion layers keep them coherent, each
+frame with its own scales; only equal chunks (silence, a held level) share their render, so the cost is about one
+render per frame of a changing sound. With ``output_path`` memory holds the distinct units, not the video.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
+from avdiff.pipelines.audio_scene_attention import reweighting
+from avdiff.pipelines.audio_scene_checks import (
+    SceneTarget,
+    as_sound_list,
+    check_scene_inputs,
+    image_source,
+    load_sounds,
+    mix_sounds,
+)
+from avdiff.pipelines.audio_scene_signal import DEFAULT_LEVELS, control_curve, plan_units, quantize
+from avdiff.pipelines.output import VideoPipelineOutput
+from avdiff.pipelines.text_to_video import TextToVideoPipeline
+from avdiff.pipelines.text_to_video_checks import is_int
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ENCODER = "scene_aligner"
+
+
+@dataclass
+class AudioSceneOutput(VideoPipelineOutput):
+    """:class:`~avdiff.pipelines.output.VideoPipelineOutput` (frames uint8 [F, H, W, 3], fps, the mixed sound) plus
+    what the scene was made from.
+
+    Attributes:
+        targets: one :class:`~avdiff.pipelines.audio_scene_checks.SceneTarget` per sound (the word, its token
+            positions, who chose it, every candidate's score).
+        control: the control curves ``m_k(f)``, float32 [K, F] in [0, 1].
+        levels: their quantized levels, int64 [K, F] in ``0 .. num_levels - 1``.
+        num_levels: the number of levels.
+        base_frame: the frame with no control (all levels 0), uint8 [H, W, 3].
+        num_rendered: how many frames were denoised (the distinct units' frames, or 1 + F on the naive path).
+        image_psnr: with ``image``: PSNR (dB) of the base frame against the image (the DDIM reconstruction; equal to
+            the strength-0 output).
+    """
+
+    targets: list[SceneTarget] | None = None
+    control: np.ndarray | None = None
+    levels: np.ndarray | None = None
+    num_levels: int | None = None
+    base_frame: np.ndarray | None = None
+    num_rendered: int | None = None
+    image_psnr: float | None = None
+
+
+class AudioScenePipeline:
+    """Audio-aligned scenes (AADiff) on a :class:`~avdiff.pipelines.TextToVideoPipeline`.
+
+    Example::
+
+        pipe = AudioScenePipeline.from_pretrained("scene-tiny")          # or AudioScenePipeline(t2v)
+        out = pipe("a campfire beside a lake at night", "crackle.wav", strength=2.0, smoothing_s=0.25,
+                   generator=torch.Generator().manual_seed(0))
+        out.targets[0].word, out.targets[0].candidates                   # "campfire", {"campfire": 0.61, ...}
+        out.save("scene.mp4")                                            # with the sound
+
+    Args:
+        t2v: the text-to-video pipeline (its UNet, codec, text encoder and DDIM scheduler).
+        audio_text_encoder: an :class:`~avdiff.encoders.base.AudioTextEncoder` for the token choice; None loads the
+            bundled ``scene_aligner`` the first time a sound has no target word.
+        render_batch_size: frames per UNet batch (at least one unit of ``chunk_frames``; CFG doubles the rows).
+    """
+
+    def __init__(self, t2v: TextToVideoPipeline, audio_text_encoder=None, render_batch_size: int = 8):
+        if not isinstance(t2v, TextToVideoPipeline):
+            raise ValueError(f"t2v must be a TextToVideoPipeline, got {type(t2v).__name__}")
+        if not isinstance(render_batch_size, int) or render_batch_size < 1:
+            raise ValueError(f"render_batch_size must be an integer >= 1, got {render_batch_size!r}")
+        self.t2v = t2v
+        self._encoder = audio_text_encoder
+        self.render_batch_size = render_batch_size
+        self._progress_bar_config: dict = {}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, audio_text_encoder=None,
+                        render_batch_size: int = 8, **kwargs) -> AudioScenePipeline:  # fmt: skip
+        """A bundled model's name (``"scene-tiny"``), a saved folder, or a Stable Diffusion 1.5 id or folder (with
+        ``motion_adapter=...``), through :meth:`TextToVideoPipeline.from_pretrained`."""
+        from avdiff.bundled import resolve
+
+        t2v = TextToVideoPipeline.from_pretrained(resolve(pretrained_model_name_or_path), **kwargs)
+        return cls(t2v, audio_text_encoder, render_batch_size)
+
+    def to(self, *args, **kwargs) -> AudioScenePipeline:
+        self.t2v.to(*args, **kwargs)
+        return self
+
+    def set_progress_bar_config(self, **kwargs) -> None:
+        """tqdm options of the render progress bar (``disable=True`` turns it off)."""
+        self._progress_bar_config = dict(kwargs)
+        self.t2v.set_progress_bar_config(**kwargs)
+
+    @property
+    def audio_text_encoder(self):
+        """The encoder that chooses words (the bundled ``scene_aligner`` unless one was given), loaded on first use."""
+        if self._encoder is None:
+            from avdiff.encoders.aligned import AlignedEncoder
+
+            logger.info("loading the bundled audio-text encoder %r for the token choice", DEFAULT_ENCODER)
+            self._encoder = AlignedEncoder.from_pretrained(DEFAULT_ENCODER)
+        return self._encoder
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        """Save the text-to-video pipeline (``from_pretrained`` loads it back). The word-choosing encoder is not
+        saved: pass it again, or the bundled one loads."""
+        self.t2v.save_pretrained(save_directory, **kwargs)
+
+    def check_inputs(self, prompt, sounds: list, target_words, strength, smoothing_s, signal, levels, fps,
+                     chunk_frames, negative_prompt, height, width, num_inference_steps, guidance_scale, latents,
+                     generator) -> list | None:  # fmt: skip
+        """Raise a ValueError naming the argument and its value for anything that cannot work, before any work: the
+        scene's own arguments (:func:`~avdiff.pipelines.audio_scene_checks.check_scene_inputs`) and the text-to-video
+        ones (:meth:`TextToVideoPipeline.check_inputs`, for single frames). Returns ``target_words`` as a list or
+        None."""
+        words = check_scene_inputs(prompt, sounds, target_words, strength, smoothing_s, signal, levels, fps)
+        if not is_int(chunk_frames) or not 1 <= chunk_frames <= self.t2v.max_frames:
+            raise ValueError(f"chunk_frames must be an integer from 1 to {self.t2v.max_frames} (the model's "
+                             f"motion_max_seq_length), got {chunk_frames!r}")  # fmt: skip
+        self.t2v.check_inputs(prompt, negative_prompt, None, None, 1, height, width, num_inference_steps,
+                              guidance_scale, 1, latents, generator, "np", ["latents"], fps, 0.0)  # fmt: skip
+        return words
+
+    # --- steps ----------------------------------------------------------------------------------------------------
+
+    def choose_targets(self, prompt: str, sounds: list, target_words: list | None = None) -> list[SceneTarget]:
+        """Step 2: the word (and its token positions) of each sound (Waveforms); a user's word overrides the choice.
+
+        Raises:
+            ValueError: a target word that is not a word of the prompt (or lies past the encoder's tokens)."""
+        tokens = self.t2v.tokenize(prompt)
+        targets = []
+        for i, wav in enumerate(sounds):
+            word = None if target_words is None else target_words[i]
+            if word is not None:
+                try:
+                    positions = tokens.positions(word)
+                except ValueError as e:
+                    raise ValueError(f"target_words[{i}]: {e}") from None
+                targets.append(SceneTarget(word=word, positions=positions, chosen_by="user"))
+                continue
+            choice = self.audio_text_encoder.select_token(prompt, wav)
+            targets.append(SceneTarget(word=choice.word, positions=tokens.positions(choice.word), chosen_by="encoder",
+                                       score=choice.score, candidates=dict(choice.candidates)))  # fmt: skip
+            logger.info("audio[%d] chose %r (%.3f) among %s", i, choice.word, choice.score, choice.candidates)
+        return targets
+
+    def token_scales(self, keys: np.ndarray, targets: list[SceneTarget], strength: float, num_levels: int,
+                     cfg: bool) -> torch.Tensor:  # fmt: skip
+        """``cross_attention_kwargs["token_scales"]`` for the level vectors ``keys`` int [b * n, K] of b videos of n
+        frames (b-major): float32 [(2 if cfg else 1) * b * n, T], 1 on the uncond half and on every token no sound
+        drives; ``1 + strength * q_k / (num_levels - 1)`` on sound ``k``'s positions (a word two sounds drive
+        multiplies)."""
+        rows = len(keys)
+        scales = torch.ones(rows, self.t2v.config.max_text_length)
+        for k, target in enumerate(targets):
+            s = 1.0 + strength * torch.as_tensor(keys[:, k], dtype=torch.float64) / (num_levels - 1)  # (b * n,)
+            scales[:, target.positions] *= s[:, None].float()
+        return torch.cat([torch.ones_like(scales), scales]) if cfg else scales  # (N, T)
+
+    def render(self, units: list[np.ndarray], x_t: torch.Tensor, prompt_embeds: torch.Tensor,
+               negative_prompt_embeds: torch.Tensor | None, targets: list[SceneTarget], strength: float,
+               num_levels: int, num_inference_steps: int, guidance_scale: float):  # fmt: skip
+        """Step 5: denoise each unit (level vectors int [n, K]: a video of n frames, every frame from ``x_t``
+        [1, C, 1, h, w], each frame with its own token scales); yields uint8 frames [n, H, W, 3] per unit, in order.
+        Consecutive units of one length go through the UNet together, up to ``render_batch_size`` frames a batch."""
+        t2v, cfg = self.t2v, guidance_scale != 1
+        with reweighting(t2v.unet.unet), t2v.progress_bar(total=sum(len(u) for u in units)) as progress:
+            for batch in _batches(units, self.render_batch_size):
+                b, n = len(batch), len(batch[0])
+                keys = np.concatenate(batch)  # (b * n, K), b-major over frames
+                kwargs = {"token_scales": self.token_scales(keys, targets, strength, num_levels, cfg).to(x_t.device)}
+                latents = x_t.expand(b, -1, n, -1, -1).clone()  # (b, C, n, h, w)
+                cond = prompt_embeds.expand(b, -1, -1)
+                uncond = None if negative_prompt_embeds is None else negative_prompt_embeds.expand(b, -1, -1)
+                t2v.scheduler.set_timesteps(num_inference_steps, device=x_t.device)  # fresh state per batch
+                for t in t2v.scheduler.timesteps:
+                    pred = t2v.guided_prediction(latents, t, cond, uncond, guidance_scale, kwargs)
+                    latents = t2v.scheduler.step(pred, t, latents, return_dict=False)[0]
+                yield from t2v.decode_latents(latents).numpy()  # (b, n, H, W, 3)
+                progress.update(b * n)
+
+    # --- call -------------------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str,
+        audio,
+        *,
+        target_words: str | list[str | None] | None = None,
+        fps: FpsLike | None = None,
+        strength: float = 1.0,
+        smoothing_s: float = 0.0,
+        signal: str = "rms",
+        levels: int = DEFAULT_LEVELS,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 3.0,
+        negative_prompt: str | None = None,
+        generator: torch.Generator | None = None,
+        latents: torch.Tensor | None = None,
+        image=None,
+        height: int | None = None,
+        width: int | None = None,
+        share_levels: bool = True,
+        chunk_frames: int = 1,
+        output_path: str | os.PathLike | None = None,
+        max_duration_s: float | None = None,
+        return_dict: bool = True,
+    ) -> AudioSceneOutput | tuple:
+        """Make an audio-aligned scene.
+
+        Args:
+            prompt: the scene's prompt.
+            audio: one sound or a list of them (paths, bytes, Waveforms); each drives one word. The video is as long
+                as the longest; the output's audio is their mix.
+            target_words: one word of the prompt per sound (or None for the encoder's choice); a str for one sound.
+            fps: frame rate (default: the model's, ``t2v.fps``).
+            strength: how far the sound scales its word's attention: ``1 + strength * m``, ``m`` in [0, 1] (>= 0).
+            smoothing_s: the control curve's moving-average span, seconds (>= 0).
+            signal: ``"rms"``, ``"onset"`` or ``"percussive"`` (:mod:`avdiff.pipelines.audio_scene_signal`).
+            levels: quantization levels of the control (>= 2): frames with equal level vectors share one render.
+            num_inference_steps, guidance_scale, negative_prompt: as :class:`TextToVideoPipeline` (DDIM, CFG).
+            generator: draws the one initial latent all frames share.
+            latents: that initial latent [1, C, 1, h, w] instead of drawing it.
+            image: a still image to animate (path, PIL, uint8 [H, W, 3]): its DDIM inversion under ``prompt`` is the
+                initial latent.
+            height, width: output size in px (default: the model's).
+            share_levels: render each distinct unit once (False: every frame, the naive cost).
+            chunk_frames: frames denoised together as one video through the motion layers, each with its own token
+                scales (1 .. ``t2v.max_frames``). 1 (default): every frame alone, so equal level vectors share one
+                render; n > 1: chunks of n frames, and equal chunks (the same levels in the same order: silence, a
+                held level) share one.
+            output_path: stream the frames to this mp4 with the mixed sound instead of holding them.
+            max_duration_s: refuse longer sounds.
+            return_dict: return an :class:`AudioSceneOutput`, else ``(frames, fps)``.
+        """
+        # 1. Check inputs, load the sounds.
+        t2v = self.t2v
+        fps = t2v.fps if fps is None else parse_fps(fps)
+        height = t2v.default_size if height is None else height
+        width = t2v.default_size if width is None else width
+        sounds = as_sound_list(audio)
+        words = self.check_inputs(prompt, sounds, target_words, strength, smoothing_s, signal, levels, fps,
+                                  chunk_frames, negative_prompt, height, width, num_inference_steps, guidance_scale,
+                                  latents, generator)  # fmt: skip
+        picture = None if image is None else image_source(image)
+        if output_path is not None:
+            from avdiff.video.io import check_output_path
+
+            check_output_path(output_path, {f"audio[{i}]": s for i, s in enumerate(sounds)
+                                            if isinstance(s, (str, os.PathLike))})  # fmt: skip
+        waves = load_sounds(sounds, max_duration_s)
+        mixed = mix_sounds(waves)
+
+        # 2. The target word of each sound.
+        targets = self.choose_targets(prompt, waves, words)
+
+        # 3. Control curves and levels, by the one clock.
+        num_frames = FrameClock(fps, mixed.sample_rate).num_frames(mixed.num_samples)
+        control = np.stack([control_curve(w, fps, signal, smoothing_s, num_frames) for w in waves])  # (K, F)
+        for k in np.flatnonzero(control.max(axis=1) == 0):
+            logger.warning("audio[%d] is silent (no %s signal): it does not move %r", k, signal, targets[k].word)
+        level = quantize(control, levels)
+        drive = level if strength > 0 else np.zeros_like(level)  # strength 0: every scale is 1, the base frame
+        units, chunk_unit = plan_units(drive, chunk_frames, share_levels)  # unit 0: the base frame
+        num_rendered = sum(len(u) for u in units)
+        logger.info("%d frames, %d rendered (%s)", num_frames, num_rendered, "shared" if share_levels else "naive")
+
+        # 4. Text and the initial latent.
+        device, dtype = t2v._execution_device, t2v.unet.dtype
+        prompt_embeds = t2v.encode_prompt(prompt, device)  # (1, T, D)
+        negative = None
+        if guidance_scale != 1:
+            negative = t2v.encode_prompt(negative_prompt if negative_prompt is not None else "", device)
+        if picture is not None and latents is None:
+            from avdiff.pipelines.audio_scene_inversion import ddim_invert
+
+            latents = ddim_invert(t2v, picture, prompt, num_inference_steps, height, width)
+        x_t = t2v.prepare_latents(1, 1, height, width, dtype, device, generator, latents, shared_frame_noise=True)
+
+        # 5. Render the distinct level vectors; 6. map them back to the frames.
+        rendered = self.render(units, x_t, prompt_embeds, negative, targets, float(strength), levels,
+                               num_inference_steps, guidance_scale)  # fmt: skip
+        frames, base = self._assemble(rendered, chunk_unit, share_levels, output_path, fps, mixed)
+        psnr = None
+        if picture is not None:
+            from avdiff.pipelines.audio_scene_inversion import reconstruction_psnr
+
+            psnr = reconstruction_psnr(picture, base)
+        t2v.maybe_free_model_hooks()
+        if not return_dict:
+            return frames, fps
+        return AudioSceneOutput(frames=frames, fps=fps, audio=mixed, path=None if output_path is None else
+                                Path(output_path), num_frames=num_frames, targets=targets, control=control,
+                                levels=level, num_levels=levels, base_frame=base, num_rendered=num_rendered,
+                                image_psnr=psnr)  # fmt: skip
+
+    def _assemble(self, rendered, chunk_unit: np.ndarray, share_levels: bool, output_path, fps, mixed):
+        """Frames in order from the rendered units: (uint8 [F, H, W, 3], or None when streamed; the base frame)."""
+        if share_levels:
+            cache = list(rendered)  # the distinct units: bounded by the levels, not by the length
+            base = cache[0][0]
+            ordered = (frame for u in chunk_unit for frame in cache[u])
+        else:
+            base = next(rendered)[0]
+            ordered = (frame for unit in rendered for frame in unit)  # already in frame order
+        if output_path is None:
+            return np.stack(list(ordered)), base
+        from avdiff.video.io import VideoWriter
+
+        with VideoWriter(output_path, fps, mixed) as out:
+            for frame in ordered:
+                out.write(frame)
+        return None, base
+
+
+def _batches(units: list[np.ndarray], max_frames: int):
+    """Consecutive units of one length, grouped so that a group holds at most ``max_frames`` frames (at least one
+    unit)."""
+    group: list[np.ndarray] = []
+    for unit in units:
+        if group and (len(unit) != len(group[0]) or (len(group) + 1) * len(unit) > max_frames):
+            yield group
+            group = []
+        group.append(unit)
+    if group:
+        yield group
