@@ -9,7 +9,7 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from avdiff.audio.clock import FrameClock
 from avdiff.audio.io import Waveform
-from avdiff.pipelines.audio_scene_attention import TokenReweightAttnProcessor, reweighting
+from avdiff.models.attention import TokenReweightAttnProcessor, reweighting
 from avdiff.pipelines.audio_scene_signal import control_curve, plan_units, quantize, smoothing_frames
 
 

@@ -16,7 +16,7 @@ Generation, in the numbered steps of ``__call__``:
 4. encode the prompt and the negative prompt; the one initial latent ``x_T`` [1, C, 1, h, w] every frame starts from
    (drawn with ``generator``, or the DDIM inversion of ``image``: :mod:`avdiff.pipelines.audio_scene_inversion`);
 5. render: the frames are cut into units of ``chunk_frames`` (1 by default), each denoised as one video (every
-   frame from ``x_t``) with :class:`~avdiff.pipelines.audio_scene_attention.TokenReweightAttnProcessor` on the
+   frame from ``x_t``) with :class:`~avdiff.models.attention.TokenReweightAttnProcessor` on the
    spatial attention layers scaling the cond half's attention probabilities of sound ``k``'s tokens in frame ``f`` by
    ``1 + strength * q_k(f) / (levels - 1)`` (the quantized ``1 + strength * m_k(f)``; not renormalised: the other
    tokens keep the base pass's maps); equal units are denoised once, the base frame (all levels 0) first;
@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
-from avdiff.pipelines.audio_scene_attention import reweighting
+from avdiff.models.attention import reweighting
 from avdiff.pipelines.audio_scene_checks import (
     SceneTarget,
     as_sound_list,
