@@ -57,6 +57,12 @@ def test_presets_and_bundled_models_load_from_an_unpacked_wheel(wheel, tmp_path)
             loaded = TalkingHeadPipeline.from_pretrained("avdiff/" + model.name)
             assert Path(model.path).resolve().is_relative_to(Path(SITE).resolve())
             print("bundled", model.name, type(loaded).__name__)
+        from avdiff.pipelines import TextToVideoPipeline
+        scene = TextToVideoPipeline.from_pretrained("scene-tiny")
+        from avdiff.bundled import resolve
+        assert Path(resolve("scene-tiny")).resolve().is_relative_to(Path(SITE).resolve())
+        key = scene("a campfire at night", num_frames=1, num_inference_steps=2).frames
+        print("bundled scene-tiny", type(scene).__name__, key.shape)
     """).replace("SITE", repr(str(site)))
     env = {"PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -64,3 +70,4 @@ def test_presets_and_bundled_models_load_from_an_unpacked_wheel(wheel, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "presets 64 " in result.stdout
     assert "bundled talking-head-tiny TalkingHeadPipeline" in result.stdout  # the shipped model, by name
+    assert "bundled scene-tiny TextToVideoPipeline (1, 64, 64, 3)" in result.stdout  # with the packaged MiniLM
