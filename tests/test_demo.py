@@ -393,20 +393,3 @@ def test_uploads_over_the_limit_are_refused_and_outputs_are_deleted_by_the_cache
             time.sleep(0.2)
         assert not path.exists()
 
-
-def test_examples_ship_in_the_package():
-    from avdiff.demo.examples import EXAMPLE_TEXT, example_files, example_speech_bytes
-
-    assert 10_000 < len(example_speech_bytes()) < 100_000
-    photo, speech = example_files()
-    wav = load_audio(speech)
-    assert 2.5 < wav.duration_s < 4 and wav.samples.abs().max() > 0.1 and EXAMPLE_TEXT.startswith("The quick")
-    assert Image.open(photo).size == (512, 512)
-
-
-def test_limits_are_checked():
-    with pytest.raises(ValueError, match="max_audio_s"):
-        build_app(max_audio_s=0, bundled=False)
-    with pytest.raises(ValueError, match="min_image_side"):
-        Limits(max_output_side=8000)
-

@@ -135,6 +135,19 @@ def audio_message(error: AudioLoadError, limits: Limits) -> str:
     return "The audio file cannot be read: it is not audio, or it is corrupt or truncated."
 
 
+BUG_MESSAGE = "Something went wrong on the server (the error is in its log); try again, or another input."
+
+
+def page_sentence(error: BaseException, limits: Limits, job: str) -> str:
+    """The one sentence a tab shows for ``error``: :func:`user_message` for bad input; for anything else (a bug)
+    :data:`BUG_MESSAGE`, with the traceback logged under ``job``."""
+    message = user_message(error, limits)
+    if message is None:
+        logger.error("%s request failed", job, exc_info=error)
+        return BUG_MESSAGE
+    return message
+
+
 def user_message(error: BaseException, limits: Limits) -> str | None:
     """The sentence for an error that bad input causes, or None for anything else (a bug, to be logged)."""
     if isinstance(error, InputError):

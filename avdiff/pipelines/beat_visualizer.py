@@ -28,7 +28,6 @@ stable-diffusion-videos #75 was its audio offsets drifting the same way).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -60,7 +59,17 @@ from avdiff.pipelines.beat_visualizer_checks import (
 )
 from avdiff.pipelines.output import VideoPipelineOutput
 from avdiff.video.io import VideoWriter
-from avdiff.visualize.keyframes import ImageKeyframes, Keyframe, KeyframeCache, KeyframeSource, crossfade, fit_image, output_size
+from avdiff.visualize.keyframes import (
+    ImageKeyframes,
+    Keyframe,
+    KeyframeCache,
+    KeyframeSource,
+    crossfade,
+    fit_image,
+    image_digest,
+    interpolation_mode,
+    output_size,
+)
 from avdiff.visualize.prompt_keyframes import quantize_positions
 from avdiff.visualize.patterns import PatternSettings, apply_pattern, is_hold, to_uint8
 from avdiff.visualize.timeline import Timeline
@@ -376,23 +385,6 @@ class BeatVisualizerPipeline:
                 self.cache.put(self.cache.frames, (mode, A.key, B.key, A.image.shape, t, settings), picture,
                                self.cache.max_frames)  # fmt: skip
         return [made[t] for t in keys]
-
-
-def image_digest(image: np.ndarray) -> str:
-    """A short content hash of a keyframe image (uint8 [H, W, 3]): the keyframe cache's key, so that another picture
-    under the same name or path is never served from it."""
-    return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=12).hexdigest() + str(image.shape)
-
-
-def interpolation_mode(interpolation: str, a: Keyframe, b: Keyframe) -> str:
-    """The in-between mode of an interval from ``a`` to ``b``: ``"diffusion"`` needs two prompt keyframes (else
-    ``"latent"``); ``"auto"`` is ``"diffusion"`` between two prompts and ``"pixel"`` otherwise."""
-    both_prompts = a.is_prompt and b.is_prompt
-    if interpolation == "auto":
-        return "diffusion" if both_prompts else "pixel"
-    if interpolation == "diffusion" and not both_prompts:
-        return "latent"
-    return interpolation
 
 
 def song_frames(song: AudioStream, fps: FpsLike) -> int:

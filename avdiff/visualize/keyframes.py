@@ -19,6 +19,7 @@ The frames between keyframes ``A`` and ``B`` at position ``t`` in [0, 1] are mad
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -199,3 +200,20 @@ def crossfade(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
         return x
     y = b.astype(np.float32) / 255.0
     return x + (y - x) * np.float32(min(1.0, t))
+
+
+def image_digest(image: np.ndarray) -> str:
+    """A short content hash of a keyframe image (uint8 [H, W, 3]): the keyframe cache's key, so that another picture
+    under the same name or path is never served from it."""
+    return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=12).hexdigest() + str(image.shape)
+
+
+def interpolation_mode(interpolation: str, a: Keyframe, b: Keyframe) -> str:
+    """The in-between mode of an interval from ``a`` to ``b``: ``"diffusion"`` needs two prompt keyframes (else
+    ``"latent"``); ``"auto"`` is ``"diffusion"`` between two prompts and ``"pixel"`` otherwise."""
+    both_prompts = a.is_prompt and b.is_prompt
+    if interpolation == "auto":
+        return "diffusion" if both_prompts else "pixel"
+    if interpolation == "diffusion" and not both_prompts:
+        return "latent"
+    return interpolation

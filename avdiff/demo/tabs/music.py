@@ -29,8 +29,8 @@ import numpy as np
 
 from avdiff.audio.curves import SOURCES
 from avdiff.demo.context import TabContext, remove_quietly
-from avdiff.demo.inputs import InputError, file_path, user_message
-from avdiff.demo.tabs.talking_head import BUG_MESSAGE, FPS_CHOICES, parse_fps
+from avdiff.demo.inputs import InputError, file_path, page_sentence
+from avdiff.demo.tabs.talking_head import FPS_CHOICES, parse_fps
 from avdiff.visualize.timeline import PATTERNS, Timeline, TimelineError
 
 logger = logging.getLogger(__name__)
@@ -305,11 +305,7 @@ def error_sentence(error: BaseException, ctx: TabContext) -> str:
     """One sentence for the page; anything not caused by the input is logged with its traceback."""
     if isinstance(error, TimelineError):
         return f"The timeline cannot be used: {str(error).rstrip('.')}."
-    message = user_message(error, ctx.limits)
-    if message is None:
-        logger.error("music request failed", exc_info=error)
-        return BUG_MESSAGE
-    return message
+    return page_sentence(error, ctx.limits, "music")
 
 
 __all__ = ["MusicTab", "format_alignment", "keyframe_names", "plan_keys", "prompt_lines", "table_rows"]

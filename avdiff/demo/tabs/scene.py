@@ -18,8 +18,7 @@ import math
 import gradio as gr
 
 from avdiff.demo.context import TabContext, remove_quietly
-from avdiff.demo.inputs import InputError, file_path, user_message
-from avdiff.demo.tabs.talking_head import BUG_MESSAGE
+from avdiff.demo.inputs import InputError, file_path, page_sentence
 
 logger = logging.getLogger(__name__)
 
@@ -187,11 +186,7 @@ def format_choice(out) -> str:
 
 def error_sentence(error: BaseException, ctx: TabContext) -> str:
     """One sentence for the page; anything not caused by the input is logged with its traceback."""
-    message = user_message(error, ctx.limits)
-    if message is None:
-        logger.error("scene request failed", exc_info=error)
-        return BUG_MESSAGE
-    return message
+    return page_sentence(error, ctx.limits, "scene")
 
 
 __all__ = ["SceneTab", "format_choice", "sound_paths", "word_list"]

@@ -20,7 +20,7 @@ import numpy as np
 
 from avdiff.demo.context import TabContext, remove_quietly
 from avdiff.demo.examples import example_files
-from avdiff.demo.inputs import NO_FACE_MESSAGE, InputError, load_photo, load_speech, user_message
+from avdiff.demo.inputs import NO_FACE_MESSAGE, InputError, load_photo, load_speech, page_sentence
 from avdiff.demo.models import ModelEntry
 from avdiff.demo.preview import describe_faces, draw_faces
 from avdiff.demo.scores import format_lipsync
@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 KIND = "talking-head"
 OUTPUT_NAME = "talking_head.mp4"
 FPS_CHOICES = ["24", "25", "30000/1001", "30", "50", "60"]
-BUG_MESSAGE = "Something went wrong on the server (the error is in its log); try again, or another input."
 
 
 def pipeline_defaults(entry: ModelEntry | None = None) -> dict:
@@ -266,11 +265,7 @@ def describe_entry(entry: ModelEntry) -> str:
 
 def error_sentence(error: BaseException, ctx: TabContext) -> str:
     """One sentence for the page; anything not caused by the input is logged with its traceback."""
-    message = user_message(error, ctx.limits)
-    if message is None:
-        logger.error("talking-head request failed", exc_info=error)
-        return BUG_MESSAGE
-    return message
+    return page_sentence(error, ctx.limits, "talking-head")
 
 
 __all__ = ["TalkingHeadTab", "parse_fps", "pipeline_defaults", "score_file"]
