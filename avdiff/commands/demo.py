@@ -13,9 +13,10 @@ logger = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="serve the Gradio app (talking heads) on localhost",
-                       description="Serve the Gradio app: upload a face photo and speech, get a talking-head video "
-                       "with its lip-sync score. Ctrl+C stops it.")  # fmt: skip
+    p = sub.add_parser("demo", help="serve the Gradio app (talking heads, music videos, scenes) on localhost",
+                       description="Serve the Gradio app: a face photo and speech give a talking-head video with its "
+                       "lip-sync score; a song and images or prompts give a music video on the beats; a prompt and "
+                       "sounds give an audio-aligned scene. Ctrl+C stops it.")  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
