@@ -1,6 +1,6 @@
 # Two commands do all the set-up from a fresh clone:
 #   make demo   install everything into .venv, then serve the Gradio app on http://127.0.0.1:7860
-#   make test   install everything into .venv, then run the whole test suite
+#   make test   install everything into .venv, then build the docs (broken links fail) and run the whole test suite
 # Both create .venv (Python >= 3.10 from `python3`) on first use; later runs reuse it.
 
 PYTHON ?= python3
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 SYSTEM_TOOLS := espeak-ng ffmpeg sox chromium
 DEMO_PORT ?= 7860
 
-.PHONY: install system-deps test demo bench proof bundle clean
+.PHONY: install system-deps docs test demo bench proof bundle clean
 
 install: $(STAMP)
 
@@ -32,7 +32,13 @@ system-deps:
 	  else echo "warning: missing system tools:$$missing (sudo apt-get install$$missing)"; fi; \
 	fi
 
-test: install system-deps
+# The documentation site (mkdocs.yml: docs/*.md and the API reference from the docstrings) into build/site, offline.
+# --strict turns every warning into a failure: a broken link or anchor, a page missing from the nav, a docstring
+# that names an object that is not there.
+docs: install
+	NO_MKDOCS_2_WARNING=1 HF_HUB_OFFLINE=1 $(PY) -m mkdocs build --strict
+
+test: install system-deps docs
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest
 
 # The Gradio app (avdiff demo): it prints its local URL; Ctrl+C stops it. Add your own trained models with
