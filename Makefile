@@ -49,7 +49,7 @@ demo: install
 bench: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/avdiff bench audio
 
-# The talking-head lip-sync proof on unseen faces (README, "Results"): synthetic pairs drawn from the face pool (LFW
+# The talking-head lip-sync proof on unseen faces (docs/results.md): synthetic pairs drawn from the face pool (LFW
 # faces and the astronaut, split by identity), the tiny lower-face model trained with and without audio side by side
 # (one CPU thread each, about 90 minutes), then both scored on held-out identities and sentences against the
 # baselines, lip sync and identity. Interrupted, it continues where it stopped (synth keeps its clips, training
