@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 
 DEFAULT_MAX_DURATION_S = 600.0
@@ -150,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         out = _generate(args)
     print(f"wrote {out.path} ({out.num_frames} frames at {out.fps} fps)")
+    for warning in out.warnings:  # silent or near-empty speech (avdiff.audio.silence): made, but said
+        print(f"avdiff: warning: --audio {args.audio!r}: {warning}", file=sys.stderr)
     return 0
 
 

@@ -143,7 +143,8 @@ class TalkingHeadTab:
 
     def talk(self, image, audio, model, steps, audio_guidance, reference_guidance, seed, fps, chunk_frames,
              motion_frames, progress=gr.Progress()):  # fmt: skip
-        """Generate the video; returns its path, the lip-sync score (Markdown) and every score (a dict).
+        """Generate the video; returns its path, the lip-sync score (Markdown, led by any warning about the speech:
+        silent or near-empty, see :mod:`avdiff.audio.silence`) and every score (a dict, with ``warnings``).
 
         Raises:
             gr.Error: one sentence for any bad input; a generic sentence (and a logged traceback) for anything else.
@@ -174,7 +175,10 @@ class TalkingHeadTab:
                 remove_quietly(folder)
             raise gr.Error(error_sentence(e, self.ctx), print_exception=False) from None
         summary = format_lipsync(result, out.fps, f"{entry.label}; {out.num_frames} frames at {out.fps} fps")
-        return str(path), summary, {"model": entry.key, "fps": str(out.fps), **result.to_dict()}
+        if out.warnings:  # silent or near-empty speech (avdiff.audio.silence): shown above the score
+            summary = "".join(f"**Warning:** {w}\n\n" for w in out.warnings) + summary
+        return str(path), summary, {"model": entry.key, "fps": str(out.fps), "warnings": out.warnings,
+                                    **result.to_dict()}  # fmt: skip
 
     # --- generation ---------------------------------------------------------------------------------------------
 
