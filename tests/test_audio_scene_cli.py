@@ -35,7 +35,7 @@ def test_arguments_are_checked_before_any_work(sound, tmp_path, capsys, monkeypa
         (["--out", out, "--chunk-frames", "0"], "--chunk-frames must be >= 1"),
         (["--out", out, "--guidance", "0.5"], "--guidance must be a number >= 1"),
         (["--out", out, "--fps", "1e9"], "--fps must be between 1 and 120"),
-        (["--out", out, "--plot", str(sound)], "is one of the inputs"),
+        (["--out", out, "--plot", str(sound)], f"--plot '{sound}' is the --audio"),
         (["--out", out, "--plot", str(tmp_path)], "is a folder"),
     ]  # fmt: skip
     for args, message in cases:

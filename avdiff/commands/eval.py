@@ -161,6 +161,7 @@ def run_talking_head(args: argparse.Namespace) -> int:
     from avdiff.commands.talk import generation_kwargs, load_pipeline
     from avdiff.metrics.talking_head import BASELINES, baseline_animator, evaluate_talking_heads, pipeline_animator
     from avdiff.metrics.talking_head import strict_json, write_report
+    from avdiff.video.outputs import OutputFile, check_outputs
 
     baselines = [b for b in args.baselines.split(",") if b]
     unknown = [b for b in baselines if b not in BASELINES]
@@ -169,6 +170,11 @@ def run_talking_head(args: argparse.Namespace) -> int:
     models = parse_models(args.model)
     if not baselines and not models:
         raise CommandError("nothing to evaluate: give --model NAME=PATH and/or --baselines")
+    try:  # the output folder, before any model is loaded: not a file, not the data, not a model
+        check_outputs({"--out": OutputFile(args.out, "folder")},
+                      {"--data": args.data, **{f"--model {name}": path for name, path in models.items()}})
+    except ValueError as e:
+        raise CommandError(str(e)) from e
     kwargs = generation_kwargs(args)
     kwargs.pop("generator")
     animators = {b: baseline_animator(b, kwargs["fps"]) for b in baselines}

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from avdiff.cli import CommandError
+    from avdiff.video.outputs import OutputFile, check_outputs
 
     out = Path(args.out)
     if args.prompt is not None and out.suffix not in (".mp4", ".png"):
@@ -70,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--out {args.out!r} is an image: give --frames 1 (got {args.frames}) or an .mp4")
     if args.batch < 1:
         raise CommandError(f"--batch must be >= 1, got {args.batch}")
+    kind = "folder" if args.prompt is None else "picture" if out.suffix == ".png" else "video"
+    try:  # before the model is loaded: a file that can be written (a folder with --captions), none of the inputs
+        check_outputs({"--out": OutputFile(args.out, kind)}, {"--captions": args.captions, "--model": args.model,
+                                                               "--motion-adapter": args.motion_adapter})  # fmt: skip
+    except ValueError as e:
+        raise CommandError(str(e)) from e
     pipe = load(args)
     kwargs = {"num_frames": args.frames, "num_inference_steps": args.steps, "guidance_scale": args.guidance,
               "height": args.size, "width": args.size}  # fmt: skip

@@ -58,7 +58,7 @@ def check_arguments(args: argparse.Namespace) -> dict:
     """Everything that can be checked before any work; returns the pipeline call's keyword arguments."""
     from avdiff.cli import CommandError
     from avdiff.commands.talk import checked_fps, checked_max_duration
-    from avdiff.video.io import check_output_path
+    from avdiff.video.outputs import OutputFile, check_outputs
 
     if not args.prompt.strip():
         raise CommandError("--prompt is empty")
@@ -83,16 +83,10 @@ def check_arguments(args: argparse.Namespace) -> dict:
     inputs = {f"--audio {a}": a for a in args.audio}
     if args.image:
         inputs["--image"] = args.image
-    try:
-        check_output_path(args.out, inputs, name="--out")
+    try:  # every output, against the inputs and each other, and the plot's format
+        check_outputs({"--out": OutputFile(args.out), "--plot": OutputFile(args.plot, "picture")}, inputs)
     except ValueError as e:
         raise CommandError(str(e)) from e
-    if args.plot is not None:
-        plot = Path(args.plot)
-        if plot.is_dir():
-            raise CommandError(f"--plot {args.plot!r} is a folder; give a file name such as curve.png")
-        if plot.exists() and any(os.path.exists(v) and os.path.samefile(v, plot) for v in [args.out, *inputs.values()]):
-            raise CommandError(f"--plot {args.plot!r} is one of the inputs or --out; choose another file")
     if args.word is not None:
         from avdiff.encoders.prompt_tokens import PromptTokens
 

@@ -119,7 +119,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     """Everything that can be checked before any work: the animation source, fps, the duration limit, the inputs
     and ``--out`` (a file, not a folder, not one of the inputs, in a folder that can be written)."""
     from avdiff.cli import CommandError
-    from avdiff.video.io import check_output_path
+    from avdiff.video.outputs import check_outputs
 
     if not (args.baseline or args.model or args.preset):
         from avdiff.bundled import resolve
@@ -136,7 +136,7 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise CommandError(f"{flag} {path!r}: no such file" if not os.path.exists(path) else
                                f"{flag} {path!r}: not a file")  # fmt: skip
     try:
-        check_output_path(args.out, {"--image": args.image, "--audio": args.audio}, name="--out")
+        check_outputs({"--out": args.out}, {"--image": args.image, "--audio": args.audio})
     except ValueError as e:
         raise CommandError(str(e)) from e
 

@@ -106,7 +106,7 @@ def check_arguments(args: argparse.Namespace) -> dict:
     from avdiff.audio.curves import CurveSpec
     from avdiff.cli import CommandError
     from avdiff.commands.talk import checked_fps, checked_max_duration
-    from avdiff.video.io import check_output_path
+    from avdiff.video.outputs import OutputFile, check_outputs
     from avdiff.visualize.timeline import PATTERNS, Timeline, TimelineError
 
     fps = checked_fps(args.fps)
@@ -149,14 +149,9 @@ def check_arguments(args: argparse.Namespace) -> dict:
                           threshold=args.threshold, attack_s=args.attack, release_s=args.release).check()  # fmt: skip
     except ValueError as e:
         raise CommandError(f"curve options: {e}") from e
-    for flag, value in (("--save-timeline", args.save_timeline), ("--plot", args.plot)):
-        if value is not None and Path(value).is_dir():
-            raise CommandError(f"{flag} {value!r} is a folder; give a file name")
-        if value is not None and any(os.path.exists(v) and os.path.exists(value) and os.path.samefile(v, value)
-                                     for v in map(str, inputs.values())):  # fmt: skip
-            raise CommandError(f"{flag} {value!r} is one of the inputs; choose another file")
-    try:
-        check_output_path(args.out, inputs, name="--out")
+    try:  # every output, against the inputs and each other, and the plot's format
+        check_outputs({"--out": OutputFile(args.out), "--save-timeline": OutputFile(args.save_timeline, "file"),
+                       "--plot": OutputFile(args.plot, "picture")}, inputs)  # fmt: skip
     except ValueError as e:
         raise CommandError(str(e)) from e
     if args.steps < 1:

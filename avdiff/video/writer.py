@@ -250,13 +250,16 @@ def write_video(
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov")
 
 
-def check_output_path(path: str | os.PathLike, inputs: dict[str, object] | None = None, name: str = "output_path") -> Path:
+def check_output_path(path: str | os.PathLike, inputs: dict[str, object] | None = None, name: str = "output_path",
+                      suffixes: tuple[str, ...] | None = OUTPUT_SUFFIXES) -> Path:  # fmt: skip
     """Check, before any work, that an mp4 can be written at ``path`` without destroying anything the user gave.
 
-    It must name a file (not an existing folder) ending in one of :data:`OUTPUT_SUFFIXES`, in a folder that exists or
-    can be made, and must not be one of ``inputs`` (name -> the value given; path values are compared as files, so a
-    symlink or a hard link to an input is that input too). Writing itself is atomic (:class:`VideoWriter`), so an
-    existing file that is not an input is replaced only when the new one is complete.
+    It must name a file (not an existing folder) ending in one of ``suffixes`` (:data:`OUTPUT_SUFFIXES`; None: any
+    name, for an output that is not a video), in a folder that exists or can be made, and must not be one of
+    ``inputs`` (name -> the value given; path values are compared as files, so a symlink or a hard link to an input is
+    that input too). Writing itself is atomic (:class:`VideoWriter`), so an existing file that is not an input is
+    replaced only when the new one is complete. A command with several outputs checks them all, and against each
+    other, with :func:`avdiff.video.outputs.check_outputs`.
 
     Raises:
         ValueError: naming ``name``, the path and the reason.
@@ -273,9 +276,9 @@ def check_output_path(path: str | os.PathLike, inputs: dict[str, object] | None 
             if candidate.exists() and os.path.samefile(value, candidate):
                 raise ValueError(f"{name} {given!r} is the {input_name} {os.fspath(value)!r}; it would be "
                                  "overwritten. Choose another output file")  # fmt: skip
-    if target.suffix.lower() not in OUTPUT_SUFFIXES:
+    if suffixes is not None and target.suffix.lower() not in suffixes:
         raise ValueError(f"{name} {given!r}: the output is an mp4 video; give a name ending in "
-                         f"{' or '.join(OUTPUT_SUFFIXES)}")  # fmt: skip
+                         f"{' or '.join(suffixes)}")  # fmt: skip
     folder = target.resolve().parent
     while not folder.exists():
         folder = folder.parent
