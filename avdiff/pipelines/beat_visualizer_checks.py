@@ -106,7 +106,7 @@ def check_timeline_keys(timeline: Timeline, source: KeyframeSource) -> None:
     prompts = timeline.prompts()
     if prompts and not getattr(source, "renders_prompts", False):
         k = next(i for i, iv in enumerate(timeline) if isinstance(iv.start, str) or isinstance(iv.end, str))
-        raise TimelineError(f"interval {k + 1} has the prompt {prompts[0]!r}, but keyframe-images mode takes images "
+        raise TimelineError(f"{timeline.labels[k]} has the prompt {prompts[0]!r}, but keyframe-images mode takes images "
                             "only; give image files, or a text-to-video source for prompts")  # fmt: skip
 
 

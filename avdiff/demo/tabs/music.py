@@ -154,7 +154,9 @@ class MusicTab:
             folder = self.ctx.request_dir(KIND)
             timeline = Timeline.from_rows(rows, base=folder)
             if timeline.images():
-                for name, upload in keyframe_names(image_paths(images)).items():
+                uploads = keyframe_names(image_paths(images))
+                check_table_images(timeline, folder, uploads)
+                for name, upload in uploads.items():
                     shutil.copyfile(upload, folder / name)
             lock, pipe = self.prompt_pipeline(model) if timeline.prompts() else (None, BeatVisualizerPipeline())
             pipe.set_progress_bar_config(disable=True)
@@ -251,11 +253,30 @@ def image_paths(payload: object) -> list[str]:
     if len(paths) > MAX_IMAGES:
         raise InputError(f"{len(paths)} images were given; this app takes at most {MAX_IMAGES}.")
     for path in paths:
+        name = os.path.basename(path)
         try:
-            read_image(path, os.path.basename(path))
+            read_image(path, name)
         except ValueError as e:
+            if e.__cause__ is not None:  # the reader's own words name the server's copy of the file
+                raise InputError(f"The image {name}: cannot be read as an image (not an image file, or corrupt or "
+                                 "truncated).") from e  # fmt: skip
             raise InputError(f"The image {e}.") from e
     return paths
+
+
+def check_table_images(timeline: Timeline, folder: Path, uploads: dict[str, str]) -> None:
+    """InputError naming every row whose image is not one of the uploads (by the name the table uses, never a
+    server path)."""
+    allowed = {folder / name for name in uploads}
+    missing = []
+    for label, iv in zip(timeline.labels, timeline):
+        for key in (iv.start, iv.end):
+            if isinstance(key, Path) and key not in allowed:
+                shown = key.relative_to(folder) if key.is_relative_to(folder) else key
+                missing.append(f"{label}: image:{shown} is not one of the uploaded images")
+    if missing:
+        text = f"{'; '.join(dict.fromkeys(missing))} ({', '.join(uploads)})."
+        raise InputError(text[0].upper() + text[1:])
 
 
 def keyframe_names(paths: list[str]) -> dict[str, str]:
