@@ -63,8 +63,9 @@ def test_visualize_refuses_a_timeline_past_the_song_naming_each_interval(tmp_pat
     song = make_song(tmp_path / "song.wav", 2.0)
     keys = make_keyframes(tmp_path / "keys", 32)
     timeline = tmp_path / "t.json"
-    timeline.write_text(json.dumps([{"start_s": 1, "end_s": 400, "start": f"image:{keys[1]}", "end": f"image:{keys[0]}"},
-                                    {"start_s": 0, "end_s": 1, "start": f"image:{keys[0]}", "end": f"image:{keys[1]}"}]))
+    a, b = f"image:{keys[0]}", f"image:{keys[1]}"
+    timeline.write_text(json.dumps([{"start_s": 1, "end_s": 400, "start": b, "end": a},
+                                    {"start_s": 0, "end_s": 1, "start": a, "end": b}]))  # out of order, and too long
     out = tmp_path / "v.mp4"
     assert main(["visualize", "--audio", str(song), "--timeline", str(timeline), "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -118,6 +119,7 @@ def test_the_music_tabs_sentences_hold_no_server_path(music, tmp_path):
     assert messages[0] == f"Row 1: image:gone.png is not one of the uploaded images ({names})."
     assert messages[1] == messages[2] == ("The image bad.png: cannot be read as an image (not an image file, or corrupt "
                                           "or truncated).")  # fmt: skip
-    message = render_error(tab, song, keys, [[1, 3, "image:other.png", f"image:{a}"], [0, 1, f"image:{a}", "image:gone.png"]])
+    message = render_error(tab, song, keys, [[1, 3, "image:other.png", f"image:{a}"],
+                                             [0, 1, f"image:{a}", "image:gone.png"]])  # fmt: skip
     assert message.startswith("Row 2: image:gone.png is not one of the uploaded images; row 1: image:other.png is not "
                               f"one of the uploaded images ({a}, ")  # fmt: skip
