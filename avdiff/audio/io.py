@@ -157,7 +157,8 @@ def save_audio(path: str | os.PathLike, waveform: Waveform, *, bitrate: int = 19
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
     try:
-        with av.open(str(tmp), mode="w", format=fmt) as out:
+        options = {"movflags": "+faststart"} if fmt == "ipod" else {}  # m4a: the index before the data, as in mp4s
+        with av.open(str(tmp), mode="w", format=fmt, options=options) as out:
             stream = out.add_stream(codec, rate=waveform.sample_rate, layout=layout)
             if codec not in ("pcm_s16le", "flac"):
                 stream.bit_rate = bitrate
