@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avdiff.commands import add_audio_track_arg
+
 logger = logging.getLogger(__name__)
 
 OFFSET_CONVENTION = (
@@ -66,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "the share of frames judged the photo's person, the mean descriptor distance and CSIM)")
     lip.add_argument("--json", action="store_true", help="print the result as JSON (null scores when there are "
                      "none; the exit status is then 2 too)")  # fmt: skip
+    add_audio_track_arg(lip)
     lip.set_defaults(func=run_lipsync)
 
     heads = metrics.add_parser(
@@ -256,7 +259,7 @@ def run_lipsync(args: argparse.Namespace) -> int:
     if args.face is not None and args.face < 0:
         raise CommandError(f"--face must be a face index >= 0 (0 = leftmost), got {args.face}")
     face = parse_face_box(args.face_box) if args.face_box else args.face
-    clip = read_video(args.video)
+    clip = read_video(args.video, audio_track=args.audio_track)
     if clip.audio is None:
         raise CommandError(f"{args.video!r} has no (readable) audio track; lipsync needs the speech")
     reference = load_reference_aperture(args.reference_aperture) if args.reference_aperture else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from avdiff.commands import add_audio_track_arg
 
 DEFAULT_MAX_DURATION_S = 600.0
 DEFAULT_MODEL = "avdiff/talking-head-tiny"  # the demonstrator that ships with the package (README, "Results")
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--baseline", action="store_true", help="the model-free mouth-warp baseline (CPU, no weights)")
     add_generation_args(p)
     p.add_argument("--crops", action="store_true", help="write the aligned face crops instead of pasting them back")
+    add_audio_track_arg(p)
     p.set_defaults(func=run)
 
 
@@ -142,23 +144,33 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_arguments(args)
+    audio = speech_of(args)
     if args.baseline:
         from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
 
         pipe = WarpBaselinePipeline(fps=checked_fps(args.fps))
-        out = pipe(args.image, args.audio, max_duration_s=args.max_duration, output_path=args.out)
+        out = pipe(args.image, audio, max_duration_s=args.max_duration, output_path=args.out)
     else:
-        out = _generate(args)
+        out = _generate(args, audio)
     print(f"wrote {out.path} ({out.num_frames} frames at {out.fps} fps)")
     return 0
 
 
-def _generate(args: argparse.Namespace):
+def speech_of(args: argparse.Namespace):
+    """``--audio`` as the pipelines take it: the path, or, with ``--audio-track``, that track loaded (as given)."""
+    if args.audio_track is None:
+        return args.audio  # the pipeline reads the track marked default
+    from avdiff.audio import load_audio
+
+    return load_audio(args.audio, mono=False, max_duration_s=args.max_duration, audio_track=args.audio_track)
+
+
+def _generate(args: argparse.Namespace, audio):
     from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
     if args.model:
         pipe = load_pipeline(args.model, args.device)
     else:
         pipe = to_device(TalkingHeadPipeline.from_preset(args.preset, seed=args.seed), args.device)
-    return pipe(args.image, args.audio, **generation_kwargs(args), output_type="crops" if args.crops else "np",
+    return pipe(args.image, audio, **generation_kwargs(args), output_type="crops" if args.crops else "np",
                 max_duration_s=args.max_duration, output_path=args.out)  # fmt: skip

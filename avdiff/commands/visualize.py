@@ -14,8 +14,9 @@ import math
 import os
 from pathlib import Path
 
-from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
 from avdiff.bundled import DEFAULT_SCENE_MODEL
+from avdiff.commands import add_audio_track_arg
+from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-timeline", metavar="T.json", help="also write the timeline used (edit it, then pass it "
                    "back with --timeline)")  # fmt: skip
     p.add_argument("--plot", metavar="PNG", help="also write a picture of the curve with the beats marked")
+    add_audio_track_arg(p)
     p.set_defaults(func=run)
 
 
@@ -199,7 +201,12 @@ def run(args: argparse.Namespace) -> int:
     pipe = BeatVisualizerPipeline(prompt_source(args) if "prompts" in kwargs or (timeline and timeline.prompts())
                                   else None)  # fmt: skip
     try:
-        out = pipe(args.audio, output_path=args.out, **kwargs)
+        song = args.audio
+        if args.audio_track is not None:  # read block by block, as the pipeline reads a path
+            from avdiff.audio.stream import AudioStream
+
+            song = AudioStream(args.audio, max_duration_s=args.max_duration, audio_track=args.audio_track)
+        out = pipe(song, output_path=args.out, **kwargs)
     except ValueError as e:  # a bad image, a timeline that does not fit the song ... (AudioLoadError is one too)
         raise CommandError(str(e)) from e
     if args.save_timeline:
