@@ -176,7 +176,7 @@ def run_talking_head(args: argparse.Namespace) -> int:
     kwargs.pop("generator")
     animators = {b: baseline_animator(b, kwargs["fps"]) for b in baselines}
     for name, path in models.items():
-        animators[name] = pipeline_animator(load_pipeline(path, args.device), seed=args.seed, **kwargs)
+        animators[name] = pipeline_animator(load_pipeline(path, args.device, args.variant), seed=args.seed, **kwargs)
     try:
         report = evaluate_talking_heads(args.data, args.out, animators, args.split, args.max_clips, args.max_offset)
     except FileNotFoundError as e:

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from avdiff.bundled import DEFAULT_SCENE_MODEL
-from avdiff.commands import add_audio_track_arg
+from avdiff.commands import add_audio_track_arg, add_variant_arg
 from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "back with --timeline)")  # fmt: skip
     p.add_argument("--plot", metavar="PNG", help="also write a picture of the curve with the beats marked")
     add_audio_track_arg(p)
+    add_variant_arg(p)
     p.set_defaults(func=run)
 
 
@@ -178,14 +179,13 @@ def check_arguments(args: argparse.Namespace) -> dict:
 def prompt_source(args: argparse.Namespace):
     """The :class:`PromptKeyframes` of ``--model``; CommandError when it cannot be loaded."""
     from avdiff.cli import CommandError
-    from avdiff.commands.talk import to_device
+    from avdiff.loading import load_pipeline
+    from avdiff.pipelines.text_to_video import TextToVideoPipeline
     from avdiff.visualize.prompt_keyframes import PromptKeyframes
 
     try:
-        source = PromptKeyframes.from_pretrained(args.model, num_inference_steps=args.steps,
-                                                 guidance_scale=args.guidance, seed=args.seed)  # fmt: skip
-        to_device(source.pipe, args.device)
-        return source
+        pipe = load_pipeline(TextToVideoPipeline, args.model, variant=args.variant, device=args.device)
+        return PromptKeyframes(pipe, num_inference_steps=args.steps, guidance_scale=args.guidance, seed=args.seed)
     except (OSError, ValueError) as e:
         raise CommandError(f"--model {args.model!r} cannot be loaded as a text-to-video model: {e}") from e
     except RuntimeError as e:  # an unknown or unavailable --device
