@@ -60,7 +60,8 @@ def choose_variant(folder: str | os.PathLike, variant: str | None = None, what: 
         return None
     if len(variants) == 1:
         (only,) = variants
-        logger.warning("%s has no plain weights, only the %r variant (*.%s.safetensors); loading it", folder, only, only)
+        logger.warning("%s has no plain weights, only the %r variant (*.%s.safetensors); loading it", folder, only,
+                       only)  # fmt: skip
         return only
     if variants:
         raise ValueError(f"{what} {str(folder)!r} holds only variant weights ({', '.join(found)}); choose one with "

@@ -1,7 +1,7 @@
 """Every mp4 the package writes is faststart: its ``moov`` atom (the index) comes before ``mdat`` (the media data),
 so a browser can start playing a long video before the whole file has arrived. Checked by reading the top-level atoms
-of the files each writer path makes: plain frames, frames with audio muxed, frames streamed one by one (what a pipeline's
-``output_path`` does), a saved pipeline output, and an m4a from ``save_audio``."""
+of the files each writer path makes: plain frames, frames with audio muxed, frames streamed one by one (what a
+pipeline's ``output_path`` does), a saved pipeline output, and an m4a from ``save_audio``."""
 
 from __future__ import annotations
 

@@ -196,7 +196,8 @@ def load_audio(
 
     Args:
         source: a file path (any container FFmpeg reads; of several audio tracks, the one marked default), the bytes
-            of such a file, a float array [N] or [C, N] (numpy or torch; give ``source_sample_rate``), or a ``Waveform``.
+            of such a file, a float array [N] or [C, N] (numpy or torch; give ``source_sample_rate``), or a
+            ``Waveform``.
         sample_rate: resample to this rate in Hz. ``None`` keeps the source's rate.
         mono: average the channels into one (the loudest channel instead when they cancel; see
             :meth:`Waveform.to_mono`).

@@ -3,8 +3,8 @@
 Three sources of the animation, at most one of them:
 
 * ``--model PATH``: a saved :class:`~avdiff.pipelines.talking_head.TalkingHeadPipeline` (``save_pretrained`` folder,
-  e.g. ``RUN/final`` of ``avdiff train``), a training checkpoint (``RUN/checkpoints/step_N``), or the name of a model bundled with the package
-  (``avdiff/talking-head-tiny``); without any of the three, the bundled :data:`DEFAULT_MODEL`;
+  e.g. ``RUN/final`` of ``avdiff train``), a training checkpoint (``RUN/checkpoints/step_N``), or the name of a
+  model bundled with the package (``avdiff/talking-head-tiny``); without any of the three, the bundled :data:`DEFAULT_MODEL`;
 * ``--preset NAME``: a random-weight pipeline from a preset (``tiny``): a smoke run of the whole path, not a face;
 * ``--baseline``: the model-free mouth-warp baseline (CPU, no weights).
 """
