@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avdiff.commands import add_audio_track_arg
+
 logger = logging.getLogger(__name__)
 
 OFFSET_CONVENTION = (
@@ -66,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "the share of frames judged the photo's person, the mean descriptor distance and CSIM)")
     lip.add_argument("--json", action="store_true", help="print the result as JSON (null scores when there are "
                      "none; the exit status is then 2 too)")  # fmt: skip
+    add_audio_track_arg(lip)
     lip.set_defaults(func=run_lipsync)
 
     heads = metrics.add_parser(
@@ -179,7 +182,7 @@ def run_talking_head(args: argparse.Namespace) -> int:
     kwargs.pop("generator")
     animators = {b: baseline_animator(b, kwargs["fps"]) for b in baselines}
     for name, path in models.items():
-        animators[name] = pipeline_animator(load_pipeline(path, args.device), seed=args.seed, **kwargs)
+        animators[name] = pipeline_animator(load_pipeline(path, args.device, args.variant), seed=args.seed, **kwargs)
     try:
         report = evaluate_talking_heads(args.data, args.out, animators, args.split, args.max_clips, args.max_offset)
     except FileNotFoundError as e:
@@ -262,7 +265,7 @@ def run_lipsync(args: argparse.Namespace) -> int:
     if args.face is not None and args.face < 0:
         raise CommandError(f"--face must be a face index >= 0 (0 = leftmost), got {args.face}")
     face = parse_face_box(args.face_box) if args.face_box else args.face
-    clip = read_video(args.video)
+    clip = read_video(args.video, audio_track=args.audio_track)
     if clip.audio is None:
         raise CommandError(f"{args.video!r} has no (readable) audio track; lipsync needs the speech")
     reference = load_reference_aperture(args.reference_aperture) if args.reference_aperture else None

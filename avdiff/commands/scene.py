@@ -13,6 +13,7 @@ import math
 import os
 from pathlib import Path
 
+from avdiff.commands import add_variant_arg
 from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"refuse audio longer than S seconds (default {DEFAULT_MAX_DURATION_S:g})")
     p.add_argument("--plot", metavar="PNG", help="also write a picture of the control curve(s) and their levels")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    add_variant_arg(p)
     p.set_defaults(func=run)
 
 
@@ -122,7 +124,12 @@ def load_pipeline(args: argparse.Namespace):
                            "weights, a smoke run)")  # fmt: skip
     if Path(name).exists() and not (Path(folder) / "model_index.json").is_file():
         raise CommandError(f"--model {name!r} is not a saved pipeline folder (no model_index.json)")
-    return AudioScenePipeline.from_pretrained(folder).to(device)
+    from avdiff.loading import load_pipeline as load
+
+    try:
+        return load(AudioScenePipeline, folder, variant=args.variant, device=device)
+    except (OSError, ValueError) as e:
+        raise CommandError(str(e)) from e
 
 
 def run(args: argparse.Namespace) -> int:

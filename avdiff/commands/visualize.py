@@ -14,8 +14,9 @@ import math
 import os
 from pathlib import Path
 
-from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
 from avdiff.bundled import DEFAULT_SCENE_MODEL
+from avdiff.commands import add_audio_track_arg, add_variant_arg
+from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-timeline", metavar="T.json", help="also write the timeline used (edit it, then pass it "
                    "back with --timeline)")  # fmt: skip
     p.add_argument("--plot", metavar="PNG", help="also write a picture of the curve with the beats marked")
+    add_audio_track_arg(p)
+    add_variant_arg(p)
     p.set_defaults(func=run)
 
 
@@ -171,14 +174,13 @@ def check_arguments(args: argparse.Namespace) -> dict:
 def prompt_source(args: argparse.Namespace):
     """The :class:`PromptKeyframes` of ``--model``; CommandError when it cannot be loaded."""
     from avdiff.cli import CommandError
-    from avdiff.commands.talk import to_device
+    from avdiff.loading import load_pipeline
+    from avdiff.pipelines.text_to_video import TextToVideoPipeline
     from avdiff.visualize.prompt_keyframes import PromptKeyframes
 
     try:
-        source = PromptKeyframes.from_pretrained(args.model, num_inference_steps=args.steps,
-                                                 guidance_scale=args.guidance, seed=args.seed)  # fmt: skip
-        to_device(source.pipe, args.device)
-        return source
+        pipe = load_pipeline(TextToVideoPipeline, args.model, variant=args.variant, device=args.device)
+        return PromptKeyframes(pipe, num_inference_steps=args.steps, guidance_scale=args.guidance, seed=args.seed)
     except (OSError, ValueError) as e:
         raise CommandError(f"--model {args.model!r} cannot be loaded as a text-to-video model: {e}") from e
     except RuntimeError as e:  # an unknown or unavailable --device
@@ -194,7 +196,12 @@ def run(args: argparse.Namespace) -> int:
     pipe = BeatVisualizerPipeline(prompt_source(args) if "prompts" in kwargs or (timeline and timeline.prompts())
                                   else None)  # fmt: skip
     try:
-        out = pipe(args.audio, output_path=args.out, **kwargs)
+        song = args.audio
+        if args.audio_track is not None:  # read block by block, as the pipeline reads a path
+            from avdiff.audio.stream import AudioStream
+
+            song = AudioStream(args.audio, max_duration_s=args.max_duration, audio_track=args.audio_track)
+        out = pipe(song, output_path=args.out, **kwargs)
     except ValueError as e:  # a bad image, a timeline that does not fit the song ... (AudioLoadError is one too)
         raise CommandError(str(e)) from e
     if args.save_timeline:

@@ -175,13 +175,13 @@ class ModelRegistry:
         return key in self._loaded
 
     def _load(self, entry: ModelEntry):
-        from avdiff.commands.talk import to_device
+        from avdiff.loading import load_pipeline
         from avdiff.pipelines.talking_head import TalkingHeadPipeline
         from avdiff.pipelines.text_to_video import TextToVideoPipeline
 
         logger.info("loading %s from %s", entry.name, entry.path)
         cls = TextToVideoPipeline if entry.kind == "text-to-video" else TalkingHeadPipeline
-        pipe = to_device(cls.from_pretrained(entry.path), self.device)
+        pipe = load_pipeline(cls, entry.path, device=self.device)  # a folder of fp16 weights only: detected
         pipe.set_progress_bar_config(disable=True)
         return pipe
 

@@ -71,7 +71,8 @@ def frame_to_uint8(frame: np.ndarray | torch.Tensor | Image.Image) -> np.ndarray
 
 
 class VideoWriter:
-    """Encode frames one at a time into an H.264 + AAC mp4, written atomically.
+    """Encode frames one at a time into an H.264 + AAC mp4, written atomically and faststart (``moov`` before
+    ``mdat``, so a browser can start playing before the whole file has arrived).
 
     Example::
 
@@ -117,7 +118,8 @@ class VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".partial.mp4", dir=self.path.parent)
         os.close(fd)
-        self._out = av.open(self._tmp, mode="w", format="mp4")
+        # faststart: the index (moov) goes before the media data (mdat), so a browser plays the file while it loads
+        self._out = av.open(self._tmp, mode="w", format="mp4", options={"movflags": "+faststart"})
         self._video = self._out.add_stream("libx264", rate=self.fps)
         self._video.width, self._video.height, self._video.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
         self._video.options = {"crf": str(self.crf), "preset": self.preset}
