@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from avdiff.audio.io import Waveform
+from avdiff.audio.io import Waveform, load_audio
+from avdiff.audio.scene_sounds import scene_sound
+from avdiff.demo.examples import example_files
 from avdiff.encoders.base import AudioTextEncoder
 from avdiff.pipelines import AudioScenePipeline, TextToVideoPipeline
 
@@ -187,10 +189,6 @@ def test_an_encoder_that_knows_the_answer_chooses_the_word(pipe):
 def test_a_sound_that_matches_no_object_of_the_prompt_says_so(t2v, caplog):
     """With the bundled scene aligner: a crackle matches "campfire"; the demo's example speech matches nothing (it
     chose "left", a place, before places left the candidates) and its target says so, with a logged warning."""
-    from avdiff.audio.io import load_audio
-    from avdiff.audio.scene_sounds import scene_sound
-    from avdiff.demo.examples import example_files
-
     pipe = AudioScenePipeline(t2v)  # the bundled scene aligner, with its measured threshold
     crackle = Waveform(scene_sound("crackle", np.linspace(0.1, 1.0, 16).astype(np.float32), fps=8, seed=3), SR)
     speech = load_audio(example_files()[1])

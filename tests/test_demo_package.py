@@ -3,6 +3,7 @@ serving every job's bundled models (talking head, and the scene model for the mu
 
 from __future__ import annotations
 
+import gradio as gr
 import pytest
 from PIL import Image
 
@@ -40,8 +41,6 @@ def test_the_registry_serves_the_bundled_scene_model_to_the_music_and_scene_tabs
 def test_every_file_input_states_its_limits():
     """Every upload of every tab says how large it may be (``max_file_size``), audio also how long (``max_audio_s``):
     from the app's limits, not fixed text."""
-    import gradio as gr
-
     app = build_app(max_audio_s=12.5, limits=Limits(max_file_size="7mb", max_image_side=2000), bundled=False)
     uploads = [b for b in app.blocks.values() if isinstance(b, (gr.Image, gr.Audio, gr.File))
                and b.interactive is not False]  # fmt: skip

@@ -13,6 +13,7 @@ import pytest
 from avdiff.audio.io import Waveform, save_audio
 from avdiff.audio.scene_sounds import scene_sound
 from avdiff.demo import build_app
+from avdiff.demo.examples import example_files
 from avdiff.demo.tabs import SceneTab
 from avdiff.video import read_video
 from demo_server import serving
@@ -101,8 +102,6 @@ def test_the_scene_reports_its_denoising_steps_as_it_runs(url, sounds):
 def test_a_sound_that_matches_no_object_says_so_on_the_page(app, sounds):
     """The demo's example speech under a campfire prompt: it matches no object (it chose "left" once); the choice
     says so, and the other sound's choice stands."""
-    from avdiff.demo.examples import example_files
-
     crackle, _ = sounds
     _, speech = example_files()
     tab = app.avdiff_tabs[0]
