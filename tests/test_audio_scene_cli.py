@@ -9,6 +9,7 @@ import avdiff.commands.scene as scene_cmd
 from avdiff.audio.io import save_audio
 from avdiff.bench.audio_scene import stepped_sound
 from avdiff.cli import main
+from avdiff.demo.examples import example_files
 
 PROMPT = "a campfire beside a lake at night"
 
@@ -77,3 +78,13 @@ def test_bench_scene_reports_naive_against_shared(capsys):
     text = capsys.readouterr().out
     assert "naive_s/s" in text and "shared/naive" in text and "peak_vs_first" in text
     assert main(["bench", "scene", "--seconds", "0"]) == 2
+
+
+def test_a_sound_that_matches_no_object_of_the_prompt_says_so(tmp_path, capsys):
+    """The demo's example speech under a campfire prompt (it chose "left" before places left the candidates)."""
+    speech = example_files()[1]
+    assert main(["scene", "--prompt", "a campfire on the left beside a lake at night", "--audio", str(speech),
+                 "--preset", "tiny", "--steps", "2", "--levels", "2", "--out", str(tmp_path / "s.mp4")]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert f"{speech}: matches no object of the prompt (best score " in text and "name its word with --word" in text
+    assert "drives 'left'" not in text and "left " not in text.split("chosen (")[1], text

@@ -155,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         scores = ", ".join(f"{w} {s:.3f}" for w, s in target.candidates.items())
         how = f"chosen ({scores})" if target.chosen_by == "encoder" else "given"
         print(f"{audio}: drives {target.word!r} ({how})")
+        if not target.matched:
+            print(f"{audio}: matches no object of the prompt (best score {target.score:.3f}); name its word with --word")
     psnr = f"; image reconstruction {out.image_psnr:.2f} dB PSNR" if out.image_psnr is not None else ""
     print(f"wrote {out.path} ({out.num_frames} frames at {out.fps} fps; {out.num_rendered} distinct frame(s) "
           f"rendered{psnr})")  # fmt: skip
