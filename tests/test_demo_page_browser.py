@@ -54,7 +54,7 @@ def test_the_first_screen_shows_the_inputs_generate_and_the_example(page, tmp_pa
     page.screenshot(path=str(shot))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, ARTIFACTS / "first_screen.png")
-    for selector in ["#th-image", "#th-audio", "#th-generate", "#th-examples"]:
+    for selector in ["#th-image", "#th-audio", "#th-model", "#th-generate", "#th-examples"]:
         assert inside_viewport(page, selector), (selector, page.locator(selector).first.bounding_box())
     assert page.locator("#th-examples").get_by_text(example_files()[1].name).is_visible()  # the example's row itself
 

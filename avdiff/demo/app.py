@@ -68,7 +68,8 @@ def build_app(
     with gr.Blocks(title="avdiff demo", analytics_enabled=False, delete_cache=delete_cache) as demo:
         ctx = TabContext(registry, limits, Path(demo.GRADIO_CACHE), concurrency_limit)
         gr.Markdown(f"# avdiff {__version__}: sound in, video out", elem_id="avdiff-title")
-        gr.Markdown("**Models**\n\n" + registry.describe(), elem_id="avdiff-models")
+        with gr.Accordion(f"Models ({len(registry.entries)}): where each comes from", open=False):
+            gr.Markdown(registry.describe(), elem_id="avdiff-models")
         built = []
         with gr.Tabs():
             for cls in tabs or TABS:

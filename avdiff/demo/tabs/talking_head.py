@@ -67,13 +67,13 @@ class TalkingHeadTab:
                                      height=220)  # fmt: skip
                     audio = gr.Audio(label=f"Speech ({upload_limit(ctx.limits, audio=True)})", type="filepath",
                                      sources=["upload", "microphone"], elem_id="th-audio")  # fmt: skip
+                model = gr.Dropdown([(e.label, e.key) for e in entries], value=default.key, label="Model",
+                                    info="Your saved pipelines first, then bundled ones, then the warp baseline.",
+                                    elem_id="th-model")  # fmt: skip
                 button = gr.Button("Generate", variant="primary", elem_id="th-generate")
                 status = StatusLine("th-status")
                 gr.Examples([list(map(str, example_files()))], inputs=[image, audio], elem_id="th-examples",
                             label="Example: scikit-image's astronaut with espeak-ng speech")  # fmt: skip
-                model = gr.Dropdown([(e.label, e.key) for e in entries], value=default.key, label="Model",
-                                    info="Your saved pipelines first, then bundled ones, then the warp baseline.",
-                                    elem_id="th-model")  # fmt: skip
                 model_info = gr.Markdown(describe_entry(default), elem_id="th-model-info")
                 with gr.Accordion("Settings", open=False, elem_id="th-settings"):
                     with gr.Column(visible=default.is_diffusion, elem_id="th-diffusion-settings") as diffusion_box:
