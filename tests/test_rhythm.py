@@ -229,6 +229,17 @@ def test_downbeats_of_accented_bars(bpm, meter, pickup):
     assert set(np.round(rhythm.downbeat_times_s, 6)) <= set(np.round(rhythm.beat_times_s, 6))
 
 
+@pytest.mark.parametrize("first, second", [(90, 130), (130, 90)])
+def test_downbeats_agree_with_the_beats_across_a_tempo_change(first, second):
+    # a beat added where the tempo changes (90 -> 130 gets one) must not shift every bar after it
+    track = drum_track([(first, 20.0), (second, 20.0)], duration_s=40.0, accent=0.5)
+    rhythm = analyze_rhythm(track.waveform, fps=25)
+    f = beat_f(track.downbeat_times_s, rhythm.downbeat_times_s)
+    print(f"{first} -> {second} BPM: downbeat F {f:.3f}, confidence {rhythm.downbeat_confidence:.1f}")
+    assert rhythm.beats_per_bar == 4 and f >= 0.9 and rhythm.downbeat_confidence >= 3.0
+    assert set(np.round(rhythm.downbeat_times_s, 6)) <= set(np.round(rhythm.beat_times_s, 6))
+
+
 def test_no_downbeats_where_no_bar_position_stands_out():
     # kick on 1 and 3 alike, snare on 2 and 4, no bass: nothing tells beat 1 from beat 3
     rhythm = analyze_rhythm(drum_track(128, duration_s=20.0, bass=False).waveform, fps=25)

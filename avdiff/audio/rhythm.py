@@ -141,7 +141,7 @@ def analyze_rhythm(
     sr = ANALYSIS_SAMPLE_RATE
     flux, loud = feats.flux, feats.loud
 
-    beats, tempo = _track_beats(flux, feats.bands, sr, hop_length, min_bpm, max_bpm)
+    beats, tempo, sections_s = _track_beats(flux, feats.bands, sr, hop_length, min_bpm, max_bpm)
     onsets = librosa.onset.onset_detect(onset_envelope=flux, sr=sr, hop_length=hop_length, units="time")
 
     num_frames = FrameClock(fps, stream.sample_rate).num_frames(stream.num_samples)
@@ -151,7 +151,7 @@ def analyze_rhythm(
     beat_tempo = beat_tempi(beats)
     frame_times = np.arange(num_frames) / float(clock.fps)
     curve = np.interp(frame_times, beats, beat_tempo) if len(beats) >= 2 else np.zeros(num_frames)
-    bars = find_downbeats(beats, loud, feats.bands[0], sr / hop_length)
+    bars = find_downbeats(beats, loud, feats.bands[0], sr / hop_length, sections_s)
     return Rhythm(
         tempo_bpm=float(tempo),
         beat_times_s=beats,
@@ -181,9 +181,9 @@ def beat_tempi(beat_times_s: np.ndarray) -> np.ndarray:
 
 def _track_beats(
     flux: np.ndarray, bands: np.ndarray, sr: int, hop: int, min_bpm: float, max_bpm: float
-) -> tuple[np.ndarray, float]:
-    """Beat times (s) and tempo (BPM), with the metrical level chosen among the octaves of each tempo section's
-    tempo (see the module docstring).
+) -> tuple[np.ndarray, float, list[tuple[float, float]]]:
+    """Beat times (s), tempo (BPM) and the tempo sections ``[(start_s, stop_s), ...]``, with the metrical level
+    chosen among the octaves of each section's tempo (see the module docstring).
 
     ``flux`` [T] is the log-mel onset envelope, ``bands`` [3, T] the low, mid and high band powers. Beats are tracked
     on the flux with the low band's onsets added (kicks pull the beats onto themselves, off-beat hi-hats do not), and
@@ -191,7 +191,7 @@ def _track_beats(
     are chosen together (:func:`_smooth_levels`), so that the tempo moves as little as the music allows.
     """
     if not np.any(flux > 0):
-        return np.zeros(0), 0.0
+        return np.zeros(0), 0.0, []
     low, mid = _band_onsets(bands[0], sr / hop), _band_onsets(bands[1], sr / hop)
     envelope = (_unit(flux) + _unit(low)).astype(np.float32)
     local = _local_tempo(flux, sr, hop)
@@ -215,7 +215,7 @@ def _track_beats(
         logger.info("tempo sections: %s", ", ".join(f"{a * hop / sr:.1f}-{b * hop / sr:.1f} s at ~{c:.0f} BPM"
                                                     for (a, b), c in zip(sections, chosen)))  # fmt: skip
     times = librosa.frames_to_time(best_frames, sr=sr, hop_length=hop)
-    return times, _tempo_from_beats(times)
+    return times, _tempo_from_beats(times), [(a * hop / sr, b * hop / sr) for a, b in sections]
 
 
 def _octaves(bpm: float, min_bpm: float, max_bpm: float) -> list[float]:
