@@ -225,7 +225,8 @@ def _octaves(bpm: float, min_bpm: float, max_bpm: float) -> list[float]:
     return levels or [bpm]
 
 
-def _smooth_levels(options: list[list[float]], scores: list[list[float]], octave_cost: float = SMOOTHNESS) -> list[float]:
+def _smooth_levels(options: list[list[float]], scores: list[list[float]],
+                   octave_cost: float = SMOOTHNESS) -> list[float]:  # fmt: skip
     """The level of every section (a Viterbi path): the sum of the sections' scores minus ``octave_cost`` per octave
     the tempo moves between neighbouring sections, maximised."""
     total = np.asarray(scores[0], dtype=np.float64)
