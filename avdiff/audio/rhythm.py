@@ -199,18 +199,21 @@ def _track_beats(
     base = _section_tempi(flux, sr, hop, sections)
     options = [_octaves(t, min_bpm, max_bpm) for t in base]
     held = [min(opts, key=lambda c, t=t: abs(np.log2(c / t))) for opts, t in zip(options, base)]  # T when in range
-    scores = []
+    scores, tracked = [], {}  # tracked: the beats of each tempo curve tried, by its levels
     for k, (a, b) in enumerate(sections):  # each section's candidates, the others held at their base tempo
         row = []
         for c in options[k]:
-            frames = _beat_track(envelope, _tempo_curve(local, sections, [*held[:k], c, *held[k + 1 :]]), sr, hop)
+            levels = (*held[:k], c, *held[k + 1 :])
+            frames = tracked[levels] = _beat_track(envelope, _tempo_curve(local, sections, list(levels)), sr, hop)
             inside = frames[(frames >= a) & (frames < b)]
             row.append(_level_score(low, inside) + _level_score(mid, inside))
             logger.debug("section %d (%.1f-%.1f s), candidate %.1f BPM: score %.3f", k, a * hop / sr, b * hop / sr, c,
                          row[-1])  # fmt: skip
         scores.append(row)
-    chosen = _smooth_levels(options, scores)
-    best_frames = _beat_track(envelope, _tempo_curve(local, sections, chosen), sr, hop)
+    chosen = tuple(_smooth_levels(options, scores))
+    best_frames = tracked.get(chosen)
+    if best_frames is None:  # a combination not tried yet: every section at its own level
+        best_frames = _beat_track(envelope, _tempo_curve(local, sections, list(chosen)), sr, hop)
     if len(sections) > 1:
         logger.info("tempo sections: %s", ", ".join(f"{a * hop / sr:.1f}-{b * hop / sr:.1f} s at ~{c:.0f} BPM"
                                                     for (a, b), c in zip(sections, chosen)))  # fmt: skip
