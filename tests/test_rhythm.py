@@ -117,6 +117,20 @@ def test_each_groove_steady_is_on_its_beat(groove):
     assert beat_f(track.beat_times_s, rhythm.beat_times_s) >= 0.95
 
 
+@pytest.mark.parametrize("groove, bpm", [("rock", 120), ("four_on_the_floor", 100)])
+def test_a_noise_intro_gets_no_beats_and_the_groove_its_level(groove, bpm):
+    # 8 s of noise at -40 dB before the drums, and under them: the tracker must not run its grid through the noise
+    rng = np.random.default_rng(0)
+    track = groove_track(bpm, duration_s=24.0, groove=groove)
+    drums = track.waveform.samples[0].numpy()
+    noisy = np.concatenate([np.zeros(8 * 22050, np.float32), drums])
+    noisy += 0.01 * rng.standard_normal(len(noisy)).astype(np.float32)
+    rhythm = analyze_rhythm(Waveform(noisy[None], 22050), fps=25)
+    assert (rhythm.beat_times_s < 7.9).sum() == 0
+    assert rhythm.tempo_bpm == pytest.approx(bpm, rel=0.02)
+    assert mir_eval.beat.f_measure(track.beat_times_s + 8.0, rhythm.beat_times_s, 0.07) >= 0.95
+
+
 def test_groove_track_places_swung_eighths_and_a_quiet_ending():
     straight = groove_track(120, duration_s=8.0, groove="four_on_the_floor", offset_s=0.5)
     swung = groove_track(120, duration_s=8.0, groove="four_on_the_floor", offset_s=0.5, swing=2 / 3)

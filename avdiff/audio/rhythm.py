@@ -231,7 +231,9 @@ def _octaves(bpm: float, min_bpm: float, max_bpm: float) -> list[float]:
 def _smooth_levels(options: list[list[float]], scores: list[list[float]],
                    octave_cost: float = SMOOTHNESS) -> list[float]:  # fmt: skip
     """The level of every section (a Viterbi path): the sum of the sections' scores minus ``octave_cost`` per octave
-    the tempo moves between neighbouring sections, maximised."""
+    the tempo moves between neighbouring sections, maximised. A candidate without a score (too few beats: -inf)
+    scores one less than the section's lowest; a section with none (silence) leaves its level to its neighbours."""
+    scores = [_finite(row) for row in scores]
     total = np.asarray(scores[0], dtype=np.float64)
     back = []
     for k in range(1, len(options)):
@@ -245,6 +247,14 @@ def _smooth_levels(options: list[list[float]], scores: list[list[float]],
     return [options[k][i] for k, i in enumerate(reversed(path))]
 
 
+def _finite(row: list[float]) -> list[float]:
+    """``row`` with each -inf replaced by the lowest finite value minus one (all 0 when none is finite)."""
+    values = np.asarray(row, dtype=np.float64)
+    finite = np.isfinite(values)
+    low = values[finite].min() - 1.0 if finite.any() else 0.0
+    return np.where(finite, values, low).tolist()
+
+
 def _band_onsets(power: np.ndarray, steps_per_s: float, lag: int = 2, window_s: float = 4.0) -> np.ndarray:
     """Onsets of one band [T] (``power``: the band's power per step [T]): the rise of its magnitude (square root of
     the power) from ``lag`` steps before, over the largest rise within ``window_s`` around (at least a hundredth of
@@ -255,7 +265,7 @@ def _band_onsets(power: np.ndarray, steps_per_s: float, lag: int = 2, window_s: 
     rise = np.zeros(len(magnitude))
     rise[lag:] = np.maximum(0.0, magnitude[lag:] - magnitude[:-lag])
     local = scipy.ndimage.maximum_filter1d(rise, size=max(1, int(round(window_s * steps_per_s))))
-    scale = np.maximum(local, 0.01 * rise.max(initial=0.0))
+    scale = np.maximum(local, 0.1 * rise.max(initial=0.0))
     return np.divide(rise, scale, out=np.zeros_like(rise), where=scale > 0).astype(np.float32)
 
 
@@ -272,9 +282,8 @@ def _beat_track(envelope: np.ndarray, bpm: np.ndarray, sr: int, hop: int, tail_s
     picks the track's last beat among the last onsets, a hi-hat between two beats as readily as a beat, and its
     backtracking bends the last few beats off the grid to reach it: the last four beats of a steady 128 BPM groove
     came 70 to 220 ms early. With the silence the last pick lies past the end, on the grid, and the real beats
-    before it stay on time. Beats before the first and after the last onset are dropped
-    (:func:`_trim_silent_ends`); librosa's own trimming, which also drops a weak last beat (a snare's after the
-    kicks), is off.
+    before it stay on time. Beats before the music begins and after it ends are dropped by
+    :func:`_trim_silent_ends` (librosa's own trimming is off).
     """
     T = len(envelope)
     tail = int(round(tail_s * sr / hop))
@@ -285,14 +294,16 @@ def _beat_track(envelope: np.ndarray, bpm: np.ndarray, sr: int, hop: int, tail_s
     return _trim_silent_ends(frames[frames < T], envelope)
 
 
-def _trim_silent_ends(frames: np.ndarray, envelope: np.ndarray, reach: int = 2, share: float = 0.1) -> np.ndarray:
-    """``frames`` without the leading and trailing beats in silence: those whose strongest onset within ±``reach``
-    steps is under ``share`` of the median beat's."""
+def _trim_silent_ends(frames: np.ndarray, envelope: np.ndarray, reach: int = 2) -> np.ndarray:
+    """``frames`` without the leading and trailing beats where the music has not begun or has stopped: those whose
+    strength (the envelope's peak within ±``reach`` steps) is at most half the root mean square of all beats'.
+    librosa trims so too, but on strengths smoothed over five beats, which lets a silent first beat borrow from its
+    neighbours and, with silence after the track, drops a weak last beat (a snare's after the kicks)."""
     if len(frames) == 0:
         return frames
-    peak = scipy.ndimage.maximum_filter1d(envelope, size=2 * reach + 1)[frames]
-    loud = np.flatnonzero(peak >= share * np.median(peak))
-    return frames[loud[0] : loud[-1] + 1] if len(loud) else frames[:0]
+    strength = scipy.ndimage.maximum_filter1d(envelope, size=2 * reach + 1)[frames].astype(np.float64)
+    kept = np.flatnonzero(strength > 0.5 * np.sqrt(np.mean(strength**2)))
+    return frames[kept[0] : kept[-1] + 1] if len(kept) else frames[:0]
 
 
 def _tempo_curve(local: np.ndarray, sections: list[tuple[int, int]], levels: list[float]) -> np.ndarray:
