@@ -223,7 +223,7 @@ def _track_beats(
 
 def _octaves(bpm: float, min_bpm: float, max_bpm: float) -> list[float]:
     """The metrical levels to try for a section at ``bpm``: ``bpm`` times 1/4, 1/2, 1, 2 and 4 inside ``[min_bpm,
-    max_bpm]`` (the one nearest ``bpm`` when none is)."""
+    max_bpm]`` (``bpm`` itself when none is)."""
     levels = [bpm * 2.0**e for e in (-2, -1, 0, 1, 2) if min_bpm <= bpm * 2.0**e <= max_bpm]
     return levels or [bpm]
 
@@ -259,9 +259,9 @@ def _band_onsets(power: np.ndarray, steps_per_s: float, lag: int = 2, window_s: 
     """Onsets of one band [T] (``power``: the band's power per step [T]): the rise of its magnitude (square root of
     the power) from ``lag`` steps before, over the largest rise within ``window_s`` around (at least a tenth of
     the largest of the track), so that a kick counts the same in a passage up to 20 dB quieter as in a loud one, and
-    noise in near silence is not raised to a kick's strength. Unlike the flux,
-    it is not delayed: its peaks then fall with the flux's (beats placed on the sum of both are as early as on the
-    flux alone, 11 ms after the true beat on a 120 BPM drum track; with librosa's two-step delay, 18 ms)."""
+    noise in near silence is not raised to a kick's strength. Unlike the flux, it is not delayed: its peaks then
+    fall with the flux's (beats placed on the sum of both are as early as on the flux alone, 11 ms after the true
+    beat on a 120 BPM drum track; with librosa's two-step delay, 18 ms)."""
     magnitude = np.sqrt(np.asarray(power, dtype=np.float64))
     rise = np.zeros(len(magnitude))
     rise[lag:] = np.maximum(0.0, magnitude[lag:] - magnitude[:-lag])
@@ -397,9 +397,10 @@ def _section_tempi(flux: np.ndarray, sr: int, hop: int, sections: list[tuple[int
 
 def _level_score(envelope: np.ndarray, beat_frames: np.ndarray, reach: int = 2) -> float:
     """How consistently the beats carry stronger onsets than the points halfway between them: the 25th percentile of
-    the onset strength on the beats minus the 75th percentile halfway between (each maxed over ±``reach`` steps),
-    over the envelope's 99th percentile. Double time scores low because half its beats fall on weak off-beats, half
-    time because strong beats fall between its beats."""
+    the onset strength on the beats minus the median halfway between (each maxed over ±``reach`` steps), over the
+    envelope's 99th percentile. Double time scores low because half its beats fall on weak off-beats, half time
+    because strong beats fall between its beats; a kick pushed off the beat once a bar (a syncopation) does not move
+    the median."""
     if len(beat_frames) < 3:
         return -np.inf
     peak = scipy.ndimage.maximum_filter1d(envelope, size=2 * reach + 1)
