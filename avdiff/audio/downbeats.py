@@ -74,9 +74,9 @@ def find_downbeats(beat_times_s: np.ndarray, loud: np.ndarray, low_power: np.nda
     """The downbeats among ``beat_times_s`` (see the module docstring).
 
     ``sections_s``: ``[(start, stop), ...]`` seconds, the tempo sections; each gets its own bar phase (a beat
-    missed or added where the tempo changes then shifts no bar after it), and the confidence is the smallest of the
-    sections'. A section of fewer than four bars joins the one before it (the first, the one after it). None: one
-    section, one phase for the whole track.
+    missed or added where the tempo changes then shifts no bar after it), and the confidence is measured on the
+    bars of all sections together. A section of fewer than 16 beats joins the one before it (the first, the one
+    after it). None: one section, one phase for the whole track.
     """
     beats = np.asarray(beat_times_s, dtype=np.float64)
     accents = beat_accents(beats, loud, low_power, steps_per_s)
@@ -96,8 +96,8 @@ def find_downbeats(beat_times_s: np.ndarray, loud: np.ndarray, low_power: np.nda
 
 
 def _section_groups(beats: np.ndarray, sections_s: list[tuple[float, float]] | None) -> list[tuple[int, int]]:
-    """Beat index ranges ``[(first, stop), ...]`` tiling the beats, one per section of at least
-    ``4 * MIN_BARS`` beats (a shorter one joins its neighbour)."""
+    """Beat index ranges ``[(first, stop), ...]`` tiling the beats, one per section of at least ``4 * MIN_BARS``
+    beats (a shorter one joins its neighbour)."""
     if not sections_s or len(sections_s) < 2:
         return [(0, len(beats))]
     cuts = [int(np.searchsorted(beats, start)) for start, _ in sections_s[1:]]

@@ -111,6 +111,7 @@ def section_levels(case: RhythmCase, estimated: np.ndarray) -> list[float]:
 
 
 def on_level(ratio: float) -> bool:
+    """Whether a section tracked at ``ratio`` times its true tempo is on the right level (within 5 %)."""
     return bool(abs(ratio - 1.0) <= LEVEL_TOLERANCE)
 
 
