@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avdiff.user_files import read_json
+
 logger = logging.getLogger(__name__)
 
 OFFSET_CONVENTION = (
@@ -216,7 +218,7 @@ def load_reference_aperture(path: str | Path) -> np.ndarray:
         if suffix == ".npy":
             data = np.load(path, allow_pickle=False)
         elif suffix == ".json":
-            data = json.loads(path.read_text())
+            data = read_json(path)  # a byte-order mark (Notepad's UTF-8) is accepted
             if isinstance(data, dict):
                 if "aperture" not in data:
                     raise CommandError(f"--reference-aperture {str(path)!r}: a JSON object needs an \"aperture\" list")
