@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@test -x $(VENV)/bin/avdiff
+	$(PY) -m avdiff.audio.numba_cache  # librosa's numba kernels, compiled once by one process (avdiff/audio/numba_cache.py)
 	@touch $(STAMP)
 
 # System tools the tests use (speech synthesis, reference ffmpeg, chromium for the demo's browser tests). Installed
