@@ -9,8 +9,9 @@ the index then points one signature at the other's machine code, and every later
 
 :func:`ensure_numba_cache` makes concurrent first uses safe. The first process takes an inter-process file lock
 (``filelock``) beside librosa's cache files, and, unless a valid marker says the cache is complete and unchanged,
-runs avdiff's own rhythm analysis on a click track in a child process (``python -m avdiff.audio.numba_probe``). That compiles every kernel avdiff uses into the cache, one process at a time, or, on a cache that is
-already there, loads and runs them: a child that crashes (a signal) or whose beats are wrong means a broken cache,
+runs avdiff's own rhythm analysis on a click track in a child process (``python -m avdiff.audio.numba_probe``).
+That compiles every kernel avdiff uses into the cache, one process at a time, or, on a cache that is already there,
+loads and runs them: a child that crashes (a signal) or whose beats are wrong means a broken cache,
 whose files are deleted and rebuilt by a second child, with one warning. A marker (numba, librosa and Python
 versions, and the size, mtime and inode of every cache file) is then written beside the lock, so later processes
 check it with a few ``stat`` calls and never compile or write: with the marker valid, a cache that is complete for
@@ -19,14 +20,13 @@ swapped file) invalidates the marker and the next process checks again.
 
 The audio modules that call librosa (:mod:`avdiff.audio.onsets`, :mod:`avdiff.audio.rhythm`), and the LAION CLAP
 loader (its torchlibrosa layers call librosa), call :func:`ensure_numba_cache` before their first librosa call
-(``import librosa`` is lazy and compiles nothing).
-``make install`` runs ``python -m avdiff.audio.numba_cache`` once, so a fresh install is compiled before its first
-use. Programs that call librosa directly in several processes at once are not covered by the lock.
+(``import librosa`` is lazy and compiles nothing). ``make install`` runs :func:`main` once, so a fresh install is
+compiled before its first use. Programs that call librosa directly in several processes at once are not covered by
+the lock.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -49,29 +49,32 @@ LOCK_TIMEOUT_S = 1800.0  # a cold compile takes about a minute on a busy 2-core 
 CHILD_TIMEOUT_S = 1500.0
 CACHE_SUFFIXES = (".nbi", ".nbc")
 
-_checked = False
+_checked: bool | None = None  # this process's answer, once known
 _thread_lock = threading.Lock()
 
 
-def ensure_numba_cache() -> None:
+def ensure_numba_cache() -> bool:
     """Make sure librosa's numba cache is complete for avdiff's kernels and does not crash; cheap after the first
     call in a process (a flag), and cheap in a new process while the marker is valid (a JSON read and a few stats).
 
     On a missing or stale marker it waits for the lock (other avdiff processes compiling), then compiles or checks
     the cache in a child process, rebuilding the cache once if the child crashes. Never raises for a cache problem:
     it logs and lets the caller's own librosa call run.
+
+    Returns:
+        True when the cache is marked good (or this is the child that checks it), False when it could not be.
     """
     global _checked
-    if _checked or os.environ.get(CHILD_ENV):
-        return
+    if os.environ.get(CHILD_ENV):
+        return True
     with _thread_lock:
-        if _checked:
-            return
-        try:
-            _ensure()
-        except OSError as e:  # an unwritable place, a full disk: numba itself copes, or fails with its own error
-            logger.warning("could not check librosa's numba cache (%s); continuing without the check", e)
-        _checked = True
+        if _checked is None:
+            try:
+                _checked = _ensure()
+            except OSError as e:  # an unwritable place, a full disk: numba itself copes, or fails with its own error
+                logger.warning("could not check librosa's numba cache (%s); continuing without the check", e)
+                _checked = False
+        return _checked
 
 
 def cache_dirs() -> list[Path]:
@@ -131,20 +134,23 @@ def _write_marker(path: Path, value: dict) -> None:
     os.replace(tmp, path)
 
 
-def _ensure() -> None:
+def _ensure() -> bool:
     dirs = cache_dirs()
     home = dirs[0]  # librosa's top folder's cache: where the lock and the marker live
     marker = home / MARKER_NAME
     if _read_marker(marker) == _fingerprint(dirs):
-        return
+        return True
     try:
         with FileLock(str(home / LOCK_NAME), timeout=LOCK_TIMEOUT_S):
             if _read_marker(marker) == _fingerprint(dirs):  # another process finished it while we waited
-                return
-            if _check_or_build(dirs):
-                _write_marker(marker, _fingerprint(dirs))
+                return True
+            if not _check_or_build(dirs):
+                return False
+            _write_marker(marker, _fingerprint(dirs))
+            return True
     except Timeout:
         logger.warning("waited %.0f s for %s; continuing without it", LOCK_TIMEOUT_S, home / LOCK_NAME)
+        return False
 
 
 def _check_or_build(dirs: list[Path]) -> bool:
@@ -185,15 +191,14 @@ def _run_child() -> str | None:
     return f"the check failed: {tail[0]}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m avdiff.audio.numba_cache``: compile and check librosa's kernels once (``make install``)."""
-    parser = argparse.ArgumentParser(prog="python -m avdiff.audio.numba_cache", description=__doc__.split("\n")[0])
-    parser.parse_args(argv)
+def main() -> int:
+    """Compile and check librosa's kernels once, for ``make install``: ``python -c "import avdiff.audio.numba_cache as
+    m; m.main()"`` (not ``-m``: :mod:`avdiff.audio` imports this module first). Returns the exit status: 0 when the
+    cache is good."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    ensure_numba_cache()
+    if not ensure_numba_cache():
+        print(f"librosa's numba kernels could not be compiled and checked in {cache_dirs()[0]}", file=sys.stderr)
+        return 1
     print(f"librosa's numba kernels are compiled and checked ({cache_dirs()[0]})")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
