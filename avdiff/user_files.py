@@ -73,8 +73,8 @@ def list_files(folder: str | os.PathLike, suffixes: Iterable[str] | None = None,
                 kept.append(path)
     if skipped:
         examples = ", ".join(sorted(skipped)[:3]) + (", ..." if len(skipped) > 3 else "")
-        logger.warning("%s: skipped %d hidden or system file%s left by other tools (%s)", label or repr(str(root)),
-                       len(skipped), "" if len(skipped) == 1 else "s", examples)  # fmt: skip
+        logger.warning("%s: skipped %d hidden or system file%s (%s)", label or repr(str(root)), len(skipped),
+                       "" if len(skipped) == 1 else "s", examples)  # fmt: skip
     return sorted(kept)
 
 
