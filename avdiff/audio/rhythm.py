@@ -41,6 +41,7 @@ import scipy.signal
 from avdiff.audio.clock import FpsLike, FrameClock
 from avdiff.audio.downbeats import find_downbeats
 from avdiff.audio.io import AudioSource
+from avdiff.audio.numba_cache import ensure_numba_cache
 from avdiff.audio.onsets import ANALYSIS_SAMPLE_RATE, step_features
 from avdiff.audio.stream import AudioStream, as_stream
 
@@ -137,6 +138,7 @@ def analyze_rhythm(
         the source's own rate ``sr``: the frames of the one clock for the audio as given.
     """
     stream = as_stream(waveform, max_duration_s)
+    ensure_numba_cache()  # before librosa's first kernel: compiled once, by one process
     feats = step_features(stream, hop_length=hop_length, n_fft=n_fft)
     sr = ANALYSIS_SAMPLE_RATE
     flux, loud = feats.flux, feats.loud

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from avdiff.commands import add_audio_track_arg
+from avdiff.user_files import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def load_reference_aperture(path: str | Path) -> np.ndarray:
         if suffix == ".npy":
             data = np.load(path, allow_pickle=False)
         elif suffix == ".json":
-            data = json.loads(path.read_text())
+            data = read_json(path)  # a byte-order mark (Notepad's UTF-8) is accepted
             if isinstance(data, dict):
                 if "aperture" not in data:
                     raise CommandError(f"--reference-aperture {str(path)!r}: a JSON object needs an \"aperture\" list")

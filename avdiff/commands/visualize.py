@@ -17,6 +17,7 @@ from pathlib import Path
 from avdiff.bundled import DEFAULT_SCENE_MODEL
 from avdiff.commands import add_audio_track_arg, add_variant_arg
 from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
+from avdiff.user_files import list_files
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +74,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def image_files(items: list[str]) -> list[Path]:
-    """``--images``: a folder's images in name order, or the files given; CommandError when there are none."""
+    """``--images``: a folder's images in name order (hidden files such as macOS ``._name.png`` skipped, with a
+    count in the log), or the files given; CommandError when there are none."""
     from avdiff.cli import CommandError
 
     files: list[Path] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = [p for p in list_files(path, IMAGE_SUFFIXES, label=f"--images {item!r}") if p.is_file()]
             if not found:
                 raise CommandError(f"--images {item!r}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
             files += found

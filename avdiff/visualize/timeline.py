@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from avdiff.audio.clock import FpsLike, as_fraction_fps
+from avdiff.user_files import read_json
 from avdiff.visualize.intervals import (  # noqa: F401  (re-exported: this module is their public home)
     EDGE_TOLERANCE_S,
     HOLDS,
@@ -221,7 +222,7 @@ class Timeline:
         if path.is_dir():
             raise TimelineError(f"{name}: is a folder, not a timeline JSON file")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_json(path)  # a byte-order mark (Notepad's UTF-8) is accepted
         except UnicodeDecodeError as e:
             raise TimelineError(f"{name}: not a text file ({e.reason})") from None
         except json.JSONDecodeError as e:
