@@ -14,6 +14,8 @@ import torch
 
 from avdiff.bundled import bundled_path
 from avdiff.cli import main
+from avdiff.demo import build_app
+from avdiff.demo.models import ModelSpecError
 from avdiff.loading import choose_variant, load_pipeline, weight_variants
 from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
@@ -68,6 +70,17 @@ def test_folders_without_the_weights_asked_for_say_what_they_hold(tmp_path):
     sharded.mkdir()
     (sharded / "diffusion_pytorch_model.fp16-00001-of-00002.safetensors").write_bytes(b"")
     assert weight_variants(sharded) == (False, {"fp16"})
+
+
+def test_the_demo_refuses_a_folder_of_several_variants_when_it_starts_not_on_the_page(tmp_path):
+    both = with_variant(tmp_path / "two", "fp16", "bf16")
+    with pytest.raises(ModelSpecError, match=r"^--model mine=.*two: its weights exist only as the variants 'bf16', "
+                                             r"'fp16'; .*keep one"):  # fmt: skip
+        build_app({"mine": str(both)}, bundled=False)
+    empty = with_variant(tmp_path / "none")
+    with pytest.raises(ModelSpecError, match=r"^--model mine=.*none: no loadable weights"):
+        build_app({"mine": str(empty)}, bundled=False)
+    build_app({"mine": str(with_variant(tmp_path / "one", "fp16"))}, bundled=False)  # one variant: loaded as it is
 
 
 def test_every_command_that_loads_a_model_takes_variant(tmp_path, capsys):
