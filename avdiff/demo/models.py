@@ -118,13 +118,11 @@ def user_entry(name: str, path: str | Path) -> ModelEntry:
         raise ModelSpecError(f"--model {name}={path}: not a saved pipeline folder ({why}); give the folder "
                              "`avdiff train talking-head` or `avdiff train text-to-video` writes, e.g. "
                              "runs/talking_head_tiny/final")  # fmt: skip
-    plain, variants = weight_variants(folder)  # checked now: on the page, a load error would name the server's folder
+    plain, variants = weight_variants(folder)  # checked now: on the page, the load error would name the server's folder
     if not plain and len(variants) > 1:
         raise ModelSpecError(f"--model {name}={path}: its weights exist only as the variants "
                              f"{', '.join(map(repr, sorted(variants)))}; the demo loads plain weights or a single "
                              "variant: keep one variant's files in the folder")  # fmt: skip
-    if not plain and not variants:
-        raise ModelSpecError(f"--model {name}={path}: no loadable weights (no *.safetensors or *.bin files)")
     return ModelEntry(f"user:{label}", label, kind, "user", folder.resolve())
 
 
