@@ -52,6 +52,16 @@ def test_a_folder_of_one_variant_loads_with_a_log_line_or_by_name(tmp_path, capl
     assert same_weights(named.unet, reference.unet)
 
 
+def test_a_folder_whose_unet_alone_is_a_variant_loads_it(tmp_path):
+    folder = tmp_path / "mixed"  # an fp16 UNet beside a speech encoder with plain weights
+    shutil.copytree(BUNDLED, folder)
+    unet = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    unet.rename(unet.with_name("diffusion_pytorch_model.fp16.safetensors"))
+    assert weight_variants(folder) == (False, {"fp16"}) and choose_variant(folder) == "fp16"
+    loaded = load_pipeline(TalkingHeadPipeline, folder, device="cpu")
+    assert same_weights(loaded.unet, TalkingHeadPipeline.from_pretrained(BUNDLED).unet)
+
+
 def test_folders_without_the_weights_asked_for_say_what_they_hold(tmp_path):
     folder = with_variant(tmp_path / "fp16_only", "fp16")
     with pytest.raises(ValueError, match=r"--model '.*fp16_only' has no 'bf16' weights \(\*\.bf16\.safetensors\); "
