@@ -25,18 +25,23 @@ _WEIGHTS = re.compile(r"^[^.]+(?:\.(?P<variant>[^.]+?))?(?:-\d+-of-\d+)?\.(?:saf
 
 
 def weight_variants(folder: str | os.PathLike) -> tuple[bool, set[str]]:
-    """``(plain, variants)`` of a saved model or pipeline folder: whether weights without a variant exist, and the
-    variants of the weights there are (``{"fp16"}``), in the folder and its components' subfolders."""
-    plain, variants = False, set()
+    """``(plain, variants)`` of a saved model or pipeline folder: whether every part with weights (the folder, each
+    component's subfolder) has weights without a variant, and the variants of the weights there are (``{"fp16"}``).
+    A UNet saved as fp16 beside a component with plain weights is ``(False, {"fp16"})``: loading it needs the variant
+    (diffusers takes the plain weights of the components that lack it)."""
     folder = Path(folder)
+    parts = {}  # folder -> (has plain weights, has variant weights)
+    variants = set()
     for path in [*folder.iterdir(), *(p for sub in folder.iterdir() if sub.is_dir() for p in sub.iterdir())]:
         match = _WEIGHTS.match(path.name)
         if match and path.is_file():
+            plain, variant = parts.get(path.parent, (False, False))
             if match["variant"] is None:
-                plain = True
+                parts[path.parent] = (True, variant)
             else:
+                parts[path.parent] = (plain, True)
                 variants.add(match["variant"])
-    return plain, variants
+    return bool(parts) and all(plain for plain, _ in parts.values()), variants
 
 
 def choose_variant(folder: str | os.PathLike, variant: str | None = None, what: str = "--model") -> str | None:

@@ -47,6 +47,15 @@ def test_arguments_are_checked_before_any_work(sound, tmp_path, capsys, monkeypa
     assert "--audio" in capsys.readouterr().err and not (tmp_path / "v.mp4").exists()
 
 
+def test_a_prompt_that_names_no_object_is_refused_before_the_model_loads(sound, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(scene_cmd, "load_pipeline", lambda *a, **k: pytest.fail("work began before the checks"))
+    out = str(tmp_path / "v.mp4")
+    assert main(["scene", "--prompt", "on the left at night", "--audio", str(sound), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("avdiff: error: --prompt 'on the left at night' names no object") and "--word" in err
+    assert err.count("\n") == 1 and not (tmp_path / "v.mp4").exists()
+
+
 def test_a_missing_bundled_model_is_one_line(sound, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(scene_cmd, "DEFAULT_MODEL", "no-such-scene-model")
     assert main(["scene", "--prompt", PROMPT, "--audio", str(sound), "--out", str(tmp_path / "v.mp4")]) == 2

@@ -14,6 +14,8 @@ import torch
 
 from avdiff.bundled import bundled_path
 from avdiff.cli import main
+from avdiff.demo import build_app
+from avdiff.demo.models import ModelSpecError
 from avdiff.loading import choose_variant, load_pipeline, weight_variants
 from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
@@ -50,6 +52,16 @@ def test_a_folder_of_one_variant_loads_with_a_log_line_or_by_name(tmp_path, capl
     assert same_weights(named.unet, reference.unet)
 
 
+def test_a_folder_whose_unet_alone_is_a_variant_loads_it(tmp_path):
+    folder = tmp_path / "mixed"  # an fp16 UNet beside a speech encoder with plain weights
+    shutil.copytree(BUNDLED, folder)
+    unet = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    unet.rename(unet.with_name("diffusion_pytorch_model.fp16.safetensors"))
+    assert weight_variants(folder) == (False, {"fp16"}) and choose_variant(folder) == "fp16"
+    loaded = load_pipeline(TalkingHeadPipeline, folder, device="cpu")
+    assert same_weights(loaded.unet, TalkingHeadPipeline.from_pretrained(BUNDLED).unet)
+
+
 def test_folders_without_the_weights_asked_for_say_what_they_hold(tmp_path):
     folder = with_variant(tmp_path / "fp16_only", "fp16")
     with pytest.raises(ValueError, match=r"--model '.*fp16_only' has no 'bf16' weights \(\*\.bf16\.safetensors\); "
@@ -68,6 +80,14 @@ def test_folders_without_the_weights_asked_for_say_what_they_hold(tmp_path):
     sharded.mkdir()
     (sharded / "diffusion_pytorch_model.fp16-00001-of-00002.safetensors").write_bytes(b"")
     assert weight_variants(sharded) == (False, {"fp16"})
+
+
+def test_the_demo_refuses_a_folder_of_several_variants_when_it_starts_not_on_the_page(tmp_path):
+    both = with_variant(tmp_path / "two", "fp16", "bf16")
+    with pytest.raises(ModelSpecError, match=r"^--model mine=.*two: its weights exist only as the variants 'bf16', "
+                                             r"'fp16'; .*keep one"):  # fmt: skip
+        build_app({"mine": str(both)}, bundled=False)
+    build_app({"mine": str(with_variant(tmp_path / "one", "fp16"))}, bundled=False)  # one variant: loaded as it is
 
 
 def test_every_command_that_loads_a_model_takes_variant(tmp_path, capsys):

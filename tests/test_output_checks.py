@@ -10,6 +10,7 @@ import pytest
 
 import avdiff.commands.generate as generate_cmd
 import avdiff.commands.scene as scene_cmd
+import avdiff.data.prepare as prepare_package
 import avdiff.metrics.talking_head as talking_head_metrics
 import avdiff.pipelines.beat_visualizer as bv
 from avdiff.bench.audio_scene import stepped_sound
@@ -108,6 +109,19 @@ def test_eval_talking_head_checks_its_output_folder_before_any_model(tmp_path, c
     assert f"--out '{report}' is a file; give a folder" in refused(base + ["--out", str(report)], capsys)
     assert f"is the --data '{data}'" in refused(base + ["--out", str(data)], capsys)
     assert report.read_text() == "an earlier report"
+
+
+def test_prepare_checks_its_output_folder_before_any_video(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(prepare_package, "prepare_videos", no_work)
+    videos, vae = tmp_path / "videos", tmp_path / "vae"
+    videos.mkdir()
+    vae.mkdir()
+    a_file = tmp_path / "data.txt"
+    a_file.write_text("keep me")
+    base = ["prepare", "--videos", str(videos), "--no-progress"]
+    assert f"--out '{a_file}' is a file; give a folder" in refused(base + ["--out", str(a_file)], capsys)
+    assert f"is the --latents '{vae}'" in refused(base + ["--latents", str(vae), "--out", str(vae)], capsys)
+    assert a_file.read_text() == "keep me"
 
 
 def test_check_outputs_names_each_problem():

@@ -77,6 +77,19 @@ def test_visualize_refuses_a_timeline_past_the_song_naming_each_interval(tmp_pat
     assert "interval 1: missing start, end; interval 2: missing end; interval 3: expected an object, got 7" in err
 
 
+def test_visualize_names_every_missing_image_of_a_timeline_with_its_interval(tmp_path, capsys):
+    song = make_song(tmp_path / "song.wav", 2.0)
+    keys = make_keyframes(tmp_path / "keys", 32)
+    timeline = tmp_path / "t.json"
+    timeline.write_text(json.dumps([{"start_s": 0, "end_s": 1, "start": "image:gone1.png", "end": f"image:{keys[0]}"},
+                                    {"start_s": 1, "end_s": 2, "start": f"image:{keys[1]}", "end": "image:gone2.png"}]))
+    out = tmp_path / "v.mp4"
+    assert main(["visualize", "--audio", str(song), "--timeline", str(timeline), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not out.exists()
+    assert "interval 1: start" in err and "gone1.png" in err and "interval 2: end" in err and "gone2.png" in err
+
+
 @pytest.fixture(scope="module")
 def music(tmp_path_factory):
     folder = tmp_path_factory.mktemp("rows")

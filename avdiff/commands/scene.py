@@ -60,10 +60,14 @@ def check_arguments(args: argparse.Namespace) -> dict:
     """Everything that can be checked before any work; returns the pipeline call's keyword arguments."""
     from avdiff.cli import CommandError
     from avdiff.commands.talk import checked_fps, checked_max_duration
+    from avdiff.encoders.base import content_words
     from avdiff.video.outputs import OutputFile, check_outputs
 
     if not args.prompt.strip():
         raise CommandError("--prompt is empty")
+    if args.word is None and not content_words(args.prompt):  # the sounds would have no word to choose
+        raise CommandError(f"--prompt {args.prompt!r} names no object a sound could belong to (only function words, "
+                           "places, directions and times of day); add the object, or name the word with --word")
     for path in args.audio + ([args.image] if args.image else []):
         flag = "--image" if path == args.image else "--audio"
         if not os.path.isfile(path):

@@ -137,9 +137,11 @@ def check_arguments(args: argparse.Namespace) -> dict:
             timeline = Timeline.load(args.timeline)
         except TimelineError as e:
             raise CommandError(str(e)) from e
-        missing = [str(p) for p in timeline.images() if not p.is_file()]
-        if missing:
-            raise CommandError(f"--timeline {args.timeline!r}: no such image file {missing[0]!r}")
+        missing = [f"{label}: {side} {str(key)!r}" for label, iv in zip(timeline.labels, timeline)
+                   for side, key in (("start", iv.start), ("end", iv.end))
+                   if isinstance(key, Path) and not key.is_file()]  # fmt: skip
+        if missing:  # every one, by the interval that names it
+            raise CommandError(f"--timeline {args.timeline!r}: no such image file: {'; '.join(missing)}")
         kwargs["timeline"] = timeline
         inputs["--timeline"] = args.timeline
         inputs.update({f"--timeline image {p}": str(p) for p in timeline.images()})
