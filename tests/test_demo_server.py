@@ -93,6 +93,34 @@ def test_a_cancelled_job_stops_at_once_and_frees_its_slot_and_files(inputs, tmp_
     Path(f"{hold}.held").unlink()
 
 
+def test_a_job_whose_client_left_is_stopped_and_frees_its_slot_and_files(inputs, tmp_path, monkeypatch):
+    hold = tmp_path / "hold"
+    hold.touch()
+    monkeypatch.setenv(HOLD_ENV, str(hold))
+    app = build_app(bundled=False, concurrency_limit=1)
+    pool = app.avdiff_context.workers
+    with serving(app) as url:
+        # a client in a process of its own, killed while its job runs: its connection drops, as a closed tab's does
+        paths = [str(p) for p in inputs]
+        script = (f"import time, gradio_client as g; c = g.Client({url!r}, verbose=False); "
+                  f"c.submit(*[g.handle_file(p) for p in {paths!r}], 'warp', 20, 2.0, 1.5, 0, '25', 16, 2, "
+                  "api_name='/talk'); time.sleep(600)")  # fmt: skip
+        leaving = subprocess.Popen([sys.executable, "-c", script])
+        try:
+            wait_for(lambda: Path(f"{hold}.held").exists() and pool.active_folders, "the job to start")
+            (folder,) = pool.active_folders
+        finally:
+            leaving.kill()
+            leaving.wait()
+        wait_for(lambda: not Path(folder).exists(), "the abandoned job's folder to be removed", 90)
+        assert Path(f"{hold}.held").exists() and not pool.active_folders  # stopped, not finished
+
+        client = gradio_client.Client(url, verbose=False, download_files=False)
+        video, _, _ = talk(client, *inputs).result(timeout=WAIT_S)  # the only slot is free again
+        assert read_video(video["path"]).num_frames == 81
+    Path(f"{hold}.held").unlink()
+
+
 def test_a_queued_job_keeps_its_uploads_past_the_cleanup_age(inputs, tmp_path, monkeypatch):
     import httpx
 
