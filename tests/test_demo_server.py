@@ -153,7 +153,6 @@ def test_a_queued_job_keeps_its_uploads_past_the_cleanup_age(inputs, tmp_path, m
 
 def test_ctrl_c_during_a_job_stops_the_server_cleanly_and_leaves_no_request_files(inputs, tmp_path):
     hold = tmp_path / "hold"
-    hold.touch()
     cache = tmp_path / "cache"
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(cache),
@@ -168,9 +167,11 @@ def test_ctrl_c_during_a_job_stops_the_server_cleanly_and_leaves_no_request_file
                 break
         assert f"serving on http://127.0.0.1:{port}" in "".join(lines), "".join(lines)
         client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
-        talk(client, *inputs)
+        video, _, _ = talk(client, *inputs).result(timeout=WAIT_S)  # a finished request: its folder stays
+        hold.touch()
+        talk(client, *inputs)  # a running one
         wait_for(lambda: Path(f"{hold}.held").exists(), "the job to start")
-        assert [p.name.split("-")[0] for p in (cache / REQUESTS_DIR).iterdir()] == ["talking"]
+        assert len(list((cache / REQUESTS_DIR).glob("talking-head-*"))) == 2 and Path(video["path"]).is_file()
 
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
