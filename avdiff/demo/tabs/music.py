@@ -96,10 +96,10 @@ class MusicTab:
                 with gr.Accordion("All scores (JSON)", open=False):
                     scores = gr.JSON(label="Beat alignment", elem_id="mv-scores")
 
-        planned = plan_button.click(self.plan, [song, images, curve, beats, patterns, fps, prompts],
+        planned = plan_button.click(ctx.in_worker(self.plan), [song, images, curve, beats, patterns, fps, prompts],
                                     [table, plot, info], api_name="plan", preprocess=False, concurrency_limit=2,
                                     concurrency_id="music_plan")  # fmt: skip
-        rendered = render_button.click(self.render, [song, images, table, curve, fps, height, model],
+        rendered = render_button.click(ctx.in_worker(self.render), [song, images, table, curve, fps, height, model],
                                        [video, summary, scores], api_name="render", preprocess=False,
                                        **ctx.generation_event())  # fmt: skip
         self.status = status

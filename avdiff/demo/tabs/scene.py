@@ -71,7 +71,7 @@ class SceneTab:
                 choice = gr.Markdown(elem_id="sc-choice")
                 plot = gr.Image(label="Control curves (one per sound) and their levels", interactive=False,
                                 elem_id="sc-plot")  # fmt: skip
-        event = button.click(self.generate, [prompt, sounds, microphone, words, model, strength, smoothing, signal,
+        event = button.click(ctx.in_worker(self.generate), [prompt, sounds, microphone, words, model, strength, smoothing, signal,
                                              steps, seed], [video, choice, plot], api_name="scene", preprocess=False,
                              **ctx.generation_event())  # fmt: skip
         self.status = status
