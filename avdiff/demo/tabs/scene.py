@@ -71,9 +71,9 @@ class SceneTab:
                 choice = gr.Markdown(elem_id="sc-choice")
                 plot = gr.Image(label="Control curves (one per sound) and their levels", interactive=False,
                                 elem_id="sc-plot")  # fmt: skip
-        event = button.click(ctx.in_worker(self.generate), [prompt, sounds, microphone, words, model, strength, smoothing, signal,
-                                             steps, seed], [video, choice, plot], api_name="scene", preprocess=False,
-                             **ctx.generation_event())  # fmt: skip
+        inputs = [prompt, sounds, microphone, words, model, strength, smoothing, signal, steps, seed]
+        event = button.click(ctx.in_worker(self.generate), inputs, [video, choice, plot], api_name="scene",
+                             preprocess=False, **ctx.generation_event())  # fmt: skip
         self.status = status
         status.follow(event)
 

@@ -111,8 +111,8 @@ class TalkingHeadTab:
                      api_visibility="private")  # fmt: skip
         image.change(self.detect_face, [image], [preview, face_info], api_name="detect_face", preprocess=False,
                      concurrency_limit=4, concurrency_id="detect_face", show_progress="minimal")  # fmt: skip
-        talked = button.click(ctx.in_worker(self.talk), [image, audio, model, steps, audio_guidance, reference_guidance, seed, fps,
-                                          chunk_frames, motion_frames], [video, score, scores], api_name="talk",
+        inputs = [image, audio, model, steps, audio_guidance, reference_guidance, seed, fps, chunk_frames, motion_frames]
+        talked = button.click(ctx.in_worker(self.talk), inputs, [video, score, scores], api_name="talk",
                               preprocess=False, **ctx.generation_event())  # fmt: skip
         self.status = status
         status.follow(talked)
