@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@test -x $(VENV)/bin/avdiff
+	$(PY) -c "import sys, avdiff.audio.numba_cache as m; sys.exit(m.main())"  # librosa's numba kernels, compiled once
 	@touch $(STAMP)
 
 # System tools the tests use (speech synthesis, reference ffmpeg, chromium for the demo's browser tests). Installed

@@ -20,6 +20,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from avdiff.audio.io import Waveform  # noqa: E402
+from avdiff.audio.numba_cache import ensure_numba_cache  # noqa: E402
 from avdiff.audio.tts import espeak_available  # noqa: E402
 
 ESPEAK_MISSING = "espeak-ng is not installed (no 'espeak-ng' on PATH; sudo apt-get install espeak-ng)"
@@ -29,6 +30,12 @@ def pytest_report_header(config) -> str:
     if espeak_available():
         return "espeak-ng: found"
     return f"espeak-ng: MISSING; every test marked requires_espeak skips: {ESPEAK_MISSING}"
+
+
+def pytest_sessionstart(session) -> None:
+    """librosa's numba kernels compiled (or checked) once, before tests call librosa here and in the processes they
+    start at once (:mod:`avdiff.audio.numba_cache`)."""
+    ensure_numba_cache()
 
 
 def pytest_runtest_setup(item) -> None:

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from avdiff.audio.io import Waveform
+from avdiff.audio.io import Waveform, load_audio
+from avdiff.audio.scene_sounds import scene_sound
+from avdiff.demo.examples import example_files
 from avdiff.encoders.base import AudioTextEncoder
 from avdiff.pipelines import AudioScenePipeline, TextToVideoPipeline
 
@@ -177,11 +179,43 @@ def test_an_encoder_that_knows_the_answer_chooses_the_word(pipe):
     targets = pipe.choose_targets(PROMPT, [CRACKLE, WAVES])
     assert [t.word for t in targets] == ["campfire", "lake"]
     assert all(t.chosen_by == "encoder" for t in targets)
-    assert list(targets[0].candidates) == ["campfire", "lake", "night"]  # every content word, in prompt order
+    assert list(targets[0].candidates) == ["campfire", "lake"]  # every object of the prompt, in order; never "night"
     assert targets[0].score == targets[0].candidates["campfire"] == max(targets[0].candidates.values())
     assert targets[1].candidates["lake"] > targets[1].candidates["campfire"]
     user = pipe.choose_targets(PROMPT, [CRACKLE], ["night"])[0]  # the user's word overrides the choice
     assert (user.word, user.chosen_by, user.candidates) == ("night", "user", {})
+
+
+def test_a_sound_that_matches_no_object_of_the_prompt_says_so(t2v, caplog):
+    """With the bundled scene aligner: a crackle matches "campfire"; the demo's example speech matches nothing (it
+    chose "left", a place, before places left the candidates) and its target says so, with a logged warning."""
+    pipe = AudioScenePipeline(t2v)  # the bundled scene aligner, with its measured threshold
+    crackle = Waveform(scene_sound("crackle", np.linspace(0.1, 1.0, 16).astype(np.float32), fps=8, seed=3), SR)
+    speech = load_audio(example_files()[1])
+    with caplog.at_level("WARNING", logger="avdiff.pipelines.audio_scene"):
+        fire, voice = pipe.choose_targets("a campfire on the left beside a lake at night", [crackle, speech])
+    assert (fire.word, fire.matched) == ("campfire", True) and fire.score >= pipe.min_word_score
+    assert list(voice.candidates) == ["campfire", "lake"] and voice.word in voice.candidates
+    assert not voice.matched and voice.score < pipe.min_word_score
+    assert "audio[1] matches no object of the prompt" in caplog.text and "audio[0]" not in caplog.text
+    assert AudioScenePipeline(t2v, audio_text_encoder=ToneEncoder()).min_word_score is None  # its own scale
+
+
+def test_callback_on_step_end_sees_every_step_of_every_batch(pipe):
+    seen = []
+
+    def on_step(p, i, t, tensors):
+        seen.append((p.batch_index, i, p.num_batches, p.num_timesteps))
+        return tensors
+
+    out = pipe(PROMPT, CRACKLE, target_words="campfire", num_inference_steps=STEPS, generator=gen(),
+               callback_on_step_end=on_step)  # fmt: skip
+    batches = seen[0][2]
+    assert batches >= 1 and seen == [(b, i, batches, STEPS) for b in range(batches) for i in range(STEPS)]
+    plain = pipe(PROMPT, CRACKLE, target_words="campfire", num_inference_steps=STEPS, generator=gen())
+    assert np.array_equal(out.frames, plain.frames)  # returning the tensors unchanged changes nothing
+    with pytest.raises(ValueError, match="callback_on_step_end must be callable"):
+        pipe(PROMPT, CRACKLE, target_words="campfire", num_inference_steps=STEPS, callback_on_step_end="print")
 
 
 def test_two_sounds_drive_two_words_each_with_its_own_curve(pipe):

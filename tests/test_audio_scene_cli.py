@@ -9,6 +9,7 @@ import avdiff.commands.scene as scene_cmd
 from avdiff.audio.io import save_audio
 from avdiff.bench.audio_scene import stepped_sound
 from avdiff.cli import main
+from avdiff.demo.examples import example_files
 
 PROMPT = "a campfire beside a lake at night"
 
@@ -35,7 +36,7 @@ def test_arguments_are_checked_before_any_work(sound, tmp_path, capsys, monkeypa
         (["--out", out, "--chunk-frames", "0"], "--chunk-frames must be >= 1"),
         (["--out", out, "--guidance", "0.5"], "--guidance must be a number >= 1"),
         (["--out", out, "--fps", "1e9"], "--fps must be between 1 and 120"),
-        (["--out", out, "--plot", str(sound)], "is one of the inputs"),
+        (["--out", out, "--plot", str(sound)], f"--plot '{sound}' is the --audio"),
         (["--out", out, "--plot", str(tmp_path)], "is a folder"),
     ]  # fmt: skip
     for args, message in cases:
@@ -44,6 +45,15 @@ def test_arguments_are_checked_before_any_work(sound, tmp_path, capsys, monkeypa
         assert err.startswith("avdiff: error: ") and message in err and err.count("\n") == 1, (args, err)
     assert main(["scene", "--prompt", PROMPT, "--audio", str(tmp_path / "gone.wav"), "--out", out]) == 2
     assert "--audio" in capsys.readouterr().err and not (tmp_path / "v.mp4").exists()
+
+
+def test_a_prompt_that_names_no_object_is_refused_before_the_model_loads(sound, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(scene_cmd, "load_pipeline", lambda *a, **k: pytest.fail("work began before the checks"))
+    out = str(tmp_path / "v.mp4")
+    assert main(["scene", "--prompt", "on the left at night", "--audio", str(sound), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("avdiff: error: --prompt 'on the left at night' names no object") and "--word" in err
+    assert err.count("\n") == 1 and not (tmp_path / "v.mp4").exists()
 
 
 def test_a_missing_bundled_model_is_one_line(sound, tmp_path, capsys, monkeypatch):
@@ -77,3 +87,13 @@ def test_bench_scene_reports_naive_against_shared(capsys):
     text = capsys.readouterr().out
     assert "naive_s/s" in text and "shared/naive" in text and "peak_vs_first" in text
     assert main(["bench", "scene", "--seconds", "0"]) == 2
+
+
+def test_a_sound_that_matches_no_object_of_the_prompt_says_so(tmp_path, capsys):
+    """The demo's example speech under a campfire prompt (it chose "left" before places left the candidates)."""
+    speech = example_files()[1]
+    assert main(["scene", "--prompt", "a campfire on the left beside a lake at night", "--audio", str(speech),
+                 "--preset", "tiny", "--steps", "2", "--levels", "2", "--out", str(tmp_path / "s.mp4")]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert f"{speech}: matches no object of the prompt (best score " in text and "name its word with --word" in text
+    assert "drives 'left'" not in text and "left " not in text.split("chosen (")[1], text

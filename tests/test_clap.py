@@ -199,6 +199,12 @@ def test_content_words_drop_stopwords_and_punctuation():
         content_words(["a dog"])
 
 
+def test_content_words_are_objects_never_places_directions_or_times():
+    assert content_words("a campfire on the left beside a lake at night") == [(1, "campfire"), (7, "lake")]
+    assert content_words("Rain in the background, a bell at the top, by Day.") == [(0, "Rain"), (5, "bell")]
+    assert content_words("on the left at night") == []
+
+
 def test_select_token_picks_the_word_nearest_the_audio(known):
     choice = known.select_token("a dog and a whistle in the park", tone(1.0, 8000, 880))
     assert choice == TokenChoice(word="whistle", index=4, score=1.0, candidates={"dog": 0.0, "whistle": 1.0, "park": 0.0})
@@ -228,6 +234,8 @@ def test_select_token_template_and_errors(known):
     assert ToneEncoder(text_template="a {word}").text_template == "a {word}"
     with pytest.raises(ValueError, match="no content words"):
         known.select_token("the and of a in it", tone(1.0, 8000, 220))
+    with pytest.raises(ValueError, match="no object a sound could belong to"):
+        known.select_token("on the right by day", tone(1.0, 8000, 220))
     with pytest.raises(ValueError, match="one clip"):
         known.select_token("a drum", [tone(1.0, 8000, 220), tone(1.0, 8000, 880)])
     with pytest.raises(ValueError, match="text_template"):

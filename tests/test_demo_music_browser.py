@@ -193,8 +193,8 @@ def test_an_edited_table_is_what_is_rendered_and_a_broken_one_is_refused(page, m
 
     edit_cell(page, 0, 1, "3")  # only interval 1's end: interval 2 now starts inside it
     page.click("#mv-render")
-    error_toast(page, re.escape(f"The timeline cannot be used: interval 2 starts at {rows[1][0]} s, inside interval 1 "
-                                "(0-3 s): intervals must be in order and must not overlap."))  # fmt: skip
+    error_toast(page, re.escape(f"The timeline cannot be used: row 2 starts at {rows[1][0]} s, inside row 1 "
+                                "(0-3 s): intervals must not overlap."))  # fmt: skip
     assert page.locator("#mv-video video").count() == 0
 
     edit_cell(page, 1, 0, "3")  # and interval 2's start: the table is whole again

@@ -3,6 +3,7 @@ serving every job's bundled models (talking head, and the scene model for the mu
 
 from __future__ import annotations
 
+import gradio as gr
 import pytest
 from PIL import Image
 
@@ -35,3 +36,18 @@ def test_the_registry_serves_the_bundled_scene_model_to_the_music_and_scene_tabs
     assert registry.default("talking-head").key == "bundled:talking-head-tiny"  # each tab sees its own job's models
     pipe, lock = registry.acquire("bundled:scene-tiny")
     assert type(pipe).__name__ == "TextToVideoPipeline" and registry.is_loaded("bundled:scene-tiny")
+
+
+def test_every_file_input_states_its_limits():
+    """Every upload of every tab says how large it may be (``max_file_size``), audio also how long (``max_audio_s``):
+    from the app's limits, not fixed text."""
+    app = build_app(max_audio_s=12.5, limits=Limits(max_file_size="7mb", max_image_side=2000), bundled=False)
+    uploads = [b for b in app.blocks.values() if isinstance(b, (gr.Image, gr.Audio, gr.File))
+               and b.interactive is not False]  # fmt: skip
+    ids = {b.elem_id for b in uploads}
+    assert {"th-image", "th-audio", "mv-song", "mv-images", "sc-sounds", "sc-mic"} <= ids, ids
+    for block in uploads:
+        assert "7 MB" in block.label, (block.elem_id, block.label)
+        if isinstance(block, gr.Audio) or block.elem_id == "sc-sounds":
+            assert "at most 12.5 s" in block.label, (block.elem_id, block.label)
+    assert "2000 px a side" in next(b.label for b in uploads if b.elem_id == "th-image")

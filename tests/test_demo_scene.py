@@ -13,6 +13,7 @@ import pytest
 from avdiff.audio.io import Waveform, save_audio
 from avdiff.audio.scene_sounds import scene_sound
 from avdiff.demo import build_app
+from avdiff.demo.examples import example_files
 from avdiff.demo.tabs import SceneTab
 from avdiff.video import read_video
 from demo_server import serving
@@ -55,7 +56,8 @@ def test_the_sound_chooses_its_word_and_the_video_carries_it(url, sounds):
                                          [gradio_client.handle_file(str(crackle)), gradio_client.handle_file(str(waves))],
                                          None, "", "user:scenes", 1.5, 0.0, "rms", 4, 0, api_name="/scene")  # fmt: skip
     assert "Sound 1 chose **campfire**" in choice and "Sound 2 chose **lake**" in choice
-    assert "candidates: campfire" in choice and "night" in choice  # every candidate's score is shown, best first
+    assert "candidates: campfire" in choice and "lake" in choice  # every candidate's score is shown, best first
+    assert "left" not in choice and "night" not in choice  # a place and a time are no sound's source
     clip = read_video(video)
     assert clip.num_frames == round(SECONDS * FPS) and clip.audio is not None
     assert abs(clip.audio.duration_s - SECONDS) <= 1 / FPS
@@ -72,8 +74,43 @@ def test_a_word_given_by_the_user_overrides_the_choice(url, sounds):
 
 
 class Recorder:
+    def __init__(self):
+        self.calls = []
+
     def __call__(self, *args, **kwargs):
-        pass
+        self.calls.append((args, kwargs))
+
+
+def test_the_scene_reports_its_denoising_steps_as_it_runs(url, sounds):
+    """gradio_client sees the job's progress: the denoising steps, as fractions that only grow up to 1."""
+    crackle, _ = sounds
+    client = gradio_client.Client(url, verbose=False)
+    job = client.submit("a campfire beside a lake", [gradio_client.handle_file(str(crackle))], None, "",
+                        "user:scenes", 1.5, 0.0, "rms", 12, 0, api_name="/scene")  # fmt: skip
+    job.result(timeout=600)
+    updates = job.communicator.updates
+    units = []
+    while not updates.empty():
+        update = updates.get_nowait()
+        units += [u for u in getattr(update, "progress_data", None) or [] if u.unit == "steps"]
+    fractions = [u.index / u.length for u in units]
+    assert len(set(fractions)) >= 3, units  # several steps reported while it ran, not one "0.0 %" to the end
+    assert fractions == sorted(fractions) and 0 < fractions[0] and fractions[-1] <= 1, fractions
+    assert all(u.desc.startswith("batch ") and ", step " in u.desc for u in units), units
+
+
+def test_a_sound_that_matches_no_object_says_so_on_the_page(app, sounds):
+    """The demo's example speech under a campfire prompt: it matches no object (it chose "left" once); the choice
+    says so, and the other sound's choice stands."""
+    crackle, _ = sounds
+    _, speech = example_files()
+    tab = app.avdiff_tabs[0]
+    _, choice, _ = tab.generate("a campfire on the left beside a lake at night", [str(crackle), str(speech)], None,
+                                "", "user:scenes", 1.0, 0.0, "rms", 4, 0, progress=Recorder())  # fmt: skip
+    first, second = choice.split("\n\n")[:2]
+    assert first.startswith("Sound 1 chose **campfire**"), choice
+    assert second.startswith("**Sound 2 matches no object of the prompt: its best word, "), choice
+    assert "left" not in second.split("candidates:")[1], choice
 
 
 def test_bad_inputs_get_one_sentence(app, sounds, tmp_path):

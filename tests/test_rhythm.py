@@ -1,11 +1,15 @@
+import json
+
 import librosa
 import mir_eval
 import numpy as np
 import pytest
 
 from avdiff.audio import FrameClock, analyze_rhythm
-from avdiff.audio.io import Waveform
-from avdiff.audio.synth import click_track, drum_track
+from avdiff.audio.io import Waveform, save_audio
+from avdiff.audio.synth import GROOVES, click_track, drum_track, groove_track
+from avdiff.bench.rhythm import CASES, run_rhythm_bench
+from avdiff.cli import main
 
 TEMPI = [80, 100, 128, 150, 180]
 
@@ -92,6 +96,86 @@ def test_a_tempo_change_is_tracked_at_each_sections_own_level(first, second):
     assert len(rhythm.to_dict(per_frame=True)["tempo_curve_bpm"]) == rhythm.num_frames == 1000
 
 
+def test_kick_on_every_beat_90_then_130_bpm_is_tracked_at_each_halfs_tempo(tmp_path, capsys):
+    # a kick on every beat and a hi-hat on every off-beat eighth: the off-beats pulled 90 to double time (178) and
+    # the kicks of 130 were taken at half time (65); as a user runs it, through `avdiff analyze`
+    track = groove_track([(90, 20.0), (130, 20.0)], duration_s=40.0, groove="four_on_the_floor", sample_rate=44100)
+    assert main(["analyze", str(save_audio(tmp_path / "drums.wav", track.waveform)), "--fps", "25"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    beats = np.asarray(out["beat_times_s"])
+    for lo, hi, bpm, tolerance in ((0.0, 20.0, 90, 3.0), (20.0, 40.0, 130, 4.0)):
+        inside = beats[(beats > lo + 2) & (beats < hi - 2)]
+        assert 60 / np.median(np.diff(inside)) == pytest.approx(bpm, abs=tolerance)
+    assert beat_f(track.beat_times_s, beats) >= 0.95  # on the kicks, not between them
+
+
+@pytest.mark.parametrize("groove", sorted(GROOVES))
+def test_each_groove_steady_is_on_its_beat(groove):
+    track = groove_track(120 if groove != "offbeat" else 96, duration_s=16.0, groove=groove)
+    rhythm = analyze_rhythm(track.waveform, fps=25)
+    assert rhythm.tempo_bpm == pytest.approx(track.tempo_bpm, rel=0.03)
+    assert beat_f(track.beat_times_s, rhythm.beat_times_s) >= 0.95
+
+
+@pytest.mark.parametrize("groove, bpm", [("rock", 120), ("four_on_the_floor", 100)])
+def test_a_noise_intro_gets_no_beats_and_the_groove_its_level(groove, bpm):
+    # 8 s of noise at -40 dB before the drums, and under them: the tracker must not run its grid through the noise
+    rng = np.random.default_rng(0)
+    track = groove_track(bpm, duration_s=24.0, groove=groove)
+    drums = track.waveform.samples[0].numpy()
+    noisy = np.concatenate([np.zeros(8 * 22050, np.float32), drums])
+    noisy += 0.01 * rng.standard_normal(len(noisy)).astype(np.float32)
+    rhythm = analyze_rhythm(Waveform(noisy[None], 22050), fps=25)
+    assert (rhythm.beat_times_s < 7.9).sum() == 0
+    assert rhythm.tempo_bpm == pytest.approx(bpm, rel=0.02)
+    assert mir_eval.beat.f_measure(track.beat_times_s + 8.0, rhythm.beat_times_s, 0.07) >= 0.95
+
+
+def test_groove_track_places_swung_eighths_and_a_quiet_ending():
+    straight = groove_track(120, duration_s=8.0, groove="four_on_the_floor", offset_s=0.5)
+    swung = groove_track(120, duration_s=8.0, groove="four_on_the_floor", offset_s=0.5, swing=2 / 3)
+    np.testing.assert_allclose(straight.beat_times_s, swung.beat_times_s)
+    assert straight.downbeat_times_s.tolist() == straight.beat_times_s[::4].tolist()
+
+    def energy(track, t0, t1, high=False):
+        y = track.waveform.samples[0].numpy()[int(t0 * 22050) : int(t1 * 22050)]
+        return float(((np.diff(y) if high else y) ** 2).sum())
+
+    # the off-beat hat of the first beat (high frequencies): at 0.75 s straight, at 0.5 + 2/3 * 0.5 = 0.833 s swung
+    assert energy(straight, 0.745, 0.775, True) > 5 * energy(swung, 0.745, 0.775, True)
+    assert energy(swung, 0.828, 0.858, True) > 5 * energy(straight, 0.828, 0.858, True)
+    quiet = groove_track(120, duration_s=8.0, groove="rock", quiet_end_s=4.0, quiet_db=-20.0)
+    assert energy(quiet, 4.5, 6.5) == pytest.approx(energy(quiet, 0.5, 2.5) / 100, rel=0.05)
+    with pytest.raises(ValueError, match="groove must be one of"):
+        groove_track(120, groove="polka")
+    with pytest.raises(ValueError, match="swing must be in"):
+        groove_track(120, swing=1.0)
+
+
+def test_bench_rhythm_command(capsys):
+    assert main(["bench", "rhythm", "--only", "swing rock"]) == 0
+    text = capsys.readouterr().out
+    assert "avdiff bench rhythm: 1 generated drum tracks" in text and "librosa F" in text and "tempogram DP" in text
+    assert "swing rock, 100" in text and "1/1" in text
+    assert main(["bench", "rhythm", "--only", "polka"]) == 2
+    assert "matches no track" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_rhythm_every_section_on_its_level_and_as_good_as_librosa():
+    # tempo changes both ways between 60 and 180 BPM, off-beat-heavy, syncopated and swung grooves, quiet endings
+    rows = run_rhythm_bench(CASES)
+    by_track = {}
+    for row in rows:
+        by_track.setdefault(row["track"], {})[row["tracker"]] = row
+    assert len(by_track) == len(CASES)
+    for track, result in by_track.items():
+        ours = result["avdiff"]
+        print(f"{track}: F {ours['F']:.3f} (librosa {result['librosa']['F']:.3f}), levels {ours['levels']}")
+        assert ours["on_level"] == ours["sections"], track
+        assert ours["F"] >= 0.95 and ours["F"] >= result["librosa"]["F"], track
+
+
 def test_a_steady_track_has_a_flat_tempo_curve():
     rhythm = analyze_rhythm(drum_track(128).waveform, fps=25)
     assert rhythm.tempo_curve_bpm.shape == (rhythm.num_frames,) and rhythm.tempo_curve_bpm.dtype == np.float32
@@ -156,6 +240,17 @@ def test_downbeats_of_accented_bars(bpm, meter, pickup):
     f = beat_f(track.downbeat_times_s, rhythm.downbeat_times_s)
     print(f"{bpm} BPM {meter}/4 pickup {pickup}: downbeat F {f:.3f}, confidence {rhythm.downbeat_confidence:.1f}")
     assert rhythm.beats_per_bar == meter and f >= 0.9
+    assert set(np.round(rhythm.downbeat_times_s, 6)) <= set(np.round(rhythm.beat_times_s, 6))
+
+
+@pytest.mark.parametrize("first, second", [(90, 130), (130, 90)])
+def test_downbeats_agree_with_the_beats_across_a_tempo_change(first, second):
+    # a beat added where the tempo changes (90 -> 130 gets one) must not shift every bar after it
+    track = drum_track([(first, 20.0), (second, 20.0)], duration_s=40.0, accent=0.5)
+    rhythm = analyze_rhythm(track.waveform, fps=25)
+    f = beat_f(track.downbeat_times_s, rhythm.downbeat_times_s)
+    print(f"{first} -> {second} BPM: downbeat F {f:.3f}, confidence {rhythm.downbeat_confidence:.1f}")
+    assert rhythm.beats_per_bar == 4 and f >= 0.9 and rhythm.downbeat_confidence >= 3.0
     assert set(np.round(rhythm.downbeat_times_s, 6)) <= set(np.round(rhythm.beat_times_s, 6))
 
 

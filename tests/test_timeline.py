@@ -48,7 +48,7 @@ def test_keys_in_their_written_forms(tmp_path):
     ([Interval(0.5, 4, "a", "b")], "interval 1 starts at 0.5 s; the timeline must start at 0"),
     ([Interval(0, 4, "a", "b"), Interval(5, 8, "b", "c")], "interval 2 starts at 5 s, 1.000 s after interval 1 ends"),
     ([Interval(0, 4, "a", "b"), Interval(3, 8, "b", "c")], "interval 2 starts at 3 s, inside interval 1 (0-4 s)"),
-    ([Interval(0, 4, "a", "b"), Interval(4, 6, "b", "c"), Interval(2, 8, "c", "d")], "starts at 2 s, before interval 2"),
+    ([Interval(0, 4, "a", "b"), Interval(4, 6, "b", "c"), Interval(2, 8, "c", "d")], "interval 3 starts at 2 s, inside interval 1 (0-4 s)"),
     ([Interval(0, 4, "a", "b"), Interval(4, 4, "b", "c")], "interval 2: end_s (4) must be after start_s (4)"),
     ([Interval(0, float("nan"), "a", "b")], "interval 1: end_s must be a finite number of seconds"),
     ([Interval(0, 4, "a", "  ")], "interval 1: end must be a prompt (str) or an image (pathlib.Path)"),
@@ -60,12 +60,16 @@ def test_bad_timelines_name_the_interval(intervals, message):
     assert message in str(e.value)
 
 
-def test_the_song_must_be_covered_and_what_runs_past_it_is_cut(tmp_path):
+def test_the_song_must_be_covered_and_what_runs_past_it_is_refused(tmp_path):
     tl = three(tmp_path)
     with pytest.raises(TimelineError, match=r"ends at 12 s, before the song ends \(13.000 s\)"):
         tl.with_duration(13.0)
-    cut = tl.with_duration(9.0)
-    assert len(cut) == 2 and cut[-1].end_s == 9.0
+    with pytest.raises(TimelineError, match=r"interval 3 starts at 9.5 s, after the song ends \(9.000 s\)"):
+        tl.with_duration(9.0)
+    with pytest.raises(TimelineError, match=r"interval 3 ends at 12 s, 1.000 s after the song ends \(11.000 s\)"):
+        tl.with_duration(11.0)
+    cut = tl.with_duration(11.8)  # within END_TOLERANCE_S (a re-encoded copy of the song): cut at its end
+    assert len(cut) == 3 and cut[-1].end_s == 11.8
 
 
 @pytest.mark.parametrize("content, message", [

@@ -192,6 +192,29 @@ def test_save_pretrained_round_trip_is_exact(tmp_path):
         assert torch.equal(model(**x).sample, loaded(**x).sample)
 
 
+def test_an_inflated_model_loads_back_exactly_into_aligned_memory_of_its_own(tmp_path, tiny_cfg):
+    # every weight random, the motion modules and the audio layers included, so that every layer matters
+    model = AudioVideoUNet.from_unet2d(random_unet2d(tiny_cfg), motion_adapter_config=tiny_cfg["motion_adapter"],
+                                       audio_dim=32).eval()  # fmt: skip
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=g))
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = AudioVideoUNet.from_pretrained(tmp_path / "ckpt").eval()
+    # diffusers maps the safetensors file and hands out views at their byte offsets in it; unaligned operands may
+    # take other BLAS paths (other rounding), so the loaded model owns aligned copies, as the saved one did
+    tensors = dict(loaded.named_parameters()) | dict(loaded.named_buffers())
+    unaligned = [name for name, t in tensors.items() if t.data_ptr() % 64]
+    assert not unaligned, f"{len(unaligned)} of {len(tensors)} tensors are not 64-byte aligned, e.g. {unaligned[:3]}"
+    assert {type(p).__name__ for p in loaded.unet.attn_processors.values()} == {
+        type(p).__name__ for p in model.unet.attn_processors.values()}
+    for batch, frames, size in ((2, 4, 8), (1, 8, 16)):
+        x = inputs(model, batch=batch, frames=frames, size=size)
+        with torch.no_grad():
+            assert torch.equal(model(**x).sample, loaded(**x).sample)
+
+
 def test_from_sd15_loads_local_folders_and_the_preset_pretrained_section(tmp_path, tiny_cfg):
     unet2d = random_unet2d(tiny_cfg, seed=3)
     unet2d.save_pretrained(tmp_path / "unet")  # the layout of a diffusers pipeline repo: <repo>/unet

@@ -78,7 +78,7 @@ def test_arguments_are_checked_before_any_work(inputs, tmp_path, capsys, monkeyp
         (["--images", str(keys), "--out", str(tmp_path / "v.mp4"), "--fps", "1e9"], "--fps must be between 1 and 120"),
         (["--images", str(keys), "--out", str(tmp_path / "v.mp4"), "--every", "0"], "curve options: every must be"),
         (["--images", str(keys), "--out", str(tmp_path / "v.mp4"), "--smooth", "2"], "smooth must be a number >= 0 and <= 1"),
-        (["--images", str(keys), "--out", str(tmp_path / "v.mp4"), "--plot", str(song)], "--plot '%s' is one of the inputs" % song),
+        (["--images", str(keys), "--out", str(tmp_path / "v.mp4"), "--plot", str(song)], "--plot '%s' is the --audio" % song),
         (["--images", str(keys), "--out", str(tmp_path / "v.mp4"), "--max-duration", "0"], "--max-duration must be"),
     ]  # fmt: skip
     for args, message in cases:

@@ -1,5 +1,6 @@
-"""Low-level PyAV (FFmpeg) audio I/O: opening a container, decoding its first audio stream frame by frame, and
-encoding float samples into an output stream.
+"""Low-level PyAV (FFmpeg) audio I/O: opening a container, choosing its audio track (:func:`audio_stream_of`: the one
+asked for, else the one marked default, else the first), decoding it frame by frame, and encoding float samples into an
+output stream.
 
 :func:`avdiff.audio.io.load_audio` and :func:`avdiff.audio.io.save_audio` are built on these, as are the streaming
 reader (:mod:`avdiff.audio.stream`) and the video reader and writer. Every decoding failure raises
@@ -10,12 +11,14 @@ and :mod:`avdiff.audio`).
 from __future__ import annotations
 
 import io
+import logging
 import os
 from fractions import Fraction
 
 import av
 import numpy as np
 
+logger = logging.getLogger(__name__)
 # A decoded stream may fall short of its declared duration by a packet or two (encoder padding, rounding in the
 # header). Anything shorter than this fraction of the declared duration is a truncated file.
 _TRUNCATION_TOLERANCE = 0.9
@@ -131,20 +134,49 @@ def _check_wav_length(file: str | io.BytesIO, name: str) -> None:
         pos += 8 + size + (size & 1)
 
 
-def audio_stream_of(container: av.container.InputContainer, name: str,
-                    max_duration_s: float | None = None) -> av.AudioStream:  # fmt: skip
-    """The first audio stream of an open container; ``AudioLoadError`` when there is none, or when the container
-    declares a duration longer than ``max_duration_s`` (checked before anything is decoded)."""
+def audio_stream_of(container: av.container.InputContainer, name: str, max_duration_s: float | None = None,
+                    track: int | None = None, *, announce: bool = True) -> av.AudioStream:  # fmt: skip
+    """The audio stream of an open container to read (see :func:`choose_audio_track`); ``AudioLoadError`` when there
+    is none, when ``track`` does not exist, or when the container declares a duration longer than ``max_duration_s``
+    (checked before anything is decoded).
+
+    Args:
+        track: the audio track, counted from 0 among the audio streams; None: the default-disposition track.
+        announce: log which track is used when there are several (once per source: the callers that open a file
+            again to read it block by block pass False).
+    """
     if not container.streams.audio:
         fmt = container.format.name
         if container.streams.video and set(fmt.split(",")) & _VIDEO_CONTAINERS:
             raise AudioLoadError(name, "a video file with no audio track")
         raise AudioLoadError(name, f"not audio: FFmpeg reads it as {container.format.long_name or fmt} with no audio stream")
-    stream = container.streams.audio[0]
+    stream = container.streams.audio[choose_audio_track(container.streams.audio, name, track, announce)]
     declared_s = _declared_duration_s(container, stream)
     if declared_s is not None:
         _check_max_duration(declared_s, name, max_duration_s)
     return stream
+
+
+def choose_audio_track(streams, name: str, track: int | None = None, announce: bool = True) -> int:
+    """The index, among ``streams`` (a container's audio streams), of the track to read: ``track`` when given, else
+    the first one whose disposition is *default* (the track a player plays), else the first. With several tracks,
+    logs one line saying which was used (when ``announce``).
+
+    Raises:
+        AudioLoadError: ``track`` is not the number of one of the audio tracks.
+    """
+    count = len(streams)
+    if track is not None:
+        if isinstance(track, bool) or not isinstance(track, int) or not 0 <= track < count:
+            tracks = "one audio track (track 0)" if count == 1 else f"{count} audio tracks (0 to {count - 1})"
+            raise AudioLoadError(name, f"there is no audio track {track!r}: it has {tracks}")
+        index, why = track, "as asked"
+    else:
+        default = [i for i, s in enumerate(streams) if s.disposition & av.stream.Disposition.default]
+        index, why = (default[0], "default") if default else (0, "the first; none is marked default")
+    if count > 1 and announce:
+        logger.warning("%s has %d audio tracks; using track %d (%s)", name, count, index, why)
+    return index
 
 
 def iter_audio_frames(container: av.container.InputContainer, stream: av.AudioStream, name: str):

@@ -10,9 +10,10 @@ when its best position stands out clearly more (``t`` 1.5 times 4/4's and at lea
 position standing out from every other one (``t`` below :data:`MIN_CONFIDENCE`, or fewer than four bars) no downbeats are reported:
 :func:`avdiff.visualize.timeline.Timeline.from_beats` then lays its grid on the beats alone.
 
-This is an accent model, not a trained downbeat tracker (madmom's RNNs are): one bar phase for the whole track, no
-changes of meter, no pickup bars after the start. ``pytest tests/test_rhythm.py -k downbeat`` measures it on
-generated drum tracks whose bars begin with an accent (:func:`avdiff.audio.synth.drum_track` with ``accent``).
+This is an accent model, not a trained downbeat tracker (madmom's RNNs are): one bar phase per tempo section (a beat
+missed or added at a tempo change shifts no bar after it), no changes of meter, no pickup bars after the start.
+``pytest tests/test_rhythm.py -k downbeat`` measures it on generated drum tracks whose bars begin with an accent
+(:func:`avdiff.audio.synth.drum_track` with ``accent``).
 """
 
 from __future__ import annotations
@@ -68,22 +69,61 @@ def beat_accents(beat_times_s: np.ndarray, loud: np.ndarray, low_power: np.ndarr
     return _robust_z(onset) + _robust_z(low)
 
 
-def find_downbeats(beat_times_s: np.ndarray, loud: np.ndarray, low_power: np.ndarray,
-                   steps_per_s: float) -> Bars:  # fmt: skip
-    """The downbeats among ``beat_times_s`` (see the module docstring)."""
+def find_downbeats(beat_times_s: np.ndarray, loud: np.ndarray, low_power: np.ndarray, steps_per_s: float,
+                   sections_s: list[tuple[float, float]] | None = None) -> Bars:  # fmt: skip
+    """The downbeats among ``beat_times_s`` (see the module docstring).
+
+    ``sections_s``: ``[(start, stop), ...]`` seconds, the tempo sections; each gets its own bar phase (a beat
+    missed or added where the tempo changes then shifts no bar after it), and the confidence is measured on the
+    bars of all sections together. A section of fewer than 16 beats joins the one before it (the first, the one
+    after it). None: one section, one phase for the whole track.
+    """
     beats = np.asarray(beat_times_s, dtype=np.float64)
     accents = beat_accents(beats, loud, low_power, steps_per_s)
-    best = {meter: _best_phase(accents, meter) for meter in METERS}
+    groups = _section_groups(beats, sections_s)
+    best = {meter: _sections_best_phase(accents, groups, meter) for meter in METERS}
     meter = 4
     if best[3][1] >= MIN_CONFIDENCE and best[3][1] > 1.5 * best[4][1]:
         meter = 3
-    phase, confidence = best[meter]
+    starts, confidence = best[meter]
     if confidence < MIN_CONFIDENCE:
         logger.info("no downbeats: no bar position stands out (t = %.1f for 4/4, %.1f for 3/4)", best[4][1],
                     best[3][1])  # fmt: skip
         return Bars(np.zeros(0), meter, -1, confidence)
-    logger.info("downbeats: %d/4 bars, first at beat %d (t = %.1f)", meter, phase, confidence)
-    return Bars(beats[phase::meter], meter, phase, confidence)
+    index = np.concatenate([np.arange(a + phase, b, meter) for (a, b), phase in zip(groups, starts)])
+    logger.info("downbeats: %d/4 bars, first at beat %d (t = %.1f)", meter, int(index[0]), confidence)
+    return Bars(beats[index], meter, int(index[0]), confidence)
+
+
+def _section_groups(beats: np.ndarray, sections_s: list[tuple[float, float]] | None) -> list[tuple[int, int]]:
+    """Beat index ranges ``[(first, stop), ...]`` tiling the beats, one per section of at least ``4 * MIN_BARS``
+    beats (a shorter one joins its neighbour)."""
+    if not sections_s or len(sections_s) < 2:
+        return [(0, len(beats))]
+    cuts = [int(np.searchsorted(beats, start)) for start, _ in sections_s[1:]]
+    bounds = [0, *cuts, len(beats)]
+    groups = [(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    merged: list[tuple[int, int]] = []
+    for a, b in groups:
+        if merged and (b - a < 4 * MIN_BARS or merged[-1][1] - merged[-1][0] < 4 * MIN_BARS):
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _sections_best_phase(accents: np.ndarray, groups: list[tuple[int, int]], meter: int) -> tuple[list[int], float]:
+    """Each group's bar phase (its position with the highest mean accent), and the smallest Welch t of the accents
+    on the bars' first beats against those of any other position, over all groups' bars together."""
+    if len(groups) == 1:
+        phase, t = _best_phase(accents, meter)
+        return [phase], t
+    phases = [_best_phase(accents[a:b], meter)[0] for a, b in groups]
+    if len(accents) < meter * MIN_BARS:
+        return phases, 0.0
+    position = np.concatenate([(np.arange(b - a) - phase) % meter for (a, b), phase in zip(groups, phases)])
+    on = accents[position == 0]
+    return phases, float(min(_welch_t(on, accents[position == q]) for q in range(1, meter)))
 
 
 def _best_phase(accents: np.ndarray, meter: int) -> tuple[int, float]:

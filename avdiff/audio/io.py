@@ -157,7 +157,8 @@ def save_audio(path: str | os.PathLike, waveform: Waveform, *, bitrate: int = 19
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
     try:
-        with av.open(str(tmp), mode="w", format=fmt) as out:
+        options = {"movflags": "+faststart"} if fmt == "ipod" else {}  # m4a: the index before the data, as in mp4s
+        with av.open(str(tmp), mode="w", format=fmt, options=options) as out:
             stream = out.add_stream(codec, rate=waveform.sample_rate, layout=layout)
             if codec not in ("pcm_s16le", "flac"):
                 stream.bit_rate = bitrate
@@ -189,25 +190,29 @@ def load_audio(
     max_duration_s: float | None = None,
     *,
     source_sample_rate: int | None = None,
+    audio_track: int | None = None,
 ) -> Waveform:
     """Load audio from a path, raw bytes, an array or a :class:`Waveform`.
 
     Args:
-        source: a file path (any container FFmpeg reads; for video files the first audio track), the bytes of such
-            a file, a float array [N] or [C, N] (numpy or torch; give ``source_sample_rate``), or a ``Waveform``.
+        source: a file path (any container FFmpeg reads; of several audio tracks, the one marked default), the bytes
+            of such a file, a float array [N] or [C, N] (numpy or torch; give ``source_sample_rate``), or a
+            ``Waveform``.
         sample_rate: resample to this rate in Hz. ``None`` keeps the source's rate.
         mono: average the channels into one (the loudest channel instead when they cancel; see
             :meth:`Waveform.to_mono`).
         max_duration_s: refuse sources longer than this many seconds (checked before decoding where the container
             declares a duration, so a huge file is not decoded only to be refused).
         source_sample_rate: the rate of an array source, in Hz. Required for arrays, ignored otherwise.
+        audio_track: for a file or bytes, the audio track to read, counted from 0 among its audio tracks (None: the
+            one marked default, else the first; a file with several logs which one it used). Ignored for arrays.
 
     Returns:
         A ``Waveform`` with float32 samples [C, N] (C = 1 when ``mono``).
 
     Raises:
         AudioLoadError: missing file, not audio (or a video without an audio track), corrupt or truncated data,
-            zero length, NaN/Inf samples, or longer than ``max_duration_s``.
+            zero length, NaN/Inf samples, longer than ``max_duration_s``, or no audio track ``audio_track``.
     """
     name = describe_source(source)
     if sample_rate is not None and sample_rate <= 0:
@@ -219,14 +224,14 @@ def load_audio(
             raise AudioLoadError(name, "an array source needs source_sample_rate (Hz)")
         wav = Waveform(_as_float_tensor(source, name), int(source_sample_rate))
     elif isinstance(source, (bytes, bytearray)):
-        wav = _decode(io.BytesIO(bytes(source)), name, max_duration_s)
+        wav = _decode(io.BytesIO(bytes(source)), name, max_duration_s, audio_track)
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
             raise AudioLoadError(name, "no such file")
         if path.is_dir():
             raise AudioLoadError(name, "is a directory, not an audio file")
-        wav = _decode(str(path), name, max_duration_s)
+        wav = _decode(str(path), name, max_duration_s, audio_track)
     else:
         raise AudioLoadError(name, "unsupported source type; give a path, bytes, an array or a Waveform")
 
@@ -268,19 +273,22 @@ def _validate(wav: Waveform, name: str, max_duration_s: float | None) -> None:
     _check_max_duration(wav.duration_s, name, max_duration_s)
 
 
-def _decode(file: str | io.BytesIO, name: str, max_duration_s: float | None) -> Waveform:
-    """Decode the first audio stream of a container with PyAV."""
+def _decode(file: str | io.BytesIO, name: str, max_duration_s: float | None, track: int | None = None) -> Waveform:
+    """Decode an audio stream of a container with PyAV (``track``, or the default one)."""
     with open_container(file, name) as container:
-        return decode_audio_stream(container, name, max_duration_s)
+        return decode_audio_stream(container, name, max_duration_s, track)
 
 
-def decode_audio_stream(container: av.container.InputContainer, name: str, max_duration_s: float | None = None) -> Waveform:
-    """Decode the first audio stream of an open PyAV container into a float32 ``Waveform`` [C, N].
+def decode_audio_stream(container: av.container.InputContainer, name: str, max_duration_s: float | None = None,
+                        track: int | None = None, *, announce: bool = True) -> Waveform:  # fmt: skip
+    """Decode an audio stream of an open PyAV container into a float32 ``Waveform`` [C, N]: audio track ``track``
+    (counted from 0 among the audio streams), or, when None, the one marked default (else the first).
 
-    Raises ``AudioLoadError`` for a container without audio, undecodable packets, or data that stops well short of
-    the duration the container declares (a truncated file).
+    Raises ``AudioLoadError`` for a container without audio (or without track ``track``), undecodable packets, or
+    data that stops well short of the duration the container declares (a truncated file). ``announce``: log which
+    track is read when there are several.
     """
-    stream = audio_stream_of(container, name, max_duration_s)
+    stream = audio_stream_of(container, name, max_duration_s, track, announce=announce)
     chunks: list[np.ndarray] = []
     rate = stream.codec_context.sample_rate or stream.rate
     for rate, chunk in iter_audio_frames(container, stream, name):

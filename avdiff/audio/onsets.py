@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
+from avdiff.audio.numba_cache import ensure_numba_cache
 from avdiff.audio.stream import AudioStream
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def step_features(stream: AudioStream, *, hop_length: int = 256, n_fft: int = 10
     Returns:
         :class:`StepFeatures` with ``T = 1 + N // hop_length`` steps, N the samples at 22.05 kHz.
     """
+    ensure_numba_cache()  # before librosa's first kernel: compiled once, by one process
     sr = ANALYSIS_SAMPLE_RATE
     mel_basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=N_MELS).astype(np.float32)  # [M, K]
     freqs = librosa.mel_frequencies(N_MELS + 2, fmax=sr / 2)[1:-1]  # band centres, Hz

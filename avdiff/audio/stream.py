@@ -73,6 +73,8 @@ class AudioStream:
             ``AudioStream`` (shared, not scanned again).
         max_duration_s: refuse longer sources.
         source_sample_rate: the rate of an array source, Hz.
+        audio_track: for a file or bytes, the audio track to read, counted from 0 (None: the one marked default, else
+            the first; a source with several logs which one it used, once).
 
     Raises:
         AudioLoadError: as :func:`~avdiff.audio.io.load_audio` raises it, naming the source and the reason.
@@ -85,9 +87,10 @@ class AudioStream:
     """
 
     def __init__(self, source: AudioSource | AudioStream, *, max_duration_s: float | None = None,
-                 source_sample_rate: int | None = None):  # fmt: skip
+                 source_sample_rate: int | None = None, audio_track: int | None = None):  # fmt: skip
         if isinstance(source, AudioStream):
             self.name, self._file, self._waveform, self.info = source.name, source._file, source._waveform, source.info
+            self._track = source._track
             if hasattr(source, "_mono"):
                 self._mono = source._mono
             _check_max_duration(self.info.duration_s, self.name, max_duration_s)
@@ -95,6 +98,7 @@ class AudioStream:
         self.name = describe_source(source)
         self._file: str | bytes | None = None
         self._waveform: Waveform | None = None
+        self._track = audio_track
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
             if not path.exists():
@@ -212,7 +216,7 @@ class AudioStream:
     def _open(self):
         source = self._file if isinstance(self._file, str) else io.BytesIO(self._file)
         container = open_container(source, self.name)
-        return _Opened(container, audio_stream_of(container, self.name))
+        return _Opened(container, audio_stream_of(container, self.name, track=self._track, announce=False))
 
     def _scan(self, max_duration_s: float | None) -> AudioInfo:
         if self._waveform is not None:  # measured block by block: a float64 copy of a long song would be large
@@ -228,7 +232,7 @@ class AudioStream:
         source = self._file if isinstance(self._file, str) else io.BytesIO(self._file)
         container = open_container(source, self.name)
         with container:
-            stream = audio_stream_of(container, self.name, max_duration_s)
+            stream = audio_stream_of(container, self.name, max_duration_s, self._track)
             rate = stream.codec_context.sample_rate or stream.rate
             sums = mix = 0.0
             decoded = bad = 0

@@ -167,3 +167,82 @@ def _bass_line(bars: np.ndarray, num_samples: int, sample_rate: int) -> np.ndarr
         local = t[sel] - start
         out[sel] = np.sin(2 * np.pi * roots_hz[b % 4] * local) * np.minimum(1.0, local / 0.02)
     return out
+
+
+# Grooves: (instrument, position in the bar in beats, gain). Positions between beats are eighths (x.5), shifted to
+# two thirds of the beat when swung.
+GROOVES: dict[str, tuple[tuple[str, float, float], ...]] = {
+    # kick on every beat, a hi-hat on every off-beat eighth (house, disco)
+    "four_on_the_floor": (*(("kick", b, 1.0) for b in range(4)), *(("hat", b + 0.5, 0.35) for b in range(4))),
+    # kick on 1 and 3, snare on 2 and 4, hi-hats on every eighth (drum_track's groove)
+    "rock": (("kick", 0, 1.0), ("snare", 1, 0.8), ("kick", 2, 1.0), ("snare", 3, 0.8),
+             *(("hat", b / 2, 0.35 if b % 2 == 0 else 0.3) for b in range(8))),  # fmt: skip
+    # the off-beats loudest: an open hi-hat on every "and" above the kick on every beat, snare on 2 and 4
+    "offbeat": (*(("kick", b, 0.8) for b in range(4)), ("snare", 1, 0.6), ("snare", 3, 0.6),
+                *(("open_hat", b + 0.5, 1.0) for b in range(4))),  # fmt: skip
+    # a kick pushed off the beat (1, the "and" of 2, 3), snare on 2 and 4, hi-hats on every eighth
+    "syncopated": (("kick", 0, 1.0), ("kick", 1.5, 0.9), ("kick", 2, 0.9), ("snare", 1, 0.8), ("snare", 3, 0.8),
+                   *(("hat", b / 2, 0.3) for b in range(8))),  # fmt: skip
+}
+
+
+def _open_hat(sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """An open hi-hat: bright noise, louder and longer than the closed one."""
+    t = np.arange(int(0.2 * sample_rate)) / sample_rate
+    noise = np.diff(rng.standard_normal(len(t) + 1))
+    return 0.6 * noise * np.exp(-t / 0.06)
+
+
+def groove_track(
+    bpm: float | list[tuple[float, float]],
+    duration_s: float = 20.0,
+    groove: str = "rock",
+    *,
+    swing: float = 0.5,
+    quiet_end_s: float = 0.0,
+    quiet_db: float = -24.0,
+    sample_rate: int = 22050,
+    offset_s: float = 0.5,
+    seed: int = 0,
+) -> SynthTrack:
+    """A drum groove from :data:`GROOVES` in 4/4, with a bass note per bar, at a tempo or a list of ``(bpm,
+    section_s)`` sections.
+
+    Args:
+        bpm: a tempo, or ``[(bpm, section_s), ...]`` played in order (tempo changes).
+        duration_s: length in seconds.
+        groove: a key of :data:`GROOVES`.
+        swing: where the eighth between two beats falls, as a share of the beat (0.5 straight, 2/3 triplet swing).
+        quiet_end_s: the last seconds are played ``quiet_db`` quieter (a quiet ending; its beats are still beats).
+        sample_rate, offset_s, seed: the rate, the first beat's time, the noise seed.
+
+    Returns:
+        A :class:`SynthTrack`: mono float32 [1, N] and the true beats and downbeats (every 4th beat from the first).
+
+    Raises:
+        ValueError: an unknown ``groove``, or ``swing`` outside (0, 1).
+    """
+    if groove not in GROOVES:
+        raise ValueError(f"groove must be one of {sorted(GROOVES)}, got {groove!r}")
+    if not 0.0 < swing < 1.0:
+        raise ValueError(f"swing must be in (0, 1), got {swing}")
+    rng = np.random.default_rng(seed)
+    beats = beat_grid(bpm, duration_s, offset_s)
+    out = np.zeros(int(duration_s * sample_rate))
+    sounds = {"kick": _kick(sample_rate), "snare": _snare(sample_rate, rng), "hat": _hihat(sample_rate, rng),
+              "open_hat": _open_hat(sample_rate, rng)}  # fmt: skip
+    period = np.diff(beats, append=beats[-1] + (beats[-1] - beats[-2] if len(beats) > 1 else 0.5))
+    for bar in range(0, len(beats), 4):
+        for name, position, gain in GROOVES[groove]:
+            k = bar + int(position)
+            if k >= len(beats):
+                continue
+            frac = position - int(position)
+            _place(out, sounds[name], beats[k] + (swing if frac else 0.0) * period[k], sample_rate, gain)
+    downbeats = beats[::4]
+    out += 0.15 * _bass_line(downbeats, len(out), sample_rate)
+    if quiet_end_s > 0:
+        start = int(max(0.0, duration_s - quiet_end_s) * sample_rate)
+        out[start:] *= 10.0 ** (quiet_db / 20.0)
+    first_bpm = float(bpm) if np.isscalar(bpm) else float(bpm[0][0])
+    return SynthTrack(_finish(out, sample_rate), beats, first_bpm, downbeats, 4)

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from avdiff.commands import add_audio_track_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="tempo, beats and onsets of an audio file, as JSON",
@@ -18,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "and the tempo curve (tempo_curve_bpm)")  # fmt: skip
     p.add_argument("--max-duration", type=float, default=None, metavar="S",
                    help="refuse audio longer than S seconds (S > 0; default: no limit)")
+    add_audio_track_arg(p)
     p.set_defaults(func=run)
 
 
@@ -28,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     fps = checked_fps(args.fps)  # checked before the audio is read
     checked_max_duration(args.max_duration)
-    wav = load_audio(args.audio, max_duration_s=args.max_duration)
+    wav = load_audio(args.audio, max_duration_s=args.max_duration, audio_track=args.audio_track)
     rhythm = analyze_rhythm(wav, fps)
     out = {"audio": args.audio, "duration_s": round(wav.duration_s, 6), **rhythm.to_dict(per_frame=args.per_frame)}
     json.dump(out, sys.stdout, indent=2)

@@ -8,13 +8,19 @@ from avdiff.bundled import DEFAULT_SCENE_MODEL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks (audio, unet, talk, scenes, scene, text-to-video, visualize)")
+    p = sub.add_parser("bench", help="benchmarks (audio, rhythm, unet, talk, scenes, scene, text-to-video, "
+                                         "visualize)")
     bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     a = bench.add_parser("audio", help="loading, log-mel and rhythm analysis as multiples of real time")
     a.add_argument("--duration", type=float, default=180.0, metavar="S", help="length of the generated track (s)")
     a.add_argument("--fps", type=float, default=25.0)
     a.add_argument("--repeats", type=int, default=3)
     a.set_defaults(func=run_audio)
+    r = bench.add_parser("rhythm", help="beats on generated tracks with known beats: F-measure and sections on the "
+                                        "right metrical level, avdiff against librosa's trackers")  # fmt: skip
+    r.add_argument("--only", default=None, metavar="TEXT",
+                   help="run only the tracks whose name contains TEXT (case-insensitive), e.g. 'rock' or '90 -> 130'")
+    r.set_defaults(func=run_rhythm)
     u = bench.add_parser("unet", help="AudioVideoUNet forward/backward time and peak memory vs frames and resolution")
     u.add_argument("--frames", type=int, nargs="+", default=[8, 16, 32], metavar="F", help="frame counts")
     u.add_argument("--sizes", type=int, nargs="+", default=[16, 32], metavar="N", help="latent sizes (NxN), CPU")
@@ -67,6 +73,18 @@ def run_audio(args: argparse.Namespace) -> int:
     from avdiff.bench.audio import main
 
     print(main(args.duration, args.fps, args.repeats))
+    return 0
+
+
+def run_rhythm(args: argparse.Namespace) -> int:
+    from avdiff.bench.rhythm import CASES, main
+    from avdiff.cli import CommandError
+
+    cases = tuple(c for c in CASES if args.only is None or args.only.lower() in c.name.lower())
+    if not cases:
+        raise CommandError(f"--only {args.only!r} matches no track; the tracks are: "
+                           + "; ".join(c.name for c in CASES))  # fmt: skip
+    print(main(cases))
     return 0
 
 

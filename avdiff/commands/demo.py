@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--max-audio-s must be > 0 seconds, got {args.max_audio_s}")
     try:
         models = parse_model_specs(args.model)
-        from avdiff.demo import build_app, launch
+        from avdiff.demo import build_app, launch, shutdown
 
         app = build_app(models=models, max_audio_s=args.max_audio_s, device=args.device)
     except ModelSpecError as e:
@@ -49,5 +50,11 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot serve on {args.host}:{args.port} (the port is in use, or the address is not this "
                            "machine's); choose another --port or --host") from e
     print(f"avdiff demo: serving on {app.local_url} (Ctrl+C stops it)", flush=True)
-    app.block_thread()
+    try:
+        while app.is_running:
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        print("avdiff demo: stopping (Ctrl+C): the running jobs end and their files are removed", flush=True)
+    finally:
+        shutdown(app)
     return 0

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from avdiff.commands import add_audio_track_arg
+from avdiff.user_files import read_json
+
 logger = logging.getLogger(__name__)
 
 OFFSET_CONVENTION = (
@@ -66,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "the share of frames judged the photo's person, the mean descriptor distance and CSIM)")
     lip.add_argument("--json", action="store_true", help="print the result as JSON (null scores when there are "
                      "none; the exit status is then 2 too)")  # fmt: skip
+    add_audio_track_arg(lip)
     lip.set_defaults(func=run_lipsync)
 
     heads = metrics.add_parser(
@@ -161,6 +165,7 @@ def run_talking_head(args: argparse.Namespace) -> int:
     from avdiff.commands.talk import generation_kwargs, load_pipeline
     from avdiff.metrics.talking_head import BASELINES, baseline_animator, evaluate_talking_heads, pipeline_animator
     from avdiff.metrics.talking_head import strict_json, write_report
+    from avdiff.video.outputs import OutputFile, check_outputs
 
     baselines = [b for b in args.baselines.split(",") if b]
     unknown = [b for b in baselines if b not in BASELINES]
@@ -169,11 +174,16 @@ def run_talking_head(args: argparse.Namespace) -> int:
     models = parse_models(args.model)
     if not baselines and not models:
         raise CommandError("nothing to evaluate: give --model NAME=PATH and/or --baselines")
+    try:  # the output folder, before any model is loaded: not a file, not the data, not a model
+        check_outputs({"--out": OutputFile(args.out, "folder")},
+                      {"--data": args.data, **{f"--model {name}": path for name, path in models.items()}})
+    except ValueError as e:
+        raise CommandError(str(e)) from e
     kwargs = generation_kwargs(args)
     kwargs.pop("generator")
     animators = {b: baseline_animator(b, kwargs["fps"]) for b in baselines}
     for name, path in models.items():
-        animators[name] = pipeline_animator(load_pipeline(path, args.device), seed=args.seed, **kwargs)
+        animators[name] = pipeline_animator(load_pipeline(path, args.device, args.variant), seed=args.seed, **kwargs)
     try:
         report = evaluate_talking_heads(args.data, args.out, animators, args.split, args.max_clips, args.max_offset)
     except FileNotFoundError as e:
@@ -216,7 +226,7 @@ def load_reference_aperture(path: str | Path) -> np.ndarray:
         if suffix == ".npy":
             data = np.load(path, allow_pickle=False)
         elif suffix == ".json":
-            data = json.loads(path.read_text())
+            data = read_json(path)  # a byte-order mark (Notepad's UTF-8) is accepted
             if isinstance(data, dict):
                 if "aperture" not in data:
                     raise CommandError(f"--reference-aperture {str(path)!r}: a JSON object needs an \"aperture\" list")
@@ -256,7 +266,7 @@ def run_lipsync(args: argparse.Namespace) -> int:
     if args.face is not None and args.face < 0:
         raise CommandError(f"--face must be a face index >= 0 (0 = leftmost), got {args.face}")
     face = parse_face_box(args.face_box) if args.face_box else args.face
-    clip = read_video(args.video)
+    clip = read_video(args.video, audio_track=args.audio_track)
     if clip.audio is None:
         raise CommandError(f"{args.video!r} has no (readable) audio track; lipsync needs the speech")
     reference = load_reference_aperture(args.reference_aperture) if args.reference_aperture else None

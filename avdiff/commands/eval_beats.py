@@ -13,6 +13,8 @@ import json
 import logging
 import sys
 
+from avdiff.user_files import read_json
+
 logger = logging.getLogger(__name__)
 
 
@@ -54,7 +56,7 @@ def load_beats(path: str):
     if not file.is_file():
         raise CommandError(f"--beats {path!r}: no such file")
     try:
-        data = json.loads(file.read_text())
+        data = read_json(file)  # a byte-order mark (Notepad's UTF-8) is accepted
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CommandError(f"--beats {path!r}: not JSON ({e})") from e
     if isinstance(data, dict):

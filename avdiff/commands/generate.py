@@ -16,6 +16,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from avdiff.commands import add_variant_arg
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--preset", metavar="NAME", help="a random-weight preset (tiny), for smoke runs")
     p.add_argument("--motion-adapter", metavar="PATH_OR_ID", help="AnimateDiff motion adapter for a Stable Diffusion "
                    "--model")  # fmt: skip
+    add_variant_arg(p)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--prompt", help="the prompt of one clip (or image)")
     what.add_argument("--captions", metavar="DATA", help="a SCENES DATA folder: one clip per record's caption")
@@ -45,13 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load(args: argparse.Namespace):
     from avdiff.cli import CommandError
+    from avdiff.loading import load_pipeline
     from avdiff.pipelines.text_to_video import TextToVideoPipeline
 
     try:
         if args.preset:
             pipe = TextToVideoPipeline.from_preset(args.preset)
         else:
-            pipe = TextToVideoPipeline.from_pretrained(args.model, motion_adapter=args.motion_adapter)
+            pipe = load_pipeline(TextToVideoPipeline, args.model, variant=args.variant, device="cpu",
+                                 motion_adapter=args.motion_adapter)  # fmt: skip
     except (OSError, ValueError) as e:
         raise CommandError(f"cannot load the model {args.model or args.preset!r}: {e}") from e
     pipe.set_progress_bar_config(disable=True)
@@ -62,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from avdiff.cli import CommandError
+    from avdiff.video.outputs import OutputFile, check_outputs
 
     out = Path(args.out)
     if args.prompt is not None and out.suffix not in (".mp4", ".png"):
@@ -70,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--out {args.out!r} is an image: give --frames 1 (got {args.frames}) or an .mp4")
     if args.batch < 1:
         raise CommandError(f"--batch must be >= 1, got {args.batch}")
+    kind = "folder" if args.prompt is None else "picture" if out.suffix == ".png" else "video"
+    try:  # before the model is loaded: a file that can be written (a folder with --captions), none of the inputs
+        check_outputs({"--out": OutputFile(args.out, kind)}, {"--captions": args.captions, "--model": args.model,
+                                                               "--motion-adapter": args.motion_adapter})  # fmt: skip
+    except ValueError as e:
+        raise CommandError(str(e)) from e
     pipe = load(args)
     kwargs = {"num_frames": args.frames, "num_inference_steps": args.steps, "guidance_scale": args.guidance,
               "height": args.size, "width": args.size}  # fmt: skip

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from avdiff.commands import add_audio_track_arg
+
 logger = logging.getLogger(__name__)
 
 
@@ -44,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--latents", metavar="VAE_DIR", default=None,
                    help="also cache VAE latents per clip, encoded with this diffusers AutoencoderKL folder")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default min(4, CPU cores))")
+    add_audio_track_arg(p)
     p.add_argument("--force", action="store_true", help="redo files that are already finished")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of the summary")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     from avdiff.cli import CommandError
     from avdiff.data.prepare import PrepareConfig, prepare_videos
+    from avdiff.video.outputs import OutputFile, check_outputs
 
     given = {
         "size": args.size,
@@ -66,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         "smooth_sigma": args.smooth,
         "split": args.split,
         "vae": args.latents,
+        "audio_track": args.audio_track,
     }
     config = PrepareConfig(**{k: v for k, v in given.items() if v is not None})
     if args.min_segment_s is None:
@@ -76,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
         config.validate()
     except ValueError as e:
         raise CommandError(f"bad setting: {e}") from e
+    try:  # the DATA folder, before any video is read: a folder (not a file), not the VAE's
+        check_outputs({"--out": OutputFile(args.out, "folder")}, {"--latents": args.latents})
+    except ValueError as e:
+        raise CommandError(str(e)) from e
     report = prepare_videos(args.videos, args.out, config, workers=args.workers, force=args.force,
                             progress_bar=not args.no_progress)
     if args.json:

@@ -13,6 +13,7 @@ import math
 import os
 from pathlib import Path
 
+from avdiff.commands import add_variant_arg
 from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"refuse audio longer than S seconds (default {DEFAULT_MAX_DURATION_S:g})")
     p.add_argument("--plot", metavar="PNG", help="also write a picture of the control curve(s) and their levels")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    add_variant_arg(p)
     p.set_defaults(func=run)
 
 
@@ -58,10 +60,14 @@ def check_arguments(args: argparse.Namespace) -> dict:
     """Everything that can be checked before any work; returns the pipeline call's keyword arguments."""
     from avdiff.cli import CommandError
     from avdiff.commands.talk import checked_fps, checked_max_duration
-    from avdiff.video.io import check_output_path
+    from avdiff.encoders.base import content_words
+    from avdiff.video.outputs import OutputFile, check_outputs
 
     if not args.prompt.strip():
         raise CommandError("--prompt is empty")
+    if args.word is None and not content_words(args.prompt):  # the sounds would have no word to choose
+        raise CommandError(f"--prompt {args.prompt!r} names no object a sound could belong to (only function words, "
+                           "places, directions and times of day); add the object, or name the word with --word")
     for path in args.audio + ([args.image] if args.image else []):
         flag = "--image" if path == args.image else "--audio"
         if not os.path.isfile(path):
@@ -83,16 +89,10 @@ def check_arguments(args: argparse.Namespace) -> dict:
     inputs = {f"--audio {a}": a for a in args.audio}
     if args.image:
         inputs["--image"] = args.image
-    try:
-        check_output_path(args.out, inputs, name="--out")
+    try:  # every output, against the inputs and each other, and the plot's format
+        check_outputs({"--out": OutputFile(args.out), "--plot": OutputFile(args.plot, "picture")}, inputs)
     except ValueError as e:
         raise CommandError(str(e)) from e
-    if args.plot is not None:
-        plot = Path(args.plot)
-        if plot.is_dir():
-            raise CommandError(f"--plot {args.plot!r} is a folder; give a file name such as curve.png")
-        if plot.exists() and any(os.path.exists(v) and os.path.samefile(v, plot) for v in [args.out, *inputs.values()]):
-            raise CommandError(f"--plot {args.plot!r} is one of the inputs or --out; choose another file")
     if args.word is not None:
         from avdiff.encoders.prompt_tokens import PromptTokens
 
@@ -128,7 +128,12 @@ def load_pipeline(args: argparse.Namespace):
                            "weights, a smoke run)")  # fmt: skip
     if Path(name).exists() and not (Path(folder) / "model_index.json").is_file():
         raise CommandError(f"--model {name!r} is not a saved pipeline folder (no model_index.json)")
-    return AudioScenePipeline.from_pretrained(folder).to(device)
+    from avdiff.loading import load_pipeline as load
+
+    try:
+        return load(AudioScenePipeline, folder, variant=args.variant, device=device)
+    except (OSError, ValueError) as e:
+        raise CommandError(str(e)) from e
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
         scores = ", ".join(f"{w} {s:.3f}" for w, s in target.candidates.items())
         how = f"chosen ({scores})" if target.chosen_by == "encoder" else "given"
         print(f"{audio}: drives {target.word!r} ({how})")
+        if not target.matched:
+            print(f"{audio}: matches no object of the prompt (best score {target.score:.3f}); name its word with --word")
     psnr = f"; image reconstruction {out.image_psnr:.2f} dB PSNR" if out.image_psnr is not None else ""
     print(f"wrote {out.path} ({out.num_frames} frames at {out.fps} fps; {out.num_rendered} distinct frame(s) "
           f"rendered{psnr})")  # fmt: skip

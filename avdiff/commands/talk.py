@@ -3,8 +3,8 @@
 Three sources of the animation, at most one of them:
 
 * ``--model PATH``: a saved :class:`~avdiff.pipelines.talking_head.TalkingHeadPipeline` (``save_pretrained`` folder,
-  e.g. a checkpoint of ``avdiff train``), or the name of a model bundled with the package
-  (``avdiff/talking-head-tiny``); without any of the three, the bundled :data:`DEFAULT_MODEL`;
+  e.g. ``RUN/final`` of ``avdiff train``), a training checkpoint (``RUN/checkpoints/step_N``), or the name of a
+  model bundled with the package (``avdiff/talking-head-tiny``); without any of the three, the bundled :data:`DEFAULT_MODEL`;
 * ``--preset NAME``: a random-weight pipeline from a preset (``tiny``): a smoke run of the whole path, not a face;
 * ``--baseline``: the model-free mouth-warp baseline (CPU, no weights).
 """
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
+from avdiff.commands import add_audio_track_arg, add_variant_arg
 
 DEFAULT_MAX_DURATION_S = 600.0
 DEFAULT_MODEL = "avdiff/talking-head-tiny"  # the demonstrator that ships with the package (README, "Results")
@@ -32,12 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="S",
                    help=f"refuse audio longer than S seconds (default {DEFAULT_MAX_DURATION_S:g})")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--model", metavar="PATH", help="a saved TalkingHeadPipeline folder, or a bundled model's name "
-                        f"(default: {DEFAULT_MODEL}, trained here on synthetic speech and LFW faces)")
+    source.add_argument("--model", metavar="PATH", help="a saved TalkingHeadPipeline folder, a training checkpoint "
+                        "(RUN/checkpoints/step_N), or a bundled model's name (default: "
+                        f"{DEFAULT_MODEL}, trained here on synthetic speech and LFW faces)")  # fmt: skip
     source.add_argument("--preset", metavar="NAME", help="a random-weight pipeline preset (tiny), for smoke runs")
     source.add_argument("--baseline", action="store_true", help="the model-free mouth-warp baseline (CPU, no weights)")
     add_generation_args(p)
     p.add_argument("--crops", action="store_true", help="write the aligned face crops instead of pasting them back")
+    add_audio_track_arg(p)
     p.set_defaults(func=run)
 
 
@@ -53,6 +57,7 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio-guidance", type=float, default=2.0, help="audio guidance scale (1 = off)")
     p.add_argument("--reference-guidance", type=float, default=1.5, help="reference guidance scale (1 = off)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    add_variant_arg(p)
 
 
 def generation_kwargs(args: argparse.Namespace) -> dict:
@@ -71,18 +76,24 @@ def generation_kwargs(args: argparse.Namespace) -> dict:
     }
 
 
-def load_pipeline(path: str, device: str | None = None):
-    """A saved TalkingHeadPipeline (a folder, or a bundled model's name), moved to ``device`` (default: cuda when
-    available, else cpu); ``CommandError`` for anything else."""
+def load_pipeline(path: str, device: str | None = None, variant: str | None = None):
+    """A saved TalkingHeadPipeline (a folder, a training checkpoint, or a bundled model's name) with its weights
+    ``variant`` (None: detected), on ``device`` (default: cuda when available, else cpu), through
+    :func:`avdiff.loading.load_pipeline`; ``CommandError`` for anything else."""
     from avdiff.bundled import resolve
     from avdiff.cli import CommandError
+    from avdiff.loading import load_pipeline as load
     from avdiff.pipelines.talking_head import TalkingHeadPipeline
+    from avdiff.training.checkpoints import is_checkpoint
 
     folder = resolve(path)
-    if not os.path.isfile(os.path.join(folder, "model_index.json")):
-        raise CommandError(f"--model {path!r} is not a saved pipeline folder (no model_index.json) nor a bundled "
-                           f"model's name")  # fmt: skip
-    return to_device(TalkingHeadPipeline.from_pretrained(folder), device)
+    if not (os.path.isfile(os.path.join(folder, "model_index.json")) or is_checkpoint(folder)):
+        raise CommandError(f"--model {path!r} is not a saved pipeline folder (no model_index.json), a training "
+                           "checkpoint (RUN/checkpoints/step_N) nor a bundled model's name")  # fmt: skip
+    try:
+        return load(TalkingHeadPipeline, folder, variant=variant, device=device)
+    except (OSError, ValueError) as e:
+        raise CommandError(str(e)) from e
 
 
 def to_device(pipe, device: str | None = None):
@@ -118,7 +129,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     """Everything that can be checked before any work: the animation source, fps, the duration limit, the inputs
     and ``--out`` (a file, not a folder, not one of the inputs, in a folder that can be written)."""
     from avdiff.cli import CommandError
-    from avdiff.video.io import check_output_path
+    from avdiff.video.outputs import check_outputs
 
     if not (args.baseline or args.model or args.preset):
         from avdiff.bundled import resolve
@@ -135,30 +146,42 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise CommandError(f"{flag} {path!r}: no such file" if not os.path.exists(path) else
                                f"{flag} {path!r}: not a file")  # fmt: skip
     try:
-        check_output_path(args.out, {"--image": args.image, "--audio": args.audio}, name="--out")
+        check_outputs({"--out": args.out}, {"--image": args.image, "--audio": args.audio})
     except ValueError as e:
         raise CommandError(str(e)) from e
 
 
 def run(args: argparse.Namespace) -> int:
     check_arguments(args)
+    audio = speech_of(args)
     if args.baseline:
         from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
 
         pipe = WarpBaselinePipeline(fps=checked_fps(args.fps))
-        out = pipe(args.image, args.audio, max_duration_s=args.max_duration, output_path=args.out)
+        out = pipe(args.image, audio, max_duration_s=args.max_duration, output_path=args.out)
     else:
-        out = _generate(args)
+        out = _generate(args, audio)
     print(f"wrote {out.path} ({out.num_frames} frames at {out.fps} fps)")
+    for warning in out.warnings:  # silent or near-empty speech (avdiff.audio.silence): made, but said
+        print(f"avdiff: warning: --audio {args.audio!r}: {warning}", file=sys.stderr)
     return 0
 
 
-def _generate(args: argparse.Namespace):
+def speech_of(args: argparse.Namespace):
+    """``--audio`` as the pipelines take it: the path, or, with ``--audio-track``, that track loaded (as given)."""
+    if args.audio_track is None:
+        return args.audio  # the pipeline reads the track marked default
+    from avdiff.audio import load_audio
+
+    return load_audio(args.audio, mono=False, max_duration_s=args.max_duration, audio_track=args.audio_track)
+
+
+def _generate(args: argparse.Namespace, audio):
     from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
     if args.model:
-        pipe = load_pipeline(args.model, args.device)
+        pipe = load_pipeline(args.model, args.device, args.variant)
     else:
         pipe = to_device(TalkingHeadPipeline.from_preset(args.preset, seed=args.seed), args.device)
-    return pipe(args.image, args.audio, **generation_kwargs(args), output_type="crops" if args.crops else "np",
+    return pipe(args.image, audio, **generation_kwargs(args), output_type="crops" if args.crops else "np",
                 max_duration_s=args.max_duration, output_path=args.out)  # fmt: skip

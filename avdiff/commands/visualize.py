@@ -14,8 +14,10 @@ import math
 import os
 from pathlib import Path
 
-from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
 from avdiff.bundled import DEFAULT_SCENE_MODEL
+from avdiff.commands import add_audio_track_arg, add_variant_arg
+from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
+from avdiff.user_files import list_files
 
 logger = logging.getLogger(__name__)
 
@@ -66,18 +68,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-timeline", metavar="T.json", help="also write the timeline used (edit it, then pass it "
                    "back with --timeline)")  # fmt: skip
     p.add_argument("--plot", metavar="PNG", help="also write a picture of the curve with the beats marked")
+    add_audio_track_arg(p)
+    add_variant_arg(p)
     p.set_defaults(func=run)
 
 
 def image_files(items: list[str]) -> list[Path]:
-    """``--images``: a folder's images in name order, or the files given; CommandError when there are none."""
+    """``--images``: a folder's images in name order (hidden files such as macOS ``._name.png`` skipped, with a
+    count in the log), or the files given; CommandError when there are none."""
     from avdiff.cli import CommandError
 
     files: list[Path] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = [p for p in list_files(path, IMAGE_SUFFIXES, label=f"--images {item!r}") if p.is_file()]
             if not found:
                 raise CommandError(f"--images {item!r}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
             files += found
@@ -106,7 +111,7 @@ def check_arguments(args: argparse.Namespace) -> dict:
     from avdiff.audio.curves import CurveSpec
     from avdiff.cli import CommandError
     from avdiff.commands.talk import checked_fps, checked_max_duration
-    from avdiff.video.io import check_output_path
+    from avdiff.video.outputs import OutputFile, check_outputs
     from avdiff.visualize.timeline import PATTERNS, Timeline, TimelineError
 
     fps = checked_fps(args.fps)
@@ -132,9 +137,11 @@ def check_arguments(args: argparse.Namespace) -> dict:
             timeline = Timeline.load(args.timeline)
         except TimelineError as e:
             raise CommandError(str(e)) from e
-        missing = [str(p) for p in timeline.images() if not p.is_file()]
-        if missing:
-            raise CommandError(f"--timeline {args.timeline!r}: no such image file {missing[0]!r}")
+        missing = [f"{label}: {side} {str(key)!r}" for label, iv in zip(timeline.labels, timeline)
+                   for side, key in (("start", iv.start), ("end", iv.end))
+                   if isinstance(key, Path) and not key.is_file()]  # fmt: skip
+        if missing:  # every one, by the interval that names it
+            raise CommandError(f"--timeline {args.timeline!r}: no such image file: {'; '.join(missing)}")
         kwargs["timeline"] = timeline
         inputs["--timeline"] = args.timeline
         inputs.update({f"--timeline image {p}": str(p) for p in timeline.images()})
@@ -149,14 +156,9 @@ def check_arguments(args: argparse.Namespace) -> dict:
                           threshold=args.threshold, attack_s=args.attack, release_s=args.release).check()  # fmt: skip
     except ValueError as e:
         raise CommandError(f"curve options: {e}") from e
-    for flag, value in (("--save-timeline", args.save_timeline), ("--plot", args.plot)):
-        if value is not None and Path(value).is_dir():
-            raise CommandError(f"{flag} {value!r} is a folder; give a file name")
-        if value is not None and any(os.path.exists(v) and os.path.exists(value) and os.path.samefile(v, value)
-                                     for v in map(str, inputs.values())):  # fmt: skip
-            raise CommandError(f"{flag} {value!r} is one of the inputs; choose another file")
-    try:
-        check_output_path(args.out, inputs, name="--out")
+    try:  # every output, against the inputs and each other, and the plot's format
+        check_outputs({"--out": OutputFile(args.out), "--save-timeline": OutputFile(args.save_timeline, "file"),
+                       "--plot": OutputFile(args.plot, "picture")}, inputs)  # fmt: skip
     except ValueError as e:
         raise CommandError(str(e)) from e
     if args.steps < 1:
@@ -176,14 +178,13 @@ def check_arguments(args: argparse.Namespace) -> dict:
 def prompt_source(args: argparse.Namespace):
     """The :class:`PromptKeyframes` of ``--model``; CommandError when it cannot be loaded."""
     from avdiff.cli import CommandError
-    from avdiff.commands.talk import to_device
+    from avdiff.loading import load_pipeline
+    from avdiff.pipelines.text_to_video import TextToVideoPipeline
     from avdiff.visualize.prompt_keyframes import PromptKeyframes
 
     try:
-        source = PromptKeyframes.from_pretrained(args.model, num_inference_steps=args.steps,
-                                                 guidance_scale=args.guidance, seed=args.seed)  # fmt: skip
-        to_device(source.pipe, args.device)
-        return source
+        pipe = load_pipeline(TextToVideoPipeline, args.model, variant=args.variant, device=args.device)
+        return PromptKeyframes(pipe, num_inference_steps=args.steps, guidance_scale=args.guidance, seed=args.seed)
     except (OSError, ValueError) as e:
         raise CommandError(f"--model {args.model!r} cannot be loaded as a text-to-video model: {e}") from e
     except RuntimeError as e:  # an unknown or unavailable --device
@@ -199,7 +200,12 @@ def run(args: argparse.Namespace) -> int:
     pipe = BeatVisualizerPipeline(prompt_source(args) if "prompts" in kwargs or (timeline and timeline.prompts())
                                   else None)  # fmt: skip
     try:
-        out = pipe(args.audio, output_path=args.out, **kwargs)
+        song = args.audio
+        if args.audio_track is not None:  # read block by block, as the pipeline reads a path
+            from avdiff.audio.stream import AudioStream
+
+            song = AudioStream(args.audio, max_duration_s=args.max_duration, audio_track=args.audio_track)
+        out = pipe(song, output_path=args.out, **kwargs)
     except ValueError as e:  # a bad image, a timeline that does not fit the song ... (AudioLoadError is one too)
         raise CommandError(str(e)) from e
     if args.save_timeline:

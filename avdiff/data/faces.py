@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avdiff.user_files import list_files
+
 logger = logging.getLogger(__name__)
 
 LFW_FACES = 100  # the first 100 images of lfw_subset are faces, the other 100 are not
@@ -87,7 +89,8 @@ def safe_name(text: str) -> str:
 
 
 def user_faces(folder: str | os.PathLike) -> list[PoolFace]:
-    """The photos in ``folder`` (not recursive; hidden files skipped), by name.
+    """The photos in ``folder`` (not recursive; hidden files such as macOS ``._name.png`` skipped, with a count in the
+    log), by name.
 
     Raises:
         FileNotFoundError: ``folder`` is not a folder, or holds no image.
@@ -97,7 +100,7 @@ def user_faces(folder: str | os.PathLike) -> list[PoolFace]:
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"--faces {str(root)!r}: no such folder")
-    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+    files = list_files(root, IMAGE_EXTENSIONS, label=f"--faces {str(root)!r}")
     if not files:
         raise FileNotFoundError(f"--faces {str(root)!r}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     out, seen = [], set()

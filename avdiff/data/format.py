@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avdiff.user_files import read_text
+
 logger = logging.getLogger(__name__)
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -95,7 +97,7 @@ def read_index(data_dir: str | os.PathLike) -> list[ClipRecord]:
     if not path.exists():
         return []
     records = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):  # a byte-order mark is accepted
         if line.strip():
             try:
                 records.append(ClipRecord(**json.loads(line)))

@@ -3,6 +3,6 @@
 See :func:`avdiff.demo.app.build_app`. Importing this package imports Gradio.
 """
 
-from avdiff.demo.app import build_app, launch
+from avdiff.demo.app import build_app, launch, shutdown
 
-__all__ = ["build_app", "launch"]
+__all__ = ["build_app", "launch", "shutdown"]

@@ -30,6 +30,28 @@ class InputError(ValueError):
     """A bad input; the message is one sentence for the user."""
 
 
+def upload_limit(limits: Limits, *, audio: bool = False, image: bool = False) -> str:
+    """What a file input takes, for its label: ``"at most 60 s, 50 MB"`` (``audio``), ``"up to 4096 px a side,
+    50 MB"`` (``image``), or the size alone; from ``limits.max_audio_s``, ``max_image_side`` and ``max_file_size``."""
+    parts = []
+    if audio:
+        parts.append(f"at most {limits.max_audio_s:g} s")
+    if image:
+        parts.append(f"up to {limits.max_image_side} px a side")
+    parts.append(file_size_text(limits.max_file_size) if parts else f"at most {file_size_text(limits.max_file_size)}")
+    return ", ".join(parts)
+
+
+def file_size_text(size: str | int) -> str:
+    """Gradio's ``max_file_size`` (``"50mb"``, ``"1.5 GB"``, or bytes) as people write it: ``"50 MB"``."""
+    if isinstance(size, int):
+        return f"{size / 2**20:.3g} MB"
+    m = re.fullmatch(r"\s*([\d.]+)\s*([kmgt]?)b?\s*", str(size), flags=re.IGNORECASE)
+    if not m:
+        return str(size)
+    return f"{float(m.group(1)):g} {m.group(2).upper()}B"
+
+
 def file_path(payload: object) -> str | None:
     """The local path in a Gradio file payload (``{"path": ...}``, as ``preprocess=False`` passes it, or a
     ``FileData``), or a plain path; None when nothing was given."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avdiff.bundled import available, pipeline_kind
+from avdiff.loading import load_pipeline, weight_variants
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,11 @@ def user_entry(name: str, path: str | Path) -> ModelEntry:
         raise ModelSpecError(f"--model {name}={path}: not a saved pipeline folder ({why}); give the folder "
                              "`avdiff train talking-head` or `avdiff train text-to-video` writes, e.g. "
                              "runs/talking_head_tiny/final")  # fmt: skip
+    plain, variants = weight_variants(folder)  # checked now: on the page, the load error would name the server's folder
+    if not plain and len(variants) > 1:
+        raise ModelSpecError(f"--model {name}={path}: its weights exist only as the variants "
+                             f"{', '.join(map(repr, sorted(variants)))}; the demo loads plain weights or a single "
+                             "variant: keep one variant's files in the folder")  # fmt: skip
     return ModelEntry(f"user:{label}", label, kind, "user", folder.resolve())
 
 
@@ -175,13 +181,12 @@ class ModelRegistry:
         return key in self._loaded
 
     def _load(self, entry: ModelEntry):
-        from avdiff.commands.talk import to_device
         from avdiff.pipelines.talking_head import TalkingHeadPipeline
         from avdiff.pipelines.text_to_video import TextToVideoPipeline
 
         logger.info("loading %s from %s", entry.name, entry.path)
         cls = TextToVideoPipeline if entry.kind == "text-to-video" else TalkingHeadPipeline
-        pipe = to_device(cls.from_pretrained(entry.path), self.device)
+        pipe = load_pipeline(cls, entry.path, device=self.device)  # a folder of fp16 weights only: detected
         pipe.set_progress_bar_config(disable=True)
         return pipe
 

@@ -47,6 +47,18 @@ STOPWORDS = frozenset(
     """.split()
 )
 
+# Where and when, not what: positions and directions ("on the left", "in the background") and times of day ("at
+# night", "by day"). They name no thing a sound can come from, so a sound never chooses them.
+SETTING_WORDS = frozenset(
+    """
+    left right middle centre center top bottom front back side sides foreground background distance corner edge
+    far nearby inside outside beneath underneath beyond ahead upper lower north south east west
+    day daytime daylight night nighttime tonight morning afternoon evening dusk dawn noon midnight sunset sunrise
+    twilight
+    """.split()
+)
+_NOT_CANDIDATES = STOPWORDS | SETTING_WORDS
+
 _STRIP = string.punctuation + "\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u00ab\u00bb"
 
 
@@ -77,19 +89,22 @@ def _clean_word(raw: str) -> str:
 
 
 def content_words(prompt: str) -> list[tuple[int, str]]:
-    """The content words of ``prompt`` and their indices among its whitespace-split words.
+    """The content words of ``prompt`` and their indices among its whitespace-split words: the words a sound may
+    choose (this is the one rule for that).
 
-    A word is kept when, stripped of surrounding punctuation (and a possessive ``'s``), it contains a letter and is not
-    in :data:`STOPWORDS` (case-insensitive). What is left are the nouns, adjectives and verbs of an ordinary prompt.
+    A word is kept when, stripped of surrounding punctuation (and a possessive ``'s``), it contains a letter and is
+    neither a function word (:data:`STOPWORDS`) nor a position, direction or time of day (:data:`SETTING_WORDS`),
+    case-insensitive. What is left are the nouns naming things (with the adjectives and verbs of an ordinary prompt).
 
-    Example: ``content_words("a dog and a whistle, in the park")`` -> ``[(1, "dog"), (4, "whistle"), (7, "park")]``.
+    Example: ``content_words("a dog and a whistle, in the park")`` -> ``[(1, "dog"), (4, "whistle"), (7, "park")]``;
+    ``content_words("a campfire on the left at night")`` -> ``[(1, "campfire")]``.
     """
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
     words = []
     for index, raw in enumerate(prompt.split()):
         word = _clean_word(raw)
-        if any(c.isalpha() for c in word) and word.lower() not in STOPWORDS:
+        if any(c.isalpha() for c in word) and word.lower() not in _NOT_CANDIDATES:
             words.append((index, word))
     return words
 
@@ -254,7 +269,8 @@ class AudioTextEncoder(nn.Module, abc.ABC):
         """
         words = content_words(prompt)
         if not words:
-            raise ValueError(f"prompt has no content words (only stopwords and punctuation): {prompt!r}")
+            raise ValueError(f"prompt has no content words: it names no object a sound could belong to (only function "
+                             f"words, places, directions and times of day): {prompt!r}")  # fmt: skip
         template = self.text_template if text_template is None else _check_template(text_template)
         audio_embedding = self.embed_audio(audio)
         if audio_embedding.shape[0] != 1:

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from avdiff.audio.numba_cache import ensure_numba_cache
+
 logger = logging.getLogger(__name__)
 
 LAION_REPO = "lukewys/laion_clap"
@@ -59,6 +61,7 @@ def _build_clap(
     device: str | torch.device | None,
 ) -> Any:
     """A ``laion_clap.CLAP_Module`` whose text branch and tokenizer come from ``text_model_dir`` (or the hub)."""
+    ensure_numba_cache()  # its spectrogram layers call librosa, whose kernels compile on first use
     import laion_clap
     from clap_module import list_models
 

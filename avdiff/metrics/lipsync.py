@@ -22,7 +22,10 @@ With fewer than :data:`MIN_SCORED_FRAMES` of them the result carries ``None`` fo
 ``reason``; an offset whose overlap has fewer is not a candidate for the best offset (its r is NaN). 25 frames is one
 second at 25 fps: about four syllables, the fewest open-close cycles of the mouth that a correlation can follow.
 Below it, chance alone gives |r| above 1.96 / sqrt(25) = 0.39 one time in twenty at each offset, and the best of 31
-offsets is then as high as a real clip's score.
+offsets is then as high as a real clip's score. Silence is not scored either: a speech envelope that is flat over the
+frames with a face (digital silence) has no loudness for the mouth to follow, and :func:`score_video` treats audio
+below :data:`avdiff.audio.silence.SILENCE_DBFS` as silent (its envelope, normalised to its loudest frame, would
+otherwise turn a quiet room's noise into a signal). An r of 0 is never reported for them.
 
 Several faces. :func:`score_video` tracks every face (up to :data:`MAX_FACES`), scores each one's mouth against the
 audio, and reports the face that speaks: the one whose mouth follows the audio best (the higher of its openness r
@@ -39,6 +42,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from avdiff.audio.silence import SILENCE_DBFS, describe_level, peak_level_dbfs
+
 if TYPE_CHECKING:
     from avdiff.video.io import VideoClip
 
@@ -46,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 MIN_SCORED_FRAMES = 25  # frames with both a face and audio below which there is no score (module docstring)
 MAX_FACES = 4  # faces tracked and scored by score_video
+FLAT_REASON = "the speech envelope is flat over the frames with a face (silent audio): the mouth has nothing to follow"
 
 
 def pearson(a: np.ndarray, b: np.ndarray, min_frames: int = 3) -> float:
@@ -219,7 +225,8 @@ def lipsync_scores(
     Returns:
         A :class:`LipSyncResult`. ``offset_frames = +k`` means the audio lags the video by ``k`` frames (the sound
         of frame ``i`` is heard at frame ``i + k``): ``openness[i]`` is correlated with ``envelope[i + k]``. With fewer
-        than ``min_frames`` valid frames every r and offset is None and ``reason`` says why.
+        than ``min_frames`` valid frames, or an envelope that is flat over them (silence), every r and offset is None
+        and ``reason`` says why.
     """
     if isinstance(max_offset, bool) or int(max_offset) != max_offset or max_offset < 0:
         raise ValueError(f"max_offset must be an integer number of frames >= 0, got {max_offset!r}")
@@ -237,6 +244,9 @@ def lipsync_scores(
                   "are needed for a score")  # fmt: skip
         logger.warning("lip sync cannot be scored: %s", reason)
         return LipSyncResult(None, None, None, num_frames=n, valid_frames=valid, reason=reason)
+    if np.ptp(e_n[np.isfinite(a_n) & np.isfinite(e_n)]) == 0:
+        logger.warning("lip sync cannot be scored: %s", FLAT_REASON)
+        return LipSyncResult(None, None, None, num_frames=n, valid_frames=valid, reason=FLAT_REASON)
 
     correlations = offset_correlations(a_n, e_n, max_offset, min_frames)
     offset = best_offset(correlations)  # offset 0 has every valid frame, so there is one
@@ -314,8 +324,8 @@ def score_video(clip: VideoClip, reference: np.ndarray | None = None, max_offset
     that overlaps it most). ``faces`` holds every face's scores and box.
 
     Returns:
-        The chosen face's :class:`LipSyncResult`; with no face, or too few frames with a face, an unscored one
-        (``scored`` False, ``reason`` set).
+        The chosen face's :class:`LipSyncResult`; with no face, too few frames with a face, or silent audio (below
+        :data:`~avdiff.audio.silence.SILENCE_DBFS`), an unscored one (``scored`` False, ``reason`` set).
 
     Raises:
         ValueError: the clip has no audio; ``face`` names no face.
@@ -328,7 +338,11 @@ def score_video(clip: VideoClip, reference: np.ndarray | None = None, max_offset
         raise ValueError("the video has no audio track; lip sync needs the speech")
     if reference is not None and abs(len(reference) - clip.num_frames) > 2:
         logger.warning("the reference aperture has %d frames, the video %d", len(reference), clip.num_frames)
+    level = peak_level_dbfs(clip.audio)
+    silent = level < SILENCE_DBFS  # a flat envelope: not scored (a quiet room's noise is not speech)
     envelope = speech_envelope(clip.audio, clip.fps)
+    if silent:
+        envelope = np.zeros_like(envelope)
     frames = clip.frames.numpy()
     tracks = track_faces(frames, max_faces)
     found = tracks.found().sum(axis=1) if tracks.num_faces else np.zeros(0, int)
@@ -350,6 +364,10 @@ def score_video(clip: VideoClip, reference: np.ndarray | None = None, max_offset
         logger.warning("lip sync cannot be scored: %s", reason)
         return LipSyncResult(None, None, None, num_frames=n, valid_frames=0, reason=reason, face_choice="none")
     result = results[index]
+    if silent:  # name the level where the flat envelope is the reason
+        for r in (result, result.interior):
+            if r is not None and r.reason == FLAT_REASON:
+                r.reason = f"the audio is silent ({describe_level(level)}): there is no speech for the mouth to follow"
     result.face_index, result.face_box, result.face_choice = index, boxes[index], how
     result.faces = [_face_summary(k, boxes[k], int(found[keep[k]]), r) for k, r in enumerate(results)]
     if len(results) > 1:

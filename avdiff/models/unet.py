@@ -78,6 +78,14 @@ class AudioVideoUNet(ModelMixin, ConfigMixin):
         self.unet = UNetMotionModel.from_config(unet_config)
         self.set_audio_processors()
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> AudioVideoUNet:
+        """``ModelMixin.from_pretrained``, then every parameter and buffer in memory of its own (see
+        :func:`own_aligned_memory`): a loaded model computes exactly what the saved one computed."""
+        model = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        own_aligned_memory(model)
+        return model
+
     # --- structure -------------------------------------------------------------------------------------------
 
     @property
@@ -295,6 +303,28 @@ class AudioVideoUNet(ModelMixin, ConfigMixin):
             unet_path_or_hub_id, motion_adapter_path_or_hub_id, subfolder=subfolder, torch_dtype=torch_dtype
         )
         return cls.from_unet2d(unet2d, adapter, **options)
+
+
+TENSOR_ALIGNMENT = 64  # bytes: what torch's CPU allocator gives, and what SIMD GEMM kernels are tuned for
+
+
+@torch.no_grad()
+def own_aligned_memory(module: nn.Module) -> None:
+    """Copy every parameter and buffer that does not start on a :data:`TENSOR_ALIGNMENT`-byte boundary into memory of
+    its own.
+
+    diffusers loads safetensors weights as views into a memory map of the file, each at its byte offset there (any
+    multiple of 4). BLAS kernels (MKL) may take another path for unaligned operands and round differently, so such a
+    model's outputs can differ in the last bits from the model that was saved. Copies made by torch's allocator are
+    aligned, and no longer hold the file's mapping.
+    """
+    for sub in module.modules():
+        for name, param in list(sub._parameters.items()):
+            if param is not None and param.data_ptr() % TENSOR_ALIGNMENT:
+                param.data = param.data.clone(memory_format=torch.contiguous_format)
+        for name, buf in list(sub._buffers.items()):
+            if buf is not None and buf.data_ptr() % TENSOR_ALIGNMENT:
+                sub._buffers[name] = buf.clone(memory_format=torch.contiguous_format)
 
 
 def default_motion_adapter_config(unet2d: UNet2DConditionModel) -> dict:

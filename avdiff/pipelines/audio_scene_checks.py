@@ -34,6 +34,8 @@ class SceneTarget:
         score: the chosen word's cosine similarity with the sound (None when the user chose).
         candidates: every content word's cosine similarity with the sound, in prompt order (empty when the user
             chose).
+        matched: False when the encoder chose and even the best word scored below the pipeline's ``min_word_score``:
+            the sound matches no object of the prompt, and drives its best word anyway.
     """
 
     word: str
@@ -41,6 +43,7 @@ class SceneTarget:
     chosen_by: str
     score: float | None = None
     candidates: dict[str, float] = field(default_factory=dict)
+    matched: bool = True
 
 
 def as_sound_list(audio) -> list:

@@ -101,13 +101,13 @@ def check_inputs(source: KeyframeSource, audio, timeline, images, prompts, beats
 
 
 def check_timeline_keys(timeline: Timeline, source: KeyframeSource) -> None:
-    """A TimelineError naming the first interval with a prompt when ``source`` cannot render prompts (keyframe-images
+    """A TimelineError naming the first interval (by its label) with a prompt when ``source`` cannot render prompts (keyframe-images
     mode: give image files, or a :class:`~avdiff.visualize.prompt_keyframes.PromptKeyframes` source)."""
     prompts = timeline.prompts()
     if prompts and not getattr(source, "renders_prompts", False):
         k = next(i for i, iv in enumerate(timeline) if isinstance(iv.start, str) or isinstance(iv.end, str))
-        raise TimelineError(f"interval {k + 1} has the prompt {prompts[0]!r}, but keyframe-images mode takes images "
-                            "only; give image files, or a text-to-video source for prompts")  # fmt: skip
+        raise TimelineError(f"{timeline.labels[k]} has the prompt {prompts[0]!r}, but keyframe-images mode takes "
+                            "images only; give image files, or a text-to-video source for prompts")  # fmt: skip
 
 
 def curve_spec(value) -> CurveSpec:

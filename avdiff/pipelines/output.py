@@ -7,7 +7,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -50,6 +50,8 @@ class VideoPipelineOutput:
         audio: the sound the frames go with (the user's audio as given), or None.
         path: the mp4 the frames were streamed to, or None.
         num_frames: F (counted from ``frames`` when they are held).
+        warnings: sentences about the inputs that the video was made despite (silent speech, ...), each also
+            logged; empty when there is nothing to say. They hold no paths.
     """
 
     frames: np.ndarray | None
@@ -57,6 +59,7 @@ class VideoPipelineOutput:
     audio: Waveform | None = None
     path: Path | None = None
     num_frames: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if self.frames is not None:

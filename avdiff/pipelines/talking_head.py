@@ -54,7 +54,8 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from PIL import Image
 
 from avdiff.audio.clock import FpsLike, parse_fps
-from avdiff.audio.io import AudioSource, Waveform, load_audio
+from avdiff.audio.io import AudioSource, Waveform, describe_source, load_audio
+from avdiff.audio.silence import speech_warnings
 from avdiff.models.codec import LatentCodec, pixels_from_uint8, pixels_to_uint8
 from avdiff.models.speech import BaseSpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
@@ -275,7 +276,8 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, LatentSizesM
 
         Returns:
             ``VideoPipelineOutput(frames, fps, audio, path)``: the frames (None with ``output_path``), the exact fps,
-            the audio as given (its own rate and channels), and the mp4 written (with ``output_path``);
+            the audio as given (its own rate and channels), the mp4 written (with ``output_path``), and
+            ``warnings``: silent or near-empty speech (:mod:`avdiff.audio.silence`), each also logged;
             ``.save(path)`` writes an mp4 with the audio.
         """
         if callback_on_step_end_tensor_inputs is None:
@@ -298,6 +300,7 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, LatentSizesM
 
         # 0. The audio as given (muxed into the video), before any work on the face.
         original = load_audio(audio, mono=False, max_duration_s=max_duration_s)
+        warnings = speech_warnings(original, describe_source(audio))  # silent or near-empty speech: logged, returned
 
         # 1. Detect and align the reference face.
         photo, aligned = self.prepare_face(image, size)
@@ -321,7 +324,7 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, LatentSizesM
             if not return_dict:
                 return None, fps, original
             return VideoPipelineOutput(frames=None, fps=Fraction(fps), audio=original, path=out.path,
-                                       num_frames=out.num_frames)  # fmt: skip
+                                       num_frames=out.num_frames, warnings=warnings)  # fmt: skip
 
         array = self.allocate_frames(num_frames, photo.shape[:2] if not crops_only else (size, size))
         for i, frame in enumerate(frames):
@@ -334,7 +337,7 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, LatentSizesM
             result = [Image.fromarray(f) for f in array]
         if not return_dict:
             return result, fps, original
-        return VideoPipelineOutput(frames=result, fps=Fraction(fps), audio=original)
+        return VideoPipelineOutput(frames=result, fps=Fraction(fps), audio=original, warnings=warnings)
 
     def allocate_frames(self, num_frames: int, shape: tuple[int, int]) -> np.ndarray:
         """The uint8 output [F, H, W, 3], allocated once and filled chunk by chunk (no stacking copy)."""

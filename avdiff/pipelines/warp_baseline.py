@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from avdiff.audio.clock import FpsLike, parse_fps
 from avdiff.audio.envelope import speech_envelope
-from avdiff.audio.io import AudioSource, Waveform, load_audio
+from avdiff.audio.io import AudioSource, Waveform, describe_source, load_audio
+from avdiff.audio.silence import speech_warnings
 from avdiff.pipelines.output import VideoPipelineOutput, bound_output_size
 from avdiff.video.face import ImageLike, detect_face, load_image
 from avdiff.video.io import VideoWriter, check_output_path
@@ -109,9 +110,11 @@ class WarpBaselinePipeline:
     def __call__(self, image: ImageLike, audio: AudioSource, *, max_duration_s: float | None = 600.0,
                  output_path: str | os.PathLike | None = None) -> VideoPipelineOutput:  # fmt: skip
         """Frames uint8 [F, H, W, 3] with ``F = ceil(duration * fps)``, the fps and the audio as given; with
-        ``output_path``, the frames are streamed to that mp4 and not returned (``frames`` is None)."""
+        ``output_path``, the frames are streamed to that mp4 and not returned (``frames`` is None). Silent or
+        near-empty speech gives ``warnings`` on the output, each also logged (:mod:`avdiff.audio.silence`)."""
         self.check_inputs(image, audio, max_duration_s, output_path)
         original = load_audio(audio, mono=False, max_duration_s=max_duration_s)
+        warnings = speech_warnings(original, describe_source(audio))  # silent or near-empty speech: logged, returned
         speech = load_audio(original, sample_rate=SAMPLE_RATE, mono=True)
         rgb = bound_output_size(load_image(image))
         warper = MouthWarper(rgb, detect_face(rgb), max_open=self.max_open)
@@ -121,9 +124,10 @@ class WarpBaselinePipeline:
             with VideoWriter(output_path, self.fps, original) as out:
                 out.write_frames(frames)
             logger.info("animated %d frames from %.2f s of speech into %s", out.num_frames, speech.duration_s, out.path)
-            return VideoPipelineOutput(None, Fraction(self.fps), original, path=out.path, num_frames=out.num_frames)
+            return VideoPipelineOutput(None, Fraction(self.fps), original, path=out.path, num_frames=out.num_frames,
+                                       warnings=warnings)  # fmt: skip
         array = np.empty((len(amounts), *rgb.shape), dtype=np.uint8)
         for i, frame in enumerate(frames):
             array[i] = frame
         logger.info("animated %d frames from %.2f s of speech", len(array), speech.duration_s)
-        return VideoPipelineOutput(array, Fraction(self.fps), original)
+        return VideoPipelineOutput(array, Fraction(self.fps), original, warnings=warnings)

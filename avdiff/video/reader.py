@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from avdiff.audio.clock import FpsLike, as_fraction_fps
+from avdiff.audio.container import choose_audio_track
 from avdiff.audio.io import AudioLoadError, Waveform, decode_audio_stream
 from avdiff.video.timeline import (
     apply_transform,
@@ -93,7 +94,10 @@ class VideoReader:
     Args:
         path: any container FFmpeg reads.
         fps: the grid's rate; None takes the stream's nominal rate (see the module docstring).
-        with_audio: decode the first audio track too (a broken track is logged and left out, not fatal).
+        with_audio: decode an audio track too (a broken track is logged and left out, not fatal).
+        audio_track: which audio track, counted from 0 among the file's audio tracks (None: the one marked default,
+            else the first; a file with several logs which one it used). A track that does not exist is an
+            ``AudioLoadError``.
         max_frames: stop after this many frames.
 
     Attributes (known once the reader is open):
@@ -112,7 +116,7 @@ class VideoReader:
     """
 
     def __init__(self, path: str | os.PathLike, *, fps: FpsLike | None = None, with_audio: bool = True,
-                 max_frames: int | None = None):  # fmt: skip
+                 max_frames: int | None = None, audio_track: int | None = None):  # fmt: skip
         self.path = Path(path)
         if not self.path.is_file():
             raise VideoError(self.path, "no such file" if not self.path.exists() else "not a file")
@@ -125,12 +129,12 @@ class VideoReader:
         except av.error.FFmpegError as e:
             raise VideoError(self.path, f"not a video file FFmpeg can read ({_reason(e)})") from e
         try:
-            self._open(fps, with_audio)
+            self._open(fps, with_audio, audio_track)
         except BaseException:
             self._container.close()
             raise
 
-    def _open(self, fps: FpsLike | None, with_audio: bool) -> None:
+    def _open(self, fps: FpsLike | None, with_audio: bool, audio_track: int | None = None) -> None:
         if not self._container.streams.video:
             raise NoVideoStreamError(self.path, "no video stream")
         stream = self._container.streams.video[0]
@@ -161,10 +165,12 @@ class VideoReader:
         start = first.time if first.time is not None else stream_start_s(stream)
         self.audio, self.audio_offset_s, self.audio_error = None, 0.0, None
         if with_audio and self._container.streams.audio:
-            self.audio_offset_s = stream_start_s(self._container.streams.audio[0]) - start
+            name = repr(str(self.path))
+            track = choose_audio_track(self._container.streams.audio, name, audio_track)  # a bad track: an error
+            self.audio_offset_s = stream_start_s(self._container.streams.audio[track]) - start
             try:
                 with av.open(str(self.path)) as container:
-                    audio = decode_audio_stream(container, repr(str(self.path)))
+                    audio = decode_audio_stream(container, name, track=track, announce=False)
                 self.audio = audio_on_timeline(audio, self.audio_offset_s, str(self.path))
             except (AudioLoadError, av.error.FFmpegError) as e:
                 self.audio_error = str(getattr(e, "reason", None) or _reason(e))
@@ -224,20 +230,22 @@ def _reason(error: BaseException) -> str:
 
 
 def open_video(path: str | os.PathLike, *, fps: FpsLike | None = None, with_audio: bool = True,
-               max_frames: int | None = None) -> VideoReader:  # fmt: skip
+               max_frames: int | None = None, audio_track: int | None = None) -> VideoReader:  # fmt: skip
     """A :class:`VideoReader` (use it in a ``with`` block)."""
-    return VideoReader(path, fps=fps, with_audio=with_audio, max_frames=max_frames)
+    return VideoReader(path, fps=fps, with_audio=with_audio, max_frames=max_frames, audio_track=audio_track)
 
 
 def read_video(path: str | os.PathLike, *, fps: FpsLike | None = None, max_frames: int | None = None,
-               with_audio: bool = True) -> VideoClip:  # fmt: skip
-    """Decode a whole video: upright frames on a constant-rate grid and its first audio track on the same time line.
+               with_audio: bool = True, audio_track: int | None = None) -> VideoClip:  # fmt: skip
+    """Decode a whole video: upright frames on a constant-rate grid and its audio track (the one marked default, or
+    ``audio_track``) on the same time line.
 
     Args:
         path: any container FFmpeg reads.
         fps: the grid's rate; None keeps the stream's nominal rate (see the module docstring).
         max_frames: stop after this many frames (the audio is still read whole).
         with_audio: decode the audio track too.
+        audio_track: the audio track to decode, counted from 0 (None: the one marked default, else the first).
 
     Returns:
         A ``VideoClip``: frames uint8 [F, H, W, 3], the grid's exact fps, and the audio (None when the file has none).
@@ -245,6 +253,6 @@ def read_video(path: str | os.PathLike, *, fps: FpsLike | None = None, max_frame
     Raises:
         VideoError: missing file, not a video, no video stream, or no decodable frames.
     """
-    with VideoReader(path, fps=fps, with_audio=with_audio, max_frames=max_frames) as video:
+    with VideoReader(path, fps=fps, with_audio=with_audio, max_frames=max_frames, audio_track=audio_track) as video:
         frames = np.stack(list(video))
         return VideoClip(torch.from_numpy(frames), video.fps, video.audio, video.transform)

@@ -71,7 +71,8 @@ def frame_to_uint8(frame: np.ndarray | torch.Tensor | Image.Image) -> np.ndarray
 
 
 class VideoWriter:
-    """Encode frames one at a time into an H.264 + AAC mp4, written atomically.
+    """Encode frames one at a time into an H.264 + AAC mp4, written atomically and faststart (``moov`` before
+    ``mdat``, so a browser can start playing before the whole file has arrived).
 
     Example::
 
@@ -117,7 +118,8 @@ class VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".partial.mp4", dir=self.path.parent)
         os.close(fd)
-        self._out = av.open(self._tmp, mode="w", format="mp4")
+        # faststart: the index (moov) goes before the media data (mdat), so a browser plays the file while it loads
+        self._out = av.open(self._tmp, mode="w", format="mp4", options={"movflags": "+faststart"})
         self._video = self._out.add_stream("libx264", rate=self.fps)
         self._video.width, self._video.height, self._video.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
         self._video.options = {"crf": str(self.crf), "preset": self.preset}
@@ -250,13 +252,16 @@ def write_video(
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov")
 
 
-def check_output_path(path: str | os.PathLike, inputs: dict[str, object] | None = None, name: str = "output_path") -> Path:
+def check_output_path(path: str | os.PathLike, inputs: dict[str, object] | None = None, name: str = "output_path",
+                      suffixes: tuple[str, ...] | None = OUTPUT_SUFFIXES) -> Path:  # fmt: skip
     """Check, before any work, that an mp4 can be written at ``path`` without destroying anything the user gave.
 
-    It must name a file (not an existing folder) ending in one of :data:`OUTPUT_SUFFIXES`, in a folder that exists or
-    can be made, and must not be one of ``inputs`` (name -> the value given; path values are compared as files, so a
-    symlink or a hard link to an input is that input too). Writing itself is atomic (:class:`VideoWriter`), so an
-    existing file that is not an input is replaced only when the new one is complete.
+    It must name a file (not an existing folder) ending in one of ``suffixes`` (:data:`OUTPUT_SUFFIXES`; None: any
+    name, for an output that is not a video), in a folder that exists or can be made, and must not be one of
+    ``inputs`` (name -> the value given; path values are compared as files, so a symlink or a hard link to an input is
+    that input too). Writing itself is atomic (:class:`VideoWriter`), so an existing file that is not an input is
+    replaced only when the new one is complete. A command with several outputs checks them all, and against each
+    other, with :func:`avdiff.video.outputs.check_outputs`.
 
     Raises:
         ValueError: naming ``name``, the path and the reason.
@@ -273,9 +278,9 @@ def check_output_path(path: str | os.PathLike, inputs: dict[str, object] | None 
             if candidate.exists() and os.path.samefile(value, candidate):
                 raise ValueError(f"{name} {given!r} is the {input_name} {os.fspath(value)!r}; it would be "
                                  "overwritten. Choose another output file")  # fmt: skip
-    if target.suffix.lower() not in OUTPUT_SUFFIXES:
+    if suffixes is not None and target.suffix.lower() not in suffixes:
         raise ValueError(f"{name} {given!r}: the output is an mp4 video; give a name ending in "
-                         f"{' or '.join(OUTPUT_SUFFIXES)}")  # fmt: skip
+                         f"{' or '.join(suffixes)}")  # fmt: skip
     folder = target.resolve().parent
     while not folder.exists():
         folder = folder.parent

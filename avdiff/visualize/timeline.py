@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from avdiff.audio.clock import FpsLike, as_fraction_fps
+from avdiff.user_files import read_json
 from avdiff.visualize.intervals import (  # noqa: F401  (re-exported: this module is their public home)
     EDGE_TOLERANCE_S,
     HOLDS,
@@ -43,6 +44,7 @@ from avdiff.visualize.intervals import (  # noqa: F401  (re-exported: this modul
     Key,
     TimelineError,
     check_intervals,
+    check_rows,
     format_key,
     is_ambiguous_prompt,
     parse_key,
@@ -57,11 +59,14 @@ class Timeline:
     """Intervals that tile a song (see the module docstring).
 
     Args:
-        intervals: the intervals, in order.
-        duration_s: the song's length; when given, the timeline must reach it (intervals past it are cut).
+        intervals: the intervals; sorted by their start when they are not in order (with a log line).
+        duration_s: the song's length; when given, the timeline must end with it (within
+            :data:`~avdiff.visualize.intervals.END_TOLERANCE_S`, where the last interval is cut to it); an interval
+            that starts after it is refused.
+        labels: how the user knows each interval in the messages (default ``"interval K"``, 1-based, as given).
 
     Raises:
-        TimelineError: naming the interval (1-based) and the reason.
+        TimelineError: naming every bad interval (by its label) with its reason, in one message.
 
     Example::
 
@@ -71,8 +76,11 @@ class Timeline:
         tl = Timeline.from_beats(analyze_rhythm("song.mp3"), ["a forest", Path("sea.jpg")], beats_per_interval=8)
     """
 
-    def __init__(self, intervals: list[Interval] | tuple[Interval, ...], duration_s: float | None = None):
-        self.intervals = tuple(check_intervals(intervals, duration_s))
+    def __init__(self, intervals: list[Interval] | tuple[Interval, ...], duration_s: float | None = None,
+                 labels: list[str] | None = None):  # fmt: skip
+        intervals, labels = check_rows(intervals, duration_s, labels)
+        self.intervals = tuple(intervals)
+        self.labels = tuple(labels)  # how the user knows each interval ("row 3", "interval 2"), kept through sorting
 
     def __len__(self) -> int:
         return len(self.intervals)
@@ -125,7 +133,7 @@ class Timeline:
         if len(short):
             k = int(short[0])
             iv = self.intervals[k]
-            raise TimelineError(f"interval {k + 1} ({iv.start_s:.3f}-{iv.end_s:.3f} s) is shorter than one frame at "
+            raise TimelineError(f"{self.labels[k]} ({iv.start_s:.3f}-{iv.end_s:.3f} s) is shorter than one frame at "
                                 f"{float(rate):g} fps")  # fmt: skip
         return edges
 
@@ -169,28 +177,34 @@ class Timeline:
         version = data.get("version", FORMAT_VERSION)
         if version != FORMAT_VERSION:
             raise TimelineError(f"{source}: version {version!r} is not one this avdiff reads ({FORMAT_VERSION})")
-        intervals = []
+        intervals, labels, problems = [], [], []
         for k, item in enumerate(data["intervals"]):
-            where = f"{source}: interval {k + 1}"
-            if not isinstance(item, dict):
-                raise TimelineError(f"{where}: expected an object, got {item!r}")
-            missing = [f for f in ("start_s", "end_s", "start", "end") if f not in item]
-            if missing:
-                raise TimelineError(f"{where}: missing {', '.join(missing)}")
-            unknown = sorted(set(item) - {"start_s", "end_s", "start", "end", "pattern"})
-            if unknown:
-                raise TimelineError(f"{where}: unknown field(s) {', '.join(unknown)}")
-            times = []
-            for name in ("start_s", "end_s"):
-                value = item[name]
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise TimelineError(f"{where}: {name} must be a number of seconds, got {value!r}")
-                times.append(float(value))
-            intervals.append(Interval(times[0], times[1], parse_key(item["start"], base, f"{where}: start"),
-                                      parse_key(item["end"], base, f"{where}: end"),
-                                      item.get("pattern", "subject")))  # fmt: skip
+            where = f"interval {k + 1}"
+            try:
+                if not isinstance(item, dict):
+                    raise TimelineError(f"{where}: expected an object, got {item!r}")
+                missing = [f for f in ("start_s", "end_s", "start", "end") if f not in item]
+                if missing:
+                    raise TimelineError(f"{where}: missing {', '.join(missing)}")
+                unknown = sorted(set(item) - {"start_s", "end_s", "start", "end", "pattern"})
+                if unknown:
+                    raise TimelineError(f"{where}: unknown field(s) {', '.join(unknown)}")
+                times = []
+                for name in ("start_s", "end_s"):
+                    value = item[name]
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        raise TimelineError(f"{where}: {name} must be a number of seconds, got {value!r}")
+                    times.append(float(value))
+                intervals.append(Interval(times[0], times[1], parse_key(item["start"], base, f"{where}: start"),
+                                          parse_key(item["end"], base, f"{where}: end"),
+                                          item.get("pattern", "subject")))  # fmt: skip
+                labels.append(where)
+            except TimelineError as e:  # every bad interval is named, in one message
+                problems.append(str(e))
         try:
-            return cls(intervals, duration_s)
+            if problems:  # raises, naming the intervals that did not parse and every other bad one
+                check_rows(intervals, None, labels, problems)
+            return cls(intervals, duration_s, labels)
         except TimelineError as e:
             raise TimelineError(f"{source}: {e}") from None
 
@@ -208,7 +222,7 @@ class Timeline:
         if path.is_dir():
             raise TimelineError(f"{name}: is a folder, not a timeline JSON file")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_json(path)  # a byte-order mark (Notepad's UTF-8) is accepted
         except UnicodeDecodeError as e:
             raise TimelineError(f"{name}: not a text file ({e.reason})") from None
         except json.JSONDecodeError as e:
@@ -226,24 +240,39 @@ class Timeline:
 
     @classmethod
     def from_rows(cls, rows: list[list], base: Path | None = None, duration_s: float | None = None) -> Timeline:
-        """A timeline from table rows (:meth:`rows`); blank rows are skipped. TimelineError names the row."""
-        intervals = []
+        """A timeline from table rows (:meth:`rows`); blank rows are skipped, rows out of order are sorted by their
+        start. TimelineError names every bad row, counted from 1 as the table shows them (blank rows included)."""
+        intervals, labels, problems = [], [], []
         for k, row in enumerate(rows):
+            where = f"row {k + 1}"
             cells = ["" if c is None or (isinstance(c, float) and math.isnan(c)) else c for c in list(row)]
             if all(str(c).strip() == "" for c in cells):
                 continue
             if len(cells) < 4:
-                raise TimelineError(f"row {k + 1}: expected start_s, end_s, start, end and pattern, got {row!r}")
+                problems.append(f"{where}: expected start_s, end_s, start, end and pattern, got {row!r}")
+                continue
+            found = []
             times = []
             for name, cell in zip(("start_s", "end_s"), cells[:2]):
                 try:
                     times.append(float(cell))
                 except (TypeError, ValueError):
-                    raise TimelineError(f"row {k + 1}: {name} must be a number of seconds, got {cell!r}") from None
+                    found.append(f"{where}: {name} must be a number of seconds, got {cell!r}")
+            keys = []
+            for name, cell in zip(("start", "end"), cells[2:4]):
+                try:
+                    keys.append(parse_key(cell, base, f"{where}: {name}"))
+                except TimelineError as e:
+                    found.append(str(e))
+            if found:
+                problems += found
+                continue
             pattern = str(cells[4]).strip() if len(cells) > 4 and str(cells[4]).strip() else "subject"
-            intervals.append(Interval(times[0], times[1], parse_key(cells[2], base, f"row {k + 1}: start"),
-                                      parse_key(cells[3], base, f"row {k + 1}: end"), pattern))  # fmt: skip
-        return cls(intervals, duration_s)
+            intervals.append(Interval(times[0], times[1], keys[0], keys[1], pattern))
+            labels.append(where)
+        if problems:  # raises, naming the rows that did not parse and every other bad one
+            check_rows(intervals, None, labels, problems)
+        return cls(intervals, duration_s, labels)
 
     # --- made from the music --------------------------------------------------------------------------------------
 
@@ -299,5 +328,6 @@ class Timeline:
         return cls(intervals, end)
 
     def with_duration(self, duration_s: float) -> Timeline:
-        """The timeline checked against a song of ``duration_s`` (intervals past its end cut or dropped)."""
-        return Timeline(self.intervals, duration_s)
+        """The timeline checked against a song of ``duration_s``: it must end with the song (see ``Timeline``);
+        the messages name the intervals by their labels (the table's rows, the file's intervals)."""
+        return Timeline(self.intervals, duration_s, list(self.labels))

@@ -45,6 +45,8 @@ class PrepareConfig:
         split: the ``split`` written into each record.
         vae: a diffusers ``AutoencoderKL`` folder; when set, latents are cached per clip.
         latent_batch: frames per VAE forward pass.
+        audio_track: of a file with several audio tracks, the one to read, counted from 0 (None: the track marked
+            default, else the first).
     """
 
     size: int = 256
@@ -60,6 +62,7 @@ class PrepareConfig:
     split: str = "train"
     vae: str | None = None
     latent_batch: int = 16
+    audio_track: int | None = None
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the setting and its value when one is out of range."""
@@ -87,10 +90,14 @@ class PrepareConfig:
             raise ValueError(f"split must be a simple name like 'train', got {self.split!r}")
         if int(self.latent_batch) != self.latent_batch or self.latent_batch < 1:
             raise ValueError(f"latent_batch must be an integer >= 1, got {self.latent_batch!r}")
+        if self.audio_track is not None and (int(self.audio_track) != self.audio_track or self.audio_track < 0):
+            raise ValueError(f"audio_track must be a track number >= 0, got {self.audio_track!r}")
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that change what is written; a finished file is redone when they differ."""
         values = asdict(self)
         values.pop("latent_batch")
+        if self.audio_track is None:  # the default track: files finished before the setting existed stay finished
+            values.pop("audio_track")
         values["vae"] = os.path.abspath(self.vae) if self.vae else None
         return values

@@ -13,28 +13,24 @@ from pathlib import Path
 from avdiff.data.format import ClipRecord, read_index
 from avdiff.data.prepare.config import MARKER_DIR, VIDEO_EXTENSIONS
 from avdiff.data.prepare.report import FileResult
+from avdiff.user_files import list_files
 
 logger = logging.getLogger(__name__)
 
 def find_videos(videos_dir: str | os.PathLike, exclude: str | os.PathLike | None = None) -> tuple[list[Path], list[Path]]:
     """Video files under ``videos_dir`` (recursively, sorted), and the other files found there.
 
-    Hidden files and folders (starting with ``.``) are skipped, as is everything under ``exclude`` (the output folder,
-    when it lies inside the videos folder). A video is recognised by its extension (:data:`VIDEO_EXTENSIONS`).
+    Hidden files and folders (starting with ``.``, such as macOS ``._name.mp4`` resource files) and other files
+    tools leave behind are skipped, with a count in the log (:func:`avdiff.user_files.list_files`), as is everything
+    under ``exclude`` (the output folder, when it lies inside the videos folder). A video is recognised by its
+    extension (:data:`VIDEO_EXTENSIONS`).
     """
     root = Path(videos_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"--videos {str(root)!r}: no such folder")
-    skip = Path(exclude).resolve() if exclude is not None else None
     videos, others = [], []
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (skip is None or (here / d).resolve() != skip))
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            path = here / name
-            (videos if path.suffix.lower() in VIDEO_EXTENSIONS else others).append(path)
+    for path in list_files(root, recursive=True, exclude=exclude, label=f"--videos {str(root)!r}"):
+        (videos if path.suffix.lower() in VIDEO_EXTENSIONS else others).append(path)
     return sorted(videos), sorted(others)
 
 

@@ -76,7 +76,7 @@ def _discard(out_dir: Path, result: FileResult) -> None:
 
 def _prepare_file(path: Path, rel: str, out_dir: Path, config: PrepareConfig, result: FileResult) -> None:
     try:
-        video = VideoReader(path, fps=FPS)
+        video = VideoReader(path, fps=FPS, audio_track=config.audio_track)
     except NoVideoStreamError:
         result.status, result.reason, result.detail = ERROR, "no_video", "the file has no video stream"
         return

@@ -31,6 +31,7 @@ from avdiff.audio.io import Waveform
 from avdiff.audio.scene_sounds import mix, scene_sound
 from avdiff.data.format import save_npy
 from avdiff.data.scenes.compose import SceneObject, SceneSpec, render_scene, sample_scene
+from avdiff.user_files import read_text
 from avdiff.data.scenes.vocabulary import DURATION_S, FPS, NUM_FRAMES, SAMPLE_RATE, SIZE, SOUND_OF, label_of, vocabulary_json
 
 logger = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ def read_scene_index(data_dir: str | os.PathLike) -> list[SceneRecord]:
         return []
     known = set(SceneRecord.__dataclass_fields__)
     records = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):  # a byte-order mark is accepted
         if not line.strip():
             continue
         try:

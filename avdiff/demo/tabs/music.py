@@ -29,7 +29,8 @@ import numpy as np
 
 from avdiff.audio.curves import SOURCES
 from avdiff.demo.context import TabContext, remove_quietly
-from avdiff.demo.inputs import InputError, file_path, page_sentence
+from avdiff.demo.inputs import InputError, file_path, page_sentence, upload_limit
+from avdiff.demo.status import StatusLine
 from avdiff.demo.tabs.talking_head import FPS_CHOICES, parse_fps
 from avdiff.visualize.timeline import PATTERNS, Timeline, TimelineError
 
@@ -58,10 +59,10 @@ class MusicTab:
         t2v = ctx.models.choices(T2V_KIND)
         with gr.Row():
             with gr.Column():
-                song = gr.Audio(label=f"Song (at most {ctx.limits.max_audio_s:g} s)", type="filepath",
+                song = gr.Audio(label=f"Song ({upload_limit(ctx.limits, audio=True)})", type="filepath",
                                 sources=["upload", "microphone"], elem_id="mv-song")  # fmt: skip
-                images = gr.File(label="Keyframe images (in order)", file_count="multiple", file_types=["image"],
-                                 elem_id="mv-images")  # fmt: skip
+                images = gr.File(label=f"Keyframe images (in order; up to {MAX_IMAGES}, {upload_limit(ctx.limits)} "
+                                 "each)", file_count="multiple", file_types=["image"], elem_id="mv-images")  # fmt: skip
                 prompts = gr.Textbox(label="... or keyframe prompts, one per line (instead of images)", lines=3,
                                      placeholder="a campfire on the left by day\na lake at sunset\na red car at night",
                                      elem_id="mv-prompts")  # fmt: skip
@@ -83,6 +84,7 @@ class MusicTab:
                         height = gr.Slider(64, 1024, 256, step=16, label="Frame height (px)", elem_id="mv-height",
                                            info="The width follows the first image's aspect.")  # fmt: skip
                 plan_button = gr.Button("Plan from the beats", elem_id="mv-plan")
+                status = StatusLine("mv-status")
             with gr.Column():
                 plot = gr.Image(label="The curve, with the beats marked", interactive=False, elem_id="mv-plot")
                 info = gr.Markdown(elem_id="mv-info")
@@ -94,15 +96,20 @@ class MusicTab:
                 with gr.Accordion("All scores (JSON)", open=False):
                     scores = gr.JSON(label="Beat alignment", elem_id="mv-scores")
 
-        plan_button.click(self.plan, [song, images, curve, beats, patterns, fps, prompts], [table, plot, info],
-                          api_name="plan", preprocess=False, concurrency_limit=2,
-                          concurrency_id="music_plan")  # fmt: skip
-        render_button.click(self.render, [song, images, table, curve, fps, height, model], [video, summary, scores],
-                            api_name="render", preprocess=False, **ctx.generation_event())  # fmt: skip
+        planned = plan_button.click(ctx.in_worker(self.plan), [song, images, curve, beats, patterns, fps, prompts],
+                                    [table, plot, info], api_name="plan", preprocess=False, concurrency_limit=2,
+                                    concurrency_id="music_plan")  # fmt: skip
+        rendered = render_button.click(ctx.in_worker(self.render), [song, images, table, curve, fps, height, model],
+                                       [video, summary, scores], api_name="render", preprocess=False,
+                                       **ctx.generation_event())  # fmt: skip
+        self.status = status
+        status.follow(planned)
+        status.follow(rendered)
 
     # --- events -------------------------------------------------------------------------------------------------
 
-    def plan(self, song, images, curve, beats_per_interval, patterns, fps, prompts=None):
+    def plan(self, song, images, curve, beats_per_interval, patterns, fps, prompts=None, progress=gr.Progress(),
+             request: gr.Request = None):  # fmt: skip
         """The timeline laid on the beats (table rows), the curve's plot and a line about the rhythm. The keyframes
         are the images, or the prompts (one per line) when no image is given.
 
@@ -121,20 +128,24 @@ class MusicTab:
             spec = CurveSpec(source=str(curve)).check()
             count = whole_number(beats_per_interval, "beats per interval")
             chosen = [p for p in (patterns or []) if p in PATTERNS] or ["subject"]
+            progress((0, 3), desc="reading the song", unit="stages")
             stream = AudioStream(path, max_duration_s=self.ctx.limits.max_audio_s)
+            progress((1, 3), desc=f"finding the beats of {stream.duration_s:.1f} s of song", unit="stages")
             rhythm = analyze_rhythm(stream, rate)
+            progress((2, 3), desc="laying the keyframes on the beats and drawing the curve", unit="stages")
             timeline = Timeline.from_beats(rhythm, keys, count, chosen, duration_s=stream.duration_s)
             edges = timeline.frame_edges(rate, rhythm.num_frames)
             picture = plot_curves(rhythm, curve_position(rhythm, edges, spec), curve_envelope(rhythm, DEFAULT_PULSE),
                                   edges, title=f"curve {spec.source}")  # fmt: skip
         except Exception as e:
-            raise gr.Error(error_sentence(e, self.ctx), print_exception=False) from None
+            raise self.status.error(error_sentence(e, self.ctx), request) from None
         downbeats = f"{len(rhythm.downbeat_times_s)} downbeats" if len(rhythm.downbeat_times_s) else "no downbeats"
         line = (f"{rhythm.tempo_bpm:.1f} BPM, {len(rhythm.beat_times_s)} beats, {downbeats}; {len(timeline)} "
                 f"intervals of {count} beats over {stream.duration_s:.1f} s.")  # fmt: skip
         return {"headers": HEADERS, "data": timeline.rows()}, picture, line
 
-    def render(self, song, images, table, curve, fps, height, model=None, progress=gr.Progress()):
+    def render(self, song, images, table, curve, fps, height, model=None, progress=gr.Progress(),
+               request: gr.Request = None):  # fmt: skip
         """Render the table's timeline with the song; returns the mp4's path, the beat-alignment summary (Markdown)
         and every score (a dict, as ``avdiff eval beats --json`` prints it). Prompts in the table are rendered by
         ``model`` (a registry key of a text-to-video model), at its frame size.
@@ -154,7 +165,9 @@ class MusicTab:
             folder = self.ctx.request_dir(KIND)
             timeline = Timeline.from_rows(rows, base=folder)
             if timeline.images():
-                for name, upload in keyframe_names(image_paths(images)).items():
+                uploads = keyframe_names(image_paths(images))
+                check_table_images(timeline, folder, uploads)
+                for name, upload in uploads.items():
                     shutil.copyfile(upload, folder / name)
             lock, pipe = self.prompt_pipeline(model) if timeline.prompts() else (None, BeatVisualizerPipeline())
             pipe.set_progress_bar_config(disable=True)
@@ -176,7 +189,7 @@ class MusicTab:
         except Exception as e:
             if folder is not None:
                 remove_quietly(folder)
-            raise gr.Error(error_sentence(e, self.ctx), print_exception=False) from None
+            raise self.status.error(error_sentence(e, self.ctx), request) from None
         return str(out.path), format_alignment(result, out.num_frames, out.fps), result.to_dict()
 
 
@@ -251,11 +264,30 @@ def image_paths(payload: object) -> list[str]:
     if len(paths) > MAX_IMAGES:
         raise InputError(f"{len(paths)} images were given; this app takes at most {MAX_IMAGES}.")
     for path in paths:
+        name = os.path.basename(path)
         try:
-            read_image(path, os.path.basename(path))
+            read_image(path, name)
         except ValueError as e:
+            if e.__cause__ is not None:  # the reader's own words name the server's copy of the file
+                raise InputError(f"The image {name}: cannot be read as an image (not an image file, or corrupt or "
+                                 "truncated).") from e  # fmt: skip
             raise InputError(f"The image {e}.") from e
     return paths
+
+
+def check_table_images(timeline: Timeline, folder: Path, uploads: dict[str, str]) -> None:
+    """InputError naming every row whose image is not one of the uploads (by the name the table uses, never a
+    server path)."""
+    allowed = {folder / name for name in uploads}
+    missing = []
+    for label, iv in zip(timeline.labels, timeline):
+        for key in (iv.start, iv.end):
+            if isinstance(key, Path) and key not in allowed:
+                shown = key.relative_to(folder) if key.is_relative_to(folder) else key
+                missing.append(f"{label}: image:{shown} is not one of the uploaded images")
+    if missing:
+        text = f"{'; '.join(dict.fromkeys(missing))} ({', '.join(uploads)})."
+        raise InputError(text[0].upper() + text[1:])
 
 
 def keyframe_names(paths: list[str]) -> dict[str, str]:

@@ -18,7 +18,8 @@ import math
 import gradio as gr
 
 from avdiff.demo.context import TabContext, remove_quietly
-from avdiff.demo.inputs import InputError, file_path, page_sentence
+from avdiff.demo.inputs import InputError, file_path, page_sentence, upload_limit
+from avdiff.demo.status import StatusLine
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +47,10 @@ class SceneTab:
         with gr.Row():
             with gr.Column():
                 prompt = gr.Textbox(EXAMPLE_PROMPT, label="Prompt", elem_id="sc-prompt")
-                sounds = gr.File(label=f"Sounds (up to {MAX_SOUNDS}; at most {ctx.limits.max_audio_s:g} s each)",
+                sounds = gr.File(label=f"Sounds (up to {MAX_SOUNDS}; {upload_limit(ctx.limits, audio=True)} each)",
                                  file_count="multiple", file_types=["audio"], elem_id="sc-sounds")  # fmt: skip
-                microphone = gr.Audio(label="... or record one", sources=["microphone"], type="filepath",
-                                      elem_id="sc-mic")  # fmt: skip
+                microphone = gr.Audio(label=f"... or record one ({upload_limit(ctx.limits, audio=True)})",
+                                      sources=["microphone"], type="filepath", elem_id="sc-mic")  # fmt: skip
                 words = gr.Textbox(label="Words (optional)", placeholder="campfire, lake", elem_id="sc-words",
                                    info="One prompt word per sound, comma-separated, in the sounds' order; leave a "
                                    "place empty to let the sound choose.")  # fmt: skip
@@ -64,17 +65,20 @@ class SceneTab:
                     steps = gr.Slider(4, 50, 20, step=1, label="Denoising steps (DDIM)", elem_id="sc-steps")
                     seed = gr.Number(0, precision=0, label="Seed", elem_id="sc-seed")
                 button = gr.Button("Generate", variant="primary", elem_id="sc-generate")
+                status = StatusLine("sc-status")
             with gr.Column():
                 video = gr.Video(label="Scene (with the sound)", interactive=False, elem_id="sc-video")
                 choice = gr.Markdown(elem_id="sc-choice")
                 plot = gr.Image(label="Control curves (one per sound) and their levels", interactive=False,
                                 elem_id="sc-plot")  # fmt: skip
-        button.click(self.generate, [prompt, sounds, microphone, words, model, strength, smoothing, signal, steps, seed],
-                     [video, choice, plot], api_name="scene", preprocess=False,
-                     **ctx.generation_event())  # fmt: skip
+        inputs = [prompt, sounds, microphone, words, model, strength, smoothing, signal, steps, seed]
+        event = button.click(ctx.in_worker(self.generate), inputs, [video, choice, plot], api_name="scene",
+                             preprocess=False, **ctx.generation_event())  # fmt: skip
+        self.status = status
+        status.follow(event)
 
     def generate(self, prompt, sounds, microphone, words, model, strength, smoothing_s, signal, steps, seed,
-                 progress=gr.Progress()):  # fmt: skip
+                 progress=gr.Progress(), request: gr.Request = None):  # fmt: skip
         """The scene's mp4 path, the word choice (Markdown) and the control plot (uint8 [H, W, 3]).
 
         Raises:
@@ -96,18 +100,28 @@ class SceneTab:
                 raise InputError(f"Choose a control signal among {', '.join(SIGNALS)}.")
             lock, pipe = self.scene_pipeline(model)
             folder = self.ctx.request_dir(KIND)
-            progress((0, 1), desc="denoising the scene", unit="stages")
+
+            def on_step_end(p, i: int, t, tensors: dict) -> dict:
+                b, n, m = p.batch_index, p.num_batches, p.num_timesteps
+                progress((b * m + i + 1, n * m), desc=f"batch {b + 1} of {n}, step {i + 1} of {m}", unit="steps")
+                return tensors
+
+            progress((0, 1), desc="choosing each sound's word and reading its loudness", unit="stages")
             with lock:
                 out = pipe(text, paths, target_words=targets, strength=checked["strength"],
                            smoothing_s=checked["smoothing"], signal=signal, num_inference_steps=checked["steps"],
                            generator=torch.Generator().manual_seed(checked["seed"]),
-                           max_duration_s=self.ctx.limits.max_audio_s, output_path=folder / OUTPUT_NAME)  # fmt: skip
+                           max_duration_s=self.ctx.limits.max_audio_s, output_path=folder / OUTPUT_NAME,
+                           callback_on_step_end=on_step_end)  # fmt: skip
             labels = [t.word for t in out.targets]
             picture = plot_control(out.control, out.fps, labels, out.levels, out.num_levels)
         except Exception as e:
             if folder is not None:
                 remove_quietly(folder)
-            raise gr.Error(error_sentence(e, self.ctx), print_exception=False) from None
+            raise self.status.error(error_sentence(e, self.ctx), request) from None
+        for k, target in enumerate(out.targets):
+            if not target.matched:
+                gr.Warning(unmatched_sentence(k, target) + ".")
         return str(out.path), format_choice(out), picture
 
     def scene_pipeline(self, model: object):
@@ -178,10 +192,19 @@ def format_choice(out) -> str:
             continue
         ranked = sorted(t.candidates.items(), key=lambda kv: -kv[1])
         scores = ", ".join(f"{w} {s:+.3f}" for w, s in ranked)
+        if not t.matched:
+            lines.append(f"**{unmatched_sentence(k, t)}** (candidates: {scores}).")
+            continue
         lines.append(f"Sound {k + 1} chose **{t.word}** (score {t.score:+.3f}; candidates: {scores}).")
     lines.append(f"{out.num_rendered} frames denoised for {len(out.control[0])} frames at {out.fps} fps "
                  f"({out.num_levels} levels).")  # fmt: skip
     return "\n\n".join(lines)
+
+
+def unmatched_sentence(k: int, target) -> str:
+    """What the page says of sound ``k`` (0-based) when it matches no object of the prompt."""
+    return (f"Sound {k + 1} matches no object of the prompt: its best word, {target.word}, scores {target.score:+.3f}, "
+            f"too low to be its source; it drives {target.word} anyway, or name its word under Words")  # fmt: skip
 
 
 def error_sentence(error: BaseException, ctx: TabContext) -> str:

@@ -20,10 +20,11 @@ import numpy as np
 
 from avdiff.demo.context import TabContext, remove_quietly
 from avdiff.demo.examples import example_files
-from avdiff.demo.inputs import NO_FACE_MESSAGE, InputError, load_photo, load_speech, page_sentence
+from avdiff.demo.inputs import NO_FACE_MESSAGE, InputError, load_photo, load_speech, page_sentence, upload_limit
 from avdiff.demo.models import ModelEntry
 from avdiff.demo.preview import describe_faces, draw_faces
 from avdiff.demo.scores import format_lipsync
+from avdiff.demo.status import StatusLine
 
 logger = logging.getLogger(__name__)
 
@@ -60,15 +61,21 @@ class TalkingHeadTab:
                     "sync.")  # fmt: skip
         with gr.Row():
             with gr.Column():
-                image = gr.Image(label="Face photo", sources=["upload", "webcam", "clipboard"], type="filepath",
-                                 elem_id="th-image", height=300)  # fmt: skip
-                audio = gr.Audio(label=f"Speech (at most {ctx.limits.max_audio_s:g} s)", type="filepath",
-                                 sources=["upload", "microphone"], elem_id="th-audio")  # fmt: skip
+                with gr.Row(equal_height=True):
+                    image = gr.Image(label=f"Face photo ({upload_limit(ctx.limits, image=True)})",
+                                     sources=["upload", "webcam", "clipboard"], type="filepath", elem_id="th-image",
+                                     height=220)  # fmt: skip
+                    audio = gr.Audio(label=f"Speech ({upload_limit(ctx.limits, audio=True)})", type="filepath",
+                                     sources=["upload", "microphone"], elem_id="th-audio")  # fmt: skip
                 model = gr.Dropdown([(e.label, e.key) for e in entries], value=default.key, label="Model",
                                     info="Your saved pipelines first, then bundled ones, then the warp baseline.",
                                     elem_id="th-model")  # fmt: skip
+                button = gr.Button("Generate", variant="primary", elem_id="th-generate")
+                status = StatusLine("th-status")
+                gr.Examples([list(map(str, example_files()))], inputs=[image, audio], elem_id="th-examples",
+                            label="Example: scikit-image's astronaut with espeak-ng speech")  # fmt: skip
                 model_info = gr.Markdown(describe_entry(default), elem_id="th-model-info")
-                with gr.Accordion("Settings", open=True):
+                with gr.Accordion("Settings", open=False, elem_id="th-settings"):
                     with gr.Column(visible=default.is_diffusion, elem_id="th-diffusion-settings") as diffusion_box:
                         with gr.Row():
                             steps = gr.Slider(1, 100, d["num_inference_steps"], step=1, label="Steps",
@@ -92,24 +99,23 @@ class TalkingHeadTab:
                     fps = gr.Dropdown(FPS_CHOICES, value=str(d["fps"]), allow_custom_value=True, label="Frame rate",
                                       info="Frames per second of the video (25, 30000/1001, ...).",
                                       elem_id="th-fps")  # fmt: skip
-                button = gr.Button("Generate", variant="primary", elem_id="th-generate")
             with gr.Column():
-                preview = gr.Image(label="Detected face", interactive=False, elem_id="th-preview", height=300)
+                preview = gr.Image(label="Detected face", interactive=False, elem_id="th-preview", height=220)
                 face_info = gr.Markdown(elem_id="th-face-info")
                 video = gr.Video(label="Talking head (with the speech)", interactive=False, elem_id="th-video")
                 score = gr.Markdown(elem_id="th-score")
                 with gr.Accordion("All scores (JSON)", open=False):
                     scores = gr.JSON(label="Lip-sync scores", elem_id="th-scores")
-        gr.Examples([list(map(str, example_files()))], inputs=[image, audio], elem_id="th-examples",
-                    label="Example: scikit-image's astronaut with espeak-ng speech")  # fmt: skip
 
         model.change(self.select_model, [model], [diffusion_box, model_info, chunk_frames, motion_frames], queue=False,
                      api_visibility="private")  # fmt: skip
         image.change(self.detect_face, [image], [preview, face_info], api_name="detect_face", preprocess=False,
                      concurrency_limit=4, concurrency_id="detect_face", show_progress="minimal")  # fmt: skip
-        button.click(self.talk, [image, audio, model, steps, audio_guidance, reference_guidance, seed, fps,
-                                 chunk_frames, motion_frames], [video, score, scores], api_name="talk",
-                     preprocess=False, **ctx.generation_event())  # fmt: skip
+        inputs = [image, audio, model, steps, audio_guidance, reference_guidance, seed, fps, chunk_frames, motion_frames]
+        talked = button.click(ctx.in_worker(self.talk), inputs, [video, score, scores], api_name="talk",
+                              preprocess=False, **ctx.generation_event())  # fmt: skip
+        self.status = status
+        status.follow(talked)
 
     # --- events -------------------------------------------------------------------------------------------------
 
@@ -142,8 +148,9 @@ class TalkingHeadTab:
         return (draw_faces(photo.rgb, faces) if faces else photo.rgb), info
 
     def talk(self, image, audio, model, steps, audio_guidance, reference_guidance, seed, fps, chunk_frames,
-             motion_frames, progress=gr.Progress()):  # fmt: skip
-        """Generate the video; returns its path, the lip-sync score (Markdown) and every score (a dict).
+             motion_frames, progress=gr.Progress(), request: gr.Request = None):  # fmt: skip
+        """Generate the video; returns its path, the lip-sync score (Markdown, led by any warning about the speech:
+        silent or near-empty, see :mod:`avdiff.audio.silence`) and every score (a dict, with ``warnings``).
 
         Raises:
             gr.Error: one sentence for any bad input; a generic sentence (and a logged traceback) for anything else.
@@ -172,9 +179,12 @@ class TalkingHeadTab:
         except Exception as e:
             if folder is not None:
                 remove_quietly(folder)
-            raise gr.Error(error_sentence(e, self.ctx), print_exception=False) from None
+            raise self.status.error(error_sentence(e, self.ctx), request) from None
         summary = format_lipsync(result, out.fps, f"{entry.label}; {out.num_frames} frames at {out.fps} fps")
-        return str(path), summary, {"model": entry.key, "fps": str(out.fps), **result.to_dict()}
+        if out.warnings:  # silent or near-empty speech (avdiff.audio.silence): shown above the score
+            summary = "".join(f"**Warning:** {w}\n\n" for w in out.warnings) + summary
+        return str(path), summary, {"model": entry.key, "fps": str(out.fps), "warnings": out.warnings,
+                                    **result.to_dict()}  # fmt: skip
 
     # --- generation ---------------------------------------------------------------------------------------------
 
