@@ -1,7 +1,8 @@
 """AADiff on the bundled scene model (issue 18's acceptance, offline): a fire crackle whose loudness follows a known
 curve chooses "campfire" in "a campfire beside a lake at night"; each frame's change from the base frame follows the
 curve, and it lands inside the campfire's segment (the bundled segmenter's) rather than elsewhere; two sounds on two
-words (a campfire on the ground, rain in the sky) move two regions, each with its own curve. ``-s`` prints the numbers the README quotes."""
+words (a campfire on the ground, rain in the sky) move two regions, each with its own curve. ``-s`` prints the
+numbers docs/results.md quotes."""
 
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def test_two_sounds_move_two_regions_each_with_its_own_curve(pipe, segmenter):
     """A crackle (a slow swell) and rain (a pulse) on a campfire on the ground and rain in the sky: each sound chooses
     its word, and each object's segment follows its own sound's curve. The rain's pulse also reaches the campfire's
     segment (the whole night scene darkens and brightens with it), so only the rain's segment is asserted to ignore
-    the other sound; the printed matrix is what the README reports."""
+    the other sound; the printed matrix is what docs/results.md reports."""
     prompt = "a campfire on the left with rain on the right at night"
     sounds = [sound("crackle", "swell", 12), sound("rain", "pulse", 13)]
     out = pipe(prompt, sounds, strength=STRENGTH, num_inference_steps=STEPS, generator=torch.Generator().manual_seed(0))

@@ -1,5 +1,5 @@
 """The scene world's shipped models: they load by name, were made by their recipes, and do their jobs on held-out
-data generated here (seeds that neither training nor the README's evaluation used)."""
+data generated here (seeds that neither training nor the evaluation in docs/benchmarks.md used)."""
 
 import dataclasses
 import json

@@ -64,7 +64,7 @@ def _config(tmp_path, root, **trainer):
 
 def test_short_training_learns_to_segment_held_out_frames(tmp_path, tiny_world, capsys):
     """SHORT-TRAINING BOUND: 400 steps on 24 clips reach >= 0.9 pixel accuracy on 4 held-out clips (an untrained
-    network scores far below); the shipped recipe's numbers (0.99, mean IoU 0.93) are in the README."""
+    network scores far below); the shipped recipe's numbers (0.99, mean IoU 0.93) are in docs/benchmarks.md."""
     untrained = json.loads(json.dumps(_eval(tiny_world, SceneSegmenter(SegmenterConfig(width=8, levels=4)))))
     path = _config(tmp_path, tiny_world, max_steps=400)
     assert main(["train", "segmenter", "--config", str(path), "--no-progress"]) == 0

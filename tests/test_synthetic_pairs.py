@@ -151,7 +151,7 @@ def test_mouth_interior_follows_the_aperture_and_survives_blur(clip, capsys):
                                    interpolation=cv2.INTER_CUBIC) for f in frames])  # fmt: skip
     blurred_openness, blurred_interior = mouth_signals(blurred)
     assert pearson(blurred_interior, truth) > 0.9
-    # README "Results": on the blurred copy the mesh's inner-lip aperture reads the mouth far worse (measured
+    # docs/results.md: on the blurred copy the mesh's inner-lip aperture reads the mouth far worse (measured
     # 0.97 -> -0.15 with this test run alone, 0.97 -> 0.54 after test_the_warp_suits_unseen_grey_faces in the same
     # process, which we have not explained); this is why the proof reports the interior beside it.
     assert pearson(blurred_openness, truth) < pearson(openness, truth) - 0.3

@@ -6,7 +6,7 @@ plus one subfolder per component), with the training run's config beside it (the
 through :func:`resolve_model_dir`. The demo and the Python API list the pipelines with :func:`available`, so a fresh
 install serves them without downloads, and a pipeline's ``from_pretrained`` takes a bundled model's name
 (``"avdiff/talking-head-tiny"`` or ``"talking-head-tiny"``): :func:`resolve` turns it into the folder before any hub
-look-up. These are demonstrators trained here on synthetic data (see the README, "Results"), not replacements for
+look-up. These are demonstrators trained here on synthetic data (see docs/results.md), not replacements for
 real pretrained weights.
 """
 

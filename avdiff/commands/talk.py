@@ -18,7 +18,7 @@ import sys
 from avdiff.commands import add_audio_track_arg, add_variant_arg
 
 DEFAULT_MAX_DURATION_S = 600.0
-DEFAULT_MODEL = "avdiff/talking-head-tiny"  # the demonstrator that ships with the package (README, "Results")
+DEFAULT_MODEL = "avdiff/talking-head-tiny"  # the demonstrator that ships with the package (docs/results.md)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,7 +8,7 @@ with parted lips of skimage's astronaut photo gives ~0.18.
 
 :func:`mouth_interior` is an appearance measure beside it: the share of the mouth box that is dark. It reads mouths
 whose inner lips are too blurred for the face mesh to place, such as faces generated at 64 px and pasted back into a
-512 px photo (there the aperture says little; see the README's results).
+512 px photo (there the aperture says little; see docs/results.md).
 """
 
 from __future__ import annotations
