@@ -63,12 +63,15 @@ class _Worker:
         self.process.start()
         child.close()
 
-    def kill(self) -> None:
-        """End the process now (SIGKILL) and reap it."""
+    def kill(self) -> list[str]:
+        """End the process now (SIGKILL) and reap it; returns the request folders it reported that were not read
+        yet (it made them just before it was killed)."""
         if self.process.is_alive():
             self.process.kill()
         self.process.join(timeout=10)
+        unread = _folders_unread(self.conn)
         self.conn.close()
+        return unread
 
     def stop(self) -> None:
         """Ask the process to finish (it is idle), then end it if it does not."""
@@ -134,10 +137,10 @@ class WorkerPool:
                 return
         worker.stop()
 
-    def _discard(self, worker: _Worker) -> None:
+    def _discard(self, worker: _Worker) -> list[str]:
         with self._lock:
             self._busy.discard(worker)
-        worker.kill()
+        return worker.kill()
 
     def close(self) -> None:
         """Kill every worker, idle or busy (their jobs end; the next request starts a fresh one)."""
@@ -145,7 +148,8 @@ class WorkerPool:
             workers = self._idle + list(self._busy)
             self._idle, self._busy = [], set()
         for worker in workers:
-            worker.kill()
+            for folder in worker.kill():
+                remove_quietly(folder)
 
     @property
     def pids(self) -> list[int]:
@@ -236,7 +240,7 @@ class WorkerPool:
             if reusable:
                 self._give_back(worker)
             else:
-                self._discard(worker)
+                folders += self._discard(worker)  # with those it made just before it was killed, not yet read
                 for folder in folders:
                     remove_quietly(folder)
 
@@ -250,6 +254,19 @@ class WorkerPool:
                 if event._id == event_id:
                     return not event.alive
         return False
+
+
+def _folders_unread(conn) -> list[str]:
+    """The request folders reported in the messages still unread on a dead worker's pipe ``conn``."""
+    found = []
+    try:
+        while conn.poll():
+            kind, value = conn.recv()
+            if kind == "folder":
+                found.append(value)
+    except Exception:  # the end of the pipe, or a message cut short by the kill
+        pass
+    return found
 
 
 def _event_id() -> str | None:
