@@ -1,9 +1,10 @@
 """The demo's worker pool without a server: a job cancelled right after its worker made a request folder (its
-message not read yet) still has that folder removed."""
+message not read yet) still has that folder removed; a worker logs at the app's level."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 
 from avdiff.demo import worker as worker_module
@@ -60,3 +61,27 @@ def test_a_folder_reported_just_before_a_cancel_is_removed(tmp_path, monkeypatch
     assert not fake.process.alive
     assert not folder.exists()
     assert not pool.active_folders
+
+
+class LogTab:
+    """A tab whose handler logs one INFO line and one WARNING line (built by a worker as the demo's tabs are)."""
+
+    def build(self, ctx):
+        pass
+
+    def work(self):
+        logging.getLogger("avdiff.test_worker").info("an info line")
+        logging.getLogger("avdiff.test_worker").warning("a warning line")
+        return "done"
+
+
+def test_a_worker_logs_at_the_level_of_the_app(tmp_path, capfd, monkeypatch):
+    monkeypatch.setattr(logging.getLogger(), "level", logging.WARNING)  # as `avdiff demo` without -v
+    spec = WorkerSpec(None, False, "cpu", Limits(), str(tmp_path), 1, log_level=logging.getLogger().getEffectiveLevel())
+    pool = WorkerPool(spec)
+    try:
+        assert asyncio.run(pool.run(f"{__name__}:LogTab", "work", (), {})) == "done"
+    finally:
+        pool.close()
+    err = capfd.readouterr().err
+    assert "a warning line" in err and "an info line" not in err, err

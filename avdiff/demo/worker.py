@@ -52,6 +52,7 @@ class WorkerSpec:
     limits: Limits
     cache_dir: str
     concurrency_limit: int
+    log_level: int = logging.INFO  # the app's (the root logger's effective level)
 
 
 class _Worker:
@@ -293,7 +294,7 @@ def serve(spec: WorkerSpec, conn) -> None:
     """A worker's loop: receive ``(target, method, args, kwargs)``, run it, send back progress, folders and the
     result; ``None`` (or the app's end closing) ends it. Ctrl+C is the app's to handle, so the worker ignores it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=spec.log_level, format="%(levelname)s %(name)s: %(message)s")
     ctx = TabContext(ModelRegistry(spec.models, bundled=spec.bundled, device=spec.device), spec.limits,
                      Path(spec.cache_dir), spec.concurrency_limit)  # fmt: skip
     tabs: dict[str, object] = {}
