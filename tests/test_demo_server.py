@@ -151,7 +151,8 @@ def test_a_queued_job_keeps_its_uploads_past_the_cleanup_age(inputs, tmp_path, m
         wait_for(lambda: not [p for q in queued for p in cache.glob(f"*/{q.name}")], "the uploads' deletion", 60)
 
 
-def test_ctrl_c_during_a_job_stops_the_server_cleanly_and_leaves_no_request_files(inputs, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_during_a_job_stops_the_server_cleanly_and_leaves_no_request_files(inputs, tmp_path, stop):
     hold = tmp_path / "hold"
     cache = tmp_path / "cache"
     port = free_port()
@@ -173,7 +174,7 @@ def test_ctrl_c_during_a_job_stops_the_server_cleanly_and_leaves_no_request_file
         wait_for(lambda: Path(f"{hold}.held").exists(), "the job to start")
         assert len(list((cache / REQUESTS_DIR).glob("talking-head-*"))) == 2 and Path(video["path"]).is_file()
 
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

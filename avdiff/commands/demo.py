@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import time
 
 logger = logging.getLogger(__name__)
@@ -50,11 +51,16 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot serve on {args.host}:{args.port} (the port is in use, or the address is not this "
                            "machine's); choose another --port or --host") from e
     print(f"avdiff demo: serving on {app.local_url} (Ctrl+C stops it)", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, docker stop: the same clean stop as Ctrl+C
     try:
         while app.is_running:
             time.sleep(0.1)
     except KeyboardInterrupt:
-        print("avdiff demo: stopping (Ctrl+C): the running jobs end and their files are removed", flush=True)
+        print("avdiff demo: stopping: the running jobs end and their files are removed", flush=True)
     finally:
         shutdown(app)
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)

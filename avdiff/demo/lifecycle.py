@@ -77,9 +77,13 @@ class RequestFiles:
             self._hold(token, paths)  # before the push: the schedule may run while it is under way
             try:
                 ok, event_id, status = await push(body, request, username)
-            finally:
+            except BaseException:
                 with self._lock:
                     paths = self._kept.pop(token)
+                self._release(paths)
+                raise
+            with self._lock:
+                paths = self._kept.pop(token)
             if ok:
                 with self._lock:
                     self._kept[event_id] = paths

@@ -52,6 +52,7 @@ class WorkerSpec:
     limits: Limits
     cache_dir: str
     concurrency_limit: int
+    log_level: int = logging.INFO  # the app's (the root logger's effective level)
 
 
 class _Worker:
@@ -63,12 +64,15 @@ class _Worker:
         self.process.start()
         child.close()
 
-    def kill(self) -> None:
-        """End the process now (SIGKILL) and reap it."""
+    def kill(self) -> list[str]:
+        """End the process now (SIGKILL) and reap it; returns the request folders it reported that were not read
+        yet (it made them just before it was killed)."""
         if self.process.is_alive():
             self.process.kill()
         self.process.join(timeout=10)
+        unread = _folders_unread(self.conn)
         self.conn.close()
+        return unread
 
     def stop(self) -> None:
         """Ask the process to finish (it is idle), then end it if it does not."""
@@ -134,10 +138,10 @@ class WorkerPool:
                 return
         worker.stop()
 
-    def _discard(self, worker: _Worker) -> None:
+    def _discard(self, worker: _Worker) -> list[str]:
         with self._lock:
             self._busy.discard(worker)
-        worker.kill()
+        return worker.kill()
 
     def close(self) -> None:
         """Kill every worker, idle or busy (their jobs end; the next request starts a fresh one)."""
@@ -145,7 +149,8 @@ class WorkerPool:
             workers = self._idle + list(self._busy)
             self._idle, self._busy = [], set()
         for worker in workers:
-            worker.kill()
+            for folder in worker.kill():
+                remove_quietly(folder)
 
     @property
     def pids(self) -> list[int]:
@@ -236,7 +241,7 @@ class WorkerPool:
             if reusable:
                 self._give_back(worker)
             else:
-                self._discard(worker)
+                folders += self._discard(worker)  # with those it made just before it was killed, not yet read
                 for folder in folders:
                     remove_quietly(folder)
 
@@ -250,6 +255,19 @@ class WorkerPool:
                 if event._id == event_id:
                     return not event.alive
         return False
+
+
+def _folders_unread(conn) -> list[str]:
+    """The request folders reported in the messages still unread on a dead worker's pipe ``conn``."""
+    found = []
+    try:
+        while conn.poll():
+            kind, value = conn.recv()
+            if kind == "folder":
+                found.append(value)
+    except Exception:  # the end of the pipe, or a message cut short by the kill
+        pass
+    return found
 
 
 def _event_id() -> str | None:
@@ -276,7 +294,7 @@ def serve(spec: WorkerSpec, conn) -> None:
     """A worker's loop: receive ``(target, method, args, kwargs)``, run it, send back progress, folders and the
     result; ``None`` (or the app's end closing) ends it. Ctrl+C is the app's to handle, so the worker ignores it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=spec.log_level, format="%(levelname)s %(name)s: %(message)s")
     ctx = TabContext(ModelRegistry(spec.models, bundled=spec.bundled, device=spec.device), spec.limits,
                      Path(spec.cache_dir), spec.concurrency_limit)  # fmt: skip
     tabs: dict[str, object] = {}

@@ -1,0 +1,87 @@
+"""The demo's worker pool without a server: a job cancelled right after its worker made a request folder (its
+message not read yet) still has that folder removed; a worker logs at the app's level."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+
+from avdiff.demo import worker as worker_module
+from avdiff.demo.context import Limits
+from avdiff.demo.worker import WorkerPool, WorkerSpec
+
+
+class _Process:
+    pid = 12345
+
+    def __init__(self):
+        self.alive = True
+
+    def is_alive(self):
+        return self.alive
+
+    def kill(self):
+        self.alive = False
+
+    def join(self, timeout=None):
+        pass
+
+
+class _FakeWorker(worker_module._Worker):
+    """A worker whose process is a stand-in; the test writes the worker's side of the pipe."""
+
+    def __init__(self):
+        self.conn, self.child = multiprocessing.Pipe()
+        self.process = _Process()
+
+
+def test_a_folder_reported_just_before_a_cancel_is_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(worker_module, "POLL_S", 30.0)  # the app does not read the pipe again before the cancel
+    spec = WorkerSpec(None, False, "cpu", Limits(), str(tmp_path), 1)
+    pool = WorkerPool(spec)
+    fake = _FakeWorker()
+    monkeypatch.setattr(pool, "_take", lambda: fake)
+    folder = tmp_path / "avdiff-requests" / "talking-head-x"
+
+    async def scenario():
+        job = asyncio.create_task(pool.run("m:Tab", "talk", (), {}))
+        await asyncio.sleep(0.2)  # the job is sent and the app sleeps on its poll
+        assert fake.child.recv() == ("m:Tab", "talk", (), {})
+        folder.mkdir(parents=True)
+        (folder / "partial.mp4").write_bytes(b"\0" * 10)
+        fake.child.send(("folder", str(folder)))
+        job.cancel()
+        try:
+            await job
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(scenario())
+    assert not fake.process.alive
+    assert not folder.exists()
+    assert not pool.active_folders
+
+
+class LogTab:
+    """A tab whose handler logs one INFO line and one WARNING line (built by a worker as the demo's tabs are)."""
+
+    def build(self, ctx):
+        pass
+
+    def work(self):
+        logging.getLogger("avdiff.test_worker").info("an info line")
+        logging.getLogger("avdiff.test_worker").warning("a warning line")
+        return "done"
+
+
+def test_a_worker_logs_at_the_level_of_the_app(tmp_path, capfd, monkeypatch):
+    monkeypatch.setattr(logging.getLogger(), "level", logging.WARNING)  # as `avdiff demo` without -v
+    spec = WorkerSpec(None, False, "cpu", Limits(), str(tmp_path), 1, log_level=logging.getLogger().getEffectiveLevel())
+    pool = WorkerPool(spec)
+    try:
+        assert asyncio.run(pool.run(f"{__name__}:LogTab", "work", (), {})) == "done"
+    finally:
+        pool.close()
+    err = capfd.readouterr().err
+    assert "a warning line" in err and "an info line" not in err, err
