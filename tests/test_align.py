@@ -132,8 +132,9 @@ def test_train_then_eval_align_beats_chance_five_times(tmp_path, capsys):
     assert result["a2t_r@1"] >= 5 * result["chance_a2t_r@1"]
     # SHORT-TRAINING BOUND (250 steps, 4 recordings per word and loudness family): select_token picks the sounding
     # object's word for >= 80 % of the 32 held-out scene sounds (unseen seeds, an unseen loudness family) in scene
-    # prompts of 2-4 objects, where chance is about 1/6. The shipped recipe's number (>= 90 %) is in docs/benchmarks.md.
-    assert result["scene_token_n"] == 32 and result["scene_token_chance"] < 0.25
+    # prompts of 2-4 objects. Only the prompt's objects are candidates (places and times of day are not), so chance is
+    # about 0.29. The shipped recipe's number (>= 90 %) is in docs/benchmarks.md.
+    assert result["scene_token_n"] == 32 and result["scene_token_chance"] < 0.35
     assert result["scene_token_acc"] >= 0.8
     assert result["t2a_r@1"] >= 5 * result["chance_t2a_r@1"]
     assert main(["eval", "align", "--checkpoint", str(tmp_path / "run" / "final"), "--json"]) == 0
