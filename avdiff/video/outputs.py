@@ -108,7 +108,7 @@ def check_outputs(outputs: dict[str, OutputFile | str | os.PathLike | None],
             written, or a folder that cannot be written in.
     """
     inputs = dict(inputs or {})
-    checked: dict[str, tuple[Path, str]] = {}
+    checked: dict[str, Path] = {}
     for name, output in outputs.items():
         if not isinstance(output, OutputFile):
             output = OutputFile(output)
@@ -125,9 +125,9 @@ def check_outputs(outputs: dict[str, OutputFile | str | os.PathLike | None],
             path = check_output_path(output.path, inputs, name=name, suffixes=suffixes)
             if output.kind == "picture":
                 picture_format(path, name)
-        for other, (other_path, _) in checked.items():
+        for other, other_path in checked.items():
             if _same(path, other_path):
                 raise ValueError(f"{name} {os.fspath(output.path)!r} and {other} {str(other_path)!r} are the same "
                                  "file; one would overwrite the other. Choose another name")  # fmt: skip
-        checked[name] = (path, output.kind)
-    return {name: path for name, (path, _) in checked.items()}
+        checked[name] = path
+    return checked
