@@ -13,14 +13,11 @@ import os
 import sys
 
 from avdiff import __version__
+from avdiff.commands import CommandError
 
 logger = logging.getLogger(__name__)
 
 COMMANDS = ["analyze", "bench", "synth", "prepare", "talk", "generate", "visualize", "scene", "eval", "train", "demo"]
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed as ``avdiff: error: ...`` with exit code 2, without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:

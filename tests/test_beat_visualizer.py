@@ -15,7 +15,7 @@ from avdiff.bench.visualize import make_keyframes, make_song, measure_memory_in_
 from avdiff.metrics.beats import score_video
 from avdiff.pipelines import BeatVisualizerPipeline
 from avdiff.video import read_video
-from avdiff.video.face import load_image
+from avdiff.video.image import load_image
 from avdiff.visualize.keyframes import fit_image
 from avdiff.visualize.patterns import hue_rotate
 from avdiff.visualize.timeline import Interval, Timeline, TimelineError

@@ -188,7 +188,7 @@ def test_eval_lipsync_video_without_audio_is_an_error(tmp_path, capsys):
 
 
 def test_reference_aperture_files(tmp_path):
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.commands.eval import describe_offset, load_reference_aperture
 
     ref = np.linspace(0, 1, 12)

@@ -6,6 +6,10 @@ from __future__ import annotations
 import argparse
 
 
+class CommandError(Exception):
+    """A user-facing failure: printed as ``avdiff: error: ...`` with exit code 2, without a traceback."""
+
+
 def add_variant_arg(p: argparse.ArgumentParser) -> None:
     """``--variant NAME``: the weights variant of a model folder (``fp16`` loads ``*.fp16.safetensors``)."""
     p.add_argument("--variant", default=None, metavar="NAME",

@@ -78,7 +78,7 @@ def run_audio(args: argparse.Namespace) -> int:
 
 def run_rhythm(args: argparse.Namespace) -> int:
     from avdiff.bench.rhythm import CASES, main
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
 
     cases = tuple(c for c in CASES if args.only is None or args.only.lower() in c.name.lower())
     if not cases:
@@ -113,7 +113,7 @@ def run_scenes(args: argparse.Namespace) -> int:
     from avdiff.bench.scenes import main
 
     if args.clips < 1:
-        from avdiff.cli import CommandError
+        from avdiff.commands import CommandError
 
         raise CommandError(f"--clips must be >= 1, got {args.clips}")
     print(main(args.clips))
@@ -123,7 +123,7 @@ def run_scenes(args: argparse.Namespace) -> int:
 def run_visualize(args: argparse.Namespace) -> int:
     from avdiff.bench.visualize import main
 
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
 
     model = None if args.model.lower() == "none" else args.model
     try:
@@ -135,7 +135,7 @@ def run_visualize(args: argparse.Namespace) -> int:
 
 def run_scene(args: argparse.Namespace) -> int:
     from avdiff.bench.audio_scene import main
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
 
     if not args.seconds > 0 or args.steps < 1 or any(not d > 0 for d in args.durations):
         raise CommandError(f"--seconds and --durations must be > 0 and --steps >= 1, got {args.seconds:g}, "

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.demo.models import ModelSpecError, parse_model_specs
 
     if not 0 < args.port < 65536:

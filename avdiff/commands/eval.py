@@ -141,7 +141,7 @@ def run_align(args: argparse.Namespace) -> int:
 def parse_models(specs: list[str]) -> dict[str, str]:
     """``["audio=runs/a/final", ...]`` -> ``{"audio": "runs/a/final"}``; ``CommandError`` for a malformed or
     repeated name, a name that is a baseline's, or one that is not a safe folder name (it becomes ``OUT/NAME/``)."""
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.data.format import check_name
     from avdiff.metrics.talking_head import BASELINES
 
@@ -161,7 +161,7 @@ def parse_models(specs: list[str]) -> dict[str, str]:
 
 
 def run_talking_head(args: argparse.Namespace) -> int:
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.commands.talk import generation_kwargs, load_pipeline
     from avdiff.metrics.talking_head import BASELINES, baseline_animator, evaluate_talking_heads, pipeline_animator
     from avdiff.metrics.talking_head import strict_json, write_report
@@ -216,7 +216,7 @@ def load_reference_aperture(path: str | Path) -> np.ndarray:
 
     ``null`` entries in JSON become NaN (frames without a value). Raises ``CommandError`` for anything else.
     """
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
 
     path = Path(path)
     if not path.is_file():
@@ -245,7 +245,7 @@ def load_reference_aperture(path: str | Path) -> np.ndarray:
 
 def parse_face_box(text: str) -> tuple[float, float, float, float]:
     """``"x0,y0,x1,y1"`` -> a box; ``CommandError`` for anything else."""
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
 
     try:
         box = tuple(float(v) for v in text.split(","))
@@ -257,7 +257,7 @@ def parse_face_box(text: str) -> tuple[float, float, float, float]:
 
 
 def run_lipsync(args: argparse.Namespace) -> int:
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.metrics.lipsync import score_video
     from avdiff.video import read_video
 
@@ -304,8 +304,8 @@ def run_lipsync(args: argparse.Namespace) -> int:
 
 def load_reference_image(path: str):
     """The photo of ``--reference-image`` as uint8 [H, W, 3]; ``CommandError`` for a missing or unreadable file."""
-    from avdiff.cli import CommandError
-    from avdiff.video.face import load_image
+    from avdiff.commands import CommandError
+    from avdiff.video.image import load_image
 
     try:
         return load_image(path)
@@ -327,7 +327,7 @@ def format_identity(path: str, scores) -> str:
 
 def load_syncnet_checkpoint(checkpoint: str):
     """The SyncNet in the folder ``checkpoint``; ``CommandError`` when there is none."""
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.metrics.syncnet_scores import load_syncnet
 
     try:
@@ -339,7 +339,7 @@ def load_syncnet_checkpoint(checkpoint: str):
 def syncnet_report(model, clip, max_offset: int):
     """LSE-D, LSE-C and the best offset of a decoded clip under a SyncNet
     (:class:`avdiff.metrics.syncnet_scores.SyncScores`)."""
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.metrics.syncnet_scores import face_crops_for, syncnet_scores
     from avdiff.video.face import NoFaceError
 

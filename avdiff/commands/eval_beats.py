@@ -50,7 +50,7 @@ def load_beats(path: str):
 
     import numpy as np
 
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
 
     file = Path(path)
     if not file.is_file():
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     import math
     import os
 
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.metrics.beats import score_video
 
     if not (math.isfinite(args.sigma_ms) and args.sigma_ms > 0):

@@ -43,7 +43,7 @@ def register(metrics: argparse._SubParsersAction) -> None:
 
 
 def run_segmenter(args: argparse.Namespace) -> int:
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.training.segmenter import evaluate_segmenter_folder
 
     try:
@@ -93,7 +93,7 @@ def score_scene_folder(data_dir: str | Path, segmenter, videos: str | Path | Non
 
 
 def run_scenes(args: argparse.Namespace) -> int:
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.models.segmenter import load_segmenter
 
     try:

@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load(args: argparse.Namespace):
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.loading import load_pipeline
     from avdiff.pipelines.text_to_video import TextToVideoPipeline
 
@@ -66,7 +66,7 @@ def load(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.video.outputs import OutputFile, check_outputs
 
     out = Path(args.out)

@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.data.prepare import PrepareConfig, prepare_videos
     from avdiff.video.outputs import OutputFile, check_outputs
 

@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def check_arguments(args: argparse.Namespace) -> dict:
     """Everything that can be checked before any work; returns the pipeline call's keyword arguments."""
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.commands.talk import checked_fps, checked_max_duration
     from avdiff.encoders.base import content_words
     from avdiff.video.outputs import OutputFile, check_outputs
@@ -114,7 +114,7 @@ def load_pipeline(args: argparse.Namespace):
     import torch
 
     from avdiff.bundled import resolve
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.pipelines import AudioScenePipeline, TextToVideoPipeline
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -139,7 +139,7 @@ def load_pipeline(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
 
     kwargs = check_arguments(args)
     pipe = load_pipeline(args)

@@ -60,7 +60,7 @@ def _slug(text: str) -> str:
 def run_scenes(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.data.scenes import make_scenes
 
     if args.n < 1:
@@ -78,7 +78,7 @@ def run_scenes(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
 
     if args.text is None and args.audio is None and args.dataset is None:
         raise CommandError("synth: give one of --text, --audio or --dataset N (or use `avdiff synth scenes`)")

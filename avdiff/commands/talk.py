@@ -81,7 +81,7 @@ def load_pipeline(path: str, device: str | None = None, variant: str | None = No
     ``variant`` (None: detected), on ``device`` (default: cuda when available, else cpu), through
     :func:`avdiff.loading.load_pipeline`; ``CommandError`` for anything else."""
     from avdiff.bundled import resolve
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.loading import load_pipeline as load
     from avdiff.pipelines.talking_head import TalkingHeadPipeline
     from avdiff.training.checkpoints import is_checkpoint
@@ -106,7 +106,7 @@ def to_device(pipe, device: str | None = None):
 def checked_fps(value: str):
     """``--fps`` as an exact Fraction in [1, 120]; ``CommandError`` naming the value given otherwise."""
     from avdiff.audio.clock import parse_fps
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
 
     try:
         return parse_fps(value, "--fps")
@@ -118,7 +118,7 @@ def checked_max_duration(value: float | None, flag: str = "--max-duration") -> f
     """A positive, finite number of seconds (or None); ``CommandError`` otherwise."""
     import math
 
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
 
     if value is not None and not (math.isfinite(value) and value > 0):
         raise CommandError(f"{flag} must be a positive number of seconds, got {value:g}")
@@ -128,7 +128,7 @@ def checked_max_duration(value: float | None, flag: str = "--max-duration") -> f
 def check_arguments(args: argparse.Namespace) -> None:
     """Everything that can be checked before any work: the animation source, fps, the duration limit, the inputs
     and ``--out`` (a file, not a folder, not one of the inputs, in a folder that can be written)."""
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.video.outputs import check_outputs
 
     if not (args.baseline or args.model or args.preset):

@@ -59,7 +59,7 @@ def _configs(args: argparse.Namespace, with_data: bool = False):
 
 def _data_task_config(args: argparse.Namespace, config_cls: type):
     """(TrainConfig, the job's task config) for a job that trains on a DATA folder; refuses a run with no data."""
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
 
     trainer_cfg, task_cfg = _configs(args, with_data=True)
     config = config_cls.from_dict(task_cfg)
@@ -111,7 +111,7 @@ def run_syncnet(args: argparse.Namespace) -> int:
 
 
 def run_segmenter(args: argparse.Namespace) -> int:
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.models.segmenter import SceneSegmenter
     from avdiff.training.segmenter import SegmenterTask, SegmenterTaskConfig
 

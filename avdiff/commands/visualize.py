@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def image_files(items: list[str]) -> list[Path]:
     """``--images``: a folder's images in name order (hidden files such as macOS ``._name.png`` skipped, with a
     count in the log), or the files given; CommandError when there are none."""
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
 
     files: list[Path] = []
     for item in items:
@@ -94,7 +94,7 @@ def image_files(items: list[str]) -> list[Path]:
 
 
 def parse_size(text: str | None) -> tuple[int | None, int | None]:
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
 
     if text is None:
         return None, None
@@ -109,7 +109,7 @@ def parse_size(text: str | None) -> tuple[int | None, int | None]:
 def check_arguments(args: argparse.Namespace) -> dict:
     """Everything that can be checked before any work; returns the pipeline's keyword arguments (but the song)."""
     from avdiff.audio.curves import CurveSpec
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.commands.talk import checked_fps, checked_max_duration
     from avdiff.video.outputs import OutputFile, check_outputs
     from avdiff.visualize.timeline import PATTERNS, Timeline, TimelineError
@@ -177,7 +177,7 @@ def check_arguments(args: argparse.Namespace) -> dict:
 
 def prompt_source(args: argparse.Namespace):
     """The :class:`PromptKeyframes` of ``--model``; CommandError when it cannot be loaded."""
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.loading import load_pipeline
     from avdiff.pipelines.text_to_video import TextToVideoPipeline
     from avdiff.visualize.prompt_keyframes import PromptKeyframes
@@ -192,7 +192,7 @@ def prompt_source(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from avdiff.cli import CommandError
+    from avdiff.commands import CommandError
     from avdiff.pipelines import BeatVisualizerPipeline
 
     kwargs = check_arguments(args)

@@ -95,7 +95,7 @@ def user_faces(folder: str | os.PathLike) -> list[PoolFace]:
     Raises:
         FileNotFoundError: ``folder`` is not a folder, or holds no image.
     """
-    from avdiff.video.face import load_image
+    from avdiff.video.image import load_image
 
     root = Path(folder)
     if not root.is_dir():

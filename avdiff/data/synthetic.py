@@ -32,7 +32,7 @@ from avdiff.audio.tts import speak
 from avdiff.data.faces import PoolFace, face_pool
 from avdiff.data.format import ClipRecord, append_index, check_name, read_index, save_npy
 from avdiff.pipelines.warp_baseline import SAMPLE_RATE, animate
-from avdiff.video.face import ImageLike, load_image
+from avdiff.video.image import ImageLike, load_image
 from avdiff.video.io import write_video
 
 logger = logging.getLogger(__name__)

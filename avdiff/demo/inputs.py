@@ -1,7 +1,7 @@
 """Uploads in, checked: every bad image or audio file becomes one sentence the user can act on.
 
 The tabs receive Gradio's raw file payloads (``preprocess=False``), so that a corrupt upload reaches avdiff's own
-loaders (:func:`avdiff.video.face.load_image`, :func:`avdiff.audio.load_audio`) and their errors, rather than
+loaders (:func:`avdiff.video.image.load_image`, :func:`avdiff.audio.load_audio`) and their errors, rather than
 failing inside Gradio's preprocessing with a generic message. :func:`user_message` maps avdiff's exceptions to the
 sentences shown on the page.
 """
@@ -18,7 +18,8 @@ from PIL import Image
 
 from avdiff.audio.io import AudioLoadError, Waveform, load_audio
 from avdiff.demo.context import Limits
-from avdiff.video.face import FaceError, NoFaceError, load_image
+from avdiff.video.face import FaceError, NoFaceError
+from avdiff.video.image import load_image
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avdiff.video.face import ImageLike, load_image
+from avdiff.video.image import ImageLike, load_image
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def identity_scores(
 
     Args:
         frames: uint8 [F, H, W, 3] (numpy or torch), or a video path.
-        reference: the reference photo (anything :func:`avdiff.video.face.load_image` reads), or its descriptor
+        reference: the reference photo (anything :func:`avdiff.video.image.load_image` reads), or its descriptor
             float [128].
         recognizer: the models (default: :meth:`FaceRecognizer.default`).
 

@@ -19,7 +19,7 @@ from avdiff.audio.clock import parse_fps
 from avdiff.audio.curves import CurveSpec
 from avdiff.audio.rhythm import Rhythm
 from avdiff.pipelines.output import MAX_OUTPUT_SIDE
-from avdiff.video.face import load_image
+from avdiff.video.image import load_image
 from avdiff.video.io import check_output_path
 from avdiff.visualize.keyframes import INTERPOLATIONS, KeyframeSource
 from avdiff.visualize.patterns import PatternSettings

@@ -83,7 +83,8 @@ from avdiff.pipelines.talking_head_checks import OUTPUT_TYPES, TalkingHeadChecks
 from avdiff.pipelines.text_to_video_checks import is_int
 from avdiff.video.align import AlignedFace, align_face, get_framing
 from avdiff.video.masks import lower_face_mask
-from avdiff.video.face import ImageLike, detect_face, load_image
+from avdiff.video.face import detect_face
+from avdiff.video.image import ImageLike, load_image
 from avdiff.video.io import VideoWriter
 
 logger = logging.getLogger(__name__)

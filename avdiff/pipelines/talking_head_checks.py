@@ -11,7 +11,7 @@ import torch
 from avdiff.audio.clock import FpsLike, parse_fps
 from avdiff.audio.io import AudioSource
 from avdiff.pipelines.text_to_video_checks import is_int
-from avdiff.video.face import ImageLike
+from avdiff.video.image import ImageLike
 from avdiff.video.io import check_output_path
 
 OUTPUT_TYPES = ("np", "pt", "pil", "crops")

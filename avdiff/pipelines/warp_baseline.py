@@ -21,7 +21,8 @@ from avdiff.audio.envelope import speech_envelope
 from avdiff.audio.io import AudioSource, Waveform, describe_source, load_audio
 from avdiff.audio.silence import speech_warnings
 from avdiff.pipelines.output import VideoPipelineOutput, bound_output_size
-from avdiff.video.face import ImageLike, detect_face, load_image
+from avdiff.video.face import detect_face
+from avdiff.video.image import ImageLike, load_image
 from avdiff.video.io import VideoWriter, check_output_path
 from avdiff.video.warp import MouthWarper
 

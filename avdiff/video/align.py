@@ -193,7 +193,7 @@ def align_face(image: ImageLike, face: Face | None = None, size: int = 256, fram
     """Warp a face into a canonical ``size`` x ``size`` crop (eyes and mouth on :func:`canonical_points`).
 
     Args:
-        image: anything :func:`avdiff.video.face.load_image` takes (EXIF rotation is applied).
+        image: anything :func:`avdiff.video.image.load_image` takes (EXIF rotation is applied).
         face: the face to align, found in this same image; detected (the largest one) when None.
         size: crop side in px.
         framing: ``"face"`` or ``"lower_face"`` (:data:`FRAMINGS`).

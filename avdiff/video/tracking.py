@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from avdiff.video.face import Face, _array_to_rgb, _face_mesh, _faces_from_result
+from avdiff.video.face import Face, _face_mesh, _faces_from_result
+from avdiff.video.image import _array_to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class FaceFinder:
         return Face.from_landmarks(points, (rgb.shape[1], rgb.shape[0]))
 
     def __call__(self, image: np.ndarray) -> list[Face]:
-        """The faces in one frame uint8 [H, W, 3] (any layout :func:`avdiff.video.face.load_image` takes as an
+        """The faces in one frame uint8 [H, W, 3] (any layout :func:`avdiff.video.image.load_image` takes as an
         array), largest first, at most ``max_faces``."""
         rgb = _array_to_rgb(np.asarray(image))
         height, width = rgb.shape[:2]
