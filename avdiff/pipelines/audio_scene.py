@@ -55,7 +55,7 @@ from avdiff.pipelines.audio_scene_checks import (
 from avdiff.pipelines.audio_scene_signal import DEFAULT_LEVELS, control_curve, plan_units, quantize
 from avdiff.pipelines.output import VideoPipelineOutput
 from avdiff.pipelines.text_to_video import TextToVideoPipeline
-from avdiff.pipelines.text_to_video_checks import is_int
+from avdiff.pipelines.utils import is_int
 
 logger = logging.getLogger(__name__)
 

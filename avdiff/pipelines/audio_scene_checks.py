@@ -16,7 +16,7 @@ import torch
 from avdiff.audio.io import AudioSource, Waveform, load_audio
 from avdiff.audio.scene_sounds import mix
 from avdiff.pipelines.audio_scene_signal import SIGNALS
-from avdiff.pipelines.text_to_video_checks import is_int
+from avdiff.pipelines.utils import is_int
 
 logger = logging.getLogger(__name__)
 

@@ -80,7 +80,7 @@ from avdiff.pipelines.chunking import (  # noqa: F401  (Chunk ... plan_chunks ar
 from avdiff.pipelines.output import VideoPipelineOutput, bound_output_size
 from avdiff.pipelines.sizes import LatentSizesMixin
 from avdiff.pipelines.talking_head_checks import OUTPUT_TYPES, TalkingHeadChecks  # noqa: F401  (OUTPUT_TYPES re-exported)
-from avdiff.pipelines.text_to_video_checks import is_int
+from avdiff.pipelines.utils import is_int
 from avdiff.video.align import AlignedFace, align_face, get_framing
 from avdiff.video.masks import lower_face_mask
 from avdiff.video.face import detect_face

@@ -10,7 +10,7 @@ import torch
 
 from avdiff.audio.clock import FpsLike, parse_fps
 from avdiff.audio.io import AudioSource
-from avdiff.pipelines.text_to_video_checks import is_int
+from avdiff.pipelines.utils import is_int
 from avdiff.video.image import ImageLike
 from avdiff.video.io import check_output_path
 

@@ -46,7 +46,8 @@ from avdiff.models.codec import LatentCodec
 from avdiff.models.unet import AudioVideoUNet
 from avdiff.pipelines.output import VideoPipelineOutput
 from avdiff.pipelines.sizes import LatentSizesMixin
-from avdiff.pipelines.text_to_video_checks import TextToVideoChecks, batch_size, check_components, is_int
+from avdiff.pipelines.text_to_video_checks import TextToVideoChecks, batch_size, check_components
+from avdiff.pipelines.utils import is_int
 from avdiff.pipelines.text_to_video_steps import TextToVideoSteps
 
 logger = logging.getLogger(__name__)

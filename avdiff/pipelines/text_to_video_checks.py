@@ -11,14 +11,11 @@ import torch
 from avdiff.audio.clock import as_fraction_fps
 from avdiff.models.codec import LatentCodec
 from avdiff.models.unet import AudioVideoUNet
+from avdiff.pipelines.utils import is_int
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
-
-
-def is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def batch_size(prompt, prompt_embeds: torch.Tensor | None) -> int:
