@@ -109,7 +109,7 @@ class RealWorld:
         """The warp baseline on the photo and the speech, as ``avdiff talk --baseline`` writes it."""
         path, done = self._path("talk_ref.mp4")
         if not done:
-            from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
+            from avdiff.pipelines.talking_head import WarpBaselinePipeline
 
             pipe = WarpBaselinePipeline()
             pipe.set_progress_bar_config(disable=True)

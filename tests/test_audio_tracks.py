@@ -112,7 +112,7 @@ def test_eval_lipsync_scores_the_default_track_or_the_one_asked_for(two_tracks, 
 def test_talk_and_visualize_hand_the_pipelines_the_track_asked_for(two_tracks, tmp_path, monkeypatch, capsys):
     from avdiff.bench.visualize import make_keyframes
     from avdiff.pipelines import BeatVisualizerPipeline
-    from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
+    from avdiff.pipelines.talking_head import WarpBaselinePipeline
 
     heard = []
 

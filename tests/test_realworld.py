@@ -164,7 +164,7 @@ def test_the_video_carries_the_audio_at_its_own_rate_and_channels(media, tmp_pat
 
 
 def test_talk_refuses_an_output_that_is_an_input_or_a_folder_before_any_work(media, tmp_path, capsys, monkeypatch):
-    from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
+    from avdiff.pipelines.talking_head import WarpBaselinePipeline
 
     def no_work(*args, **kwargs):
         raise AssertionError("the generation started")
@@ -215,7 +215,7 @@ def test_durations_are_checked_and_documented(media, tmp_path, capsys):
 def test_a_float_image_in_0_255_is_taken_by_its_range(media):
     import skimage.data
 
-    from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
+    from avdiff.pipelines.talking_head import WarpBaselinePipeline
 
     pipe = WarpBaselinePipeline()
     pipe.set_progress_bar_config(disable=True)

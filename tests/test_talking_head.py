@@ -23,12 +23,11 @@ from avdiff.bench.talk import measure_memory_in_child, speech_like
 from avdiff.models.codec import DiffusersVAECodec, SpaceToDepthCodec
 from avdiff.models.speech import HFSpeechEncoder, SpeechEncoder
 from avdiff.pipelines.output import VideoPipelineOutput
-from avdiff.pipelines.talking_head import (
+from avdiff.models.builders import load_preset
+from avdiff.pipelines.talking_head.pipeline_talking_head import (
     TalkingHeadPipeline,
-    build_pipeline,
     composed_guidance,
     guidance_terms,
-    load_pipeline_preset,
     plan_chunks,
 )
 from avdiff.video.masks import mouth_mask
@@ -390,7 +389,7 @@ def test_check_inputs_names_the_argument_and_its_value(pipe, photo, kwargs, matc
 
 
 def test_the_warp_baseline_checks_its_arguments_first():
-    from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
+    from avdiff.pipelines.talking_head import WarpBaselinePipeline
 
     for fps in (1e9, 0.001, "1/0", 0):
         with pytest.raises(ValueError, match="fps") as info:
@@ -398,6 +397,42 @@ def test_the_warp_baseline_checks_its_arguments_first():
         assert repr(fps) in str(info.value)
     with pytest.raises(ValueError, match="max_duration_s"):
         WarpBaselinePipeline()(skimage.data.astronaut(), speech_like(0.4), max_duration_s=-1)
+
+
+def test_the_warp_baseline_keeps_the_pipeline_contract(tmp_path):
+    from avdiff.pipelines.talking_head import WarpBaselinePipeline
+
+    pipe, image, audio = WarpBaselinePipeline(), skimage.data.astronaut(), speech_like(0.4)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(image, audio, generator=gen(0))
+    assert out.frames.shape == (10, 512, 512, 3) and out.frames.dtype == np.uint8
+    frames, fps, wav = pipe(image, audio, generator=gen(1), return_dict=False)  # the generator is ignored
+    assert np.array_equal(frames, out.frames) and fps == out.fps == 25 and wav.num_samples == out.audio.num_samples
+    pt = pipe(image, audio, output_type="pt").frames
+    assert isinstance(pt, torch.Tensor) and pt.dtype == torch.uint8 and np.array_equal(pt.numpy(), out.frames)
+    pil = pipe(image, audio, output_type="pil").frames
+    assert len(pil) == 10 and isinstance(pil[0], Image.Image) and np.array_equal(np.asarray(pil[3]), out.frames[3])
+
+    calls = []
+
+    def darken(p, i, t, tensors):
+        calls.append((i, tuple(tensors["frame"].shape), tensors["frame"].dtype))
+        return {"frame": tensors["frame"] // 2}
+
+    dark = pipe(image, audio, callback_on_step_end=darken).frames
+    assert calls == [(i, (512, 512, 3), torch.uint8) for i in range(10)]
+    assert np.array_equal(dark, out.frames // 2)
+
+    path = tmp_path / "warp.mp4"
+    frames, fps, wav = pipe(image, audio, callback_on_step_end=darken, output_path=path, return_dict=False)
+    assert frames is None and fps == 25 and wav is not None
+    assert read_video(path).num_frames == 10
+
+    for kwargs, name in [({"output_type": "latent"}, "output_type"), ({"generator": 3}, "generator"),
+                         ({"callback_on_step_end_tensor_inputs": ["latents"]}, "callback_on_step_end_tensor_inputs"),
+                         ({"output_path": tmp_path}, "output_path")]:  # fmt: skip
+        with pytest.raises(ValueError, match=name):
+            pipe(image, audio, **kwargs)
 
 
 def test_bad_image_and_audio(pipe, photo):
@@ -501,10 +536,10 @@ def test_save_and_load_give_identical_frames(pipe, photo, tmp_path):
 
 
 def test_a_pipeline_with_a_vae_and_a_pretrained_speech_model_saves_and_loads(photo, tmp_path):
-    spec = load_pipeline_preset("tiny")
+    spec = load_preset("talking_head", "tiny")
     spec.update(pixel_size=32, codec={"type": "vae", "vae_config": dict(tiny_vae().config)},
                 speech_encoder={"type": "hf", "backbone": tiny_wav2vec2(tmp_path), "audio_dim": 32, "hidden_dim": 16})
-    pipe = build_pipeline(spec, seed=0)
+    pipe = TalkingHeadPipeline.from_preset(spec, seed=0)
     pipe.set_progress_bar_config(disable=True)
     assert pipe.default_size == 32 and pipe.unet.latent_channels == 4
     audio = speech_like(0.4)
@@ -554,9 +589,9 @@ def test_cli_talk_with_a_preset_and_a_saved_model(pipe, tmp_path, capsys, monkey
 
 
 def test_a_lower_face_pipeline_generates_the_mouth_region_and_keeps_its_framing(photo, tmp_path):
-    spec = load_pipeline_preset("tiny")
+    spec = load_preset("talking_head", "tiny")
     spec["framing"] = "lower_face"
-    pipe = build_pipeline(spec, seed=0)
+    pipe = TalkingHeadPipeline.from_preset(spec, seed=0)
     pipe.set_progress_bar_config(disable=True)
     audio = speech_like(0.8)
     crops = pipe(photo, audio, num_inference_steps=2, output_type="crops", generator=gen(1)).frames

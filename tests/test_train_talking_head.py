@@ -130,7 +130,7 @@ def test_the_model_input_follows_the_inference_layout(data):
 
 
 def test_audio_gain_measures_whether_the_model_uses_the_speech(data):
-    from avdiff.pipelines.talking_head import open_audio_gates
+    from avdiff.models.builders import open_audio_gates
 
     task = TalkingHeadTask(task_config(data, eval_items=4))
     model = task.build_model().eval()

@@ -18,7 +18,7 @@ from avdiff.models import (
     cfg_conditions,
     classifier_free_guidance,
 )
-from avdiff.models.presets import load_preset
+from avdiff.models.builders import build_unet, load_preset
 from avdiff.models.unet import quiet_empty_fp32_warning, zero_motion_proj_out
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for the module
@@ -28,7 +28,7 @@ SD15_UNET_PARAMS = 859_520_964  # the published stable-diffusion-v1-5 unet: 859.
 
 @pytest.fixture(scope="module")
 def tiny_cfg() -> dict:
-    return load_preset("tiny")
+    return load_preset("unet", "tiny")
 
 
 def random_unet2d(cfg: dict, seed: int = 0) -> UNet2DConditionModel:
@@ -95,10 +95,10 @@ def test_inflated_model_reproduces_2d_unet_per_frame(tiny_cfg):
 
 
 def test_tiny_preset_is_small_seeded_and_zero_initialised(tiny_cfg):
-    a, b = AudioVideoUNet.from_preset("tiny", seed=0), AudioVideoUNet.from_preset("tiny", seed=0)
+    a, b = build_unet("tiny", seed=0), build_unet("tiny", seed=0)
     state_a, state_b = a.state_dict(), b.state_dict()
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
-    c = AudioVideoUNet.from_preset("tiny", seed=1)
+    c = build_unet("tiny", seed=1)
     assert not torch.equal(c.unet.conv_out.weight, a.unet.conv_out.weight)
     counts = a.parameter_counts()
     print("tiny parameters:", counts)
@@ -133,11 +133,11 @@ def expected_added_params(cfg: dict) -> dict[str, int]:
 
 @pytest.mark.parametrize("preset", ["sd15", "tiny"])
 def test_parameter_counts(preset):
-    cfg = load_preset(preset)
+    cfg = load_preset("unet", preset)
     with accelerate.init_empty_weights(include_buffers=True):  # meta tensors: counts without allocating
         unet2d = UNet2DConditionModel(**cfg["unet2d"])
         adapter = MotionAdapter(**cfg["motion_adapter"])
-        model = AudioVideoUNet.from_preset(preset)
+        model = build_unet(preset)
     spatial = sum(p.numel() for p in unet2d.parameters())
     motion = sum(p.numel() for p in adapter.parameters())
     counts, added = model.parameter_counts(), expected_added_params(cfg)
@@ -155,7 +155,7 @@ def test_parameter_counts(preset):
 
 @torch.no_grad()
 def test_audio_changes_the_output_only_through_an_open_gate():
-    model = AudioVideoUNet.from_preset("tiny").eval()
+    model = build_unet("tiny").eval()
     x = inputs(model)
     other_audio = torch.randn_like(x["audio_tokens"])
     base = model(**x).sample
@@ -176,7 +176,7 @@ def test_audio_changes_the_output_only_through_an_open_gate():
 
 
 def test_save_pretrained_round_trip_is_exact(tmp_path):
-    model = AudioVideoUNet.from_preset("tiny").eval()
+    model = build_unet("tiny").eval()
     set_gates(model, 0.3)
     with torch.no_grad():
         for p in model.audio_parameters():
@@ -230,12 +230,12 @@ def test_from_sd15_loads_local_folders_and_the_preset_pretrained_section(tmp_pat
 
     preset = {**tiny_cfg, "pretrained": {"unet": str(tmp_path / "unet"), "motion_adapter": str(tmp_path / "adapter")}}
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(preset))
-    from_file = AudioVideoUNet.from_config_file(tmp_path / "mine.yaml", pretrained=True)
+    from_file = build_unet(tmp_path / "mine.yaml", pretrained=True)
     assert torch.equal(from_file.unet.conv_out.weight, unet2d.conv_out.weight)
 
 
 def test_bad_inputs_raise_value_errors_that_name_the_argument():
-    model = AudioVideoUNet.from_preset("tiny")
+    model = build_unet("tiny")
     x = inputs(model)
     bad = {
         "sample": torch.randn(2, 3, 4, 8, 8),
@@ -252,7 +252,7 @@ def test_bad_inputs_raise_value_errors_that_name_the_argument():
     with pytest.raises(ValueError, match="motion_max_seq_length"):
         model(**{**x, "sample": torch.randn(1, 4, 33, 8, 8)})
     with pytest.raises(FileNotFoundError, match="presets"):
-        AudioVideoUNet.from_preset("no-such-preset")
+        build_unet("no-such-preset")
 
 
 # --- CFG ----------------------------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def test_cfg_dropout_keeps_nulls_and_is_reproducible():
 
 @torch.no_grad()
 def test_cfg_batch_runs_null_and_conditional_in_one_call():
-    model = AudioVideoUNet.from_preset("tiny").eval()
+    model = build_unet("tiny").eval()
     set_gates(model, 0.5)
     x = inputs(model, batch=1)
     cond = Conditions(text=x["encoder_hidden_states"], audio=x["audio_tokens"], reference=x["reference_latents"])
@@ -307,7 +307,7 @@ def test_cfg_batch_runs_null_and_conditional_in_one_call():
 
 
 def test_gradient_checkpointing_same_output_and_gradients_reach_audio():
-    model = AudioVideoUNet.from_preset("tiny").train()
+    model = build_unet("tiny").train()
     x = inputs(model, frames=4, size=8)
 
     def run() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -335,7 +335,7 @@ def test_gradient_checkpointing_same_output_and_gradients_reach_audio():
 
 @torch.no_grad()
 def test_bf16_forward_on_cpu():
-    model = AudioVideoUNet.from_preset("tiny").eval()
+    model = build_unet("tiny").eval()
     set_gates(model, 0.5)
     x = inputs(model, batch=1)
     reference = model(**x).sample
@@ -362,7 +362,7 @@ def toy_batch(g: torch.Generator, direction: torch.Tensor, batch=4, frames=8, si
 def train_toy(use_audio: bool, steps: int, seed: int = 0) -> tuple[AudioVideoUNet, float, torch.Tensor]:
     """Train tiny to predict x0 from noisy latents; the no-audio twin sees zeroed audio tokens. Returns the model and
     its x0 loss on a held-out set at every noise level, and the audio direction of the task."""
-    model = AudioVideoUNet.from_preset("tiny", seed=seed).train()
+    model = build_unet("tiny", seed=seed).train()
     scheduler = DDPMScheduler(num_train_timesteps=1000)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
     g = torch.Generator().manual_seed(seed)

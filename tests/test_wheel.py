@@ -35,8 +35,8 @@ def test_the_wheel_holds_what_the_package_reads_at_run_time(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {p.relative_to(ROOT).as_posix() for p in (ROOT / "avdiff").rglob("*")
                if p.is_file() and p.suffix in (".yaml", ".json", ".safetensors", ".flac", ".txt")}  # fmt: skip
-    assert {"avdiff/presets/tiny.yaml", "avdiff/presets/talking_head_tiny.yaml", "avdiff/presets/sd15.yaml",
-            "avdiff/demo/assets/example_speech.flac"} <= names  # fmt: skip
+    assert {"avdiff/presets/unet/tiny.yaml", "avdiff/presets/talking_head/tiny.yaml", "avdiff/presets/unet/sd15.yaml",
+            "avdiff/presets/text_to_video/tiny.yaml", "avdiff/demo/assets/example_speech.flac"} <= names  # fmt: skip
     assert shipped <= names, f"package data missing from the wheel: {sorted(shipped - names)}"
 
 
@@ -47,11 +47,11 @@ def test_presets_and_bundled_models_load_from_an_unpacked_wheel(wheel, tmp_path)
         import avdiff, torch
         from pathlib import Path
         from avdiff.bundled import available
-        from avdiff.models import AudioVideoUNet
+        from avdiff.models.builders import build_unet
         from avdiff.pipelines import TalkingHeadPipeline
         assert Path(avdiff.__file__).resolve().is_relative_to(Path(SITE).resolve()), avdiff.__file__
         pipe = TalkingHeadPipeline.from_preset("tiny")
-        unet = AudioVideoUNet.from_preset("tiny")
+        unet = build_unet("tiny")
         print("presets", pipe.default_size, sum(p.numel() for p in unet.parameters()))
         for model in available("talking-head"):
             loaded = TalkingHeadPipeline.from_pretrained("avdiff/" + model.name)

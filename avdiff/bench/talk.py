@@ -101,11 +101,11 @@ class UNetTimer:
 def build(spec: str | dict = "tiny", device: str = "cpu", dtype: str = "float32", threads: int = 1):
     """A random-weight pipeline from a preset name or spec dict, on ``device`` in ``dtype``, progress bar off."""
     from avdiff.models.unet import quiet_empty_fp32_warning
-    from avdiff.pipelines.talking_head import TalkingHeadPipeline, build_pipeline
+    from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
     if threads:
         torch.set_num_threads(threads)
-    pipe = TalkingHeadPipeline.from_preset(spec) if isinstance(spec, str) else build_pipeline(spec)
+    pipe = TalkingHeadPipeline.from_preset(spec)
     with quiet_empty_fp32_warning():
         pipe.to(device=device, dtype=getattr(torch, dtype))
     pipe.set_progress_bar_config(disable=True)
@@ -149,7 +149,7 @@ def measure_memory(seconds: float, pipeline: str = "tiny", steps: int = 1, threa
     import tempfile
 
     if pipeline == "warp":
-        from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
+        from avdiff.pipelines.talking_head import WarpBaselinePipeline
 
         torch.set_num_threads(threads)
         pipe = WarpBaselinePipeline()
@@ -182,7 +182,8 @@ def measure_memory(seconds: float, pipeline: str = "tiny", steps: int = 1, threa
 def measure_memory_in_child(**kwargs) -> dict:
     """``measure_memory`` in a fresh process forked from a server that has torch and the pipelines imported, so no
     allocator cache or earlier peak carries over."""
-    preload = ["torch", "diffusers", "avdiff.pipelines.talking_head", "avdiff.pipelines.warp_baseline", __name__]
+    preload = ["torch", "diffusers", "avdiff.pipelines.talking_head.pipeline_talking_head",
+               "avdiff.pipelines.talking_head.pipeline_warp_baseline", __name__]  # fmt: skip
     return run_in_child(measure_memory, kwargs, preload)
 
 

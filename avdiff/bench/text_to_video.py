@@ -58,17 +58,16 @@ def step_time(unet: torch.nn.Module, batch: int, frames: int, tokens: int, repea
 
 def main(config_path: str = "configs/train/scenes_tiny.yaml", repeats: int = 3, budget_min: float = 90.0,
          threads: int = 1) -> str:  # fmt: skip
-    from avdiff.pipelines.text_to_video_parts import build_text_to_video_unet, load_text_to_video_preset
+    from avdiff.models.builders import build_codec, build_unet, load_preset
     from avdiff.training.config import load_train_config
     from avdiff.training.text_to_video import TextToVideoTaskConfig
 
     trainer, task = load_train_config(config_path)
     task = TextToVideoTaskConfig.from_dict(task)
-    spec = load_text_to_video_preset(task.preset)
+    spec = load_preset("text_to_video", task.preset)
     from transformers import AutoConfig
 
     from avdiff.encoders.text import resolve_text_model
-    from avdiff.pipelines.talking_head import build_codec
 
     tokens = int(spec["text_encoder"].get("max_length", 32))
     width = int(AutoConfig.from_pretrained(resolve_text_model(spec["text_encoder"]["name"])).hidden_size)
@@ -79,9 +78,11 @@ def main(config_path: str = "configs/train/scenes_tiny.yaml", repeats: int = 3, 
     rows = []
     for name, unet_spec in [("baseline: attention at every level", _all_attention(spec["unet"])),
                             (f"text_to_video_{task.preset}", spec["unet"])]:  # fmt: skip
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            unet = build_text_to_video_unet(unet_spec, codec.latent_channels, size, width).train()
+        unet_spec = dict(unet_spec)
+        audio_dim = unet_spec.pop("audio_dim", None)
+        unet = build_unet(unet_spec, seed=0, latent_channels=codec.latent_channels, latent_size=size,
+                          cross_attention_dim=width, audio_dim=audio_dim, reference_channels=0, motion_channels=0,
+                          mask_channels=0).train()  # fmt: skip
         video = step_time(unet, video_items, task.num_frames, tokens, repeats)
         image = step_time(unet, trainer.batch_size, 1, tokens, repeats)
         mean = task.image_prob * image + (1 - task.image_prob) * video

@@ -129,14 +129,14 @@ def example_inputs(model, frames: int, size: int, device, dtype, seed: int = 0) 
 def measure(preset: str, frames: int, size: int, device: str = "cpu", dtype: str = "float32", threads: int = 1,
             repeats: int = 1, warmup: int = 0) -> dict:  # fmt: skip
     """Time and memory of one configuration, in this process. Returns seconds and MB."""
-    from avdiff.models import AudioVideoUNet
+    from avdiff.models.builders import build_unet
     from avdiff.models.unet import quiet_empty_fp32_warning
 
     if threads:
         torch.set_num_threads(threads)
     dev, dt = torch.device(device), getattr(torch, dtype)
     with torch.device(dev), quiet_empty_fp32_warning():
-        model = AudioVideoUNet.from_preset(preset).to(dtype=dt).train()
+        model = build_unet(preset).to(dtype=dt).train()
     x = example_inputs(model, frames, size, dev, dt)
     probe = MemoryProbe(dev)
 

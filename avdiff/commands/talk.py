@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     check_arguments(args)
     audio = speech_of(args)
     if args.baseline:
-        from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
+        from avdiff.pipelines.talking_head import WarpBaselinePipeline
 
         pipe = WarpBaselinePipeline(fps=checked_fps(args.fps))
         out = pipe(args.image, audio, max_duration_s=args.max_duration, output_path=args.out)

@@ -201,7 +201,7 @@ def baseline_animator(name: str, fps: FpsLike = 25) -> Animator:
         return lambda photo, clip: VideoPipelineOutput(np.broadcast_to(photo, clip.frames.shape),
                                                        as_fraction_fps(clip.record.fps), clip.audio)  # fmt: skip
     if name == "warp":
-        from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
+        from avdiff.pipelines.talking_head import WarpBaselinePipeline
 
         warp = WarpBaselinePipeline(fps=fps)
         warp.set_progress_bar_config(disable=True)

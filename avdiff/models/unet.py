@@ -12,8 +12,8 @@ temporal (motion) layers as in AnimateDiff. Three things are added, none of them
   flattened to [(B*F), T_a, D_a], matching the ``b * F + f`` order in which the spatial layers see frames.
 
 With the gates at zero, the new channels' weights at zero and the motion modules' ``proj_out`` at zero (AnimateDiff's
-initialisation), the model reproduces the source 2D UNet frame by frame. Builders (presets, inflation, loading
-SD 1.5 + AnimateDiff) live in :mod:`avdiff.models.presets`.
+initialisation), the model reproduces the source 2D UNet frame by frame. It takes plain arguments and reads no
+preset: building one from a preset is :func:`avdiff.models.builders.build_unet`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import accelerate
 import torch
@@ -46,7 +47,8 @@ class AudioVideoUNet(ModelMixin, ConfigMixin):
         mask_channels: channels of the mask (0: none, 1: a mask).
 
     Built from a config (``from_config``, ``from_pretrained``) every weight is drawn fresh, to be loaded over;
-    ``from_unet2d``, ``from_preset`` and ``from_sd15`` give the zero-initialised inflation described above.
+    ``from_unet2d``, ``from_sd15`` and :func:`avdiff.models.builders.build_unet` give the zero-initialised inflation
+    described above.
     """
 
     _supports_gradient_checkpointing = True
@@ -269,20 +271,6 @@ class AudioVideoUNet(ModelMixin, ConfigMixin):
         return model
 
     @classmethod
-    def from_config_file(cls, path_or_name: str, seed: int = 0, pretrained: bool = False) -> AudioVideoUNet:
-        """Build from a YAML preset (a name in ``avdiff/presets`` or a path). Random weights drawn with ``seed``
-        (the global RNG is left as it was), or, with ``pretrained=True``, the weights its ``pretrained`` section
-        names (hub ids or local folders)."""
-        from avdiff.models.presets import build_from_preset
-
-        return build_from_preset(cls, path_or_name, seed=seed, pretrained=pretrained)
-
-    @classmethod
-    def from_preset(cls, name: str, seed: int = 0, pretrained: bool = False) -> AudioVideoUNet:
-        """``from_config_file`` by preset name: ``"tiny"`` or ``"sd15"``."""
-        return cls.from_config_file(name, seed=seed, pretrained=pretrained)
-
-    @classmethod
     def from_sd15(
         cls,
         unet_path_or_hub_id: str = "stable-diffusion-v1-5/stable-diffusion-v1-5",
@@ -297,8 +285,6 @@ class AudioVideoUNet(ModelMixin, ConfigMixin):
 
         ``subfolder`` is ignored when ``unet_path_or_hub_id`` is a folder that holds the UNet's config.json itself.
         """
-        from avdiff.models.presets import load_pretrained_parts
-
         unet2d, adapter = load_pretrained_parts(
             unet_path_or_hub_id, motion_adapter_path_or_hub_id, subfolder=subfolder, torch_dtype=torch_dtype
         )
@@ -325,6 +311,28 @@ def own_aligned_memory(module: nn.Module) -> None:
         for name, buf in list(sub._buffers.items()):
             if buf is not None and buf.data_ptr() % TENSOR_ALIGNMENT:
                 sub._buffers[name] = buf.clone(memory_format=torch.contiguous_format)
+
+
+def load_pretrained_parts(
+    unet_path_or_hub_id: str | Path,
+    motion_adapter_path_or_hub_id: str | Path,
+    subfolder: str | None = "unet",
+    torch_dtype: torch.dtype | None = None,
+) -> tuple[UNet2DConditionModel, MotionAdapter]:
+    """``UNet2DConditionModel.from_pretrained(..., subfolder=...)`` and ``MotionAdapter.from_pretrained(...)``.
+    A local folder holding config.json directly is read without the subfolder."""
+    unet_source = Path(unet_path_or_hub_id)
+    if unet_source.is_dir() and (unet_source / "config.json").is_file():
+        subfolder = None
+    elif not unet_source.exists() and str(unet_path_or_hub_id).startswith((".", "/")):
+        raise FileNotFoundError(f"unet_path_or_hub_id {str(unet_path_or_hub_id)!r} does not exist")
+    logger.info("loading UNet from %s (subfolder %s) and motion adapter from %s", unet_path_or_hub_id, subfolder,
+                motion_adapter_path_or_hub_id)  # fmt: skip
+    unet2d = UNet2DConditionModel.from_pretrained(
+        str(unet_path_or_hub_id), subfolder=subfolder, torch_dtype=torch_dtype
+    )
+    adapter = MotionAdapter.from_pretrained(str(motion_adapter_path_or_hub_id), torch_dtype=torch_dtype)
+    return unet2d, adapter
 
 
 def default_motion_adapter_config(unet2d: UNet2DConditionModel) -> dict:

@@ -12,10 +12,10 @@ _EXPORTS = {
     "AudioScenePipeline": "avdiff.pipelines.audio_scene",
     "BeatVisualizerOutput": "avdiff.pipelines.beat_visualizer",
     "BeatVisualizerPipeline": "avdiff.pipelines.beat_visualizer",
-    "TalkingHeadPipeline": "avdiff.pipelines.talking_head",
+    "TalkingHeadPipeline": "avdiff.pipelines.talking_head.pipeline_talking_head",
     "TextToVideoPipeline": "avdiff.pipelines.text_to_video",
     "VideoPipelineOutput": "avdiff.pipelines.output",
-    "WarpBaselinePipeline": "avdiff.pipelines.warp_baseline",
+    "WarpBaselinePipeline": "avdiff.pipelines.talking_head.pipeline_warp_baseline",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from avdiff.pipelines.audio_scene import AudioSceneOutput, AudioScenePipeline
     from avdiff.pipelines.beat_visualizer import BeatVisualizerOutput, BeatVisualizerPipeline
     from avdiff.pipelines.output import VideoPipelineOutput
-    from avdiff.pipelines.talking_head import TalkingHeadPipeline
+    from avdiff.pipelines.talking_head.pipeline_talking_head import TalkingHeadPipeline
     from avdiff.pipelines.text_to_video import TextToVideoPipeline
-    from avdiff.pipelines.warp_baseline import WarpBaselinePipeline
+    from avdiff.pipelines.talking_head.pipeline_warp_baseline import WarpBaselinePipeline
 
 
 def __getattr__(name: str):

@@ -1,5 +1,5 @@
 """Output of the video pipelines: frames (or the mp4 they were streamed to), their rate and the audio that goes with
-them; and the bound on the working size of a photo."""
+them; and the longest side a pipeline's frames may have."""
 
 from __future__ import annotations
 
@@ -18,25 +18,11 @@ from avdiff.video.io import VideoError, write_video
 
 logger = logging.getLogger(__name__)
 
-# The longest side, in px, of the frames a talking-head pipeline makes. A larger photo (a 12 MP phone photo is
-# 4000x3000) is downscaled to it first: every frame is the photo's size, and a 4000x3000 frame is 36 MB, 17 times a
-# 1080p one, in the paste-back and in the encoder's look-ahead alike.
+# The longest side, in px, of the frames a pipeline makes. A larger talking-head photo (a 12 MP phone photo is
+# 4000x3000) is downscaled to it first (avdiff.pipelines.talking_head.photo): every frame is the photo's size, and a
+# 4000x3000 frame is 36 MB, 17 times a 1080p one, in the paste-back and in the encoder's look-ahead alike. The music
+# job checks its sizes against it.
 MAX_OUTPUT_SIDE = 1920
-
-
-def bound_output_size(image: np.ndarray, max_side: int = MAX_OUTPUT_SIDE) -> np.ndarray:
-    """``image`` uint8 [H, W, 3] downscaled (area filter) so that its longer side is at most ``max_side`` px; as it is
-    when it already fits."""
-    height, width = image.shape[:2]
-    if max(height, width) <= max_side:
-        return image
-    import cv2
-
-    scale = max_side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    logger.info("the photo is %dx%d px; downscaled to %dx%d (the output's longer side is at most %d px)", width,
-                height, *size, max_side)  # fmt: skip
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 @dataclass

@@ -42,6 +42,7 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from PIL import Image
 
 from avdiff.audio.clock import FpsLike, as_fraction_fps
+from avdiff.models.builders import build_text_encoder, build_text_to_video_components, load_preset
 from avdiff.models.codec import LatentCodec
 from avdiff.models.unet import AudioVideoUNet
 from avdiff.pipelines.output import VideoPipelineOutput
@@ -102,9 +103,7 @@ class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin,
     ):
         super().__init__()
         if text_encoder is None and tokenizer is None and text_encoder_name:
-            from avdiff.pipelines.text_to_video_parts import load_packaged_text_encoder
-
-            text_encoder, tokenizer = load_packaged_text_encoder(text_encoder_name)
+            text_encoder, tokenizer = build_text_encoder(text_encoder_name)
         if text_encoder is None or tokenizer is None:
             raise ValueError("text_encoder and tokenizer are required (or text_encoder_name, a packaged encoder)")
         if not is_int(max_text_length) or max_text_length < 2:
@@ -122,11 +121,9 @@ class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin,
     @classmethod
     def from_preset(cls, name_or_path: str | os.PathLike = "tiny", seed: int = 0) -> TextToVideoPipeline:
         """A pipeline with a seeded random-weight UNet from a preset (``"tiny"``:
-        ``avdiff/presets/text_to_video_tiny.yaml``) and the pretrained text encoder it names. The global RNG is
+        ``avdiff/presets/text_to_video/tiny.yaml``) and the pretrained text encoder it names. The global RNG is
         left as it was."""
-        from avdiff.pipelines.text_to_video_parts import preset_components
-
-        return cls(**preset_components(name_or_path, seed))
+        return cls(**build_text_to_video_components(load_preset("text_to_video", name_or_path), seed))
 
     @classmethod
     def from_sd15(

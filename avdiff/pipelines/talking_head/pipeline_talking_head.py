@@ -31,9 +31,15 @@ audio as given (its own rate and channels; the model reads a 16 kHz mono copy).
 Memory is bounded whatever the audio's length when streaming: the pipeline holds the speech features (one vector
 per 10 ms), one chunk's latents and frames, and the photo. The photo is the working size: one larger than
 :data:`avdiff.pipelines.output.MAX_OUTPUT_SIDE` (1920 px on its longer side) is downscaled to it first, with a log
-line, so a 12 MP phone photo costs what a 1080p frame does.
+line (:func:`avdiff.pipelines.talking_head.photo.bound_output_size`), so a 12 MP phone photo costs what a 1080p frame
+does.
 
-The untrained ``tiny`` preset (:meth:`TalkingHeadPipeline.from_preset`) opens the audio gates (``tanh(gate) = 0.5``)
+Long audio is generated in chunks of ``chunk_frames`` frames (:func:`plan_chunks`); every chunk after the first
+starts with the last ``motion_frames`` frames of the one before, given to the UNet as known motion latents (Hallo's
+and LatentSync's way of keeping long videos continuous).
+
+The untrained ``tiny`` preset (:meth:`TalkingHeadPipeline.from_preset`, built by
+:func:`avdiff.models.builders.build_talking_head_components`) opens the audio gates (``tanh(gate) = 0.5``)
 and draws the extra input channels' weights at random: zero gates and zero new channels are for inflating a
 pretrained UNet, which must behave as before until trained; a model trained from scratch has nothing to preserve,
 and an untrained one with open gates already lets different speech make different frames.
@@ -41,9 +47,12 @@ and an untrained one with open gates already lets different speech make differen
 
 from __future__ import annotations
 
+import inspect
 import logging
+import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -51,49 +60,108 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from avdiff.audio.clock import FpsLike, parse_fps
+from avdiff import bundled
+from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.io import AudioSource, Waveform, describe_source, load_audio
 from avdiff.audio.silence import speech_warnings
+from avdiff.models.builders import build_talking_head_components, load_preset
 from avdiff.models.codec import LatentCodec, pixels_from_uint8, pixels_to_uint8
-from avdiff.models.speech import BaseSpeechEncoder
+from avdiff.models.conditions import Conditions
+from avdiff.models.speech_base import BaseSpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
-from avdiff.pipelines.builders import (  # noqa: F401  (re-exported: the builders' public home used to be here)
-    build_codec,
-    build_pipeline,
-    build_scheduler,
-    build_speech_encoder,
-    build_unet,
-    check_components,
-    load_pipeline_preset,
-    open_audio_gates,
-    randomize_new_channels,
-)
-from avdiff.pipelines.chunking import (  # noqa: F401  (Chunk ... plan_chunks are re-exported)
-    Chunk,
-    ChunkedDenoisingMixin,
-    composed_guidance,
-    guidance_terms,
-    plan_chunks,
-)
-from avdiff.pipelines.output import VideoPipelineOutput, bound_output_size
-from avdiff.pipelines.sizes import LatentSizesMixin
-from avdiff.pipelines.talking_head_checks import OUTPUT_TYPES, TalkingHeadChecks  # noqa: F401  (OUTPUT_TYPES re-exported)
-from avdiff.pipelines.utils import is_int
+from avdiff.pipelines.output import VideoPipelineOutput
+from avdiff.pipelines.talking_head.photo import bound_output_size
+from avdiff.pipelines.utils import default_size, is_int, latent_multiple, pixel_multiple
 from avdiff.video.align import AlignedFace, align_face, get_framing
-from avdiff.video.masks import lower_face_mask
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
-from avdiff.video.io import VideoWriter
+from avdiff.video.masks import lower_face_mask
+from avdiff.video.masks import paste_back as paste_crop
+from avdiff.video.writer import VideoWriter, check_output_path
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_FRAMES, DEFAULT_MOTION_FRAMES = 16, 2  # a pipeline's chunk layout unless it was trained with another
 HUGE_OUTPUT_BYTES = 4 * 2**30  # warn above this much uint8 output
+OUTPUT_TYPES = ("np", "pt", "pil", "crops")
+
+@dataclass(frozen=True)
+class Chunk:
+    """Frames ``[start, stop)`` of the video, denoised together; the first ``num_motion`` are known already (the
+    previous chunk's last frames) and only ``[start + num_motion, stop)`` is new."""
+
+    start: int
+    stop: int
+    num_motion: int
+
+    @property
+    def num_frames(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def new_start(self) -> int:
+        return self.start + self.num_motion
 
 
-class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, LatentSizesMixin, DiffusionPipeline):
+def plan_chunks(num_frames: int, chunk_frames: int, motion_frames: int) -> list[Chunk]:
+    """Split ``num_frames`` frames into chunks of at most ``chunk_frames``; every chunk after the first starts with
+    ``motion_frames`` frames of the previous one. The new frames of the chunks tile ``[0, num_frames)`` exactly."""
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if chunk_frames < 2 or not 0 <= motion_frames < chunk_frames:
+        raise ValueError(f"need chunk_frames >= 2 and 0 <= motion_frames < chunk_frames, got {chunk_frames} and "
+                         f"{motion_frames}")  # fmt: skip
+    chunks = [Chunk(0, min(chunk_frames, num_frames), 0)]
+    while chunks[-1].stop < num_frames:
+        start = chunks[-1].stop - motion_frames
+        chunks.append(Chunk(start, min(start + chunk_frames, num_frames), motion_frames))
+    return chunks
+
+
+def composed_guidance(prediction: torch.Tensor, terms: tuple[str, ...], reference_scale: float,
+                      audio_scale: float) -> torch.Tensor:  # fmt: skip
+    """Combine a batch of predictions stacked in ``terms`` order (some of ``uncond``, ``ref``, ``full``):
+    ``uncond + s_ref (ref - uncond) + s_audio (full - ref)``, with the terms a scale of 1 does not need left out."""
+    parts = dict(zip(terms, prediction.chunk(len(terms))))
+    full = parts["full"]
+    if len(terms) == 1:
+        return full
+    ref = parts["ref"]
+    base = ref if "uncond" not in parts else parts["uncond"] + reference_scale * (ref - parts["uncond"])
+    return base + audio_scale * (full - ref)
+
+
+def guidance_terms(reference_scale: float, audio_scale: float) -> tuple[str, ...]:
+    """The UNet passes a pair of scales needs: ``full`` always, ``ref`` (audio nulled) unless both scales are 1,
+    ``uncond`` (audio and reference nulled) unless the reference scale is 1."""
+    terms = []
+    if reference_scale != 1:
+        terms.append("uncond")
+    if reference_scale != 1 or audio_scale != 1:
+        terms.append("ref")
+    return (*terms, "full")
+
+
+def check_components(unet: AudioVideoUNet, codec: LatentCodec, speech_encoder: BaseSpeechEncoder) -> None:
+    """Raise a ValueError unless the components fit together."""
+    c = codec.latent_channels
+    if unet.latent_channels != c:
+        raise ValueError(f"unet.latent_channels ({unet.latent_channels}) must equal codec.latent_channels ({c})")
+    for name in ("reference_channels", "motion_channels"):
+        value = unet.config[name]
+        if value not in (0, c):
+            raise ValueError(f"unet.config.{name} ({value}) must be 0 or the codec's latent channels ({c})")
+    if unet.config.mask_channels not in (0, 1):
+        raise ValueError(f"unet.config.mask_channels must be 0 or 1, got {unet.config.mask_channels}")
+    if unet.config.audio_dim != speech_encoder.audio_dim:
+        raise ValueError(f"unet.config.audio_dim ({unet.config.audio_dim}) must equal speech_encoder.audio_dim "
+                         f"({speech_encoder.audio_dim})")  # fmt: skip
+
+
+class TalkingHeadPipeline(DiffusionPipeline):
     """Audio-driven talking-head generation from one face photo.
 
     Example::
@@ -155,7 +223,20 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, LatentSizesM
         """Frames of the previous chunk each later chunk starts from, by default."""
         return int(getattr(self.config, "motion_frames", DEFAULT_MOTION_FRAMES))
 
-    # latent_multiple, pixel_multiple, default_size: inherited from LatentSizesMixin (avdiff/pipelines/sizes.py)
+    @property
+    def latent_multiple(self) -> int:
+        """Latent sides must be multiples of this (the UNet halves them once per down block but the last)."""
+        return latent_multiple(self.unet)
+
+    @property
+    def pixel_multiple(self) -> int:
+        """Crop sides must be multiples of this many pixels: ``latent_multiple`` times the codec's downscale."""
+        return pixel_multiple(self.unet, self.codec)
+
+    @property
+    def default_size(self) -> int:
+        """The crop side the UNet was built for: its ``sample_size`` times the codec's downscale, px."""
+        return default_size(self.unet, self.codec)
 
     # --- state read by callbacks ----------------------------------------------------------------------------
 
@@ -181,7 +262,76 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, LatentSizesM
     def num_chunks(self) -> int:
         return self._num_chunks
 
-    # --- checks: check_inputs, inherited from TalkingHeadChecks (avdiff/pipelines/talking_head_checks.py) ------
+    # --- checks -------------------------------------------------------------------------------------------------
+
+    def check_inputs(
+        self,
+        image: ImageLike | None,
+        audio: AudioSource | None,
+        fps: FpsLike,
+        num_inference_steps: int,
+        audio_guidance_scale: float,
+        reference_guidance_scale: float,
+        chunk_frames: int,
+        motion_frames: int,
+        height: int | None,
+        width: int | None,
+        output_type: str,
+        generator: torch.Generator | list[torch.Generator] | None,
+        callback_on_step_end_tensor_inputs: list[str] | None,
+        max_duration_s: float | None,
+        eta: float = 0.0,
+        output_path: str | os.PathLike | None = None,
+    ) -> None:
+        """Raise a ValueError naming the argument and its value for anything that cannot work. A photo without a
+        face raises ``NoFaceError`` later, in step 1; audio longer than ``max_duration_s`` raises
+        ``AudioLoadError`` (a ValueError) when it is loaded, before any generation."""
+        if image is None:
+            raise ValueError("image must be a face photo (a path, a PIL image or an array), got None")
+        if audio is None:
+            raise ValueError("audio must be speech (a path, bytes, an array or a Waveform), got None")
+        parse_fps(fps)  # a frame rate in [1, 120], or a ValueError naming the value given
+        if not is_int(num_inference_steps) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
+        for name, scale in [("audio_guidance_scale", audio_guidance_scale),
+                            ("reference_guidance_scale", reference_guidance_scale)]:  # fmt: skip
+            if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 1):
+                raise ValueError(f"{name} must be >= 1 (exactly 1 turns that guidance off), got {scale!r}")
+        max_frames = self.unet.unet.config.motion_max_seq_length
+        if not is_int(chunk_frames) or not 2 <= chunk_frames <= max_frames:
+            raise ValueError(f"chunk_frames must be an integer in [2, {max_frames}] (the UNet's motion_max_seq_length),"
+                             f" got {chunk_frames!r}")  # fmt: skip
+        if not is_int(motion_frames) or not 0 <= motion_frames < chunk_frames:
+            raise ValueError(f"motion_frames must be an integer in [0, chunk_frames={chunk_frames}), got "
+                             f"{motion_frames!r}")  # fmt: skip
+        if motion_frames and not self.unet.config.motion_channels:
+            raise ValueError(f"motion_frames={motion_frames}, but this UNet takes no motion latents "
+                             "(motion_channels=0); use motion_frames=0")  # fmt: skip
+        for name, side in [("height", height), ("width", width)]:
+            if side is None:
+                continue
+            if not is_int(side) or side < 16 or side % self.pixel_multiple:
+                raise ValueError(f"{name} must be a multiple of {self.pixel_multiple} px (the codec's downscale "
+                                 f"{self.codec.downscale} x the UNet's {self.latent_multiple}) and >= 16, got {side!r}")
+        if height is not None and width is not None and height != width:
+            raise ValueError(f"height and width must be equal (the aligned face crop is square), got {height} and "
+                             f"{width}")  # fmt: skip
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if isinstance(generator, list) and len(generator) != 1:
+            raise ValueError(f"generator must be one torch.Generator (one video), got a list of {len(generator)}")
+        if generator is not None and not isinstance(generator, (torch.Generator, list)):
+            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, "
+                             f"got {unknown}")  # fmt: skip
+        if max_duration_s is not None and not max_duration_s > 0:
+            raise ValueError(f"max_duration_s must be positive (or None), got {max_duration_s!r}")
+        if not 0 <= eta <= 1:
+            raise ValueError(f"eta must be in [0, 1], got {eta!r}")
+        if output_path is not None:
+            check_output_path(output_path, {"image": image, "audio": audio})
 
     # --- steps --------------------------------------------------------------------------------------------------
 
@@ -215,6 +365,121 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, LatentSizesM
         out = [pixels_to_uint8(self.codec.decode(frames[i : i + self.decode_batch_size]))
                for i in range(0, len(frames), self.decode_batch_size)]  # fmt: skip
         return torch.cat(out).numpy()
+
+    def prepare_extra_step_kwargs(self, generator: torch.Generator | None, eta: float) -> dict:
+        """``eta`` and ``generator`` for ``scheduler.step`` where its signature takes them."""
+        params = set(inspect.signature(self.scheduler.step).parameters)
+        kwargs = {}
+        if "eta" in params:
+            kwargs["eta"] = eta
+        if "generator" in params:
+            kwargs["generator"] = generator
+        return kwargs
+
+    def guided_prediction(self, latents: torch.Tensor, t: torch.Tensor, state: dict[str, torch.Tensor],
+                          mask: torch.Tensor, terms: tuple[str, ...]) -> torch.Tensor:  # fmt: skip
+        """One batched UNet call over ``terms`` and the composed guidance: [1, C, n, h, w]."""
+        cond = Conditions(audio=state["audio_tokens"], reference=state["reference_latents"],
+                          motion=state["motion_latents"], mask=mask)  # fmt: skip
+        variants = {"uncond": cond.with_null("audio", "reference"), "ref": cond.with_null("audio"), "full": cond}
+        batch = variants[terms[0]]
+        for term in terms[1:]:
+            batch = batch.cat(variants[term])
+        model_input = self.scheduler.scale_model_input(latents, t).expand(len(terms), -1, -1, -1, -1)
+        pred = self.unet(model_input, t, **batch.as_kwargs(), return_dict=False)[0]
+        return composed_guidance(pred, terms, self._reference_guidance_scale, self._audio_guidance_scale)
+
+    def generate_frames(
+        self,
+        photo: np.ndarray,
+        aligned: AlignedFace,
+        reference: torch.Tensor,
+        features: torch.Tensor,
+        clock: FrameClock,
+        num_frames: int,
+        size: int,
+        chunk_frames: int,
+        motion_frames: int,
+        generator: torch.Generator | None,
+        eta: float,
+        crops_only: bool,
+        feather_px: float | None,
+        callback: Callable | None,
+        callback_inputs: list[str],
+    ) -> Iterator[np.ndarray]:
+        """Steps 4 and 5 as a generator: chunked, autoregressive denoising, each chunk decoded (and pasted back into
+        the photo) as soon as it is done. Yields the ``num_frames`` frames in order, uint8 [H, W, 3] (the crop
+        [s, s, 3] with ``crops_only``); only one chunk is held at a time."""
+        device, dtype = reference.device, reference.dtype
+        chunks = plan_chunks(num_frames, chunk_frames, motion_frames)
+        self._num_chunks = len(chunks)
+        mask = self.latent_mask(size, device, dtype)  # (1, 1, 1, h, w)
+        paste_mask = lower_face_mask(size, framing=self.framing)
+        feather = size / 32 if feather_px is None else feather_px
+        terms = guidance_terms(self._reference_guidance_scale, self._audio_guidance_scale)
+        extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
+        previous: torch.Tensor | None = None  # the last chunk's final latents (1, C, n, h, w)
+        logger.info("%d frames in %d chunks of <= %d (%d motion frames), %d steps, %d UNet passes per step",
+                    num_frames, len(chunks), chunk_frames, motion_frames, self._num_timesteps, len(terms))  # fmt: skip
+        with torch.no_grad(), self.progress_bar(total=len(chunks) * self._num_timesteps) as progress:
+            for k, chunk in enumerate(chunks):
+                self._chunk_index = k
+                latents = self.denoise_chunk(chunk, previous, reference, features, clock, mask, terms, generator,
+                                             extra_step_kwargs, callback, callback_inputs, progress)  # fmt: skip
+                previous = latents
+                crops = self.decode_latents(latents[:, :, chunk.num_motion :])  # (n_new, s, s, 3)
+                for crop in crops:
+                    yield crop if crops_only else paste_crop(photo, crop, aligned.matrix, feather, paste_mask)
+
+    def denoise_chunk(
+        self,
+        chunk: Chunk,
+        previous: torch.Tensor | None,
+        reference: torch.Tensor,
+        features: torch.Tensor,
+        clock: FrameClock,
+        mask: torch.Tensor,
+        terms: tuple[str, ...],
+        generator: torch.Generator | None,
+        extra_step_kwargs: dict,
+        callback: Callable | None,
+        callback_inputs: list[str],
+        progress,
+    ) -> torch.Tensor:
+        """The whole denoising loop of one chunk. Returns its latents [1, C, n, h, w], the motion frames (known)
+        in their first ``chunk.num_motion`` slots."""
+        device, dtype = reference.device, reference.dtype
+        n, m = chunk.num_frames, chunk.num_motion
+        _, c, h, w = reference.shape
+        windows = self.speech_encoder.frame_windows(features, clock, chunk.start, n)  # (1, n, D, W)
+        audio_tokens = self.speech_encoder(windows).to(device=device, dtype=dtype)  # (1, n, T_a, D_a)
+        config = self.unet.config
+        motion = torch.zeros(1, config.motion_channels, n, h, w, device=device, dtype=dtype)
+        chunk_mask = mask.expand(1, 1, n, h, w).clone()
+        if m:
+            motion[:, :, :m] = previous[:, :, -m:]
+            chunk_mask[:, :, :m] = 0  # known frames: nothing to generate
+        latents = randn_tensor((1, c, n, h, w), generator=generator, device=device, dtype=dtype)
+        state = {
+            "latents": latents * self.scheduler.init_noise_sigma,  # (1, C, n, h, w)
+            "audio_tokens": audio_tokens,
+            "motion_latents": motion if config.motion_channels else None,
+            "reference_latents": reference if config.reference_channels else None,
+        }
+        chunk_mask = chunk_mask if config.mask_channels else None
+        self.scheduler.set_timesteps(self._num_timesteps, device=device)
+        for i, t in enumerate(self.scheduler.timesteps):
+            pred = self.guided_prediction(state["latents"], t, state, chunk_mask, terms)
+            state["latents"] = self.scheduler.step(pred, t, state["latents"], **extra_step_kwargs,
+                                                   return_dict=False)[0]  # fmt: skip
+            if callback is not None:
+                returned = callback(self, i, t, {k: state[k] for k in callback_inputs})
+                state.update({k: v for k, v in returned.items() if k in self._callback_tensor_inputs})
+            progress.update()
+        latents = state["latents"]
+        if m:
+            latents = torch.cat([previous[:, :, -m:], latents[:, :, m:]], dim=2)
+        return latents
 
     # --- call ---------------------------------------------------------------------------------------------------
 
@@ -314,11 +579,14 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, LatentSizesM
         clock = self.speech_encoder.frame_clock(fps)
         num_frames = clock.num_frames(wav.num_samples)
         crops_only = output_type == "crops" or not paste_back
+
+        # 4. and 5. Chunked denoising, each chunk decoded and pasted back as it is done (a lazy stream of frames).
         frames = self.generate_frames(photo, aligned, reference, features, clock, num_frames, size, chunk_frames,
                                       motion_frames, generator, eta, crops_only, feather_px, callback_on_step_end,
                                       callback_on_step_end_tensor_inputs)  # fmt: skip
 
-        if output_path is not None:  # stream every frame to the encoder as it is made
+        # 6. Stream every frame to the encoder as it is made, or collect them in the output type asked for.
+        if output_path is not None:
             with VideoWriter(output_path, fps, original) as out:
                 out.write_frames(frames)
             self.maybe_free_model_hooks()
@@ -355,14 +623,13 @@ class TalkingHeadPipeline(ChunkedDenoisingMixin, TalkingHeadChecks, LatentSizesM
         """``DiffusionPipeline.from_pretrained`` that first resolves a bundled model's name
         (``"avdiff/talking-head-tiny"``, see :mod:`avdiff.bundled`) to its folder inside the package; a local folder
         or a hub id is loaded as diffusers loads it."""
-        from avdiff.bundled import resolve
-
-        return super().from_pretrained(resolve(pretrained_model_name_or_path), **kwargs)
+        return super().from_pretrained(bundled.resolve(pretrained_model_name_or_path), **kwargs)
 
     @classmethod
-    def from_preset(cls, name_or_path: str | os.PathLike = "tiny", seed: int = 0) -> TalkingHeadPipeline:
+    def from_preset(cls, name_or_path: str | os.PathLike | dict = "tiny", seed: int = 0) -> TalkingHeadPipeline:
         """A pipeline with seeded random weights from a preset: ``"tiny"`` (the shipped
-        ``avdiff/presets/talking_head_tiny.yaml``)
-        or a YAML path. The global RNG is left as it was. See the module docstring for why the gates are open."""
-        return build_pipeline(load_pipeline_preset(name_or_path), seed=seed)
-
+        ``avdiff/presets/talking_head/tiny.yaml``), a YAML path, or a preset dict already read
+        (:func:`avdiff.models.builders.load_preset`). The global RNG is left as it was. See the module docstring for
+        why the gates are open."""
+        spec = name_or_path if isinstance(name_or_path, dict) else load_preset("talking_head", name_or_path)
+        return cls(**build_talking_head_components(spec, seed=seed))

@@ -1,0 +1,38 @@
+"""The talking-head job: a face photo plus speech gives a lip-synced video.
+
+* :class:`TalkingHeadPipeline` (``pipeline_talking_head.py``): latent video diffusion, chunked over long audio;
+* :class:`WarpBaselinePipeline` (``pipeline_warp_baseline.py``): the model-free baseline, the mouth opened by the
+  speech's loudness;
+* ``photo.py``: the working size of the photo both start from.
+
+Each name is imported on first use (PEP 562), so importing one pipeline does not import the other.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+# name -> the module that defines it
+_EXPORTS = {
+    "TalkingHeadPipeline": "avdiff.pipelines.talking_head.pipeline_talking_head",
+    "WarpBaselinePipeline": "avdiff.pipelines.talking_head.pipeline_warp_baseline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from avdiff.pipelines.talking_head.pipeline_talking_head import TalkingHeadPipeline
+    from avdiff.pipelines.talking_head.pipeline_warp_baseline import WarpBaselinePipeline
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,191 @@
+"""The model-free talking-head baseline: open and close a photo's mouth with the speech's loudness.
+
+It needs no weights and runs on the CPU at hundreds of frames per second. Every learned talking-head model must beat
+it. The animation itself (:mod:`avdiff.video.mouth_animation`) also makes the synthetic speech–video pairs
+(:mod:`avdiff.data.synthetic`), with its ground-truth aperture kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from fractions import Fraction
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from avdiff.audio.clock import FpsLike, parse_fps
+from avdiff.audio.envelope import speech_envelope
+from avdiff.audio.io import AudioSource, describe_source, load_audio
+from avdiff.audio.silence import speech_warnings
+from avdiff.pipelines.output import VideoPipelineOutput
+from avdiff.pipelines.talking_head.photo import bound_output_size
+from avdiff.video.face import detect_face
+from avdiff.video.image import ImageLike, load_image
+from avdiff.video.mouth_animation import SAMPLE_RATE, mouth_amounts
+from avdiff.video.warp import MouthWarper
+from avdiff.video.writer import VideoWriter, check_output_path
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_TYPES = ("np", "pt", "pil")
+
+
+class WarpBaselinePipeline:
+    """Animate any face photo from any speech file with the landmark-driven mouth warp. CPU only, no weights.
+
+    Example::
+
+        pipe = WarpBaselinePipeline()
+        out = pipe(image="face.jpg", audio="speech.wav")            # frames held: out.frames uint8 [F, H, W, 3]
+        out.save("talking.mp4")
+        pipe(image="face.jpg", audio="speech.wav", output_path="talking.mp4")   # streamed: memory flat in length
+
+    Args:
+        fps: frame rate, 1 to 120 (:func:`avdiff.audio.clock.parse_fps`).
+        max_open: the widest mouth opening, as a fraction of the face size.
+
+    A photo larger than :data:`~avdiff.pipelines.output.MAX_OUTPUT_SIDE` px is downscaled to it first. The video
+    carries the audio as given (its own rate and channels); the envelope is read from a 16 kHz mono copy.
+    """
+
+    _callback_tensor_inputs = ["frame"]
+
+    def __init__(self, fps: FpsLike = 25, max_open: float = 0.4):
+        self.fps = parse_fps(fps)
+        self.max_open = max_open
+        self.progress_bar = True
+
+    def set_progress_bar_config(self, disable: bool = False) -> None:
+        self.progress_bar = not disable
+
+    def check_inputs(
+        self,
+        image: ImageLike,
+        audio: AudioSource,
+        max_duration_s: float | None,
+        output_path: str | os.PathLike | None = None,
+        output_type: str = "np",
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ) -> None:
+        """Raise a ValueError naming the argument and its value for anything that cannot work."""
+        if image is None:
+            raise ValueError("image must be a face photo (a path, a PIL image or an array), got None")
+        if audio is None:
+            raise ValueError("audio must be speech (a path, bytes, an array or a Waveform), got None")
+        if max_duration_s is not None and not max_duration_s > 0:
+            raise ValueError(f"max_duration_s must be positive, got {max_duration_s}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if generator is not None and not isinstance(generator, (torch.Generator, list)):
+            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise ValueError(f"callback_on_step_end must be callable, got {type(callback_on_step_end).__name__}")
+        unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, "
+                             f"got {unknown}")  # fmt: skip
+        if output_path is not None:
+            check_output_path(output_path, {"image": image, "audio": audio})
+
+    def apply_callback(self, callback: Callable, index: int, frame: np.ndarray, inputs: list[str]) -> np.ndarray:
+        """Run ``callback_on_step_end`` on frame ``index`` (uint8 [H, W, 3]); the frame it returns (same shape,
+        uint8) replaces it."""
+        tensors = {"frame": torch.from_numpy(frame)}
+        returned = callback(self, index, index, {k: tensors[k] for k in inputs})
+        new = (returned or {}).get("frame")
+        if new is None:
+            return frame
+        new = new.detach().cpu().numpy() if isinstance(new, torch.Tensor) else np.asarray(new)
+        if new.shape != frame.shape or new.dtype != np.uint8:
+            raise ValueError(f"callback_on_step_end returned a frame of shape {new.shape} and dtype {new.dtype}; "
+                             f"expected {frame.shape} uint8")  # fmt: skip
+        return new
+
+    def __call__(
+        self,
+        image: ImageLike,
+        audio: AudioSource,
+        *,
+        max_duration_s: float | None = 600.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+        output_path: str | os.PathLike | None = None,
+    ) -> VideoPipelineOutput | tuple:
+        """Animate the face in ``image`` with the loudness of the speech in ``audio``.
+
+        Args:
+            image: a face photo (path, PIL image or uint8/float array); the largest face is used.
+            audio: speech (a path to any audio or video file, bytes, an array with a rate, or a ``Waveform``).
+            max_duration_s: refuse longer audio (``AudioLoadError``).
+            generator: accepted for the pipeline contract and ignored: the warp draws no random numbers, so the
+                same inputs always give the same frames.
+            output_type: ``"np"`` uint8 [F, H, W, 3]; ``"pt"`` the same as a torch uint8 tensor; ``"pil"`` a list of
+                PIL images.
+            return_dict: return a :class:`VideoPipelineOutput`, else ``(frames, fps, audio)`` (frames None with
+                ``output_path``).
+            callback_on_step_end: ``f(pipe, i, i, {"frame": tensor}) -> dict`` once per frame ``i`` (uint8
+                [H, W, 3]), as the music pipeline calls it; a ``"frame"`` it returns (same shape, uint8) replaces it.
+            callback_on_step_end_tensor_inputs: the tensors passed to it (default and only one: ``["frame"]``).
+            output_path: stream the video to this mp4 as it is made instead of returning the frames (``frames`` is
+                None); memory then stays flat in the audio's length.
+
+        Returns:
+            ``VideoPipelineOutput``: frames uint8 [F, H, W, 3] with ``F = ceil(duration * fps)``, the fps, the audio as
+            given, and ``warnings`` for silent or near-empty speech, each also logged (:mod:`avdiff.audio.silence`).
+        """
+        if callback_on_step_end_tensor_inputs is None:
+            callback_on_step_end_tensor_inputs = ["frame"]
+        self.check_inputs(image, audio, max_duration_s, output_path, output_type, generator, callback_on_step_end,
+                          callback_on_step_end_tensor_inputs)  # fmt: skip
+        fps = Fraction(self.fps)
+
+        # 1. The audio as given (muxed into the video), and a 16 kHz mono copy for the envelope.
+        original = load_audio(audio, mono=False, max_duration_s=max_duration_s)
+        warnings = speech_warnings(original, describe_source(audio))  # silent or near-empty speech: logged, returned
+        speech = load_audio(original, sample_rate=SAMPLE_RATE, mono=True)
+
+        # 2. The photo (bounded in size) and its face.
+        rgb = bound_output_size(load_image(image))
+        warper = MouthWarper(rgb, detect_face(rgb), max_open=self.max_open)
+
+        # 3. The mouth opening per frame, from the speech's loudness.
+        amounts = mouth_amounts(speech_envelope(speech, self.fps))
+
+        # 4. Warp frame by frame (each through the callback).
+        def frames():
+            for i, amount in enumerate(tqdm(amounts, desc="warping", unit="frame", disable=not self.progress_bar)):
+                frame = warper.warp(amount)
+                if callback_on_step_end is not None:
+                    frame = self.apply_callback(callback_on_step_end, i, frame, callback_on_step_end_tensor_inputs)
+                yield frame
+
+        # 5. Stream to the mp4, or collect the frames.
+        if output_path is not None:
+            with VideoWriter(output_path, self.fps, original) as out:
+                out.write_frames(frames())
+            logger.info("animated %d frames from %.2f s of speech into %s", out.num_frames, speech.duration_s, out.path)
+            if not return_dict:
+                return None, fps, original
+            return VideoPipelineOutput(None, fps, original, path=out.path, num_frames=out.num_frames,
+                                       warnings=warnings)  # fmt: skip
+        array = np.empty((len(amounts), *rgb.shape), dtype=np.uint8)
+        for i, frame in enumerate(frames()):
+            array[i] = frame
+        logger.info("animated %d frames from %.2f s of speech", len(array), speech.duration_s)
+        result: np.ndarray | torch.Tensor | list[Image.Image] = array
+        if output_type == "pt":
+            result = torch.from_numpy(array)
+        elif output_type == "pil":
+            result = [Image.fromarray(f) for f in array]
+        if not return_dict:
+            return result, fps, original
+        return VideoPipelineOutput(result, fps, original, warnings=warnings)
