@@ -274,10 +274,12 @@ def build_text_to_video_components(spec: dict, seed: int = 0) -> dict:
         size = _pixel_size(spec, codec)
         unet_spec = dict(spec["unet"])
         audio_dim = unet_spec.pop("audio_dim", None)  # text only unless the preset says otherwise
+        text_dim = int(text_encoder.config.hidden_size)
         unet = build_unet(unet_spec, seed=None, latent_channels=codec.latent_channels,
-                          latent_size=size // codec.downscale, cross_attention_dim=int(text_encoder.config.hidden_size),
-                          audio_dim=audio_dim, reference_channels=0, motion_channels=0, mask_channels=0)  # fmt: skip
+                          latent_size=size // codec.downscale, cross_attention_dim=text_dim, audio_dim=audio_dim,
+                          reference_channels=0, motion_channels=0, mask_channels=0)  # fmt: skip
     return {"unet": unet.eval(), "codec": codec.eval(), "text_encoder": text_encoder, "tokenizer": tokenizer,
             "scheduler": build_scheduler(spec["scheduler"]), "fps": spec["fps"],
             "max_text_length": int(text.get("max_length", 32)),
-            "text_attention_mask": bool(text.get("attention_mask", True)), "text_encoder_name": text["name"]}  # fmt: skip
+            "text_attention_mask": bool(text.get("attention_mask", True)),
+            "text_encoder_name": text["name"]}  # fmt: skip

@@ -172,7 +172,8 @@ class WarpBaselinePipeline:
         if output_path is not None:
             with VideoWriter(output_path, self.fps, original) as out:
                 out.write_frames(frames())
-            logger.info("animated %d frames from %.2f s of speech into %s", out.num_frames, speech.duration_s, out.path)
+            logger.info("animated %d frames from %.2f s of speech into %s", out.num_frames, speech.duration_s,
+                        out.path)  # fmt: skip
             if not return_dict:
                 return None, fps, original
             return VideoPipelineOutput(None, fps, original, path=out.path, num_frames=out.num_frames,
