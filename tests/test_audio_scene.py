@@ -264,7 +264,7 @@ def test_an_image_is_inverted_and_held_at_strength_zero(pipe):
     assert out.image_psnr is not None and np.isfinite(out.image_psnr)
     noise = pipe(PROMPT, CRACKLE, target_words="campfire", strength=0.0, guidance_scale=1.0,
                  num_inference_steps=STEPS, generator=gen())  # fmt: skip
-    from avdiff.pipelines.audio_scene_inversion import reconstruction_psnr
+    from avdiff.pipelines.audio_scene.inversion import reconstruction_psnr
 
     print(f"DDIM inversion, random tiny model, {STEPS} steps: PSNR {out.image_psnr:.2f} dB "
           f"(from noise: {reconstruction_psnr(picture, noise.base_frame):.2f} dB)")

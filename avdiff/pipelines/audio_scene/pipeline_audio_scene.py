@@ -14,7 +14,7 @@ Generation, in the numbered steps of ``__call__``:
 3. the control curves ``m_k(f)`` in [0, 1], one value per video frame from the one frame clock, and their levels
    (:mod:`avdiff.pipelines.audio_scene_signal`); ``F = FrameClock(fps, sr).num_frames(N)`` of the mixed sound;
 4. encode the prompt and the negative prompt; the one initial latent ``x_T`` [1, C, 1, h, w] every frame starts from
-   (drawn with ``generator``, or the DDIM inversion of ``image``: :mod:`avdiff.pipelines.audio_scene_inversion`);
+   (drawn with ``generator``, or the DDIM inversion of ``image``: :mod:`avdiff.pipelines.audio_scene.inversion`);
 5. render: the frames are cut into units of ``chunk_frames`` (1 by default), each denoised as one video (every
    frame from ``x_t``) with :class:`~avdiff.models.attention.TokenReweightAttnProcessor` on the
    spatial attention layers scaling the cond half's attention probabilities of sound ``k``'s tokens in frame ``f`` by
@@ -44,7 +44,7 @@ import torch
 
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.models.attention import reweighting
-from avdiff.pipelines.audio_scene_checks import (
+from avdiff.pipelines.audio_scene.sounds import (
     SceneTarget,
     as_sound_list,
     check_scene_inputs,
@@ -73,7 +73,7 @@ class AudioSceneOutput(VideoPipelineOutput):
     what the scene was made from.
 
     Attributes:
-        targets: one :class:`~avdiff.pipelines.audio_scene_checks.SceneTarget` per sound (the word, its token
+        targets: one :class:`~avdiff.pipelines.audio_scene.sounds.SceneTarget` per sound (the word, its token
             positions, who chose it, every candidate's score).
         control: the control curves ``m_k(f)``, float32 [K, F] in [0, 1].
         levels: their quantized levels, int64 [K, F] in ``0 .. num_levels - 1``.
@@ -184,7 +184,7 @@ class AudioScenePipeline:
                      chunk_frames, negative_prompt, height, width, num_inference_steps, guidance_scale, latents,
                      generator) -> list | None:  # fmt: skip
         """Raise a ValueError naming the argument and its value for anything that cannot work, before any work: the
-        scene's own arguments (:func:`~avdiff.pipelines.audio_scene_checks.check_scene_inputs`) and the text-to-video
+        scene's own arguments (:func:`~avdiff.pipelines.audio_scene.sounds.check_scene_inputs`) and the text-to-video
         ones (:meth:`TextToVideoPipeline.check_inputs`, for single frames). Returns ``target_words`` as a list or
         None."""
         words = check_scene_inputs(prompt, sounds, target_words, strength, smoothing_s, signal, levels, fps)
@@ -369,7 +369,7 @@ class AudioScenePipeline:
         if guidance_scale != 1:
             negative = t2v.encode_prompt(negative_prompt if negative_prompt is not None else "", device)
         if picture is not None and latents is None:
-            from avdiff.pipelines.audio_scene_inversion import ddim_invert
+            from avdiff.pipelines.audio_scene.inversion import ddim_invert
 
             latents = ddim_invert(t2v, picture, prompt, num_inference_steps, height, width)
         x_t = t2v.prepare_latents(1, 1, height, width, dtype, device, generator, latents, shared_frame_noise=True)
@@ -380,7 +380,7 @@ class AudioScenePipeline:
         frames, base = self._assemble(rendered, chunk_unit, share_levels, output_path, fps, mixed)
         psnr = None
         if picture is not None:
-            from avdiff.pipelines.audio_scene_inversion import reconstruction_psnr
+            from avdiff.pipelines.audio_scene.inversion import reconstruction_psnr
 
             psnr = reconstruction_psnr(picture, base)
         t2v.maybe_free_model_hooks()
