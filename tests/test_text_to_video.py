@@ -188,9 +188,9 @@ def test_output_types_and_batches(pipe):
     lat = pipe(PROMPT, num_frames=4, num_inference_steps=3, generator=gen(0), output_type="latent").frames
     assert lat.shape == (1, 48, 4, 16, 16)
     np.testing.assert_array_equal(pipe.decode_latents(lat)[0].numpy(), one)
-    frames, fps = pipe(PROMPT, num_frames=4, num_inference_steps=3, generator=gen(0), return_dict=False, fps=24)
+    frames, fps, audio = pipe(PROMPT, num_frames=4, num_inference_steps=3, generator=gen(0), return_dict=False, fps=24)
     np.testing.assert_array_equal(frames, one)
-    assert fps == 24
+    assert fps == 24 and audio is None
     # A batch of two prompts, one generator each, makes each prompt's own video.
     other = run(pipe, "a bell on the right", seed=1, num_frames=4)
     both = pipe([PROMPT, "a bell on the right"], num_frames=4, num_inference_steps=3, generator=[gen(0), gen(1)]).frames

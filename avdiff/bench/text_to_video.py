@@ -58,7 +58,7 @@ def step_time(unet: torch.nn.Module, batch: int, frames: int, tokens: int, repea
 
 def main(config_path: str = "configs/train/scenes_tiny.yaml", repeats: int = 3, budget_min: float = 90.0,
          threads: int = 1) -> str:  # fmt: skip
-    from avdiff.pipelines.text_to_video_parts import build_text_to_video_unet, load_text_to_video_preset
+    from avdiff.pipelines.text_to_video.pipeline_text_to_video import build_text_to_video_unet, load_text_to_video_preset
     from avdiff.training.config import load_train_config
     from avdiff.training.text_to_video import TextToVideoTaskConfig
 

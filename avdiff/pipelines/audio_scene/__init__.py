@@ -2,5 +2,6 @@
 (:class:`~avdiff.pipelines.audio_scene.pipeline_audio_scene.AudioScenePipeline`)."""
 
 from avdiff.pipelines.audio_scene.pipeline_audio_scene import AudioSceneOutput, AudioScenePipeline
+from avdiff.pipelines.audio_scene.sounds import SceneTarget
 
-__all__ = ["AudioSceneOutput", "AudioScenePipeline"]
+__all__ = ["AudioSceneOutput", "AudioScenePipeline", "SceneTarget"]

