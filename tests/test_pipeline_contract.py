@@ -26,8 +26,10 @@ from avdiff.pipelines import (
     BeatVisualizerPipeline,
     TalkingHeadPipeline,
     TextToVideoPipeline,
+    VideoPipelineOutput,
     WarpBaselinePipeline,
 )
+from avdiff.pipelines.output import check_output_type, collect_frames, convert_frames, finish_output
 from avdiff.video import read_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for the module
@@ -256,3 +258,30 @@ def test_a_bad_argument_is_a_value_error_that_names_it(name, folder):
     bad, argument = case.bad
     with pytest.raises(ValueError, match=argument):
         pipe(*args, **{**kwargs, **bad})
+
+
+# --- the shared output path itself (no pipeline) ----------------------------------------------------------------------
+
+
+def test_finish_output_collects_converts_streams_and_gives_the_tuple(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (3, 8, 10, 3), dtype=np.uint8)
+    sound = _tone(0.375)
+    held = finish_output(iter(frames), 8, sound, num_frames=3)
+    assert isinstance(held, VideoPipelineOutput) and np.array_equal(held.frames, frames) and held.num_frames == 3
+    assert held.audio is sound and held.path is None
+    pt, fps, audio = finish_output(list(frames), 8, sound, output_type="pt", return_dict=False)
+    assert torch.equal(pt, torch.from_numpy(frames)) and fps == 8 and audio is sound
+    pil = finish_output(frames, 8, output_type="pil").frames
+    assert len(pil) == 3 and np.array_equal(np.asarray(pil[1]), frames[1])
+    videos = convert_frames(np.stack([frames, frames]), "pil")  # [B, F, H, W, 3]: one list of images per video
+    assert len(videos) == 2 and len(videos[0]) == 3
+    streamed = finish_output(iter(frames), 8, sound, output_path=tmp_path / "out.mp4")
+    assert streamed.frames is None and streamed.path == tmp_path / "out.mp4" and streamed.num_frames == 3
+    clip = read_video(streamed.path)
+    assert clip.frames.shape == (3, 8, 10, 3) and clip.audio is not None
+    assert finish_output(iter(frames), 8, sound, output_path=tmp_path / "t.mp4", return_dict=False) == (None, 8, sound)
+    with pytest.raises(ValueError, match="2 frames were made, 3 announced"):
+        collect_frames(iter(frames[:2]), num_frames=3)
+    with pytest.raises(ValueError, match="output_type must be one of .* got 'gif'"):
+        check_output_type("gif")
+    check_output_type("crops", ("np", "crops"))  # a pipeline's own list
