@@ -68,6 +68,7 @@ logger = logging.getLogger(__name__)
 TEXT_COMPONENTS = ("text_encoder", "tokenizer")
 OUTPUT_TYPES = (*SHARED_OUTPUT_TYPES, "latent")
 
+
 def batch_size(prompt, prompt_embeds: torch.Tensor | None) -> int:
     """Videos per call before ``num_videos_per_prompt``: the prompts, or the rows of ``prompt_embeds``."""
     if prompt_embeds is not None:
@@ -251,7 +252,7 @@ class TextToVideoPipeline(DiffusionPipeline):
     def cross_attention_kwargs(self) -> dict | None:
         return self._cross_attention_kwargs
 
-    # --- checks ----------------------------------------------------------------------------------------------------
+    # --- checks -----------------------------------------------------------------------------------------------
 
     def check_inputs(
         self,
@@ -372,7 +373,7 @@ class TextToVideoPipeline(DiffusionPipeline):
         states = self.text_encoder(enc["input_ids"].to(device), attention_mask=mask)[0]  # (B, T, D)
         return states.to(dtype=self.unet.dtype).repeat_interleave(num_videos_per_prompt, dim=0)
 
-    # --- denoising steps ----------------------------------------------------------------------------------------------
+    # --- denoising steps --------------------------------------------------------------------------------------
 
     def guided_prediction(
         self,
@@ -414,7 +415,8 @@ class TextToVideoPipeline(DiffusionPipeline):
     def iter_decoded(self, latents: torch.Tensor):
         """Step 6, a batch at a time: latents [B, C, F, h, w] -> uint8 frames [n, H, W, 3] per ``codec.decode`` call,
         ``decode_batch_size`` frames each, in b-major order (video 0's frames first)."""
-        flat = latents.transpose(1, 2).flatten(0, 1).to(device=self.codec.device, dtype=self.codec.dtype)  # (B*F, C, h, w)
+        flat = latents.transpose(1, 2).flatten(0, 1)  # (B*F, C, h, w)
+        flat = flat.to(device=self.codec.device, dtype=self.codec.dtype)
         for i in range(0, len(flat), self.decode_batch_size):
             yield pixels_to_uint8(self.codec.decode(flat[i : i + self.decode_batch_size]))
 
@@ -561,12 +563,13 @@ class TextToVideoPipeline(DiffusionPipeline):
         return result
 
 
-# --- components: from a preset and from Stable Diffusion 1.5 ---------------------------------------------------------
-# The keyword arguments of ``TextToVideoPipeline(...)`` built from a shipped preset (a seeded random-weight UNet in pixel
-# space behind the space-to-depth codec, the packaged MiniLM text encoder, DDIM: the starting point of ``avdiff train
-# text-to-video``) or from Stable Diffusion 1.5 plus an AnimateDiff motion adapter (hub ids or local folders: CLIP,
-# SD's VAE behind DiffusersVAECodec, the UNet inflated by AudioVideoUNet.from_unet2d). These builders belong with the
-# other model builders; nothing above this line depends on how they are written.
+# --- components: from a preset and from Stable Diffusion 1.5 -----------------------------------------------------
+# The keyword arguments of ``TextToVideoPipeline(...)``, built from a shipped preset (a seeded random-weight UNet in
+# pixel space behind the space-to-depth codec, the packaged MiniLM text encoder, DDIM: the starting point of ``avdiff
+# train text-to-video``) or from Stable Diffusion 1.5 plus an AnimateDiff motion adapter (hub ids or local folders:
+# CLIP, SD's VAE behind DiffusersVAECodec, the UNet inflated by AudioVideoUNet.from_unet2d). These builders belong
+# with the other model builders; the class above calls only preset_components, load_sd15_components and
+# load_packaged_text_encoder.
 
 PRESET_PREFIX = "text_to_video_"
 PRESET_SECTIONS = ("pixel_size", "fps", "codec", "unet", "text_encoder", "scheduler")
