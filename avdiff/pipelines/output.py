@@ -193,7 +193,8 @@ def finish_output(
         output_path: stream the frames to this mp4 (:class:`~avdiff.video.writer.VideoWriter`) instead of holding
             them; the output's ``frames`` is then None and ``path`` the file written. Check it before any work with
             :func:`~avdiff.video.writer.check_output_path`.
-        output_type: ``"np"``, ``"pt"`` or ``"pil"`` (:func:`convert_frames`); ignored when streaming.
+        output_type: ``"np"``, ``"pt"`` or ``"pil"`` (:func:`convert_frames`); ignored when streaming. A pipeline's
+            own type whose frames are still uint8 images (the talking head's ``"crops"``) passes ``"np"``.
         return_dict: return ``output_class(...)``, else the tuple ``(frames, fps, audio)``.
         num_frames: F when known: the array is allocated once (:func:`collect_frames`).
         output_class: :class:`VideoPipelineOutput` or a subclass; ``fields`` are its extra fields.
