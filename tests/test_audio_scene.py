@@ -192,7 +192,7 @@ def test_a_sound_that_matches_no_object_of_the_prompt_says_so(t2v, caplog):
     pipe = AudioScenePipeline(t2v)  # the bundled scene aligner, with its measured threshold
     crackle = Waveform(scene_sound("crackle", np.linspace(0.1, 1.0, 16).astype(np.float32), fps=8, seed=3), SR)
     speech = load_audio(example_files()[1])
-    with caplog.at_level("WARNING", logger="avdiff.pipelines.audio_scene"):
+    with caplog.at_level("WARNING", logger="avdiff.pipelines.audio_scene.pipeline_audio_scene"):
         fire, voice = pipe.choose_targets("a campfire on the left beside a lake at night", [crackle, speech])
     assert (fire.word, fire.matched) == ("campfire", True) and fire.score >= pipe.min_word_score
     assert list(voice.candidates) == ["campfire", "lake"] and voice.word in voice.candidates
@@ -264,7 +264,7 @@ def test_an_image_is_inverted_and_held_at_strength_zero(pipe):
     assert out.image_psnr is not None and np.isfinite(out.image_psnr)
     noise = pipe(PROMPT, CRACKLE, target_words="campfire", strength=0.0, guidance_scale=1.0,
                  num_inference_steps=STEPS, generator=gen())  # fmt: skip
-    from avdiff.pipelines.audio_scene_inversion import reconstruction_psnr
+    from avdiff.pipelines.audio_scene.inversion import reconstruction_psnr
 
     print(f"DDIM inversion, random tiny model, {STEPS} steps: PSNR {out.image_psnr:.2f} dB "
           f"(from noise: {reconstruction_psnr(picture, noise.base_frame):.2f} dB)")

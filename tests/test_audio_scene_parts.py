@@ -10,7 +10,8 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from avdiff.audio.clock import FrameClock
 from avdiff.audio.io import Waveform
 from avdiff.models.attention import TokenReweightAttnProcessor, reweighting
-from avdiff.pipelines.audio_scene_signal import control_curve, plan_units, quantize, smoothing_frames
+from avdiff.audio.curves import control_curve, quantize, smoothing_frames
+from avdiff.pipelines.audio_scene.pipeline_audio_scene import plan_units
 
 
 def attention_layer() -> Attention:
@@ -102,6 +103,15 @@ def test_smoothing_trades_response_for_coherence():
     assert np.ptp(smooth) < np.ptp(raw)  # and responds less
     with pytest.raises(ValueError, match="signal must be one of"):
         control_curve(wav, fps=16, signal="loudness")
+
+
+def test_onsets_is_the_one_spelling_and_the_old_onset_still_works_with_a_warning():
+    wav = stepped_sound([0.0, 1.0] * 4, seconds_each=0.25)
+    onsets = control_curve(wav, fps=16, signal="onsets")
+    assert onsets.max() == pytest.approx(1.0)
+    with pytest.warns(FutureWarning, match="signal='onset' is deprecated.*'onsets'"):
+        old = control_curve(wav, fps=16, signal="onset")
+    assert np.array_equal(old, onsets)
 
 
 def test_levels_and_the_units_that_are_rendered():

@@ -69,7 +69,7 @@ def test_a_word_given_by_the_user_overrides_the_choice(url, sounds):
     client = gradio_client.Client(url, verbose=False)
     _, choice, _ = client.predict("a campfire on the left beside a lake at night",
                                   [gradio_client.handle_file(str(crackle))], None, "lake", "user:scenes", 1.0, 0.1,
-                                  "onset", 4, 1, api_name="/scene")  # fmt: skip
+                                  "onsets", 4, 1, api_name="/scene")  # fmt: skip
     assert choice.startswith("Sound 1 drives **lake** (your choice).")
 
 
@@ -134,7 +134,7 @@ def test_bad_inputs_get_one_sentence(app, sounds, tmp_path):
         (call(words="dog"), "'dog'"),  # not a word of the prompt: the pipeline's sentence names it
         (call(sounds=[str(bad)]), "The audio file cannot be read"),
         (call(strength=float("nan")), "The strength must be a number from 0 to 10"),
-        (call(signal="loudness"), "Choose a control signal among rms, onset, percussive"),
+        (call(signal="loudness"), "Choose a control signal among rms, onsets, percussive"),
         (call(model="bundled:nope"), "Choose a text-to-video model"),
     ]
     for fn, sentence in cases:

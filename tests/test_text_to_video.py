@@ -12,6 +12,7 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 
 from avdiff.pipelines.output import VideoPipelineOutput
 from avdiff.pipelines.text_to_video import TextToVideoPipeline
+from avdiff.video import read_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for the module
 
@@ -174,6 +175,10 @@ def test_a_cross_attention_processor_sees_uncond_then_cond_b_major_over_frames(p
     ({"fps": -8}, "fps must be a positive frame rate .* got -8"),
     ({"eta": 2.0}, r"eta must be in \[0, 1\], got 2.0"),
     ({"prompt_embeds": torch.zeros(1, 32, 384)}, "exactly one of prompt and prompt_embeds"),
+    ({"num_videos_per_prompt": 2, "output_path": "two.mp4"}, "output_path 'two.mp4' holds one video, but this call "
+                                                               "makes 2"),
+    ({"output_type": "latent", "output_path": "x.mp4"}, "output_path 'x.mp4' needs frames"),
+    ({"output_path": "clip.gif"}, "output_path 'clip.gif'"),
 ])  # fmt: skip
 def test_check_inputs_names_the_argument_and_its_value(pipe, kwargs, match):
     args = {"prompt": PROMPT, "num_frames": 4, "num_inference_steps": 1, **kwargs}
@@ -188,9 +193,9 @@ def test_output_types_and_batches(pipe):
     lat = pipe(PROMPT, num_frames=4, num_inference_steps=3, generator=gen(0), output_type="latent").frames
     assert lat.shape == (1, 48, 4, 16, 16)
     np.testing.assert_array_equal(pipe.decode_latents(lat)[0].numpy(), one)
-    frames, fps = pipe(PROMPT, num_frames=4, num_inference_steps=3, generator=gen(0), return_dict=False, fps=24)
+    frames, fps, audio = pipe(PROMPT, num_frames=4, num_inference_steps=3, generator=gen(0), return_dict=False, fps=24)
     np.testing.assert_array_equal(frames, one)
-    assert fps == 24
+    assert fps == 24 and audio is None
     # A batch of two prompts, one generator each, makes each prompt's own video.
     other = run(pipe, "a bell on the right", seed=1, num_frames=4)
     both = pipe([PROMPT, "a bell on the right"], num_frames=4, num_inference_steps=3, generator=[gen(0), gen(1)]).frames
@@ -198,6 +203,24 @@ def test_output_types_and_batches(pipe):
     assert np.abs(both[0].astype(int) - one).max() <= 1 and np.abs(both[1].astype(int) - other).max() <= 1
     pil = pipe([PROMPT] * 2, num_frames=2, num_inference_steps=1, output_type="pil").frames
     assert len(pil) == 2 and len(pil[0]) == 2
+
+
+def test_output_path_streams_the_decoded_frames_to_an_mp4(pipe, tmp_path):
+    held = run(pipe, num_frames=4)
+    pipe.decode_batch_size = 3  # the frames go to the writer batch by batch (3 + 1)
+    try:
+        out = pipe(PROMPT, num_frames=4, num_inference_steps=3, generator=gen(0), output_path=tmp_path / "clip.mp4")
+    finally:
+        pipe.decode_batch_size = 16
+    assert out.frames is None and out.path == tmp_path / "clip.mp4" and out.num_frames == 4 and out.fps == pipe.fps
+    clip = read_video(out.path)
+    assert clip.frames.shape == (4, 64, 64, 3) and clip.audio is None
+    # H.264 (yuv420) blurs the random-weight noise, but each streamed frame is nearest its own held frame: in order
+    error = np.abs(clip.frames.numpy().astype(int)[:, None] - held[None].astype(int)).mean(axis=(2, 3, 4))  # (F, F)
+    assert error.argmin(axis=1).tolist() == [0, 1, 2, 3]
+    frames, fps, audio = pipe(PROMPT, num_frames=4, num_inference_steps=3, generator=gen(0), return_dict=False,
+                              output_path=tmp_path / "again.mp4")  # fmt: skip
+    assert frames is None and fps == pipe.fps and audio is None and (tmp_path / "again.mp4").is_file()
 
 
 def test_prompt_embeds_stand_in_for_the_prompt(pipe):

@@ -27,25 +27,42 @@ become 0, the rest are rescaled to [0, 1]), ``attack_s`` / ``release_s`` (a one-
 time constant ``attack_s``, falls with ``release_s``; 0 follows at once), and for the position ``smooth``, a blend with
 the linear ramp (stable-diffusion-videos' ``smooth``: 0 all music, 1 linear).
 
-Everything here is plain data in, plain data out: a :class:`~avdiff.audio.rhythm.Rhythm` (or its arrays) and
-numbers, giving numpy arrays. :func:`plot_curves` draws them for a look before rendering.
+The **control** ``m(f)`` in [0, 1] of an audio-aligned scene (:func:`control_curve`), one curve per sound: the
+source signal (:data:`CONTROL_SIGNALS`: ``"rms"``, ``"onsets"``, ``"percussive"``, as above) normalised to [0, 1]
+by its maximum over the sound (all zeros for silence), smoothed by a centred moving average over
+``2 * round(smoothing_s * fps / 2) + 1`` frames (edges repeat the end values; ``smoothing_s = 0``: none; the values are
+not renormalised, so smoothing also lowers the peaks), and 0 past the end of the sound (a shorter sound among
+several). Its levels (:func:`quantize`) are ``q(f) = round(m(f) * (levels - 1))``, integers in ``0 .. levels - 1``:
+frames with the same level vector over the sounds are rendered once by the scene pipeline.
+
+Everything here is plain data in, plain data out: a :class:`~avdiff.audio.rhythm.Rhythm` (or its arrays) or a
+:class:`~avdiff.audio.io.Waveform`, and numbers, giving numpy arrays. :func:`plot_curves` and :func:`plot_control`
+draw them for a look before rendering.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+from scipy.ndimage import uniform_filter1d
 
-from avdiff.audio.rhythm import Rhythm
+from avdiff.audio.clock import FpsLike, FrameClock, as_fraction_fps
+from avdiff.audio.io import Waveform
+from avdiff.audio.rhythm import Rhythm, analyze_rhythm
 
 logger = logging.getLogger(__name__)
 
 SOURCES = ("percussive", "beats", "onsets", "bands", "rms", "linear")
 BANDS = ("low", "mid", "high")
 EASINGS = ("out", "in_out", "none")
+# The sources that can drive a scene's control curve, and the spellings still accepted for them.
+CONTROL_SIGNALS = ("rms", "onsets", "percussive")
+DEPRECATED_SIGNALS = {"onset": "onsets"}
+DEFAULT_LEVELS = 16
 
 
 @dataclass(frozen=True)
@@ -227,6 +244,60 @@ def _ease(u: np.ndarray, kind: str) -> np.ndarray:
     return (u >= 1.0).astype(np.float64)
 
 
+# --- the control of an audio-aligned scene ------------------------------------------------------------------------
+
+
+def control_signal(signal: object) -> str:
+    """``signal`` checked against :data:`CONTROL_SIGNALS`; an old spelling (``"onset"``) gives the new one with a
+    FutureWarning. ValueError naming ``signal`` otherwise."""
+    if isinstance(signal, str) and signal in DEPRECATED_SIGNALS:
+        new = DEPRECATED_SIGNALS[signal]
+        warnings.warn(f"signal={signal!r} is deprecated and will be removed; use signal={new!r}", FutureWarning,
+                      stacklevel=3)  # fmt: skip
+        return new
+    if not isinstance(signal, str) or signal not in CONTROL_SIGNALS:
+        raise ValueError(f"signal must be one of {CONTROL_SIGNALS}, got {signal!r}")
+    return signal
+
+
+def smoothing_frames(smoothing_s: float, fps: FpsLike) -> int:
+    """The moving average's width in frames: ``2 * round(smoothing_s * fps / 2) + 1`` (odd, so it is centred)."""
+    return 2 * int(round(float(smoothing_s) * float(as_fraction_fps(fps)) / 2)) + 1
+
+
+def control_curve(waveform: Waveform, fps: FpsLike, signal: str = "rms", smoothing_s: float = 0.0,
+                  num_frames: int | None = None) -> np.ndarray:  # fmt: skip
+    """The control ``m(f)`` of one sound (see the module docstring): float32 [F] in [0, 1].
+
+    Args:
+        waveform: the sound (any rate and channels).
+        fps: the video frame rate.
+        signal: one of :data:`CONTROL_SIGNALS`.
+        smoothing_s: the moving average's span, seconds (>= 0).
+        num_frames: F; default ``FrameClock(fps, sr).num_frames(N)`` of this sound. Longer: zeros after its end.
+    """
+    signal = control_signal(signal)
+    own = FrameClock(fps, waveform.sample_rate).num_frames(waveform.num_samples)
+    num_frames = own if num_frames is None else int(num_frames)
+    rhythm = analyze_rhythm(waveform, fps)
+    raw = source_signal(rhythm, CurveSpec(source=signal))[:own]
+    top = raw.max() if raw.size else 0.0
+    curve = raw / top if top > 0 else np.zeros_like(raw)
+    width = smoothing_frames(smoothing_s, fps)
+    if width > 1 and curve.size:
+        curve = uniform_filter1d(curve, size=width, mode="nearest")
+    out = np.zeros(num_frames, dtype=np.float64)
+    out[: min(num_frames, curve.size)] = curve[:num_frames]
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def quantize(curves: np.ndarray, levels: int = DEFAULT_LEVELS) -> np.ndarray:
+    """Curves float [K, F] in [0, 1] -> levels int64 [K, F] in ``0 .. levels - 1`` (rounded to nearest)."""
+    if levels < 2:
+        raise ValueError(f"levels must be >= 2, got {levels!r}")
+    return np.rint(np.clip(curves, 0.0, 1.0) * (levels - 1)).astype(np.int64)
+
+
 # --- plotting -----------------------------------------------------------------------------------------------------
 
 
@@ -279,6 +350,44 @@ def plot_curves(rhythm: Rhythm, position: np.ndarray | None = None, envelope: np
     ax.set_title(f"{title + ': ' if title else ''}{beat_note}", fontsize=10)
     if position is not None or envelope is not None:
         ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def plot_control(control: np.ndarray, fps: FpsLike, labels: list[str], levels: np.ndarray | None = None,
+                 num_levels: int | None = None, *, width_px: int = 900,
+                 height_px: int = 260) -> np.ndarray:  # fmt: skip
+    """A picture of the control curves against time: uint8 [H, W, 3] (matplotlib, drawn off-screen).
+
+    Args:
+        control: ``m_k(f)`` float [K, F] in [0, 1].
+        fps: the video frame rate (frame ``f`` at ``f / fps`` s).
+        labels: one label per curve (the word the sound drives).
+        levels, num_levels: the quantized levels int [K, F] and their count, drawn as steps (or None).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    control = np.atleast_2d(np.asarray(control, dtype=np.float64))
+    if len(labels) != len(control):
+        raise ValueError(f"labels must name each of the {len(control)} curves, got {len(labels)}")
+    times = np.arange(control.shape[1]) / float(as_fraction_fps(fps))
+    fig = Figure(figsize=(width_px / 100, height_px / 100), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    colors = ["#d9480f", "#1f5fbf", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#c2255c", "#5c940d"]
+    for k, (curve, label) in enumerate(zip(control, labels)):
+        color = colors[k % len(colors)]
+        ax.plot(times, curve, color=color, lw=1.6, label=f"{label}: m(f)")
+        if levels is not None and num_levels:
+            ax.step(times, np.asarray(levels[k]) / (num_levels - 1), where="mid", color=color, lw=0.8, ls="--",
+                    alpha=0.7, label=f"{label}: level")  # fmt: skip
+    ax.set_xlim(0, max(times[-1], 1e-3) if len(times) else 1)
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("control")
+    ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     canvas = FigureCanvasAgg(fig)
     canvas.draw()

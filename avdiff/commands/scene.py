@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", default=None, help="frame rate from 1 to 120 (default: the model's)")
     p.add_argument("--strength", type=float, default=1.0, help="attention scale 1 + strength * m, m in [0, 1]")
     p.add_argument("--smoothing", type=float, default=0.0, metavar="S", help="control curve smoothing, seconds")
-    p.add_argument("--signal", default="rms", choices=["rms", "onset", "percussive"], help="what drives the word")
+    # avdiff.audio.curves' CONTROL_SIGNALS and DEPRECATED_SIGNALS, spelled out: importing it (librosa) would slow --help
+    p.add_argument("--signal", default="rms", choices=["rms", "onsets", "percussive", "onset"],
+                   help="what drives the word ('onset' is the deprecated spelling of 'onsets')")  # fmt: skip
     p.add_argument("--levels", type=int, default=16, help="quantization levels (frames with equal levels share work)")
     p.add_argument("--chunk-frames", type=int, default=1, metavar="N", help="frames denoised together through the "
                    "motion layers (default 1: every frame alone, equal levels share one render)")  # fmt: skip
@@ -151,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from PIL import Image
 
-        from avdiff.pipelines.audio_scene_signal import plot_control
+        from avdiff.audio.curves import plot_control
 
         picture = plot_control(out.control, out.fps, [t.word for t in out.targets], out.levels, out.num_levels)
         Image.fromarray(picture).save(args.plot)

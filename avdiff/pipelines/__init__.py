@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 # name -> the module that defines it
 _EXPORTS = {
-    "AudioSceneOutput": "avdiff.pipelines.audio_scene",
-    "AudioScenePipeline": "avdiff.pipelines.audio_scene",
+    "AudioSceneOutput": "avdiff.pipelines.audio_scene.pipeline_audio_scene",
+    "AudioScenePipeline": "avdiff.pipelines.audio_scene.pipeline_audio_scene",
     "BeatVisualizerOutput": "avdiff.pipelines.beat_visualizer",
     "BeatVisualizerPipeline": "avdiff.pipelines.beat_visualizer",
     "TalkingHeadPipeline": "avdiff.pipelines.talking_head.pipeline_talking_head",
-    "TextToVideoPipeline": "avdiff.pipelines.text_to_video",
+    "TextToVideoPipeline": "avdiff.pipelines.text_to_video.pipeline_text_to_video",
     "VideoPipelineOutput": "avdiff.pipelines.output",
     "WarpBaselinePipeline": "avdiff.pipelines.talking_head.pipeline_warp_baseline",
 }
@@ -21,12 +21,12 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from avdiff.pipelines.audio_scene import AudioSceneOutput, AudioScenePipeline
+    from avdiff.pipelines.audio_scene.pipeline_audio_scene import AudioSceneOutput, AudioScenePipeline
     from avdiff.pipelines.beat_visualizer import BeatVisualizerOutput, BeatVisualizerPipeline
     from avdiff.pipelines.output import VideoPipelineOutput
     from avdiff.pipelines.talking_head.pipeline_talking_head import TalkingHeadPipeline
-    from avdiff.pipelines.text_to_video import TextToVideoPipeline
     from avdiff.pipelines.talking_head.pipeline_warp_baseline import WarpBaselinePipeline
+    from avdiff.pipelines.text_to_video.pipeline_text_to_video import TextToVideoPipeline
 
 
 def __getattr__(name: str):

@@ -2,7 +2,7 @@
 
 Each sound picks the prompt word it belongs to in the shared audio–text space (or the user names one per sound),
 and that word's cross-attention follows the sound's loudness while the frames are denoised
-(:class:`~avdiff.pipelines.audio_scene.AudioScenePipeline`). The tab shows the chosen word of each sound with every
+(:class:`~avdiff.pipelines.audio_scene.pipeline_audio_scene.AudioScenePipeline`). The tab shows the chosen word of each sound with every
 candidate's score, the control curves as a plot, and the video with the mixed sound.
 
 Named endpoint: ``scene(prompt, sounds, microphone, words, model, strength, smoothing_s, signal, steps, seed) ->
@@ -17,6 +17,7 @@ import math
 
 import gradio as gr
 
+from avdiff.audio.curves import CONTROL_SIGNALS, DEPRECATED_SIGNALS, plot_control
 from avdiff.demo.context import TabContext, remove_quietly
 from avdiff.demo.inputs import InputError, file_path, page_sentence, upload_limit
 from avdiff.demo.status import StatusLine
@@ -28,7 +29,7 @@ T2V_KIND = "text-to-video"
 OUTPUT_NAME = "scene.mp4"
 MAX_SOUNDS = 4
 MAX_PROMPT_CHARS = 300
-SIGNALS = ("rms", "onset", "percussive")
+SIGNALS = CONTROL_SIGNALS
 EXAMPLE_PROMPT = "a campfire on the left beside a lake at night"
 
 
@@ -86,8 +87,6 @@ class SceneTab:
         """
         import torch
 
-        from avdiff.pipelines.audio_scene_signal import plot_control
-
         folder = None
         try:
             text = scene_prompt(prompt)
@@ -96,7 +95,7 @@ class SceneTab:
             checked = {"strength": number(strength, "strength", 0, 10), "smoothing": number(smoothing_s, "smoothing",
                        0, 10), "steps": int(number(steps, "steps", 1, 200)), "seed": int(number(seed, "seed", 0,
                        2**63 - 1))}  # fmt: skip
-            if signal not in SIGNALS:
+            if signal not in SIGNALS and signal not in DEPRECATED_SIGNALS:  # the old spelling still works, warned
                 raise InputError(f"Choose a control signal among {', '.join(SIGNALS)}.")
             lock, pipe = self.scene_pipeline(model)
             folder = self.ctx.request_dir(KIND)

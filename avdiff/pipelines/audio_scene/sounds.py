@@ -1,22 +1,19 @@
-"""Argument checks, sound loading and target words of :class:`~avdiff.pipelines.audio_scene.AudioScenePipeline`.
+"""The sounds of an audio-aligned scene: the sources a user gives, loaded and checked (:func:`load_sounds`), their
+mix (the output's audio, :func:`mix_sounds`), and the prompt word each one drives (:class:`SceneTarget`).
 
-Everything here runs before any denoising: a bad argument is a ValueError naming it and its value.
+Everything here runs before any denoising: a bad sound is a ValueError naming it.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from avdiff.audio.io import AudioSource, Waveform, load_audio
+from avdiff.audio.io import Waveform, load_audio
 from avdiff.audio.scene_sounds import mix
-from avdiff.pipelines.audio_scene_signal import SIGNALS
-from avdiff.pipelines.utils import is_int
 
 logger = logging.getLogger(__name__)
 
@@ -60,33 +57,6 @@ def as_sound_list(audio) -> list:
     return [audio]
 
 
-def check_scene_inputs(prompt, sounds: list, target_words, strength, smoothing_s, signal, levels, fps) -> list | None:
-    """Check the scene's own arguments (the text-to-video ones are checked by the text-to-video pipeline).
-
-    Returns ``target_words`` as a list (one word or None per sound), or None when none were given."""
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError(f"prompt must be a non-empty string, got {prompt!r}")
-    for name, value in (("strength", strength), ("smoothing_s", smoothing_s)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    if signal not in SIGNALS:
-        raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
-    if not is_int(levels) or levels < 2:
-        raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
-    if fps is None:
-        raise ValueError("fps must be given (a number such as 8, or '30000/1001')")
-    if target_words is None:
-        return None
-    words = [target_words] if isinstance(target_words, str) else list(target_words)
-    if len(words) != len(sounds):
-        raise ValueError(f"target_words must give one word (or None) per sound: {len(sounds)} sound(s), got "
-                         f"{len(words)} word(s) {words!r}")  # fmt: skip
-    for word in words:
-        if word is not None and (not isinstance(word, str) or not word.strip()):
-            raise ValueError(f"target_words must hold non-empty strings or None, got {word!r}")
-    return words
-
-
 def load_sounds(sounds: list, max_duration_s: float | None = None) -> list[Waveform]:
     """Each source as a mono Waveform at its own rate (``load_audio``'s errors name the source)."""
     out = []
@@ -110,27 +80,3 @@ def mix_sounds(waves: list[Waveform]) -> Waveform:
     length = max(len(t) for t in tracks)
     mixed, _ = mix([np.pad(t, (0, length - len(t))) for t in tracks])
     return Waveform(torch.from_numpy(mixed)[None], rate)
-
-
-def image_source(image) -> np.ndarray:
-    """``image`` (a path, a PIL image, or uint8 [H, W, 3]) -> uint8 RGB [H, W, 3]."""
-    from PIL import Image
-
-    if isinstance(image, (str, os.PathLike)):
-        if not os.path.isfile(image):
-            raise ValueError(f"image {str(image)!r}: no such file")
-        try:
-            with Image.open(image) as im:
-                return np.asarray(im.convert("RGB"))
-        except OSError as e:
-            raise ValueError(f"image {str(image)!r}: not an image ({e})") from e
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[-1] != 3 or array.dtype != np.uint8:
-        raise ValueError(f"image must be a file, a PIL image or uint8 [H, W, 3], got {array.dtype} {array.shape}")
-    return array
-
-
-def sound_label(source: AudioSource, i: int) -> str:
-    return str(source) if isinstance(source, (str, os.PathLike)) else f"audio[{i}]"

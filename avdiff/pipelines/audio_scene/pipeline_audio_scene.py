@@ -12,15 +12,17 @@ Generation, in the numbered steps of ``__call__``:
    shared space (the bundled ``scene_aligner`` by default), mapped to every token position of the word
    (:meth:`TextToVideoPipeline.word_token_positions`: ``campfire`` is ``camp ##fire`` for MiniLM);
 3. the control curves ``m_k(f)`` in [0, 1], one value per video frame from the one frame clock, and their levels
-   (:mod:`avdiff.pipelines.audio_scene_signal`); ``F = FrameClock(fps, sr).num_frames(N)`` of the mixed sound;
+   (:func:`avdiff.audio.curves.control_curve`, :func:`avdiff.audio.curves.quantize`);
+   ``F = FrameClock(fps, sr).num_frames(N)`` of the mixed sound; the units to render (:func:`plan_units`);
 4. encode the prompt and the negative prompt; the one initial latent ``x_T`` [1, C, 1, h, w] every frame starts from
-   (drawn with ``generator``, or the DDIM inversion of ``image``: :mod:`avdiff.pipelines.audio_scene_inversion`);
+   (drawn with ``generator``, or the DDIM inversion of ``image``: :mod:`avdiff.pipelines.audio_scene.inversion`);
 5. render: the frames are cut into units of ``chunk_frames`` (1 by default), each denoised as one video (every
    frame from ``x_t``) with :class:`~avdiff.models.attention.TokenReweightAttnProcessor` on the
    spatial attention layers scaling the cond half's attention probabilities of sound ``k``'s tokens in frame ``f`` by
    ``1 + strength * q_k(f) / (levels - 1)`` (the quantized ``1 + strength * m_k(f)``; not renormalised: the other
    tokens keep the base pass's maps); equal units are denoised once, the base frame (all levels 0) first;
-6. map the rendered units back to the frames, in order: returned, or streamed to ``output_path`` with the mixed sound.
+6. map the rendered units back to the frames, in order: returned as ``output_type`` asks, or streamed to
+   ``output_path`` with the mixed sound (:func:`avdiff.pipelines.output.finish_output`).
 
 Cost grows with what changes: with ``chunk_frames=1`` a frame depends only on its own level vector, so a sound that
 swings between a few levels costs a few renders whatever its length (``share_levels=False`` renders every frame: the
@@ -34,28 +36,26 @@ render per frame of a changing sound. With ``output_path`` memory holds the dist
 from __future__ import annotations
 
 import logging
+import math
 import os
-from dataclasses import dataclass
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
+from avdiff.audio.curves import DEFAULT_LEVELS, control_curve, control_signal, quantize
+from avdiff.bundled import resolve
+from avdiff.encoders.aligned import AlignedEncoder
 from avdiff.models.attention import reweighting
-from avdiff.pipelines.audio_scene_checks import (
-    SceneTarget,
-    as_sound_list,
-    check_scene_inputs,
-    image_source,
-    load_sounds,
-    mix_sounds,
-)
-from avdiff.pipelines.audio_scene_signal import DEFAULT_LEVELS, control_curve, plan_units, quantize
-from avdiff.pipelines.output import VideoPipelineOutput
-from avdiff.pipelines.text_to_video import TextToVideoPipeline
+from avdiff.pipelines.audio_scene.inversion import ddim_invert, reconstruction_psnr
+from avdiff.pipelines.audio_scene.sounds import SceneTarget, as_sound_list, load_sounds, mix_sounds
+from avdiff.pipelines.output import VideoPipelineOutput, check_output_type, finish_output
+from avdiff.pipelines.text_to_video.pipeline_text_to_video import TextToVideoPipeline
 from avdiff.pipelines.utils import is_int
+from avdiff.video.image import load_image
+from avdiff.video.writer import check_output_path
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class AudioSceneOutput(VideoPipelineOutput):
     what the scene was made from.
 
     Attributes:
-        targets: one :class:`~avdiff.pipelines.audio_scene_checks.SceneTarget` per sound (the word, its token
+        targets: one :class:`~avdiff.pipelines.audio_scene.sounds.SceneTarget` per sound (the word, its token
             positions, who chose it, every candidate's score).
         control: the control curves ``m_k(f)``, float32 [K, F] in [0, 1].
         levels: their quantized levels, int64 [K, F] in ``0 .. num_levels - 1``.
@@ -151,8 +151,6 @@ class AudioScenePipeline:
                         render_batch_size: int = 8, **kwargs) -> AudioScenePipeline:  # fmt: skip
         """A bundled model's name (``"scene-tiny"``), a saved folder, or a Stable Diffusion 1.5 id or folder (with
         ``motion_adapter=...``), through :meth:`TextToVideoPipeline.from_pretrained`."""
-        from avdiff.bundled import resolve
-
         t2v = TextToVideoPipeline.from_pretrained(resolve(pretrained_model_name_or_path), **kwargs)
         return cls(t2v, audio_text_encoder, render_batch_size)
 
@@ -169,8 +167,6 @@ class AudioScenePipeline:
     def audio_text_encoder(self):
         """The encoder that chooses words (the bundled ``scene_aligner`` unless one was given), loaded on first use."""
         if self._encoder is None:
-            from avdiff.encoders.aligned import AlignedEncoder
-
             logger.info("loading the bundled audio-text encoder %r for the token choice", DEFAULT_ENCODER)
             self._encoder = AlignedEncoder.from_pretrained(DEFAULT_ENCODER)
         return self._encoder
@@ -182,17 +178,42 @@ class AudioScenePipeline:
 
     def check_inputs(self, prompt, sounds: list, target_words, strength, smoothing_s, signal, levels, fps,
                      chunk_frames, negative_prompt, height, width, num_inference_steps, guidance_scale, latents,
-                     generator) -> list | None:  # fmt: skip
+                     generator, output_type: str = "np", output_path: str | os.PathLike | None = None,
+                     callback_on_step_end: Callable | None = None) -> list | None:  # fmt: skip
         """Raise a ValueError naming the argument and its value for anything that cannot work, before any work: the
-        scene's own arguments (:func:`~avdiff.pipelines.audio_scene_checks.check_scene_inputs`) and the text-to-video
-        ones (:meth:`TextToVideoPipeline.check_inputs`, for single frames). Returns ``target_words`` as a list or
-        None."""
-        words = check_scene_inputs(prompt, sounds, target_words, strength, smoothing_s, signal, levels, fps)
+        scene's own arguments, then the text-to-video ones (:meth:`TextToVideoPipeline.check_inputs`, for single
+        frames). ``sounds`` is the list of sources (:func:`~avdiff.pipelines.audio_scene.sounds.as_sound_list`).
+        Returns ``target_words`` as a list (one word or None per sound), or None when none were given."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"prompt must be a non-empty string, got {prompt!r}")
+        for name, value in (("strength", strength), ("smoothing_s", smoothing_s)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        control_signal(signal)
+        if not is_int(levels) or levels < 2:
+            raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
+        if fps is None:
+            raise ValueError("fps must be given (a number such as 8, or '30000/1001')")
         if not is_int(chunk_frames) or not 1 <= chunk_frames <= self.t2v.max_frames:
             raise ValueError(f"chunk_frames must be an integer from 1 to {self.t2v.max_frames} (the model's "
                              f"motion_max_seq_length), got {chunk_frames!r}")  # fmt: skip
+        check_output_type(output_type)
+        if output_path is not None:
+            check_output_path(output_path, {f"audio[{i}]": s for i, s in enumerate(sounds)
+                                            if isinstance(s, (str, os.PathLike))})  # fmt: skip
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise ValueError(f"callback_on_step_end must be callable, got {callback_on_step_end!r}")
         self.t2v.check_inputs(prompt, negative_prompt, None, None, 1, height, width, num_inference_steps,
                               guidance_scale, 1, latents, generator, "np", ["latents"], fps, 0.0)  # fmt: skip
+        if target_words is None:
+            return None
+        words = [target_words] if isinstance(target_words, str) else list(target_words)
+        if len(words) != len(sounds):
+            raise ValueError(f"target_words must give one word (or None) per sound: {len(sounds)} sound(s), got "
+                             f"{len(words)} word(s) {words!r}")  # fmt: skip
+        for word in words:
+            if word is not None and (not isinstance(word, str) or not word.strip()):
+                raise ValueError(f"target_words must hold non-empty strings or None, got {word!r}")
         return words
 
     # --- steps ----------------------------------------------------------------------------------------------------
@@ -293,6 +314,7 @@ class AudioScenePipeline:
         width: int | None = None,
         share_levels: bool = True,
         chunk_frames: int = 1,
+        output_type: str = "np",
         output_path: str | os.PathLike | None = None,
         max_duration_s: float | None = None,
         callback_on_step_end: Callable | None = None,
@@ -308,7 +330,8 @@ class AudioScenePipeline:
             fps: frame rate (default: the model's, ``t2v.fps``).
             strength: how far the sound scales its word's attention: ``1 + strength * m``, ``m`` in [0, 1] (>= 0).
             smoothing_s: the control curve's moving-average span, seconds (>= 0).
-            signal: ``"rms"``, ``"onset"`` or ``"percussive"`` (:mod:`avdiff.pipelines.audio_scene_signal`).
+            signal: ``"rms"``, ``"onsets"`` or ``"percussive"`` (:func:`avdiff.audio.curves.control_curve`;
+                ``"onset"`` is the deprecated spelling of ``"onsets"``).
             levels: quantization levels of the control (>= 2): frames with equal level vectors share one render.
             num_inference_steps, guidance_scale, negative_prompt: as :class:`TextToVideoPipeline` (DDIM, CFG).
             generator: draws the one initial latent all frames share.
@@ -321,12 +344,15 @@ class AudioScenePipeline:
                 scales (1 .. ``t2v.max_frames``). 1 (default): every frame alone, so equal level vectors share one
                 render; n > 1: chunks of n frames, and equal chunks (the same levels in the same order: silence, a
                 held level) share one.
-            output_path: stream the frames to this mp4 with the mixed sound instead of holding them.
+            output_type: ``"np"`` uint8 [F, H, W, 3], ``"pt"`` the same as a torch tensor, ``"pil"`` a list of F
+                images.
+            output_path: stream the frames to this mp4 with the mixed sound instead of holding them (``frames`` is
+                then None and ``path`` the file).
             max_duration_s: refuse longer sounds.
             callback_on_step_end: ``f(pipe, step, timestep, {"latents": latents}) -> dict`` after every denoising
                 step; ``step`` counts within a render batch, ``pipe.batch_index`` of ``pipe.num_batches`` says which
                 (the whole render is ``num_batches * num_timesteps`` steps). Returned ``latents`` replace the batch's.
-            return_dict: return an :class:`AudioSceneOutput`, else ``(frames, fps)``.
+            return_dict: return an :class:`AudioSceneOutput`, else ``(frames, fps, audio)`` (the mixed sound).
         """
         # 1. Check inputs, load the sounds.
         t2v = self.t2v
@@ -336,15 +362,9 @@ class AudioScenePipeline:
         sounds = as_sound_list(audio)
         words = self.check_inputs(prompt, sounds, target_words, strength, smoothing_s, signal, levels, fps,
                                   chunk_frames, negative_prompt, height, width, num_inference_steps, guidance_scale,
-                                  latents, generator)  # fmt: skip
-        if callback_on_step_end is not None and not callable(callback_on_step_end):
-            raise ValueError(f"callback_on_step_end must be callable, got {callback_on_step_end!r}")
+                                  latents, generator, output_type, output_path, callback_on_step_end)  # fmt: skip
+        signal = control_signal(signal)
         picture = None if image is None else image_source(image)
-        if output_path is not None:
-            from avdiff.video.io import check_output_path
-
-            check_output_path(output_path, {f"audio[{i}]": s for i, s in enumerate(sounds)
-                                            if isinstance(s, (str, os.PathLike))})  # fmt: skip
         waves = load_sounds(sounds, max_duration_s)
         mixed = mix_sounds(waves)
 
@@ -369,45 +389,66 @@ class AudioScenePipeline:
         if guidance_scale != 1:
             negative = t2v.encode_prompt(negative_prompt if negative_prompt is not None else "", device)
         if picture is not None and latents is None:
-            from avdiff.pipelines.audio_scene_inversion import ddim_invert
-
             latents = ddim_invert(t2v, picture, prompt, num_inference_steps, height, width)
         x_t = t2v.prepare_latents(1, 1, height, width, dtype, device, generator, latents, shared_frame_noise=True)
 
         # 5. Render the distinct level vectors; 6. map them back to the frames.
         rendered = self.render(units, x_t, prompt_embeds, negative, targets, float(strength), levels,
                                num_inference_steps, guidance_scale, callback_on_step_end)  # fmt: skip
-        frames, base = self._assemble(rendered, chunk_unit, share_levels, output_path, fps, mixed)
-        psnr = None
-        if picture is not None:
-            from avdiff.pipelines.audio_scene_inversion import reconstruction_psnr
-
-            psnr = reconstruction_psnr(picture, base)
+        frames, base = self._in_order(rendered, chunk_unit, share_levels)
+        psnr = None if picture is None else reconstruction_psnr(picture, base)
+        result = finish_output(frames, fps, mixed, output_path=output_path, output_type=output_type,
+                               return_dict=return_dict, num_frames=num_frames, output_class=AudioSceneOutput,
+                               targets=targets, control=control, levels=level, num_levels=levels, base_frame=base,
+                               num_rendered=num_rendered, image_psnr=psnr)  # fmt: skip
         t2v.maybe_free_model_hooks()
-        if not return_dict:
-            return frames, fps
-        return AudioSceneOutput(frames=frames, fps=fps, audio=mixed, path=None if output_path is None else
-                                Path(output_path), num_frames=num_frames, targets=targets, control=control,
-                                levels=level, num_levels=levels, base_frame=base, num_rendered=num_rendered,
-                                image_psnr=psnr)  # fmt: skip
+        return result
 
-    def _assemble(self, rendered, chunk_unit: np.ndarray, share_levels: bool, output_path, fps, mixed):
-        """Frames in order from the rendered units: (uint8 [F, H, W, 3], or None when streamed; the base frame)."""
+    def _in_order(self, rendered, chunk_unit: np.ndarray, share_levels: bool):
+        """(The frames uint8 [H, W, 3] in order, as a generator over the rendered units; the base frame)."""
         if share_levels:
             cache = list(rendered)  # the distinct units: bounded by the levels, not by the length
-            base = cache[0][0]
-            ordered = (frame for u in chunk_unit for frame in cache[u])
-        else:
-            base = next(rendered)[0]
-            ordered = (frame for unit in rendered for frame in unit)  # already in frame order
-        if output_path is None:
-            return np.stack(list(ordered)), base
-        from avdiff.video.io import VideoWriter
+            return (frame for u in chunk_unit for frame in cache[u]), cache[0][0]
+        base = next(rendered)[0]
+        return (frame for unit in rendered for frame in unit), base  # already in frame order
 
-        with VideoWriter(output_path, fps, mixed) as out:
-            for frame in ordered:
-                out.write(frame)
-        return None, base
+
+def image_source(image) -> np.ndarray:
+    """``image`` (a path, a PIL image or an array, read by :func:`avdiff.video.image.load_image`, EXIF orientation
+    applied) -> uint8 RGB [H, W, 3]; a ValueError naming ``image`` when it cannot be read."""
+    try:
+        return load_image(image)
+    except (OSError, TypeError, ValueError) as e:
+        raise ValueError(f"image: {e}") from e
+
+
+def plan_units(levels: np.ndarray, chunk_frames: int = 1, share: bool = True) -> tuple[list[np.ndarray], np.ndarray]:
+    """Step 3, what to denoise: the frames cut into chunks of ``chunk_frames`` (the last may be shorter), each a *unit*
+    of level vectors int64 [n, K]; unit 0 is always the base frame (one all-zero vector).
+
+    With ``share``, equal units (the same level vectors in the same order) are denoised once: with ``chunk_frames=1``
+    a unit is one frame's level vector, so the cost is the number of distinct level vectors, whatever the length.
+
+    Args:
+        levels: int [K, F].
+
+    Returns:
+        (the units, in order of first appearance; each chunk's unit index, int64 [ceil(F / chunk_frames)]).
+    """
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames!r}")
+    k, f = levels.shape
+    units = [np.zeros((1, k), np.int64)]
+    seen = {(units[0].shape, units[0].tobytes()): 0}
+    chunk_unit = []
+    for start in range(0, f, chunk_frames):
+        unit = np.ascontiguousarray(levels[:, start : start + chunk_frames].T, dtype=np.int64)  # (n, K)
+        key = (unit.shape, unit.tobytes())
+        if not share or key not in seen:
+            seen[key] = len(units)
+            units.append(unit)
+        chunk_unit.append(seen[key])
+    return units, np.asarray(chunk_unit, dtype=np.int64)
 
 
 def _batches(units: list[np.ndarray], max_frames: int):

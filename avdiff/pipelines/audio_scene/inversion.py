@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+import cv2
 import numpy as np
 import torch
 from diffusers import DDIMInverseScheduler
@@ -21,8 +22,6 @@ logger = logging.getLogger(__name__)
 def image_to_pixels(image: np.ndarray, height: int, width: int) -> torch.Tensor:
     """uint8 RGB [H0, W0, 3] -> float pixels [1, 3, height, width] in [-1, 1] (area resize when the size differs)."""
     if image.shape[:2] != (height, width):
-        import cv2
-
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
