@@ -16,9 +16,9 @@ from avdiff.metrics.beats import score_video
 from avdiff.pipelines import BeatVisualizerPipeline
 from avdiff.video import read_video
 from avdiff.video.image import load_image
-from avdiff.visualize.keyframes import fit_image
-from avdiff.visualize.patterns import hue_rotate
-from avdiff.visualize.timeline import Interval, Timeline, TimelineError
+from avdiff.pipelines.beat_visualizer.keyframes import fit_image
+from avdiff.pipelines.beat_visualizer.patterns import hue_rotate
+from avdiff.pipelines.beat_visualizer.timeline import Interval, Timeline, TimelineError
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +180,7 @@ def test_check_inputs_names_the_argument_and_its_value(pipe, song, images, kwarg
 
 
 def test_bad_inputs_fail_before_any_work(pipe, song, images, tmp_path, monkeypatch):
-    import avdiff.pipelines.beat_visualizer as bv
+    import avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer as bv
 
     monkeypatch.setattr(bv, "analyze_rhythm", lambda *a, **k: pytest.fail("analysed before the inputs were checked"))
     with pytest.raises(ValueError, match="is the audio"):

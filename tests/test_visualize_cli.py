@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-import avdiff.pipelines.beat_visualizer as bv
+import avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer as bv
 from avdiff.bench.visualize import make_keyframes, make_song
 from avdiff.cli import main
 from avdiff.video import read_video
