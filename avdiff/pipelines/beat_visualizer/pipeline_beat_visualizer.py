@@ -210,6 +210,7 @@ class BeatVisualizerPipeline:
         interpolation: str = "auto",
         batch_size: int = 8,
         rhythm: Rhythm | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "np",
         return_dict: bool = True,
         callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
@@ -241,6 +242,9 @@ class BeatVisualizerPipeline:
                 two prompts, pixel otherwise).
             batch_size: latent in-between frames decoded together.
             rhythm: a precomputed analysis of ``audio`` at ``fps`` (skips step 2).
+            generator: taken for the one pipeline contract and checked, but nothing here is random: image keyframes
+                are used as given, and :class:`~avdiff.pipelines.beat_visualizer.prompt_keyframes.PromptKeyframes`
+                seeds its noise by its own ``seed`` (so that a keyframe is the same in every interval and call).
             output_type: ``"np"`` uint8 [F, H, W, 3]; ``"pt"`` the same as a torch tensor; ``"pil"`` a list of images.
             return_dict: return a :class:`BeatVisualizerOutput`, else ``(frames, fps, audio)``.
             callback_on_step_end: ``f(pipe, frame_index, t, tensors) -> tensors`` after every frame, ``t`` its
@@ -266,7 +270,7 @@ class BeatVisualizerPipeline:
         effects = pattern_settings(effects)
         check_inputs(self.source, audio, timeline, images, prompts, beats_per_interval, patterns, curve, pulse, effects, fps,
                      height, width, interpolation, batch_size, output_type, callback_on_step_end_tensor_inputs,
-                     max_duration_s, output_path, rhythm)  # fmt: skip
+                     max_duration_s, output_path, rhythm, generator)  # fmt: skip
         fps = parse_fps(fps)
         song = AudioStream(audio, max_duration_s=max_duration_s)
         pictures = load_images(images) if images is not None else {}
@@ -518,8 +522,8 @@ def check_plan_inputs(audio, timeline, images, prompts, beats_per_interval, patt
 
 def check_inputs(source: KeyframeSource, audio, timeline, images, prompts, beats_per_interval, patterns, curve: CurveSpec,
                  pulse: CurveSpec, effects: PatternSettings, fps, height, width, interpolation, batch_size,
-                 output_type, callback_on_step_end_tensor_inputs, max_duration_s, output_path,
-                 rhythm) -> None:  # fmt: skip
+                 output_type, callback_on_step_end_tensor_inputs, max_duration_s, output_path, rhythm,
+                 generator=None) -> None:  # fmt: skip
     """Raise a ValueError naming the argument and its value for anything that cannot work: those of the plan
     (:func:`check_plan_inputs`), then those of rendering. The audio, the images and the timeline file are read by the
     pipeline right after, still before any frame is made.
@@ -545,6 +549,10 @@ def check_inputs(source: KeyframeSource, audio, timeline, images, prompts, beats
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if output_type not in OUTPUT_TYPES:
         raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+    if isinstance(generator, list) and (len(generator) != 1 or not isinstance(generator[0], torch.Generator)):
+        raise ValueError(f"generator must be one torch.Generator (one video), got a list of {len(generator)}")
+    if generator is not None and not isinstance(generator, (torch.Generator, list)):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in CALLBACK_TENSOR_INPUTS]
     if unknown:
         raise ValueError(f"callback_on_step_end_tensor_inputs must be among {CALLBACK_TENSOR_INPUTS}, got {unknown}")
