@@ -72,6 +72,7 @@ def test_plan_only_writes_a_timeline_that_timeline_reads_back(inputs, tmp_path, 
     assert main(base + ["--timeline", str(planned), "--out", str(out), "--size", "48x32",
                         "--save-timeline", str(rendered)]) == 0  # fmt: skip
     assert json.loads(rendered.read_text()) == json.loads(planned.read_text()) and read_video(out).num_frames == 150
+    capsys.readouterr()
     for args, message in [
         (["--images", str(keys), "--plan-only"], "--plan-only writes only --save-timeline"),
         (["--images", str(keys), "--plan-only", "--save-timeline", str(tmp_path / "t.json"), "--out", str(out)],
