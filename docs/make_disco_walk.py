@@ -7,7 +7,7 @@ import sys, time
 import torch
 import numpy as np
 from PIL import Image, ImageDraw
-from avdiff.visualize.prompt_keyframes import PromptKeyframes
+from avdiff.pipelines.beat_visualizer.prompt_keyframes import PromptKeyframes
 
 src = PromptKeyframes.from_pretrained(sys.argv[1] if len(sys.argv) > 1 else "scene-tiny", num_inference_steps=20)
 pairs = [("a campfire on the left by day", "a campfire on the left at night"),

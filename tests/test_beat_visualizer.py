@@ -4,21 +4,24 @@ issue 17: "beats" mode lands on the beats, "linear" scores chance."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
 
+import avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer as bv
 from avdiff.audio.clock import FrameClock
 from avdiff.audio.io import Waveform, load_audio, save_audio
 from avdiff.audio.synth import drum_track
 from avdiff.bench.visualize import make_keyframes, make_song, measure_memory_in_child
 from avdiff.metrics.beats import score_video
-from avdiff.pipelines import BeatVisualizerPipeline
+from avdiff.pipelines import BeatPlan, BeatVisualizerPipeline
+from avdiff.pipelines.beat_visualizer.keyframes import fit_image
+from avdiff.pipelines.beat_visualizer.patterns import hue_rotate
+from avdiff.pipelines.beat_visualizer.timeline import Interval, Timeline, TimelineError
 from avdiff.video import read_video
 from avdiff.video.image import load_image
-from avdiff.visualize.keyframes import fit_image
-from avdiff.visualize.patterns import hue_rotate
-from avdiff.visualize.timeline import Interval, Timeline, TimelineError
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +174,7 @@ def test_streamed_output_carries_the_song_as_given(pipe, images, tmp_path):
     ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
     ({"callback_on_step_end_tensor_inputs": ["latents"]}, "callback_on_step_end_tensor_inputs must be among ['frame']"),
     ({"max_duration_s": 0}, "max_duration_s must be positive"),
+    ({"generator": 3}, "generator must be a torch.Generator or None, got int"),
 ])  # fmt: skip
 def test_check_inputs_names_the_argument_and_its_value(pipe, song, images, kwargs, message):
     call = {"images": images, "fps": 25, **kwargs}
@@ -180,8 +184,6 @@ def test_check_inputs_names_the_argument_and_its_value(pipe, song, images, kwarg
 
 
 def test_bad_inputs_fail_before_any_work(pipe, song, images, tmp_path, monkeypatch):
-    import avdiff.pipelines.beat_visualizer as bv
-
     monkeypatch.setattr(bv, "analyze_rhythm", lambda *a, **k: pytest.fail("analysed before the inputs were checked"))
     with pytest.raises(ValueError, match="is the audio"):
         pipe(song, images=images, output_path=song)
@@ -199,6 +201,34 @@ def test_bad_inputs_fail_before_any_work(pipe, song, images, tmp_path, monkeypat
         pipe(song, timeline)
     with pytest.raises(TimelineError, match="ends at 4 s, before the song ends"):
         pipe(song, Timeline([Interval(0, 4, _path(images[0]), _path(images[1]))]))
+
+
+def test_the_pipeline_contract(pipe, song, images, tmp_path):
+    plain = pipe(song, images=images, fps=25, height=32, width=32)
+    frames, fps, audio = pipe(song, images=images, fps=25, height=32, width=32, return_dict=False)
+    assert isinstance(frames, np.ndarray) and frames.dtype == np.uint8 and np.array_equal(frames, plain.frames)
+    assert isinstance(fps, Fraction) and fps == plain.fps == 25 and isinstance(audio, Waveform)
+    seeded = pipe(song, images=images, fps=25, height=32, width=32, generator=torch.Generator().manual_seed(0))
+    assert np.array_equal(seeded.frames, plain.frames)  # nothing is random in keyframe-images mode
+    streamed = pipe(song, images=images, fps=25, height=32, width=32, output_path=tmp_path / "v.mp4",
+                    return_dict=False)  # fmt: skip
+    assert streamed[0] is None and streamed[1] == 25 and streamed[2] is None  # the mp4 carries the song
+    assert read_video(tmp_path / "v.mp4").num_frames == plain.num_frames
+
+
+def test_plan_is_the_render_before_its_first_frame(pipe, song, images, rendered, monkeypatch):
+    monkeypatch.setattr(BeatVisualizerPipeline, "make_keyframes", lambda *a, **k: pytest.fail("plan made keyframes"))
+    plan = pipe.plan(song, images=images, beats_per_interval=4, fps=30)
+    assert isinstance(plan, BeatPlan) and plan.timeline.rows() == rendered.timeline.rows()
+    assert plan.num_frames == rendered.num_frames and plan.fps == rendered.fps
+    for name in ("position", "envelope", "frame_edges"):
+        assert np.array_equal(getattr(plan, name), getattr(rendered, name)), name
+    assert np.array_equal(plan.rhythm.beat_frames(), rendered.rhythm.beat_frames())
+    assert plan.plot().shape == (320, 1000, 3)
+    prompts = pipe.plan(song, prompts=["a campfire", "a lake"], fps=30, rhythm=plan.rhythm)  # no model needed
+    assert prompts.timeline.prompts() == ["a campfire", "a lake"] and prompts.rhythm is plan.rhythm
+    with pytest.raises(ValueError, match="beats_per_interval must be an integer >= 1, got 0"):
+        pipe.plan(song, images=images, beats_per_interval=0)
 
 
 def test_a_timeline_file_and_a_precomputed_rhythm(pipe, song, images, tmp_path, rendered):

@@ -11,10 +11,9 @@ import torch
 
 from avdiff.bench.visualize import make_keyframes, make_song
 from avdiff.pipelines import BeatVisualizerPipeline, TextToVideoPipeline
-from avdiff.pipelines.beat_visualizer import interpolation_mode
-from avdiff.visualize.keyframes import Keyframe
-from avdiff.visualize.prompt_keyframes import PromptKeyframes, quantize_positions, slerp
-from avdiff.visualize.timeline import Interval, Timeline, TimelineError
+from avdiff.pipelines.beat_visualizer.keyframes import Keyframe, interpolation_mode, quantize_positions
+from avdiff.pipelines.beat_visualizer.prompt_keyframes import PromptKeyframes, slerp
+from avdiff.pipelines.beat_visualizer.timeline import Interval, Timeline, TimelineError
 
 PROMPTS = ["a campfire by day", "a lake at night", "a red car at sunset"]
 

@@ -14,7 +14,7 @@ from avdiff.bench.visualize import make_keyframes, make_song
 from avdiff.cli import main
 from avdiff.demo import build_app
 from avdiff.demo.tabs import MusicTab
-from avdiff.visualize.timeline import Interval, Timeline, TimelineError
+from avdiff.pipelines.beat_visualizer.timeline import Interval, Timeline, TimelineError
 
 GOOD = [[0, 4, "a", "b", "subject"], [4, 8, "b", "c", "color"], [8, 12, "c", "d", "pulse"]]
 
@@ -37,7 +37,7 @@ def test_every_bad_row_is_named_in_one_error():
 
 
 def test_rows_out_of_order_are_sorted_with_a_log_line(caplog):
-    with caplog.at_level(logging.INFO, logger="avdiff.visualize.intervals"):
+    with caplog.at_level(logging.INFO, logger="avdiff.pipelines.beat_visualizer.timeline"):
         tl = Timeline.from_rows([GOOD[2], GOOD[0], GOOD[1]])
     assert tl == Timeline.from_rows(GOOD) and tl.labels == ("row 2", "row 3", "row 1")
     assert "not in order: sorted by their start (row 2, row 3, row 1)" in caplog.text

@@ -19,7 +19,7 @@ from avdiff.data.format import ClipRecord, read_index
 from avdiff.data.prepare import find_videos
 from avdiff.data.scenes.writer import SceneRecord, read_scene_index, write_scene_index
 from avdiff.user_files import list_files, read_json
-from avdiff.visualize.timeline import Interval, Timeline
+from avdiff.pipelines.beat_visualizer.timeline import Interval, Timeline
 
 BOM = "\ufeff"
 APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "  # the header of a macOS ._name resource file

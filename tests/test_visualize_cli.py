@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-import avdiff.pipelines.beat_visualizer as bv
+import avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer as bv
 from avdiff.bench.visualize import make_keyframes, make_song
 from avdiff.cli import main
 from avdiff.video import read_video
@@ -47,6 +47,41 @@ def test_images_to_a_video_with_its_timeline_and_plot(inputs, tmp_path, capsys):
     # two encodes of them in one pytest process were seen to differ by 1-2 grey levels per frame at 48x32)
     diff = np.abs(np.asarray(read_video(again).frames, dtype=int) - np.asarray(clip.frames, dtype=int))
     assert diff.mean(axis=(1, 2, 3)).max() < 4.0
+
+
+def test_plan_only_writes_a_timeline_that_timeline_reads_back(inputs, tmp_path, capsys, monkeypatch):
+    song, keys = inputs
+    base = ["visualize", "--audio", str(song), "--fps", "25"]
+    planned, plot = tmp_path / "plan.json", tmp_path / "plan.png"
+    with monkeypatch.context() as m:
+        m.setattr(bv.BeatVisualizerPipeline, "make_keyframes", lambda *a, **k: pytest.fail("--plan-only rendered"))
+        assert main(base + ["--images", str(keys), "--beats-per-interval", "4", "--patterns", "subject,pulse",
+                            "--plan-only", "--save-timeline", str(planned), "--plot", str(plot)]) == 0  # fmt: skip
+        printed = capsys.readouterr().out
+        assert printed.startswith(f"wrote {planned} and {plot} (planned 150 frames at 25 fps;")
+        assert "nothing rendered" in printed and plot.exists() and not list(tmp_path.glob("*.mp4"))
+        replanned = tmp_path / "replanned.json"  # read back by --timeline, planned again: the same timeline
+        assert main(base + ["--timeline", str(planned), "--plan-only", "--save-timeline", str(replanned)]) == 0
+        assert json.loads(replanned.read_text()) == json.loads(planned.read_text())
+        prompts = tmp_path / "prompts.json"  # prompts are laid on the beats without loading any model
+        assert main(base + ["--prompts", "a cat; a dog", "--model", str(tmp_path / "no-model"), "--plan-only",
+                            "--save-timeline", str(prompts)]) == 0  # fmt: skip
+        assert {json.dumps(iv["start"]) for iv in json.loads(prompts.read_text())["intervals"]} <= {'"a cat"', '"a dog"'}
+    capsys.readouterr()
+    out, rendered = tmp_path / "v.mp4", tmp_path / "rendered.json"  # the render of the plan keeps it as planned
+    assert main(base + ["--timeline", str(planned), "--out", str(out), "--size", "48x32",
+                        "--save-timeline", str(rendered)]) == 0  # fmt: skip
+    assert json.loads(rendered.read_text()) == json.loads(planned.read_text()) and read_video(out).num_frames == 150
+    capsys.readouterr()
+    for args, message in [
+        (["--images", str(keys), "--plan-only"], "--plan-only writes only --save-timeline"),
+        (["--images", str(keys), "--plan-only", "--save-timeline", str(tmp_path / "t.json"), "--out", str(out)],
+         "--plan-only renders nothing: drop --out"),
+        (["--images", str(keys)], "--out is required (or --plan-only with --save-timeline T.json)"),
+    ]:  # fmt: skip
+        assert main(base + args) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("avdiff: error: ") and message in err and err.count("\n") == 1, (args, err)
 
 
 def test_arguments_are_checked_before_any_work(inputs, tmp_path, capsys, monkeypatch):

@@ -8,7 +8,7 @@ accents are highest, and how far it stands out is the smallest Welch t statistic
 position's. 4/4 is assumed; 3/4 is taken only
 when its best position stands out clearly more (``t`` 1.5 times 4/4's and at least :data:`MIN_CONFIDENCE`). With no
 position standing out from every other one (``t`` below :data:`MIN_CONFIDENCE`, or fewer than four bars) no downbeats are reported:
-:func:`avdiff.visualize.timeline.Timeline.from_beats` then lays its grid on the beats alone.
+:func:`avdiff.pipelines.beat_visualizer.timeline.Timeline.from_beats` then lays its grid on the beats alone.
 
 This is an accent model, not a trained downbeat tracker (madmom's RNNs are): one bar phase per tempo section (a beat
 missed or added at a tempo change shifts no bar after it), no changes of meter, no pickup bars after the start.

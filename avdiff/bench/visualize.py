@@ -7,7 +7,7 @@ scikit-image's pictures as keyframe images:
   mp4, next to a baseline measured in the same run: ``encode``, the cost every source pays (the same number of
   still frames encoded, with the song muxed in), and ``analysis`` (the rhythm alone). The keyframe sources are
   ``images`` (keyframe images, no model; pixel and latent in-betweens, and the "percussive" curve) and ``prompts``
-  (:class:`~avdiff.visualize.prompt_keyframes.PromptKeyframes` over ``--model``, at the model's own size:
+  (:class:`~avdiff.pipelines.beat_visualizer.prompt_keyframes.PromptKeyframes` over ``--model``, at the model's own size:
   ``latent`` in-betweens, and stable-diffusion-videos' ``diffusion`` walk under the "beats" curve, which holds
   ``t`` between beats, and under "linear", which moves it every frame: the worst case);
 * memory: the peak RSS increase of one call in keyframe-images mode, streamed to an mp4, for each song length, each
@@ -100,7 +100,7 @@ def measure_memory(song: str, images: list[str], size: int = 64, fps: str = "300
 
 def measure_memory_in_child(**kwargs) -> dict:
     """``measure_memory`` in a fresh process (forked from a server with torch and the pipeline imported)."""
-    preload = ["torch", "librosa", "avdiff.pipelines.beat_visualizer", __name__]
+    preload = ["torch", "librosa", "avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer", __name__]
     return run_in_child(measure_memory, kwargs, preload)
 
 
@@ -124,7 +124,7 @@ def measure_baselines(song: str, size: int, fps: str) -> list[dict]:
     """The same run's floor: the rhythm analysis alone, and encoding as many still frames with the song muxed in."""
     from avdiff.audio.rhythm import analyze_rhythm
     from avdiff.audio.stream import AudioStream
-    from avdiff.pipelines.beat_visualizer import song_frames
+    from avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer import song_frames
     from avdiff.video.io import VideoWriter
 
     stream = AudioStream(song)
@@ -148,7 +148,7 @@ def prompt_source(model: str, steps: int):
     """The ``prompts`` rows' pipeline over ``model`` (loaded before anything is timed, so a bad ``--model`` fails
     first)."""
     from avdiff.pipelines import BeatVisualizerPipeline
-    from avdiff.visualize.prompt_keyframes import PromptKeyframes
+    from avdiff.pipelines.beat_visualizer.prompt_keyframes import PromptKeyframes
 
     pipe = BeatVisualizerPipeline(PromptKeyframes.from_pretrained(model, num_inference_steps=steps))
     pipe.set_progress_bar_config(disable=True)

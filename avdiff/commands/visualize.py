@@ -3,7 +3,9 @@
 Keyframes are images (no model: ``--images DIR`` or files) or prompts (``--prompts "a; b; c"``, rendered by a
 text-to-video model: ``--model``, by default the bundled scene model, offline); ``--timeline T.json`` gives the
 intervals by hand (images, prompts or both). The video is streamed to ``--out`` with the song muxed in as given.
-Every argument is checked before any work, and the model is loaded only after.
+``--plan-only`` stops before the first frame (:meth:`BeatVisualizerPipeline.plan`: no model, no rendering) and writes
+the timeline (``--save-timeline``) and the curve's picture (``--plot``); the timeline file is read back by
+``--timeline``. Every argument is checked before any work, and the model is loaded only after.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import os
 from pathlib import Path
 
 from avdiff.bundled import DEFAULT_SCENE_MODEL
-from avdiff.commands import add_audio_track_arg, add_variant_arg
-from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
+from avdiff.commands import CommandError, add_audio_track_arg, add_variant_arg
+from avdiff.commands.talk import DEFAULT_MAX_DURATION_S, checked_fps, checked_max_duration
 from avdiff.user_files import list_files
 
 logger = logging.getLogger(__name__)
@@ -36,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="keyframe images: a folder (its images in name order) or image files")
     keys.add_argument("--prompts", metavar='"A; B; C"', help="keyframe prompts separated by ';', rendered by --model")
     keys.add_argument("--timeline", metavar="T.json", help="the intervals by hand (see --save-timeline)")
-    p.add_argument("--out", required=True, help="output .mp4 (the song muxed in as given); never an input or a folder")
+    p.add_argument("--out", help="output .mp4 (the song muxed in as given); never an input or a folder (required "
+                   "unless --plan-only)")  # fmt: skip
     p.add_argument("--fps", default="25", help="frame rate from 1 to 120: 25, 29.97 or 30000/1001 (default 25)")
     p.add_argument("--size", metavar="WxH", help="frame size in px, e.g. 512x512 (default: the first image's aspect, "
                    "at most 1024 px; with prompts the model's size)")  # fmt: skip
@@ -68,6 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-timeline", metavar="T.json", help="also write the timeline used (edit it, then pass it "
                    "back with --timeline)")  # fmt: skip
     p.add_argument("--plot", metavar="PNG", help="also write a picture of the curve with the beats marked")
+    p.add_argument("--plan-only", action="store_true", help="render nothing: find the beats, lay the keyframes on them "
+                   "and write --save-timeline (and --plot); no model is loaded")  # fmt: skip
     add_audio_track_arg(p)
     add_variant_arg(p)
     p.set_defaults(func=run)
@@ -76,8 +81,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def image_files(items: list[str]) -> list[Path]:
     """``--images``: a folder's images in name order (hidden files such as macOS ``._name.png`` skipped, with a
     count in the log), or the files given; CommandError when there are none."""
-    from avdiff.commands import CommandError
-
     files: list[Path] = []
     for item in items:
         path = Path(item)
@@ -94,8 +97,6 @@ def image_files(items: list[str]) -> list[Path]:
 
 
 def parse_size(text: str | None) -> tuple[int | None, int | None]:
-    from avdiff.commands import CommandError
-
     if text is None:
         return None, None
     parts = text.lower().split("x")
@@ -109,11 +110,15 @@ def parse_size(text: str | None) -> tuple[int | None, int | None]:
 def check_arguments(args: argparse.Namespace) -> dict:
     """Everything that can be checked before any work; returns the pipeline's keyword arguments (but the song)."""
     from avdiff.audio.curves import CurveSpec
-    from avdiff.commands import CommandError
-    from avdiff.commands.talk import checked_fps, checked_max_duration
+    from avdiff.pipelines.beat_visualizer.timeline import PATTERNS, Timeline, TimelineError
     from avdiff.video.outputs import OutputFile, check_outputs
-    from avdiff.visualize.timeline import PATTERNS, Timeline, TimelineError
 
+    if args.plan_only and args.out is not None:
+        raise CommandError("--plan-only renders nothing: drop --out (or drop --plan-only to render)")
+    if args.plan_only and args.save_timeline is None and args.plot is None:
+        raise CommandError("--plan-only writes only --save-timeline T.json (and --plot PNG): give --save-timeline")
+    if not args.plan_only and args.out is None:
+        raise CommandError("--out is required (or --plan-only with --save-timeline T.json)")
     fps = checked_fps(args.fps)
     checked_max_duration(args.max_duration)
     if not os.path.isfile(args.audio):
@@ -175,12 +180,44 @@ def check_arguments(args: argparse.Namespace) -> dict:
     return kwargs
 
 
+def song_source(args: argparse.Namespace):
+    """``--audio``, or its ``--audio-track`` read block by block (as the pipeline reads a path)."""
+    if args.audio_track is None:
+        return args.audio
+    from avdiff.audio.stream import AudioStream
+
+    return AudioStream(args.audio, max_duration_s=args.max_duration, audio_track=args.audio_track)
+
+
+def run_plan(args: argparse.Namespace, kwargs: dict) -> int:
+    """``--plan-only``: the plan (beats, timeline, curves) written as ``--save-timeline`` and ``--plot``; nothing is
+    rendered and no model is loaded (prompts are only laid on the beats)."""
+    from PIL import Image
+
+    from avdiff.pipelines import BeatVisualizerPipeline
+
+    try:
+        plan = BeatVisualizerPipeline().plan(song_source(args), **kwargs)
+    except ValueError as e:  # a timeline that does not fit the song, audio that cannot be read ...
+        raise CommandError(str(e)) from e
+    written = []
+    if args.save_timeline:
+        written.append(str(plan.timeline.save(args.save_timeline)))
+    if args.plot:
+        Image.fromarray(plan.plot()).save(args.plot)
+        written.append(str(args.plot))
+    r = plan.rhythm
+    downbeats = f", {len(r.downbeat_times_s)} downbeats" if len(r.downbeat_times_s) else ", no downbeats found"
+    print(f"wrote {' and '.join(written)} (planned {plan.num_frames} frames at {plan.fps} fps; {len(plan.timeline)} "
+          f"intervals; {r.tempo_bpm:.1f} BPM, {len(r.beat_times_s)} beats{downbeats}; nothing rendered)")  # fmt: skip
+    return 0
+
+
 def prompt_source(args: argparse.Namespace):
     """The :class:`PromptKeyframes` of ``--model``; CommandError when it cannot be loaded."""
-    from avdiff.commands import CommandError
     from avdiff.loading import load_pipeline
+    from avdiff.pipelines.beat_visualizer.prompt_keyframes import PromptKeyframes
     from avdiff.pipelines.text_to_video import TextToVideoPipeline
-    from avdiff.visualize.prompt_keyframes import PromptKeyframes
 
     try:
         pipe = load_pipeline(TextToVideoPipeline, args.model, variant=args.variant, device=args.device)
@@ -191,21 +228,20 @@ def prompt_source(args: argparse.Namespace):
         raise CommandError(f"--device {args.device!r}: {e}") from e
 
 
+PLAN_ARGUMENTS = ("timeline", "images", "prompts", "beats_per_interval", "patterns", "curve", "fps", "max_duration_s")
+
+
 def run(args: argparse.Namespace) -> int:
-    from avdiff.commands import CommandError
     from avdiff.pipelines import BeatVisualizerPipeline
 
     kwargs = check_arguments(args)
+    if args.plan_only:
+        return run_plan(args, {k: v for k, v in kwargs.items() if k in PLAN_ARGUMENTS})
     timeline = kwargs.get("timeline")
     pipe = BeatVisualizerPipeline(prompt_source(args) if "prompts" in kwargs or (timeline and timeline.prompts())
                                   else None)  # fmt: skip
     try:
-        song = args.audio
-        if args.audio_track is not None:  # read block by block, as the pipeline reads a path
-            from avdiff.audio.stream import AudioStream
-
-            song = AudioStream(args.audio, max_duration_s=args.max_duration, audio_track=args.audio_track)
-        out = pipe(song, output_path=args.out, **kwargs)
+        out = pipe(song_source(args), output_path=args.out, **kwargs)
     except ValueError as e:  # a bad image, a timeline that does not fit the song ... (AudioLoadError is one too)
         raise CommandError(str(e)) from e
     if args.save_timeline:

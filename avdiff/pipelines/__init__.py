@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     "AudioSceneOutput": "avdiff.pipelines.audio_scene.pipeline_audio_scene",
     "AudioScenePipeline": "avdiff.pipelines.audio_scene.pipeline_audio_scene",
-    "BeatVisualizerOutput": "avdiff.pipelines.beat_visualizer",
-    "BeatVisualizerPipeline": "avdiff.pipelines.beat_visualizer",
+    "BeatPlan": "avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer",
+    "BeatVisualizerOutput": "avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer",
+    "BeatVisualizerPipeline": "avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer",
     "TalkingHeadPipeline": "avdiff.pipelines.talking_head.pipeline_talking_head",
     "TextToVideoPipeline": "avdiff.pipelines.text_to_video.pipeline_text_to_video",
     "VideoPipelineOutput": "avdiff.pipelines.output",
@@ -22,7 +23,11 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from avdiff.pipelines.audio_scene.pipeline_audio_scene import AudioSceneOutput, AudioScenePipeline
-    from avdiff.pipelines.beat_visualizer import BeatVisualizerOutput, BeatVisualizerPipeline
+    from avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer import (
+        BeatPlan,
+        BeatVisualizerOutput,
+        BeatVisualizerPipeline,
+    )
     from avdiff.pipelines.output import VideoPipelineOutput
     from avdiff.pipelines.talking_head.pipeline_talking_head import TalkingHeadPipeline
     from avdiff.pipelines.talking_head.pipeline_warp_baseline import WarpBaselinePipeline

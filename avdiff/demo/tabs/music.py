@@ -2,12 +2,13 @@
 
 Images need no model and no downloads. Prompts are rendered by a text-to-video model of the registry (the bundled
 scene model, offline, or the user's ``--model`` folder) through
-:class:`~avdiff.visualize.prompt_keyframes.PromptKeyframes`, at the model's own frame size.
+:class:`~avdiff.pipelines.beat_visualizer.prompt_keyframes.PromptKeyframes`, at the model's own frame size.
 
-**Plan** analyses the song's beats and lays the images (or prompts) on them (:meth:`Timeline.from_beats`): an editable table of
-intervals and a plot of the chosen curve with the beats marked, before anything is rendered. **Render** makes the
-video from the table (as edited) with :class:`~avdiff.pipelines.BeatVisualizerPipeline`, the song muxed in, and
-scores it exactly as ``avdiff eval beats`` does (:func:`avdiff.metrics.beats.score_video`).
+**Plan** analyses the song's beats and lays the images (or prompts) on them (:meth:`BeatVisualizerPipeline.plan`, the
+steps of a render before its first frame): an editable table of intervals and a plot of the chosen curve with the
+beats marked, before anything is rendered. **Render** makes the video from the table (as edited) with
+:class:`~avdiff.pipelines.BeatVisualizerPipeline`, the song muxed in, and scores it exactly as ``avdiff eval beats``
+does (:func:`avdiff.metrics.beats.score_video`).
 
 Named endpoints: ``plan(song, images, curve, beats_per_interval, patterns, fps, prompts) -> (table, plot, info)`` and
 ``render(song, images, table, curve, fps, height, model) -> (video, summary, scores)``. The table holds one row per
@@ -27,12 +28,15 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from avdiff.audio.curves import SOURCES
+from avdiff.audio.curves import SOURCES, CurveSpec
 from avdiff.demo.context import TabContext, remove_quietly
 from avdiff.demo.inputs import InputError, file_path, page_sentence, upload_limit
 from avdiff.demo.status import StatusLine
 from avdiff.demo.tabs.talking_head import FPS_CHOICES, parse_fps
-from avdiff.visualize.timeline import PATTERNS, Timeline, TimelineError
+from avdiff.metrics.beats import score_video
+from avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer import BeatVisualizerPipeline, read_image
+from avdiff.pipelines.beat_visualizer.prompt_keyframes import PromptKeyframes
+from avdiff.pipelines.beat_visualizer.timeline import PATTERNS, Timeline, TimelineError
 
 logger = logging.getLogger(__name__)
 
@@ -116,11 +120,6 @@ class MusicTab:
         Raises:
             gr.Error: one sentence for any bad input.
         """
-        from avdiff.audio.curves import CurveSpec, curve_envelope, curve_position, plot_curves
-        from avdiff.audio.rhythm import analyze_rhythm
-        from avdiff.audio.stream import AudioStream
-        from avdiff.pipelines.beat_visualizer import DEFAULT_PULSE
-
         try:
             path = song_path(song)
             keys = plan_keys(images, prompts)
@@ -128,20 +127,18 @@ class MusicTab:
             spec = CurveSpec(source=str(curve)).check()
             count = whole_number(beats_per_interval, "beats per interval")
             chosen = [p for p in (patterns or []) if p in PATTERNS] or ["subject"]
-            progress((0, 3), desc="reading the song", unit="stages")
-            stream = AudioStream(path, max_duration_s=self.ctx.limits.max_audio_s)
-            progress((1, 3), desc=f"finding the beats of {stream.duration_s:.1f} s of song", unit="stages")
-            rhythm = analyze_rhythm(stream, rate)
-            progress((2, 3), desc="laying the keyframes on the beats and drawing the curve", unit="stages")
-            timeline = Timeline.from_beats(rhythm, keys, count, chosen, duration_s=stream.duration_s)
-            edges = timeline.frame_edges(rate, rhythm.num_frames)
-            picture = plot_curves(rhythm, curve_position(rhythm, edges, spec), curve_envelope(rhythm, DEFAULT_PULSE),
-                                  edges, title=f"curve {spec.source}")  # fmt: skip
+            given = {"images": keys} if isinstance(keys[0], Path) else {"prompts": keys}
+            progress((0, 2), desc="finding the song's beats and laying the keyframes on them", unit="stages")
+            plan = BeatVisualizerPipeline().plan(path, **given, beats_per_interval=count, patterns=chosen, curve=spec,
+                                                 fps=rate, max_duration_s=self.ctx.limits.max_audio_s)  # fmt: skip
+            progress((1, 2), desc="drawing the curve", unit="stages")
+            picture = plan.plot()
         except Exception as e:
             raise self.status.error(error_sentence(e, self.ctx), request) from None
+        rhythm, timeline = plan.rhythm, plan.timeline
         downbeats = f"{len(rhythm.downbeat_times_s)} downbeats" if len(rhythm.downbeat_times_s) else "no downbeats"
         line = (f"{rhythm.tempo_bpm:.1f} BPM, {len(rhythm.beat_times_s)} beats, {downbeats}; {len(timeline)} "
-                f"intervals of {count} beats over {stream.duration_s:.1f} s.")  # fmt: skip
+                f"intervals of {count} beats over {plan.duration_s:.1f} s.")  # fmt: skip
         return {"headers": HEADERS, "data": timeline.rows()}, picture, line
 
     def render(self, song, images, table, curve, fps, height, model=None, progress=gr.Progress(),
@@ -153,9 +150,6 @@ class MusicTab:
         Raises:
             gr.Error: one sentence for any bad input; a generic sentence (and a logged traceback) for anything else.
         """
-        from avdiff.metrics.beats import score_video
-        from avdiff.pipelines import BeatVisualizerPipeline
-
         folder = None
         try:
             path = song_path(song)
@@ -197,9 +191,6 @@ class MusicTab:
         """``(lock, BeatVisualizerPipeline)`` over the registry's text-to-video model ``model`` (one per model, kept
         across requests so that a re-render of an edited table reuses its keyframes; used only under the lock);
         InputError when there is none."""
-        from avdiff.pipelines import BeatVisualizerPipeline
-        from avdiff.visualize.prompt_keyframes import PromptKeyframes
-
         keys = [e.key for e in self.ctx.models.choices(T2V_KIND)]
         if not keys:
             raise InputError("The timeline has prompts, but this app has no text-to-video model to render them; use "
@@ -255,8 +246,6 @@ def song_path(payload: object) -> str:
 def image_paths(payload: object) -> list[str]:
     """The uploaded images' paths, in order; InputError for none, too many, or an unreadable one (checked here, so
     the sentence names the file)."""
-    from avdiff.pipelines.beat_visualizer_checks import read_image
-
     items = payload if isinstance(payload, (list, tuple)) else ([] if payload is None else [payload])
     paths = [p for p in (file_path(item) for item in items) if p]
     if not paths:

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from avdiff.visualize.timeline import HOLDS, PATTERNS
+from avdiff.pipelines.beat_visualizer.timeline import HOLDS, PATTERNS
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def apply_pattern(pattern: str, base: np.ndarray, t: float, u: float, e: float, 
     """One frame of ``pattern``: float32 [H, W, 3] in [0, 1] from the base picture (same form).
 
     Args:
-        pattern: one of :data:`~avdiff.visualize.timeline.PATTERNS`.
+        pattern: one of :data:`~avdiff.pipelines.beat_visualizer.timeline.PATTERNS`.
         base: the in-between (transitions) or the start keyframe (holds), float32 [H, W, 3] in [0, 1].
         t: the position in the interval; u: the time through it; e: the pulse envelope (all in [0, 1]).
         settings: the effects' strengths.

@@ -1,6 +1,6 @@
 """Keyframes rendered from prompts by a text-to-video model, and the frames between two prompts.
 
-:class:`PromptKeyframes` is a :class:`~avdiff.visualize.keyframes.KeyframeSource` over a
+:class:`PromptKeyframes` is a :class:`~avdiff.pipelines.beat_visualizer.keyframes.KeyframeSource` over a
 :class:`~avdiff.pipelines.text_to_video.TextToVideoPipeline`: the bundled scene model (``"scene-tiny"``, offline), a
 saved pipeline folder, or Stable Diffusion 1.5 (``TextToVideoPipeline.from_pretrained(sd15_id)``). A keyframe is one
 image (``num_frames=1``) denoised from an initial noise ``z`` with the prompt's token states ``E``. It keeps ``z``
@@ -10,8 +10,8 @@ and ``E`` beside its image and final latent, so the frames between two prompt ke
 * ``"diffusion"``: stable-diffusion-videos' walk (nateraw/stable-diffusion-videos, ``StableDiffusionWalkPipeline``):
   ``z_t = slerp(z_A, z_B, t)`` and ``E_t = lerp(E_A, E_B, t)``, each in-between denoised from scratch. At ``t = 0``
   and ``t = 1`` this is the keyframe itself. One denoising run per distinct ``t``: the positions are rounded to
-  :data:`DIFFUSION_LEVELS` levels, so an interval costs at most that many runs however long it is (a ``"beats"``
-  curve holds ``t`` between beats and needs far fewer).
+  :data:`~avdiff.pipelines.beat_visualizer.keyframes.DIFFUSION_LEVELS` levels, so an interval costs at most that
+  many runs however long it is (a ``"beats"`` curve holds ``t`` between beats and needs far fewer).
 * ``"latent"``: the two keyframes' final latents interpolated and decoded: one decoder pass per ``t``, no
   denoising. With the scene model's pixel-space codec this is a cross-fade.
 
@@ -28,21 +28,16 @@ import logging
 import math
 import os
 import zlib
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from avdiff.bundled import DEFAULT_SCENE_MODEL
 from avdiff.models.codec import pixels_from_uint8, pixels_to_uint8
-from avdiff.visualize.keyframes import Keyframe
-
-if TYPE_CHECKING:
-    from avdiff.pipelines.text_to_video import TextToVideoPipeline
+from avdiff.pipelines.beat_visualizer.keyframes import Keyframe
+from avdiff.pipelines.text_to_video import TextToVideoPipeline
 
 logger = logging.getLogger(__name__)
-
-DIFFUSION_LEVELS = 32  # "diffusion" in-betweens: t rounded to multiples of 1 / DIFFUSION_LEVELS
 
 
 def slerp(t: float, v0: torch.Tensor, v1: torch.Tensor, dot_threshold: float = 0.9995) -> torch.Tensor:
@@ -81,8 +76,6 @@ class PromptKeyframes:
 
     def __init__(self, pipe: TextToVideoPipeline, num_inference_steps: int = 20, guidance_scale: float = 3.0,
                  seed: int = 0, same_noise: bool = True, batch_size: int = 8):  # fmt: skip
-        from avdiff.pipelines.text_to_video import TextToVideoPipeline
-
         if not isinstance(pipe, TextToVideoPipeline):
             raise ValueError(f"pipe must be a TextToVideoPipeline, got {type(pipe).__name__}")
         for arg, value, low in (("num_inference_steps", num_inference_steps, 1), ("batch_size", batch_size, 1),
@@ -105,8 +98,6 @@ class PromptKeyframes:
         """A source over ``TextToVideoPipeline.from_pretrained(name_or_path)``: a bundled model's name (default the
         scene model shipped with avdiff), a saved folder, or an SD 1.5 hub id or folder. ``kwargs`` go to
         :class:`PromptKeyframes`."""
-        from avdiff.pipelines.text_to_video import TextToVideoPipeline
-
         return cls(TextToVideoPipeline.from_pretrained(name_or_path), **kwargs)
 
     @property
@@ -189,9 +180,4 @@ class PromptKeyframes:
         return latents[:, :, 0]
 
 
-def quantize_positions(ts: list[float], levels: int = DIFFUSION_LEVELS) -> list[float]:
-    """Positions rounded to multiples of ``1 / levels`` (the ``"diffusion"`` in-betweens' cache keys)."""
-    return [round(round(float(t) * levels) / levels, 6) for t in ts]
-
-
-__all__ = ["DEFAULT_SCENE_MODEL", "DIFFUSION_LEVELS", "PromptKeyframes", "quantize_positions", "slerp"]
+__all__ = ["PromptKeyframes", "slerp"]

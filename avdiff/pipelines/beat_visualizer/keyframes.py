@@ -4,7 +4,7 @@ A :class:`KeyframeSource` turns a timeline's images into :class:`Keyframe` s (an
 latents back to pictures. :class:`ImageKeyframes` implements it: the user's images, encoded by a codec (by default
 the exact pixel-space :class:`~avdiff.models.codec.SpaceToDepthCodec` with factor 1). No diffusion model at all, no
 weights, no downloads. A source that also renders prompts (``renders_prompts = True``, a ``render_prompt`` and an
-``inbetweens`` method) is :class:`~avdiff.visualize.prompt_keyframes.PromptKeyframes`, over a text-to-video model.
+``inbetweens`` method) is :class:`~avdiff.pipelines.beat_visualizer.prompt_keyframes.PromptKeyframes`, over a text-to-video model.
 
 The frames between keyframes ``A`` and ``B`` at position ``t`` in [0, 1] are made by one of (:data:`INTERPOLATIONS`):
 
@@ -13,7 +13,7 @@ The frames between keyframes ``A`` and ``B`` at position ``t`` in [0, 1] are mad
   With the default exact, linear codec this is the same cross-fade (up to rounding); with a learned codec it
   morphs in its latent space;
 * ``"diffusion"``: between two prompt keyframes, stable-diffusion-videos' walk: slerp on the initial noise, lerp on
-  the text embeddings, each in-between denoised (:mod:`avdiff.visualize.prompt_keyframes`); other pairs as ``"latent"``;
+  the text embeddings, each in-between denoised (:mod:`avdiff.pipelines.beat_visualizer.prompt_keyframes`); other pairs as ``"latent"``;
 * ``"auto"``: ``"diffusion"`` between two prompt keyframes, ``"pixel"`` otherwise.
 """
 
@@ -34,6 +34,7 @@ from avdiff.models.codec import LatentCodec, SpaceToDepthCodec, pixels_from_uint
 logger = logging.getLogger(__name__)
 
 INTERPOLATIONS = ("auto", "diffusion", "latent", "pixel")
+DIFFUSION_LEVELS = 32  # "diffusion" in-betweens: t rounded to multiples of 1 / DIFFUSION_LEVELS
 
 
 @dataclass
@@ -217,3 +218,8 @@ def interpolation_mode(interpolation: str, a: Keyframe, b: Keyframe) -> str:
     if interpolation == "diffusion" and not both_prompts:
         return "latent"
     return interpolation
+
+
+def quantize_positions(ts: list[float], levels: int = DIFFUSION_LEVELS) -> list[float]:
+    """Positions rounded to multiples of ``1 / levels`` (the ``"diffusion"`` in-betweens' cache keys)."""
+    return [round(round(float(t) * levels) / levels, 6) for t in ts]
