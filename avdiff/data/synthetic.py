@@ -33,7 +33,7 @@ from avdiff.data.faces import PoolFace, face_pool
 from avdiff.data.format import ClipRecord, append_index, check_name, read_index, save_npy
 from avdiff.pipelines.warp_baseline import SAMPLE_RATE, animate
 from avdiff.video.image import ImageLike, load_image
-from avdiff.video.io import write_video
+from avdiff.video.writer import write_video
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ built.
 from avdiff.encoders.aligned import AlignedEncoder
 from avdiff.encoders.alignment import AlignerConfig, AudioTextAligner
 from avdiff.encoders.base import AudioTextEncoder, TokenChoice, content_words
-from avdiff.encoders.clap import HFClapEncoder, LaionClapEncoder
+from avdiff.encoders.clap_hf import HFClapEncoder
+from avdiff.encoders.clap_laion import LaionClapEncoder
 from avdiff.encoders.text import SentenceEncoder
 
 __all__ = [

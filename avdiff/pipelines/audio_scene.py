@@ -341,7 +341,7 @@ class AudioScenePipeline:
             raise ValueError(f"callback_on_step_end must be callable, got {callback_on_step_end!r}")
         picture = None if image is None else image_source(image)
         if output_path is not None:
-            from avdiff.video.io import check_output_path
+            from avdiff.video.writer import check_output_path
 
             check_output_path(output_path, {f"audio[{i}]": s for i, s in enumerate(sounds)
                                             if isinstance(s, (str, os.PathLike))})  # fmt: skip
@@ -402,7 +402,7 @@ class AudioScenePipeline:
             ordered = (frame for unit in rendered for frame in unit)  # already in frame order
         if output_path is None:
             return np.stack(list(ordered)), base
-        from avdiff.video.io import VideoWriter
+        from avdiff.video.writer import VideoWriter
 
         with VideoWriter(output_path, fps, mixed) as out:
             for frame in ordered:

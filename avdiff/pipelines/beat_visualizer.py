@@ -58,7 +58,7 @@ from avdiff.pipelines.beat_visualizer_checks import (
     pattern_settings,
 )
 from avdiff.pipelines.output import VideoPipelineOutput
-from avdiff.video.io import VideoWriter
+from avdiff.video.writer import VideoWriter
 from avdiff.visualize.keyframes import (
     ImageKeyframes,
     Keyframe,

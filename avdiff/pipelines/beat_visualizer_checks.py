@@ -20,7 +20,7 @@ from avdiff.audio.curves import CurveSpec
 from avdiff.audio.rhythm import Rhythm
 from avdiff.pipelines.output import MAX_OUTPUT_SIDE
 from avdiff.video.image import load_image
-from avdiff.video.io import check_output_path
+from avdiff.video.writer import check_output_path
 from avdiff.visualize.keyframes import INTERPOLATIONS, KeyframeSource
 from avdiff.visualize.patterns import PatternSettings
 from avdiff.visualize.timeline import PATTERNS, Timeline, TimelineError

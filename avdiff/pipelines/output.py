@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from avdiff.audio.io import Waveform
-from avdiff.video.io import VideoError, write_video
+from avdiff.video.reader import VideoError
+from avdiff.video.writer import write_video
 
 logger = logging.getLogger(__name__)
 

@@ -85,7 +85,7 @@ from avdiff.video.align import AlignedFace, align_face, get_framing
 from avdiff.video.masks import lower_face_mask
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
-from avdiff.video.io import VideoWriter
+from avdiff.video.writer import VideoWriter
 
 logger = logging.getLogger(__name__)
 

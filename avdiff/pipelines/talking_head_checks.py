@@ -12,7 +12,7 @@ from avdiff.audio.clock import FpsLike, parse_fps
 from avdiff.audio.io import AudioSource
 from avdiff.pipelines.utils import is_int
 from avdiff.video.image import ImageLike
-from avdiff.video.io import check_output_path
+from avdiff.video.writer import check_output_path
 
 OUTPUT_TYPES = ("np", "pt", "pil", "crops")
 

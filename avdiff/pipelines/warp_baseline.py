@@ -23,7 +23,7 @@ from avdiff.audio.silence import speech_warnings
 from avdiff.pipelines.output import VideoPipelineOutput, bound_output_size
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
-from avdiff.video.io import VideoWriter, check_output_path
+from avdiff.video.writer import VideoWriter, check_output_path
 from avdiff.video.warp import MouthWarper
 
 logger = logging.getLogger(__name__)

@@ -3,9 +3,11 @@
 from avdiff.video.align import FRAMINGS, AlignedFace, Framing, align_face, align_frames
 from avdiff.video.masks import lower_face_mask, mouth_mask, paste_back
 from avdiff.video.smoothing import smooth_landmarks
-from avdiff.video.face import Face, MultipleFacesError, NoFaceError, detect_face, detect_faces
+from avdiff.video.face import MultipleFacesError, NoFaceError, detect_face, detect_faces
+from avdiff.video.landmarks import Face
 from avdiff.video.image import load_image
-from avdiff.video.io import VideoClip, VideoError, read_video, write_video
+from avdiff.video.reader import VideoClip, VideoError, read_video
+from avdiff.video.writer import write_video
 
 __all__ = [
     "AlignedFace",
