@@ -138,7 +138,6 @@ KNOWN_VIOLATIONS: set[str] = {
     "function import: avdiff.metrics.talking_head -> avdiff.video.align",
     "function import: avdiff.metrics.talking_head -> avdiff.video.face",
     "function import: avdiff.metrics.talking_head -> avdiff.video.reader",
-    "function import: avdiff.models.presets -> avdiff.presets",
     "function import: avdiff.models.unet -> avdiff.models.presets",
     "function import: avdiff.pipelines.audio_scene -> avdiff.bundled",
     "function import: avdiff.pipelines.audio_scene -> avdiff.encoders.aligned",

@@ -21,6 +21,8 @@ import torch
 import yaml
 from diffusers import MotionAdapter, UNet2DConditionModel
 
+from avdiff.presets import preset_file
+
 logger = logging.getLogger(__name__)
 
 OPTION_KEYS = ("audio_dim", "reference_channels", "motion_channels", "mask_channels")
@@ -29,8 +31,6 @@ PRESET_KEYS = ("unet2d", "motion_adapter", "pretrained", *OPTION_KEYS)
 
 def preset_path(path_or_name: str | Path):
     """``"tiny"`` -> the shipped ``avdiff/presets/tiny.yaml``; a path to a .yaml/.yml file is used as is."""
-    from avdiff.presets import preset_file
-
     return preset_file(path_or_name)
 
 
