@@ -236,7 +236,7 @@ def test_two_sounds_drive_two_words_each_with_its_own_curve(pipe):
 
 
 def test_frame_count_and_the_mp4_follow_the_sound(pipe, tmp_path):
-    from avdiff.video.io import VideoReader
+    from avdiff.video.reader import VideoReader
 
     sound = stepped([0.2, 1.0, 0.5, 0.8, 0.1], seconds_each=0.26)  # 1.3 s
     out = pipe(PROMPT, sound, target_words="campfire", fps=10, num_inference_steps=1, guidance_scale=1.0,

@@ -64,7 +64,7 @@ def test_a_missing_bundled_model_is_one_line(sound, tmp_path, capsys, monkeypatc
 
 
 def test_a_smoke_run_writes_the_scene_with_its_sound(sound, tmp_path, capsys):
-    from avdiff.video.io import VideoReader
+    from avdiff.video.reader import VideoReader
 
     out = tmp_path / "scene.mp4"
     assert main(["scene", "--prompt", PROMPT, "--audio", str(sound), "--word", "campfire", "--preset", "tiny",

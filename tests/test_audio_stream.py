@@ -12,7 +12,7 @@ from avdiff.audio.io import AudioLoadError, Waveform, load_audio, save_audio
 from avdiff.audio.stream import AudioStream
 from avdiff.audio.synth import drum_track
 from avdiff.video import read_video, write_video
-from avdiff.video.io import VideoWriter
+from avdiff.video.writer import VideoWriter
 from conftest import tone
 from media import riff_wav
 

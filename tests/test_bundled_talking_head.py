@@ -61,7 +61,7 @@ def test_it_moves_an_unseen_mouth_with_the_speech(pipe):
     """The astronaut in colour at 512 px is no LFW face; the mouth interior still follows the speech."""
     from avdiff.audio.tts import espeak_available, speak
     from avdiff.metrics.lipsync import score_video
-    from avdiff.video.io import VideoClip
+    from avdiff.video.reader import VideoClip
 
     if not espeak_available():
         pytest.skip("needs espeak-ng")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from avdiff.audio.io import Waveform
 from avdiff.encoders import AudioTextEncoder, HFClapEncoder, LaionClapEncoder, TokenChoice, content_words
 from avdiff.encoders.base import STOPWORDS, pool_windows, repeat_pad, split_windows, window_starts
-from avdiff.encoders.clap import CLAP_WINDOW, quantize_int16
+from avdiff.encoders.clap_laion import CLAP_WINDOW, quantize_int16
 from avdiff.metrics import clap_score
 
 from conftest import tone

@@ -31,7 +31,8 @@ from avdiff.video.align import (
 )
 from avdiff.video.masks import lower_face_mask, mouth_mask, paste_back
 from avdiff.video.smoothing import one_euro_landmarks, smooth_landmarks
-from avdiff.video.face import (
+from avdiff.video.face import MultipleFacesError, NoFaceError, detect_face, detect_faces
+from avdiff.video.landmarks import (
     CHIN,
     FACE_OVAL,
     INNER_LIP_PAIRS,
@@ -43,10 +44,6 @@ from avdiff.video.face import (
     OUTER_LIPS,
     RIGHT_EYE,
     Face,
-    MultipleFacesError,
-    NoFaceError,
-    detect_face,
-    detect_faces,
 )
 
 

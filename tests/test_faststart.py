@@ -13,7 +13,7 @@ import torch
 
 from avdiff.audio.io import Waveform, save_audio
 from avdiff.pipelines.output import VideoPipelineOutput
-from avdiff.video.io import VideoWriter, write_video
+from avdiff.video.writer import VideoWriter, write_video
 
 
 def top_level_atoms(path: str | Path) -> list[str]:

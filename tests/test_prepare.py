@@ -35,7 +35,8 @@ from avdiff.data.prepare import (
 )
 from avdiff.data.synthetic import make_dataset
 from avdiff.video.face import track_landmarks
-from avdiff.video.io import read_video, write_video
+from avdiff.video.reader import read_video
+from avdiff.video.writer import write_video
 
 pytestmark = pytest.mark.requires_espeak  # every test makes speech with espeak-ng
 

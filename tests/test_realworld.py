@@ -15,7 +15,7 @@ import torch
 
 from avdiff.audio.io import load_audio
 from avdiff.cli import main
-from avdiff.video.io import read_video
+from avdiff.video.reader import read_video
 from realworld import RealWorld, drum_wav, tools_missing
 
 pytestmark = pytest.mark.skipif(tools_missing() is not None, reason=tools_missing() or "")

@@ -10,12 +10,13 @@ from safetensors.torch import load_file
 
 from avdiff.cli import main
 from avdiff.data.scenes import make_scenes
+from avdiff.data.scenes.vocabulary import LABELS
 from avdiff.models.segmenter import SceneSegmenter, SegmenterConfig, load_segmenter
 from avdiff.training.segmenter import _gaussian_blur
 
 
 def test_shapes_save_load_and_bad_input(tmp_path):
-    model = SceneSegmenter(SegmenterConfig(width=8, levels=3)).eval()
+    model = SceneSegmenter(SegmenterConfig(list(LABELS), width=8, levels=3)).eval()
     frames = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
     labels = model.predict(frames)
     assert labels.shape == (3, 64, 64) and labels.dtype == np.uint8 and labels.max() < 14
@@ -65,7 +66,7 @@ def _config(tmp_path, root, **trainer):
 def test_short_training_learns_to_segment_held_out_frames(tmp_path, tiny_world, capsys):
     """SHORT-TRAINING BOUND: 400 steps on 24 clips reach >= 0.9 pixel accuracy on 4 held-out clips (an untrained
     network scores far below); the shipped recipe's numbers (0.99, mean IoU 0.93) are in docs/benchmarks.md."""
-    untrained = json.loads(json.dumps(_eval(tiny_world, SceneSegmenter(SegmenterConfig(width=8, levels=4)))))
+    untrained = json.loads(json.dumps(_eval(tiny_world, SceneSegmenter(SegmenterConfig(list(LABELS), width=8, levels=4)))))
     path = _config(tmp_path, tiny_world, max_steps=400)
     assert main(["train", "segmenter", "--config", str(path), "--no-progress"]) == 0
     assert "pixel accuracy" in capsys.readouterr().out

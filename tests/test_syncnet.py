@@ -33,7 +33,8 @@ from avdiff.metrics.syncnet_scores import (
 )
 from avdiff.models.syncnet import SyncNet, SyncNetConfig
 from avdiff.training.syncnet import SyncChunks, SyncNetTask, SyncNetTaskConfig
-from avdiff.video.io import read_video, write_video
+from avdiff.video.reader import read_video
+from avdiff.video.writer import write_video
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(crop_size=64, face_height=16, face_width=32, n_mels=20, embed_dim=8,

@@ -32,7 +32,7 @@ from avdiff.pipelines.talking_head.pipeline_talking_head import (
 )
 from avdiff.video.masks import mouth_mask
 from avdiff.video.face import NoFaceError, detect_face
-from avdiff.video.io import read_video
+from avdiff.video.reader import read_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for the module
 

@@ -16,7 +16,7 @@ from avdiff.data.scene_dataset import SceneClipDataset, select_scene_records
 from avdiff.training import TrainConfig, Trainer
 from avdiff.training.text_to_video import TextToVideoTask, TextToVideoTaskConfig
 from avdiff.data.scenes import load_scene_clip, make_scenes, record_spec, render_scene
-from avdiff.video.io import read_video
+from avdiff.video.reader import read_video
 
 torch.set_num_threads(1)
 

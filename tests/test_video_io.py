@@ -11,7 +11,8 @@ from PIL import Image
 import avdiff.video.writer as vio
 from avdiff.audio import FrameClock, Waveform
 from avdiff.video import VideoError, read_video, write_video
-from avdiff.video.io import VideoReader, VideoWriter, check_output_path
+from avdiff.video.reader import VideoReader
+from avdiff.video.writer import VideoWriter, check_output_path
 from avdiff.video.timeline import apply_transform, audio_on_timeline, display_transform, place_on_grid, resample_frames
 from conftest import tone
 

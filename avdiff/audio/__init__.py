@@ -1,18 +1,41 @@
-"""Audio: loading, the frame clock, features and rhythm analysis."""
+"""Audio: loading, the frame clock, features and rhythm analysis.
 
-from avdiff.audio.clock import FrameClock
-from avdiff.audio.features import LogMel, log_mel
-from avdiff.audio.io import AudioLoadError, Waveform, load_audio, save_audio
-from avdiff.audio.rhythm import Rhythm, analyze_rhythm
+Each name is imported on first use (PEP 562), so importing one submodule does not import the others."""
 
-__all__ = [
-    "AudioLoadError",
-    "FrameClock",
-    "LogMel",
-    "Rhythm",
-    "Waveform",
-    "analyze_rhythm",
-    "load_audio",
-    "log_mel",
-    "save_audio",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+# name -> the module that defines it
+_EXPORTS = {
+    "AudioLoadError": "avdiff.audio.io",
+    "FrameClock": "avdiff.audio.clock",
+    "LogMel": "avdiff.audio.features",
+    "Rhythm": "avdiff.audio.rhythm",
+    "Waveform": "avdiff.audio.io",
+    "analyze_rhythm": "avdiff.audio.rhythm",
+    "load_audio": "avdiff.audio.io",
+    "log_mel": "avdiff.audio.features",
+    "save_audio": "avdiff.audio.io",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from avdiff.audio.clock import FrameClock
+    from avdiff.audio.features import LogMel, log_mel
+    from avdiff.audio.io import AudioLoadError, Waveform, load_audio, save_audio
+    from avdiff.audio.rhythm import Rhythm, analyze_rhythm
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 def run_scene_bench(clips: int = 40, seed: int = 0) -> list[dict]:
     """Rows: stage, ms per clip, share of the whole clip, x real time."""
-    from avdiff.video.io import write_video
+    from avdiff.video.writer import write_video
 
     rngs = [np.random.default_rng([seed, 0, k]) for k in range(clips)]
     timings: dict[str, float] = {}

@@ -75,7 +75,7 @@ def measure_memory(song: str, images: list[str], size: int = 64, fps: str = "300
         "video_s" (frames / fps), "audio_s" (the mp4's audio track), "song_s"}``.
     """
     from avdiff.pipelines import BeatVisualizerPipeline
-    from avdiff.video.io import VideoReader
+    from avdiff.video.reader import VideoReader
 
     torch.set_num_threads(threads)
     pipe = BeatVisualizerPipeline()
@@ -125,7 +125,7 @@ def measure_baselines(song: str, size: int, fps: str) -> list[dict]:
     from avdiff.audio.rhythm import analyze_rhythm
     from avdiff.audio.stream import AudioStream
     from avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer import song_frames
-    from avdiff.video.io import VideoWriter
+    from avdiff.video.writer import VideoWriter
 
     stream = AudioStream(song)
     start = time.perf_counter()

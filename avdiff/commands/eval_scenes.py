@@ -66,7 +66,7 @@ def score_scene_folder(data_dir: str | Path, segmenter, videos: str | Path | Non
     ``shuffled`` and ``true_masks`` -> :func:`~avdiff.metrics.scene.aggregate_fidelity` dicts."""
     from avdiff.data.scenes import load_scene_clip, read_scene_index
     from avdiff.metrics.scene import aggregate_fidelity, prompt_fidelity
-    from avdiff.video.io import read_video
+    from avdiff.video.reader import read_video
 
     records = read_scene_index(data_dir)
     if not records:

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as e:
         raise CommandError(str(e)) from e
     out.mkdir(parents=True, exist_ok=True)
-    from avdiff.video.io import write_video
+    from avdiff.video.writer import write_video
 
     for start in range(0, len(records), args.batch):
         group = records[start : start + args.batch]

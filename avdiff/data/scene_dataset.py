@@ -76,7 +76,7 @@ def load_clip_frames(data_dir: str | os.PathLike, record: SceneRecord, size: int
         ValueError: the clip has fewer frames, or is not square.
     """
     from avdiff.data.video_dataset import resize_crops
-    from avdiff.video.io import read_video
+    from avdiff.video.reader import read_video
 
     path = Path(data_dir) / record.video
     frames = read_video(path, max_frames=num_frames, with_audio=False).frames.numpy()  # (F, H, W, 3) uint8

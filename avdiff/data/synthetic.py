@@ -32,7 +32,7 @@ from avdiff.audio.tts import speak
 from avdiff.data.faces import PoolFace, face_pool
 from avdiff.data.format import ClipRecord, append_index, check_name, read_index, save_npy
 from avdiff.video.image import ImageLike, load_image
-from avdiff.video.io import write_video
+from avdiff.video.writer import write_video
 from avdiff.video.mouth_animation import SAMPLE_RATE, animate
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import torch
 from avdiff.audio.clock import FrameClock
 from avdiff.audio.io import Waveform
 from avdiff.data.format import ClipRecord, read_index
-from avdiff.video.io import read_video
+from avdiff.video.reader import read_video
 
 logger = logging.getLogger(__name__)
 

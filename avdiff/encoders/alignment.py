@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from avdiff.audio.features import LogMel
+from avdiff.bundled import bundled_path
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +104,6 @@ class AudioTextAligner(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> "AudioTextAligner":
         """A folder written by :meth:`save_pretrained`, or the name of a bundled aligner (``"scene_aligner"``)."""
-        from avdiff.bundled import bundled_path
-
         if not Path(path).is_dir() and bundled_path(str(path)) is not None:
             path = bundled_path(str(path))
         path = Path(path)

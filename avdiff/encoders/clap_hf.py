@@ -1,7 +1,8 @@
 """transformers' ``ClapModel`` behind :class:`~avdiff.encoders.base.AudioTextEncoder`: :class:`HFClapEncoder`.
 
 Audio is embedded by exact windows of the feature extractor's ``nb_max_samples`` (10 s at 48 kHz for the published
-models; see :mod:`avdiff.encoders.clap`).
+models; the windowing is described in :mod:`avdiff.encoders.clap_laion`).
+:meth:`HFClapEncoder.from_pretrained` takes a hub id (``"laion/clap-htsat-unfused"``) or a local folder.
 """
 
 from __future__ import annotations

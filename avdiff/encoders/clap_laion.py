@@ -1,7 +1,21 @@
 """laion-clap's ``CLAP_Module`` behind :class:`~avdiff.encoders.base.AudioTextEncoder`: :class:`LaionClapEncoder`.
 
-Audio is embedded by exact 10 s windows at 48 kHz (see :mod:`avdiff.encoders.clap`), quantized to int16 levels first
-as laion-clap does (:func:`quantize_int16`). Building the model and reading checkpoints is in
+CLAP's two backends, this one and transformers' ``ClapModel`` (:class:`~avdiff.encoders.clap_hf.HFClapEncoder`),
+take 48 kHz mono audio and embed it by exact 10 s windows (480000 samples, see
+:func:`avdiff.encoders.base.split_windows`): a clip of any length is cut into windows that tile it (the last one
+aligned to the clip's end; a clip shorter than 10 s is repeat-padded as CLAP was trained), each window is embedded, and
+the clip's embedding is the renormalised mean of its window embeddings. Neither library's random crop of long audio
+is ever reached, so embeddings are deterministic: the same clip gives the same vector on every call. Here audio is
+quantized to int16 levels first, as laion-clap does (:func:`quantize_int16`).
+
+laion-clap is imported only when a :class:`LaionClapEncoder` is built: importing it loads three tokenizers from the
+Hugging Face hub at module level (set ``HF_HUB_OFFLINE=1`` on a machine without internet).
+
+Weights: :meth:`LaionClapEncoder.from_pretrained` takes a local ``.pt`` checkpoint or a published name such as
+``"630k-audioset-best"`` (downloaded from https://huggingface.co/lukewys/laion_clap into the hub cache). Its roberta
+text branch is built from the config and tokenizer of ``roberta-base``: from the hub, or offline from
+``text_model_dir``, a local folder holding them (its weights are not read; they come from the checkpoint). Building
+the model and reading checkpoints (:data:`~avdiff.encoders.clap_checkpoint.PUBLISHED_CHECKPOINTS`) is in
 :mod:`avdiff.encoders.clap_checkpoint`.
 """
 

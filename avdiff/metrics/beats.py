@@ -171,7 +171,7 @@ def score_video(path: str | os.PathLike, method: str = "diff", beat_times_s: np.
     """The beat alignment of a video file: its frames streamed (never held), its own audio track's beats (or
     ``beat_times_s``). A video without a (readable) audio track and no beats given is not scored."""
     from avdiff.audio.rhythm import analyze_rhythm
-    from avdiff.video.io import VideoReader
+    from avdiff.video.reader import VideoReader
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

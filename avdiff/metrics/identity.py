@@ -194,7 +194,8 @@ def identity_scores(
         :class:`IdentityScores`; every score None (with ``reason``) when the reference has no face or fewer than
         :data:`MIN_SCORED_FRAMES` frames show one.
     """
-    from avdiff.video.io import frames_to_uint8, read_video
+    from avdiff.video.reader import read_video
+    from avdiff.video.writer import frames_to_uint8
 
     recognizer = recognizer or FaceRecognizer.default()
     if isinstance(frames, (str, os.PathLike)):

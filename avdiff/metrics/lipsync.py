@@ -45,7 +45,7 @@ import numpy as np
 from avdiff.audio.silence import SILENCE_DBFS, describe_level, peak_level_dbfs
 
 if TYPE_CHECKING:
-    from avdiff.video.io import VideoClip
+    from avdiff.video.reader import VideoClip
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from avdiff.video.face import INNER_LIP_PAIRS, LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, RIGHT_EYE, track_landmarks
+from avdiff.video.face import track_landmarks
+from avdiff.video.landmarks import INNER_LIP_PAIRS, LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, RIGHT_EYE
 
 if TYPE_CHECKING:
-    from avdiff.video.io import FramesLike
+    from avdiff.video.writer import FramesLike
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def mouth_interior(frames: FramesLike, landmarks: np.ndarray, dark_ratio: float 
     """
     import cv2
 
-    from avdiff.video.io import frames_to_uint8
+    from avdiff.video.writer import frames_to_uint8
 
     video = frames_to_uint8(frames)
     pts = np.asarray(landmarks, dtype=np.float64)
@@ -132,7 +133,8 @@ def mouth_openness(frames: FramesLike | str | os.PathLike, *, smooth: bool = Fal
 def mouth_signals(frames: FramesLike | str | os.PathLike, *, smooth: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(openness [F], interior [F]) of the (largest) face, from one tracking pass: :func:`mouth_openness` and
     :func:`mouth_interior`. Arguments as :func:`mouth_openness`."""
-    from avdiff.video.io import frames_to_uint8, read_video
+    from avdiff.video.reader import read_video
+    from avdiff.video.writer import frames_to_uint8
 
     if isinstance(frames, (str, os.PathLike)):
         frames = read_video(frames, with_audio=False).frames

@@ -185,7 +185,7 @@ def syncnet_scores_for_video(model, path: str | os.PathLike, *, aligned: bool = 
     Raises:
         VideoError: the file cannot be read. ValueError: it has no audio. NoFaceError: no face is found.
     """
-    from avdiff.video.io import read_video
+    from avdiff.video.reader import read_video
 
     clip = read_video(path)
     if clip.audio is None:

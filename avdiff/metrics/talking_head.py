@@ -252,7 +252,7 @@ def evaluate_talking_heads(
     from avdiff.metrics.lipsync import score_video
     from avdiff.video.align import alignment_matrix
     from avdiff.video.face import NoFaceError, detect_face
-    from avdiff.video.io import read_video
+    from avdiff.video.reader import read_video
 
     for source in animators:
         check_name(source, "source name")  # each becomes the folder OUT/SOURCE

@@ -35,8 +35,7 @@ from torch import nn
 
 from avdiff.encoders.text import SentenceEncoder
 from avdiff.models.codec import DiffusersVAECodec, LatentCodec, SpaceToDepthCodec
-from avdiff.models.speech import HFSpeechEncoder, SpeechEncoder
-from avdiff.models.speech_base import BaseSpeechEncoder
+from avdiff.models.speech import BaseSpeechEncoder, HFSpeechEncoder, SpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
 
 logger = logging.getLogger(__name__)

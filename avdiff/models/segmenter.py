@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +20,11 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from avdiff.bundled import resolve_model_dir
+
 logger = logging.getLogger(__name__)
 
 CONFIG_NAME, WEIGHTS_NAME = "segmenter_config.json", "segmenter.safetensors"
-
-
-def _default_labels() -> list[str]:
-    from avdiff.data.scenes.vocabulary import LABELS
-
-    return list(LABELS)
 
 
 @dataclass
@@ -36,12 +32,13 @@ class SegmenterConfig:
     """Shape of the segmenter.
 
     Attributes:
-        labels: label names, index = class (the scene vocabulary's labels by default).
+        labels: label names, index = class (the scene vocabulary's labels, ``avdiff.data.scenes.vocabulary.LABELS``,
+            passed by the caller).
         width: channels of the first level; level ``k`` has ``width * 2**min(k, 2)``.
         levels: resolutions (each halves the previous one); 4 levels see 8x8 at the bottom of a 64x64 frame.
     """
 
-    labels: list[str] = field(default_factory=_default_labels)
+    labels: list[str]
     width: int = 16
     levels: int = 4
 
@@ -69,9 +66,9 @@ class SceneSegmenter(nn.Module):
     [B, num_labels, H, W]. :meth:`predict` takes uint8 frames and gives labels.
     """
 
-    def __init__(self, config: SegmenterConfig | None = None):
+    def __init__(self, config: SegmenterConfig):
         super().__init__()
-        self.config = c = config or SegmenterConfig()
+        self.config = c = config
         widths = [c.width * 2 ** min(k, 2) for k in range(c.levels)]
         self.widths = widths
         self.down = nn.ModuleList([_block(3 if k == 0 else widths[k - 1], widths[k]) for k in range(c.levels)])
@@ -137,6 +134,4 @@ def load_segmenter(name_or_path: str | os.PathLike = "scene_segmenter") -> Scene
     Raises:
         FileNotFoundError: neither a bundled name nor a folder holding a segmenter.
     """
-    from avdiff.bundled import resolve_model_dir
-
     return SceneSegmenter.from_pretrained(resolve_model_dir(name_or_path, CONFIG_NAME, "segmenter"))

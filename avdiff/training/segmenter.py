@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from avdiff.data.scenes.vocabulary import LABELS
 from avdiff.models.segmenter import SceneSegmenter, SegmenterConfig
 from avdiff.training.trainer import strict_from_dict
 
@@ -37,7 +38,8 @@ class SegmenterTaskConfig:
         class_balance: cross-entropy weight of a label is ``frequency ** -class_balance`` (0 = plain), normalised to
             mean 1 over the pixels, so small objects (birds, a bell) count.
         blur_p, max_blur_sigma, max_noise, jitter, flip_p: augmentation.
-        model: :class:`SegmenterConfig` settings (``width``, ``levels``).
+        model: :class:`SegmenterConfig` settings (``width``, ``levels``; ``labels``: the scene vocabulary's by
+            default).
     """
 
     data: str | None = None
@@ -104,7 +106,7 @@ class SegmenterTask:
 
     def __init__(self, config: SegmenterTaskConfig, progress_bar: bool = True):
         self.config = config
-        self.model_config = SegmenterConfig(**config.model)
+        self.model_config = SegmenterConfig(**{"labels": list(LABELS), **config.model})
         self.progress_bar = progress_bar
         self._weights: torch.Tensor | None = None
         self._eval: tuple[np.ndarray, np.ndarray] | None = None

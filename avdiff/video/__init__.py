@@ -1,30 +1,55 @@
-"""Video: reading and writing mp4 with muxed audio, and faces (detection, alignment, paste-back)."""
+"""Video: reading and writing mp4 with muxed audio, and faces (detection, alignment, paste-back).
 
-from avdiff.video.align import FRAMINGS, AlignedFace, Framing, align_face, align_frames
-from avdiff.video.masks import lower_face_mask, mouth_mask, paste_back
-from avdiff.video.smoothing import smooth_landmarks
-from avdiff.video.face import Face, MultipleFacesError, NoFaceError, detect_face, detect_faces
-from avdiff.video.image import load_image
-from avdiff.video.io import VideoClip, VideoError, read_video, write_video
+Each name is imported on first use (PEP 562), so importing one submodule does not import the others."""
 
-__all__ = [
-    "AlignedFace",
-    "FRAMINGS",
-    "Framing",
-    "Face",
-    "MultipleFacesError",
-    "NoFaceError",
-    "VideoClip",
-    "VideoError",
-    "align_face",
-    "align_frames",
-    "detect_face",
-    "detect_faces",
-    "load_image",
-    "lower_face_mask",
-    "mouth_mask",
-    "paste_back",
-    "read_video",
-    "smooth_landmarks",
-    "write_video",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+# name -> the module that defines it
+_EXPORTS = {
+    "AlignedFace": "avdiff.video.align",
+    "FRAMINGS": "avdiff.video.align",
+    "Face": "avdiff.video.landmarks",
+    "Framing": "avdiff.video.align",
+    "MultipleFacesError": "avdiff.video.face",
+    "NoFaceError": "avdiff.video.face",
+    "VideoClip": "avdiff.video.reader",
+    "VideoError": "avdiff.video.reader",
+    "align_face": "avdiff.video.align",
+    "align_frames": "avdiff.video.align",
+    "detect_face": "avdiff.video.face",
+    "detect_faces": "avdiff.video.face",
+    "load_image": "avdiff.video.image",
+    "lower_face_mask": "avdiff.video.masks",
+    "mouth_mask": "avdiff.video.masks",
+    "paste_back": "avdiff.video.masks",
+    "read_video": "avdiff.video.reader",
+    "smooth_landmarks": "avdiff.video.smoothing",
+    "write_video": "avdiff.video.writer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from avdiff.video.align import FRAMINGS, AlignedFace, Framing, align_face, align_frames
+    from avdiff.video.face import MultipleFacesError, NoFaceError, detect_face, detect_faces
+    from avdiff.video.image import load_image
+    from avdiff.video.landmarks import Face
+    from avdiff.video.masks import lower_face_mask, mouth_mask, paste_back
+    from avdiff.video.reader import VideoClip, VideoError, read_video
+    from avdiff.video.smoothing import smooth_landmarks
+    from avdiff.video.writer import write_video
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,7 +8,7 @@ of the same size, the region Wav2Lip, MuseTalk and LatentSync generate. Masks an
 :mod:`avdiff.video.masks`, temporal smoothing of landmarks in :mod:`avdiff.video.smoothing`.
 
 Conventions:
-    * Points are pixel ``(x, y)``, x to the right and y down, as in :class:`avdiff.video.face.Face`; they are
+    * Points are pixel ``(x, y)``, x to the right and y down, as in :class:`avdiff.video.landmarks.Face`; they are
       handled as OpenCV pixel coordinates (pixel ``(i, j)`` is the point ``x = i, y = j``).
     * A transform is an affine matrix [2, 3] ``M`` that maps a point ``p`` of the original image to
       ``M[:, :2] @ p + M[:, 2]`` in the crop.
@@ -19,25 +19,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from avdiff.video.face import (
-    LEFT_EYE,
-    MOUTH_LEFT,
-    MOUTH_RIGHT,
-    RIGHT_EYE,
-    Face,
-    ImageLike,
-    NoFaceError,
-    detect_face,
-    load_image,
-)
-
-if TYPE_CHECKING:
-    from avdiff.video.io import FramesLike
+from avdiff.video.face import NoFaceError, detect_face
+from avdiff.video.image import ImageLike, load_image
+from avdiff.video.landmarks import LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, RIGHT_EYE, Face
+from avdiff.video.writer import FramesLike, frames_to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -249,8 +238,6 @@ def align_frames(
     Raises:
         NoFaceError: no frame has a face.
     """
-    from avdiff.video.io import frames_to_uint8
-
     _check_size(size)
     video = frames_to_uint8(frames)
     landmarks = _check_landmarks(landmarks, "landmarks", frames=True)

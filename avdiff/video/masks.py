@@ -21,7 +21,7 @@ from avdiff.video.align import (
     invert_matrix,
     transform_points,
 )
-from avdiff.video.face import CHIN, MOUTH_LEFT, MOUTH_RIGHT, OUTER_LIPS
+from avdiff.video.landmarks import CHIN, MOUTH_LEFT, MOUTH_RIGHT, OUTER_LIPS
 
 logger = logging.getLogger(__name__)
 

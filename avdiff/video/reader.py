@@ -1,5 +1,19 @@
-"""The one video decoder: :class:`VideoReader` streams upright frames on a constant-rate grid with the audio on the
-same time line; :func:`read_video` collects them. See :mod:`avdiff.video.io` for the rules.
+"""The one video decoder, through PyAV (FFmpeg).
+
+:class:`VideoReader` streams a file's frames, upright, on a constant-rate grid, with its first audio track
+placed on the same time line; :func:`read_video` collects them into a :class:`VideoClip`. Everything the container
+says about time and orientation is honoured (the rules are in :mod:`avdiff.video.timeline`):
+
+* per-frame timestamps: a variable-frame-rate file (a phone's, or one with dropped frames) is put on a constant grid,
+  the previous frame held over a gap, so picture and sound stay in sync;
+* the display matrix (rotation by any multiple of 90 degrees, mirroring), applied as FFmpeg's ``autorotate`` does;
+* the streams' start times: audio sample 0 is at the first video frame.
+
+The grid's rate, unless the caller asks for one, is the stream's *nominal* rate (FFmpeg's ``guessed_rate``, which is
+``r_frame_rate`` checked against the average): for a file with dropped frames that is the rate it was shot at, where
+the average over its duration (``avg_frame_rate``) would be lower and make every later frame early.
+
+The encoder is :mod:`avdiff.video.writer`.
 """
 
 from __future__ import annotations
@@ -16,8 +30,7 @@ import numpy as np
 import torch
 
 from avdiff.audio.clock import FpsLike, as_fraction_fps
-from avdiff.audio.container import choose_audio_track
-from avdiff.audio.io import AudioLoadError, Waveform, decode_audio_stream
+from avdiff.audio.io import AudioLoadError, Waveform, choose_audio_track, decode_audio_stream
 from avdiff.video.timeline import (
     apply_transform,
     audio_on_timeline,

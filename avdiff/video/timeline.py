@@ -1,6 +1,6 @@
 """What a container says about time and orientation, applied: frame timestamps, display matrices, stream start times.
 
-These are the rules :class:`avdiff.video.io.VideoReader` decodes by, kept apart so each can be tested alone.
+These are the rules :class:`avdiff.video.reader.VideoReader` decodes by, kept apart so each can be tested alone.
 
 * **Frames on a constant-rate grid.** Output frame ``i`` is shown at ``i / fps`` seconds after the first decoded
   frame. It is the source frame nearest to that time, except over a gap in the timestamps (variable frame rate,

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from avdiff.video.face import Face, _face_mesh, _faces_from_result
 from avdiff.video.image import _array_to_rgb
+from avdiff.video.landmarks import Face, face_mesh, faces_from_result
+from avdiff.video.quiet import QuietGraph
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class FaceFinder:
         self.always_detect = always_detect
         # In a video the whole-frame mesh follows one face, exactly as track_landmarks always has (so a video with one
         # face gives the landmarks it gave before); further faces come through the detector and crops.
-        self._mesh = _face_mesh(static=static, max_faces=max_faces if static else 1)
+        self._mesh = face_mesh(static=static, max_faces=max_faces if static else 1)
         self._crop_mesh = None
         self._detector = None
         self._followed: list[Face] = []  # faces found through crops in the last frame, followed in the next
@@ -111,8 +112,6 @@ class FaceFinder:
         boxes of one face merged (the higher score kept)."""
         if self._detector is None:
             import mediapipe as mp
-
-            from avdiff.video.quiet import QuietGraph
 
             self._detector = QuietGraph(lambda: mp.solutions.face_detection.FaceDetection(
                 model_selection=1, min_detection_confidence=MIN_DETECTION_CONFIDENCE))  # fmt: skip
@@ -138,12 +137,12 @@ class FaceFinder:
         import cv2
 
         if self._crop_mesh is None:
-            self._crop_mesh = _face_mesh(static=True, max_faces=2)
+            self._crop_mesh = face_mesh(static=True, max_faces=2)
         scale = CROP_PX / side
         matrix = np.array([[scale, 0, CROP_PX / 2 - scale * center[0]], [0, scale, CROP_PX / 2 - scale * center[1]]])
         crop = cv2.warpAffine(rgb, matrix, (CROP_PX, CROP_PX), flags=cv2.INTER_LINEAR if scale >= 1 else cv2.INTER_AREA,
                               borderMode=cv2.BORDER_CONSTANT)  # fmt: skip
-        faces = _faces_from_result(self._crop_mesh.process(crop), CROP_PX, CROP_PX)
+        faces = faces_from_result(self._crop_mesh.process(crop), CROP_PX, CROP_PX)
         if not faces:
             return None
         middle = np.array([CROP_PX / 2, CROP_PX / 2])
@@ -156,7 +155,7 @@ class FaceFinder:
         array), largest first, at most ``max_faces``."""
         rgb = _array_to_rgb(np.asarray(image))
         height, width = rgb.shape[:2]
-        faces = _faces_from_result(self._mesh.process(rgb), width, height)
+        faces = faces_from_result(self._mesh.process(rgb), width, height)
         followed = []
         for prev in self._followed:  # faces found in crops last frame: follow them with a window on their landmarks
             if any(box_overlap(prev.box, f.box) >= SAME_FACE_OVERLAP for f in faces + followed):

@@ -1,5 +1,13 @@
-"""The one video encoder: :class:`VideoWriter` encodes H.264 + AAC frame by frame, written atomically;
-:func:`write_video` writes an array or any iterable of frames through it. See :mod:`avdiff.video.io`.
+"""The one video encoder, through PyAV (FFmpeg).
+
+:class:`VideoWriter` encodes H.264 (yuv420p) + AAC frame by frame, so no caller has to hold a whole video,
+and :func:`write_video` writes an array or any iterable of frames through it. The file is written to a temporary
+name beside the target and renamed into place on success, so a failure never leaves a half-written file (and never
+touches an existing one). The audio keeps its channels and sample rate (resampled only when AAC cannot carry the
+rate), and is trimmed or zero-padded to the video's duration (``num_frames / fps``), so the two streams agree to
+within one AAC packet (1024 samples).
+
+The decoder is :mod:`avdiff.video.reader`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each video (any container FFmpeg reads, any frame rate or sample rate) is
 
-1. decoded by the one reader, :class:`avdiff.video.io.VideoReader`, at 25 fps: frames upright (display matrix
+1. decoded by the one reader, :class:`avdiff.video.reader.VideoReader`, at 25 fps: frames upright (display matrix
    applied), placed on a 25 fps grid by their timestamps (variable frame rate included), with its first audio track
    at 16 kHz mono placed on the video's time line by the streams' start times;
 2. cut into consecutive segments of ``segment_s`` seconds (a last, shorter piece is kept when it is at least

@@ -1,4 +1,4 @@
-"""One file of ``avdiff prepare``: decoded by the one reader (:class:`avdiff.video.io.VideoReader`, at 25 fps, upright,
+"""One file of ``avdiff prepare``: decoded by the one reader (:class:`avdiff.video.reader.VideoReader`, at 25 fps, upright,
 the audio on the video's time line), cut into segments, each checked and written or dropped with a reason."""
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from avdiff.data.prepare.files import _remove_clip_files, segment_id
 from avdiff.data.prepare.latents import _save_torch_atomic, encode_latents, load_vae
 from avdiff.data.prepare.report import FileResult, SegmentResult, _count
 from avdiff.video.face import track_landmarks
-from avdiff.video.io import NoVideoStreamError, VideoError, VideoReader, write_video
+from avdiff.video.reader import NoVideoStreamError, VideoError, VideoReader
+from avdiff.video.writer import write_video
 
 logger = logging.getLogger(__name__)
 

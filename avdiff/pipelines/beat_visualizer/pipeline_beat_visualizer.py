@@ -70,7 +70,7 @@ from avdiff.pipelines.beat_visualizer.timeline import PATTERNS, Timeline, Timeli
 from avdiff.pipelines.output import MAX_OUTPUT_SIDE, VideoPipelineOutput
 from avdiff.pipelines.utils import is_int
 from avdiff.video.image import load_image
-from avdiff.video.io import VideoWriter, check_output_path
+from avdiff.video.writer import VideoWriter, check_output_path
 
 logger = logging.getLogger(__name__)
 

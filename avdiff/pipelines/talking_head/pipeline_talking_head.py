@@ -70,7 +70,7 @@ from avdiff.audio.silence import speech_warnings
 from avdiff.models.builders import build_talking_head_components, load_preset
 from avdiff.models.codec import LatentCodec, pixels_from_uint8, pixels_to_uint8
 from avdiff.models.conditions import Conditions
-from avdiff.models.speech_base import BaseSpeechEncoder
+from avdiff.models.speech import BaseSpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
 from avdiff.pipelines.output import VideoPipelineOutput
 from avdiff.pipelines.talking_head.photo import bound_output_size
@@ -78,8 +78,7 @@ from avdiff.pipelines.utils import default_size, is_int, latent_multiple, pixel_
 from avdiff.video.align import AlignedFace, align_face, get_framing
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
-from avdiff.video.masks import lower_face_mask
-from avdiff.video.masks import paste_back as paste_crop
+from avdiff.video.masks import lower_face_mask, paste_back as paste_crop
 from avdiff.video.writer import VideoWriter, check_output_path
 
 logger = logging.getLogger(__name__)
