@@ -104,6 +104,15 @@ def best_offset(correlations: dict[int, float]) -> int | None:
     return max(finite, key=lambda k: (finite[k], -abs(k), -k))
 
 
+def describe_offset(k: int, fps: float) -> str:
+    """``+3 frames (+120 ms): the audio lags the video by 3 frames`` and the like (the sign convention above)."""
+    ms = 1000.0 * k / fps
+    if k == 0:
+        return "0 frames (0 ms): audio and video are in sync"
+    side = "lags" if k > 0 else "leads"
+    return f"{k:+d} frames ({ms:+.0f} ms): the audio {side} the video by {abs(k)} frame{'s' if abs(k) != 1 else ''}"
+
+
 def _round(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 

@@ -169,7 +169,7 @@ class SegmenterTask:
         """Pixel accuracy and mean IoU on ``eval_data`` (empty when there is none)."""
         if not self.config.eval_data:
             return {}
-        from avdiff.metrics.scene import segmentation_scores
+        from avdiff.evaluation.scene import segmentation_scores
 
         frames, masks = self.eval_frames()
         return segmentation_scores(model.predict(frames), masks, model.config.labels)
@@ -192,7 +192,7 @@ def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int = 3) -> tor
 
 def evaluate_segmenter_folder(checkpoint: str | Path, data_dir: str | Path, max_clips: int | None = None) -> dict[str, float]:
     """Load a segmenter (bundled name or folder) and score it on a scene folder's decoded frames."""
-    from avdiff.metrics.scene import segmentation_scores
+    from avdiff.evaluation.scene import segmentation_scores
     from avdiff.models.segmenter import load_segmenter
 
     model = load_segmenter(checkpoint)
