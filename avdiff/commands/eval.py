@@ -140,7 +140,8 @@ def run_align(args: argparse.Namespace) -> int:
 
 def parse_models(specs: list[str]) -> dict[str, str]:
     """``["audio=runs/a/final", ...]`` -> ``{"audio": "runs/a/final"}``; ``CommandError`` for a malformed or
-    repeated name, a name that is a baseline's, or one that is not a safe folder name (it becomes ``OUT/NAME/``)."""
+    repeated name or a name that is a baseline's, ``ValueError`` for one that is not a safe folder name (it becomes
+    ``OUT/NAME/``)."""
     from avdiff.commands import CommandError
     from avdiff.data.format import check_name
     from avdiff.evaluation.talking_head import BASELINES
@@ -150,10 +151,7 @@ def parse_models(specs: list[str]) -> dict[str, str]:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise CommandError(f"--model {spec!r}: expected NAME=PATH, e.g. audio=runs/th_audio/final")
-        try:
-            check_name(name, f"--model {spec!r}: the name")
-        except ValueError as e:
-            raise CommandError(str(e)) from e
+        check_name(name, f"--model {spec!r}: the name")
         if name in models or name in BASELINES:
             raise CommandError(f"--model {spec!r}: the name {name!r} is taken; give each model its own name")
         models[name] = path
@@ -176,21 +174,16 @@ def run_talking_head(args: argparse.Namespace) -> int:
     models = parse_models(args.model)
     if not baselines and not models:
         raise CommandError("nothing to evaluate: give --model NAME=PATH and/or --baselines")
-    try:  # the output folder, before any model is loaded: not a file, not the data, not a model
-        check_outputs({"--out": OutputFile(args.out, "folder")},
-                      {"--data": args.data, **{f"--model {name}": path for name, path in models.items()}})
-    except ValueError as e:
-        raise CommandError(str(e)) from e
+    # the output folder, before any model is loaded: not a file, not the data, not a model
+    check_outputs({"--out": OutputFile(args.out, "folder")},
+                  {"--data": args.data, **{f"--model {name}": path for name, path in models.items()}})
     kwargs = generation_kwargs(args)
     kwargs.pop("generator")
     animators = {b: baseline_animator(b, kwargs["fps"]) for b in baselines}
     for name, path in models.items():
         pipe = load_pipeline(TalkingHeadPipeline, path, variant=args.variant, device=args.device)
         animators[name] = pipeline_animator(pipe, seed=args.seed, **kwargs)
-    try:
-        report = evaluate_talking_heads(args.data, args.out, animators, args.split, args.max_clips, args.max_offset)
-    except FileNotFoundError as e:
-        raise CommandError(str(e)) from e
+    report = evaluate_talking_heads(args.data, args.out, animators, args.split, args.max_clips, args.max_offset)
     report.settings = {"data": args.data, "models": models, "baselines": baselines, "seed": args.seed,
                        **{k: str(v) for k, v in kwargs.items()}}  # fmt: skip
     json_path, md_path = write_report(report, args.out)

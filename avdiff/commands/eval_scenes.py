@@ -42,13 +42,9 @@ def register(metrics: argparse._SubParsersAction) -> None:
 
 
 def run_segmenter(args: argparse.Namespace) -> int:
-    from avdiff.commands import CommandError
     from avdiff.training.segmenter import evaluate_segmenter_folder
 
-    try:
-        result = evaluate_segmenter_folder(args.checkpoint, args.data, args.max_clips)
-    except FileNotFoundError as e:
-        raise CommandError(str(e)) from e
+    result = evaluate_segmenter_folder(args.checkpoint, args.data, args.max_clips)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -59,15 +55,11 @@ def run_segmenter(args: argparse.Namespace) -> int:
 
 
 def run_scenes(args: argparse.Namespace) -> int:
-    from avdiff.commands import CommandError
     from avdiff.evaluation.scene import score_scene_folder
     from avdiff.models.segmenter import load_segmenter
 
-    try:
-        segmenter = load_segmenter(args.segmenter)
-        report = score_scene_folder(args.data, segmenter, args.videos, args.max_clips)
-    except (FileNotFoundError, ValueError) as e:
-        raise CommandError(str(e)) from e
+    segmenter = load_segmenter(args.segmenter)
+    report = score_scene_folder(args.data, segmenter, args.videos, args.max_clips)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

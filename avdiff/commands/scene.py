@@ -89,10 +89,8 @@ def check_arguments(args: argparse.Namespace) -> dict:
     inputs = {f"--audio {a}": a for a in args.audio}
     if args.image:
         inputs["--image"] = args.image
-    try:  # every output, against the inputs and each other, and the plot's format
-        check_outputs({"--out": OutputFile(args.out), "--plot": OutputFile(args.plot, "picture")}, inputs)
-    except ValueError as e:
-        raise CommandError(str(e)) from e
+    # every output, against the inputs and each other, and the plot's format; its ValueErrors reach cli.main
+    check_outputs({"--out": OutputFile(args.out), "--plot": OutputFile(args.plot, "picture")}, inputs)
     if args.word is not None:
         from avdiff.encoders.prompt_tokens import PromptTokens
 

@@ -118,10 +118,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         if not os.path.isfile(path):
             raise CommandError(f"{flag} {path!r}: no such file" if not os.path.exists(path) else
                                f"{flag} {path!r}: not a file")  # fmt: skip
-    try:
-        check_outputs({"--out": args.out}, {"--image": args.image, "--audio": args.audio})
-    except ValueError as e:
-        raise CommandError(str(e)) from e
+    check_outputs({"--out": args.out}, {"--image": args.image, "--audio": args.audio})
 
 
 def run(args: argparse.Namespace) -> int:
