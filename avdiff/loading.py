@@ -185,7 +185,8 @@ def load_pipeline(cls: type, name_or_path: str | os.PathLike, *, variant: str | 
         pipe = talking_head_from_checkpoint(folder)
     else:
         if Path(folder).is_dir() and not (Path(folder) / "model_index.json").is_file():
-            checkpoint = ", a training checkpoint (RUN/checkpoints/step_N)" if cls is pipelines.TalkingHeadPipeline else ""
+            talking_head = cls is pipelines.TalkingHeadPipeline
+            checkpoint = ", a training checkpoint (RUN/checkpoints/step_N)" if talking_head else ""
             raise ValueError(f"{what} {str(name_or_path)!r} is not a saved pipeline folder (no model_index.json)"
                              f"{checkpoint} nor a bundled model's name")  # fmt: skip
         variant = choose_variant(folder, variant, what)

@@ -10,8 +10,10 @@ look-up.
 
 One naming scheme: ``avdiff/`` then the folder's name in lower case with hyphens (``avdiff/talking-head-tiny``,
 ``avdiff/scene-tiny``, ``avdiff/scene-aligner``, ``avdiff/scene-segmenter``); the namespace may be left out. The
-names of earlier releases (:data:`ALIASES`: ``scene_aligner``, ``scene_segmenter``) still load. These are demonstrators trained here on synthetic data (see docs/results.md), not replacements for
-real pretrained weights.
+names of earlier releases (:data:`ALIASES`: ``scene_aligner``, ``scene_segmenter``) still load.
+
+These are demonstrators trained here on synthetic data (see docs/results.md), not replacements for real pretrained
+weights.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """``avdiff scene``: an audio-aligned scene (AADiff): a prompt and sounds, each sound driving one word's attention.
 
 Every argument is checked before any work; the video is written to ``--out`` with the mixed sound. The model is the
-bundled scene model (``avdiff/scene-tiny``) unless ``--model`` names a saved text-to-video folder or a Stable Diffusion 1.5
-folder/id, or ``--preset tiny`` asks for random weights (a smoke run).
+bundled scene model (``avdiff/scene-tiny``) unless ``--model`` names a saved text-to-video folder or a Stable
+Diffusion 1.5 folder/id, or ``--preset tiny`` asks for random weights (a smoke run).
 """
 
 from __future__ import annotations

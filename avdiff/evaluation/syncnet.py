@@ -29,7 +29,8 @@ def face_crops_for(model, frames: np.ndarray, fps: float, aligned: bool = False)
     return face_track(frames, model.config.crop_size).crops
 
 
-def syncnet_scores_for_video(model, path: str | os.PathLike, *, aligned: bool = False, max_offset: int = 15) -> SyncScores:
+def syncnet_scores_for_video(model, path: str | os.PathLike, *, aligned: bool = False,
+                             max_offset: int = 15) -> SyncScores:  # fmt: skip
     """Read a video file (any fps, any audio rate) and score its sync with ``model``.
 
     Raises:

@@ -130,7 +130,8 @@ def syncnet_scores(model, crops: np.ndarray, audio: Waveform, *, max_offset: int
 
     Args:
         model: a :class:`avdiff.models.syncnet.SyncNet`.
-        crops: aligned face crops uint8 [F, S, S, 3] at the model's fps (see :func:`avdiff.evaluation.syncnet.face_crops_for`).
+        crops: aligned face crops uint8 [F, S, S, 3] at the model's fps
+            (see :func:`avdiff.evaluation.syncnet.face_crops_for`).
         audio: the speech of those frames (any rate; made mono).
         max_offset: K, offsets ``-K .. K`` frames are searched (syncnet_python's ``vshift``).
         batch_size: windows per forward pass.
