@@ -192,8 +192,11 @@ def load_pipeline(cls: type, name_or_path: str | os.PathLike, *, variant: str | 
         variant = choose_variant(folder, variant, what)
         try:
             pipe = cls.from_pretrained(folder, **({"variant": variant} if variant else {}), **kwargs)
-        except OSError as e:  # a hub id that is not there (or not reachable), a folder that cannot be read
-            raise ValueError(str(e)) from e
+        except (OSError, ValueError) as e:
+            if Path(folder).exists():  # a folder that cannot be read: diffusers' message names what is wrong
+                raise ValueError(str(e)) from e
+            raise ValueError(f"{what} {str(name_or_path)!r} is not a local folder, a bundled model's name "
+                             f"(avdiff/NAME) nor a hub model that can be loaded ({e})") from e  # fmt: skip
     return to_device(pipe, device)
 
 

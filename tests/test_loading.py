@@ -137,6 +137,8 @@ def test_a_folder_loads_as_the_pipeline_its_model_index_names(tmp_path):
         load_model(tmp_path / "other")
     with pytest.raises(ValueError, match=r"not a saved pipeline folder \(no model_index.json\), a training checkpoint"):
         load_pipeline(TalkingHeadPipeline, tmp_path, device="cpu")
+    with pytest.raises(ValueError, match=r"--model 'runs/no/such/final' is not a local folder, a bundled model's name"):
+        load_pipeline(TalkingHeadPipeline, "runs/no/such/final", device="cpu")  # not a valid hub id: no network
 
 
 # --- a training checkpoint ---------------------------------------------------------------------------------------
