@@ -1,5 +1,16 @@
 """The one way the commands and the demo load a model: a bundled name, a saved folder (its weights variant chosen or
-detected), a hub id, or, for talking heads, a training checkpoint (``RUN/checkpoints/step_N``).
+detected), a hub id, or, for talking heads, a training checkpoint (``RUN/checkpoints/step_N``); and the device,
+decided once (:func:`default_device`).
+
+A saved folder's kind is read from its ``model_index.json`` (:func:`load_model`), so a caller that does not know the
+job of a folder (the demo's registry) loads it without naming a class.
+
+A training checkpoint holds the full training state (``accelerate``'s ``save_state``: ``model.safetensors`` with the
+trained module's weights, the optimiser, the scheduler, the random states, ``custom_checkpoint_0.pkl`` with the EMA
+when the run keeps one, and ``DONE``, all written by :class:`~avdiff.training.trainer.Trainer`); the run's
+``config.json`` two folders up says how the module was built. The pipeline is rebuilt from that, loaded with the
+checkpoint's weights (the EMA's when there is one, as ``RUN/final`` holds). The format is read here, below the
+training package, so that loading a model never imports the trainers.
 
 A folder whose weights exist only as a variant (``diffusion_pytorch_model.fp16.safetensors``, as fp16 exports are
 published) loads that variant, with a log line, when there is exactly one; ``variant=`` chooses among several.
@@ -7,18 +18,92 @@ published) loads that variant, with a log line, when there is exactly one; ``var
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 from pathlib import Path
 
 import torch
+from diffusers.training_utils import EMAModel
+from safetensors.torch import load_file
 
-from avdiff.bundled import resolve
-from avdiff.pipelines.talking_head import TalkingHeadPipeline
-from avdiff.training.checkpoints import is_checkpoint, talking_head_from_checkpoint
+from avdiff import pipelines
+from avdiff.bundled import pipeline_kind, resolve
+from avdiff.models.cfg import CFGDropout
 
 logger = logging.getLogger(__name__)
+
+# The pipeline class of each job (avdiff.bundled.PIPELINE_KINDS names the jobs), looked up on first use.
+KIND_CLASSES = {"talking-head": "TalkingHeadPipeline", "text-to-video": "TextToVideoPipeline"}
+
+# A training checkpoint, as the trainer writes it.
+CHECKPOINT_PREFIX = "step_"  # RUN/checkpoints/step_N
+MODEL_FILE = "model.safetensors"  # accelerate's name for the first prepared model's weights
+EMA_FILE = "custom_checkpoint_0.pkl"  # the EMA, the first object registered for checkpointing
+# Settings every talking-head run records in RUN/config.json's "task" (how its model was built).
+TALKING_HEAD_SETTINGS = ("preset", "model_seed", "chunk_frames", "motion_frames", "mouth_weight")
+
+
+def default_device(device: str | torch.device | None = None) -> str | torch.device:
+    """``device`` when given, else cuda when available, else cpu: the one default of every command and the demo."""
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def to_device(pipe, device: str | torch.device | None = None):
+    """``pipe`` on ``device`` (see :func:`default_device`)."""
+    return pipe.to(default_device(device))
+
+
+def is_checkpoint(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` is a complete training checkpoint (``step_N`` with ``DONE`` and the model's weights)."""
+    folder = Path(folder)
+    return (folder.name.startswith(CHECKPOINT_PREFIX) and (folder / "DONE").is_file()
+            and (folder / MODEL_FILE).is_file())  # fmt: skip
+
+
+def talking_head_from_checkpoint(folder: str | os.PathLike):
+    """The :class:`~avdiff.pipelines.TalkingHeadPipeline` of a talking-head training checkpoint.
+
+    Args:
+        folder: ``RUN/checkpoints/step_N``; ``RUN/config.json`` (written by every run) must exist.
+
+    Raises:
+        ValueError: not a complete checkpoint, no run config, or a run of another job (naming the folder).
+    """
+    folder = Path(folder)
+    if not is_checkpoint(folder):
+        raise ValueError(f"{str(folder)!r} is not a complete training checkpoint (step_N with DONE and {MODEL_FILE})")
+    run_config = folder.parent.parent / "config.json"
+    try:
+        settings = json.loads(run_config.read_text())["task"]
+        if not isinstance(settings, dict):
+            raise TypeError(f"its task settings are a {type(settings).__name__}, not an object")
+    except (OSError, KeyError, TypeError, json.JSONDecodeError) as e:
+        raise ValueError(f"the checkpoint {str(folder)!r} has no readable run config {str(run_config)!r} ({e})") from e
+    missing = [name for name in TALKING_HEAD_SETTINGS if name not in settings]
+    if missing:  # settings of another job (an aligner, a SyncNet ...)
+        raise ValueError(f"the checkpoint {str(folder)!r} is not of a talking-head run (its task settings lack "
+                         f"{missing})")  # fmt: skip
+    template = pipelines.TalkingHeadPipeline.from_preset(settings["preset"], seed=int(settings["model_seed"]))
+    pipe = pipelines.TalkingHeadPipeline(template.unet, template.codec, template.speech_encoder, template.scheduler,
+                                         framing=template.framing, chunk_frames=settings["chunk_frames"],
+                                         motion_frames=settings["motion_frames"])  # fmt: skip
+    # The trained module as the talking-head task holds it: the UNet, the speech encoder, the (weightless) dropout.
+    model = torch.nn.Module()
+    model.unet, model.speech_encoder = pipe.unet, pipe.speech_encoder
+    model.cfg_dropout = CFGDropout({"audio": 0.0, "reference": 0.0})
+    try:
+        model.load_state_dict(load_file(folder / MODEL_FILE))
+    except RuntimeError as e:
+        raise ValueError(f"the checkpoint {str(folder)!r} does not fit its run's talking-head model ({e})") from e
+    if (folder / EMA_FILE).is_file():
+        ema = EMAModel(model.parameters())
+        ema.load_state_dict(torch.load(folder / EMA_FILE, map_location="cpu", weights_only=False))
+        ema.copy_to(model.parameters())
+        logger.info("%s: the EMA weights (as the run's final model holds them)", folder)
+    model.eval()
+    return pipe
 
 # diffusers' weight file names: NAME[.VARIANT][-00001-of-00002].(safetensors|bin)
 _WEIGHTS = re.compile(r"^[^.]+(?:\.(?P<variant>[^.]+?))?(?:-\d+-of-\d+)?\.(?:safetensors|bin)$")
@@ -75,11 +160,11 @@ def choose_variant(folder: str | os.PathLike, variant: str | None = None, what: 
                      "of a variant (*.fp16.safetensors)")  # fmt: skip
 
 
-def load_pipeline(cls: type, name_or_path: str | os.PathLike, *, variant: str | None = None, device: str | None = None,
-                  what: str = "--model", **kwargs):  # fmt: skip
+def load_pipeline(cls: type, name_or_path: str | os.PathLike, *, variant: str | None = None,
+                  device: str | torch.device | None = None, what: str = "--model", **kwargs):  # fmt: skip
     """A pipeline of class ``cls`` (``TalkingHeadPipeline``, ``TextToVideoPipeline``, ``AudioScenePipeline``) from a
     bundled model's name, a saved folder, a hub id, or, for talking heads, a training checkpoint folder; on ``device``
-    (default: cuda when available, else cpu).
+    (see :func:`default_device`).
 
     Args:
         variant: the weights variant (``"fp16"``); None detects it (see :func:`choose_variant`).
@@ -87,17 +172,58 @@ def load_pipeline(cls: type, name_or_path: str | os.PathLike, *, variant: str | 
         kwargs: passed to ``cls.from_pretrained``.
 
     Raises:
-        ValueError: a folder without loadable weights or without the variant asked for, or a checkpoint that is
-            not of a talking-head run (each naming ``what`` and the folder).
+        ValueError: a local folder that is not a saved pipeline (no ``model_index.json``) nor a training checkpoint,
+            a folder without loadable weights or without the variant asked for, a checkpoint that is not of a
+            talking-head run, or a model that cannot be read (each naming ``what`` and the folder).
     """
     folder = resolve(name_or_path)
     if is_checkpoint(folder):
-        if cls is not TalkingHeadPipeline:
+        if cls is not pipelines.TalkingHeadPipeline:
             raise ValueError(f"{what} {str(folder)!r} is a training checkpoint; only talking-head checkpoints load "
                              "as they are (use the run's final folder)")  # fmt: skip
         logger.info("%s is a training checkpoint: rebuilding its pipeline from the run's config", folder)
         pipe = talking_head_from_checkpoint(folder)
     else:
+        if Path(folder).is_dir() and not (Path(folder) / "model_index.json").is_file():
+            talking_head = cls is pipelines.TalkingHeadPipeline
+            checkpoint = ", a training checkpoint (RUN/checkpoints/step_N)" if talking_head else ""
+            raise ValueError(f"{what} {str(name_or_path)!r} is not a saved pipeline folder (no model_index.json)"
+                             f"{checkpoint} nor a bundled model's name")  # fmt: skip
         variant = choose_variant(folder, variant, what)
-        pipe = cls.from_pretrained(folder, **({"variant": variant} if variant else {}), **kwargs)
-    return pipe.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        try:
+            pipe = cls.from_pretrained(folder, **({"variant": variant} if variant else {}), **kwargs)
+        except (OSError, ValueError) as e:
+            if Path(folder).exists():  # a folder that cannot be read: diffusers' message names what is wrong
+                raise ValueError(str(e)) from e
+            raise ValueError(f"{what} {str(name_or_path)!r} is not a local folder, a bundled model's name "
+                             f"(avdiff/NAME) nor a hub model that can be loaded ({e})") from e  # fmt: skip
+    return to_device(pipe, device)
+
+
+def pipeline_class(kind: str) -> type:
+    """The pipeline class of a job (``"talking-head"`` -> ``TalkingHeadPipeline``).
+
+    Raises:
+        ValueError: a job avdiff has no pipeline class for.
+    """
+    if kind not in KIND_CLASSES:
+        raise ValueError(f"no pipeline for the job {kind!r}; jobs: {sorted(KIND_CLASSES)}")
+    return getattr(pipelines, KIND_CLASSES[kind])
+
+
+def load_model(name_or_path: str | os.PathLike, *, variant: str | None = None,
+               device: str | torch.device | None = None, what: str = "--model", **kwargs):  # fmt: skip
+    """The pipeline of a bundled model's name or a saved folder, of the class its ``model_index.json`` names (a
+    talking-head training checkpoint loads as a ``TalkingHeadPipeline``); see :func:`load_pipeline`.
+
+    Raises:
+        ValueError: the folder's ``model_index.json`` is missing or names no pipeline avdiff knows.
+    """
+    folder = resolve(name_or_path)
+    if is_checkpoint(folder):
+        return load_pipeline(pipelines.TalkingHeadPipeline, folder, device=device, what=what)
+    kind = pipeline_kind(folder)
+    if kind is None:
+        raise ValueError(f"{what} {str(name_or_path)!r} is not a saved pipeline avdiff knows (its model_index.json "
+                         f"is missing or names another class; known: {sorted(KIND_CLASSES.values())})")  # fmt: skip
+    return load_pipeline(pipeline_class(kind), folder, variant=variant, device=device, what=what, **kwargs)

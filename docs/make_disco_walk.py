@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from avdiff.pipelines.beat_visualizer.prompt_keyframes import PromptKeyframes
 
-src = PromptKeyframes.from_pretrained(sys.argv[1] if len(sys.argv) > 1 else "scene-tiny", num_inference_steps=20)
+src = PromptKeyframes.from_pretrained(sys.argv[1] if len(sys.argv) > 1 else "avdiff/scene-tiny", num_inference_steps=20)
 pairs = [("a campfire on the left by day", "a campfire on the left at night"),
          ("a lake in the middle at sunset", "a red car in the middle at sunset")]
 ts = [0.0, 0.25, 0.5, 0.75, 1.0]

@@ -7,7 +7,7 @@ import json, sys
 from avdiff.pipelines import TextToVideoPipeline
 from avdiff.training.text_to_video import save_sample_grid
 captions = [json.loads(l)["caption"] for l in open(sys.argv[1])][:8]
-pipe = TextToVideoPipeline.from_pretrained("scene-tiny"); pipe.set_progress_bar_config(disable=True)
+pipe = TextToVideoPipeline.from_pretrained("avdiff/scene-tiny"); pipe.set_progress_bar_config(disable=True)
 print(save_sample_grid(pipe, captions, sys.argv[2], frames=[0, 5, 10, 15], num_inference_steps=25, guidance_scale=3.0))
 from PIL import Image
 im = Image.open(sys.argv[2]); im.resize((im.width * 2, im.height * 2), Image.NEAREST).save(sys.argv[2])

@@ -13,7 +13,7 @@ import torch
 from avdiff.audio.io import Waveform
 from avdiff.audio.scene_sounds import scene_sound
 from avdiff.data.scenes import LABELS
-from avdiff.metrics.scene import object_segment, segment_change
+from avdiff.evaluation.scene import object_segment, segment_change
 from avdiff.models.segmenter import load_segmenter
 from avdiff.pipelines import AudioScenePipeline
 
@@ -46,7 +46,7 @@ def pipe():
 
 @pytest.fixture(scope="module")
 def segmenter():
-    return load_segmenter("scene_segmenter")
+    return load_segmenter("avdiff/scene-segmenter")
 
 
 def change_from_base(out) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from avdiff.bundled import DEFAULT_SCENE_MODEL, available, resolve
+from avdiff.bundled import DEFAULT_SCENE_MODEL, available, canonical_name, resolve
 from avdiff.cli import main
 from avdiff.pipelines import TextToVideoPipeline
 from avdiff.training.config import load_train_config
@@ -42,8 +42,9 @@ def keyframes(pipe, prompts: list[str], seed: int = 0, steps: int = 20) -> np.nd
 def test_it_ships_and_loads_by_name(pipe):
     folder = resolve(DEFAULT_SCENE_MODEL)
     assert isinstance(folder, Path) and folder.parent.name == "bundled"
-    assert [m.name for m in available("text-to-video")] == [DEFAULT_SCENE_MODEL]
-    assert resolve(f"avdiff/{DEFAULT_SCENE_MODEL}") == folder
+    assert DEFAULT_SCENE_MODEL == "avdiff/scene-tiny"
+    assert [canonical_name(m.name) for m in available("text-to-video")] == [DEFAULT_SCENE_MODEL]
+    assert resolve(DEFAULT_SCENE_MODEL.removeprefix("avdiff/")) == folder
     size_mb = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
     assert size_mb < 20  # the UNet's safetensors; MiniLM is packaged apart and saved by name only
     assert pipe.config.text_encoder_name == "minilm" and not (folder / "text_encoder").exists()
@@ -79,7 +80,7 @@ def test_the_named_object_is_drawn(pipe):
     from avdiff.data.scenes import LABELS
     from avdiff.models.segmenter import load_segmenter
 
-    segmenter = load_segmenter("scene_segmenter")
+    segmenter = load_segmenter("avdiff/scene-segmenter")
     found, control = 0, 0
     words = ["moon", "lake", "house", "mountain"]
     for seed in range(3):

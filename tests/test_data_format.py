@@ -2,7 +2,6 @@
 folder (issue 14, item 7)."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -45,7 +44,7 @@ def test_synth_refuses_an_unsafe_id_before_any_work(tmp_path, capsys, clip_id):
 
 
 def test_evaluate_talking_heads_refuses_unsafe_source_names(tmp_path):
-    from avdiff.metrics.talking_head import evaluate_talking_heads
+    from avdiff.evaluation.talking_head import evaluate_talking_heads
 
     with pytest.raises(ValueError, match="source name '../up'"):
         evaluate_talking_heads(tmp_path, tmp_path / "out", {"../up": lambda photo, clip: None}, progress_bar=False)

@@ -27,7 +27,7 @@ from avdiff.demo.context import Limits
 from avdiff.demo.preview import OTHER_COLOR, USED_COLOR
 from avdiff.demo.models import ModelRegistry, ModelSpecError, parse_model_specs
 from avdiff.demo.scores import format_lipsync
-from avdiff.metrics.lipsync import LipSyncResult, score_video
+from avdiff.metrics.lipsync import LipSyncResult
 from avdiff.pipelines.talking_head.pipeline_talking_head import plan_chunks
 from avdiff.video import read_video, write_video
 from demo_server import example_inputs, free_port, serving

@@ -12,7 +12,7 @@ import skimage.data
 from PIL import Image
 
 from avdiff.audio.io import load_audio
-from avdiff.commands.eval import describe_offset
+from avdiff.metrics.lipsync import describe_offset
 from avdiff.demo import build_app
 from avdiff.demo.inputs import NO_FACE_MESSAGE
 from avdiff.metrics.lipsync import score_video

@@ -189,7 +189,8 @@ def test_eval_lipsync_video_without_audio_is_an_error(tmp_path, capsys):
 
 def test_reference_aperture_files(tmp_path):
     from avdiff.commands import CommandError
-    from avdiff.commands.eval import describe_offset, load_reference_aperture
+    from avdiff.commands.eval import load_reference_aperture
+    from avdiff.metrics.lipsync import describe_offset
 
     ref = np.linspace(0, 1, 12)
     np.save(tmp_path / "ref.npy", ref)

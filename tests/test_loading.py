@@ -16,7 +16,15 @@ from avdiff.bundled import bundled_path
 from avdiff.cli import main
 from avdiff.demo import build_app
 from avdiff.demo.models import ModelSpecError
-from avdiff.loading import choose_variant, load_pipeline, weight_variants
+from avdiff.loading import (
+    choose_variant,
+    default_device,
+    load_model,
+    load_pipeline,
+    pipeline_class,
+    to_device,
+    weight_variants,
+)
 from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -104,6 +112,33 @@ def test_every_command_that_loads_a_model_takes_variant(tmp_path, capsys):
     rc = main(["talk", "--model", str(folder), "--variant", "bf16", "--image", str(image), "--audio", str(image),
                "--out", str(tmp_path / "o.mp4")])  # fmt: skip
     assert rc == 2 and "has no 'bf16' weights" in capsys.readouterr().err and not (tmp_path / "o.mp4").exists()
+
+
+# --- one loader: the device, the kind read from model_index.json -------------------------------------------------
+
+
+def test_the_device_is_decided_in_one_place():
+    assert default_device("cpu") == "cpu" and default_device(None) == ("cuda" if torch.cuda.is_available() else "cpu")
+    module = torch.nn.Linear(2, 2)
+    assert to_device(module, "cpu") is module and module.weight.device.type == "cpu"
+
+
+def test_a_folder_loads_as_the_pipeline_its_model_index_names(tmp_path):
+    pipe = load_model("avdiff/talking-head-tiny", device="cpu")
+    assert type(pipe) is TalkingHeadPipeline
+    assert same_weights(pipe.unet, TalkingHeadPipeline.from_pretrained(BUNDLED).unet)
+    assert pipeline_class("talking-head") is TalkingHeadPipeline
+    assert pipeline_class("text-to-video").__name__ == "TextToVideoPipeline"
+    with pytest.raises(ValueError, match="no pipeline for the job 'music'"):
+        pipeline_class("music")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    with pytest.raises(ValueError, match=r"--model '.*other' is not a saved pipeline avdiff knows"):
+        load_model(tmp_path / "other")
+    with pytest.raises(ValueError, match=r"not a saved pipeline folder \(no model_index.json\), a training checkpoint"):
+        load_pipeline(TalkingHeadPipeline, tmp_path, device="cpu")
+    with pytest.raises(ValueError, match=r"--model 'runs/no/such/final' is not a local folder, a bundled model's name"):
+        load_pipeline(TalkingHeadPipeline, "runs/no/such/final", device="cpu")  # not a valid hub id: no network
 
 
 # --- a training checkpoint ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 import avdiff.commands.generate as generate_cmd
 import avdiff.commands.scene as scene_cmd
 import avdiff.data.prepare as prepare_package
-import avdiff.metrics.talking_head as talking_head_metrics
+import avdiff.evaluation.talking_head as talking_head_metrics
 import avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer as bv
 from avdiff.bench.audio_scene import stepped_sound
 from avdiff.bench.visualize import make_keyframes, make_song

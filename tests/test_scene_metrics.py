@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from avdiff.data.scenes import SceneObject, SceneSpec, label_of, render_scene, sample_scene
-from avdiff.metrics.scene import (
+from avdiff.evaluation.scene import (
     aggregate_fidelity,
     object_motion,
     object_segment,

@@ -78,7 +78,7 @@ def test_short_training_learns_to_segment_held_out_frames(tmp_path, tiny_world, 
 
 
 def _eval(root, model):
-    from avdiff.metrics.scene import segmentation_scores
+    from avdiff.evaluation.scene import segmentation_scores
     from avdiff.training.segmenter import load_scene_frames
 
     frames, masks, _ = load_scene_frames(root / "test")

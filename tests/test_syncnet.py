@@ -21,15 +21,14 @@ from avdiff.data.format import ClipRecord, append_index, read_index
 from avdiff.data.prepare import PrepareConfig, prepare_videos
 from avdiff.data.synthetic import make_dataset
 from avdiff.data.video_dataset import load_clip, resize_crops, select_records
+from avdiff.evaluation.syncnet import face_crops_for, syncnet_scores_for_video
 from avdiff.metrics.syncnet_scores import (
-    face_crops_for,
     load_syncnet,
     offset_distances,
     score_faces,
     scores_from_embeddings,
     shift_audio,
     syncnet_scores,
-    syncnet_scores_for_video,
 )
 from avdiff.models.syncnet import SyncNet, SyncNetConfig
 from avdiff.training.syncnet import SyncChunks, SyncNetTask, SyncNetTaskConfig

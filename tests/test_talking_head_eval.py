@@ -11,7 +11,7 @@ from avdiff.cli import main
 from avdiff.data.format import read_index
 from avdiff.data.synthetic import make_dataset
 from avdiff.data.video_dataset import load_clip
-from avdiff.metrics.talking_head import ClipScore, TalkingHeadReport, evaluation_photo, reference_aperture
+from avdiff.evaluation.talking_head import ClipScore, TalkingHeadReport, evaluation_photo, reference_aperture
 from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
 pytestmark = [pytest.mark.requires_espeak, pytest.mark.usefixtures("one_thread")]  # espeak-ng speech; one thread
@@ -104,7 +104,7 @@ def test_report_summary_and_paired_wins():
 def test_unscored_clips_are_counted_and_left_out_of_the_means(tmp_path):
     # a clip whose video shows no face has no lip-sync score: it is not a zero, not "within 1 frame", and the JSON
     # report stays strict (no bare NaN)
-    from avdiff.metrics.talking_head import write_report
+    from avdiff.evaluation.talking_head import write_report
 
     scored = ClipScore("a", "m", "m/a.mp4", 0.8, 0.6, 0, 0.7, 0.5, 30.0, 0.9, 100, 100)
     empty = ClipScore("b", "m", "m/b.mp4", None, None, None, None, None, 12.0, 0.4, 0, 100,

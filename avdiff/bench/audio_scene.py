@@ -25,8 +25,11 @@ import time
 import numpy as np
 import torch
 
+from avdiff.audio.io import Waveform
+from avdiff.audio.scene_sounds import curve_to_samples, random_envelope, texture
 from avdiff.bench.timing import format_table, run_in_child
 from avdiff.bench.unet import MemoryProbe
+from avdiff.pipelines import AudioScenePipeline, TextToVideoPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +39,6 @@ STEP_LEVELS = (0.0, 0.3, 0.6, 1.0)
 
 def stepped_sound(seconds: float, sample_rate: int = 16000, step_s: float = 0.5):
     """A 330 Hz tone whose amplitude steps through :data:`STEP_LEVELS` every ``step_s`` seconds, ``seconds`` long."""
-    from avdiff.audio.io import Waveform
 
     n = int(round(seconds * sample_rate))
     step = np.arange(n) // int(step_s * sample_rate)
@@ -46,8 +48,6 @@ def stepped_sound(seconds: float, sample_rate: int = 16000, step_s: float = 0.5)
 
 
 def make_pipe(render_batch_size: int = 8):
-    from avdiff.pipelines import AudioScenePipeline, TextToVideoPipeline
-
     pipe = AudioScenePipeline(TextToVideoPipeline.from_preset("tiny", seed=0), render_batch_size=render_batch_size)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -65,8 +65,6 @@ def timed_call(pipe, sound, size: int, steps: int, share: bool, output_path: str
 def crackle(seconds: float, fps: int = 8, sample_rate: int = 16000, seed: int = 0):
     """The procedural fire crackle (:func:`avdiff.audio.scene_sounds.texture`) under a random loudness envelope:
     (the sound, the envelope float [round(seconds * fps)], one value per video frame)."""
-    from avdiff.audio.io import Waveform
-    from avdiff.audio.scene_sounds import curve_to_samples, random_envelope, texture
 
     n = int(round(seconds * sample_rate))
     env = random_envelope(np.random.default_rng(seed), int(round(seconds * fps)))

@@ -21,13 +21,13 @@ from avdiff.bench.timing import format_table
 from avdiff.data.scenes import FPS, SAMPLE_RATE, make_scene_clip, render_scene, sample_scene
 from avdiff.data.scenes.vocabulary import DURATION_S
 from avdiff.data.scenes.writer import object_sounds
+from avdiff.video.writer import write_video
 
 logger = logging.getLogger(__name__)
 
 
 def run_scene_bench(clips: int = 40, seed: int = 0) -> list[dict]:
     """Rows: stage, ms per clip, share of the whole clip, x real time."""
-    from avdiff.video.writer import write_video
 
     rngs = [np.random.default_rng([seed, 0, k]) for k in range(clips)]
     timings: dict[str, float] = {}

@@ -22,12 +22,16 @@ from __future__ import annotations
 import logging
 import time
 
+import cv2
 import numpy as np
 import torch
 
 from avdiff.audio.io import Waveform
 from avdiff.bench.timing import format_table, run_in_child
 from avdiff.bench.unet import MemoryProbe
+from avdiff.data.synthetic import default_face
+from avdiff.models.unet import quiet_empty_fp32_warning
+from avdiff.pipelines.talking_head import TalkingHeadPipeline, WarpBaselinePipeline
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +68,6 @@ def speech_like(duration_s: float, sample_rate: int = SAMPLE_RATE, seed: int = 0
 
 
 def astronaut() -> np.ndarray:
-    from avdiff.data.synthetic import default_face
-
     return default_face()
 
 
@@ -100,8 +102,6 @@ class UNetTimer:
 
 def build(spec: str | dict = "tiny", device: str = "cpu", dtype: str = "float32", threads: int = 1):
     """A random-weight pipeline from a preset name or spec dict, on ``device`` in ``dtype``, progress bar off."""
-    from avdiff.models.unet import quiet_empty_fp32_warning
-    from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
     if threads:
         torch.set_num_threads(threads)
@@ -149,8 +149,6 @@ def measure_memory(seconds: float, pipeline: str = "tiny", steps: int = 1, threa
     import tempfile
 
     if pipeline == "warp":
-        from avdiff.pipelines.talking_head import WarpBaselinePipeline
-
         torch.set_num_threads(threads)
         pipe = WarpBaselinePipeline()
         pipe.set_progress_bar_config(disable=True)
@@ -167,8 +165,6 @@ def measure_memory(seconds: float, pipeline: str = "tiny", steps: int = 1, threa
         raise ValueError(f"pipeline must be 'tiny' or 'warp', got {pipeline!r}")
     photo, speech = astronaut(), speech_like(seconds)
     if photo_px != photo.shape[0]:
-        import cv2
-
         photo = cv2.resize(photo, (photo_px, photo_px), interpolation=cv2.INTER_AREA)
     with tempfile.TemporaryDirectory(prefix="avdiff-bench-") as tmp:
         probe = MemoryProbe(torch.device("cpu"))

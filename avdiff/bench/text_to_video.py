@@ -23,6 +23,10 @@ import time
 import torch
 
 from avdiff.bench.timing import format_table
+from avdiff.encoders.text import resolve_text_model
+from avdiff.models.builders import build_codec, build_unet, load_preset
+from avdiff.training.config import load_train_config
+from avdiff.training.text_to_video import TextToVideoTaskConfig
 
 logger = logging.getLogger(__name__)
 
@@ -58,16 +62,11 @@ def step_time(unet: torch.nn.Module, batch: int, frames: int, tokens: int, repea
 
 def main(config_path: str = "configs/train/scenes_tiny.yaml", repeats: int = 3, budget_min: float = 90.0,
          threads: int = 1) -> str:  # fmt: skip
-    from avdiff.models.builders import build_codec, build_unet, load_preset
-    from avdiff.training.config import load_train_config
-    from avdiff.training.text_to_video import TextToVideoTaskConfig
 
     trainer, task = load_train_config(config_path)
     task = TextToVideoTaskConfig.from_dict(task)
     spec = load_preset("text_to_video", task.preset)
     from transformers import AutoConfig
-
-    from avdiff.encoders.text import resolve_text_model
 
     tokens = int(spec["text_encoder"].get("max_length", 32))
     width = int(AutoConfig.from_pretrained(resolve_text_model(spec["text_encoder"]["name"])).hidden_size)

@@ -29,6 +29,8 @@ import time
 import torch
 
 from avdiff.bench.timing import format_table, run_in_child
+from avdiff.models.builders import build_unet
+from avdiff.models.unet import quiet_empty_fp32_warning
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +131,6 @@ def example_inputs(model, frames: int, size: int, device, dtype, seed: int = 0) 
 def measure(preset: str, frames: int, size: int, device: str = "cpu", dtype: str = "float32", threads: int = 1,
             repeats: int = 1, warmup: int = 0) -> dict:  # fmt: skip
     """Time and memory of one configuration, in this process. Returns seconds and MB."""
-    from avdiff.models.builders import build_unet
-    from avdiff.models.unet import quiet_empty_fp32_warning
 
     if threads:
         torch.set_num_threads(threads)

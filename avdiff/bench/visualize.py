@@ -22,12 +22,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
+from avdiff.audio.io import save_audio
+from avdiff.audio.rhythm import analyze_rhythm
+from avdiff.audio.stream import AudioStream
+from avdiff.audio.synth import drum_track
 from avdiff.bench.timing import format_table, run_in_child
-from avdiff.bundled import DEFAULT_SCENE_MODEL
 from avdiff.bench.unet import MemoryProbe
+from avdiff.bundled import DEFAULT_SCENE_MODEL
+from avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer import BeatVisualizerPipeline, song_frames
+from avdiff.video.reader import VideoReader
+from avdiff.video.writer import VideoWriter
+from avdiff.pipelines.beat_visualizer.prompt_keyframes import PromptKeyframes
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +46,12 @@ BENCH_PROMPTS = ("a campfire on the left by day", "a lake at sunset", "a red car
 
 def make_song(path: str | Path, seconds: float, bpm: float = 128.0, sample_rate: int = 22050) -> Path:
     """A drum track with accented downbeats written to ``path`` (wav: no codec in the way)."""
-    from avdiff.audio.io import save_audio
-    from avdiff.audio.synth import drum_track
 
     return save_audio(path, drum_track(bpm, duration_s=seconds, sample_rate=sample_rate, accent=0.5).waveform)
 
 
 def make_keyframes(folder: str | Path, size: int = 128) -> list[Path]:
     """scikit-image's astronaut, coffee and cat, resized to ``size`` px squares, as PNG files in ``folder``."""
-    import cv2
     import skimage.data
     from PIL import Image
 
@@ -74,8 +80,6 @@ def measure_memory(song: str, images: list[str], size: int = 64, fps: str = "300
         ``{"frames", "peak_mb" (None when it cannot be measured: see MemoryProbe), "seconds" (the call's wall time),
         "video_s" (frames / fps), "audio_s" (the mp4's audio track), "song_s"}``.
     """
-    from avdiff.pipelines import BeatVisualizerPipeline
-    from avdiff.video.reader import VideoReader
 
     torch.set_num_threads(threads)
     pipe = BeatVisualizerPipeline()
@@ -108,7 +112,6 @@ def measure_speed(song: str, images: list[str] | None, size: int | None, fps: st
                   **call) -> dict:  # fmt: skip
     """Wall time of one call streamed to an mp4 (after the rhythm of the same song has been analysed once, so the
     first call's compilation is not counted): ``{"source", "seconds", "frames"}``."""
-    from avdiff.pipelines import BeatVisualizerPipeline
 
     pipe = pipe or BeatVisualizerPipeline()
     pipe.set_progress_bar_config(disable=True)
@@ -122,10 +125,6 @@ def measure_speed(song: str, images: list[str] | None, size: int | None, fps: st
 
 def measure_baselines(song: str, size: int, fps: str) -> list[dict]:
     """The same run's floor: the rhythm analysis alone, and encoding as many still frames with the song muxed in."""
-    from avdiff.audio.rhythm import analyze_rhythm
-    from avdiff.audio.stream import AudioStream
-    from avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer import song_frames
-    from avdiff.video.writer import VideoWriter
 
     stream = AudioStream(song)
     start = time.perf_counter()
@@ -147,8 +146,6 @@ def measure_baselines(song: str, size: int, fps: str) -> list[dict]:
 def prompt_source(model: str, steps: int):
     """The ``prompts`` rows' pipeline over ``model`` (loaded before anything is timed, so a bad ``--model`` fails
     first)."""
-    from avdiff.pipelines import BeatVisualizerPipeline
-    from avdiff.pipelines.beat_visualizer.prompt_keyframes import PromptKeyframes
 
     pipe = BeatVisualizerPipeline(PromptKeyframes.from_pretrained(model, num_inference_steps=steps))
     pipe.set_progress_bar_config(disable=True)
@@ -183,7 +180,6 @@ def main(seconds: float = 30.0, size: int = 64, fps: str = "30000/1001", duratio
     with tempfile.TemporaryDirectory(prefix="avdiff-bench-") as tmp:
         song = str(make_song(f"{tmp}/song.wav", seconds))
         images = [str(p) for p in make_keyframes(f"{tmp}/keys")]
-        from avdiff.audio.rhythm import analyze_rhythm
 
         analyze_rhythm(song, fps)  # compile librosa's kernels before anything is timed
         prompts = prompt_source(model, steps) if model is not None else None

@@ -6,8 +6,14 @@ plus one subfolder per component), with the training run's config beside it (the
 through :func:`resolve_model_dir`. The demo and the Python API list the pipelines with :func:`available`, so a fresh
 install serves them without downloads, and a pipeline's ``from_pretrained`` takes a bundled model's name
 (``"avdiff/talking-head-tiny"`` or ``"talking-head-tiny"``): :func:`resolve` turns it into the folder before any hub
-look-up. These are demonstrators trained here on synthetic data (see docs/results.md), not replacements for
-real pretrained weights.
+look-up.
+
+One naming scheme: ``avdiff/`` then the folder's name in lower case with hyphens (``avdiff/talking-head-tiny``,
+``avdiff/scene-tiny``, ``avdiff/scene-aligner``, ``avdiff/scene-segmenter``); the namespace may be left out. The
+names of earlier releases (:data:`ALIASES`: ``scene_aligner``, ``scene_segmenter``) still load.
+
+These are demonstrators trained here on synthetic data (see docs/results.md), not replacements for real pretrained
+weights.
 """
 
 from __future__ import annotations
@@ -79,7 +85,16 @@ def available(kind: str | None = None) -> list[BundledModel]:
 
 
 NAMESPACE = "avdiff/"
-DEFAULT_SCENE_MODEL = "scene-tiny"  # the text-to-video scene model (issue 16): keyframes from prompts, offline
+DEFAULT_SCENE_MODEL = "avdiff/scene-tiny"  # the text-to-video scene model: keyframes from prompts, offline
+# Names of earlier releases -> the folder's name today; they keep loading.
+ALIASES = {"scene_aligner": "scene-aligner", "scene_segmenter": "scene-segmenter"}
+
+
+def canonical_name(name: str) -> str:
+    """A bundled model's name in the one scheme (``"scene_aligner"`` -> ``"avdiff/scene-aligner"``); the name is not
+    checked against the models that ship."""
+    short = name.removeprefix(NAMESPACE)
+    return NAMESPACE + ALIASES.get(short, short)
 
 
 def resolve(name_or_path: str | Path) -> str | Path:
@@ -93,10 +108,12 @@ def resolve(name_or_path: str | Path) -> str | Path:
 
 
 def bundled_path(name: str) -> Path | None:
-    """The folder ``avdiff/bundled/<name>`` of a shipped model (``name`` may carry the ``avdiff/`` namespace), or
-    None when none ships by that name (or ``name`` is not a plain folder name)."""
+    """The folder ``avdiff/bundled/<name>`` of a shipped model (``name`` may carry the ``avdiff/`` namespace, or be
+    an earlier name of :data:`ALIASES`), or None when none ships by that name (or ``name`` is not a plain folder
+    name)."""
     if isinstance(name, str):
         name = name.removeprefix(NAMESPACE)
+        name = ALIASES.get(name, name)
     if not isinstance(name, str) or not name or any(c in name for c in "/\\") or name.startswith("."):
         return None
     try:
@@ -123,5 +140,5 @@ def resolve_model_dir(name_or_path: str | os.PathLike, marker: str, what: str) -
     return path
 
 
-__all__ = ["BundledModel", "DEFAULT_SCENE_MODEL", "NAMESPACE", "PIPELINE_KINDS", "available", "bundled_path",
-           "pipeline_kind", "resolve", "resolve_model_dir"]
+__all__ = ["ALIASES", "BundledModel", "DEFAULT_SCENE_MODEL", "NAMESPACE", "PIPELINE_KINDS", "available",
+           "bundled_path", "canonical_name", "pipeline_kind", "resolve", "resolve_model_dir"]

@@ -140,20 +140,18 @@ def run_align(args: argparse.Namespace) -> int:
 
 def parse_models(specs: list[str]) -> dict[str, str]:
     """``["audio=runs/a/final", ...]`` -> ``{"audio": "runs/a/final"}``; ``CommandError`` for a malformed or
-    repeated name, a name that is a baseline's, or one that is not a safe folder name (it becomes ``OUT/NAME/``)."""
+    repeated name or a name that is a baseline's, ``ValueError`` for one that is not a safe folder name (it becomes
+    ``OUT/NAME/``)."""
     from avdiff.commands import CommandError
     from avdiff.data.format import check_name
-    from avdiff.metrics.talking_head import BASELINES
+    from avdiff.evaluation.talking_head import BASELINES
 
     models: dict[str, str] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise CommandError(f"--model {spec!r}: expected NAME=PATH, e.g. audio=runs/th_audio/final")
-        try:
-            check_name(name, f"--model {spec!r}: the name")
-        except ValueError as e:
-            raise CommandError(str(e)) from e
+        check_name(name, f"--model {spec!r}: the name")
         if name in models or name in BASELINES:
             raise CommandError(f"--model {spec!r}: the name {name!r} is taken; give each model its own name")
         models[name] = path
@@ -162,9 +160,11 @@ def parse_models(specs: list[str]) -> dict[str, str]:
 
 def run_talking_head(args: argparse.Namespace) -> int:
     from avdiff.commands import CommandError
-    from avdiff.commands.talk import generation_kwargs, load_pipeline
-    from avdiff.metrics.talking_head import BASELINES, baseline_animator, evaluate_talking_heads, pipeline_animator
-    from avdiff.metrics.talking_head import strict_json, write_report
+    from avdiff.commands.talk import generation_kwargs
+    from avdiff.evaluation.talking_head import BASELINES, baseline_animator, evaluate_talking_heads, pipeline_animator
+    from avdiff.evaluation.talking_head import strict_json, write_report
+    from avdiff.loading import load_pipeline
+    from avdiff.pipelines.talking_head import TalkingHeadPipeline
     from avdiff.video.outputs import OutputFile, check_outputs
 
     baselines = [b for b in args.baselines.split(",") if b]
@@ -174,20 +174,16 @@ def run_talking_head(args: argparse.Namespace) -> int:
     models = parse_models(args.model)
     if not baselines and not models:
         raise CommandError("nothing to evaluate: give --model NAME=PATH and/or --baselines")
-    try:  # the output folder, before any model is loaded: not a file, not the data, not a model
-        check_outputs({"--out": OutputFile(args.out, "folder")},
-                      {"--data": args.data, **{f"--model {name}": path for name, path in models.items()}})
-    except ValueError as e:
-        raise CommandError(str(e)) from e
+    # the output folder, before any model is loaded: not a file, not the data, not a model
+    check_outputs({"--out": OutputFile(args.out, "folder")},
+                  {"--data": args.data, **{f"--model {name}": path for name, path in models.items()}})
     kwargs = generation_kwargs(args)
     kwargs.pop("generator")
     animators = {b: baseline_animator(b, kwargs["fps"]) for b in baselines}
     for name, path in models.items():
-        animators[name] = pipeline_animator(load_pipeline(path, args.device, args.variant), seed=args.seed, **kwargs)
-    try:
-        report = evaluate_talking_heads(args.data, args.out, animators, args.split, args.max_clips, args.max_offset)
-    except FileNotFoundError as e:
-        raise CommandError(str(e)) from e
+        pipe = load_pipeline(TalkingHeadPipeline, path, variant=args.variant, device=args.device)
+        animators[name] = pipeline_animator(pipe, seed=args.seed, **kwargs)
+    report = evaluate_talking_heads(args.data, args.out, animators, args.split, args.max_clips, args.max_offset)
     report.settings = {"data": args.data, "models": models, "baselines": baselines, "seed": args.seed,
                        **{k: str(v) for k, v in kwargs.items()}}  # fmt: skip
     json_path, md_path = write_report(report, args.out)
@@ -340,7 +336,8 @@ def syncnet_report(model, clip, max_offset: int):
     """LSE-D, LSE-C and the best offset of a decoded clip under a SyncNet
     (:class:`avdiff.metrics.syncnet_scores.SyncScores`)."""
     from avdiff.commands import CommandError
-    from avdiff.metrics.syncnet_scores import face_crops_for, syncnet_scores
+    from avdiff.evaluation.syncnet import face_crops_for
+    from avdiff.metrics.syncnet_scores import syncnet_scores
     from avdiff.video.face import NoFaceError
 
     try:
@@ -353,6 +350,8 @@ def syncnet_report(model, clip, max_offset: int):
 def format_syncnet(checkpoint: str, fps: float, scores, max_offset: int) -> str:
     """The SyncNet lines of the lipsync report; offsets are in frames at the model's ``fps`` (the video is resampled
     to it)."""
+    from avdiff.metrics.lipsync import describe_offset
+
     lines = [
         f"  syncnet:           {checkpoint} ({scores.num_windows} five-frame windows, offsets ±{max_offset})",
         f"  LSE-D:             {scores.lse_d:.3f}  minimum over offsets of the mean audio-video distance (lower: better)",
@@ -363,21 +362,14 @@ def format_syncnet(checkpoint: str, fps: float, scores, max_offset: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def describe_offset(k: int, fps: float) -> str:
-    """``+3 frames (+120 ms): the audio lags the video by 3 frames`` and the like."""
-    ms = 1000.0 * k / fps
-    if k == 0:
-        return "0 frames (0 ms): audio and video are in sync"
-    side = "lags" if k > 0 else "leads"
-    return f"{k:+d} frames ({ms:+.0f} ms): the audio {side} the video by {abs(k)} frame{'s' if abs(k) != 1 else ''}"
-
-
 def _box_text(box) -> str:
     return "(" + ", ".join(f"{v:.0f}" for v in box) + ")" if box is not None else "none"
 
 
 def format_report(video: str, fps: float, result) -> str:
     """A short human-readable report of a :class:`~avdiff.metrics.lipsync.LipSyncResult`."""
+    from avdiff.metrics.lipsync import describe_offset
+
     lines = [
         f"lipsync: {video}",
         f"  frames:            {result.num_frames} at {fps:.3f} fps, {result.valid_frames} with a face and audio",

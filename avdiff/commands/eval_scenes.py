@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -18,8 +17,8 @@ def register(metrics: argparse._SubParsersAction) -> None:
         description="Decode every frame of the clips in DATA (a scene folder, avdiff synth scenes --split test) and "
         "compare the segmenter's labels with the true masks.",
     )
-    seg.add_argument("--checkpoint", default="scene_segmenter", help="a segmenter folder or a bundled name "
-                     "(default: the bundled scene_segmenter)")
+    seg.add_argument("--checkpoint", default="avdiff/scene-segmenter", help="a segmenter folder or a bundled name "
+                     "(default: the bundled avdiff/scene-segmenter)")
     seg.add_argument("--data", required=True, help="a scene folder of held-out clips")
     seg.add_argument("--max-clips", type=int, default=None, help="at most this many clips")
     seg.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -36,20 +35,16 @@ def register(metrics: argparse._SubParsersAction) -> None:
     scenes.add_argument("--data", required=True, help="a scene folder (its index gives the captions)")
     scenes.add_argument("--videos", default=None, help="a folder of generated videos ID.mp4 to score instead of "
                         "DATA's own clips")
-    scenes.add_argument("--segmenter", default="scene_segmenter", help="a segmenter folder or bundled name")
+    scenes.add_argument("--segmenter", default="avdiff/scene-segmenter", help="a segmenter folder or bundled name")
     scenes.add_argument("--max-clips", type=int, default=None, help="at most this many clips")
     scenes.add_argument("--json", action="store_true", help="print the result as JSON")
     scenes.set_defaults(func=run_scenes)
 
 
 def run_segmenter(args: argparse.Namespace) -> int:
-    from avdiff.commands import CommandError
     from avdiff.training.segmenter import evaluate_segmenter_folder
 
-    try:
-        result = evaluate_segmenter_folder(args.checkpoint, args.data, args.max_clips)
-    except FileNotFoundError as e:
-        raise CommandError(str(e)) from e
+    result = evaluate_segmenter_folder(args.checkpoint, args.data, args.max_clips)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -59,48 +54,12 @@ def run_segmenter(args: argparse.Namespace) -> int:
     return 0
 
 
-def score_scene_folder(data_dir: str | Path, segmenter, videos: str | Path | None = None,
-                       max_clips: int | None = None) -> dict[str, dict]:
-    """Prompt fidelity of a scene folder's clips (or of generated ``videos/ID.mp4``) against their records, with
-    the shuffled-caption control and the true-mask reference (DATA's own clips only). Rows: ``segmenter``,
-    ``shuffled`` and ``true_masks`` -> :func:`~avdiff.metrics.scene.aggregate_fidelity` dicts."""
-    from avdiff.data.scenes import load_scene_clip, read_scene_index
-    from avdiff.metrics.scene import aggregate_fidelity, prompt_fidelity
-    from avdiff.video.reader import read_video
-
-    records = read_scene_index(data_dir)
-    if not records:
-        raise FileNotFoundError(f"{str(data_dir)!r} holds no scene clips (no index.jsonl)")
-    records = records[:max_clips] if max_clips else records
-    if len(records) < 2:
-        raise ValueError("the shuffled control needs at least 2 clips")
-    rows: dict[str, list] = {"segmenter": [], "shuffled": [], "true_masks": []}
-    for k, record in enumerate(records):
-        clip = load_scene_clip(data_dir, record, with_audio=False)
-        frames = clip.frames
-        if videos is not None:
-            path = Path(videos) / f"{record.id}.mp4"
-            if not path.is_file():
-                raise FileNotFoundError(f"no generated video {str(path)!r} for clip {record.id!r}")
-            frames = read_video(path, with_audio=False).frames.numpy()
-        labels = segmenter.predict(frames)
-        other = records[(k + 1) % len(records)]
-        rows["segmenter"].append(prompt_fidelity(frames, record, labels=labels))
-        rows["shuffled"].append(prompt_fidelity(frames, other, labels=labels))
-        if videos is None:
-            rows["true_masks"].append(prompt_fidelity(frames, record, labels=clip.masks))
-    return {name: aggregate_fidelity(results) for name, results in rows.items() if results}
-
-
 def run_scenes(args: argparse.Namespace) -> int:
-    from avdiff.commands import CommandError
+    from avdiff.evaluation.scene import score_scene_folder
     from avdiff.models.segmenter import load_segmenter
 
-    try:
-        segmenter = load_segmenter(args.segmenter)
-        report = score_scene_folder(args.data, segmenter, args.videos, args.max_clips)
-    except (FileNotFoundError, ValueError) as e:
-        raise CommandError(str(e)) from e
+    segmenter = load_segmenter(args.segmenter)
+    report = score_scene_folder(args.data, segmenter, args.videos, args.max_clips)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -77,11 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise CommandError(f"--batch must be >= 1, got {args.batch}")
     kind = "folder" if args.prompt is None else "picture" if out.suffix == ".png" else "video"
-    try:  # before the model is loaded: a file that can be written (a folder with --captions), none of the inputs
-        check_outputs({"--out": OutputFile(args.out, kind)}, {"--captions": args.captions, "--model": args.model,
-                                                               "--motion-adapter": args.motion_adapter})  # fmt: skip
-    except ValueError as e:
-        raise CommandError(str(e)) from e
+    # before the model is loaded: a file that can be written (a folder with --captions), none of the inputs
+    check_outputs({"--out": OutputFile(args.out, kind)}, {"--captions": args.captions, "--model": args.model,
+                                                           "--motion-adapter": args.motion_adapter})  # fmt: skip
     pipe = load(args)
     kwargs = {"num_frames": args.frames, "num_inference_steps": args.steps, "guidance_scale": args.guidance,
               "height": args.size, "width": args.size}  # fmt: skip
@@ -101,10 +99,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from avdiff.data.scene_dataset import select_scene_records
 
-    try:
-        records = select_scene_records(args.captions, limit=args.max_clips)
-    except (FileNotFoundError, ValueError) as e:
-        raise CommandError(str(e)) from e
+    records = select_scene_records(args.captions, limit=args.max_clips)
     out.mkdir(parents=True, exist_ok=True)
     from avdiff.video.writer import write_video
 

@@ -81,10 +81,8 @@ def run(args: argparse.Namespace) -> int:
         config.validate()
     except ValueError as e:
         raise CommandError(f"bad setting: {e}") from e
-    try:  # the DATA folder, before any video is read: a folder (not a file), not the VAE's
-        check_outputs({"--out": OutputFile(args.out, "folder")}, {"--latents": args.latents})
-    except ValueError as e:
-        raise CommandError(str(e)) from e
+    # the DATA folder, before any video is read: a folder (not a file), not the VAE's; its ValueErrors reach cli.main
+    check_outputs({"--out": OutputFile(args.out, "folder")}, {"--latents": args.latents})
     report = prepare_videos(args.videos, args.out, config, workers=args.workers, force=args.force,
                             progress_bar=not args.no_progress)
     if args.json:

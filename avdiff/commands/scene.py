@@ -1,8 +1,8 @@
 """``avdiff scene``: an audio-aligned scene (AADiff): a prompt and sounds, each sound driving one word's attention.
 
 Every argument is checked before any work; the video is written to ``--out`` with the mixed sound. The model is the
-bundled scene model (``scene-tiny``) unless ``--model`` names a saved text-to-video folder or a Stable Diffusion 1.5
-folder/id, or ``--preset tiny`` asks for random weights (a smoke run).
+bundled scene model (``avdiff/scene-tiny``) unless ``--model`` names a saved text-to-video folder or a Stable
+Diffusion 1.5 folder/id, or ``--preset tiny`` asks for random weights (a smoke run).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "scene-tiny"
+DEFAULT_MODEL = "avdiff/scene-tiny"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -91,10 +91,8 @@ def check_arguments(args: argparse.Namespace) -> dict:
     inputs = {f"--audio {a}": a for a in args.audio}
     if args.image:
         inputs["--image"] = args.image
-    try:  # every output, against the inputs and each other, and the plot's format
-        check_outputs({"--out": OutputFile(args.out), "--plot": OutputFile(args.plot, "picture")}, inputs)
-    except ValueError as e:
-        raise CommandError(str(e)) from e
+    # every output, against the inputs and each other, and the plot's format; its ValueErrors reach cli.main
+    check_outputs({"--out": OutputFile(args.out), "--plot": OutputFile(args.plot, "picture")}, inputs)
     if args.word is not None:
         from avdiff.encoders.prompt_tokens import PromptTokens
 
@@ -112,44 +110,33 @@ def check_arguments(args: argparse.Namespace) -> dict:
 
 
 def load_pipeline(args: argparse.Namespace):
-    """The AudioScenePipeline of ``--model`` / ``--preset`` (default: the bundled scene model)."""
-    import torch
-
+    """The AudioScenePipeline of ``--model`` / ``--preset`` (default: the bundled scene model); the loader's
+    ValueErrors (no such model, no weights) reach ``cli.main`` as they are."""
     from avdiff.bundled import resolve
     from avdiff.commands import CommandError
+    from avdiff.loading import load_pipeline as load
+    from avdiff.loading import to_device
     from avdiff.pipelines import AudioScenePipeline, TextToVideoPipeline
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.preset:
-        return AudioScenePipeline(TextToVideoPipeline.from_preset(args.preset, seed=args.seed)).to(device)
+        return to_device(AudioScenePipeline(TextToVideoPipeline.from_preset(args.preset, seed=args.seed)), args.device)
     name = args.model or DEFAULT_MODEL
     folder = resolve(name)
     if not Path(folder).is_dir() and args.model is None:
         raise CommandError(f"the bundled scene model {DEFAULT_MODEL} is not installed; choose the model: --model PATH "
                            "(a trained text-to-video folder or Stable Diffusion 1.5) or --preset tiny (random "
                            "weights, a smoke run)")  # fmt: skip
-    if Path(name).exists() and not (Path(folder) / "model_index.json").is_file():
-        raise CommandError(f"--model {name!r} is not a saved pipeline folder (no model_index.json)")
-    from avdiff.loading import load_pipeline as load
-
-    try:
-        return load(AudioScenePipeline, folder, variant=args.variant, device=device)
-    except (OSError, ValueError) as e:
-        raise CommandError(str(e)) from e
+    return load(AudioScenePipeline, folder, variant=args.variant, device=args.device)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from avdiff.commands import CommandError
-
     kwargs = check_arguments(args)
     pipe = load_pipeline(args)
-    try:
-        out = pipe(args.prompt, list(args.audio), generator=torch.Generator().manual_seed(args.seed),
-                   output_path=args.out, **kwargs)  # fmt: skip
-    except ValueError as e:  # a word not in the prompt, unreadable audio or image, a size the model cannot take
-        raise CommandError(str(e)) from e
+    # a word not in the prompt, unreadable audio or image, a size the model cannot take: ValueErrors reach cli.main
+    out = pipe(args.prompt, list(args.audio), generator=torch.Generator().manual_seed(args.seed),
+               output_path=args.out, **kwargs)  # fmt: skip
     if args.plot:
         from PIL import Image
 

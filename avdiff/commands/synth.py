@@ -65,10 +65,7 @@ def run_scenes(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise CommandError(f"--n must be a positive number of clips, got {args.n}")
-    try:
-        records = make_scenes(args.out, args.n, split=args.split, seed=args.seed, progress_bar=not args.no_progress)
-    except ValueError as e:
-        raise CommandError(str(e)) from e
+    records = make_scenes(args.out, args.n, split=args.split, seed=args.seed, progress_bar=not args.no_progress)
     sounding = sum(any(o["sounding"] for o in r.objects) for r in records)
     print(f"wrote {len(records)} {args.split} scene clips to {args.out} ({sounding} with sounding objects; "
           f"index: {Path(args.out) / 'index.jsonl'})")
@@ -93,10 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if args.id is not None:
         if args.dataset is not None:
             raise CommandError("--id names a single clip; --dataset names its clips itself")
-        try:
-            check_name(args.id, "--id")  # before any work: it becomes OUT/clips/ID.mp4
-        except ValueError as e:
-            raise CommandError(str(e)) from e
+        check_name(args.id, "--id")  # before any work: it becomes OUT/clips/ID.mp4
     faces = args.face or None
     if args.dataset is not None:
         records = make_dataset(args.out, args.dataset, faces, faces_dir=args.faces, split=args.split, seed=args.seed,

@@ -76,33 +76,6 @@ def generation_kwargs(args: argparse.Namespace) -> dict:
     }
 
 
-def load_pipeline(path: str, device: str | None = None, variant: str | None = None):
-    """A saved TalkingHeadPipeline (a folder, a training checkpoint, or a bundled model's name) with its weights
-    ``variant`` (None: detected), on ``device`` (default: cuda when available, else cpu), through
-    :func:`avdiff.loading.load_pipeline`; ``CommandError`` for anything else."""
-    from avdiff.bundled import resolve
-    from avdiff.commands import CommandError
-    from avdiff.loading import load_pipeline as load
-    from avdiff.pipelines.talking_head import TalkingHeadPipeline
-    from avdiff.training.checkpoints import is_checkpoint
-
-    folder = resolve(path)
-    if not (os.path.isfile(os.path.join(folder, "model_index.json")) or is_checkpoint(folder)):
-        raise CommandError(f"--model {path!r} is not a saved pipeline folder (no model_index.json), a training "
-                           "checkpoint (RUN/checkpoints/step_N) nor a bundled model's name")  # fmt: skip
-    try:
-        return load(TalkingHeadPipeline, folder, variant=variant, device=device)
-    except (OSError, ValueError) as e:
-        raise CommandError(str(e)) from e
-
-
-def to_device(pipe, device: str | None = None):
-    """``pipe`` on ``device``, by default cuda when available, else cpu."""
-    import torch
-
-    return pipe.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
 def checked_fps(value: str):
     """``--fps`` as an exact Fraction in [1, 120]; ``CommandError`` naming the value given otherwise."""
     from avdiff.audio.clock import parse_fps
@@ -145,10 +118,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         if not os.path.isfile(path):
             raise CommandError(f"{flag} {path!r}: no such file" if not os.path.exists(path) else
                                f"{flag} {path!r}: not a file")  # fmt: skip
-    try:
-        check_outputs({"--out": args.out}, {"--image": args.image, "--audio": args.audio})
-    except ValueError as e:
-        raise CommandError(str(e)) from e
+    check_outputs({"--out": args.out}, {"--image": args.image, "--audio": args.audio})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -177,10 +147,11 @@ def speech_of(args: argparse.Namespace):
 
 
 def _generate(args: argparse.Namespace, audio):
+    from avdiff.loading import load_pipeline, to_device
     from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
-    if args.model:
-        pipe = load_pipeline(args.model, args.device, args.variant)
+    if args.model:  # a saved folder, a training checkpoint, a bundled name or a hub id; its ValueErrors reach cli.main
+        pipe = load_pipeline(TalkingHeadPipeline, args.model, variant=args.variant, device=args.device)
     else:
         pipe = to_device(TalkingHeadPipeline.from_preset(args.preset, seed=args.seed), args.device)
     return pipe(args.image, audio, **generation_kwargs(args), output_type="crops" if args.crops else "np",

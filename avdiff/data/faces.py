@@ -28,9 +28,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from avdiff.metrics.identity import DESCRIPTOR_DIM, FaceRecognizer
 from avdiff.user_files import list_files
+from avdiff.video.face import detect_faces
+from avdiff.video.image import load_image
+from avdiff.video.warp import MouthWarper
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +76,6 @@ class PoolFace:
 def lfw_photo(face: np.ndarray, side: int = LFW_SIDE, pad: int = LFW_PAD) -> np.ndarray:
     """A 25 x 25 float LFW crop in [0, 1] -> an RGB uint8 [side, side, 3] photo: the crop with a soft surround (its
     own reflection, strongly blurred, so no second face and no streaks), upscaled with bicubic interpolation."""
-    import cv2
 
     grey = (np.clip(face, 0, 1) * 255).astype(np.float32)
     padded = np.pad(grey, pad, mode="reflect")
@@ -95,7 +99,6 @@ def user_faces(folder: str | os.PathLike) -> list[PoolFace]:
     Raises:
         FileNotFoundError: ``folder`` is not a folder, or holds no image.
     """
-    from avdiff.video.image import load_image
 
     root = Path(folder)
     if not root.is_dir():
@@ -197,8 +200,6 @@ def _detectable(faces: list[PoolFace]) -> list[PoolFace]:
 def findable(image: np.ndarray) -> bool:
     """Whether mediapipe finds the face in ``image`` (uint8 [H, W, 3]) both as it is and with its mouth opened
     wide by the warp (blurred faces, such as upscaled LFW ones, can lose their face with an open mouth)."""
-    from avdiff.video.face import detect_faces
-    from avdiff.video.warp import MouthWarper
 
     faces = detect_faces(image, max_faces=1)
     return bool(faces) and bool(detect_faces(MouthWarper(image, faces[0]).warp(1.0), max_faces=1))
@@ -210,7 +211,6 @@ _DESCRIPTOR_CACHE: dict[str, np.ndarray] = {}
 def _descriptors(pool: list[PoolFace]) -> np.ndarray:
     """dlib descriptors float32 [N, 128] of the pool's photos (NaN rows where dlib finds no face); built-in photos
     are computed once per process."""
-    from avdiff.metrics.identity import DESCRIPTOR_DIM, FaceRecognizer
 
     recognizer = FaceRecognizer.default()
     out = np.full((len(pool), DESCRIPTOR_DIM), np.nan, dtype=np.float32)

@@ -26,12 +26,15 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from avdiff.data.scenes import SceneRecord, read_scene_index
+from avdiff.data.scenes import SceneRecord, read_scene_index, record_spec, render_scene
+from avdiff.data.video_dataset import resize_crops
+from avdiff.video.reader import read_video
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +78,6 @@ def load_clip_frames(data_dir: str | os.PathLike, record: SceneRecord, size: int
     Raises:
         ValueError: the clip has fewer frames, or is not square.
     """
-    from avdiff.data.video_dataset import resize_crops
-    from avdiff.video.reader import read_video
 
     path = Path(data_dir) / record.video
     frames = read_video(path, max_frames=num_frames, with_audio=False).frames.numpy()  # (F, H, W, 3) uint8
@@ -96,8 +97,6 @@ def render_clip_frames(data_dir: str | os.PathLike, record: SceneRecord, size: i
         FileNotFoundError: the record names a sounds file that is missing.
         ValueError: fewer frames than ``num_frames``, or a record the scene world cannot render.
     """
-    from avdiff.data.scenes import record_spec, render_scene
-    from avdiff.data.video_dataset import resize_crops
 
     envelopes = {}
     if record.sounds:
@@ -123,7 +122,6 @@ def load_clip_masks(data_dir: str | os.PathLike, record: SceneRecord, size: int,
         FileNotFoundError: the masks file is missing.
         ValueError: fewer maps than ``num_frames``.
     """
-    import cv2
 
     path = Path(data_dir) / record.masks
     if not path.is_file():

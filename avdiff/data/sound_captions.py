@@ -26,6 +26,7 @@ import torch
 
 from avdiff.audio.io import Waveform
 from avdiff.audio.scene_sounds import random_envelope, scene_sound
+from avdiff.audio.tts import speak
 from avdiff.data.scenes.vocabulary import SOUND_OF
 
 logger = logging.getLogger(__name__)
@@ -169,7 +170,6 @@ def synthesize_scene(combo: SoundCombo, rng: np.random.Generator) -> np.ndarray:
 
 def speak_word(combo: SoundCombo, rng: np.random.Generator) -> np.ndarray:
     """A 2 s float32 clip of ``combo.word`` spoken by ``combo.speaker`` at a random speed and pitch and offset."""
-    from avdiff.audio.tts import speak
 
     wav = speak(combo.word, voice=combo.speaker, speed_wpm=int(rng.integers(120, 220)), pitch=int(rng.integers(25, 75)), sample_rate=SAMPLE_RATE)
     x = wav.samples[0].numpy()

@@ -23,13 +23,14 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageEnhance
 from tqdm.auto import tqdm
 
 from avdiff.audio.io import Waveform, load_audio
 from avdiff.audio.tts import speak
-from avdiff.data.faces import PoolFace, face_pool
+from avdiff.data.faces import PoolFace, face_pool, findable
 from avdiff.data.format import ClipRecord, append_index, check_name, read_index, save_npy
 from avdiff.video.image import ImageLike, load_image
 from avdiff.video.writer import write_video
@@ -138,7 +139,6 @@ class FaceAugment:
 
     def apply(self, image: np.ndarray) -> np.ndarray:
         """uint8 [H, W, 3] -> uint8 [H, W, 3]."""
-        import cv2
 
         out = image[:, ::-1] if self.flip else image
         im = Image.fromarray(np.ascontiguousarray(out))
@@ -258,7 +258,6 @@ def make_dataset(
 def _findable_augment(image: np.ndarray, rng: np.random.Generator, tries: int = 5) -> FaceAugment:
     """A random augmentation after which mediapipe still finds the face, shut and opened wide (redrawn up to
     ``tries`` times; none when every draw loses it)."""
-    from avdiff.data.faces import findable
 
     for _ in range(tries):
         aug = FaceAugment.random(rng)

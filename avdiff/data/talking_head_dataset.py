@@ -43,7 +43,10 @@ from tqdm.auto import tqdm
 
 from avdiff.audio.clock import FrameClock
 from avdiff.data.format import ClipRecord
+from avdiff.data.prepare import face_track
 from avdiff.data.video_dataset import load_clip, resize_crops, select_records
+from avdiff.video.align import reframe_matrix, transform_points, warp_to_crop
+from avdiff.video.masks import lower_face_mask, mouth_mask
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +62,6 @@ def cache_path(data_dir: str | os.PathLike, record: ClipRecord, size: int, frami
 
 def _mouth_masks(landmarks: np.ndarray, size: int, framing: str = "face") -> np.ndarray:
     """Mouth masks uint8 [F, size, size] from landmarks [F, 478, 2] in crop px (lower-face mask where NaN)."""
-    from avdiff.video.masks import lower_face_mask, mouth_mask
 
     fallback = (lower_face_mask(size, framing=framing) * 255).round().astype(np.uint8)
     out = np.empty((len(landmarks), size, size), dtype=np.uint8)
@@ -74,8 +76,6 @@ def _mouth_masks(landmarks: np.ndarray, size: int, framing: str = "face") -> np.
 def prepare_clip(data_dir: str | os.PathLike, record: ClipRecord, size: int, smooth_sigma: float = 1.5,
                  framing: str = "face") -> dict:  # fmt: skip
     """Decode, align and mask one clip: ``{"crops", "mouth", "audio", "fps", ...}`` (see the module docstring)."""
-    from avdiff.video.align import reframe_matrix, transform_points, warp_to_crop
-    from avdiff.video.masks import lower_face_mask
 
     clip = load_clip(data_dir, record)
     if record.aligned:  # prepared face crops: cut the framing out of them
@@ -88,8 +88,6 @@ def prepare_clip(data_dir: str | os.PathLike, record: ClipRecord, size: int, smo
             fallback = (lower_face_mask(size, framing=framing) * 255).round().astype(np.uint8)
             mouth = np.broadcast_to(fallback, (len(crops), size, size))
     else:
-        from avdiff.data.prepare import face_track
-
         track = face_track(clip.frames, size, smooth_sigma, framing=framing)
         crops = track.crops
         mouth = _mouth_masks(track.landmarks, size, framing)

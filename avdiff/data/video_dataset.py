@@ -19,6 +19,7 @@ import torch
 from avdiff.audio.clock import FrameClock
 from avdiff.audio.io import Waveform
 from avdiff.data.format import ClipRecord, read_index
+from avdiff.data.prepare import face_track
 from avdiff.video.reader import read_video
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,6 @@ def aligned_crops(clip: ClipData, size: int, smooth_sigma: float = 1.5) -> np.nd
     """
     if clip.record.aligned:
         return resize_crops(clip.frames, size)
-    from avdiff.data.prepare import face_track
 
     return face_track(clip.frames, size, smooth_sigma).crops
 

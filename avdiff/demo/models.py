@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avdiff.bundled import available, pipeline_kind
-from avdiff.loading import load_pipeline, weight_variants
+from avdiff.loading import load_pipeline, pipeline_class, weight_variants
 
 logger = logging.getLogger(__name__)
 
@@ -181,12 +181,8 @@ class ModelRegistry:
         return key in self._loaded
 
     def _load(self, entry: ModelEntry):
-        from avdiff.pipelines.talking_head import TalkingHeadPipeline
-        from avdiff.pipelines.text_to_video import TextToVideoPipeline
-
         logger.info("loading %s from %s", entry.name, entry.path)
-        cls = TextToVideoPipeline if entry.kind == "text-to-video" else TalkingHeadPipeline
-        pipe = load_pipeline(cls, entry.path, device=self.device)  # a folder of fp16 weights only: detected
+        pipe = load_pipeline(pipeline_class(entry.kind), entry.path, device=self.device)  # fp16-only: detected
         pipe.set_progress_bar_config(disable=True)
         return pipe
 

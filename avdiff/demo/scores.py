@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from avdiff.metrics.lipsync import MIN_SCORED_FRAMES, LipSyncResult
+from avdiff.metrics.lipsync import MIN_SCORED_FRAMES, LipSyncResult, describe_offset
 
 
 def lipsync_reason(result: LipSyncResult) -> str | None:
@@ -19,8 +19,6 @@ def format_lipsync(result: LipSyncResult, fps: Fraction | float, made_by: str) -
     """Markdown: r at offset 0 against the speech envelope, the best offset and what it means, and the
     mouth-interior r, as ``avdiff eval lipsync`` reports them for the same file; "no score: ..." where the video
     has too few frames with a face."""
-    from avdiff.commands.eval import describe_offset
-
     lines = ["**Lip sync**, scored as `avdiff eval lipsync` scores this file:", "", "| measure | value |", "|---|---|"]
     reason = lipsync_reason(result)
     if reason is not None:

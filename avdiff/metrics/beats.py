@@ -25,8 +25,12 @@ import logging
 import os
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import scipy.signal
+
+from avdiff.audio.rhythm import analyze_rhythm
+from avdiff.video.reader import VideoReader
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +92,6 @@ def visual_change(frames, method: str = "diff", max_side: int = 256) -> np.ndarr
     """Per-frame visual change of any iterable of uint8 frames [H, W, 3], float32 [F] (``change[0] = 0``): the mean
     absolute grey-level difference from the previous frame, or the mean Farneback optical-flow magnitude in pixels
     (of frames scaled to at most ``max_side`` px). Frames are read one at a time."""
-    import cv2
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -170,8 +173,6 @@ def score_video(path: str | os.PathLike, method: str = "diff", beat_times_s: np.
                 sigma_s: float = SIGMA_S) -> BeatAlignment:  # fmt: skip
     """The beat alignment of a video file: its frames streamed (never held), its own audio track's beats (or
     ``beat_times_s``). A video without a (readable) audio track and no beats given is not scored."""
-    from avdiff.audio.rhythm import analyze_rhythm
-    from avdiff.video.reader import VideoReader
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

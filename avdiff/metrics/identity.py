@@ -29,7 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from avdiff.video.face import detect_faces
 from avdiff.video.image import ImageLike, load_image
+from avdiff.video.reader import read_video
+from avdiff.video.writer import frames_to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +96,6 @@ class FaceRecognizer:
         found, scores, _ = self.detector.run(rgb, upsample, 0.0)
         if len(found):
             return found[int(np.argmax(scores))]
-        from avdiff.video.face import detect_faces
 
         faces = detect_faces(rgb, max_faces=1) if min(rgb.shape[:2]) >= 16 else []
         if not faces:
@@ -194,8 +196,6 @@ def identity_scores(
         :class:`IdentityScores`; every score None (with ``reason``) when the reference has no face or fewer than
         :data:`MIN_SCORED_FRAMES` frames show one.
     """
-    from avdiff.video.reader import read_video
-    from avdiff.video.writer import frames_to_uint8
 
     recognizer = recognizer or FaceRecognizer.default()
     if isinstance(frames, (str, os.PathLike)):

@@ -42,7 +42,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from avdiff.audio.envelope import speech_envelope
 from avdiff.audio.silence import SILENCE_DBFS, describe_level, peak_level_dbfs
+from avdiff.metrics.mouth import aperture_from_landmarks, mouth_interior
+from avdiff.video.tracking import box_iou, track_faces
 
 if TYPE_CHECKING:
     from avdiff.video.reader import VideoClip
@@ -102,6 +105,15 @@ def best_offset(correlations: dict[int, float]) -> int | None:
     if not finite:
         return None
     return max(finite, key=lambda k: (finite[k], -abs(k), -k))
+
+
+def describe_offset(k: int, fps: float) -> str:
+    """``+3 frames (+120 ms): the audio lags the video by 3 frames`` and the like (the sign convention above)."""
+    ms = 1000.0 * k / fps
+    if k == 0:
+        return "0 frames (0 ms): audio and video are in sync"
+    side = "lags" if k > 0 else "leads"
+    return f"{k:+d} frames ({ms:+.0f} ms): the audio {side} the video by {abs(k)} frame{'s' if abs(k) != 1 else ''}"
 
 
 def _round(x: float | None) -> float | None:
@@ -283,7 +295,6 @@ def choose_face(results: list[LipSyncResult], boxes: list, face: int | tuple | N
     Raises:
         ValueError: ``face`` names an index out of range, or a box that overlaps no tracked face.
     """
-    from avdiff.video.tracking import box_iou
 
     if face is not None and not results:
         raise ValueError(f"face {face!r}: no face was found in the video")
@@ -330,9 +341,6 @@ def score_video(clip: VideoClip, reference: np.ndarray | None = None, max_offset
     Raises:
         ValueError: the clip has no audio; ``face`` names no face.
     """
-    from avdiff.audio.envelope import speech_envelope
-    from avdiff.metrics.mouth import aperture_from_landmarks, mouth_interior
-    from avdiff.video.tracking import track_faces
 
     if clip.audio is None:
         raise ValueError("the video has no audio track; lip sync needs the speech")

@@ -17,10 +17,14 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 from avdiff.video.face import track_landmarks
 from avdiff.video.landmarks import INNER_LIP_PAIRS, LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, RIGHT_EYE
+from avdiff.video.reader import read_video
+from avdiff.video.writer import frames_to_uint8
+from avdiff.video.smoothing import smooth_landmarks
 
 if TYPE_CHECKING:
     from avdiff.video.writer import FramesLike
@@ -89,10 +93,6 @@ def mouth_interior(frames: FramesLike, landmarks: np.ndarray, dark_ratio: float 
     Returns:
         float32 [F] in [0, 1]; NaN where the landmarks are NaN.
     """
-    import cv2
-
-    from avdiff.video.writer import frames_to_uint8
-
     video = frames_to_uint8(frames)
     pts = np.asarray(landmarks, dtype=np.float64)
     if pts.ndim != 3 or pts.shape[1:] != (478, 2) or len(pts) != len(video):
@@ -133,9 +133,6 @@ def mouth_openness(frames: FramesLike | str | os.PathLike, *, smooth: bool = Fal
 def mouth_signals(frames: FramesLike | str | os.PathLike, *, smooth: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(openness [F], interior [F]) of the (largest) face, from one tracking pass: :func:`mouth_openness` and
     :func:`mouth_interior`. Arguments as :func:`mouth_openness`."""
-    from avdiff.video.reader import read_video
-    from avdiff.video.writer import frames_to_uint8
-
     if isinstance(frames, (str, os.PathLike)):
         frames = read_video(frames, with_audio=False).frames
     video = frames_to_uint8(frames)
@@ -144,8 +141,6 @@ def mouth_signals(frames: FramesLike | str | os.PathLike, *, smooth: bool = Fals
     if missing.any():
         logger.warning("no face found in %d of %d frames; their mouth openness is NaN", missing.sum(), len(missing))
     if smooth and not missing.all():
-        from avdiff.video.smoothing import smooth_landmarks
-
         landmarks = smooth_landmarks(landmarks)
         landmarks[missing] = np.nan
     return aperture_from_landmarks(landmarks), mouth_interior(video, landmarks)

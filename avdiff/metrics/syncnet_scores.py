@@ -31,6 +31,7 @@ import torch
 
 from avdiff.audio.clock import FrameClock
 from avdiff.audio.io import Waveform
+from avdiff.models.syncnet import SyncNet
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,8 @@ def syncnet_scores(model, crops: np.ndarray, audio: Waveform, *, max_offset: int
 
     Args:
         model: a :class:`avdiff.models.syncnet.SyncNet`.
-        crops: aligned face crops uint8 [F, S, S, 3] at the model's fps (see :func:`face_crops_for`).
+        crops: aligned face crops uint8 [F, S, S, 3] at the model's fps
+            (see :func:`avdiff.evaluation.syncnet.face_crops_for`).
         audio: the speech of those frames (any rate; made mono).
         max_offset: K, offsets ``-K .. K`` frames are searched (syncnet_python's ``vshift``).
         batch_size: windows per forward pass.
@@ -160,42 +162,6 @@ def score_faces(model, faces: torch.Tensor, audio: Waveform, *, max_offset: int 
     return scores_from_embeddings(video, speech, max_offset)
 
 
-def face_crops_for(model, frames: np.ndarray, fps: float, aligned: bool = False) -> np.ndarray:
-    """Frames of any video -> aligned crops uint8 [F', S, S, 3] at the model's fps and crop size.
-
-    Frames are resampled to the model's fps (nearest frame in time); unless ``aligned``, the face is tracked and
-    aligned as ``avdiff prepare`` does.
-
-    Raises:
-        NoFaceError: no frame shows a face.
-    """
-    from avdiff.data.prepare import face_track
-    from avdiff.data.video_dataset import resize_crops
-    from avdiff.video.timeline import resample_frames
-
-    frames = resample_frames(np.asarray(frames), fps, model.config.fps)
-    if aligned:
-        return resize_crops(frames, model.config.crop_size)
-    return face_track(frames, model.config.crop_size).crops
-
-
-def syncnet_scores_for_video(model, path: str | os.PathLike, *, aligned: bool = False, max_offset: int = 15) -> SyncScores:
-    """Read a video file (any fps, any audio rate) and score its sync with ``model``.
-
-    Raises:
-        VideoError: the file cannot be read. ValueError: it has no audio. NoFaceError: no face is found.
-    """
-    from avdiff.video.reader import read_video
-
-    clip = read_video(path)
-    if clip.audio is None:
-        raise ValueError(f"{os.fspath(path)!r} has no (readable) audio track; SyncNet scores need the speech")
-    crops = face_crops_for(model, clip.frames.numpy(), clip.fps, aligned=aligned)
-    return syncnet_scores(model, crops, clip.audio.to_mono(), max_offset=max_offset)
-
-
 def load_syncnet(path: str | os.PathLike, device: str | torch.device | None = None):
     """A trained :class:`~avdiff.models.syncnet.SyncNet` from its folder, in eval mode on ``device`` (CPU default)."""
-    from avdiff.models.syncnet import SyncNet
-
     return SyncNet.from_pretrained(path).to(device or "cpu")

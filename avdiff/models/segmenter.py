@@ -1,7 +1,7 @@
 """A small fully convolutional segmenter (a U-Net, Ronneberger et al. 2015) for the 64x64 scene world.
 
 It labels every pixel of a frame with one of the scene labels (sky, ground, campfire, ...), so the prompt fidelity of
-generated frames can be measured against known truth (:mod:`avdiff.metrics.scene`). Trained by ``avdiff train
+generated frames can be measured against known truth (:mod:`avdiff.evaluation.scene`). Trained by ``avdiff train
 segmenter`` on the generator's frames and masks (:mod:`avdiff.training.segmenter`); a trained one ships inside the
 package and loads by name: ``load_segmenter("scene_segmenter")``.
 """

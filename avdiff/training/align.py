@@ -16,9 +16,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from avdiff.bundled import bundled_path
+from avdiff.data.scenes import sample_scene
 from avdiff.data.sound_captions import SoundCaptionSet, build_sound_captions
 from avdiff.encoders.aligned import AlignedEncoder
 from avdiff.encoders.alignment import AlignerConfig, AudioTextAligner, info_nce, pool_tokens
+from avdiff.encoders.base import content_words
 from avdiff.encoders.text import SentenceEncoder
 from avdiff.metrics.retrieval import retrieval_recall
 from avdiff.training.trainer import strict_from_dict
@@ -164,9 +167,6 @@ def evaluate_scene_tokens(encoder: AlignedEncoder, data: SoundCaptionSet, seed: 
     """
     import numpy as np
 
-    from avdiff.data.scenes import sample_scene
-    from avdiff.encoders.base import content_words
-
     was_training = encoder.aligner.training
     encoder.aligner.eval()
     scene = [i for i, c in enumerate(data.combos) if c.timbre == "scene"]
@@ -191,7 +191,6 @@ def evaluate_scene_tokens(encoder: AlignedEncoder, data: SoundCaptionSet, seed: 
 
 def evaluate_checkpoint(checkpoint: str | Path, task_config: AlignTaskConfig | None = None) -> dict[str, float]:
     """Load a trained aligner (a folder or a bundled name) and evaluate it on its run's held-out test split."""
-    from avdiff.bundled import bundled_path
 
     model = AudioTextAligner.from_pretrained(checkpoint)
     folder = Path(checkpoint) if Path(checkpoint).is_dir() else bundled_path(str(checkpoint))

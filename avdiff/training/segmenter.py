@@ -21,7 +21,9 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from avdiff.data.scenes.vocabulary import LABELS
-from avdiff.models.segmenter import SceneSegmenter, SegmenterConfig
+from avdiff.data.scenes import load_scene_clip, read_scene_index
+from avdiff.evaluation.scene import segmentation_scores
+from avdiff.models.segmenter import SceneSegmenter, SegmenterConfig, load_segmenter
 from avdiff.training.trainer import strict_from_dict
 
 logger = logging.getLogger(__name__)
@@ -85,7 +87,6 @@ def load_scene_frames(data_dir: str | Path, frames_per_clip: int = 16, max_clips
     Raises:
         FileNotFoundError: no scene index in ``data_dir``.
     """
-    from avdiff.data.scenes import load_scene_clip, read_scene_index
 
     records = read_scene_index(data_dir)
     if not records:
@@ -171,7 +172,6 @@ class SegmenterTask:
         """Pixel accuracy and mean IoU on ``eval_data`` (empty when there is none)."""
         if not self.config.eval_data:
             return {}
-        from avdiff.metrics.scene import segmentation_scores
 
         frames, masks = self.eval_frames()
         return segmentation_scores(model.predict(frames), masks, model.config.labels)
@@ -194,8 +194,6 @@ def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int = 3) -> tor
 
 def evaluate_segmenter_folder(checkpoint: str | Path, data_dir: str | Path, max_clips: int | None = None) -> dict[str, float]:
     """Load a segmenter (bundled name or folder) and score it on a scene folder's decoded frames."""
-    from avdiff.metrics.scene import segmentation_scores
-    from avdiff.models.segmenter import load_segmenter
 
     model = load_segmenter(checkpoint)
     frames, masks, _ = load_scene_frames(data_dir, 16, max_clips)

@@ -32,8 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from avdiff.audio.io import Waveform
 from avdiff.data.talking_head_dataset import TalkingHeadDataset
 from avdiff.models.builders import load_preset
+from avdiff.data.video_dataset import load_clip, select_records
 from avdiff.models.cfg import CFGDropout
 from avdiff.models.codec import pixels_from_uint8
 from avdiff.models.conditions import Conditions
@@ -300,8 +302,6 @@ class TalkingHeadTask:
 
     def render_sample(self, model: TalkingHeadModel, data: TalkingHeadDataset, path: Path) -> None:
         """Animate the first held-out clip's first frame with ``sample_seconds`` of its speech."""
-        from avdiff.audio.io import Waveform
-        from avdiff.data.video_dataset import load_clip, select_records
 
         c = self.config
         record = select_records(data.data_dir, c.split, 1)[0]

@@ -34,9 +34,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-logger = logging.getLogger(__name__)
+from avdiff.loading import CHECKPOINT_PREFIX  # the checkpoint format is read (by loading.py) below training
 
-CHECKPOINT_PREFIX = "step_"
+logger = logging.getLogger(__name__)
 
 
 @dataclass

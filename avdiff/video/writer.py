@@ -16,7 +16,6 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable
-from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 

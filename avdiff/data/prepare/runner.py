@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+import cv2
 import torch
 from tqdm.auto import tqdm
 
@@ -39,8 +40,6 @@ class WorkerCrashed(RuntimeError):
 
 
 def _worker_init(threads: int) -> None:
-    import cv2
-
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
 

@@ -31,8 +31,10 @@ from avdiff.audio.io import Waveform
 from avdiff.audio.scene_sounds import mix, scene_sound
 from avdiff.data.format import save_npy
 from avdiff.data.scenes.compose import SceneObject, SceneSpec, render_scene, sample_scene
-from avdiff.user_files import read_text
 from avdiff.data.scenes.vocabulary import DURATION_S, FPS, NUM_FRAMES, SAMPLE_RATE, SIZE, SOUND_OF, label_of, vocabulary_json
+from avdiff.user_files import read_text
+from avdiff.video.reader import read_video
+from avdiff.video.writer import write_video
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +86,6 @@ def object_sounds(spec: SceneSpec, envelopes: dict[str, np.ndarray]) -> dict[str
 
 def make_scene_clip(out_dir: str | os.PathLike, clip_id: str, spec: SceneSpec, split: str) -> SceneRecord:
     """Render ``spec`` and write ``clips/ID.mp4``, ``clips/ID.masks.npy`` and ``clips/ID.sounds.npz``."""
-    from avdiff.video.writer import write_video
 
     out_dir = Path(out_dir)
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
@@ -216,7 +217,6 @@ class SceneClip:
 def load_scene_clip(data_dir: str | os.PathLike, record: SceneRecord, with_audio: bool = True,
                     with_tracks: bool = False) -> SceneClip:
     """Decode a record's mp4 and load its masks and loudness envelopes (and re-synthesize the tracks)."""
-    from avdiff.video.reader import read_video
 
     data_dir = Path(data_dir)
     clip = read_video(data_dir / record.video, with_audio=with_audio)

@@ -30,7 +30,6 @@ a spatial cross-attention layer are the token states at positions ``0 .. T-1`` o
 """
 from __future__ import annotations
 
-import copy
 import inspect
 import logging
 import math
@@ -40,7 +39,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import torch
-import yaml
 from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, MotionAdapter
 from diffusers import UNet2DConditionModel
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
@@ -50,7 +48,6 @@ from transformers import AutoTokenizer, CLIPTextModel
 from avdiff.audio.clock import FpsLike, as_fraction_fps
 from avdiff.bundled import PIPELINE_KINDS, resolve
 from avdiff.encoders.prompt_tokens import PromptTokens, tokenize_prompt
-from avdiff.encoders.text import SentenceEncoder
 from avdiff.models.cfg import classifier_free_guidance
 from avdiff.models.codec import DiffusersVAECodec, LatentCodec, pixels_to_uint8
 from avdiff.models.builders import build_text_encoder, build_text_to_video_components, load_preset

@@ -11,21 +11,27 @@ from its labels:
 * **motion**: the mean absolute change between consecutive frames inside the object's segment; sounding objects should
   move (above ``motion_threshold``) and silent ones hold (below it);
 * :func:`segment_change`: per-frame change from a base frame inside a given segment versus per pixel elsewhere (the
-  measure of issue 18: the sounding element changes with the sound while the rest holds);
+  measure of the audio-scene job: the sounding element changes with the sound while the rest holds);
 * :func:`segmentation_scores`: pixel accuracy and mean IoU of predicted against true labels.
 
 Functions take frames as uint8 arrays [F, H, W, 3] (F = 1 for a keyframe) and a prompt (a caption string or a scene
-record), never files.
+record), never files. They are scored against the scene world of :mod:`avdiff.data.scenes` (its vocabulary and
+captions), so they sit in ``evaluation``, above ``data``.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import cv2
 import numpy as np
 
+from avdiff.data.scenes import load_scene_clip, parse_caption, read_scene_index
 from avdiff.data.scenes.vocabulary import LABELS, OBJECTS, SOUNDING
+from avdiff.models.segmenter import load_segmenter
+from avdiff.video.reader import read_video
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +102,6 @@ class SceneFidelity:
 
 def _prompt_objects(prompt) -> dict[str, str | None]:
     """word -> stated place (or None), from a caption string, a SceneRecord, or a record dict."""
-    from avdiff.data.scenes import parse_caption
-
     if isinstance(prompt, str):
         return {o["word"]: o["place"] for o in parse_caption(prompt).objects}
     objects = prompt.get("objects") if isinstance(prompt, dict) else getattr(prompt, "objects", None)
@@ -155,8 +159,6 @@ def prompt_fidelity(
         if segmenter is None:
             raise ValueError("give a segmenter or the label maps (labels=)")
         if isinstance(segmenter, str):
-            from avdiff.models.segmenter import load_segmenter
-
             segmenter = load_segmenter(segmenter)
         labels = segmenter.predict(frames)
     labels = np.asarray(labels)
@@ -266,8 +268,6 @@ def segment_change(frames: np.ndarray, base_frame: np.ndarray, mask: np.ndarray,
     if mask.shape != frames.shape[1:3]:
         raise ValueError(f"mask must be [H, W] = {frames.shape[1:3]}, got {mask.shape}")
     if dilate > 0:
-        import cv2
-
         mask = cv2.dilate(mask.astype(np.uint8), np.ones((2 * dilate + 1, 2 * dilate + 1), np.uint8)) > 0
     if not mask.any():
         raise ValueError("the mask is empty: the object was not found in the frame")
@@ -286,8 +286,35 @@ def object_segment(frame: np.ndarray, word: str, segmenter=None, labels: np.ndar
         if segmenter is None:
             raise ValueError("give a segmenter or the label map (labels=)")
         if isinstance(segmenter, str):
-            from avdiff.models.segmenter import load_segmenter
-
             segmenter = load_segmenter(segmenter)
         labels = segmenter.predict(_check_frames(frame))[0]
     return np.asarray(labels) == LABELS.index(word)
+
+
+def score_scene_folder(data_dir: str | Path, segmenter, videos: str | Path | None = None,
+                       max_clips: int | None = None) -> dict[str, dict]:
+    """Prompt fidelity of a scene folder's clips (or of generated ``videos/ID.mp4``) against their records, with
+    the shuffled-caption control and the true-mask reference (DATA's own clips only). Rows: ``segmenter``,
+    ``shuffled`` and ``true_masks`` -> :func:`aggregate_fidelity` dicts."""
+    records = read_scene_index(data_dir)
+    if not records:
+        raise FileNotFoundError(f"{str(data_dir)!r} holds no scene clips (no index.jsonl)")
+    records = records[:max_clips] if max_clips else records
+    if len(records) < 2:
+        raise ValueError("the shuffled control needs at least 2 clips")
+    rows: dict[str, list] = {"segmenter": [], "shuffled": [], "true_masks": []}
+    for k, record in enumerate(records):
+        clip = load_scene_clip(data_dir, record, with_audio=False)
+        frames = clip.frames
+        if videos is not None:
+            path = Path(videos) / f"{record.id}.mp4"
+            if not path.is_file():
+                raise FileNotFoundError(f"no generated video {str(path)!r} for clip {record.id!r}")
+            frames = read_video(path, with_audio=False).frames.numpy()
+        labels = segmenter.predict(frames)
+        other = records[(k + 1) % len(records)]
+        rows["segmenter"].append(prompt_fidelity(frames, record, labels=labels))
+        rows["shuffled"].append(prompt_fidelity(frames, other, labels=labels))
+        if videos is None:
+            rows["true_masks"].append(prompt_fidelity(frames, record, labels=clip.masks))
+    return {name: aggregate_fidelity(results) for name, results in rows.items() if results}

@@ -34,9 +34,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from tqdm.auto import tqdm
 
-from avdiff.audio.clock import FpsLike
+from avdiff.audio.clock import FpsLike, as_fraction_fps
+from avdiff.data.format import check_name
 from avdiff.data.video_dataset import ClipData, load_clip, select_records
+from avdiff.metrics.identity import FaceRecognizer, identity_scores
+from avdiff.metrics.lipsync import score_video
+from avdiff.metrics.mouth import mouth_openness
+from avdiff.pipelines import VideoPipelineOutput, WarpBaselinePipeline
+from avdiff.video.align import alignment_matrix, warp_to_crop
+from avdiff.video.face import NoFaceError, detect_face
+from avdiff.video.reader import read_video
 
 logger = logging.getLogger(__name__)
 
@@ -154,13 +165,9 @@ def evaluation_photo(clip: ClipData, aperture: np.ndarray | None = None) -> tupl
     """(index, frame uint8 [H, W, 3]) of the clip's frame with the most closed mouth: the minimum of ``aperture``
     (the ground truth, float [F]), or of the openness mediapipe measures when it is None (first frame on ties)."""
     if aperture is None:
-        from avdiff.metrics.mouth import mouth_openness
-
         aperture = mouth_openness(clip.frames)
     values = np.asarray(aperture, dtype=np.float64)[: clip.num_frames]
     if not np.isfinite(values).any():
-        from avdiff.video.face import NoFaceError
-
         raise NoFaceError(f"clip {clip.record.id!r}: no frame shows a face to take as the photo")
     index = int(np.nanargmin(values))
     return index, clip.frames[index]
@@ -176,10 +183,6 @@ def reference_aperture(data_dir: str | os.PathLike, clip: ClipData) -> np.ndarra
 def face_similarity(frames: np.ndarray, truth: np.ndarray, matrix: np.ndarray, size: int = FACE_CROP_PX) -> tuple[float, float]:
     """(PSNR dB, SSIM) between two videos uint8 [F, H, W, 3] inside the crop given by ``matrix`` (photo px -> crop
     px at ``size``; a face or a lower-face alignment), averaged over frames (over the common length)."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    from avdiff.video.align import warp_to_crop
-
     n = min(len(frames), len(truth))
     psnr, ssim = [], []
     for a, b in zip(frames[:n], truth[:n]):
@@ -192,17 +195,12 @@ def face_similarity(frames: np.ndarray, truth: np.ndarray, matrix: np.ndarray, s
 def baseline_animator(name: str, fps: FpsLike = 25) -> Animator:
     """The animator of a baseline source (see the module docstring); ``fps`` is the warp baseline's rate (the other
     two keep the clip's)."""
-    from avdiff.audio.clock import as_fraction_fps
-    from avdiff.pipelines.output import VideoPipelineOutput
-
     if name == "ground_truth":  # the clip's own frames and rate
         return lambda photo, clip: VideoPipelineOutput(clip.frames, as_fraction_fps(clip.record.fps), clip.audio)
     if name == "still":
         return lambda photo, clip: VideoPipelineOutput(np.broadcast_to(photo, clip.frames.shape),
                                                        as_fraction_fps(clip.record.fps), clip.audio)  # fmt: skip
     if name == "warp":
-        from avdiff.pipelines.talking_head import WarpBaselinePipeline
-
         warp = WarpBaselinePipeline(fps=fps)
         warp.set_progress_bar_config(disable=True)
         return lambda photo, clip: warp(photo, clip.audio)
@@ -212,8 +210,6 @@ def baseline_animator(name: str, fps: FpsLike = 25) -> Animator:
 def pipeline_animator(pipe, **call_kwargs) -> Animator:
     """An animator calling a TalkingHeadPipeline with ``call_kwargs``; a ``seed`` entry seeds a fresh generator per
     clip, so every clip's result depends on the seed alone."""
-    import torch
-
     seed = call_kwargs.pop("seed", 0)
     call_kwargs.pop("generator", None)
     pipe.set_progress_bar_config(disable=True)  # the clips bar of evaluate_talking_heads is the one to watch
@@ -245,15 +241,6 @@ def evaluate_talking_heads(
     Raises:
         ValueError: a source name that is not a safe folder name (:func:`avdiff.data.format.check_name`).
     """
-    from tqdm.auto import tqdm
-
-    from avdiff.data.format import check_name
-    from avdiff.metrics.identity import FaceRecognizer, identity_scores
-    from avdiff.metrics.lipsync import score_video
-    from avdiff.video.align import alignment_matrix
-    from avdiff.video.face import NoFaceError, detect_face
-    from avdiff.video.reader import read_video
-
     for source in animators:
         check_name(source, "source name")  # each becomes the folder OUT/SOURCE
     recognizer = FaceRecognizer.default()
