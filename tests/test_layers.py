@@ -18,8 +18,7 @@ higher layer is a dependency on it, even if it never runs). Also: no two package
 round a longer loop), no two files do, and avdiff imports inside functions are only in ``commands/``, ``cli.py`` and
 ``demo/`` (the CLI's fast ``--help`` and the demo's lazy loading).
 
-Violations that other work is removing are listed in :data:`KNOWN_VIOLATIONS`; any other one fails the test with the
-file, the line and the rule.
+A violation fails the test with the file, the line and the rule.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,120 +50,6 @@ MAX_AVDIFF_MODULES = 30  # loaded by `from avdiff.pipelines import TalkingHeadPi
 
 # Violations on this branch that other branches are removing, as the keys :func:`violations` gives them:
 # "upward: A -> B", "function import: A -> B", "package cycle: a <-> b", "file cycle: a <-> b".
-KNOWN_VIOLATIONS: set[str] = {
-    # upward
-    "upward: avdiff.data.synthetic -> avdiff.pipelines.warp_baseline",
-    "upward: avdiff.loading -> avdiff.training.checkpoints",
-    "upward: avdiff.metrics.scene -> avdiff.data.scenes",
-    "upward: avdiff.metrics.scene -> avdiff.data.scenes.vocabulary",
-    "upward: avdiff.metrics.syncnet_scores -> avdiff.data.prepare",
-    "upward: avdiff.metrics.syncnet_scores -> avdiff.data.video_dataset",
-    "upward: avdiff.metrics.talking_head -> avdiff.data.format",
-    "upward: avdiff.metrics.talking_head -> avdiff.data.video_dataset",
-    "upward: avdiff.metrics.talking_head -> avdiff.pipelines.output",
-    "upward: avdiff.metrics.talking_head -> avdiff.pipelines.warp_baseline",
-    # package cycle
-    "package cycle: commands <-> demo",
-    "package cycle: data <-> metrics",
-    "package cycle: pipelines <-> visualize",
-    # file cycle
-    "file cycle: avdiff.pipelines.builders <-> avdiff.pipelines.talking_head",
-    # function import
-    "function import: avdiff.bench.audio_scene -> avdiff.audio.io",
-    "function import: avdiff.bench.audio_scene -> avdiff.audio.scene_sounds",
-    "function import: avdiff.bench.audio_scene -> avdiff.pipelines",
-    "function import: avdiff.bench.scenes -> avdiff.video.writer",
-    "function import: avdiff.bench.talk -> avdiff.data.synthetic",
-    "function import: avdiff.bench.talk -> avdiff.models.unet",
-    "function import: avdiff.bench.talk -> avdiff.pipelines.talking_head",
-    "function import: avdiff.bench.talk -> avdiff.pipelines.warp_baseline",
-    "function import: avdiff.bench.text_to_video -> avdiff.encoders.text",
-    "function import: avdiff.bench.text_to_video -> avdiff.pipelines.talking_head",
-    "function import: avdiff.bench.text_to_video -> avdiff.pipelines.text_to_video_parts",
-    "function import: avdiff.bench.text_to_video -> avdiff.training.config",
-    "function import: avdiff.bench.text_to_video -> avdiff.training.text_to_video",
-    "function import: avdiff.bench.unet -> avdiff.models",
-    "function import: avdiff.bench.unet -> avdiff.models.unet",
-    "function import: avdiff.bench.visualize -> avdiff.audio.io",
-    "function import: avdiff.bench.visualize -> avdiff.audio.rhythm",
-    "function import: avdiff.bench.visualize -> avdiff.audio.stream",
-    "function import: avdiff.bench.visualize -> avdiff.audio.synth",
-    "function import: avdiff.bench.visualize -> avdiff.pipelines",
-    "function import: avdiff.bench.visualize -> avdiff.pipelines.beat_visualizer",
-    "function import: avdiff.bench.visualize -> avdiff.video.reader",
-    "function import: avdiff.bench.visualize -> avdiff.video.writer",
-    "function import: avdiff.bench.visualize -> avdiff.visualize.prompt_keyframes",
-    "function import: avdiff.data.faces -> avdiff.metrics.identity",
-    "function import: avdiff.data.faces -> avdiff.video.face",
-    "function import: avdiff.data.faces -> avdiff.video.image",
-    "function import: avdiff.data.faces -> avdiff.video.warp",
-    "function import: avdiff.data.scene_dataset -> avdiff.data.scenes",
-    "function import: avdiff.data.scene_dataset -> avdiff.data.video_dataset",
-    "function import: avdiff.data.scene_dataset -> avdiff.video.reader",
-    "function import: avdiff.data.scenes.writer -> avdiff.video.reader",
-    "function import: avdiff.data.scenes.writer -> avdiff.video.writer",
-    "function import: avdiff.data.sound_captions -> avdiff.audio.tts",
-    "function import: avdiff.data.synthetic -> avdiff.data.faces",
-    "function import: avdiff.data.talking_head_dataset -> avdiff.data.prepare",
-    "function import: avdiff.data.talking_head_dataset -> avdiff.video.align",
-    "function import: avdiff.data.talking_head_dataset -> avdiff.video.masks",
-    "function import: avdiff.data.video_dataset -> avdiff.data.prepare",
-    "function import: avdiff.metrics.beats -> avdiff.audio.rhythm",
-    "function import: avdiff.metrics.beats -> avdiff.video.reader",
-    "function import: avdiff.metrics.identity -> avdiff.video.face",
-    "function import: avdiff.metrics.identity -> avdiff.video.reader",
-    "function import: avdiff.metrics.identity -> avdiff.video.writer",
-    "function import: avdiff.metrics.lipsync -> avdiff.audio.envelope",
-    "function import: avdiff.metrics.lipsync -> avdiff.metrics.mouth",
-    "function import: avdiff.metrics.lipsync -> avdiff.video.tracking",
-    "function import: avdiff.metrics.mouth -> avdiff.video.reader",
-    "function import: avdiff.metrics.mouth -> avdiff.video.smoothing",
-    "function import: avdiff.metrics.mouth -> avdiff.video.writer",
-    "function import: avdiff.metrics.scene -> avdiff.data.scenes",
-    "function import: avdiff.metrics.scene -> avdiff.models.segmenter",
-    "function import: avdiff.metrics.syncnet_scores -> avdiff.data.prepare",
-    "function import: avdiff.metrics.syncnet_scores -> avdiff.data.video_dataset",
-    "function import: avdiff.metrics.syncnet_scores -> avdiff.models.syncnet",
-    "function import: avdiff.metrics.syncnet_scores -> avdiff.video.reader",
-    "function import: avdiff.metrics.syncnet_scores -> avdiff.video.timeline",
-    "function import: avdiff.metrics.talking_head -> avdiff.audio.clock",
-    "function import: avdiff.metrics.talking_head -> avdiff.data.format",
-    "function import: avdiff.metrics.talking_head -> avdiff.metrics.identity",
-    "function import: avdiff.metrics.talking_head -> avdiff.metrics.lipsync",
-    "function import: avdiff.metrics.talking_head -> avdiff.metrics.mouth",
-    "function import: avdiff.metrics.talking_head -> avdiff.pipelines.output",
-    "function import: avdiff.metrics.talking_head -> avdiff.pipelines.warp_baseline",
-    "function import: avdiff.metrics.talking_head -> avdiff.video.align",
-    "function import: avdiff.metrics.talking_head -> avdiff.video.face",
-    "function import: avdiff.metrics.talking_head -> avdiff.video.reader",
-    "function import: avdiff.models.unet -> avdiff.models.presets",
-    "function import: avdiff.pipelines.audio_scene -> avdiff.bundled",
-    "function import: avdiff.pipelines.audio_scene -> avdiff.encoders.aligned",
-    "function import: avdiff.pipelines.audio_scene -> avdiff.pipelines.audio_scene_inversion",
-    "function import: avdiff.pipelines.audio_scene -> avdiff.video.writer",
-    "function import: avdiff.pipelines.beat_visualizer -> avdiff.audio.clock",
-    "function import: avdiff.pipelines.builders -> avdiff.models.presets",
-    "function import: avdiff.pipelines.builders -> avdiff.pipelines.talking_head",
-    "function import: avdiff.pipelines.builders -> avdiff.presets",
-    "function import: avdiff.pipelines.talking_head -> avdiff.bundled",
-    "function import: avdiff.pipelines.text_to_video -> avdiff.bundled",
-    "function import: avdiff.pipelines.text_to_video -> avdiff.pipelines.text_to_video_parts",
-    "function import: avdiff.pipelines.text_to_video_parts -> avdiff.encoders.text",
-    "function import: avdiff.pipelines.text_to_video_parts -> avdiff.models.codec",
-    "function import: avdiff.pipelines.text_to_video_parts -> avdiff.models.presets",
-    "function import: avdiff.pipelines.text_to_video_parts -> avdiff.models.unet",
-    "function import: avdiff.pipelines.text_to_video_parts -> avdiff.pipelines.talking_head",
-    "function import: avdiff.pipelines.text_to_video_parts -> avdiff.presets",
-    "function import: avdiff.training.align -> avdiff.bundled",
-    "function import: avdiff.training.align -> avdiff.data.scenes",
-    "function import: avdiff.training.align -> avdiff.encoders.base",
-    "function import: avdiff.training.segmenter -> avdiff.data.scenes",
-    "function import: avdiff.training.segmenter -> avdiff.metrics.scene",
-    "function import: avdiff.training.segmenter -> avdiff.models.segmenter",
-    "function import: avdiff.training.talking_head -> avdiff.audio.io",
-    "function import: avdiff.training.talking_head -> avdiff.data.video_dataset",
-    "function import: avdiff.visualize.prompt_keyframes -> avdiff.pipelines.text_to_video",
-}
 
 
 @dataclass(frozen=True)
@@ -306,7 +190,7 @@ def _shortest_loop(graph: dict[str, set[str]], comp: list[str]) -> list[str]:
 
 
 def violations(root: Path) -> dict[str, list[str]]:
-    """Every violation of the rules: key (stable, listed in KNOWN_VIOLATIONS) -> messages naming file, line, rule."""
+    """Every violation of the rules: key (stable) -> messages naming file, line, rule."""
     found: dict[str, list[str]] = defaultdict(list)
     for mod in modules(root):
         if layer_of(mod) is None:
@@ -355,15 +239,9 @@ def violations(root: Path) -> dict[str, list[str]]:
 
 def test_layers_point_down_with_no_cycles_and_no_function_imports():
     found = violations(ROOT)
-    new = {key: msgs for key, msgs in found.items() if key not in KNOWN_VIOLATIONS}
+    new = found
     assert not new, f"{sum(map(len, new.values()))} violation(s) of the layer rule (see docs/architecture.md):\n" + \
         "\n".join(m for msgs in new.values() for m in msgs)
-
-
-def test_known_violations_are_still_there():
-    """A fixed violation leaves KNOWN_VIOLATIONS, so the list only shrinks."""
-    gone = KNOWN_VIOLATIONS - set(violations(ROOT))
-    assert not gone, "fixed, remove from KNOWN_VIOLATIONS in tests/test_layers.py:\n" + "\n".join(sorted(gone))
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -405,7 +283,6 @@ def test_the_checker_finds_each_kind_of_violation(tmp_path):
     assert "avdiff/models/unet.py:2" in found["function import: avdiff.models.unet -> avdiff.audio.clock"][0]
 
 
-@pytest.mark.xfail(strict=False, reason="needs the pipelines' folders (other branches) to reach the bound")
 def test_importing_one_pipeline_loads_few_avdiff_modules():
     code = ("import sys; from avdiff.pipelines import TalkingHeadPipeline; "
             "print(sum(m.startswith('avdiff') for m in sys.modules))")

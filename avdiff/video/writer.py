@@ -27,7 +27,7 @@ from PIL import Image
 from avdiff.audio.clock import FpsLike, FrameClock, as_fraction_fps
 from avdiff.audio.io import AudioFrameEncoder, Waveform
 from avdiff.audio.stream import AudioStream, as_stream
-from avdiff.video.reader import VideoError
+from avdiff.video.errors import VideoError
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from avdiff.data.prepare.files import _remove_clip_files, segment_id
 from avdiff.data.prepare.latents import _save_torch_atomic, encode_latents, load_vae
 from avdiff.data.prepare.report import FileResult, SegmentResult, _count
 from avdiff.video.face import track_landmarks
-from avdiff.video.reader import NoVideoStreamError, VideoError, VideoReader
+from avdiff.video.errors import VideoError
+from avdiff.video.reader import NoVideoStreamError, VideoReader
 from avdiff.video.writer import write_video
 
 logger = logging.getLogger(__name__)

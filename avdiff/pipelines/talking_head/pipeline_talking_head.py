@@ -31,7 +31,7 @@ audio as given (its own rate and channels; the model reads a 16 kHz mono copy).
 Memory is bounded whatever the audio's length when streaming: the pipeline holds the speech features (one vector
 per 10 ms), one chunk's latents and frames, and the photo. The photo is the working size: one larger than
 :data:`avdiff.pipelines.output.MAX_OUTPUT_SIDE` (1920 px on its longer side) is downscaled to it first, with a log
-line (:func:`avdiff.pipelines.talking_head.photo.bound_output_size`), so a 12 MP phone photo costs what a 1080p frame
+line (:func:`avdiff.pipelines.utils.bound_output_size`), so a 12 MP phone photo costs what a 1080p frame
 does.
 
 Long audio is generated in chunks of ``chunk_frames`` frames (:func:`plan_chunks`); every chunk after the first
@@ -73,7 +73,7 @@ from avdiff.models.conditions import Conditions
 from avdiff.models.speech import BaseSpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
 from avdiff.pipelines.output import VideoPipelineOutput
-from avdiff.pipelines.talking_head.photo import bound_output_size
+from avdiff.pipelines.utils import bound_output_size
 from avdiff.pipelines.utils import default_size, is_int, latent_multiple, pixel_multiple
 from avdiff.video.align import AlignedFace, align_face, get_framing
 from avdiff.video.face import detect_face

@@ -22,7 +22,7 @@ from avdiff.audio.envelope import speech_envelope
 from avdiff.audio.io import AudioSource, describe_source, load_audio
 from avdiff.audio.silence import speech_warnings
 from avdiff.pipelines.output import VideoPipelineOutput
-from avdiff.pipelines.talking_head.photo import bound_output_size
+from avdiff.pipelines.utils import bound_output_size
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
 from avdiff.video.mouth_animation import SAMPLE_RATE, mouth_amounts

@@ -50,7 +50,8 @@ from avdiff.bundled import PIPELINE_KINDS, resolve
 from avdiff.encoders.prompt_tokens import PromptTokens, tokenize_prompt
 from avdiff.models.cfg import classifier_free_guidance
 from avdiff.models.codec import DiffusersVAECodec, LatentCodec, pixels_to_uint8
-from avdiff.models.builders import build_text_encoder, build_text_to_video_components, load_preset
+from avdiff.encoders.text import load_text_encoder
+from avdiff.models.builders import build_text_to_video_components, load_preset
 from avdiff.models.unet import AudioVideoUNet, default_motion_adapter_config, zero_motion_proj_out
 from avdiff.pipelines import utils
 from avdiff.pipelines.output import OUTPUT_TYPES as SHARED_OUTPUT_TYPES
@@ -132,7 +133,7 @@ class TextToVideoPipeline(DiffusionPipeline):
     ):
         super().__init__()
         if text_encoder is None and tokenizer is None and text_encoder_name:
-            text_encoder, tokenizer = build_text_encoder(text_encoder_name)
+            text_encoder, tokenizer = load_text_encoder(text_encoder_name)
         if text_encoder is None or tokenizer is None:
             raise ValueError("text_encoder and tokenizer are required (or text_encoder_name, a packaged encoder)")
         if not is_int(max_text_length) or max_text_length < 2:
@@ -152,7 +153,9 @@ class TextToVideoPipeline(DiffusionPipeline):
         """A pipeline with a seeded random-weight UNet from a preset (``"tiny"``:
         ``avdiff/presets/text_to_video/tiny.yaml``) and the pretrained text encoder it names. The global RNG is
         left as it was."""
-        return cls(**build_text_to_video_components(load_preset("text_to_video", name_or_path), seed))
+        spec = load_preset("text_to_video", name_or_path)
+        text_encoder, tokenizer = load_text_encoder(spec["text_encoder"]["name"])
+        return cls(**build_text_to_video_components(spec, text_encoder, tokenizer, seed))
 
     @classmethod
     def from_sd15(
