@@ -121,8 +121,6 @@ def _song_inputs(folder):
     return (str(song),), {"images": images, "beats_per_interval": 4, "fps": 10, "height": 32, "width": 32}
 
 
-NO_CONTRACT = "WarpBaselinePipeline.__call__ takes no output_type, return_dict, generator or callback_on_step_end yet"
-
 CASES = {
     "talking_head": Case(
         build=_talking_head,
@@ -133,10 +131,9 @@ CASES = {
         build=_warp,
         inputs=lambda folder: ((skimage.data.astronaut(), speech_like(0.5)), {}),
         seeded=False,
-        callback=None,
+        callback=invert_the_frame,
+        edited=lambda plain: 255 - plain,
         bad=({"max_duration_s": -1.0}, "max_duration_s"),
-        xfail={"output_types": NO_CONTRACT, "tuple": NO_CONTRACT, "callback": NO_CONTRACT,
-               "determinism": NO_CONTRACT},  # fmt: skip
     ),
     "text_to_video": Case(
         build=_t2v,
@@ -155,7 +152,6 @@ CASES = {
         callback=invert_the_frame,
         edited=lambda plain: 255 - plain,
         bad=({"fps": 0}, "fps"),
-        xfail={"determinism": "BeatVisualizerPipeline.__call__ takes no generator yet"},
     ),
 }
 
