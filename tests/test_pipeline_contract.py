@@ -18,7 +18,8 @@ import skimage.data
 import torch
 from PIL import Image
 
-from avdiff.audio.io import Waveform
+from avdiff.audio.io import Waveform, save_audio
+from avdiff.audio.stream import AudioStream
 from avdiff.bench.talk import speech_like
 from avdiff.bench.visualize import make_keyframes, make_song
 from avdiff.pipelines import (
@@ -281,3 +282,17 @@ def test_finish_output_collects_converts_streams_and_gives_the_tuple(tmp_path):
     with pytest.raises(ValueError, match="output_type must be one of .* got 'gif'"):
         check_output_type("gif")
     check_output_type("crops", ("np", "crops"))  # a pipeline's own list
+
+
+def test_finish_output_returns_a_stream_loaded_and_none_for_a_file_it_streamed(tmp_path):
+    """The music pipeline's song is an AudioStream: muxed in block by block, returned loaded, and not loaded at all
+    when it reads a file and the frames went to an mp4 (the mp4 carries it)."""
+    frames = np.random.default_rng(1).integers(0, 256, (3, 8, 10, 3), dtype=np.uint8)
+    sound = _tone(0.375)
+    song = AudioStream(save_audio(tmp_path / "song.wav", sound))
+    held = finish_output(iter(frames), 8, song, num_frames=3)
+    assert isinstance(held.audio, Waveform) and held.audio.num_samples == sound.num_samples
+    assert finish_output(iter(frames), 8, song, output_path=tmp_path / "f.mp4", return_dict=False) == (None, 8, None)
+    assert read_video(tmp_path / "f.mp4").audio is not None
+    streamed = finish_output(iter(frames), 8, AudioStream(sound), output_path=tmp_path / "m.mp4")
+    assert streamed.frames is None and torch.equal(streamed.audio.samples, sound.samples)

@@ -17,6 +17,9 @@ which does, in one place:
 * conversion for ``output_type`` (:func:`convert_frames`): ``"np"`` the uint8 array, ``"pt"`` the same as a torch
   tensor, ``"pil"`` a list of PIL images. A pipeline with its own types (the talking head's ``"crops"``, the
   text-to-video ``"latent"``) handles them before it calls here, and checks its list with :func:`check_output_type`;
+* the audio returned: a ``Waveform`` (or None) as given; an :class:`~avdiff.audio.stream.AudioStream` (the music
+  pipeline's song, read block by block) is muxed in as it is read and returned loaded, except a file's stream when the
+  frames were streamed: the mp4 carries it, and the output's ``audio`` is None (memory stays flat);
 * the tuple form: with ``return_dict=False`` always ``(frames, fps, audio)`` (frames None when streamed).
 """
 
@@ -36,6 +39,7 @@ import torch
 from PIL import Image
 
 from avdiff.audio.io import Waveform
+from avdiff.audio.stream import AudioStream
 from avdiff.video.errors import VideoError
 from avdiff.video.writer import VideoWriter, write_video
 
@@ -158,10 +162,18 @@ def convert_frames(frames: np.ndarray | torch.Tensor, output_type: str = "np"):
     return [Image.fromarray(f) for f in array]
 
 
+def returned_audio(audio: Waveform | AudioStream | None, streamed: bool) -> Waveform | None:
+    """The audio an output holds: a ``Waveform`` (or None) as it is; an ``AudioStream`` loaded whole, or None when it
+    reads a file and the frames were ``streamed`` to an mp4 (which carries it)."""
+    if isinstance(audio, AudioStream):
+        return None if streamed and audio.path is not None else audio.load()
+    return audio
+
+
 def finish_output(
     frames: Iterable,
     fps,
-    audio: Waveform | None = None,
+    audio: Waveform | AudioStream | None = None,
     *,
     output_path: str | os.PathLike | None = None,
     output_type: str = "np",
@@ -176,7 +188,9 @@ def finish_output(
         frames: uint8 frames [H, W, 3] in order (any iterable: a generator keeps memory flat when streaming), or an
             array [F, H, W, 3] / [B, F, H, W, 3] already made.
         fps: the frame rate (returned as it is given).
-        audio: the sound the frames go with (muxed into the mp4; returned), or None.
+        audio: the sound the frames go with (muxed into the mp4; returned), or None. An ``AudioStream`` is muxed in
+            block by block and returned loaded, or None when it reads a file and the frames were streamed
+            (:func:`returned_audio`).
         output_path: stream the frames to this mp4 (:class:`~avdiff.video.writer.VideoWriter`) instead of holding
             them; the output's ``frames`` is then None and ``path`` the file written. Check it before any work with
             :func:`~avdiff.video.writer.check_output_path`.
@@ -192,10 +206,12 @@ def finish_output(
     if output_path is not None:
         with VideoWriter(output_path, fps, audio) as out:
             out.write_frames(frames)
+        audio = returned_audio(audio, streamed=True)
         if not return_dict:
             return None, fps, audio
         return output_class(frames=None, fps=fps, audio=audio, path=out.path, num_frames=out.num_frames, **fields)
     result = convert_frames(collect_frames(frames, num_frames), output_type)
+    audio = returned_audio(audio, streamed=False)
     if not return_dict:
         return result, fps, audio
     return output_class(frames=result, fps=fps, audio=audio, **fields)
