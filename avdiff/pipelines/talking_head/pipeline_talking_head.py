@@ -22,9 +22,10 @@ Generation, in the numbered steps of ``__call__``:
 5. each chunk is decoded as soon as it is done and pasted back into the photo with the inverse alignment through a
    feathered lower-face mask.
 
-Output. ``pipe(...)`` returns the frames (``output_type`` ``"np"``, ``"pt"``, ``"pil"`` or ``"crops"``), written into
-an array allocated once. ``pipe(..., output_path="out.mp4")`` streams them instead: each frame goes to the H.264
-encoder as soon as it is pasted back, nothing is collected, and the output holds the path, not the frames
+Output, through the one way out of every pipeline (:func:`avdiff.pipelines.output.finish_output`). ``pipe(...)``
+returns the frames (``output_type`` ``"np"``, ``"pt"``, ``"pil"`` or ``"crops"``), written into an array allocated
+once. ``pipe(..., output_path="out.mp4")`` streams them instead: each frame goes to the H.264 encoder as soon as it is
+pasted back, nothing is collected, and the output holds the path, not the frames
 (``VideoPipelineOutput.frames is None``). That is what ``avdiff talk`` does. Either way the video carries the user's
 audio as given (its own rate and channels; the model reads a 16 kHz mono copy).
 
@@ -53,7 +54,6 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 import torch
@@ -61,7 +61,6 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils.torch_utils import randn_tensor
-from PIL import Image
 
 from avdiff import bundled
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
@@ -72,20 +71,20 @@ from avdiff.models.codec import LatentCodec, pixels_from_uint8, pixels_to_uint8
 from avdiff.models.conditions import Conditions
 from avdiff.models.speech import BaseSpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
-from avdiff.pipelines.output import VideoPipelineOutput
+from avdiff.pipelines.output import OUTPUT_TYPES as SHARED_OUTPUT_TYPES
+from avdiff.pipelines.output import VideoPipelineOutput, check_output_type, finish_output
 from avdiff.pipelines.utils import bound_output_size
 from avdiff.pipelines.utils import default_size, is_int, latent_multiple, pixel_multiple
 from avdiff.video.align import AlignedFace, align_face, get_framing
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
 from avdiff.video.masks import lower_face_mask, paste_back as paste_crop
-from avdiff.video.writer import VideoWriter, check_output_path
+from avdiff.video.writer import check_output_path
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_FRAMES, DEFAULT_MOTION_FRAMES = 16, 2  # a pipeline's chunk layout unless it was trained with another
-HUGE_OUTPUT_BYTES = 4 * 2**30  # warn above this much uint8 output
-OUTPUT_TYPES = ("np", "pt", "pil", "crops")
+OUTPUT_TYPES = (*SHARED_OUTPUT_TYPES, "crops")  # "crops": the aligned crops, not pasted back
 
 @dataclass(frozen=True)
 class Chunk:
@@ -315,8 +314,7 @@ class TalkingHeadPipeline(DiffusionPipeline):
         if height is not None and width is not None and height != width:
             raise ValueError(f"height and width must be equal (the aligned face crop is square), got {height} and "
                              f"{width}")  # fmt: skip
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        check_output_type(output_type, OUTPUT_TYPES)
         if isinstance(generator, list) and len(generator) != 1:
             raise ValueError(f"generator must be one torch.Generator (one video), got a list of {len(generator)}")
         if generator is not None and not isinstance(generator, (torch.Generator, list)):
@@ -584,36 +582,13 @@ class TalkingHeadPipeline(DiffusionPipeline):
                                       motion_frames, generator, eta, crops_only, feather_px, callback_on_step_end,
                                       callback_on_step_end_tensor_inputs)  # fmt: skip
 
-        # 6. Stream every frame to the encoder as it is made, or collect them in the output type asked for.
-        if output_path is not None:
-            with VideoWriter(output_path, fps, original) as out:
-                out.write_frames(frames)
-            self.maybe_free_model_hooks()
-            if not return_dict:
-                return None, fps, original
-            return VideoPipelineOutput(frames=None, fps=Fraction(fps), audio=original, path=out.path,
-                                       num_frames=out.num_frames, warnings=warnings)  # fmt: skip
-
-        array = self.allocate_frames(num_frames, photo.shape[:2] if not crops_only else (size, size))
-        for i, frame in enumerate(frames):
-            array[i] = frame
+        # 6. Stream every frame to the encoder as it is made, or collect them in the output type asked for (the crops
+        #    are uint8 frames like the others).
+        result = finish_output(frames, fps, original, output_path=output_path,
+                               output_type="np" if output_type == "crops" else output_type, return_dict=return_dict,
+                               num_frames=num_frames, warnings=warnings)  # fmt: skip
         self.maybe_free_model_hooks()
-        result: np.ndarray | torch.Tensor | list[Image.Image] = array
-        if output_type == "pt":
-            result = torch.from_numpy(array)
-        elif output_type == "pil":
-            result = [Image.fromarray(f) for f in array]
-        if not return_dict:
-            return result, fps, original
-        return VideoPipelineOutput(frames=result, fps=Fraction(fps), audio=original, warnings=warnings)
-
-    def allocate_frames(self, num_frames: int, shape: tuple[int, int]) -> np.ndarray:
-        """The uint8 output [F, H, W, 3], allocated once and filled chunk by chunk (no stacking copy)."""
-        nbytes = num_frames * shape[0] * shape[1] * 3
-        if nbytes > HUGE_OUTPUT_BYTES:
-            logger.warning("the output frames take %.1f GiB (%d frames of %dx%d); output_path='out.mp4' streams them "
-                           "to a file instead of holding them", nbytes / 2**30, num_frames, shape[1], shape[0])  # fmt: skip
-        return np.empty((num_frames, *shape, 3), dtype=np.uint8)
+        return result
 
     # --- builders -----------------------------------------------------------------------------------------------
 

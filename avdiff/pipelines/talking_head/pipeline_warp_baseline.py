@@ -14,24 +14,21 @@ from fractions import Fraction
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
 from avdiff.audio.clock import FpsLike, parse_fps
 from avdiff.audio.envelope import speech_envelope
 from avdiff.audio.io import AudioSource, describe_source, load_audio
 from avdiff.audio.silence import speech_warnings
-from avdiff.pipelines.output import VideoPipelineOutput
+from avdiff.pipelines.output import VideoPipelineOutput, check_output_type, finish_output
 from avdiff.pipelines.utils import bound_output_size
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
 from avdiff.video.mouth_animation import SAMPLE_RATE, mouth_amounts
 from avdiff.video.warp import MouthWarper
-from avdiff.video.writer import VideoWriter, check_output_path
+from avdiff.video.writer import check_output_path
 
 logger = logging.getLogger(__name__)
-
-OUTPUT_TYPES = ("np", "pt", "pil")
 
 
 class WarpBaselinePipeline:
@@ -80,8 +77,7 @@ class WarpBaselinePipeline:
             raise ValueError("audio must be speech (a path, bytes, an array or a Waveform), got None")
         if max_duration_s is not None and not max_duration_s > 0:
             raise ValueError(f"max_duration_s must be positive, got {max_duration_s}")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        check_output_type(output_type)
         if generator is not None and not isinstance(generator, (torch.Generator, list)):
             raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         if callback_on_step_end is not None and not callable(callback_on_step_end):
@@ -168,25 +164,9 @@ class WarpBaselinePipeline:
                     frame = self.apply_callback(callback_on_step_end, i, frame, callback_on_step_end_tensor_inputs)
                 yield frame
 
-        # 5. Stream to the mp4, or collect the frames.
-        if output_path is not None:
-            with VideoWriter(output_path, self.fps, original) as out:
-                out.write_frames(frames())
-            logger.info("animated %d frames from %.2f s of speech into %s", out.num_frames, speech.duration_s,
-                        out.path)  # fmt: skip
-            if not return_dict:
-                return None, fps, original
-            return VideoPipelineOutput(None, fps, original, path=out.path, num_frames=out.num_frames,
-                                       warnings=warnings)  # fmt: skip
-        array = np.empty((len(amounts), *rgb.shape), dtype=np.uint8)
-        for i, frame in enumerate(frames()):
-            array[i] = frame
-        logger.info("animated %d frames from %.2f s of speech", len(array), speech.duration_s)
-        result: np.ndarray | torch.Tensor | list[Image.Image] = array
-        if output_type == "pt":
-            result = torch.from_numpy(array)
-        elif output_type == "pil":
-            result = [Image.fromarray(f) for f in array]
-        if not return_dict:
-            return result, fps, original
-        return VideoPipelineOutput(result, fps, original, warnings=warnings)
+        # 5. Stream to the mp4, or collect the frames (avdiff.pipelines.output).
+        result = finish_output(frames(), fps, original, output_path=output_path, output_type=output_type,
+                               return_dict=return_dict, num_frames=len(amounts), warnings=warnings)  # fmt: skip
+        logger.info("animated %d frames from %.2f s of speech%s", len(amounts), speech.duration_s,
+                    "" if output_path is None else f" into {output_path}")  # fmt: skip
+        return result
