@@ -44,7 +44,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
-from PIL import Image
 from tqdm.auto import tqdm
 
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
@@ -67,17 +66,15 @@ from avdiff.pipelines.beat_visualizer.keyframes import (
 )
 from avdiff.pipelines.beat_visualizer.patterns import PatternSettings, apply_pattern, is_hold, to_uint8
 from avdiff.pipelines.beat_visualizer.timeline import PATTERNS, Timeline, TimelineError
-from avdiff.pipelines.output import MAX_OUTPUT_SIDE, VideoPipelineOutput
+from avdiff.pipelines.output import MAX_OUTPUT_SIDE, VideoPipelineOutput, check_output_type, finish_output
 from avdiff.pipelines.utils import is_int
 from avdiff.video.image import load_image
-from avdiff.video.writer import VideoWriter, check_output_path
+from avdiff.video.writer import check_output_path
 
 logger = logging.getLogger(__name__)
 
-HUGE_OUTPUT_BYTES = 4 * 2**30
 DEFAULT_PULSE = CurveSpec(source="beats", release_s=0.15)
 T_DECIMALS = 4  # in-between frames are cached by t rounded to this many decimals
-OUTPUT_TYPES = ("np", "pt", "pil")
 CALLBACK_TENSOR_INPUTS = ["frame"]
 
 
@@ -300,33 +297,11 @@ class BeatVisualizerPipeline:
         frames = self.generate_frames(timeline, edges, position, envelope, keyframes, effects, interpolation,
                                       batch_size, callback_on_step_end, callback_on_step_end_tensor_inputs)  # fmt: skip
 
-        # 8. Out: streamed to an mp4 with the song, or returned.
-        extras = {"timeline": timeline, "rhythm": plan.rhythm, "position": position, "envelope": envelope,
-                  "frame_edges": edges}  # fmt: skip
-        if output_path is not None:
-            with VideoWriter(output_path, fps, song) as out:
-                out.write_frames(frames)
-            audio_out = song.load() if song.path is None else None
-            if not return_dict:
-                return None, fps, audio_out
-            return BeatVisualizerOutput(None, Fraction(fps), audio_out, path=out.path, num_frames=out.num_frames,
-                                        **extras)  # fmt: skip
-        nbytes = num_frames * size[0] * size[1] * 3
-        if nbytes > HUGE_OUTPUT_BYTES:
-            logger.warning("the frames take %.1f GiB; output_path='out.mp4' streams them to a file instead",
-                           nbytes / 2**30)  # fmt: skip
-        array = np.empty((num_frames, *size, 3), dtype=np.uint8)
-        for i, frame in enumerate(frames):
-            array[i] = frame
-        result: np.ndarray | torch.Tensor | list[Image.Image] = array
-        if output_type == "pt":
-            result = torch.from_numpy(array)
-        elif output_type == "pil":
-            result = [Image.fromarray(f) for f in array]
-        audio_out = song.load()
-        if not return_dict:
-            return result, fps, audio_out
-        return BeatVisualizerOutput(result, Fraction(fps), audio_out, **extras)
+        # 8. Out: streamed to an mp4 with the song, or returned with the song loaded (avdiff.pipelines.output).
+        return finish_output(frames, fps, song, output_path=output_path, output_type=output_type,
+                             return_dict=return_dict, num_frames=num_frames, output_class=BeatVisualizerOutput,
+                             timeline=timeline, rhythm=plan.rhythm, position=position, envelope=envelope,
+                             frame_edges=edges)  # fmt: skip
 
     # --- plan ---------------------------------------------------------------------------------------------------
 
@@ -547,8 +522,7 @@ def check_inputs(source: KeyframeSource, audio, timeline, images, prompts, beats
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
     if not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if output_type not in OUTPUT_TYPES:
-        raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+    check_output_type(output_type)
     if isinstance(generator, list) and (len(generator) != 1 or not isinstance(generator[0], torch.Generator)):
         raise ValueError(f"generator must be one torch.Generator (one video), got a list of {len(generator)}")
     if generator is not None and not isinstance(generator, (torch.Generator, list)):
