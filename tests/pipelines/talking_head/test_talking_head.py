@@ -295,6 +295,8 @@ def test_same_seed_same_frames_and_different_speech_moves_the_mouth(pipe, photo,
     assert all((diff[:, y - 3 : y + 4, x - 3 : x + 4] == 0).all() for x, y in eyes)  # outside the lower-face mask
 
 
+@pytest.mark.slow
+@pytest.mark.memory  # peak memory in child processes: serial, alone
 @pytest.mark.parametrize("pipeline, options", [
     ("warp", {}),  # 512x512 frames
     ("tiny", {"photo_px": 256, "crop_px": 32, "audio_guidance_scale": 1.0, "reference_guidance_scale": 1.0}),
@@ -546,7 +548,7 @@ def test_cli_talk_with_a_preset_and_a_saved_model(pipe, tmp_path, capsys, monkey
     pipe.save_pretrained(tmp_path / "model")
     assert main(["talk", "--model", str(tmp_path / "model"), *args, "--crops", "--out", str(tmp_path / "m.mp4")]) == 0
     assert read_video(tmp_path / "m.mp4").frames.shape == (15, 64, 64, 3)
-    # no model flag: the bundled model (tests/test_bundled_talking_head.py); where it is missing, a sentence, no work
+    # no model flag: the bundled model (tests/pipelines/talking_head/test_bundled_talking_head.py); where it is missing, a sentence, no work
     monkeypatch.setattr("avdiff.bundled.resolve", lambda name: name)
     assert main(["talk", *args, "--out", str(tmp_path / "x.mp4")]) == 2
     assert "is not installed" in (err := capsys.readouterr().err) and "--baseline" in err

@@ -16,7 +16,7 @@ from avdiff.cli import main
 from avdiff.pipelines import TextToVideoPipeline
 from avdiff.training.config import load_train_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 RECIPE = REPO / "configs" / "train" / "scenes_tiny.yaml"
 
 

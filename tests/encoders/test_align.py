@@ -118,7 +118,7 @@ def test_pool_tokens_respects_the_mask():
 @pytest.mark.requires_espeak
 def test_train_then_eval_align_beats_chance_five_times(tmp_path, capsys):
     """A short real run against pretrained MiniLM: held-out R@1 must reach 5x chance, and eval must reproduce it."""
-    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "train" / "align_tiny.yaml").read_text())
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "train" / "align_tiny.yaml").read_text())
     config["trainer"].update(output_dir=str(tmp_path / "run"), max_steps=250, batch_size=32, checkpoint_every=0, eval_every=0, log_every=50)
     config["task"].update(per_sound_combo=8, per_speech_combo=3, test_per_sound_combo=3, test_per_speech_combo=2,
                           per_scene_sound=4, test_per_scene_sound=4)

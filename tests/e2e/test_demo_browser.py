@@ -20,7 +20,7 @@ from avdiff.video import read_video
 from demo_server import chromium_skip_reason, download, example_inputs, open_page, serving
 
 _skip = chromium_skip_reason()
-pytestmark = pytest.mark.skipif(_skip is not None, reason=_skip or "")
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(_skip is not None, reason=_skip or "")]
 
 WARP_LABEL = "warp baseline (model-free mouth warp)"
 

@@ -15,7 +15,7 @@ from avdiff.data.scenes import LABELS, SOUNDING, make_scenes, read_scene_index, 
 from avdiff.bundled import bundled_path
 from avdiff.training.config import load_train_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def recipe(name):

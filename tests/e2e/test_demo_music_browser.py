@@ -21,7 +21,7 @@ from avdiff.video import read_video
 from demo_server import chromium_skip_reason, download, open_page, serving
 
 _skip = chromium_skip_reason()
-pytestmark = pytest.mark.skipif(_skip is not None, reason=_skip or "")
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(_skip is not None, reason=_skip or "")]
 
 SONG_S = 6.0
 BPM = 128.0

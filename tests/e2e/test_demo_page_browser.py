@@ -19,7 +19,7 @@ from avdiff.demo.examples import example_files
 from demo_server import ARTIFACTS, TIMEOUT_MS, chromium_skip_reason, serving
 
 _skip = chromium_skip_reason()
-pytestmark = pytest.mark.skipif(_skip is not None, reason=_skip or "")
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(_skip is not None, reason=_skip or "")]
 
 FIRST_SCREEN = {"width": 1400, "height": 900}
 

@@ -254,7 +254,7 @@ def test_face_preview_draws_the_face_and_says_which_is_used(short_limit_tab, inp
     ys, xs = np.nonzero(changed)
     assert 0.001 < changed.mean() < 0.2  # box and landmarks, not a repainted photo
     assert 150 < xs.mean() < 300 and 50 < ys.mean() < 250  # on the astronaut's face
-    face = original[20:230, 130:320]  # as tests/test_face.py: the face, and a 0.7x copy on the right
+    face = original[20:230, 130:320]  # as tests/video/test_face.py: the face, and a 0.7x copy on the right
     small = np.asarray(Image.fromarray(face).resize((133, 147), Image.Resampling.LANCZOS))
     two = np.full((260, 480, 3), 200, np.uint8)
     two[10:220, 10:200], two[40:187, 260:393] = face, small

@@ -17,7 +17,7 @@ from avdiff.data.format import read_index
 from avdiff.training import TrainConfig, Trainer
 from avdiff.training.talking_head import TalkingHeadTask, TalkingHeadTaskConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.requires_espeak, pytest.mark.usefixtures("one_thread")]  # trains on espeak-ng speech
 
 

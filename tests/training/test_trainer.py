@@ -155,7 +155,7 @@ def test_a_config_can_start_from_a_base_and_override_it(tmp_path):
     assert (trainer.output_dir, trainer.max_steps, trainer.lr) == ("runs/b", 7, 0.01)
     assert task == {"mouth_weight": 2.0, "x": 5}
     # the shipped no-audio control differs from the audio recipe only where it says so
-    configs = Path(__file__).resolve().parents[1] / "configs" / "train"
+    configs = Path(__file__).resolve().parents[2] / "configs" / "train"
     _, audio = load_train_config(configs / "talking_head_tiny.yaml")
     control_trainer, control = load_train_config(configs / "talking_head_tiny_noaudio.yaml")
     assert control == {**audio, "audio_dropout_always": True} and not audio.get("audio_dropout_always")
@@ -204,7 +204,7 @@ def _torchrun(out: Path, *args: str):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
         [str(Path(avdiff.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(Path(__file__).with_name("ddp_toy.py")), str(out), *args]  # fmt: skip
+           str((Path(__file__).resolve().parents[1] / "ddp_toy.py")), str(out), *args]  # fmt: skip
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -15,7 +15,7 @@ from avdiff.cli import main
 from avdiff.pipelines import TalkingHeadPipeline
 from avdiff.training.config import load_train_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 NAME = "avdiff/talking-head-tiny"
 RECIPE = REPO / "configs" / "train" / "talking_head_faces.yaml"
 

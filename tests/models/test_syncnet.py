@@ -35,7 +35,7 @@ from avdiff.models.syncnet import SyncNet, SyncNetConfig
 from avdiff.training.syncnet import SyncChunks, SyncNetTask, SyncNetTaskConfig
 from avdiff.video.io import read_video, write_video
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = dict(crop_size=64, face_height=16, face_width=32, n_mels=20, embed_dim=8,
             video_channels=[4, 4, 8, 8], audio_channels=[4, 4, 8, 8])
 

@@ -31,7 +31,7 @@ from avdiff.training.talking_head import TalkingHeadModel, TalkingHeadTask, Talk
 # About 6.5 CPU minutes in all (3.3 minutes of both cores); far longer on a crowded machine.
 pytestmark = [pytest.mark.slow, pytest.mark.requires_espeak, pytest.mark.timeout(1800)]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "configs" / "train" / "talking_head_ci.yaml"
 SEED = int(os.environ.get("AVDIFF_TEST_SEED", "0"))
 TRAIN_CLIPS, TEST_CLIPS = 8, 4

@@ -227,6 +227,8 @@ def test_beats_mode_lands_on_the_beats_and_linear_scores_chance(pipe, images, tm
     assert beats.beat_align_score > linear.beat_align_score + 0.4
 
 
+@pytest.mark.slow
+@pytest.mark.memory  # peak memory in child processes: serial, alone
 def test_ten_minutes_at_29_97_fps_stay_in_sync_in_flat_memory(folder):
     # keyframe-images mode at 64 px, streamed to an mp4, each run in a fresh child process (after a warm-up call that
     # compiles librosa's kernels); the songs are 16 kHz drums so the AAC encoder's share stays small
