@@ -11,6 +11,10 @@ import pytest
 
 from avdiff._extras import MissingExtraError, missing_extra_sentence, require
 from avdiff.cli import main
+from avdiff.encoders.clap_checkpoint import _build_clap
+from avdiff.metrics.identity import FaceRecognizer, IdentityModelError
+
+IDENTITY_SENTENCE = r"^The identity measure needs the eval extra: pip install 'avdiff\[eval\]'$"
 
 
 def _forget(monkeypatch, package: str) -> None:
@@ -38,10 +42,8 @@ def test_avdiff_demo_without_gradio_says_which_extra(monkeypatch, capsys):
 
 
 def test_the_identity_measure_without_dlib_says_which_extra(monkeypatch):
-    from avdiff.metrics.identity import FaceRecognizer, IdentityModelError
-
     monkeypatch.setitem(sys.modules, "dlib", None)
-    with pytest.raises(IdentityModelError, match=r"^The identity measure needs the eval extra: pip install 'avdiff\[eval\]'$"):
+    with pytest.raises(IdentityModelError, match=IDENTITY_SENTENCE):
         FaceRecognizer()
 
 
@@ -53,8 +55,6 @@ def test_bench_rhythm_without_mir_eval_says_which_extra(monkeypatch):
 
 
 def test_the_laion_clap_backend_without_laion_clap_says_which_extra(monkeypatch):
-    from avdiff.encoders.clap_checkpoint import _build_clap
-
     monkeypatch.setitem(sys.modules, "laion_clap", None)
     with pytest.raises(MissingExtraError) as e:
         _build_clap("HTSAT-tiny", "roberta", False, None, "cpu")

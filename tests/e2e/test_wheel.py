@@ -15,6 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.slow  # builds and unpacks the wheel
+
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
