@@ -13,7 +13,8 @@ import pytest
 from avdiff.audio.rhythm import analyze_rhythm
 from avdiff.audio.synth import drum_track
 from avdiff.visualize.timeline import Interval, Timeline, TimelineError, format_key, parse_key
-from test_curves import rhythm_of
+
+from rhythms import rhythm_of
 
 
 def three(tmp_path: Path) -> Timeline:
