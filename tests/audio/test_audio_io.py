@@ -15,6 +15,7 @@ def speechlike() -> Waveform:
     return Waveform(torch.stack([0.5 * torch.sin(2 * torch.pi * 330 * t), 0.2 * torch.sin(2 * torch.pi * 660 * t)]), 44100)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ext", ["wav", "flac", "mp3", "ogg", "m4a"])
 def test_audio_formats_round_trip(tmp_path, speechlike, ext):
     path = save_audio(tmp_path / f"a.{ext}", speechlike)

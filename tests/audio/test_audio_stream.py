@@ -24,6 +24,7 @@ def stereo() -> Waveform:
     return Waveform(torch.stack([left, 0.5 * torch.roll(left, 300)]), 44100)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ext", ["wav", "flac", "mp3", "m4a"])
 def test_blocks_join_into_what_load_audio_gives(tmp_path, stereo, ext):
     path = save_audio(tmp_path / f"s.{ext}", stereo)
@@ -79,6 +80,7 @@ def test_too_long_is_refused_on_the_scan(tmp_path):
         AudioStream(AudioStream(path), max_duration_s=2.0)
 
 
+@pytest.mark.slow
 def test_the_writer_muxes_a_files_audio_block_by_block_fitted_to_the_video(tmp_path, stereo, monkeypatch):
     path = save_audio(tmp_path / "song.flac", stereo)
     frames = np.zeros((75, 32, 32, 3), np.uint8)  # 3 s at 25 fps: the 4 s song is cut to 3 s

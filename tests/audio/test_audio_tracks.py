@@ -53,6 +53,7 @@ def is_tone(samples) -> bool:
     return abs(peak - TONE_HZ) < 5 and spectrum.max() > 20 * np.median(spectrum)
 
 
+@pytest.mark.slow
 def test_the_default_track_is_read_and_the_choice_is_logged(two_tracks, caplog):
     with caplog.at_level(logging.INFO):
         wav = load_audio(two_tracks, sample_rate=16000)
@@ -91,6 +92,7 @@ def test_a_track_that_does_not_exist_is_a_clear_error(two_tracks, track):
             read()
 
 
+@pytest.mark.slow
 def test_eval_lipsync_scores_the_default_track_or_the_one_asked_for(two_tracks, monkeypatch, capsys):
     import avdiff.metrics.lipsync as lipsync
 
@@ -109,6 +111,7 @@ def test_eval_lipsync_scores_the_default_track_or_the_one_asked_for(two_tracks, 
     assert "there is no audio track 3: it has 2 audio tracks (0 to 1)" in err and heard == [True, False]
 
 
+@pytest.mark.slow
 def test_talk_and_visualize_hand_the_pipelines_the_track_asked_for(two_tracks, tmp_path, monkeypatch, capsys):
     from avdiff.bench.visualize import make_keyframes
     from avdiff.pipelines import BeatVisualizerPipeline
@@ -133,6 +136,7 @@ def test_talk_and_visualize_hand_the_pipelines_the_track_asked_for(two_tracks, t
     assert capsys.readouterr().err.count("there is no audio track 2: it has 2 audio tracks (0 to 1)") == 2
 
 
+@pytest.mark.slow
 def test_prepare_reads_the_default_track_not_the_silent_first_one(tmp_path):
     path = two_track_file(tmp_path / "silent_first.mp4", first="anullsrc=channel_layout=mono:sample_rate=16000:d=2.2")
     config = PrepareConfig(segment_s=2.0, min_segment_s=1.0, min_face_px=0)

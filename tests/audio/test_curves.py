@@ -117,6 +117,7 @@ def test_edges_must_tile_the_frames():
             curve_position(r, edges, source="linear")
 
 
+@pytest.mark.slow
 def test_the_plot_marks_every_beat():
     r = rhythm_of(100, beats_s=[0.6, 1.4, 2.2, 3.0, 3.8])  # no downbeats: five grey lines
     image = plot_curves(r, width_px=600, height_px=200)

@@ -19,6 +19,7 @@ def beat_f(reference: np.ndarray, estimated: np.ndarray) -> float:
     return mir_eval.beat.f_measure(mir_eval.beat.trim_beats(reference), mir_eval.beat.trim_beats(estimated), 0.07)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["click", "drum"])
 @pytest.mark.parametrize("bpm", TEMPI)
 def test_steady_tempo_and_beats(kind, bpm):
@@ -76,6 +77,7 @@ def test_any_rate_and_channels_are_accepted():
     assert rhythm.to_dict()["tempo_bpm"] == rhythm.tempo_bpm and "rms" not in rhythm.to_dict()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first, second", [(90, 130), (100, 150), (130, 90)])
 def test_a_tempo_change_is_tracked_at_each_sections_own_level(first, second):
     # the two tempi are more than sqrt(2) apart: one global octave choice gets one half wrong (90 -> 130 gave 180)
@@ -96,6 +98,7 @@ def test_a_tempo_change_is_tracked_at_each_sections_own_level(first, second):
     assert len(rhythm.to_dict(per_frame=True)["tempo_curve_bpm"]) == rhythm.num_frames == 1000
 
 
+@pytest.mark.slow
 def test_kick_on_every_beat_90_then_130_bpm_is_tracked_at_each_halfs_tempo(tmp_path, capsys):
     # a kick on every beat and a hi-hat on every off-beat eighth: the off-beats pulled 90 to double time (178) and
     # the kicks of 130 were taken at half time (65); as a user runs it, through `avdiff analyze`
@@ -117,6 +120,7 @@ def test_each_groove_steady_is_on_its_beat(groove):
     assert beat_f(track.beat_times_s, rhythm.beat_times_s) >= 0.95
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("groove, bpm", [("rock", 120), ("four_on_the_floor", 100)])
 def test_a_noise_intro_gets_no_beats_and_the_groove_its_level(groove, bpm):
     # 8 s of noise at -40 dB before the drums, and under them: the tracker must not run its grid through the noise
@@ -152,6 +156,7 @@ def test_groove_track_places_swung_eighths_and_a_quiet_ending():
         groove_track(120, swing=1.0)
 
 
+@pytest.mark.slow
 def test_bench_rhythm_command(capsys):
     assert main(["bench", "rhythm", "--only", "swing rock"]) == 0
     text = capsys.readouterr().out
@@ -214,6 +219,7 @@ def test_blockwise_features_equal_librosa_on_the_whole_spectrogram():
                                                                                         aggregate=None))
 
 
+@pytest.mark.slow
 def test_a_file_is_analysed_block_by_block_as_its_waveform_is(tmp_path):
     from avdiff.audio.io import save_audio
 
@@ -232,6 +238,7 @@ DOWNBEAT_CASES = [(bpm, meter, pickup) for bpm in (90, 128, 150) for meter, pick
                                                                                       (3, 2))]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bpm, meter, pickup", DOWNBEAT_CASES)
 def test_downbeats_of_accented_bars(bpm, meter, pickup):
     # bars whose first beat is accented (a crash and a louder kick), in 4/4 and 3/4, starting on a pickup
@@ -243,6 +250,7 @@ def test_downbeats_of_accented_bars(bpm, meter, pickup):
     assert set(np.round(rhythm.downbeat_times_s, 6)) <= set(np.round(rhythm.beat_times_s, 6))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first, second", [(90, 130), (130, 90)])
 def test_downbeats_agree_with_the_beats_across_a_tempo_change(first, second):
     # a beat added where the tempo changes (90 -> 130 gets one) must not shift every bar after it
@@ -254,6 +262,7 @@ def test_downbeats_agree_with_the_beats_across_a_tempo_change(first, second):
     assert set(np.round(rhythm.downbeat_times_s, 6)) <= set(np.round(rhythm.beat_times_s, 6))
 
 
+@pytest.mark.slow
 def test_no_downbeats_where_no_bar_position_stands_out():
     # kick on 1 and 3 alike, snare on 2 and 4, no bass: nothing tells beat 1 from beat 3
     rhythm = analyze_rhythm(drum_track(128, duration_s=20.0, bass=False).waveform, fps=25)

@@ -27,6 +27,7 @@ def centroid_hz(x: np.ndarray) -> float:
     return float((spectrum * freqs).sum() / spectrum.sum())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SOUNDS)
 def test_each_sound_is_deterministic_per_seed_and_follows_its_loudness_curve(name):
     curves = [random_envelope(np.random.default_rng(k), 16, kind) for k, kind in enumerate(("rising", "falling", "smooth", "pulsing", "bursts"))]

@@ -35,6 +35,7 @@ def test_speak_returns_mono_waveform_at_requested_rate():
     assert speak("Hello there.", sample_rate=16000).duration_s == pytest.approx(wav.duration_s, abs=1e-3)
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_speak_is_deterministic():
     a = speak(SENTENCE, voice="en-us+f3", speed_wpm=170, pitch=60)
@@ -43,6 +44,7 @@ def test_speak_is_deterministic():
     assert not torch.equal(speak(SENTENCE).samples[:, :1000], speak(SENTENCE, voice="en-us+f3").samples[:, :1000])
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_duration_grows_with_text_and_falls_with_speed():
     short = speak("Hello.").duration_s
@@ -65,6 +67,7 @@ def _median_f0(wav: Waveform) -> float:
     return float(np.median(f0[: len(voiced)][voiced]))
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_speech_has_voiced_energy_at_a_speaking_pitch():
     wav = speak(SENTENCE)

@@ -63,6 +63,7 @@ def test_a_missing_bundled_model_is_one_line(sound, tmp_path, capsys, monkeypatc
     assert "the bundled scene model no-such-scene-model is not installed" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_a_smoke_run_writes_the_scene_with_its_sound(sound, tmp_path, capsys):
     from avdiff.video.io import VideoReader
 
@@ -82,6 +83,7 @@ def test_a_smoke_run_writes_the_scene_with_its_sound(sound, tmp_path, capsys):
     assert plot.shape == (260, 900, 3) and (np.abs(plot.astype(int) - [217, 72, 15]).sum(-1) < 40).sum() > 100
 
 
+@pytest.mark.slow
 def test_bench_scene_reports_naive_against_shared(capsys):
     assert main(["bench", "scene", "--seconds", "2", "--steps", "1", "--durations", "2"]) == 0
     text = capsys.readouterr().out
@@ -89,6 +91,7 @@ def test_bench_scene_reports_naive_against_shared(capsys):
     assert main(["bench", "scene", "--seconds", "0"]) == 2
 
 
+@pytest.mark.slow
 def test_a_sound_that_matches_no_object_of_the_prompt_says_so(tmp_path, capsys):
     """The demo's example speech under a campfire prompt (it chose "left" before places left the candidates)."""
     speech = example_files()[1]

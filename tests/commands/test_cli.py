@@ -42,6 +42,7 @@ def test_analyze_per_frame_and_ntsc_fps(tmp_path, capsys):
     assert len(out["rms"]) == out["num_frames"] == 180  # ceil(6 * 29.97)
 
 
+@pytest.mark.slow
 def test_analyze_errors_are_one_line_and_exit_2(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     missing = tmp_path / "nothing.mp3"

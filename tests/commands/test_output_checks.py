@@ -111,6 +111,7 @@ def test_eval_talking_head_checks_its_output_folder_before_any_model(tmp_path, c
     assert report.read_text() == "an earlier report"
 
 
+@pytest.mark.slow
 def test_prepare_checks_its_output_folder_before_any_video(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(prepare_package, "prepare_videos", no_work)
     videos, vae = tmp_path / "videos", tmp_path / "vae"

@@ -32,6 +32,7 @@ def inputs(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_talk_and_eval_lipsync_print_no_native_log_lines(inputs):
     out = inputs / "talk.mp4"
     talk = run("talk", "--baseline", "--image", str(inputs / "face.png"), "--audio", str(inputs / "speech.wav"),
@@ -45,6 +46,7 @@ def test_talk_and_eval_lipsync_print_no_native_log_lines(inputs):
     assert NATIVE.search(debug.stderr)
 
 
+@pytest.mark.slow
 def test_our_own_errors_still_reach_the_terminal_after_mediapipe_ran(inputs):
     import numpy as np
 

@@ -32,6 +32,7 @@ def lipsync(capsys, video, *extra) -> tuple[int, dict]:
     return code, json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_the_reference_clip_is_in_sync(media, capsys):
     code, out = lipsync(capsys, media.talk_ref_mp4)
     assert code == 0 and out["offset_frames"] == 0 and out["r_envelope"] > 0.8
@@ -41,6 +42,7 @@ def test_the_reference_clip_is_in_sync(media, capsys):
 # 1. Variable frame rate --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_variable_frame_rate_is_read_on_its_timestamps(media, capsys):
     # 30 frames dropped from the middle, timestamps kept: it plays in sync. Read as constant-rate it gave offset +4
     # (r 0.37); on its timestamps the 30 missing frames are the previous one held, and the rest is in sync.
@@ -53,6 +55,7 @@ def test_variable_frame_rate_is_read_on_its_timestamps(media, capsys):
 # 2. Rotation metadata -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("degrees", [180, 270])
 def test_rotated_files_are_read_upright(media, capsys, degrees):
     # stored turned, shown upright by players; read upside down, 180 gave r -0.02 and offset +13
@@ -66,6 +69,7 @@ def test_rotated_files_are_read_upright(media, capsys, degrees):
 # 3. Small faces, and no score from nothing --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_small_face_is_found_tracked_and_scored(media, capsys):
     from avdiff.video.face import detect_face
 
@@ -77,6 +81,7 @@ def test_a_small_face_is_found_tracked_and_scored(media, capsys):
     assert out["offset_frames"] == 0 and out["r_envelope"] > 0.8
 
 
+@pytest.mark.slow
 def test_prepare_reports_a_small_face_as_too_small_not_missing(media, tmp_path):
     from avdiff.data.prepare import PrepareConfig, prepare_videos
 
@@ -90,6 +95,7 @@ def test_prepare_reports_a_small_face_as_too_small_not_missing(media, tmp_path):
     assert all(80 < s.face_px < 128 for s in entry.segments if s.reason == "face_too_small")
 
 
+@pytest.mark.slow
 def test_talk_animates_a_small_face_in_a_large_photo(media, tmp_path, capsys):
     out = tmp_path / "small_talk.mp4"
     assert main(["talk", "--baseline", "--image", str(media.small_face_png), "--audio", str(media.speech16k_wav),
@@ -104,6 +110,7 @@ def test_talk_animates_a_small_face_in_a_large_photo(media, tmp_path, capsys):
 # 4. Several faces ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_with_two_faces_the_one_that_speaks_is_scored(media, capsys):
     # the talking face (left, 360 px) and a larger still copy (right, 400 px); before: the still one, r -0.035, +13
     code, out = lipsync(capsys, media.two_faces_mp4)
@@ -126,6 +133,7 @@ def test_with_two_faces_the_one_that_speaks_is_scored(media, capsys):
 # 5. Stereo in opposite phase ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_stereo_in_opposite_phase_still_drives_the_mouth(media, tmp_path, capsys):
     # the mean of the channels is silence: before, talk --baseline made a still face with -91 dB audio
     out = tmp_path / "anti.mp4"
@@ -149,6 +157,7 @@ def test_analyze_finds_the_tempo_of_a_drum_track_in_opposite_phase(tmp_path, cap
 # 8. The user's audio, as given --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_video_carries_the_audio_at_its_own_rate_and_channels(media, tmp_path):
     out = tmp_path / "hifi.mp4"
     assert main(["talk", "--baseline", "--image", str(media.face_png), "--audio", str(media.speech44k_stereo_wav),
@@ -212,6 +221,7 @@ def test_durations_are_checked_and_documented(media, tmp_path, capsys):
     assert talk.default == 600 and "default 600" in talk.help
 
 
+@pytest.mark.slow
 def test_a_float_image_in_0_255_is_taken_by_its_range(media):
     import skimage.data
 
@@ -229,6 +239,7 @@ def test_a_float_image_in_0_255_is_taken_by_its_range(media):
         pipe(np.where(photo > 0, photo, -1).astype(np.float32), speech)
 
 
+@pytest.mark.slow
 def test_a_two_frame_clip_gets_no_verdict(media, tmp_path, capsys):
     from realworld import ffmpeg
 

@@ -23,6 +23,7 @@ def inputs(tmp_path_factory):
     return song, keys
 
 
+@pytest.mark.slow
 def test_images_to_a_video_with_its_timeline_and_plot(inputs, tmp_path, capsys):
     song, keys = inputs
     out, timeline, plot = tmp_path / "v.mp4", tmp_path / "t.json", tmp_path / "curve.png"
@@ -49,6 +50,7 @@ def test_images_to_a_video_with_its_timeline_and_plot(inputs, tmp_path, capsys):
     assert diff.mean(axis=(1, 2, 3)).max() < 4.0
 
 
+@pytest.mark.slow
 def test_arguments_are_checked_before_any_work(inputs, tmp_path, capsys, monkeypatch):
     song, keys = inputs
     monkeypatch.setattr(bv, "analyze_rhythm", lambda *a, **k: pytest.fail("work began before the checks"))
@@ -99,6 +101,7 @@ def test_a_corrupt_song_is_one_line(inputs, tmp_path, capsys):
     assert err.startswith("avdiff: error: cannot load audio from") and not (tmp_path / "v.mp4").exists()
 
 
+@pytest.mark.slow
 def test_bench_visualize_reports_ratios_against_its_baseline(t2v_folder, capsys):
     assert main(["bench", "visualize", "--seconds", "4", "--durations", "4", "--size", "32", "--model", str(t2v_folder),
                  "--steps", "1"]) == 0  # fmt: skip
@@ -126,6 +129,7 @@ def t2v_folder(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_prompts_through_a_saved_text_to_video_model(inputs, t2v_folder, tmp_path, capsys):
     """``--prompts`` renders keyframes with ``--model``; the frame count follows the one clock."""
     song, _ = inputs

@@ -128,6 +128,7 @@ def report_of(out: Path) -> dict:
     return report | {"by_file": {f["file"]: f for f in report["files"]}}
 
 
+@pytest.mark.slow
 def test_prepare_keeps_the_good_clips_and_names_every_dropped_file(folder, prepared):
     out, code, stdout, _ = prepared
     assert code == 0
@@ -155,6 +156,7 @@ def test_prepare_keeps_the_good_clips_and_names_every_dropped_file(folder, prepa
     assert (out / "prepare_report.txt").read_text() in stdout
 
 
+@pytest.mark.slow
 def test_kept_clips_are_aligned_25fps_16khz_with_landmarks(folder, prepared):
     root, _, records = folder
     out = prepared[0]
@@ -185,6 +187,7 @@ def test_kept_clips_are_aligned_25fps_16khz_with_landmarks(folder, prepared):
     assert [s["status"] for s in second] == ["kept", "dropped"] and second[1]["reason"] == "too_short"
 
 
+@pytest.mark.slow
 def test_other_rates_are_resampled_and_a_late_audio_stream_is_placed_on_the_video_timeline(folder, prepared):
     root, _, records = folder
     out = prepared[0]
@@ -198,6 +201,7 @@ def test_other_rates_are_resampled_and_a_late_audio_stream_is_placed_on_the_vide
     assert (db[: delay - 1] < -60).all() and db[delay + 1 : delay + 5].max() > -40
 
 
+@pytest.mark.slow
 def test_a_second_run_skips_the_finished_files(folder, prepared, tmp_path):
     root, videos, _ = folder
     first, _, _, first_seconds = prepared
@@ -223,6 +227,7 @@ def single(tmp_path: Path, folder) -> Path:
     return videos
 
 
+@pytest.mark.slow
 def test_a_changed_file_is_redone_and_force_redoes_everything(folder, tmp_path):
     videos = single(tmp_path, folder)
     out = tmp_path / "DATA"
@@ -247,6 +252,7 @@ def test_a_changed_file_is_redone_and_force_redoes_everything(folder, tmp_path):
                               progress_bar=False).files[0].skipped
 
 
+@pytest.mark.slow
 def test_a_face_too_small_is_dropped(folder, tmp_path):
     videos = single(tmp_path, folder)
     report = prepare_videos(videos, tmp_path / "DATA", PrepareConfig(size=64, segment_s=4, min_face_px=400),
@@ -257,6 +263,7 @@ def test_a_face_too_small_is_dropped(folder, tmp_path):
     assert read_index(tmp_path / "DATA") == []
 
 
+@pytest.mark.slow
 def test_an_internal_error_is_reported_removes_what_was_written_and_is_retried(folder, tmp_path, monkeypatch):
     import avdiff.data.prepare.segments as prepare  # where each segment is tracked
 
@@ -293,6 +300,7 @@ def tiny_vae(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_cached_latents_with_a_vae_folder(folder, tmp_path, capsys):
     from diffusers import AutoencoderKL
 
@@ -326,6 +334,7 @@ def test_cached_latents_with_a_vae_folder(folder, tmp_path, capsys):
     assert "multiple of the VAE" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_crashing_worker_is_isolated_and_the_other_files_finish():
     # The worker function is the builtin eval, so the spawned workers import nothing of the tests; one item kills its
     # process as a crash in native code would, one raises an ordinary exception.

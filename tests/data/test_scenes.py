@@ -42,6 +42,7 @@ SEPARATE = [
 ]
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_other_scene():
     for s in SEPARATE:
         a, b = render_scene(s), render_scene(s)
@@ -129,6 +130,7 @@ def test_motion_follows_the_loudness_envelope():
         assert motion[1] > 2 * motion[0], word
 
 
+@pytest.mark.slow
 def test_train_never_holds_a_held_out_pair_and_test_always_does():
     train = [sample_scene(np.random.default_rng([0, 0, k]), "train") for k in range(1500)]
     test = [sample_scene(np.random.default_rng([1, 1, k]), "test") for k in range(300)]
@@ -176,6 +178,7 @@ def test_bad_specs_are_refused():
         render_scene(spec("campfire"), envelopes={"campfire": np.ones(3)})
 
 
+@pytest.mark.slow
 def test_synth_scenes_writes_a_scene_folder(tmp_path, capsys):
     out = tmp_path / "scenes"
     assert main(["synth", "scenes", "--n", "4", "--split", "test", "--seed", "2", "--out", str(out), "--no-progress"]) == 0
@@ -229,6 +232,7 @@ def test_synth_scenes_bad_input(tmp_path, capsys):
     assert "give one of --text, --audio or --dataset" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_scenes_reports_every_stage(capsys):
     assert main(["bench", "scenes", "--clips", "2"]) == 0
     out = capsys.readouterr().out

@@ -31,6 +31,7 @@ def clip(tmp_path_factory):
     return out, record
 
 
+@pytest.mark.slow
 def test_synth_writes_a_clip_whose_durations_agree(clip):
     out, record = clip
     video = read_video(out / record.video)
@@ -43,6 +44,7 @@ def test_synth_writes_a_clip_whose_durations_agree(clip):
     assert np.isclose(aperture[0], aperture.min())
 
 
+@pytest.mark.slow
 def test_measured_openness_matches_the_ground_truth(clip, capsys):
     out, record = clip
     report = eval_lipsync(capsys, out / record.video, "--reference-aperture", str(out / record.aperture))
@@ -51,6 +53,7 @@ def test_measured_openness_matches_the_ground_truth(clip, capsys):
     assert report["r_envelope"] > 0.6
 
 
+@pytest.mark.slow
 def test_delayed_audio_is_found_at_plus_5_frames(clip, capsys, tmp_path):
     out, record = clip
     video = read_video(out / record.video)
@@ -61,6 +64,7 @@ def test_delayed_audio_is_found_at_plus_5_frames(clip, capsys, tmp_path):
     assert abs(report["offset_frames"] - 5) <= 1  # + means the audio lags the video
 
 
+@pytest.mark.slow
 def test_a_still_image_does_not_correlate_with_the_speech(clip, capsys, tmp_path):
     out, record = clip
     video = read_video(out / record.video)
@@ -78,6 +82,7 @@ def unseen_face() -> np.ndarray:
     return np.asarray(Image.fromarray(face).resize((256, 256), Image.BICUBIC).convert("RGB"))
 
 
+@pytest.mark.slow
 def test_baseline_on_an_unseen_photo_follows_the_speech(tmp_path, capsys):
     from avdiff.audio.tts import speak
 
@@ -98,6 +103,7 @@ def test_baseline_on_an_unseen_photo_follows_the_speech(tmp_path, capsys):
     assert report["r_envelope"] >= 0.6
 
 
+@pytest.mark.slow
 def test_baseline_python_api_is_deterministic_and_audio_driven():
     from avdiff.audio.tts import speak
 
@@ -114,6 +120,7 @@ def test_baseline_python_api_is_deterministic_and_audio_driven():
     assert moving[-1] == 0  # ...and is shut (the photo, untouched) in espeak's trailing 0.4 s of silence
 
 
+@pytest.mark.slow
 def test_dataset_is_varied_reproducible_and_resumable(tmp_path):
     records = make_dataset(tmp_path, 3, split="test", seed=1, progress_bar=False)
     assert len({r.text for r in records} | {r.source["voice"] for r in records}) >= 3
@@ -133,6 +140,7 @@ def test_face_augment_changes_pixels_but_keeps_the_shape():
     assert np.array_equal(FaceAugment().apply(image), image)
 
 
+@pytest.mark.slow
 def test_mouth_interior_follows_the_aperture_and_survives_blur(clip, capsys):
     """The interior measure reads the synthetic mouth as well as the aperture does, and still reads it when the face
     is blurred the way a 64 px generated crop pasted into a 512 px photo is."""
@@ -161,6 +169,7 @@ def test_mouth_interior_follows_the_aperture_and_survives_blur(clip, capsys):
           f"openness {pearson(openness, truth):.3f} -> {pearson(blurred_openness, truth):.3f}")
 
 
+@pytest.mark.slow
 def test_the_warp_suits_unseen_grey_faces(tmp_path):
     """Tried as a new user would: small grey LFW faces (112 px) animated by the warp follow the speech nearly as well
     as the astronaut (r 0.89). Before the mouth interior took the photo's colour and the seam was blended away,

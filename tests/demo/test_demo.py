@@ -87,6 +87,7 @@ def talk_args(photo, speech, model="warp", steps=2, seed=0, fps="25", chunk_fram
 # --- models ---------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_registry_offers_user_models_then_bundled_then_warp_and_never_the_tiny_preset(tiny_model, tmp_path,
                                                                                        monkeypatch):  # fmt: skip
     import avdiff.bundled
@@ -112,6 +113,7 @@ def test_registry_offers_user_models_then_bundled_then_warp_and_never_the_tiny_p
     assert str(tiny_model) in registry.describe() and "bundled with avdiff" in registry.get("bundled:demo_model").label
 
 
+@pytest.mark.slow
 def test_registry_rejects_what_is_not_a_saved_pipeline(tiny_model, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelSpecError, match="no model_index.json"):
@@ -137,6 +139,7 @@ def test_cli_demo_rejects_a_bad_model_before_serving(tmp_path, capsys):
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_cli_demo_serves_the_app_and_prints_its_url():
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
@@ -282,6 +285,7 @@ def test_no_score_is_shown_as_no_score():
     assert "no score: no face found in any frame" in format_lipsync(reasoned, 25, "test")
 
 
+@pytest.mark.slow
 def test_settings_the_model_refuses_get_the_pipelines_sentence(app, inputs, short_speech):
     tab = app.avdiff_tabs[0]
     with pytest.raises(gr.Error) as e:
@@ -297,6 +301,7 @@ def test_settings_the_model_refuses_get_the_pipelines_sentence(app, inputs, shor
 # --- progress and controls reach the pipeline -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_progress_follows_every_step_of_every_chunk(app, inputs, short_speech):
     tab = app.avdiff_tabs[0]
     progress = Recorder()
@@ -315,6 +320,7 @@ def test_progress_follows_every_step_of_every_chunk(app, inputs, short_speech):
 # --- the served app -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_talk_endpoint_scores_exactly_what_eval_lipsync_prints(url, inputs, capsys):
     client = gradio_client.Client(url, verbose=False)
     photo, speech = inputs
@@ -335,6 +341,7 @@ def test_talk_endpoint_scores_exactly_what_eval_lipsync_prints(url, inputs, caps
     assert info.startswith("1 face found") and Path(preview).is_file()
 
 
+@pytest.mark.slow
 def test_diffusion_controls_reach_the_pipeline_through_the_app(url, inputs, tmp_path):
     client = gradio_client.Client(url, verbose=False)
     photo, speech = inputs
@@ -352,6 +359,7 @@ def test_diffusion_controls_reach_the_pipeline_through_the_app(url, inputs, tmp_
     assert np.abs(a - b).mean() > 0.5  # the seed draws the noise
 
 
+@pytest.mark.slow
 def test_two_requests_at_once_get_their_own_files_and_a_bad_one_breaks_nothing(url, app, inputs, tmp_path):
     client = gradio_client.Client(url, verbose=False, download_files=False)
     files = [gradio_client.handle_file(str(p)) for p in inputs]
@@ -371,6 +379,7 @@ def test_two_requests_at_once_get_their_own_files_and_a_bad_one_breaks_nothing(u
     assert Path(again[0]["path"]).is_file()
 
 
+@pytest.mark.slow
 def test_uploads_over_the_limit_are_refused_and_outputs_are_deleted_by_the_cache_schedule(inputs, tmp_path):
     import httpx
 

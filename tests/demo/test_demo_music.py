@@ -17,6 +17,8 @@ from avdiff.demo.tabs import MusicTab
 from avdiff.video import read_video
 from demo_server import serving
 
+pytestmark = pytest.mark.slow  # the music tab served and driven through gradio_client
+
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):

@@ -18,6 +18,8 @@ from avdiff.demo.tabs import SceneTab
 from avdiff.video import read_video
 from demo_server import serving
 
+pytestmark = pytest.mark.slow  # the scene tab served and driven through gradio_client
+
 FPS = 8
 SECONDS = 2.0
 

@@ -22,6 +22,8 @@ from avdiff.demo.worker import WORKER_DIED_MESSAGE
 from avdiff.video import read_video
 from demo_server import example_inputs, free_port, serving
 
+pytestmark = pytest.mark.slow  # apps served with worker processes
+
 AVDIFF = Path(sys.executable).with_name("avdiff")
 WAIT_S = 240  # a fresh worker imports torch and gradio: generous on a shared 2-core CPU
 

@@ -54,6 +54,7 @@ def test_held_out_combinations_are_unseen_but_their_attributes_are_not():
                 assert any(getattr(t, attr) == getattr(c, attr) for t in sounds)
 
 
+@pytest.mark.slow
 def test_scene_sounds_hold_out_seeds_and_a_loudness_family():
     from avdiff.data.scenes import SOUNDING
     from avdiff.data.sound_captions import SCENE_CAPTIONS, scene_combos

@@ -285,6 +285,7 @@ def test_clap_score_pairs(known):
         clap_score(audio, ["whistle"] * 3)
 
 
+@pytest.mark.slow
 def test_clap_score_with_a_real_backend(hf):
     audio = torch.stack([noise_clip(2.0, 1), noise_clip(2.0, 2)])
     scores = clap_score(audio, WORDS[:2], encoder=hf)
@@ -324,6 +325,7 @@ def test_split_windows_and_repeat_pad():
         pool_windows(torch.zeros(0, 3))
 
 
+@pytest.mark.slow
 def test_quantize_int16_matches_laion():
     from laion_clap.training.data import float32_to_int16, int16_to_float32
 
@@ -334,6 +336,7 @@ def test_quantize_int16_matches_laion():
 # --- both backends ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_embeddings_shapes_and_unit_norm(backend):
     audio = backend.embed_audio([Waveform(noise_clip(1.0, 1), SR), Waveform(noise_clip(3.0, 2), SR)])
     text = backend.embed_text(WORDS[:3])
@@ -350,6 +353,7 @@ def test_embeddings_shapes_and_unit_norm(backend):
         backend.embed_text([3])
 
 
+@pytest.mark.slow
 def test_batch_equals_one_by_one(backend):
     clips = [Waveform(noise_clip(11.0, 4), SR), Waveform(noise_clip(2.0, 3), SR)]
     batched = backend.embed_audio(clips)
@@ -359,6 +363,7 @@ def test_batch_equals_one_by_one(backend):
     assert torch.allclose(texts, torch.cat([backend.embed_text(t) for t in WORDS]), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_long_audio_is_deterministic_and_the_mean_of_its_windows(backend):
     x = noise_clip(25.0, 6)
     first = backend.embed_audio(x)
@@ -370,6 +375,7 @@ def test_long_audio_is_deterministic_and_the_mean_of_its_windows(backend):
     assert not torch.allclose(per_window[0], per_window[1], atol=1e-3)  # the windows really differ
 
 
+@pytest.mark.slow
 def test_resampled_input_matches_native_rate(backend):
     native = backend.embed_audio(harmonic_tone(3.0, SR))
     from_16k = backend.embed_audio(harmonic_tone(3.0, 16_000))
@@ -395,6 +401,7 @@ def test_laion_text_branch_from_local_roberta(laion, tokenizer):
     assert laion_model.RobertaModel is RobertaModel and hook.RobertaTokenizer is RobertaTokenizer
 
 
+@pytest.mark.slow
 def test_laion_clip_text_branch(laion_clip_text):
     assert laion_clip_text.clap.tokenize is None and laion_clip_text.tmodel == "transformer"
     text = laion_clip_text.embed_text(WORDS[:2])  # 12 layers x 77 tokens: keep it to two texts
@@ -403,6 +410,7 @@ def test_laion_clip_text_branch(laion_clip_text):
     assert not torch.allclose(text[0], text[1], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_laion_checkpoint_round_trip_and_published_names(laion, roberta_dir, tmp_path):
     state = {f"module.{k}": v for k, v in laion.clap.model.state_dict().items()}
     state["module.text_branch.embeddings.position_ids"] = torch.arange(80)[None]  # saved by older transformers
@@ -438,6 +446,7 @@ def test_laion_from_pretrained_dispatch(monkeypatch, tmp_path):
     assert calls[2][1]["amodel"] == "HTSAT-tiny"
 
 
+@pytest.mark.slow
 def test_laion_checkpoint_that_does_not_fit_is_refused_untouched(laion, laion_clip_text, tmp_path):
     path = tmp_path / "roberta.pt"
     torch.save({"state_dict": laion.clap.model.state_dict()}, path)
@@ -462,6 +471,7 @@ class _Touch:
         return (Path.touch, (self.path,))
 
 
+@pytest.mark.slow
 def test_laion_checkpoints_load_without_unpickling_code(laion, laion_clip_text, tmp_path):
     state = laion.clap.model.state_dict()
     # A training checkpoint as laion-clap's scripts write it: epoch, name, optimizer state, a numpy metric.
@@ -519,6 +529,7 @@ def test_laion_weights_missing_offline_give_clear_errors(tmp_path, roberta_dir, 
         LaionClapEncoder.random(tmodel="roberta", text_model_dir=narrow)
 
 
+@pytest.mark.slow
 def test_laion_fusion_model_is_deterministic(roberta_dir):
     fused = LaionClapEncoder.random(tmodel="roberta", text_model_dir=roberta_dir, enable_fusion=True, seed=1, batch_size=1)
     assert fused.clap.model.audio_branch.enable_fusion
@@ -538,6 +549,7 @@ def test_batch_size_validated(laion, hf_pair):
 # --- transformers specifics ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_hf_round_trip_reproduces_embeddings(hf, hf_pair, tmp_path):
     model, processor = hf_pair
     model.save_pretrained(tmp_path)

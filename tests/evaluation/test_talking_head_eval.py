@@ -36,6 +36,7 @@ def run_eval(capsys, *args) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_the_photo_is_the_frame_with_the_most_closed_mouth(data):
     record = read_index(data)[0]
     clip = load_clip(data, record)
@@ -45,6 +46,7 @@ def test_the_photo_is_the_frame_with_the_most_closed_mouth(data):
     assert np.array_equal(photo, clip.frames[index])
 
 
+@pytest.mark.slow
 def test_baselines_score_as_lipsync_does(data, tmp_path, capsys):
     out = tmp_path / "eval"
     report = run_eval(capsys, "--data", data, "--out", out, "--baselines", "ground_truth,still")
@@ -73,6 +75,7 @@ def test_baselines_score_as_lipsync_does(data, tmp_path, capsys):
     assert single["interior"]["r_reference"] == pytest.approx(row["r_interior_reference"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_a_model_is_animated_at_the_clip_length_and_deterministically(data, model, tmp_path, capsys):
     args = ["--data", data, "--model", f"tiny={model}", "--baselines", "", "--max-clips", "1", "--steps", "2",
             "--chunk-frames", "8", "--motion-frames", "2"]  # fmt: skip

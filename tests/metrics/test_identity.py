@@ -26,6 +26,7 @@ def lfw():
     return skimage.data.lfw_subset()
 
 
+@pytest.mark.slow
 def test_the_same_photo_rescaled_is_the_same_person(recognizer, lfw):
     astronaut = skimage.data.astronaut()
     small = np.asarray(Image.fromarray(astronaut).resize((200, 200), Image.LANCZOS))
@@ -36,6 +37,7 @@ def test_the_same_photo_rescaled_is_the_same_person(recognizer, lfw):
     assert same_person(face, half, recognizer)  # measured 0.07
 
 
+@pytest.mark.slow
 def test_two_different_lfw_people_are_not(recognizer, lfw):
     # lfw_subset()[0] and [1] are two different men (distance 0.75); [0] and [36] are one man (0.36)
     a, b, c = (recognizer.descriptor(lfw_photo(lfw[i])) for i in (0, 1, 36))
@@ -44,6 +46,7 @@ def test_two_different_lfw_people_are_not(recognizer, lfw):
     assert same_person(lfw_photo(lfw[0]), skimage.data.astronaut(), recognizer) is False
 
 
+@pytest.mark.slow
 def test_no_face_means_no_descriptor_and_no_score(recognizer):
     rocket = skimage.data.rocket()
     assert recognizer.descriptor(rocket) is None
@@ -56,6 +59,7 @@ def test_no_face_means_no_descriptor_and_no_score(recognizer):
     assert not no_reference.scored and no_reference.reason == "no face in the reference photo"
 
 
+@pytest.mark.slow
 def test_identity_scores_of_a_video(recognizer, lfw):
     astronaut = skimage.data.astronaut()
     same = np.stack([astronaut, np.roll(astronaut, 3, axis=1)] * 3)  # (6, 512, 512, 3): the astronaut, moved
@@ -107,6 +111,7 @@ def test_the_pool_splits_by_identity_and_keeps_the_astronaut_in_train(tmp_path):
     assert [f.split for f in face_pool(tmp_path)] == [f.split for f in pool]  # deterministic
 
 
+@pytest.mark.slow
 def test_eval_lipsync_reports_identity_against_a_reference_image(tmp_path, capsys, lfw):
     import json
 

@@ -207,6 +207,7 @@ def test_reference_aperture_files(tmp_path):
     assert "audio leads the video by 1 frame" in describe_offset(-1, 25.0)
 
 
+@pytest.mark.slow
 def test_eval_lipsync_of_a_video_without_a_face_has_no_score(tmp_path, capsys):
     # issue 14: with no face found the metric used to return r = 0 at offset 0 and the CLI said "in sync"
     import cv2

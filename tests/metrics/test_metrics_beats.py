@@ -103,11 +103,13 @@ def videos(tmp_path_factory):
     return flashing, still, mute
 
 
+@pytest.mark.slow
 def test_a_video_flashing_on_its_beats(videos):
     r = score_video(videos[0])
     assert r.scored and r.hit_rate >= 0.9 and r.beat_align_score >= 0.8 and r.num_beats >= 18
 
 
+@pytest.mark.slow
 def test_eval_beats_command(videos, capsys, tmp_path):
     flashing, still, mute = videos
     assert main(["eval", "beats", str(flashing)]) == 0

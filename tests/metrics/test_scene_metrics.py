@@ -27,6 +27,7 @@ def record_of(spec):
     return {"objects": [o.to_dict() for o in spec.objects], "caption": spec.caption}
 
 
+@pytest.mark.slow
 def test_true_masks_score_their_own_caption_perfectly_and_a_shuffled_one_badly():
     clips = scenes(24)
     own, shuffled = [], []

@@ -62,6 +62,7 @@ def _config(tmp_path, root, **trainer):
     return path
 
 
+@pytest.mark.slow
 def test_short_training_learns_to_segment_held_out_frames(tmp_path, tiny_world, capsys):
     """SHORT-TRAINING BOUND: 400 steps on 24 clips reach >= 0.9 pixel accuracy on 4 held-out clips (an untrained
     network scores far below); the shipped recipe's numbers (0.99, mean IoU 0.93) are in docs/benchmarks.md."""
@@ -84,6 +85,7 @@ def _eval(root, model):
     return segmentation_scores(model.predict(frames), masks)
 
 
+@pytest.mark.slow
 def test_resume_is_exact(tmp_path, tiny_world):
     straight = _config(tmp_path / "a", tiny_world, max_steps=12)
     assert main(["train", "segmenter", "--config", str(straight), "--no-progress"]) == 0

@@ -230,6 +230,7 @@ def trained(tmp_path_factory):
     return root, path, printed.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.requires_espeak
 def test_train_syncnet_through_the_cli(trained):
     root, _, out = trained
@@ -252,6 +253,7 @@ def heldout(trained):
     return model, clips
 
 
+@pytest.mark.slow
 @pytest.mark.requires_espeak
 def test_lse_c_is_higher_in_sync_than_with_the_audio_10_frames_late(heldout):
     model, clips = heldout
@@ -264,6 +266,7 @@ def test_lse_c_is_higher_in_sync_than_with_the_audio_10_frames_late(heldout):
     assert np.mean([s.dist_at_zero for s in sync]) < np.mean([t.dist_at_zero for t in late])
 
 
+@pytest.mark.slow
 @pytest.mark.requires_espeak
 @pytest.mark.parametrize("shift", [4, -3])
 def test_the_best_offset_recovers_a_known_shift(heldout, shift):
@@ -272,6 +275,7 @@ def test_the_best_offset_recovers_a_known_shift(heldout, shift):
         assert abs(syncnet_scores(model, crops, shift_audio(audio, shift)).offset_frames - shift) <= 1
 
 
+@pytest.mark.slow
 @pytest.mark.requires_espeak
 def test_eval_lipsync_with_a_syncnet(trained, heldout, tmp_path, capsys):
     root, _, _ = trained
@@ -301,6 +305,7 @@ def test_eval_lipsync_with_a_syncnet(trained, heldout, tmp_path, capsys):
     assert "no face found in any of the 25 frames" in capsys.readouterr().err  # no score of either kind
 
 
+@pytest.mark.slow
 @pytest.mark.requires_espeak
 def test_train_syncnet_without_held_out_data(trained, tmp_path, capsys):
     root, config, _ = trained

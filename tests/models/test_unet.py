@@ -74,6 +74,7 @@ def per_frame_2d(unet2d: UNet2DConditionModel, x: dict) -> torch.Tensor:
 # --- structure ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_inflated_model_reproduces_2d_unet_per_frame(tiny_cfg):
     unet2d = random_unet2d(tiny_cfg)
@@ -94,6 +95,7 @@ def test_inflated_model_reproduces_2d_unet_per_frame(tiny_cfg):
     assert (model(**x).sample - expected).abs().max() > 1e-3
 
 
+@pytest.mark.slow
 def test_tiny_preset_is_small_seeded_and_zero_initialised(tiny_cfg):
     a, b = AudioVideoUNet.from_preset("tiny", seed=0), AudioVideoUNet.from_preset("tiny", seed=0)
     state_a, state_b = a.state_dict(), b.state_dict()
@@ -131,6 +133,7 @@ def expected_added_params(cfg: dict) -> dict[str, int]:
     return {"audio": audio, "new_channels": cfg["unet2d"]["block_out_channels"][0] * extra * 3 * 3}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["sd15", "tiny"])
 def test_parameter_counts(preset):
     cfg = load_preset(preset)
@@ -153,6 +156,7 @@ def test_parameter_counts(preset):
 # --- audio gate, checkpoints ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_audio_changes_the_output_only_through_an_open_gate():
     model = AudioVideoUNet.from_preset("tiny").eval()
@@ -175,6 +179,7 @@ def test_audio_changes_the_output_only_through_an_open_gate():
     assert delta[2] > 1e-3
 
 
+@pytest.mark.slow
 def test_save_pretrained_round_trip_is_exact(tmp_path):
     model = AudioVideoUNet.from_preset("tiny").eval()
     set_gates(model, 0.3)
@@ -192,6 +197,7 @@ def test_save_pretrained_round_trip_is_exact(tmp_path):
         assert torch.equal(model(**x).sample, loaded(**x).sample)
 
 
+@pytest.mark.slow
 def test_an_inflated_model_loads_back_exactly_into_aligned_memory_of_its_own(tmp_path, tiny_cfg):
     # every weight random, the motion modules and the audio layers included, so that every layer matters
     model = AudioVideoUNet.from_unet2d(random_unet2d(tiny_cfg), motion_adapter_config=tiny_cfg["motion_adapter"],
@@ -215,6 +221,7 @@ def test_an_inflated_model_loads_back_exactly_into_aligned_memory_of_its_own(tmp
             assert torch.equal(model(**x).sample, loaded(**x).sample)
 
 
+@pytest.mark.slow
 def test_from_sd15_loads_local_folders_and_the_preset_pretrained_section(tmp_path, tiny_cfg):
     unet2d = random_unet2d(tiny_cfg, seed=3)
     unet2d.save_pretrained(tmp_path / "unet")  # the layout of a diffusers pipeline repo: <repo>/unet
@@ -234,6 +241,7 @@ def test_from_sd15_loads_local_folders_and_the_preset_pretrained_section(tmp_pat
     assert torch.equal(from_file.unet.conv_out.weight, unet2d.conv_out.weight)
 
 
+@pytest.mark.slow
 def test_bad_inputs_raise_value_errors_that_name_the_argument():
     model = AudioVideoUNet.from_preset("tiny")
     x = inputs(model)
@@ -285,6 +293,7 @@ def test_cfg_dropout_keeps_nulls_and_is_reproducible():
         CFGDropout({"sound": 0.1})
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_cfg_batch_runs_null_and_conditional_in_one_call():
     model = AudioVideoUNet.from_preset("tiny").eval()
@@ -306,6 +315,7 @@ def test_cfg_batch_runs_null_and_conditional_in_one_call():
 # --- training machinery -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_same_output_and_gradients_reach_audio():
     model = AudioVideoUNet.from_preset("tiny").train()
     x = inputs(model, frames=4, size=8)
@@ -333,6 +343,7 @@ def test_gradient_checkpointing_same_output_and_gradients_reach_audio():
         torch.testing.assert_close(grad, grads_plain[name], atol=1e-6, rtol=1e-4)
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_bf16_forward_on_cpu():
     model = AudioVideoUNet.from_preset("tiny").eval()

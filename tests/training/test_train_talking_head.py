@@ -44,6 +44,7 @@ def train_config(out: Path, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_items_have_the_right_shapes_and_come_from_the_cache(data, dataset):
     records = read_index(data)
     assert len(dataset) == 16 and dataset.chunk_frames == 8
@@ -63,6 +64,7 @@ def test_items_have_the_right_shapes_and_come_from_the_cache(data, dataset):
     assert torch.equal(again.clips[1]["crops"], dataset.clips[1]["crops"])
 
 
+@pytest.mark.slow
 def test_motion_precedes_the_window_and_the_reference_is_elsewhere(dataset):
     crops, audio = dataset.clips[0]["crops"], dataset.clips[0]["audio"]
     for start in (0, 1, 2, 10, len(crops) - 6):
@@ -85,6 +87,7 @@ def test_motion_precedes_the_window_and_the_reference_is_elsewhere(dataset):
     assert len(starts) > 4  # windows are drawn at random
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_on_a_fixed_batch(data):
     task = TalkingHeadTask(task_config(data))
     ds = task.build_dataset()
@@ -106,6 +109,7 @@ def test_training_lowers_the_loss_on_a_fixed_batch(data):
     assert losses[-1] < 0.9 * losses[0] and losses[-1] == min(losses), losses
 
 
+@pytest.mark.slow
 def test_the_model_input_follows_the_inference_layout(data):
     task = TalkingHeadTask(task_config(data, first_chunk_prob=0.0, audio_dropout_always=True))
     ds = task.build_dataset()
@@ -129,6 +133,7 @@ def test_the_model_input_follows_the_inference_layout(data):
         TalkingHeadTaskConfig.from_dict({"chunk_frames": 2, "motion_frames": 2})
 
 
+@pytest.mark.slow
 def test_audio_gain_measures_whether_the_model_uses_the_speech(data):
     from avdiff.pipelines.talking_head import open_audio_gates
 
@@ -160,6 +165,7 @@ def straight_run(data, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_kill_and_resume_equals_an_uninterrupted_run(data, straight_run, tmp_path):
     killed = Trainer(TalkingHeadTask(task_config(data)), train_config(tmp_path), progress_bar=False)
     partial = killed.train(stop_after=3)  # killed after step 3: checkpoints step_2 and step_3
@@ -173,6 +179,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(data, straight_run, tmp_pat
     assert len(logs) == 6 and all(np.isfinite(r["loss"]) for r in logs)
 
 
+@pytest.mark.slow
 def test_the_final_folder_is_a_pipeline_that_generates(data, straight_run):
     from avdiff.data.video_dataset import load_clip
     from avdiff.audio.io import Waveform
@@ -199,6 +206,7 @@ def _write_config(path: Path, out: Path, **trainer) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_the_cli_trains_evaluates_and_saves(data, tmp_path):
     from avdiff.cli import main
 
@@ -212,6 +220,7 @@ def test_the_cli_trains_evaluates_and_saves(data, tmp_path):
     assert len(evals) == 1 and np.isfinite(evals[0]["eval/loss"])
 
 
+@pytest.mark.slow
 def test_two_process_cpu_ddp_run(data, tmp_path):
     # `accelerate launch --cpu --num_processes 2` starts ONE process on a single machine (its simple launcher only
     # spreads CPU processes with mpirun and a hostfile); torchrun starts two, and Accelerate runs them as MULTI_CPU

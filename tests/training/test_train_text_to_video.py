@@ -44,6 +44,7 @@ def train_config(out: Path, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_items_come_from_the_caches_and_match_the_clips_and_captions(data, task):
     dataset = task.make_dataset(data)
     records = select_scene_records(data)
@@ -146,6 +147,7 @@ def test_min_snr_weights_follow_the_schedule_and_weight_the_loss(data, task):
     assert logs["mse"] == pytest.approx(per_sample.mean().item(), rel=1e-5)  # the log stays unweighted
 
 
+@pytest.mark.slow
 def test_training_lowers_the_held_out_loss_and_the_text_helps(data, tmp_path):
     task = TextToVideoTask(task_config(data, image_prob=0.0, text_dropout=0.0))
     before = task.evaluate(task.build_model())
@@ -170,6 +172,7 @@ def straight_run(data, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_kill_and_resume_equals_an_uninterrupted_run(data, straight_run, tmp_path):
     partial = Trainer(TextToVideoTask(task_config(data)), train_config(tmp_path), progress_bar=False).train(stop_after=3)
     assert partial.steps == 3 and not (tmp_path / "final").exists()
@@ -182,6 +185,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(data, straight_run, tmp_pat
     assert len(logs) == 5 and {r["frames"] for r in logs} == {1.0, 4.0}  # both kinds of step ran
 
 
+@pytest.mark.slow
 def test_the_final_folder_is_a_small_pipeline_that_generates(straight_run):
     from avdiff.pipelines.text_to_video import TextToVideoPipeline
 
@@ -197,6 +201,7 @@ def test_the_final_folder_is_a_small_pipeline_that_generates(straight_run):
     assert out.frames.shape == (4, 64, 64, 3) and out.fps == 8
 
 
+@pytest.mark.slow
 def test_the_cli_trains_evaluates_and_writes_a_sample_grid(data, tmp_path):
     from PIL import Image
 
@@ -218,6 +223,7 @@ def test_the_cli_trains_evaluates_and_writes_a_sample_grid(data, tmp_path):
                                                                      "eval/text_gain"))  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_a_folder_without_scenes(tmp_path, capsys):
     from avdiff.cli import main
 
@@ -226,6 +232,7 @@ def test_the_cli_refuses_a_folder_without_scenes(tmp_path, capsys):
     assert rc == 2 and "not a SCENES DATA folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_generate_writes_a_clip_an_image_and_one_clip_per_caption(data, tmp_path, capsys):
     from PIL import Image
 

@@ -180,6 +180,7 @@ def two_faces(astro):
     return canvas
 
 
+@pytest.mark.slow
 def test_two_faces(two_faces):
     faces = detect_faces(two_faces)
     assert len(faces) == 2
@@ -256,6 +257,7 @@ def test_rotated_and_scaled_face_aligns_to_the_same_crop(rotated, aligned):
     assert err < 10, err
 
 
+@pytest.mark.slow
 def test_align_face_detects_when_no_face_is_given(astro, aligned):
     crop = align_face(astro, size=256)
     np.testing.assert_allclose(crop.matrix, aligned.matrix, atol=1e-6)
@@ -571,6 +573,7 @@ def test_the_lower_face_framing_is_a_square_of_the_face_crop(astro, astro_face):
         canonical_points(64, "upper_face")
 
 
+@pytest.mark.slow
 def test_float_and_integer_images_are_read_by_their_range(astro, astro_face):
     # a float64 photo in 0..255 (np.asarray(pil, dtype=float)) used to be clipped to [0, 1]: a white image, no face
     for image in (astro.astype(np.float64), astro / 255.0, astro.astype(np.int64), astro.astype(np.uint16) * 257):
@@ -582,6 +585,7 @@ def test_float_and_integer_images_are_read_by_their_range(astro, astro_face):
             detect_face(bad)
 
 
+@pytest.mark.slow
 def test_a_small_face_in_a_large_frame_is_found_and_tracked(astro, astro_face):
     # the astronaut's ~100 px face pasted into 1280x720: mediapipe's short-range detector alone finds nothing
     from avdiff.video.face import track_landmarks

@@ -25,6 +25,7 @@ def moving_square(num_frames: int, size: int = 64) -> np.ndarray:
     return frames
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fps, sample_rate", [(25, 16000), ("30000/1001", 48000), (24, 44100), (60, 22050)])
 def test_round_trip_of_3_s_with_audio(tmp_path, fps, sample_rate):
     clock = FrameClock(fps, sample_rate)
@@ -41,6 +42,7 @@ def test_round_trip_of_3_s_with_audio(tmp_path, fps, sample_rate):
     assert err < 3.0
 
 
+@pytest.mark.slow
 def test_audio_is_fitted_to_the_video_length(tmp_path):
     # 2 s of video, 5 s of audio: the audio is cut to 2 s; with 1 s of audio it is padded with silence
     for seconds in (5.0, 1.0):
@@ -198,6 +200,7 @@ def test_display_matrices_are_read_as_ffmpeg_autorotate_reads_them():
     assert display_transform(None) == "none"
 
 
+@pytest.mark.slow
 @needs_ffmpeg
 @pytest.mark.parametrize("degrees", [90, 180, 270])
 def test_rotation_metadata_is_applied_as_players_apply_it(tmp_path, degrees):

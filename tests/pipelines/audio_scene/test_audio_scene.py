@@ -89,6 +89,7 @@ def scene(pipe):
     return pipe(PROMPT, CRACKLE, target_words="campfire", strength=3.0, num_inference_steps=STEPS, generator=gen())
 
 
+@pytest.mark.slow
 def test_strength_zero_gives_the_base_frame_bit_for_bit(pipe, t2v):
     out = pipe(PROMPT, CRACKLE, target_words="campfire", strength=0.0, num_inference_steps=STEPS, generator=gen())
     plain = t2v(PROMPT, num_frames=1, num_inference_steps=STEPS, generator=gen(), shared_frame_noise=True).frames[0]
@@ -98,6 +99,7 @@ def test_strength_zero_gives_the_base_frame_bit_for_bit(pipe, t2v):
     assert np.array_equal(out.base_frame, plain)
 
 
+@pytest.mark.slow
 def test_change_from_the_base_follows_the_level(scene):
     level, d = scene.levels[0], change(scene.frames, scene.base_frame)
     assert set(level.tolist()) >= {0, scene.num_levels - 1} and len(set(level.tolist())) >= 3
@@ -112,6 +114,7 @@ def test_change_from_the_base_follows_the_level(scene):
     assert scene.num_rendered == len(set(level.tolist())) < len(level)
 
 
+@pytest.mark.slow
 def test_a_crackle_under_a_known_loudness_curve_moves_the_frames_with_that_curve(pipe):
     from avdiff.bench.audio_scene import crackle
 
@@ -124,6 +127,7 @@ def test_a_crackle_under_a_known_loudness_curve_moves_the_frames_with_that_curve
     assert r >= 0.8
 
 
+@pytest.mark.slow
 def test_shared_renders_give_the_naive_frames(pipe, scene):
     naive = pipe(PROMPT, CRACKLE, target_words="campfire", strength=3.0, num_inference_steps=STEPS, generator=gen(),
                  share_levels=False)
@@ -138,6 +142,7 @@ def test_shared_renders_give_the_naive_frames(pipe, scene):
     assert np.array_equal(shared.frames, naive.frames)  # one render per batch: bit for bit
 
 
+@pytest.mark.slow
 def test_a_silent_sound_moves_nothing_and_says_so(pipe, caplog):
     silence = Waveform(torch.zeros(1, SR), SR)
     with caplog.at_level("WARNING"):
@@ -201,6 +206,7 @@ def test_a_sound_that_matches_no_object_of_the_prompt_says_so(t2v, caplog):
     assert AudioScenePipeline(t2v, audio_text_encoder=ToneEncoder()).min_word_score is None  # its own scale
 
 
+@pytest.mark.slow
 def test_callback_on_step_end_sees_every_step_of_every_batch(pipe):
     seen = []
 
@@ -218,6 +224,7 @@ def test_callback_on_step_end_sees_every_step_of_every_batch(pipe):
         pipe(PROMPT, CRACKLE, target_words="campfire", num_inference_steps=STEPS, callback_on_step_end="print")
 
 
+@pytest.mark.slow
 def test_two_sounds_drive_two_words_each_with_its_own_curve(pipe):
     both = pipe(PROMPT, [CRACKLE, WAVES], strength=3.0, num_inference_steps=STEPS, generator=gen())
     assert [t.word for t in both.targets] == ["campfire", "lake"]
@@ -235,6 +242,7 @@ def test_two_sounds_drive_two_words_each_with_its_own_curve(pipe):
     assert both.audio.num_samples == CRACKLE.num_samples  # the mix
 
 
+@pytest.mark.slow
 def test_frame_count_and_the_mp4_follow_the_sound(pipe, tmp_path):
     from avdiff.video.io import VideoReader
 
@@ -254,6 +262,7 @@ def test_frame_count_and_the_mp4_follow_the_sound(pipe, tmp_path):
         assert abs(audio_s - sound.duration_s) < 1 / 10 + 0.03  # the clip holds the sound (padded to the last frame)
 
 
+@pytest.mark.slow
 def test_an_image_is_inverted_and_held_at_strength_zero(pipe):
     import skimage.data
 
@@ -286,6 +295,7 @@ def moving_pipe() -> AudioScenePipeline:
     return pipe
 
 
+@pytest.mark.slow
 def test_chunks_are_denoised_together_through_the_motion_layers(moving_pipe):
     call = dict(target_words="campfire", strength=3.0, num_inference_steps=STEPS)
     alone = moving_pipe(PROMPT, CRACKLE, generator=gen(), **call)
@@ -299,6 +309,7 @@ def test_chunks_are_denoised_together_through_the_motion_layers(moving_pipe):
         moving_pipe(PROMPT, CRACKLE, chunk_frames=33, **call)
 
 
+@pytest.mark.slow
 def test_equal_chunks_share_their_render(moving_pipe):
     sound = stepped([0.0, 1.0, 0.0, 1.0], seconds_each=0.5)  # 4 frames each at 8 fps: two chunks, each twice
     out = moving_pipe(PROMPT, sound, target_words="campfire", strength=3.0, chunk_frames=4,
@@ -308,6 +319,7 @@ def test_equal_chunks_share_their_render(moving_pipe):
     assert np.array_equal(out.frames[:8], out.frames[8:])
 
 
+@pytest.mark.slow
 def test_save_and_from_pretrained_give_the_same_scene(pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "model")
     loaded = AudioScenePipeline.from_pretrained(tmp_path / "model", audio_text_encoder=ToneEncoder())

@@ -54,6 +54,7 @@ def change_from_base(out) -> np.ndarray:
     return np.abs(out.frames.astype(np.float32) - out.base_frame.astype(np.float32)).mean(axis=(1, 2, 3))
 
 
+@pytest.mark.slow
 def test_strength_zero_is_the_base_frame_in_every_frame(pipe):
     out = pipe(PROMPT, sound("crackle", "swell", 11), strength=0.0, num_inference_steps=STEPS,
                generator=torch.Generator().manual_seed(0))  # fmt: skip
@@ -67,6 +68,7 @@ def clip_segment(out, segmenter, word: str) -> np.ndarray:
     return (labels == LABELS.index(word)).any(axis=0)
 
 
+@pytest.mark.slow
 def test_a_crackle_chooses_campfire_and_moves_it_with_its_loudness(pipe, segmenter):
     out = pipe(PROMPT, sound("crackle", "swell", 11), strength=STRENGTH, num_inference_steps=STEPS,
                generator=torch.Generator().manual_seed(0))  # fmt: skip
@@ -84,6 +86,7 @@ def test_a_crackle_chooses_campfire_and_moves_it_with_its_loudness(pipe, segment
     assert inside.ratio >= 3.0
 
 
+@pytest.mark.slow
 def test_two_sounds_move_two_regions_each_with_its_own_curve(pipe, segmenter):
     """A crackle (a slow swell) and rain (a pulse) on a campfire on the ground and rain in the sky: each sound chooses
     its word, and each object's segment follows its own sound's curve. The rain's pulse also reaches the campfire's

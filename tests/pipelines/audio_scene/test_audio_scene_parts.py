@@ -59,6 +59,7 @@ def test_processor_leaves_self_attention_alone_and_checks_the_shape():
             TokenReweightAttnProcessor()(cross, x, torch.randn(2, 4, 6), token_scales=torch.ones(3, 4))
 
 
+@pytest.mark.slow
 def test_reweighting_sets_the_spatial_layers_only_and_puts_the_processors_back():
     from avdiff.pipelines import TextToVideoPipeline
 

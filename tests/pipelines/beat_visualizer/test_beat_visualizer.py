@@ -49,6 +49,7 @@ def rendered(pipe, song, images):
     return pipe(song, images=images, beats_per_interval=4, fps=30, height=64, width=64)
 
 
+@pytest.mark.slow
 def test_every_frame_is_on_the_one_clock_across_intervals(rendered, song):
     wav = load_audio(song, mono=False)
     F = FrameClock(30, wav.sample_rate).num_frames(wav.num_samples)
@@ -76,6 +77,7 @@ def test_steps_land_on_the_beat_frames(rendered):
     assert len(big) >= 0.9 * len(beat_frames) and set(big) <= beat_frames
 
 
+@pytest.mark.slow
 def test_keyframes_are_made_once_and_cached_across_calls(song, images, monkeypatch):
     pipe = BeatVisualizerPipeline()
     pipe.set_progress_bar_config(disable=True)
@@ -90,6 +92,7 @@ def test_keyframes_are_made_once_and_cached_across_calls(song, images, monkeypat
     assert len(calls) == 6  # another size: made again
 
 
+@pytest.mark.slow
 def test_the_curve_and_the_patterns_change_the_video(pipe, song, images, rendered):
     linear = pipe(song, images=images, beats_per_interval=4, fps=30, height=64, width=64, curve="linear")
     assert linear.num_frames == rendered.num_frames and not np.array_equal(linear.frames, rendered.frames)
@@ -116,12 +119,14 @@ def _path(key):
     return Path(key)
 
 
+@pytest.mark.slow
 def test_latent_in_betweens_are_the_cross_fade_for_the_exact_codec(pipe, song, images, rendered):
     latent = pipe(song, images=images, beats_per_interval=4, fps=30, height=64, width=64, interpolation="latent",
                   rhythm=rendered.rhythm)  # fmt: skip
     assert np.abs(latent.frames.astype(int) - rendered.frames.astype(int)).max() <= 1  # rounding only
 
 
+@pytest.mark.slow
 def test_callback_sees_every_frame_and_can_replace_it(pipe, song, images):
     seen = []
 
@@ -140,6 +145,7 @@ def test_callback_sees_every_frame_and_can_replace_it(pipe, song, images):
                                                                                        plain.frames[3])
 
 
+@pytest.mark.slow
 def test_streamed_output_carries_the_song_as_given(pipe, images, tmp_path):
     left = drum_track(100, duration_s=5.0, sample_rate=44100, accent=0.5).waveform.samples[0]
     stereo = save_audio(tmp_path / "stereo.flac", Waveform(torch.stack([left, 0.5 * left]), 44100))
@@ -209,6 +215,7 @@ def test_a_timeline_file_and_a_precomputed_rhythm(pipe, song, images, tmp_path, 
         pipe(song, str(path), fps=25, rhythm=rendered.rhythm)
 
 
+@pytest.mark.slow
 def test_beats_mode_lands_on_the_beats_and_linear_scores_chance(pipe, images, tmp_path):
     # issue 17's acceptance: a generated 128 BPM drum track; "beats" hit rate >= 0.9 and BAS >= 0.8; "linear" near
     # chance. Scored as `avdiff eval beats VIDEO` scores it: visual-change peaks against the beats of the mp4's audio.

@@ -53,6 +53,7 @@ def test_slerp_ends_on_its_inputs_and_keeps_the_norm_of_gaussian_noise():
     assert torch.allclose(slerp(0.3, a, a), a, atol=1e-6)  # parallel: no division by sin(0)
 
 
+@pytest.mark.slow
 def test_keyframes_are_rendered_once_each_and_every_interval_starts_on_its_keyframe(walked, t2v):
     pipe, out = walked
     assert [iv.start for iv in out.timeline][:2] == PROMPTS[:2] and out.frames.shape[1:] == (64, 64, 3)
@@ -63,6 +64,7 @@ def test_keyframes_are_rendered_once_each_and_every_interval_starts_on_its_keyfr
         assert np.array_equal(out.frames[edges[k]], key.image)
 
 
+@pytest.mark.slow
 def test_the_walk_between_prompts_is_denoised_from_the_slerped_noise_and_lerped_text(walked):
     pipe, out = walked
     source = pipe.source
@@ -81,6 +83,7 @@ def test_the_walk_between_prompts_is_denoised_from_the_slerped_noise_and_lerped_
     assert len({out.frames[i].tobytes() for i in range(a, b)}) <= 33
 
 
+@pytest.mark.slow
 def test_same_seed_same_video_other_seed_other_keyframes(t2v, song):
     first = make_pipe(t2v, seed=5)(song, prompts=PROMPTS[:2], beats_per_interval=4, fps=8)
     again = make_pipe(t2v, seed=5)(song, prompts=PROMPTS[:2], beats_per_interval=4, fps=8)
@@ -89,6 +92,7 @@ def test_same_seed_same_video_other_seed_other_keyframes(t2v, song):
     assert np.abs(first.frames[0].astype(int) - other.frames[0].astype(int)).mean() > 1.0
 
 
+@pytest.mark.slow
 def test_the_cache_is_keyed_on_the_sources_settings(t2v, song, monkeypatch):
     pipe = make_pipe(t2v)
     calls = []
@@ -105,6 +109,7 @@ def test_the_cache_is_keyed_on_the_sources_settings(t2v, song, monkeypatch):
                                                                         fps=8).frames[0])  # fmt: skip
 
 
+@pytest.mark.slow
 def test_images_and_prompts_mix_in_a_timeline_and_diffusion_falls_back_to_latent(t2v, song, tmp_path):
     image = make_keyframes(tmp_path / "keys", 64)[0]
     timeline = Timeline([Interval(0.0, 2.0, PROMPTS[0], image, "subject"), Interval(2.0, 4.0, image, PROMPTS[1])])
@@ -145,6 +150,7 @@ def test_prompts_need_a_source_that_renders_them(song, t2v, tmp_path):
         PromptKeyframes(t2v, seed=2**64)
 
 
+@pytest.mark.slow
 def test_a_prompt_that_starts_like_an_image_stays_a_prompt(t2v, song, tmp_path):
     out = make_pipe(t2v)(song, prompts=["image: a cat", "a dog"], beats_per_interval=4, fps=8)
     assert out.timeline[0].start == "image: a cat"
@@ -153,6 +159,7 @@ def test_a_prompt_that_starts_like_an_image_stays_a_prompt(t2v, song, tmp_path):
     assert Timeline.from_rows(out.timeline.rows()).keyframes() == ["image: a cat", "a dog"]
 
 
+@pytest.mark.slow
 def test_caches_never_serve_another_sources_or_another_pictures_frames(t2v, song):
     pipe = make_pipe(t2v)
     first = pipe(song, prompts=PROMPTS[:2], beats_per_interval=4, fps=8, curve="linear")

@@ -122,6 +122,7 @@ def test_rows_for_the_demo_table(tmp_path):
         Timeline.from_rows(rows)
 
 
+@pytest.mark.slow
 def test_from_beats_puts_edges_on_downbeats_and_shares_keyframes():
     # 4/4 bars whose first beat is accented; the first downbeat is the second beat (a one-beat pickup)
     track = drum_track(128, duration_s=30.0, accent=0.5, pickup_beats=1)

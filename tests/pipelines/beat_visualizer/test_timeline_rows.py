@@ -104,6 +104,7 @@ def render_error(tab, song, images, rows) -> str:
     return e.value.message
 
 
+@pytest.mark.slow
 def test_the_music_tab_names_every_bad_row(music):
     tab, song, keys = music
     a, b = keys[0].name, keys[1].name

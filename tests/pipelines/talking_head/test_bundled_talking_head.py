@@ -71,6 +71,7 @@ def test_it_moves_an_unseen_mouth_with_the_speech(pipe):
     assert result.scored and result.interior.r_envelope > 0.5
 
 
+@pytest.mark.slow
 def test_avdiff_talk_without_a_model_flag_uses_it(tmp_path, capsys):
     from PIL import Image
 

@@ -70,6 +70,7 @@ def test_the_policy_measures_the_loudest_moment_in_dbfs():
     assert speech_warnings(speech_like(MIN_SPEECH_S * 0.4))[0].startswith("The speech is only 0.20 s long")
 
 
+@pytest.mark.slow
 def test_the_warp_baseline_warns_about_silence_and_near_empty_speech(caplog):
     pipe = WarpBaselinePipeline()
     pipe.set_progress_bar_config(disable=True)
@@ -84,6 +85,7 @@ def test_the_warp_baseline_warns_about_silence_and_near_empty_speech(caplog):
     assert pipe(skimage.data.astronaut(), speech_like(1.0)).warnings == []
 
 
+@pytest.mark.slow
 def test_the_diffusion_pipeline_warns_the_same_way(caplog):
     pipe = TalkingHeadPipeline.from_preset("tiny", seed=0)
     pipe.set_progress_bar_config(disable=True)
@@ -96,6 +98,7 @@ def test_the_diffusion_pipeline_warns_the_same_way(caplog):
     assert "the speech is silent" in caplog.text and "the speech is only 0.20 s long" in caplog.text
 
 
+@pytest.mark.slow
 def test_cli_talk_prints_the_warning_to_stderr(silent_video, photo, silence, folder, capsys):
     assert silent_video.is_file()  # made: a still face is what silence looks like
     out = folder / "again.mp4"
@@ -105,6 +108,7 @@ def test_cli_talk_prints_the_warning_to_stderr(silent_video, photo, silence, fol
     assert "warning" not in captured.out and out.is_file()
 
 
+@pytest.mark.slow
 def test_silence_is_not_scored_as_lip_sync(silent_video):
     result = score_video(read_video(silent_video))
     assert not result.scored and result.r_envelope is None and result.offset_frames is None
@@ -114,6 +118,7 @@ def test_silence_is_not_scored_as_lip_sync(silent_video):
     assert not flat.scored and "flat" in flat.reason
 
 
+@pytest.mark.slow
 def test_the_demo_shows_the_warning_beside_the_score(folder, photo, silence):
     tab = build_app(bundled=False).avdiff_tabs[0]
     args = [str(photo), str(silence), "warp", 2, 2.0, 1.5, 0, "25", 8, 2]

@@ -164,6 +164,7 @@ def tiny_wav2vec2(tmp_path, **overrides) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_hf_speech_encoder_with_a_tiny_wav2vec2(tmp_path):
     source = tiny_wav2vec2(tmp_path)
     enc = HFSpeechEncoder.from_backbone(source, audio_dim=32, hidden_dim=32, segment_s=0.6, overlap_s=0.2)
@@ -235,6 +236,7 @@ def test_composed_guidance_formula():
     assert torch.equal(composed_guidance(torch.cat([r, f]), ("ref", "full"), 1.0, 3.0), r + 3 * (f - r))
 
 
+@pytest.mark.slow
 def test_guidance_batches_the_passes_in_one_unet_call(pipe, photo):
     batches = []
     hook = pipe.unet.register_forward_pre_hook(lambda m, args, kwargs: batches.append(args[0].shape[0]),
@@ -252,6 +254,7 @@ def test_guidance_batches_the_passes_in_one_unet_call(pipe, photo):
 # --- the acceptance lines ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_two_seconds_of_speech_give_fifty_frames_and_a_matching_mp4(base_run, photo, speech, tmp_path):
     out = base_run
@@ -276,6 +279,7 @@ def test_two_seconds_of_speech_give_fifty_frames_and_a_matching_mp4(base_run, ph
     assert (out.frames != photo).any(axis=(0, 3)).sum() > 1000
 
 
+@pytest.mark.slow
 @needs_espeak
 def test_same_seed_same_frames_and_different_speech_moves_the_mouth(pipe, photo, base_run):
     again = pipe(photo, exactly(speak("The quick brown fox jumps over the lazy dog."), 2.0), num_inference_steps=1,
@@ -314,6 +318,7 @@ def test_memory_for_120_s_stays_within_1_5x_of_10_s(pipeline, options):
     assert long["peak_mb"] <= 1.5 * short["peak_mb"]
 
 
+@pytest.mark.slow
 def test_streaming_to_a_file_gives_the_frames_a_call_returns(pipe, photo, tmp_path):
     audio = speech_like(0.8)
     kwargs = {"num_inference_steps": 1, "audio_guidance_scale": 1.0, "reference_guidance_scale": 1.0}
@@ -327,6 +332,7 @@ def test_streaming_to_a_file_gives_the_frames_a_call_returns(pipe, photo, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.mp4", "held.mp4", "streamed.mp4"]  # no partial files
 
 
+@pytest.mark.slow
 def test_the_output_carries_the_audio_as_given(pipe, photo, tmp_path):
     # 44.1 kHz stereo in: the model reads 16 kHz mono, the video carries 44.1 kHz stereo
     t = torch.arange(int(0.8 * 44100)) / 44100
@@ -339,6 +345,7 @@ def test_the_output_carries_the_audio_as_given(pipe, photo, tmp_path):
     assert rms[0] == pytest.approx(0.3 / 2**0.5, rel=0.1) and rms[1] == pytest.approx(0.1 / 2**0.5, rel=0.15)
 
 
+@pytest.mark.slow
 def test_a_huge_photo_is_bounded_and_the_output_never_replaces_an_input(pipe, tmp_path, caplog):
     import cv2
 
@@ -413,6 +420,7 @@ def test_bad_image_and_audio(pipe, photo):
         pipe(photo, speech_like(3.0), max_duration_s=2)
 
 
+@pytest.mark.slow
 def test_callback_runs_every_step_of_every_chunk_and_can_change_latents(pipe, photo):
     calls = []
 
@@ -436,6 +444,7 @@ def test_callback_runs_every_step_of_every_chunk_and_can_change_latents(pipe, ph
     assert (out.frames == 128).all()  # zero latents decode to mid-gray
 
 
+@pytest.mark.slow
 def test_motion_latents_continue_the_previous_chunk(pipe, photo):
     finals, motions = [], []
 
@@ -456,6 +465,7 @@ def test_motion_latents_continue_the_previous_chunk(pipe, photo):
         assert torch.equal(motion[:, :, :3], prev[:, :, -3:]) and motion[:, :, 3:].abs().sum() == 0
 
 
+@pytest.mark.slow
 def test_output_types(pipe, photo):
     audio = speech_like(0.4)
 
@@ -477,6 +487,7 @@ def test_output_types(pipe, photo):
     assert run(fps=30).num_frames == 12
 
 
+@pytest.mark.slow
 def test_dpm_solver_can_replace_ddim(pipe, photo):
     dpm = TalkingHeadPipeline(unet=pipe.unet, codec=pipe.codec, speech_encoder=pipe.speech_encoder,
                               scheduler=DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))  # fmt: skip
@@ -487,6 +498,7 @@ def test_dpm_solver_can_replace_ddim(pipe, photo):
     assert a.shape == (25, 64, 64, 3) and np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_save_and_load_give_identical_frames(pipe, photo, tmp_path):
     audio = speech_like(0.8)
     before = pipe(photo, audio, num_inference_steps=2, output_type="crops", generator=gen(3)).frames
@@ -502,6 +514,7 @@ def test_save_and_load_give_identical_frames(pipe, photo, tmp_path):
     assert np.array_equal(before, after)
 
 
+@pytest.mark.slow
 def test_a_pipeline_with_a_vae_and_a_pretrained_speech_model_saves_and_loads(photo, tmp_path):
     spec = load_pipeline_preset("tiny")
     spec.update(pixel_size=32, codec={"type": "vae", "vae_config": dict(tiny_vae().config)},
@@ -520,6 +533,7 @@ def test_a_pipeline_with_a_vae_and_a_pretrained_speech_model_saves_and_loads(pho
                           before)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_from_preset_opens_the_gates_and_is_seeded():
     a, b = TalkingHeadPipeline.from_preset("tiny", seed=0), TalkingHeadPipeline.from_preset("tiny", seed=0)
     gates = torch.stack(list(a.unet.audio_gates().values()))
@@ -534,6 +548,7 @@ def test_from_preset_opens_the_gates_and_is_seeded():
         TalkingHeadPipeline.from_preset("huge")
 
 
+@pytest.mark.slow
 def test_cli_talk_with_a_preset_and_a_saved_model(pipe, tmp_path, capsys, monkeypatch):
     from avdiff.cli import main
 
@@ -555,6 +570,7 @@ def test_cli_talk_with_a_preset_and_a_saved_model(pipe, tmp_path, capsys, monkey
     assert not (tmp_path / "x.mp4").exists()
 
 
+@pytest.mark.slow
 def test_a_lower_face_pipeline_generates_the_mouth_region_and_keeps_its_framing(photo, tmp_path):
     spec = load_pipeline_preset("tiny")
     spec["framing"] = "lower_face"

@@ -39,6 +39,7 @@ def keyframes(pipe, prompts: list[str], seed: int = 0, steps: int = 20) -> np.nd
     return pipe(prompts, num_frames=1, num_inference_steps=steps, latents=noise).frames[:, 0]
 
 
+@pytest.mark.slow
 def test_it_ships_and_loads_by_name(pipe):
     folder = resolve(DEFAULT_SCENE_MODEL)
     assert isinstance(folder, Path) and folder.parent.name == "bundled"
@@ -63,6 +64,7 @@ def test_it_fits_its_recipe(pipe):
     assert any(not torch.equal(p, dict(pipe.unet.named_parameters())[n]) for n, p in fresh.unet.named_parameters())
 
 
+@pytest.mark.slow
 def test_the_sky_follows_the_prompt(pipe):
     """Known truth: the procedural world's day sky is bright blue, its night sky dark; the same noise, only the
     prompt's sky phrase changes."""
@@ -73,6 +75,7 @@ def test_the_sky_follows_the_prompt(pipe):
     assert day_sky[..., 2].mean() > day_sky[..., 0].mean()  # blue
 
 
+@pytest.mark.slow
 def test_the_named_object_is_drawn(pipe):
     """The bundled segmenter (pixel accuracy 0.99 on true held-out frames) finds the prompt's object in its
     keyframe, over several seeds, more often than in the keyframe of a prompt without it."""
@@ -91,6 +94,7 @@ def test_the_named_object_is_drawn(pipe):
     assert found >= 0.75 * 3 * len(words) and found > control + 4
 
 
+@pytest.mark.slow
 def test_avdiff_visualize_prompts_uses_it_by_default(tmp_path, capsys):
     from avdiff.bench.visualize import make_song
 

@@ -59,6 +59,7 @@ def fresh_test_scenes(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_bundled_segmenter_reads_held_out_frames(fresh_test_scenes):
     """On decoded frames of clips it never saw: pixel accuracy >= 0.9 (the acceptance line), and the prompt
     fidelity of the true clips is near 1 against their own captions and low against shuffled ones."""
@@ -90,6 +91,7 @@ def test_bundled_aligner_comes_from_its_recipe():
     assert {k: saved[k] for k in task["aligner"]} == task["aligner"] and saved["text_model"] == task["text_model"]
 
 
+@pytest.mark.slow
 def test_bundled_aligner_picks_the_sounding_word():
     """Fresh recordings (seeds no split used, the held-out 'pulsing' loudness family): select_token picks the
     sounding object's word in scene prompts of 2-4 objects for at least 90 % of them."""
@@ -108,6 +110,7 @@ def test_bundled_aligner_picks_the_sounding_word():
     assert choice.word == "campfire" and set(choice.candidates) == {"campfire", "lake"}  # never the time "night"
 
 
+@pytest.mark.slow
 def test_bundled_segmenter_reads_soft_frames():
     """Generated frames are softer than drawn ones: blurred (sigma 1.2 px), the held-out frames still segment with
     pixel accuracy >= 0.95 and every prompt object found."""

@@ -34,6 +34,7 @@ def run(pipe, prompt=PROMPT, seed=0, **kwargs):
     return pipe(prompt, generator=gen(seed), **kwargs).frames
 
 
+@pytest.mark.slow
 def test_same_seed_same_frames_other_seed_other_frames(pipe):
     a, b, c = run(pipe), run(pipe), run(pipe, seed=1)
     assert a.shape == (8, 64, 64, 3) and a.dtype == np.uint8
@@ -41,12 +42,14 @@ def test_same_seed_same_frames_other_seed_other_frames(pipe):
     assert np.abs(a.astype(int) - c).mean() > 5
 
 
+@pytest.mark.slow
 def test_the_prompt_changes_the_output(pipe):
     a = run(pipe, "a red house under the sun")
     b = run(pipe, "a thunderstorm over the mountain at night")
     assert np.abs(a.astype(int) - b).mean() > 1.0
 
 
+@pytest.mark.slow
 def test_guidance_scale_one_is_the_conditional_prediction_and_the_batch_is_uncond_then_cond(pipe):
     latents = torch.randn(1, 48, 4, 16, 16, generator=gen(3))
     cond = pipe.encode_prompt(PROMPT)
@@ -68,6 +71,7 @@ def test_guidance_scale_one_is_the_conditional_prediction_and_the_batch_is_uncon
     assert np.abs(c.astype(int) - d).mean() > 0.5
 
 
+@pytest.mark.slow
 def test_one_frame_makes_a_keyframe_image(pipe):
     key = run(pipe, num_frames=1)
     assert key.shape == (1, 64, 64, 3)
@@ -76,6 +80,7 @@ def test_one_frame_makes_a_keyframe_image(pipe):
     assert len(pil) == 1 and pil[0].size == (64, 64)
 
 
+@pytest.mark.slow
 def test_shared_frame_noise_starts_every_frame_from_one_draw(pipe):
     shared = pipe.prepare_latents(1, 6, 64, 64, torch.float32, torch.device("cpu"), gen(5), shared_frame_noise=True)
     assert torch.equal(shared, shared[:, :, :1].expand_as(shared))
@@ -181,6 +186,7 @@ def test_check_inputs_names_the_argument_and_its_value(pipe, kwargs, match):
         pipe(args.pop("prompt"), **args)
 
 
+@pytest.mark.slow
 def test_output_types_and_batches(pipe):
     one = run(pipe, num_frames=4)
     pt = pipe(PROMPT, num_frames=4, num_inference_steps=3, generator=gen(0), output_type="pt").frames
@@ -200,12 +206,14 @@ def test_output_types_and_batches(pipe):
     assert len(pil) == 2 and len(pil[0]) == 2
 
 
+@pytest.mark.slow
 def test_prompt_embeds_stand_in_for_the_prompt(pipe):
     embeds = pipe.encode_prompt(PROMPT)
     np.testing.assert_array_equal(pipe(prompt_embeds=embeds, num_frames=4, num_inference_steps=3,
                                        generator=gen(0)).frames, run(pipe, num_frames=4))  # fmt: skip
 
 
+@pytest.mark.slow
 def test_callback_runs_every_step_and_can_change_the_latents(pipe):
     steps = []
 
@@ -218,6 +226,7 @@ def test_callback_runs_every_step_and_can_change_the_latents(pipe):
     np.testing.assert_array_equal(out, np.full_like(out, 128))  # zero latents decode to mid grey
 
 
+@pytest.mark.slow
 def test_save_and_load_without_and_with_the_text_encoder(pipe, tmp_path):
     expected = run(pipe, num_frames=4)
     pipe.save_pretrained(tmp_path / "small")
@@ -236,6 +245,7 @@ def test_save_and_load_without_and_with_the_text_encoder(pipe, tmp_path):
     assert out.save(tmp_path / "clip.mp4").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_from_preset_is_seeded_and_leaves_the_global_rng_alone():
     state = torch.random.get_rng_state()
     a = TextToVideoPipeline.from_preset("tiny", seed=0).unet

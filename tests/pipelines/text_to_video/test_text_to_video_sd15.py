@@ -94,6 +94,7 @@ def test_loading_the_folders_offline_builds_the_inflated_pipeline(sd_folders, an
     assert animated.unet.parameter_counts()["motion"] == sum(p.numel() for p in adapter.parameters())
 
 
+@pytest.mark.slow
 def test_frames_have_the_right_shape_and_are_deterministic_per_seed(animated):
     def video(seed, num_frames=4):
         return animated(PROMPT, num_frames=num_frames, height=32, width=32, num_inference_steps=3, generator=gen(seed))
@@ -105,6 +106,7 @@ def test_frames_have_the_right_shape_and_are_deterministic_per_seed(animated):
     assert video(0, num_frames=1).frames.shape == (1, 32, 32, 3)
 
 
+@pytest.mark.slow
 def test_without_a_motion_adapter_each_frame_is_exactly_stable_diffusion(sd_folders):
     sd_folder, _ = sd_folders
     pipe = TextToVideoPipeline.from_pretrained(sd_folder)  # an SD folder: built with identity temporal layers
