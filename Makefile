@@ -1,6 +1,7 @@
 # Two commands do all the set-up from a fresh clone:
 #   make demo   install everything into .venv, then serve the Gradio app on http://127.0.0.1:7860
-#   make test   install everything into .venv, then build the docs (broken links fail) and run the whole test suite
+#   make test   install everything into .venv, then lint, build the docs (broken links fail) and run the whole test suite
+# `make test-fast` runs the suite without the slow and browser tests (a few minutes); `make lint` only ruff.
 # Both create .venv (Python >= 3.10 from `python3`) on first use; later runs reuse it.
 
 PYTHON ?= python3
@@ -10,14 +11,21 @@ STAMP := $(VENV)/.installed
 SYSTEM_TOOLS := espeak-ng ffmpeg sox chromium
 DEMO_PORT ?= 7860
 
-.PHONY: install system-deps docs test demo bench proof bundle clean
+# what the demo and the tests need: the core, the extras demo (gradio), eval (dlib, mir_eval), clap (laion-clap) and
+# dev (pytest, ruff, mkdocs); `pip install avdiff` alone is the core (docs/installation.md)
+EXTRAS := demo,eval,clap,dev
+# every test run records its durations (the 25 slowest printed) and a JUnit XML under build/ (git-ignored)
+RESULTS := build/test-results
+PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest --durations=25
+
+.PHONY: install system-deps docs lint test test-fast demo bench proof bundle clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	@test -x $(VENV)/bin/avdiff
 	$(PY) -c "import sys, avdiff.audio.numba_cache as m; sys.exit(m.main())"  # librosa's numba kernels, compiled once
 	@touch $(STAMP)
@@ -39,8 +47,17 @@ system-deps:
 docs: install
 	NO_MKDOCS_2_WARNING=1 HF_HUB_OFFLINE=1 $(PY) -m mkdocs build --strict
 
-test: install system-deps docs
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest
+# ruff's lint rules and its formatter, checked only ([tool.ruff] in pyproject.toml); nothing is rewritten
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: install system-deps lint docs
+	$(PYTEST) --junitxml=$(RESULTS)/junit.xml
+
+# the suite without the slow and browser tests: every package's tests, in a few minutes on 2 cores
+test-fast: install system-deps
+	$(PYTEST) -m "not slow and not browser" --junitxml=$(RESULTS)/junit-fast.xml
 
 # The Gradio app (avdiff demo): it prints its local URL; Ctrl+C stops it. Add your own trained models with
 # `.venv/bin/avdiff demo --model mine=runs/talking_head_tiny/final`.

@@ -1,4 +1,4 @@
-"""A toy training job for the multi-process tests of the trainer (``tests/test_trainer.py``), run under torchrun:
+"""A toy training job for the multi-process tests of the trainer (``tests/training/test_trainer.py``), run under torchrun:
 
     python -m torch.distributed.run --standalone --nproc_per_node 2 tests/ddp_toy.py OUT [--stop-after K] [--resume]
 

@@ -160,6 +160,7 @@ def run(tmp_path_factory) -> Path:
     return folder / "run"
 
 
+@pytest.mark.slow
 @pytest.mark.requires_espeak
 def test_a_checkpoint_loads_as_the_run_s_model(run):
     checkpoint = run / "checkpoints" / "step_2"
@@ -171,6 +172,7 @@ def test_a_checkpoint_loads_as_the_run_s_model(run):
     assert (pipe.chunk_frames, pipe.motion_frames) == (final.chunk_frames, final.motion_frames)
 
 
+@pytest.mark.slow
 @pytest.mark.requires_espeak
 def test_talk_takes_a_checkpoint_folder(run, tmp_path):
     import skimage.data

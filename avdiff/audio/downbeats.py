@@ -12,7 +12,7 @@ position standing out from every other one (``t`` below :data:`MIN_CONFIDENCE`, 
 
 This is an accent model, not a trained downbeat tracker (madmom's RNNs are): one bar phase per tempo section (a beat
 missed or added at a tempo change shifts no bar after it), no changes of meter, no pickup bars after the start.
-``pytest tests/test_rhythm.py -k downbeat`` measures it on generated drum tracks whose bars begin with an accent
+``pytest tests/audio/test_rhythm.py -k downbeat`` measures it on generated drum tracks whose bars begin with an accent
 (:func:`avdiff.audio.synth.drum_track` with ``accent``).
 """
 

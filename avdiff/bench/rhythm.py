@@ -21,12 +21,14 @@ import logging
 from dataclasses import dataclass
 
 import librosa
-import mir_eval
 import numpy as np
 
+from avdiff._extras import require
 from avdiff.audio.rhythm import analyze_rhythm
 from avdiff.audio.synth import SynthTrack, groove_track
 from avdiff.bench.timing import format_table
+
+mir_eval = require("mir_eval", "eval", "avdiff bench rhythm")  # its beat F-measure
 
 logger = logging.getLogger(__name__)
 

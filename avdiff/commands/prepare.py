@@ -13,7 +13,7 @@ from avdiff.commands import add_audio_track_arg
 logger = logging.getLogger(__name__)
 
 
-# Defaults shown in --help; they are PrepareConfig's (tests/test_prepare.py checks that they agree). Options left
+# Defaults shown in --help; they are PrepareConfig's (tests/data/test_prepare.py checks that they agree). Options left
 # out take PrepareConfig's values, so the command imports nothing heavy until it runs.
 DEFAULTS = {"size": 256, "segment_s": 5.0, "min_segment_s": 2.0, "min_face_px": 64.0, "silence_dbfs": -45.0,
             "min_voiced_fraction": 0.1, "smooth_sigma": 1.5, "split": "train"}

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from avdiff._extras import require
 from avdiff.audio.numba_cache import ensure_numba_cache
 
 logger = logging.getLogger(__name__)
@@ -62,8 +63,8 @@ def _build_clap(
 ) -> Any:
     """A ``laion_clap.CLAP_Module`` whose text branch and tokenizer come from ``text_model_dir`` (or the hub)."""
     ensure_numba_cache()  # its spectrogram layers call librosa, whose kernels compile on first use
-    import laion_clap
-    from clap_module import list_models
+    laion_clap = require("laion_clap", "clap", "The LAION-CLAP backend")
+    from clap_module import list_models  # laion-clap puts its folder on sys.path
 
     if amodel not in list_models():
         raise ValueError(f"amodel={amodel!r} is not a laion-clap audio model; use one of {list_models()}")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avdiff._extras import MissingExtraError, missing_extra_sentence, require
 from avdiff.video.face import detect_faces
 from avdiff.video.image import ImageLike, load_image
 from avdiff.video.reader import read_video
@@ -53,7 +54,7 @@ def _models_dir() -> Path:
     ``__init__`` imports ``pkg_resources``, which a modern virtual environment may lack)."""
     spec = importlib.util.find_spec(_MODELS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise IdentityModelError("the identity measure needs dlib's model files: pip install face-recognition-models")
+        raise IdentityModelError(missing_extra_sentence("The identity measure", "eval"))
     folder = Path(next(iter(spec.submodule_search_locations))) / "models"
     for name in (_RECOGNIZER_FILE, _SHAPE_FILE):
         if not (folder / name).is_file():
@@ -66,14 +67,14 @@ class FaceRecognizer:
     (:meth:`default` shares one per process).
 
     Raises:
-        IdentityModelError: dlib (``pip install dlib-bin``) or the model files are missing.
+        IdentityModelError: dlib or its model files are missing (the ``eval`` extra), or a model file is gone.
     """
 
     def __init__(self):
         try:
-            import dlib
-        except ImportError as e:
-            raise IdentityModelError("the identity measure needs dlib: pip install dlib-bin") from e
+            dlib = require("dlib", "eval", "The identity measure")
+        except MissingExtraError as e:
+            raise IdentityModelError(str(e)) from e
         folder = _models_dir()
         self._dlib = dlib
         self.detector = dlib.get_frontal_face_detector()

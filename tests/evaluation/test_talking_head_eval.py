@@ -1,0 +1,166 @@
+"""The talking-head benchmark (`avdiff eval talking-head`): the photo it picks, the scores it gives the baselines and a
+model, agreement with `avdiff eval lipsync`, and its errors."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avdiff.cli import main
+from avdiff.data.format import read_index
+from avdiff.data.synthetic import make_dataset
+from avdiff.data.video_dataset import load_clip
+from avdiff.evaluation.talking_head import ClipScore, TalkingHeadReport, evaluation_photo, reference_aperture
+from avdiff.pipelines.talking_head import TalkingHeadPipeline
+
+pytestmark = [pytest.mark.requires_espeak, pytest.mark.usefixtures("one_thread")]  # espeak-ng speech; one thread
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("heldout")
+    make_dataset(folder, 2, split="test", seed=1, progress_bar=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny_model")
+    TalkingHeadPipeline.from_preset("tiny", seed=0).save_pretrained(folder)
+    return folder
+
+
+def run_eval(capsys, *args) -> dict:
+    assert main(["eval", "talking-head", *map(str, args), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.slow
+def test_the_photo_is_the_frame_with_the_most_closed_mouth(data):
+    record = read_index(data)[0]
+    clip = load_clip(data, record)
+    aperture = reference_aperture(data, clip)
+    index, photo = evaluation_photo(clip, aperture)
+    assert aperture[index] == aperture.min() and aperture.max() - aperture[index] > 0.2
+    assert np.array_equal(photo, clip.frames[index])
+
+
+@pytest.mark.slow
+def test_baselines_score_as_lipsync_does(data, tmp_path, capsys):
+    out = tmp_path / "eval"
+    report = run_eval(capsys, "--data", data, "--out", out, "--baselines", "ground_truth,still")
+    summary = report["summary"]
+    assert summary["ground_truth"]["clips"] == summary["still"]["clips"] == 2
+    # real lip motion follows the true aperture; a held photo does not, and differs from the true frames
+    assert summary["ground_truth"]["r_reference"] > 0.9 and summary["ground_truth"]["offset_within_1"] == 1.0
+    assert abs(summary["still"]["r_reference"]) < 0.3
+    assert summary["ground_truth"]["r_interior_reference"] > 0.9 and abs(summary["still"]["r_interior_reference"]) < 0.3
+    assert summary["ground_truth"]["psnr_db"] > summary["still"]["psnr_db"] + 5
+    assert summary["ground_truth"]["ssim"] > 0.98 and summary["ground_truth"]["ssim"] > summary["still"]["ssim"]
+    # the mouth region tells the held photo from real lip motion more sharply than the whole face does
+    assert summary["ground_truth"]["mouth_psnr_db"] > summary["still"]["mouth_psnr_db"] + 10  # measured 48.4, 27.0
+    assert summary["ground_truth"]["mouth_ssim"] > summary["still"]["mouth_ssim"] + 0.05  # 0.995, 0.891
+    # both show the photo's person (dlib's same-person threshold), every frame
+    assert summary["ground_truth"]["identity_share"] == summary["still"]["identity_share"] == 1.0
+    assert (out / "report.json").is_file() and "| ground_truth |" in (out / "report.md").read_text()
+    # every per-clip number is what `avdiff eval lipsync` says of the written video
+    row = next(r for r in report["clips"] if r["source"] == "ground_truth")
+    record = next(r for r in read_index(data) if r.id == row["clip"])
+    assert main(["eval", "lipsync", row["video"], "--reference-aperture", str(data / record.aperture), "--json"]) == 0
+    single = json.loads(capsys.readouterr().out)
+    assert single["r_reference"] == pytest.approx(row["r_reference"], abs=1e-6)
+    assert single["r_envelope"] == pytest.approx(row["r_envelope"], abs=1e-6)
+    assert single["offset_frames"] == row["offset_frames"]
+    assert single["interior"]["r_reference"] == pytest.approx(row["r_interior_reference"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_a_model_is_animated_at_the_clip_length_and_deterministically(data, model, tmp_path, capsys):
+    args = ["--data", data, "--model", f"tiny={model}", "--baselines", "", "--max-clips", "1", "--steps", "2",
+            "--chunk-frames", "8", "--motion-frames", "2"]  # fmt: skip
+    first = run_eval(capsys, *args, "--out", tmp_path / "a")
+    second = run_eval(capsys, *args, "--out", tmp_path / "b")
+    (row,) = first["clips"]
+    record = read_index(data)[0]
+    assert row["source"] == "tiny" and abs(row["num_frames"] - record.num_frames) <= 1
+    assert first["summary"] == second["summary"]
+    assert first["settings"]["num_inference_steps"] == "2" and first["settings"]["models"] == {"tiny": str(model)}
+
+
+def test_report_summary_and_paired_wins():
+    def score(clip, source, r):
+        return ClipScore(clip, source, f"{source}/{clip}.mp4", r, r / 2, 0 if r > 0.5 else 4, -r, 0.0, 20.0, 0.8,
+                         10, 10)  # fmt: skip
+
+    report = TalkingHeadReport([score("a", "m", 0.8), score("b", "m", 0.1), score("a", "still", 0.0),
+                                score("b", "still", 0.2)])  # fmt: skip
+    summary = report.summary()
+    assert summary["m"]["r_reference"] == pytest.approx(0.45) and summary["m"]["offset_within_1"] == 0.5
+    assert summary["m"]["r_interior_reference"] == pytest.approx(-0.45)
+    assert report.wins("m", "still") == (1, 2) and report.wins("m", "still", "r_interior_reference") == (1, 2)
+    markdown = report.to_markdown(["m"])
+    assert "- m beats still on 1 of 2 clips by openness r" in markdown
+    assert "- m beats still on 1 of 2 clips by interior r" in markdown
+
+
+def test_unscored_clips_are_counted_and_left_out_of_the_means(tmp_path):
+    # a clip whose video shows no face has no lip-sync score: it is not a zero, not "within 1 frame", and the JSON
+    # report stays strict (no bare NaN)
+    from avdiff.evaluation.talking_head import write_report
+
+    scored = ClipScore("a", "m", "m/a.mp4", 0.8, 0.6, 0, 0.7, 0.5, 30.0, 0.9, 100, 100)
+    empty = ClipScore("b", "m", "m/b.mp4", None, None, None, None, None, 12.0, 0.4, 0, 100,
+                      reason="only 0 of 100 frames have both a face and audio")  # fmt: skip
+    report = TalkingHeadReport([scored, empty, ClipScore("a", "still", "s/a.mp4", None, None, None, None, None, 20.0,
+                                                         0.8, 3, 100, reason="too few")])  # fmt: skip
+    summary = report.summary()
+    assert summary["m"]["clips"] == 2 and summary["m"]["scored"] == 1
+    assert summary["m"]["r_reference"] == pytest.approx(0.8) and summary["m"]["r_envelope"] == pytest.approx(0.6)
+    assert summary["m"]["offset_within_1"] == 1.0  # of the one scored clip, not 2 of 2 with a fake 0
+    assert summary["m"]["psnr_db"] == pytest.approx(21.0)  # the similarity to the truth exists either way
+    assert summary["still"]["scored"] == 0 and summary["still"]["r_envelope"] is None
+    assert summary["still"]["offset_within_1"] is None
+    assert report.wins("m", "still") == (0, 0)
+    assert "| m | 1 of 2 |" in report.to_markdown() and "| still | 0 of 1 | n/a |" in report.to_markdown()
+    json_path, _ = write_report(report, tmp_path)
+
+    def refuse(constant):
+        raise ValueError(f"bare {constant} in report.json")
+
+    loaded = json.loads(json_path.read_text(), parse_constant=refuse)
+    assert loaded["summary"]["still"]["r_envelope"] is None and loaded["clips"][1]["reason"].startswith("only 0")
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--model", "nameonly"], "expected NAME=PATH"),
+        (["--model", "still=somewhere"], "is taken"),
+        (["--model", "=somewhere"], "expected NAME=PATH"),
+        (["--model", "../up=somewhere"], "not a safe file name"),
+        (["--model", "/abs/x=somewhere"], "not a safe file name"),
+        (["--model", "a/b=somewhere"], "not a safe file name"),
+        (["--model", "a\\b=somewhere"], "not a safe file name"),
+        (["--model", "..=somewhere"], "not a safe file name"),
+        (["--baselines", "ground_truth,mirror"], "unknown ['mirror']"),
+        (["--baselines", ""], "nothing to evaluate"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_work(data, tmp_path, capsys, extra, message):
+    out = tmp_path / "never"
+    assert main(["eval", "talking-head", "--data", str(data), "--out", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_folder_that_is_not_data_is_refused(tmp_path, capsys):
+    assert main(["eval", "talking-head", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--baselines",
+                 "still"]) == 2  # fmt: skip
+    assert "not a DATA folder" in capsys.readouterr().err
+
+
+def test_a_folder_that_is_not_a_pipeline_is_refused(data, tmp_path, capsys):
+    assert main(["eval", "talking-head", "--data", str(data), "--out", str(tmp_path / "o"), "--model",
+                 f"x={tmp_path}"]) == 2  # fmt: skip
+    assert "not a saved pipeline folder" in capsys.readouterr().err
