@@ -2,7 +2,7 @@
 
 Layers, lowest first; a module may import its own layer and the layers below it, never one above:
 
-    user_files, bundled, presets  (resources and helpers that import nothing from avdiff)
+    _extras, user_files, bundled, presets  (resources and helpers that import nothing from avdiff)
     audio, video
     encoders, models
     metrics                       (leaf scorers)
@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS: list[tuple[str, ...]] = [
-    ("user_files", "bundled", "presets"),
+    ("_extras", "user_files", "bundled", "presets"),
     ("audio", "video"),
     ("encoders", "models"),
     ("metrics",),
