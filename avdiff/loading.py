@@ -58,8 +58,9 @@ def to_device(pipe, device: str | torch.device | None = None):
 def is_checkpoint(folder: str | os.PathLike) -> bool:
     """Whether ``folder`` is a complete training checkpoint (``step_N`` with ``DONE`` and the model's weights)."""
     folder = Path(folder)
-    return (folder.name.startswith(CHECKPOINT_PREFIX) and (folder / "DONE").is_file()
-            and (folder / MODEL_FILE).is_file())  # fmt: skip
+    return (
+        folder.name.startswith(CHECKPOINT_PREFIX) and (folder / "DONE").is_file() and (folder / MODEL_FILE).is_file()
+    )
 
 
 def talking_head_from_checkpoint(folder: str | os.PathLike):
@@ -83,12 +84,19 @@ def talking_head_from_checkpoint(folder: str | os.PathLike):
         raise ValueError(f"the checkpoint {str(folder)!r} has no readable run config {str(run_config)!r} ({e})") from e
     missing = [name for name in TALKING_HEAD_SETTINGS if name not in settings]
     if missing:  # settings of another job (an aligner, a SyncNet ...)
-        raise ValueError(f"the checkpoint {str(folder)!r} is not of a talking-head run (its task settings lack "
-                         f"{missing})")  # fmt: skip
+        raise ValueError(
+            f"the checkpoint {str(folder)!r} is not of a talking-head run (its task settings lack {missing})"
+        )
     template = pipelines.TalkingHeadPipeline.from_preset(settings["preset"], seed=int(settings["model_seed"]))
-    pipe = pipelines.TalkingHeadPipeline(template.unet, template.codec, template.speech_encoder, template.scheduler,
-                                         framing=template.framing, chunk_frames=settings["chunk_frames"],
-                                         motion_frames=settings["motion_frames"])  # fmt: skip
+    pipe = pipelines.TalkingHeadPipeline(
+        template.unet,
+        template.codec,
+        template.speech_encoder,
+        template.scheduler,
+        framing=template.framing,
+        chunk_frames=settings["chunk_frames"],
+        motion_frames=settings["motion_frames"],
+    )
     # The trained module as the talking-head task holds it: the UNet, the speech encoder, the (weightless) dropout.
     model = torch.nn.Module()
     model.unet, model.speech_encoder = pipe.unet, pipe.speech_encoder
@@ -104,6 +112,7 @@ def talking_head_from_checkpoint(folder: str | os.PathLike):
         logger.info("%s: the EMA weights (as the run's final model holds them)", folder)
     model.eval()
     return pipe
+
 
 # diffusers' weight file names: NAME[.VARIANT][-00001-of-00002].(safetensors|bin)
 _WEIGHTS = re.compile(r"^[^.]+(?:\.(?P<variant>[^.]+?))?(?:-\d+-of-\d+)?\.(?:safetensors|bin)$")
@@ -150,18 +159,30 @@ def choose_variant(folder: str | os.PathLike, variant: str | None = None, what: 
         return None
     if len(variants) == 1:
         (only,) = variants
-        logger.warning("%s has no plain weights, only the %r variant (*.%s.safetensors); loading it", folder, only,
-                       only)  # fmt: skip
+        logger.warning(
+            "%s has no plain weights, only the %r variant (*.%s.safetensors); loading it", folder, only, only
+        )
         return only
     if variants:
-        raise ValueError(f"{what} {str(folder)!r} holds only variant weights ({', '.join(found)}); choose one with "
-                         "--variant (variant= in Python)")  # fmt: skip
-    raise ValueError(f"{what} {str(folder)!r} holds no loadable weights: no *.safetensors or *.bin files, plain or "
-                     "of a variant (*.fp16.safetensors)")  # fmt: skip
+        raise ValueError(
+            f"{what} {str(folder)!r} holds only variant weights ({', '.join(found)}); choose one with "
+            "--variant (variant= in Python)"
+        )
+    raise ValueError(
+        f"{what} {str(folder)!r} holds no loadable weights: no *.safetensors or *.bin files, plain or "
+        "of a variant (*.fp16.safetensors)"
+    )
 
 
-def load_pipeline(cls: type, name_or_path: str | os.PathLike, *, variant: str | None = None,
-                  device: str | torch.device | None = None, what: str = "--model", **kwargs):  # fmt: skip
+def load_pipeline(
+    cls: type,
+    name_or_path: str | os.PathLike,
+    *,
+    variant: str | None = None,
+    device: str | torch.device | None = None,
+    what: str = "--model",
+    **kwargs,
+):
     """A pipeline of class ``cls`` (``TalkingHeadPipeline``, ``TextToVideoPipeline``, ``AudioScenePipeline``) from a
     bundled model's name, a saved folder, a hub id, or, for talking heads, a training checkpoint folder; on ``device``
     (see :func:`default_device`).
@@ -179,24 +200,30 @@ def load_pipeline(cls: type, name_or_path: str | os.PathLike, *, variant: str | 
     folder = resolve(name_or_path)
     if is_checkpoint(folder):
         if cls is not pipelines.TalkingHeadPipeline:
-            raise ValueError(f"{what} {str(folder)!r} is a training checkpoint; only talking-head checkpoints load "
-                             "as they are (use the run's final folder)")  # fmt: skip
+            raise ValueError(
+                f"{what} {str(folder)!r} is a training checkpoint; only talking-head checkpoints load "
+                "as they are (use the run's final folder)"
+            )
         logger.info("%s is a training checkpoint: rebuilding its pipeline from the run's config", folder)
         pipe = talking_head_from_checkpoint(folder)
     else:
         if Path(folder).is_dir() and not (Path(folder) / "model_index.json").is_file():
             talking_head = cls is pipelines.TalkingHeadPipeline
             checkpoint = ", a training checkpoint (RUN/checkpoints/step_N)" if talking_head else ""
-            raise ValueError(f"{what} {str(name_or_path)!r} is not a saved pipeline folder (no model_index.json)"
-                             f"{checkpoint} nor a bundled model's name")  # fmt: skip
+            raise ValueError(
+                f"{what} {str(name_or_path)!r} is not a saved pipeline folder (no model_index.json)"
+                f"{checkpoint} nor a bundled model's name"
+            )
         variant = choose_variant(folder, variant, what)
         try:
             pipe = cls.from_pretrained(folder, **({"variant": variant} if variant else {}), **kwargs)
         except (OSError, ValueError) as e:
             if Path(folder).exists():  # a folder that cannot be read: diffusers' message names what is wrong
                 raise ValueError(str(e)) from e
-            raise ValueError(f"{what} {str(name_or_path)!r} is not a local folder, a bundled model's name "
-                             f"(avdiff/NAME) nor a hub model that can be loaded ({e})") from e  # fmt: skip
+            raise ValueError(
+                f"{what} {str(name_or_path)!r} is not a local folder, a bundled model's name "
+                f"(avdiff/NAME) nor a hub model that can be loaded ({e})"
+            ) from e
     return to_device(pipe, device)
 
 
@@ -211,8 +238,14 @@ def pipeline_class(kind: str) -> type:
     return getattr(pipelines, KIND_CLASSES[kind])
 
 
-def load_model(name_or_path: str | os.PathLike, *, variant: str | None = None,
-               device: str | torch.device | None = None, what: str = "--model", **kwargs):  # fmt: skip
+def load_model(
+    name_or_path: str | os.PathLike,
+    *,
+    variant: str | None = None,
+    device: str | torch.device | None = None,
+    what: str = "--model",
+    **kwargs,
+):
     """The pipeline of a bundled model's name or a saved folder, of the class its ``model_index.json`` names (a
     talking-head training checkpoint loads as a ``TalkingHeadPipeline``); see :func:`load_pipeline`.
 
@@ -224,6 +257,8 @@ def load_model(name_or_path: str | os.PathLike, *, variant: str | None = None,
         return load_pipeline(pipelines.TalkingHeadPipeline, folder, device=device, what=what)
     kind = pipeline_kind(folder)
     if kind is None:
-        raise ValueError(f"{what} {str(name_or_path)!r} is not a saved pipeline avdiff knows (its model_index.json "
-                         f"is missing or names another class; known: {sorted(KIND_CLASSES.values())})")  # fmt: skip
+        raise ValueError(
+            f"{what} {str(name_or_path)!r} is not a saved pipeline avdiff knows (its model_index.json "
+            f"is missing or names another class; known: {sorted(KIND_CLASSES.values())})"
+        )
     return load_pipeline(pipeline_class(kind), folder, variant=variant, device=device, what=what, **kwargs)

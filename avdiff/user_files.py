@@ -32,8 +32,14 @@ def is_left_behind(name: str) -> bool:
     return name.startswith(".") or name.lower() in TOOL_FILES
 
 
-def list_files(folder: str | os.PathLike, suffixes: Iterable[str] | None = None, *, recursive: bool = False,
-               exclude: str | os.PathLike | None = None, label: str | None = None) -> list[Path]:  # fmt: skip
+def list_files(
+    folder: str | os.PathLike,
+    suffixes: Iterable[str] | None = None,
+    *,
+    recursive: bool = False,
+    exclude: str | os.PathLike | None = None,
+    label: str | None = None,
+) -> list[Path]:
     """The files in ``folder``, sorted by path, without the files and folders tools leave behind.
 
     Args:
@@ -62,8 +68,11 @@ def list_files(folder: str | os.PathLike, suffixes: Iterable[str] | None = None,
         here = Path(dirpath)
         if recursive:
             skipped += [name + "/" for name in dirnames if is_left_behind(name)]
-        dirnames[:] = sorted(d for d in dirnames if recursive and not is_left_behind(d)
-                             and (skip is None or (here / d).resolve() != skip))  # fmt: skip
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if recursive and not is_left_behind(d) and (skip is None or (here / d).resolve() != skip)
+        )
         for name in filenames:
             if is_left_behind(name):
                 skipped.append(name)
@@ -73,8 +82,13 @@ def list_files(folder: str | os.PathLike, suffixes: Iterable[str] | None = None,
                 kept.append(path)
     if skipped:
         examples = ", ".join(sorted(skipped)[:3]) + (", ..." if len(skipped) > 3 else "")
-        logger.warning("%s: skipped %d hidden or system file%s (%s)", label or repr(str(root)), len(skipped),
-                       "" if len(skipped) == 1 else "s", examples)  # fmt: skip
+        logger.warning(
+            "%s: skipped %d hidden or system file%s (%s)",
+            label or repr(str(root)),
+            len(skipped),
+            "" if len(skipped) == 1 else "s",
+            examples,
+        )
     return sorted(kept)
 
 

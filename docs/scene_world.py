@@ -1,6 +1,6 @@
 """Draw docs/scene_world.png: held-out scene clips (frames 0, 5, 10), their label masks, and their captions.
 
-    python docs/scene_world.py            # writes docs/scene_world.png (deterministic)
+python docs/scene_world.py            # writes docs/scene_world.png (deterministic)
 """
 
 from __future__ import annotations
@@ -16,9 +16,25 @@ from avdiff.data.scenes import LABELS, render_scene, sample_scene
 SCALE, ROWS, FRAMES = 3, 6, (0, 5, 10)
 FONT = ImageFont.load_default(size=15)
 # a distinct colour per label for the mask panels (sky and ground dark so the objects stand out)
-PALETTE = np.array([(30, 40, 70), (60, 45, 30), (255, 120, 0), (0, 120, 255), (150, 170, 255), (0, 200, 80),
-                    (120, 0, 200), (230, 30, 30), (255, 215, 0), (150, 255, 90), (255, 255, 150), (230, 230, 255),
-                    (140, 140, 140), (255, 90, 200)], np.uint8)
+PALETTE = np.array(
+    [
+        (30, 40, 70),
+        (60, 45, 30),
+        (255, 120, 0),
+        (0, 120, 255),
+        (150, 170, 255),
+        (0, 200, 80),
+        (120, 0, 200),
+        (230, 30, 30),
+        (255, 215, 0),
+        (150, 255, 90),
+        (255, 255, 150),
+        (230, 230, 255),
+        (140, 140, 140),
+        (255, 90, 200),
+    ],
+    np.uint8,
+)
 
 
 def main(out: str = "docs/scene_world.png") -> Path:

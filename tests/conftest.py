@@ -51,7 +51,9 @@ def _seed_everything():
     yield
 
 
-def tone(seconds: float = 1.0, sample_rate: int = 16000, freq_hz: float = 440.0, channels: int = 1, amp: float = 0.5) -> Waveform:
+def tone(
+    seconds: float = 1.0, sample_rate: int = 16000, freq_hz: float = 440.0, channels: int = 1, amp: float = 0.5
+) -> Waveform:
     """A sine tone Waveform [channels, N]."""
     t = torch.arange(int(round(seconds * sample_rate)), dtype=torch.float64) / sample_rate
     x = (amp * torch.sin(2 * torch.pi * freq_hz * t)).float()[None].repeat(channels, 1)
@@ -75,8 +77,9 @@ def one_thread():
 def browser():
     """Headless chromium (Debian's /usr/bin/chromium) through Python playwright, for one test module. The modules
     that use it skip first when either is missing (``demo_server.chromium_skip_reason``)."""
-    from demo_server import CHROMIUM, CHROMIUM_ARGS
     from playwright.sync_api import sync_playwright
+
+    from demo_server import CHROMIUM, CHROMIUM_ARGS
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

@@ -49,8 +49,16 @@ def main() -> None:
     p.add_argument("--resume", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
-    config = TrainConfig(output_dir=args.out, max_steps=8, batch_size=4, lr=0.01, checkpoint_every=2, log_every=0,
-                         seed=3, keep_checkpoints=10)  # fmt: skip
+    config = TrainConfig(
+        output_dir=args.out,
+        max_steps=8,
+        batch_size=4,
+        lr=0.01,
+        checkpoint_every=2,
+        log_every=0,
+        seed=3,
+        keep_checkpoints=10,
+    )
     task = DrawingToyTask()
     Trainer(task, config, progress_bar=False).train(resume=args.resume, stop_after=args.stop_after)
     rank = int(os.environ.get("RANK", "0"))  # set by torchrun (the process group is gone after train())

@@ -15,8 +15,15 @@ from avdiff.demo import launch
 from avdiff.demo.examples import example_files
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "outputs" / "test-artifacts"
 TIMEOUT_MS = 120_000  # generous: the first request in a process imports and compiles (numba) on a shared CPU
 

@@ -26,9 +26,11 @@ import torch
 
 from avdiff.audio.io import Waveform, save_audio
 
-SENTENCES = ("Please call Stella and ask her to bring these things.",
-             "Six spoons of fresh snow peas and a big blue cheese.",
-             "We also need a small plastic snake for the kids.")  # fmt: skip
+SENTENCES = (
+    "Please call Stella and ask her to bring these things.",
+    "Six spoons of fresh snow peas and a big blue cheese.",
+    "We also need a small plastic snake for the kids.",
+)
 PAUSE_S = 1.5
 SAMPLE_RATE = 16000
 
@@ -46,7 +48,9 @@ def tools_missing() -> str | None:
 
 def ffmpeg(*args: str) -> None:
     """Run the ffmpeg CLI quietly; raise with its error output when it fails."""
-    proc = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {proc.stderr.strip()}")
 
@@ -121,8 +125,19 @@ class RealWorld:
         """Frames 100..129 dropped, the others keep their timestamps (plays in sync)."""
         path, done = self._path("vfr.mp4")
         if not done:
-            ffmpeg("-i", str(self.talk_ref_mp4), "-vf", "select='not(between(n,100,129))'", "-fps_mode", "vfr",
-                   "-c:v", "libx264", "-c:a", "copy", str(path))  # fmt: skip
+            ffmpeg(
+                "-i",
+                str(self.talk_ref_mp4),
+                "-vf",
+                "select='not(between(n,100,129))'",
+                "-fps_mode",
+                "vfr",
+                "-c:v",
+                "libx264",
+                "-c:a",
+                "copy",
+                str(path),
+            )
         return path
 
     def rotated_mp4(self, degrees: int) -> Path:
@@ -144,8 +159,17 @@ class RealWorld:
         the frame's width."""
         path, done = self._path("small_face.mp4")
         if not done:
-            ffmpeg("-i", str(self.talk_ref_mp4), "-vf", "pad=1280:720:700:150", "-c:v", "libx264", "-c:a", "copy",
-                   str(path))  # fmt: skip
+            ffmpeg(
+                "-i",
+                str(self.talk_ref_mp4),
+                "-vf",
+                "pad=1280:720:700:150",
+                "-c:v",
+                "libx264",
+                "-c:a",
+                "copy",
+                str(path),
+            )
         return path
 
     @property
@@ -166,10 +190,30 @@ class RealWorld:
         """The talking video at 360 px on the left of an 840x420 frame, a still copy at 400 px on the right."""
         path, done = self._path("two_faces.mp4")
         if not done:
-            graph = ("[0:v]scale=360:360,pad=840:420:20:30[talk];[1:v]scale=400:400[still];"
-                     "[talk][still]overlay=430:10:shortest=1[v]")  # fmt: skip
-            ffmpeg("-i", str(self.talk_ref_mp4), "-loop", "1", "-i", str(self.face_png), "-filter_complex", graph,
-                   "-map", "[v]", "-map", "0:a", "-c:v", "libx264", "-c:a", "copy", "-shortest", str(path))
+            graph = (
+                "[0:v]scale=360:360,pad=840:420:20:30[talk];[1:v]scale=400:400[still];"
+                "[talk][still]overlay=430:10:shortest=1[v]"
+            )
+            ffmpeg(
+                "-i",
+                str(self.talk_ref_mp4),
+                "-loop",
+                "1",
+                "-i",
+                str(self.face_png),
+                "-filter_complex",
+                graph,
+                "-map",
+                "[v]",
+                "-map",
+                "0:a",
+                "-c:v",
+                "libx264",
+                "-c:a",
+                "copy",
+                "-shortest",
+                str(path),
+            )
         return path
 
     @property
@@ -205,11 +249,28 @@ def drum_wav(path: Path, bpm: float = 120.0, seconds: float = 12.0, anti_phase: 
 
 def first_frame(path: Path) -> np.ndarray:
     """The first frame of a video as ffmpeg's player would show it (rotation applied), uint8 [H, W, 3]."""
-    proc = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt",
-                           "rgb24", "-"], capture_output=True, check=True)  # fmt: skip
-    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                            "stream=width,height:stream_side_data=rotation", "-of", "csv=p=0", str(path)],
-                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    proc = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True,
+        check=True,
+    )
+    probe = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height:stream_side_data=rotation",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     values = [int(v) for v in probe.replace("\n", ",").split(",") if v.strip().lstrip("-").isdigit()]
     width, height = values[0], values[1]
     if len(values) > 2 and values[2] % 180:

@@ -34,15 +34,19 @@ def links(path: Path) -> list[str]:
 
 def test_readme_is_a_front_door_of_at_most_250_lines():
     lines = README.read_text(encoding="utf-8").count("\n")
-    assert lines <= MAX_README_LINES, f"README.md has {lines} lines; move detail into docs/ (at most {MAX_README_LINES})"
+    assert lines <= MAX_README_LINES, (
+        f"README.md has {lines} lines; move detail into docs/ (at most {MAX_README_LINES})"
+    )
 
 
 def test_docs_name_no_issue_numbers_and_no_paths_outside_the_repository():
     files = [README, *sorted(p for p in DOCS.rglob("*") if p.is_file() and p.suffix in {".md", ".py", ".yml"})]
-    hits = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}"
-            for p in files
-            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-            if FORBIDDEN.search(line)]
+    hits = [
+        f"{p.relative_to(ROOT)}:{i}: {line.strip()}"
+        for p in files
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if FORBIDDEN.search(line)
+    ]
     assert not hits, "issue numbers or ../shared paths in the docs:\n" + "\n".join(hits)
 
 
@@ -73,6 +77,8 @@ def test_every_link_is_relative_and_points_at_a_file_that_exists(page):
 def test_the_link_check_sees_links_and_skips_code(tmp_path):
     # The checks above pass vacuously if the pattern finds nothing; pin what it reads.
     page = tmp_path / "sample.md"
-    page.write_text("See [results](docs/results.md#top) and ![pic](docs/demo.png).\n`[not](a-link)`\n"
-                    "```\n[no](x)\n```\n", encoding="utf-8")
+    page.write_text(
+        "See [results](docs/results.md#top) and ![pic](docs/demo.png).\n`[not](a-link)`\n```\n[no](x)\n```\n",
+        encoding="utf-8",
+    )
     assert links(page) == ["docs/results.md#top", "docs/demo.png"]

@@ -30,7 +30,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS: list[tuple[str, ...]] = [
@@ -87,6 +86,7 @@ def imports(root: Path) -> list[Import]:
         tree = ast.parse(path.read_text(), str(path))
         package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
 
+        # visit runs to completion within this pass of the loop, so it reads this pass's mod, path and package
         def visit(node: ast.AST, in_function: bool, type_checking: bool) -> None:
             for child in ast.iter_child_nodes(node):
                 fn = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
@@ -97,15 +97,15 @@ def imports(root: Path) -> list[Import]:
                 elif isinstance(child, ast.ImportFrom):
                     base = child.module or ""
                     if child.level:
-                        parts = package.split(".")
+                        parts = package.split(".")  # noqa: B023
                         parts = parts[: len(parts) - (child.level - 1)]
                         base = ".".join(parts + ([child.module] if child.module else []))
                     # `from avdiff.video import face` names the module avdiff.video.face
                     targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in child.names]
                 for target in targets:
                     resolved = _resolve(target, known) if target.startswith("avdiff") else None
-                    if resolved and resolved != mod:
-                        found.append(Import(mod, resolved, path, child.lineno, in_function, type_checking))
+                    if resolved and resolved != mod:  # noqa: B023
+                        found.append(Import(mod, resolved, path, child.lineno, in_function, type_checking))  # noqa: B023
                 visit(child, fn, tc)
 
         visit(tree, False, False)
@@ -194,8 +194,10 @@ def violations(root: Path) -> dict[str, list[str]]:
     found: dict[str, list[str]] = defaultdict(list)
     for mod in modules(root):
         if layer_of(mod) is None:
-            found[f"no layer: {mod}"].append(f"{mod}: its package {top(mod)!r} is in no layer of LAYERS in "
-                                             f"tests/test_layers.py (place it there and in docs/architecture.md)")
+            found[f"no layer: {mod}"].append(
+                f"{mod}: its package {top(mod)!r} is in no layer of LAYERS in "
+                f"tests/test_layers.py (place it there and in docs/architecture.md)"
+            )
     all_imports = imports(root)
     for imp in all_imports:
         where = f"{imp.path.relative_to(root)}:{imp.line}"
@@ -205,11 +207,13 @@ def violations(root: Path) -> dict[str, list[str]]:
             found[f"upward: {imp.importer} -> {imp.imported}"].append(
                 f"{where}: {imp.importer} imports {imp.imported} {kind}".rstrip()
                 + f": layer rule: {'/'.join(LAYERS[lo])} (layer {lo}) may not import "
-                f"{'/'.join(LAYERS[li])} (layer {li}), a higher layer")
+                f"{'/'.join(LAYERS[li])} (layer {li}), a higher layer"
+            )
         if imp.in_function and top(imp.importer) not in FUNCTION_IMPORTS_ALLOWED:
             found[f"function import: {imp.importer} -> {imp.imported}"].append(
                 f"{where}: {imp.importer} imports {imp.imported} inside a function: avdiff imports inside functions "
-                f"are only for {', '.join(sorted(FUNCTION_IMPORTS_ALLOWED))}; import it at module level")
+                f"are only for {', '.join(sorted(FUNCTION_IMPORTS_ALLOWED))}; import it at module level"
+            )
     # cycles, over every import
     files: dict[str, set[str]] = defaultdict(set)
     packages: dict[str, set[str]] = defaultdict(set)
@@ -224,7 +228,8 @@ def violations(root: Path) -> dict[str, list[str]]:
         loop = _shortest_loop(packages, comp)
         hops = [where_pkg[(a, b)] for a, b in zip(loop, loop[1:])]
         found[f"package cycle: {' <-> '.join(comp)}"].append(
-            f"packages {' -> '.join(loop)} import each other (no package cycles): {'; '.join(hops)}")
+            f"packages {' -> '.join(loop)} import each other (no package cycles): {'; '.join(hops)}"
+        )
     where_file: dict[tuple[str, str], str] = {}
     for imp in all_imports:
         where_file.setdefault((imp.importer, imp.imported), f"{imp.path.relative_to(root)}:{imp.line}")
@@ -233,15 +238,18 @@ def violations(root: Path) -> dict[str, list[str]]:
         hops = [f"{where_file[(a, b)]} ({a} -> {b})" for a, b in zip(loop, loop[1:])]
         found[f"file cycle: {' <-> '.join(comp)}"].append(
             f"files import each other round a loop of {len(loop) - 1} (no file cycles; {len(comp)} files are in it): "
-            f"{'; '.join(hops)}")
+            f"{'; '.join(hops)}"
+        )
     return dict(found)
 
 
 def test_layers_point_down_with_no_cycles_and_no_function_imports():
     found = violations(ROOT)
     new = found
-    assert not new, f"{sum(map(len, new.values()))} violation(s) of the layer rule (see docs/architecture.md):\n" + \
-        "\n".join(m for msgs in new.values() for m in msgs)
+    assert not new, (
+        f"{sum(map(len, new.values()))} violation(s) of the layer rule (see docs/architecture.md):\n"
+        + "\n".join(m for msgs in new.values() for m in msgs)
+    )
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -253,20 +261,23 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_the_checker_finds_each_kind_of_violation(tmp_path):
-    root = _tree(tmp_path, {
-        "avdiff/__init__.py": "",
-        "avdiff/audio/__init__.py": "",
-        "avdiff/audio/clock.py": "import avdiff.pipelines\n",
-        "avdiff/audio/io.py": "import typing\nif typing.TYPE_CHECKING:\n    from avdiff.models import unet\n",
-        "avdiff/models/__init__.py": "",
-        "avdiff/models/unet.py": "def f():\n    from ..audio import clock\n",
-        "avdiff/video/__init__.py": "",
-        "avdiff/video/a.py": "from avdiff.video import b\n",
-        "avdiff/video/b.py": "from . import a\n",
-        "avdiff/pipelines/__init__.py": "from avdiff.audio import clock\n",
-        "avdiff/commands/__init__.py": "def main():\n    import avdiff.pipelines\n",
-        "avdiff/newpkg/__init__.py": "",
-    })  # fmt: skip
+    root = _tree(
+        tmp_path,
+        {
+            "avdiff/__init__.py": "",
+            "avdiff/audio/__init__.py": "",
+            "avdiff/audio/clock.py": "import avdiff.pipelines\n",
+            "avdiff/audio/io.py": "import typing\nif typing.TYPE_CHECKING:\n    from avdiff.models import unet\n",
+            "avdiff/models/__init__.py": "",
+            "avdiff/models/unet.py": "def f():\n    from ..audio import clock\n",
+            "avdiff/video/__init__.py": "",
+            "avdiff/video/a.py": "from avdiff.video import b\n",
+            "avdiff/video/b.py": "from . import a\n",
+            "avdiff/pipelines/__init__.py": "from avdiff.audio import clock\n",
+            "avdiff/commands/__init__.py": "def main():\n    import avdiff.pipelines\n",
+            "avdiff/newpkg/__init__.py": "",
+        },
+    )
     found = violations(root)
     assert set(found) == {
         "upward: avdiff.audio.clock -> avdiff.pipelines",
@@ -284,8 +295,10 @@ def test_the_checker_finds_each_kind_of_violation(tmp_path):
 
 
 def test_importing_one_pipeline_loads_few_avdiff_modules():
-    code = ("import sys; from avdiff.pipelines import TalkingHeadPipeline; "
-            "print(sum(m.startswith('avdiff') for m in sys.modules))")
+    code = (
+        "import sys; from avdiff.pipelines import TalkingHeadPipeline; "
+        "print(sum(m.startswith('avdiff') for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     count = int(out.stdout.strip().splitlines()[-1])
     assert count <= MAX_AVDIFF_MODULES, f"importing TalkingHeadPipeline loads {count} avdiff modules"

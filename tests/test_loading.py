@@ -54,8 +54,9 @@ def test_a_folder_of_one_variant_loads_with_a_log_line_or_by_name(tmp_path, capl
     with caplog.at_level(logging.INFO, logger="avdiff.loading"):
         detected = load_pipeline(TalkingHeadPipeline, folder, device="cpu")
     assert "has no plain weights, only the 'fp16' variant" in caplog.text
-    assert same_weights(detected.unet, reference.unet) and same_weights(detected.speech_encoder,
-                                                                        reference.speech_encoder)
+    assert same_weights(detected.unet, reference.unet) and same_weights(
+        detected.speech_encoder, reference.speech_encoder
+    )
     named = load_pipeline(TalkingHeadPipeline, folder, variant="fp16", device="cpu")
     assert same_weights(named.unet, reference.unet)
 
@@ -72,16 +73,22 @@ def test_a_folder_whose_unet_alone_is_a_variant_loads_it(tmp_path):
 
 def test_folders_without_the_weights_asked_for_say_what_they_hold(tmp_path):
     folder = with_variant(tmp_path / "fp16_only", "fp16")
-    with pytest.raises(ValueError, match=r"--model '.*fp16_only' has no 'bf16' weights \(\*\.bf16\.safetensors\); "
-                                         r"its weights are 'fp16'$"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"--model '.*fp16_only' has no 'bf16' weights \(\*\.bf16\.safetensors\); "
+        r"its weights are 'fp16'$",
+    ):
         choose_variant(folder, "bf16")
     both = with_variant(tmp_path / "two", "fp16", "bf16")
     with pytest.raises(ValueError, match=r"holds only variant weights \('bf16', 'fp16'\); choose one with --variant"):
         choose_variant(both)
     assert choose_variant(both, "bf16") == "bf16"
     empty = with_variant(tmp_path / "none")
-    with pytest.raises(ValueError, match=r"holds no loadable weights: no \*\.safetensors or \*\.bin files, plain or "
-                                         r"of a variant \(\*\.fp16\.safetensors\)"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"holds no loadable weights: no \*\.safetensors or \*\.bin files, plain or "
+        r"of a variant \(\*\.fp16\.safetensors\)",
+    ):
         load_pipeline(TalkingHeadPipeline, empty, device="cpu")
     assert choose_variant(BUNDLED) is None and choose_variant("org/hub-id", "fp16") == "fp16"
     sharded = tmp_path / "sharded"
@@ -92,8 +99,11 @@ def test_folders_without_the_weights_asked_for_say_what_they_hold(tmp_path):
 
 def test_the_demo_refuses_a_folder_of_several_variants_when_it_starts_not_on_the_page(tmp_path):
     both = with_variant(tmp_path / "two", "fp16", "bf16")
-    with pytest.raises(ModelSpecError, match=r"^--model mine=.*two: its weights exist only as the variants 'bf16', "
-                                             r"'fp16'; .*keep one"):  # fmt: skip
+    with pytest.raises(
+        ModelSpecError,
+        match=r"^--model mine=.*two: its weights exist only as the variants 'bf16', "
+        r"'fp16'; .*keep one",
+    ):
         build_app({"mine": str(both)}, bundled=False)
     build_app({"mine": str(with_variant(tmp_path / "one", "fp16"))}, bundled=False)  # one variant: loaded as it is
 
@@ -101,16 +111,32 @@ def test_the_demo_refuses_a_folder_of_several_variants_when_it_starts_not_on_the
 def test_every_command_that_loads_a_model_takes_variant(tmp_path, capsys):
     from avdiff.cli import build_parser
 
-    for command in (["talk", "--image", "i", "--audio", "a", "--out", "o.mp4"], ["scene", "--prompt", "p", "--audio",
-                    "a", "--out", "o.mp4"], ["generate", "--model", "m", "--prompt", "p", "--out", "o.mp4"],
-                    ["visualize", "--audio", "a", "--prompts", "p", "--out", "o.mp4"],
-                    ["eval", "talking-head", "--data", "d", "--out", "o"]):  # fmt: skip
+    for command in (
+        ["talk", "--image", "i", "--audio", "a", "--out", "o.mp4"],
+        ["scene", "--prompt", "p", "--audio", "a", "--out", "o.mp4"],
+        ["generate", "--model", "m", "--prompt", "p", "--out", "o.mp4"],
+        ["visualize", "--audio", "a", "--prompts", "p", "--out", "o.mp4"],
+        ["eval", "talking-head", "--data", "d", "--out", "o"],
+    ):
         assert build_parser().parse_args([*command, "--variant", "fp16"]).variant == "fp16"
     folder = with_variant(tmp_path / "fp16_only", "fp16")
     image = tmp_path / "face.png"
     image.write_bytes(b"")  # never read: the model fails first
-    rc = main(["talk", "--model", str(folder), "--variant", "bf16", "--image", str(image), "--audio", str(image),
-               "--out", str(tmp_path / "o.mp4")])  # fmt: skip
+    rc = main(
+        [
+            "talk",
+            "--model",
+            str(folder),
+            "--variant",
+            "bf16",
+            "--image",
+            str(image),
+            "--audio",
+            str(image),
+            "--out",
+            str(tmp_path / "o.mp4"),
+        ]
+    )
     assert rc == 2 and "has no 'bf16' weights" in capsys.readouterr().err and not (tmp_path / "o.mp4").exists()
 
 
@@ -135,9 +161,13 @@ def test_a_folder_loads_as_the_pipeline_its_model_index_names(tmp_path):
     (tmp_path / "other" / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
     with pytest.raises(ValueError, match=r"--model '.*other' is not a saved pipeline avdiff knows"):
         load_model(tmp_path / "other")
-    with pytest.raises(ValueError, match=r"not a saved pipeline folder \(no model_index.json\), a training checkpoint"):
+    with pytest.raises(
+        ValueError, match=r"not a saved pipeline folder \(no model_index.json\), a training checkpoint"
+    ):
         load_pipeline(TalkingHeadPipeline, tmp_path, device="cpu")
-    with pytest.raises(ValueError, match=r"--model 'runs/no/such/final' is not a local folder, a bundled model's name"):
+    with pytest.raises(
+        ValueError, match=r"--model 'runs/no/such/final' is not a local folder, a bundled model's name"
+    ):
         load_pipeline(TalkingHeadPipeline, "runs/no/such/final", device="cpu")  # not a valid hub id: no network
 
 
@@ -153,8 +183,9 @@ def run(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("run")
     make_dataset(folder / "data", 2, progress_bar=False)
-    task = TalkingHeadTask(TalkingHeadTaskConfig.from_dict({"data": str(folder / "data"), "items_per_clip": 4,
-                                                            "sample_seconds": 0}))  # fmt: skip
+    task = TalkingHeadTask(
+        TalkingHeadTaskConfig.from_dict({"data": str(folder / "data"), "items_per_clip": 4, "sample_seconds": 0})
+    )
     config = TrainConfig(output_dir=str(folder / "run"), max_steps=2, batch_size=2, lr=1e-3, ema_decay=0.9, seed=5)
     Trainer(task, config, progress_bar=False).train()
     return folder / "run"
@@ -186,8 +217,23 @@ def test_talk_takes_a_checkpoint_folder(run, tmp_path):
     t = torch.arange(8000) / 16000
     speech = save_audio(tmp_path / "speech.wav", Waveform(0.3 * torch.sin(2 * np.pi * 200 * t)[None], 16000))
     out = tmp_path / "talk.mp4"
-    rc = main(["talk", "--model", str(run / "checkpoints" / "step_2"), "--image", str(face), "--audio", str(speech),
-               "--out", str(out), "--steps", "1", "--device", "cpu"])  # fmt: skip
+    rc = main(
+        [
+            "talk",
+            "--model",
+            str(run / "checkpoints" / "step_2"),
+            "--image",
+            str(face),
+            "--audio",
+            str(speech),
+            "--out",
+            str(out),
+            "--steps",
+            "1",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0 and read_video(out).num_frames == 13
 
 

@@ -102,15 +102,21 @@ class CurveSpec:
             raise ValueError(f"band must be one of {BANDS}, got {self.band!r}")
         if self.ease not in EASINGS:
             raise ValueError(f"ease must be one of {EASINGS}, got {self.ease!r}")
-        checks = [("ease_s", self.ease_s, 0, math.inf, True), ("gain", self.gain, 0, math.inf, False),
-                  ("threshold", self.threshold, 0, 1, True), ("attack_s", self.attack_s, 0, math.inf, True),
-                  ("release_s", self.release_s, 0, math.inf, True), ("smooth", self.smooth, 0, 1, True)]  # fmt: skip
+        checks = [
+            ("ease_s", self.ease_s, 0, math.inf, True),
+            ("gain", self.gain, 0, math.inf, False),
+            ("threshold", self.threshold, 0, 1, True),
+            ("attack_s", self.attack_s, 0, math.inf, True),
+            ("release_s", self.release_s, 0, math.inf, True),
+            ("smooth", self.smooth, 0, 1, True),
+        ]
         for name, value, lo, hi, lo_ok in checks:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
             ok = ok and (value >= lo if lo_ok else value > lo) and (value < hi if name == "threshold" else value <= hi)
             if not ok:
-                bound = f"{'>=' if lo_ok else '>'} {lo}" + (f" and {'<' if name == 'threshold' else '<='} {hi}"
-                                                              if hi != math.inf else "")  # fmt: skip
+                bound = f"{'>=' if lo_ok else '>'} {lo}" + (
+                    f" and {'<' if name == 'threshold' else '<='} {hi}" if hi != math.inf else ""
+                )
                 raise ValueError(f"{name} must be a number {bound}, got {value!r}")
         return self
 
@@ -182,8 +188,9 @@ def follow(x: np.ndarray, fps: float, attack_s: float, release_s: float) -> np.n
     return y
 
 
-def curve_position(rhythm: Rhythm, edges: np.ndarray | list[int], spec: CurveSpec | None = None,
-                   **fields) -> np.ndarray:  # fmt: skip
+def curve_position(
+    rhythm: Rhythm, edges: np.ndarray | list[int], spec: CurveSpec | None = None, **fields
+) -> np.ndarray:
     """The position ``t(f)`` across each interval, float32 [F] in [0, 1): 0 on each interval's first frame, rising
     with the music towards 1 at the next interval's first frame (see the module docstring).
 
@@ -252,8 +259,9 @@ def control_signal(signal: object) -> str:
     FutureWarning. ValueError naming ``signal`` otherwise."""
     if isinstance(signal, str) and signal in DEPRECATED_SIGNALS:
         new = DEPRECATED_SIGNALS[signal]
-        warnings.warn(f"signal={signal!r} is deprecated and will be removed; use signal={new!r}", FutureWarning,
-                      stacklevel=3)  # fmt: skip
+        warnings.warn(
+            f"signal={signal!r} is deprecated and will be removed; use signal={new!r}", FutureWarning, stacklevel=3
+        )
         return new
     if not isinstance(signal, str) or signal not in CONTROL_SIGNALS:
         raise ValueError(f"signal must be one of {CONTROL_SIGNALS}, got {signal!r}")
@@ -265,8 +273,9 @@ def smoothing_frames(smoothing_s: float, fps: FpsLike) -> int:
     return 2 * int(round(float(smoothing_s) * float(as_fraction_fps(fps)) / 2)) + 1
 
 
-def control_curve(waveform: Waveform, fps: FpsLike, signal: str = "rms", smoothing_s: float = 0.0,
-                  num_frames: int | None = None) -> np.ndarray:  # fmt: skip
+def control_curve(
+    waveform: Waveform, fps: FpsLike, signal: str = "rms", smoothing_s: float = 0.0, num_frames: int | None = None
+) -> np.ndarray:
     """The control ``m(f)`` of one sound (see the module docstring): float32 [F] in [0, 1].
 
     Args:
@@ -301,9 +310,17 @@ def quantize(curves: np.ndarray, levels: int = DEFAULT_LEVELS) -> np.ndarray:
 # --- plotting -----------------------------------------------------------------------------------------------------
 
 
-def plot_curves(rhythm: Rhythm, position: np.ndarray | None = None, envelope: np.ndarray | None = None,
-                edges: np.ndarray | list[int] | None = None, *, title: str | None = None, width_px: int = 1000,
-                height_px: int = 320, max_seconds: float | None = None) -> np.ndarray:  # fmt: skip
+def plot_curves(
+    rhythm: Rhythm,
+    position: np.ndarray | None = None,
+    envelope: np.ndarray | None = None,
+    edges: np.ndarray | list[int] | None = None,
+    *,
+    title: str | None = None,
+    width_px: int = 1000,
+    height_px: int = 320,
+    max_seconds: float | None = None,
+) -> np.ndarray:
     """A picture of the curves against time, with the beats (thin grey) and downbeats (dark) marked and the
     intervals shaded: uint8 [H, W, 3] (matplotlib, drawn off-screen).
 
@@ -356,9 +373,16 @@ def plot_curves(rhythm: Rhythm, position: np.ndarray | None = None, envelope: np
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def plot_control(control: np.ndarray, fps: FpsLike, labels: list[str], levels: np.ndarray | None = None,
-                 num_levels: int | None = None, *, width_px: int = 900,
-                 height_px: int = 260) -> np.ndarray:  # fmt: skip
+def plot_control(
+    control: np.ndarray,
+    fps: FpsLike,
+    labels: list[str],
+    levels: np.ndarray | None = None,
+    num_levels: int | None = None,
+    *,
+    width_px: int = 900,
+    height_px: int = 260,
+) -> np.ndarray:
     """A picture of the control curves against time: uint8 [H, W, 3] (matplotlib, drawn off-screen).
 
     Args:
@@ -381,8 +405,16 @@ def plot_control(control: np.ndarray, fps: FpsLike, labels: list[str], levels: n
         color = colors[k % len(colors)]
         ax.plot(times, curve, color=color, lw=1.6, label=f"{label}: m(f)")
         if levels is not None and num_levels:
-            ax.step(times, np.asarray(levels[k]) / (num_levels - 1), where="mid", color=color, lw=0.8, ls="--",
-                    alpha=0.7, label=f"{label}: level")  # fmt: skip
+            ax.step(
+                times,
+                np.asarray(levels[k]) / (num_levels - 1),
+                where="mid",
+                color=color,
+                lw=0.8,
+                ls="--",
+                alpha=0.7,
+                label=f"{label}: level",
+            )
     ax.set_xlim(0, max(times[-1], 1e-3) if len(times) else 1)
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("time (s)")

@@ -69,8 +69,13 @@ def beat_accents(beat_times_s: np.ndarray, loud: np.ndarray, low_power: np.ndarr
     return _robust_z(onset) + _robust_z(low)
 
 
-def find_downbeats(beat_times_s: np.ndarray, loud: np.ndarray, low_power: np.ndarray, steps_per_s: float,
-                   sections_s: list[tuple[float, float]] | None = None) -> Bars:  # fmt: skip
+def find_downbeats(
+    beat_times_s: np.ndarray,
+    loud: np.ndarray,
+    low_power: np.ndarray,
+    steps_per_s: float,
+    sections_s: list[tuple[float, float]] | None = None,
+) -> Bars:
     """The downbeats among ``beat_times_s`` (see the module docstring).
 
     ``sections_s``: ``[(start, stop), ...]`` seconds, the tempo sections; each gets its own bar phase (a beat
@@ -87,8 +92,9 @@ def find_downbeats(beat_times_s: np.ndarray, loud: np.ndarray, low_power: np.nda
         meter = 3
     starts, confidence = best[meter]
     if confidence < MIN_CONFIDENCE:
-        logger.info("no downbeats: no bar position stands out (t = %.1f for 4/4, %.1f for 3/4)", best[4][1],
-                    best[3][1])  # fmt: skip
+        logger.info(
+            "no downbeats: no bar position stands out (t = %.1f for 4/4, %.1f for 3/4)", best[4][1], best[3][1]
+        )
         return Bars(np.zeros(0), meter, -1, confidence)
     index = np.concatenate([np.arange(a + phase, b, meter) for (a, b), phase in zip(groups, starts)])
     logger.info("downbeats: %d/4 bars, first at beat %d (t = %.1f)", meter, int(index[0]), confidence)

@@ -92,7 +92,9 @@ class LogMel(nn.Module):
         """Mel steps T for ``num_samples`` samples."""
         return num_samples // self.hop_length + 1
 
-    def frame_windows(self, mel: torch.Tensor, clock: FrameClock, context: int = 2, num_frames: int | None = None) -> torch.Tensor:
+    def frame_windows(
+        self, mel: torch.Tensor, clock: FrameClock, context: int = 2, num_frames: int | None = None
+    ) -> torch.Tensor:
         """Cut ``mel`` [..., n_mels, T] into per-video-frame windows [..., F, n_mels, W] with ±``context`` frames.
 
         The padding value is the log floor (silence), not zero.

@@ -53,7 +53,9 @@ def _check_max_duration(duration_s: float, name: str, max_duration_s: float | No
         raise AudioLoadError(name, f"{duration_s:.2f} s is longer than max_duration_s={max_duration_s:g} s")
 
 
-def encode_audio_frames(out, stream, samples: np.ndarray, sample_rate: int, layout: str, sample_fmt: str = "fltp") -> None:
+def encode_audio_frames(
+    out, stream, samples: np.ndarray, sample_rate: int, layout: str, sample_fmt: str = "fltp"
+) -> None:
     """Encode float samples [C, N] into an open PyAV output ``stream`` and flush it.
 
     Frames are cut to the encoder's frame size (1024 when it has none) and carry explicit timestamps.
@@ -69,7 +71,13 @@ class AudioFrameEncoder:
     ends the stream."""
 
     def __init__(self, out, stream, sample_rate: int, layout: str, sample_fmt: str = "fltp"):
-        self.out, self.stream, self.sample_rate, self.layout, self.sample_fmt = out, stream, sample_rate, layout, sample_fmt
+        self.out, self.stream, self.sample_rate, self.layout, self.sample_fmt = (
+            out,
+            stream,
+            sample_rate,
+            layout,
+            sample_fmt,
+        )
         self.chunk = stream.codec_context.frame_size or 1024
         self.pts = 0
         self._pending: list[np.ndarray] = []
@@ -139,13 +147,21 @@ def _check_wav_length(file: str | io.BytesIO, name: str) -> None:
         if chunk == b"data":
             available = total - (pos + 8)
             if size != 0xFFFFFFFF and size > available:  # 0xFFFFFFFF: size unknown (streamed wav)
-                raise AudioLoadError(name, f"truncated: the wav header declares {size} data bytes, the file holds {available}")
+                raise AudioLoadError(
+                    name, f"truncated: the wav header declares {size} data bytes, the file holds {available}"
+                )
             return
         pos += 8 + size + (size & 1)
 
 
-def audio_stream_of(container: av.container.InputContainer, name: str, max_duration_s: float | None = None,
-                    track: int | None = None, *, announce: bool = True) -> av.AudioStream:  # fmt: skip
+def audio_stream_of(
+    container: av.container.InputContainer,
+    name: str,
+    max_duration_s: float | None = None,
+    track: int | None = None,
+    *,
+    announce: bool = True,
+) -> av.AudioStream:
     """The audio stream of an open container to read (see :func:`choose_audio_track`); ``AudioLoadError`` when there
     is none, when ``track`` does not exist, or when the container declares a duration longer than ``max_duration_s``
     (checked before anything is decoded).
@@ -159,7 +175,9 @@ def audio_stream_of(container: av.container.InputContainer, name: str, max_durat
         fmt = container.format.name
         if container.streams.video and set(fmt.split(",")) & _VIDEO_CONTAINERS:
             raise AudioLoadError(name, "a video file with no audio track")
-        raise AudioLoadError(name, f"not audio: FFmpeg reads it as {container.format.long_name or fmt} with no audio stream")
+        raise AudioLoadError(
+            name, f"not audio: FFmpeg reads it as {container.format.long_name or fmt} with no audio stream"
+        )
     stream = container.streams.audio[choose_audio_track(container.streams.audio, name, track, announce)]
     declared_s = _declared_duration_s(container, stream)
     if declared_s is not None:
@@ -199,8 +217,9 @@ def iter_audio_frames(container: av.container.InputContainer, stream: av.AudioSt
         raise AudioLoadError(name, f"corrupt or truncated audio data ({_ffmpeg_reason(e)})") from e
 
 
-def decoded_length(container: av.container.InputContainer, stream: av.AudioStream, name: str, decoded: int,
-                   rate: int | None) -> int:  # fmt: skip
+def decoded_length(
+    container: av.container.InputContainer, stream: av.AudioStream, name: str, decoded: int, rate: int | None
+) -> int:
     """The number of samples a decoded stream holds once a block codec's padding past the declared end is dropped
     (see :func:`_trimmed_length`); ``AudioLoadError`` for no rate, no samples, or a truncated file (less than
     90 % of the declared duration)."""
@@ -228,7 +247,23 @@ def _trimmed_length(decoded: int, declared: int, stream: av.AudioStream) -> int:
     return declared if 0 < overhang < 2 * packet else decoded
 
 
-_VIDEO_CONTAINERS = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "mpegts", "mpeg", "asf", "ogg", "gif"}
+_VIDEO_CONTAINERS = {
+    "mov",
+    "mp4",
+    "m4a",
+    "3gp",
+    "3g2",
+    "mj2",
+    "matroska",
+    "webm",
+    "avi",
+    "flv",
+    "mpegts",
+    "mpeg",
+    "asf",
+    "ogg",
+    "gif",
+}
 
 
 def _frame_to_array(frame: av.AudioFrame) -> np.ndarray:
@@ -300,7 +335,7 @@ class Waveform:
     def duration_s(self) -> float:
         return self.num_samples / self.sample_rate
 
-    def to_mono(self) -> "Waveform":
+    def to_mono(self) -> Waveform:
         """Average the channels: [C, N] -> [1, N].
 
         When the average loses almost all of the channels' energy (its energy is more than
@@ -317,14 +352,14 @@ class Waveform:
             return Waveform(self.samples[loudest : loudest + 1].clone(), self.sample_rate)
         return Waveform(mix, self.sample_rate)
 
-    def resample(self, sample_rate: int) -> "Waveform":
+    def resample(self, sample_rate: int) -> Waveform:
         """Resample every channel to ``sample_rate`` Hz with torchaudio's band-limited sinc interpolation."""
         if sample_rate == self.sample_rate:
             return self
         samples = AF.resample(self.samples, self.sample_rate, sample_rate)
         return Waveform(samples.contiguous(), sample_rate)
 
-    def slice_s(self, start_s: float, end_s: float | None = None) -> "Waveform":
+    def slice_s(self, start_s: float, end_s: float | None = None) -> Waveform:
         """The part from ``start_s`` to ``end_s`` seconds (sample-exact: floor of time × rate)."""
         start = max(0, int(math.floor(start_s * self.sample_rate)))
         stop = self.num_samples if end_s is None else int(math.floor(end_s * self.sample_rate))
@@ -346,9 +381,13 @@ def mono_channel(channel_energy: list[float], mix_energy: float) -> int | None:
     if mean_energy > 0 and mix_energy < mean_energy * 10 ** (MONO_CANCEL_DB / 10):
         loudest = int(np.argmax(channel_energy))
         kept = 10 * math.log10(max(mix_energy, 1e-30) / mean_energy)
-        logger.warning("the mean of the %d audio channels keeps %.1f dB of their energy (they cancel: opposite "
-                       "phase); using channel %d, the loudest, as the mono signal", len(channel_energy), kept,
-                       loudest)  # fmt: skip
+        logger.warning(
+            "the mean of the %d audio channels keeps %.1f dB of their energy (they cancel: opposite "
+            "phase); using channel %d, the loudest, as the mono signal",
+            len(channel_energy),
+            kept,
+            loudest,
+        )
         return loudest
     return None
 
@@ -505,8 +544,14 @@ def _decode(file: str | io.BytesIO, name: str, max_duration_s: float | None, tra
         return decode_audio_stream(container, name, max_duration_s, track)
 
 
-def decode_audio_stream(container: av.container.InputContainer, name: str, max_duration_s: float | None = None,
-                        track: int | None = None, *, announce: bool = True) -> Waveform:  # fmt: skip
+def decode_audio_stream(
+    container: av.container.InputContainer,
+    name: str,
+    max_duration_s: float | None = None,
+    track: int | None = None,
+    *,
+    announce: bool = True,
+) -> Waveform:
     """Decode an audio stream of an open PyAV container into a float32 ``Waveform`` [C, N]: audio track ``track``
     (counted from 0 among the audio streams), or, when None, the one marked default (else the first).
 
@@ -517,7 +562,8 @@ def decode_audio_stream(container: av.container.InputContainer, name: str, max_d
     stream = audio_stream_of(container, name, max_duration_s, track, announce=announce)
     chunks: list[np.ndarray] = []
     rate = stream.codec_context.sample_rate or stream.rate
-    for rate, chunk in iter_audio_frames(container, stream, name):
+    # the last frame's rate is the one used after the loop
+    for rate, chunk in iter_audio_frames(container, stream, name):  # noqa: B007
         chunks.append(chunk)
     samples = torch.from_numpy(np.concatenate(chunks, axis=1)) if chunks else torch.zeros(0, 0)
     n = decoded_length(container, stream, name, samples.shape[1], rate)

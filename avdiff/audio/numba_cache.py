@@ -157,8 +157,7 @@ def _check_or_build(dirs: list[Path]) -> bool:
     """Compile (or load and run) avdiff's kernels in a child; on a crash, delete the cache files and rebuild once.
     True when a child succeeded."""
     before = len(cache_files(dirs))
-    logger.info("%s librosa's numba kernels in %s (once per install)", "checking" if before else "compiling",
-                dirs[0])  # fmt: skip
+    logger.info("%s librosa's numba kernels in %s (once per install)", "checking" if before else "compiling", dirs[0])
     failure = _run_child()
     if failure is None:
         return True
@@ -167,11 +166,16 @@ def _check_or_build(dirs: list[Path]) -> bool:
         p.unlink(missing_ok=True)
     failure_again = _run_child()
     if failure_again is None:
-        logger.warning("librosa's numba cache in %s was broken (%s); deleted its %d files and rebuilt it", dirs[0],
-                       failure, len(stale))  # fmt: skip
+        logger.warning(
+            "librosa's numba cache in %s was broken (%s); deleted its %d files and rebuilt it",
+            dirs[0],
+            failure,
+            len(stale),
+        )
         return True
-    logger.error("librosa's numba cache in %s was broken (%s); rebuilding it failed too (%s)", dirs[0], failure,
-                 failure_again)  # fmt: skip
+    logger.error(
+        "librosa's numba cache in %s was broken (%s); rebuilding it failed too (%s)", dirs[0], failure, failure_again
+    )
     return False
 
 
@@ -201,4 +205,3 @@ def main() -> int:
         return 1
     print(f"librosa's numba kernels are compiled and checked ({cache_dirs()[0]})")
     return 0
-

@@ -67,8 +67,9 @@ class StepFeatures:
         return int(len(self.flux))
 
 
-def step_features(stream: AudioStream, *, hop_length: int = 256, n_fft: int = 1024,
-                  block_steps: int = 2048) -> StepFeatures:  # fmt: skip
+def step_features(
+    stream: AudioStream, *, hop_length: int = 256, n_fft: int = 1024, block_steps: int = 2048
+) -> StepFeatures:
     """The per-step features of ``stream`` (mono, at 22.05 kHz), computed block by block.
 
     Args:

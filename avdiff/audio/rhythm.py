@@ -209,16 +209,21 @@ def _track_beats(
             frames = tracked[levels] = _beat_track(envelope, _tempo_curve(local, sections, list(levels)), sr, hop)
             inside = frames[(frames >= a) & (frames < b)]
             row.append(_level_score(low, inside) + _level_score(mid, inside))
-            logger.debug("section %d (%.1f-%.1f s), candidate %.1f BPM: score %.3f", k, a * hop / sr, b * hop / sr, c,
-                         row[-1])  # fmt: skip
+            logger.debug(
+                "section %d (%.1f-%.1f s), candidate %.1f BPM: score %.3f", k, a * hop / sr, b * hop / sr, c, row[-1]
+            )
         scores.append(row)
     chosen = tuple(_smooth_levels(options, scores))
     best_frames = tracked.get(chosen)
     if best_frames is None:  # a combination not tried yet: every section at its own level
         best_frames = _beat_track(envelope, _tempo_curve(local, sections, list(chosen)), sr, hop)
     if len(sections) > 1:
-        logger.info("tempo sections: %s", ", ".join(f"{a * hop / sr:.1f}-{b * hop / sr:.1f} s at ~{c:.0f} BPM"
-                                                    for (a, b), c in zip(sections, chosen)))  # fmt: skip
+        logger.info(
+            "tempo sections: %s",
+            ", ".join(
+                f"{a * hop / sr:.1f}-{b * hop / sr:.1f} s at ~{c:.0f} BPM" for (a, b), c in zip(sections, chosen)
+            ),
+        )
     times = librosa.frames_to_time(best_frames, sr=sr, hop_length=hop)
     return times, _tempo_from_beats(times), [(a * hop / sr, b * hop / sr) for a, b in sections]
 
@@ -230,8 +235,9 @@ def _octaves(bpm: float, min_bpm: float, max_bpm: float) -> list[float]:
     return levels or [bpm]
 
 
-def _smooth_levels(options: list[list[float]], scores: list[list[float]],
-                   octave_cost: float = SMOOTHNESS) -> list[float]:  # fmt: skip
+def _smooth_levels(
+    options: list[list[float]], scores: list[list[float]], octave_cost: float = SMOOTHNESS
+) -> list[float]:
     """The level of every section (a Viterbi path): the sum of the sections' scores minus ``octave_cost`` per octave
     the tempo moves between neighbouring sections, maximised. A candidate without a score (too few beats: -inf)
     scores one less than the section's lowest; a section with none (silence) leaves its level to its neighbours."""
@@ -292,8 +298,9 @@ def _beat_track(envelope: np.ndarray, bpm: np.ndarray, sr: int, hop: int, tail_s
     tail = int(round(tail_s * sr / hop))
     padded = np.concatenate([envelope, np.zeros(tail, dtype=envelope.dtype)])
     tempo = np.concatenate([bpm, np.full(tail, bpm[-1])])
-    _, frames = librosa.beat.beat_track(onset_envelope=padded, sr=sr, hop_length=hop, bpm=tempo, tightness=200,
-                                        trim=False)  # fmt: skip
+    _, frames = librosa.beat.beat_track(
+        onset_envelope=padded, sr=sr, hop_length=hop, bpm=tempo, tightness=200, trim=False
+    )
     return _trim_silent_ends(frames[frames < T], envelope)
 
 
@@ -319,8 +326,9 @@ def _tempo_curve(local: np.ndarray, sections: list[tuple[int, int]], levels: lis
     return curve
 
 
-def tempo_sections(local: np.ndarray, steps_per_s: float, block_s: float = 2.0, min_section_s: float = 6.0,
-                   threshold: float = 0.07) -> list[tuple[int, int]]:  # fmt: skip
+def tempo_sections(
+    local: np.ndarray, steps_per_s: float, block_s: float = 2.0, min_section_s: float = 6.0, threshold: float = 0.07
+) -> list[tuple[int, int]]:
     """Split a track into sections of steady tempo, from a per-step local tempo curve [T] (BPM).
 
     Octave errors do not split a section: tempi are compared as ``log2(bpm) mod 1`` (90 and 180 BPM are one
@@ -359,8 +367,9 @@ def _circ(d: float) -> float:
     return min(d, 1.0 - d)
 
 
-def _tempogram_blocks(flux: np.ndarray, win_length: int = 256,
-                      block: int = TEMPOGRAM_BLOCK) -> Iterator[tuple[int, np.ndarray]]:  # fmt: skip
+def _tempogram_blocks(
+    flux: np.ndarray, win_length: int = 256, block: int = TEMPOGRAM_BLOCK
+) -> Iterator[tuple[int, np.ndarray]]:
     """librosa's autocorrelation tempogram of ``flux`` [T] (centred, Hann window, each column scaled to max 1),
     ``(first column, columns [win_length, n])`` block by block: the whole is ``win_length x T`` float64, 106 MB for
     a 10-minute song at hop 256.
@@ -381,8 +390,9 @@ def _tempogram_blocks(flux: np.ndarray, win_length: int = 256,
 
 def _local_tempo(flux: np.ndarray, sr: int, hop: int) -> np.ndarray:
     """The per-step tempo curve [T] (BPM): ``librosa.feature.tempo`` of each tempogram column."""
-    return np.concatenate([librosa.feature.tempo(tg=tg, sr=sr, hop_length=hop, aggregate=None)
-                           for _, tg in _tempogram_blocks(flux)])  # fmt: skip
+    return np.concatenate(
+        [librosa.feature.tempo(tg=tg, sr=sr, hop_length=hop, aggregate=None) for _, tg in _tempogram_blocks(flux)]
+    )
 
 
 def _section_tempi(flux: np.ndarray, sr: int, hop: int, sections: list[tuple[int, int]]) -> list[float]:
@@ -393,8 +403,10 @@ def _section_tempi(flux: np.ndarray, sr: int, hop: int, sections: list[tuple[int
             lo, hi = max(a, j0), min(b, j0 + tg.shape[1])
             if lo < hi:
                 sums[k] = sums[k] + tg[:, lo - j0 : hi - j0].sum(axis=1)
-    return [float(librosa.feature.tempo(tg=(total / max(1, b - a))[:, None], sr=sr, hop_length=hop,
-                                        aggregate=None)[0]) for total, (a, b) in zip(sums, sections)]  # fmt: skip
+    return [
+        float(librosa.feature.tempo(tg=(total / max(1, b - a))[:, None], sr=sr, hop_length=hop, aggregate=None)[0])
+        for total, (a, b) in zip(sums, sections)
+    ]
 
 
 def _level_score(envelope: np.ndarray, beat_frames: np.ndarray, reach: int = 2) -> float:

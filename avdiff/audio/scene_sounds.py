@@ -29,7 +29,9 @@ LEVEL_RMS = 0.1  # RMS of a sound at loudness 1
 # --- loudness curves -------------------------------------------------------------------------------------------
 
 
-def random_envelope(rng: np.random.Generator, num_frames: int, kind: str | None = None, low: float = 0.15) -> np.ndarray:
+def random_envelope(
+    rng: np.random.Generator, num_frames: int, kind: str | None = None, low: float = 0.15
+) -> np.ndarray:
     """A loudness curve float32 [num_frames] in [low, 1] (one value per video frame).
 
     Kinds: ``steady`` (a level with a little wobble), ``rising``, ``falling``, ``smooth`` (a random smooth curve),
@@ -145,7 +147,9 @@ def _thunder(rng, n, sr):
     for start in rng.integers(0, n, int(rng.integers(2, 5))):
         length = int(sr * rng.uniform(0.15, 0.4))
         t = np.arange(length) / sr
-        crack = signal.sosfilt(_sos("lowpass", 1800, sr), rng.standard_normal(length)) * np.exp(-t / rng.uniform(0.03, 0.09))
+        crack = signal.sosfilt(_sos("lowpass", 1800, sr), rng.standard_normal(length)) * np.exp(
+            -t / rng.uniform(0.03, 0.09)
+        )
         end = min(n, start + length)
         out[start:end] += 2.5 * crack[: end - start] / max(crack.std(), 1e-9)
     return out
@@ -155,7 +159,7 @@ def _engine(rng, n, sr):
     t = np.arange(n) / sr
     f0 = rng.uniform(28, 55) * (1 + 0.03 * np.sin(2 * np.pi * rng.uniform(0.3, 1.0) * t))
     phase = 2 * np.pi * np.cumsum(f0) / sr
-    harmonics = sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k ** 0.8 for k in range(1, 25))
+    harmonics = sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k**0.8 for k in range(1, 25))
     firing = (0.5 + 0.5 * np.cos(phase)) ** 4  # combustion noise pulses once per cycle
     noise = signal.sosfilt(_sos("lowpass", 1800, sr), rng.standard_normal(n)) * firing
     out = harmonics / harmonics.std() + 0.8 * noise / max(noise.std(), 1e-9)
@@ -172,8 +176,11 @@ def _bell(rng, n, sr):
     start = int(rng.integers(0, int(period * sr)))
     while start < n + pre:
         t = np.arange(n + pre - start) / sr
-        strike = sum(a * np.sin(2 * np.pi * f0 * r * t + rng.uniform(0, 2 * np.pi)) * np.exp(-t * r ** 0.5 / decay)
-                     for r, a in partials if f0 * r < sr / 2)
+        strike = sum(
+            a * np.sin(2 * np.pi * f0 * r * t + rng.uniform(0, 2 * np.pi)) * np.exp(-t * r**0.5 / decay)
+            for r, a in partials
+            if f0 * r < sr / 2
+        )
         out[start:] += strike
         start += int(sr * period * rng.uniform(0.9, 1.1))
     return out[pre:]
@@ -185,8 +192,11 @@ def _wind(rng, n, sr):
     freqs = np.fft.rfftfreq(nperseg, 1 / sr)[:, None]  # (K, 1)
     frames = spec.shape[1]
     t = np.linspace(0, 1, frames)[None, :]
-    centre = np.exp(np.log(rng.uniform(300, 500)) + np.log(rng.uniform(2.0, 3.0)) *
-                    (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.5, 1.5) * t + rng.uniform(0, 2 * np.pi))))
+    centre = np.exp(
+        np.log(rng.uniform(300, 500))
+        + np.log(rng.uniform(2.0, 3.0))
+        * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.5, 1.5) * t + rng.uniform(0, 2 * np.pi)))
+    )
     resonance = np.exp(-0.5 * (np.log(np.maximum(freqs, 1.0) / centre) / 0.18) ** 2)
     broad = 0.25 / (1 + (freqs / 400.0) ** 2)
     _, out = signal.istft(spec * (resonance + broad), fs=sr, nperseg=nperseg)
@@ -194,12 +204,21 @@ def _wind(rng, n, sr):
     return np.pad(out, (0, n - len(out)))
 
 
-_TEXTURES = {"crackle": _crackle, "waves": _waves, "rain": _rain, "birdsong": _birdsong, "thunder": _thunder,
-             "engine": _engine, "bell": _bell, "wind": _wind}
+_TEXTURES = {
+    "crackle": _crackle,
+    "waves": _waves,
+    "rain": _rain,
+    "birdsong": _birdsong,
+    "thunder": _thunder,
+    "engine": _engine,
+    "bell": _bell,
+    "wind": _wind,
+}
 
 
-def texture(name: str, num_samples: int, sample_rate: int = 16000, seed: int | np.random.Generator = 0,
-            window_s: float = 0.125) -> np.ndarray:
+def texture(
+    name: str, num_samples: int, sample_rate: int = 16000, seed: int | np.random.Generator = 0, window_s: float = 0.125
+) -> np.ndarray:
     """A sound's texture at constant short-term loudness: float64 [num_samples] with RMS 1 over every window.
 
     The raw texture is divided by its RMS over a centred sliding window of ``window_s`` (floored at 0.3 of the

@@ -81,8 +81,10 @@ def speech_warnings(waveform: Waveform, name: str = "the speech") -> list[str]:
     if level < SILENCE_DBFS:
         out.append(f"The speech is silent: the mouth will not move ({describe_level(level)}).")
     if waveform.duration_s < MIN_SPEECH_S:
-        out.append(f"The speech is only {waveform.duration_s:.2f} s long (under {MIN_SPEECH_S:g} s): too short to "
-                   "show speech, and to score its lip sync.")  # fmt: skip
+        out.append(
+            f"The speech is only {waveform.duration_s:.2f} s long (under {MIN_SPEECH_S:g} s): too short to "
+            "show speech, and to score its lip sync."
+        )
     for sentence in out:
         logger.warning("%s: %s", name, sentence[0].lower() + sentence[1:])
     return out

@@ -86,8 +86,14 @@ class AudioStream:
             ...                                          # float32 [1, n]
     """
 
-    def __init__(self, source: AudioSource | AudioStream, *, max_duration_s: float | None = None,
-                 source_sample_rate: int | None = None, audio_track: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        source: AudioSource | AudioStream,
+        *,
+        max_duration_s: float | None = None,
+        source_sample_rate: int | None = None,
+        audio_track: int | None = None,
+    ):
         if isinstance(source, AudioStream):
             self.name, self._file, self._waveform, self.info = source.name, source._file, source._waveform, source.info
             self._track = source._track
@@ -109,8 +115,9 @@ class AudioStream:
         elif isinstance(source, (bytes, bytearray)):
             self._file = bytes(source)
         else:
-            self._waveform = load_audio(source, mono=False, max_duration_s=max_duration_s,
-                                        source_sample_rate=source_sample_rate)  # fmt: skip
+            self._waveform = load_audio(
+                source, mono=False, max_duration_s=max_duration_s, source_sample_rate=source_sample_rate
+            )
         self.info = self._scan(max_duration_s)
 
     @property
@@ -140,8 +147,9 @@ class AudioStream:
 
     # --- reading ------------------------------------------------------------------------------------------------
 
-    def blocks(self, sample_rate: int | None = None, mono: bool = False,
-               block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:  # fmt: skip
+    def blocks(
+        self, sample_rate: int | None = None, mono: bool = False, block_samples: int = BLOCK_SAMPLES
+    ) -> Iterator[np.ndarray]:
         """The samples, block by block: float32 [C, n] (C = 1 with ``mono``), in order, ``n <= block_samples`` at the
         source's rate (resampled blocks vary a little around that).
 
@@ -228,7 +236,9 @@ class AudioStream:
                 mix += float(block.mean(dim=0).pow(2).sum())
             n = x.shape[1]
             energy = tuple(float(v) / n for v in sums)
-            return AudioInfo(self._waveform.sample_rate, x.shape[0], n, energy, mix / n if x.shape[0] > 1 else energy[0])
+            return AudioInfo(
+                self._waveform.sample_rate, x.shape[0], n, energy, mix / n if x.shape[0] > 1 else energy[0]
+            )
         source = self._file if isinstance(self._file, str) else io.BytesIO(self._file)
         container = open_container(source, self.name)
         with container:
@@ -237,7 +247,8 @@ class AudioStream:
             sums = mix = 0.0
             decoded = bad = 0
             channels = None
-            for rate, chunk in iter_audio_frames(container, stream, self.name):
+            # the last frame's rate is the one used after the loop
+            for rate, chunk in iter_audio_frames(container, stream, self.name):  # noqa: B007
                 finite = np.isfinite(chunk)
                 if not finite.all():
                     bad += int((~finite).sum())

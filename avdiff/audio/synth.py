@@ -175,14 +175,29 @@ GROOVES: dict[str, tuple[tuple[str, float, float], ...]] = {
     # kick on every beat, a hi-hat on every off-beat eighth (house, disco)
     "four_on_the_floor": (*(("kick", b, 1.0) for b in range(4)), *(("hat", b + 0.5, 0.35) for b in range(4))),
     # kick on 1 and 3, snare on 2 and 4, hi-hats on every eighth (drum_track's groove)
-    "rock": (("kick", 0, 1.0), ("snare", 1, 0.8), ("kick", 2, 1.0), ("snare", 3, 0.8),
-             *(("hat", b / 2, 0.35 if b % 2 == 0 else 0.3) for b in range(8))),  # fmt: skip
+    "rock": (
+        ("kick", 0, 1.0),
+        ("snare", 1, 0.8),
+        ("kick", 2, 1.0),
+        ("snare", 3, 0.8),
+        *(("hat", b / 2, 0.35 if b % 2 == 0 else 0.3) for b in range(8)),
+    ),
     # the off-beats loudest: an open hi-hat on every "and" above the kick on every beat, snare on 2 and 4
-    "offbeat": (*(("kick", b, 0.8) for b in range(4)), ("snare", 1, 0.6), ("snare", 3, 0.6),
-                *(("open_hat", b + 0.5, 1.0) for b in range(4))),  # fmt: skip
+    "offbeat": (
+        *(("kick", b, 0.8) for b in range(4)),
+        ("snare", 1, 0.6),
+        ("snare", 3, 0.6),
+        *(("open_hat", b + 0.5, 1.0) for b in range(4)),
+    ),
     # a kick pushed off the beat (1, the "and" of 2, 3), snare on 2 and 4, hi-hats on every eighth
-    "syncopated": (("kick", 0, 1.0), ("kick", 1.5, 0.9), ("kick", 2, 0.9), ("snare", 1, 0.8), ("snare", 3, 0.8),
-                   *(("hat", b / 2, 0.3) for b in range(8))),  # fmt: skip
+    "syncopated": (
+        ("kick", 0, 1.0),
+        ("kick", 1.5, 0.9),
+        ("kick", 2, 0.9),
+        ("snare", 1, 0.8),
+        ("snare", 3, 0.8),
+        *(("hat", b / 2, 0.3) for b in range(8)),
+    ),
 }
 
 
@@ -229,8 +244,12 @@ def groove_track(
     rng = np.random.default_rng(seed)
     beats = beat_grid(bpm, duration_s, offset_s)
     out = np.zeros(int(duration_s * sample_rate))
-    sounds = {"kick": _kick(sample_rate), "snare": _snare(sample_rate, rng), "hat": _hihat(sample_rate, rng),
-              "open_hat": _open_hat(sample_rate, rng)}  # fmt: skip
+    sounds = {
+        "kick": _kick(sample_rate),
+        "snare": _snare(sample_rate, rng),
+        "hat": _hihat(sample_rate, rng),
+        "open_hat": _open_hat(sample_rate, rng),
+    }
     period = np.diff(beats, append=beats[-1] + (beats[-1] - beats[-2] if len(beats) > 1 else 0.5))
     for bar in range(0, len(beats), 4):
         for name, position, gain in GROOVES[groove]:

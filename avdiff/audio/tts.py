@@ -59,7 +59,9 @@ def _espeak() -> str:
     return path
 
 
-def _run(args: list[str], *, input_text: str | None = None, timeout_s: float = _TIMEOUT_S) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], *, input_text: str | None = None, timeout_s: float = _TIMEOUT_S
+) -> subprocess.CompletedProcess:
     """Run espeak-ng with ``args``; text goes in on stdin (so text starting with ``-`` is not read as an option)."""
     cmd = [_espeak(), *args]
     try:
@@ -148,7 +150,9 @@ def _check_variant(voice: str) -> None:
     near = [v for v in known if v.lower() == variant.lower()]
     hint = f" (variant names are case-sensitive: did you mean {near[0]!r}?)" if near else ""
     shown = ", ".join(known[:12]) + (f" ... ({len(known)} in all; see list_variants())" if len(known) > 12 else "")
-    raise SpeechSynthesisError(f"unknown espeak-ng voice variant {variant!r} in voice={voice!r}{hint}; variants: {shown}")
+    raise SpeechSynthesisError(
+        f"unknown espeak-ng voice variant {variant!r} in voice={voice!r}{hint}; variants: {shown}"
+    )
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> int:

@@ -37,7 +37,9 @@ def run_audio_bench(duration_s: float = 180.0, fps: float = 25, repeats: int = 3
         paths = make_track(duration_s, Path(tmp))
         start = time.perf_counter()
         analyze_rhythm(load_audio(paths["wav"]), fps)
-        rows.append(_row("cold start: load wav + analyze_rhythm (first call, JIT)", time.perf_counter() - start, duration_s))
+        rows.append(
+            _row("cold start: load wav + analyze_rhythm (first call, JIT)", time.perf_counter() - start, duration_s)
+        )
         for fmt, path in paths.items():
             med, _ = time_call(lambda p=path: load_audio(p, sample_rate=16000), repeats)
             rows.append(_row(f"load_audio {fmt} -> 16 kHz mono", med, duration_s))

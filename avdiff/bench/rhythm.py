@@ -53,8 +53,14 @@ class RhythmCase:
         return float(sum(length for _, length in self.sections))
 
     def make(self) -> SynthTrack:
-        return groove_track(list(self.sections), self.duration_s, self.groove, swing=self.swing,
-                            quiet_end_s=self.quiet_end_s, sample_rate=SAMPLE_RATE)  # fmt: skip
+        return groove_track(
+            list(self.sections),
+            self.duration_s,
+            self.groove,
+            swing=self.swing,
+            quiet_end_s=self.quiet_end_s,
+            sample_rate=SAMPLE_RATE,
+        )
 
 
 CASES = (
@@ -97,8 +103,9 @@ def avdiff_beats(track: SynthTrack) -> np.ndarray:
 
 def beat_f_measure(reference: np.ndarray, estimated: np.ndarray) -> float:
     """mir_eval's beat F-measure at ±70 ms, the first 5 s of both skipped."""
-    return float(mir_eval.beat.f_measure(mir_eval.beat.trim_beats(reference), mir_eval.beat.trim_beats(estimated),
-                                         0.07))  # fmt: skip
+    return float(
+        mir_eval.beat.f_measure(mir_eval.beat.trim_beats(reference), mir_eval.beat.trim_beats(estimated), 0.07)
+    )
 
 
 def section_levels(case: RhythmCase, estimated: np.ndarray) -> list[float]:
@@ -127,9 +134,16 @@ def run_rhythm_bench(cases: tuple[RhythmCase, ...] = CASES) -> list[dict]:
         for name, tracker in trackers.items():
             beats = tracker(track)
             levels = section_levels(case, beats)
-            rows.append({"track": case.name, "tracker": name, "F": beat_f_measure(track.beat_times_s, beats),
-                         "levels": levels, "on_level": sum(on_level(r) for r in levels),
-                         "sections": len(levels)})  # fmt: skip
+            rows.append(
+                {
+                    "track": case.name,
+                    "tracker": name,
+                    "F": beat_f_measure(track.beat_times_s, beats),
+                    "levels": levels,
+                    "on_level": sum(on_level(r) for r in levels),
+                    "sections": len(levels),
+                }
+            )
             logger.info("%s, %s: F %.3f, levels %s", case.name, name, rows[-1]["F"], levels)
     return rows
 
@@ -156,6 +170,8 @@ def format_rows(rows: list[dict]) -> str:
 def main(cases: tuple[RhythmCase, ...] = CASES) -> str:
     """The benchmark's table as text (see the module docstring)."""
     rows = run_rhythm_bench(cases)
-    header = (f"avdiff bench rhythm: {len(cases)} generated drum tracks of 40 s; beat F-measure (±70 ms, mir_eval, "
-              f"first 5 s skipped) and the sections tracked at their true tempo (±{LEVEL_TOLERANCE:.0%})")  # fmt: skip
+    header = (
+        f"avdiff bench rhythm: {len(cases)} generated drum tracks of 40 s; beat F-measure (±70 ms, mir_eval, "
+        f"first 5 s skipped) and the sections tracked at their true tempo (±{LEVEL_TOLERANCE:.0%})"
+    )
     return header + "\n" + format_rows(rows)

@@ -41,17 +41,37 @@ def run_scene_bench(clips: int = 40, seed: int = 0) -> list[dict]:
     specs = timed("sample scene and caption", lambda: [sample_scene(r, "train") for r in rngs])
     scenes = timed("draw frames and masks", lambda: [render_scene(s) for s in specs])
     silence = np.zeros(int(DURATION_S * SAMPLE_RATE), np.float32)
-    mixes = timed("synthesize and mix the sounds", lambda: [mix(list(object_sounds(s, r.envelopes).values()))[0]
-                                                            if r.envelopes else silence for s, r in zip(specs, scenes)])
+    mixes = timed(
+        "synthesize and mix the sounds",
+        lambda: [
+            mix(list(object_sounds(s, r.envelopes).values()))[0] if r.envelopes else silence
+            for s, r in zip(specs, scenes)
+        ],
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        timed("encode mp4 (H.264 video + AAC audio)", lambda: [
-            write_video(Path(tmp) / f"{k}.mp4", r.frames, FPS, Waveform(torch.from_numpy(a)[None], SAMPLE_RATE), crf=12)
-            for k, (r, a) in enumerate(zip(scenes, mixes))])
-        timed("whole clip (make_scene_clip: all of it, written)",
-              lambda: [make_scene_clip(tmp, f"c{k}", s, "train") for k, s in enumerate(specs)])
+        timed(
+            "encode mp4 (H.264 video + AAC audio)",
+            lambda: [
+                write_video(
+                    Path(tmp) / f"{k}.mp4", r.frames, FPS, Waveform(torch.from_numpy(a)[None], SAMPLE_RATE), crf=12
+                )
+                for k, (r, a) in enumerate(zip(scenes, mixes))
+            ],
+        )
+        timed(
+            "whole clip (make_scene_clip: all of it, written)",
+            lambda: [make_scene_clip(tmp, f"c{k}", s, "train") for k, s in enumerate(specs)],
+        )
     whole = timings["whole clip (make_scene_clip: all of it, written)"]
-    return [{"stage": name, "ms_per_clip": f"{1000 * t / clips:.1f}", "share": f"{t / whole:.2f}",
-             "x_real_time": f"{clips * DURATION_S / t:.0f}"} for name, t in timings.items()]
+    return [
+        {
+            "stage": name,
+            "ms_per_clip": f"{1000 * t / clips:.1f}",
+            "share": f"{t / whole:.2f}",
+            "x_real_time": f"{clips * DURATION_S / t:.0f}",
+        }
+        for name, t in timings.items()
+    ]
 
 
 def main(clips: int = 40, seed: int = 0) -> str:

@@ -40,16 +40,35 @@ SAMPLE_RATE = 16000
 # (random weights), and a log-mel speech encoder projecting to the UNet's 768-wide audio tokens.
 SD15_SPEC = {
     "pixel_size": 256,
-    "codec": {"type": "vae", "vae_config": {
-        "in_channels": 3, "out_channels": 3, "latent_channels": 4, "sample_size": 256, "layers_per_block": 2,
-        "block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D"] * 4,
-        "up_block_types": ["UpDecoderBlock2D"] * 4, "norm_num_groups": 32, "scaling_factor": 0.18215}},
+    "codec": {
+        "type": "vae",
+        "vae_config": {
+            "in_channels": 3,
+            "out_channels": 3,
+            "latent_channels": 4,
+            "sample_size": 256,
+            "layers_per_block": 2,
+            "block_out_channels": [128, 256, 512, 512],
+            "down_block_types": ["DownEncoderBlock2D"] * 4,
+            "up_block_types": ["UpDecoderBlock2D"] * 4,
+            "norm_num_groups": 32,
+            "scaling_factor": 0.18215,
+        },
+    },
     "unet": {"preset": "sd15", "mask_channels": 1},
     "speech_encoder": {"type": "log_mel", "audio_dim": 768, "hidden_dim": 256, "tokens_per_frame": 5},
-    "scheduler": {"type": "ddim", "num_train_timesteps": 1000, "beta_schedule": "scaled_linear",
-                  "beta_start": 0.00085, "beta_end": 0.012, "prediction_type": "epsilon",
-                  "timestep_spacing": "trailing", "clip_sample": False, "set_alpha_to_one": False},
-}  # fmt: skip
+    "scheduler": {
+        "type": "ddim",
+        "num_train_timesteps": 1000,
+        "beta_schedule": "scaled_linear",
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "prediction_type": "epsilon",
+        "timestep_spacing": "trailing",
+        "clip_sample": False,
+        "set_alpha_to_one": False,
+    },
+}
 
 
 def speech_like(duration_s: float, sample_rate: int = SAMPLE_RATE, seed: int = 0) -> Waveform:
@@ -112,8 +131,15 @@ def build(spec: str | dict = "tiny", device: str = "cpu", dtype: str = "float32"
     return pipe
 
 
-def measure_speed(spec: str | dict = "tiny", seconds: float = 10.0, steps: int = 4, device: str = "cpu",
-                  dtype: str = "float32", threads: int = 1, size: int | None = None) -> dict:  # fmt: skip
+def measure_speed(
+    spec: str | dict = "tiny",
+    seconds: float = 10.0,
+    steps: int = 4,
+    device: str = "cpu",
+    dtype: str = "float32",
+    threads: int = 1,
+    size: int | None = None,
+) -> dict:
     """Real-time factor and the time outside UNet forwards of one call (after a 1 s, 1-step warm-up call)."""
     pipe = build(spec, device, dtype, threads)
     photo = astronaut()
@@ -124,15 +150,34 @@ def measure_speed(spec: str | dict = "tiny", seconds: float = 10.0, steps: int =
     out = pipe(photo, speech_like(seconds), num_inference_steps=steps, **kwargs)
     total = time.perf_counter() - start
     timer.remove()
-    return {"device": device, "dtype": dtype, "seconds": seconds, "steps": steps, "frames": out.num_frames,
-            "size": size or pipe.default_size, "total_s": total, "unet_s": timer.seconds,
-            "unet_calls": timer.calls, "rtf": total / seconds}  # fmt: skip
+    return {
+        "device": device,
+        "dtype": dtype,
+        "seconds": seconds,
+        "steps": steps,
+        "frames": out.num_frames,
+        "size": size or pipe.default_size,
+        "total_s": total,
+        "unet_s": timer.seconds,
+        "unet_calls": timer.calls,
+        "rtf": total / seconds,
+    }
 
 
-def measure_memory(seconds: float, pipeline: str = "tiny", steps: int = 1, threads: int = 1, output: str = "mp4",
-                   output_type: str = "np", audio_guidance_scale: float = 2.0, reference_guidance_scale: float = 1.5,
-                   chunk_frames: int = 16, motion_frames: int = 2, photo_px: int = 512,
-                   crop_px: int | None = None) -> dict:  # fmt: skip
+def measure_memory(
+    seconds: float,
+    pipeline: str = "tiny",
+    steps: int = 1,
+    threads: int = 1,
+    output: str = "mp4",
+    output_type: str = "np",
+    audio_guidance_scale: float = 2.0,
+    reference_guidance_scale: float = 1.5,
+    chunk_frames: int = 16,
+    motion_frames: int = 2,
+    photo_px: int = 512,
+    crop_px: int | None = None,
+) -> dict:
     """Peak RSS increase (MB) of one call on ``seconds`` of speech-like audio on the astronaut, in this process.
 
     Args:
@@ -155,10 +200,16 @@ def measure_memory(seconds: float, pipeline: str = "tiny", steps: int = 1, threa
         kwargs = {}
     elif pipeline == "tiny":
         pipe = build("tiny", "cpu", "float32", threads)
-        kwargs = {"num_inference_steps": steps, "audio_guidance_scale": audio_guidance_scale,
-                  "reference_guidance_scale": reference_guidance_scale, "chunk_frames": chunk_frames,
-                  "motion_frames": motion_frames, "generator": torch.Generator().manual_seed(0), "height": crop_px,
-                  "width": crop_px}  # fmt: skip
+        kwargs = {
+            "num_inference_steps": steps,
+            "audio_guidance_scale": audio_guidance_scale,
+            "reference_guidance_scale": reference_guidance_scale,
+            "chunk_frames": chunk_frames,
+            "motion_frames": motion_frames,
+            "generator": torch.Generator().manual_seed(0),
+            "height": crop_px,
+            "width": crop_px,
+        }
         if output != "mp4":
             kwargs["output_type"] = output_type
     else:
@@ -178,18 +229,28 @@ def measure_memory(seconds: float, pipeline: str = "tiny", steps: int = 1, threa
 def measure_memory_in_child(**kwargs) -> dict:
     """``measure_memory`` in a fresh process forked from a server that has torch and the pipelines imported, so no
     allocator cache or earlier peak carries over."""
-    preload = ["torch", "diffusers", "avdiff.pipelines.talking_head.pipeline_talking_head",
-               "avdiff.pipelines.talking_head.pipeline_warp_baseline", __name__]  # fmt: skip
+    preload = [
+        "torch",
+        "diffusers",
+        "avdiff.pipelines.talking_head.pipeline_talking_head",
+        "avdiff.pipelines.talking_head.pipeline_warp_baseline",
+        __name__,
+    ]
     return run_in_child(measure_memory, kwargs, preload)
 
 
 def speed_row(name: str, r: dict) -> dict:
     outside = r["total_s"] - r["unet_s"]
-    return {"config": f"{name} {r['device']} {r['dtype']} {r['size']}px {r['steps']} steps",
-            "audio_s": f"{r['seconds']:g}",
-            "frames": r["frames"], "total_s": f"{r['total_s']:.2f}", "rtf": f"{r['rtf']:.2f}",
-            "unet_calls": r["unet_calls"], "unet_share": f"{r['unet_s'] / r['total_s']:.1%}",
-            "outside_unet": f"{outside / r['total_s']:.1%}"}  # fmt: skip
+    return {
+        "config": f"{name} {r['device']} {r['dtype']} {r['size']}px {r['steps']} steps",
+        "audio_s": f"{r['seconds']:g}",
+        "frames": r["frames"],
+        "total_s": f"{r['total_s']:.2f}",
+        "rtf": f"{r['rtf']:.2f}",
+        "unet_calls": r["unet_calls"],
+        "unet_share": f"{r['unet_s'] / r['total_s']:.1%}",
+        "outside_unet": f"{outside / r['total_s']:.1%}",
+    }
 
 
 def _mb(value: float | None) -> str:
@@ -200,11 +261,18 @@ def _ratio(value: float | None, base: float | None) -> str:
     return "n/a" if value is None or not base else f"{value / base:.2f}"
 
 
-def main(durations: tuple[float, ...] = (10.0, 30.0, 120.0), speed_seconds: float = 10.0, steps: int = 4,
-         threads: int = 1, gpu: bool | None = None) -> str:  # fmt: skip
+def main(
+    durations: tuple[float, ...] = (10.0, 30.0, 120.0),
+    speed_seconds: float = 10.0,
+    steps: int = 4,
+    threads: int = 1,
+    gpu: bool | None = None,
+) -> str:
     start = time.perf_counter()
-    lines = [f"avdiff bench talk: astronaut 512x512, speech-like audio, tiny preset on CPU ({threads} thread(s)), "
-             "guidance 3 passes (audio 2.0, reference 1.5), chunks of 16 with 2 motion frames"]  # fmt: skip
+    lines = [
+        f"avdiff bench talk: astronaut 512x512, speech-like audio, tiny preset on CPU ({threads} thread(s)), "
+        "guidance 3 passes (audio 2.0, reference 1.5), chunks of 16 with 2 motion frames"
+    ]
     speed = [speed_row("tiny", measure_speed("tiny", speed_seconds, steps, threads=threads))]
     if torch.cuda.is_available() if gpu is None else gpu:
         r = measure_speed(SD15_SPEC, speed_seconds, steps, device="cuda", dtype="bfloat16", threads=0, size=256)
@@ -220,11 +288,21 @@ def main(durations: tuple[float, ...] = (10.0, 30.0, 120.0), speed_seconds: floa
         for seconds in durations:
             m = measure_memory_in_child(seconds=seconds, pipeline=pipeline, steps=1, threads=threads, output="mp4")
             base = base or m
-            rows.append({"pipeline": pipeline, "audio_s": f"{m['seconds']:g}", "frames": m["frames"],
-                         "peak_mb": _mb(m["peak_mb"]), "peak_vs_first": _ratio(m["peak_mb"], base["peak_mb"])})
-    lines += ["", "peak memory of one call streamed to an mp4 (avdiff talk), 512x512 frames pasted back, fresh process "
-              "per row; tiny: 1 step, guidance on (3 UNet passes); target: peak_vs_first <= 1.5",
-              format_table(rows, ["pipeline", "audio_s", "frames", "peak_mb", "peak_vs_first"])]  # fmt: skip
+            rows.append(
+                {
+                    "pipeline": pipeline,
+                    "audio_s": f"{m['seconds']:g}",
+                    "frames": m["frames"],
+                    "peak_mb": _mb(m["peak_mb"]),
+                    "peak_vs_first": _ratio(m["peak_mb"], base["peak_mb"]),
+                }
+            )
+    lines += [
+        "",
+        "peak memory of one call streamed to an mp4 (avdiff talk), 512x512 frames pasted back, fresh process "
+        "per row; tiny: 1 step, guidance on (3 UNet passes); target: peak_vs_first <= 1.5",
+        format_table(rows, ["pipeline", "audio_s", "frames", "peak_mb", "peak_vs_first"]),
+    ]
     lines.append(f"({time.perf_counter() - start:.0f} s in all)")
     return "\n".join(lines)
 

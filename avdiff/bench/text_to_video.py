@@ -60,8 +60,9 @@ def step_time(unet: torch.nn.Module, batch: int, frames: int, tokens: int, repea
     return statistics.median(times)
 
 
-def main(config_path: str = "configs/train/scenes_tiny.yaml", repeats: int = 3, budget_min: float = 90.0,
-         threads: int = 1) -> str:  # fmt: skip
+def main(
+    config_path: str = "configs/train/scenes_tiny.yaml", repeats: int = 3, budget_min: float = 90.0, threads: int = 1
+) -> str:
 
     trainer, task = load_train_config(config_path)
     task = TextToVideoTaskConfig.from_dict(task)
@@ -75,22 +76,41 @@ def main(config_path: str = "configs/train/scenes_tiny.yaml", repeats: int = 3, 
     video_items = task.video_items or trainer.batch_size
     torch.set_num_threads(threads)
     rows = []
-    for name, unet_spec in [("baseline: attention at every level", _all_attention(spec["unet"])),
-                            (f"text_to_video_{task.preset}", spec["unet"])]:  # fmt: skip
+    for name, unet_spec in [
+        ("baseline: attention at every level", _all_attention(spec["unet"])),
+        (f"text_to_video_{task.preset}", spec["unet"]),
+    ]:
         unet_spec = dict(unet_spec)
         audio_dim = unet_spec.pop("audio_dim", None)
-        unet = build_unet(unet_spec, seed=0, latent_channels=codec.latent_channels, latent_size=size,
-                          cross_attention_dim=width, audio_dim=audio_dim, reference_channels=0, motion_channels=0,
-                          mask_channels=0).train()  # fmt: skip
+        unet = build_unet(
+            unet_spec,
+            seed=0,
+            latent_channels=codec.latent_channels,
+            latent_size=size,
+            cross_attention_dim=width,
+            audio_dim=audio_dim,
+            reference_channels=0,
+            motion_channels=0,
+            mask_channels=0,
+        ).train()
         video = step_time(unet, video_items, task.num_frames, tokens, repeats)
         image = step_time(unet, trainer.batch_size, 1, tokens, repeats)
         mean = task.image_prob * image + (1 - task.image_prob) * video
-        rows.append({"model": name, "params_m": round(sum(p.numel() for p in unet.parameters()) / 1e6, 2),
-                     "video_s": round(video, 3), "image_s": round(image, 3), "mean_s": round(mean, 3),
-                     "steps_in_budget": int(budget_min * 60 / mean)})  # fmt: skip
+        rows.append(
+            {
+                "model": name,
+                "params_m": round(sum(p.numel() for p in unet.parameters()) / 1e6, 2),
+                "video_s": round(video, 3),
+                "image_s": round(image, 3),
+                "mean_s": round(mean, 3),
+                "steps_in_budget": int(budget_min * 60 / mean),
+            }
+        )
     for row in rows:
         row["x_vs_baseline"] = round(row["mean_s"] / rows[0]["mean_s"], 2)
-    header = (f"{config_path}: video step {video_items} clips x {task.num_frames} frames, image step "
-              f"{trainer.batch_size} frames, image_prob {task.image_prob}; CPU s per step, {threads} thread(s), "
-              f"median of {repeats}; budget {budget_min:g} min")  # fmt: skip
+    header = (
+        f"{config_path}: video step {video_items} clips x {task.num_frames} frames, image step "
+        f"{trainer.batch_size} frames, image_prob {task.image_prob}; CPU s per step, {threads} thread(s), "
+        f"median of {repeats}; budget {budget_min:g} min"
+    )
     return header + "\n" + format_table(rows, COLUMNS)

@@ -6,7 +6,7 @@ import multiprocessing as mp
 import statistics
 import time
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 
 def time_call(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> tuple[float, float]:

@@ -128,8 +128,16 @@ def example_inputs(model, frames: int, size: int, device, dtype, seed: int = 0) 
     }
 
 
-def measure(preset: str, frames: int, size: int, device: str = "cpu", dtype: str = "float32", threads: int = 1,
-            repeats: int = 1, warmup: int = 0) -> dict:  # fmt: skip
+def measure(
+    preset: str,
+    frames: int,
+    size: int,
+    device: str = "cpu",
+    dtype: str = "float32",
+    threads: int = 1,
+    repeats: int = 1,
+    warmup: int = 0,
+) -> dict:
     """Time and memory of one configuration, in this process. Returns seconds and MB."""
 
     if threads:
@@ -167,10 +175,17 @@ def measure(preset: str, frames: int, size: int, device: str = "cpu", dtype: str
     probe.start()
     steps = [train_step() for _ in range(repeats)]
     return {
-        "preset": preset, "frames": frames, "size": size, "device": device, "dtype": dtype, "infer_s": infer_s,
-        "fwd_s": statistics.median(s[0] for s in steps), "bwd_s": statistics.median(s[1] for s in steps),
-        "infer_peak_mb": infer_peak, "train_peak_mb": probe.peak_mb(),
-    }  # fmt: skip
+        "preset": preset,
+        "frames": frames,
+        "size": size,
+        "device": device,
+        "dtype": dtype,
+        "infer_s": infer_s,
+        "fwd_s": statistics.median(s[0] for s in steps),
+        "bwd_s": statistics.median(s[1] for s in steps),
+        "infer_peak_mb": infer_peak,
+        "train_peak_mb": probe.peak_mb(),
+    }
 
 
 def measure_in_child(**kwargs) -> dict:
@@ -181,8 +196,13 @@ def measure_in_child(**kwargs) -> dict:
 # --- the table -----------------------------------------------------------------------------------------------------
 
 
-def run_unet_bench(frames: tuple[int, ...] = (8, 16, 32), sizes: tuple[int, ...] = (16, 32), threads: int = 1,
-                   repeats: int = 1, gpu: bool | None = None) -> list[dict]:  # fmt: skip
+def run_unet_bench(
+    frames: tuple[int, ...] = (8, 16, 32),
+    sizes: tuple[int, ...] = (16, 32),
+    threads: int = 1,
+    repeats: int = 1,
+    gpu: bool | None = None,
+) -> list[dict]:
     """Measure ``tiny`` on CPU at every (frames, latent size), and ``sd15`` at 32x32 latents on CUDA when available."""
     results = []
     for size in sizes:
@@ -192,8 +212,11 @@ def run_unet_bench(frames: tuple[int, ...] = (8, 16, 32), sizes: tuple[int, ...]
     if torch.cuda.is_available() if gpu is None else gpu:
         for f in frames:
             logger.info("sd15, %d frames of 32x32 latents, CUDA", f)
-            results.append(measure(preset="sd15", frames=f, size=32, device="cuda", dtype="bfloat16", threads=0,
-                                   repeats=3, warmup=1))  # fmt: skip
+            results.append(
+                measure(
+                    preset="sd15", frames=f, size=32, device="cuda", dtype="bfloat16", threads=0, repeats=3, warmup=1
+                )
+            )
     return results
 
 
@@ -207,12 +230,18 @@ def to_rows(results: list[dict]) -> list[dict]:
         key = (r["preset"], r["device"], r["size"])
         ref = per_frame.get((*key, 8))
         mine = per_frame[(*key, r["frames"])]
-        rows.append({
-            "config": f"{r['preset']} {r['device']} {r['dtype']} {r['frames']}f {r['size']}x{r['size']}",
-            "infer_s": f"{r['infer_s']:.3f}", "fwd_s": f"{r['fwd_s']:.3f}", "bwd_s": f"{r['bwd_s']:.3f}",
-            "ms_per_frame": f"{1000 * mine:.1f}", "x_per_frame_vs_8": f"{mine / ref:.2f}" if ref else "",
-            "infer_peak_mb": _mb(r["infer_peak_mb"]), "train_peak_mb": _mb(r["train_peak_mb"]),
-        })  # fmt: skip
+        rows.append(
+            {
+                "config": f"{r['preset']} {r['device']} {r['dtype']} {r['frames']}f {r['size']}x{r['size']}",
+                "infer_s": f"{r['infer_s']:.3f}",
+                "fwd_s": f"{r['fwd_s']:.3f}",
+                "bwd_s": f"{r['bwd_s']:.3f}",
+                "ms_per_frame": f"{1000 * mine:.1f}",
+                "x_per_frame_vs_8": f"{mine / ref:.2f}" if ref else "",
+                "infer_peak_mb": _mb(r["infer_peak_mb"]),
+                "train_peak_mb": _mb(r["train_peak_mb"]),
+            }
+        )
     return rows
 
 
@@ -229,13 +258,16 @@ def summary(results: list[dict]) -> list[str]:
             lines.append(f"{preset} {device}: time per frame at {most} frames / at 8 frames: {', '.join(ratios)}")
         if len(sizes) > 1:
             lo, hi, f = sizes[0], sizes[-1], frames[0]
-            lines.append(f"{preset} {device}: {hi}x{hi} / {lo}x{lo} latents at {f} frames: "
-                         f"{mine[hi, f] / mine[lo, f]:.2f}x the time for {(hi / lo) ** 2:.0f}x the pixels")  # fmt: skip
+            lines.append(
+                f"{preset} {device}: {hi}x{hi} / {lo}x{lo} latents at {f} frames: "
+                f"{mine[hi, f] / mine[lo, f]:.2f}x the time for {(hi / lo) ** 2:.0f}x the pixels"
+            )
     return lines
 
 
-def main(frames: tuple[int, ...] = (8, 16, 32), sizes: tuple[int, ...] = (16, 32), threads: int = 1,
-         repeats: int = 1) -> str:  # fmt: skip
+def main(
+    frames: tuple[int, ...] = (8, 16, 32), sizes: tuple[int, ...] = (16, 32), threads: int = 1, repeats: int = 1
+) -> str:
     start = time.perf_counter()
     results = run_unet_bench(frames, sizes, threads, repeats)
     gpu = f"sd15 bf16 on {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "no CUDA: sd15 skipped"

@@ -34,9 +34,9 @@ from avdiff.bench.timing import format_table, run_in_child
 from avdiff.bench.unet import MemoryProbe
 from avdiff.bundled import DEFAULT_SCENE_MODEL
 from avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer import BeatVisualizerPipeline, song_frames
+from avdiff.pipelines.beat_visualizer.prompt_keyframes import PromptKeyframes
 from avdiff.video.reader import VideoReader
 from avdiff.video.writer import VideoWriter
-from avdiff.pipelines.beat_visualizer.prompt_keyframes import PromptKeyframes
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,15 @@ def make_keyframes(folder: str | Path, size: int = 128) -> list[Path]:
     return paths
 
 
-def measure_memory(song: str, images: list[str], size: int = 64, fps: str = "30000/1001", threads: int = 1,
-                   curve: str = "beats", warmup: bool = True) -> dict:  # fmt: skip
+def measure_memory(
+    song: str,
+    images: list[str],
+    size: int = 64,
+    fps: str = "30000/1001",
+    threads: int = 1,
+    curve: str = "beats",
+    warmup: bool = True,
+) -> dict:
     """Peak RSS increase (MB) of one keyframe-images call on ``song``, streamed to an mp4, in this process.
 
     With ``warmup``, a call on 3 s of the same groove comes first and is not measured: the first call in a process
@@ -86,8 +93,15 @@ def measure_memory(song: str, images: list[str], size: int = 64, fps: str = "300
     pipe.set_progress_bar_config(disable=True)
     with tempfile.TemporaryDirectory(prefix="avdiff-bench-") as tmp:
         if warmup:
-            pipe(str(make_song(f"{tmp}/warmup.wav", 3.0)), images=images, curve=curve, height=size, width=size,
-                 fps=fps, output_path=f"{tmp}/warmup.mp4")  # fmt: skip
+            pipe(
+                str(make_song(f"{tmp}/warmup.wav", 3.0)),
+                images=images,
+                curve=curve,
+                height=size,
+                width=size,
+                fps=fps,
+                output_path=f"{tmp}/warmup.mp4",
+            )
         probe = MemoryProbe(torch.device("cpu"))
         probe.start()
         start = time.perf_counter()
@@ -97,9 +111,15 @@ def measure_memory(song: str, images: list[str], size: int = 64, fps: str = "300
         with VideoReader(out.path) as video:
             audio_s = video.audio.duration_s if video.audio is not None else None
             frames = sum(1 for _ in video)
-    return {"frames": out.num_frames, "frames_read": frames, "peak_mb": peak, "seconds": seconds,
-            "video_s": float(out.num_frames / out.fps), "audio_s": audio_s,
-            "song_s": out.rhythm.num_frames / out.rhythm.fps}  # fmt: skip
+    return {
+        "frames": out.num_frames,
+        "frames_read": frames,
+        "peak_mb": peak,
+        "seconds": seconds,
+        "video_s": float(out.num_frames / out.fps),
+        "audio_s": audio_s,
+        "song_s": out.rhythm.num_frames / out.rhythm.fps,
+    }
 
 
 def measure_memory_in_child(**kwargs) -> dict:
@@ -108,8 +128,9 @@ def measure_memory_in_child(**kwargs) -> dict:
     return run_in_child(measure_memory, kwargs, preload)
 
 
-def measure_speed(song: str, images: list[str] | None, size: int | None, fps: str, pipe=None, label: str = "images",
-                  **call) -> dict:  # fmt: skip
+def measure_speed(
+    song: str, images: list[str] | None, size: int | None, fps: str, pipe=None, label: str = "images", **call
+) -> dict:
     """Wall time of one call streamed to an mp4 (after the rhythm of the same song has been analysed once, so the
     first call's compilation is not counted): ``{"source", "seconds", "frames"}``."""
 
@@ -139,8 +160,10 @@ def measure_baselines(song: str, size: int, fps: str) -> list[dict]:
                 still[0, 0, 0] = i % 256  # not quite still: a real frame each time
                 out.write(still)
         encode = time.perf_counter() - start
-    return [{"source": "analysis (baseline)", "seconds": analysis, "frames": frames},
-            {"source": "encode (baseline)", "seconds": encode, "frames": frames}]  # fmt: skip
+    return [
+        {"source": "analysis (baseline)", "seconds": analysis, "frames": frames},
+        {"source": "encode (baseline)", "seconds": encode, "frames": frames},
+    ]
 
 
 def prompt_source(model: str, steps: int):
@@ -159,10 +182,12 @@ def prompt_rows(song: str, fps: str, pipe, label: str) -> list[dict]:
     call = {"prompts": list(BENCH_PROMPTS), "beats_per_interval": 8}
     size = pipe.source.default_size[0]
     rows = []
-    for name, kwargs in ((f"prompts ({label}): keyframes + latent", {"interpolation": "latent"}),
-                         ("prompts, latent in-betweens", {"interpolation": "latent"}),
-                         ("prompts, diffusion walk, curve beats", {"interpolation": "diffusion"}),
-                         ("prompts, diffusion walk, curve linear", {"interpolation": "diffusion", "curve": "linear"})):
+    for name, kwargs in (
+        (f"prompts ({label}): keyframes + latent", {"interpolation": "latent"}),
+        ("prompts, latent in-betweens", {"interpolation": "latent"}),
+        ("prompts, diffusion walk, curve beats", {"interpolation": "diffusion"}),
+        ("prompts, diffusion walk, curve linear", {"interpolation": "diffusion", "curve": "linear"}),
+    ):
         pipe.cache.frames.clear()
         misses = pipe.cache.misses
         row = measure_speed(song, None, None, fps, pipe, name, **kwargs, **call)
@@ -170,13 +195,22 @@ def prompt_rows(song: str, fps: str, pipe, label: str) -> list[dict]:
     return rows
 
 
-def main(seconds: float = 30.0, size: int = 64, fps: str = "30000/1001", durations: tuple[float, ...] = (60.0, 600.0),
-         threads: int = 1, model: str | None = DEFAULT_SCENE_MODEL, steps: int = 20) -> str:  # fmt: skip
+def main(
+    seconds: float = 30.0,
+    size: int = 64,
+    fps: str = "30000/1001",
+    durations: tuple[float, ...] = (60.0, 600.0),
+    threads: int = 1,
+    model: str | None = DEFAULT_SCENE_MODEL,
+    steps: int = 20,
+) -> str:
     """The report of ``avdiff bench visualize`` (see the module docstring) as text."""
     torch.set_num_threads(threads)
     begin = time.perf_counter()
-    lines = [f"avdiff bench visualize: 128 BPM drums with accented downbeats, images at {size}x{size} px, {fps} fps, "
-             f"CPU ({threads} thread(s)); s/s = seconds of work per second of music"]  # fmt: skip
+    lines = [
+        f"avdiff bench visualize: 128 BPM drums with accented downbeats, images at {size}x{size} px, {fps} fps, "
+        f"CPU ({threads} thread(s)); s/s = seconds of work per second of music"
+    ]
     with tempfile.TemporaryDirectory(prefix="avdiff-bench-") as tmp:
         song = str(make_song(f"{tmp}/song.wav", seconds))
         images = [str(p) for p in make_keyframes(f"{tmp}/keys")]
@@ -184,8 +218,11 @@ def main(seconds: float = 30.0, size: int = 64, fps: str = "30000/1001", duratio
         analyze_rhythm(song, fps)  # compile librosa's kernels before anything is timed
         prompts = prompt_source(model, steps) if model is not None else None
         rows = [{**r, "size": size} for r in measure_baselines(song, size, fps)]
-        for label, kwargs in (("images (keyframe images, pixel)", {}), ("images, curve percussive",
-                              {"curve": "percussive"}), ("images, latent in-betweens", {"interpolation": "latent"})):
+        for label, kwargs in (
+            ("images (keyframe images, pixel)", {}),
+            ("images, curve percussive", {"curve": "percussive"}),
+            ("images, latent in-betweens", {"interpolation": "latent"}),
+        ):
             rows.append({**measure_speed(song, images, size, fps, label=label, **kwargs), "size": size})
         if prompts is not None:
             model_size = prompts.source.default_size[0]
@@ -193,24 +230,46 @@ def main(seconds: float = 30.0, size: int = 64, fps: str = "30000/1001", duratio
                 rows += [{**r, "size": model_size} for r in measure_baselines(song, model_size, fps)[1:]]
             rows += prompt_rows(song, fps, prompts, f"{model}, {steps} steps")
         base = {r["size"]: r["seconds"] for r in rows if r["source"] == "encode (baseline)"}
-        table = [{"source": r["source"], "px": r["size"], "frames": r["frames"], "made": r.get("made", ""),
-                  "seconds": f"{r['seconds']:.2f}", "s/s": f"{r['seconds'] / seconds:.3f}",
-                  "vs_encode": f"{r['seconds'] / base[r['size']]:.2f}"} for r in rows]  # fmt: skip
-        lines += ["", f"speed: one call on {seconds:g} s of music, streamed to an mp4 (vs_encode: against the encode "
-                  "baseline at the row's size; made: in-betweens rendered or decoded)",
-                  format_table(table, ["source", "px", "frames", "made", "seconds", "s/s", "vs_encode"])]  # fmt: skip
+        table = [
+            {
+                "source": r["source"],
+                "px": r["size"],
+                "frames": r["frames"],
+                "made": r.get("made", ""),
+                "seconds": f"{r['seconds']:.2f}",
+                "s/s": f"{r['seconds'] / seconds:.3f}",
+                "vs_encode": f"{r['seconds'] / base[r['size']]:.2f}",
+            }
+            for r in rows
+        ]
+        lines += [
+            "",
+            f"speed: one call on {seconds:g} s of music, streamed to an mp4 (vs_encode: against the encode "
+            "baseline at the row's size; made: in-betweens rendered or decoded)",
+            format_table(table, ["source", "px", "frames", "made", "seconds", "s/s", "vs_encode"]),
+        ]
         mem = []
         first = None
         for length in durations:
             path = str(make_song(f"{tmp}/song_{length:g}.wav", length))
             m = measure_memory_in_child(song=path, images=images, size=size, fps=fps, threads=threads)
             first = first or m
-            mem.append({"song_s": f"{length:g}", "frames": m["frames"], "peak_mb": _mb(m["peak_mb"]),
-                        "peak_vs_first": _ratio(m["peak_mb"], first["peak_mb"]), "seconds": f"{m['seconds']:.1f}",
-                        "video_s - audio_s": f"{m['video_s'] - (m['audio_s'] or 0):+.4f}"})  # fmt: skip
-        lines += ["", "peak memory of one keyframe-images call streamed to an mp4, fresh process per row "
-                  "(target: peak_vs_first <= 1.5)",
-                  format_table(mem, ["song_s", "frames", "peak_mb", "peak_vs_first", "seconds", "video_s - audio_s"])]
+            mem.append(
+                {
+                    "song_s": f"{length:g}",
+                    "frames": m["frames"],
+                    "peak_mb": _mb(m["peak_mb"]),
+                    "peak_vs_first": _ratio(m["peak_mb"], first["peak_mb"]),
+                    "seconds": f"{m['seconds']:.1f}",
+                    "video_s - audio_s": f"{m['video_s'] - (m['audio_s'] or 0):+.4f}",
+                }
+            )
+        lines += [
+            "",
+            "peak memory of one keyframe-images call streamed to an mp4, fresh process per row "
+            "(target: peak_vs_first <= 1.5)",
+            format_table(mem, ["song_s", "frames", "peak_mb", "peak_vs_first", "seconds", "video_s - audio_s"]),
+        ]
     lines.append(f"({time.perf_counter() - begin:.0f} s in all)")
     return "\n".join(lines)
 

@@ -133,12 +133,25 @@ def resolve_model_dir(name_or_path: str | os.PathLike, marker: str, what: str) -
     if not path.is_dir():
         bundled = bundled_path(str(name_or_path))
         if bundled is None:
-            raise FileNotFoundError(f"no {what} {str(name_or_path)!r}: not a folder, and no bundled model of that name")
+            raise FileNotFoundError(
+                f"no {what} {str(name_or_path)!r}: not a folder, and no bundled model of that name"
+            )
         path = bundled
     if not (path / marker).is_file():
         raise FileNotFoundError(f"{str(path)!r} holds no {what} (no {marker})")
     return path
 
 
-__all__ = ["ALIASES", "BundledModel", "DEFAULT_SCENE_MODEL", "NAMESPACE", "PIPELINE_KINDS", "available",
-           "bundled_path", "canonical_name", "pipeline_kind", "resolve", "resolve_model_dir"]
+__all__ = [
+    "ALIASES",
+    "BundledModel",
+    "DEFAULT_SCENE_MODEL",
+    "NAMESPACE",
+    "PIPELINE_KINDS",
+    "available",
+    "bundled_path",
+    "canonical_name",
+    "pipeline_kind",
+    "resolve",
+    "resolve_model_dir",
+]

@@ -10,16 +10,30 @@ from avdiff.commands import add_audio_track_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("analyze", help="tempo, beats and onsets of an audio file, as JSON",
-                       description="Tempo (global, and per beat: beat_tempo_bpm), beats and onsets of a track, as "
-                       "JSON. A tempo change is followed section by section.")  # fmt: skip
+    p = sub.add_parser(
+        "analyze",
+        help="tempo, beats and onsets of an audio file, as JSON",
+        description="Tempo (global, and per beat: beat_tempo_bpm), beats and onsets of a track, as "
+        "JSON. A tempo change is followed section by section.",
+    )
     p.add_argument("audio", help="any audio file, or the audio track of a video")
-    p.add_argument("--fps", default="25", help="video frame rate for the per-frame envelopes, from 1 to 120 (25, "
-                   "29.97, 30000/1001; default 25)")  # fmt: skip
-    p.add_argument("--per-frame", action="store_true", help="include the per-frame onset, rms and percussive envelopes "
-                   "and the tempo curve (tempo_curve_bpm)")  # fmt: skip
-    p.add_argument("--max-duration", type=float, default=None, metavar="S",
-                   help="refuse audio longer than S seconds (S > 0; default: no limit)")
+    p.add_argument(
+        "--fps",
+        default="25",
+        help="video frame rate for the per-frame envelopes, from 1 to 120 (25, 29.97, 30000/1001; default 25)",
+    )
+    p.add_argument(
+        "--per-frame",
+        action="store_true",
+        help="include the per-frame onset, rms and percussive envelopes and the tempo curve (tempo_curve_bpm)",
+    )
+    p.add_argument(
+        "--max-duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="refuse audio longer than S seconds (S > 0; default: no limit)",
+    )
     add_audio_track_arg(p)
     p.set_defaults(func=run)
 

@@ -8,18 +8,24 @@ from avdiff.bundled import DEFAULT_SCENE_MODEL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks (audio, rhythm, unet, talk, scenes, scene, text-to-video, "
-                                         "visualize)")
+    p = sub.add_parser("bench", help="benchmarks (audio, rhythm, unet, talk, scenes, scene, text-to-video, visualize)")
     bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     a = bench.add_parser("audio", help="loading, log-mel and rhythm analysis as multiples of real time")
     a.add_argument("--duration", type=float, default=180.0, metavar="S", help="length of the generated track (s)")
     a.add_argument("--fps", type=float, default=25.0)
     a.add_argument("--repeats", type=int, default=3)
     a.set_defaults(func=run_audio)
-    r = bench.add_parser("rhythm", help="beats on generated tracks with known beats: F-measure and sections on the "
-                                        "right metrical level, avdiff against librosa's trackers")  # fmt: skip
-    r.add_argument("--only", default=None, metavar="TEXT",
-                   help="run only the tracks whose name contains TEXT (case-insensitive), e.g. 'rock' or '90 -> 130'")
+    r = bench.add_parser(
+        "rhythm",
+        help="beats on generated tracks with known beats: F-measure and sections on the "
+        "right metrical level, avdiff against librosa's trackers",
+    )
+    r.add_argument(
+        "--only",
+        default=None,
+        metavar="TEXT",
+        help="run only the tracks whose name contains TEXT (case-insensitive), e.g. 'rock' or '90 -> 130'",
+    )
     r.set_defaults(func=run_rhythm)
     u = bench.add_parser("unet", help="AudioVideoUNet forward/backward time and peak memory vs frames and resolution")
     u.add_argument("--frames", type=int, nargs="+", default=[8, 16, 32], metavar="F", help="frame counts")
@@ -27,17 +33,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
     u.add_argument("--repeats", type=int, default=1, help="training steps timed per configuration on CPU")
     u.set_defaults(func=run_unet)
-    t = bench.add_parser("talk", help="talking-head pipeline: real-time factor, time outside the UNet, peak memory "
-                                      "vs audio length")  # fmt: skip
-    t.add_argument("--durations", type=float, nargs="+", default=[10.0, 30.0, 120.0], metavar="S",
-                   help="audio lengths (s) for the peak-memory runs of the warp baseline and the tiny pipeline, each "
-                   "in a fresh process, streamed to an mp4 (default 10 30 120)")  # fmt: skip
+    t = bench.add_parser(
+        "talk", help="talking-head pipeline: real-time factor, time outside the UNet, peak memory vs audio length"
+    )
+    t.add_argument(
+        "--durations",
+        type=float,
+        nargs="+",
+        default=[10.0, 30.0, 120.0],
+        metavar="S",
+        help="audio lengths (s) for the peak-memory runs of the warp baseline and the tiny pipeline, each "
+        "in a fresh process, streamed to an mp4 (default 10 30 120)",
+    )
     t.add_argument("--speed-seconds", type=float, default=10.0, metavar="S", help="audio length of the timed run")
     t.add_argument("--steps", type=int, default=4, help="denoising steps per chunk in the timed run")
     t.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
     t.set_defaults(func=run_talk)
-    v = bench.add_parser("text-to-video", help="the scene model's training step (video and image steps) against a "
-                                               "baseline, and the steps a CPU budget buys")  # fmt: skip
+    v = bench.add_parser(
+        "text-to-video",
+        help="the scene model's training step (video and image steps) against a "
+        "baseline, and the steps a CPU budget buys",
+    )
     v.add_argument("--config", default="configs/train/scenes_tiny.yaml", help="training YAML (the recipe)")
     v.add_argument("--repeats", type=int, default=3, help="timed steps per kind (after a warm-up step)")
     v.add_argument("--budget-min", type=float, default=90.0, help="CPU minutes to convert into steps")
@@ -46,25 +62,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = bench.add_parser("scenes", help="procedural scene clips: milliseconds per clip by stage")
     s.add_argument("--clips", type=int, default=40, help="clips to make")
     s.set_defaults(func=run_scenes)
-    sc = bench.add_parser("scene", help="audio-aligned scenes (AADiff): seconds per second of audio, naive against "
-                                        "shared levels, and peak memory vs audio length")  # fmt: skip
-    sc.add_argument("--seconds", type=float, default=8.0, metavar="S", help="audio length of the timed runs (also S/2)")
+    sc = bench.add_parser(
+        "scene",
+        help="audio-aligned scenes (AADiff): seconds per second of audio, naive against "
+        "shared levels, and peak memory vs audio length",
+    )
+    sc.add_argument(
+        "--seconds", type=float, default=8.0, metavar="S", help="audio length of the timed runs (also S/2)"
+    )
     sc.add_argument("--size", type=int, default=64, help="frame side in px")
     sc.add_argument("--steps", type=int, default=4, help="DDIM steps of the timed runs")
-    sc.add_argument("--durations", type=float, nargs="+", default=[60.0, 240.0, 600.0], metavar="S",
-                    help="audio lengths of the peak-memory runs, each in a fresh process (default 60 240 600)")
+    sc.add_argument(
+        "--durations",
+        type=float,
+        nargs="+",
+        default=[60.0, 240.0, 600.0],
+        metavar="S",
+        help="audio lengths of the peak-memory runs, each in a fresh process (default 60 240 600)",
+    )
     sc.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
     sc.set_defaults(func=run_scene)
-    vis = bench.add_parser("visualize", help="music videos: seconds per second of music (keyframe images, prompts) "
-                                             "against the encode-only baseline, and peak memory vs song length")
+    vis = bench.add_parser(
+        "visualize",
+        help="music videos: seconds per second of music (keyframe images, prompts) "
+        "against the encode-only baseline, and peak memory vs song length",
+    )
     vis.add_argument("--seconds", type=float, default=30.0, metavar="S", help="song length of the timed runs")
     vis.add_argument("--size", type=int, default=64, help="frame side in px for the keyframe-images runs")
     vis.add_argument("--fps", default="30000/1001", help="frame rate (default 29.97)")
-    vis.add_argument("--durations", type=float, nargs="+", default=[60.0, 600.0], metavar="S",
-                     help="song lengths of the peak-memory runs, each in a fresh process (default 60 600)")
+    vis.add_argument(
+        "--durations",
+        type=float,
+        nargs="+",
+        default=[60.0, 600.0],
+        metavar="S",
+        help="song lengths of the peak-memory runs, each in a fresh process (default 60 600)",
+    )
     vis.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
-    vis.add_argument("--model", default=DEFAULT_SCENE_MODEL, help="text-to-video model of the prompts rows: a bundled "
-                     f"name, a folder or an SD 1.5 id (default {DEFAULT_SCENE_MODEL}); 'none' skips them")
+    vis.add_argument(
+        "--model",
+        default=DEFAULT_SCENE_MODEL,
+        help="text-to-video model of the prompts rows: a bundled "
+        f"name, a folder or an SD 1.5 id (default {DEFAULT_SCENE_MODEL}); 'none' skips them",
+    )
     vis.add_argument("--steps", type=int, default=20, help="DDIM steps of the prompts rows (default 20)")
     vis.set_defaults(func=run_visualize)
 
@@ -82,8 +122,9 @@ def run_rhythm(args: argparse.Namespace) -> int:
 
     cases = tuple(c for c in CASES if args.only is None or args.only.lower() in c.name.lower())
     if not cases:
-        raise CommandError(f"--only {args.only!r} matches no track; the tracks are: "
-                           + "; ".join(c.name for c in CASES))  # fmt: skip
+        raise CommandError(
+            f"--only {args.only!r} matches no track; the tracks are: " + "; ".join(c.name for c in CASES)
+        )
     print(main(cases))
     return 0
 
@@ -122,7 +163,6 @@ def run_scenes(args: argparse.Namespace) -> int:
 
 def run_visualize(args: argparse.Namespace) -> int:
     from avdiff.bench.visualize import main
-
     from avdiff.commands import CommandError
 
     model = None if args.model.lower() == "none" else args.model
@@ -138,7 +178,9 @@ def run_scene(args: argparse.Namespace) -> int:
     from avdiff.commands import CommandError
 
     if not args.seconds > 0 or args.steps < 1 or any(not d > 0 for d in args.durations):
-        raise CommandError(f"--seconds and --durations must be > 0 and --steps >= 1, got {args.seconds:g}, "
-                           f"{args.durations}, {args.steps}")  # fmt: skip
+        raise CommandError(
+            f"--seconds and --durations must be > 0 and --steps >= 1, got {args.seconds:g}, "
+            f"{args.durations}, {args.steps}"
+        )
     print(main(args.seconds, args.size, args.steps, tuple(args.durations), args.threads))
     return 0

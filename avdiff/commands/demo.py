@@ -15,15 +15,23 @@ logger = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="serve the Gradio app (talking heads, music videos, scenes) on localhost",
-                       description="Serve the Gradio app: a face photo and speech give a talking-head video with its "
-                       "lip-sync score; a song and images or prompts give a music video on the beats; a prompt and "
-                       "sounds give an audio-aligned scene. Ctrl+C stops it.")  # fmt: skip
+    p = sub.add_parser(
+        "demo",
+        help="serve the Gradio app (talking heads, music videos, scenes) on localhost",
+        description="Serve the Gradio app: a face photo and speech give a talking-head video with its "
+        "lip-sync score; a song and images or prompts give a music video on the beats; a prompt and "
+        "sounds give an audio-aligned scene. Ctrl+C stops it.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
-                   help="a saved talking-head or text-to-video pipeline folder to offer (in the tab of its job), e.g. "
-                   "mine=runs/talking_head_tiny/final (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a saved talking-head or text-to-video pipeline folder to offer (in the tab of its job), e.g. "
+        "mine=runs/talking_head_tiny/final (repeatable)",
+    )
     p.add_argument("--max-audio-s", type=float, default=60.0, help="longest audio accepted, seconds (default 60)")
     p.add_argument("--device", default=None, help="torch device of the models (default: cuda when available)")
     p.set_defaults(func=run)
@@ -48,8 +56,10 @@ def run(args: argparse.Namespace) -> int:
         launch(app, server_name=args.host, server_port=args.port, prevent_thread_lock=True)
     except OSError as e:
         logger.debug("launch failed: %s", e)
-        raise CommandError(f"cannot serve on {args.host}:{args.port} (the port is in use, or the address is not this "
-                           "machine's); choose another --port or --host") from e
+        raise CommandError(
+            f"cannot serve on {args.host}:{args.port} (the port is in use, or the address is not this "
+            "machine's); choose another --port or --host"
+        ) from e
     print(f"avdiff demo: serving on {app.local_url} (Ctrl+C stops it)", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, docker stop: the same clean stop as Ctrl+C
     try:

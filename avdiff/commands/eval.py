@@ -28,7 +28,11 @@ OFFSET_CONVENTION = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate generated videos (lipsync, talking-head, scenes, beats) or a trained model (align, segmenter)", description="Evaluate a generated video or a trained model.")
+    p = sub.add_parser(
+        "eval",
+        help="evaluate generated videos (lipsync, talking-head, scenes, beats) or a trained model (align, segmenter)",
+        description="Evaluate a generated video or a trained model.",
+    )
     metrics = p.add_subparsers(dest="metric", metavar="METRIC")
     p.set_defaults(func=lambda args: _print_help(p))
 
@@ -48,9 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--reference-aperture",
         metavar="FILE",
         default=None,
-        help="ground-truth mouth aperture per frame: a .npy float array [F], or .json with a list or {\"aperture\": [...]}",
+        help='ground-truth mouth aperture per frame: a .npy float array [F], or .json with a list or {"aperture": [...]}',
     )
-    lip.add_argument("--max-offset", type=int, default=15, metavar="K", help="search offsets -K..K frames (default 15)")
+    lip.add_argument(
+        "--max-offset", type=int, default=15, metavar="K", help="search offsets -K..K frames (default 15)"
+    )
     lip.add_argument(
         "--syncnet",
         metavar="CKPT",
@@ -59,16 +65,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "computed as syncnet_python does",
     )
     face = lip.add_mutually_exclusive_group()
-    face.add_argument("--face", type=int, default=None, metavar="INDEX",
-                      help="score this face, counted from the left (0 = leftmost); by default the face whose mouth "
-                      "follows the audio best is scored, and every face is listed")  # fmt: skip
-    face.add_argument("--face-box", default=None, metavar="X0,Y0,X1,Y1",
-                      help="score the face that overlaps this box most (pixels of the upright frame)")
-    lip.add_argument("--reference-image", metavar="IMG", default=None,
-                     help="the photo the video was made from: also report identity (dlib's face-recognition network: "
-                     "the share of frames judged the photo's person, the mean descriptor distance and CSIM)")
-    lip.add_argument("--json", action="store_true", help="print the result as JSON (null scores when there are "
-                     "none; the exit status is then 2 too)")  # fmt: skip
+    face.add_argument(
+        "--face",
+        type=int,
+        default=None,
+        metavar="INDEX",
+        help="score this face, counted from the left (0 = leftmost); by default the face whose mouth "
+        "follows the audio best is scored, and every face is listed",
+    )
+    face.add_argument(
+        "--face-box",
+        default=None,
+        metavar="X0,Y0,X1,Y1",
+        help="score the face that overlaps this box most (pixels of the upright frame)",
+    )
+    lip.add_argument(
+        "--reference-image",
+        metavar="IMG",
+        default=None,
+        help="the photo the video was made from: also report identity (dlib's face-recognition network: "
+        "the share of frames judged the photo's person, the mean descriptor distance and CSIM)",
+    )
+    lip.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON (null scores when there are none; the exit status is then 2 too)",
+    )
     add_audio_track_arg(lip)
     lip.set_defaults(func=run_lipsync)
 
@@ -83,12 +105,22 @@ def register(sub: argparse._SubParsersAction) -> None:
             "OUT/report.json and OUT/report.md."
         ),
     )
-    heads.add_argument("--data", required=True, help="a DATA folder of held-out clips (e.g. avdiff synth --split test)")
+    heads.add_argument(
+        "--data", required=True, help="a DATA folder of held-out clips (e.g. avdiff synth --split test)"
+    )
     heads.add_argument("--out", required=True, help="output folder for the videos and the report")
-    heads.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
-                       help="a trained pipeline folder to evaluate, with a name for the report (repeatable)")
-    heads.add_argument("--baselines", default="ground_truth,still,warp",
-                       help="comma-separated baselines among ground_truth, still, warp ('' for none)")
+    heads.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a trained pipeline folder to evaluate, with a name for the report (repeatable)",
+    )
+    heads.add_argument(
+        "--baselines",
+        default="ground_truth,still,warp",
+        help="comma-separated baselines among ground_truth, still, warp ('' for none)",
+    )
     heads.add_argument("--split", default=None, help="only clips of this split")
     heads.add_argument("--max-clips", type=int, default=None, help="at most this many clips")
     heads.add_argument("--max-offset", type=int, default=15, metavar="K", help="offset search, frames")
@@ -131,8 +163,10 @@ def run_align(args: argparse.Namespace) -> int:
             r, chance = result[f"{direction}_r@{k}"], result[f"chance_{direction}_r@{k}"]
             print(f"  {name}  R@{k}: {r:.3f}  (chance {chance:.3f}, {r / chance:.1f}x)")
     if "scene_token_acc" in result:
-        print(f"  select_token picks the sounding word in scene prompts of 2-4 objects: {result['scene_token_acc']:.3f} "
-              f"of {int(result['scene_token_n'])} held-out scene sounds (chance {result['scene_token_chance']:.3f})")
+        print(
+            f"  select_token picks the sounding word in scene prompts of 2-4 objects: {result['scene_token_acc']:.3f} "
+            f"of {int(result['scene_token_n'])} held-out scene sounds (chance {result['scene_token_chance']:.3f})"
+        )
         per_word = {k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("scene_token_acc/")}
         print("    " + ", ".join(f"{w} {v:.2f}" for w, v in per_word.items()))
     return 0
@@ -161,8 +195,14 @@ def parse_models(specs: list[str]) -> dict[str, str]:
 def run_talking_head(args: argparse.Namespace) -> int:
     from avdiff.commands import CommandError
     from avdiff.commands.talk import generation_kwargs
-    from avdiff.evaluation.talking_head import BASELINES, baseline_animator, evaluate_talking_heads, pipeline_animator
-    from avdiff.evaluation.talking_head import strict_json, write_report
+    from avdiff.evaluation.talking_head import (
+        BASELINES,
+        baseline_animator,
+        evaluate_talking_heads,
+        pipeline_animator,
+        strict_json,
+        write_report,
+    )
     from avdiff.loading import load_pipeline
     from avdiff.pipelines.talking_head import TalkingHeadPipeline
     from avdiff.video.outputs import OutputFile, check_outputs
@@ -175,8 +215,10 @@ def run_talking_head(args: argparse.Namespace) -> int:
     if not baselines and not models:
         raise CommandError("nothing to evaluate: give --model NAME=PATH and/or --baselines")
     # the output folder, before any model is loaded: not a file, not the data, not a model
-    check_outputs({"--out": OutputFile(args.out, "folder")},
-                  {"--data": args.data, **{f"--model {name}": path for name, path in models.items()}})
+    check_outputs(
+        {"--out": OutputFile(args.out, "folder")},
+        {"--data": args.data, **{f"--model {name}": path for name, path in models.items()}},
+    )
     kwargs = generation_kwargs(args)
     kwargs.pop("generator")
     animators = {b: baseline_animator(b, kwargs["fps"]) for b in baselines}
@@ -184,21 +226,31 @@ def run_talking_head(args: argparse.Namespace) -> int:
         pipe = load_pipeline(TalkingHeadPipeline, path, variant=args.variant, device=args.device)
         animators[name] = pipeline_animator(pipe, seed=args.seed, **kwargs)
     report = evaluate_talking_heads(args.data, args.out, animators, args.split, args.max_clips, args.max_offset)
-    report.settings = {"data": args.data, "models": models, "baselines": baselines, "seed": args.seed,
-                       **{k: str(v) for k, v in kwargs.items()}}  # fmt: skip
+    report.settings = {
+        "data": args.data,
+        "models": models,
+        "baselines": baselines,
+        "seed": args.seed,
+        **{k: str(v) for k, v in kwargs.items()},
+    }
     json_path, md_path = write_report(report, args.out)
     summary = report.summary()
     unscored = {name: m["clips"] - m["scored"] for name, m in summary.items() if m["clips"] > m["scored"]}
     if unscored or report.skipped:
-        print(f"note: clips without a lip-sync score (left out of the means): {unscored or 'none'}; clips not "
-              f"animated: {len(report.skipped)}", file=sys.stderr)  # fmt: skip
+        print(
+            f"note: clips without a lip-sync score (left out of the means): {unscored or 'none'}; clips not "
+            f"animated: {len(report.skipped)}",
+            file=sys.stderr,
+        )
     if args.json:
         json.dump(strict_json(report.to_dict()), sys.stdout, indent=2, allow_nan=False, default=str)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(report.to_markdown(list(models)))
-        print(f"wrote {json_path} and {md_path}; score one video: avdiff eval lipsync OUT/SOURCE/ID.mp4 "
-              f"--reference-aperture {args.data}/clips/ID.aperture.npy")
+        print(
+            f"wrote {json_path} and {md_path}; score one video: avdiff eval lipsync OUT/SOURCE/ID.mp4 "
+            f"--reference-aperture {args.data}/clips/ID.aperture.npy"
+        )
     return 0
 
 
@@ -225,7 +277,7 @@ def load_reference_aperture(path: str | Path) -> np.ndarray:
             data = read_json(path)  # a byte-order mark (Notepad's UTF-8) is accepted
             if isinstance(data, dict):
                 if "aperture" not in data:
-                    raise CommandError(f"--reference-aperture {str(path)!r}: a JSON object needs an \"aperture\" list")
+                    raise CommandError(f'--reference-aperture {str(path)!r}: a JSON object needs an "aperture" list')
                 data = data["aperture"]
         else:
             raise CommandError(f"--reference-aperture {str(path)!r}: expected a .npy or .json file, got {suffix!r}")
@@ -235,7 +287,9 @@ def load_reference_aperture(path: str | Path) -> np.ndarray:
     except (ValueError, TypeError, OSError) as e:
         raise CommandError(f"--reference-aperture {str(path)!r}: cannot read a float array ({e})") from e
     if arr.ndim != 1 or arr.size == 0:
-        raise CommandError(f"--reference-aperture {str(path)!r}: expected a non-empty 1-D array [F], got shape {arr.shape}")
+        raise CommandError(
+            f"--reference-aperture {str(path)!r}: expected a non-empty 1-D array [F], got shape {arr.shape}"
+        )
     return arr
 
 
@@ -379,8 +433,10 @@ def format_report(video: str, fps: float, result) -> str:
     ]
     if result.face_choice not in (None, "only", "none"):
         why = {"speaks": "its mouth follows the audio best", "index": "named by --face", "box": "named by --face-box"}
-        lines.append(f"  face:              {result.face_index} of {len(result.faces)} (counted from the left), box "
-                     f"{_box_text(result.face_box)}: {why[result.face_choice]}")  # fmt: skip
+        lines.append(
+            f"  face:              {result.face_index} of {len(result.faces)} (counted from the left), box "
+            f"{_box_text(result.face_box)}: {why[result.face_choice]}"
+        )
         for f in result.faces:
             if f["index"] != result.face_index:
                 follows = "no score" if f["follows"] is None else f"r {f['follows']:+.3f} at its best offset"

@@ -29,17 +29,34 @@ def register(metrics: argparse._SubParsersAction) -> None:
         "(chance). Exits 2 with no score when there are fewer than 4 beats or 2 visual peaks.",
     )
     p.add_argument("video", help="a video with an audio track (mp4, mov, webm ...)")
-    p.add_argument("--method", choices=["diff", "flow"], default="diff",
-                   help="visual change per frame: mean absolute frame difference (default) or optical-flow magnitude")
-    p.add_argument("--sigma-ms", type=float, default=50.0, metavar="MS",
-                   help="the Gaussian's sigma in milliseconds (default 50: AIST++'s 3 frames at 60 fps)")
-    p.add_argument("--beats", metavar="FILE", default=None,
-                   help="reference beat times instead of the audio's: a JSON list of seconds, or {\"beat_times_s\": "
-                   "[...]} (as `avdiff analyze` prints)")  # fmt: skip
-    p.add_argument("--json", action="store_true", help="print the result as JSON (null scores when there are none; "
-                   "the exit status is then 2 too)")  # fmt: skip
-    p.add_argument("--series", action="store_true", help="with --json: also the beat and peak times and the "
-                   "per-frame change")  # fmt: skip
+    p.add_argument(
+        "--method",
+        choices=["diff", "flow"],
+        default="diff",
+        help="visual change per frame: mean absolute frame difference (default) or optical-flow magnitude",
+    )
+    p.add_argument(
+        "--sigma-ms",
+        type=float,
+        default=50.0,
+        metavar="MS",
+        help="the Gaussian's sigma in milliseconds (default 50: AIST++'s 3 frames at 60 fps)",
+    )
+    p.add_argument(
+        "--beats",
+        metavar="FILE",
+        default=None,
+        help='reference beat times instead of the audio\'s: a JSON list of seconds, or {"beat_times_s": '
+        "[...]} (as `avdiff analyze` prints)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON (null scores when there are none; the exit status is then 2 too)",
+    )
+    p.add_argument(
+        "--series", action="store_true", help="with --json: also the beat and peak times and the per-frame change"
+    )
     p.set_defaults(func=run)
 
 
@@ -61,10 +78,10 @@ def load_beats(path: str):
         raise CommandError(f"--beats {path!r}: not JSON ({e})") from e
     if isinstance(data, dict):
         data = data.get("beat_times_s")
-    if not isinstance(data, list) or not all(isinstance(t, (int, float)) and not isinstance(t, bool)
-                                             and math.isfinite(t) for t in data):  # fmt: skip
-        raise CommandError(f"--beats {path!r}: expected a list of beat times in seconds, or "
-                           "{\"beat_times_s\": [...]}")  # fmt: skip
+    if not isinstance(data, list) or not all(
+        isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in data
+    ):
+        raise CommandError(f'--beats {path!r}: expected a list of beat times in seconds, or {{"beat_times_s": [...]}}')
     return np.sort(np.asarray(data, dtype=np.float64))
 
 
@@ -82,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
     beats = load_beats(args.beats) if args.beats else None
     result = score_video(args.video, args.method, beats, args.sigma_ms / 1000.0)
     if args.json:
-        json.dump({"video": args.video, **result.to_dict(with_series=args.series)}, sys.stdout, indent=2,
-                  allow_nan=False)  # fmt: skip
+        json.dump(
+            {"video": args.video, **result.to_dict(with_series=args.series)}, sys.stdout, indent=2, allow_nan=False
+        )
         sys.stdout.write("\n")
         return 0 if result.scored else 2
     if not result.scored:
@@ -95,10 +113,12 @@ def run(args: argparse.Namespace) -> int:
 def format_report(video: str, r) -> str:
     """The scores as lines of text."""
     frame_ms = 1000.0 / r.fps
-    return "\n".join([
-        f"beats: {video} ({r.fps:g} fps, {r.num_beats} music beats, {r.num_peaks} visual-change peaks by {r.method})",
-        f"  Beat Align Score (over visual peaks, sigma {r.sigma_s * 1000:g} ms): {r.beat_align_score:.3f}   "
-        f"(chance {r.chance:.3f})",
-        f"  Beat Align Score (over music beats):               {r.beat_align_score_music:.3f}",
-        f"  hit rate (beats with a visual peak within 1 frame = {frame_ms:.1f} ms): {r.hit_rate:.3f}",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"beats: {video} ({r.fps:g} fps, {r.num_beats} music beats, {r.num_peaks} visual-change peaks by {r.method})",
+            f"  Beat Align Score (over visual peaks, sigma {r.sigma_s * 1000:g} ms): {r.beat_align_score:.3f}   "
+            f"(chance {r.chance:.3f})",
+            f"  Beat Align Score (over music beats):               {r.beat_align_score_music:.3f}",
+            f"  hit rate (beats with a visual peak within 1 frame = {frame_ms:.1f} ms): {r.hit_rate:.3f}",
+        ]
+    )

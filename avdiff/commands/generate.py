@@ -24,17 +24,22 @@ logger = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="clips or keyframe images from prompts (text-to-video)")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", metavar="PATH_OR_ID", help="a saved TextToVideoPipeline folder, or a Stable "
-                        "Diffusion 1.5 folder or hub id")  # fmt: skip
+    source.add_argument(
+        "--model",
+        metavar="PATH_OR_ID",
+        help="a saved TextToVideoPipeline folder, or a Stable Diffusion 1.5 folder or hub id",
+    )
     source.add_argument("--preset", metavar="NAME", help="a random-weight preset (tiny), for smoke runs")
-    p.add_argument("--motion-adapter", metavar="PATH_OR_ID", help="AnimateDiff motion adapter for a Stable Diffusion "
-                   "--model")  # fmt: skip
+    p.add_argument(
+        "--motion-adapter", metavar="PATH_OR_ID", help="AnimateDiff motion adapter for a Stable Diffusion --model"
+    )
     add_variant_arg(p)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--prompt", help="the prompt of one clip (or image)")
     what.add_argument("--captions", metavar="DATA", help="a SCENES DATA folder: one clip per record's caption")
-    p.add_argument("--out", required=True, help="OUT.mp4 (a clip), OUT.png (with --frames 1), or a folder with "
-                   "--captions")  # fmt: skip
+    p.add_argument(
+        "--out", required=True, help="OUT.mp4 (a clip), OUT.png (with --frames 1), or a folder with --captions"
+    )
     p.add_argument("--frames", type=int, default=16, help="frames per clip (1: a keyframe image)")
     p.add_argument("--steps", type=int, default=25, help="denoising steps")
     p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (1 = off)")
@@ -55,8 +60,9 @@ def load(args: argparse.Namespace):
         if args.preset:
             pipe = TextToVideoPipeline.from_preset(args.preset)
         else:
-            pipe = load_pipeline(TextToVideoPipeline, args.model, variant=args.variant, device="cpu",
-                                 motion_adapter=args.motion_adapter)  # fmt: skip
+            pipe = load_pipeline(
+                TextToVideoPipeline, args.model, variant=args.variant, device="cpu", motion_adapter=args.motion_adapter
+            )
     except (OSError, ValueError) as e:
         raise CommandError(f"cannot load the model {args.model or args.preset!r}: {e}") from e
     pipe.set_progress_bar_config(disable=True)
@@ -78,14 +84,22 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--batch must be >= 1, got {args.batch}")
     kind = "folder" if args.prompt is None else "picture" if out.suffix == ".png" else "video"
     # before the model is loaded: a file that can be written (a folder with --captions), none of the inputs
-    check_outputs({"--out": OutputFile(args.out, kind)}, {"--captions": args.captions, "--model": args.model,
-                                                           "--motion-adapter": args.motion_adapter})  # fmt: skip
+    check_outputs(
+        {"--out": OutputFile(args.out, kind)},
+        {"--captions": args.captions, "--model": args.model, "--motion-adapter": args.motion_adapter},
+    )
     pipe = load(args)
-    kwargs = {"num_frames": args.frames, "num_inference_steps": args.steps, "guidance_scale": args.guidance,
-              "height": args.size, "width": args.size}  # fmt: skip
+    kwargs = {
+        "num_frames": args.frames,
+        "num_inference_steps": args.steps,
+        "guidance_scale": args.guidance,
+        "height": args.size,
+        "width": args.size,
+    }
     if args.prompt is not None:
-        result = pipe(args.prompt, negative_prompt=args.negative,
-                      generator=torch.Generator().manual_seed(args.seed), **kwargs)  # fmt: skip
+        result = pipe(
+            args.prompt, negative_prompt=args.negative, generator=torch.Generator().manual_seed(args.seed), **kwargs
+        )
         if out.suffix == ".png":
             from PIL import Image
 

@@ -15,22 +15,37 @@ def register(sub: argparse._SubParsersAction) -> None:
         "OUT/index.jsonl, OUT/clips/ID.mp4 (25 fps, 16 kHz speech) and OUT/clips/ID.aperture.npy. "
         "`avdiff synth scenes --n N --out DIR` writes procedural scene clips instead (see avdiff synth scenes -h).",
     )
-    p.add_argument("--face", action="append", help="face photo (repeat for several). A single clip defaults to the "
-                   "astronaut; with --dataset, given photos replace the face pool (no identity split)")
-    p.add_argument("--faces", metavar="DIR", help="--dataset: a folder of face photos added to the pool of identities "
-                   "(LFW faces and the astronaut), split by identity like the built-in ones")
+    p.add_argument(
+        "--face",
+        action="append",
+        help="face photo (repeat for several). A single clip defaults to the "
+        "astronaut; with --dataset, given photos replace the face pool (no identity split)",
+    )
+    p.add_argument(
+        "--faces",
+        metavar="DIR",
+        help="--dataset: a folder of face photos added to the pool of identities "
+        "(LFW faces and the astronaut), split by identity like the built-in ones",
+    )
     # not required here: `avdiff synth scenes ...` needs none of them (run() checks the talking-face forms)
     what = p.add_mutually_exclusive_group()
     what.add_argument("--text", help="a sentence for espeak-ng to speak")
     what.add_argument("--audio", help="a speech recording to use instead of synthesized speech")
     what.add_argument("--dataset", type=int, metavar="N", help="make N varied clips")
     p.add_argument("--out", help="the DATA folder to write (created if needed)")
-    p.add_argument("--id", help="clip id for a single clip, a file name: letters, digits, '_', '.', '-' "
-                   "(default: from the text or audio name)")
+    p.add_argument(
+        "--id",
+        help="clip id for a single clip, a file name: letters, digits, '_', '.', '-' "
+        "(default: from the text or audio name)",
+    )
     p.add_argument("--voice", default="en-us", help="espeak-ng voice, e.g. en-us, en-gb+f3")
     p.add_argument("--speed", type=int, default=160, help="words per minute")
-    p.add_argument("--split", default="train", choices=["train", "test", "all"],
-                   help="--dataset: sentences and identities of this split (test: held out from train)")
+    p.add_argument(
+        "--split",
+        default="train",
+        choices=["train", "test", "all"],
+        help="--dataset: sentences and identities of this split (test: held out from train)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-augment", action="store_true", help="--dataset without face augmentations")
     p.set_defaults(func=run)
@@ -45,8 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "index are kept, so a larger N adds clips.",
     )
     scenes.add_argument("--n", type=int, required=True, metavar="N", help="number of clips")
-    scenes.add_argument("--split", default="train", choices=["train", "test"],
-                        help="train: no held-out object pair; test: each clip holds one")
+    scenes.add_argument(
+        "--split",
+        default="train",
+        choices=["train", "test"],
+        help="train: no held-out object pair; test: each clip holds one",
+    )
     scenes.add_argument("--seed", type=int, default=0, help="clip k comes from (seed, split, k)")
     scenes.add_argument("--out", required=True, help="the scene folder to write (created if needed)")
     scenes.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -67,8 +86,10 @@ def run_scenes(args: argparse.Namespace) -> int:
         raise CommandError(f"--n must be a positive number of clips, got {args.n}")
     records = make_scenes(args.out, args.n, split=args.split, seed=args.seed, progress_bar=not args.no_progress)
     sounding = sum(any(o["sounding"] for o in r.objects) for r in records)
-    print(f"wrote {len(records)} {args.split} scene clips to {args.out} ({sounding} with sounding objects; "
-          f"index: {Path(args.out) / 'index.jsonl'})")
+    print(
+        f"wrote {len(records)} {args.split} scene clips to {args.out} ({sounding} with sounding objects; "
+        f"index: {Path(args.out) / 'index.jsonl'})"
+    )
     return 0
 
 
@@ -93,8 +114,15 @@ def run(args: argparse.Namespace) -> int:
         check_name(args.id, "--id")  # before any work: it becomes OUT/clips/ID.mp4
     faces = args.face or None
     if args.dataset is not None:
-        records = make_dataset(args.out, args.dataset, faces, faces_dir=args.faces, split=args.split, seed=args.seed,
-                               augment=not args.no_augment)  # fmt: skip
+        records = make_dataset(
+            args.out,
+            args.dataset,
+            faces,
+            faces_dir=args.faces,
+            split=args.split,
+            seed=args.seed,
+            augment=not args.no_augment,
+        )
         print(f"wrote {len(records)} clips to {args.out} (index: {Path(args.out) / 'index.jsonl'})")
         return 0
     face = faces[0] if faces else default_face()
@@ -104,8 +132,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         speech = load_audio(args.audio)
         clip_id = args.id or _slug(Path(args.audio).stem)
-    record = make_clip(args.out, clip_id, face, speech, text=args.text, source={"voice": args.voice, "speed_wpm": args.speed})
+    record = make_clip(
+        args.out, clip_id, face, speech, text=args.text, source={"voice": args.voice, "speed_wpm": args.speed}
+    )
     append_index(args.out, record)
-    print(f"wrote {Path(args.out) / record.video} ({record.num_frames} frames, {record.duration_s:.2f} s) "
-          f"and {Path(args.out) / record.aperture}")
+    print(
+        f"wrote {Path(args.out) / record.video} ({record.num_frames} frames, {record.duration_s:.2f} s) "
+        f"and {Path(args.out) / record.aperture}"
+    )
     return 0

@@ -22,21 +22,40 @@ DEFAULT_MODEL = "avdiff/talking-head-tiny"  # the demonstrator that ships with t
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("talk", help="animate a face photo with speech",
-                       description="Animate the face in a photo with speech. The video is streamed to --out as it is "
-                       "made (memory does not grow with the length) and carries the audio as given. Every argument "
-                       "is checked before any work.")  # fmt: skip
-    p.add_argument("--image", required=True, help="face photo (a face of any size; a photo larger than 1920 px is "
-                   "downscaled to 1920 px on its longer side)")  # fmt: skip
+    p = sub.add_parser(
+        "talk",
+        help="animate a face photo with speech",
+        description="Animate the face in a photo with speech. The video is streamed to --out as it is "
+        "made (memory does not grow with the length) and carries the audio as given. Every argument "
+        "is checked before any work.",
+    )
+    p.add_argument(
+        "--image",
+        required=True,
+        help="face photo (a face of any size; a photo larger than 1920 px is "
+        "downscaled to 1920 px on its longer side)",
+    )
     p.add_argument("--audio", required=True, help="speech (any audio file, or a video's audio track)")
-    p.add_argument("--out", required=True, help="output .mp4 (the audio is muxed in as given); never one of the "
-                   "inputs, never a folder")  # fmt: skip
-    p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="S",
-                   help=f"refuse audio longer than S seconds (default {DEFAULT_MAX_DURATION_S:g})")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output .mp4 (the audio is muxed in as given); never one of the inputs, never a folder",
+    )
+    p.add_argument(
+        "--max-duration",
+        type=float,
+        default=DEFAULT_MAX_DURATION_S,
+        metavar="S",
+        help=f"refuse audio longer than S seconds (default {DEFAULT_MAX_DURATION_S:g})",
+    )
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--model", metavar="PATH", help="a saved TalkingHeadPipeline folder, a training checkpoint "
-                        "(RUN/checkpoints/step_N), or a bundled model's name (default: "
-                        f"{DEFAULT_MODEL}, trained here on synthetic speech and LFW faces)")  # fmt: skip
+    source.add_argument(
+        "--model",
+        metavar="PATH",
+        help="a saved TalkingHeadPipeline folder, a training checkpoint "
+        "(RUN/checkpoints/step_N), or a bundled model's name (default: "
+        f"{DEFAULT_MODEL}, trained here on synthetic speech and LFW faces)",
+    )
     source.add_argument("--preset", metavar="NAME", help="a random-weight pipeline preset (tiny), for smoke runs")
     source.add_argument("--baseline", action="store_true", help="the model-free mouth-warp baseline (CPU, no weights)")
     add_generation_args(p)
@@ -50,10 +69,18 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", default="25", help="frame rate from 1 to 120: 25, 29.97 or 30000/1001 (default 25)")
     p.add_argument("--steps", type=int, default=20, help="denoising steps per chunk")
     p.add_argument("--seed", type=int, default=0, help="seed of the generator that draws all the noise")
-    p.add_argument("--chunk-frames", type=int, default=None, help="frames denoised together (default: the model's, "
-                   "the chunk it was trained on)")  # fmt: skip
-    p.add_argument("--motion-frames", type=int, default=None, help="frames of the previous chunk each chunk "
-                   "continues (default: the model's)")  # fmt: skip
+    p.add_argument(
+        "--chunk-frames",
+        type=int,
+        default=None,
+        help="frames denoised together (default: the model's, the chunk it was trained on)",
+    )
+    p.add_argument(
+        "--motion-frames",
+        type=int,
+        default=None,
+        help="frames of the previous chunk each chunk continues (default: the model's)",
+    )
     p.add_argument("--audio-guidance", type=float, default=2.0, help="audio guidance scale (1 = off)")
     p.add_argument("--reference-guidance", type=float, default=1.5, help="reference guidance scale (1 = off)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
@@ -108,16 +135,19 @@ def check_arguments(args: argparse.Namespace) -> None:
         from avdiff.bundled import resolve
 
         if resolve(DEFAULT_MODEL) == DEFAULT_MODEL:
-            raise CommandError(f"the bundled model {DEFAULT_MODEL} is not installed; choose the animation: --model "
-                               "PATH (a trained pipeline), --preset tiny (random weights, a smoke run) or --baseline "
-                               "(the mouth-warp baseline)")  # fmt: skip
+            raise CommandError(
+                f"the bundled model {DEFAULT_MODEL} is not installed; choose the animation: --model "
+                "PATH (a trained pipeline), --preset tiny (random weights, a smoke run) or --baseline "
+                "(the mouth-warp baseline)"
+            )
         args.model = DEFAULT_MODEL
     checked_fps(args.fps)
     checked_max_duration(args.max_duration)
     for flag, path in (("--image", args.image), ("--audio", args.audio)):
         if not os.path.isfile(path):
-            raise CommandError(f"{flag} {path!r}: no such file" if not os.path.exists(path) else
-                               f"{flag} {path!r}: not a file")  # fmt: skip
+            raise CommandError(
+                f"{flag} {path!r}: no such file" if not os.path.exists(path) else f"{flag} {path!r}: not a file"
+            )
     check_outputs({"--out": args.out}, {"--image": args.image, "--audio": args.audio})
 
 
@@ -154,5 +184,11 @@ def _generate(args: argparse.Namespace, audio):
         pipe = load_pipeline(TalkingHeadPipeline, args.model, variant=args.variant, device=args.device)
     else:
         pipe = to_device(TalkingHeadPipeline.from_preset(args.preset, seed=args.seed), args.device)
-    return pipe(args.image, audio, **generation_kwargs(args), output_type="crops" if args.crops else "np",
-                max_duration_s=args.max_duration, output_path=args.out)  # fmt: skip
+    return pipe(
+        args.image,
+        audio,
+        **generation_kwargs(args),
+        output_type="crops" if args.crops else "np",
+        max_duration_s=args.max_duration,
+        output_path=args.out,
+    )

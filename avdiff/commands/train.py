@@ -6,10 +6,13 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (align, syncnet, talking-head, segmenter, text-to-video)",
-                       description="Train a model from a YAML config. Jobs: align (the audio-text aligner), syncnet "
-                       "(the lip-sync expert), talking-head (the talking-head pipeline), segmenter (the scene "
-                       "segmenter) and text-to-video (the scene model).")  # fmt: skip
+    p = sub.add_parser(
+        "train",
+        help="train a model (align, syncnet, talking-head, segmenter, text-to-video)",
+        description="Train a model from a YAML config. Jobs: align (the audio-text aligner), syncnet "
+        "(the lip-sync expert), talking-head (the talking-head pipeline), segmenter (the scene "
+        "segmenter) and text-to-video (the scene model).",
+    )
     jobs = p.add_subparsers(dest="job", metavar="JOB", required=True)
     align = jobs.add_parser("align", help="contrastive audio-to-text aligner on synthetic sounds and speech")
     _common(align)
@@ -22,20 +25,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     talking = jobs.add_parser("talking-head", help="the talking-head pipeline (UNet + speech encoder) on DATA clips")
     _common(talking)
     talking.add_argument("--data", help="training DATA folder (avdiff prepare or avdiff synth); overrides task.data")
-    talking.add_argument("--eval-data", help="held-out DATA folder for the eval loss and samples; overrides "
-                         "task.eval_data")
+    talking.add_argument(
+        "--eval-data", help="held-out DATA folder for the eval loss and samples; overrides task.eval_data"
+    )
     talking.set_defaults(func=run_talking_head)
-    segmenter = jobs.add_parser("segmenter", help="the scene segmenter (a small U-Net) on scene clips' frames and masks")
+    segmenter = jobs.add_parser(
+        "segmenter", help="the scene segmenter (a small U-Net) on scene clips' frames and masks"
+    )
     _common(segmenter)
     segmenter.add_argument("--data", help="training scene folder (avdiff synth scenes); overrides task.data")
-    segmenter.add_argument("--eval-data", help="held-out scene folder for pixel accuracy and mean IoU; overrides "
-                           "task.eval_data")
+    segmenter.add_argument(
+        "--eval-data", help="held-out scene folder for pixel accuracy and mean IoU; overrides task.eval_data"
+    )
     segmenter.set_defaults(func=run_segmenter)
     t2v = jobs.add_parser("text-to-video", help="the text-to-video (scene) pipeline's UNet on SCENES DATA clips")
     _common(t2v)
     t2v.add_argument("--data", help="training SCENES DATA folder (avdiff synth scenes); overrides task.data")
-    t2v.add_argument("--eval-data", help="held-out SCENES DATA folder for the eval losses and sample grids; "
-                     "overrides task.eval_data")
+    t2v.add_argument(
+        "--eval-data",
+        help="held-out SCENES DATA folder for the eval losses and sample grids; overrides task.eval_data",
+    )
     t2v.set_defaults(func=run_text_to_video)
 
 
@@ -51,7 +60,9 @@ def _configs(args: argparse.Namespace, with_data: bool = False):
     """(TrainConfig, task settings) from ``--config``, with the command line's overrides applied."""
     from avdiff.training.config import load_train_config
 
-    trainer_cfg, task_cfg = load_train_config(args.config, {"output_dir": args.output_dir, "max_steps": args.max_steps})
+    trainer_cfg, task_cfg = load_train_config(
+        args.config, {"output_dir": args.output_dir, "max_steps": args.max_steps}
+    )
     if with_data:
         task_cfg.update({k: v for k, v in (("data", args.data), ("eval_data", args.eval_data)) if v is not None})
     return trainer_cfg, task_cfg
@@ -85,11 +96,15 @@ def run_align(args: argparse.Namespace) -> int:
     result = _train(task, trainer_cfg, args)
     if result.final_dir.exists():
         metrics = task.evaluate(AudioTextAligner.from_pretrained(result.final_dir))
-        print(f"held-out R@1: audio->text {metrics['a2t_r@1']:.3f}, text->audio {metrics['t2a_r@1']:.3f} "
-              f"(chance {metrics['chance_a2t_r@1']:.3f}); see: avdiff eval align --checkpoint {result.final_dir}")
+        print(
+            f"held-out R@1: audio->text {metrics['a2t_r@1']:.3f}, text->audio {metrics['t2a_r@1']:.3f} "
+            f"(chance {metrics['chance_a2t_r@1']:.3f}); see: avdiff eval align --checkpoint {result.final_dir}"
+        )
         if "scene_token_acc" in metrics:
-            print(f"held-out scene sounds: select_token picks the sounding word {metrics['scene_token_acc']:.3f} of "
-                  f"the time (chance {metrics['scene_token_chance']:.3f})")
+            print(
+                f"held-out scene sounds: select_token picks the sounding word {metrics['scene_token_acc']:.3f} of "
+                f"the time (chance {metrics['scene_token_chance']:.3f})"
+            )
     return 0
 
 
@@ -102,10 +117,12 @@ def run_syncnet(args: argparse.Namespace) -> int:
     result = _train(task, trainer_cfg, args)
     if result.final_dir.exists() and config.eval_data:
         m = task.evaluate(SyncNet.from_pretrained(result.final_dir))
-        print(f"held-out ({int(m['clips'])} clips): LSE-C {m['lse_c_sync']:.3f} in sync vs {m['lse_c_shifted']:.3f} "
-              f"with the audio {config.eval_shift} frames late; LSE-D {m['lse_d_sync']:.3f} vs {m['lse_d_shifted']:.3f}; "
-              f"best offset within 1 frame: {m['offset_within_1_sync']:.0%} in sync, "
-              f"{m['offset_within_1_shifted']:.0%} shifted")
+        print(
+            f"held-out ({int(m['clips'])} clips): LSE-C {m['lse_c_sync']:.3f} in sync vs {m['lse_c_shifted']:.3f} "
+            f"with the audio {config.eval_shift} frames late; LSE-D {m['lse_d_sync']:.3f} vs {m['lse_d_shifted']:.3f}; "
+            f"best offset within 1 frame: {m['offset_within_1_sync']:.0%} in sync, "
+            f"{m['offset_within_1_shifted']:.0%} shifted"
+        )
     print(f"score a video: avdiff eval lipsync VIDEO --syncnet {result.final_dir}")
     return 0
 
@@ -123,9 +140,11 @@ def run_segmenter(args: argparse.Namespace) -> int:
     result = _train(task, trainer_cfg, args)
     if result.final_dir.exists() and config.eval_data:
         m = task.evaluate(SceneSegmenter.from_pretrained(result.final_dir))
-        print(f"held-out frames of {config.eval_data}: pixel accuracy {m['pixel_accuracy']:.4f}, "
-              f"mean IoU {m['mean_iou']:.4f}; see: avdiff eval segmenter --checkpoint {result.final_dir} "
-              f"--data {config.eval_data}")
+        print(
+            f"held-out frames of {config.eval_data}: pixel accuracy {m['pixel_accuracy']:.4f}, "
+            f"mean IoU {m['mean_iou']:.4f}; see: avdiff eval segmenter --checkpoint {result.final_dir} "
+            f"--data {config.eval_data}"
+        )
     return 0
 
 
@@ -136,9 +155,11 @@ def run_talking_head(args: argparse.Namespace) -> int:
     task = TalkingHeadTask(config, output_dir=trainer_cfg.output_dir, progress_bar=not args.no_progress)
     result = _train(task, trainer_cfg, args)
     if result.final_dir.exists():
-        print(f"animate a photo: avdiff talk --model {result.final_dir} --image FACE --audio SPEECH --out OUT.mp4 "
-              f"--chunk-frames {config.chunk_frames} "
-              f"--motion-frames {config.motion_frames}")
+        print(
+            f"animate a photo: avdiff talk --model {result.final_dir} --image FACE --audio SPEECH --out OUT.mp4 "
+            f"--chunk-frames {config.chunk_frames} "
+            f"--motion-frames {config.motion_frames}"
+        )
     return 0
 
 
@@ -149,6 +170,8 @@ def run_text_to_video(args: argparse.Namespace) -> int:
     task = TextToVideoTask(config, output_dir=trainer_cfg.output_dir, progress_bar=not args.no_progress)
     result = _train(task, trainer_cfg, args)
     if result.final_dir.exists():
-        print(f"generate: TextToVideoPipeline.from_pretrained({str(result.final_dir)!r}); sample grids in "
-              f"{trainer_cfg.output_dir}/samples/")
+        print(
+            f"generate: TextToVideoPipeline.from_pretrained({str(result.final_dir)!r}); sample grids in "
+            f"{trainer_cfg.output_dir}/samples/"
+        )
     return 0

@@ -27,24 +27,41 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("visualize", help="a music video timed by the beats, from keyframe images, prompts or a timeline",
-                       description="Make a music video of a song (Generative Disco): intervals of the song move "
-                       "from one keyframe to the next at the pace of an audio-reactive curve, with transitions and "
-                       "holds. The video is streamed to --out with the song muxed in as given. Every argument is "
-                       "checked before any work.")  # fmt: skip
+    p = sub.add_parser(
+        "visualize",
+        help="a music video timed by the beats, from keyframe images, prompts or a timeline",
+        description="Make a music video of a song (Generative Disco): intervals of the song move "
+        "from one keyframe to the next at the pace of an audio-reactive curve, with transitions and "
+        "holds. The video is streamed to --out with the song muxed in as given. Every argument is "
+        "checked before any work.",
+    )
     p.add_argument("--audio", required=True, help="the song (any audio file, or a video's audio track)")
     keys = p.add_mutually_exclusive_group(required=True)
-    keys.add_argument("--images", nargs="+", metavar="DIR_OR_FILE",
-                      help="keyframe images: a folder (its images in name order) or image files")
+    keys.add_argument(
+        "--images",
+        nargs="+",
+        metavar="DIR_OR_FILE",
+        help="keyframe images: a folder (its images in name order) or image files",
+    )
     keys.add_argument("--prompts", metavar='"A; B; C"', help="keyframe prompts separated by ';', rendered by --model")
     keys.add_argument("--timeline", metavar="T.json", help="the intervals by hand (see --save-timeline)")
-    p.add_argument("--out", help="output .mp4 (the song muxed in as given); never an input or a folder (required "
-                   "unless --plan-only)")  # fmt: skip
+    p.add_argument(
+        "--out",
+        help="output .mp4 (the song muxed in as given); never an input or a folder (required unless --plan-only)",
+    )
     p.add_argument("--fps", default="25", help="frame rate from 1 to 120: 25, 29.97 or 30000/1001 (default 25)")
-    p.add_argument("--size", metavar="WxH", help="frame size in px, e.g. 512x512 (default: the first image's aspect, "
-                   "at most 1024 px; with prompts the model's size)")  # fmt: skip
-    p.add_argument("--curve", default="beats", choices=["beats", "percussive", "onsets", "bands", "rms", "linear"],
-                   help="what paces the motion from keyframe to keyframe (default beats)")
+    p.add_argument(
+        "--size",
+        metavar="WxH",
+        help="frame size in px, e.g. 512x512 (default: the first image's aspect, "
+        "at most 1024 px; with prompts the model's size)",
+    )
+    p.add_argument(
+        "--curve",
+        default="beats",
+        choices=["beats", "percussive", "onsets", "bands", "rms", "linear"],
+        help="what paces the motion from keyframe to keyframe (default beats)",
+    )
     p.add_argument("--every", type=int, default=1, help="beats curve: a step every N beats (4: on the bars)")
     p.add_argument("--band", default="low", choices=["low", "mid", "high"], help="bands curve: which band")
     p.add_argument("--smooth", type=float, default=0.0, help="blend of the curve with a linear ramp, 0 to 1")
@@ -52,27 +69,55 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=0.0, help="curve envelope threshold, 0 to 1")
     p.add_argument("--attack", type=float, default=0.0, metavar="S", help="curve envelope attack, seconds")
     p.add_argument("--release", type=float, default=0.0, metavar="S", help="curve envelope release, seconds")
-    p.add_argument("--beats-per-interval", type=int, default=8, help="with --images or --prompts: beats per interval "
-                   "(default 8: two 4/4 bars)")  # fmt: skip
-    p.add_argument("--patterns", default="subject", help="with --images or --prompts: patterns the intervals cycle "
-                   "through, comma-separated: subject, color, style, time (transitions), drift, pulse (holds)")
-    p.add_argument("--interpolation", default="auto", choices=["auto", "diffusion", "latent", "pixel"],
-                   help="in-between frames: pixel (a cross-fade), latent (the codec's latents), diffusion (between "
-                   "two prompts: slerp on the noise, lerp on the text, each frame denoised); auto = diffusion between "
-                   "prompts, pixel otherwise")
-    p.add_argument("--model", default=DEFAULT_SCENE_MODEL, help="with prompts: the text-to-video model, a bundled "
-                   f"name, a saved folder or an SD 1.5 hub id or folder (default {DEFAULT_SCENE_MODEL}, offline)")
+    p.add_argument(
+        "--beats-per-interval",
+        type=int,
+        default=8,
+        help="with --images or --prompts: beats per interval (default 8: two 4/4 bars)",
+    )
+    p.add_argument(
+        "--patterns",
+        default="subject",
+        help="with --images or --prompts: patterns the intervals cycle "
+        "through, comma-separated: subject, color, style, time (transitions), drift, pulse (holds)",
+    )
+    p.add_argument(
+        "--interpolation",
+        default="auto",
+        choices=["auto", "diffusion", "latent", "pixel"],
+        help="in-between frames: pixel (a cross-fade), latent (the codec's latents), diffusion (between "
+        "two prompts: slerp on the noise, lerp on the text, each frame denoised); auto = diffusion between "
+        "prompts, pixel otherwise",
+    )
+    p.add_argument(
+        "--model",
+        default=DEFAULT_SCENE_MODEL,
+        help="with prompts: the text-to-video model, a bundled "
+        f"name, a saved folder or an SD 1.5 hub id or folder (default {DEFAULT_SCENE_MODEL}, offline)",
+    )
     p.add_argument("--steps", type=int, default=20, help="with prompts: DDIM steps per keyframe (default 20)")
     p.add_argument("--guidance", type=float, default=3.0, help="with prompts: CFG scale, >= 1 (default 3)")
     p.add_argument("--seed", type=int, default=0, help="with prompts: seed of the keyframes' noise (default 0)")
     p.add_argument("--device", help="with prompts: torch device of the model (default: cuda when available, else cpu)")
-    p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S, metavar="S",
-                   help=f"refuse audio longer than S seconds (default {DEFAULT_MAX_DURATION_S:g})")
-    p.add_argument("--save-timeline", metavar="T.json", help="also write the timeline used (edit it, then pass it "
-                   "back with --timeline)")  # fmt: skip
+    p.add_argument(
+        "--max-duration",
+        type=float,
+        default=DEFAULT_MAX_DURATION_S,
+        metavar="S",
+        help=f"refuse audio longer than S seconds (default {DEFAULT_MAX_DURATION_S:g})",
+    )
+    p.add_argument(
+        "--save-timeline",
+        metavar="T.json",
+        help="also write the timeline used (edit it, then pass it back with --timeline)",
+    )
     p.add_argument("--plot", metavar="PNG", help="also write a picture of the curve with the beats marked")
-    p.add_argument("--plan-only", action="store_true", help="render nothing: find the beats, lay the keyframes on them "
-                   "and write --save-timeline (and --plot); no model is loaded")  # fmt: skip
+    p.add_argument(
+        "--plan-only",
+        action="store_true",
+        help="render nothing: find the beats, lay the keyframes on them "
+        "and write --save-timeline (and --plot); no model is loaded",
+    )
     add_audio_track_arg(p)
     add_variant_arg(p)
     p.set_defaults(func=run)
@@ -122,8 +167,11 @@ def check_arguments(args: argparse.Namespace) -> dict:
     fps = checked_fps(args.fps)
     checked_max_duration(args.max_duration)
     if not os.path.isfile(args.audio):
-        raise CommandError(f"--audio {args.audio!r}: no such file" if not os.path.exists(args.audio) else
-                           f"--audio {args.audio!r}: not a file")  # fmt: skip
+        raise CommandError(
+            f"--audio {args.audio!r}: no such file"
+            if not os.path.exists(args.audio)
+            else f"--audio {args.audio!r}: not a file"
+        )
     inputs: dict[str, object] = {"--audio": args.audio}
     kwargs: dict = {"fps": fps}
     if args.images is not None:
@@ -142,9 +190,12 @@ def check_arguments(args: argparse.Namespace) -> dict:
             timeline = Timeline.load(args.timeline)
         except TimelineError as e:
             raise CommandError(str(e)) from e
-        missing = [f"{label}: {side} {str(key)!r}" for label, iv in zip(timeline.labels, timeline)
-                   for side, key in (("start", iv.start), ("end", iv.end))
-                   if isinstance(key, Path) and not key.is_file()]  # fmt: skip
+        missing = [
+            f"{label}: {side} {str(key)!r}"
+            for label, iv in zip(timeline.labels, timeline)
+            for side, key in (("start", iv.start), ("end", iv.end))
+            if isinstance(key, Path) and not key.is_file()
+        ]
         if missing:  # every one, by the interval that names it
             raise CommandError(f"--timeline {args.timeline!r}: no such image file: {'; '.join(missing)}")
         kwargs["timeline"] = timeline
@@ -157,13 +208,27 @@ def check_arguments(args: argparse.Namespace) -> dict:
     if args.beats_per_interval < 1:
         raise CommandError(f"--beats-per-interval must be >= 1, got {args.beats_per_interval}")
     try:
-        curve = CurveSpec(source=args.curve, every=args.every, band=args.band, smooth=args.smooth, gain=args.gain,
-                          threshold=args.threshold, attack_s=args.attack, release_s=args.release).check()  # fmt: skip
+        curve = CurveSpec(
+            source=args.curve,
+            every=args.every,
+            band=args.band,
+            smooth=args.smooth,
+            gain=args.gain,
+            threshold=args.threshold,
+            attack_s=args.attack,
+            release_s=args.release,
+        ).check()
     except ValueError as e:
         raise CommandError(f"curve options: {e}") from e
     try:  # every output, against the inputs and each other, and the plot's format
-        check_outputs({"--out": OutputFile(args.out), "--save-timeline": OutputFile(args.save_timeline, "file"),
-                       "--plot": OutputFile(args.plot, "picture")}, inputs)  # fmt: skip
+        check_outputs(
+            {
+                "--out": OutputFile(args.out),
+                "--save-timeline": OutputFile(args.save_timeline, "file"),
+                "--plot": OutputFile(args.plot, "picture"),
+            },
+            inputs,
+        )
     except ValueError as e:
         raise CommandError(str(e)) from e
     if args.steps < 1:
@@ -175,8 +240,15 @@ def check_arguments(args: argparse.Namespace) -> dict:
     if not math.isfinite(args.guidance):
         raise CommandError(f"--guidance must be finite, got {args.guidance}")
     height, width = parse_size(args.size)
-    kwargs.update(curve=curve, patterns=patterns, beats_per_interval=args.beats_per_interval, height=height,
-                  width=width, interpolation=args.interpolation, max_duration_s=args.max_duration)  # fmt: skip
+    kwargs.update(
+        curve=curve,
+        patterns=patterns,
+        beats_per_interval=args.beats_per_interval,
+        height=height,
+        width=width,
+        interpolation=args.interpolation,
+        max_duration_s=args.max_duration,
+    )
     return kwargs
 
 
@@ -208,8 +280,10 @@ def run_plan(args: argparse.Namespace, kwargs: dict) -> int:
         written.append(str(args.plot))
     r = plan.rhythm
     downbeats = f", {len(r.downbeat_times_s)} downbeats" if len(r.downbeat_times_s) else ", no downbeats found"
-    print(f"wrote {' and '.join(written)} (planned {plan.num_frames} frames at {plan.fps} fps; {len(plan.timeline)} "
-          f"intervals; {r.tempo_bpm:.1f} BPM, {len(r.beat_times_s)} beats{downbeats}; nothing rendered)")  # fmt: skip
+    print(
+        f"wrote {' and '.join(written)} (planned {plan.num_frames} frames at {plan.fps} fps; {len(plan.timeline)} "
+        f"intervals; {r.tempo_bpm:.1f} BPM, {len(r.beat_times_s)} beats{downbeats}; nothing rendered)"
+    )
     return 0
 
 
@@ -238,8 +312,9 @@ def run(args: argparse.Namespace) -> int:
     if args.plan_only:
         return run_plan(args, {k: v for k, v in kwargs.items() if k in PLAN_ARGUMENTS})
     timeline = kwargs.get("timeline")
-    pipe = BeatVisualizerPipeline(prompt_source(args) if "prompts" in kwargs or (timeline and timeline.prompts())
-                                  else None)  # fmt: skip
+    pipe = BeatVisualizerPipeline(
+        prompt_source(args) if "prompts" in kwargs or (timeline and timeline.prompts()) else None
+    )
     try:
         out = pipe(song_source(args), output_path=args.out, **kwargs)
     except ValueError as e:  # a bad image, a timeline that does not fit the song ... (AudioLoadError is one too)
@@ -251,10 +326,15 @@ def run(args: argparse.Namespace) -> int:
 
         from avdiff.audio.curves import plot_curves
 
-        Image.fromarray(plot_curves(out.rhythm, out.position, out.envelope, out.frame_edges,
-                                    title=f"curve {kwargs['curve'].source}")).save(args.plot)  # fmt: skip
+        Image.fromarray(
+            plot_curves(
+                out.rhythm, out.position, out.envelope, out.frame_edges, title=f"curve {kwargs['curve'].source}"
+            )
+        ).save(args.plot)
     r = out.rhythm
     downbeats = f", {len(r.downbeat_times_s)} downbeats" if len(r.downbeat_times_s) else ", no downbeats found"
-    print(f"wrote {out.path} ({out.num_frames} frames at {out.fps} fps; {len(out.timeline)} intervals; "
-          f"{r.tempo_bpm:.1f} BPM, {len(r.beat_times_s)} beats{downbeats})")  # fmt: skip
+    print(
+        f"wrote {out.path} ({out.num_frames} frames at {out.fps} fps; {len(out.timeline)} intervals; "
+        f"{r.tempo_bpm:.1f} BPM, {len(r.beat_times_s)} beats{downbeats})"
+    )
     return 0

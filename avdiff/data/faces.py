@@ -70,7 +70,7 @@ class PoolFace:
     def describe(self) -> dict:
         """JSON-ready, without the pixels."""
         return {"name": self.name, "source": self.source, "identity": self.identity, "split": self.split,
-                "size": list(self.image.shape[:2])}  # fmt: skip
+                "size": list(self.image.shape[:2])}
 
 
 def lfw_photo(face: np.ndarray, side: int = LFW_SIDE, pad: int = LFW_PAD) -> np.ndarray:
@@ -139,7 +139,7 @@ def group_identities(descriptors: np.ndarray, distance: float = GROUP_DISTANCE) 
 
 
 def split_identities(identities: list[str], test_fraction: float = TEST_FRACTION,
-                     keep_in_train: tuple[str, ...] = ()) -> dict[str, str]:  # fmt: skip
+                     keep_in_train: tuple[str, ...] = ()) -> dict[str, str]:
     """``{identity: "train" | "test"}``: a fixed permutation (seeded by :data:`SPLIT_SEED`) of the sorted identities
     puts ``round(test_fraction * n)`` of them (at least one when there are two or more) in ``test``."""
     names = sorted(set(identities) - set(keep_in_train))
@@ -168,12 +168,12 @@ def face_pool(faces_dir: str | os.PathLike | None = None, *, lfw: bool = True, a
         for m in members:
             m.identity = identity
     splits = split_identities([f.identity for f in pool], keep_in_train=tuple(
-        f.identity for f in pool if f.name == ASTRONAUT))  # fmt: skip
+        f.identity for f in pool if f.name == ASTRONAUT))
     for face in pool:
         face.split = splits[face.identity]
     counts = {s: len({f.identity for f in pool if f.split == s}) for s in ("train", "test")}
     logger.info("face pool: %d photos, %d identities (%d train, %d test)", len(pool), len({f.identity for f in pool}),
-                counts["train"], counts["test"])  # fmt: skip
+                counts["train"], counts["test"])
     return pool
 
 
@@ -182,7 +182,7 @@ def _builtin_pool() -> tuple[PoolFace, ...]:
     import skimage.data
 
     faces = [PoolFace(lfw_photo(img), f"lfw_{i:03d}", f"skimage.data.lfw_subset()[{i}]")
-             for i, img in enumerate(skimage.data.lfw_subset()[:LFW_FACES])]  # fmt: skip
+             for i, img in enumerate(skimage.data.lfw_subset()[:LFW_FACES])]
     faces.append(PoolFace(skimage.data.astronaut(), ASTRONAUT, "skimage.data.astronaut()"))
     return tuple(_detectable(faces))
 

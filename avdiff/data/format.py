@@ -41,7 +41,7 @@ def check_name(name: object, what: str) -> str:
     from a user or an index can be joined to an output folder without writing outside it."""
     if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
         raise ValueError(f"{what} {name!r} is not a safe file name: use 1 to 128 letters, digits, '_', '.' or '-', "
-                         "not starting with '.' or '-' (no path separators)")  # fmt: skip
+                         "not starting with '.' or '-' (no path separators)")
     return name
 
 

@@ -42,7 +42,7 @@ CACHE_VERSION = 1
 
 
 def select_scene_records(data_dir: str | os.PathLike, split: str | None = None,
-                         limit: int | None = None) -> list[SceneRecord]:  # fmt: skip
+                         limit: int | None = None) -> list[SceneRecord]:
     """The records of a SCENES DATA folder (:func:`avdiff.data.scenes.read_scene_index`), optionally of one ``split``
     and at most ``limit`` of them, in index order.
 
@@ -52,7 +52,7 @@ def select_scene_records(data_dir: str | os.PathLike, split: str | None = None,
     """
     if not (Path(data_dir) / "index.jsonl").is_file():
         raise FileNotFoundError(f"{str(data_dir)!r} is not a SCENES DATA folder (no index.jsonl); make one with "
-                                "`avdiff synth scenes`")  # fmt: skip
+                                "`avdiff synth scenes`")
     records = [r for r in read_scene_index(data_dir) if split is None or r.split == split]
     records = records[:limit] if limit is not None else records
     if not records:
@@ -107,7 +107,7 @@ def render_clip_frames(data_dir: str | os.PathLike, record: SceneRecord, size: i
             envelopes = {k[len("envelope_"):]: npz[k] for k in npz.files if k.startswith("envelope_")}
     try:
         frames = render_scene(record_spec(record), envelopes=envelopes, num_frames=record.num_frames,
-                              size=record.size).frames  # fmt: skip
+                              size=record.size).frames
     except (KeyError, ValueError) as e:
         raise ValueError(f"clip {record.id!r} cannot be re-rendered ({e}); use frames_from='video'") from e
     if len(frames) < num_frames:
@@ -143,7 +143,7 @@ CLIP_ARRAYS = {  # kind -> (loader, channels after [F, S, S])
 
 
 def cached_clip_arrays(data_dir: str | os.PathLike, records: list[SceneRecord], kind: str, size: int, num_frames: int,
-                       progress_bar: bool = False) -> np.ndarray:  # fmt: skip
+                       progress_bar: bool = False) -> np.ndarray:
     """Every clip's ``kind`` (``"frames"`` decoded or ``"rendered"``: uint8 [N, F, S, S, 3]; ``"masks"``: uint8
     [N, F, S, S]), memory-mapped from the cache ``DATA/cache/scene_<kind>_<S>_<F>.npy`` (made when missing or
     stale)."""
@@ -179,7 +179,7 @@ def cached_clip_arrays(data_dir: str | os.PathLike, records: list[SceneRecord], 
 
 def cached_text_states(data_dir: str | os.PathLike, captions: list[str], key: str,
                        encode: Callable[[list[str]], torch.Tensor], batch_size: int = 64,
-                       progress_bar: bool = False) -> tuple[torch.Tensor, dict[str, int]]:  # fmt: skip
+                       progress_bar: bool = False) -> tuple[torch.Tensor, dict[str, int]]:
     """The token states of the distinct ``captions`` (float32 [K, T, D]) and each caption's row, from the cache
     ``DATA/cache/scene_text_<key>.pt`` (made with ``encode`` when missing or when it lacks a caption)."""
     distinct = sorted(set(captions))
@@ -239,9 +239,9 @@ class SceneClipDataset(Dataset):
         kind = "frames" if frames_from == "video" else "rendered"
         self.frames = cached_clip_arrays(data_dir, self.records, kind, self.size, self.num_frames, progress_bar)
         self.masks = (cached_clip_arrays(data_dir, self.records, "masks", self.size, self.num_frames, progress_bar)
-                      if with_masks else None)  # fmt: skip
+                      if with_masks else None)
         self.text_states, rows = cached_text_states(data_dir, self.captions, text_key, encode_text,
-                                                    progress_bar=progress_bar)  # fmt: skip
+                                                    progress_bar=progress_bar)
         self.text_rows = torch.tensor([rows[c] for c in self.captions])
         fps = {float(r.fps) for r in self.records}
         if len(fps) > 1:

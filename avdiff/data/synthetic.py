@@ -249,7 +249,7 @@ def make_dataset(
         speech = speak(text, voice=voice, speed_wpm=speed, pitch=pitch, sample_rate=SAMPLE_RATE)
         source = {"voice": voice, "speed_wpm": speed, "pitch": pitch, "face": face.name, "augment": asdict(aug)}
         record = make_clip(out_dir, clip_id, aug.apply(face.image), speech, text=text, split=split, source=source,
-                           identity=face.identity)  # fmt: skip
+                           identity=face.identity)
         records.append(record)
         append_index(out_dir, record)
     return records
@@ -271,7 +271,7 @@ def _photos(faces: list[ImageLike] | None, faces_dir: str | os.PathLike | None, 
     """The photos a dataset draws from: the given ones, or the pool's faces of ``split`` (all for ``"all"``)."""
     if faces:
         return [PoolFace(load_image(f), f"face_{i}", f if isinstance(f, (str, os.PathLike)) else f"<image {i}>",
-                         identity=f"face_{i}", split=split) for i, f in enumerate(faces)]  # fmt: skip
+                         identity=f"face_{i}", split=split) for i, f in enumerate(faces)]
     photos = [f for f in face_pool(faces_dir) if split == "all" or f.split == split]
     if not photos:
         raise ValueError(f"the face pool has no identity in split {split!r}")

@@ -78,8 +78,15 @@ def build_app(
         pool = None
         if workers:
             user_models = {e.name: str(e.path) for e in registry.entries.values() if e.origin == "user"}
-            spec = WorkerSpec(user_models, bundled, device, limits, str(cache_dir), concurrency_limit,
-                              logging.getLogger().getEffectiveLevel())  # fmt: skip
+            spec = WorkerSpec(
+                user_models,
+                bundled,
+                device,
+                limits,
+                str(cache_dir),
+                concurrency_limit,
+                logging.getLogger().getEffectiveLevel(),
+            )
             pool = WorkerPool(spec, max_idle=concurrency_limit)
         ctx = TabContext(registry, limits, cache_dir, concurrency_limit, workers=pool)
         title = gr.Markdown(f"# avdiff {__version__}: sound in, video out", elem_id="avdiff-title")

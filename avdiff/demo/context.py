@@ -48,8 +48,10 @@ class Limits:
         if not self.max_audio_s > 0:
             raise ValueError(f"max_audio_s must be > 0 seconds, got {self.max_audio_s!r}")
         if not 0 < self.min_image_side <= self.max_output_side <= self.max_image_side:
-            raise ValueError(f"need 0 < min_image_side <= max_output_side <= max_image_side, got {self.min_image_side},"
-                             f" {self.max_output_side}, {self.max_image_side}")  # fmt: skip
+            raise ValueError(
+                f"need 0 < min_image_side <= max_output_side <= max_image_side, got {self.min_image_side},"
+                f" {self.max_output_side}, {self.max_image_side}"
+            )
 
 
 @dataclass

@@ -98,8 +98,9 @@ def load_photo(payload: object, limits: Limits) -> Photo:
     except InputError:
         raise
     except Image.DecompressionBombError as e:
-        raise InputError(f"The image is too large to open; this app takes at most {limits.max_image_side} px on a "
-                         "side.") from e  # fmt: skip
+        raise InputError(
+            f"The image is too large to open; this app takes at most {limits.max_image_side} px on a side."
+        ) from e
     except (OSError, ValueError, SyntaxError) as e:  # PIL raises all three for broken files
         raise InputError("The image cannot be read: it is not an image file, or it is corrupt or truncated.") from e
     check_image_size(rgb.shape[1], rgb.shape[0], limits)  # after EXIF rotation
@@ -109,11 +110,14 @@ def load_photo(payload: object, limits: Limits) -> Photo:
 
 def check_image_size(width: int, height: int, limits: Limits) -> None:
     if max(width, height) > limits.max_image_side:
-        raise InputError(f"The image is {width}×{height} px; this app takes at most {limits.max_image_side} px on a "
-                         "side.")  # fmt: skip
+        raise InputError(
+            f"The image is {width}×{height} px; this app takes at most {limits.max_image_side} px on a side."
+        )
     if min(width, height) < limits.min_image_side:
-        raise InputError(f"The image is {width}×{height} px, too small to hold a face; use at least "
-                         f"{limits.min_image_side} px on a side.")  # fmt: skip
+        raise InputError(
+            f"The image is {width}×{height} px, too small to hold a face; use at least "
+            f"{limits.min_image_side} px on a side."
+        )
 
 
 def fit_within(rgb: np.ndarray, max_side: int) -> np.ndarray:

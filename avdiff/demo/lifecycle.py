@@ -24,6 +24,7 @@ from avdiff.demo.context import REQUESTS_DIR, remove_quietly
 
 logger = logging.getLogger(__name__)
 
+
 class RequestFiles:
     """The queued jobs' uploads and the app's request folders in ``<cache_dir>/avdiff-requests``.
 

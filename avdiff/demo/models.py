@@ -115,14 +115,20 @@ def user_entry(name: str, path: str | Path) -> ModelEntry:
         raise ModelSpecError(f"--model {name}={path}: {e}") from e
     if kind is None:
         why = "no model_index.json" if not (folder / "model_index.json").is_file() else "not a pipeline avdiff knows"
-        raise ModelSpecError(f"--model {name}={path}: not a saved pipeline folder ({why}); give the folder "
-                             "`avdiff train talking-head` or `avdiff train text-to-video` writes, e.g. "
-                             "runs/talking_head_tiny/final")  # fmt: skip
-    plain, variants = weight_variants(folder)  # checked now: on the page, the load error would name the server's folder
+        raise ModelSpecError(
+            f"--model {name}={path}: not a saved pipeline folder ({why}); give the folder "
+            "`avdiff train talking-head` or `avdiff train text-to-video` writes, e.g. "
+            "runs/talking_head_tiny/final"
+        )
+    plain, variants = weight_variants(
+        folder
+    )  # checked now: on the page, the load error would name the server's folder
     if not plain and len(variants) > 1:
-        raise ModelSpecError(f"--model {name}={path}: its weights exist only as the variants "
-                             f"{', '.join(map(repr, sorted(variants)))}; the demo loads plain weights or a single "
-                             "variant: keep one variant's files in the folder")  # fmt: skip
+        raise ModelSpecError(
+            f"--model {name}={path}: its weights exist only as the variants "
+            f"{', '.join(map(repr, sorted(variants)))}; the demo loads plain weights or a single "
+            "variant: keep one variant's files in the folder"
+        )
     return ModelEntry(f"user:{label}", label, kind, "user", folder.resolve())
 
 
@@ -138,15 +144,18 @@ class ModelRegistry:
         device: torch device for loaded pipelines (default: cuda when available, else cpu).
     """
 
-    def __init__(self, models: dict[str, str | Path] | None = None, *, bundled: bool = True, device: str | None = None):
+    def __init__(
+        self, models: dict[str, str | Path] | None = None, *, bundled: bool = True, device: str | None = None
+    ):
         entries = [user_entry(name, path) for name, path in (models or {}).items()]
         names = [e.name for e in entries]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ModelSpecError(f"--model names {repeated} are the same once made safe labels; rename one")
         if bundled:
-            entries += [ModelEntry(f"bundled:{m.name}", safe_name(m.name), m.kind, "bundled", m.path)
-                        for m in available()]  # fmt: skip
+            entries += [
+                ModelEntry(f"bundled:{m.name}", safe_name(m.name), m.kind, "bundled", m.path) for m in available()
+            ]
         entries.append(ModelEntry(WARP_KEY, "warp", "talking-head", "builtin"))
         self.entries = {e.key: e for e in entries}
         self.device = device

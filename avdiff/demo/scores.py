@@ -11,8 +11,10 @@ def lipsync_reason(result: LipSyncResult) -> str | None:
     """Why ``result`` holds no score (too few frames with a face), or None when it is a score."""
     if result.scored:
         return None
-    return result.reason or (f"only {result.valid_frames} of {result.num_frames} frames show a face with the speech; "
-                             f"lip sync needs at least {MIN_SCORED_FRAMES}")  # fmt: skip
+    return result.reason or (
+        f"only {result.valid_frames} of {result.num_frames} frames show a face with the speech; "
+        f"lip sync needs at least {MIN_SCORED_FRAMES}"
+    )
 
 
 def format_lipsync(result: LipSyncResult, fps: Fraction | float, made_by: str) -> str:

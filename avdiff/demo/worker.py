@@ -214,9 +214,13 @@ class WorkerPool:
                     kind, value = worker.conn.recv()
                 except (EOFError, OSError):
                     worker.process.join(timeout=5)
-                    logger.error("%s: the worker (pid %d) stopped unexpectedly (exit code %s); the request fails, "
-                                 "the next one gets a fresh worker", method, worker.process.pid,
-                                 worker.process.exitcode)  # fmt: skip
+                    logger.error(
+                        "%s: the worker (pid %d) stopped unexpectedly (exit code %s); the request fails, "
+                        "the next one gets a fresh worker",
+                        method,
+                        worker.process.pid,
+                        worker.process.exitcode,
+                    )
                     raise gr.Error(WORKER_DIED_MESSAGE, print_exception=False) from None
                 if kind == "progress":
                     if progress is not None:
@@ -295,8 +299,12 @@ def serve(spec: WorkerSpec, conn) -> None:
     result; ``None`` (or the app's end closing) ends it. Ctrl+C is the app's to handle, so the worker ignores it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=spec.log_level, format="%(levelname)s %(name)s: %(message)s")
-    ctx = TabContext(ModelRegistry(spec.models, bundled=spec.bundled, device=spec.device), spec.limits,
-                     Path(spec.cache_dir), spec.concurrency_limit)  # fmt: skip
+    ctx = TabContext(
+        ModelRegistry(spec.models, bundled=spec.bundled, device=spec.device),
+        spec.limits,
+        Path(spec.cache_dir),
+        spec.concurrency_limit,
+    )
     tabs: dict[str, object] = {}
 
     ctx.on_request_dir = lambda path: conn.send(("folder", str(path)))

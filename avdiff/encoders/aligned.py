@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -30,7 +30,7 @@ class AlignedEncoder(AudioTextEncoder):
         self.aligner, self.text_encoder = aligner.eval(), text_encoder
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, text_model: str | None = None) -> "AlignedEncoder":
+    def from_pretrained(cls, path: str | os.PathLike, text_model: str | None = None) -> AlignedEncoder:
         """An aligner folder (``save_pretrained``) or a bundled name (``"scene_aligner"``: trained on the scene
         sounds too, so ``select_token`` picks "campfire" for a crackle); the text encoder is the one named in its
         config unless given."""

@@ -65,7 +65,10 @@ class AudioTextAligner(nn.Module):
         self.config = c = config or AlignerConfig()
         self.mel = LogMel(c.sample_rate, n_mels=c.n_mels, f_min_hz=40.0, f_max_hz=c.sample_rate / 2)
         self.tower = nn.Sequential(
-            _conv(c.n_mels, c.width, 5, 1), _conv(c.width, c.width, 5, 2), _conv(c.width, c.width, 3, 2), _conv(c.width, c.width, 3, 2)
+            _conv(c.n_mels, c.width, 5, 1),
+            _conv(c.width, c.width, 5, 2),
+            _conv(c.width, c.width, 3, 2),
+            _conv(c.width, c.width, 3, 2),
         )
         self.position = nn.Parameter(torch.zeros(1, 64, c.width))
         self.queries = nn.Parameter(torch.randn(1 + c.num_tokens, c.width) * 0.02)
@@ -102,7 +105,7 @@ class AudioTextAligner(nn.Module):
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path / "aligner.safetensors"))
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike) -> "AudioTextAligner":
+    def from_pretrained(cls, path: str | os.PathLike) -> AudioTextAligner:
         """A folder written by :meth:`save_pretrained`, or the name of a bundled aligner (``"scene_aligner"``)."""
         if not Path(path).is_dir() and bundled_path(str(path)) is not None:
             path = bundled_path(str(path))
@@ -115,7 +118,9 @@ class AudioTextAligner(nn.Module):
         return model.eval()
 
 
-def info_nce(audio: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, same: torch.Tensor | None = None) -> torch.Tensor:
+def info_nce(
+    audio: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, same: torch.Tensor | None = None
+) -> torch.Tensor:
     """Symmetric InfoNCE between unit-norm audio [B, D] and text [B, D] embeddings.
 
     ``same`` (bool [B, B], true on the diagonal) marks pairs that share a caption's content. A row's loss is

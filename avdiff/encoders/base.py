@@ -15,8 +15,8 @@ from __future__ import annotations
 import abc
 import logging
 import string
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ from avdiff.audio.io import Waveform
 
 logger = logging.getLogger(__name__)
 
-AudioBatch = Union[Waveform, Sequence[Waveform], torch.Tensor]
+AudioBatch = Waveform | Sequence[Waveform] | torch.Tensor
 
 # Function words of English: articles, pronouns, prepositions, conjunctions, auxiliaries and modals, quantifiers and a
 # few adverbs. Whatever is left in a prompt is a noun, adjective or verb, which is what a sound can be "of".
@@ -269,8 +269,10 @@ class AudioTextEncoder(nn.Module, abc.ABC):
         """
         words = content_words(prompt)
         if not words:
-            raise ValueError(f"prompt has no content words: it names no object a sound could belong to (only function "
-                             f"words, places, directions and times of day): {prompt!r}")  # fmt: skip
+            raise ValueError(
+                f"prompt has no content words: it names no object a sound could belong to (only function "
+                f"words, places, directions and times of day): {prompt!r}"
+            )
         template = self.text_template if text_template is None else _check_template(text_template)
         audio_embedding = self.embed_audio(audio)
         if audio_embedding.shape[0] != 1:

@@ -70,7 +70,9 @@ def _build_clap(
         raise ValueError(f"amodel={amodel!r} is not a laion-clap audio model; use one of {list_models()}")
     tokenizer, text_model = _load_text_parts(tmodel, text_model_dir)
     with _injected_text_branch(tmodel, tokenizer, text_model):
-        clap = laion_clap.CLAP_Module(enable_fusion=enable_fusion, device=str(device or "cpu"), amodel=amodel, tmodel=tmodel)
+        clap = laion_clap.CLAP_Module(
+            enable_fusion=enable_fusion, device=str(device or "cpu"), amodel=amodel, tmodel=tmodel
+        )
     clap.tokenize = tokenizer
     return clap
 
@@ -80,7 +82,9 @@ def _load_text_parts(tmodel: str, text_model_dir: str | os.PathLike | None) -> t
     ``"transformer"``, which laion-clap builds itself with its bundled CLIP tokenizer."""
     if tmodel == "transformer":
         if text_model_dir is not None:
-            raise ValueError(f"text_model_dir is only for tmodel in {sorted(_HF_TEXT_BRANCHES)}, got tmodel='transformer'")
+            raise ValueError(
+                f"text_model_dir is only for tmodel in {sorted(_HF_TEXT_BRANCHES)}, got tmodel='transformer'"
+            )
         return None, None
     if tmodel not in _HF_TEXT_BRANCHES:
         raise ValueError(f"tmodel must be 'transformer' or one of {sorted(_HF_TEXT_BRANCHES)}, got {tmodel!r}")
@@ -148,8 +152,20 @@ def _numpy_data_globals() -> list:
         from numpy._core import multiarray
     else:
         from numpy.core import multiarray
-    numeric = (np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
-               np.float16, np.float32, np.float64)  # fmt: skip
+    numeric = (
+        np.bool_,
+        np.int8,
+        np.uint8,
+        np.int16,
+        np.uint16,
+        np.int32,
+        np.uint32,
+        np.int64,
+        np.uint64,
+        np.float16,
+        np.float32,
+        np.float64,
+    )
     return [multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype, *(type(np.dtype(t)) for t in numeric)]
 
 
@@ -182,7 +198,7 @@ def _read_state_dict(path: str | os.PathLike, trust_checkpoint: bool = False) ->
     if not isinstance(state, dict) or not state:
         raise ValueError(f"path={str(path)!r} holds no state dict")
     if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return dict(state)
 
 

@@ -8,7 +8,8 @@ models; the windowing is described in :mod:`avdiff.encoders.clap_laion`).
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,7 +47,7 @@ class HFClapEncoder(AudioTextEncoder):
     @classmethod
     def from_pretrained(
         cls, name_or_path: str | os.PathLike, device: str | torch.device | None = None, **kwargs: Any
-    ) -> "HFClapEncoder":
+    ) -> HFClapEncoder:
         """Load ``ClapModel`` and ``ClapProcessor`` from a hub id (e.g. ``"laion/clap-htsat-unfused"``) or a folder.
 
         Raises:
@@ -88,7 +89,9 @@ class HFClapEncoder(AudioTextEncoder):
         finally:
             np.random.set_state(rng_state)
         is_longer = torch.zeros(windows.shape[0], 1, dtype=torch.bool, device=self.device)
-        out = self.model.get_audio_features(input_features=features["input_features"].to(self.device), is_longer=is_longer)
+        out = self.model.get_audio_features(
+            input_features=features["input_features"].to(self.device), is_longer=is_longer
+        )
         return _pooled(out)
 
     def embed_text(self, texts: str | Sequence[str]) -> torch.Tensor:

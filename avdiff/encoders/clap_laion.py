@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -98,7 +99,7 @@ class LaionClapEncoder(AudioTextEncoder):
         text_model_dir: str | os.PathLike | None = None,
         device: str | torch.device | None = None,
         **kwargs: Any,
-    ) -> "LaionClapEncoder":
+    ) -> LaionClapEncoder:
         """A CLAP with random weights, built offline (for tests and smoke runs; its embeddings mean nothing).
 
         The default ``tmodel="transformer"`` text branch needs no download; ``"roberta"`` needs ``text_model_dir``
@@ -120,7 +121,7 @@ class LaionClapEncoder(AudioTextEncoder):
         device: str | torch.device | None = None,
         trust_checkpoint: bool = False,
         **kwargs: Any,
-    ) -> "LaionClapEncoder":
+    ) -> LaionClapEncoder:
         """Build the model and load a laion-clap checkpoint (``.pt``) from ``path``.
 
         Args:
@@ -164,7 +165,7 @@ class LaionClapEncoder(AudioTextEncoder):
         cache_dir: str | os.PathLike | None = None,
         trust_checkpoint: bool = False,
         **kwargs: Any,
-    ) -> "LaionClapEncoder":
+    ) -> LaionClapEncoder:
         """A local checkpoint file, or a published checkpoint by name (see
         :data:`~avdiff.encoders.clap_checkpoint.PUBLISHED_CHECKPOINTS`).
 

@@ -62,10 +62,14 @@ class PromptTokens:
         spans = self.spans(word)
         if not spans:
             raise ValueError(f"word {word!r} is not in the prompt {self.prompt!r}")
-        found = [i for i, (a, b) in enumerate(self.offsets) if b > a and any(a < end and b > start for start, end in spans)]
+        found = [
+            i for i, (a, b) in enumerate(self.offsets) if b > a and any(a < end and b > start for start, end in spans)
+        ]
         if not found:
-            raise ValueError(f"word {word!r} of the prompt {self.prompt!r} lies beyond the text encoder's "
-                             f"{len(self.tokens)} tokens (the prompt was truncated)")  # fmt: skip
+            raise ValueError(
+                f"word {word!r} of the prompt {self.prompt!r} lies beyond the text encoder's "
+                f"{len(self.tokens)} tokens (the prompt was truncated)"
+            )
         return found
 
     def words(self) -> list[tuple[str, list[int]]]:
@@ -87,10 +91,18 @@ def tokenize_prompt(tokenizer, prompt: str, max_length: int) -> PromptTokens:
         ValueError: ``tokenizer`` is not a fast (``tokenizers``-backed) tokenizer, which has no character offsets.
     """
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(f"word positions need a fast tokenizer with character offsets, got {type(tokenizer).__name__}"
-                         " (load it with AutoTokenizer.from_pretrained(..., use_fast=True))")  # fmt: skip
-    enc = tokenizer(prompt, padding="max_length", max_length=max_length, truncation=True,
-                    return_offsets_mapping=True, return_special_tokens_mask=True)  # fmt: skip
+        raise ValueError(
+            f"word positions need a fast tokenizer with character offsets, got {type(tokenizer).__name__}"
+            " (load it with AutoTokenizer.from_pretrained(..., use_fast=True))"
+        )
+    enc = tokenizer(
+        prompt,
+        padding="max_length",
+        max_length=max_length,
+        truncation=True,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )
     full = tokenizer(prompt, truncation=False)["input_ids"]
     ids = enc["input_ids"]
     offsets = [tuple(map(int, o)) for o in enc["offset_mapping"]]

@@ -60,7 +60,9 @@ class SentenceEncoder(nn.Module):
         self.eval()
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike = "minilm", device: str | torch.device | None = None) -> "SentenceEncoder":
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike = "minilm", device: str | torch.device | None = None
+    ) -> SentenceEncoder:
         from transformers import AutoModel, AutoTokenizer
 
         path = resolve_text_model(name_or_path)
@@ -69,8 +71,10 @@ class SentenceEncoder(nn.Module):
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=offline)
             model = AutoModel.from_pretrained(path, local_files_only=offline)
         except OSError as e:
-            raise OSError(f"cannot load the text model {str(name_or_path)!r} ({path}): give a local folder, or "
-                          f"download it first (HF_HUB_OFFLINE is {os.environ.get('HF_HUB_OFFLINE')!r}): {e}") from e
+            raise OSError(
+                f"cannot load the text model {str(name_or_path)!r} ({path}): give a local folder, or "
+                f"download it first (HF_HUB_OFFLINE is {os.environ.get('HF_HUB_OFFLINE')!r}): {e}"
+            ) from e
         encoder = cls(model, tokenizer)
         encoder.name_or_path = str(name_or_path)
         return encoder.to(device or "cpu")

@@ -40,7 +40,9 @@ MOTION_THRESHOLD = 0.01  # mean |change| per pixel per frame (0..1 scale) that s
 PLACE_BOUNDS = {"left": (0.0, 0.4), "centre": (0.3, 0.7), "right": (0.6, 1.0)}  # centroid x / width
 
 
-def segmentation_scores(pred: np.ndarray, truth: np.ndarray, labels: list[str] | tuple[str, ...] = LABELS) -> dict[str, float]:
+def segmentation_scores(
+    pred: np.ndarray, truth: np.ndarray, labels: list[str] | tuple[str, ...] = LABELS
+) -> dict[str, float]:
     """Pixel accuracy and mean IoU of predicted labels against true ones (same shape, integer label maps).
 
     Mean IoU averages over the labels that occur in ``truth`` or ``pred`` (a label absent from both has no IoU).
@@ -51,7 +53,9 @@ def segmentation_scores(pred: np.ndarray, truth: np.ndarray, labels: list[str] |
     """
     pred, truth = np.asarray(pred), np.asarray(truth)
     if pred.shape != truth.shape or pred.size == 0:
-        raise ValueError(f"pred and truth must be non-empty label maps of one shape, got {pred.shape} and {truth.shape}")
+        raise ValueError(
+            f"pred and truth must be non-empty label maps of one shape, got {pred.shape} and {truth.shape}"
+        )
     n = len(labels)
     confusion = np.bincount(truth.astype(np.int64).ravel() * n + pred.astype(np.int64).ravel(), minlength=n * n)
     confusion = confusion[: n * n].reshape(n, n)  # (true, predicted)
@@ -291,8 +295,9 @@ def object_segment(frame: np.ndarray, word: str, segmenter=None, labels: np.ndar
     return np.asarray(labels) == LABELS.index(word)
 
 
-def score_scene_folder(data_dir: str | Path, segmenter, videos: str | Path | None = None,
-                       max_clips: int | None = None) -> dict[str, dict]:
+def score_scene_folder(
+    data_dir: str | Path, segmenter, videos: str | Path | None = None, max_clips: int | None = None
+) -> dict[str, dict]:
     """Prompt fidelity of a scene folder's clips (or of generated ``videos/ID.mp4``) against their records, with
     the shuffled-caption control and the true-mask reference (DATA's own clips only). Rows: ``segmenter``,
     ``shuffled`` and ``true_masks`` -> :func:`aggregate_fidelity` dicts."""

@@ -29,8 +29,9 @@ def face_crops_for(model, frames: np.ndarray, fps: float, aligned: bool = False)
     return face_track(frames, model.config.crop_size).crops
 
 
-def syncnet_scores_for_video(model, path: str | os.PathLike, *, aligned: bool = False,
-                             max_offset: int = 15) -> SyncScores:  # fmt: skip
+def syncnet_scores_for_video(
+    model, path: str | os.PathLike, *, aligned: bool = False, max_offset: int = 15
+) -> SyncScores:
     """Read a video file (any fps, any audio rate) and score its sync with ``model``.
 
     Raises:

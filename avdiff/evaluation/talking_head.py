@@ -53,8 +53,19 @@ logger = logging.getLogger(__name__)
 
 FACE_CROP_PX = 128
 BASELINES = ("ground_truth", "still", "warp")
-SUMMARY_KEYS = ("r_reference", "r_envelope", "r_interior_reference", "r_interior_envelope", "psnr_db", "ssim",
-                "mouth_psnr_db", "mouth_ssim", "identity_share", "identity_distance", "csim")
+SUMMARY_KEYS = (
+    "r_reference",
+    "r_envelope",
+    "r_interior_reference",
+    "r_interior_envelope",
+    "psnr_db",
+    "ssim",
+    "mouth_psnr_db",
+    "mouth_ssim",
+    "identity_share",
+    "identity_distance",
+    "csim",
+)
 
 # animate(photo uint8 [H, W, 3], clip) -> VideoPipelineOutput with the clip's speech
 Animator = Callable[[np.ndarray, ClipData], "object"]
@@ -118,8 +129,9 @@ class TalkingHeadReport:
             for key in SUMMARY_KEYS:
                 values = [getattr(s, key) for s in rows if getattr(s, key) is not None]
                 out[source][key] = float(np.mean(values)) if values else None
-            out[source]["offset_within_1"] = (float(np.mean([abs(s.offset_frames) <= 1 for s in scored]))
-                                              if scored else None)  # fmt: skip
+            out[source]["offset_within_1"] = (
+                float(np.mean([abs(s.offset_frames) <= 1 for s in scored])) if scored else None
+            )
         return out
 
     def wins(self, model: str, other: str, key: str = "r_reference") -> tuple[int, int]:
@@ -131,27 +143,39 @@ class TalkingHeadReport:
 
     def to_dict(self) -> dict:
         """Strict-JSON-ready (``json.dumps(..., allow_nan=False)`` works): missing scores are None."""
-        return {"settings": self.settings, "summary": self.summary(), "clips": [asdict(s) for s in self.scores],
-                "skipped": self.skipped}  # fmt: skip
+        return {
+            "settings": self.settings,
+            "summary": self.summary(),
+            "clips": [asdict(s) for s in self.scores],
+            "skipped": self.skipped,
+        }
 
     def to_markdown(self, models: list[str] | None = None) -> str:
         """The summary as a Markdown table, then each model's per-clip wins over the baselines."""
-        lines = ["| source | clips scored | openness r vs true aperture | openness r vs speech | best offset within 1 "
-                 "frame | interior r vs true aperture | interior r vs speech | face PSNR (dB) | face SSIM "
-                 "| mouth PSNR (dB) | mouth SSIM | same person | CSIM |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines = [
+            "| source | clips scored | openness r vs true aperture | openness r vs speech | best offset within 1 "
+            "frame | interior r vs true aperture | interior r vs speech | face PSNR (dB) | face SSIM "
+            "| mouth PSNR (dB) | mouth SSIM | same person | CSIM |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for source, m in self.summary().items():
-            lines.append(f"| {source} | {m['scored']} of {m['clips']} | {_f(m['r_reference'], '+.3f')} "
-                         f"| {_f(m['r_envelope'], '+.3f')} | {_f(m['offset_within_1'], '.0%')} "
-                         f"| {_f(m['r_interior_reference'], '+.3f')} | {_f(m['r_interior_envelope'], '+.3f')} "
-                         f"| {_f(m['psnr_db'], '.2f')} | {_f(m['ssim'], '.3f')} | {_f(m['mouth_psnr_db'], '.2f')} "
-                         f"| {_f(m['mouth_ssim'], '.3f')} | {_f(m['identity_share'], '.0%')} "
-                         f"| {_f(m['csim'], '.3f')} |")  # fmt: skip
+            lines.append(
+                f"| {source} | {m['scored']} of {m['clips']} | {_f(m['r_reference'], '+.3f')} "
+                f"| {_f(m['r_envelope'], '+.3f')} | {_f(m['offset_within_1'], '.0%')} "
+                f"| {_f(m['r_interior_reference'], '+.3f')} | {_f(m['r_interior_envelope'], '+.3f')} "
+                f"| {_f(m['psnr_db'], '.2f')} | {_f(m['ssim'], '.3f')} | {_f(m['mouth_psnr_db'], '.2f')} "
+                f"| {_f(m['mouth_ssim'], '.3f')} | {_f(m['identity_share'], '.0%')} "
+                f"| {_f(m['csim'], '.3f')} |"
+            )
         models = models if models is not None else [s for s in self.sources() if s not in BASELINES]
-        wins = [f"- {model} beats {other} on {won} of {n} clips by {name} r vs true aperture (same clip)"
-                for model in models for other in self.sources() if other not in (model, "ground_truth")
-                for name, key in (("openness", "r_reference"), ("interior", "r_interior_reference"))
-                for won, n in [self.wins(model, other, key)]]  # fmt: skip
+        wins = [
+            f"- {model} beats {other} on {won} of {n} clips by {name} r vs true aperture (same clip)"
+            for model in models
+            for other in self.sources()
+            if other not in (model, "ground_truth")
+            for name, key in (("openness", "r_reference"), ("interior", "r_interior_reference"))
+            for won, n in [self.wins(model, other, key)]
+        ]
         skipped = [f"- {c['clip']}: not animated ({c['reason']})" for c in self.skipped]
         return "\n".join(lines + ([""] + wins if wins else []) + ([""] + skipped if skipped else [])) + "\n"
 
@@ -180,7 +204,9 @@ def reference_aperture(data_dir: str | os.PathLike, clip: ClipData) -> np.ndarra
     return np.load(Path(data_dir) / clip.record.aperture).astype(np.float64)
 
 
-def face_similarity(frames: np.ndarray, truth: np.ndarray, matrix: np.ndarray, size: int = FACE_CROP_PX) -> tuple[float, float]:
+def face_similarity(
+    frames: np.ndarray, truth: np.ndarray, matrix: np.ndarray, size: int = FACE_CROP_PX
+) -> tuple[float, float]:
     """(PSNR dB, SSIM) between two videos uint8 [F, H, W, 3] inside the crop given by ``matrix`` (photo px -> crop
     px at ``size``; a face or a lower-face alignment), averaged over frames (over the common length)."""
     n = min(len(frames), len(truth))
@@ -198,8 +224,9 @@ def baseline_animator(name: str, fps: FpsLike = 25) -> Animator:
     if name == "ground_truth":  # the clip's own frames and rate
         return lambda photo, clip: VideoPipelineOutput(clip.frames, as_fraction_fps(clip.record.fps), clip.audio)
     if name == "still":
-        return lambda photo, clip: VideoPipelineOutput(np.broadcast_to(photo, clip.frames.shape),
-                                                       as_fraction_fps(clip.record.fps), clip.audio)  # fmt: skip
+        return lambda photo, clip: VideoPipelineOutput(
+            np.broadcast_to(photo, clip.frames.shape), as_fraction_fps(clip.record.fps), clip.audio
+        )
     if name == "warp":
         warp = WarpBaselinePipeline(fps=fps)
         warp.set_progress_bar_config(disable=True)
@@ -269,18 +296,40 @@ def evaluate_talking_heads(
             frames = video.frames.numpy()
             psnr, ssim = face_similarity(frames, clip.frames, matrix)
             mouth_psnr, mouth_ssim = face_similarity(frames, clip.frames, mouth_matrix)
-            identity = (identity_scores(frames, photo_identity, recognizer) if photo_identity is not None else None)
+            identity = identity_scores(frames, photo_identity, recognizer) if photo_identity is not None else None
             inner = result.interior
-            scores.append(ClipScore(record.id, source, str(path), result.r_reference, result.r_envelope,
-                                    result.offset_frames, inner.r_reference if inner else None,
-                                    inner.r_envelope if inner else None, psnr, ssim, result.valid_frames,
-                                    result.num_frames, result.reason, mouth_psnr, mouth_ssim,
-                                    identity.same_person_share if identity else None,
-                                    identity.mean_distance if identity else None,
-                                    identity.csim if identity else None))  # fmt: skip
-            logger.info("%s %s: r_reference %s (interior %s), r_envelope %s, PSNR %.2f dB%s", record.id, source,
-                        _fmt(result.r_reference), _fmt(inner.r_reference if inner else None),
-                        _fmt(result.r_envelope), psnr, f" (no lip-sync score: {result.reason})" if result.reason else "")
+            scores.append(
+                ClipScore(
+                    record.id,
+                    source,
+                    str(path),
+                    result.r_reference,
+                    result.r_envelope,
+                    result.offset_frames,
+                    inner.r_reference if inner else None,
+                    inner.r_envelope if inner else None,
+                    psnr,
+                    ssim,
+                    result.valid_frames,
+                    result.num_frames,
+                    result.reason,
+                    mouth_psnr,
+                    mouth_ssim,
+                    identity.same_person_share if identity else None,
+                    identity.mean_distance if identity else None,
+                    identity.csim if identity else None,
+                )
+            )
+            logger.info(
+                "%s %s: r_reference %s (interior %s), r_envelope %s, PSNR %.2f dB%s",
+                record.id,
+                source,
+                _fmt(result.r_reference),
+                _fmt(inner.r_reference if inner else None),
+                _fmt(result.r_envelope),
+                psnr,
+                f" (no lip-sync score: {result.reason})" if result.reason else "",
+            )
     return TalkingHeadReport(scores, skipped=skipped)
 
 

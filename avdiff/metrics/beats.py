@@ -78,13 +78,25 @@ class BeatAlignment:
 
     def to_dict(self, with_series: bool = False) -> dict:
         """A JSON-ready dict (the beat and peak times and the change curve only with ``with_series``)."""
-        out = {"scored": self.scored, "reason": self.reason, "beat_align_score": self.beat_align_score,
-               "beat_align_score_music": self.beat_align_score_music, "hit_rate": self.hit_rate,
-               "chance": self.chance, "sigma_s": self.sigma_s, "fps": self.fps, "num_beats": self.num_beats,
-               "num_peaks": self.num_peaks, "method": self.method}  # fmt: skip
+        out = {
+            "scored": self.scored,
+            "reason": self.reason,
+            "beat_align_score": self.beat_align_score,
+            "beat_align_score_music": self.beat_align_score_music,
+            "hit_rate": self.hit_rate,
+            "chance": self.chance,
+            "sigma_s": self.sigma_s,
+            "fps": self.fps,
+            "num_beats": self.num_beats,
+            "num_peaks": self.num_peaks,
+            "method": self.method,
+        }
         if with_series:
-            out.update(beat_times_s=self.beat_times_s.tolist(), peak_times_s=self.peak_times_s.tolist(),
-                       change=self.change.tolist())  # fmt: skip
+            out.update(
+                beat_times_s=self.beat_times_s.tolist(),
+                peak_times_s=self.peak_times_s.tolist(),
+                change=self.change.tolist(),
+            )
         return out
 
 
@@ -101,8 +113,11 @@ def visual_change(frames, method: str = "diff", max_side: int = 256) -> np.ndarr
         gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
         if method == "flow" and max(gray.shape) > max_side:
             scale = max_side / max(gray.shape)
-            gray = cv2.resize(gray, (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale))),
-                              interpolation=cv2.INTER_AREA)  # fmt: skip
+            gray = cv2.resize(
+                gray,
+                (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale))),
+                interpolation=cv2.INTER_AREA,
+            )
         if previous is None:
             out.append(0.0)
         elif method == "diff":
@@ -125,8 +140,7 @@ def change_peaks(change: np.ndarray, min_change: float = MIN_CHANGE["diff"]) -> 
     return peaks.astype(np.int64)
 
 
-def alignment_scores(peak_times_s: np.ndarray, beat_times_s: np.ndarray, fps: float,
-                     sigma_s: float = SIGMA_S) -> dict:  # fmt: skip
+def alignment_scores(peak_times_s: np.ndarray, beat_times_s: np.ndarray, fps: float, sigma_s: float = SIGMA_S) -> dict:
     """``{"beat_align_score", "beat_align_score_music", "hit_rate", "chance"}`` of visual peaks against music beats
     (see the module docstring); the caller checks there are enough of both."""
     peaks = np.sort(np.asarray(peak_times_s, dtype=np.float64))
@@ -150,27 +164,39 @@ def _nearest_distance(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.minimum(np.abs(x - left), np.abs(x - right))
 
 
-def beat_alignment(change: np.ndarray, fps: float, beat_times_s: np.ndarray, sigma_s: float = SIGMA_S,
-                   method: str = "diff") -> BeatAlignment:  # fmt: skip
+def beat_alignment(
+    change: np.ndarray, fps: float, beat_times_s: np.ndarray, sigma_s: float = SIGMA_S, method: str = "diff"
+) -> BeatAlignment:
     """Score a visual-change curve [F] at ``fps`` against music beats (seconds)."""
     beats = np.asarray(beat_times_s, dtype=np.float64)
     peaks = change_peaks(change, MIN_CHANGE[method]) / float(fps)
-    result = dict(sigma_s=sigma_s, fps=float(fps), num_beats=len(beats), num_peaks=len(peaks), beat_times_s=beats,
-                  peak_times_s=peaks, change=np.asarray(change, dtype=np.float32), method=method)  # fmt: skip
+    result = dict(
+        sigma_s=sigma_s,
+        fps=float(fps),
+        num_beats=len(beats),
+        num_peaks=len(peaks),
+        beat_times_s=beats,
+        peak_times_s=peaks,
+        change=np.asarray(change, dtype=np.float32),
+        method=method,
+    )
     reason = None
     if len(beats) < MIN_BEATS:
         reason = f"the music has {len(beats)} beat(s); at least {MIN_BEATS} are needed"
     elif len(peaks) < MIN_PEAKS:
         unit = "grey levels" if method == "diff" else "px of optical flow"
-        reason = (f"the picture has {len(peaks)} visual-change peak(s) (changes of at least {MIN_CHANGE[method]:g} "
-                  f"{unit}); at least {MIN_PEAKS} are needed")  # fmt: skip
+        reason = (
+            f"the picture has {len(peaks)} visual-change peak(s) (changes of at least {MIN_CHANGE[method]:g} "
+            f"{unit}); at least {MIN_PEAKS} are needed"
+        )
     if reason is not None:
         return BeatAlignment(False, reason, None, None, None, None, **result)
     return BeatAlignment(True, None, **alignment_scores(peaks, beats, fps, sigma_s), **result)
 
 
-def score_video(path: str | os.PathLike, method: str = "diff", beat_times_s: np.ndarray | None = None,
-                sigma_s: float = SIGMA_S) -> BeatAlignment:  # fmt: skip
+def score_video(
+    path: str | os.PathLike, method: str = "diff", beat_times_s: np.ndarray | None = None, sigma_s: float = SIGMA_S
+) -> BeatAlignment:
     """The beat alignment of a video file: its frames streamed (never held), its own audio track's beats (or
     ``beat_times_s``). A video without a (readable) audio track and no beats given is not scored."""
 

@@ -8,7 +8,7 @@ Make-An-Audio), so numbers compare with theirs. For the CLIPScore convention of 
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

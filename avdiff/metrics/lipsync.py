@@ -90,7 +90,9 @@ def lagged_pair(a: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     return a[-k:n], b[: max(n + k, 0)]
 
 
-def offset_correlations(a: np.ndarray, b: np.ndarray, max_offset: int, min_frames: int = MIN_SCORED_FRAMES) -> dict[int, float]:
+def offset_correlations(
+    a: np.ndarray, b: np.ndarray, max_offset: int, min_frames: int = MIN_SCORED_FRAMES
+) -> dict[int, float]:
     """Pearson r of ``a[i]`` against ``b[i + k]`` for each ``k`` in ``[-max_offset, max_offset]``; NaN for an offset
     whose overlap has fewer than ``min_frames`` valid frames. Both are truncated to their common length first."""
     n = min(len(a), len(b))
@@ -191,8 +193,12 @@ class LipSyncResult:
         if self.interior is not None:
             out["interior"] = self.interior.to_dict()
         if self.face_choice is not None:
-            out.update(face_index=self.face_index, face_box=_box(self.face_box), face_choice=self.face_choice,
-                       faces=self.faces)  # fmt: skip
+            out.update(
+                face_index=self.face_index,
+                face_box=_box(self.face_box),
+                face_choice=self.face_choice,
+                faces=self.faces,
+            )
         return out
 
 
@@ -252,8 +258,10 @@ def lipsync_scores(
     valid = int((np.isfinite(a_n) & np.isfinite(e_n)).sum())
     if valid < min_frames:
         found = int(np.isfinite(a_n).sum())
-        reason = (f"only {valid} of {n} frames have both a face and audio (a face in {found}); at least {min_frames} "
-                  "are needed for a score")  # fmt: skip
+        reason = (
+            f"only {valid} of {n} frames have both a face and audio (a face in {found}); at least {min_frames} "
+            "are needed for a score"
+        )
         logger.warning("lip sync cannot be scored: %s", reason)
         return LipSyncResult(None, None, None, num_frames=n, valid_frames=valid, reason=reason)
     if np.ptp(e_n[np.isfinite(a_n) & np.isfinite(e_n)]) == 0:
@@ -283,10 +291,16 @@ def lipsync_scores(
 
 
 def _face_summary(index: int, box, found: int, result: LipSyncResult) -> dict:
-    return {"index": index, "box": _box(box), "found_frames": found, "r_envelope": _round(result.r_envelope),
-            "offset_frames": result.offset_frames, "r_at_offset": _round(result.r_at_offset),
-            "r_interior_at_offset": _round(result.interior.r_at_offset if result.interior else None),
-            "follows": _round(result.follows)}  # fmt: skip
+    return {
+        "index": index,
+        "box": _box(box),
+        "found_frames": found,
+        "r_envelope": _round(result.r_envelope),
+        "offset_frames": result.offset_frames,
+        "r_at_offset": _round(result.r_at_offset),
+        "r_interior_at_offset": _round(result.interior.r_at_offset if result.interior else None),
+        "follows": _round(result.follows),
+    }
 
 
 def choose_face(results: list[LipSyncResult], boxes: list, face: int | tuple | None) -> tuple[int | None, str]:
@@ -300,8 +314,9 @@ def choose_face(results: list[LipSyncResult], boxes: list, face: int | tuple | N
         raise ValueError(f"face {face!r}: no face was found in the video")
     if isinstance(face, (int, np.integer)) and not isinstance(face, bool):
         if not 0 <= face < len(results):
-            raise ValueError(f"face {face}: the video has {len(results)} face(s), indexed 0..{len(results) - 1} from "
-                             "the left")  # fmt: skip
+            raise ValueError(
+                f"face {face}: the video has {len(results)} face(s), indexed 0..{len(results) - 1} from the left"
+            )
         return int(face), "index"
     if face is not None:
         if len(face) != 4 or not face[2] > face[0] or not face[3] > face[1]:
@@ -309,8 +324,7 @@ def choose_face(results: list[LipSyncResult], boxes: list, face: int | tuple | N
         overlaps = [box_iou(tuple(face), b) if np.isfinite(b).all() else 0.0 for b in boxes]
         best = int(np.argmax(overlaps))
         if overlaps[best] <= 0:
-            raise ValueError(f"face box {tuple(face)!r} overlaps none of the faces found: "
-                             f"{[_box(b) for b in boxes]}")  # fmt: skip
+            raise ValueError(f"face box {tuple(face)!r} overlaps none of the faces found: {[_box(b) for b in boxes]}")
         return best, "box"
     if not results:
         return None, "none"
@@ -322,9 +336,14 @@ def choose_face(results: list[LipSyncResult], boxes: list, face: int | tuple | N
     return max(scored, key=lambda k: results[k].follows), "speaks"
 
 
-def score_video(clip: VideoClip, reference: np.ndarray | None = None, max_offset: int = 15, *,
-                face: int | tuple[float, float, float, float] | None = None,
-                max_faces: int = MAX_FACES) -> LipSyncResult:  # fmt: skip
+def score_video(
+    clip: VideoClip,
+    reference: np.ndarray | None = None,
+    max_offset: int = 15,
+    *,
+    face: int | tuple[float, float, float, float] | None = None,
+    max_faces: int = MAX_FACES,
+) -> LipSyncResult:
     """Lip-sync scores of a decoded video with its audio track. This is what ``avdiff eval lipsync VIDEO`` reports.
 
     Every face (up to ``max_faces``, :func:`avdiff.video.tracking.track_faces`) is scored: the mediapipe mouth
@@ -358,9 +377,12 @@ def score_video(clip: VideoClip, reference: np.ndarray | None = None, max_offset
     results, boxes = [], []
     for k in keep:  # faces seen in a few frames only (a false detection, a passer-by) are not candidates
         landmarks = tracks.landmarks[k]
-        result = lipsync_scores(aperture_from_landmarks(landmarks), envelope, reference=reference, max_offset=max_offset)
-        result.interior = lipsync_scores(mouth_interior(frames, landmarks), envelope, reference=reference,
-                                         max_offset=max_offset)  # fmt: skip
+        result = lipsync_scores(
+            aperture_from_landmarks(landmarks), envelope, reference=reference, max_offset=max_offset
+        )
+        result.interior = lipsync_scores(
+            mouth_interior(frames, landmarks), envelope, reference=reference, max_offset=max_offset
+        )
         results.append(result)
         boxes.append(tracks.boxes[k])
     index, how = choose_face(results, boxes, face)
@@ -379,6 +401,8 @@ def score_video(clip: VideoClip, reference: np.ndarray | None = None, max_offset
     result.face_index, result.face_box, result.face_choice = index, boxes[index], how
     result.faces = [_face_summary(k, boxes[k], int(found[keep[k]]), r) for k, r in enumerate(results)]
     if len(results) > 1:
-        others = ", ".join(f"face {f['index']} {f['box']} follows {f['follows']}" for f in result.faces if f["index"] != index)
+        others = ", ".join(
+            f"face {f['index']} {f['box']} follows {f['follows']}" for f in result.faces if f["index"] != index
+        )
         logger.info("%d faces; scoring face %d %s (%s); %s", len(results), index, _box(boxes[index]), how, others)
     return result

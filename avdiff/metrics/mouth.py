@@ -23,8 +23,8 @@ import numpy as np
 from avdiff.video.face import track_landmarks
 from avdiff.video.landmarks import INNER_LIP_PAIRS, LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, RIGHT_EYE
 from avdiff.video.reader import read_video
-from avdiff.video.writer import frames_to_uint8
 from avdiff.video.smoothing import smooth_landmarks
+from avdiff.video.writer import frames_to_uint8
 
 if TYPE_CHECKING:
     from avdiff.video.writer import FramesLike
@@ -103,12 +103,13 @@ def mouth_interior(frames: FramesLike, landmarks: np.ndarray, dark_ratio: float 
     for i in np.flatnonzero(np.isfinite(pts).all(axis=(1, 2))):
         gray = cv2.cvtColor(video[i], cv2.COLOR_RGB2GRAY)
 
+        # called only within this pass of the loop, so it reads this pass's i and gray
         def sample(box: tuple[tuple[float, float], tuple[float, float]]) -> np.ndarray:
             (x0, x1), (y0, y1) = box
             u, v = np.meshgrid(x0 + (x1 - x0) * t, y0 + (y1 - y0) * t)  # face units
-            xy = mouth[i] + size[i] * (u[..., None] * across[i] + v[..., None] * down[i])  # (grid, grid, 2) px
+            xy = mouth[i] + size[i] * (u[..., None] * across[i] + v[..., None] * down[i])  # (grid, grid, 2) px  # noqa: B023
             maps = xy.astype(np.float32)
-            return cv2.remap(gray, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            return cv2.remap(gray, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # noqa: B023
 
         skin = float(np.median(sample(SKIN_BOX)))
         out[i] = float((sample(MOUTH_BOX) < dark_ratio * skin).mean())

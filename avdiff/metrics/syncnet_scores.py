@@ -125,7 +125,9 @@ def shift_audio(audio: Waveform, frames: int, fps: float = 25) -> Waveform:
     return Waveform(shifted, audio.sample_rate)
 
 
-def syncnet_scores(model, crops: np.ndarray, audio: Waveform, *, max_offset: int = 15, batch_size: int = 256) -> SyncScores:
+def syncnet_scores(
+    model, crops: np.ndarray, audio: Waveform, *, max_offset: int = 15, batch_size: int = 256
+) -> SyncScores:
     """Score aligned face crops against speech.
 
     Args:
@@ -143,7 +145,9 @@ def syncnet_scores(model, crops: np.ndarray, audio: Waveform, *, max_offset: int
 
 
 @torch.no_grad()
-def score_faces(model, faces: torch.Tensor, audio: Waveform, *, max_offset: int = 15, batch_size: int = 256) -> SyncScores:
+def score_faces(
+    model, faces: torch.Tensor, audio: Waveform, *, max_offset: int = 15, batch_size: int = 256
+) -> SyncScores:
     """:func:`syncnet_scores` from the model's lower faces uint8 [F, h, w] (``model.lower_faces(crops)``), so that
     one clip can be scored against several audio tracks without redoing the crops."""
     model.eval()

@@ -165,9 +165,7 @@ def audio_processors(unet: nn.Module, audio_dim: int | None) -> dict[str, object
 
 def audio_gates(unet: nn.Module) -> dict[str, nn.Parameter]:
     """The gate parameter of every audio processor, by processor name."""
-    return {
-        name: proc.gate for name, proc in unet.attn_processors.items() if isinstance(proc, AudioAttnProcessor2_0)
-    }
+    return {name: proc.gate for name, proc in unet.attn_processors.items() if isinstance(proc, AudioAttnProcessor2_0)}
 
 
 # --- AADiff: token reweighting --------------------------------------------------------------------------------
@@ -213,8 +211,10 @@ class TokenReweightAttnProcessor(AttnProcessor2_0):
             return base
         n, context_len = encoder_hidden_states.shape[:2]
         if token_scales.shape != (n, context_len):
-            raise ValueError(f"token_scales must have shape ({n}, {context_len}) at this layer (rows of the "
-                             f"cross-attention batch, key tokens), got {tuple(token_scales.shape)}")  # fmt: skip
+            raise ValueError(
+                f"token_scales must have shape ({n}, {context_len}) at this layer (rows of the "
+                f"cross-attention batch, key tokens), got {tuple(token_scales.shape)}"
+            )
         rows = (token_scales != 1).any(dim=1).nonzero().flatten()
         if rows.numel() == 0:
             return base
@@ -222,16 +222,22 @@ class TokenReweightAttnProcessor(AttnProcessor2_0):
         if attention_mask is not None:  # (N, heads, 1 or HW, T), additive
             mask = attn.prepare_attention_mask(attention_mask, context_len, n)
             mask = mask.view(n, attn.heads, -1, mask.shape[-1])[rows]
-        changed = self._reweighted(attn, hidden_states[rows], encoder_hidden_states[rows], mask, temb,
-                                   token_scales[rows])  # fmt: skip
+        changed = self._reweighted(
+            attn, hidden_states[rows], encoder_hidden_states[rows], mask, temb, token_scales[rows]
+        )
         out = base.clone()
         out[rows] = changed
         return out
 
     @staticmethod
-    def _reweighted(attn: Attention, hidden_states: torch.Tensor, context: torch.Tensor,
-                    attention_mask: torch.Tensor | None, temb: torch.Tensor | None,
-                    scales: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def _reweighted(
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        context: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        temb: torch.Tensor | None,
+        scales: torch.Tensor,
+    ) -> torch.Tensor:
         """The cross-attention of the rows that are rescaled, with explicit probabilities. Same layout in and out."""
         residual = hidden_states
         if attn.spatial_norm is not None:

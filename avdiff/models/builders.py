@@ -140,13 +140,18 @@ def build_unet(
     name = spec.pop("preset", "tiny")
     cfg = copy.deepcopy(load_preset("unet", name))
     overrides = spec.pop("unet2d", None) or {}
-    fixed = {"sample_size": latent_size, "in_channels": latent_channels, "out_channels": latent_channels,
-             "cross_attention_dim": cross_attention_dim}  # fmt: skip
+    fixed = {
+        "sample_size": latent_size,
+        "in_channels": latent_channels,
+        "out_channels": latent_channels,
+        "cross_attention_dim": cross_attention_dim,
+    }
     fixed = {k: v for k, v in fixed.items() if v is not None}
     for key, value in fixed.items():
         if key in overrides and overrides[key] != value:
-            raise ValueError(f"unet.unet2d.{key}={overrides[key]!r}, but the codec, pixel_size and text encoder make "
-                             f"it {value}")  # fmt: skip
+            raise ValueError(
+                f"unet.unet2d.{key}={overrides[key]!r}, but the codec, pixel_size and text encoder make it {value}"
+            )
     cfg["unet2d"].update({**overrides, **fixed})
     cfg["motion_adapter"].update(spec.pop("motion_adapter", None) or {})
     audio_gate = spec.pop("audio_gate", None)
@@ -155,8 +160,10 @@ def build_unet(
     unet_options.update({k: spec.pop(k) for k in UNET_OPTION_KEYS if k in spec})
     unet_options.update(options)
     if spec:
-        raise ValueError(f"unknown unet preset keys {sorted(spec)}; expected preset, unet2d, motion_adapter, "
-                         f"audio_gate, random_new_channels, {', '.join(UNET_OPTION_KEYS)}")  # fmt: skip
+        raise ValueError(
+            f"unknown unet preset keys {sorted(spec)}; expected preset, unet2d, motion_adapter, "
+            f"audio_gate, random_new_channels, {', '.join(UNET_OPTION_KEYS)}"
+        )
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
@@ -246,10 +253,22 @@ def build_talking_head_components(spec: dict, seed: int = 0) -> dict:
         speech_encoder = build_speech_encoder(spec["speech_encoder"])
         c = codec.latent_channels
         unet_spec = {"mask_channels": 1, **spec["unet"]}
-        unet = build_unet(unet_spec, seed=None, latent_channels=c, latent_size=size // codec.downscale,
-                          audio_dim=speech_encoder.audio_dim, reference_channels=c, motion_channels=c)  # fmt: skip
-    return {"unet": unet.eval(), "codec": codec.eval(), "speech_encoder": speech_encoder.eval(),
-            "scheduler": build_scheduler(spec["scheduler"]), "framing": spec.get("framing", "face")}  # fmt: skip
+        unet = build_unet(
+            unet_spec,
+            seed=None,
+            latent_channels=c,
+            latent_size=size // codec.downscale,
+            audio_dim=speech_encoder.audio_dim,
+            reference_channels=c,
+            motion_channels=c,
+        )
+    return {
+        "unet": unet.eval(),
+        "codec": codec.eval(),
+        "speech_encoder": speech_encoder.eval(),
+        "scheduler": build_scheduler(spec["scheduler"]),
+        "framing": spec.get("framing", "face"),
+    }
 
 
 def build_text_to_video_components(spec: dict, text_encoder: torch.nn.Module, tokenizer, seed: int = 0) -> dict:
@@ -266,11 +285,25 @@ def build_text_to_video_components(spec: dict, text_encoder: torch.nn.Module, to
         unet_spec = dict(spec["unet"])
         audio_dim = unet_spec.pop("audio_dim", None)  # text only unless the preset says otherwise
         text_dim = int(text_encoder.config.hidden_size)
-        unet = build_unet(unet_spec, seed=None, latent_channels=codec.latent_channels,
-                          latent_size=size // codec.downscale, cross_attention_dim=text_dim, audio_dim=audio_dim,
-                          reference_channels=0, motion_channels=0, mask_channels=0)  # fmt: skip
-    return {"unet": unet.eval(), "codec": codec.eval(), "text_encoder": text_encoder, "tokenizer": tokenizer,
-            "scheduler": build_scheduler(spec["scheduler"]), "fps": spec["fps"],
-            "max_text_length": int(text.get("max_length", 32)),
-            "text_attention_mask": bool(text.get("attention_mask", True)),
-            "text_encoder_name": text["name"]}  # fmt: skip
+        unet = build_unet(
+            unet_spec,
+            seed=None,
+            latent_channels=codec.latent_channels,
+            latent_size=size // codec.downscale,
+            cross_attention_dim=text_dim,
+            audio_dim=audio_dim,
+            reference_channels=0,
+            motion_channels=0,
+            mask_channels=0,
+        )
+    return {
+        "unet": unet.eval(),
+        "codec": codec.eval(),
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "scheduler": build_scheduler(spec["scheduler"]),
+        "fps": spec["fps"],
+        "max_text_length": int(text.get("max_length", 32)),
+        "text_attention_mask": bool(text.get("attention_mask", True)),
+        "text_encoder_name": text["name"],
+    }

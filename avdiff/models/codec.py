@@ -56,8 +56,9 @@ class LatentCodec(ModelMixin, ConfigMixin):
         """Raise a ValueError unless ``pixels`` is [B, 3, H, W] with H and W multiples of ``downscale``."""
         f = self.downscale
         if pixels.ndim != 4 or pixels.shape[1] != 3 or pixels.shape[2] % f or pixels.shape[3] % f:
-            raise ValueError(f"pixels must have shape (B, 3, H, W) with H and W multiples of {f}, "
-                             f"got {tuple(pixels.shape)}")  # fmt: skip
+            raise ValueError(
+                f"pixels must have shape (B, 3, H, W) with H and W multiples of {f}, got {tuple(pixels.shape)}"
+            )
 
     def check_latents(self, latents: torch.Tensor) -> None:
         """Raise a ValueError unless ``latents`` is [B, C, h, w] with this codec's C."""
@@ -98,8 +99,9 @@ class SpaceToDepthCodec(LatentCodec):
     def check_pixels(self, pixels: torch.Tensor) -> None:
         c, f = self.config.channels, self.config.factor
         if pixels.ndim != 4 or pixels.shape[1] != c or pixels.shape[2] % f or pixels.shape[3] % f:
-            raise ValueError(f"pixels must have shape (B, {c}, H, W) with H and W multiples of {f}, "
-                             f"got {tuple(pixels.shape)}")  # fmt: skip
+            raise ValueError(
+                f"pixels must have shape (B, {c}, H, W) with H and W multiples of {f}, got {tuple(pixels.shape)}"
+            )
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         self.check_pixels(pixels)
@@ -113,8 +115,9 @@ class SpaceToDepthCodec(LatentCodec):
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> SpaceToDepthCodec:
         """Load from a folder (or hub id) holding this codec's ``config.json``. There are no weights, so the
         loading options of ``ModelMixin.from_pretrained`` (dtype, device map, ...) have nothing to act on."""
-        config_kwargs = {k: kwargs[k] for k in ("subfolder", "cache_dir", "local_files_only", "revision", "token")
-                         if k in kwargs}  # fmt: skip
+        config_kwargs = {
+            k: kwargs[k] for k in ("subfolder", "cache_dir", "local_files_only", "revision", "token") if k in kwargs
+        }
         config = cls.load_config(pretrained_model_name_or_path, **config_kwargs)
         return cls.from_config(config)
 
@@ -132,8 +135,9 @@ class DiffusersVAECodec(LatentCodec):
     def __init__(self, vae: AutoencoderKL | None = None, vae_config: dict | None = None):
         super().__init__()
         if (vae is None) == (vae_config is None):
-            raise ValueError(f"give exactly one of vae or vae_config, got vae={type(vae).__name__} and "
-                             f"vae_config={vae_config!r}")  # fmt: skip
+            raise ValueError(
+                f"give exactly one of vae or vae_config, got vae={type(vae).__name__} and vae_config={vae_config!r}"
+            )
         if vae is None:
             vae = AutoencoderKL.from_config({k: v for k, v in vae_config.items() if not k.startswith("_")})
         elif not isinstance(vae, AutoencoderKL):

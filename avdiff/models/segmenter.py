@@ -44,8 +44,9 @@ class SegmenterConfig:
 
     def __post_init__(self):
         if self.width < 4 or self.levels < 1 or len(self.labels) < 2:
-            raise ValueError(f"bad segmenter config: width={self.width}, levels={self.levels}, "
-                             f"{len(self.labels)} labels")
+            raise ValueError(
+                f"bad segmenter config: width={self.width}, levels={self.levels}, {len(self.labels)} labels"
+            )
 
     @property
     def num_labels(self) -> int:
@@ -54,8 +55,12 @@ class SegmenterConfig:
 
 def _block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(4, cout), nn.GELU(),
-        nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(4, cout), nn.GELU(),
+        nn.Conv2d(cin, cout, 3, padding=1),
+        nn.GroupNorm(4, cout),
+        nn.GELU(),
+        nn.Conv2d(cout, cout, 3, padding=1),
+        nn.GroupNorm(4, cout),
+        nn.GELU(),
     )
 
 
@@ -118,7 +123,7 @@ class SceneSegmenter(nn.Module):
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path / WEIGHTS_NAME))
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike) -> "SceneSegmenter":
+    def from_pretrained(cls, path: str | os.PathLike) -> SceneSegmenter:
         """A folder written by :meth:`save_pretrained` (or ``avdiff train segmenter``'s ``final``)."""
         path = Path(path)
         if not (path / CONFIG_NAME).is_file():

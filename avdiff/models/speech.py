@@ -37,6 +37,7 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 # ModelMixin must be an attribute of this module: a saved pipeline's model_index.json names this module for its
 # speech encoder, and diffusers' from_pretrained looks the loadable base classes up in it (getattr(module, ...)).
 from diffusers import ConfigMixin, ModelMixin
@@ -99,8 +100,12 @@ class FrameTokenHead(nn.Module):
 
     def __init__(self, in_dim: int, hidden_dim: int, tokens_per_frame: int, audio_dim: int):
         super().__init__()
-        for name, value in [("in_dim", in_dim), ("hidden_dim", hidden_dim), ("tokens_per_frame", tokens_per_frame),
-                            ("audio_dim", audio_dim)]:  # fmt: skip
+        for name, value in [
+            ("in_dim", in_dim),
+            ("hidden_dim", hidden_dim),
+            ("tokens_per_frame", tokens_per_frame),
+            ("audio_dim", audio_dim),
+        ]:
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.convs = nn.Sequential(
@@ -163,16 +168,18 @@ class BaseSpeechEncoder(ModelMixin, ConfigMixin):
         """The clock of video at ``fps`` against this encoder's sample rate."""
         return FrameClock(fps, self.sample_rate)
 
-    def frame_windows(self, features: torch.Tensor, clock: FrameClock, first_frame: int = 0,
-                      num_frames: int | None = None) -> torch.Tensor:  # fmt: skip
+    def frame_windows(
+        self, features: torch.Tensor, clock: FrameClock, first_frame: int = 0, num_frames: int | None = None
+    ) -> torch.Tensor:
         """features [B, D, T] -> windows [B, n, D, W] of frames ``first_frame ..``, ±``context_frames``.
         ``num_frames`` defaults to every frame the features cover from ``first_frame`` on."""
         if clock.sample_rate != self.sample_rate:
             raise ValueError(f"clock runs at {clock.sample_rate} Hz but this encoder at {self.sample_rate} Hz")
         if num_frames is None:
             num_frames = clock.num_frames((features.shape[-1] - 1) * self.hop_length) - first_frame
-        windows = clock_windows(features, clock, first_frame, num_frames, self.context_frames, self.hop_length,
-                                self.pad_value)  # (B, D, n, W)  # fmt: skip
+        windows = clock_windows(
+            features, clock, first_frame, num_frames, self.context_frames, self.hop_length, self.pad_value
+        )  # (B, D, n, W)
         return windows.movedim(-2, 1)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
@@ -259,8 +266,6 @@ def _receptive_field(kernels: list[int], strides: list[int]) -> tuple[int, int]:
     return field, jump
 
 
-
-
 class HFSpeechEncoder(BaseSpeechEncoder):
     """Hidden states of a transformers speech model, mixed over layers, cut per frame, projected to ``D_a``.
 
@@ -312,8 +317,10 @@ class HFSpeechEncoder(BaseSpeechEncoder):
             self._hop = 2 * 160  # mel hop 160 samples, then conv2's stride 2
             self._field = 0  # the mel is centred: state k is centred on sample k * hop already
             if cfg.max_source_positions * self._hop / sample_rate < segment_s + 2 * overlap_s:
-                raise ValueError(f"segment_s + 2 * overlap_s ({segment_s + 2 * overlap_s} s) exceeds Whisper's "
-                                 f"{cfg.max_source_positions * self._hop / sample_rate} s input")  # fmt: skip
+                raise ValueError(
+                    f"segment_s + 2 * overlap_s ({segment_s + 2 * overlap_s} s) exceeds Whisper's "
+                    f"{cfg.max_source_positions * self._hop / sample_rate} s input"
+                )
         else:
             self._field, self._hop = _receptive_field(list(cfg.conv_kernel), list(cfg.conv_stride))
         if freeze_backbone:

@@ -78,7 +78,7 @@ class SyncNetConfig:
         return 2 * self.context + 1
 
     @classmethod
-    def from_dict(cls, values: dict) -> "SyncNetConfig":
+    def from_dict(cls, values: dict) -> SyncNetConfig:
         known = set(cls.__dataclass_fields__)
         unknown = set(values) - known
         if unknown:
@@ -89,7 +89,9 @@ class SyncNetConfig:
 
     def validate(self) -> None:
         if self.face_height % 16 or self.face_width % 16 or self.face_height < 16:
-            raise ValueError(f"face_height and face_width must be multiples of 16, got {self.face_height}x{self.face_width}")
+            raise ValueError(
+                f"face_height and face_width must be multiples of 16, got {self.face_height}x{self.face_width}"
+            )
         if self.crop_size < 32:
             raise ValueError(f"crop_size must be >= 32 px, got {self.crop_size}")
         if self.context < 0:
@@ -101,8 +103,12 @@ class SyncNetConfig:
 def _stage(cin: int, cout: int, stride: int | tuple[int, int]) -> nn.Sequential:
     """conv 3x3 (stride) -> BN -> ReLU -> conv 3x3 -> BN -> ReLU."""
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -113,7 +119,10 @@ class VideoTower(nn.Module):
         super().__init__()
         ch = c.video_channels
         self.net = nn.Sequential(
-            nn.BatchNorm2d(c.window), _stage(c.window, ch[0], 2), _stage(ch[0], ch[1], 2), _stage(ch[1], ch[2], 2),
+            nn.BatchNorm2d(c.window),
+            _stage(c.window, ch[0], 2),
+            _stage(ch[0], ch[1], 2),
+            _stage(ch[1], ch[2], 2),
             _stage(ch[2], ch[3], 2),
         )
         self.head = nn.Linear(ch[3] * (c.face_height // 16) * (c.face_width // 16), c.embed_dim)
@@ -129,7 +138,10 @@ class AudioTower(nn.Module):
         super().__init__()
         ch = c.audio_channels
         self.net = nn.Sequential(
-            nn.BatchNorm2d(1), _stage(1, ch[0], (2, 1)), _stage(ch[0], ch[1], 2), _stage(ch[1], ch[2], 2),
+            nn.BatchNorm2d(1),
+            _stage(1, ch[0], (2, 1)),
+            _stage(ch[0], ch[1], 2),
+            _stage(ch[1], ch[2], 2),
             _stage(ch[2], ch[3], (2, 1)),
         )
         with torch.no_grad():
@@ -176,8 +188,14 @@ class SyncNet(nn.Module):
             raise ValueError(f"crops must be square RGB crops [F, S, S, 3], got {crops.shape}")
         c = self.config
         half = crops.shape[1] // 2
-        out = [cv2.resize(cv2.cvtColor(np.ascontiguousarray(crop[half:]), cv2.COLOR_RGB2GRAY),
-                          (c.face_width, c.face_height), interpolation=cv2.INTER_AREA) for crop in crops]
+        out = [
+            cv2.resize(
+                cv2.cvtColor(np.ascontiguousarray(crop[half:]), cv2.COLOR_RGB2GRAY),
+                (c.face_width, c.face_height),
+                interpolation=cv2.INTER_AREA,
+            )
+            for crop in crops
+        ]
         return torch.from_numpy(np.stack(out))
 
     def mel_windows(self, audio: Waveform, num_frames: int) -> torch.Tensor:
@@ -231,7 +249,7 @@ class SyncNet(nn.Module):
         save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, str(path / WEIGHTS_NAME))
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike) -> "SyncNet":
+    def from_pretrained(cls, path: str | os.PathLike) -> SyncNet:
         """Load a folder written by :meth:`save_pretrained` (e.g. ``runs/syncnet_tiny/final``), in eval mode.
 
         Raises:

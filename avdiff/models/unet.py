@@ -64,8 +64,11 @@ class AudioVideoUNet(ModelMixin, ConfigMixin):
         mask_channels: int = 1,
     ):
         super().__init__()
-        for name, value in [("reference_channels", reference_channels), ("motion_channels", motion_channels),
-                            ("mask_channels", mask_channels)]:  # fmt: skip
+        for name, value in [
+            ("reference_channels", reference_channels),
+            ("motion_channels", motion_channels),
+            ("mask_channels", mask_channels),
+        ]:
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         if audio_dim is not None and audio_dim <= 0:
@@ -173,8 +176,9 @@ class AudioVideoUNet(ModelMixin, ConfigMixin):
             kwargs["audio_tokens"] = self._audio_per_frame(audio_tokens, batch, frames)  # (B*F, T_a, D_a)
         if isinstance(timestep, torch.Tensor) and timestep.ndim == 1 and timestep.shape[0] not in (1, batch):
             raise ValueError(f"timestep must be a scalar or have shape ({batch},), got {tuple(timestep.shape)}")
-        out = self.unet(x, timestep, encoder_hidden_states=text, cross_attention_kwargs=kwargs or None,
-                        return_dict=False)[0]  # fmt: skip
+        out = self.unet(
+            x, timestep, encoder_hidden_states=text, cross_attention_kwargs=kwargs or None, return_dict=False
+        )[0]
         return UNetMotionOutput(sample=out) if return_dict else (out,)
 
     def model_input(
@@ -205,9 +209,7 @@ class AudioVideoUNet(ModelMixin, ConfigMixin):
 
     def _check_sample(self, sample: torch.Tensor) -> tuple[int, int, int, int, int]:
         if sample.ndim != 5 or sample.shape[1] != self.latent_channels:
-            raise ValueError(
-                f"sample must have shape (B, {self.latent_channels}, F, H, W), got {tuple(sample.shape)}"
-            )
+            raise ValueError(f"sample must have shape (B, {self.latent_channels}, F, H, W), got {tuple(sample.shape)}")
         frames = sample.shape[2]
         if frames > self.unet.config.motion_max_seq_length:
             raise ValueError(
@@ -256,7 +258,9 @@ class AudioVideoUNet(ModelMixin, ConfigMixin):
         ``motion_adapter_config``, its ``proj_out`` layers zeroed as AnimateDiff initialises them), new ``conv_in``
         channels zeroed, audio gates at zero. The result reproduces ``unet2d`` frame by frame until trained."""
         if motion_adapter is None:
-            motion_adapter = MotionAdapter(**{**default_motion_adapter_config(unet2d), **(motion_adapter_config or {})})
+            motion_adapter = MotionAdapter(
+                **{**default_motion_adapter_config(unet2d), **(motion_adapter_config or {})}
+            )
             zero_motion_proj_out(motion_adapter)
         elif motion_adapter_config:
             raise ValueError(f"give motion_adapter or motion_adapter_config, not both (got {motion_adapter_config})")
@@ -305,7 +309,7 @@ def own_aligned_memory(module: nn.Module) -> None:
     aligned, and no longer hold the file's mapping.
     """
     for sub in module.modules():
-        for name, param in list(sub._parameters.items()):
+        for _name, param in list(sub._parameters.items()):
             if param is not None and param.data_ptr() % TENSOR_ALIGNMENT:
                 param.data = param.data.clone(memory_format=torch.contiguous_format)
         for name, buf in list(sub._buffers.items()):
@@ -326,8 +330,12 @@ def load_pretrained_parts(
         subfolder = None
     elif not unet_source.exists() and str(unet_path_or_hub_id).startswith((".", "/")):
         raise FileNotFoundError(f"unet_path_or_hub_id {str(unet_path_or_hub_id)!r} does not exist")
-    logger.info("loading UNet from %s (subfolder %s) and motion adapter from %s", unet_path_or_hub_id, subfolder,
-                motion_adapter_path_or_hub_id)  # fmt: skip
+    logger.info(
+        "loading UNet from %s (subfolder %s) and motion adapter from %s",
+        unet_path_or_hub_id,
+        subfolder,
+        motion_adapter_path_or_hub_id,
+    )
     unet2d = UNet2DConditionModel.from_pretrained(
         str(unet_path_or_hub_id), subfolder=subfolder, torch_dtype=torch_dtype
     )

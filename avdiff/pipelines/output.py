@@ -119,8 +119,14 @@ def allocate_frames(num_frames: int, height: int, width: int) -> np.ndarray:
     ``output_path=``) when it takes more than :data:`HUGE_OUTPUT_BYTES`."""
     nbytes = num_frames * height * width * 3
     if nbytes > HUGE_OUTPUT_BYTES:
-        logger.warning("the output frames take %.1f GiB (%d frames of %dx%d); output_path='out.mp4' streams them "
-                       "to a file instead of holding them", nbytes / 2**30, num_frames, width, height)  # fmt: skip
+        logger.warning(
+            "the output frames take %.1f GiB (%d frames of %dx%d); output_path='out.mp4' streams them "
+            "to a file instead of holding them",
+            nbytes / 2**30,
+            num_frames,
+            width,
+            height,
+        )
     return np.empty((num_frames, height, width, 3), dtype=np.uint8)
 
 

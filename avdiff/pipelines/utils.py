@@ -45,6 +45,11 @@ def bound_output_size(image: np.ndarray, max_side: int = MAX_OUTPUT_SIDE) -> np.
         return image
     scale = max_side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    logger.info("the photo is %dx%d px; downscaled to %dx%d (the output's longer side is at most %d px)", width,
-                height, *size, max_side)  # fmt: skip
+    logger.info(
+        "the photo is %dx%d px; downscaled to %dx%d (the output's longer side is at most %d px)",
+        width,
+        height,
+        *size,
+        max_side,
+    )
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

@@ -47,7 +47,7 @@ class AlignTaskConfig:
     aligner: dict = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "AlignTaskConfig":
+    def from_dict(cls, values: dict) -> AlignTaskConfig:
         return strict_from_dict(cls, values, "align task")
 
 
@@ -81,7 +81,9 @@ class AlignTask:
         if self._text is None:
             self._text = SentenceEncoder.from_pretrained(self.config.text_model)
             if self._text.dim != self.aligner_config.text_dim:
-                raise ValueError(f"text_dim={self.aligner_config.text_dim} but {self.config.text_model} has {self._text.dim}")
+                raise ValueError(
+                    f"text_dim={self.aligner_config.text_dim} but {self.config.text_model} has {self._text.dim}"
+                )
         return self._text
 
     def build_model(self) -> AudioTextAligner:
@@ -109,7 +111,11 @@ class AlignTask:
         contrastive = info_nce(out.embedding, pooled, unwrapped.logit_scale_value(), same)
         token_loss = torch.nn.functional.mse_loss(out.tokens, tokens)
         loss = contrastive + self.config.token_weight * token_loss
-        logs = {"infonce": contrastive.item(), "token_mse": token_loss.item(), "scale": unwrapped.logit_scale_value().item()}
+        logs = {
+            "infonce": contrastive.item(),
+            "token_mse": token_loss.item(),
+            "scale": unwrapped.logit_scale_value().item(),
+        }
         return loss, logs
 
     def _augment(self, mels: torch.Tensor) -> torch.Tensor:
@@ -129,8 +135,9 @@ class AlignTask:
     def test_set(self) -> SoundCaptionSet:
         if self._test is None:
             c = self.config
-            self._test = build_sound_captions("test", c.test_per_sound_combo, c.test_per_speech_combo, c.data_seed,
-                                              c.test_per_scene_sound)
+            self._test = build_sound_captions(
+                "test", c.test_per_sound_combo, c.test_per_speech_combo, c.data_seed, c.test_per_scene_sound
+            )
         return self._test
 
     @torch.no_grad()
@@ -142,7 +149,9 @@ class AlignTask:
 
 
 @torch.no_grad()
-def evaluate_alignment(model: AudioTextAligner, text_encoder: SentenceEncoder, data: SoundCaptionSet) -> dict[str, float]:
+def evaluate_alignment(
+    model: AudioTextAligner, text_encoder: SentenceEncoder, data: SoundCaptionSet
+) -> dict[str, float]:
     """Recall@1/@5 in both directions on ``data`` (one query per clip, one per distinct caption), with chance."""
     model.eval()
     audio = torch.cat([model(chunk).embedding for chunk in data.audio.split(128)])
@@ -183,8 +192,11 @@ def evaluate_scene_tokens(encoder: AlignedEncoder, data: SoundCaptionSet, seed: 
         chance.append(1.0 / len({w.lower() for _, w in content_words(prompt)}))
     encoder.aligner.train(was_training)
     every = [h for word_hits in hits.values() for h in word_hits]
-    out = {"scene_token_acc": float(np.mean(every)), "scene_token_n": float(len(every)),
-           "scene_token_chance": float(np.mean(chance))}
+    out = {
+        "scene_token_acc": float(np.mean(every)),
+        "scene_token_n": float(len(every)),
+        "scene_token_chance": float(np.mean(chance)),
+    }
     out.update({f"scene_token_acc/{w}": float(np.mean(h)) for w, h in sorted(hits.items())})
     return out
 

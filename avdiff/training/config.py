@@ -35,8 +35,10 @@ def read_train_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, dict]
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: not valid YAML ({e})") from e
     if not isinstance(raw, dict) or set(raw) - {"base", "trainer", "task"}:
-        raise ValueError(f"{path}: expected top-level sections 'trainer' and 'task' (and optionally 'base'), got "
-                         f"{sorted(raw) if isinstance(raw, dict) else type(raw).__name__}")  # fmt: skip
+        raise ValueError(
+            f"{path}: expected top-level sections 'trainer' and 'task' (and optionally 'base'), got "
+            f"{sorted(raw) if isinstance(raw, dict) else type(raw).__name__}"
+        )
     for section in ("trainer", "task"):
         if not isinstance(raw.get(section) or {}, dict):
             raise ValueError(f"{path}: '{section}' must be a mapping of settings")

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from avdiff.data.scenes.vocabulary import LABELS
 from avdiff.data.scenes import load_scene_clip, read_scene_index
+from avdiff.data.scenes.vocabulary import LABELS
 from avdiff.evaluation.scene import segmentation_scores
 from avdiff.models.segmenter import SceneSegmenter, SegmenterConfig, load_segmenter
 from avdiff.training.trainer import strict_from_dict
@@ -57,7 +57,7 @@ class SegmenterTaskConfig:
     model: dict = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "SegmenterTaskConfig":
+    def from_dict(cls, values: dict) -> SegmenterTaskConfig:
         config = strict_from_dict(cls, values, "segmenter task")
         if not 1 <= config.frames_per_clip <= 16:
             raise ValueError(f"frames_per_clip must be in 1..16, got {config.frames_per_clip}")
@@ -79,8 +79,9 @@ class LabelledFrames(Dataset):
         return self.frames[i], self.masks[i]
 
 
-def load_scene_frames(data_dir: str | Path, frames_per_clip: int = 16, max_clips: int | None = None,
-                      progress_bar: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_scene_frames(
+    data_dir: str | Path, frames_per_clip: int = 16, max_clips: int | None = None, progress_bar: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Decoded frames uint8 [N, H, W, 3] and masks uint8 [N, H, W] of a scene folder's clips, and their captions
     (one per frame). ``frames_per_clip`` evenly spaced frames per clip.
 
@@ -90,7 +91,9 @@ def load_scene_frames(data_dir: str | Path, frames_per_clip: int = 16, max_clips
 
     records = read_scene_index(data_dir)
     if not records:
-        raise FileNotFoundError(f"{str(data_dir)!r} holds no scene clips (no index.jsonl; make one with avdiff synth scenes)")
+        raise FileNotFoundError(
+            f"{str(data_dir)!r} holds no scene clips (no index.jsonl; make one with avdiff synth scenes)"
+        )
     records = records[:max_clips] if max_clips else records
     frames, masks, captions = [], [], []
     for r in tqdm(records, desc="decode", unit="clip", disable=not progress_bar):
@@ -121,10 +124,12 @@ class SegmenterTask:
     def build_dataset(self) -> LabelledFrames:
         if not self.config.data:
             raise ValueError("the segmenter task needs data: a scene folder (avdiff synth scenes)")
-        frames, masks, _ = load_scene_frames(self.config.data, self.config.frames_per_clip, progress_bar=self.progress_bar)
+        frames, masks, _ = load_scene_frames(
+            self.config.data, self.config.frames_per_clip, progress_bar=self.progress_bar
+        )
         counts = np.bincount(masks.ravel(), minlength=self.model_config.num_labels).astype(np.float64)
         freq = np.maximum(counts / counts.sum(), 1e-6)
-        weights = freq ** -self.config.class_balance
+        weights = freq**-self.config.class_balance
         weights /= (weights * freq).sum()  # mean weight over pixels = 1
         self._weights = torch.tensor(weights, dtype=torch.float32)
         logger.info("segmenter training set: %d frames; label weights %s", len(frames), np.round(weights, 2).tolist())
@@ -192,7 +197,9 @@ def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int = 3) -> tor
     return y.reshape(B, C, H, W)
 
 
-def evaluate_segmenter_folder(checkpoint: str | Path, data_dir: str | Path, max_clips: int | None = None) -> dict[str, float]:
+def evaluate_segmenter_folder(
+    checkpoint: str | Path, data_dir: str | Path, max_clips: int | None = None
+) -> dict[str, float]:
     """Load a segmenter (bundled name or folder) and score it on a scene folder's decoded frames."""
 
     model = load_segmenter(checkpoint)

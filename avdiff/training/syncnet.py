@@ -70,7 +70,7 @@ class SyncNetTaskConfig:
     model: dict = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "SyncNetTaskConfig":
+    def from_dict(cls, values: dict) -> SyncNetTaskConfig:
         config = strict_from_dict(cls, values, "syncnet task")
         if config.chunk < 2:
             raise ValueError(f"chunk must be >= 2 windows (a positive and a negative), got {config.chunk}")
@@ -88,11 +88,14 @@ class PreparedClip:
     audio: Waveform
 
 
-def prepare_clips(data_dir: str | Path, model: SyncNet, split: str | None = None, limit: int | None = None,
-                  progress_bar: bool = True) -> list[PreparedClip]:
+def prepare_clips(
+    data_dir: str | Path, model: SyncNet, split: str | None = None, limit: int | None = None, progress_bar: bool = True
+) -> list[PreparedClip]:
     """Load DATA clips as lower faces and speech. Unaligned clips (e.g. synthetic) are aligned on the fly."""
     out = []
-    for record in tqdm(select_records(data_dir, split, limit), desc="loading clips", unit="clip", disable=not progress_bar):
+    for record in tqdm(
+        select_records(data_dir, split, limit), desc="loading clips", unit="clip", disable=not progress_bar
+    ):
         clip = load_clip(data_dir, record)
         crops = aligned_crops(clip, model.config.crop_size)
         out.append(PreparedClip(record.id, model.lower_faces(crops), clip.audio.resample(model.config.sample_rate)))
@@ -148,8 +151,12 @@ class SyncNetTask:
         with torch.no_grad():
             mels = [helper.mel_windows(p.audio, len(p.faces)) for p in clips]
         dataset = SyncChunks([p.faces for p in clips], mels, c.chunk, self.model_config.context)
-        logger.info("syncnet training set: %d clips, %d frames, %d chunks", len(clips),
-                    sum(len(p.faces) for p in clips), len(dataset))
+        logger.info(
+            "syncnet training set: %d clips, %d frames, %d chunks",
+            len(clips),
+            sum(len(p.faces) for p in clips),
+            len(dataset),
+        )
         return dataset
 
     def compute_loss(self, model: SyncNet, batch, step: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -192,7 +199,9 @@ class SyncNetTask:
     def eval_clips(self, model: SyncNet) -> list[PreparedClip]:
         if self._eval is None:
             c = self.config
-            self._eval = prepare_clips(c.eval_data, model, None, c.eval_max_clips, self.progress_bar) if c.eval_data else []
+            self._eval = (
+                prepare_clips(c.eval_data, model, None, c.eval_max_clips, self.progress_bar) if c.eval_data else []
+            )
         return self._eval
 
     @torch.no_grad()
@@ -224,4 +233,3 @@ def evaluate_sync(model: SyncNet, clips: list[PreparedClip], shift: int, max_off
         "offset_within_1_sync": mean([abs(s.offset_frames) <= 1 for s in sync]),
         "offset_within_1_shifted": mean([abs(s.offset_frames - shift) <= 1 for s in shifted]),
     }
-

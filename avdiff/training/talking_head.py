@@ -34,8 +34,8 @@ from torch.utils.data import Dataset
 
 from avdiff.audio.io import Waveform
 from avdiff.data.talking_head_dataset import TalkingHeadDataset
-from avdiff.models.builders import load_preset
 from avdiff.data.video_dataset import load_clip, select_records
+from avdiff.models.builders import load_preset
 from avdiff.models.cfg import CFGDropout
 from avdiff.models.codec import pixels_from_uint8
 from avdiff.models.conditions import Conditions
@@ -88,14 +88,16 @@ class TalkingHeadTaskConfig:
     sample_seconds: float = 1.0
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TalkingHeadTaskConfig":
+    def from_dict(cls, values: dict) -> TalkingHeadTaskConfig:
         config = strict_from_dict(cls, values, "talking-head task")
         config.validate()
         return config
 
     def validate(self) -> None:
         if not 0 <= self.motion_frames < self.chunk_frames:
-            raise ValueError(f"need 0 <= motion_frames < chunk_frames, got {self.motion_frames} and {self.chunk_frames}")
+            raise ValueError(
+                f"need 0 <= motion_frames < chunk_frames, got {self.motion_frames} and {self.chunk_frames}"
+            )
         for name in ("first_chunk_prob", "audio_dropout", "reference_dropout"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)!r}")
@@ -110,8 +112,9 @@ class TalkingHeadModel(nn.Module):
     """The trainable parts of a pipeline in one module (one DDP wrapper, one optimiser, one EMA): the UNet and the
     speech encoder, with the classifier-free dropout applied between the speech encoder and the UNet."""
 
-    def __init__(self, unet: nn.Module, speech_encoder: nn.Module, audio_dropout: float = 0.1,
-                 reference_dropout: float = 0.05):  # fmt: skip
+    def __init__(
+        self, unet: nn.Module, speech_encoder: nn.Module, audio_dropout: float = 0.1, reference_dropout: float = 0.05
+    ):
         super().__init__()
         self.unet, self.speech_encoder = unet, speech_encoder
         self.cfg_dropout = CFGDropout({"audio": audio_dropout, "reference": reference_dropout})  # zero nulls
@@ -119,8 +122,15 @@ class TalkingHeadModel(nn.Module):
     def enable_gradient_checkpointing(self) -> None:
         self.unet.enable_gradient_checkpointing()
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, audio_windows: torch.Tensor,
-                reference: torch.Tensor, motion: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        audio_windows: torch.Tensor,
+        reference: torch.Tensor,
+        motion: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
         """Noisy latents [B, C, L, h, w], timesteps [B], speech windows [B, L, D, W], reference latents [B, C, h, w],
         motion latents [B, C, L, h, w], mask [B, 1, L, h, w] -> the UNet's prediction [B, C, L, h, w]. In training
         mode the audio tokens and the reference are dropped to zeros per sample (torch's global RNG)."""
@@ -138,7 +148,9 @@ class TalkingHeadTask:
         progress_bar: show clip preparation.
     """
 
-    def __init__(self, config: TalkingHeadTaskConfig, output_dir: str | Path | None = None, progress_bar: bool = False):
+    def __init__(
+        self, config: TalkingHeadTaskConfig, output_dir: str | Path | None = None, progress_bar: bool = False
+    ):
         config.validate()
         self.config, self.progress_bar = config, progress_bar
         self.output_dir = Path(output_dir) if output_dir is not None else None
@@ -169,9 +181,20 @@ class TalkingHeadTask:
 
     def make_dataset(self, data: str | Path, seed: int = 0) -> TalkingHeadDataset:
         c = self.config
-        dataset = TalkingHeadDataset(data, self.size, c.chunk_frames - c.motion_frames, c.motion_frames,
-                                     self.context_frames, c.reference_gap, c.items_per_clip, seed, c.split,
-                                     c.max_clips, self.progress_bar, framing=self.framing)  # fmt: skip
+        dataset = TalkingHeadDataset(
+            data,
+            self.size,
+            c.chunk_frames - c.motion_frames,
+            c.motion_frames,
+            self.context_frames,
+            c.reference_gap,
+            c.items_per_clip,
+            seed,
+            c.split,
+            c.max_clips,
+            self.progress_bar,
+            framing=self.framing,
+        )
         self._clock = dataset.clock
         return dataset
 
@@ -204,9 +227,13 @@ class TalkingHeadTask:
         loss, logs = self.loss(self._predict(model, inputs), inputs)
         swapped = {**inputs, "audio_windows": inputs["audio_windows"].roll(1, dims=0)}
         _, swapped_logs = self.loss(self._predict(model, swapped), inputs)
-        metrics = {"loss": float(loss), "mse": logs["mse"], "mouth_mse": logs["mouth_mse"],
-                   "mouth_mse_swapped_audio": swapped_logs["mouth_mse"],
-                   "audio_gain": swapped_logs["mouth_mse"] - logs["mouth_mse"]}  # fmt: skip
+        metrics = {
+            "loss": float(loss),
+            "mse": logs["mse"],
+            "mouth_mse": logs["mouth_mse"],
+            "mouth_mse_swapped_audio": swapped_logs["mouth_mse"],
+            "audio_gain": swapped_logs["mouth_mse"] - logs["mouth_mse"],
+        }
         if self.output_dir is not None and self.config.sample_seconds > 0:
             path = self.output_dir / "samples" / f"step_{step}.mp4"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,16 +244,29 @@ class TalkingHeadTask:
 
     @staticmethod
     def _predict(model: nn.Module, inputs: dict) -> torch.Tensor:
-        return model(inputs["noisy"], inputs["timesteps"], inputs["audio_windows"], inputs["reference"],
-                     inputs["motion"], inputs["mask"])  # fmt: skip
+        return model(
+            inputs["noisy"],
+            inputs["timesteps"],
+            inputs["audio_windows"],
+            inputs["reference"],
+            inputs["motion"],
+            inputs["mask"],
+        )
 
     def pipeline(self, model: TalkingHeadModel) -> TalkingHeadPipeline:
         """A pipeline around the model's UNet and speech encoder (shared, not copied) and the task's codec and
         scheduler."""
         model = getattr(model, "module", model)
         c = self.config
-        return TalkingHeadPipeline(model.unet, self.codec, model.speech_encoder, self.scheduler, framing=self.framing,
-                                   chunk_frames=c.chunk_frames, motion_frames=c.motion_frames)  # fmt: skip
+        return TalkingHeadPipeline(
+            model.unet,
+            self.codec,
+            model.speech_encoder,
+            self.scheduler,
+            framing=self.framing,
+            chunk_frames=c.chunk_frames,
+            motion_frames=c.motion_frames,
+        )
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [..., S, S, 3] -> latents [..., C, h, w] (the codec has no trainable weights)."""
@@ -273,12 +313,23 @@ class TalkingHeadTask:
             raise ValueError(f"unsupported prediction_type {self.prediction_type!r}")
         # Speech windows of the chunk's frames, through the clock.
         features = self._features.features(batch["audio"].float())  # (B, D, T)
-        windows = self._features.frame_windows(features.to(device), self._clock, self.context_frames, L)  # (B, L, D, W)
+        windows = self._features.frame_windows(
+            features.to(device), self._clock, self.context_frames, L
+        )  # (B, L, D, W)
         mouth = torch.cat([batch["motion_mouth"], batch["mouth"]], dim=1).float()[:, None] / 255  # (B, 1, L, S, S)
         h = latents.shape[-1]
         mouth = F.interpolate(mouth.flatten(1, 2), size=(h, h), mode="area").view(B, 1, L, h, h)
-        return {"noisy": noisy, "timesteps": timesteps, "audio_windows": windows, "reference": reference,
-                "motion": motion, "mask": mask, "target": target, "scored": scored, "mouth": mouth}  # fmt: skip
+        return {
+            "noisy": noisy,
+            "timesteps": timesteps,
+            "audio_windows": windows,
+            "reference": reference,
+            "motion": motion,
+            "mask": mask,
+            "target": target,
+            "scored": scored,
+            "mouth": mouth,
+        }
 
     def loss(self, pred: torch.Tensor, inputs: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """Diffusion MSE over the scored slots + ``mouth_weight`` x the MSE inside the mouth mask."""
@@ -310,7 +361,13 @@ class TalkingHeadTask:
         speech = Waveform(clip.audio.samples[:, :n], clip.audio.sample_rate)
         pipe = self.pipeline(model)
         pipe.set_progress_bar_config(disable=True)
-        out = pipe(clip.frames[0], speech, fps=data.clock.fps, num_inference_steps=c.sample_steps,
-                   chunk_frames=c.chunk_frames, motion_frames=c.motion_frames,
-                   generator=torch.Generator().manual_seed(0))  # fmt: skip
+        out = pipe(
+            clip.frames[0],
+            speech,
+            fps=data.clock.fps,
+            num_inference_steps=c.sample_steps,
+            chunk_frames=c.chunk_frames,
+            motion_frames=c.motion_frames,
+            generator=torch.Generator().manual_seed(0),
+        )
         out.save(path)

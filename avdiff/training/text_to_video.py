@@ -89,7 +89,7 @@ class TextToVideoTaskConfig:
     sample_frames: list[int] | None = None
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TextToVideoTaskConfig":
+    def from_dict(cls, values: dict) -> TextToVideoTaskConfig:
         config = strict_from_dict(cls, values, "text-to-video task")
         config.validate()
         return config
@@ -124,7 +124,9 @@ class TextToVideoTask:
         progress_bar: show the one-time clip decoding and caption encoding.
     """
 
-    def __init__(self, config: TextToVideoTaskConfig, output_dir: str | Path | None = None, progress_bar: bool = False):
+    def __init__(
+        self, config: TextToVideoTaskConfig, output_dir: str | Path | None = None, progress_bar: bool = False
+    ):
         config.validate()
         self.config, self.progress_bar = config, progress_bar
         self.output_dir = Path(output_dir) if output_dir is not None else None
@@ -134,8 +136,9 @@ class TextToVideoTask:
         self.size = self.template.default_size
         self.prediction_type = self.scheduler.config.prediction_type
         if config.num_frames > self.template.max_frames:
-            raise ValueError(f"num_frames={config.num_frames} exceeds the UNet's motion_max_seq_length "
-                             f"{self.template.max_frames}")  # fmt: skip
+            raise ValueError(
+                f"num_frames={config.num_frames} exceeds the UNet's motion_max_seq_length {self.template.max_frames}"
+            )
         self.null_text = self.template.encode_prompt("", torch.device("cpu")).float()  # (1, T, D)
         c = self.template.config
         self.text_key = f"{c.text_encoder_name or 'encoder'}_{c.max_text_length}_{int(c.text_attention_mask)}"
@@ -150,13 +153,24 @@ class TextToVideoTask:
         """The preset's seeded UNet (a copy: every call starts from the same weights)."""
         return copy.deepcopy(self.template.unet).train()
 
-    def make_dataset(self, data: str | Path, split: str | None = None, max_clips: int | None = None) -> SceneClipDataset:
+    def make_dataset(
+        self, data: str | Path, split: str | None = None, max_clips: int | None = None
+    ) -> SceneClipDataset:
         def encode(captions: list[str]) -> torch.Tensor:
             return self.template.encode_prompt(captions, torch.device("cpu"))
 
-        return SceneClipDataset(data, encode, self.text_key, self.size, self.config.num_frames, split, max_clips,
-                                with_masks=self.config.object_weight > 0, frames_from=self.config.frames_from,
-                                progress_bar=self.progress_bar)  # fmt: skip
+        return SceneClipDataset(
+            data,
+            encode,
+            self.text_key,
+            self.size,
+            self.config.num_frames,
+            split,
+            max_clips,
+            with_masks=self.config.object_weight > 0,
+            frames_from=self.config.frames_from,
+            progress_bar=self.progress_bar,
+        )
 
     def build_dataset(self) -> Dataset:
         if not self.config.data:
@@ -198,9 +212,18 @@ class TextToVideoTask:
         if self.output_dir is not None and self.config.sample_count > 0:
             path = self.output_dir / "samples" / f"step_{step}.png"
             prompts = self.config.sample_prompts or list(dict.fromkeys(data.captions))[: self.config.sample_count]
-            shown = self.config.sample_frames or sorted({round(x) for x in np.linspace(0, self.config.num_frames - 1, 4)})
-            save_sample_grid(self.pipeline(model), prompts, path, shown,
-                             self.config.sample_steps, self.config.sample_guidance, self.config.num_frames)  # fmt: skip
+            shown = self.config.sample_frames or sorted(
+                {round(x) for x in np.linspace(0, self.config.num_frames - 1, 4)}
+            )
+            save_sample_grid(
+                self.pipeline(model),
+                prompts,
+                path,
+                shown,
+                self.config.sample_steps,
+                self.config.sample_guidance,
+                self.config.num_frames,
+            )
         return metrics
 
     # --- pieces -------------------------------------------------------------------------------------------------
@@ -213,10 +236,17 @@ class TextToVideoTask:
         """A pipeline around the model (shared, not copied) and the task's codec, text encoder and scheduler."""
         model = getattr(model, "module", model)
         t = self.template
-        pipe = TextToVideoPipeline(model, self.codec, t.text_encoder, t.tokenizer, self.scheduler, fps=t.config.fps,
-                                   max_text_length=t.config.max_text_length,
-                                   text_attention_mask=t.config.text_attention_mask,
-                                   text_encoder_name=t.config.text_encoder_name)  # fmt: skip
+        pipe = TextToVideoPipeline(
+            model,
+            self.codec,
+            t.text_encoder,
+            t.tokenizer,
+            self.scheduler,
+            fps=t.config.fps,
+            max_text_length=t.config.max_text_length,
+            text_attention_mask=t.config.text_attention_mask,
+            text_encoder_name=t.config.text_encoder_name,
+        )
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -305,17 +335,34 @@ class TextToVideoTask:
         return self._eval
 
 
-def save_sample_grid(pipe: TextToVideoPipeline, prompts: list[str], path: str | Path, frames: list[int],
-                     num_inference_steps: int = 20, guidance_scale: float = 3.0, num_frames: int = 16,
-                     seed: int = 0) -> Path:  # fmt: skip
+def save_sample_grid(
+    pipe: TextToVideoPipeline,
+    prompts: list[str],
+    path: str | Path,
+    frames: list[int],
+    num_inference_steps: int = 20,
+    guidance_scale: float = 3.0,
+    num_frames: int = 16,
+    seed: int = 0,
+) -> Path:
     """One row per prompt: the clip's ``frames`` (generated together, ``num_frames`` long), then a keyframe image
     (``num_frames=1``), then the prompt written beside them. Saved as a PNG (atomically); returns the path."""
     from PIL import Image, ImageDraw
 
-    clips = pipe(prompts, num_frames=num_frames, num_inference_steps=num_inference_steps,
-                 guidance_scale=guidance_scale, generator=torch.Generator().manual_seed(seed)).frames  # fmt: skip
-    keys = pipe(prompts, num_frames=1, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                generator=torch.Generator().manual_seed(seed)).frames  # fmt: skip
+    clips = pipe(
+        prompts,
+        num_frames=num_frames,
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+        generator=torch.Generator().manual_seed(seed),
+    ).frames
+    keys = pipe(
+        prompts,
+        num_frames=1,
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+        generator=torch.Generator().manual_seed(seed),
+    ).frames
     clips = clips.reshape(len(prompts), num_frames, *clips.shape[-3:])  # (P, F, S, S, 3)
     keys = keys.reshape(len(prompts), *keys.shape[-3:])  # (P, S, S, 3)
     s, gap = clips.shape[-2], 4

@@ -25,9 +25,10 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -76,7 +77,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         config = strict_from_dict(cls, values, "trainer")
         config.validate()
         return config
@@ -240,8 +241,13 @@ class Trainer:
 
     def _loop(self, accelerator, model, optimizer, scheduler, ema, loader, start: int, end: int) -> dict[str, float]:
         cfg = self.config
-        bar = tqdm(total=cfg.max_steps, initial=start, desc="train", unit="step",
-                   disable=not (self.progress_bar and accelerator.is_main_process))
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=start,
+            desc="train",
+            unit="step",
+            disable=not (self.progress_bar and accelerator.is_main_process),
+        )
         logs: dict[str, float] = {}
         step, tick = start, time.perf_counter()
         model.train()
@@ -305,7 +311,9 @@ class Trainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             with open(self.output_dir / "logs.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
-            logger.info("%s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+            logger.info(
+                "%s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
+            )
 
     # --- checkpoints ----------------------------------------------------------------------------------------
 
@@ -315,7 +323,7 @@ class Trainer:
         if not folder.is_dir():
             return []
         done = [p for p in folder.iterdir() if p.name.startswith(CHECKPOINT_PREFIX) and (p / "DONE").exists()]
-        return sorted(done, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+        return sorted(done, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
 
     def _checkpoint(self, accelerator, step: int) -> None:
         """Save the full training state to ``checkpoints/step_N`` atomically (write to a temp folder, rename)."""

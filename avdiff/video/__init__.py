@@ -34,11 +34,11 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from avdiff.video.align import FRAMINGS, AlignedFace, Framing, align_face, align_frames
+    from avdiff.video.errors import VideoError
     from avdiff.video.face import MultipleFacesError, NoFaceError, detect_face, detect_faces
     from avdiff.video.image import load_image
     from avdiff.video.landmarks import Face
     from avdiff.video.masks import lower_face_mask, mouth_mask, paste_back
-    from avdiff.video.errors import VideoError
     from avdiff.video.reader import VideoClip, read_video
     from avdiff.video.smoothing import smooth_landmarks
     from avdiff.video.writer import write_video

@@ -80,7 +80,9 @@ def canonical_points(size: int, framing: str | Framing = "face") -> np.ndarray:
     return ((_CANONICAL - (f.x0, f.y0)) / f.side * size).astype(np.float32)
 
 
-def reframe_matrix(size: int, source: str | Framing, target: str | Framing, source_size: int | None = None) -> np.ndarray:
+def reframe_matrix(
+    size: int, source: str | Framing, target: str | Framing, source_size: int | None = None
+) -> np.ndarray:
     """The matrix [2, 3] from a ``source_size`` px crop of one framing to a ``size`` px crop of another (a scale and
     a shift), e.g. to cut ``"lower_face"`` crops out of prepared ``"face"`` crops with :func:`warp_to_crop`."""
     a, b = get_framing(source), get_framing(target)
@@ -178,7 +180,9 @@ def alignment_matrix(landmarks: np.ndarray, size: int, framing: str | Framing = 
     return similarity_transform(_anchor_points(landmarks), canonical_points(size, framing))
 
 
-def align_face(image: ImageLike, face: Face | None = None, size: int = 256, framing: str | Framing = "face") -> AlignedFace:
+def align_face(
+    image: ImageLike, face: Face | None = None, size: int = 256, framing: str | Framing = "face"
+) -> AlignedFace:
     """Warp a face into a canonical ``size`` x ``size`` crop (eyes and mouth on :func:`canonical_points`).
 
     Args:
@@ -247,8 +251,9 @@ def align_frames(
     if not valid.any():
         raise NoFaceError("no frame has a face: all landmarks are NaN")
     if not valid.all():
-        logger.warning("%d of %d frames have no face; they use the nearest face's alignment",
-                       (~valid).sum(), len(valid))
+        logger.warning(
+            "%d of %d frames have no face; they use the nearest face's alignment", (~valid).sum(), len(valid)
+        )
     valid_idx = np.flatnonzero(valid)
     matrices = np.empty((len(video), 2, 3), dtype=np.float64)
     for i in valid_idx:
@@ -284,11 +289,13 @@ def _check_landmarks(landmarks, name: str, frames: bool, any_points: bool = Fals
 
 def _anchor_points(landmarks: np.ndarray) -> np.ndarray:
     """(left eye centre, right eye centre, mouth centre) [3, 2], as in :class:`Face`."""
-    return np.stack([
-        landmarks[LEFT_EYE].mean(axis=0),
-        landmarks[RIGHT_EYE].mean(axis=0),
-        landmarks[[MOUTH_LEFT, MOUTH_RIGHT]].mean(axis=0),
-    ]).astype(np.float64)
+    return np.stack(
+        [
+            landmarks[LEFT_EYE].mean(axis=0),
+            landmarks[RIGHT_EYE].mean(axis=0),
+            landmarks[[MOUTH_LEFT, MOUTH_RIGHT]].mean(axis=0),
+        ]
+    ).astype(np.float64)
 
 
 def _face_size(landmarks: np.ndarray) -> float:

@@ -12,7 +12,8 @@ Alignment, masks, paste-back and smoothing build on :class:`Face` in :mod:`avdif
 from __future__ import annotations
 
 import logging
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 

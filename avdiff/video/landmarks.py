@@ -24,8 +24,44 @@ MOUTH_LEFT, MOUTH_RIGHT = 61, 291
 INNER_LIP_PAIRS = [(82, 87), (13, 14), (312, 317), (81, 178), (311, 402)]
 OUTER_LIPS = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146]
 INNER_LIPS = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95]
-FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
-             176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
+FACE_OVAL = [
+    10,
+    338,
+    297,
+    332,
+    284,
+    251,
+    389,
+    356,
+    454,
+    323,
+    361,
+    288,
+    397,
+    365,
+    379,
+    378,
+    400,
+    377,
+    152,
+    148,
+    176,
+    149,
+    150,
+    136,
+    172,
+    58,
+    132,
+    93,
+    234,
+    127,
+    162,
+    21,
+    54,
+    103,
+    67,
+    109,
+]
 CHIN = 152
 NOSE_TIP = 1
 
@@ -45,7 +81,7 @@ class Face:
     image_size: tuple[int, int]
 
     @classmethod
-    def from_landmarks(cls, landmarks: np.ndarray, image_size: tuple[int, int]) -> "Face":
+    def from_landmarks(cls, landmarks: np.ndarray, image_size: tuple[int, int]) -> Face:
         pts = np.asarray(landmarks, dtype=np.float32)
         x0, y0 = pts.min(axis=0)
         x1, y1 = pts.max(axis=0)
@@ -82,13 +118,15 @@ def face_mesh(static: bool, max_faces: int):
     """mediapipe's 478-point face mesh (refined irises), its native log lines silenced (:mod:`avdiff.video.quiet`)."""
     import mediapipe as mp
 
-    return QuietGraph(lambda: mp.solutions.face_mesh.FaceMesh(
-        static_image_mode=static,
-        max_num_faces=max_faces,
-        refine_landmarks=True,
-        min_detection_confidence=0.5,
-        min_tracking_confidence=0.5,
-    ))  # fmt: skip
+    return QuietGraph(
+        lambda: mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=static,
+            max_num_faces=max_faces,
+            refine_landmarks=True,
+            min_detection_confidence=0.5,
+            min_tracking_confidence=0.5,
+        )
+    )
 
 
 def faces_from_result(result, width: int, height: int) -> list[Face]:

@@ -95,8 +95,14 @@ def lower_face_mask(size: int, feather_px: float | None = None, framing: str | F
     x0, x1 = left[0] - 0.4 * eye_dist, right[0] + 0.4 * eye_dist
     radius = 0.25 * eye_dist
     # A rectangle shrunk by the corner radius, then grown back by it: rounded corners.
-    core = np.array([[x0 + radius, top + radius], [x1 - radius, top + radius],
-                     [x1 - radius, size + radius], [x0 + radius, size + radius]])
+    core = np.array(
+        [
+            [x0 + radius, top + radius],
+            [x1 - radius, top + radius],
+            [x1 - radius, size + radius],
+            [x0 + radius, size + radius],
+        ]
+    )
     if feather_px is None:
         feather_px = size / 32
     if not feather_px >= 0:
@@ -153,8 +159,9 @@ def paste_back(
 
     # Warp only the frame's region under the crop: the bounding box of the crop's corners.
     h, w = frame.shape[:2]
-    corners = transform_points(np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]]),
-                               invert_matrix(matrix))
+    corners = transform_points(
+        np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]]), invert_matrix(matrix)
+    )
     x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 1
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 2
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)

@@ -55,8 +55,9 @@ class Animation:
     aperture: np.ndarray
 
 
-def animate(image: np.ndarray, speech: Waveform, fps: FpsLike = 25, max_open: float = 0.4,
-            progress_bar: bool = False) -> Animation:  # fmt: skip
+def animate(
+    image: np.ndarray, speech: Waveform, fps: FpsLike = 25, max_open: float = 0.4, progress_bar: bool = False
+) -> Animation:
     """Warp the face in ``image`` (uint8 [H, W, 3]) to speak ``speech``, one frame per ``1/fps`` s of audio."""
     face = detect_face(image)
     warper = MouthWarper(image, face, max_open=max_open)

@@ -62,8 +62,10 @@ def picture_format(path: str | os.PathLike, name: str = "the picture") -> str:
         Image.new("RGB", (8, 8)).save(io.BytesIO(), format=fmt)
     except Exception:  # noqa: BLE001  (any writer failure means: this format cannot be written)
         what = f"as {suffix!r}" if suffix else "without an extension"
-        raise ValueError(f"{name} {given!r}: a picture cannot be written {what}; give a name ending in "
-                         f"{', '.join(COMMON_PICTURES)} (or another format Pillow writes)") from None  # fmt: skip
+        raise ValueError(
+            f"{name} {given!r}: a picture cannot be written {what}; give a name ending in "
+            f"{', '.join(COMMON_PICTURES)} (or another format Pillow writes)"
+        ) from None
     return fmt
 
 
@@ -73,10 +75,16 @@ def _check_folder(path: str | os.PathLike, inputs: dict[str, object], name: str)
     if target.exists() and not target.is_dir():
         raise ValueError(f"{name} {given!r} is a file; give a folder (it is created if needed)")
     for input_name, value in inputs.items():
-        if isinstance(value, (str, os.PathLike)) and os.path.isdir(value) and target.exists() \
-                and os.path.samefile(value, target):  # fmt: skip
-            raise ValueError(f"{name} {given!r} is the {input_name} {os.fspath(value)!r}; the outputs would be written "
-                             "among the inputs. Choose another folder")  # fmt: skip
+        if (
+            isinstance(value, (str, os.PathLike))
+            and os.path.isdir(value)
+            and target.exists()
+            and os.path.samefile(value, target)
+        ):
+            raise ValueError(
+                f"{name} {given!r} is the {input_name} {os.fspath(value)!r}; the outputs would be written "
+                "among the inputs. Choose another folder"
+            )
     folder = target.resolve()
     while not folder.exists():
         folder = folder.parent
@@ -91,8 +99,9 @@ def _same(a: Path, b: Path) -> bool:
     return os.path.realpath(os.path.abspath(a)) == os.path.realpath(os.path.abspath(b))
 
 
-def check_outputs(outputs: dict[str, OutputFile | str | os.PathLike | None],
-                  inputs: dict[str, object] | None = None) -> dict[str, Path]:  # fmt: skip
+def check_outputs(
+    outputs: dict[str, OutputFile | str | os.PathLike | None], inputs: dict[str, object] | None = None
+) -> dict[str, Path]:
     """Check every output of a command before any work (see the module docstring).
 
     Args:
@@ -119,15 +128,18 @@ def check_outputs(outputs: dict[str, OutputFile | str | os.PathLike | None],
         else:
             if Path(output.path).is_dir():
                 example = Path(output.path) / EXAMPLES[output.kind]
-                raise ValueError(f"{name} {os.fspath(output.path)!r} is a folder; give a file name such as "
-                                 f"{str(example)!r}")  # fmt: skip
+                raise ValueError(
+                    f"{name} {os.fspath(output.path)!r} is a folder; give a file name such as {str(example)!r}"
+                )
             suffixes = OUTPUT_SUFFIXES if output.kind == "video" else None
             path = check_output_path(output.path, inputs, name=name, suffixes=suffixes)
             if output.kind == "picture":
                 picture_format(path, name)
         for other, other_path in checked.items():
             if _same(path, other_path):
-                raise ValueError(f"{name} {os.fspath(output.path)!r} and {other} {str(other_path)!r} are the same "
-                                 "file; one would overwrite the other. Choose another name")  # fmt: skip
+                raise ValueError(
+                    f"{name} {os.fspath(output.path)!r} and {other} {str(other_path)!r} are the same "
+                    "file; one would overwrite the other. Choose another name"
+                )
         checked[name] = path
     return checked

@@ -40,8 +40,11 @@ _state: dict = {}
 
 def could_become_native(tail: bytes) -> bool:
     """Whether an unfinished line may still turn out to be a native log line (so it waits for its newline)."""
-    return bool(_PARTIAL_ABSL.match(tail)) or any(s.startswith(tail[: len(s)]) for s in _NATIVE_STARTS) or (
-        NATIVE_LINE.match(tail) is not None)  # fmt: skip
+    return (
+        bool(_PARTIAL_ABSL.match(tail))
+        or any(s.startswith(tail[: len(s)]) for s in _NATIVE_STARTS)
+        or (NATIVE_LINE.match(tail) is not None)
+    )
 
 
 def filter_lines(buffer: bytes) -> tuple[bytes, bytes]:

@@ -120,8 +120,15 @@ class VideoReader:
         VideoError: missing file, not a video, no video stream, no decodable frames, or corrupt data while iterating.
     """
 
-    def __init__(self, path: str | os.PathLike, *, fps: FpsLike | None = None, with_audio: bool = True,
-                 max_frames: int | None = None, audio_track: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        fps: FpsLike | None = None,
+        with_audio: bool = True,
+        max_frames: int | None = None,
+        audio_track: int | None = None,
+    ):
         self.path = Path(path)
         if not self.path.is_file():
             raise VideoError(self.path, "no such file" if not self.path.exists() else "not a file")
@@ -165,8 +172,13 @@ class VideoReader:
         if self.transform in ("clock", "cclock", "clock_flip", "cclock_flip"):
             self.width, self.height = self.height, self.width
         if self.transform != "none":
-            logger.info("%s: display matrix -> %s (frames turned upright, %d x %d)", self.path, self.transform,
-                        self.width, self.height)  # fmt: skip
+            logger.info(
+                "%s: display matrix -> %s (frames turned upright, %d x %d)",
+                self.path,
+                self.transform,
+                self.width,
+                self.height,
+            )
         start = first.time if first.time is not None else stream_start_s(stream)
         self.audio, self.audio_offset_s, self.audio_error = None, 0.0, None
         if with_audio and self._container.streams.audio:
@@ -202,17 +214,24 @@ class VideoReader:
         if self._first is None:
             raise RuntimeError("a VideoReader can be iterated once; open the file again")
         first, self._first = self._first, None
-        yield from place_on_grid(self._timed_frames(first), self.fps, 1 / float(self.source_rate), self.max_frames,
-                                 self.stats)  # fmt: skip
+        yield from place_on_grid(
+            self._timed_frames(first), self.fps, 1 / float(self.source_rate), self.max_frames, self.stats
+        )
         if self.stats.get("held") or self.stats.get("dropped"):
-            logger.info("%s: %d source frames on a %s fps grid: %d grid frames held over timestamp gaps, %d source "
-                        "frames dropped", self.path, self.stats["source_frames"], self.fps, self.stats["held"],
-                        self.stats["dropped"])  # fmt: skip
+            logger.info(
+                "%s: %d source frames on a %s fps grid: %d grid frames held over timestamp gaps, %d source "
+                "frames dropped",
+                self.path,
+                self.stats["source_frames"],
+                self.fps,
+                self.stats["held"],
+                self.stats["dropped"],
+            )
 
     def close(self) -> None:
         self._container.close()
 
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -234,14 +253,26 @@ def _reason(error: BaseException) -> str:
     return " ".join(str(getattr(error, "strerror", None) or error).split())
 
 
-def open_video(path: str | os.PathLike, *, fps: FpsLike | None = None, with_audio: bool = True,
-               max_frames: int | None = None, audio_track: int | None = None) -> VideoReader:  # fmt: skip
+def open_video(
+    path: str | os.PathLike,
+    *,
+    fps: FpsLike | None = None,
+    with_audio: bool = True,
+    max_frames: int | None = None,
+    audio_track: int | None = None,
+) -> VideoReader:
     """A :class:`VideoReader` (use it in a ``with`` block)."""
     return VideoReader(path, fps=fps, with_audio=with_audio, max_frames=max_frames, audio_track=audio_track)
 
 
-def read_video(path: str | os.PathLike, *, fps: FpsLike | None = None, max_frames: int | None = None,
-               with_audio: bool = True, audio_track: int | None = None) -> VideoClip:  # fmt: skip
+def read_video(
+    path: str | os.PathLike,
+    *,
+    fps: FpsLike | None = None,
+    max_frames: int | None = None,
+    with_audio: bool = True,
+    audio_track: int | None = None,
+) -> VideoClip:
     """Decode a whole video: upright frames on a constant-rate grid and its audio track (the one marked default, or
     ``audio_track``) on the same time line.
 

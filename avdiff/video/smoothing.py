@@ -65,8 +65,9 @@ def one_euro_landmarks(
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps!r}")
     if not (min_cutoff_hz > 0 and d_cutoff_hz > 0 and beta >= 0):
-        raise ValueError(f"need min_cutoff_hz > 0, d_cutoff_hz > 0, beta >= 0; got {min_cutoff_hz}, "
-                         f"{d_cutoff_hz}, {beta}")
+        raise ValueError(
+            f"need min_cutoff_hz > 0, d_cutoff_hz > 0, beta >= 0; got {min_cutoff_hz}, {d_cutoff_hz}, {beta}"
+        )
     if len(pts) == 0 or not np.isfinite(pts).all():
         return pts.astype(np.float32)
 

@@ -82,8 +82,9 @@ def display_transform(matrix: np.ndarray | bytes | None) -> str:
         return "clock_flip" if m[3] < 0 else "cclock"
     if abs(theta) < 1:
         return "vflip" if m[4] < 0 else "none"
-    logger.warning("the display matrix rotates by %.1f degrees, not a multiple of 90; frames are left as stored",
-                   theta)  # fmt: skip
+    logger.warning(
+        "the display matrix rotates by %.1f degrees, not a multiple of 90; frames are left as stored", theta
+    )
     return "none"
 
 

@@ -82,7 +82,9 @@ class FaceFinder:
             face beside a large one); otherwise only when it found none.
     """
 
-    def __init__(self, max_faces: int = 1, *, static: bool = False, detect_every: int = 5, always_detect: bool = False):
+    def __init__(
+        self, max_faces: int = 1, *, static: bool = False, detect_every: int = 5, always_detect: bool = False
+    ):
         if max_faces < 1:
             raise ValueError(f"max_faces must be >= 1, got {max_faces!r}")
         self.max_faces = max_faces
@@ -101,7 +103,7 @@ class FaceFinder:
             if graph is not None:
                 graph.close()
 
-    def __enter__(self) -> "FaceFinder":
+    def __enter__(self) -> FaceFinder:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -113,16 +115,23 @@ class FaceFinder:
         if self._detector is None:
             import mediapipe as mp
 
-            self._detector = QuietGraph(lambda: mp.solutions.face_detection.FaceDetection(
-                model_selection=1, min_detection_confidence=MIN_DETECTION_CONFIDENCE))  # fmt: skip
+            self._detector = QuietGraph(
+                lambda: mp.solutions.face_detection.FaceDetection(
+                    model_selection=1, min_detection_confidence=MIN_DETECTION_CONFIDENCE
+                )
+            )
         found = []
         for x0, y0, x1, y1 in _tiles(*rgb.shape[:2]):
             tile = np.ascontiguousarray(rgb[y0:y1, x0:x1])
             for det in self._detector.process(tile).detections or []:
                 rel = det.location_data.relative_bounding_box
                 w, h = x1 - x0, y1 - y0
-                box = (x0 + rel.xmin * w, y0 + rel.ymin * h, x0 + (rel.xmin + rel.width) * w,
-                       y0 + (rel.ymin + rel.height) * h)  # fmt: skip
+                box = (
+                    x0 + rel.xmin * w,
+                    y0 + rel.ymin * h,
+                    x0 + (rel.xmin + rel.width) * w,
+                    y0 + (rel.ymin + rel.height) * h,
+                )
                 found.append((box, float(det.score[0])))
         found.sort(key=lambda b: -b[1])
         kept: list[tuple[tuple[float, float, float, float], float]] = []
@@ -140,8 +149,13 @@ class FaceFinder:
             self._crop_mesh = face_mesh(static=True, max_faces=2)
         scale = CROP_PX / side
         matrix = np.array([[scale, 0, CROP_PX / 2 - scale * center[0]], [0, scale, CROP_PX / 2 - scale * center[1]]])
-        crop = cv2.warpAffine(rgb, matrix, (CROP_PX, CROP_PX), flags=cv2.INTER_LINEAR if scale >= 1 else cv2.INTER_AREA,
-                              borderMode=cv2.BORDER_CONSTANT)  # fmt: skip
+        crop = cv2.warpAffine(
+            rgb,
+            matrix,
+            (CROP_PX, CROP_PX),
+            flags=cv2.INTER_LINEAR if scale >= 1 else cv2.INTER_AREA,
+            borderMode=cv2.BORDER_CONSTANT,
+        )
         faces = faces_from_result(self._crop_mesh.process(crop), CROP_PX, CROP_PX)
         if not faces:
             return None
@@ -161,8 +175,9 @@ class FaceFinder:
             if any(box_overlap(prev.box, f.box) >= SAME_FACE_OVERLAP for f in faces + followed):
                 continue
             x0, y0, x1, y1 = prev.box
-            face = self.mesh_in_window(rgb, np.array([(x0 + x1) / 2, (y0 + y1) / 2]),
-                                       LANDMARK_MARGIN * max(x1 - x0, y1 - y0))  # fmt: skip
+            face = self.mesh_in_window(
+                rgb, np.array([(x0 + x1) / 2, (y0 + y1) / 2]), LANDMARK_MARGIN * max(x1 - x0, y1 - y0)
+            )
             if face is not None:
                 followed.append(face)
         faces += followed
@@ -173,8 +188,9 @@ class FaceFinder:
                 if any(box_overlap(box, f.box) >= SAME_FACE_OVERLAP for f in faces):
                     continue
                 x0, y0, x1, y1 = box
-                face = self.mesh_in_window(rgb, np.array([(x0 + x1) / 2, (y0 + y1) / 2]),
-                                           BOX_MARGIN * max(x1 - x0, y1 - y0))  # fmt: skip
+                face = self.mesh_in_window(
+                    rgb, np.array([(x0 + x1) / 2, (y0 + y1) / 2]), BOX_MARGIN * max(x1 - x0, y1 - y0)
+                )
                 if face is not None and all(box_overlap(face.box, f.box) < SAME_FACE_OVERLAP for f in faces):
                     faces.append(face)
                     followed.append(face)
@@ -224,8 +240,9 @@ def median_box(track: np.ndarray) -> tuple[float, float, float, float]:
     return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
 
 
-def track_faces(frames, max_faces: int = 4, *, detect_every: int = 5, max_gap: int = 12,
-                min_iou: float = 0.2) -> FaceTracks:  # fmt: skip
+def track_faces(
+    frames, max_faces: int = 4, *, detect_every: int = 5, max_gap: int = 12, min_iou: float = 0.2
+) -> FaceTracks:
     """Follow up to ``max_faces`` faces through a video, each with its own identity.
 
     Each frame's faces (:class:`FaceFinder`, with the detector looking for more every ``detect_every`` frames) are
@@ -245,8 +262,10 @@ def track_faces(frames, max_faces: int = 4, *, detect_every: int = 5, max_gap: i
             index = n - 1
             faces = finder(frame)
             live = [t for t in tracks if index - t["last"] <= max_gap]
-            pairs = sorted(((box_iou(t["box"], f.box), ti, fi) for ti, t in enumerate(live) for fi, f in enumerate(faces)),
-                           reverse=True)  # fmt: skip
+            pairs = sorted(
+                ((box_iou(t["box"], f.box), ti, fi) for ti, t in enumerate(live) for fi, f in enumerate(faces)),
+                reverse=True,
+            )
             used_t, used_f = set(), set()
             for iou, ti, fi in pairs:
                 if iou < min_iou or ti in used_t or fi in used_f:

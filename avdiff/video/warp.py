@@ -70,7 +70,7 @@ class MouthGeometry:
     face_size: float
 
     @classmethod
-    def from_face(cls, face: Face) -> "MouthGeometry":
+    def from_face(cls, face: Face) -> MouthGeometry:
         lm = face.landmarks.astype(np.float64)
         e_u = face.right_eye - face.left_eye
         e_u = e_u / np.linalg.norm(e_u)
@@ -196,8 +196,11 @@ class MouthWarper:
         # Invert them per output pixel by fixed-point iteration (both are contractions: see the weights).
         v_src = v.copy()
         for _ in range(6):
-            v_src = np.where(below, v - h * self._jaw_weight(u, np.maximum(v_src, 0)),
-                             v + _UPPER_SHARE * h * self._upper_weight(u, np.minimum(v_src, 0)))
+            v_src = np.where(
+                below,
+                v - h * self._jaw_weight(u, np.maximum(v_src, 0)),
+                v + _UPPER_SHARE * h * self._upper_weight(u, np.minimum(v_src, 0)),
+            )
         # the gap: output points whose source would lie across the lip line
         edge = np.where(below, -v_src, v_src)  # > 0 inside the gap, px
         alpha = np.clip(edge, 0.0, 1.0)[..., None]

@@ -15,9 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Sequence
 
 import av
 import numpy as np
@@ -52,7 +51,9 @@ def frames_to_uint8(frames: FramesLike) -> np.ndarray:
     if isinstance(frames, torch.Tensor):
         frames = frames.detach().cpu().numpy()
     if not isinstance(frames, np.ndarray):
-        raise ValueError(f"frames must be a uint8 array [F, H, W, 3] or a list of PIL images, got {type(frames).__name__}")
+        raise ValueError(
+            f"frames must be a uint8 array [F, H, W, 3] or a list of PIL images, got {type(frames).__name__}"
+        )
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must have shape [F, H, W, 3], got {tuple(frames.shape)}")
     if frames.dtype != np.uint8:
@@ -102,9 +103,16 @@ class VideoWriter:
     grow with the number of frames: each frame goes to the encoder as it is written.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: FpsLike,
-                 audio: Waveform | AudioStream | str | os.PathLike | None = None, *, crf: int = 18,
-                 preset: str = "medium", audio_bitrate: int = 128_000):  # fmt: skip
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: FpsLike,
+        audio: Waveform | AudioStream | str | os.PathLike | None = None,
+        *,
+        crf: int = 18,
+        preset: str = "medium",
+        audio_bitrate: int = 128_000,
+    ):
         self.path = Path(path)
         if self.path.is_dir():
             raise VideoError(self.path, "is a folder; give a file name such as out.mp4")
@@ -146,8 +154,10 @@ class VideoWriter:
             if self._size is None:
                 self._start(*image.shape[:2])
             elif image.shape[:2] != self._size:
-                raise ValueError(f"all frames must have one size: frame {self.num_frames} is {image.shape[1]}x"
-                                 f"{image.shape[0]}, the first was {self._size[1]}x{self._size[0]}")  # fmt: skip
+                raise ValueError(
+                    f"all frames must have one size: frame {self.num_frames} is {image.shape[1]}x"
+                    f"{image.shape[0]}, the first was {self._size[1]}x{self._size[0]}"
+                )
             pad_h, pad_w = image.shape[0] % 2, image.shape[1] % 2
             if pad_h or pad_w:
                 image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
@@ -180,8 +190,13 @@ class VideoWriter:
             self.abort()
             raise
         self._closed = True
-        logger.info("wrote %s: %d frames at %s fps%s", self.path, self.num_frames, self.fps,
-                    f" with {self.audio.num_channels} ch {self._audio_rate} Hz audio" if self.audio else "")
+        logger.info(
+            "wrote %s: %d frames at %s fps%s",
+            self.path,
+            self.num_frames,
+            self.fps,
+            f" with {self.audio.num_channels} ch {self._audio_rate} Hz audio" if self.audio else "",
+        )
         return self.path
 
     def _mux_audio(self) -> None:
@@ -216,7 +231,7 @@ class VideoWriter:
         if self._tmp is not None:
             Path(self._tmp).unlink(missing_ok=True)
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -259,8 +274,12 @@ def write_video(
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov")
 
 
-def check_output_path(path: str | os.PathLike, inputs: dict[str, object] | None = None, name: str = "output_path",
-                      suffixes: tuple[str, ...] | None = OUTPUT_SUFFIXES) -> Path:  # fmt: skip
+def check_output_path(
+    path: str | os.PathLike,
+    inputs: dict[str, object] | None = None,
+    name: str = "output_path",
+    suffixes: tuple[str, ...] | None = OUTPUT_SUFFIXES,
+) -> Path:
     """Check, before any work, that an mp4 can be written at ``path`` without destroying anything the user gave.
 
     It must name a file (not an existing folder) ending in one of ``suffixes`` (:data:`OUTPUT_SUFFIXES`; None: any
@@ -283,11 +302,14 @@ def check_output_path(path: str | os.PathLike, inputs: dict[str, object] | None 
             continue
         for candidate in (target, lexical):
             if candidate.exists() and os.path.samefile(value, candidate):
-                raise ValueError(f"{name} {given!r} is the {input_name} {os.fspath(value)!r}; it would be "
-                                 "overwritten. Choose another output file")  # fmt: skip
+                raise ValueError(
+                    f"{name} {given!r} is the {input_name} {os.fspath(value)!r}; it would be "
+                    "overwritten. Choose another output file"
+                )
     if suffixes is not None and target.suffix.lower() not in suffixes:
-        raise ValueError(f"{name} {given!r}: the output is an mp4 video; give a name ending in "
-                         f"{' or '.join(suffixes)}")  # fmt: skip
+        raise ValueError(
+            f"{name} {given!r}: the output is an mp4 video; give a name ending in {' or '.join(suffixes)}"
+        )
     folder = target.resolve().parent
     while not folder.exists():
         folder = folder.parent

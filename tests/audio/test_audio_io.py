@@ -4,6 +4,7 @@ import torch
 
 from avdiff.audio import AudioLoadError, Waveform, load_audio, save_audio
 from avdiff.video import write_video
+
 from conftest import tone
 from media import riff_wav, write_av_file
 
@@ -12,7 +13,9 @@ from media import riff_wav, write_av_file
 def speechlike() -> Waveform:
     """1.5 s stereo at 44.1 kHz: a tone in one channel, a quieter tone in the other."""
     t = torch.arange(66150) / 44100
-    return Waveform(torch.stack([0.5 * torch.sin(2 * torch.pi * 330 * t), 0.2 * torch.sin(2 * torch.pi * 660 * t)]), 44100)
+    return Waveform(
+        torch.stack([0.5 * torch.sin(2 * torch.pi * 330 * t), 0.2 * torch.sin(2 * torch.pi * 660 * t)]), 44100
+    )
 
 
 @pytest.mark.slow
@@ -49,7 +52,9 @@ def test_array_sources_and_resampling():
     wav = load_audio(x, source_sample_rate=16000, sample_rate=8000)
     assert wav.samples.shape == (1, 8000) and wav.sample_rate == 8000
     pcm = (x * 32767).astype(np.int16)
-    torch.testing.assert_close(load_audio(pcm, source_sample_rate=16000).samples[0], torch.from_numpy(x), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        load_audio(pcm, source_sample_rate=16000).samples[0], torch.from_numpy(x), atol=1e-4, rtol=0
+    )
     stereo = torch.stack([torch.from_numpy(x), -torch.from_numpy(x)])
     # channels in opposite phase do not cancel to silence: the mono signal is the loudest channel (issue 13)
     torch.testing.assert_close(load_audio(stereo, source_sample_rate=16000, mono=True).samples[0], torch.from_numpy(x))
@@ -87,7 +92,9 @@ def test_directory(tmp_path):
     _expect_error(tmp_path, "directory")
 
 
-@pytest.mark.parametrize("content", [b"hello world\n" * 50, bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8))])
+@pytest.mark.parametrize(
+    "content", [b"hello world\n" * 50, bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8))]
+)
 def test_not_audio(tmp_path, content):
     path = tmp_path / "notes.wav"
     path.write_bytes(content)

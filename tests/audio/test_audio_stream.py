@@ -13,6 +13,7 @@ from avdiff.audio.stream import AudioStream
 from avdiff.audio.synth import drum_track
 from avdiff.video import read_video, write_video
 from avdiff.video.writer import VideoWriter
+
 from conftest import tone
 from media import riff_wav
 
@@ -54,15 +55,20 @@ def test_in_memory_sources_and_the_opposite_phase_rule(stereo, caplog):
     assert array.num_samples == stereo.num_samples and AudioStream(array).info == array.info
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d: d / "missing.wav", "no such file"),
-    (lambda d: d, "is a directory"),
-    (lambda d: _write(d / "junk.mp3", b"\x00" * 500), "FFmpeg cannot open|not audio|corrupt"),
-    (lambda d: _write(d / "cut.wav", save_audio(d / "full.wav", tone(2.0)).read_bytes()[:20000]), "truncated"),
-    (lambda d: _write(d / "nan.wav", riff_wav(np.array([0.1, np.nan, np.inf, 0.2] * 2000, np.float32), 16000)),
-     "2000 samples are NaN|4000 samples are NaN"),
-    (lambda d: _write(d / "empty.wav", riff_wav(np.zeros(0), 16000)), "zero length|truncated|not audio|corrupt"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.wav", "no such file"),
+        (lambda d: d, "is a directory"),
+        (lambda d: _write(d / "junk.mp3", b"\x00" * 500), "FFmpeg cannot open|not audio|corrupt"),
+        (lambda d: _write(d / "cut.wav", save_audio(d / "full.wav", tone(2.0)).read_bytes()[:20000]), "truncated"),
+        (
+            lambda d: _write(d / "nan.wav", riff_wav(np.array([0.1, np.nan, np.inf, 0.2] * 2000, np.float32), 16000)),
+            "2000 samples are NaN|4000 samples are NaN",
+        ),
+        (lambda d: _write(d / "empty.wav", riff_wav(np.zeros(0), 16000)), "zero length|truncated|not audio|corrupt"),
+    ],
+)
 def test_errors_are_load_audios(tmp_path, make, message):
     source = make(tmp_path)
     with pytest.raises(AudioLoadError, match=message) as streamed:

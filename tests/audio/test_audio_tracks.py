@@ -29,14 +29,45 @@ LOG_LINE = "has 2 audio tracks; using track 1 (default)"
 def two_track_file(path, first: str = "anoisesrc=duration=2.2:amplitude=0.3:seed=1") -> str:
     """A 2.2 s, 25 fps, 64 px mp4: audio track 0 = ``first`` (not default), audio track 1 = a tone (default)."""
     subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "color=c=gray:size=64x64:rate=25:duration=2.2",
-         "-f", "lavfi", "-i", first,
-         "-f", "lavfi", "-i", f"sine=frequency={TONE_HZ:g}:duration=2.2:sample_rate=16000",
-         "-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
-         "-ar", "16000", "-disposition:a:1", "default", "-disposition:a:0", "0", str(path)],
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=gray:size=64x64:rate=25:duration=2.2",
+            "-f",
+            "lavfi",
+            "-i",
+            first,
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency={TONE_HZ:g}:duration=2.2:sample_rate=16000",
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-map",
+            "2:a",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-ar",
+            "16000",
+            "-disposition:a:1",
+            "default",
+            "-disposition:a:0",
+            "0",
+            str(path),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     return str(path)
 
 
@@ -59,7 +90,8 @@ def test_the_default_track_is_read_and_the_choice_is_logged(two_tracks, caplog):
         wav = load_audio(two_tracks, sample_rate=16000)
     assert is_tone(wav.samples)
     assert [r.getMessage() for r in caplog.records if "audio tracks" in r.getMessage()] == [
-        f"{two_tracks!r} {LOG_LINE}"]
+        f"{two_tracks!r} {LOG_LINE}"
+    ]
     caplog.clear()
     with caplog.at_level(logging.INFO):  # read block by block: checked once, logged once
         stream = AudioStream(two_tracks)
@@ -85,9 +117,11 @@ def test_audio_track_picks_the_other_track(two_tracks, caplog):
 @pytest.mark.parametrize("track", [2, -1])
 def test_a_track_that_does_not_exist_is_a_clear_error(two_tracks, track):
     expected = rf"there is no audio track {track}: it has 2 audio tracks \(0 to 1\)"
-    for read in (lambda: load_audio(two_tracks, audio_track=track),
-                 lambda: AudioStream(two_tracks, audio_track=track),
-                 lambda: read_video(two_tracks, audio_track=track)):  # fmt: skip
+    for read in (
+        lambda: load_audio(two_tracks, audio_track=track),
+        lambda: AudioStream(two_tracks, audio_track=track),
+        lambda: read_video(two_tracks, audio_track=track),
+    ):
         with pytest.raises(AudioLoadError, match=rf"cannot load audio from .*two\.mp4'?: {expected}$"):
             read()
 
@@ -147,10 +181,16 @@ def test_prepare_reads_the_default_track_not_the_silent_first_one(tmp_path):
     assert result.segments[0].reason == "silence"
 
 
-@pytest.mark.parametrize("command", [["analyze", "AUDIO"], ["eval", "lipsync", "AUDIO"],
-                                     ["prepare", "--videos", "D", "--out", "O"],
-                                     ["talk", "--image", "I", "--audio", "AUDIO", "--out", "o.mp4"],
-                                     ["visualize", "--audio", "AUDIO", "--images", "D", "--out", "o.mp4"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["analyze", "AUDIO"],
+        ["eval", "lipsync", "AUDIO"],
+        ["prepare", "--videos", "D", "--out", "O"],
+        ["talk", "--image", "I", "--audio", "AUDIO", "--out", "o.mp4"],
+        ["visualize", "--audio", "AUDIO", "--images", "D", "--out", "o.mp4"],
+    ],
+)
 def test_the_commands_that_read_audio_take_audio_track(command):
     from avdiff.cli import build_parser
 

@@ -42,7 +42,16 @@ def test_frame_ranges_tile_the_sample_axis():
     assert clock.num_samples(3000) == ranges[-1][1]
 
 
-@pytest.mark.parametrize("fps, expected", [(25, Fraction(25)), (29.97, Fraction(30000, 1001)), ("24000/1001", Fraction(24000, 1001)), (59.94, Fraction(60000, 1001)), (12.5, Fraction(25, 2))])
+@pytest.mark.parametrize(
+    "fps, expected",
+    [
+        (25, Fraction(25)),
+        (29.97, Fraction(30000, 1001)),
+        ("24000/1001", Fraction(24000, 1001)),
+        (59.94, Fraction(60000, 1001)),
+        (12.5, Fraction(25, 2)),
+    ],
+)
 def test_fps_parsing(fps, expected):
     assert as_fraction_fps(fps) == expected
 

@@ -99,12 +99,19 @@ def test_gain_threshold_and_the_follower():
     assert pulse[20] == 1.0 and pulse[30] == pytest.approx(math.exp(-1), rel=1e-6) and pulse[19] == 0
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"source": "loudness"}, "curve source must be one of"), ({"every": 0}, "every must be an integer >= 1 (a step every N beats), got 0"),
-    ({"smooth": 1.5}, "smooth must be a number >= 0 and <= 1, got 1.5"), ({"gain": 0}, "gain must be a number > 0"),
-    ({"threshold": 1.0}, "threshold must be a number >= 0 and < 1, got 1.0"), ({"band": "sub"}, "band must be one of"),
-    ({"release_s": float("nan")}, "release_s must be a number >= 0"), ({"ease": "bounce"}, "ease must be one of"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"source": "loudness"}, "curve source must be one of"),
+        ({"every": 0}, "every must be an integer >= 1 (a step every N beats), got 0"),
+        ({"smooth": 1.5}, "smooth must be a number >= 0 and <= 1, got 1.5"),
+        ({"gain": 0}, "gain must be a number > 0"),
+        ({"threshold": 1.0}, "threshold must be a number >= 0 and < 1, got 1.0"),
+        ({"band": "sub"}, "band must be one of"),
+        ({"release_s": float("nan")}, "release_s must be a number >= 0"),
+        ({"ease": "bounce"}, "ease must be one of"),
+    ],
+)
 def test_bad_specs_name_the_field_and_value(fields, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         CurveSpec(**fields).check()

@@ -57,4 +57,6 @@ def test_log_mel_runs_on_the_requested_device():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_log_mel_gpu_matches_cpu():
     x = torch.randn(8, 16000)
-    torch.testing.assert_close(log_mel(x, 16000, device="cuda").cpu(), log_mel(x, 16000, device="cpu"), atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(
+        log_mel(x, 16000, device="cuda").cpu(), log_mel(x, 16000, device="cpu"), atol=1e-3, rtol=1e-3
+    )

@@ -53,8 +53,16 @@ def _env(**changes: str | None) -> dict[str, str]:
 
 def _analyze(song: Path, env: dict[str, str], n: int = 1) -> list[tuple[int, str, str]]:
     """``n`` ``avdiff analyze`` processes started at once: ``(returncode, stdout, stderr)`` each."""
-    procs = [subprocess.Popen([str(AVDIFF), "analyze", str(song), "--fps", "25"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(n)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [str(AVDIFF), "analyze", str(song), "--fps", "25"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(n)
+    ]
     return [(p.returncode, *out) for p in procs for out in [p.communicate(timeout=WAIT_S)]]
 
 
@@ -91,7 +99,7 @@ def test_a_cache_with_swapped_data_files_is_found_and_rebuilt(song, numba_dir):
     env = _env(NUMBA_CACHE_DIR=str(numba_dir))
     _assert_all_ran(_analyze(song, env))  # a complete cache (already, after the test above)
     assert _swap_data_files(numba_dir) >= 5
-    (rc, out, err), = _analyze(song, env)
+    ((rc, out, err),) = _analyze(song, env)
     assert rc == 0, err[-600:]
     lines = [line for line in err.splitlines() if "numba" in line]
     assert len(lines) == 1 and "was broken" in lines[0] and "rebuilt" in lines[0], err[-600:]

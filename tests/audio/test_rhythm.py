@@ -215,8 +215,9 @@ def test_blockwise_features_equal_librosa_on_the_whole_spectrogram():
     tg = librosa.feature.tempogram(onset_envelope=flux, sr=22050, hop_length=256, win_length=256)
     blocks = np.concatenate([block for _, block in _tempogram_blocks(flux, block=700)], axis=1)
     np.testing.assert_allclose(blocks, tg, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(_local_tempo(flux, 22050, 256), librosa.feature.tempo(tg=tg, sr=22050, hop_length=256,
-                                                                                        aggregate=None))
+    np.testing.assert_array_equal(
+        _local_tempo(flux, 22050, 256), librosa.feature.tempo(tg=tg, sr=22050, hop_length=256, aggregate=None)
+    )
 
 
 @pytest.mark.slow
@@ -234,8 +235,9 @@ def test_a_file_is_analysed_block_by_block_as_its_waveform_is(tmp_path):
 # --- downbeats ------------------------------------------------------------------------------------------------------
 
 
-DOWNBEAT_CASES = [(bpm, meter, pickup) for bpm in (90, 128, 150) for meter, pickup in ((4, 0), (4, 1), (4, 3), (3, 0),
-                                                                                      (3, 2))]  # fmt: skip
+DOWNBEAT_CASES = [
+    (bpm, meter, pickup) for bpm in (90, 128, 150) for meter, pickup in ((4, 0), (4, 1), (4, 3), (3, 0), (3, 2))
+]
 
 
 @pytest.mark.slow

@@ -30,7 +30,10 @@ def centroid_hz(x: np.ndarray) -> float:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SOUNDS)
 def test_each_sound_is_deterministic_per_seed_and_follows_its_loudness_curve(name):
-    curves = [random_envelope(np.random.default_rng(k), 16, kind) for k, kind in enumerate(("rising", "falling", "smooth", "pulsing", "bursts"))]
+    curves = [
+        random_envelope(np.random.default_rng(k), 16, kind)
+        for k, kind in enumerate(("rising", "falling", "smooth", "pulsing", "bursts"))
+    ]
     for k, curve in enumerate(curves):
         x = scene_sound(name, curve, fps=FPS, seed=k)
         assert x.dtype == np.float32 and x.shape == (32000,)
@@ -56,10 +59,12 @@ def test_the_sounds_differ_where_they_should():
     ac = np.correlate(x[:8000], x[:8000], mode="full")[7999:]
     lag = SR // 55 + np.argmax(ac[SR // 55 : SR // 28 + 1])
     assert ac[lag] / ac[0] > 0.5
+
     # the bell is tonal: a few spectral peaks hold most of the energy; rain (noise) is not
     def top_share(y):
         p = np.sort(np.abs(np.fft.rfft(y)) ** 2)[::-1]
         return p[:200].sum() / p.sum()
+
     assert top_share(sounds["bell"]) > 0.5 > top_share(sounds["rain"])
 
 
@@ -90,7 +95,11 @@ def test_envelope_families_and_curve_interpolation():
         random_envelope(rng, 16, "wobbly")
     # linear between frame centres: the sample at frame i's centre has frame i's value
     s = curve_to_samples(np.array([0.0, 1.0]), 4000, FPS, SR)
-    assert s[999] == pytest.approx(0.0, abs=1e-3) and s[3000] == pytest.approx(1.0) and s[2000] == pytest.approx(0.5, abs=1e-3)
+    assert (
+        s[999] == pytest.approx(0.0, abs=1e-3)
+        and s[3000] == pytest.approx(1.0)
+        and s[2000] == pytest.approx(0.5, abs=1e-3)
+    )
 
 
 def test_mix_only_scales_down():

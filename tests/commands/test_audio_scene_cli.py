@@ -38,7 +38,7 @@ def test_arguments_are_checked_before_any_work(sound, tmp_path, capsys, monkeypa
         (["--out", out, "--fps", "1e9"], "--fps must be between 1 and 120"),
         (["--out", out, "--plot", str(sound)], f"--plot '{sound}' is the --audio"),
         (["--out", out, "--plot", str(tmp_path)], "is a folder"),
-    ]  # fmt: skip
+    ]
     for args, message in cases:
         assert main(base + args) == 2, args
         err = capsys.readouterr().err
@@ -68,9 +68,30 @@ def test_a_smoke_run_writes_the_scene_with_its_sound(sound, tmp_path, capsys):
     from avdiff.video.reader import VideoReader
 
     out = tmp_path / "scene.mp4"
-    assert main(["scene", "--prompt", PROMPT, "--audio", str(sound), "--word", "campfire", "--preset", "tiny",
-                 "--steps", "3", "--strength", "4", "--out", str(out),
-                 "--plot", str(tmp_path / "c.png")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "scene",
+                "--prompt",
+                PROMPT,
+                "--audio",
+                str(sound),
+                "--word",
+                "campfire",
+                "--preset",
+                "tiny",
+                "--steps",
+                "3",
+                "--strength",
+                "4",
+                "--out",
+                str(out),
+                "--plot",
+                str(tmp_path / "c.png"),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "drives 'campfire' (given)" in text and "12 frames at 8 fps" in text
     with VideoReader(out) as video:
@@ -95,8 +116,26 @@ def test_bench_scene_reports_naive_against_shared(capsys):
 def test_a_sound_that_matches_no_object_of_the_prompt_says_so(tmp_path, capsys):
     """The demo's example speech under a campfire prompt (it chose "left" before places left the candidates)."""
     speech = example_files()[1]
-    assert main(["scene", "--prompt", "a campfire on the left beside a lake at night", "--audio", str(speech),
-                 "--preset", "tiny", "--steps", "2", "--levels", "2", "--out", str(tmp_path / "s.mp4")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "scene",
+                "--prompt",
+                "a campfire on the left beside a lake at night",
+                "--audio",
+                str(speech),
+                "--preset",
+                "tiny",
+                "--steps",
+                "2",
+                "--levels",
+                "2",
+                "--out",
+                str(tmp_path / "s.mp4"),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert f"{speech}: matches no object of the prompt (best score " in text and "name its word with --word" in text
     assert "drives 'left'" not in text and "left " not in text.split("chosen (")[1], text

@@ -30,7 +30,10 @@ def test_analyze_128_bpm_click_track(tmp_path, capsys):
     assert out["tempo_bpm"] == pytest.approx(128, rel=0.02)
     import mir_eval
 
-    f = mir_eval.beat.f_measure(mir_eval.beat.trim_beats(track.beat_times_s), mir_eval.beat.trim_beats(__import__("numpy").array(out["beat_times_s"])))
+    f = mir_eval.beat.f_measure(
+        mir_eval.beat.trim_beats(track.beat_times_s),
+        mir_eval.beat.trim_beats(__import__("numpy").array(out["beat_times_s"])),
+    )
     assert f >= 0.9
     assert out["num_frames"] == 500 and "rms" not in out
 
@@ -57,13 +60,24 @@ def test_no_command_prints_help(capsys):
     assert "usage: avdiff" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("fps, message", [("1e9", "between 1 and 120"), ("0.001", "between 1 and 120"),
-                                          ("1/0", "a frame rate such as"), ("abc", "a frame rate such as")])  # fmt: skip
+@pytest.mark.parametrize(
+    "fps, message",
+    [
+        ("1e9", "between 1 and 120"),
+        ("0.001", "between 1 and 120"),
+        ("1/0", "a frame rate such as"),
+        ("abc", "a frame rate such as"),
+    ],
+)
 def test_analyze_checks_fps_and_duration_before_reading_the_audio(tmp_path, capsys, fps, message):
     path = save_audio(tmp_path / "clicks.wav", click_track(120, duration_s=2.0).waveform)
     assert main(["analyze", str(path), "--fps", fps]) == 2
-    assert capsys.readouterr().err == f"avdiff: error: --fps must be {message}" + (
-        " 25, 29.97 or 30000/1001" if "such as" in message else " frames per second") + f", got {fps!r}\n"
+    assert (
+        capsys.readouterr().err
+        == f"avdiff: error: --fps must be {message}"
+        + (" 25, 29.97 or 30000/1001" if "such as" in message else " frames per second")
+        + f", got {fps!r}\n"
+    )
     for value in ("-1", "0", "nan"):
         assert main(["analyze", str(path), "--max-duration", value]) == 2
         assert "--max-duration must be a positive number of seconds" in capsys.readouterr().err

@@ -13,9 +13,9 @@ import avdiff.commands.scene as scene_cmd
 import avdiff.data.prepare as prepare_package
 import avdiff.evaluation.talking_head as talking_head_metrics
 import avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer as bv
+from avdiff.audio.io import save_audio
 from avdiff.bench.audio_scene import stepped_sound
 from avdiff.bench.visualize import make_keyframes, make_song
-from avdiff.audio.io import save_audio
 from avdiff.cli import main
 
 
@@ -38,8 +38,9 @@ def refused(args: list[str], capsys) -> str:
     return err
 
 
-def test_visualize_refuses_a_timeline_written_over_its_video_before_any_work(song_and_keys, tmp_path, capsys,
-                                                                             monkeypatch):  # fmt: skip
+def test_visualize_refuses_a_timeline_written_over_its_video_before_any_work(
+    song_and_keys, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setattr(bv, "analyze_rhythm", no_work)
     song, keys = song_and_keys
     out = tmp_path / "v.mp4"
@@ -51,21 +52,51 @@ def test_visualize_refuses_a_timeline_written_over_its_video_before_any_work(son
     err = refused(base + ["--save-timeline", str(tmp_path / "t.png"), "--plot", str(tmp_path / "t.png")], capsys)
     assert "--plot" in err and "--save-timeline" in err and "are the same file" in err
     os.symlink(tmp_path / "elsewhere.mp4", tmp_path / "link.json")  # a dangling link to where --out will be
-    err = refused(["visualize", "--audio", str(song), "--images", str(keys), "--out", str(tmp_path / "elsewhere.mp4"),
-                   "--save-timeline", str(tmp_path / "link.json")], capsys)  # fmt: skip
+    err = refused(
+        [
+            "visualize",
+            "--audio",
+            str(song),
+            "--images",
+            str(keys),
+            "--out",
+            str(tmp_path / "elsewhere.mp4"),
+            "--save-timeline",
+            str(tmp_path / "link.json"),
+        ],
+        capsys,
+    )
     assert "are the same file" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json"]  # nothing written
 
 
-@pytest.mark.parametrize("name, message", [("curve.xyz", "a picture cannot be written as '.xyz'"),
-                                           ("curve", "a picture cannot be written without an extension"),
-                                           ("curve.mp4", "a picture cannot be written as '.mp4'")])  # fmt: skip
-def test_visualize_checks_the_plot_format_before_the_render(song_and_keys, tmp_path, capsys, monkeypatch, name,
-                                                            message):  # fmt: skip
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("curve.xyz", "a picture cannot be written as '.xyz'"),
+        ("curve", "a picture cannot be written without an extension"),
+        ("curve.mp4", "a picture cannot be written as '.mp4'"),
+    ],
+)
+def test_visualize_checks_the_plot_format_before_the_render(
+    song_and_keys, tmp_path, capsys, monkeypatch, name, message
+):
     monkeypatch.setattr(bv, "analyze_rhythm", no_work)
     song, keys = song_and_keys
-    err = refused(["visualize", "--audio", str(song), "--images", str(keys), "--out", str(tmp_path / "v.mp4"),
-                   "--plot", str(tmp_path / name)], capsys)  # fmt: skip
+    err = refused(
+        [
+            "visualize",
+            "--audio",
+            str(song),
+            "--images",
+            str(keys),
+            "--out",
+            str(tmp_path / "v.mp4"),
+            "--plot",
+            str(tmp_path / name),
+        ],
+        capsys,
+    )
     assert f"--plot '{tmp_path / name}': {message}; give a name ending in .png, .jpg" in err
     assert list(tmp_path.iterdir()) == []
 

@@ -11,6 +11,7 @@ import skimage.data
 from PIL import Image
 
 from avdiff.audio import save_audio
+
 from conftest import tone
 
 NATIVE = re.compile(r"TensorFlow Lite|absl::|^[IWE]\d{4} |inference_feedback_manager|landmark_projection", re.M)
@@ -20,8 +21,9 @@ def run(*args: str, debug: bool = False) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "AVDIFF_DEBUG"}
     if debug:
         env["AVDIFF_DEBUG"] = "1"
-    return subprocess.run([sys.executable, "-m", "avdiff.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "avdiff.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +37,16 @@ def inputs(tmp_path_factory):
 @pytest.mark.slow
 def test_talk_and_eval_lipsync_print_no_native_log_lines(inputs):
     out = inputs / "talk.mp4"
-    talk = run("talk", "--baseline", "--image", str(inputs / "face.png"), "--audio", str(inputs / "speech.wav"),
-               "--out", str(out))  # fmt: skip
+    talk = run(
+        "talk",
+        "--baseline",
+        "--image",
+        str(inputs / "face.png"),
+        "--audio",
+        str(inputs / "speech.wav"),
+        "--out",
+        str(out),
+    )
     assert talk.returncode == 0, talk.stderr
     assert not NATIVE.search(talk.stderr), talk.stderr
     lipsync = run("eval", "lipsync", str(out))
@@ -62,9 +72,11 @@ def test_our_own_errors_still_reach_the_terminal_after_mediapipe_ran(inputs):
 def test_the_filter_drops_native_lines_and_passes_everything_else_at_once():
     from avdiff.video.quiet import filter_lines
 
-    native = (b"W0000 00:00:1796044449.398913   10620 inference_feedback_manager.cc:114] Feedback manager requires\n"
-              b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
-              b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")  # fmt: skip
+    native = (
+        b"W0000 00:00:1796044449.398913   10620 inference_feedback_manager.cc:114] Feedback manager requires\n"
+        b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+        b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    )
     ours = b"INFO avdiff.cli: hello\nTraceback (most recent call last):\n"
     passed, kept = filter_lines(native + ours)
     assert passed == ours and kept == b""

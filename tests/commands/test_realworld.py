@@ -16,6 +16,7 @@ import torch
 from avdiff.audio.io import load_audio
 from avdiff.cli import main
 from avdiff.video.reader import read_video
+
 from realworld import RealWorld, drum_wav, tools_missing
 
 pytestmark = pytest.mark.skipif(tools_missing() is not None, reason=tools_missing() or "")
@@ -98,8 +99,21 @@ def test_prepare_reports_a_small_face_as_too_small_not_missing(media, tmp_path):
 @pytest.mark.slow
 def test_talk_animates_a_small_face_in_a_large_photo(media, tmp_path, capsys):
     out = tmp_path / "small_talk.mp4"
-    assert main(["talk", "--baseline", "--image", str(media.small_face_png), "--audio", str(media.speech16k_wav),
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "talk",
+                "--baseline",
+                "--image",
+                str(media.small_face_png),
+                "--audio",
+                str(media.speech16k_wav),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith(f"wrote {out} (289 frames at 25 fps)")
     clip = read_video(out, with_audio=False)
     assert clip.frames.shape[1:] == (720, 1280, 3)
@@ -137,8 +151,21 @@ def test_with_two_faces_the_one_that_speaks_is_scored(media, capsys):
 def test_stereo_in_opposite_phase_still_drives_the_mouth(media, tmp_path, capsys):
     # the mean of the channels is silence: before, talk --baseline made a still face with -91 dB audio
     out = tmp_path / "anti.mp4"
-    assert main(["talk", "--baseline", "--image", str(media.face_png), "--audio", str(media.anti_phase_wav), "--out",
-                 str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "talk",
+                "--baseline",
+                "--image",
+                str(media.face_png),
+                "--audio",
+                str(media.anti_phase_wav),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     audio = read_video(out).audio
     assert audio.num_channels == 2  # the audio as given
@@ -160,8 +187,21 @@ def test_analyze_finds_the_tempo_of_a_drum_track_in_opposite_phase(tmp_path, cap
 @pytest.mark.slow
 def test_the_video_carries_the_audio_at_its_own_rate_and_channels(media, tmp_path):
     out = tmp_path / "hifi.mp4"
-    assert main(["talk", "--baseline", "--image", str(media.face_png), "--audio", str(media.speech44k_stereo_wav),
-                 "--out", str(out)]) == 0  # before: 16 kHz mono  # fmt: skip
+    assert (
+        main(
+            [
+                "talk",
+                "--baseline",
+                "--image",
+                str(media.face_png),
+                "--audio",
+                str(media.speech44k_stereo_wav),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )  # before: 16 kHz mono
     audio = read_video(out).audio
     given = load_audio(media.speech44k_stereo_wav, mono=False)
     assert audio.sample_rate == 44100 and audio.num_channels == 2
@@ -184,8 +224,12 @@ def test_talk_refuses_an_output_that_is_an_input_or_a_folder_before_any_work(med
     before = speech.read_bytes()
     (tmp_path / "alias.mp4").hardlink_to(speech)
     base = ["talk", "--baseline", "--image", str(media.face_png), "--audio", str(speech)]
-    for out, message in [(speech, "is the --audio"), (tmp_path / "alias.mp4", "is the --audio"),
-                         (tmp_path, "is a folder"), (media.face_png, "is the --image")]:  # fmt: skip
+    for out, message in [
+        (speech, "is the --audio"),
+        (tmp_path / "alias.mp4", "is the --audio"),
+        (tmp_path, "is a folder"),
+        (media.face_png, "is the --image"),
+    ]:
         assert main([*base, "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("avdiff: error: --out") and message in err and err.count("\n") == 1
@@ -193,12 +237,21 @@ def test_talk_refuses_an_output_that_is_an_input_or_a_folder_before_any_work(med
 
 
 @pytest.mark.parametrize("command", ["talk", "analyze"])
-@pytest.mark.parametrize("fps, message", [("1e9", "between 1 and 120"), ("0.001", "between 1 and 120"),
-                                          ("1/0", "a frame rate such as")])  # fmt: skip
+@pytest.mark.parametrize(
+    "fps, message", [("1e9", "between 1 and 120"), ("0.001", "between 1 and 120"), ("1/0", "a frame rate such as")]
+)
 def test_fps_is_checked_at_the_interface_and_the_value_given_is_named(media, tmp_path, capsys, command, fps, message):
     if command == "talk":
-        args = ["talk", "--baseline", "--image", str(media.face_png), "--audio", str(media.speech16k_wav), "--out",
-                str(tmp_path / "o.mp4")]  # fmt: skip
+        args = [
+            "talk",
+            "--baseline",
+            "--image",
+            str(media.face_png),
+            "--audio",
+            str(media.speech16k_wav),
+            "--out",
+            str(tmp_path / "o.mp4"),
+        ]
     else:
         args = ["analyze", str(media.speech16k_wav)]
     assert main([*args, "--fps", fps]) == 2
@@ -213,11 +266,29 @@ def test_durations_are_checked_and_documented(media, tmp_path, capsys):
     assert main(["analyze", str(media.speech16k_wav), "--max-duration", "-1"]) == 2
     assert "--max-duration must be a positive number of seconds, got -1" in capsys.readouterr().err
     out = tmp_path / "o.mp4"
-    assert main(["talk", "--baseline", "--image", str(media.face_png), "--audio", str(media.speech16k_wav),
-                 "--out", str(out), "--max-duration", "5"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "talk",
+                "--baseline",
+                "--image",
+                str(media.face_png),
+                "--audio",
+                str(media.speech16k_wav),
+                "--out",
+                str(out),
+                "--max-duration",
+                "5",
+            ]
+        )
+        == 2
+    )
     assert "longer than max_duration_s=5 s" in capsys.readouterr().err and not out.exists()
-    talk = next(a for a in build_parser()._subparsers._group_actions[0].choices["talk"]._actions
-                if "--max-duration" in a.option_strings)  # fmt: skip
+    talk = next(
+        a
+        for a in build_parser()._subparsers._group_actions[0].choices["talk"]._actions
+        if "--max-duration" in a.option_strings
+    )
     assert talk.default == 600 and "default 600" in talk.help
 
 

@@ -18,8 +18,8 @@ from avdiff.data.faces import user_faces
 from avdiff.data.format import ClipRecord, read_index
 from avdiff.data.prepare import find_videos
 from avdiff.data.scenes.writer import SceneRecord, read_scene_index, write_scene_index
-from avdiff.user_files import list_files, read_json
 from avdiff.pipelines.beat_visualizer.timeline import Interval, Timeline
+from avdiff.user_files import list_files, read_json
 
 BOM = "\ufeff"
 APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "  # the header of a macOS ._name resource file
@@ -93,8 +93,12 @@ def _with_bom(path, text):
 
 
 def test_a_timeline_saved_by_notepad_loads(tmp_path):
-    tl = Timeline([Interval(0, 4, "a forest at dawn", tmp_path / "sea.png"), Interval(4, 9, tmp_path / "sea.png",
-                                                                                     "a city at night", "color")])
+    tl = Timeline(
+        [
+            Interval(0, 4, "a forest at dawn", tmp_path / "sea.png"),
+            Interval(4, 9, tmp_path / "sea.png", "a city at night", "color"),
+        ]
+    )
     path = tl.save(tmp_path / "song.timeline.json")
     _with_bom(path, path.read_text(encoding="utf-8"))
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")
@@ -107,8 +111,9 @@ def test_beats_and_aperture_json_with_a_bom_load(tmp_path):
     aperture = _with_bom(tmp_path / "aperture.json", json.dumps({"aperture": [0.1, None, 0.3]}))
     got = load_reference_aperture(aperture)
     assert got[0] == pytest.approx(0.1) and np.isnan(got[1])
-    assert read_json(_with_bom(tmp_path / "x.json", "[1]")) == [1] and read_json(beats) == json.loads(beats.read_text(
-        encoding="utf-8-sig"))  # fmt: skip
+    assert read_json(_with_bom(tmp_path / "x.json", "[1]")) == [1] and read_json(beats) == json.loads(
+        beats.read_text(encoding="utf-8-sig")
+    )
 
 
 def test_an_index_saved_by_notepad_loads(tmp_path):
@@ -117,8 +122,9 @@ def test_an_index_saved_by_notepad_loads(tmp_path):
     assert read_index(tmp_path) == [ClipRecord(**clip)]
     scenes = tmp_path / "scenes"
     scenes.mkdir()
-    record = SceneRecord(id="s", video="clips/s.mp4", masks="clips/s.masks.npy", caption="a dog", objects=[],
-                         sky="day")  # fmt: skip
+    record = SceneRecord(
+        id="s", video="clips/s.mp4", masks="clips/s.masks.npy", caption="a dog", objects=[], sky="day"
+    )
     write_scene_index(scenes, [record])
     _with_bom(scenes / "index.jsonl", (scenes / "index.jsonl").read_text(encoding="utf-8"))
     assert [asdict(r) for r in read_scene_index(scenes)] == [asdict(record)]

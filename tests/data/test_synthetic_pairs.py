@@ -156,7 +156,7 @@ def test_mouth_interior_follows_the_aperture_and_survives_blur(clip, capsys):
     assert pearson(interior, truth) > 0.95 and pearson(openness, truth) > 0.9
     assert np.nanmin(interior) < 0.05 < 0.15 < np.nanmax(interior)  # closed: no dark mouth; open: a good share
     blurred = np.stack([cv2.resize(cv2.resize(f, (96, 96), interpolation=cv2.INTER_AREA), (512, 512),
-                                   interpolation=cv2.INTER_CUBIC) for f in frames])  # fmt: skip
+                                   interpolation=cv2.INTER_CUBIC) for f in frames])
     blurred_openness, blurred_interior = mouth_signals(blurred)
     assert pearson(blurred_interior, truth) > 0.9
     # docs/results.md: on the blurred copy the mesh's inner-lip aperture reads the mouth far worse (measured

@@ -24,12 +24,13 @@ from avdiff.audio.io import Waveform, load_audio, save_audio
 from avdiff.cli import main
 from avdiff.demo import build_app
 from avdiff.demo.context import Limits
-from avdiff.demo.preview import OTHER_COLOR, USED_COLOR
 from avdiff.demo.models import ModelRegistry, ModelSpecError, parse_model_specs
+from avdiff.demo.preview import OTHER_COLOR, USED_COLOR
 from avdiff.demo.scores import format_lipsync
 from avdiff.metrics.lipsync import LipSyncResult
 from avdiff.pipelines.talking_head.pipeline_talking_head import plan_chunks
 from avdiff.video import read_video, write_video
+
 from demo_server import example_inputs, free_port, serving
 from media import riff_wav
 
@@ -80,24 +81,34 @@ class Recorder:
 
 
 def talk_args(photo, speech, model="warp", steps=2, seed=0, fps="25", chunk_frames=8, motion_frames=2):
-    return [str(photo) if photo else None, str(speech) if speech else None, model, steps, 2.0, 1.5, seed, fps,
-            chunk_frames, motion_frames]  # fmt: skip
+    return [
+        str(photo) if photo else None,
+        str(speech) if speech else None,
+        model,
+        steps,
+        2.0,
+        1.5,
+        seed,
+        fps,
+        chunk_frames,
+        motion_frames,
+    ]
 
 
 # --- models ---------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_registry_offers_user_models_then_bundled_then_warp_and_never_the_tiny_preset(tiny_model, tmp_path,
-                                                                                       monkeypatch):  # fmt: skip
+def test_registry_offers_user_models_then_bundled_then_warp_and_never_the_tiny_preset(
+    tiny_model, tmp_path, monkeypatch
+):
     import avdiff.bundled
     import avdiff.demo.models
 
     assert [m.name for m in avdiff.bundled.available(kind="talking-head")] == ["talking-head-tiny"]  # what ships
     assert ModelRegistry().default("talking-head").key == "bundled:talking-head-tiny"  # the best there is, by default
     (tmp_path / "pkg" / "demo_model").mkdir(parents=True)
-    (tmp_path / "pkg" / "demo_model" / "model_index.json").write_text(
-        (tiny_model / "model_index.json").read_text())
+    (tmp_path / "pkg" / "demo_model" / "model_index.json").write_text((tiny_model / "model_index.json").read_text())
     (tmp_path / "pkg" / "not_a_model").mkdir()
     monkeypatch.setattr(avdiff.bundled.resources, "files", lambda name: tmp_path / "pkg")
     bundled = avdiff.bundled.available(kind="talking-head")
@@ -143,8 +154,13 @@ def test_cli_demo_rejects_a_bad_model_before_serving(tmp_path, capsys):
 def test_cli_demo_serves_the_app_and_prints_its_url():
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([str(AVDIFF), "demo", "--port", str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        [str(AVDIFF), "demo", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     lines = []
     try:
         deadline = time.time() + 180
@@ -169,33 +185,58 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 BAD_INPUTS = {
-    "corrupt audio": ("photo", lambda d, s: _write(d / "corrupt.wav", b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes(300)),
-                      "The audio file cannot be read: it is not audio, or it is corrupt or truncated."),
-    "random bytes as audio": ("photo", lambda d, s: _write(d / "noise.mp3", np.random.default_rng(0).bytes(4000)),
-                              "The audio file cannot be read: it is not audio, or it is corrupt or truncated."),
+    "corrupt audio": (
+        "photo",
+        lambda d, s: _write(d / "corrupt.wav", b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes(300)),
+        "The audio file cannot be read: it is not audio, or it is corrupt or truncated.",
+    ),
+    "random bytes as audio": (
+        "photo",
+        lambda d, s: _write(d / "noise.mp3", np.random.default_rng(0).bytes(4000)),
+        "The audio file cannot be read: it is not audio, or it is corrupt or truncated.",
+    ),
     "empty audio file": ("photo", lambda d, s: _write(d / "empty.wav", b""), "The audio file is empty."),
-    "audio without samples": ("photo", lambda d, s: _write(d / "zero.wav", riff_wav(np.zeros(0), 16000)),
-                              "The audio file is empty: it holds no samples."),
-    "NaN samples": ("photo", lambda d, s: _write(d / "nan.wav", riff_wav(np.r_[np.zeros(800), [np.nan] * 3], 16000)),
-                    "The audio holds 3 NaN or infinite samples; it is broken and cannot be used."),
+    "audio without samples": (
+        "photo",
+        lambda d, s: _write(d / "zero.wav", riff_wav(np.zeros(0), 16000)),
+        "The audio file is empty: it holds no samples.",
+    ),
+    "NaN samples": (
+        "photo",
+        lambda d, s: _write(d / "nan.wav", riff_wav(np.r_[np.zeros(800), [np.nan] * 3], 16000)),
+        "The audio holds 3 NaN or infinite samples; it is broken and cannot be used.",
+    ),
     "audio over the limit": ("photo", lambda d, s: s, "The audio is 3.2 s long; this app takes at most 3 s."),
-    "video without sound": ("photo", lambda d, s: write_video(d / "silent.mp4", np.zeros((5, 32, 32, 3), np.uint8), 25),
-                            "The file is a video without a sound track; give one with sound."),
+    "video without sound": (
+        "photo",
+        lambda d, s: write_video(d / "silent.mp4", np.zeros((5, 32, 32, 3), np.uint8), 25),
+        "The file is a video without a sound track; give one with sound.",
+    ),
     "no audio": ("photo", lambda d, s: None, "Give speech first: upload an audio file or record with the microphone."),
-}  # fmt: skip
+}
 BAD_IMAGES = {
-    "unreadable image": (lambda d, p: _write(d / "x.png", b"this is not an image"),
-                         "The image cannot be read: it is not an image file, or it is corrupt or truncated."),
-    "truncated image": (lambda d, p: _write(d / "cut.png", p.read_bytes()[: p.stat().st_size // 2]),
-                        "The image cannot be read: it is not an image file, or it is corrupt or truncated."),
-    "image over the size limit": (lambda d, p: _save(Image.new("RGB", (5000, 40)), d / "wide.png"),
-                                  "The image is 5000×40 px; this app takes at most 4096 px on a side."),
-    "image too small": (lambda d, p: _save(Image.new("RGB", (20, 20)), d / "small.png"),
-                        "The image is 20×20 px, too small to hold a face; use at least 32 px on a side."),
-    "no face": (lambda d, p: _save(Image.fromarray(skimage.data.rocket()), d / "rocket.png"),
-                "No face was found in the photo; use a photo with a clearly visible, roughly frontal face."),
+    "unreadable image": (
+        lambda d, p: _write(d / "x.png", b"this is not an image"),
+        "The image cannot be read: it is not an image file, or it is corrupt or truncated.",
+    ),
+    "truncated image": (
+        lambda d, p: _write(d / "cut.png", p.read_bytes()[: p.stat().st_size // 2]),
+        "The image cannot be read: it is not an image file, or it is corrupt or truncated.",
+    ),
+    "image over the size limit": (
+        lambda d, p: _save(Image.new("RGB", (5000, 40)), d / "wide.png"),
+        "The image is 5000×40 px; this app takes at most 4096 px on a side.",
+    ),
+    "image too small": (
+        lambda d, p: _save(Image.new("RGB", (20, 20)), d / "small.png"),
+        "The image is 20×20 px, too small to hold a face; use at least 32 px on a side.",
+    ),
+    "no face": (
+        lambda d, p: _save(Image.fromarray(skimage.data.rocket()), d / "rocket.png"),
+        "No face was found in the photo; use a photo with a clearly visible, roughly frontal face.",
+    ),
     "no image": (lambda d, p: None, "Give a face photo first: upload one or take one with the webcam."),
-}  # fmt: skip
+}
 
 
 def _save(im: Image.Image, path: Path) -> Path:
@@ -218,8 +259,9 @@ def test_bad_audio_gets_its_sentence(case, short_limit_tab, inputs, tmp_path):
 
 
 @pytest.mark.parametrize("case", sorted(BAD_IMAGES))
-def test_bad_images_get_their_sentence_in_generation_and_preview(case, short_limit_tab, inputs, short_speech,
-                                                                 tmp_path):  # fmt: skip
+def test_bad_images_get_their_sentence_in_generation_and_preview(
+    case, short_limit_tab, inputs, short_speech, tmp_path
+):
     make, sentence = BAD_IMAGES[case]
     photo, short = inputs[0], short_speech
     image = make(tmp_path, photo)
@@ -235,13 +277,19 @@ def test_bad_images_get_their_sentence_in_generation_and_preview(case, short_lim
         assert (preview is None) == (case != "no face")  # the photo without a face is shown as it is
 
 
-@pytest.mark.parametrize("fps, model, message", [
-    ("abc", "warp", "The frame rate must be a number of frames per second up to 60, such as 25 or 30000/1001; "
-                    "got 'abc'."),
-    ("0", "warp", "The frame rate must be"),
-    ("1000", "warp", "The frame rate must be"),
-    ("25", "nope", "There is no talking-head model 'nope' here; choose one of warp."),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "fps, model, message",
+    [
+        (
+            "abc",
+            "warp",
+            "The frame rate must be a number of frames per second up to 60, such as 25 or 30000/1001; got 'abc'.",
+        ),
+        ("0", "warp", "The frame rate must be"),
+        ("1000", "warp", "The frame rate must be"),
+        ("25", "nope", "There is no talking-head model 'nope' here; choose one of warp."),
+    ],
+)
 def test_bad_settings_get_their_sentence(fps, model, message, short_limit_tab, inputs, short_speech):
     with pytest.raises(gr.Error) as e:
         short_limit_tab.talk(*talk_args(inputs[0], short_speech, model=model, fps=fps), progress=Recorder())
@@ -275,13 +323,20 @@ def test_face_preview_draws_the_face_and_says_which_is_used(short_limit_tab, inp
 
 def test_no_score_is_shown_as_no_score():
     inner = LipSyncResult(r_envelope=None, offset_frames=None, r_at_offset=None, num_frames=40, valid_frames=0)
-    empty = LipSyncResult(r_envelope=None, offset_frames=None, r_at_offset=None, num_frames=40, valid_frames=2,
-                          interior=inner)  # fmt: skip
+    empty = LipSyncResult(
+        r_envelope=None, offset_frames=None, r_at_offset=None, num_frames=40, valid_frames=2, interior=inner
+    )
     text = format_lipsync(empty, 25, "test")
     assert "no score: only 2 of 40 frames show a face with the speech" in text
     assert "no score: only 0 of 40" in text and "None" not in text
-    reasoned = LipSyncResult(r_envelope=None, offset_frames=None, r_at_offset=None, num_frames=40, valid_frames=0,
-                             reason="no face found in any frame")  # fmt: skip
+    reasoned = LipSyncResult(
+        r_envelope=None,
+        offset_frames=None,
+        r_at_offset=None,
+        num_frames=40,
+        valid_frames=0,
+        reason="no face found in any frame",
+    )
     assert "no score: no face found in any frame" in format_lipsync(reasoned, 25, "test")
 
 
@@ -289,10 +344,13 @@ def test_no_score_is_shown_as_no_score():
 def test_settings_the_model_refuses_get_the_pipelines_sentence(app, inputs, short_speech):
     tab = app.avdiff_tabs[0]
     with pytest.raises(gr.Error) as e:
-        tab.talk(*talk_args(inputs[0], short_speech, model="user:tiny_model", chunk_frames=8, motion_frames=8),
-                 progress=Recorder())  # fmt: skip
-    assert e.value.message == ("This request cannot be run: motion_frames must be an integer in [0, chunk_frames=8), "
-                               "got 8.")
+        tab.talk(
+            *talk_args(inputs[0], short_speech, model="user:tiny_model", chunk_frames=8, motion_frames=8),
+            progress=Recorder(),
+        )
+    assert e.value.message == (
+        "This request cannot be run: motion_frames must be an integer in [0, chunk_frames=8), got 8."
+    )
     with pytest.raises(gr.Error) as e:
         tab.talk(*talk_args(inputs[0], short_speech, model="user:tiny_model", steps=2.5), progress=Recorder())
     assert e.value.message == "The steps must be a whole number, got 2.5."
@@ -305,8 +363,10 @@ def test_settings_the_model_refuses_get_the_pipelines_sentence(app, inputs, shor
 def test_progress_follows_every_step_of_every_chunk(app, inputs, short_speech):
     tab = app.avdiff_tabs[0]
     progress = Recorder()
-    video, _, scores = tab.talk(*talk_args(inputs[0], short_speech, model="user:tiny_model", steps=2, chunk_frames=8,
-                                           motion_frames=2), progress=progress)  # fmt: skip
+    video, _, scores = tab.talk(
+        *talk_args(inputs[0], short_speech, model="user:tiny_model", steps=2, chunk_frames=8, motion_frames=2),
+        progress=progress,
+    )
     chunks = plan_chunks(25, 8, 2)
     steps = [(p, d) for p, d in progress.calls if d.startswith("chunk")]
     expected = [f"chunk {k + 1} of {len(chunks)}, step {i + 1} of 2" for k in range(len(chunks)) for i in range(2)]
@@ -324,8 +384,9 @@ def test_progress_follows_every_step_of_every_chunk(app, inputs, short_speech):
 def test_talk_endpoint_scores_exactly_what_eval_lipsync_prints(url, inputs, capsys):
     client = gradio_client.Client(url, verbose=False)
     photo, speech = inputs
-    video, summary, scores = client.predict(*[gradio_client.handle_file(str(p)) for p in inputs], "warp", 20, 2.0,
-                                            1.5, 0, "25", 16, 2, api_name="/talk")  # fmt: skip
+    video, summary, scores = client.predict(
+        *[gradio_client.handle_file(str(p)) for p in inputs], "warp", 20, 2.0, 1.5, 0, "25", 16, 2, api_name="/talk"
+    )
     clip = read_video(video)
     speech_s = load_audio(speech).duration_s
     assert clip.audio is not None and abs(clip.duration_s - speech_s) <= 1 / 25
@@ -333,8 +394,9 @@ def test_talk_endpoint_scores_exactly_what_eval_lipsync_prints(url, inputs, caps
     assert clip.num_frames == math.ceil(speech_s * 25)
     assert main(["eval", "lipsync", video, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert {k: scores[k] for k in printed if k not in ("video", "fps")} == {k: v for k, v in printed.items()
-                                                                          if k not in ("video", "fps")}  # fmt: skip
+    assert {k: scores[k] for k in printed if k not in ("video", "fps")} == {
+        k: v for k, v in printed.items() if k not in ("video", "fps")
+    }
     assert scores["r_envelope"] > 0.5  # the warp baseline moves the mouth with the speech
     assert f"| r at offset 0: mouth openness vs speech envelope | {printed['r_envelope']:+.3f} |" in summary
     preview, info = client.predict(gradio_client.handle_file(str(photo)), api_name="/detect_face")
@@ -373,8 +435,9 @@ def test_two_requests_at_once_get_their_own_files_and_a_bad_one_breaks_nothing(u
 
     corrupt = _write(tmp_path / "bad.wav", b"RIFF" + bytes(100))
     with pytest.raises(gradio_client.exceptions.AppError, match="The audio file cannot be read"):
-        client.predict(files[0], gradio_client.handle_file(str(corrupt)), "warp", 20, 2.0, 1.5, 0, "25", 16, 2,
-                       api_name="/talk")  # fmt: skip
+        client.predict(
+            files[0], gradio_client.handle_file(str(corrupt)), "warp", 20, 2.0, 1.5, 0, "25", 16, 2, api_name="/talk"
+        )
     again = client.predict(*files, "warp", 20, 2.0, 1.5, 0, "25", 16, 2, api_name="/talk")
     assert Path(again[0]["path"]).is_file()
 
@@ -401,4 +464,3 @@ def test_uploads_over_the_limit_are_refused_and_outputs_are_deleted_by_the_cache
         while path.exists() and time.time() < deadline:
             time.sleep(0.2)
         assert not path.exists()
-

@@ -42,8 +42,9 @@ def test_every_file_input_states_its_limits():
     """Every upload of every tab says how large it may be (``max_file_size``), audio also how long (``max_audio_s``):
     from the app's limits, not fixed text."""
     app = build_app(max_audio_s=12.5, limits=Limits(max_file_size="7mb", max_image_side=2000), bundled=False)
-    uploads = [b for b in app.blocks.values() if isinstance(b, (gr.Image, gr.Audio, gr.File))
-               and b.interactive is not False]  # fmt: skip
+    uploads = [
+        b for b in app.blocks.values() if isinstance(b, (gr.Image, gr.Audio, gr.File)) and b.interactive is not False
+    ]
     ids = {b.elem_id for b in uploads}
     assert {"th-image", "th-audio", "mv-song", "mv-images", "sc-sounds", "sc-mic"} <= ids, ids
     for block in uploads:

@@ -16,6 +16,7 @@ from avdiff.demo import build_app
 from avdiff.demo.examples import example_files
 from avdiff.demo.tabs import SceneTab
 from avdiff.video import read_video
+
 from demo_server import serving
 
 pytestmark = pytest.mark.slow  # the scene tab served and driven through gradio_client
@@ -54,9 +55,19 @@ def url(app):
 def test_the_sound_chooses_its_word_and_the_video_carries_it(url, sounds):
     crackle, waves = sounds
     client = gradio_client.Client(url, verbose=False)
-    video, choice, plot = client.predict("a campfire on the left beside a lake at night",
-                                         [gradio_client.handle_file(str(crackle)), gradio_client.handle_file(str(waves))],
-                                         None, "", "user:scenes", 1.5, 0.0, "rms", 4, 0, api_name="/scene")  # fmt: skip
+    video, choice, plot = client.predict(
+        "a campfire on the left beside a lake at night",
+        [gradio_client.handle_file(str(crackle)), gradio_client.handle_file(str(waves))],
+        None,
+        "",
+        "user:scenes",
+        1.5,
+        0.0,
+        "rms",
+        4,
+        0,
+        api_name="/scene",
+    )
     assert "Sound 1 chose **campfire**" in choice and "Sound 2 chose **lake**" in choice
     assert "candidates: campfire" in choice and "lake" in choice  # every candidate's score is shown, best first
     assert "left" not in choice and "night" not in choice  # a place and a time are no sound's source
@@ -69,9 +80,19 @@ def test_the_sound_chooses_its_word_and_the_video_carries_it(url, sounds):
 def test_a_word_given_by_the_user_overrides_the_choice(url, sounds):
     crackle, _ = sounds
     client = gradio_client.Client(url, verbose=False)
-    _, choice, _ = client.predict("a campfire on the left beside a lake at night",
-                                  [gradio_client.handle_file(str(crackle))], None, "lake", "user:scenes", 1.0, 0.1,
-                                  "onsets", 4, 1, api_name="/scene")  # fmt: skip
+    _, choice, _ = client.predict(
+        "a campfire on the left beside a lake at night",
+        [gradio_client.handle_file(str(crackle))],
+        None,
+        "lake",
+        "user:scenes",
+        1.0,
+        0.1,
+        "onsets",
+        4,
+        1,
+        api_name="/scene",
+    )
     assert choice.startswith("Sound 1 drives **lake** (your choice).")
 
 
@@ -87,8 +108,19 @@ def test_the_scene_reports_its_denoising_steps_as_it_runs(url, sounds):
     """gradio_client sees the job's progress: the denoising steps, as fractions that only grow up to 1."""
     crackle, _ = sounds
     client = gradio_client.Client(url, verbose=False)
-    job = client.submit("a campfire beside a lake", [gradio_client.handle_file(str(crackle))], None, "",
-                        "user:scenes", 1.5, 0.0, "rms", 12, 0, api_name="/scene")  # fmt: skip
+    job = client.submit(
+        "a campfire beside a lake",
+        [gradio_client.handle_file(str(crackle))],
+        None,
+        "",
+        "user:scenes",
+        1.5,
+        0.0,
+        "rms",
+        12,
+        0,
+        api_name="/scene",
+    )
     job.result(timeout=600)
     updates = job.communicator.updates
     units = []
@@ -107,8 +139,19 @@ def test_a_sound_that_matches_no_object_says_so_on_the_page(app, sounds):
     crackle, _ = sounds
     _, speech = example_files()
     tab = app.avdiff_tabs[0]
-    _, choice, _ = tab.generate("a campfire on the left beside a lake at night", [str(crackle), str(speech)], None,
-                                "", "user:scenes", 1.0, 0.0, "rms", 4, 0, progress=Recorder())  # fmt: skip
+    _, choice, _ = tab.generate(
+        "a campfire on the left beside a lake at night",
+        [str(crackle), str(speech)],
+        None,
+        "",
+        "user:scenes",
+        1.0,
+        0.0,
+        "rms",
+        4,
+        0,
+        progress=Recorder(),
+    )
     first, second = choice.split("\n\n")[:2]
     assert first.startswith("Sound 1 chose **campfire**"), choice
     assert second.startswith("**Sound 2 matches no object of the prompt: its best word, "), choice
@@ -123,8 +166,23 @@ def test_bad_inputs_get_one_sentence(app, sounds, tmp_path):
     base = ("a campfire beside a lake", [str(crackle)], None, "", "user:scenes", 1.0, 0.1, "rms", 4, 0)
 
     def call(**changes):
-        args = dict(zip(["prompt", "sounds", "microphone", "words", "model", "strength", "smoothing_s", "signal",
-                         "steps", "seed"], base))  # fmt: skip
+        args = dict(
+            zip(
+                [
+                    "prompt",
+                    "sounds",
+                    "microphone",
+                    "words",
+                    "model",
+                    "strength",
+                    "smoothing_s",
+                    "signal",
+                    "steps",
+                    "seed",
+                ],
+                base,
+            )
+        )
         args.update(changes)
         return lambda: tab.generate(**args, progress=Recorder())
 

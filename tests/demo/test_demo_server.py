@@ -20,6 +20,7 @@ from avdiff.demo import build_app
 from avdiff.demo.context import ABORT_ENV, HOLD_ENV, REQUESTS_DIR
 from avdiff.demo.worker import WORKER_DIED_MESSAGE
 from avdiff.video import read_video
+
 from demo_server import example_inputs, free_port, serving
 
 pytestmark = pytest.mark.slow  # apps served with worker processes
@@ -104,9 +105,11 @@ def test_a_job_whose_client_left_is_stopped_and_frees_its_slot_and_files(inputs,
     with serving(app) as url:
         # a client in a process of its own, killed while its job runs: its connection drops, as a closed tab's does
         paths = [str(p) for p in inputs]
-        script = (f"import time, gradio_client as g; c = g.Client({url!r}, verbose=False); "
-                  f"c.submit(*[g.handle_file(p) for p in {paths!r}], 'warp', 20, 2.0, 1.5, 0, '25', 16, 2, "
-                  "api_name='/talk'); time.sleep(600)")  # fmt: skip
+        script = (
+            f"import time, gradio_client as g; c = g.Client({url!r}, verbose=False); "
+            f"c.submit(*[g.handle_file(p) for p in {paths!r}], 'warp', 20, 2.0, 1.5, 0, '25', 16, 2, "
+            "api_name='/talk'); time.sleep(600)"
+        )
         leaving = subprocess.Popen([sys.executable, "-c", script])
         try:
             wait_for(lambda: Path(f"{hold}.held").exists() and pool.active_folders, "the job to start")
@@ -158,10 +161,20 @@ def test_ctrl_c_during_a_job_stops_the_server_cleanly_and_leaves_no_request_file
     hold = tmp_path / "hold"
     cache = tmp_path / "cache"
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(cache),
-           HOLD_ENV: str(hold)}  # fmt: skip
-    proc = subprocess.Popen([str(AVDIFF), "demo", "--port", str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "GRADIO_TEMP_DIR": str(cache),
+        HOLD_ENV: str(hold),
+    }
+    proc = subprocess.Popen(
+        [str(AVDIFF), "demo", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         lines = []
         for line in proc.stdout:

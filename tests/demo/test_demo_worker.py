@@ -77,7 +77,9 @@ class LogTab:
 
 def test_a_worker_logs_at_the_level_of_the_app(tmp_path, capfd, monkeypatch):
     monkeypatch.setattr(logging.getLogger(), "level", logging.WARNING)  # as `avdiff demo` without -v
-    spec = WorkerSpec(None, False, "cpu", Limits(), str(tmp_path), 1, log_level=logging.getLogger().getEffectiveLevel())
+    spec = WorkerSpec(
+        None, False, "cpu", Limits(), str(tmp_path), 1, log_level=logging.getLogger().getEffectiveLevel()
+    )
     pool = WorkerPool(spec)
     try:
         assert asyncio.run(pool.run(f"{__name__}:LogTab", "work", (), {})) == "done"

@@ -12,11 +12,11 @@ import skimage.data
 from PIL import Image
 
 from avdiff.audio.io import load_audio
-from avdiff.metrics.lipsync import describe_offset
 from avdiff.demo import build_app
 from avdiff.demo.inputs import NO_FACE_MESSAGE
-from avdiff.metrics.lipsync import score_video
+from avdiff.metrics.lipsync import describe_offset, score_video
 from avdiff.video import read_video
+
 from demo_server import chromium_skip_reason, download, example_inputs, open_page, serving
 
 _skip = chromium_skip_reason()

@@ -18,6 +18,7 @@ from avdiff.bench.visualize import make_keyframes
 from avdiff.demo import build_app
 from avdiff.demo.tabs import MusicTab
 from avdiff.video import read_video
+
 from demo_server import chromium_skip_reason, download, open_page, serving
 
 _skip = chromium_skip_reason()
@@ -83,8 +84,10 @@ def edit_cell(page, row: int, col: int, text: str) -> None:
     editor = cell.locator("textarea")
     editor.fill(text)
     editor.press("Enter")
-    page.wait_for_function(f"document.querySelector('#mv-table [data-testid=cell-{row}-{col}] span[data-editable]')"
-                           f".innerText.trim() === {text!r}")  # fmt: skip
+    page.wait_for_function(
+        f"document.querySelector('#mv-table [data-testid=cell-{row}-{col}] span[data-editable]')"
+        f".innerText.trim() === {text!r}"
+    )
 
 
 def render(page) -> str:
@@ -103,8 +106,10 @@ def error_toast(page, pattern: str) -> str:
 
 def nearest(frame: np.ndarray, keys: list[Path]) -> tuple[int, list[float]]:
     """The index of the keyframe picture nearest ``frame`` (mean absolute difference), and every distance."""
-    d = [float(np.abs(frame.astype(np.float32) - np.asarray(Image.open(k).convert("RGB"), np.float32)).mean())
-         for k in keys]  # fmt: skip
+    d = [
+        float(np.abs(frame.astype(np.float32) - np.asarray(Image.open(k).convert("RGB"), np.float32)).mean())
+        for k in keys
+    ]
     return int(np.argmin(d)), d
 
 
@@ -123,8 +128,9 @@ def test_plan_lays_the_images_on_the_beats_and_plots_the_curve_before_rendering(
     beat_index = np.rint((edges - beats[0]) / BEAT_S).astype(int)  # ...every 4th beat, from the first one
     assert beat_index.tolist() == [4, 8], edges
     names = [k.name for k in keys]  # the images in order, each interval ending on the next one's start
-    assert [(r[2], r[3], r[4]) for r in rows] == [(f"image:{names[i]}", f"image:{names[(i + 1) % 3]}", "subject")
-                                                  for i in range(3)]  # fmt: skip
+    assert [(r[2], r[3], r[4]) for r in rows] == [
+        (f"image:{names[i]}", f"image:{names[(i + 1) % 3]}", "subject") for i in range(3)
+    ]
 
     beats_plot = shown_plot(page, tmp_path / "beats.png")
     assert page.locator("#mv-video video").count() == 0  # shown before anything is rendered
@@ -140,8 +146,9 @@ def test_plan_lays_the_images_on_the_beats_and_plots_the_curve_before_rendering(
 
 def shown_plot(page, path: Path) -> np.ndarray:
     """The curve's plot once the browser has loaded it (visible, decoded), as served: float32 [H, W, 3]."""
-    page.wait_for_function("(img => img && img.complete && img.naturalWidth > 0)"
-                           "(document.querySelector('#mv-plot img'))")  # fmt: skip
+    page.wait_for_function(
+        "(img => img && img.complete && img.naturalWidth > 0)(document.querySelector('#mv-plot img'))"
+    )
     assert page.is_visible("#mv-plot img")
     return np.asarray(Image.open(download(page.get_attribute("#mv-plot img", "src"), path)).convert("RGB"), np.float32)
 
@@ -193,8 +200,13 @@ def test_an_edited_table_is_what_is_rendered_and_a_broken_one_is_refused(page, m
 
     edit_cell(page, 0, 1, "3")  # only interval 1's end: interval 2 now starts inside it
     page.click("#mv-render")
-    error_toast(page, re.escape(f"The timeline cannot be used: row 2 starts at {rows[1][0]} s, inside row 1 "
-                                "(0-3 s): intervals must not overlap."))  # fmt: skip
+    error_toast(
+        page,
+        re.escape(
+            f"The timeline cannot be used: row 2 starts at {rows[1][0]} s, inside row 1 "
+            "(0-3 s): intervals must not overlap."
+        ),
+    )
     assert page.locator("#mv-video video").count() == 0
 
     edit_cell(page, 1, 0, "3")  # and interval 2's start: the table is whole again
@@ -220,8 +232,9 @@ def prompts_url(tmp_path_factory):
         yield url
 
 
-def test_prompts_are_planned_on_the_beats_and_rendered_by_the_chosen_model(browser, prompts_url, media, request,
-                                                                          tmp_path):  # fmt: skip
+def test_prompts_are_planned_on_the_beats_and_rendered_by_the_chosen_model(
+    browser, prompts_url, media, request, tmp_path
+):
     song, _, _ = media
     with open_page(browser, prompts_url, "#mv-plan", request.node.name) as page:
         assert "scenes" in page.input_value("#mv-model input")  # the model menu offers it, chosen

@@ -16,6 +16,7 @@ import pytest
 
 from avdiff.demo import build_app
 from avdiff.demo.examples import example_files
+
 from demo_server import ARTIFACTS, TIMEOUT_MS, chromium_skip_reason, serving
 
 _skip = chromium_skip_reason()
@@ -43,8 +44,12 @@ def page(browser, url):
 def inside_viewport(page, selector: str) -> bool:
     box = page.locator(selector).first.bounding_box()
     assert box is not None, f"{selector} is not displayed"
-    return box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= FIRST_SCREEN["width"] and \
-        box["y"] + box["height"] <= FIRST_SCREEN["height"]  # fmt: skip
+    return (
+        box["x"] >= 0
+        and box["y"] >= 0
+        and box["x"] + box["width"] <= FIRST_SCREEN["width"]
+        and box["y"] + box["height"] <= FIRST_SCREEN["height"]
+    )
 
 
 def test_the_first_screen_shows_the_inputs_generate_and_the_example(page, tmp_path):

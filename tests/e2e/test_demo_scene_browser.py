@@ -15,6 +15,7 @@ from avdiff.audio.scene_sounds import scene_sound
 from avdiff.demo import build_app
 from avdiff.demo.tabs import SceneTab
 from avdiff.video import read_video
+
 from demo_server import chromium_skip_reason, download, open_page, serving
 
 _skip = chromium_skip_reason()

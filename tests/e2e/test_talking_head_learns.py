@@ -52,10 +52,29 @@ MIN_GAIN_OVER_TWIN = 10.0  # the audio model's gain over the twin's |gain|
 
 
 def _train(config: Path, data: Path, heldout: Path, out: Path, log) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join([str(Path(avdiff.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "avdiff.cli", "train", "talking-head", "--config", str(config), "--data", str(data),
-           "--eval-data", str(heldout), "--output-dir", str(out), "--no-progress"]  # fmt: skip
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([str(Path(avdiff.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "avdiff.cli",
+        "train",
+        "talking-head",
+        "--config",
+        str(config),
+        "--data",
+        str(data),
+        "--eval-data",
+        str(heldout),
+        "--output-dir",
+        str(out),
+        "--no-progress",
+    ]
     return subprocess.Popen(cmd, cwd=out.parent, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -73,8 +92,11 @@ def trained(tmp_path_factory) -> dict[str, dict[str, float]]:
     runs = {}
     for name, task in (("audio", {}), ("twin", {"audio_dropout_always": True})):
         config = root / f"{name}.yaml"
-        config.write_text(yaml.safe_dump({"base": str(RECIPE), "trainer": {"seed": SEED, "eval_every": 0},
-                                          "task": {"model_seed": SEED, **task}}))  # fmt: skip
+        config.write_text(
+            yaml.safe_dump(
+                {"base": str(RECIPE), "trainer": {"seed": SEED, "eval_every": 0}, "task": {"model_seed": SEED, **task}}
+            )
+        )
         with open(root / f"{name}.log", "w") as log:
             runs[name] = (config, root / name, _train(config, data, heldout, root / name, log))
     try:
@@ -93,8 +115,9 @@ def trained(tmp_path_factory) -> dict[str, dict[str, float]]:
         metrics = {}
         for name, (config, out, _) in runs.items():
             _, settings = load_train_config(config)
-            task = TalkingHeadTask(TalkingHeadTaskConfig.from_dict({**settings, "data": str(data),
-                                                                    "eval_data": str(heldout)}))  # fmt: skip
+            task = TalkingHeadTask(
+                TalkingHeadTaskConfig.from_dict({**settings, "data": str(data), "eval_data": str(heldout)})
+            )
             pipe = TalkingHeadPipeline.from_pretrained(out / "final")
             metrics[name] = task.evaluate(TalkingHeadModel(pipe.unet, pipe.speech_encoder).eval())
         metrics["untrained"] = task.evaluate(task.build_model().eval())  # the seeded tiny preset both started from

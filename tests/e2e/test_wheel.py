@@ -27,18 +27,29 @@ def wheel(tmp_path_factory) -> Path:
     shutil.copy(ROOT / "README.md", src)
     shutil.copytree(ROOT / "avdiff", src / "avdiff", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(src)], check=True, timeout=600)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
+        check=True,
+        timeout=600,
+    )
     (found,) = out.glob("avdiff-*.whl")
     return found
 
 
 def test_the_wheel_holds_what_the_package_reads_at_run_time(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = {p.relative_to(ROOT).as_posix() for p in (ROOT / "avdiff").rglob("*")
-               if p.is_file() and p.suffix in (".yaml", ".json", ".safetensors", ".flac", ".txt")}  # fmt: skip
-    assert {"avdiff/presets/unet/tiny.yaml", "avdiff/presets/talking_head/tiny.yaml", "avdiff/presets/unet/sd15.yaml",
-            "avdiff/presets/text_to_video/tiny.yaml", "avdiff/demo/assets/example_speech.flac"} <= names  # fmt: skip
+    shipped = {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "avdiff").rglob("*")
+        if p.is_file() and p.suffix in (".yaml", ".json", ".safetensors", ".flac", ".txt")
+    }
+    assert {
+        "avdiff/presets/unet/tiny.yaml",
+        "avdiff/presets/talking_head/tiny.yaml",
+        "avdiff/presets/unet/sd15.yaml",
+        "avdiff/presets/text_to_video/tiny.yaml",
+        "avdiff/demo/assets/example_speech.flac",
+    } <= names
     assert shipped <= names, f"package data missing from the wheel: {sorted(shipped - names)}"
 
 
@@ -67,8 +78,9 @@ def test_presets_and_bundled_models_load_from_an_unpacked_wheel(wheel, tmp_path)
         print("bundled scene-tiny", type(scene).__name__, key.shape)
     """).replace("SITE", repr(str(site)))
     env = {"PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "presets 64 " in result.stdout
     assert "bundled talking-head-tiny TalkingHeadPipeline" in result.stdout  # the shipped model, by name

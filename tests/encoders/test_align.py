@@ -37,7 +37,9 @@ def test_retrieval_recall_against_known_rankings():
     assert perfect["a2t_r@1"] == 1.0 and perfect["t2a_r@1"] == 1.0
     wrong = retrieval_recall(audio, ["b", "b", "c", "d", "a", "a"], text, keys_t, ks=(1,))
     assert wrong["a2t_r@1"] == 0.0
-    assert perfect["chance_a2t_r@1"] == 0.25 and perfect["chance_t2a_r@1"] == pytest.approx((2 / 6 + 1 / 6 + 1 / 6 + 2 / 6) / 4)
+    assert perfect["chance_a2t_r@1"] == 0.25 and perfect["chance_t2a_r@1"] == pytest.approx(
+        (2 / 6 + 1 / 6 + 1 / 6 + 2 / 6) / 4
+    )
     with pytest.raises(ValueError, match="without a caption"):
         retrieval_recall(audio, ["a", "a", "b", "c", "d", "z"], text, keys_t)
 
@@ -119,10 +121,20 @@ def test_pool_tokens_respects_the_mask():
 @pytest.mark.requires_espeak
 def test_train_then_eval_align_beats_chance_five_times(tmp_path, capsys):
     """A short real run against pretrained MiniLM: held-out R@1 must reach 5x chance, and eval must reproduce it."""
-    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "train" / "align_tiny.yaml").read_text())
-    config["trainer"].update(output_dir=str(tmp_path / "run"), max_steps=250, batch_size=32, checkpoint_every=0, eval_every=0, log_every=50)
-    config["task"].update(per_sound_combo=8, per_speech_combo=3, test_per_sound_combo=3, test_per_speech_combo=2,
-                          per_scene_sound=4, test_per_scene_sound=4)
+    config = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "configs" / "train" / "align_tiny.yaml").read_text()
+    )
+    config["trainer"].update(
+        output_dir=str(tmp_path / "run"), max_steps=250, batch_size=32, checkpoint_every=0, eval_every=0, log_every=50
+    )
+    config["task"].update(
+        per_sound_combo=8,
+        per_speech_combo=3,
+        test_per_sound_combo=3,
+        test_per_speech_combo=2,
+        per_scene_sound=4,
+        test_per_scene_sound=4,
+    )
     path = tmp_path / "align.yaml"
     path.write_text(yaml.safe_dump(config))
     assert main(["train", "align", "--config", str(path), "--no-progress"]) == 0

@@ -37,7 +37,9 @@ def noise_clip(seconds: float, seed: int, sample_rate: int = SR) -> torch.Tensor
 
 def harmonic_tone(seconds: float, sample_rate: int) -> Waveform:
     t = torch.arange(int(round(seconds * sample_rate)), dtype=torch.float64) / sample_rate
-    x = sum(0.3 / k * torch.sin(2 * torch.pi * 440 * k * t) for k in range(1, 6)) * (1 + 0.5 * torch.sin(2 * torch.pi * 3 * t))
+    x = sum(0.3 / k * torch.sin(2 * torch.pi * 440 * k * t) for k in range(1, 6)) * (
+        1 + 0.5 * torch.sin(2 * torch.pi * 3 * t)
+    )
     return Waveform(x.float()[None], sample_rate)
 
 
@@ -70,8 +72,14 @@ def _tiny_tokenizer():
     tok.train_from_iterator(WORDS, trainer)
     tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
     return RobertaTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
-        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
     )
 
 
@@ -87,8 +95,16 @@ def roberta_dir(tmp_path_factory, tokenizer):
 
     path = tmp_path_factory.mktemp("tiny-roberta")
     RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=768, num_hidden_layers=1, num_attention_heads=12, intermediate_size=64,
-        max_position_embeddings=80, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        vocab_size=len(tokenizer),
+        hidden_size=768,
+        num_hidden_layers=1,
+        num_attention_heads=12,
+        intermediate_size=64,
+        max_position_embeddings=80,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
     ).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
@@ -111,14 +127,27 @@ def _tiny_hf(tokenizer, fusion: bool = False):
 
     config = ClapConfig(
         text_config=dict(
-            vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-            intermediate_size=37, max_position_embeddings=80,
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=37,
+            max_position_embeddings=80,
         ),
         # 16 mel bins and spec_size 128: freq_ratio 8, so the 1001 frames of 10 s fit the 1024-frame input.
         audio_config=dict(
-            num_mel_bins=16, spec_size=128, window_size=8, patch_size=4, patch_stride=(4, 4), hidden_size=32,
-            patch_embeds_hidden_size=16, depths=[1, 1], num_attention_heads=[2, 2], num_hidden_layers=2,
-            enable_fusion=fusion, fusion_type="aff_2d" if fusion else None,
+            num_mel_bins=16,
+            spec_size=128,
+            window_size=8,
+            patch_size=4,
+            patch_stride=(4, 4),
+            hidden_size=32,
+            patch_embeds_hidden_size=16,
+            depths=[1, 1],
+            num_attention_heads=[2, 2],
+            num_hidden_layers=2,
+            enable_fusion=fusion,
+            fusion_type="aff_2d" if fusion else None,
         ),
         projection_dim=24,
     )
@@ -207,7 +236,9 @@ def test_content_words_are_objects_never_places_directions_or_times():
 
 def test_select_token_picks_the_word_nearest_the_audio(known):
     choice = known.select_token("a dog and a whistle in the park", tone(1.0, 8000, 880))
-    assert choice == TokenChoice(word="whistle", index=4, score=1.0, candidates={"dog": 0.0, "whistle": 1.0, "park": 0.0})
+    assert choice == TokenChoice(
+        word="whistle", index=4, score=1.0, candidates={"dog": 0.0, "whistle": 1.0, "park": 0.0}
+    )
     choice = known.select_token("a dog and a whistle in the park", tone(1.0, 8000, 440))
     assert (choice.word, choice.index) == ("dog", 1)
     assert choice.candidates == pytest.approx({"dog": 0.8, "whistle": 0.0, "park": 0.6})
@@ -421,18 +452,21 @@ def test_laion_checkpoint_round_trip_and_published_names(laion, roberta_dir, tmp
     (repo / "snapshots" / commit).mkdir(parents=True)
     torch.save({"epoch": 3, "state_dict": state}, repo / "snapshots" / commit / "630k-audioset-best.pt")
 
-    loaded = LaionClapEncoder.from_pretrained("630k-audioset-best", text_model_dir=roberta_dir, cache_dir=tmp_path / "hub")
+    loaded = LaionClapEncoder.from_pretrained(
+        "630k-audioset-best", text_model_dir=roberta_dir, cache_dir=tmp_path / "hub"
+    )
     assert (loaded.amodel, loaded.tmodel, loaded.enable_fusion) == ("HTSAT-tiny", "roberta", False)
     assert torch.equal(loaded.embed_text(WORDS), laion.embed_text(WORDS))
     clip = noise_clip(2.0, 7)
     assert torch.equal(loaded.embed_audio(clip), laion.embed_audio(clip))
 
 
-
 def test_laion_from_pretrained_dispatch(monkeypatch, tmp_path):
     """Which checkpoint and architecture from_pretrained hands to from_checkpoint (without building a model)."""
     calls = []
-    monkeypatch.setattr(LaionClapEncoder, "from_checkpoint", classmethod(lambda cls, path, **kw: calls.append((path, kw))))
+    monkeypatch.setattr(
+        LaionClapEncoder, "from_checkpoint", classmethod(lambda cls, path, **kw: calls.append((path, kw)))
+    )
     music = tmp_path / "music_audioset_epoch_15_esc_90.14.pt"
     mine = tmp_path / "mine.pt"
     music.write_bytes(b"")
@@ -440,8 +474,18 @@ def test_laion_from_pretrained_dispatch(monkeypatch, tmp_path):
     LaionClapEncoder.from_pretrained(music, text_model_dir="rb", text_template="the sound of {word}")
     LaionClapEncoder.from_pretrained(str(mine), enable_fusion=True)
     LaionClapEncoder.from_pretrained(music, amodel="HTSAT-tiny")
-    assert calls[0] == (music, dict(amodel="HTSAT-base", tmodel="roberta", enable_fusion=False, text_model_dir="rb",
-                                    device=None, trust_checkpoint=False, text_template="the sound of {word}"))
+    assert calls[0] == (
+        music,
+        dict(
+            amodel="HTSAT-base",
+            tmodel="roberta",
+            enable_fusion=False,
+            text_model_dir="rb",
+            device=None,
+            trust_checkpoint=False,
+            text_template="the sound of {word}",
+        ),
+    )
     assert (calls[1][0], calls[1][1]["amodel"], calls[1][1]["enable_fusion"]) == (mine, "HTSAT-tiny", True)
     assert calls[2][1]["amodel"] == "HTSAT-tiny"
 
@@ -478,8 +522,16 @@ def test_laion_checkpoints_load_without_unpickling_code(laion, laion_clip_text, 
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(3))])
     opt.step()
     full = tmp_path / "training.pt"
-    torch.save({"epoch": np.int64(3), "name": "run", "best_map": np.float64(0.41), "optimizer": opt.state_dict(),
-                "state_dict": {f"module.{k}": v for k, v in state.items()}}, full)  # fmt: skip
+    torch.save(
+        {
+            "epoch": np.int64(3),
+            "name": "run",
+            "best_map": np.float64(0.41),
+            "optimizer": opt.state_dict(),
+            "state_dict": {f"module.{k}": v for k, v in state.items()},
+        },
+        full,
+    )
     plain = tmp_path / "plain.pt"
     torch.save(state, plain)
     for path in (plain, full):
@@ -506,7 +558,9 @@ def test_laion_checkpoints_load_without_unpickling_code(laion, laion_clip_text, 
 
 
 def test_laion_weights_missing_offline_give_clear_errors(tmp_path, roberta_dir, tokenizer):
-    with pytest.raises(FileNotFoundError, match=r"huggingface.co/lukewys/laion_clap/resolve/main/630k-audioset-best.pt"):
+    with pytest.raises(
+        FileNotFoundError, match=r"huggingface.co/lukewys/laion_clap/resolve/main/630k-audioset-best.pt"
+    ):
         LaionClapEncoder.from_pretrained("630k-audioset-best", cache_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="neither a checkpoint file nor a published"):
         LaionClapEncoder.from_pretrained("no-such-clap")
@@ -523,7 +577,9 @@ def test_laion_weights_missing_offline_give_clear_errors(tmp_path, roberta_dir, 
     from transformers import RobertaConfig
 
     narrow = tmp_path / "narrow"
-    RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2).save_pretrained(narrow)
+    RobertaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2
+    ).save_pretrained(narrow)
     tokenizer.save_pretrained(narrow)
     with pytest.raises(ValueError, match="hidden_size=32"):
         LaionClapEncoder.random(tmodel="roberta", text_model_dir=narrow)
@@ -531,7 +587,9 @@ def test_laion_weights_missing_offline_give_clear_errors(tmp_path, roberta_dir, 
 
 @pytest.mark.slow
 def test_laion_fusion_model_is_deterministic(roberta_dir):
-    fused = LaionClapEncoder.random(tmodel="roberta", text_model_dir=roberta_dir, enable_fusion=True, seed=1, batch_size=1)
+    fused = LaionClapEncoder.random(
+        tmodel="roberta", text_model_dir=roberta_dir, enable_fusion=True, seed=1, batch_size=1
+    )
     assert fused.clap.model.audio_branch.enable_fusion
     x = noise_clip(3.0, 8)
     first = fused.embed_audio(x)

@@ -55,7 +55,9 @@ def test_baselines_score_as_lipsync_does(data, tmp_path, capsys):
     # real lip motion follows the true aperture; a held photo does not, and differs from the true frames
     assert summary["ground_truth"]["r_reference"] > 0.9 and summary["ground_truth"]["offset_within_1"] == 1.0
     assert abs(summary["still"]["r_reference"]) < 0.3
-    assert summary["ground_truth"]["r_interior_reference"] > 0.9 and abs(summary["still"]["r_interior_reference"]) < 0.3
+    assert (
+        summary["ground_truth"]["r_interior_reference"] > 0.9 and abs(summary["still"]["r_interior_reference"]) < 0.3
+    )
     assert summary["ground_truth"]["psnr_db"] > summary["still"]["psnr_db"] + 5
     assert summary["ground_truth"]["ssim"] > 0.98 and summary["ground_truth"]["ssim"] > summary["still"]["ssim"]
     # the mouth region tells the held photo from real lip motion more sharply than the whole face does
@@ -77,8 +79,22 @@ def test_baselines_score_as_lipsync_does(data, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_model_is_animated_at_the_clip_length_and_deterministically(data, model, tmp_path, capsys):
-    args = ["--data", data, "--model", f"tiny={model}", "--baselines", "", "--max-clips", "1", "--steps", "2",
-            "--chunk-frames", "8", "--motion-frames", "2"]  # fmt: skip
+    args = [
+        "--data",
+        data,
+        "--model",
+        f"tiny={model}",
+        "--baselines",
+        "",
+        "--max-clips",
+        "1",
+        "--steps",
+        "2",
+        "--chunk-frames",
+        "8",
+        "--motion-frames",
+        "2",
+    ]
     first = run_eval(capsys, *args, "--out", tmp_path / "a")
     second = run_eval(capsys, *args, "--out", tmp_path / "b")
     (row,) = first["clips"]
@@ -90,11 +106,13 @@ def test_a_model_is_animated_at_the_clip_length_and_deterministically(data, mode
 
 def test_report_summary_and_paired_wins():
     def score(clip, source, r):
-        return ClipScore(clip, source, f"{source}/{clip}.mp4", r, r / 2, 0 if r > 0.5 else 4, -r, 0.0, 20.0, 0.8,
-                         10, 10)  # fmt: skip
+        return ClipScore(
+            clip, source, f"{source}/{clip}.mp4", r, r / 2, 0 if r > 0.5 else 4, -r, 0.0, 20.0, 0.8, 10, 10
+        )
 
-    report = TalkingHeadReport([score("a", "m", 0.8), score("b", "m", 0.1), score("a", "still", 0.0),
-                                score("b", "still", 0.2)])  # fmt: skip
+    report = TalkingHeadReport(
+        [score("a", "m", 0.8), score("b", "m", 0.1), score("a", "still", 0.0), score("b", "still", 0.2)]
+    )
     summary = report.summary()
     assert summary["m"]["r_reference"] == pytest.approx(0.45) and summary["m"]["offset_within_1"] == 0.5
     assert summary["m"]["r_interior_reference"] == pytest.approx(-0.45)
@@ -110,10 +128,28 @@ def test_unscored_clips_are_counted_and_left_out_of_the_means(tmp_path):
     from avdiff.evaluation.talking_head import write_report
 
     scored = ClipScore("a", "m", "m/a.mp4", 0.8, 0.6, 0, 0.7, 0.5, 30.0, 0.9, 100, 100)
-    empty = ClipScore("b", "m", "m/b.mp4", None, None, None, None, None, 12.0, 0.4, 0, 100,
-                      reason="only 0 of 100 frames have both a face and audio")  # fmt: skip
-    report = TalkingHeadReport([scored, empty, ClipScore("a", "still", "s/a.mp4", None, None, None, None, None, 20.0,
-                                                         0.8, 3, 100, reason="too few")])  # fmt: skip
+    empty = ClipScore(
+        "b",
+        "m",
+        "m/b.mp4",
+        None,
+        None,
+        None,
+        None,
+        None,
+        12.0,
+        0.4,
+        0,
+        100,
+        reason="only 0 of 100 frames have both a face and audio",
+    )
+    report = TalkingHeadReport(
+        [
+            scored,
+            empty,
+            ClipScore("a", "still", "s/a.mp4", None, None, None, None, None, 20.0, 0.8, 3, 100, reason="too few"),
+        ]
+    )
     summary = report.summary()
     assert summary["m"]["clips"] == 2 and summary["m"]["scored"] == 1
     assert summary["m"]["r_reference"] == pytest.approx(0.8) and summary["m"]["r_envelope"] == pytest.approx(0.6)
@@ -155,12 +191,16 @@ def test_bad_arguments_are_refused_before_any_work(data, tmp_path, capsys, extra
 
 
 def test_a_folder_that_is_not_data_is_refused(tmp_path, capsys):
-    assert main(["eval", "talking-head", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--baselines",
-                 "still"]) == 2  # fmt: skip
+    assert (
+        main(["eval", "talking-head", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--baselines", "still"])
+        == 2
+    )
     assert "not a DATA folder" in capsys.readouterr().err
 
 
 def test_a_folder_that_is_not_a_pipeline_is_refused(data, tmp_path, capsys):
-    assert main(["eval", "talking-head", "--data", str(data), "--out", str(tmp_path / "o"), "--model",
-                 f"x={tmp_path}"]) == 2  # fmt: skip
+    assert (
+        main(["eval", "talking-head", "--data", str(data), "--out", str(tmp_path / "o"), "--model", f"x={tmp_path}"])
+        == 2
+    )
     assert "not a saved pipeline folder" in capsys.readouterr().err

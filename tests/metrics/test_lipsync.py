@@ -219,8 +219,10 @@ def test_eval_lipsync_of_a_video_without_a_face_has_no_score(tmp_path, capsys):
 
     rocket = cv2.resize(skimage.data.rocket(), (256, 192), interpolation=cv2.INTER_AREA)
     rng = np.random.default_rng(0)
-    speech = Waveform(torch.from_numpy((0.2 * rng.standard_normal(3 * 16000) * np.repeat(syllables(75), 640))
-                                       .astype(np.float32)), 16000)  # fmt: skip
+    speech = Waveform(
+        torch.from_numpy((0.2 * rng.standard_normal(3 * 16000) * np.repeat(syllables(75), 640)).astype(np.float32)),
+        16000,
+    )
     path = write_video(tmp_path / "noface.mp4", np.repeat(rocket[None], 75, axis=0), 25, speech)
     assert main(["eval", "lipsync", str(path)]) == 2
     captured = capsys.readouterr()

@@ -129,8 +129,10 @@ def test_eval_beats_command(videos, capsys, tmp_path):
     beats.write_text(json.dumps({"beat_times_s": (0.5 + 0.5 * np.arange(19)).tolist()}))
     assert main(["eval", "beats", str(mute), "--beats", str(beats)]) == 0
     capsys.readouterr()
-    for args, message in [(["--sigma-ms", "0"], "--sigma-ms must be a positive number"),
-                          (["--beats", str(tmp_path / "none.json")], "no such file")]:  # fmt: skip
+    for args, message in [
+        (["--sigma-ms", "0"], "--sigma-ms must be a positive number"),
+        (["--beats", str(tmp_path / "none.json")], "no such file"),
+    ]:
         assert main(["eval", "beats", str(flashing), *args]) == 2
         assert message in capsys.readouterr().err
     assert main(["eval", "beats", str(tmp_path / "missing.mp4")]) == 2

@@ -45,7 +45,15 @@ def test_true_masks_score_their_own_caption_perfectly_and_a_shuffled_one_badly()
 
 
 def test_places_and_presence_by_construction():
-    spec = SceneSpec([SceneObject("car", "red", "left"), SceneObject("house", "white", "right"), SceneObject("sun", None, "centre")], "day", 3)
+    spec = SceneSpec(
+        [
+            SceneObject("car", "red", "left"),
+            SceneObject("house", "white", "right"),
+            SceneObject("sun", None, "centre"),
+        ],
+        "day",
+        3,
+    )
     r = render_scene(spec)
     fid = prompt_fidelity(r.frames, "a red car on the left and a house on the right and a sun", labels=r.masks)
     assert fid.objects["car"].place_holds and fid.objects["house"].place_holds
@@ -62,7 +70,15 @@ def test_places_and_presence_by_construction():
 
 def test_segment_change_follows_a_known_curve_inside_and_stays_flat_elsewhere():
     curve = np.abs(np.sin(np.linspace(0, 3 * np.pi, 16))).astype(np.float32)
-    spec = SceneSpec([SceneObject("campfire", None, "left"), SceneObject("house", "blue", "right"), SceneObject("moon", None, "centre")], "night", 4)
+    spec = SceneSpec(
+        [
+            SceneObject("campfire", None, "left"),
+            SceneObject("house", "blue", "right"),
+            SceneObject("moon", None, "centre"),
+        ],
+        "night",
+        4,
+    )
     quiet = render_scene(spec, envelopes={"campfire": np.zeros(16, np.float32)})
     loud = render_scene(spec, envelopes={"campfire": curve})
     base = quiet.frames[0]
@@ -95,7 +111,12 @@ def test_object_motion_and_segmentation_scores_known_cases():
     assert object_motion(frames, labels, 0) == 0.0 and object_motion(frames[:1], labels[:1], 5) is None
     assert object_motion(frames, labels, 7) is None
     truth = np.array([[0, 0, 1, 1]])
-    assert segmentation_scores(truth, truth, ["a", "b", "c"]) == {"pixel_accuracy": 1.0, "mean_iou": 1.0, "iou/a": 1.0, "iou/b": 1.0}
+    assert segmentation_scores(truth, truth, ["a", "b", "c"]) == {
+        "pixel_accuracy": 1.0,
+        "mean_iou": 1.0,
+        "iou/a": 1.0,
+        "iou/b": 1.0,
+    }
     half = segmentation_scores(np.array([[0, 1, 1, 1]]), truth, ["a", "b", "c"])
     assert half["pixel_accuracy"] == 0.75 and half["iou/a"] == 0.5 and half["iou/b"] == pytest.approx(2 / 3)
     assert half["mean_iou"] == pytest.approx((0.5 + 2 / 3) / 2)

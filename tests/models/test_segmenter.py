@@ -54,8 +54,16 @@ def tiny_world(tmp_path_factory):
 
 def _config(tmp_path, root, **trainer):
     config = yaml.safe_load(open("configs/train/segmenter_tiny.yaml"))
-    config["trainer"].update({"output_dir": str(tmp_path / "run"), "batch_size": 8, "checkpoint_every": 0, "eval_every": 0,
-                              "log_every": 10, **trainer})
+    config["trainer"].update(
+        {
+            "output_dir": str(tmp_path / "run"),
+            "batch_size": 8,
+            "checkpoint_every": 0,
+            "eval_every": 0,
+            "log_every": 10,
+            **trainer,
+        }
+    )
     config["task"].update(data=str(root / "train"), eval_data=str(root / "test"))
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "seg.yaml"
@@ -67,11 +75,26 @@ def _config(tmp_path, root, **trainer):
 def test_short_training_learns_to_segment_held_out_frames(tmp_path, tiny_world, capsys):
     """SHORT-TRAINING BOUND: 400 steps on 24 clips reach >= 0.9 pixel accuracy on 4 held-out clips (an untrained
     network scores far below); the shipped recipe's numbers (0.99, mean IoU 0.93) are in docs/benchmarks.md."""
-    untrained = json.loads(json.dumps(_eval(tiny_world, SceneSegmenter(SegmenterConfig(list(LABELS), width=8, levels=4)))))
+    untrained = json.loads(
+        json.dumps(_eval(tiny_world, SceneSegmenter(SegmenterConfig(list(LABELS), width=8, levels=4))))
+    )
     path = _config(tmp_path, tiny_world, max_steps=400)
     assert main(["train", "segmenter", "--config", str(path), "--no-progress"]) == 0
     assert "pixel accuracy" in capsys.readouterr().out
-    assert main(["eval", "segmenter", "--checkpoint", str(tmp_path / "run" / "final"), "--data", str(tiny_world / "test"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "segmenter",
+                "--checkpoint",
+                str(tmp_path / "run" / "final"),
+                "--data",
+                str(tiny_world / "test"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     trained = json.loads(capsys.readouterr().out)
     assert trained["frames"] == 64
     assert trained["pixel_accuracy"] >= 0.9 and trained["pixel_accuracy"] > untrained["pixel_accuracy"] + 0.3
@@ -96,7 +119,9 @@ def test_resume_is_exact(tmp_path, tiny_world):
     from avdiff.training.segmenter import SegmenterTask, SegmenterTaskConfig
 
     trainer_cfg, task_cfg = load_train_config(halves)
-    Trainer(SegmenterTask(SegmenterTaskConfig.from_dict(task_cfg), progress_bar=False), trainer_cfg, progress_bar=False).train(stop_after=6)
+    Trainer(
+        SegmenterTask(SegmenterTaskConfig.from_dict(task_cfg), progress_bar=False), trainer_cfg, progress_bar=False
+    ).train(stop_after=6)
     assert main(["train", "segmenter", "--config", str(halves), "--resume", "--no-progress"]) == 0
     a = load_file(str(tmp_path / "a" / "run" / "final" / "segmenter.safetensors"))
     b = load_file(str(tmp_path / "b" / "run" / "final" / "segmenter.safetensors"))

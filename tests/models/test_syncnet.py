@@ -36,16 +36,25 @@ from avdiff.video.reader import read_video
 from avdiff.video.writer import write_video
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = dict(crop_size=64, face_height=16, face_width=32, n_mels=20, embed_dim=8,
-            video_channels=[4, 4, 8, 8], audio_channels=[4, 4, 8, 8])
+TINY = dict(
+    crop_size=64,
+    face_height=16,
+    face_width=32,
+    n_mels=20,
+    embed_dim=8,
+    video_channels=[4, 4, 8, 8],
+    audio_channels=[4, 4, 8, 8],
+)
 
 
 def calc_pdist(feat1: torch.Tensor, feat2: torch.Tensor, vshift: int) -> list[torch.Tensor]:
     """syncnet_python's ``calc_pdist`` (SyncNetInstance.py), as it is written there: the reference."""
     win_size = vshift * 2 + 1
     feat2p = torch.nn.functional.pad(feat2, (0, 0, vshift, vshift))
-    return [torch.nn.functional.pairwise_distance(feat1[[i], :].repeat(win_size, 1), feat2p[i : i + win_size, :])
-            for i in range(len(feat1))]
+    return [
+        torch.nn.functional.pairwise_distance(feat1[[i], :].repeat(win_size, 1), feat2p[i : i + win_size, :])
+        for i in range(len(feat1))
+    ]
 
 
 def test_distances_and_scores_are_syncnet_pythons():
@@ -113,7 +122,11 @@ def test_model_windows_embeddings_and_files(tmp_path):
         SyncNetConfig.from_dict({"width": 3})
     with pytest.raises(ValueError, match="multiples of 16"):
         SyncNetConfig(face_height=20).validate()
-    for bad, match in [({"crop_size": 16}, "crop_size"), ({"context": -1}, "context"), ({"video_channels": [4]}, "4 stage")]:
+    for bad, match in [
+        ({"crop_size": 16}, "crop_size"),
+        ({"context": -1}, "context"),
+        ({"video_channels": [4]}, "4 stage"),
+    ]:
         with pytest.raises(ValueError, match=match):
             SyncNetConfig(**bad).validate()
     # any rate is resampled to the model's: 8 kHz speech gives the same windows as its 16 kHz version
@@ -133,7 +146,9 @@ def test_scores_need_five_frames_and_use_the_frames_that_have_audio():
 
 
 def test_the_loss_masks_near_negatives_and_the_task_needs_data():
-    task = SyncNetTask(SyncNetTaskConfig.from_dict({"chunk": 6, "min_negative_shift": 2, "flip": False, "model": TINY}))
+    task = SyncNetTask(
+        SyncNetTaskConfig.from_dict({"chunk": 6, "min_negative_shift": 2, "flip": False, "model": TINY})
+    )
     model = task.build_model()
     faces = torch.randint(0, 255, (3, 10, 16, 32), dtype=torch.uint8)
     mels = torch.randn(3, 6, 20, 20)
@@ -164,8 +179,12 @@ def test_load_clip_fits_the_audio_to_the_frames(tmp_path):
     (tmp_path / "clips").mkdir()
     write_short_audio(tmp_path / "clips" / "short.mp4", 25, 8000)
     write_video(tmp_path / "clips" / "mute.mp4", np.zeros((5, 32, 32, 3), np.uint8), 25)
-    records = [ClipRecord(id=i, video=f"clips/{i}.mp4", fps=25.0, sample_rate=16000, num_frames=n, duration_s=n / 25,
-                          split=split) for i, n, split in (("short", 25, "train"), ("mute", 5, "test"))]
+    records = [
+        ClipRecord(
+            id=i, video=f"clips/{i}.mp4", fps=25.0, sample_rate=16000, num_frames=n, duration_s=n / 25, split=split
+        )
+        for i, n, split in (("short", 25, "train"), ("mute", 5, "test"))
+    ]
     for r in records:
         append_index(tmp_path, r)
     clip = load_clip(tmp_path, select_records(tmp_path, split="train")[0])
@@ -186,7 +205,10 @@ def test_load_clip_fits_the_audio_to_the_frames(tmp_path):
 
 
 def test_chunks_pair_each_video_window_with_the_audio_of_its_frames():
-    faces = [torch.arange(30, dtype=torch.uint8)[:, None, None].expand(30, 2, 2), torch.zeros(10, 2, 2, dtype=torch.uint8)]
+    faces = [
+        torch.arange(30, dtype=torch.uint8)[:, None, None].expand(30, 2, 2),
+        torch.zeros(10, 2, 2, dtype=torch.uint8),
+    ]
     mels = [torch.arange(30, dtype=torch.float32)[:, None, None].expand(30, 3, 4), torch.zeros(10, 3, 4)]
     chunks = SyncChunks(faces, mels, chunk=8, context=2)
     assert len(chunks) == (30 - 8 - 2 - 2 + 1) + 0  # the 10-frame clip is too short for 8 windows of 5 frames
@@ -217,15 +239,30 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("syncnet")
     make_dataset(root / "synth_train", TRAIN_CLIPS, split="train", seed=0, progress_bar=False)
     make_dataset(root / "heldout", TEST_CLIPS, split="test", seed=1, progress_bar=False)
-    prepare_videos(root / "synth_train" / "clips", root / "train", PrepareConfig(size=160), workers=2, progress_bar=False)
+    prepare_videos(
+        root / "synth_train" / "clips", root / "train", PrepareConfig(size=160), workers=2, progress_bar=False
+    )
     config = yaml.safe_load((REPO / "configs" / "train" / "syncnet_tiny.yaml").read_text())
-    config["trainer"].update(output_dir=str(root / "run"), max_steps=STEPS, checkpoint_every=0, eval_every=STEPS, log_every=50)
+    config["trainer"].update(
+        output_dir=str(root / "run"), max_steps=STEPS, checkpoint_every=0, eval_every=STEPS, log_every=50
+    )
     path = root / "syncnet.yaml"
     path.write_text(yaml.safe_dump(config))
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        rc = main(["train", "syncnet", "--config", str(path), "--data", str(root / "train"),
-                   "--eval-data", str(root / "heldout"), "--no-progress"])  # fmt: skip
+        rc = main(
+            [
+                "train",
+                "syncnet",
+                "--config",
+                str(path),
+                "--data",
+                str(root / "train"),
+                "--eval-data",
+                str(root / "heldout"),
+                "--no-progress",
+            ]
+        )
     assert rc == 0, printed.getvalue()
     return root, path, printed.getvalue()
 
@@ -309,8 +346,24 @@ def test_eval_lipsync_with_a_syncnet(trained, heldout, tmp_path, capsys):
 @pytest.mark.requires_espeak
 def test_train_syncnet_without_held_out_data(trained, tmp_path, capsys):
     root, config, _ = trained
-    assert main(["train", "syncnet", "--config", str(config), "--data", str(root / "train"), "--max-steps", "2",
-                 "--output-dir", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "syncnet",
+                "--config",
+                str(config),
+                "--data",
+                str(root / "train"),
+                "--max-steps",
+                "2",
+                "--output-dir",
+                str(tmp_path / "run"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "trained 2 steps" in out and "held-out" not in out
     assert (tmp_path / "run" / "final" / "syncnet_config.json").is_file()

@@ -144,8 +144,10 @@ def test_parameter_counts(preset):
     spatial = sum(p.numel() for p in unet2d.parameters())
     motion = sum(p.numel() for p in adapter.parameters())
     counts, added = model.parameter_counts(), expected_added_params(cfg)
-    print(f"{preset}: spatial {spatial:,} motion {motion:,} audio {counts['audio']:,} "
-          f"new channels {counts['new_channels']:,} total {counts['total']:,}")  # fmt: skip
+    print(
+        f"{preset}: spatial {spatial:,} motion {motion:,} audio {counts['audio']:,} "
+        f"new channels {counts['new_channels']:,} total {counts['total']:,}"
+    )
     if preset == "sd15":
         assert spatial == SD15_UNET_PARAMS and round(spatial / 1e6, 2) == 859.52
         assert round(motion / 1e6, 1) == 453.2  # AnimateDiff v1-5-2 motion modules
@@ -200,8 +202,9 @@ def test_save_pretrained_round_trip_is_exact(tmp_path):
 @pytest.mark.slow
 def test_an_inflated_model_loads_back_exactly_into_aligned_memory_of_its_own(tmp_path, tiny_cfg):
     # every weight random, the motion modules and the audio layers included, so that every layer matters
-    model = AudioVideoUNet.from_unet2d(random_unet2d(tiny_cfg), motion_adapter_config=tiny_cfg["motion_adapter"],
-                                       audio_dim=32).eval()  # fmt: skip
+    model = AudioVideoUNet.from_unet2d(
+        random_unet2d(tiny_cfg), motion_adapter_config=tiny_cfg["motion_adapter"], audio_dim=32
+    ).eval()
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for p in model.parameters():
@@ -214,7 +217,8 @@ def test_an_inflated_model_loads_back_exactly_into_aligned_memory_of_its_own(tmp
     unaligned = [name for name, t in tensors.items() if t.data_ptr() % 64]
     assert not unaligned, f"{len(unaligned)} of {len(tensors)} tensors are not 64-byte aligned, e.g. {unaligned[:3]}"
     assert {type(p).__name__ for p in loaded.unet.attn_processors.values()} == {
-        type(p).__name__ for p in model.unet.attn_processors.values()}
+        type(p).__name__ for p in model.unet.attn_processors.values()
+    }
     for batch, frames, size in ((2, 4, 8), (1, 8, 16)):
         x = inputs(model, batch=batch, frames=frames, size=size)
         with torch.no_grad():

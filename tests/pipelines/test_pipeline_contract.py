@@ -142,8 +142,10 @@ CASES = {
     ),
     "audio_scene": Case(
         build=_scene,
-        inputs=lambda folder: ((PROMPT, _tone()), {"target_words": "campfire", "strength": 2.0,
-                                                   "num_inference_steps": 1, "levels": 4}),  # fmt: skip
+        inputs=lambda folder: (
+            (PROMPT, _tone()),
+            {"target_words": "campfire", "strength": 2.0, "num_inference_steps": 1, "levels": 4},
+        ),
         bad=({"strength": -1.0}, "strength"),
     ),
     "beat_visualizer": Case(
@@ -159,8 +161,12 @@ CASES = {
 
 def cases_for(clause: str) -> list:
     """The case names, with ``xfail(strict=True)`` on those that do not meet ``clause`` yet."""
-    return [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=case.xfail[clause]))
-            if clause in case.xfail else name for name, case in CASES.items()]  # fmt: skip
+    return [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=case.xfail[clause]))
+        if clause in case.xfail
+        else name
+        for name, case in CASES.items()
+    ]
 
 
 _built: dict = {}

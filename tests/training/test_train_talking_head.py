@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from avdiff.data.format import read_index
 from avdiff.data.synthetic import make_dataset
 from avdiff.data.talking_head_dataset import TalkingHeadDataset, cache_path
-from avdiff.data.format import read_index
 from avdiff.training import TrainConfig, Trainer
 from avdiff.training.talking_head import TalkingHeadTask, TalkingHeadTaskConfig
 
@@ -30,8 +30,9 @@ def data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(data) -> TalkingHeadDataset:
-    return TalkingHeadDataset(data, size=64, window_frames=6, motion_frames=2, audio_context_frames=3,
-                              reference_gap=4, items_per_clip=8)
+    return TalkingHeadDataset(
+        data, size=64, window_frames=6, motion_frames=2, audio_context_frames=3, reference_gap=4, items_per_clip=8
+    )
 
 
 def task_config(data, **kw) -> TalkingHeadTaskConfig:
@@ -39,8 +40,9 @@ def task_config(data, **kw) -> TalkingHeadTaskConfig:
 
 
 def train_config(out: Path, **kw) -> TrainConfig:
-    base = dict(output_dir=str(out), max_steps=6, batch_size=2, lr=1e-3, checkpoint_every=2, log_every=1,
-                ema_decay=0.9, seed=5)
+    base = dict(
+        output_dir=str(out), max_steps=6, batch_size=2, lr=1e-3, checkpoint_every=2, log_every=1, ema_decay=0.9, seed=5
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -181,8 +183,8 @@ def test_kill_and_resume_equals_an_uninterrupted_run(data, straight_run, tmp_pat
 
 @pytest.mark.slow
 def test_the_final_folder_is_a_pipeline_that_generates(data, straight_run):
-    from avdiff.data.video_dataset import load_clip
     from avdiff.audio.io import Waveform
+    from avdiff.data.video_dataset import load_clip
     from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
     pipe = TalkingHeadPipeline.from_pretrained(straight_run / "final")
@@ -192,16 +194,25 @@ def test_the_final_folder_is_a_pipeline_that_generates(data, straight_run):
     pipe.set_progress_bar_config(disable=True)
     clip = load_clip(data, read_index(data)[0])
     speech = Waveform(clip.audio.samples[:, : 640 * 10], 16000)
-    out = pipe(clip.frames[0], speech, num_inference_steps=2, chunk_frames=8, motion_frames=2, output_type="crops",
-               generator=torch.Generator().manual_seed(0))
+    out = pipe(
+        clip.frames[0],
+        speech,
+        num_inference_steps=2,
+        chunk_frames=8,
+        motion_frames=2,
+        output_type="crops",
+        generator=torch.Generator().manual_seed(0),
+    )
     assert out.frames.shape == (10, 64, 64, 3) and out.frames.dtype == np.uint8
 
 
 def _write_config(path: Path, out: Path, **trainer) -> Path:
     import yaml
 
-    cfg = {"trainer": {"output_dir": str(out), "max_steps": 2, "batch_size": 2, "log_every": 1, **trainer},
-           "task": {"items_per_clip": 4, "sample_seconds": 0.4, "sample_steps": 2}}
+    cfg = {
+        "trainer": {"output_dir": str(out), "max_steps": 2, "batch_size": 2, "log_every": 1, **trainer},
+        "task": {"items_per_clip": 4, "sample_seconds": 0.4, "sample_steps": 2},
+    }
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -212,8 +223,19 @@ def test_the_cli_trains_evaluates_and_saves(data, tmp_path):
 
     config = _write_config(tmp_path / "cfg.yaml", tmp_path / "unused", eval_every=2)
     out = tmp_path / "run"
-    rc = main(["train", "talking-head", "--config", str(config), "--data", str(data), "--output-dir", str(out),
-               "--no-progress"])
+    rc = main(
+        [
+            "train",
+            "talking-head",
+            "--config",
+            str(config),
+            "--data",
+            str(data),
+            "--output-dir",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     assert (out / "final" / "model_index.json").is_file() and (out / "samples" / "step_2.mp4").is_file()
     evals = [json.loads(line) for line in (out / "logs.jsonl").read_text().splitlines() if "eval/loss" in line]
@@ -227,8 +249,23 @@ def test_two_process_cpu_ddp_run(data, tmp_path):
     # (gloo).
     config = _write_config(tmp_path / "cfg.yaml", tmp_path / "run", checkpoint_every=1)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "avdiff.cli", "train", "talking-head", "--config", str(config), "--data", str(data), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "avdiff.cli",
+        "train",
+        "talking-head",
+        "--config",
+        str(config),
+        "--data",
+        str(data),
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("trained 2 steps") == 2  # both ranks finished

@@ -13,9 +13,9 @@ import yaml
 from safetensors.torch import load_file
 
 from avdiff.data.scene_dataset import SceneClipDataset, select_scene_records
+from avdiff.data.scenes import load_scene_clip, make_scenes, record_spec, render_scene
 from avdiff.training import TrainConfig, Trainer
 from avdiff.training.text_to_video import TextToVideoTask, TextToVideoTaskConfig
-from avdiff.data.scenes import load_scene_clip, make_scenes, record_spec, render_scene
 from avdiff.video.reader import read_video
 
 torch.set_num_threads(1)
@@ -34,13 +34,15 @@ def task(data) -> TextToVideoTask:
 
 
 def task_config(data, **kw) -> TextToVideoTaskConfig:
-    return TextToVideoTaskConfig.from_dict({"data": str(data), "num_frames": 4, "sample_count": 0, "eval_items": 4,
-                                            **kw})  # fmt: skip
+    return TextToVideoTaskConfig.from_dict(
+        {"data": str(data), "num_frames": 4, "sample_count": 0, "eval_items": 4, **kw}
+    )
 
 
 def train_config(out: Path, **kw) -> TrainConfig:
-    base = dict(output_dir=str(out), max_steps=5, batch_size=2, lr=2e-3, checkpoint_every=2, log_every=1,
-                ema_decay=0.9, seed=3)  # fmt: skip
+    base = dict(
+        output_dir=str(out), max_steps=5, batch_size=2, lr=2e-3, checkpoint_every=2, log_every=1, ema_decay=0.9, seed=3
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -151,8 +153,11 @@ def test_min_snr_weights_follow_the_schedule_and_weight_the_loss(data, task):
 def test_training_lowers_the_held_out_loss_and_the_text_helps(data, tmp_path):
     task = TextToVideoTask(task_config(data, image_prob=0.0, text_dropout=0.0))
     before = task.evaluate(task.build_model())
-    result = Trainer(task, train_config(tmp_path, max_steps=40, checkpoint_every=0, lr=3e-3, ema_decay=None,
-                                        batch_size=3), progress_bar=False).train()  # fmt: skip
+    result = Trainer(
+        task,
+        train_config(tmp_path, max_steps=40, checkpoint_every=0, lr=3e-3, ema_decay=None, batch_size=3),
+        progress_bar=False,
+    ).train()
     from avdiff.pipelines.text_to_video import TextToVideoPipeline
 
     trained = TextToVideoPipeline.from_pretrained(result.final_dir).unet
@@ -174,7 +179,9 @@ def straight_run(data, tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_kill_and_resume_equals_an_uninterrupted_run(data, straight_run, tmp_path):
-    partial = Trainer(TextToVideoTask(task_config(data)), train_config(tmp_path), progress_bar=False).train(stop_after=3)
+    partial = Trainer(TextToVideoTask(task_config(data)), train_config(tmp_path), progress_bar=False).train(
+        stop_after=3
+    )
     assert partial.steps == 3 and not (tmp_path / "final").exists()
     Trainer(TextToVideoTask(task_config(data)), train_config(tmp_path), progress_bar=False).train(resume=True)
     a, b = _weights(straight_run / "final"), _weights(tmp_path / "final")
@@ -196,8 +203,9 @@ def test_the_final_folder_is_a_small_pipeline_that_generates(straight_run):
     trained = dict(pipe.unet.named_parameters())
     assert any(not torch.equal(p, trained[n]) for n, p in fresh.named_parameters())
     pipe.set_progress_bar_config(disable=True)
-    out = pipe("a red car on the left", num_frames=4, num_inference_steps=2,
-               generator=torch.Generator().manual_seed(0))  # fmt: skip
+    out = pipe(
+        "a red car on the left", num_frames=4, num_inference_steps=2, generator=torch.Generator().manual_seed(0)
+    )
     assert out.frames.shape == (4, 64, 64, 3) and out.fps == 8
 
 
@@ -207,28 +215,54 @@ def test_the_cli_trains_evaluates_and_writes_a_sample_grid(data, tmp_path):
 
     from avdiff.cli import main
 
-    cfg = {"trainer": {"max_steps": 2, "batch_size": 2, "log_every": 1, "eval_every": 2},
-           "task": {"num_frames": 4, "eval_items": 2, "sample_count": 2, "sample_steps": 2,
-                    "sample_frames": [0, 3]}}  # fmt: skip
+    cfg = {
+        "trainer": {"max_steps": 2, "batch_size": 2, "log_every": 1, "eval_every": 2},
+        "task": {"num_frames": 4, "eval_items": 2, "sample_count": 2, "sample_steps": 2, "sample_frames": [0, 3]},
+    }
     config = tmp_path / "cfg.yaml"
     config.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"
-    rc = main(["train", "text-to-video", "--config", str(config), "--data", str(data), "--eval-data", str(data),
-               "--output-dir", str(out), "--no-progress"])  # fmt: skip
+    rc = main(
+        [
+            "train",
+            "text-to-video",
+            "--config",
+            str(config),
+            "--data",
+            str(data),
+            "--eval-data",
+            str(data),
+            "--output-dir",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     grid = Image.open(out / "samples" / "step_2.png")
     assert grid.height == 2 * (64 + 4) + 4  # two prompts, one row each
     evals = [json.loads(line) for line in (out / "logs.jsonl").read_text().splitlines() if "eval/loss_video" in line]
-    assert len(evals) == 1 and all(np.isfinite(evals[0][k]) for k in ("eval/loss_video", "eval/loss_image",
-                                                                     "eval/text_gain"))  # fmt: skip
+    assert len(evals) == 1 and all(
+        np.isfinite(evals[0][k]) for k in ("eval/loss_video", "eval/loss_image", "eval/text_gain")
+    )
 
 
 @pytest.mark.slow
 def test_the_cli_refuses_a_folder_without_scenes(tmp_path, capsys):
     from avdiff.cli import main
 
-    rc = main(["train", "text-to-video", "--config", "configs/train/scenes_tiny.yaml", "--data", str(tmp_path),
-               "--output-dir", str(tmp_path / "run"), "--no-progress"])  # fmt: skip
+    rc = main(
+        [
+            "train",
+            "text-to-video",
+            "--config",
+            "configs/train/scenes_tiny.yaml",
+            "--data",
+            str(tmp_path),
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     assert rc == 2 and "not a SCENES DATA folder" in capsys.readouterr().err
 
 
@@ -241,11 +275,42 @@ def test_generate_writes_a_clip_an_image_and_one_clip_per_caption(data, tmp_path
     common = ["--preset", "tiny", "--steps", "2", "--frames", "4"]
     assert main(["generate", *common, "--prompt", "a red car on the left", "--out", str(tmp_path / "a.mp4")]) == 0
     assert read_video(tmp_path / "a.mp4", with_audio=False).frames.shape == (4, 64, 64, 3)
-    assert main(["generate", "--preset", "tiny", "--steps", "2", "--frames", "1", "--prompt", "a bell",
-                 "--out", str(tmp_path / "key.png")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "generate",
+                "--preset",
+                "tiny",
+                "--steps",
+                "2",
+                "--frames",
+                "1",
+                "--prompt",
+                "a bell",
+                "--out",
+                str(tmp_path / "key.png"),
+            ]
+        )
+        == 0
+    )
     assert Image.open(tmp_path / "key.png").size == (64, 64)
-    assert main(["generate", *common, "--captions", str(data), "--max-clips", "3", "--batch", "2",
-                 "--out", str(tmp_path / "videos")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "generate",
+                *common,
+                "--captions",
+                str(data),
+                "--max-clips",
+                "3",
+                "--batch",
+                "2",
+                "--out",
+                str(tmp_path / "videos"),
+            ]
+        )
+        == 0
+    )
     ids = [r.id for r in select_scene_records(data)[:3]]
     assert sorted(p.stem for p in (tmp_path / "videos").glob("*.mp4")) == sorted(ids)
     capsys.readouterr()
@@ -253,5 +318,8 @@ def test_generate_writes_a_clip_an_image_and_one_clip_per_caption(data, tmp_path
     assert "give --frames 1" in capsys.readouterr().err
     assert main(["generate", *common, "--prompt", "a", "--out", str(tmp_path / "a.gif")]) == 2
     assert "--out must end in .mp4 or .png" in capsys.readouterr().err
-    assert main(["generate", "--model", str(tmp_path / "missing"), "--prompt", "a", "--out", str(tmp_path / "b.mp4")]) == 2
+    assert (
+        main(["generate", "--model", str(tmp_path / "missing"), "--prompt", "a", "--out", str(tmp_path / "b.mp4")])
+        == 2
+    )
     assert "cannot load the model" in capsys.readouterr().err

@@ -102,7 +102,9 @@ def test_step_batch_sampler_is_a_function_of_the_step():
         StepBatchSampler(4, 8, 10, seed=0)
 
 
-@pytest.mark.parametrize("bad", [dict(max_steps=0), dict(batch_size=0), dict(mixed_precision="fp8"), dict(ema_decay=1.5)])
+@pytest.mark.parametrize(
+    "bad", [dict(max_steps=0), dict(batch_size=0), dict(mixed_precision="fp8"), dict(ema_decay=1.5)]
+)
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):
         TrainConfig.from_dict(bad)
@@ -147,10 +149,14 @@ def test_a_config_can_start_from_a_base_and_override_it(tmp_path):
 
     from avdiff.training.config import load_train_config
 
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(
-        {"trainer": {"output_dir": "runs/a", "max_steps": 30, "lr": 0.01}, "task": {"mouth_weight": 2.0, "x": 1}}))
-    (tmp_path / "control.yaml").write_text(yaml.safe_dump(
-        {"base": "base.yaml", "trainer": {"output_dir": "runs/b"}, "task": {"x": 5}}))
+    (tmp_path / "base.yaml").write_text(
+        yaml.safe_dump(
+            {"trainer": {"output_dir": "runs/a", "max_steps": 30, "lr": 0.01}, "task": {"mouth_weight": 2.0, "x": 1}}
+        )
+    )
+    (tmp_path / "control.yaml").write_text(
+        yaml.safe_dump({"base": "base.yaml", "trainer": {"output_dir": "runs/b"}, "task": {"x": 5}})
+    )
     trainer, task = load_train_config(tmp_path / "control.yaml", {"max_steps": 7, "lr": None})
     assert (trainer.output_dir, trainer.max_steps, trainer.lr) == ("runs/b", 7, 0.01)
     assert task == {"mouth_weight": 2.0, "x": 5}
@@ -201,10 +207,22 @@ def _torchrun(out: Path, *args: str):
 
     import avdiff
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
-        [str(Path(avdiff.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str((Path(__file__).resolve().parents[1] / "ddp_toy.py")), str(out), *args]  # fmt: skip
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(Path(avdiff.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(Path(__file__).resolve().parents[1] / "ddp_toy.py"),
+        str(out),
+        *args,
+    ]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -29,8 +29,6 @@ from avdiff.video.align import (
     transform_points,
     warp_to_crop,
 )
-from avdiff.video.masks import lower_face_mask, mouth_mask, paste_back
-from avdiff.video.smoothing import one_euro_landmarks, smooth_landmarks
 from avdiff.video.face import MultipleFacesError, NoFaceError, detect_face, detect_faces
 from avdiff.video.landmarks import (
     CHIN,
@@ -45,15 +43,19 @@ from avdiff.video.landmarks import (
     RIGHT_EYE,
     Face,
 )
+from avdiff.video.masks import lower_face_mask, mouth_mask, paste_back
+from avdiff.video.smoothing import one_euro_landmarks, smooth_landmarks
 
 
 def anchors(landmarks: np.ndarray) -> np.ndarray:
     """(left eye centre, right eye centre, mouth centre) [3, 2] of landmarks [478, 2]."""
-    return np.stack([
-        landmarks[LEFT_EYE].mean(axis=0),
-        landmarks[RIGHT_EYE].mean(axis=0),
-        landmarks[[MOUTH_LEFT, MOUTH_RIGHT]].mean(axis=0),
-    ])
+    return np.stack(
+        [
+            landmarks[LEFT_EYE].mean(axis=0),
+            landmarks[RIGHT_EYE].mean(axis=0),
+            landmarks[[MOUTH_LEFT, MOUTH_RIGHT]].mean(axis=0),
+        ]
+    )
 
 
 def rotate_about(points: np.ndarray, degrees: float, center: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -506,11 +508,13 @@ def test_aperture_ignores_head_roll_and_scale(astro_face):
     base = aperture_from_landmarks(astro_face.landmarks)[0]
     assert 0.05 < base < 0.4  # the astronaut smiles with parted lips
     center = astro_face.landmarks.mean(axis=0)
-    moved = np.stack([
-        rotate_about(astro_face.landmarks, 30, center),
-        rotate_about(astro_face.landmarks, -30, center, scale=2.5) + 40,
-        rotate_about(_synthetic_face(12.0), 30, np.zeros(2), scale=0.5),
-    ])
+    moved = np.stack(
+        [
+            rotate_about(astro_face.landmarks, 30, center),
+            rotate_about(astro_face.landmarks, -30, center, scale=2.5) + 40,
+            rotate_about(_synthetic_face(12.0), 30, np.zeros(2), scale=0.5),
+        ]
+    )
     got = aperture_from_landmarks(moved)
     np.testing.assert_allclose(got, [base, base, 0.12], rtol=1e-4)
 
@@ -563,8 +567,14 @@ def test_the_lower_face_framing_is_a_square_of_the_face_crop(astro, astro_face):
     width = lambda a: np.ptp(a.landmarks[[61, 291], 0])  # noqa: E731
     assert width(lower) / width(face64) == pytest.approx(1 / 0.6, rel=0.02)
     # the lower-face mask covers the same part of the face in both framings
-    mask_face = warp_to_crop((lower_face_mask(256)[..., None] * 255).astype(np.uint8).repeat(3, 2),
-                             reframe_matrix(64, "face", "lower_face", source_size=256), 64)[..., 0] / 255
+    mask_face = (
+        warp_to_crop(
+            (lower_face_mask(256)[..., None] * 255).astype(np.uint8).repeat(3, 2),
+            reframe_matrix(64, "face", "lower_face", source_size=256),
+            64,
+        )[..., 0]
+        / 255
+    )
     assert np.abs(mask_face - lower_face_mask(64, framing="lower_face")).mean() < 0.03
     with pytest.raises(ValueError, match="framing must be one of"):
         canonical_points(64, "upper_face")
@@ -576,8 +586,12 @@ def test_float_and_integer_images_are_read_by_their_range(astro, astro_face):
     for image in (astro.astype(np.float64), astro / 255.0, astro.astype(np.int64), astro.astype(np.uint16) * 257):
         face = detect_face(image)
         assert np.abs(face.landmarks - astro_face.landmarks).max() < 2.0
-    for bad, message in [(astro.astype(np.float32) - 1, r"span \[-1, 254\]"), (astro * 2.0, r"span \[0, 510\]"),
-                         (np.full((64, 64, 3), np.nan), "NaN"), (astro.astype(np.int32) - 1, "integer image")]:
+    for bad, message in [
+        (astro.astype(np.float32) - 1, r"span \[-1, 254\]"),
+        (astro * 2.0, r"span \[0, 510\]"),
+        (np.full((64, 64, 3), np.nan), "NaN"),
+        (astro.astype(np.int32) - 1, "integer image"),
+    ]:
         with pytest.raises(ValueError, match=message):
             detect_face(bad)
 

@@ -12,8 +12,9 @@ import avdiff.video.writer as vio
 from avdiff.audio import FrameClock, Waveform
 from avdiff.video import VideoError, read_video, write_video
 from avdiff.video.reader import VideoReader
-from avdiff.video.writer import VideoWriter, check_output_path
 from avdiff.video.timeline import apply_transform, audio_on_timeline, display_transform, place_on_grid, resample_frames
+from avdiff.video.writer import VideoWriter, check_output_path
+
 from conftest import tone
 
 
@@ -150,8 +151,19 @@ def test_decoding_at_25fps_takes_the_nearest_frame_in_time(tmp_path):
 def test_variable_frame_rate_holds_the_previous_frame_over_a_gap(tmp_path):
     # frames 10..19 dropped with their timestamps kept (as ffmpeg's select does): a player shows frame 9 over the gap
     numbered_video(tmp_path / "v.mp4", 25, 50)
-    ffmpeg("-i", str(tmp_path / "v.mp4"), "-vf", "select='not(between(n,10,19))'", "-fps_mode", "vfr", "-c:v",
-           "libx264", "-crf", "0", str(tmp_path / "vfr.mp4"))  # fmt: skip
+    ffmpeg(
+        "-i",
+        str(tmp_path / "v.mp4"),
+        "-vf",
+        "select='not(between(n,10,19))'",
+        "-fps_mode",
+        "vfr",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "0",
+        str(tmp_path / "vfr.mp4"),
+    )
     with av.open(str(tmp_path / "vfr.mp4")) as c:
         average = c.streams.video[0].average_rate
     assert average < 24  # the average over the gap is not the rate the frames were made at
@@ -206,10 +218,28 @@ def test_display_matrices_are_read_as_ffmpeg_autorotate_reads_them():
 @pytest.mark.parametrize("degrees", [90, 180, 270])
 def test_rotation_metadata_is_applied_as_players_apply_it(tmp_path, degrees):
     numbered_video(tmp_path / "v.mp4", 25, 3)
-    ffmpeg("-i", str(tmp_path / "v.mp4"), "-c", "copy", "-metadata:s:v:0", f"rotate={degrees}", str(tmp_path / "r.mp4"))
+    ffmpeg(
+        "-i", str(tmp_path / "v.mp4"), "-c", "copy", "-metadata:s:v:0", f"rotate={degrees}", str(tmp_path / "r.mp4")
+    )
     plain, clip = read_video(tmp_path / "v.mp4"), read_video(tmp_path / "r.mp4")
-    reference = subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "r.mp4"), "-frames:v", "1", "-f",
-                                "rawvideo", "-pix_fmt", "rgb24", "-"], check=True, capture_output=True).stdout
+    reference = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(tmp_path / "r.mp4"),
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
     upright = np.frombuffer(reference, np.uint8).reshape(clip.frames.shape[1:])  # FFmpeg's own autorotation
     assert plain.frames.shape[1:] == (48, 32, 3)
     assert clip.frames.shape[1:] == ((48, 32, 3) if degrees == 180 else (32, 48, 3))
@@ -221,7 +251,9 @@ def test_audio_is_placed_on_the_video_timeline_either_way():
     audio = tone(1.0, 16000)
     late = audio_on_timeline(audio, 0.1)  # the audio stream starts 0.1 s after the video
     early = audio_on_timeline(audio, -0.1)  # ... or before it
-    assert torch.equal(late.samples[:, :1600], torch.zeros(1, 1600)) and torch.equal(late.samples[:, 1600:], audio.samples)
+    assert torch.equal(late.samples[:, :1600], torch.zeros(1, 1600)) and torch.equal(
+        late.samples[:, 1600:], audio.samples
+    )
     assert torch.equal(early.samples, audio.samples[:, 1600:])
 
 
@@ -259,10 +291,15 @@ def test_an_output_path_is_checked_before_any_work(tmp_path):
     (tmp_path / "hard.mp4").hardlink_to(source)
     (tmp_path / "soft.mp4").symlink_to(source)
     inputs = {"audio": str(source)}
-    for target, message in [(source, "is the audio"), (tmp_path / "hard.mp4", "is the audio"),
-                            (tmp_path / "soft.mp4", "is the audio"), (tmp_path / "sub" / ".." / "speech.wav",
-                            "is the audio"), (tmp_path, "is a folder"), (tmp_path / "out.wav", "mp4"),
-                            (source / "x.mp4", "cannot write")]:  # fmt: skip
+    for target, message in [
+        (source, "is the audio"),
+        (tmp_path / "hard.mp4", "is the audio"),
+        (tmp_path / "soft.mp4", "is the audio"),
+        (tmp_path / "sub" / ".." / "speech.wav", "is the audio"),
+        (tmp_path, "is a folder"),
+        (tmp_path / "out.wav", "mp4"),
+        (source / "x.mp4", "cannot write"),
+    ]:
         with pytest.raises(ValueError, match=message):
             check_output_path(target, inputs)
     assert check_output_path(tmp_path / "new" / "out.mp4", inputs) == tmp_path / "new" / "out.mp4"

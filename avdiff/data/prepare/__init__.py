@@ -74,4 +74,4 @@ __all__ = [
     "WorkerCrashed", "align_track", "clip_id_prefix", "default_workers", "encode_latents", "face_box_px", "face_track",
     "file_key", "find_videos", "load_vae", "prepare_file", "prepare_videos", "relative_name", "replace_file_records",
     "run_parallel", "segment_id", "several_faces", "vae_downsample",
-]  # fmt: skip
+]

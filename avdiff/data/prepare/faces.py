@@ -29,7 +29,7 @@ class FaceTrack:
 
 
 def align_track(frames: np.ndarray, landmarks: np.ndarray, size: int, smooth_sigma: float = 1.5,
-                framing: str = "face") -> FaceTrack:  # fmt: skip
+                framing: str = "face") -> FaceTrack:
     """Align every frame on temporally smoothed landmarks.
 
     Args:

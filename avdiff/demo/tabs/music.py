@@ -57,63 +57,123 @@ class MusicTab:
     def build(self, ctx: TabContext) -> None:
         self.ctx = ctx
         self._pipelines: dict[str, object] = {}  # text-to-video model key -> its BeatVisualizerPipeline
-        gr.Markdown("Upload a song (or record one) and a few images, or write a few prompts. **Plan** lays them on "
-                    "the beats: edit the table and look at the curve, then **Render** makes the video with the song "
-                    "and scores how its changes land on the beats.")  # fmt: skip
+        gr.Markdown(
+            "Upload a song (or record one) and a few images, or write a few prompts. **Plan** lays them on "
+            "the beats: edit the table and look at the curve, then **Render** makes the video with the song "
+            "and scores how its changes land on the beats."
+        )
         t2v = ctx.models.choices(T2V_KIND)
         with gr.Row():
             with gr.Column():
-                song = gr.Audio(label=f"Song ({upload_limit(ctx.limits, audio=True)})", type="filepath",
-                                sources=["upload", "microphone"], elem_id="mv-song")  # fmt: skip
-                images = gr.File(label=f"Keyframe images (in order; up to {MAX_IMAGES}, {upload_limit(ctx.limits)} "
-                                 "each)", file_count="multiple", file_types=["image"], elem_id="mv-images")  # fmt: skip
-                prompts = gr.Textbox(label="... or keyframe prompts, one per line (instead of images)", lines=3,
-                                     placeholder="a campfire on the left by day\na lake at sunset\na red car at night",
-                                     elem_id="mv-prompts")  # fmt: skip
-                model = gr.Dropdown([(e.label, e.key) for e in t2v], value=t2v[0].key if t2v else None,
-                                    label="Text-to-video model (for prompts)", elem_id="mv-model",
-                                    info="Prompts are rendered at the model's own frame size.")  # fmt: skip
+                song = gr.Audio(
+                    label=f"Song ({upload_limit(ctx.limits, audio=True)})",
+                    type="filepath",
+                    sources=["upload", "microphone"],
+                    elem_id="mv-song",
+                )
+                images = gr.File(
+                    label=f"Keyframe images (in order; up to {MAX_IMAGES}, {upload_limit(ctx.limits)} each)",
+                    file_count="multiple",
+                    file_types=["image"],
+                    elem_id="mv-images",
+                )
+                prompts = gr.Textbox(
+                    label="... or keyframe prompts, one per line (instead of images)",
+                    lines=3,
+                    placeholder="a campfire on the left by day\na lake at sunset\na red car at night",
+                    elem_id="mv-prompts",
+                )
+                model = gr.Dropdown(
+                    [(e.label, e.key) for e in t2v],
+                    value=t2v[0].key if t2v else None,
+                    label="Text-to-video model (for prompts)",
+                    elem_id="mv-model",
+                    info="Prompts are rendered at the model's own frame size.",
+                )
                 with gr.Accordion("Settings", open=True):
                     with gr.Row():
-                        curve = gr.Dropdown(list(SOURCES), value="beats", label="Curve", elem_id="mv-curve",
-                                            info="What paces the move from keyframe to keyframe.")  # fmt: skip
+                        curve = gr.Dropdown(
+                            list(SOURCES),
+                            value="beats",
+                            label="Curve",
+                            elem_id="mv-curve",
+                            info="What paces the move from keyframe to keyframe.",
+                        )
                         beats = gr.Slider(1, 32, 8, step=1, label="Beats per interval", elem_id="mv-beats")
-                    patterns = gr.CheckboxGroup(list(PATTERNS), value=["subject"], label="Patterns",
-                                                info="The intervals cycle through these: transitions (subject, "
-                                                "color, style, time) and holds (drift, pulse).",
-                                                elem_id="mv-patterns")  # fmt: skip
+                    patterns = gr.CheckboxGroup(
+                        list(PATTERNS),
+                        value=["subject"],
+                        label="Patterns",
+                        info="The intervals cycle through these: transitions (subject, "
+                        "color, style, time) and holds (drift, pulse).",
+                        elem_id="mv-patterns",
+                    )
                     with gr.Row():
-                        fps = gr.Dropdown(FPS_CHOICES, value="25", allow_custom_value=True, label="Frame rate",
-                                          elem_id="mv-fps")  # fmt: skip
-                        height = gr.Slider(64, 1024, 256, step=16, label="Frame height (px)", elem_id="mv-height",
-                                           info="The width follows the first image's aspect.")  # fmt: skip
+                        fps = gr.Dropdown(
+                            FPS_CHOICES, value="25", allow_custom_value=True, label="Frame rate", elem_id="mv-fps"
+                        )
+                        height = gr.Slider(
+                            64,
+                            1024,
+                            256,
+                            step=16,
+                            label="Frame height (px)",
+                            elem_id="mv-height",
+                            info="The width follows the first image's aspect.",
+                        )
                 plan_button = gr.Button("Plan from the beats", elem_id="mv-plan")
                 status = StatusLine("mv-status")
             with gr.Column():
                 plot = gr.Image(label="The curve, with the beats marked", interactive=False, elem_id="mv-plot")
                 info = gr.Markdown(elem_id="mv-info")
-                table = gr.Dataframe(headers=HEADERS, datatype=["number", "number", "str", "str", "str"],
-                                     interactive=True, label="Timeline (editable)", elem_id="mv-table")  # fmt: skip
+                table = gr.Dataframe(
+                    headers=HEADERS,
+                    datatype=["number", "number", "str", "str", "str"],
+                    interactive=True,
+                    label="Timeline (editable)",
+                    elem_id="mv-table",
+                )
                 render_button = gr.Button("Render", variant="primary", elem_id="mv-render")
                 video = gr.Video(label="Music video (with the song)", interactive=False, elem_id="mv-video")
                 summary = gr.Markdown(elem_id="mv-summary")
                 with gr.Accordion("All scores (JSON)", open=False):
                     scores = gr.JSON(label="Beat alignment", elem_id="mv-scores")
 
-        planned = plan_button.click(ctx.in_worker(self.plan), [song, images, curve, beats, patterns, fps, prompts],
-                                    [table, plot, info], api_name="plan", preprocess=False, concurrency_limit=2,
-                                    concurrency_id="music_plan")  # fmt: skip
-        rendered = render_button.click(ctx.in_worker(self.render), [song, images, table, curve, fps, height, model],
-                                       [video, summary, scores], api_name="render", preprocess=False,
-                                       **ctx.generation_event())  # fmt: skip
+        planned = plan_button.click(
+            ctx.in_worker(self.plan),
+            [song, images, curve, beats, patterns, fps, prompts],
+            [table, plot, info],
+            api_name="plan",
+            preprocess=False,
+            concurrency_limit=2,
+            concurrency_id="music_plan",
+        )
+        rendered = render_button.click(
+            ctx.in_worker(self.render),
+            [song, images, table, curve, fps, height, model],
+            [video, summary, scores],
+            api_name="render",
+            preprocess=False,
+            **ctx.generation_event(),
+        )
         self.status = status
         status.follow(planned)
         status.follow(rendered)
 
     # --- events -------------------------------------------------------------------------------------------------
 
-    def plan(self, song, images, curve, beats_per_interval, patterns, fps, prompts=None, progress=gr.Progress(),
-             request: gr.Request = None):  # fmt: skip
+    def plan(
+        self,
+        song,
+        images,
+        curve,
+        beats_per_interval,
+        patterns,
+        fps,
+        prompts=None,
+        progress=gr.Progress(),
+        request: gr.Request = None,
+    ):
         """The timeline laid on the beats (table rows), the curve's plot and a line about the rhythm. The keyframes
         are the images, or the prompts (one per line) when no image is given.
 
@@ -129,20 +189,30 @@ class MusicTab:
             chosen = [p for p in (patterns or []) if p in PATTERNS] or ["subject"]
             given = {"images": keys} if isinstance(keys[0], Path) else {"prompts": keys}
             progress((0, 2), desc="finding the song's beats and laying the keyframes on them", unit="stages")
-            plan = BeatVisualizerPipeline().plan(path, **given, beats_per_interval=count, patterns=chosen, curve=spec,
-                                                 fps=rate, max_duration_s=self.ctx.limits.max_audio_s)  # fmt: skip
+            plan = BeatVisualizerPipeline().plan(
+                path,
+                **given,
+                beats_per_interval=count,
+                patterns=chosen,
+                curve=spec,
+                fps=rate,
+                max_duration_s=self.ctx.limits.max_audio_s,
+            )
             progress((1, 2), desc="drawing the curve", unit="stages")
             picture = plan.plot()
         except Exception as e:
             raise self.status.error(error_sentence(e, self.ctx), request) from None
         rhythm, timeline = plan.rhythm, plan.timeline
         downbeats = f"{len(rhythm.downbeat_times_s)} downbeats" if len(rhythm.downbeat_times_s) else "no downbeats"
-        line = (f"{rhythm.tempo_bpm:.1f} BPM, {len(rhythm.beat_times_s)} beats, {downbeats}; {len(timeline)} "
-                f"intervals of {count} beats over {plan.duration_s:.1f} s.")  # fmt: skip
+        line = (
+            f"{rhythm.tempo_bpm:.1f} BPM, {len(rhythm.beat_times_s)} beats, {downbeats}; {len(timeline)} "
+            f"intervals of {count} beats over {plan.duration_s:.1f} s."
+        )
         return {"headers": HEADERS, "data": timeline.rows()}, picture, line
 
-    def render(self, song, images, table, curve, fps, height, model=None, progress=gr.Progress(),
-               request: gr.Request = None):  # fmt: skip
+    def render(
+        self, song, images, table, curve, fps, height, model=None, progress=gr.Progress(), request: gr.Request = None
+    ):
         """Render the table's timeline with the song; returns the mp4's path, the beat-alignment summary (Markdown)
         and every score (a dict, as ``avdiff eval beats --json`` prints it). Prompts in the table are rendered by
         ``model`` (a registry key of a text-to-video model), at its frame size.
@@ -168,16 +238,26 @@ class MusicTab:
 
             def on_frame(p, i: int, t, tensors: dict) -> dict:
                 if i % 25 == 0 or i + 1 == p.num_frames:
-                    progress((i + 1, p.num_frames), desc=f"interval {p.interval_index + 1} of {p.num_intervals}",
-                             unit="frames")  # fmt: skip
+                    progress(
+                        (i + 1, p.num_frames),
+                        desc=f"interval {p.interval_index + 1} of {p.num_intervals}",
+                        unit="frames",
+                    )
                 return tensors
 
             progress((0, 1), desc="analysing the song's beats", unit="stages")
             size = {} if lock is not None else {"height": side}  # prompts: the model's own size
             with lock or nullcontext():
-                out = pipe(path, timeline, curve=str(curve), fps=rate, callback_on_step_end=on_frame,
-                           max_duration_s=self.ctx.limits.max_audio_s, output_path=folder / OUTPUT_NAME,
-                           **size)  # fmt: skip
+                out = pipe(
+                    path,
+                    timeline,
+                    curve=str(curve),
+                    fps=rate,
+                    callback_on_step_end=on_frame,
+                    max_duration_s=self.ctx.limits.max_audio_s,
+                    output_path=folder / OUTPUT_NAME,
+                    **size,
+                )
             progress((1, 1), desc="scoring beat alignment (as avdiff eval beats does)", unit="stages")
             result = score_video(out.path)
         except Exception as e:
@@ -186,15 +266,16 @@ class MusicTab:
             raise self.status.error(error_sentence(e, self.ctx), request) from None
         return str(out.path), format_alignment(result, out.num_frames, out.fps), result.to_dict()
 
-
     def prompt_pipeline(self, model: object):
         """``(lock, BeatVisualizerPipeline)`` over the registry's text-to-video model ``model`` (one per model, kept
         across requests so that a re-render of an edited table reuses its keyframes; used only under the lock);
         InputError when there is none."""
         keys = [e.key for e in self.ctx.models.choices(T2V_KIND)]
         if not keys:
-            raise InputError("The timeline has prompts, but this app has no text-to-video model to render them; use "
-                             "images, or start it with --model NAME=FOLDER of a saved text-to-video pipeline.")
+            raise InputError(
+                "The timeline has prompts, but this app has no text-to-video model to render them; use "
+                "images, or start it with --model NAME=FOLDER of a saved text-to-video pipeline."
+            )
         if model not in keys:
             raise InputError(f"Choose a text-to-video model for the prompts (one of {', '.join(keys)}).")
         pipe, lock = self.ctx.models.acquire(model)
@@ -258,8 +339,9 @@ def image_paths(payload: object) -> list[str]:
             read_image(path, name)
         except ValueError as e:
             if e.__cause__ is not None:  # the reader's own words name the server's copy of the file
-                raise InputError(f"The image {name}: cannot be read as an image (not an image file, or corrupt or "
-                                 "truncated).") from e  # fmt: skip
+                raise InputError(
+                    f"The image {name}: cannot be read as an image (not an image file, or corrupt or truncated)."
+                ) from e
             raise InputError(f"The image {e}.") from e
     return paths
 
@@ -313,13 +395,18 @@ def format_alignment(result, num_frames: int, fps: Fraction) -> str:
     head = f"{num_frames} frames at {fps} fps."
     if not result.scored:
         return f"{head} **No beat-alignment score:** {result.reason}."
-    return "\n".join([
-        head, "", "| | |", "| --- | --- |",
-        f"| Beat Align Score (over visual peaks, sigma {result.sigma_s * 1000:g} ms) | {result.beat_align_score:.3f} |",
-        f"| Beat Align Score (over music beats) | {result.beat_align_score_music:.3f} |",
-        f"| hit rate (beats with a visual peak within 1 frame) | {result.hit_rate:.3f} |",
-        f"| chance (peaks placed at random) | {result.chance:.3f} |",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            head,
+            "",
+            "| | |",
+            "| --- | --- |",
+            f"| Beat Align Score (over visual peaks, sigma {result.sigma_s * 1000:g} ms) | {result.beat_align_score:.3f} |",
+            f"| Beat Align Score (over music beats) | {result.beat_align_score_music:.3f} |",
+            f"| hit rate (beats with a visual peak within 1 frame) | {result.hit_rate:.3f} |",
+            f"| chance (peaks placed at random) | {result.chance:.3f} |",
+        ]
+    )
 
 
 def error_sentence(error: BaseException, ctx: TabContext) -> str:

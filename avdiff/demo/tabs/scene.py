@@ -42,26 +42,58 @@ class SceneTab:
         self.ctx = ctx
         self._pipelines: dict[str, object] = {}  # text-to-video model key -> its AudioScenePipeline
         models = ctx.models.choices(T2V_KIND)
-        gr.Markdown("Write a scene and give one or more sounds. Each sound picks the word it belongs to (or name one "
-                    "per sound), and that word's attention follows the sound's loudness: the sounding thing moves "
-                    "with the sound while the rest of the scene holds.")  # fmt: skip
+        gr.Markdown(
+            "Write a scene and give one or more sounds. Each sound picks the word it belongs to (or name one "
+            "per sound), and that word's attention follows the sound's loudness: the sounding thing moves "
+            "with the sound while the rest of the scene holds."
+        )
         with gr.Row():
             with gr.Column():
                 prompt = gr.Textbox(EXAMPLE_PROMPT, label="Prompt", elem_id="sc-prompt")
-                sounds = gr.File(label=f"Sounds (up to {MAX_SOUNDS}; {upload_limit(ctx.limits, audio=True)} each)",
-                                 file_count="multiple", file_types=["audio"], elem_id="sc-sounds")  # fmt: skip
-                microphone = gr.Audio(label=f"... or record one ({upload_limit(ctx.limits, audio=True)})",
-                                      sources=["microphone"], type="filepath", elem_id="sc-mic")  # fmt: skip
-                words = gr.Textbox(label="Words (optional)", placeholder="campfire, lake", elem_id="sc-words",
-                                   info="One prompt word per sound, comma-separated, in the sounds' order; leave a "
-                                   "place empty to let the sound choose.")  # fmt: skip
+                sounds = gr.File(
+                    label=f"Sounds (up to {MAX_SOUNDS}; {upload_limit(ctx.limits, audio=True)} each)",
+                    file_count="multiple",
+                    file_types=["audio"],
+                    elem_id="sc-sounds",
+                )
+                microphone = gr.Audio(
+                    label=f"... or record one ({upload_limit(ctx.limits, audio=True)})",
+                    sources=["microphone"],
+                    type="filepath",
+                    elem_id="sc-mic",
+                )
+                words = gr.Textbox(
+                    label="Words (optional)",
+                    placeholder="campfire, lake",
+                    elem_id="sc-words",
+                    info="One prompt word per sound, comma-separated, in the sounds' order; leave a "
+                    "place empty to let the sound choose.",
+                )
                 with gr.Accordion("Settings", open=False):
-                    model = gr.Dropdown([(e.label, e.key) for e in models], value=models[0].key if models else None,
-                                        label="Text-to-video model", elem_id="sc-model")  # fmt: skip
-                    strength = gr.Slider(0, 4, 1.5, step=0.1, label="Strength", elem_id="sc-strength",
-                                         info="The word's attention is scaled by 1 + strength x loudness.")
-                    smoothing = gr.Slider(0, 1, 0.1, step=0.05, label="Smoothing (s)", elem_id="sc-smoothing",
-                                          info="Wider: steadier pictures, slower response.")  # fmt: skip
+                    model = gr.Dropdown(
+                        [(e.label, e.key) for e in models],
+                        value=models[0].key if models else None,
+                        label="Text-to-video model",
+                        elem_id="sc-model",
+                    )
+                    strength = gr.Slider(
+                        0,
+                        4,
+                        1.5,
+                        step=0.1,
+                        label="Strength",
+                        elem_id="sc-strength",
+                        info="The word's attention is scaled by 1 + strength x loudness.",
+                    )
+                    smoothing = gr.Slider(
+                        0,
+                        1,
+                        0.1,
+                        step=0.05,
+                        label="Smoothing (s)",
+                        elem_id="sc-smoothing",
+                        info="Wider: steadier pictures, slower response.",
+                    )
                     signal = gr.Dropdown(list(SIGNALS), value="rms", label="Control signal", elem_id="sc-signal")
                     steps = gr.Slider(4, 50, 20, step=1, label="Denoising steps (DDIM)", elem_id="sc-steps")
                     seed = gr.Number(0, precision=0, label="Seed", elem_id="sc-seed")
@@ -70,16 +102,36 @@ class SceneTab:
             with gr.Column():
                 video = gr.Video(label="Scene (with the sound)", interactive=False, elem_id="sc-video")
                 choice = gr.Markdown(elem_id="sc-choice")
-                plot = gr.Image(label="Control curves (one per sound) and their levels", interactive=False,
-                                elem_id="sc-plot")  # fmt: skip
+                plot = gr.Image(
+                    label="Control curves (one per sound) and their levels", interactive=False, elem_id="sc-plot"
+                )
         inputs = [prompt, sounds, microphone, words, model, strength, smoothing, signal, steps, seed]
-        event = button.click(ctx.in_worker(self.generate), inputs, [video, choice, plot], api_name="scene",
-                             preprocess=False, **ctx.generation_event())  # fmt: skip
+        event = button.click(
+            ctx.in_worker(self.generate),
+            inputs,
+            [video, choice, plot],
+            api_name="scene",
+            preprocess=False,
+            **ctx.generation_event(),
+        )
         self.status = status
         status.follow(event)
 
-    def generate(self, prompt, sounds, microphone, words, model, strength, smoothing_s, signal, steps, seed,
-                 progress=gr.Progress(), request: gr.Request = None):  # fmt: skip
+    def generate(
+        self,
+        prompt,
+        sounds,
+        microphone,
+        words,
+        model,
+        strength,
+        smoothing_s,
+        signal,
+        steps,
+        seed,
+        progress=gr.Progress(),
+        request: gr.Request = None,
+    ):
         """The scene's mp4 path, the word choice (Markdown) and the control plot (uint8 [H, W, 3]).
 
         Raises:
@@ -92,9 +144,12 @@ class SceneTab:
             text = scene_prompt(prompt)
             paths = sound_paths(sounds, microphone)
             targets = word_list(words, len(paths))
-            checked = {"strength": number(strength, "strength", 0, 10), "smoothing": number(smoothing_s, "smoothing",
-                       0, 10), "steps": int(number(steps, "steps", 1, 200)), "seed": int(number(seed, "seed", 0,
-                       2**63 - 1))}  # fmt: skip
+            checked = {
+                "strength": number(strength, "strength", 0, 10),
+                "smoothing": number(smoothing_s, "smoothing", 0, 10),
+                "steps": int(number(steps, "steps", 1, 200)),
+                "seed": int(number(seed, "seed", 0, 2**63 - 1)),
+            }
             if signal not in SIGNALS and signal not in DEPRECATED_SIGNALS:  # the old spelling still works, warned
                 raise InputError(f"Choose a control signal among {', '.join(SIGNALS)}.")
             lock, pipe = self.scene_pipeline(model)
@@ -107,11 +162,19 @@ class SceneTab:
 
             progress((0, 1), desc="choosing each sound's word and reading its loudness", unit="stages")
             with lock:
-                out = pipe(text, paths, target_words=targets, strength=checked["strength"],
-                           smoothing_s=checked["smoothing"], signal=signal, num_inference_steps=checked["steps"],
-                           generator=torch.Generator().manual_seed(checked["seed"]),
-                           max_duration_s=self.ctx.limits.max_audio_s, output_path=folder / OUTPUT_NAME,
-                           callback_on_step_end=on_step_end)  # fmt: skip
+                out = pipe(
+                    text,
+                    paths,
+                    target_words=targets,
+                    strength=checked["strength"],
+                    smoothing_s=checked["smoothing"],
+                    signal=signal,
+                    num_inference_steps=checked["steps"],
+                    generator=torch.Generator().manual_seed(checked["seed"]),
+                    max_duration_s=self.ctx.limits.max_audio_s,
+                    output_path=folder / OUTPUT_NAME,
+                    callback_on_step_end=on_step_end,
+                )
             labels = [t.word for t in out.targets]
             picture = plot_control(out.control, out.fps, labels, out.levels, out.num_levels)
         except Exception as e:
@@ -130,8 +193,10 @@ class SceneTab:
 
         keys = [e.key for e in self.ctx.models.choices(T2V_KIND)]
         if not keys:
-            raise InputError("This app has no text-to-video model; start it with --model NAME=FOLDER of a saved "
-                             "text-to-video pipeline.")  # fmt: skip
+            raise InputError(
+                "This app has no text-to-video model; start it with --model NAME=FOLDER of a saved "
+                "text-to-video pipeline."
+            )
         if model not in keys:
             raise InputError(f"Choose a text-to-video model (one of {', '.join(keys)}).")
         t2v, lock = self.ctx.models.acquire(model)
@@ -176,8 +241,12 @@ def word_list(text: object, count: int) -> list[str | None] | None:
 
 
 def number(value: object, label: str, low: float, high: float) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or not \
-            low <= value <= high:  # fmt: skip
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
         raise InputError(f"The {label} must be a number from {low:g} to {high:g}, got {value!r}.")
     return float(value)
 
@@ -195,15 +264,19 @@ def format_choice(out) -> str:
             lines.append(f"**{unmatched_sentence(k, t)}** (candidates: {scores}).")
             continue
         lines.append(f"Sound {k + 1} chose **{t.word}** (score {t.score:+.3f}; candidates: {scores}).")
-    lines.append(f"{out.num_rendered} frames denoised for {len(out.control[0])} frames at {out.fps} fps "
-                 f"({out.num_levels} levels).")  # fmt: skip
+    lines.append(
+        f"{out.num_rendered} frames denoised for {len(out.control[0])} frames at {out.fps} fps "
+        f"({out.num_levels} levels)."
+    )
     return "\n\n".join(lines)
 
 
 def unmatched_sentence(k: int, target) -> str:
     """What the page says of sound ``k`` (0-based) when it matches no object of the prompt."""
-    return (f"Sound {k + 1} matches no object of the prompt: its best word, {target.word}, scores {target.score:+.3f}, "
-            f"too low to be its source; it drives {target.word} anyway, or name its word under Words")  # fmt: skip
+    return (
+        f"Sound {k + 1} matches no object of the prompt: its best word, {target.word}, scores {target.score:+.3f}, "
+        f"too low to be its source; it drives {target.word} anyway, or name its word under Words"
+    )
 
 
 def error_sentence(error: BaseException, ctx: TabContext) -> str:

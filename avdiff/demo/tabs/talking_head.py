@@ -60,49 +60,104 @@ class TalkingHeadTab:
         entries = ctx.models.choices(KIND)
         default = entries[0]
         d = pipeline_defaults(default)
-        gr.Markdown("Upload a face photo (or take one with the webcam) and speech (or record it). The detected face "
-                    "appears at once; **Generate** makes the video, with the speech, and scores its lip "
-                    "sync.")  # fmt: skip
+        gr.Markdown(
+            "Upload a face photo (or take one with the webcam) and speech (or record it). The detected face "
+            "appears at once; **Generate** makes the video, with the speech, and scores its lip "
+            "sync."
+        )
         with gr.Row():
             with gr.Column():
                 with gr.Row(equal_height=True):
-                    image = gr.Image(label=f"Face photo ({upload_limit(ctx.limits, image=True)})",
-                                     sources=["upload", "webcam", "clipboard"], type="filepath", elem_id="th-image",
-                                     height=220)  # fmt: skip
-                    audio = gr.Audio(label=f"Speech ({upload_limit(ctx.limits, audio=True)})", type="filepath",
-                                     sources=["upload", "microphone"], elem_id="th-audio")  # fmt: skip
-                model = gr.Dropdown([(e.label, e.key) for e in entries], value=default.key, label="Model",
-                                    info="Your saved pipelines first, then bundled ones, then the warp baseline.",
-                                    elem_id="th-model")  # fmt: skip
+                    image = gr.Image(
+                        label=f"Face photo ({upload_limit(ctx.limits, image=True)})",
+                        sources=["upload", "webcam", "clipboard"],
+                        type="filepath",
+                        elem_id="th-image",
+                        height=220,
+                    )
+                    audio = gr.Audio(
+                        label=f"Speech ({upload_limit(ctx.limits, audio=True)})",
+                        type="filepath",
+                        sources=["upload", "microphone"],
+                        elem_id="th-audio",
+                    )
+                model = gr.Dropdown(
+                    [(e.label, e.key) for e in entries],
+                    value=default.key,
+                    label="Model",
+                    info="Your saved pipelines first, then bundled ones, then the warp baseline.",
+                    elem_id="th-model",
+                )
                 button = gr.Button("Generate", variant="primary", elem_id="th-generate")
                 status = StatusLine("th-status")
-                gr.Examples([list(map(str, example_files()))], inputs=[image, audio], elem_id="th-examples",
-                            label="Example: scikit-image's astronaut with espeak-ng speech")  # fmt: skip
+                gr.Examples(
+                    [list(map(str, example_files()))],
+                    inputs=[image, audio],
+                    elem_id="th-examples",
+                    label="Example: scikit-image's astronaut with espeak-ng speech",
+                )
                 model_info = gr.Markdown(describe_entry(default), elem_id="th-model-info")
                 with gr.Accordion("Settings", open=False, elem_id="th-settings"):
                     with gr.Column(visible=default.is_diffusion, elem_id="th-diffusion-settings") as diffusion_box:
                         with gr.Row():
-                            steps = gr.Slider(1, 100, d["num_inference_steps"], step=1, label="Steps",
-                                              info="Denoising steps per chunk: more is slower and cleaner.")
-                            seed = gr.Number(0, precision=0, minimum=0, maximum=2**32 - 1, label="Seed",
-                                             info="Draws all the noise: the same seed gives the same video.")
+                            steps = gr.Slider(
+                                1,
+                                100,
+                                d["num_inference_steps"],
+                                step=1,
+                                label="Steps",
+                                info="Denoising steps per chunk: more is slower and cleaner.",
+                            )
+                            seed = gr.Number(
+                                0,
+                                precision=0,
+                                minimum=0,
+                                maximum=2**32 - 1,
+                                label="Seed",
+                                info="Draws all the noise: the same seed gives the same video.",
+                            )
                         with gr.Row():
-                            audio_guidance = gr.Slider(1, 10, d["audio_guidance_scale"], step=0.1,
-                                                       label="Audio guidance", info="How strongly the mouth follows "
-                                                       "the speech (classifier-free guidance; 1 = off).")  # fmt: skip
-                            reference_guidance = gr.Slider(1, 10, d["reference_guidance_scale"], step=0.1,
-                                                           label="Reference guidance", info="How strongly the face "
-                                                           "keeps the photo's look (1 = off).")  # fmt: skip
+                            audio_guidance = gr.Slider(
+                                1,
+                                10,
+                                d["audio_guidance_scale"],
+                                step=0.1,
+                                label="Audio guidance",
+                                info="How strongly the mouth follows the speech (classifier-free guidance; 1 = off).",
+                            )
+                            reference_guidance = gr.Slider(
+                                1,
+                                10,
+                                d["reference_guidance_scale"],
+                                step=0.1,
+                                label="Reference guidance",
+                                info="How strongly the face keeps the photo's look (1 = off).",
+                            )
                         with gr.Row():
-                            chunk_frames = gr.Slider(2, 32, d["chunk_frames"], step=1, label="Chunk frames",
-                                                     info="Frames denoised together; use the model's training "
-                                                     "chunk_frames.")  # fmt: skip
-                            motion_frames = gr.Slider(0, 8, d["motion_frames"], step=1, label="Motion frames",
-                                                      info="Frames of the previous chunk each chunk continues "
-                                                      "from.")  # fmt: skip
-                    fps = gr.Dropdown(FPS_CHOICES, value=str(d["fps"]), allow_custom_value=True, label="Frame rate",
-                                      info="Frames per second of the video (25, 30000/1001, ...).",
-                                      elem_id="th-fps")  # fmt: skip
+                            chunk_frames = gr.Slider(
+                                2,
+                                32,
+                                d["chunk_frames"],
+                                step=1,
+                                label="Chunk frames",
+                                info="Frames denoised together; use the model's training chunk_frames.",
+                            )
+                            motion_frames = gr.Slider(
+                                0,
+                                8,
+                                d["motion_frames"],
+                                step=1,
+                                label="Motion frames",
+                                info="Frames of the previous chunk each chunk continues from.",
+                            )
+                    fps = gr.Dropdown(
+                        FPS_CHOICES,
+                        value=str(d["fps"]),
+                        allow_custom_value=True,
+                        label="Frame rate",
+                        info="Frames per second of the video (25, 30000/1001, ...).",
+                        elem_id="th-fps",
+                    )
             with gr.Column():
                 preview = gr.Image(label="Detected face", interactive=False, elem_id="th-preview", height=220)
                 face_info = gr.Markdown(elem_id="th-face-info")
@@ -111,13 +166,43 @@ class TalkingHeadTab:
                 with gr.Accordion("All scores (JSON)", open=False):
                     scores = gr.JSON(label="Lip-sync scores", elem_id="th-scores")
 
-        model.change(self.select_model, [model], [diffusion_box, model_info, chunk_frames, motion_frames], queue=False,
-                     api_visibility="private")  # fmt: skip
-        image.change(self.detect_face, [image], [preview, face_info], api_name="detect_face", preprocess=False,
-                     concurrency_limit=4, concurrency_id="detect_face", show_progress="minimal")  # fmt: skip
-        inputs = [image, audio, model, steps, audio_guidance, reference_guidance, seed, fps, chunk_frames, motion_frames]
-        talked = button.click(ctx.in_worker(self.talk), inputs, [video, score, scores], api_name="talk",
-                              preprocess=False, **ctx.generation_event())  # fmt: skip
+        model.change(
+            self.select_model,
+            [model],
+            [diffusion_box, model_info, chunk_frames, motion_frames],
+            queue=False,
+            api_visibility="private",
+        )
+        image.change(
+            self.detect_face,
+            [image],
+            [preview, face_info],
+            api_name="detect_face",
+            preprocess=False,
+            concurrency_limit=4,
+            concurrency_id="detect_face",
+            show_progress="minimal",
+        )
+        inputs = [
+            image,
+            audio,
+            model,
+            steps,
+            audio_guidance,
+            reference_guidance,
+            seed,
+            fps,
+            chunk_frames,
+            motion_frames,
+        ]
+        talked = button.click(
+            ctx.in_worker(self.talk),
+            inputs,
+            [video, score, scores],
+            api_name="talk",
+            preprocess=False,
+            **ctx.generation_event(),
+        )
         self.status = status
         status.follow(talked)
 
@@ -128,8 +213,12 @@ class TalkingHeadTab:
         baseline only takes the frame rate."""
         entry = self.ctx.models.get(key)
         d = pipeline_defaults(entry)
-        return (gr.update(visible=entry.is_diffusion), describe_entry(entry), gr.update(value=d["chunk_frames"]),
-                gr.update(value=d["motion_frames"]))  # fmt: skip
+        return (
+            gr.update(visible=entry.is_diffusion),
+            describe_entry(entry),
+            gr.update(value=d["chunk_frames"]),
+            gr.update(value=d["motion_frames"]),
+        )
 
     def detect_face(self, image: object) -> tuple[np.ndarray | None, str]:
         """The photo with its faces drawn, and a line saying how many and which one is animated."""
@@ -151,8 +240,21 @@ class TalkingHeadTab:
             info += f" The photo is {w}×{h} px; it is scaled to {w2}×{h2} px for the video."
         return (draw_faces(photo.rgb, faces) if faces else photo.rgb), info
 
-    def talk(self, image, audio, model, steps, audio_guidance, reference_guidance, seed, fps, chunk_frames,
-             motion_frames, progress=gr.Progress(), request: gr.Request = None):  # fmt: skip
+    def talk(
+        self,
+        image,
+        audio,
+        model,
+        steps,
+        audio_guidance,
+        reference_guidance,
+        seed,
+        fps,
+        chunk_frames,
+        motion_frames,
+        progress=gr.Progress(),
+        request: gr.Request = None,
+    ):
         """Generate the video; returns its path, the lip-sync score (Markdown, led by any warning about the speech:
         silent or near-empty, see :mod:`avdiff.audio.silence`) and every score (a dict, with ``warnings``).
 
@@ -167,14 +269,18 @@ class TalkingHeadTab:
             speech = load_speech(audio, self.ctx.limits)
             rate = parse_fps(fps, self.ctx.limits.max_fps)
             if entry.is_diffusion:
-                settings = diffusion_settings(steps, audio_guidance, reference_guidance, seed, chunk_frames,
-                                              motion_frames)  # fmt: skip
+                settings = diffusion_settings(
+                    steps, audio_guidance, reference_guidance, seed, chunk_frames, motion_frames
+                )
             folder = self.ctx.request_dir(KIND)
             if entry.is_diffusion:
                 out = self._diffuse(entry, photo.rgb, speech, rate, settings, progress)
             else:
-                progress((1, 4), desc="warping the mouth with the speech's loudness (the warp baseline has no "
-                         "denoising steps)", unit="stages")  # fmt: skip
+                progress(
+                    (1, 4),
+                    desc="warping the mouth with the speech's loudness (the warp baseline has no denoising steps)",
+                    unit="stages",
+                )
                 out = self._warp(photo.rgb, speech, rate)
             progress((2, 4), desc="writing the mp4 with the speech", unit="stages")
             path = out.save(folder / OUTPUT_NAME)
@@ -187,8 +293,11 @@ class TalkingHeadTab:
         summary = format_lipsync(result, out.fps, f"{entry.label}; {out.num_frames} frames at {out.fps} fps")
         if out.warnings:  # silent or near-empty speech (avdiff.audio.silence): shown above the score
             summary = "".join(f"**Warning:** {w}\n\n" for w in out.warnings) + summary
-        return str(path), summary, {"model": entry.key, "fps": str(out.fps), "warnings": out.warnings,
-                                    **result.to_dict()}  # fmt: skip
+        return (
+            str(path),
+            summary,
+            {"model": entry.key, "fps": str(out.fps), "warnings": out.warnings, **result.to_dict()},
+        )
 
     # --- generation ---------------------------------------------------------------------------------------------
 
@@ -225,8 +334,15 @@ class TalkingHeadTab:
             progress((1, 4), desc=f"waiting for {entry.name}: another request is using it", unit="stages")
         seed = settings.pop("seed")
         with lock:
-            return pipe(rgb, speech, fps=rate, **settings, generator=torch.Generator().manual_seed(seed),
-                        callback_on_step_end=on_step_end, max_duration_s=self.ctx.limits.max_audio_s)  # fmt: skip
+            return pipe(
+                rgb,
+                speech,
+                fps=rate,
+                **settings,
+                generator=torch.Generator().manual_seed(seed),
+                callback_on_step_end=on_step_end,
+                max_duration_s=self.ctx.limits.max_audio_s,
+            )
 
 
 def score_file(path: str | os.PathLike):
@@ -247,16 +363,22 @@ def parse_fps(value: object, max_fps: float) -> Fraction:
     except (TypeError, ValueError, ZeroDivisionError):
         rate = None
     if rate is None or not 0 < rate <= max_fps:
-        raise InputError(f"The frame rate must be a number of frames per second up to {max_fps:g}, such as 25 or "
-                         f"30000/1001; got {text!r}.")  # fmt: skip
+        raise InputError(
+            f"The frame rate must be a number of frames per second up to {max_fps:g}, such as 25 or "
+            f"30000/1001; got {text!r}."
+        )
     return rate
 
 
 def diffusion_settings(steps, audio_guidance, reference_guidance, seed, chunk_frames, motion_frames) -> dict:
     """The controls as ``TalkingHeadPipeline.__call__`` arguments (plus ``seed``); InputError for a missing or
     non-integral count. The pipeline's ``check_inputs`` checks the ranges."""
-    ints = {"num_inference_steps": ("steps", steps), "chunk_frames": ("chunk frames", chunk_frames),
-            "motion_frames": ("motion frames", motion_frames), "seed": ("seed", seed)}  # fmt: skip
+    ints = {
+        "num_inference_steps": ("steps", steps),
+        "chunk_frames": ("chunk frames", chunk_frames),
+        "motion_frames": ("motion frames", motion_frames),
+        "seed": ("seed", seed),
+    }
     out: dict = {}
     for key, (label, value) in ints.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value != int(value):
@@ -264,8 +386,10 @@ def diffusion_settings(steps, audio_guidance, reference_guidance, seed, chunk_fr
         out[key] = int(value)
     if not 0 <= out["seed"] < 2**63:
         raise InputError(f"The seed must be a whole number from 0 to 2^63 - 1, got {out['seed']}.")
-    for key, label, value in [("audio_guidance_scale", "audio guidance", audio_guidance),
-                              ("reference_guidance_scale", "reference guidance", reference_guidance)]:  # fmt: skip
+    for key, label, value in [
+        ("audio_guidance_scale", "audio guidance", audio_guidance),
+        ("reference_guidance_scale", "reference guidance", reference_guidance),
+    ]:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
             raise InputError(f"The {label} must be a number, got {value!r}.")
         out[key] = float(value)

@@ -27,8 +27,9 @@ def image_to_pixels(image: np.ndarray, height: int, width: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ddim_invert(pipe, image: np.ndarray, prompt: str, num_inference_steps: int, height: int,
-                width: int) -> torch.Tensor:  # fmt: skip
+def ddim_invert(
+    pipe, image: np.ndarray, prompt: str, num_inference_steps: int, height: int, width: int
+) -> torch.Tensor:
     """The DDIM-inverted latent of ``image`` under ``prompt``.
 
     Args:

@@ -114,8 +114,13 @@ class AudioScenePipeline:
             encoder (measured for it), no threshold with an encoder you give (its scores have their own scale).
     """
 
-    def __init__(self, t2v: TextToVideoPipeline, audio_text_encoder=None, render_batch_size: int = 8,
-                 min_word_score: float | None = None):  # fmt: skip
+    def __init__(
+        self,
+        t2v: TextToVideoPipeline,
+        audio_text_encoder=None,
+        render_batch_size: int = 8,
+        min_word_score: float | None = None,
+    ):
         if not isinstance(t2v, TextToVideoPipeline):
             raise ValueError(f"t2v must be a TextToVideoPipeline, got {type(t2v).__name__}")
         if not isinstance(render_batch_size, int) or render_batch_size < 1:
@@ -147,8 +152,13 @@ class AudioScenePipeline:
         return self._num_batches
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, audio_text_encoder=None,
-                        render_batch_size: int = 8, **kwargs) -> AudioScenePipeline:  # fmt: skip
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        audio_text_encoder=None,
+        render_batch_size: int = 8,
+        **kwargs,
+    ) -> AudioScenePipeline:
         """A bundled model's name (``"scene-tiny"``), a saved folder, or a Stable Diffusion 1.5 id or folder (with
         ``motion_adapter=...``), through :meth:`TextToVideoPipeline.from_pretrained`."""
         t2v = TextToVideoPipeline.from_pretrained(resolve(pretrained_model_name_or_path), **kwargs)
@@ -176,10 +186,28 @@ class AudioScenePipeline:
         saved: pass it again, or the bundled one loads."""
         self.t2v.save_pretrained(save_directory, **kwargs)
 
-    def check_inputs(self, prompt, sounds: list, target_words, strength, smoothing_s, signal, levels, fps,
-                     chunk_frames, negative_prompt, height, width, num_inference_steps, guidance_scale, latents,
-                     generator, output_type: str = "np", output_path: str | os.PathLike | None = None,
-                     callback_on_step_end: Callable | None = None) -> list | None:  # fmt: skip
+    def check_inputs(
+        self,
+        prompt,
+        sounds: list,
+        target_words,
+        strength,
+        smoothing_s,
+        signal,
+        levels,
+        fps,
+        chunk_frames,
+        negative_prompt,
+        height,
+        width,
+        num_inference_steps,
+        guidance_scale,
+        latents,
+        generator,
+        output_type: str = "np",
+        output_path: str | os.PathLike | None = None,
+        callback_on_step_end: Callable | None = None,
+    ) -> list | None:
         """Raise a ValueError naming the argument and its value for anything that cannot work, before any work: the
         scene's own arguments, then the text-to-video ones (:meth:`TextToVideoPipeline.check_inputs`, for single
         frames). ``sounds`` is the list of sources (:func:`~avdiff.pipelines.audio_scene.sounds.as_sound_list`).
@@ -195,22 +223,43 @@ class AudioScenePipeline:
         if fps is None:
             raise ValueError("fps must be given (a number such as 8, or '30000/1001')")
         if not is_int(chunk_frames) or not 1 <= chunk_frames <= self.t2v.max_frames:
-            raise ValueError(f"chunk_frames must be an integer from 1 to {self.t2v.max_frames} (the model's "
-                             f"motion_max_seq_length), got {chunk_frames!r}")  # fmt: skip
+            raise ValueError(
+                f"chunk_frames must be an integer from 1 to {self.t2v.max_frames} (the model's "
+                f"motion_max_seq_length), got {chunk_frames!r}"
+            )
         check_output_type(output_type)
         if output_path is not None:
-            check_output_path(output_path, {f"audio[{i}]": s for i, s in enumerate(sounds)
-                                            if isinstance(s, (str, os.PathLike))})  # fmt: skip
+            check_output_path(
+                output_path, {f"audio[{i}]": s for i, s in enumerate(sounds) if isinstance(s, (str, os.PathLike))}
+            )
         if callback_on_step_end is not None and not callable(callback_on_step_end):
             raise ValueError(f"callback_on_step_end must be callable, got {callback_on_step_end!r}")
-        self.t2v.check_inputs(prompt, negative_prompt, None, None, 1, height, width, num_inference_steps,
-                              guidance_scale, 1, latents, generator, "np", ["latents"], fps, 0.0)  # fmt: skip
+        self.t2v.check_inputs(
+            prompt,
+            negative_prompt,
+            None,
+            None,
+            1,
+            height,
+            width,
+            num_inference_steps,
+            guidance_scale,
+            1,
+            latents,
+            generator,
+            "np",
+            ["latents"],
+            fps,
+            0.0,
+        )
         if target_words is None:
             return None
         words = [target_words] if isinstance(target_words, str) else list(target_words)
         if len(words) != len(sounds):
-            raise ValueError(f"target_words must give one word (or None) per sound: {len(sounds)} sound(s), got "
-                             f"{len(words)} word(s) {words!r}")  # fmt: skip
+            raise ValueError(
+                f"target_words must give one word (or None) per sound: {len(sounds)} sound(s), got "
+                f"{len(words)} word(s) {words!r}"
+            )
         for word in words:
             if word is not None and (not isinstance(word, str) or not word.strip()):
                 raise ValueError(f"target_words must hold non-empty strings or None, got {word!r}")
@@ -238,18 +287,32 @@ class AudioScenePipeline:
                 continue
             choice = self.audio_text_encoder.select_token(prompt, wav)
             matched = self.min_word_score is None or choice.score >= self.min_word_score
-            targets.append(SceneTarget(word=choice.word, positions=tokens.positions(choice.word), chosen_by="encoder",
-                                       score=choice.score, candidates=dict(choice.candidates),
-                                       matched=matched))  # fmt: skip
+            targets.append(
+                SceneTarget(
+                    word=choice.word,
+                    positions=tokens.positions(choice.word),
+                    chosen_by="encoder",
+                    score=choice.score,
+                    candidates=dict(choice.candidates),
+                    matched=matched,
+                )
+            )
             logger.info("audio[%d] chose %r (%.3f) among %s", i, choice.word, choice.score, choice.candidates)
             if not matched:
-                logger.warning("audio[%d] matches no object of the prompt: its best word %r scores %.3f, below %.2f; it "
-                               "drives %r anyway (give target_words to choose)", i, choice.word, choice.score,
-                               self.min_word_score, choice.word)  # fmt: skip
+                logger.warning(
+                    "audio[%d] matches no object of the prompt: its best word %r scores %.3f, below %.2f; it "
+                    "drives %r anyway (give target_words to choose)",
+                    i,
+                    choice.word,
+                    choice.score,
+                    self.min_word_score,
+                    choice.word,
+                )
         return targets
 
-    def token_scales(self, keys: np.ndarray, targets: list[SceneTarget], strength: float, num_levels: int,
-                     cfg: bool) -> torch.Tensor:  # fmt: skip
+    def token_scales(
+        self, keys: np.ndarray, targets: list[SceneTarget], strength: float, num_levels: int, cfg: bool
+    ) -> torch.Tensor:
         """``cross_attention_kwargs["token_scales"]`` for the level vectors ``keys`` int [b * n, K] of b videos of n
         frames (b-major): float32 [(2 if cfg else 1) * b * n, T], 1 on the uncond half and on every token no sound
         drives; ``1 + strength * q_k / (num_levels - 1)`` on sound ``k``'s positions (a word two sounds drive
@@ -261,10 +324,19 @@ class AudioScenePipeline:
             scales[:, target.positions] *= s[:, None].float()
         return torch.cat([torch.ones_like(scales), scales]) if cfg else scales  # (N, T)
 
-    def render(self, units: list[np.ndarray], x_t: torch.Tensor, prompt_embeds: torch.Tensor,
-               negative_prompt_embeds: torch.Tensor | None, targets: list[SceneTarget], strength: float,
-               num_levels: int, num_inference_steps: int, guidance_scale: float,
-               callback_on_step_end: Callable | None = None):  # fmt: skip
+    def render(
+        self,
+        units: list[np.ndarray],
+        x_t: torch.Tensor,
+        prompt_embeds: torch.Tensor,
+        negative_prompt_embeds: torch.Tensor | None,
+        targets: list[SceneTarget],
+        strength: float,
+        num_levels: int,
+        num_inference_steps: int,
+        guidance_scale: float,
+        callback_on_step_end: Callable | None = None,
+    ):
         """Step 5: denoise each unit (level vectors int [n, K]: a video of n frames, every frame from ``x_t``
         [1, C, 1, h, w], each frame with its own token scales); yields uint8 frames [n, H, W, 3] per unit, in order.
         Consecutive units of one length go through the UNet together, up to ``render_batch_size`` frames a batch.
@@ -360,9 +432,27 @@ class AudioScenePipeline:
         height = t2v.default_size if height is None else height
         width = t2v.default_size if width is None else width
         sounds = as_sound_list(audio)
-        words = self.check_inputs(prompt, sounds, target_words, strength, smoothing_s, signal, levels, fps,
-                                  chunk_frames, negative_prompt, height, width, num_inference_steps, guidance_scale,
-                                  latents, generator, output_type, output_path, callback_on_step_end)  # fmt: skip
+        words = self.check_inputs(
+            prompt,
+            sounds,
+            target_words,
+            strength,
+            smoothing_s,
+            signal,
+            levels,
+            fps,
+            chunk_frames,
+            negative_prompt,
+            height,
+            width,
+            num_inference_steps,
+            guidance_scale,
+            latents,
+            generator,
+            output_type,
+            output_path,
+            callback_on_step_end,
+        )
         signal = control_signal(signal)
         picture = None if image is None else image_source(image)
         waves = load_sounds(sounds, max_duration_s)
@@ -393,14 +483,37 @@ class AudioScenePipeline:
         x_t = t2v.prepare_latents(1, 1, height, width, dtype, device, generator, latents, shared_frame_noise=True)
 
         # 5. Render the distinct level vectors; 6. map them back to the frames.
-        rendered = self.render(units, x_t, prompt_embeds, negative, targets, float(strength), levels,
-                               num_inference_steps, guidance_scale, callback_on_step_end)  # fmt: skip
+        rendered = self.render(
+            units,
+            x_t,
+            prompt_embeds,
+            negative,
+            targets,
+            float(strength),
+            levels,
+            num_inference_steps,
+            guidance_scale,
+            callback_on_step_end,
+        )
         frames, base = self._in_order(rendered, chunk_unit, share_levels)
         psnr = None if picture is None else reconstruction_psnr(picture, base)
-        result = finish_output(frames, fps, mixed, output_path=output_path, output_type=output_type,
-                               return_dict=return_dict, num_frames=num_frames, output_class=AudioSceneOutput,
-                               targets=targets, control=control, levels=level, num_levels=levels, base_frame=base,
-                               num_rendered=num_rendered, image_psnr=psnr)  # fmt: skip
+        result = finish_output(
+            frames,
+            fps,
+            mixed,
+            output_path=output_path,
+            output_type=output_type,
+            return_dict=return_dict,
+            num_frames=num_frames,
+            output_class=AudioSceneOutput,
+            targets=targets,
+            control=control,
+            levels=level,
+            num_levels=levels,
+            base_frame=base,
+            num_rendered=num_rendered,
+            image_psnr=psnr,
+        )
         t2v.maybe_free_model_hooks()
         return result
 

@@ -169,8 +169,9 @@ def fit_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
 
 
-def output_size(first_image: np.ndarray | None, source: KeyframeSource, height: int | None, width: int | None,
-                max_side: int = 1024) -> tuple[int, int]:  # fmt: skip
+def output_size(
+    first_image: np.ndarray | None, source: KeyframeSource, height: int | None, width: int | None, max_side: int = 1024
+) -> tuple[int, int]:
     """The frames' ``(height, width)``: as given; else the source's default size; else the first image's aspect with
     its longer side at most ``max_side``, each side rounded down to the source's pixel multiple (at least one)."""
     m = source.pixel_multiple

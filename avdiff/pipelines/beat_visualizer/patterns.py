@@ -72,13 +72,19 @@ class PatternSettings:
         for name, value in asdict(self).items():
             hi = 3600.0 if name == "hue_degrees" else 1.0
             lo = -hi if name == "hue_degrees" else 0.0
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not (
-                    lo <= value <= hi):  # fmt: skip
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or not (lo <= value <= hi)
+            ):
                 raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}], got {value!r}")
         return self
 
 
-def apply_pattern(pattern: str, base: np.ndarray, t: float, u: float, e: float, settings: PatternSettings) -> np.ndarray:
+def apply_pattern(
+    pattern: str, base: np.ndarray, t: float, u: float, e: float, settings: PatternSettings
+) -> np.ndarray:
     """One frame of ``pattern``: float32 [H, W, 3] in [0, 1] from the base picture (same form).
 
     Args:

@@ -109,8 +109,9 @@ class BeatPlan:
 
     def plot(self) -> np.ndarray:
         """A picture of the curve with the beats marked and the intervals' edges, uint8 [H, W, 3]."""
-        return plot_curves(self.rhythm, self.position, self.envelope, self.frame_edges,
-                           title=f"curve {self.curve.source}")  # fmt: skip
+        return plot_curves(
+            self.rhythm, self.position, self.envelope, self.frame_edges, title=f"curve {self.curve.source}"
+        )
 
 
 @dataclass
@@ -265,9 +266,29 @@ class BeatVisualizerPipeline:
         curve = curve_spec(curve)
         pulse = curve_spec(pulse if pulse is not None else DEFAULT_PULSE)
         effects = pattern_settings(effects)
-        check_inputs(self.source, audio, timeline, images, prompts, beats_per_interval, patterns, curve, pulse, effects, fps,
-                     height, width, interpolation, batch_size, output_type, callback_on_step_end_tensor_inputs,
-                     max_duration_s, output_path, rhythm, generator)  # fmt: skip
+        check_inputs(
+            self.source,
+            audio,
+            timeline,
+            images,
+            prompts,
+            beats_per_interval,
+            patterns,
+            curve,
+            pulse,
+            effects,
+            fps,
+            height,
+            width,
+            interpolation,
+            batch_size,
+            output_type,
+            callback_on_step_end_tensor_inputs,
+            max_duration_s,
+            output_path,
+            rhythm,
+            generator,
+        )
         fps = parse_fps(fps)
         song = AudioStream(audio, max_duration_s=max_duration_s)
         pictures = load_images(images) if images is not None else {}
@@ -279,9 +300,19 @@ class BeatVisualizerPipeline:
             pictures = load_timeline_images(timeline)
 
         # 2.-5. The plan: the rhythm, the timeline, the frames of each interval by the one clock, the curves.
-        plan = self.plan(song, timeline, images=images, prompts=prompts, beats_per_interval=beats_per_interval,
-                         patterns=patterns, curve=curve, pulse=pulse, fps=fps, rhythm=rhythm,
-                         max_duration_s=max_duration_s)  # fmt: skip
+        plan = self.plan(
+            song,
+            timeline,
+            images=images,
+            prompts=prompts,
+            beats_per_interval=beats_per_interval,
+            patterns=patterns,
+            curve=curve,
+            pulse=pulse,
+            fps=fps,
+            rhythm=rhythm,
+            max_duration_s=max_duration_s,
+        )
         timeline, edges, position, envelope = plan.timeline, plan.frame_edges, plan.position, plan.envelope
         num_frames = plan.num_frames
         self._num_frames, self._num_intervals = num_frames, len(timeline)
@@ -290,18 +321,48 @@ class BeatVisualizerPipeline:
         first = next(iter(pictures.values()), None)
         size = output_size(first, self.source, height, width)
         keyframes = self.make_keyframes(timeline, pictures, size)
-        logger.info("%d frames at %s fps, %d intervals, %d keyframes (%s), %dx%d, curve %s", num_frames, fps,
-                    len(timeline), len(keyframes), self.source.name, size[1], size[0], curve.source)  # fmt: skip
+        logger.info(
+            "%d frames at %s fps, %d intervals, %d keyframes (%s), %dx%d, curve %s",
+            num_frames,
+            fps,
+            len(timeline),
+            len(keyframes),
+            self.source.name,
+            size[1],
+            size[0],
+            curve.source,
+        )
 
         # 7. Every frame, in order.
-        frames = self.generate_frames(timeline, edges, position, envelope, keyframes, effects, interpolation,
-                                      batch_size, callback_on_step_end, callback_on_step_end_tensor_inputs)  # fmt: skip
+        frames = self.generate_frames(
+            timeline,
+            edges,
+            position,
+            envelope,
+            keyframes,
+            effects,
+            interpolation,
+            batch_size,
+            callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+        )
 
         # 8. Out: streamed to an mp4 with the song, or returned with the song loaded (avdiff.pipelines.output).
-        return finish_output(frames, fps, song, output_path=output_path, output_type=output_type,
-                             return_dict=return_dict, num_frames=num_frames, output_class=BeatVisualizerOutput,
-                             timeline=timeline, rhythm=plan.rhythm, position=position, envelope=envelope,
-                             frame_edges=edges)  # fmt: skip
+        return finish_output(
+            frames,
+            fps,
+            song,
+            output_path=output_path,
+            output_type=output_type,
+            return_dict=return_dict,
+            num_frames=num_frames,
+            output_class=BeatVisualizerOutput,
+            timeline=timeline,
+            rhythm=plan.rhythm,
+            position=position,
+            envelope=envelope,
+            frame_edges=edges,
+        )
 
     # --- plan ---------------------------------------------------------------------------------------------------
 
@@ -337,8 +398,9 @@ class BeatVisualizerPipeline:
         # 1. Check the arguments of the plan, then the audio (a scan: nothing is held) and the timeline's file.
         curve = curve_spec(curve)
         pulse = curve_spec(pulse if pulse is not None else DEFAULT_PULSE)
-        check_plan_inputs(audio, timeline, images, prompts, beats_per_interval, patterns, curve, pulse, fps,
-                          max_duration_s, rhythm)  # fmt: skip
+        check_plan_inputs(
+            audio, timeline, images, prompts, beats_per_interval, patterns, curve, pulse, fps, max_duration_s, rhythm
+        )
         fps = parse_fps(fps)
         song = AudioStream(audio, max_duration_s=max_duration_s)
         if isinstance(timeline, (str, os.PathLike)):
@@ -351,8 +413,10 @@ class BeatVisualizerPipeline:
             rhythm = analyze_rhythm(song, fps)
         num_frames = song_frames(song, fps)
         if rhythm.num_frames != num_frames:
-            raise ValueError(f"rhythm has {rhythm.num_frames} frames, the song {num_frames} at {float(fps):g} fps; "
-                             "analyse this song at this rate")  # fmt: skip
+            raise ValueError(
+                f"rhythm has {rhythm.num_frames} frames, the song {num_frames} at {float(fps):g} fps; "
+                "analyse this song at this rate"
+            )
 
         # 3. The timeline.
         if timeline is None and prompts is not None:
@@ -391,9 +455,19 @@ class BeatVisualizerPipeline:
             out[key] = found
         return out
 
-    def generate_frames(self, timeline: Timeline, edges: np.ndarray, position: np.ndarray, envelope: np.ndarray,
-                        keyframes: dict, effects: PatternSettings, interpolation: str, batch_size: int,
-                        callback: Callable | None, callback_inputs: list[str]) -> Iterator[np.ndarray]:  # fmt: skip
+    def generate_frames(
+        self,
+        timeline: Timeline,
+        edges: np.ndarray,
+        position: np.ndarray,
+        envelope: np.ndarray,
+        keyframes: dict,
+        effects: PatternSettings,
+        interpolation: str,
+        batch_size: int,
+        callback: Callable | None,
+        callback_inputs: list[str],
+    ) -> Iterator[np.ndarray]:
         """Step 7 as a generator: the ``F`` frames in order, uint8 [H, W, 3]; in-betweens are made ``batch_size`` at a
         time, so only a batch is held."""
         with self.progress_bar(total=int(edges[-1])) as progress:
@@ -408,8 +482,9 @@ class BeatVisualizerPipeline:
                     for f, base in zip(range(c0, c1), bases):
                         self._frame_index = f
                         u = (f - a) / (b - a)
-                        frame = to_uint8(apply_pattern(iv.pattern, base, float(position[f]), u, float(envelope[f]),
-                                                       effects))  # fmt: skip
+                        frame = to_uint8(
+                            apply_pattern(iv.pattern, base, float(position[f]), u, float(envelope[f]), effects)
+                        )
                         if callback is not None:
                             frame = apply_callback(callback, self, f, float(position[f]), frame, callback_inputs)
                         progress.update()
@@ -427,7 +502,12 @@ class BeatVisualizerPipeline:
         else:
             keys = [round(float(t), T_DECIMALS) for t in ts]
         made: dict[float, np.ndarray] = {}
-        settings = (id(self.source), getattr(self.source, "settings", None), image_digest(A.image), image_digest(B.image))
+        settings = (
+            id(self.source),
+            getattr(self.source, "settings", None),
+            image_digest(A.image),
+            image_digest(B.image),
+        )
         missing = []
         for t in dict.fromkeys(keys):
             if t <= 0 or t >= 1:
@@ -448,8 +528,9 @@ class BeatVisualizerPipeline:
             for t, image in zip(missing, images):
                 picture = image.astype(np.float32) / 255.0
                 made[t] = picture
-                self.cache.put(self.cache.frames, (mode, A.key, B.key, A.image.shape, t, settings), picture,
-                               self.cache.max_frames)  # fmt: skip
+                self.cache.put(
+                    self.cache.frames, (mode, A.key, B.key, A.image.shape, t, settings), picture, self.cache.max_frames
+                )
         return [made[t] for t in keys]
 
 
@@ -458,18 +539,29 @@ def song_frames(song: AudioStream, fps: FpsLike) -> int:
     return FrameClock(fps, song.sample_rate).num_frames(song.num_samples)
 
 
-
 # --- checks and the arguments' own types ----------------------------------------------------------------------
 
 
-def check_plan_inputs(audio, timeline, images, prompts, beats_per_interval, patterns, curve: CurveSpec,
-                      pulse: CurveSpec, fps, max_duration_s, rhythm) -> None:  # fmt: skip
+def check_plan_inputs(
+    audio,
+    timeline,
+    images,
+    prompts,
+    beats_per_interval,
+    patterns,
+    curve: CurveSpec,
+    pulse: CurveSpec,
+    fps,
+    max_duration_s,
+    rhythm,
+) -> None:
     """The checks of :meth:`BeatVisualizerPipeline.plan`: a ValueError naming the argument and its value for anything
     that cannot be planned. ``curve`` and ``pulse`` are already parsed by :func:`curve_spec`."""
     if audio is None:
         raise ValueError("audio must be a song (a path, bytes, an array or a Waveform), got None")
-    given = [name for name, value in (("timeline", timeline), ("images", images), ("prompts", prompts))
-             if value is not None]  # fmt: skip
+    given = [
+        name for name, value in (("timeline", timeline), ("images", images), ("prompts", prompts)) if value is not None
+    ]
     if len(given) != 1:
         raise ValueError(f"give exactly one of timeline, images and prompts, got {given or 'none'}")
     if images is not None and (isinstance(images, (str, bytes, os.PathLike)) or not list(images)):
@@ -491,14 +583,35 @@ def check_plan_inputs(audio, timeline, images, prompts, beats_per_interval, patt
     if rhythm is not None and not isinstance(rhythm, Rhythm):
         raise ValueError(f"rhythm must be an avdiff.audio.rhythm.Rhythm or None, got {type(rhythm).__name__}")
     if rhythm is not None and Fraction(rhythm.fps).limit_denominator(1001) != parse_fps(fps):
-        raise ValueError(f"rhythm was analysed at {rhythm.fps:g} fps, the video is at {float(parse_fps(fps)):g} "
-                         "fps; analyse it at the video's rate")  # fmt: skip
+        raise ValueError(
+            f"rhythm was analysed at {rhythm.fps:g} fps, the video is at {float(parse_fps(fps)):g} "
+            "fps; analyse it at the video's rate"
+        )
 
 
-def check_inputs(source: KeyframeSource, audio, timeline, images, prompts, beats_per_interval, patterns, curve: CurveSpec,
-                 pulse: CurveSpec, effects: PatternSettings, fps, height, width, interpolation, batch_size,
-                 output_type, callback_on_step_end_tensor_inputs, max_duration_s, output_path, rhythm,
-                 generator=None) -> None:  # fmt: skip
+def check_inputs(
+    source: KeyframeSource,
+    audio,
+    timeline,
+    images,
+    prompts,
+    beats_per_interval,
+    patterns,
+    curve: CurveSpec,
+    pulse: CurveSpec,
+    effects: PatternSettings,
+    fps,
+    height,
+    width,
+    interpolation,
+    batch_size,
+    output_type,
+    callback_on_step_end_tensor_inputs,
+    max_duration_s,
+    output_path,
+    rhythm,
+    generator=None,
+) -> None:
     """Raise a ValueError naming the argument and its value for anything that cannot work: those of the plan
     (:func:`check_plan_inputs`), then those of rendering. The audio, the images and the timeline file are read by the
     pipeline right after, still before any frame is made.
@@ -506,11 +619,14 @@ def check_inputs(source: KeyframeSource, audio, timeline, images, prompts, beats
     Args: those of :meth:`BeatVisualizerPipeline.__call__` (``curve``, ``pulse`` and ``effects`` already parsed by
     :func:`curve_spec` and :func:`pattern_settings`), and the keyframe ``source`` (for its pixel multiple).
     """
-    check_plan_inputs(audio, timeline, images, prompts, beats_per_interval, patterns, curve, pulse, fps,
-                      max_duration_s, rhythm)  # fmt: skip
+    check_plan_inputs(
+        audio, timeline, images, prompts, beats_per_interval, patterns, curve, pulse, fps, max_duration_s, rhythm
+    )
     if prompts is not None and not getattr(source, "renders_prompts", False):
-        raise ValueError(f"prompts need a source that renders them (PromptKeyframes over a text-to-video model); "
-                         f"this pipeline's source is {source.name!r}")  # fmt: skip
+        raise ValueError(
+            f"prompts need a source that renders them (PromptKeyframes over a text-to-video model); "
+            f"this pipeline's source is {source.name!r}"
+        )
     effects.check()
     m = source.pixel_multiple
     for name, side in (("height", height), ("width", width)):
@@ -545,8 +661,10 @@ def check_timeline_keys(timeline: Timeline, source: KeyframeSource) -> None:
     prompts = timeline.prompts()
     if prompts and not getattr(source, "renders_prompts", False):
         k = next(i for i, iv in enumerate(timeline) if isinstance(iv.start, str) or isinstance(iv.end, str))
-        raise TimelineError(f"{timeline.labels[k]} has the prompt {prompts[0]!r}, but keyframe-images mode takes "
-                            "images only; give image files, or a text-to-video source for prompts")  # fmt: skip
+        raise TimelineError(
+            f"{timeline.labels[k]} has the prompt {prompts[0]!r}, but keyframe-images mode takes "
+            "images only; give image files, or a text-to-video source for prompts"
+        )
 
 
 def curve_spec(value) -> CurveSpec:
@@ -618,8 +736,18 @@ def apply_callback(callback, pipe, index: int, t: float, frame: np.ndarray, inpu
         return frame
     new = new.detach().cpu().numpy() if isinstance(new, torch.Tensor) else np.asarray(new)
     if new.shape != frame.shape or new.dtype != np.uint8:
-        raise ValueError(f"callback_on_step_end returned a frame of shape {new.shape} and dtype {new.dtype}; expected "
-                         f"{frame.shape} uint8")  # fmt: skip
+        raise ValueError(
+            f"callback_on_step_end returned a frame of shape {new.shape} and dtype {new.dtype}; expected "
+            f"{frame.shape} uint8"
+        )
     return new
 
-__all__ = ["BeatPlan", "BeatVisualizerOutput", "BeatVisualizerPipeline", "check_inputs", "check_plan_inputs", "song_frames"]
+
+__all__ = [
+    "BeatPlan",
+    "BeatVisualizerOutput",
+    "BeatVisualizerPipeline",
+    "check_inputs",
+    "check_plan_inputs",
+    "song_frames",
+]

@@ -74,12 +74,22 @@ class PromptKeyframes:
     name = "prompts"
     renders_prompts = True
 
-    def __init__(self, pipe: TextToVideoPipeline, num_inference_steps: int = 20, guidance_scale: float = 3.0,
-                 seed: int = 0, same_noise: bool = True, batch_size: int = 8):  # fmt: skip
+    def __init__(
+        self,
+        pipe: TextToVideoPipeline,
+        num_inference_steps: int = 20,
+        guidance_scale: float = 3.0,
+        seed: int = 0,
+        same_noise: bool = True,
+        batch_size: int = 8,
+    ):
         if not isinstance(pipe, TextToVideoPipeline):
             raise ValueError(f"pipe must be a TextToVideoPipeline, got {type(pipe).__name__}")
-        for arg, value, low in (("num_inference_steps", num_inference_steps, 1), ("batch_size", batch_size, 1),
-                                ("seed", seed, 0)):  # fmt: skip
+        for arg, value, low in (
+            ("num_inference_steps", num_inference_steps, 1),
+            ("batch_size", batch_size, 1),
+            ("seed", seed, 0),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value < 2**63:
                 raise ValueError(f"{arg} must be an integer from {low} to 2**63 - 1, got {value!r}")
         if not isinstance(guidance_scale, (int, float)) or not 1 <= guidance_scale < math.inf:
@@ -172,11 +182,17 @@ class PromptKeyframes:
             if self._negative is None:
                 self._negative = self.pipe.encode_prompt("")
             negative = self._negative.expand(n, -1, -1)
-        latents = self.pipe(prompt_embeds=embeds, negative_prompt_embeds=negative, latents=noise, num_frames=1,
-                            height=noise.shape[-2] * self.pipe.codec.downscale,
-                            width=noise.shape[-1] * self.pipe.codec.downscale,
-                            num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale,
-                            output_type="latent").frames  # (n, C, 1, h, w)  # fmt: skip
+        latents = self.pipe(
+            prompt_embeds=embeds,
+            negative_prompt_embeds=negative,
+            latents=noise,
+            num_frames=1,
+            height=noise.shape[-2] * self.pipe.codec.downscale,
+            width=noise.shape[-1] * self.pipe.codec.downscale,
+            num_inference_steps=self.num_inference_steps,
+            guidance_scale=self.guidance_scale,
+            output_type="latent",
+        ).frames  # (n, C, 1, h, w)
         return latents[:, :, 0]
 
 

@@ -91,7 +91,7 @@ def parse_key(value: object, base: Path | None = None, where: str = "keyframe") 
     if isinstance(value, Path):
         return value
     if isinstance(value, dict) and len(value) == 1 and set(value) <= {"image", "prompt"}:
-        (kind, text), = value.items()
+        ((kind, text),) = value.items()
         if not isinstance(text, str) or not text.strip():
             raise TimelineError(f"{where}: {kind!r} must be a non-empty string, got {text!r}")
         return _image(text, base) if kind == "image" else text.strip()
@@ -110,8 +110,9 @@ def parse_key(value: object, base: Path | None = None, where: str = "keyframe") 
         if not text:
             raise TimelineError(f"{where}: a keyframe must be a prompt or an image, got an empty string")
         return text
-    raise TimelineError(f"{where}: a keyframe must be a prompt string, \"image:PATH\" or {{\"image\": PATH}}, got "
-                        f"{value!r}")  # fmt: skip
+    raise TimelineError(
+        f'{where}: a keyframe must be a prompt string, "image:PATH" or {{"image": PATH}}, got {value!r}'
+    )
 
 
 def _image(path: str, base: Path | None) -> Path:
@@ -132,7 +133,6 @@ def is_ambiguous_prompt(text: str) -> bool:
     return text.lower().startswith((IMAGE_PREFIX, PROMPT_PREFIX))
 
 
-
 def check_intervals(intervals, duration_s: float | None = None) -> list[Interval]:
     """The intervals, checked (see :func:`check_rows`), in order of their start, fitted to ``duration_s`` when given.
 
@@ -142,8 +142,9 @@ def check_intervals(intervals, duration_s: float | None = None) -> list[Interval
     return check_rows(intervals, duration_s)[0]
 
 
-def check_rows(intervals, duration_s: float | None = None, labels: list[str] | None = None,
-               problems: list[str] | None = None) -> tuple[list[Interval], list[str]]:  # fmt: skip
+def check_rows(
+    intervals, duration_s: float | None = None, labels: list[str] | None = None, problems: list[str] | None = None
+) -> tuple[list[Interval], list[str]]:
     """Check intervals and put them in order; ``(intervals, labels)`` with each interval's label beside it.
 
     * Each interval's fields are checked (finite times, ``end_s > start_s``, real keyframes, a known pattern); every
@@ -186,11 +187,15 @@ def check_rows(intervals, duration_s: float | None = None, labels: list[str] | N
         prev, cur = intervals[k - 1], intervals[k]
         gap = cur.start_s - prev.end_s
         if gap > EDGE_TOLERANCE_S:
-            problems.append(f"{labels[k]} starts at {cur.start_s:g} s, {gap:.3f} s after {labels[k - 1]} ends "
-                            f"({prev.end_s:g} s): intervals must touch, with no gaps")  # fmt: skip
+            problems.append(
+                f"{labels[k]} starts at {cur.start_s:g} s, {gap:.3f} s after {labels[k - 1]} ends "
+                f"({prev.end_s:g} s): intervals must touch, with no gaps"
+            )
         elif gap < -EDGE_TOLERANCE_S:
-            problems.append(f"{labels[k]} starts at {cur.start_s:g} s, inside {labels[k - 1]} ({prev.start_s:g}-"
-                            f"{prev.end_s:g} s): intervals must not overlap")  # fmt: skip
+            problems.append(
+                f"{labels[k]} starts at {cur.start_s:g} s, inside {labels[k - 1]} ({prev.start_s:g}-"
+                f"{prev.end_s:g} s): intervals must not overlap"
+            )
     if problems:
         raise TimelineError("; ".join(problems))
     intervals = [intervals[0]] + [replace(cur, start_s=prev.end_s) for prev, cur in zip(intervals, intervals[1:])]
@@ -224,21 +229,29 @@ def _fit_to_song(intervals: list[Interval], labels: list[str], duration_s: float
     """The ordered, touching intervals checked against the song's end (see :func:`check_rows`)."""
     if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
         raise TimelineError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
-    problems = [f"{where} starts at {iv.start_s:g} s, after the song ends ({duration_s:.3f} s)"
-                for iv, where in zip(intervals, labels) if iv.start_s >= duration_s - EDGE_TOLERANCE_S]  # fmt: skip
+    problems = [
+        f"{where} starts at {iv.start_s:g} s, after the song ends ({duration_s:.3f} s)"
+        for iv, where in zip(intervals, labels)
+        if iv.start_s >= duration_s - EDGE_TOLERANCE_S
+    ]
     end = intervals[-1].end_s
     if end > duration_s + END_TOLERANCE_S and intervals[-1].start_s < duration_s - EDGE_TOLERANCE_S:
-        problems.append(f"{labels[-1]} ends at {end:g} s, {end - duration_s:.3f} s after the song ends "
-                        f"({duration_s:.3f} s); the timeline must end with the song")  # fmt: skip
+        problems.append(
+            f"{labels[-1]} ends at {end:g} s, {end - duration_s:.3f} s after the song ends "
+            f"({duration_s:.3f} s); the timeline must end with the song"
+        )
     if problems:
         raise TimelineError("; ".join(problems))
     if end < duration_s - 1e-3:
-        raise TimelineError(f"the timeline ends at {end:g} s, before the song ends ({duration_s:.3f} s); it must "
-                            "cover the whole song")  # fmt: skip
+        raise TimelineError(
+            f"the timeline ends at {end:g} s, before the song ends ({duration_s:.3f} s); it must cover the whole song"
+        )
     if end != duration_s:
-        logger.info("the timeline ends at %.3f s, the song at %.3f s: the last interval ends with the song", end,
-                    duration_s)  # fmt: skip
+        logger.info(
+            "the timeline ends at %.3f s, the song at %.3f s: the last interval ends with the song", end, duration_s
+        )
     return intervals[:-1] + [replace(intervals[-1], end_s=float(duration_s))]
+
 
 FORMAT_VERSION = 1
 
@@ -264,8 +277,12 @@ class Timeline:
         tl = Timeline.from_beats(analyze_rhythm("song.mp3"), ["a forest", Path("sea.jpg")], beats_per_interval=8)
     """
 
-    def __init__(self, intervals: list[Interval] | tuple[Interval, ...], duration_s: float | None = None,
-                 labels: list[str] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        intervals: list[Interval] | tuple[Interval, ...],
+        duration_s: float | None = None,
+        labels: list[str] | None = None,
+    ):
         intervals, labels = check_rows(intervals, duration_s, labels)
         self.intervals = tuple(intervals)
         self.labels = tuple(labels)  # how the user knows each interval ("row 3", "interval 2"), kept through sorting
@@ -314,15 +331,19 @@ class Timeline:
         rate = as_fraction_fps(fps)
         edges = [round(Fraction(iv.start_s) * rate) for iv in self.intervals] + [num_frames]
         if round(Fraction(self.end_s) * rate) < num_frames - 1:
-            raise TimelineError(f"the timeline ends at {self.end_s:.3f} s, before the video's last frame "
-                                f"({num_frames} frames at {float(rate):g} fps: {float(num_frames / rate):.3f} s)")  # fmt: skip
+            raise TimelineError(
+                f"the timeline ends at {self.end_s:.3f} s, before the video's last frame "
+                f"({num_frames} frames at {float(rate):g} fps: {float(num_frames / rate):.3f} s)"
+            )
         edges = np.asarray(edges, dtype=np.int64)
         short = np.flatnonzero(np.diff(edges) <= 0)
         if len(short):
             k = int(short[0])
             iv = self.intervals[k]
-            raise TimelineError(f"{self.labels[k]} ({iv.start_s:.3f}-{iv.end_s:.3f} s) is shorter than one frame at "
-                                f"{float(rate):g} fps")  # fmt: skip
+            raise TimelineError(
+                f"{self.labels[k]} ({iv.start_s:.3f}-{iv.end_s:.3f} s) is shorter than one frame at "
+                f"{float(rate):g} fps"
+            )
         return edges
 
     # --- JSON -----------------------------------------------------------------------------------------------------
@@ -330,6 +351,7 @@ class Timeline:
     def to_dict(self, base: Path | None = None) -> dict:
         """``{"version": 1, "intervals": [{"start_s", "end_s", "start", "end", "pattern"}, ...]}``; images as
         ``{"image": path}``, relative to ``base`` when they are inside it."""
+
         def key(k: Key):
             if isinstance(k, str):
                 return {"prompt": k} if is_ambiguous_prompt(k) else k
@@ -338,9 +360,19 @@ class Timeline:
                 path = path.relative_to(base)
             return {"image": str(path)}
 
-        return {"version": FORMAT_VERSION, "intervals": [
-            {"start_s": iv.start_s, "end_s": iv.end_s, "start": key(iv.start), "end": key(iv.end),
-             "pattern": iv.pattern} for iv in self.intervals]}  # fmt: skip
+        return {
+            "version": FORMAT_VERSION,
+            "intervals": [
+                {
+                    "start_s": iv.start_s,
+                    "end_s": iv.end_s,
+                    "start": key(iv.start),
+                    "end": key(iv.end),
+                    "pattern": iv.pattern,
+                }
+                for iv in self.intervals
+            ],
+        }
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the timeline as JSON (atomically; image paths relative to the file's folder)."""
@@ -354,14 +386,14 @@ class Timeline:
         return path
 
     @classmethod
-    def from_dict(cls, data: object, base: Path | None = None, source: str = "the timeline",
-                  duration_s: float | None = None) -> Timeline:  # fmt: skip
+    def from_dict(
+        cls, data: object, base: Path | None = None, source: str = "the timeline", duration_s: float | None = None
+    ) -> Timeline:
         """A timeline from its JSON form (see :meth:`to_dict`); image paths relative to ``base``."""
         if isinstance(data, list):
             data = {"intervals": data}
         if not isinstance(data, dict) or not isinstance(data.get("intervals"), list):
-            raise TimelineError(f"{source}: expected an object with an \"intervals\" list, got "
-                                f"{type(data).__name__}")  # fmt: skip
+            raise TimelineError(f'{source}: expected an object with an "intervals" list, got {type(data).__name__}')
         version = data.get("version", FORMAT_VERSION)
         if version != FORMAT_VERSION:
             raise TimelineError(f"{source}: version {version!r} is not one this avdiff reads ({FORMAT_VERSION})")
@@ -383,9 +415,15 @@ class Timeline:
                     if isinstance(value, bool) or not isinstance(value, (int, float)):
                         raise TimelineError(f"{where}: {name} must be a number of seconds, got {value!r}")
                     times.append(float(value))
-                intervals.append(Interval(times[0], times[1], parse_key(item["start"], base, f"{where}: start"),
-                                          parse_key(item["end"], base, f"{where}: end"),
-                                          item.get("pattern", "subject")))  # fmt: skip
+                intervals.append(
+                    Interval(
+                        times[0],
+                        times[1],
+                        parse_key(item["start"], base, f"{where}: start"),
+                        parse_key(item["end"], base, f"{where}: end"),
+                        item.get("pattern", "subject"),
+                    )
+                )
                 labels.append(where)
             except TimelineError as e:  # every bad interval is named, in one message
                 problems.append(str(e))
@@ -423,8 +461,10 @@ class Timeline:
 
     def rows(self) -> list[list]:
         """One row per interval: ``[start_s, end_s, start, end, pattern]``, keyframes in their text form."""
-        return [[round(iv.start_s, 3), round(iv.end_s, 3), format_key(iv.start), format_key(iv.end), iv.pattern]
-                for iv in self.intervals]  # fmt: skip
+        return [
+            [round(iv.start_s, 3), round(iv.end_s, 3), format_key(iv.start), format_key(iv.end), iv.pattern]
+            for iv in self.intervals
+        ]
 
     @classmethod
     def from_rows(cls, rows: list[list], base: Path | None = None, duration_s: float | None = None) -> Timeline:
@@ -465,8 +505,14 @@ class Timeline:
     # --- made from the music --------------------------------------------------------------------------------------
 
     @classmethod
-    def from_beats(cls, rhythm, keyframes: list[Key] | tuple[Key, ...], beats_per_interval: int = 8,
-                   patterns: list[str] | tuple[str, ...] = ("subject",), duration_s: float | None = None) -> Timeline:  # fmt: skip
+    def from_beats(
+        cls,
+        rhythm,
+        keyframes: list[Key] | tuple[Key, ...],
+        beats_per_interval: int = 8,
+        patterns: list[str] | tuple[str, ...] = ("subject",),
+        duration_s: float | None = None,
+    ) -> Timeline:
         """Intervals of ``beats_per_interval`` beats, their edges on the beat grid (on downbeats where the analysis
         found them and ``beats_per_interval`` is a whole number of bars), cycling through ``keyframes``.
 
@@ -511,8 +557,10 @@ class Timeline:
                 edges.pop()
             edges.append(end)
         n = len(keys)
-        intervals = [Interval(a, b, keys[i % n], keys[(i + 1) % n] if n > 1 else keys[0], patterns[i % len(patterns)])
-                     for i, (a, b) in enumerate(zip(edges[:-1], edges[1:]))]  # fmt: skip
+        intervals = [
+            Interval(a, b, keys[i % n], keys[(i + 1) % n] if n > 1 else keys[0], patterns[i % len(patterns)])
+            for i, (a, b) in enumerate(zip(edges[:-1], edges[1:]))
+        ]
         return cls(intervals, end)
 
     def with_duration(self, duration_s: float) -> Timeline:

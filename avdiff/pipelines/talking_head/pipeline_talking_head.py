@@ -73,18 +73,19 @@ from avdiff.models.speech import BaseSpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
 from avdiff.pipelines.output import OUTPUT_TYPES as SHARED_OUTPUT_TYPES
 from avdiff.pipelines.output import VideoPipelineOutput, check_output_type, finish_output
-from avdiff.pipelines.utils import bound_output_size
-from avdiff.pipelines.utils import default_size, is_int, latent_multiple, pixel_multiple
+from avdiff.pipelines.utils import bound_output_size, default_size, is_int, latent_multiple, pixel_multiple
 from avdiff.video.align import AlignedFace, align_face, get_framing
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
-from avdiff.video.masks import lower_face_mask, paste_back as paste_crop
+from avdiff.video.masks import lower_face_mask
+from avdiff.video.masks import paste_back as paste_crop
 from avdiff.video.writer import check_output_path
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_FRAMES, DEFAULT_MOTION_FRAMES = 16, 2  # a pipeline's chunk layout unless it was trained with another
 OUTPUT_TYPES = (*SHARED_OUTPUT_TYPES, "crops")  # "crops": the aligned crops, not pasted back
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -110,8 +111,9 @@ def plan_chunks(num_frames: int, chunk_frames: int, motion_frames: int) -> list[
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     if chunk_frames < 2 or not 0 <= motion_frames < chunk_frames:
-        raise ValueError(f"need chunk_frames >= 2 and 0 <= motion_frames < chunk_frames, got {chunk_frames} and "
-                         f"{motion_frames}")  # fmt: skip
+        raise ValueError(
+            f"need chunk_frames >= 2 and 0 <= motion_frames < chunk_frames, got {chunk_frames} and {motion_frames}"
+        )
     chunks = [Chunk(0, min(chunk_frames, num_frames), 0)]
     while chunks[-1].stop < num_frames:
         start = chunks[-1].stop - motion_frames
@@ -119,8 +121,9 @@ def plan_chunks(num_frames: int, chunk_frames: int, motion_frames: int) -> list[
     return chunks
 
 
-def composed_guidance(prediction: torch.Tensor, terms: tuple[str, ...], reference_scale: float,
-                      audio_scale: float) -> torch.Tensor:  # fmt: skip
+def composed_guidance(
+    prediction: torch.Tensor, terms: tuple[str, ...], reference_scale: float, audio_scale: float
+) -> torch.Tensor:
     """Combine a batch of predictions stacked in ``terms`` order (some of ``uncond``, ``ref``, ``full``):
     ``uncond + s_ref (ref - uncond) + s_audio (full - ref)``, with the terms a scale of 1 does not need left out."""
     parts = dict(zip(terms, prediction.chunk(len(terms))))
@@ -155,8 +158,10 @@ def check_components(unet: AudioVideoUNet, codec: LatentCodec, speech_encoder: B
     if unet.config.mask_channels not in (0, 1):
         raise ValueError(f"unet.config.mask_channels must be 0 or 1, got {unet.config.mask_channels}")
     if unet.config.audio_dim != speech_encoder.audio_dim:
-        raise ValueError(f"unet.config.audio_dim ({unet.config.audio_dim}) must equal speech_encoder.audio_dim "
-                         f"({speech_encoder.audio_dim})")  # fmt: skip
+        raise ValueError(
+            f"unet.config.audio_dim ({unet.config.audio_dim}) must equal speech_encoder.audio_dim "
+            f"({speech_encoder.audio_dim})"
+        )
 
 
 class TalkingHeadPipeline(DiffusionPipeline):
@@ -198,8 +203,9 @@ class TalkingHeadPipeline(DiffusionPipeline):
         check_components(unet, codec, speech_encoder)
         get_framing(framing)  # a ValueError for an unknown one
         if not (is_int(chunk_frames) and is_int(motion_frames) and 0 <= motion_frames < chunk_frames):
-            raise ValueError(f"need integers 0 <= motion_frames < chunk_frames, got {motion_frames!r} and "
-                             f"{chunk_frames!r}")  # fmt: skip
+            raise ValueError(
+                f"need integers 0 <= motion_frames < chunk_frames, got {motion_frames!r} and {chunk_frames!r}"
+            )
         self.register_modules(unet=unet, codec=codec, speech_encoder=speech_encoder, scheduler=scheduler)
         self.register_to_config(framing=framing, chunk_frames=chunk_frames, motion_frames=motion_frames)
         self.decode_batch_size = 8  # frames per codec.decode call
@@ -291,29 +297,39 @@ class TalkingHeadPipeline(DiffusionPipeline):
         parse_fps(fps)  # a frame rate in [1, 120], or a ValueError naming the value given
         if not is_int(num_inference_steps) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
-        for name, scale in [("audio_guidance_scale", audio_guidance_scale),
-                            ("reference_guidance_scale", reference_guidance_scale)]:  # fmt: skip
+        for name, scale in [
+            ("audio_guidance_scale", audio_guidance_scale),
+            ("reference_guidance_scale", reference_guidance_scale),
+        ]:
             if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 1):
                 raise ValueError(f"{name} must be >= 1 (exactly 1 turns that guidance off), got {scale!r}")
         max_frames = self.unet.unet.config.motion_max_seq_length
         if not is_int(chunk_frames) or not 2 <= chunk_frames <= max_frames:
-            raise ValueError(f"chunk_frames must be an integer in [2, {max_frames}] (the UNet's motion_max_seq_length),"
-                             f" got {chunk_frames!r}")  # fmt: skip
+            raise ValueError(
+                f"chunk_frames must be an integer in [2, {max_frames}] (the UNet's motion_max_seq_length),"
+                f" got {chunk_frames!r}"
+            )
         if not is_int(motion_frames) or not 0 <= motion_frames < chunk_frames:
-            raise ValueError(f"motion_frames must be an integer in [0, chunk_frames={chunk_frames}), got "
-                             f"{motion_frames!r}")  # fmt: skip
+            raise ValueError(
+                f"motion_frames must be an integer in [0, chunk_frames={chunk_frames}), got {motion_frames!r}"
+            )
         if motion_frames and not self.unet.config.motion_channels:
-            raise ValueError(f"motion_frames={motion_frames}, but this UNet takes no motion latents "
-                             "(motion_channels=0); use motion_frames=0")  # fmt: skip
+            raise ValueError(
+                f"motion_frames={motion_frames}, but this UNet takes no motion latents "
+                "(motion_channels=0); use motion_frames=0"
+            )
         for name, side in [("height", height), ("width", width)]:
             if side is None:
                 continue
             if not is_int(side) or side < 16 or side % self.pixel_multiple:
-                raise ValueError(f"{name} must be a multiple of {self.pixel_multiple} px (the codec's downscale "
-                                 f"{self.codec.downscale} x the UNet's {self.latent_multiple}) and >= 16, got {side!r}")
+                raise ValueError(
+                    f"{name} must be a multiple of {self.pixel_multiple} px (the codec's downscale "
+                    f"{self.codec.downscale} x the UNet's {self.latent_multiple}) and >= 16, got {side!r}"
+                )
         if height is not None and width is not None and height != width:
-            raise ValueError(f"height and width must be equal (the aligned face crop is square), got {height} and "
-                             f"{width}")  # fmt: skip
+            raise ValueError(
+                f"height and width must be equal (the aligned face crop is square), got {height} and {width}"
+            )
         check_output_type(output_type, OUTPUT_TYPES)
         if isinstance(generator, list) and len(generator) != 1:
             raise ValueError(f"generator must be one torch.Generator (one video), got a list of {len(generator)}")
@@ -321,8 +337,9 @@ class TalkingHeadPipeline(DiffusionPipeline):
             raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
         if unknown:
-            raise ValueError(f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, "
-                             f"got {unknown}")  # fmt: skip
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, got {unknown}"
+            )
         if max_duration_s is not None and not max_duration_s > 0:
             raise ValueError(f"max_duration_s must be positive (or None), got {max_duration_s!r}")
         if not 0 <= eta <= 1:
@@ -344,8 +361,9 @@ class TalkingHeadPipeline(DiffusionPipeline):
         pixels = pixels_from_uint8(torch.from_numpy(crop)[None]).to(device=self.codec.device, dtype=self.codec.dtype)
         return self.codec.encode(pixels).to(device=device, dtype=dtype)
 
-    def speech_features(self, audio: AudioSource, max_duration_s: float | None,
-                        device: torch.device) -> tuple[Waveform, torch.Tensor]:  # fmt: skip
+    def speech_features(
+        self, audio: AudioSource, max_duration_s: float | None, device: torch.device
+    ) -> tuple[Waveform, torch.Tensor]:
         """Step 3: the speech (mono, at the encoder's rate) and its feature sequence [1, D, T]."""
         wav = load_audio(audio, sample_rate=self.speech_encoder.sample_rate, mono=True, max_duration_s=max_duration_s)
         return wav, self.speech_encoder.features(wav.samples.to(device))
@@ -359,8 +377,10 @@ class TalkingHeadPipeline(DiffusionPipeline):
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
         """Latents [1, C, n, h, w] -> uint8 crops [n, s, s, 3], ``decode_batch_size`` frames per codec call."""
         frames = latents[0].transpose(0, 1).to(device=self.codec.device, dtype=self.codec.dtype)  # (n, C, h, w)
-        out = [pixels_to_uint8(self.codec.decode(frames[i : i + self.decode_batch_size]))
-               for i in range(0, len(frames), self.decode_batch_size)]  # fmt: skip
+        out = [
+            pixels_to_uint8(self.codec.decode(frames[i : i + self.decode_batch_size]))
+            for i in range(0, len(frames), self.decode_batch_size)
+        ]
         return torch.cat(out).numpy()
 
     def prepare_extra_step_kwargs(self, generator: torch.Generator | None, eta: float) -> dict:
@@ -373,11 +393,21 @@ class TalkingHeadPipeline(DiffusionPipeline):
             kwargs["generator"] = generator
         return kwargs
 
-    def guided_prediction(self, latents: torch.Tensor, t: torch.Tensor, state: dict[str, torch.Tensor],
-                          mask: torch.Tensor, terms: tuple[str, ...]) -> torch.Tensor:  # fmt: skip
+    def guided_prediction(
+        self,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        state: dict[str, torch.Tensor],
+        mask: torch.Tensor,
+        terms: tuple[str, ...],
+    ) -> torch.Tensor:
         """One batched UNet call over ``terms`` and the composed guidance: [1, C, n, h, w]."""
-        cond = Conditions(audio=state["audio_tokens"], reference=state["reference_latents"],
-                          motion=state["motion_latents"], mask=mask)  # fmt: skip
+        cond = Conditions(
+            audio=state["audio_tokens"],
+            reference=state["reference_latents"],
+            motion=state["motion_latents"],
+            mask=mask,
+        )
         variants = {"uncond": cond.with_null("audio", "reference"), "ref": cond.with_null("audio"), "full": cond}
         batch = variants[terms[0]]
         for term in terms[1:]:
@@ -416,13 +446,32 @@ class TalkingHeadPipeline(DiffusionPipeline):
         terms = guidance_terms(self._reference_guidance_scale, self._audio_guidance_scale)
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
         previous: torch.Tensor | None = None  # the last chunk's final latents (1, C, n, h, w)
-        logger.info("%d frames in %d chunks of <= %d (%d motion frames), %d steps, %d UNet passes per step",
-                    num_frames, len(chunks), chunk_frames, motion_frames, self._num_timesteps, len(terms))  # fmt: skip
+        logger.info(
+            "%d frames in %d chunks of <= %d (%d motion frames), %d steps, %d UNet passes per step",
+            num_frames,
+            len(chunks),
+            chunk_frames,
+            motion_frames,
+            self._num_timesteps,
+            len(terms),
+        )
         with torch.no_grad(), self.progress_bar(total=len(chunks) * self._num_timesteps) as progress:
             for k, chunk in enumerate(chunks):
                 self._chunk_index = k
-                latents = self.denoise_chunk(chunk, previous, reference, features, clock, mask, terms, generator,
-                                             extra_step_kwargs, callback, callback_inputs, progress)  # fmt: skip
+                latents = self.denoise_chunk(
+                    chunk,
+                    previous,
+                    reference,
+                    features,
+                    clock,
+                    mask,
+                    terms,
+                    generator,
+                    extra_step_kwargs,
+                    callback,
+                    callback_inputs,
+                    progress,
+                )
                 previous = latents
                 crops = self.decode_latents(latents[:, :, chunk.num_motion :])  # (n_new, s, s, 3)
                 for crop in crops:
@@ -467,8 +516,9 @@ class TalkingHeadPipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(self._num_timesteps, device=device)
         for i, t in enumerate(self.scheduler.timesteps):
             pred = self.guided_prediction(state["latents"], t, state, chunk_mask, terms)
-            state["latents"] = self.scheduler.step(pred, t, state["latents"], **extra_step_kwargs,
-                                                   return_dict=False)[0]  # fmt: skip
+            state["latents"] = self.scheduler.step(pred, t, state["latents"], **extra_step_kwargs, return_dict=False)[
+                0
+            ]
             if callback is not None:
                 returned = callback(self, i, t, {k: state[k] for k in callback_inputs})
                 state.update({k: v for k, v in returned.items() if k in self._callback_tensor_inputs})
@@ -549,9 +599,24 @@ class TalkingHeadPipeline(DiffusionPipeline):
         motion_frames = self.motion_frames if motion_frames is None else motion_frames
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        self.check_inputs(image, audio, fps, num_inference_steps, audio_guidance_scale, reference_guidance_scale,
-                          chunk_frames, motion_frames, height, width, output_type, generator,
-                          callback_on_step_end_tensor_inputs, max_duration_s, eta, output_path)  # fmt: skip
+        self.check_inputs(
+            image,
+            audio,
+            fps,
+            num_inference_steps,
+            audio_guidance_scale,
+            reference_guidance_scale,
+            chunk_frames,
+            motion_frames,
+            height,
+            width,
+            output_type,
+            generator,
+            callback_on_step_end_tensor_inputs,
+            max_duration_s,
+            eta,
+            output_path,
+        )
         size = height or width or self.default_size
         fps = parse_fps(fps)
         if isinstance(generator, list):
@@ -578,15 +643,36 @@ class TalkingHeadPipeline(DiffusionPipeline):
         crops_only = output_type == "crops" or not paste_back
 
         # 4. and 5. Chunked denoising, each chunk decoded and pasted back as it is done (a lazy stream of frames).
-        frames = self.generate_frames(photo, aligned, reference, features, clock, num_frames, size, chunk_frames,
-                                      motion_frames, generator, eta, crops_only, feather_px, callback_on_step_end,
-                                      callback_on_step_end_tensor_inputs)  # fmt: skip
+        frames = self.generate_frames(
+            photo,
+            aligned,
+            reference,
+            features,
+            clock,
+            num_frames,
+            size,
+            chunk_frames,
+            motion_frames,
+            generator,
+            eta,
+            crops_only,
+            feather_px,
+            callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+        )
 
         # 6. Stream every frame to the encoder as it is made, or collect them in the output type asked for (the crops
         #    are uint8 frames like the others).
-        result = finish_output(frames, fps, original, output_path=output_path,
-                               output_type="np" if output_type == "crops" else output_type, return_dict=return_dict,
-                               num_frames=num_frames, warnings=warnings)  # fmt: skip
+        result = finish_output(
+            frames,
+            fps,
+            original,
+            output_path=output_path,
+            output_type="np" if output_type == "crops" else output_type,
+            return_dict=return_dict,
+            num_frames=num_frames,
+            warnings=warnings,
+        )
         self.maybe_free_model_hooks()
         return result
 

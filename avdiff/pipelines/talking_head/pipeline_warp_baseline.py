@@ -84,8 +84,9 @@ class WarpBaselinePipeline:
             raise ValueError(f"callback_on_step_end must be callable, got {type(callback_on_step_end).__name__}")
         unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
         if unknown:
-            raise ValueError(f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, "
-                             f"got {unknown}")  # fmt: skip
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, got {unknown}"
+            )
         if output_path is not None:
             check_output_path(output_path, {"image": image, "audio": audio})
 
@@ -99,8 +100,10 @@ class WarpBaselinePipeline:
             return frame
         new = new.detach().cpu().numpy() if isinstance(new, torch.Tensor) else np.asarray(new)
         if new.shape != frame.shape or new.dtype != np.uint8:
-            raise ValueError(f"callback_on_step_end returned a frame of shape {new.shape} and dtype {new.dtype}; "
-                             f"expected {frame.shape} uint8")  # fmt: skip
+            raise ValueError(
+                f"callback_on_step_end returned a frame of shape {new.shape} and dtype {new.dtype}; "
+                f"expected {frame.shape} uint8"
+            )
         return new
 
     def __call__(
@@ -140,8 +143,16 @@ class WarpBaselinePipeline:
         """
         if callback_on_step_end_tensor_inputs is None:
             callback_on_step_end_tensor_inputs = ["frame"]
-        self.check_inputs(image, audio, max_duration_s, output_path, output_type, generator, callback_on_step_end,
-                          callback_on_step_end_tensor_inputs)  # fmt: skip
+        self.check_inputs(
+            image,
+            audio,
+            max_duration_s,
+            output_path,
+            output_type,
+            generator,
+            callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+        )
         fps = Fraction(self.fps)
 
         # 1. The audio as given (muxed into the video), and a 16 kHz mono copy for the envelope.
@@ -165,8 +176,20 @@ class WarpBaselinePipeline:
                 yield frame
 
         # 5. Stream to the mp4, or collect the frames (avdiff.pipelines.output).
-        result = finish_output(frames(), fps, original, output_path=output_path, output_type=output_type,
-                               return_dict=return_dict, num_frames=len(amounts), warnings=warnings)  # fmt: skip
-        logger.info("animated %d frames from %.2f s of speech%s", len(amounts), speech.duration_s,
-                    "" if output_path is None else f" into {output_path}")  # fmt: skip
+        result = finish_output(
+            frames(),
+            fps,
+            original,
+            output_path=output_path,
+            output_type=output_type,
+            return_dict=return_dict,
+            num_frames=len(amounts),
+            warnings=warnings,
+        )
+        logger.info(
+            "animated %d frames from %.2f s of speech%s",
+            len(amounts),
+            speech.duration_s,
+            "" if output_path is None else f" into {output_path}",
+        )
         return result

@@ -28,6 +28,7 @@ a spatial cross-attention layer are the token states at positions ``0 .. T-1`` o
 ``pipe.unet.unet.set_attn_processor(...)`` receives the ``cross_attention_kwargs`` of ``__call__`` that its own
 ``__call__`` names as parameters (diffusers drops the others, with a warning); the motion layers never see them.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -39,8 +40,14 @@ from fractions import Fraction
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, MotionAdapter
-from diffusers import UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    DiffusionPipeline,
+    DPMSolverMultistepScheduler,
+    MotionAdapter,
+    UNet2DConditionModel,
+)
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import AutoTokenizer, CLIPTextModel
@@ -48,10 +55,10 @@ from transformers import AutoTokenizer, CLIPTextModel
 from avdiff.audio.clock import FpsLike, as_fraction_fps
 from avdiff.bundled import PIPELINE_KINDS, resolve
 from avdiff.encoders.prompt_tokens import PromptTokens, tokenize_prompt
-from avdiff.models.cfg import classifier_free_guidance
-from avdiff.models.codec import DiffusersVAECodec, LatentCodec, pixels_to_uint8
 from avdiff.encoders.text import load_text_encoder
 from avdiff.models.builders import build_text_to_video_components, load_preset
+from avdiff.models.cfg import classifier_free_guidance
+from avdiff.models.codec import DiffusersVAECodec, LatentCodec, pixels_to_uint8
 from avdiff.models.unet import AudioVideoUNet, default_motion_adapter_config, zero_motion_proj_out
 from avdiff.pipelines import utils
 from avdiff.pipelines.output import OUTPUT_TYPES as SHARED_OUTPUT_TYPES
@@ -75,15 +82,20 @@ def batch_size(prompt, prompt_embeds: torch.Tensor | None) -> int:
 def check_components(unet: AudioVideoUNet, codec: LatentCodec, text_encoder: torch.nn.Module) -> None:
     """Raise a ValueError unless the components fit together."""
     if unet.latent_channels != codec.latent_channels:
-        raise ValueError(f"unet.latent_channels ({unet.latent_channels}) must equal codec.latent_channels "
-                         f"({codec.latent_channels})")  # fmt: skip
+        raise ValueError(
+            f"unet.latent_channels ({unet.latent_channels}) must equal codec.latent_channels ({codec.latent_channels})"
+        )
     if unet.extra_channels:
-        raise ValueError(f"the UNet takes {unet.extra_channels} reference/motion/mask channels; a text-to-video UNet "
-                         "takes none (build it with reference_channels=motion_channels=mask_channels=0)")
+        raise ValueError(
+            f"the UNet takes {unet.extra_channels} reference/motion/mask channels; a text-to-video UNet "
+            "takes none (build it with reference_channels=motion_channels=mask_channels=0)"
+        )
     width = getattr(getattr(text_encoder, "config", None), "hidden_size", None)
     if width != unet.unet.config.cross_attention_dim:
-        raise ValueError(f"the text encoder's hidden_size ({width}) must equal the UNet's cross_attention_dim "
-                         f"({unet.unet.config.cross_attention_dim})")  # fmt: skip
+        raise ValueError(
+            f"the text encoder's hidden_size ({width}) must equal the UNet's cross_attention_dim "
+            f"({unet.unet.config.cross_attention_dim})"
+        )
 
 
 class TextToVideoPipeline(DiffusionPipeline):
@@ -139,11 +151,15 @@ class TextToVideoPipeline(DiffusionPipeline):
         if not is_int(max_text_length) or max_text_length < 2:
             raise ValueError(f"max_text_length must be an integer >= 2, got {max_text_length!r}")
         check_components(unet, codec, text_encoder)
-        self.register_modules(unet=unet, codec=codec, text_encoder=text_encoder, tokenizer=tokenizer,
-                              scheduler=scheduler)  # fmt: skip
-        self.register_to_config(fps=str(as_fraction_fps(fps)), max_text_length=int(max_text_length),
-                                text_attention_mask=bool(text_attention_mask),
-                                text_encoder_name=text_encoder_name)  # fmt: skip
+        self.register_modules(
+            unet=unet, codec=codec, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler
+        )
+        self.register_to_config(
+            fps=str(as_fraction_fps(fps)),
+            max_text_length=int(max_text_length),
+            text_attention_mask=bool(text_attention_mask),
+            text_encoder_name=text_encoder_name,
+        )
         self.decode_batch_size = 16  # frames per codec.decode call
 
     # --- builders -----------------------------------------------------------------------------------------------
@@ -171,27 +187,40 @@ class TextToVideoPipeline(DiffusionPipeline):
         return cls(**load_sd15_components(sd15_path_or_hub_id, motion_adapter, torch_dtype, **load_kwargs))
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *,
-                        motion_adapter: MotionAdapter | str | os.PathLike | None = None, **kwargs):  # fmt: skip
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        motion_adapter: MotionAdapter | str | os.PathLike | None = None,
+        **kwargs,
+    ):
         """Load a saved pipeline folder, a bundled model's name (``"scene-tiny"``, see :mod:`avdiff.bundled`) or a hub
         id. A Stable Diffusion 1.5 folder or hub id (its ``model_index.json`` names another pipeline class), or any
         source given with a ``motion_adapter``, goes to :meth:`from_sd15`. ValueError for another avdiff pipeline
         (a talking head)."""
         pretrained_model_name_or_path = resolve(pretrained_model_name_or_path)
         if motion_adapter is None:
-            config_kwargs = {k: kwargs[k] for k in ("cache_dir", "local_files_only", "revision", "token") if k in kwargs}
+            config_kwargs = {
+                k: kwargs[k] for k in ("cache_dir", "local_files_only", "revision", "token") if k in kwargs
+            }
             index = cls.load_config(pretrained_model_name_or_path, **config_kwargs)
             if index.get("_class_name") == cls.__name__:
                 return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
             if index.get("_class_name") in PIPELINE_KINDS:
-                raise ValueError(f"{str(pretrained_model_name_or_path)!r} holds a {index['_class_name']}, not a "
-                                 "text-to-video pipeline")  # fmt: skip
-            logger.info("%s holds a %s: building on it as Stable Diffusion 1.5", pretrained_model_name_or_path,
-                        index.get("_class_name"))  # fmt: skip
+                raise ValueError(
+                    f"{str(pretrained_model_name_or_path)!r} holds a {index['_class_name']}, not a "
+                    "text-to-video pipeline"
+                )
+            logger.info(
+                "%s holds a %s: building on it as Stable Diffusion 1.5",
+                pretrained_model_name_or_path,
+                index.get("_class_name"),
+            )
         return cls.from_sd15(pretrained_model_name_or_path, motion_adapter, **kwargs)
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, save_text_encoder: bool | None = None,
-                        **kwargs) -> None:  # fmt: skip
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, *args, save_text_encoder: bool | None = None, **kwargs
+    ) -> None:
         """Save every component (diffusers layout). A packaged text encoder (``text_encoder_name``) is written as its
         name only unless ``save_text_encoder=True``."""
         packaged = self.config.text_encoder_name is not None
@@ -274,10 +303,14 @@ class TextToVideoPipeline(DiffusionPipeline):
     ) -> None:
         """Raise a ValueError naming the argument and its value for anything ``pipe(...)`` cannot do."""
         if (prompt is None) == (prompt_embeds is None):
-            raise ValueError(f"give exactly one of prompt and prompt_embeds, got prompt={prompt!r} and prompt_embeds="
-                             f"{None if prompt_embeds is None else tuple(prompt_embeds.shape)}")  # fmt: skip
-        if prompt is not None and not (isinstance(prompt, str) or (isinstance(prompt, list) and prompt
-                                                                   and all(isinstance(p, str) for p in prompt))):
+            raise ValueError(
+                f"give exactly one of prompt and prompt_embeds, got prompt={prompt!r} and prompt_embeds="
+                f"{None if prompt_embeds is None else tuple(prompt_embeds.shape)}"
+            )
+        if prompt is not None and not (
+            isinstance(prompt, str)
+            or (isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt))
+        ):
             raise ValueError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")
         if negative_prompt is not None and negative_prompt_embeds is not None:
             raise ValueError("give negative_prompt or negative_prompt_embeds, not both")
@@ -285,30 +318,42 @@ class TextToVideoPipeline(DiffusionPipeline):
         if negative_prompt is not None:
             if isinstance(negative_prompt, list):
                 if len(negative_prompt) != batch or not all(isinstance(p, str) for p in negative_prompt):
-                    raise ValueError(f"negative_prompt must be a string or a list of {batch} strings (one per prompt),"
-                                     f" got {negative_prompt!r}")  # fmt: skip
+                    raise ValueError(
+                        f"negative_prompt must be a string or a list of {batch} strings (one per prompt),"
+                        f" got {negative_prompt!r}"
+                    )
             elif not isinstance(negative_prompt, str):
                 raise ValueError(f"negative_prompt must be a string or a list of strings, got {negative_prompt!r}")
         dim = self.unet.unet.config.cross_attention_dim
         for name, embeds in [("prompt_embeds", prompt_embeds), ("negative_prompt_embeds", negative_prompt_embeds)]:
             if embeds is not None and (embeds.ndim != 3 or embeds.shape[-1] != dim):
                 raise ValueError(f"{name} must have shape (B, T, {dim}), got {tuple(embeds.shape)}")
-        if (prompt_embeds is not None and negative_prompt_embeds is not None
-                and prompt_embeds.shape != negative_prompt_embeds.shape):  # fmt: skip
-            raise ValueError(f"negative_prompt_embeds must have prompt_embeds' shape {tuple(prompt_embeds.shape)}, "
-                             f"got {tuple(negative_prompt_embeds.shape)}")  # fmt: skip
+        if (
+            prompt_embeds is not None
+            and negative_prompt_embeds is not None
+            and prompt_embeds.shape != negative_prompt_embeds.shape
+        ):
+            raise ValueError(
+                f"negative_prompt_embeds must have prompt_embeds' shape {tuple(prompt_embeds.shape)}, "
+                f"got {tuple(negative_prompt_embeds.shape)}"
+            )
         if not is_int(num_frames) or not 1 <= num_frames <= self.max_frames:
-            raise ValueError(f"num_frames must be an integer in [1, {self.max_frames}] (the UNet's "
-                             f"motion_max_seq_length), got {num_frames!r}")  # fmt: skip
+            raise ValueError(
+                f"num_frames must be an integer in [1, {self.max_frames}] (the UNet's "
+                f"motion_max_seq_length), got {num_frames!r}"
+            )
         for name, side in [("height", height), ("width", width)]:
             if not is_int(side) or side < self.pixel_multiple or side % self.pixel_multiple:
-                raise ValueError(f"{name} must be a positive multiple of {self.pixel_multiple} px (the codec's "
-                                 f"downscale {self.codec.downscale} x the UNet's {self.latent_multiple}), got {side!r}")
+                raise ValueError(
+                    f"{name} must be a positive multiple of {self.pixel_multiple} px (the codec's "
+                    f"downscale {self.codec.downscale} x the UNet's {self.latent_multiple}), got {side!r}"
+                )
         if not is_int(num_inference_steps) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
         if not (isinstance(guidance_scale, (int, float)) and math.isfinite(guidance_scale) and guidance_scale >= 0):
-            raise ValueError(f"guidance_scale must be a finite number >= 0 (1 turns guidance off), "
-                             f"got {guidance_scale!r}")  # fmt: skip
+            raise ValueError(
+                f"guidance_scale must be a finite number >= 0 (1 turns guidance off), got {guidance_scale!r}"
+            )
         if not is_int(num_videos_per_prompt) or num_videos_per_prompt < 1:
             raise ValueError(f"num_videos_per_prompt must be an integer >= 1, got {num_videos_per_prompt!r}")
         total = batch * (num_videos_per_prompt if is_int(num_videos_per_prompt) else 1)
@@ -318,16 +363,20 @@ class TextToVideoPipeline(DiffusionPipeline):
             if tuple(latents.shape) != expected:
                 raise ValueError(f"latents must have shape {expected}, got {tuple(latents.shape)}")
         if isinstance(generator, list) and len(generator) != total:
-            raise ValueError(f"generator must be one torch.Generator or a list of {total} (one per video), got a list "
-                             f"of {len(generator)}")  # fmt: skip
+            raise ValueError(
+                f"generator must be one torch.Generator or a list of {total} (one per video), got a list "
+                f"of {len(generator)}"
+            )
         if generator is not None and not isinstance(generator, (torch.Generator, list)):
-            raise ValueError(f"generator must be a torch.Generator, a list of them, or None, got "
-                             f"{type(generator).__name__}")  # fmt: skip
+            raise ValueError(
+                f"generator must be a torch.Generator, a list of them, or None, got {type(generator).__name__}"
+            )
         check_output_type(output_type, OUTPUT_TYPES)
         unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
         if unknown:
-            raise ValueError(f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, "
-                             f"got {unknown}")  # fmt: skip
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, got {unknown}"
+            )
         if fps is not None:
             try:
                 as_fraction_fps(fps)
@@ -337,11 +386,14 @@ class TextToVideoPipeline(DiffusionPipeline):
             raise ValueError(f"eta must be in [0, 1], got {eta!r}")
         if output_path is not None:
             if total != 1:
-                raise ValueError(f"output_path {os.fspath(output_path)!r} holds one video, but this call makes {total} "
-                                 "(one prompt, num_videos_per_prompt=1)")  # fmt: skip
+                raise ValueError(
+                    f"output_path {os.fspath(output_path)!r} holds one video, but this call makes {total} "
+                    "(one prompt, num_videos_per_prompt=1)"
+                )
             if output_type == "latent":
-                raise ValueError(f"output_path {os.fspath(output_path)!r} needs frames; output_type='latent' gives "
-                                 "latents")  # fmt: skip
+                raise ValueError(
+                    f"output_path {os.fspath(output_path)!r} needs frames; output_type='latent' gives latents"
+                )
             check_output_path(output_path)
 
     # --- text ---------------------------------------------------------------------------------------------------
@@ -357,8 +409,9 @@ class TextToVideoPipeline(DiffusionPipeline):
         return self.tokenize(prompt).positions(word)
 
     @torch.no_grad()
-    def encode_prompt(self, prompt: str | list[str], device: torch.device | None = None,
-                      num_videos_per_prompt: int = 1) -> torch.Tensor:  # fmt: skip
+    def encode_prompt(
+        self, prompt: str | list[str], device: torch.device | None = None, num_videos_per_prompt: int = 1
+    ) -> torch.Tensor:
         """Prompts -> token states [B * num_videos_per_prompt, T, D] in the UNet's dtype (T = ``max_text_length``)."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         device = device or self._execution_device
@@ -386,18 +439,37 @@ class TextToVideoPipeline(DiffusionPipeline):
         ``uncond + guidance_scale * (cond - uncond)``, or the conditional pass alone when ``guidance_scale == 1``."""
         model_input = self.scheduler.scale_model_input(latents, t)
         if guidance_scale == 1:
-            return self.unet(model_input, t, encoder_hidden_states=prompt_embeds,
-                             cross_attention_kwargs=cross_attention_kwargs, return_dict=False)[0]  # fmt: skip
+            return self.unet(
+                model_input,
+                t,
+                encoder_hidden_states=prompt_embeds,
+                cross_attention_kwargs=cross_attention_kwargs,
+                return_dict=False,
+            )[0]
         if negative_prompt_embeds is None:
             raise ValueError(f"guidance_scale={guidance_scale} needs negative_prompt_embeds")
         text = torch.cat([negative_prompt_embeds, prompt_embeds])  # (2B, T, D)
-        pred = self.unet(torch.cat([model_input] * 2), t, encoder_hidden_states=text,
-                         cross_attention_kwargs=cross_attention_kwargs, return_dict=False)[0]  # fmt: skip
+        pred = self.unet(
+            torch.cat([model_input] * 2),
+            t,
+            encoder_hidden_states=text,
+            cross_attention_kwargs=cross_attention_kwargs,
+            return_dict=False,
+        )[0]
         return classifier_free_guidance(pred, guidance_scale)
 
-    def prepare_latents(self, batch: int, num_frames: int, height: int, width: int, dtype: torch.dtype,
-                        device: torch.device, generator: torch.Generator | list[torch.Generator] | None,
-                        latents: torch.Tensor | None = None, shared_frame_noise: bool = False) -> torch.Tensor:  # fmt: skip
+    def prepare_latents(
+        self,
+        batch: int,
+        num_frames: int,
+        height: int,
+        width: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        generator: torch.Generator | list[torch.Generator] | None,
+        latents: torch.Tensor | None = None,
+        shared_frame_noise: bool = False,
+    ) -> torch.Tensor:
         """Step 4: the initial latents [B, C, F, h, w], scaled by the scheduler's ``init_noise_sigma``. With
         ``shared_frame_noise`` one draw [B, C, 1, h, w] is repeated over the frames."""
         f = self.codec.downscale
@@ -499,9 +571,25 @@ class TextToVideoPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         height = self.default_size if height is None else height
         width = self.default_size if width is None else width
-        self.check_inputs(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, num_frames, height, width,
-                          num_inference_steps, guidance_scale, num_videos_per_prompt, latents, generator, output_type,
-                          callback_on_step_end_tensor_inputs, fps, eta, output_path)  # fmt: skip
+        self.check_inputs(
+            prompt,
+            negative_prompt,
+            prompt_embeds,
+            negative_prompt_embeds,
+            num_frames,
+            height,
+            width,
+            num_inference_steps,
+            guidance_scale,
+            num_videos_per_prompt,
+            latents,
+            generator,
+            output_type,
+            callback_on_step_end_tensor_inputs,
+            fps,
+            eta,
+            output_path,
+        )
         self._guidance_scale = float(guidance_scale)
         self._num_timesteps = num_inference_steps
         self._cross_attention_kwargs = cross_attention_kwargs
@@ -527,21 +615,30 @@ class TextToVideoPipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(num_inference_steps, device=device)
 
         # 4. Initial noise.
-        latents = self.prepare_latents(batch, num_frames, height, width, dtype, device, generator, latents,
-                                       shared_frame_noise)  # (B, C, F, h, w)  # fmt: skip
+        latents = self.prepare_latents(
+            batch, num_frames, height, width, dtype, device, generator, latents, shared_frame_noise
+        )  # (B, C, F, h, w)
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
 
         # 5. Denoise all frames together.
         state = {"latents": latents, "prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds}
         with self.progress_bar(total=num_inference_steps) as progress:
             for i, t in enumerate(self.scheduler.timesteps):
-                pred = self.guided_prediction(state["latents"], t, state["prompt_embeds"],
-                                              state["negative_prompt_embeds"], self._guidance_scale,
-                                              cross_attention_kwargs)  # fmt: skip
-                state["latents"] = self.scheduler.step(pred, t, state["latents"], **extra_step_kwargs,
-                                                       return_dict=False)[0]  # fmt: skip
+                pred = self.guided_prediction(
+                    state["latents"],
+                    t,
+                    state["prompt_embeds"],
+                    state["negative_prompt_embeds"],
+                    self._guidance_scale,
+                    cross_attention_kwargs,
+                )
+                state["latents"] = self.scheduler.step(
+                    pred, t, state["latents"], **extra_step_kwargs, return_dict=False
+                )[0]
                 if callback_on_step_end is not None:
-                    returned = callback_on_step_end(self, i, t, {k: state[k] for k in callback_on_step_end_tensor_inputs})
+                    returned = callback_on_step_end(
+                        self, i, t, {k: state[k] for k in callback_on_step_end_tensor_inputs}
+                    )
                     state.update({k: v for k, v in returned.items() if k in self._callback_tensor_inputs})
                 progress.update()
 
@@ -555,8 +652,9 @@ class TextToVideoPipeline(DiffusionPipeline):
         else:
             video = self.decode_latents(latents)  # (B, F, H, W, 3) uint8
             frames = (video[0] if batch == 1 else video).numpy()
-        result = finish_output(frames, out_fps, None, output_path=output_path, output_type=output_type,
-                               return_dict=return_dict)  # fmt: skip
+        result = finish_output(
+            frames, out_fps, None, output_path=output_path, output_type=output_type, return_dict=return_dict
+        )
         self.maybe_free_model_hooks()
         return result
 
@@ -604,10 +702,18 @@ def load_sd15_components(
         motion_adapter = zero_motion_adapter(unet2d)
     elif not isinstance(motion_adapter, MotionAdapter):
         motion_adapter = MotionAdapter.from_pretrained(str(motion_adapter), **dtype_kw, **load_kwargs)
-    unet = AudioVideoUNet.from_unet2d(unet2d, motion_adapter, audio_dim=None, reference_channels=0,
-                                      motion_channels=0, mask_channels=0)  # fmt: skip
+    unet = AudioVideoUNet.from_unet2d(
+        unet2d, motion_adapter, audio_dim=None, reference_channels=0, motion_channels=0, mask_channels=0
+    )
     scheduler = DDIMScheduler.from_pretrained(source, subfolder="scheduler", **load_kwargs)
     scheduler = DDIMScheduler.from_config(scheduler.config, **ANIMATEDIFF_DDIM)
-    return {"unet": unet.eval(), "codec": DiffusersVAECodec(vae).eval(), "text_encoder": text_encoder.eval(),
-            "tokenizer": tokenizer, "scheduler": scheduler, "fps": "8",
-            "max_text_length": int(tokenizer.model_max_length), "text_attention_mask": False}  # fmt: skip
+    return {
+        "unet": unet.eval(),
+        "codec": DiffusersVAECodec(vae).eval(),
+        "text_encoder": text_encoder.eval(),
+        "tokenizer": tokenizer,
+        "scheduler": scheduler,
+        "fps": "8",
+        "max_text_length": int(tokenizer.model_max_length),
+        "text_attention_mask": False,
+    }

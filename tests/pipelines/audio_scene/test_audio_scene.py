@@ -129,16 +129,30 @@ def test_a_crackle_under_a_known_loudness_curve_moves_the_frames_with_that_curve
 
 @pytest.mark.slow
 def test_shared_renders_give_the_naive_frames(pipe, scene):
-    naive = pipe(PROMPT, CRACKLE, target_words="campfire", strength=3.0, num_inference_steps=STEPS, generator=gen(),
-                 share_levels=False)
+    naive = pipe(
+        PROMPT,
+        CRACKLE,
+        target_words="campfire",
+        strength=3.0,
+        num_inference_steps=STEPS,
+        generator=gen(),
+        share_levels=False,
+    )
     assert naive.num_rendered == 1 + len(naive.frames) > scene.num_rendered
     # batches of different makeup round differently in float32: at most one grey level apart
     assert np.abs(naive.frames.astype(np.int16) - scene.frames).max() <= 1
     one = AudioScenePipeline(pipe.t2v, render_batch_size=1)
     one.set_progress_bar_config(disable=True)
     shared = one(PROMPT, CRACKLE, target_words="campfire", strength=3.0, num_inference_steps=STEPS, generator=gen())
-    naive = one(PROMPT, CRACKLE, target_words="campfire", strength=3.0, num_inference_steps=STEPS, generator=gen(),
-                share_levels=False)
+    naive = one(
+        PROMPT,
+        CRACKLE,
+        target_words="campfire",
+        strength=3.0,
+        num_inference_steps=STEPS,
+        generator=gen(),
+        share_levels=False,
+    )
     assert np.array_equal(shared.frames, naive.frames)  # one render per batch: bit for bit
 
 
@@ -170,9 +184,14 @@ def test_target_words_that_are_not_in_the_prompt_fail_before_any_work(pipe):
         pipe(PROMPT, CRACKLE, target_words="camp", num_inference_steps=STEPS)  # a piece of a word is not a word
     with pytest.raises(ValueError, match="one word \\(or None\\) per sound: 2 sound"):
         pipe(PROMPT, [CRACKLE, WAVES], target_words="campfire", num_inference_steps=STEPS)
-    for kwargs, message in [({"signal": "loud"}, "signal must be one of"), ({"strength": -1}, "strength must be"),
-                            ({"smoothing_s": float("nan")}, "smoothing_s must be"), ({"levels": 1}, "levels must be"),
-                            ({"audio": []}, "empty list"), ({"fps": 0}, "fps")]:  # fmt: skip
+    for kwargs, message in [
+        ({"signal": "loud"}, "signal must be one of"),
+        ({"strength": -1}, "strength must be"),
+        ({"smoothing_s": float("nan")}, "smoothing_s must be"),
+        ({"levels": 1}, "levels must be"),
+        ({"audio": []}, "empty list"),
+        ({"fps": 0}, "fps"),
+    ]:
         call = {"audio": CRACKLE, **kwargs}
         with pytest.raises(ValueError, match=message):
             pipe(PROMPT, call.pop("audio"), target_words=None, num_inference_steps=STEPS, **call)
@@ -214,8 +233,14 @@ def test_callback_on_step_end_sees_every_step_of_every_batch(pipe):
         seen.append((p.batch_index, i, p.num_batches, p.num_timesteps))
         return tensors
 
-    out = pipe(PROMPT, CRACKLE, target_words="campfire", num_inference_steps=STEPS, generator=gen(),
-               callback_on_step_end=on_step)  # fmt: skip
+    out = pipe(
+        PROMPT,
+        CRACKLE,
+        target_words="campfire",
+        num_inference_steps=STEPS,
+        generator=gen(),
+        callback_on_step_end=on_step,
+    )
     batches = seen[0][2]
     assert batches >= 1 and seen == [(b, i, batches, STEPS) for b in range(batches) for i in range(STEPS)]
     plain = pipe(PROMPT, CRACKLE, target_words="campfire", num_inference_steps=STEPS, generator=gen())
@@ -247,12 +272,21 @@ def test_frame_count_and_the_mp4_follow_the_sound(pipe, tmp_path):
     from avdiff.video.reader import VideoReader
 
     sound = stepped([0.2, 1.0, 0.5, 0.8, 0.1], seconds_each=0.26)  # 1.3 s
-    out = pipe(PROMPT, sound, target_words="campfire", fps=10, num_inference_steps=1, guidance_scale=1.0,
-               generator=gen())  # fmt: skip
+    out = pipe(
+        PROMPT, sound, target_words="campfire", fps=10, num_inference_steps=1, guidance_scale=1.0, generator=gen()
+    )
     assert abs(len(out.frames) - round(sound.duration_s * 10)) <= 1 and out.fps == 10
     path = out.save(tmp_path / "scene.mp4")
-    streamed = pipe(PROMPT, sound, target_words="campfire", fps=10, num_inference_steps=1, guidance_scale=1.0,
-                    generator=gen(), output_path=tmp_path / "streamed.mp4")  # fmt: skip
+    streamed = pipe(
+        PROMPT,
+        sound,
+        target_words="campfire",
+        fps=10,
+        num_inference_steps=1,
+        guidance_scale=1.0,
+        generator=gen(),
+        output_path=tmp_path / "streamed.mp4",
+    )
     assert streamed.frames is None and streamed.num_frames == len(out.frames)
     for file in (path, streamed.path):
         with VideoReader(file) as video:
@@ -267,16 +301,32 @@ def test_an_image_is_inverted_and_held_at_strength_zero(pipe):
     import skimage.data
 
     picture = skimage.data.astronaut()[::8, ::8][:64, :64]
-    out = pipe(PROMPT, CRACKLE, target_words="campfire", image=picture, strength=0.0, guidance_scale=1.0,
-               num_inference_steps=STEPS)  # fmt: skip
+    out = pipe(
+        PROMPT,
+        CRACKLE,
+        target_words="campfire",
+        image=picture,
+        strength=0.0,
+        guidance_scale=1.0,
+        num_inference_steps=STEPS,
+    )
     assert all(np.array_equal(f, out.base_frame) for f in out.frames)
     assert out.image_psnr is not None and np.isfinite(out.image_psnr)
-    noise = pipe(PROMPT, CRACKLE, target_words="campfire", strength=0.0, guidance_scale=1.0,
-                 num_inference_steps=STEPS, generator=gen())  # fmt: skip
+    noise = pipe(
+        PROMPT,
+        CRACKLE,
+        target_words="campfire",
+        strength=0.0,
+        guidance_scale=1.0,
+        num_inference_steps=STEPS,
+        generator=gen(),
+    )
     from avdiff.pipelines.audio_scene.inversion import reconstruction_psnr
 
-    print(f"DDIM inversion, random tiny model, {STEPS} steps: PSNR {out.image_psnr:.2f} dB "
-          f"(from noise: {reconstruction_psnr(picture, noise.base_frame):.2f} dB)")
+    print(
+        f"DDIM inversion, random tiny model, {STEPS} steps: PSNR {out.image_psnr:.2f} dB "
+        f"(from noise: {reconstruction_psnr(picture, noise.base_frame):.2f} dB)"
+    )
     assert out.image_psnr > reconstruction_psnr(picture, noise.base_frame)  # the inversion carries the image
 
 
@@ -312,8 +362,15 @@ def test_chunks_are_denoised_together_through_the_motion_layers(moving_pipe):
 @pytest.mark.slow
 def test_equal_chunks_share_their_render(moving_pipe):
     sound = stepped([0.0, 1.0, 0.0, 1.0], seconds_each=0.5)  # 4 frames each at 8 fps: two chunks, each twice
-    out = moving_pipe(PROMPT, sound, target_words="campfire", strength=3.0, chunk_frames=4,
-                      num_inference_steps=STEPS, generator=gen())  # fmt: skip
+    out = moving_pipe(
+        PROMPT,
+        sound,
+        target_words="campfire",
+        strength=3.0,
+        chunk_frames=4,
+        num_inference_steps=STEPS,
+        generator=gen(),
+    )
     assert np.array_equal(out.levels[0][:8], out.levels[0][8:]) and len(set(out.levels[0].tolist())) > 1
     assert out.num_rendered == 1 + 8  # the base frame and two distinct chunks, not 16 frames
     assert np.array_equal(out.frames[:8], out.frames[8:])

@@ -56,8 +56,13 @@ def change_from_base(out) -> np.ndarray:
 
 @pytest.mark.slow
 def test_strength_zero_is_the_base_frame_in_every_frame(pipe):
-    out = pipe(PROMPT, sound("crackle", "swell", 11), strength=0.0, num_inference_steps=STEPS,
-               generator=torch.Generator().manual_seed(0))  # fmt: skip
+    out = pipe(
+        PROMPT,
+        sound("crackle", "swell", 11),
+        strength=0.0,
+        num_inference_steps=STEPS,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert all(np.array_equal(frame, out.base_frame) for frame in out.frames)
 
 
@@ -70,18 +75,25 @@ def clip_segment(out, segmenter, word: str) -> np.ndarray:
 
 @pytest.mark.slow
 def test_a_crackle_chooses_campfire_and_moves_it_with_its_loudness(pipe, segmenter):
-    out = pipe(PROMPT, sound("crackle", "swell", 11), strength=STRENGTH, num_inference_steps=STEPS,
-               generator=torch.Generator().manual_seed(0))  # fmt: skip
+    out = pipe(
+        PROMPT,
+        sound("crackle", "swell", 11),
+        strength=STRENGTH,
+        num_inference_steps=STEPS,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert out.targets[0].word == "campfire" and out.targets[0].chosen_by == "encoder"
     change = change_from_base(out)
     r = float(np.corrcoef(change, curve("swell")[: len(change)])[0, 1])
     segment = clip_segment(out, segmenter, "campfire")
     inside = segment_change(out.frames, out.base_frame, segment)
     base_only = segment_change(out.frames, out.base_frame, object_segment(out.base_frame, "campfire", segmenter))
-    print(f"\ncrackle on 'campfire': r(change, loudness) {r:.3f}; change inside the campfire's segment "
-          f"{inside.inside.mean() * 255:.2f} vs elsewhere {inside.outside.mean() * 255:.2f} grey levels per pixel "
-          f"(ratio {inside.ratio:.1f}; {segment.mean():.3f} of the frame; with the base frame's segment alone, "
-          f"{base_only.ratio:.1f}); {out.num_rendered} renders for {len(out.frames)} frames")
+    print(
+        f"\ncrackle on 'campfire': r(change, loudness) {r:.3f}; change inside the campfire's segment "
+        f"{inside.inside.mean() * 255:.2f} vs elsewhere {inside.outside.mean() * 255:.2f} grey levels per pixel "
+        f"(ratio {inside.ratio:.1f}; {segment.mean():.3f} of the frame; with the base frame's segment alone, "
+        f"{base_only.ratio:.1f}); {out.num_rendered} renders for {len(out.frames)} frames"
+    )
     assert r >= 0.8
     assert inside.ratio >= 3.0
 
@@ -94,15 +106,19 @@ def test_two_sounds_move_two_regions_each_with_its_own_curve(pipe, segmenter):
     the other sound; the printed matrix is what docs/results.md reports."""
     prompt = "a campfire on the left with rain on the right at night"
     sounds = [sound("crackle", "swell", 12), sound("rain", "pulse", 13)]
-    out = pipe(prompt, sounds, strength=STRENGTH, num_inference_steps=STEPS, generator=torch.Generator().manual_seed(0))
+    out = pipe(
+        prompt, sounds, strength=STRENGTH, num_inference_steps=STEPS, generator=torch.Generator().manual_seed(0)
+    )
     assert [t.word for t in out.targets] == ["campfire", "rain"]
     curves = {"campfire": curve("swell"), "rain": curve("pulse")}
     r = {}
     for word in curves:
         region = segment_change(out.frames, out.base_frame, clip_segment(out, segmenter, word)).inside
         r[word] = {other: float(np.corrcoef(region, c[: len(region)])[0, 1]) for other, c in curves.items()}
-    print(f"\ntwo sounds: campfire segment r with its crackle {r['campfire']['campfire']:.3f}, with the rain "
-          f"{r['campfire']['rain']:.3f}; rain segment r with its rain {r['rain']['rain']:.3f}, with the crackle "
-          f"{r['rain']['campfire']:.3f}")
+    print(
+        f"\ntwo sounds: campfire segment r with its crackle {r['campfire']['campfire']:.3f}, with the rain "
+        f"{r['campfire']['rain']:.3f}; rain segment r with its rain {r['rain']['rain']:.3f}, with the crackle "
+        f"{r['rain']['campfire']:.3f}"
+    )
     assert r["campfire"]["campfire"] >= 0.5
     assert r["rain"]["rain"] >= 0.8 and r["rain"]["rain"] > r["rain"]["campfire"] + 0.5

@@ -8,9 +8,9 @@ import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from avdiff.audio.clock import FrameClock
+from avdiff.audio.curves import control_curve, quantize, smoothing_frames
 from avdiff.audio.io import Waveform
 from avdiff.models.attention import TokenReweightAttnProcessor, reweighting
-from avdiff.audio.curves import control_curve, quantize, smoothing_frames
 from avdiff.pipelines.audio_scene.pipeline_audio_scene import plan_units
 
 
@@ -53,8 +53,9 @@ def test_processor_leaves_self_attention_alone_and_checks_the_shape():
     attn = Attention(query_dim=8, heads=2, dim_head=4).eval()
     x = torch.randn(2, 5, 8)
     with torch.no_grad():
-        assert torch.equal(TokenReweightAttnProcessor()(attn, x, token_scales=torch.full((2, 4), 3.0)),
-                           AttnProcessor2_0()(attn, x))
+        assert torch.equal(
+            TokenReweightAttnProcessor()(attn, x, token_scales=torch.full((2, 4), 3.0)), AttnProcessor2_0()(attn, x)
+        )
         cross = attention_layer()
         with pytest.raises(ValueError, match=r"token_scales must have shape \(2, 4\)"):
             TokenReweightAttnProcessor()(cross, x, torch.randn(2, 4, 6), token_scales=torch.ones(3, 4))
@@ -120,7 +121,12 @@ def test_levels_and_the_units_that_are_rendered():
     q = quantize(curves, levels=5)
     assert q.tolist() == [[0, 2, 2, 4, 0], [0, 0, 0, 1, 4]]
     units, index = plan_units(q)
-    assert [u.tolist() for u in units] == [[[0, 0]], [[2, 0]], [[4, 1]], [[0, 4]]]  # the base first, then by appearance
+    assert [u.tolist() for u in units] == [
+        [[0, 0]],
+        [[2, 0]],
+        [[4, 1]],
+        [[0, 4]],
+    ]  # the base first, then by appearance
     assert np.array_equal(np.concatenate([units[i] for i in index]).T, q)
     units, index = plan_units(np.array([[3, 3, 1]]))
     assert [u.tolist() for u in units] == [[[0]], [[3]], [[1]]] and index.tolist() == [1, 1, 2]

@@ -99,8 +99,14 @@ def test_keyframes_are_made_once_and_cached_across_calls(song, images, monkeypat
 def test_the_curve_and_the_patterns_change_the_video(pipe, song, images, rendered):
     linear = pipe(song, images=images, beats_per_interval=4, fps=30, height=64, width=64, curve="linear")
     assert linear.num_frames == rendered.num_frames and not np.array_equal(linear.frames, rendered.frames)
-    tl = Timeline([Interval(0, 2, images[0], images[1], "color"), Interval(2, 4, images[1], images[1], "pulse"),
-                   Interval(4, 6, images[1], images[2], "time"), Interval(6, 8, images[2], images[0], "drift")])  # fmt: skip
+    tl = Timeline(
+        [
+            Interval(0, 2, images[0], images[1], "color"),
+            Interval(2, 4, images[1], images[1], "pulse"),
+            Interval(4, 6, images[1], images[2], "time"),
+            Interval(6, 8, images[2], images[0], "drift"),
+        ]
+    )
     tl = Timeline([Interval(iv.start_s, iv.end_s, *(map(_path, (iv.start, iv.end))), iv.pattern) for iv in tl])
     out = pipe(song, tl, fps=25, height=64, width=64, curve="linear", effects={"hue_degrees": 360.0})
     f = out.frames.astype(np.float32) / 255
@@ -124,8 +130,16 @@ def _path(key):
 
 @pytest.mark.slow
 def test_latent_in_betweens_are_the_cross_fade_for_the_exact_codec(pipe, song, images, rendered):
-    latent = pipe(song, images=images, beats_per_interval=4, fps=30, height=64, width=64, interpolation="latent",
-                  rhythm=rendered.rhythm)  # fmt: skip
+    latent = pipe(
+        song,
+        images=images,
+        beats_per_interval=4,
+        fps=30,
+        height=64,
+        width=64,
+        interpolation="latent",
+        rhythm=rendered.rhythm,
+    )
     assert np.abs(latent.frames.astype(int) - rendered.frames.astype(int)).max() <= 1  # rounding only
 
 
@@ -144,8 +158,9 @@ def test_callback_sees_every_frame_and_can_replace_it(pipe, song, images):
     assert seen[-1][1] == len(out.timeline) - 1 and all(0 <= t <= 1 for _, _, t in seen)
     pt = pipe(song, images=images, fps=25, height=32, width=32, output_type="pt")
     pil = pipe(song, images=images, fps=25, height=32, width=32, output_type="pil", return_dict=False)
-    assert torch.equal(pt.frames, torch.from_numpy(plain.frames)) and np.array_equal(np.asarray(pil[0][3]),
-                                                                                       plain.frames[3])
+    assert torch.equal(pt.frames, torch.from_numpy(plain.frames)) and np.array_equal(
+        np.asarray(pil[0][3]), plain.frames[3]
+    )
 
 
 @pytest.mark.slow
@@ -161,27 +176,36 @@ def test_streamed_output_carries_the_song_as_given(pipe, images, tmp_path):
     assert clip.frames.shape[1:] == (64, 48, 3)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"images": None}, "give exactly one of timeline, images and prompts, got none"),
-    ({"timeline": "t.json"}, "give exactly one of timeline, images and prompts, got ['timeline', 'images']"),
-    ({"images": "a.png"}, "images must be a non-empty list, got 'a.png'"),
-    ({"beats_per_interval": 0}, "beats_per_interval must be an integer >= 1, got 0"),
-    ({"patterns": ["zoom"]}, "patterns must be a list of"),
-    ({"curve": "loudness"}, "curve source must be one of"),
-    ({"curve": {"source": "beats", "every": 0}}, "every must be an integer >= 1"),
-    ({"curve": {"speed": 2}}, "curve options"),
-    ({"effects": {"zoom": 2.0}}, "zoom must be a number in [0, 1], got 2.0"),
-    ({"fps": 1000}, "fps must be between 1 and 120 frames per second, got 1000"),
-    ({"height": 2000}, "height must be a multiple of 1 px in [16, 1920], got 2000"),
-    ({"width": 64.0}, "width must be a multiple of 1 px in [16, 1920], got 64.0"),
-    ({"height": 8}, "height must be a multiple of 1 px in [16, 1920], got 8"),
-    ({"interpolation": "walk"}, "interpolation must be one of ('auto', 'diffusion', 'latent', 'pixel'), got 'walk'"),
-    ({"output_type": "latent"}, "output_type must be one of"),
-    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
-    ({"callback_on_step_end_tensor_inputs": ["latents"]}, "callback_on_step_end_tensor_inputs must be among ['frame']"),
-    ({"max_duration_s": 0}, "max_duration_s must be positive"),
-    ({"generator": 3}, "generator must be a torch.Generator or None, got int"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"images": None}, "give exactly one of timeline, images and prompts, got none"),
+        ({"timeline": "t.json"}, "give exactly one of timeline, images and prompts, got ['timeline', 'images']"),
+        ({"images": "a.png"}, "images must be a non-empty list, got 'a.png'"),
+        ({"beats_per_interval": 0}, "beats_per_interval must be an integer >= 1, got 0"),
+        ({"patterns": ["zoom"]}, "patterns must be a list of"),
+        ({"curve": "loudness"}, "curve source must be one of"),
+        ({"curve": {"source": "beats", "every": 0}}, "every must be an integer >= 1"),
+        ({"curve": {"speed": 2}}, "curve options"),
+        ({"effects": {"zoom": 2.0}}, "zoom must be a number in [0, 1], got 2.0"),
+        ({"fps": 1000}, "fps must be between 1 and 120 frames per second, got 1000"),
+        ({"height": 2000}, "height must be a multiple of 1 px in [16, 1920], got 2000"),
+        ({"width": 64.0}, "width must be a multiple of 1 px in [16, 1920], got 64.0"),
+        ({"height": 8}, "height must be a multiple of 1 px in [16, 1920], got 8"),
+        (
+            {"interpolation": "walk"},
+            "interpolation must be one of ('auto', 'diffusion', 'latent', 'pixel'), got 'walk'",
+        ),
+        ({"output_type": "latent"}, "output_type must be one of"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        (
+            {"callback_on_step_end_tensor_inputs": ["latents"]},
+            "callback_on_step_end_tensor_inputs must be among ['frame']",
+        ),
+        ({"max_duration_s": 0}, "max_duration_s must be positive"),
+        ({"generator": 3}, "generator must be a torch.Generator or None, got int"),
+    ],
+)
 def test_check_inputs_names_the_argument_and_its_value(pipe, song, images, kwargs, message):
     call = {"images": images, "fps": 25, **kwargs}
     with pytest.raises(ValueError) as e:
@@ -216,8 +240,9 @@ def test_the_pipeline_contract(pipe, song, images, tmp_path):
     assert isinstance(fps, Fraction) and fps == plain.fps == 25 and isinstance(audio, Waveform)
     seeded = pipe(song, images=images, fps=25, height=32, width=32, generator=torch.Generator().manual_seed(0))
     assert np.array_equal(seeded.frames, plain.frames)  # nothing is random in keyframe-images mode
-    streamed = pipe(song, images=images, fps=25, height=32, width=32, output_path=tmp_path / "v.mp4",
-                    return_dict=False)  # fmt: skip
+    streamed = pipe(
+        song, images=images, fps=25, height=32, width=32, output_path=tmp_path / "v.mp4", return_dict=False
+    )
     assert streamed[0] is None and streamed[1] == 25 and streamed[2] is None  # the mp4 carries the song
     assert read_video(tmp_path / "v.mp4").num_frames == plain.num_frames
 
@@ -252,13 +277,16 @@ def test_beats_mode_lands_on_the_beats_and_linear_scores_chance(pipe, images, tm
     song = make_song(tmp_path / "drums.wav", 30.0)
     scores = {}
     for curve in ("beats", "linear"):
-        out = pipe(str(song), images=images, curve=curve, fps=30, height=96, width=96,
-                   output_path=tmp_path / f"{curve}.mp4")  # fmt: skip
+        out = pipe(
+            str(song), images=images, curve=curve, fps=30, height=96, width=96, output_path=tmp_path / f"{curve}.mp4"
+        )
         scores[curve] = score_video(out.path)
     beats, linear = scores["beats"], scores["linear"]
-    print(f"beats: BAS {beats.beat_align_score:.3f} (music side {beats.beat_align_score_music:.3f}), hit rate "
-          f"{beats.hit_rate:.3f}; linear: BAS {linear.beat_align_score:.3f}, hit rate {linear.hit_rate:.3f}; chance "
-          f"{linear.chance:.3f}")  # fmt: skip
+    print(
+        f"beats: BAS {beats.beat_align_score:.3f} (music side {beats.beat_align_score_music:.3f}), hit rate "
+        f"{beats.hit_rate:.3f}; linear: BAS {linear.beat_align_score:.3f}, hit rate {linear.hit_rate:.3f}; chance "
+        f"{linear.chance:.3f}"
+    )
     assert beats.scored and beats.hit_rate >= 0.9 and beats.beat_align_score >= 0.8
     assert linear.scored and abs(linear.beat_align_score - linear.chance) < 0.1
     assert beats.beat_align_score > linear.beat_align_score + 0.4
@@ -281,7 +309,9 @@ def test_ten_minutes_at_29_97_fps_stay_in_sync_in_flat_memory(folder):
     short, long = runs[1], runs[10]
     if short["peak_mb"] is None or long["peak_mb"] is None:
         pytest.skip("the peak RSS of one call cannot be measured here (see MemoryProbe)")
-    print(f"peak RSS increase: 1 min {short['peak_mb']:.0f} MB ({short['seconds']:.1f} s), 10 min "
-          f"{long['peak_mb']:.0f} MB ({long['seconds']:.1f} s)")  # fmt: skip
+    print(
+        f"peak RSS increase: 1 min {short['peak_mb']:.0f} MB ({short['seconds']:.1f} s), 10 min "
+        f"{long['peak_mb']:.0f} MB ({long['seconds']:.1f} s)"
+    )
     assert long["peak_mb"] <= 1.5 * short["peak_mb"]
     assert long["peak_mb"] - short["peak_mb"] < 48  # and in absolute terms: 9 more minutes add a few MB, not the song

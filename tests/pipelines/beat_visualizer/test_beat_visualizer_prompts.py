@@ -104,8 +104,9 @@ def test_the_cache_is_keyed_on_the_sources_settings(t2v, song, monkeypatch):
     pipe.source.num_inference_steps = 2
     changed = pipe(song, prompts=PROMPTS[:2], beats_per_interval=4, fps=8)
     assert len(calls) == 4  # new settings, new keyframes
-    assert np.array_equal(changed.frames[0], make_pipe(t2v, steps=2)(song, prompts=PROMPTS[:2], beats_per_interval=4,
-                                                                        fps=8).frames[0])  # fmt: skip
+    assert np.array_equal(
+        changed.frames[0], make_pipe(t2v, steps=2)(song, prompts=PROMPTS[:2], beats_per_interval=4, fps=8).frames[0]
+    )
 
 
 @pytest.mark.slow

@@ -18,9 +18,13 @@ from rhythms import rhythm_of
 
 
 def three(tmp_path: Path) -> Timeline:
-    return Timeline([Interval(0, 4, "a forest at dawn", tmp_path / "sea.png"),
-                     Interval(4, 9.5, tmp_path / "sea.png", "a city at night", "color"),
-                     Interval(9.5, 12, "a city at night", "a city at night", "pulse")])  # fmt: skip
+    return Timeline(
+        [
+            Interval(0, 4, "a forest at dawn", tmp_path / "sea.png"),
+            Interval(4, 9.5, tmp_path / "sea.png", "a city at night", "color"),
+            Interval(9.5, 12, "a city at night", "a city at night", "pulse"),
+        ]
+    )
 
 
 def test_json_round_trip_with_prompts_and_images(tmp_path):
@@ -44,17 +48,29 @@ def test_keys_in_their_written_forms(tmp_path):
             parse_key(bad)
 
 
-@pytest.mark.parametrize("intervals, message", [
-    ([], "at least one interval"),
-    ([Interval(0.5, 4, "a", "b")], "interval 1 starts at 0.5 s; the timeline must start at 0"),
-    ([Interval(0, 4, "a", "b"), Interval(5, 8, "b", "c")], "interval 2 starts at 5 s, 1.000 s after interval 1 ends"),
-    ([Interval(0, 4, "a", "b"), Interval(3, 8, "b", "c")], "interval 2 starts at 3 s, inside interval 1 (0-4 s)"),
-    ([Interval(0, 4, "a", "b"), Interval(4, 6, "b", "c"), Interval(2, 8, "c", "d")], "interval 3 starts at 2 s, inside interval 1 (0-4 s)"),
-    ([Interval(0, 4, "a", "b"), Interval(4, 4, "b", "c")], "interval 2: end_s (4) must be after start_s (4)"),
-    ([Interval(0, float("nan"), "a", "b")], "interval 1: end_s must be a finite number of seconds"),
-    ([Interval(0, 4, "a", "  ")], "interval 1: end must be a prompt (str) or an image (pathlib.Path)"),
-    ([Interval(0, 4, "a", "b", "zoom")], "interval 1: pattern must be one of subject, color, style, time, drift, pulse"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "intervals, message",
+    [
+        ([], "at least one interval"),
+        ([Interval(0.5, 4, "a", "b")], "interval 1 starts at 0.5 s; the timeline must start at 0"),
+        (
+            [Interval(0, 4, "a", "b"), Interval(5, 8, "b", "c")],
+            "interval 2 starts at 5 s, 1.000 s after interval 1 ends",
+        ),
+        ([Interval(0, 4, "a", "b"), Interval(3, 8, "b", "c")], "interval 2 starts at 3 s, inside interval 1 (0-4 s)"),
+        (
+            [Interval(0, 4, "a", "b"), Interval(4, 6, "b", "c"), Interval(2, 8, "c", "d")],
+            "interval 3 starts at 2 s, inside interval 1 (0-4 s)",
+        ),
+        ([Interval(0, 4, "a", "b"), Interval(4, 4, "b", "c")], "interval 2: end_s (4) must be after start_s (4)"),
+        ([Interval(0, float("nan"), "a", "b")], "interval 1: end_s must be a finite number of seconds"),
+        ([Interval(0, 4, "a", "  ")], "interval 1: end must be a prompt (str) or an image (pathlib.Path)"),
+        (
+            [Interval(0, 4, "a", "b", "zoom")],
+            "interval 1: pattern must be one of subject, color, style, time, drift, pulse",
+        ),
+    ],
+)
 def test_bad_timelines_name_the_interval(intervals, message):
     with pytest.raises(TimelineError) as e:
         Timeline(intervals)
@@ -73,19 +89,32 @@ def test_the_song_must_be_covered_and_what_runs_past_it_is_refused(tmp_path):
     assert len(cut) == 3 and cut[-1].end_s == 11.8
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "no such file"),
-    ("{\n  \"intervals\": [\n    {\"start_s\": 0,,}", "not JSON: Expecting property name enclosed in double quotes at "
-                                                      "line 3, column 19"),
-    ('{"intervals": {}}', 'expected an object with an "intervals" list, got dict'),
-    ('{"version": 2, "intervals": []}', "version 2 is not one this avdiff reads (1)"),
-    ('[{"start_s": 0, "end_s": 4, "start": "a"}]', "interval 1: missing end"),
-    ('[{"start_s": 0, "end_s": 4, "start": "a", "end": "b", "speed": 2}]', "interval 1: unknown field(s) speed"),
-    ('[{"start_s": "0", "end_s": 4, "start": "a", "end": "b"}]', "interval 1: start_s must be a number of seconds"),
-    ('[{"start_s": 0, "end_s": 4, "start": "a", "end": {"image": 7}}]', "interval 1: end: 'image' must be a non-empty"),
-    ('[{"start_s": 0, "end_s": 4, "start": "a", "end": "b"}, {"start_s": 5, "end_s": 6, "start": "a", "end": "b"}]',
-     "interval 2 starts at 5 s, 1.000 s after interval 1 ends"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        (
+            '{\n  "intervals": [\n    {"start_s": 0,,}',
+            "not JSON: Expecting property name enclosed in double quotes at line 3, column 19",
+        ),
+        ('{"intervals": {}}', 'expected an object with an "intervals" list, got dict'),
+        ('{"version": 2, "intervals": []}', "version 2 is not one this avdiff reads (1)"),
+        ('[{"start_s": 0, "end_s": 4, "start": "a"}]', "interval 1: missing end"),
+        ('[{"start_s": 0, "end_s": 4, "start": "a", "end": "b", "speed": 2}]', "interval 1: unknown field(s) speed"),
+        (
+            '[{"start_s": "0", "end_s": 4, "start": "a", "end": "b"}]',
+            "interval 1: start_s must be a number of seconds",
+        ),
+        (
+            '[{"start_s": 0, "end_s": 4, "start": "a", "end": {"image": 7}}]',
+            "interval 1: end: 'image' must be a non-empty",
+        ),
+        (
+            '[{"start_s": 0, "end_s": 4, "start": "a", "end": "b"}, {"start_s": 5, "end_s": 6, "start": "a", "end": "b"}]',
+            "interval 2 starts at 5 s, 1.000 s after interval 1 ends",
+        ),
+    ],
+)
 def test_bad_files_get_one_clear_line(tmp_path, content, message):
     path = tmp_path / "t.json"
     if content is not None:
@@ -107,7 +136,9 @@ def test_frame_edges_tile_the_frames_by_the_one_clock():
     edges = tl.frame_edges(fps, F)
     assert edges.tolist() == [0, round(Fraction(1) * fps), round(Fraction(5, 2) * fps), F] == [0, 30, 75, 90]
     with pytest.raises(TimelineError, match="shorter than one frame at 1 fps"):
-        Timeline([Interval(0, 1.0, "a", "b"), Interval(1.0, 1.2, "b", "c"), Interval(1.2, 3, "c", "d")]).frame_edges(1, 3)
+        Timeline([Interval(0, 1.0, "a", "b"), Interval(1.0, 1.2, "b", "c"), Interval(1.2, 3, "c", "d")]).frame_edges(
+            1, 3
+        )
     with pytest.raises(TimelineError, match="ends at 3.000 s, before the video's last frame"):
         tl.frame_edges(25, 100)
 

@@ -46,7 +46,8 @@ def test_it_fits_its_recipe(pipe):
     trainer, task = load_train_config(RECIPE)
     ran = json.loads((resolve(NAME) / "training_config.json").read_text())
     assert {k: v for k, v in ran["trainer"].items() if k != "output_dir"} == {
-        k: v for k, v in trainer.__dict__.items() if k != "output_dir"}  # fmt: skip
+        k: v for k, v in trainer.__dict__.items() if k != "output_dir"
+    }
     assert all(ran["task"][k] == v for k, v in task.items())  # every recipe setting, as the run used it
     fresh = TalkingHeadPipeline.from_preset(task["preset"])  # the recipe's architecture, random weights
     assert _public(fresh.unet.config) == _public(pipe.unet.config)
@@ -81,7 +82,21 @@ def test_avdiff_talk_without_a_model_flag_uses_it(tmp_path, capsys):
     t = np.arange(12000) / 16000
     save_audio(tmp_path / "s.wav", Waveform((0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), 16000))
     out = tmp_path / "out.mp4"
-    assert main(["talk", "--image", str(tmp_path / "face.png"), "--audio", str(tmp_path / "s.wav"), "--out", str(out),
-                 "--steps", "2"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "talk",
+                "--image",
+                str(tmp_path / "face.png"),
+                "--audio",
+                str(tmp_path / "s.wav"),
+                "--out",
+                str(out),
+                "--steps",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert out.is_file() and "wrote" in capsys.readouterr().out
     os.remove(out)

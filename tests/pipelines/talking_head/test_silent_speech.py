@@ -90,11 +90,18 @@ def test_the_diffusion_pipeline_warns_the_same_way(caplog):
     pipe = TalkingHeadPipeline.from_preset("tiny", seed=0)
     pipe.set_progress_bar_config(disable=True)
     with caplog.at_level(logging.WARNING):
-        out = pipe(skimage.data.astronaut(), Waveform(torch.zeros(1, 3200), 16000), num_inference_steps=1,
-                   chunk_frames=8, generator=torch.Generator().manual_seed(0))  # fmt: skip
+        out = pipe(
+            skimage.data.astronaut(),
+            Waveform(torch.zeros(1, 3200), 16000),
+            num_inference_steps=1,
+            chunk_frames=8,
+            generator=torch.Generator().manual_seed(0),
+        )
     assert out.num_frames == 5
-    assert [w.split(":")[0] for w in out.warnings] == ["The speech is silent",
-                                                        "The speech is only 0.20 s long (under 0.5 s)"]
+    assert [w.split(":")[0] for w in out.warnings] == [
+        "The speech is silent",
+        "The speech is only 0.20 s long (under 0.5 s)",
+    ]
     assert "the speech is silent" in caplog.text and "the speech is only 0.20 s long" in caplog.text
 
 

@@ -20,18 +20,18 @@ from avdiff.audio.clock import FrameClock
 from avdiff.audio.io import AudioLoadError, Waveform, save_audio
 from avdiff.audio.tts import speak
 from avdiff.bench.talk import measure_memory_in_child, speech_like
+from avdiff.models.builders import load_preset
 from avdiff.models.codec import DiffusersVAECodec, SpaceToDepthCodec
 from avdiff.models.speech import HFSpeechEncoder, SpeechEncoder
 from avdiff.pipelines.output import VideoPipelineOutput
-from avdiff.models.builders import load_preset
 from avdiff.pipelines.talking_head.pipeline_talking_head import (
     TalkingHeadPipeline,
     composed_guidance,
     guidance_terms,
     plan_chunks,
 )
-from avdiff.video.masks import mouth_mask
 from avdiff.video.face import NoFaceError, detect_face
+from avdiff.video.masks import mouth_mask
 from avdiff.video.reader import read_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for the module
@@ -96,9 +96,15 @@ def test_space_to_depth_codec_is_exact_and_saves(tmp_path):
 
 def tiny_vae() -> AutoencoderKL:
     torch.manual_seed(0)
-    return AutoencoderKL(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
-                         up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4,
-                         sample_size=32, scaling_factor=0.5).eval()  # fmt: skip
+    return AutoencoderKL(
+        block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=32,
+        scaling_factor=0.5,
+    ).eval()
 
 
 @torch.no_grad()
@@ -154,9 +160,18 @@ def test_a_sound_changes_only_the_tokens_of_frames_that_hear_it():
 def tiny_wav2vec2(tmp_path, **overrides) -> str:
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-    cfg = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                         conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-                         vocab_size=10, feat_extract_norm="layer", **overrides)  # fmt: skip
+    cfg = Wav2Vec2Config(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        vocab_size=10,
+        feat_extract_norm="layer",
+        **overrides,
+    )
     torch.manual_seed(0)
     path = tmp_path / "wav2vec2"
     Wav2Vec2Model(cfg).save_pretrained(path)
@@ -200,10 +215,22 @@ def test_hf_speech_encoder_with_a_tiny_wav2vec2(tmp_path):
 def test_hf_speech_encoder_with_a_tiny_whisper(tmp_path):
     from transformers import WhisperConfig, WhisperModel
 
-    cfg = WhisperConfig(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-                        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
-                        max_source_positions=1500, vocab_size=100, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-                        decoder_start_token_id=1)  # fmt: skip
+    cfg = WhisperConfig(
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        num_mel_bins=80,
+        max_source_positions=1500,
+        vocab_size=100,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+    )
     WhisperModel(cfg).save_pretrained(tmp_path / "whisper")
     enc = HFSpeechEncoder.from_backbone(tmp_path / "whisper", audio_dim=16, hidden_dim=16)
     tokens = enc.encode(speech_like(1.0).samples, FrameClock(25, 16000))
@@ -238,13 +265,21 @@ def test_composed_guidance_formula():
 @pytest.mark.slow
 def test_guidance_batches_the_passes_in_one_unet_call(pipe, photo):
     batches = []
-    hook = pipe.unet.register_forward_pre_hook(lambda m, args, kwargs: batches.append(args[0].shape[0]),
-                                               with_kwargs=True)  # fmt: skip
+    hook = pipe.unet.register_forward_pre_hook(
+        lambda m, args, kwargs: batches.append(args[0].shape[0]), with_kwargs=True
+    )
     try:
         audio = speech_like(0.4)
         pipe(photo, audio, num_inference_steps=1, output_type="crops", generator=gen())
-        pipe(photo, audio, num_inference_steps=1, output_type="crops", generator=gen(), audio_guidance_scale=1,
-             reference_guidance_scale=1)  # fmt: skip
+        pipe(
+            photo,
+            audio,
+            num_inference_steps=1,
+            output_type="crops",
+            generator=gen(),
+            audio_guidance_scale=1,
+            reference_guidance_scale=1,
+        )
     finally:
         hook.remove()
     assert batches == [3, 1]
@@ -281,12 +316,20 @@ def test_two_seconds_of_speech_give_fifty_frames_and_a_matching_mp4(base_run, ph
 @pytest.mark.slow
 @needs_espeak
 def test_same_seed_same_frames_and_different_speech_moves_the_mouth(pipe, photo, base_run):
-    again = pipe(photo, exactly(speak("The quick brown fox jumps over the lazy dog."), 2.0), num_inference_steps=1,
-                 generator=gen(0))  # fmt: skip
+    again = pipe(
+        photo,
+        exactly(speak("The quick brown fox jumps over the lazy dog."), 2.0),
+        num_inference_steps=1,
+        generator=gen(0),
+    )
     assert np.array_equal(again.frames, base_run.frames)
 
-    other = pipe(photo, exactly(speak("Peter picked a peck of pickled peppers.", voice="en-gb"), 2.0),
-                 num_inference_steps=1, generator=gen(0))  # fmt: skip
+    other = pipe(
+        photo,
+        exactly(speak("Peter picked a peck of pickled peppers.", voice="en-gb"), 2.0),
+        num_inference_steps=1,
+        generator=gen(0),
+    )
     assert other.num_frames == base_run.num_frames
     face = detect_face(photo)
     mouth = mouth_mask(face.landmarks, photo.shape[:2], dilate=0.0) > 0.5
@@ -300,17 +343,22 @@ def test_same_seed_same_frames_and_different_speech_moves_the_mouth(pipe, photo,
 
 @pytest.mark.slow
 @pytest.mark.memory  # peak memory in child processes: serial, alone
-@pytest.mark.parametrize("pipeline, options", [
-    ("warp", {}),  # 512x512 frames
-    ("tiny", {"photo_px": 256, "crop_px": 32, "audio_guidance_scale": 1.0, "reference_guidance_scale": 1.0}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "pipeline, options",
+    [
+        ("warp", {}),  # 512x512 frames
+        ("tiny", {"photo_px": 256, "crop_px": 32, "audio_guidance_scale": 1.0, "reference_guidance_scale": 1.0}),
+    ],
+)
 def test_memory_for_120_s_stays_within_1_5x_of_10_s(pipeline, options):
     # each call streams its video to an mp4 (as avdiff talk does) in a fresh child process; holding the frames instead
     # would add 3000 frames (2.3 GB at 512x512, 0.6 GB at 256x256) to the 120 s run
     runs = [measure_memory_in_child(seconds=s, pipeline=pipeline, steps=1, output="mp4", **options) for s in (10, 120)]
     if any(r["peak_mb"] is None for r in runs):
-        pytest.skip("the peak RSS of one call cannot be measured here: /proc/self/clear_refs cannot be written and "
-                    "the call stayed under the child process's earlier peak")  # fmt: skip
+        pytest.skip(
+            "the peak RSS of one call cannot be measured here: /proc/self/clear_refs cannot be written and "
+            "the call stayed under the child process's earlier peak"
+        )
     short, long = runs
     print(f"{pipeline}: peak RSS increase 10 s {short['peak_mb']:.0f} MB, 120 s {long['peak_mb']:.0f} MB")
     assert short["frames"] == 250 and long["frames"] == 3000
@@ -335,8 +383,9 @@ def test_streaming_to_a_file_gives_the_frames_a_call_returns(pipe, photo, tmp_pa
 def test_the_output_carries_the_audio_as_given(pipe, photo, tmp_path):
     # 44.1 kHz stereo in: the model reads 16 kHz mono, the video carries 44.1 kHz stereo
     t = torch.arange(int(0.8 * 44100)) / 44100
-    stereo = Waveform(torch.stack([0.3 * torch.sin(2 * torch.pi * 220 * t), 0.1 * torch.sin(2 * torch.pi * 440 * t)]),
-                      44100)  # fmt: skip
+    stereo = Waveform(
+        torch.stack([0.3 * torch.sin(2 * torch.pi * 220 * t), 0.1 * torch.sin(2 * torch.pi * 440 * t)]), 44100
+    )
     out = pipe(photo, stereo, num_inference_steps=1, output_path=tmp_path / "v.mp4", generator=gen())
     clip = read_video(out.path)
     assert clip.audio.sample_rate == 44100 and clip.audio.num_channels == 2 and out.num_frames == 20
@@ -357,8 +406,12 @@ def test_a_huge_photo_is_bounded_and_the_output_never_replaces_an_input(pipe, tm
     audio_path = save_audio(tmp_path / "s.wav", speech_like(0.2))
     before = audio_path.read_bytes()
     (tmp_path / "link.mp4").symlink_to(audio_path)
-    for target, message in [(audio_path, "is the audio"), (tmp_path / "link.mp4", "is the audio"),
-                            (tmp_path, "is a folder"), (tmp_path / "out.wav", "mp4")]:  # fmt: skip
+    for target, message in [
+        (audio_path, "is the audio"),
+        (tmp_path / "link.mp4", "is the audio"),
+        (tmp_path, "is a folder"),
+        (tmp_path / "out.wav", "mp4"),
+    ]:
         with pytest.raises(ValueError, match=message):
             pipe(skimage.data.astronaut(), str(audio_path), output_path=target)
     assert audio_path.read_bytes() == before
@@ -367,28 +420,31 @@ def test_a_huge_photo_is_bounded_and_the_output_never_replaces_an_input(pipe, tm
 # --- interface -----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"num_inference_steps": 0}, "num_inference_steps"),
-    ({"audio_guidance_scale": 0.5}, "audio_guidance_scale"),
-    ({"reference_guidance_scale": 0.99}, "reference_guidance_scale"),
-    ({"chunk_frames": 1}, "chunk_frames"),
-    ({"chunk_frames": 64}, "chunk_frames"),
-    ({"motion_frames": 16}, "motion_frames"),
-    ({"chunk_frames": 4, "motion_frames": 4}, "motion_frames"),
-    ({"height": 60}, "height"),
-    ({"width": 100}, "width"),
-    ({"height": 64, "width": 128}, "height and width"),
-    ({"fps": 0}, "fps"),
-    ({"fps": -25}, "fps"),
-    ({"fps": "abc"}, "fps"),
-    ({"fps": 1e9}, "between 1 and 120"),
-    ({"fps": 0.001}, "between 1 and 120"),
-    ({"fps": "1/0"}, "fps"),
-    ({"output_type": "latent"}, "output_type"),
-    ({"callback_on_step_end_tensor_inputs": ["noise"]}, "callback_on_step_end_tensor_inputs"),
-    ({"max_duration_s": 0}, "max_duration_s"),
-    ({"generator": [gen(0), gen(1)]}, "generator"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_inference_steps": 0}, "num_inference_steps"),
+        ({"audio_guidance_scale": 0.5}, "audio_guidance_scale"),
+        ({"reference_guidance_scale": 0.99}, "reference_guidance_scale"),
+        ({"chunk_frames": 1}, "chunk_frames"),
+        ({"chunk_frames": 64}, "chunk_frames"),
+        ({"motion_frames": 16}, "motion_frames"),
+        ({"chunk_frames": 4, "motion_frames": 4}, "motion_frames"),
+        ({"height": 60}, "height"),
+        ({"width": 100}, "width"),
+        ({"height": 64, "width": 128}, "height and width"),
+        ({"fps": 0}, "fps"),
+        ({"fps": -25}, "fps"),
+        ({"fps": "abc"}, "fps"),
+        ({"fps": 1e9}, "between 1 and 120"),
+        ({"fps": 0.001}, "between 1 and 120"),
+        ({"fps": "1/0"}, "fps"),
+        ({"output_type": "latent"}, "output_type"),
+        ({"callback_on_step_end_tensor_inputs": ["noise"]}, "callback_on_step_end_tensor_inputs"),
+        ({"max_duration_s": 0}, "max_duration_s"),
+        ({"generator": [gen(0), gen(1)]}, "generator"),
+    ],
+)
 def test_check_inputs_names_the_argument_and_its_value(pipe, photo, kwargs, match):
     with pytest.raises(ValueError, match=match) as info:
         pipe(photo, speech_like(0.4), **kwargs)
@@ -437,9 +493,12 @@ def test_the_warp_baseline_keeps_the_pipeline_contract(tmp_path):
     assert frames is None and fps == 25 and wav is not None
     assert read_video(path).num_frames == 10
 
-    for kwargs, name in [({"output_type": "latent"}, "output_type"), ({"generator": 3}, "generator"),
-                         ({"callback_on_step_end_tensor_inputs": ["latents"]}, "callback_on_step_end_tensor_inputs"),
-                         ({"output_path": tmp_path}, "output_path")]:  # fmt: skip
+    for kwargs, name in [
+        ({"output_type": "latent"}, "output_type"),
+        ({"generator": 3}, "generator"),
+        ({"callback_on_step_end_tensor_inputs": ["latents"]}, "callback_on_step_end_tensor_inputs"),
+        ({"output_path": tmp_path}, "output_path"),
+    ]:
         with pytest.raises(ValueError, match=name):
             pipe(image, audio, **kwargs)
 
@@ -463,8 +522,14 @@ def test_callback_runs_every_step_of_every_chunk_and_can_change_latents(pipe, ph
         calls.append((p.chunk_index, step, int(t), tuple(tensors["latents"].shape)))
         return tensors
 
-    pipe(photo, speech_like(1.0), num_inference_steps=2, output_type="crops", generator=gen(),
-         callback_on_step_end=record)  # fmt: skip
+    pipe(
+        photo,
+        speech_like(1.0),
+        num_inference_steps=2,
+        output_type="crops",
+        generator=gen(),
+        callback_on_step_end=record,
+    )
     assert [(c, s) for c, s, _, _ in calls] == [(0, 0), (0, 1), (1, 0), (1, 1)]  # 25 frames: chunks of 16 and 2 + 9
     assert calls[0][3] == (1, 48, 16, 16, 16) and calls[2][3] == (1, 48, 11, 16, 16)
     assert calls[0][2] > calls[1][2]  # timesteps go down within a chunk
@@ -474,8 +539,14 @@ def test_callback_runs_every_step_of_every_chunk_and_can_change_latents(pipe, ph
             tensors["latents"] = torch.zeros_like(tensors["latents"])
         return tensors
 
-    out = pipe(photo, speech_like(1.0), num_inference_steps=2, output_type="crops", generator=gen(),
-               callback_on_step_end=zero_at_the_end)  # fmt: skip
+    out = pipe(
+        photo,
+        speech_like(1.0),
+        num_inference_steps=2,
+        output_type="crops",
+        generator=gen(),
+        callback_on_step_end=zero_at_the_end,
+    )
     assert (out.frames == 128).all()  # zero latents decode to mid-gray
 
 
@@ -490,9 +561,17 @@ def test_motion_latents_continue_the_previous_chunk(pipe, photo):
             finals.append(tensors["latents"].clone())
         return tensors
 
-    out = pipe(photo, speech_like(37 / 25), num_inference_steps=1, chunk_frames=8, motion_frames=3,
-               output_type="crops", generator=gen(), callback_on_step_end=record,
-               callback_on_step_end_tensor_inputs=["latents", "motion_latents"])  # fmt: skip
+    out = pipe(
+        photo,
+        speech_like(37 / 25),
+        num_inference_steps=1,
+        chunk_frames=8,
+        motion_frames=3,
+        output_type="crops",
+        generator=gen(),
+        callback_on_step_end=record,
+        callback_on_step_end_tensor_inputs=["latents", "motion_latents"],
+    )
     assert out.num_frames == 37 and out.frames.shape == (37, 64, 64, 3)
     assert len(finals) == len(plan_chunks(37, 8, 3)) == 7
     assert motions[0].abs().sum() == 0  # the first chunk has no past
@@ -524,8 +603,12 @@ def test_output_types(pipe, photo):
 
 @pytest.mark.slow
 def test_dpm_solver_can_replace_ddim(pipe, photo):
-    dpm = TalkingHeadPipeline(unet=pipe.unet, codec=pipe.codec, speech_encoder=pipe.speech_encoder,
-                              scheduler=DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))  # fmt: skip
+    dpm = TalkingHeadPipeline(
+        unet=pipe.unet,
+        codec=pipe.codec,
+        speech_encoder=pipe.speech_encoder,
+        scheduler=DPMSolverMultistepScheduler.from_config(pipe.scheduler.config),
+    )
     dpm.set_progress_bar_config(disable=True)
     audio = speech_like(1.0)  # two chunks: the solver's history must restart with each
     a = dpm(photo, audio, num_inference_steps=3, output_type="crops", generator=gen(5)).frames
@@ -540,8 +623,11 @@ def test_save_and_load_give_identical_frames(pipe, photo, tmp_path):
     pipe.save_pretrained(tmp_path / "pipe")
     index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
     assert {k: v[1] for k, v in index.items() if isinstance(v, list)} == {
-        "unet": "AudioVideoUNet", "codec": "SpaceToDepthCodec", "speech_encoder": "SpeechEncoder",
-        "scheduler": "DDIMScheduler"}  # fmt: skip
+        "unet": "AudioVideoUNet",
+        "codec": "SpaceToDepthCodec",
+        "speech_encoder": "SpeechEncoder",
+        "scheduler": "DDIMScheduler",
+    }
     assert index["framing"] == pipe.framing == "face"
     loaded = TalkingHeadPipeline.from_pretrained(tmp_path / "pipe")
     loaded.set_progress_bar_config(disable=True)
@@ -552,8 +638,11 @@ def test_save_and_load_give_identical_frames(pipe, photo, tmp_path):
 @pytest.mark.slow
 def test_a_pipeline_with_a_vae_and_a_pretrained_speech_model_saves_and_loads(photo, tmp_path):
     spec = load_preset("talking_head", "tiny")
-    spec.update(pixel_size=32, codec={"type": "vae", "vae_config": dict(tiny_vae().config)},
-                speech_encoder={"type": "hf", "backbone": tiny_wav2vec2(tmp_path), "audio_dim": 32, "hidden_dim": 16})
+    spec.update(
+        pixel_size=32,
+        codec={"type": "vae", "vae_config": dict(tiny_vae().config)},
+        speech_encoder={"type": "hf", "backbone": tiny_wav2vec2(tmp_path), "audio_dim": 32, "hidden_dim": 16},
+    )
     pipe = TalkingHeadPipeline.from_preset(spec, seed=0)
     pipe.set_progress_bar_config(disable=True)
     assert pipe.default_size == 32 and pipe.unet.latent_channels == 4
@@ -564,8 +653,9 @@ def test_a_pipeline_with_a_vae_and_a_pretrained_speech_model_saves_and_loads(pho
     loaded = TalkingHeadPipeline.from_pretrained(tmp_path / "pipe")
     loaded.set_progress_bar_config(disable=True)
     assert isinstance(loaded.codec, DiffusersVAECodec) and isinstance(loaded.speech_encoder, HFSpeechEncoder)
-    assert np.array_equal(loaded(photo, audio, num_inference_steps=1, output_type="crops", generator=gen()).frames,
-                          before)  # fmt: skip
+    assert np.array_equal(
+        loaded(photo, audio, num_inference_steps=1, output_type="crops", generator=gen()).frames, before
+    )
 
 
 @pytest.mark.slow

@@ -56,7 +56,8 @@ def test_it_fits_its_recipe(pipe):
     trainer, task = load_train_config(RECIPE)
     ran = json.loads((resolve(DEFAULT_SCENE_MODEL) / "training_config.json").read_text())
     assert {k: v for k, v in ran["trainer"].items() if k != "output_dir"} == {
-        k: v for k, v in trainer.__dict__.items() if k != "output_dir"}  # fmt: skip
+        k: v for k, v in trainer.__dict__.items() if k != "output_dir"
+    }
     assert all(ran["task"][k] == v for k, v in task.items())  # every recipe setting, as the run used it
     fresh = TextToVideoPipeline.from_preset(task["preset"])  # the recipe's architecture, random weights
     assert _public(fresh.unet.config) == _public(pipe.unet.config)
@@ -101,6 +102,24 @@ def test_avdiff_visualize_prompts_uses_it_by_default(tmp_path, capsys):
 
     song = make_song(tmp_path / "song.wav", 4.0)
     out = tmp_path / "disco.mp4"
-    assert main(["visualize", "--audio", str(song), "--prompts", "a campfire by day; a campfire at night", "--fps", "8",
-                 "--beats-per-interval", "4", "--steps", "4", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "visualize",
+                "--audio",
+                str(song),
+                "--prompts",
+                "a campfire by day; a campfire at night",
+                "--fps",
+                "8",
+                "--beats-per-interval",
+                "4",
+                "--steps",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith(f"wrote {out} (32 frames at 8 fps;")

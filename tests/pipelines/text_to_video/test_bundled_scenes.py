@@ -3,16 +3,16 @@ data generated here (seeds that neither training nor the evaluation in docs/benc
 
 import dataclasses
 import json
-import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 import torch
 
-from avdiff.data.scenes import LABELS, SOUNDING, make_scenes, read_scene_index, load_scene_clip
 from avdiff.bundled import bundled_path
+from avdiff.data.scenes import LABELS, SOUNDING, load_scene_clip, make_scenes, read_scene_index
 from avdiff.training.config import load_train_config
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -28,12 +28,16 @@ def run_config(folder: Path) -> dict:
 
 
 def test_bundled_files_are_package_data():
-    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["avdiff.bundled"]
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "avdiff.bundled"
+    ]
     for name in ("avdiff/scene-segmenter", "avdiff/scene-aligner"):
         folder = bundled_path(name)
         assert folder is not None, name
         files = [p.relative_to(folder.parent).as_posix() for p in folder.iterdir()]
-        assert files and all(any(fnmatch(f, pat) or fnmatch(f, pat.replace("**/", "*/")) for pat in patterns) for f in files)
+        assert files and all(
+            any(fnmatch(f, pat) or fnmatch(f, pat.replace("**/", "*/")) for pat in patterns) for f in files
+        )
         assert sum(p.stat().st_size for p in folder.iterdir()) < 5e6  # a few MB at most
     assert bundled_path("no_such_model") is None and bundled_path("../avdiff") is None
 
@@ -43,8 +47,11 @@ def test_every_bundled_name_follows_one_scheme_and_earlier_names_still_load():
     from avdiff.encoders.alignment import AudioTextAligner
     from avdiff.models.segmenter import load_segmenter
 
-    folders = sorted(p.name for p in bundled_path("avdiff/scene-tiny").parent.iterdir()
-                     if p.is_dir() and not p.name.startswith(("_", ".")))  # fmt: skip
+    folders = sorted(
+        p.name
+        for p in bundled_path("avdiff/scene-tiny").parent.iterdir()
+        if p.is_dir() and not p.name.startswith(("_", "."))
+    )
     assert folders == ["scene-aligner", "scene-segmenter", "scene-tiny", "talking-head-tiny"]
     assert all(name == name.lower() and "_" not in name for name in folders)
     assert {canonical_name(m.name) for m in available()} == {"avdiff/scene-tiny", "avdiff/talking-head-tiny"}
@@ -95,7 +102,9 @@ def test_bundled_segmenter_reads_held_out_frames(fresh_test_scenes):
     scores = segmentation_scores(pred, np.concatenate([c.masks for c in clips]))
     assert scores["pixel_accuracy"] >= 0.95 and scores["mean_iou"] >= 0.8, scores
     own = aggregate_fidelity([prompt_fidelity(c.frames, r, model) for c, r in zip(clips, records)])
-    other = aggregate_fidelity([prompt_fidelity(c.frames, records[(k + 1) % len(records)], model) for k, c in enumerate(clips)])
+    other = aggregate_fidelity(
+        [prompt_fidelity(c.frames, records[(k + 1) % len(records)], model) for k, c in enumerate(clips)]
+    )
     assert own["presence"] >= 0.95 and own["absence"] >= 0.95 and own["place"] >= 0.9
     assert other["presence"] <= 0.5
 
@@ -117,14 +126,15 @@ def test_bundled_aligner_comes_from_its_recipe():
 def test_bundled_aligner_picks_the_sounding_word():
     """Fresh recordings (seeds no split used, the held-out 'pulsing' loudness family): select_token picks the
     sounding object's word in scene prompts of 2-4 objects for at least 90 % of them."""
-    from avdiff.data.sound_captions import SoundCombo, synthesize_scene
+    from avdiff.data.sound_captions import SoundCaptionSet, SoundCombo, synthesize_scene
     from avdiff.encoders import AlignedEncoder
     from avdiff.training.align import evaluate_scene_tokens
-    from avdiff.data.sound_captions import SoundCaptionSet
 
     encoder = AlignedEncoder.from_pretrained("avdiff/scene-aligner")
     combos = [SoundCombo("scene", envelope="pulsing", word=w) for w in SOUNDING for _ in range(3)]
-    audio = torch.from_numpy(np.stack([synthesize_scene(c, np.random.default_rng([77, k])) for k, c in enumerate(combos)]))
+    audio = torch.from_numpy(
+        np.stack([synthesize_scene(c, np.random.default_rng([77, k])) for k, c in enumerate(combos)])
+    )
     result = evaluate_scene_tokens(encoder, SoundCaptionSet(audio, [""] * len(combos), combos), seed=5)
     assert result["scene_token_n"] == 24 and result["scene_token_acc"] >= 0.9, result
     crackle = synthesize_scene(SoundCombo("scene", envelope="smooth", word="campfire"), np.random.default_rng(123))

@@ -100,8 +100,11 @@ def test_word_token_positions_cover_every_piece_of_a_word(pipe):
     assert [tokens.tokens[i] for i in first] == ["camp", "##fire"] == [tokens.tokens[i] for i in second]
     rain = tokens.positions("raincloud")
     assert "".join(tokens.tokens[i] for i in rain).replace("##", "") == "raincloud" and len(rain) > 1
-    assert tokens.positions("on the left") == [tokens.positions("on")[0], tokens.positions("the")[0],
-                                               tokens.positions("left")[0]]  # fmt: skip
+    assert tokens.positions("on the left") == [
+        tokens.positions("on")[0],
+        tokens.positions("the")[0],
+        tokens.positions("left")[0],
+    ]
     words = dict(tokens.words())
     assert words["raincloud"] == rain
     with pytest.raises(ValueError, match="'fire' is not in the prompt"):
@@ -113,8 +116,10 @@ def test_word_token_positions_cover_every_piece_of_a_word(pipe):
         pipe.word_token_positions(long, "bell")
     # The positions index the states the UNet attends to: changing the word changes exactly those states' inputs.
     ids_a, ids_b = pipe.tokenize(PROMPT).input_ids, pipe.tokenize(PROMPT.replace("campfire", "car")).input_ids
-    assert ids_a[pipe.word_token_positions(PROMPT, "campfire")].tolist() == pipe.tokenizer("campfire",
-                                                                                           add_special_tokens=False)["input_ids"]  # fmt: skip
+    assert (
+        ids_a[pipe.word_token_positions(PROMPT, "campfire")].tolist()
+        == pipe.tokenizer("campfire", add_special_tokens=False)["input_ids"]
+    )
     assert ids_b[2].item() == pipe.tokenizer.convert_tokens_to_ids("car")
 
 
@@ -126,8 +131,9 @@ class RecordingProcessor(AttnProcessor2_0):
         super().__init__()
         self.log = log
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
-                 scale_curve=None):  # fmt: skip
+    def __call__(
+        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, scale_curve=None
+    ):
         if self.log is not None:
             self.log.append((encoder_hidden_states.detach().clone(), scale_curve))
         return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
@@ -139,13 +145,21 @@ def test_a_cross_attention_processor_sees_uncond_then_cond_b_major_over_frames(p
     log: list = []
     names = [n for n in original if ".attentions." in n and n.endswith("attn2.processor")]
     assert names, "the preset has spatial cross-attention layers"
-    unet.set_attn_processor({n: RecordingProcessor(log if n in names else None) if ".attentions." in n else p
-                             for n, p in original.items()})  # fmt: skip
+    unet.set_attn_processor(
+        {n: RecordingProcessor(log if n in names else None) if ".attentions." in n else p for n, p in original.items()}
+    )
     try:
         prompts = ["a red house", "a car on the right"]
         frames = 3
-        pipe(prompts, num_frames=frames, num_inference_steps=1, guidance_scale=2.0, negative_prompt="a bell",
-             generator=[gen(0), gen(1)], cross_attention_kwargs={"scale_curve": [1, 2, 3]})  # fmt: skip
+        pipe(
+            prompts,
+            num_frames=frames,
+            num_inference_steps=1,
+            guidance_scale=2.0,
+            negative_prompt="a bell",
+            generator=[gen(0), gen(1)],
+            cross_attention_kwargs={"scale_curve": [1, 2, 3]},
+        )
     finally:
         unet.set_attn_processor(original)
     assert len(log) == len(names)  # one call per layer per step
@@ -159,32 +173,37 @@ def test_a_cross_attention_processor_sees_uncond_then_cond_b_major_over_frames(p
                     torch.testing.assert_close(states[(half * 2 + b) * frames + f], embeds[b])
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"prompt": None}, "exactly one of prompt and prompt_embeds"),
-    ({"prompt": 3}, "prompt must be a string"),
-    ({"prompt": []}, "prompt must be a string"),
-    ({"num_frames": 0}, r"num_frames must be an integer in \[1, 32\].*got 0"),
-    ({"num_frames": 33}, "num_frames .* got 33"),
-    ({"height": 60}, "height must be a positive multiple of 16 px.*got 60"),
-    ({"width": 0}, "width must be .* got 0"),
-    ({"num_inference_steps": 0}, "num_inference_steps .* got 0"),
-    ({"guidance_scale": float("nan")}, "guidance_scale .* got nan"),
-    ({"guidance_scale": -1.0}, "guidance_scale .* got -1.0"),
-    ({"negative_prompt": ["a", "b"]}, "negative_prompt must be a string or a list of 1 strings"),
-    ({"num_videos_per_prompt": 0}, "num_videos_per_prompt .* got 0"),
-    ({"latents": torch.zeros(1, 48, 2, 16, 16)}, r"latents must have shape \(1, 48, 4, 16, 16\)"),
-    ({"generator": [torch.Generator()] * 2}, "list of 1 .* got a list of 2"),
-    ({"generator": 0}, "generator must be a torch.Generator"),
-    ({"output_type": "gif"}, "output_type must be one of .* got 'gif'"),
-    ({"callback_on_step_end_tensor_inputs": ["noise"]}, r"among .* got \['noise'\]"),
-    ({"fps": -8}, "fps must be a positive frame rate .* got -8"),
-    ({"eta": 2.0}, r"eta must be in \[0, 1\], got 2.0"),
-    ({"prompt_embeds": torch.zeros(1, 32, 384)}, "exactly one of prompt and prompt_embeds"),
-    ({"num_videos_per_prompt": 2, "output_path": "two.mp4"}, "output_path 'two.mp4' holds one video, but this call "
-                                                               "makes 2"),
-    ({"output_type": "latent", "output_path": "x.mp4"}, "output_path 'x.mp4' needs frames"),
-    ({"output_path": "clip.gif"}, "output_path 'clip.gif'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"prompt": None}, "exactly one of prompt and prompt_embeds"),
+        ({"prompt": 3}, "prompt must be a string"),
+        ({"prompt": []}, "prompt must be a string"),
+        ({"num_frames": 0}, r"num_frames must be an integer in \[1, 32\].*got 0"),
+        ({"num_frames": 33}, "num_frames .* got 33"),
+        ({"height": 60}, "height must be a positive multiple of 16 px.*got 60"),
+        ({"width": 0}, "width must be .* got 0"),
+        ({"num_inference_steps": 0}, "num_inference_steps .* got 0"),
+        ({"guidance_scale": float("nan")}, "guidance_scale .* got nan"),
+        ({"guidance_scale": -1.0}, "guidance_scale .* got -1.0"),
+        ({"negative_prompt": ["a", "b"]}, "negative_prompt must be a string or a list of 1 strings"),
+        ({"num_videos_per_prompt": 0}, "num_videos_per_prompt .* got 0"),
+        ({"latents": torch.zeros(1, 48, 2, 16, 16)}, r"latents must have shape \(1, 48, 4, 16, 16\)"),
+        ({"generator": [torch.Generator()] * 2}, "list of 1 .* got a list of 2"),
+        ({"generator": 0}, "generator must be a torch.Generator"),
+        ({"output_type": "gif"}, "output_type must be one of .* got 'gif'"),
+        ({"callback_on_step_end_tensor_inputs": ["noise"]}, r"among .* got \['noise'\]"),
+        ({"fps": -8}, "fps must be a positive frame rate .* got -8"),
+        ({"eta": 2.0}, r"eta must be in \[0, 1\], got 2.0"),
+        ({"prompt_embeds": torch.zeros(1, 32, 384)}, "exactly one of prompt and prompt_embeds"),
+        (
+            {"num_videos_per_prompt": 2, "output_path": "two.mp4"},
+            "output_path 'two.mp4' holds one video, but this call makes 2",
+        ),
+        ({"output_type": "latent", "output_path": "x.mp4"}, "output_path 'x.mp4' needs frames"),
+        ({"output_path": "clip.gif"}, "output_path 'clip.gif'"),
+    ],
+)
 def test_check_inputs_names_the_argument_and_its_value(pipe, kwargs, match):
     args = {"prompt": PROMPT, "num_frames": 4, "num_inference_steps": 1, **kwargs}
     with pytest.raises(ValueError, match=match):
@@ -204,7 +223,9 @@ def test_output_types_and_batches(pipe):
     assert fps == 24 and audio is None
     # A batch of two prompts, one generator each, makes each prompt's own video.
     other = run(pipe, "a bell on the right", seed=1, num_frames=4)
-    both = pipe([PROMPT, "a bell on the right"], num_frames=4, num_inference_steps=3, generator=[gen(0), gen(1)]).frames
+    both = pipe(
+        [PROMPT, "a bell on the right"], num_frames=4, num_inference_steps=3, generator=[gen(0), gen(1)]
+    ).frames
     assert both.shape == (2, 4, 64, 64, 3)
     assert np.abs(both[0].astype(int) - one).max() <= 1 and np.abs(both[1].astype(int) - other).max() <= 1
     pil = pipe([PROMPT] * 2, num_frames=2, num_inference_steps=1, output_type="pil").frames
@@ -225,16 +246,24 @@ def test_output_path_streams_the_decoded_frames_to_an_mp4(pipe, tmp_path):
     # H.264 (yuv420) blurs the random-weight noise, but each streamed frame is nearest its own held frame: in order
     error = np.abs(clip.frames.numpy().astype(int)[:, None] - held[None].astype(int)).mean(axis=(2, 3, 4))  # (F, F)
     assert error.argmin(axis=1).tolist() == [0, 1, 2, 3]
-    frames, fps, audio = pipe(PROMPT, num_frames=4, num_inference_steps=3, generator=gen(0), return_dict=False,
-                              output_path=tmp_path / "again.mp4")  # fmt: skip
+    frames, fps, audio = pipe(
+        PROMPT,
+        num_frames=4,
+        num_inference_steps=3,
+        generator=gen(0),
+        return_dict=False,
+        output_path=tmp_path / "again.mp4",
+    )
     assert frames is None and fps == pipe.fps and audio is None and (tmp_path / "again.mp4").is_file()
 
 
 @pytest.mark.slow
 def test_prompt_embeds_stand_in_for_the_prompt(pipe):
     embeds = pipe.encode_prompt(PROMPT)
-    np.testing.assert_array_equal(pipe(prompt_embeds=embeds, num_frames=4, num_inference_steps=3,
-                                       generator=gen(0)).frames, run(pipe, num_frames=4))  # fmt: skip
+    np.testing.assert_array_equal(
+        pipe(prompt_embeds=embeds, num_frames=4, num_inference_steps=3, generator=gen(0)).frames,
+        run(pipe, num_frames=4),
+    )
 
 
 @pytest.mark.slow

@@ -37,15 +37,32 @@ def write_tiny_clip_tokenizer(folder: Path, max_length: int = 16) -> None:
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for token in [*letters, *(c + "</w>" for c in letters)]:
         vocab[token] = len(vocab)
-    merges = [("c", "a"), ("ca", "m"), ("cam", "p"), ("f", "i"), ("fi", "r"), ("fir", "e</w>"), ("c", "a</w>"),
-              ("ca", "r</w>")]  # fmt: skip
+    merges = [
+        ("c", "a"),
+        ("ca", "m"),
+        ("cam", "p"),
+        ("f", "i"),
+        ("fi", "r"),
+        ("fir", "e</w>"),
+        ("c", "a</w>"),
+        ("ca", "r</w>"),
+    ]
     for a, b in merges:
         vocab[a + b] = len(vocab)
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "CLIPTokenizer", "model_max_length": max_length, "bos_token": "<|startoftext|>",
-        "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}))  # fmt: skip
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "CLIPTokenizer",
+                "model_max_length": max_length,
+                "bos_token": "<|startoftext|>",
+                "eos_token": "<|endoftext|>",
+                "pad_token": "<|endoftext|>",
+                "unk_token": "<|endoftext|>",
+            }
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,25 +70,66 @@ def sd_folders(tmp_path_factory) -> tuple[Path, Path]:
     """(a tiny SD 1.5-layout pipeline folder, a tiny AnimateDiff motion adapter folder)."""
     root = tmp_path_factory.mktemp("sd15")
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64),
-                                layers_per_block=1, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
-                                attention_head_dim=4)  # fmt: skip
-    vae = AutoencoderKL(block_out_channels=(32, 64), in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
-    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=100, hidden_size=32, intermediate_size=37,
-                                                num_attention_heads=4, num_hidden_layers=2, bos_token_id=0,
-                                                eos_token_id=1, pad_token_id=1, max_position_embeddings=16))  # fmt: skip
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=100,
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+            max_position_embeddings=16,
+        )
+    )
     write_tiny_clip_tokenizer(root / "tok")
     tokenizer = AutoTokenizer.from_pretrained(root / "tok")
-    scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
-                              set_alpha_to_one=False, steps_offset=1)  # fmt: skip
-    sd = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                 scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                 requires_safety_checker=False)  # fmt: skip
+    scheduler = DDIMScheduler(
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    sd = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     sd.save_pretrained(root / "sd15")
-    adapter = MotionAdapter(block_out_channels=(32, 64), motion_layers_per_block=1, motion_num_attention_heads=4,
-                            motion_norm_num_groups=32, motion_max_seq_length=16)  # random proj_out: motion matters
+    adapter = MotionAdapter(
+        block_out_channels=(32, 64),
+        motion_layers_per_block=1,
+        motion_num_attention_heads=4,
+        motion_norm_num_groups=32,
+        motion_max_seq_length=16,
+    )  # random proj_out: motion matters
     adapter.save_pretrained(root / "adapter")
     return root / "sd15", root / "adapter"
 
@@ -115,11 +173,26 @@ def test_without_a_motion_adapter_each_frame_is_exactly_stable_diffusion(sd_fold
     sd.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     sd.set_progress_bar_config(disable=True)
     noise = torch.randn(1, 4, 3, 16, 16, generator=gen(7))
-    ours = pipe(PROMPT, num_frames=3, height=32, width=32, num_inference_steps=4, guidance_scale=5.0,
-                latents=noise, output_type="latent").frames  # fmt: skip
+    ours = pipe(
+        PROMPT,
+        num_frames=3,
+        height=32,
+        width=32,
+        num_inference_steps=4,
+        guidance_scale=5.0,
+        latents=noise,
+        output_type="latent",
+    ).frames
     for f in range(3):
-        theirs = sd(PROMPT, height=32, width=32, num_inference_steps=4, guidance_scale=5.0,
-                    latents=noise[:, :, f].clone(), output_type="latent").images  # fmt: skip
+        theirs = sd(
+            PROMPT,
+            height=32,
+            width=32,
+            num_inference_steps=4,
+            guidance_scale=5.0,
+            latents=noise[:, :, f].clone(),
+            output_type="latent",
+        ).images
         torch.testing.assert_close(ours[:, :, f], theirs, rtol=1e-4, atol=1e-4)
     # ... and with the motion adapter's temporal layers the frames are no longer independent images.
     frames_alone = pipe(PROMPT, num_frames=3, height=32, width=32, num_inference_steps=2, latents=noise).frames
