@@ -91,7 +91,9 @@ def test_corrupt_audio_says_so_and_the_app_serves_the_next_request(page, inputs,
     choose_warp(page)
     upload(page, photo, corrupt)
     page.click("#th-generate")
-    page.get_by_text("The audio file cannot be read: it is not audio, or it is corrupt or truncated.").wait_for()
+    page.locator(".toast-body").get_by_text(
+        "The audio file cannot be read: it is not audio, or it is corrupt or truncated."
+    ).wait_for()
     assert "Traceback" not in page.inner_text("body")
     page.locator("#th-audio button[aria-label='Clear']").click()
     page.locator("#th-audio input[type=file]").set_input_files(str(speech))
