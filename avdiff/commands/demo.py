@@ -7,6 +7,7 @@ talking-head`` or ``avdiff train text-to-video`` output) and loaded on first use
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import time
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         ) from e
     print(f"avdiff demo: serving on {app.local_url} (Ctrl+C stops it)", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, docker stop: the same clean stop as Ctrl+C
+    # `kill -USR1 PID` prints every thread's stack to stderr: what a server that does not stop is waiting on
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         while app.is_running:
             time.sleep(0.1)

@@ -190,7 +190,14 @@ def test_ctrl_c_during_a_job_stops_the_server_cleanly_and_leaves_no_request_file
         assert len(list((cache / REQUESTS_DIR).glob("talking-head-*"))) == 2 and Path(video["path"]).is_file()
 
         proc.send_signal(stop)
-        out, _ = proc.communicate(timeout=120)
+        try:
+            out, _ = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # the stacks of every thread, to see what the stop waits on
+            time.sleep(2)
+            proc.kill()
+            out, _ = proc.communicate()
+            pytest.fail(f"the server did not stop within 120 s of {stop.name}; its output and stacks:\n{out}")
     finally:
         if proc.poll() is None:
             proc.kill()
