@@ -10,7 +10,7 @@ import argparse
 import faulthandler
 import logging
 import signal
-import time
+import threading
 
 logger = logging.getLogger(__name__)
 
@@ -62,18 +62,24 @@ def run(args: argparse.Namespace) -> int:
             "machine's); choose another --port or --host"
         ) from e
     print(f"avdiff demo: serving on {app.local_url} (Ctrl+C stops it)", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, docker stop: the same clean stop as Ctrl+C
+    # Ctrl+C and SIGTERM (`kill`, systemd, docker stop) only set a flag that the loop below reads: raised as
+    # KeyboardInterrupt inside the server's own code, a signal could be swallowed there and the server never stop.
+    # A second Ctrl+C, while the stop is under way, interrupts it.
+    stop = threading.Event()
+
+    def request_stop(signum, frame) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
     # `kill -USR1 PID` prints every thread's stack to stderr: what a server that does not stop is waiting on
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
-        while app.is_running:
-            time.sleep(0.1)
-    except KeyboardInterrupt:
-        print("avdiff demo: stopping: the running jobs end and their files are removed", flush=True)
+        while app.is_running and not stop.wait(0.1):
+            pass
+        if stop.is_set():
+            print("avdiff demo: stopping: the running jobs end and their files are removed", flush=True)
     finally:
         shutdown(app)
     return 0
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
