@@ -2,7 +2,7 @@
 
 Layers, lowest first; a module may import its own layer and the layers below it, never one above:
 
-    _extras, user_files, bundled, presets  (resources and helpers that import nothing from avdiff)
+    _extras, _lazy, user_files, bundled, presets  (resources and helpers that import nothing from avdiff)
     audio, video
     encoders, models
     metrics                       (leaf scorers)
@@ -33,12 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS: list[tuple[str, ...]] = [
-    ("_extras", "user_files", "bundled", "presets"),
+    ("_extras", "_lazy", "user_files", "bundled", "presets"),
     ("audio", "video"),
     ("encoders", "models"),
     ("metrics",),
     ("data",),
-    ("pipelines", "loading", "visualize"),  # visualize/ is moving into pipelines/beat_visualizer/
+    ("pipelines", "loading"),
     ("evaluation",),
     ("training",),
     ("bench",),
@@ -46,9 +46,6 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 FUNCTION_IMPORTS_ALLOWED = {"commands", "demo", "cli"}
 MAX_AVDIFF_MODULES = 30  # loaded by `from avdiff.pipelines import TalkingHeadPipeline`
-
-# Violations on this branch that other branches are removing, as the keys :func:`violations` gives them:
-# "upward: A -> B", "function import: A -> B", "package cycle: a <-> b", "file cycle: a <-> b".
 
 
 @dataclass(frozen=True)

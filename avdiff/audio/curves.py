@@ -51,8 +51,9 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 from avdiff.audio.clock import FpsLike, FrameClock, as_fraction_fps
-from avdiff.audio.io import Waveform
-from avdiff.audio.rhythm import Rhythm, analyze_rhythm
+from avdiff.audio.io import Waveform, as_stream
+from avdiff.audio.onsets import per_frame, step_features
+from avdiff.audio.rhythm import Rhythm
 
 logger = logging.getLogger(__name__)
 
@@ -288,8 +289,14 @@ def control_curve(
     signal = control_signal(signal)
     own = FrameClock(fps, waveform.sample_rate).num_frames(waveform.num_samples)
     num_frames = own if num_frames is None else int(num_frames)
-    rhythm = analyze_rhythm(waveform, fps)
-    raw = source_signal(rhythm, CurveSpec(source=signal))[:own]
+    feats = step_features(as_stream(waveform))  # the per-step features analyze_rhythm reads, without beat tracking
+    starts = FrameClock(fps, feats.sample_rate).step_starts(own, feats.hop_length).numpy()
+    values, reduce = {
+        "onsets": (feats.flux, np.maximum),
+        "rms": (feats.rms, None),
+        "percussive": (feats.percussive, None),
+    }[signal]
+    raw = per_frame(values, starts, reduce).astype(np.float64)  # = source_signal(analyze_rhythm(waveform, fps), ...)
     top = raw.max() if raw.size else 0.0
     curve = raw / top if top > 0 else np.zeros_like(raw)
     width = smoothing_frames(smoothing_s, fps)

@@ -2,7 +2,7 @@
 
 One STFT (Hann, ``n_fft`` 1024, hop 256 at 22.05 kHz, centred with zero padding, as ``librosa.stft`` computes it) and
 a 64-band mel power spectrogram feed every feature. The STFT is computed in blocks of ``block_steps`` frames from an
-:class:`~avdiff.audio.stream.AudioStream`, and each block is reduced at once to a handful of numbers per step:
+:class:`~avdiff.audio.io.AudioStream`, and each block is reduced at once to a handful of numbers per step:
 
 * ``flux``: spectral flux of the log-mel spectrogram (librosa's ``onset_strength`` of ``power_to_db(mel, ref=max)``,
   lag 1, centred): beat placement and onsets. ``ref=max`` needs the track's loudest mel bin, so the STFT runs twice
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
+from avdiff.audio.io import AudioStream
 from avdiff.audio.numba_cache import ensure_numba_cache
-from avdiff.audio.stream import AudioStream
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,27 @@ def step_features(
         hop_length=hop_length,
         n_fft=n_fft,
     )
+
+
+def per_frame(values: np.ndarray, starts: np.ndarray, reduce: np.ufunc | None) -> np.ndarray:
+    """Aggregate per-step ``values`` [T] (a feature of :class:`StepFeatures`) into video frames with step boundaries
+    ``starts`` [F + 1], then scale to [0, 1].
+
+    ``reduce=None`` averages; ``np.maximum`` takes the peak. A frame owning no step (hop longer than a frame)
+    takes the step at its start. Frames past the end of the audio get 0.
+    """
+    num_frames = len(starts) - 1
+    T = len(values)
+    lo = np.minimum(starts[:-1], T - 1)
+    hi = np.maximum(np.minimum(starts[1:], T), lo + 1)
+    if reduce is None:
+        csum = np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
+        out = (csum[hi] - csum[lo]) / (hi - lo)
+    else:
+        out = np.array([reduce.reduce(values[a:b]) for a, b in zip(lo, hi)], dtype=np.float64)
+    out[starts[:-1] >= T] = 0.0
+    top = out.max() if num_frames else 0.0
+    return (out / top if top > 0 else np.zeros(num_frames)).astype(np.float32)
 
 
 def _stft_blocks(blocks: Iterator[np.ndarray], n_fft: int, hop: int, block_steps: int) -> Iterator[np.ndarray]:

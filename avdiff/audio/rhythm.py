@@ -2,7 +2,7 @@
 
 One STFT feeds everything: a spectral-flux onset envelope (for beat placement and onsets), RMS, band energies, and a
 harmonic/percussive split (for percussive energy). It is computed block by block from an
-:class:`~avdiff.audio.stream.AudioStream` (:mod:`avdiff.audio.onsets`), and the tempogram block by block too, so the
+:class:`~avdiff.audio.io.AudioStream` (:mod:`avdiff.audio.onsets`), and the tempogram block by block too, so the
 analysis of a 10-minute song holds a few numbers per step (about 50 k steps), never its spectrogram or its samples.
 
 Octave errors (tracking at double or half the tempo) are the classic failure of beat trackers: librosa's tempo
@@ -40,10 +40,9 @@ import scipy.signal
 
 from avdiff.audio.clock import FpsLike, FrameClock
 from avdiff.audio.downbeats import find_downbeats
-from avdiff.audio.io import AudioSource
+from avdiff.audio.io import AudioSource, AudioStream, as_stream
 from avdiff.audio.numba_cache import ensure_numba_cache
-from avdiff.audio.onsets import ANALYSIS_SAMPLE_RATE, step_features
-from avdiff.audio.stream import AudioStream, as_stream
+from avdiff.audio.onsets import ANALYSIS_SAMPLE_RATE, per_frame, step_features
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ def analyze_rhythm(
 
     Args:
         waveform: audio (any rate and channel count; analysed as mono at 22.05 kHz): a Waveform, an array, bytes, a
-            path (read block by block, never held whole) or an :class:`~avdiff.audio.stream.AudioStream`.
+            path (read block by block, never held whole) or an :class:`~avdiff.audio.io.AudioStream`.
         fps: video frame rate for the per-frame envelopes.
         hop_length: analysis hop in samples at 22.05 kHz (256 = 11.6 ms).
         n_fft: STFT size at 22.05 kHz.
@@ -159,15 +158,15 @@ def analyze_rhythm(
         beat_times_s=beats,
         onset_times_s=np.asarray(onsets, dtype=np.float64),
         fps=float(clock.fps),
-        onset_strength=_per_frame(flux, starts, np.maximum),
-        rms=_per_frame(feats.rms, starts, None),
-        percussive=_per_frame(feats.percussive, starts, None),
+        onset_strength=per_frame(flux, starts, np.maximum),
+        rms=per_frame(feats.rms, starts, None),
+        percussive=per_frame(feats.percussive, starts, None),
         beat_tempo_bpm=beat_tempo,
         tempo_curve_bpm=curve.astype(np.float32),
         downbeat_times_s=bars.downbeat_times_s,
         beats_per_bar=bars.beats_per_bar,
         downbeat_confidence=bars.confidence,
-        bands=np.stack([_per_frame(np.sqrt(band), starts, None) for band in feats.bands]),
+        bands=np.stack([per_frame(np.sqrt(band), starts, None) for band in feats.bands]),
     )
 
 
@@ -431,23 +430,3 @@ def _tempo_from_beats(times: np.ndarray) -> float:
     median = np.median(intervals)
     steady = intervals[np.abs(intervals - median) < 0.1 * median]
     return float(60.0 / steady.mean())
-
-
-def _per_frame(values: np.ndarray, starts: np.ndarray, reduce: np.ufunc | None) -> np.ndarray:
-    """Aggregate per-step ``values`` [T] into video frames with step boundaries ``starts`` [F + 1], then scale to [0, 1].
-
-    ``reduce=None`` averages; ``np.maximum`` takes the peak. A frame owning no step (hop longer than a frame)
-    takes the step at its start. Frames past the end of the audio get 0.
-    """
-    num_frames = len(starts) - 1
-    T = len(values)
-    lo = np.minimum(starts[:-1], T - 1)
-    hi = np.maximum(np.minimum(starts[1:], T), lo + 1)
-    if reduce is None:
-        csum = np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
-        out = (csum[hi] - csum[lo]) / (hi - lo)
-    else:
-        out = np.array([reduce.reduce(values[a:b]) for a, b in zip(lo, hi)], dtype=np.float64)
-    out[starts[:-1] >= T] = 0.0
-    top = out.max() if num_frames else 0.0
-    return (out / top if top > 0 else np.zeros(num_frames)).astype(np.float32)

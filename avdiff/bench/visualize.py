@@ -26,9 +26,8 @@ import cv2
 import numpy as np
 import torch
 
-from avdiff.audio.io import save_audio
+from avdiff.audio.io import AudioStream, save_audio
 from avdiff.audio.rhythm import analyze_rhythm
-from avdiff.audio.stream import AudioStream
 from avdiff.audio.synth import drum_track
 from avdiff.bench.timing import format_table, run_in_child
 from avdiff.bench.unet import MemoryProbe

@@ -4,6 +4,9 @@ are added here."""
 from __future__ import annotations
 
 import argparse
+import math
+
+DEFAULT_MAX_DURATION_S = 600.0  # the longest audio a command takes unless --max-duration says otherwise
 
 
 class CommandError(Exception):
@@ -31,3 +34,20 @@ def add_audio_track_arg(p: argparse.ArgumentParser) -> None:
         help="of a file with several audio tracks, read track N, counted from 0 (default: the track "
         "marked default, else the first; the one used is logged)",
     )
+
+
+def checked_fps(value: str):
+    """``--fps`` as an exact Fraction in [1, 120]; ``CommandError`` naming the value given otherwise."""
+    from avdiff.audio.clock import parse_fps
+
+    try:
+        return parse_fps(value, "--fps")
+    except ValueError as e:
+        raise CommandError(str(e)) from e
+
+
+def checked_max_duration(value: float | None, flag: str = "--max-duration") -> float | None:
+    """A positive, finite number of seconds (or None); ``CommandError`` otherwise."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise CommandError(f"{flag} must be a positive number of seconds, got {value:g}")
+    return value

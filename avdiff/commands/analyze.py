@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from avdiff.audio import load_audio
     from avdiff.audio.rhythm import analyze_rhythm
-    from avdiff.commands.talk import checked_fps, checked_max_duration
+    from avdiff.commands import checked_fps, checked_max_duration
 
     fps = checked_fps(args.fps)  # checked before the audio is read
     checked_max_duration(args.max_duration)

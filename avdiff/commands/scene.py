@@ -13,8 +13,7 @@ import math
 import os
 from pathlib import Path
 
-from avdiff.commands import add_variant_arg
-from avdiff.commands.talk import DEFAULT_MAX_DURATION_S
+from avdiff.commands import DEFAULT_MAX_DURATION_S, add_variant_arg
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def check_arguments(args: argparse.Namespace) -> dict:
     """Everything that can be checked before any work; returns the pipeline call's keyword arguments."""
-    from avdiff.commands import CommandError
-    from avdiff.commands.talk import checked_fps, checked_max_duration
+    from avdiff.commands import CommandError, checked_fps, checked_max_duration
     from avdiff.encoders.base import content_words
     from avdiff.video.outputs import OutputFile, check_outputs
 
@@ -133,7 +131,7 @@ def check_arguments(args: argparse.Namespace) -> dict:
     # every output, against the inputs and each other, and the plot's format; its ValueErrors reach cli.main
     check_outputs({"--out": OutputFile(args.out), "--plot": OutputFile(args.plot, "picture")}, inputs)
     if args.word is not None:
-        from avdiff.encoders.prompt_tokens import PromptTokens
+        from avdiff.encoders.text import PromptTokens
 
         probe = PromptTokens(args.prompt, None, None, [], [])
         for word in args.word:

@@ -15,9 +15,14 @@ import argparse
 import os
 import sys
 
-from avdiff.commands import add_audio_track_arg, add_variant_arg
+from avdiff.commands import (
+    DEFAULT_MAX_DURATION_S,
+    add_audio_track_arg,
+    add_variant_arg,
+    checked_fps,
+    checked_max_duration,
+)
 
-DEFAULT_MAX_DURATION_S = 600.0
 DEFAULT_MODEL = "avdiff/talking-head-tiny"  # the demonstrator that ships with the package (docs/results.md)
 
 
@@ -101,28 +106,6 @@ def generation_kwargs(args: argparse.Namespace) -> dict:
         "motion_frames": args.motion_frames,
         "generator": torch.Generator().manual_seed(args.seed),
     }
-
-
-def checked_fps(value: str):
-    """``--fps`` as an exact Fraction in [1, 120]; ``CommandError`` naming the value given otherwise."""
-    from avdiff.audio.clock import parse_fps
-    from avdiff.commands import CommandError
-
-    try:
-        return parse_fps(value, "--fps")
-    except ValueError as e:
-        raise CommandError(str(e)) from e
-
-
-def checked_max_duration(value: float | None, flag: str = "--max-duration") -> float | None:
-    """A positive, finite number of seconds (or None); ``CommandError`` otherwise."""
-    import math
-
-    from avdiff.commands import CommandError
-
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise CommandError(f"{flag} must be a positive number of seconds, got {value:g}")
-    return value
 
 
 def check_arguments(args: argparse.Namespace) -> None:

@@ -17,8 +17,14 @@ import os
 from pathlib import Path
 
 from avdiff.bundled import DEFAULT_SCENE_MODEL
-from avdiff.commands import CommandError, add_audio_track_arg, add_variant_arg
-from avdiff.commands.talk import DEFAULT_MAX_DURATION_S, checked_fps, checked_max_duration
+from avdiff.commands import (
+    DEFAULT_MAX_DURATION_S,
+    CommandError,
+    add_audio_track_arg,
+    add_variant_arg,
+    checked_fps,
+    checked_max_duration,
+)
 from avdiff.user_files import list_files
 
 logger = logging.getLogger(__name__)
@@ -256,7 +262,7 @@ def song_source(args: argparse.Namespace):
     """``--audio``, or its ``--audio-track`` read block by block (as the pipeline reads a path)."""
     if args.audio_track is None:
         return args.audio
-    from avdiff.audio.stream import AudioStream
+    from avdiff.audio.io import AudioStream
 
     return AudioStream(args.audio, max_duration_s=args.max_duration, audio_track=args.audio_track)
 

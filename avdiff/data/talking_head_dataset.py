@@ -45,8 +45,7 @@ from avdiff.audio.clock import FrameClock
 from avdiff.data.format import ClipRecord
 from avdiff.data.prepare import face_track
 from avdiff.data.video_dataset import load_clip, resize_crops, select_records
-from avdiff.video.align import reframe_matrix, transform_points, warp_to_crop
-from avdiff.video.masks import lower_face_mask, mouth_mask
+from avdiff.video.align import lower_face_mask, mouth_mask, reframe_matrix, transform_points, warp_to_crop
 
 logger = logging.getLogger(__name__)
 

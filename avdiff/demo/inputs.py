@@ -12,14 +12,17 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from PIL import Image
 
+from avdiff.audio.clock import parse_fps
 from avdiff.audio.io import AudioLoadError, Waveform, load_audio
 from avdiff.demo.context import Limits
+from avdiff.pipelines.beat_visualizer.timeline import TimelineError
 from avdiff.video.face import FaceError, NoFaceError
-from avdiff.video.image import load_image
+from avdiff.video.image import fit_within, load_image
 
 logger = logging.getLogger(__name__)
 
@@ -120,16 +123,6 @@ def check_image_size(width: int, height: int, limits: Limits) -> None:
         )
 
 
-def fit_within(rgb: np.ndarray, max_side: int) -> np.ndarray:
-    """``rgb`` [H, W, 3] scaled (Lanczos) so its longest side is at most ``max_side``; unchanged when it fits."""
-    h, w = rgb.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1:
-        return rgb
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
-
-
 def load_speech(payload: object, limits: Limits) -> Waveform:
     """The uploaded or recorded speech, mono at its own rate. InputError for a missing, empty, corrupt, too long or
     NaN-holding file (see :func:`audio_message`)."""
@@ -142,6 +135,28 @@ def load_speech(payload: object, limits: Limits) -> Waveform:
         return load_audio(path, mono=True, max_duration_s=limits.max_audio_s)
     except AudioLoadError as e:
         raise InputError(audio_message(e, limits)) from e
+
+
+FPS_CHOICES = ["24", "25", "30000/1001", "30", "50", "60"]  # the frame-rate boxes' choices (custom values allowed)
+
+
+def frame_rate(value: object, limits: Limits) -> Fraction:
+    """A frame-rate box (``"25"``, ``"29.97"``, ``"30000/1001"`` or a number) -> an exact rate.
+
+    Parsed by :func:`avdiff.audio.clock.parse_fps`, the one parser of every job (1 to 120 fps), then held to the
+    app's ``limits.max_fps``. InputError with one sentence otherwise.
+    """
+    text = str(value).strip() if value is not None else ""
+    try:
+        rate = parse_fps(text, "the frame rate")
+    except ValueError:
+        rate = None
+    if rate is None or rate > limits.max_fps:
+        raise InputError(
+            f"The frame rate must be a number of frames per second up to {limits.max_fps:g}, such as 25 or "
+            f"30000/1001; got {text!r}."
+        )
+    return rate
 
 
 _NON_FINITE = re.compile(r"(\d+) samples are NaN or Inf")
@@ -185,6 +200,8 @@ def user_message(error: BaseException, limits: Limits) -> str | None:
         return NO_FACE_MESSAGE
     if isinstance(error, FaceError):
         return f"The face cannot be used: {error}."
+    if isinstance(error, TimelineError):
+        return f"The timeline cannot be used: {str(error).rstrip('.')}."
     if isinstance(error, ValueError):  # e.g. the pipeline's check_inputs: names the argument and its value
         text = str(error).strip().rstrip(".")
         return f"This request cannot be run: {text}."

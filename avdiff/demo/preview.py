@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from avdiff.video.landmarks import Face
+from avdiff.video.face import Face
 
 USED_COLOR = (40, 220, 90)  # the face the pipelines animate
 OTHER_COLOR = (255, 160, 30)

@@ -11,7 +11,7 @@ Example (inside a tab's ``build``)::
     event = button.click(self.talk, inputs, outputs, api_name="talk")
     status.follow(event)
     ...
-    raise status.error(error_sentence(e, self.ctx), request)   # in self.talk
+    raise status.error(page_sentence(e, self.ctx.limits, "talking-head"), request)   # in self.talk
 """
 
 from __future__ import annotations

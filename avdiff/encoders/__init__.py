@@ -7,12 +7,13 @@ Each name is imported on first use (PEP 562), so importing one submodule does no
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from avdiff._lazy import lazy_exports
 
 # name -> the module that defines it
 _EXPORTS = {
-    "AlignedEncoder": "avdiff.encoders.aligned",
+    "AlignedEncoder": "avdiff.encoders.alignment",
     "AlignerConfig": "avdiff.encoders.alignment",
     "AudioTextAligner": "avdiff.encoders.alignment",
     "AudioTextEncoder": "avdiff.encoders.base",
@@ -26,21 +27,10 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from avdiff.encoders.aligned import AlignedEncoder
-    from avdiff.encoders.alignment import AlignerConfig, AudioTextAligner
+    from avdiff.encoders.alignment import AlignedEncoder, AlignerConfig, AudioTextAligner
     from avdiff.encoders.base import AudioTextEncoder, TokenChoice, content_words
     from avdiff.encoders.clap_hf import HFClapEncoder
     from avdiff.encoders.clap_laion import LaionClapEncoder
     from avdiff.encoders.text import SentenceEncoder
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -7,7 +7,11 @@ A small log-mel conv tower reads the sound; attention pooling with ``1 + N`` lea
 * ``N`` pseudo-tokens [B, N, D_text] in the text encoder's *token* space (the AudioToken idea), trained to match the
   caption's token states pooled to ``N`` positions, so audio can stand in for words in a text-conditioned UNet.
 
-The text encoder stays frozen; only the audio side learns.
+The text encoder stays frozen; only the audio side learns. :class:`AlignedEncoder` puts a trained aligner and its
+text encoder behind the :class:`~avdiff.encoders.base.AudioTextEncoder` interface:
+``AlignedEncoder.from_pretrained("runs/align_tiny/final")`` gives ``embed_audio``, ``embed_text`` and ``select_token``
+in the text encoder's space, exactly like the CLAP backends, plus :meth:`AlignedEncoder.audio_tokens` (the
+pseudo-tokens that let audio condition a text-conditioned UNet).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from torch import nn
 
 from avdiff.audio.features import LogMel
 from avdiff.bundled import bundled_path
+from avdiff.encoders.base import AudioTextEncoder
+from avdiff.encoders.text import SentenceEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -142,3 +148,39 @@ def pool_tokens(tokens: torch.Tensor, mask: torch.Tensor, n: int) -> torch.Tenso
         valid = states[m]  # (T_valid, D)
         out.append(F.adaptive_avg_pool1d(valid.T[None], n)[0].T)
     return torch.stack(out)
+
+
+class AlignedEncoder(AudioTextEncoder):
+    """A trained :class:`AudioTextAligner` plus the text encoder it was aligned to."""
+
+    def __init__(self, aligner: AudioTextAligner, text_encoder: SentenceEncoder, text_template: str = "{word}"):
+        super().__init__(aligner.config.sample_rate, text_template)
+        if text_encoder.dim != aligner.config.text_dim:
+            raise ValueError(f"the aligner outputs {aligner.config.text_dim}-d, the text encoder {text_encoder.dim}-d")
+        self.aligner, self.text_encoder = aligner.eval(), text_encoder
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, text_model: str | None = None) -> AlignedEncoder:
+        """An aligner folder (``save_pretrained``) or a bundled name (``"scene_aligner"``: trained on the scene
+        sounds too, so ``select_token`` picks "campfire" for a crackle); the text encoder is the one named in its
+        config unless given."""
+        aligner = AudioTextAligner.from_pretrained(path)
+        return cls(aligner, SentenceEncoder.from_pretrained(text_model or aligner.config.text_model))
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.aligner.config.text_dim
+
+    @torch.no_grad()
+    def embed_clips(self, clips: list[torch.Tensor]) -> torch.Tensor:
+        """Mono clips [N_i] at ``sample_rate`` -> [B, D] unit norm. Clips of different lengths are embedded one by one
+        (the tower pools over time, so any length works)."""
+        return torch.cat([self.aligner(clip[None]).embedding for clip in clips])
+
+    @torch.no_grad()
+    def audio_tokens(self, audio) -> torch.Tensor:
+        """Clips -> pseudo-tokens [B, N, D] in the text encoder's token space."""
+        return torch.cat([self.aligner(clip[None]).tokens for clip in self.mono_clips(audio)])
+
+    def embed_texts(self, texts: list[str]) -> torch.Tensor:
+        return self.text_encoder.encode(texts).pooled

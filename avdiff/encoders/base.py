@@ -189,8 +189,8 @@ def embed_windowed(
 class AudioTextEncoder(nn.Module, abc.ABC):
     """A joint audio-text embedding model with unit-norm outputs.
 
-    Subclasses implement :meth:`embed_audio`, :meth:`embed_text` and :attr:`embedding_dim`, and set
-    :attr:`sample_rate`.
+    Subclasses implement :meth:`embed_clips`, :meth:`embed_texts` and :attr:`embedding_dim`, and set
+    :attr:`sample_rate`; :meth:`embed_audio` and :meth:`embed_text` check and normalise the inputs and call them.
 
     Args:
         sample_rate: the rate (Hz) the model takes audio at; tensors given to :meth:`embed_audio` must be at this rate,
@@ -212,6 +212,13 @@ class AudioTextEncoder(nn.Module, abc.ABC):
         """Size D of the joint embedding space."""
 
     @abc.abstractmethod
+    def embed_clips(self, clips: list[torch.Tensor]) -> torch.Tensor:
+        """Unit-norm audio embeddings [B, D] of mono float32 clips [N_i] at :attr:`sample_rate`."""
+
+    @abc.abstractmethod
+    def embed_texts(self, texts: list[str]) -> torch.Tensor:
+        """Unit-norm text embeddings [B, D] of a non-empty list of strings."""
+
     def embed_audio(self, audio: AudioBatch) -> torch.Tensor:
         """Unit-norm audio embeddings [B, D].
 
@@ -219,10 +226,11 @@ class AudioTextEncoder(nn.Module, abc.ABC):
             audio: a ``Waveform`` (any rate, any channels: mixed to mono and resampled), a list of them, or a float
                 tensor [B, N] (or [N]) of mono clips at :attr:`sample_rate`.
         """
+        return self.embed_clips(self.mono_clips(audio))
 
-    @abc.abstractmethod
     def embed_text(self, texts: str | Sequence[str]) -> torch.Tensor:
         """Unit-norm text embeddings [B, D] (B = 1 for a single string)."""
+        return self.embed_texts(as_text_list(texts))
 
     def mono_clips(self, audio: AudioBatch) -> list[torch.Tensor]:
         """Normalise the inputs :meth:`embed_audio` accepts into mono float32 clips [N_i] at :attr:`sample_rate`."""

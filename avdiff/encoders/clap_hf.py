@@ -8,14 +8,13 @@ models; the windowing is described in :mod:`avdiff.encoders.clap_laion`).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avdiff.encoders.base import AudioBatch, AudioTextEncoder, as_text_list, embed_windowed
+from avdiff.encoders.base import AudioTextEncoder, embed_windowed
 from avdiff.encoders.clap_laion import TEXT_CONTEXT
 
 
@@ -74,9 +73,8 @@ class HFClapEncoder(AudioTextEncoder):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def embed_audio(self, audio: AudioBatch) -> torch.Tensor:
+    def embed_clips(self, clips: list[torch.Tensor]) -> torch.Tensor:
         """Unit-norm audio embeddings [B, D] (cpu float32), by windows of ``nb_max_samples`` (10 s at 48 kHz)."""
-        clips = self.mono_clips(audio)
         with torch.no_grad():
             return embed_windowed(clips, self.window, self._embed_windows, self.batch_size).cpu()
 
@@ -94,11 +92,10 @@ class HFClapEncoder(AudioTextEncoder):
         )
         return _pooled(out)
 
-    def embed_text(self, texts: str | Sequence[str]) -> torch.Tensor:
+    def embed_texts(self, texts: list[str]) -> torch.Tensor:
         """Unit-norm text embeddings [B, D] (cpu float32). Texts are padded/truncated to 77 tokens."""
-        items = as_text_list(texts)
         tokens = self.processor.tokenizer(
-            items, padding="max_length", truncation=True, max_length=TEXT_CONTEXT, return_tensors="pt"
+            texts, padding="max_length", truncation=True, max_length=TEXT_CONTEXT, return_tensors="pt"
         )
         with torch.no_grad():
             out = self.model.get_text_features(

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from avdiff.encoders.base import AudioBatch, AudioTextEncoder, as_text_list, embed_windowed
+from avdiff.encoders.base import AudioTextEncoder, embed_windowed
 from avdiff.encoders.clap_checkpoint import (
     _LEGACY_BUFFERS,
     PUBLISHED_CHECKPOINTS,
@@ -243,9 +242,8 @@ class LaionClapEncoder(AudioTextEncoder):
     def device(self) -> torch.device:
         return next(self.clap.model.parameters()).device
 
-    def embed_audio(self, audio: AudioBatch) -> torch.Tensor:
+    def embed_clips(self, clips: list[torch.Tensor]) -> torch.Tensor:
         """Unit-norm audio embeddings [B, D] (cpu float32), by 10 s windows at 48 kHz (see the module docstring)."""
-        clips = self.mono_clips(audio)
         with torch.no_grad():
             return embed_windowed(clips, self.window, self._embed_windows, self.batch_size).cpu()
 
@@ -262,15 +260,14 @@ class LaionClapEncoder(AudioTextEncoder):
         ]
         return self.clap.model.get_audio_embedding(inputs)
 
-    def embed_text(self, texts: str | Sequence[str]) -> torch.Tensor:
+    def embed_texts(self, texts: list[str]) -> torch.Tensor:
         """Unit-norm text embeddings [B, D] (cpu float32). Texts are padded/truncated to 77 tokens."""
-        items = as_text_list(texts)
         model = self.clap.model
         if model.text_branch_type == "transformer":
             from clap_module.tokenizer import tokenize
 
-            tokens: Any = tokenize(items, context_length=TEXT_CONTEXT)
+            tokens: Any = tokenize(texts, context_length=TEXT_CONTEXT)
         else:
-            tokens = dict(self.clap.tokenizer(items))  # CLAP_Module.tokenizer: max_length padding to 77
+            tokens = dict(self.clap.tokenizer(texts))  # CLAP_Module.tokenizer: max_length padding to 77
         with torch.no_grad():
             return F.normalize(model.encode_text(tokens, device=self.device).float(), dim=-1).cpu()

@@ -5,8 +5,9 @@ Each name is imported on first use (PEP 562), so importing one submodule does no
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from avdiff._lazy import lazy_exports
 
 # name -> the module that defines it
 _EXPORTS = {
@@ -28,14 +29,4 @@ if TYPE_CHECKING:
     from avdiff.metrics.lipsync import LipSyncResult, lipsync_scores
     from avdiff.metrics.mouth import aperture_from_landmarks, mouth_openness
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -45,7 +45,7 @@ import numpy as np
 from avdiff.audio.envelope import speech_envelope
 from avdiff.audio.silence import SILENCE_DBFS, describe_level, peak_level_dbfs
 from avdiff.metrics.mouth import aperture_from_landmarks, mouth_interior
-from avdiff.video.tracking import box_iou, track_faces
+from avdiff.video.face import box_iou, track_faces
 
 if TYPE_CHECKING:
     from avdiff.video.reader import VideoClip
@@ -346,7 +346,7 @@ def score_video(
 ) -> LipSyncResult:
     """Lip-sync scores of a decoded video with its audio track. This is what ``avdiff eval lipsync VIDEO`` reports.
 
-    Every face (up to ``max_faces``, :func:`avdiff.video.tracking.track_faces`) is scored: the mediapipe mouth
+    Every face (up to ``max_faces``, :func:`avdiff.video.face.track_faces`) is scored: the mediapipe mouth
     openness of each frame against the speech envelope of the track (and against ``reference``, a ground-truth
     aperture [F], when given), and in ``.interior`` the same scores of the mouth interior. The face reported is the
     one that speaks, whose mouth follows the audio best (``LipSyncResult.follows``), unless ``face`` names one: an

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from avdiff.video.face import track_landmarks
-from avdiff.video.landmarks import INNER_LIP_PAIRS, LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, RIGHT_EYE
+from avdiff.video.face import INNER_LIP_PAIRS, LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, RIGHT_EYE, track_landmarks
 from avdiff.video.reader import read_video
 from avdiff.video.smoothing import smooth_landmarks
 from avdiff.video.writer import frames_to_uint8

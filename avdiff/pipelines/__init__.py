@@ -3,8 +3,9 @@ one pipeline does not import the others."""
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from avdiff._lazy import lazy_exports
 
 # name -> the module that defines it
 _EXPORTS = {
@@ -33,14 +34,4 @@ if TYPE_CHECKING:
     from avdiff.pipelines.talking_head.pipeline_warp_baseline import WarpBaselinePipeline
     from avdiff.pipelines.text_to_video.pipeline_text_to_video import TextToVideoPipeline
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,13 +1,16 @@
 """The one way out of every video pipeline: frames (or the mp4 they were streamed to), their rate and the audio that
 goes with them; and the longest side a pipeline's frames may have.
 
-A pipeline makes its frames as an iterable of uint8 [H, W, 3] and ends its ``__call__`` with :func:`finish_output`::
+A pipeline makes its frames in its own loop and pushes each one into a :class:`FrameSink`, then ends its ``__call__``
+with :meth:`FrameSink.finish`::
 
-    frames = self.generate_frames(...)                  # any iterable of uint8 [H, W, 3], in order
-    return finish_output(frames, fps, audio, output_path=output_path, output_type=output_type,
-                         return_dict=return_dict, num_frames=num_frames, output_class=MyOutput, **my_fields)
+    with FrameSink(fps, audio, output_path=output_path, num_frames=num_frames) as sink:
+        for frame in self.generate_frames(...):         # uint8 [H, W, 3], in order
+            sink.write(frame)
+        return sink.finish(output_type=output_type, return_dict=return_dict, output_class=MyOutput, **my_fields)
 
-which does, in one place:
+(frames already made as one array go through :func:`finish_output`). The sink never calls back into the pipeline: the
+pipeline drives, and the sink does, in one place:
 
 * streaming: with ``output_path`` every frame goes straight into a :class:`~avdiff.video.writer.VideoWriter` (H.264 +
   AAC with ``audio`` muxed in, written atomically), so memory stays flat in the video's length, and the output holds
@@ -17,7 +20,7 @@ which does, in one place:
 * conversion for ``output_type`` (:func:`convert_frames`): ``"np"`` the uint8 array, ``"pt"`` the same as a torch
   tensor, ``"pil"`` a list of PIL images. A pipeline with its own types (the talking head's ``"crops"``, the
   text-to-video ``"latent"``) handles them before it calls here, and checks its list with :func:`check_output_type`;
-* the audio returned: a ``Waveform`` (or None) as given; an :class:`~avdiff.audio.stream.AudioStream` (the music
+* the audio returned: a ``Waveform`` (or None) as given; an :class:`~avdiff.audio.io.AudioStream` (the music
   pipeline's song, read block by block) is muxed in as it is read and returned loaded, except a file's stream when the
   frames were streamed: the mp4 carries it, and the output's ``audio`` is None (memory stays flat);
 * the tuple form: with ``return_dict=False`` always ``(frames, fps, audio)`` (frames None when streamed).
@@ -38,8 +41,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from avdiff.audio.io import Waveform
-from avdiff.audio.stream import AudioStream
+from avdiff.audio.io import AudioStream, Waveform
 from avdiff.video.errors import VideoError
 from avdiff.video.writer import VideoWriter, write_video
 
@@ -130,27 +132,119 @@ def allocate_frames(num_frames: int, height: int, width: int) -> np.ndarray:
     return np.empty((num_frames, height, width, 3), dtype=np.uint8)
 
 
+class FrameSink:
+    """Where a pipeline pushes its frames, one at a time, in order (the module docstring): into the mp4 at
+    ``output_path`` as they come, or into one array allocated at the first frame.
+
+    Args:
+        fps: the frame rate (returned as it is given).
+        audio: the sound the frames go with (muxed into the mp4; returned), or None. An ``AudioStream`` is muxed in
+            block by block and returned loaded, or None when it reads a file and the frames were streamed
+            (:func:`returned_audio`).
+        output_path: stream the frames to this mp4 (:class:`~avdiff.video.writer.VideoWriter`) instead of holding
+            them; the output's ``frames`` is then None and ``path`` the file written. Check it before any work with
+            :func:`~avdiff.video.writer.check_output_path`.
+        num_frames: F when known: the array is allocated once at the first frame (:func:`allocate_frames`) and a
+            ValueError says when another number of frames arrives; otherwise the frames are stacked at the end.
+
+    Used as a context manager, a partial mp4 is removed when the pipeline raises.
+    """
+
+    def __init__(
+        self,
+        fps,
+        audio: Waveform | AudioStream | None = None,
+        *,
+        output_path: str | os.PathLike | None = None,
+        num_frames: int | None = None,
+    ):
+        self.fps, self.audio, self.num_frames = fps, audio, num_frames
+        self._writer = None if output_path is None else VideoWriter(output_path, fps, audio)
+        self._array: np.ndarray | None = None
+        self._held: list[np.ndarray] = []
+        self._count = 0
+
+    def write(self, frame) -> None:
+        """One frame, uint8 [H, W, 3] (numpy or torch)."""
+        if self._writer is not None:
+            self._writer.write(frame)
+            return
+        frame = frame.numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
+        if self.num_frames is None:
+            self._held.append(frame)
+        else:
+            if self._array is None:
+                self._array = allocate_frames(self.num_frames, *frame.shape[:2])
+            if self._count >= self.num_frames:
+                raise ValueError(f"more than the {self.num_frames} frames announced")
+            self._array[self._count] = frame
+        self._count += 1
+
+    def hold(self, frames: np.ndarray) -> None:
+        """Frames already made as one array [F, H, W, 3] / [B, F, H, W, 3], held as they are (not streamed)."""
+        self._array, self._count, self.num_frames = frames, len(frames), len(frames)
+
+    def collected(self) -> np.ndarray:
+        """The frames written, as one uint8 array [F, H, W, 3]; ValueError if another number than ``num_frames``
+        arrived."""
+        if self.num_frames is None:
+            return np.stack(self._held)
+        if self._count != self.num_frames:
+            raise ValueError(f"{self._count} frames were made, {self.num_frames} announced")
+        return self._array
+
+    def finish(
+        self,
+        *,
+        output_type: str = "np",
+        return_dict: bool = True,
+        output_class: type[VideoPipelineOutput] = VideoPipelineOutput,
+        **fields,
+    ):
+        """The end of a pipeline's ``__call__``: the mp4 closed, or the frames converted, then returned.
+
+        Args:
+            output_type: ``"np"``, ``"pt"`` or ``"pil"`` (:func:`convert_frames`); ignored when streaming. A
+                pipeline's own type whose frames are still uint8 images (the talking head's ``"crops"``) passes
+                ``"np"``.
+            return_dict: return ``output_class(...)``, else the tuple ``(frames, fps, audio)``.
+            output_class: :class:`VideoPipelineOutput` or a subclass; ``fields`` are its extra fields.
+
+        Returns:
+            ``output_class(frames, fps, audio, path=..., num_frames=..., **fields)`` or ``(frames, fps, audio)``.
+        """
+        if self._writer is not None:
+            path = self._writer.close()
+            audio = returned_audio(self.audio, streamed=True)
+            if not return_dict:
+                return None, self.fps, audio
+            return output_class(
+                frames=None, fps=self.fps, audio=audio, path=path, num_frames=self._writer.num_frames, **fields
+            )
+        result = convert_frames(self.collected(), output_type)
+        audio = returned_audio(self.audio, streamed=False)
+        if not return_dict:
+            return result, self.fps, audio
+        return output_class(frames=result, fps=self.fps, audio=audio, **fields)
+
+    def __enter__(self) -> FrameSink:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self._writer is not None:
+            self._writer.abort()
+
+
 def collect_frames(frames: Iterable, num_frames: int | None = None) -> np.ndarray:
     """Frames uint8 [H, W, 3] (numpy arrays, an array [F, H, W, 3], or torch tensors) -> one uint8 array
     [F, H, W, 3]. With ``num_frames`` the array is allocated once at the first frame (:func:`allocate_frames`) and
     filled; otherwise the frames are stacked. ValueError if the iterable gives another number of frames."""
     if isinstance(frames, np.ndarray):
         return frames
-    if num_frames is None:
-        return np.stack([f.numpy() if isinstance(f, torch.Tensor) else np.asarray(f) for f in frames])
-    array = None
-    count = 0
-    for i, frame in enumerate(frames):
-        frame = frame.numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
-        if array is None:
-            array = allocate_frames(num_frames, *frame.shape[:2])
-        if i >= num_frames:
-            raise ValueError(f"more than the {num_frames} frames announced")
-        array[i] = frame
-        count = i + 1
-    if count != num_frames:
-        raise ValueError(f"{count} frames were made, {num_frames} announced")
-    return array
+    sink = FrameSink(None, num_frames=num_frames)
+    for frame in frames:
+        sink.write(frame)
+    return sink.collected()
 
 
 def convert_frames(frames: np.ndarray | torch.Tensor, output_type: str = "np"):
@@ -188,36 +282,23 @@ def finish_output(
     output_class: type[VideoPipelineOutput] = VideoPipelineOutput,
     **fields,
 ):
-    """The end of a pipeline's ``__call__``: stream, or collect and convert, then return.
+    """Frames already made (an array [F, H, W, 3] / [B, F, H, W, 3], or a list), through a :class:`FrameSink`:
+    streamed, or collected and converted, then returned. A pipeline that makes its frames one by one pushes them into
+    a :class:`FrameSink` in its own loop instead.
 
     Args:
-        frames: uint8 frames [H, W, 3] in order (any iterable: a generator keeps memory flat when streaming), or an
-            array [F, H, W, 3] / [B, F, H, W, 3] already made.
-        fps: the frame rate (returned as it is given).
-        audio: the sound the frames go with (muxed into the mp4; returned), or None. An ``AudioStream`` is muxed in
-            block by block and returned loaded, or None when it reads a file and the frames were streamed
-            (:func:`returned_audio`).
-        output_path: stream the frames to this mp4 (:class:`~avdiff.video.writer.VideoWriter`) instead of holding
-            them; the output's ``frames`` is then None and ``path`` the file written. Check it before any work with
-            :func:`~avdiff.video.writer.check_output_path`.
-        output_type: ``"np"``, ``"pt"`` or ``"pil"`` (:func:`convert_frames`); ignored when streaming. A pipeline's
-            own type whose frames are still uint8 images (the talking head's ``"crops"``) passes ``"np"``.
-        return_dict: return ``output_class(...)``, else the tuple ``(frames, fps, audio)``.
-        num_frames: F when known: the array is allocated once (:func:`collect_frames`).
-        output_class: :class:`VideoPipelineOutput` or a subclass; ``fields`` are its extra fields.
+        frames: uint8 frames [H, W, 3] in order, or an array [F, H, W, 3] / [B, F, H, W, 3] (held as it is unless
+            streamed).
+        fps, audio, output_path, num_frames: as :class:`FrameSink` takes them.
+        output_type, return_dict, output_class, fields: as :meth:`FrameSink.finish` takes them.
 
     Returns:
         ``output_class(frames, fps, audio, path=..., num_frames=..., **fields)`` or ``(frames, fps, audio)``.
     """
-    if output_path is not None:
-        with VideoWriter(output_path, fps, audio) as out:
-            out.write_frames(frames)
-        audio = returned_audio(audio, streamed=True)
-        if not return_dict:
-            return None, fps, audio
-        return output_class(frames=None, fps=fps, audio=audio, path=out.path, num_frames=out.num_frames, **fields)
-    result = convert_frames(collect_frames(frames, num_frames), output_type)
-    audio = returned_audio(audio, streamed=False)
-    if not return_dict:
-        return result, fps, audio
-    return output_class(frames=result, fps=fps, audio=audio, **fields)
+    with FrameSink(fps, audio, output_path=output_path, num_frames=num_frames) as sink:
+        if output_path is None and isinstance(frames, np.ndarray):
+            sink.hold(frames)
+        else:
+            for frame in frames:
+                sink.write(frame)
+        return sink.finish(output_type=output_type, return_dict=return_dict, output_class=output_class, **fields)

@@ -19,8 +19,7 @@ from torch.utils.data import Dataset
 from avdiff.bundled import bundled_path
 from avdiff.data.scenes import sample_scene
 from avdiff.data.sound_captions import SoundCaptionSet, build_sound_captions
-from avdiff.encoders.aligned import AlignedEncoder
-from avdiff.encoders.alignment import AlignerConfig, AudioTextAligner, info_nce, pool_tokens
+from avdiff.encoders.alignment import AlignedEncoder, AlignerConfig, AudioTextAligner, info_nce, pool_tokens
 from avdiff.encoders.base import content_words
 from avdiff.encoders.text import SentenceEncoder
 from avdiff.metrics.retrieval import retrieval_recall

@@ -1,7 +1,8 @@
 """The one image reader of every job: a path, a PIL image or an array -> uint8 RGB [H, W, 3].
 
 EXIF orientation is applied, alpha is composited on white, 16-bit and float images are scaled, and any other range is
-refused rather than clipped.
+refused rather than clipped. ``max_side`` gives the photo at a working size (the talking head's frames are the
+photo's size, so a 12 MP phone photo is read at the output's bound).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -17,19 +19,48 @@ logger = logging.getLogger(__name__)
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
 
 
-def load_image(image: ImageLike) -> np.ndarray:
+def load_image(image: ImageLike, max_side: int | None = None) -> np.ndarray:
     """Any image -> uint8 RGB array [H, W, 3].
 
     Accepts a path, a PIL image in any mode (RGBA and LA are composited on white, CMYK, P, L, I;16 are converted)
     with its EXIF orientation applied, or a numpy array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4]: uint8, float in
     [0, 1] or in [0, 255], integers in 0..255, or uint16 (see :func:`_to_uint8`; other ranges are refused).
+
+    Args:
+        image: the image, as above.
+        max_side: when given, an image whose longer side exceeds it is downscaled (area filter, aspect kept) so
+            that its longer side is ``max_side`` px; a smaller one is returned at its own size.
+
+    Raises:
+        FileNotFoundError: a path that is not a file.
+        ValueError: not an image file, an array of another shape, or values out of every known range.
+        TypeError: not a path, PIL image or array.
     """
+    rgb = _read_rgb(image)
+    return rgb if max_side is None else fit_within(rgb, max_side)
+
+
+def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    """``image`` [H, W, C] downscaled (area filter) so its longer side is at most ``max_side`` px; as it is when it
+    already fits."""
+    height, width = image.shape[:2]
+    if max(height, width) <= max_side:
+        return image
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    logger.info(
+        "the image is %dx%d px; downscaled to %dx%d (longer side at most %d px)", width, height, *size, max_side
+    )
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _read_rgb(image: ImageLike) -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         if not os.path.isfile(image):
             raise FileNotFoundError(f"no such image file: {os.fspath(image)!r}")
         try:
             with Image.open(image) as im:
-                return load_image(im.copy() if not hasattr(im, "getexif") else _exif_upright(im))
+                return _read_rgb(im.copy() if not hasattr(im, "getexif") else _exif_upright(im))
         except Image.UnidentifiedImageError as e:
             raise ValueError(f"not an image file: {os.fspath(image)!r}") from e
     if isinstance(image, Image.Image):

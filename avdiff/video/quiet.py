@@ -116,12 +116,13 @@ class QuietGraph:
     """A mediapipe solution (``FaceMesh``, ``FaceDetection``) made after :func:`install_native_log_filter`.
 
     Args:
-        make: builds the solution, e.g. ``lambda: mp.solutions.face_mesh.FaceMesh(...)``.
+        solution: the solution's class, e.g. ``mp.solutions.face_mesh.FaceMesh``.
+        kwargs: its keyword arguments.
     """
 
-    def __init__(self, make):
+    def __init__(self, solution: type, **kwargs):
         install_native_log_filter()
-        self._graph = make()
+        self._graph = solution(**kwargs)
 
     def process(self, image):
         return self._graph.process(image)

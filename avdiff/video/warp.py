@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from avdiff.video.landmarks import CHIN, INNER_LIP_PAIRS, MOUTH_LEFT, MOUTH_RIGHT, NOSE_TIP, OUTER_LIPS, Face
+from avdiff.video.face import CHIN, INNER_LIP_PAIRS, MOUTH_LEFT, MOUTH_RIGHT, NOSE_TIP, OUTER_LIPS, Face
 
 logger = logging.getLogger(__name__)
 

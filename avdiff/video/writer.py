@@ -24,8 +24,7 @@ import torch
 from PIL import Image
 
 from avdiff.audio.clock import FpsLike, FrameClock, as_fraction_fps
-from avdiff.audio.io import AudioFrameEncoder, Waveform
-from avdiff.audio.stream import AudioStream, as_stream
+from avdiff.audio.io import AudioFrameEncoder, AudioStream, Waveform, as_stream
 from avdiff.video.errors import VideoError
 
 logger = logging.getLogger(__name__)

@@ -8,8 +8,7 @@ import pytest
 import soxr
 import torch
 
-from avdiff.audio.io import AudioLoadError, Waveform, load_audio, save_audio
-from avdiff.audio.stream import AudioStream
+from avdiff.audio.io import AudioLoadError, AudioStream, Waveform, load_audio, save_audio
 from avdiff.audio.synth import drum_track
 from avdiff.video import read_video, write_video
 from avdiff.video.writer import VideoWriter
@@ -91,7 +90,7 @@ def test_the_writer_muxes_a_files_audio_block_by_block_fitted_to_the_video(tmp_p
     path = save_audio(tmp_path / "song.flac", stereo)
     frames = np.zeros((75, 32, 32, 3), np.uint8)  # 3 s at 25 fps: the 4 s song is cut to 3 s
     loads = []
-    monkeypatch.setattr("avdiff.audio.stream.load_audio", lambda *a, **k: loads.append(a))
+    monkeypatch.setattr("avdiff.audio.io.load_audio", lambda *a, **k: loads.append(a))
     clip = read_video(write_video(tmp_path / "v.mp4", frames, 25, str(path)))
     assert loads == []  # the file was never loaded whole
     assert clip.audio.sample_rate == 44100 and clip.audio.num_channels == 2

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from avdiff.audio import AudioLoadError, load_audio
-from avdiff.audio.stream import AudioStream
+from avdiff.audio.io import AudioStream
 from avdiff.cli import main
 from avdiff.data.prepare import PrepareConfig
 from avdiff.data.prepare.segments import prepare_file

@@ -194,9 +194,9 @@ def test_a_steady_track_has_a_flat_tempo_curve():
 
 
 def test_blockwise_features_equal_librosa_on_the_whole_spectrogram():
+    from avdiff.audio.io import AudioStream
     from avdiff.audio.onsets import step_features
     from avdiff.audio.rhythm import _local_tempo, _tempogram_blocks
-    from avdiff.audio.stream import AudioStream
 
     track = drum_track(128, duration_s=12.0, accent=0.5)
     y = track.waveform.samples[0].numpy()

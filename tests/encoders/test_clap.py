@@ -198,15 +198,14 @@ class ToneEncoder(AudioTextEncoder):
     def _axis(self, name: str) -> torch.Tensor:
         return F.one_hot(torch.tensor(self.AXES.index(name)), len(self.AXES)).float()
 
-    def embed_text(self, texts):
-        texts = [texts] if isinstance(texts, str) else list(texts)
+    def embed_texts(self, texts):
         self.texts_seen.extend(texts)
         words = [t.split()[-1].lower() for t in texts]
         return torch.stack([self._axis(w if w in self.AXES else "other") for w in words])
 
-    def embed_audio(self, audio):
+    def embed_clips(self, clips):
         out = []
-        for clip in self.mono_clips(audio):
+        for clip in clips:
             freq = int(round(float(torch.fft.rfft(clip).abs().argmax()) * self.sample_rate / clip.shape[0]))
             out.append(F.normalize(sum(w * self._axis(k) for k, w in self.TONES[freq].items()), dim=-1))
         return torch.stack(out)

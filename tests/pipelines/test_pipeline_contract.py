@@ -18,8 +18,7 @@ import skimage.data
 import torch
 from PIL import Image
 
-from avdiff.audio.io import Waveform, save_audio
-from avdiff.audio.stream import AudioStream
+from avdiff.audio.io import AudioStream, Waveform, save_audio
 from avdiff.bench.talk import speech_like
 from avdiff.bench.visualize import make_keyframes, make_song
 from avdiff.pipelines import (
@@ -30,7 +29,7 @@ from avdiff.pipelines import (
     VideoPipelineOutput,
     WarpBaselinePipeline,
 )
-from avdiff.pipelines.output import check_output_type, collect_frames, convert_frames, finish_output
+from avdiff.pipelines.output import FrameSink, check_output_type, collect_frames, convert_frames, finish_output
 from avdiff.video import read_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for the module
@@ -288,6 +287,35 @@ def test_finish_output_collects_converts_streams_and_gives_the_tuple(tmp_path):
     with pytest.raises(ValueError, match="output_type must be one of .* got 'gif'"):
         check_output_type("gif")
     check_output_type("crops", ("np", "crops"))  # a pipeline's own list
+
+
+def test_a_pipeline_pushes_its_frames_into_the_sink_and_a_failure_leaves_no_file(tmp_path):
+    """The pipeline's own loop drives: each frame is pushed with write(), the output comes from finish(); a pipeline
+    that raises half way leaves neither the mp4 nor a partial file."""
+    frames = np.random.default_rng(2).integers(0, 256, (3, 8, 10, 3), dtype=np.uint8)
+    sound = _tone(0.375)
+    with FrameSink(8, sound, output_path=tmp_path / "p.mp4", num_frames=3) as sink:
+        for frame in frames:
+            sink.write(frame)
+        out = sink.finish()
+    assert out.frames is None and out.path == tmp_path / "p.mp4" and out.num_frames == 3 and out.audio is sound
+    assert read_video(out.path).frames.shape == frames.shape
+    with FrameSink(8, num_frames=3) as sink:
+        for frame in frames:
+            sink.write(torch.from_numpy(frame))
+        held, fps, audio = sink.finish(output_type="pt", return_dict=False)
+    assert torch.equal(held, torch.from_numpy(frames)) and fps == 8 and audio is None
+    failed = tmp_path / "failed"
+    failed.mkdir()
+    with pytest.raises(RuntimeError, match="half way"), FrameSink(8, sound, output_path=failed / "x.mp4") as sink:
+        sink.write(frames[0])
+        raise RuntimeError("half way")
+    assert list(failed.iterdir()) == []
+    sink = FrameSink(8, num_frames=2)
+    sink.write(frames[0])
+    sink.write(frames[1])
+    with pytest.raises(ValueError, match="more than the 2 frames announced"):
+        sink.write(frames[2])
 
 
 def test_finish_output_returns_a_stream_loaded_and_none_for_a_file_it_streamed(tmp_path):

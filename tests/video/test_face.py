@@ -24,13 +24,15 @@ from avdiff.video.align import (
     align_frames,
     alignment_matrix,
     canonical_points,
+    lower_face_mask,
+    mouth_mask,
+    paste_back,
     reframe_matrix,
     similarity_transform,
     transform_points,
     warp_to_crop,
 )
-from avdiff.video.face import MultipleFacesError, NoFaceError, detect_face, detect_faces
-from avdiff.video.landmarks import (
+from avdiff.video.face import (
     CHIN,
     FACE_OVAL,
     INNER_LIP_PAIRS,
@@ -42,8 +44,11 @@ from avdiff.video.landmarks import (
     OUTER_LIPS,
     RIGHT_EYE,
     Face,
+    MultipleFacesError,
+    NoFaceError,
+    detect_face,
+    detect_faces,
 )
-from avdiff.video.masks import lower_face_mask, mouth_mask, paste_back
 from avdiff.video.smoothing import one_euro_landmarks, smooth_landmarks
 
 
@@ -599,8 +604,7 @@ def test_float_and_integer_images_are_read_by_their_range(astro, astro_face):
 @pytest.mark.slow
 def test_a_small_face_in_a_large_frame_is_found_and_tracked(astro, astro_face):
     # the astronaut's ~100 px face pasted into 1280x720: mediapipe's short-range detector alone finds nothing
-    from avdiff.video.face import track_landmarks
-    from avdiff.video.tracking import track_faces
+    from avdiff.video.face import track_faces, track_landmarks
 
     frame = np.full((720, 1280, 3), 90, np.uint8)
     frame[150:662, 700:1212] = astro

@@ -30,13 +30,12 @@ import numpy as np
 
 from avdiff.audio.curves import SOURCES, CurveSpec
 from avdiff.demo.context import TabContext, remove_quietly
-from avdiff.demo.inputs import InputError, file_path, page_sentence, upload_limit
+from avdiff.demo.inputs import FPS_CHOICES, InputError, file_path, frame_rate, page_sentence, upload_limit
 from avdiff.demo.status import StatusLine
-from avdiff.demo.tabs.talking_head import FPS_CHOICES, parse_fps
 from avdiff.metrics.beats import score_video
 from avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer import BeatVisualizerPipeline, read_image
 from avdiff.pipelines.beat_visualizer.prompt_keyframes import PromptKeyframes
-from avdiff.pipelines.beat_visualizer.timeline import PATTERNS, Timeline, TimelineError
+from avdiff.pipelines.beat_visualizer.timeline import PATTERNS, Timeline
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +182,7 @@ class MusicTab:
         try:
             path = song_path(song)
             keys = plan_keys(images, prompts)
-            rate = parse_fps(fps, self.ctx.limits.max_fps)
+            rate = frame_rate(fps, self.ctx.limits)
             spec = CurveSpec(source=str(curve)).check()
             count = whole_number(beats_per_interval, "beats per interval")
             chosen = [p for p in (patterns or []) if p in PATTERNS] or ["subject"]
@@ -201,7 +200,7 @@ class MusicTab:
             progress((1, 2), desc="drawing the curve", unit="stages")
             picture = plan.plot()
         except Exception as e:
-            raise self.status.error(error_sentence(e, self.ctx), request) from None
+            raise self.status.error(page_sentence(e, self.ctx.limits, "music"), request) from None
         rhythm, timeline = plan.rhythm, plan.timeline
         downbeats = f"{len(rhythm.downbeat_times_s)} downbeats" if len(rhythm.downbeat_times_s) else "no downbeats"
         line = (
@@ -223,7 +222,7 @@ class MusicTab:
         folder = None
         try:
             path = song_path(song)
-            rate = parse_fps(fps, self.ctx.limits.max_fps)
+            rate = frame_rate(fps, self.ctx.limits)
             side = whole_number(height, "frame height")
             rows = table_rows(table)
             folder = self.ctx.request_dir(KIND)
@@ -263,7 +262,7 @@ class MusicTab:
         except Exception as e:
             if folder is not None:
                 remove_quietly(folder)
-            raise self.status.error(error_sentence(e, self.ctx), request) from None
+            raise self.status.error(page_sentence(e, self.ctx.limits, "music"), request) from None
         return str(out.path), format_alignment(result, out.num_frames, out.fps), result.to_dict()
 
     def prompt_pipeline(self, model: object):
@@ -407,13 +406,6 @@ def format_alignment(result, num_frames: int, fps: Fraction) -> str:
             f"| chance (peaks placed at random) | {result.chance:.3f} |",
         ]
     )
-
-
-def error_sentence(error: BaseException, ctx: TabContext) -> str:
-    """One sentence for the page; anything not caused by the input is logged with its traceback."""
-    if isinstance(error, TimelineError):
-        return f"The timeline cannot be used: {str(error).rstrip('.')}."
-    return page_sentence(error, ctx.limits, "music")
 
 
 __all__ = ["MusicTab", "format_alignment", "keyframe_names", "plan_keys", "prompt_lines", "table_rows"]

@@ -180,7 +180,7 @@ class SceneTab:
         except Exception as e:
             if folder is not None:
                 remove_quietly(folder)
-            raise self.status.error(error_sentence(e, self.ctx), request) from None
+            raise self.status.error(page_sentence(e, self.ctx.limits, "scene"), request) from None
         for k, target in enumerate(out.targets):
             if not target.matched:
                 gr.Warning(unmatched_sentence(k, target) + ".")
@@ -277,11 +277,6 @@ def unmatched_sentence(k: int, target) -> str:
         f"Sound {k + 1} matches no object of the prompt: its best word, {target.word}, scores {target.score:+.3f}, "
         f"too low to be its source; it drives {target.word} anyway, or name its word under Words"
     )
-
-
-def error_sentence(error: BaseException, ctx: TabContext) -> str:
-    """One sentence for the page; anything not caused by the input is logged with its traceback."""
-    return page_sentence(error, ctx.limits, "scene")
 
 
 __all__ = ["SceneTab", "format_choice", "sound_paths", "word_list"]

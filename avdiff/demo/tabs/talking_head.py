@@ -20,7 +20,16 @@ import numpy as np
 
 from avdiff.demo.context import TabContext, remove_quietly
 from avdiff.demo.examples import example_files
-from avdiff.demo.inputs import NO_FACE_MESSAGE, InputError, load_photo, load_speech, page_sentence, upload_limit
+from avdiff.demo.inputs import (
+    FPS_CHOICES,
+    NO_FACE_MESSAGE,
+    InputError,
+    frame_rate,
+    load_photo,
+    load_speech,
+    page_sentence,
+    upload_limit,
+)
 from avdiff.demo.models import ModelEntry
 from avdiff.demo.preview import describe_faces, draw_faces
 from avdiff.demo.scores import format_lipsync
@@ -30,7 +39,6 @@ logger = logging.getLogger(__name__)
 
 KIND = "talking-head"
 OUTPUT_NAME = "talking_head.mp4"
-FPS_CHOICES = ["24", "25", "30000/1001", "30", "50", "60"]
 
 
 def pipeline_defaults(entry: ModelEntry | None = None) -> dict:
@@ -230,7 +238,7 @@ class TalkingHeadTab:
             photo = load_photo(image, self.ctx.limits)
             faces = detect_faces(photo.rgb)
         except Exception as e:
-            return None, f"**{error_sentence(e, self.ctx)}**"
+            return None, f"**{page_sentence(e, self.ctx.limits, 'talking-head')}**"
         info = describe_faces(faces)
         if not faces:
             info = f"**{NO_FACE_MESSAGE}**"
@@ -267,7 +275,7 @@ class TalkingHeadTab:
             progress((0, 4), desc="checking the photo and the speech", unit="stages")
             photo = load_photo(image, self.ctx.limits)
             speech = load_speech(audio, self.ctx.limits)
-            rate = parse_fps(fps, self.ctx.limits.max_fps)
+            rate = frame_rate(fps, self.ctx.limits)
             if entry.is_diffusion:
                 settings = diffusion_settings(
                     steps, audio_guidance, reference_guidance, seed, chunk_frames, motion_frames
@@ -289,7 +297,7 @@ class TalkingHeadTab:
         except Exception as e:
             if folder is not None:
                 remove_quietly(folder)
-            raise self.status.error(error_sentence(e, self.ctx), request) from None
+            raise self.status.error(page_sentence(e, self.ctx.limits, "talking-head"), request) from None
         summary = format_lipsync(result, out.fps, f"{entry.label}; {out.num_frames} frames at {out.fps} fps")
         if out.warnings:  # silent or near-empty speech (avdiff.audio.silence): shown above the score
             summary = "".join(f"**Warning:** {w}\n\n" for w in out.warnings) + summary
@@ -353,23 +361,6 @@ def score_file(path: str | os.PathLike):
     return score_video(read_video(path))
 
 
-def parse_fps(value: object, max_fps: float) -> Fraction:
-    """``"25"``, ``"29.97"``, ``"30000/1001"`` or a number -> an exact rate in (0, max_fps]; InputError otherwise."""
-    from avdiff.audio.clock import as_fraction_fps
-
-    text = str(value).strip() if value is not None else ""
-    try:
-        rate = as_fraction_fps(text if "/" in text else float(text))
-    except (TypeError, ValueError, ZeroDivisionError):
-        rate = None
-    if rate is None or not 0 < rate <= max_fps:
-        raise InputError(
-            f"The frame rate must be a number of frames per second up to {max_fps:g}, such as 25 or "
-            f"30000/1001; got {text!r}."
-        )
-    return rate
-
-
 def diffusion_settings(steps, audio_guidance, reference_guidance, seed, chunk_frames, motion_frames) -> dict:
     """The controls as ``TalkingHeadPipeline.__call__`` arguments (plus ``seed``); InputError for a missing or
     non-integral count. The pipeline's ``check_inputs`` checks the ranges."""
@@ -401,9 +392,4 @@ def describe_entry(entry: ModelEntry) -> str:
     return f"**{entry.label}**: {entry.source}.{note}"
 
 
-def error_sentence(error: BaseException, ctx: TabContext) -> str:
-    """One sentence for the page; anything not caused by the input is logged with its traceback."""
-    return page_sentence(error, ctx.limits, "talking-head")
-
-
-__all__ = ["TalkingHeadTab", "parse_fps", "pipeline_defaults", "score_file"]
+__all__ = ["TalkingHeadTab", "pipeline_defaults", "score_file"]

@@ -22,7 +22,7 @@ Generation, in the numbered steps of ``__call__``:
    ``1 + strength * q_k(f) / (levels - 1)`` (the quantized ``1 + strength * m_k(f)``; not renormalised: the other
    tokens keep the base pass's maps); equal units are denoised once, the base frame (all levels 0) first;
 6. map the rendered units back to the frames, in order: returned as ``output_type`` asks, or streamed to
-   ``output_path`` with the mixed sound (:func:`avdiff.pipelines.output.finish_output`).
+   ``output_path`` with the mixed sound (:class:`avdiff.pipelines.output.FrameSink`).
 
 Cost grows with what changes: with ``chunk_frames=1`` a frame depends only on its own level vector, so a sound that
 swings between a few levels costs a few renders whatever its length (``share_levels=False`` renders every frame: the
@@ -39,19 +39,20 @@ import logging
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.curves import DEFAULT_LEVELS, control_curve, control_signal, quantize
+from avdiff.audio.io import Waveform, load_audio
+from avdiff.audio.scene_sounds import mix
 from avdiff.bundled import resolve
-from avdiff.encoders.aligned import AlignedEncoder
+from avdiff.encoders.alignment import AlignedEncoder
 from avdiff.models.attention import reweighting
 from avdiff.pipelines.audio_scene.inversion import ddim_invert, reconstruction_psnr
-from avdiff.pipelines.audio_scene.sounds import SceneTarget, as_sound_list, load_sounds, mix_sounds
-from avdiff.pipelines.output import VideoPipelineOutput, check_output_type, finish_output
+from avdiff.pipelines.output import FrameSink, VideoPipelineOutput, check_output_type
 from avdiff.pipelines.text_to_video.pipeline_text_to_video import TextToVideoPipeline
 from avdiff.pipelines.utils import is_int
 from avdiff.video.image import load_image
@@ -67,13 +68,81 @@ DEFAULT_ENCODER = "scene_aligner"
 MIN_WORD_SCORE = 0.3
 
 
+# --- step 1: the sounds: the sources a user gives, loaded and checked (load_sounds), their mix (the output's audio,
+# mix_sounds), and the prompt word each one drives (SceneTarget). A bad sound is a ValueError naming it. ---
+
+MAX_SOUNDS = 8
+
+
+@dataclass
+class SceneTarget:
+    """The prompt word one sound drives.
+
+    Attributes:
+        word: the word (as in the prompt, or as :meth:`AudioTextEncoder.select_token` stripped it).
+        positions: its token positions among the cross-attention keys (every occurrence, every WordPiece/BPE piece).
+        chosen_by: ``"user"`` (``target_words``) or ``"encoder"`` (``select_token`` in the shared audio-text space).
+        score: the chosen word's cosine similarity with the sound (None when the user chose).
+        candidates: every content word's cosine similarity with the sound, in prompt order (empty when the user
+            chose).
+        matched: False when the encoder chose and even the best word scored below the pipeline's ``min_word_score``:
+            the sound matches no object of the prompt, and drives its best word anyway.
+    """
+
+    word: str
+    positions: list[int]
+    chosen_by: str
+    score: float | None = None
+    candidates: dict[str, float] = field(default_factory=dict)
+    matched: bool = True
+
+
+def as_sound_list(audio) -> list:
+    """``audio`` as a list of sources: one source (a path, bytes, a Waveform, a tensor) or a list/tuple of them."""
+    if isinstance(audio, (list, tuple)):
+        sounds = list(audio)
+        if not sounds:
+            raise ValueError("audio must be a sound or a non-empty list of sounds, got an empty list")
+        if len(sounds) > MAX_SOUNDS:
+            raise ValueError(f"audio holds {len(sounds)} sounds; at most {MAX_SOUNDS} can drive words at once")
+        return sounds
+    if audio is None:
+        raise ValueError("audio is required (a file, bytes, a Waveform, or a list of them)")
+    return [audio]
+
+
+def load_sounds(sounds: list, max_duration_s: float | None = None) -> list[Waveform]:
+    """Each source as a mono Waveform at its own rate (``load_audio``'s errors name the source)."""
+    out = []
+    for i, source in enumerate(sounds):
+        wav = load_audio(source, mono=True, max_duration_s=max_duration_s)
+        if wav.num_samples == 0:
+            raise ValueError(f"audio[{i}] has no samples")
+        if not torch.isfinite(wav.samples).all():
+            raise ValueError(f"audio[{i}] has NaN or infinite samples")
+        out.append(wav)
+    return out
+
+
+def mix_sounds(waves: list[Waveform]) -> Waveform:
+    """The sounds summed at the first one's rate, each zero-padded to the longest, scaled down (never up) to peak at
+    0.95 when the sum would clip (:func:`avdiff.audio.scene_sounds.mix`). One sound is returned as it is."""
+    if len(waves) == 1:
+        return waves[0]
+    rate = waves[0].sample_rate
+    tracks = [w.resample(rate).samples[0].numpy() for w in waves]
+    length = max(len(t) for t in tracks)
+    mixed, _ = mix([np.pad(t, (0, length - len(t))) for t in tracks])
+    return Waveform(torch.from_numpy(mixed)[None], rate)
+
+
 @dataclass
 class AudioSceneOutput(VideoPipelineOutput):
     """:class:`~avdiff.pipelines.output.VideoPipelineOutput` (frames uint8 [F, H, W, 3], fps, the mixed sound) plus
     what the scene was made from.
 
     Attributes:
-        targets: one :class:`~avdiff.pipelines.audio_scene.sounds.SceneTarget` per sound (the word, its token
+        targets: one :class:`SceneTarget` per sound (the word, its token
             positions, who chose it, every candidate's score).
         control: the control curves ``m_k(f)``, float32 [K, F] in [0, 1].
         levels: their quantized levels, int64 [K, F] in ``0 .. num_levels - 1``.
@@ -210,7 +279,7 @@ class AudioScenePipeline:
     ) -> list | None:
         """Raise a ValueError naming the argument and its value for anything that cannot work, before any work: the
         scene's own arguments, then the text-to-video ones (:meth:`TextToVideoPipeline.check_inputs`, for single
-        frames). ``sounds`` is the list of sources (:func:`~avdiff.pipelines.audio_scene.sounds.as_sound_list`).
+        frames). ``sounds`` is the list of sources (:func:`as_sound_list`).
         Returns ``target_words`` as a list (one word or None per sound), or None when none were given."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(f"prompt must be a non-empty string, got {prompt!r}")
@@ -497,23 +566,21 @@ class AudioScenePipeline:
         )
         frames, base = self._in_order(rendered, chunk_unit, share_levels)
         psnr = None if picture is None else reconstruction_psnr(picture, base)
-        result = finish_output(
-            frames,
-            fps,
-            mixed,
-            output_path=output_path,
-            output_type=output_type,
-            return_dict=return_dict,
-            num_frames=num_frames,
-            output_class=AudioSceneOutput,
-            targets=targets,
-            control=control,
-            levels=level,
-            num_levels=levels,
-            base_frame=base,
-            num_rendered=num_rendered,
-            image_psnr=psnr,
-        )
+        with FrameSink(fps, mixed, output_path=output_path, num_frames=num_frames) as sink:
+            for frame in frames:
+                sink.write(frame)
+            result = sink.finish(
+                output_type=output_type,
+                return_dict=return_dict,
+                output_class=AudioSceneOutput,
+                targets=targets,
+                control=control,
+                levels=level,
+                num_levels=levels,
+                base_frame=base,
+                num_rendered=num_rendered,
+                image_psnr=psnr,
+            )
         t2v.maybe_free_model_hooks()
         return result
 

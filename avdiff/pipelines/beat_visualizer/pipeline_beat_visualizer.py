@@ -48,9 +48,8 @@ from tqdm.auto import tqdm
 
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.curves import CurveSpec, curve_envelope, curve_position, plot_curves
-from avdiff.audio.io import AudioSource
+from avdiff.audio.io import AudioSource, AudioStream
 from avdiff.audio.rhythm import Rhythm, analyze_rhythm
-from avdiff.audio.stream import AudioStream
 from avdiff.pipelines.beat_visualizer.keyframes import (
     INTERPOLATIONS,
     ImageKeyframes,
@@ -66,7 +65,7 @@ from avdiff.pipelines.beat_visualizer.keyframes import (
 )
 from avdiff.pipelines.beat_visualizer.patterns import PatternSettings, apply_pattern, is_hold, to_uint8
 from avdiff.pipelines.beat_visualizer.timeline import PATTERNS, Timeline, TimelineError
-from avdiff.pipelines.output import MAX_OUTPUT_SIDE, VideoPipelineOutput, check_output_type, finish_output
+from avdiff.pipelines.output import MAX_OUTPUT_SIDE, FrameSink, VideoPipelineOutput, check_output_type
 from avdiff.pipelines.utils import is_int
 from avdiff.video.image import load_image
 from avdiff.video.writer import check_output_path
@@ -333,36 +332,32 @@ class BeatVisualizerPipeline:
             curve.source,
         )
 
-        # 7. Every frame, in order.
-        frames = self.generate_frames(
-            timeline,
-            edges,
-            position,
-            envelope,
-            keyframes,
-            effects,
-            interpolation,
-            batch_size,
-            callback_on_step_end,
-            callback_on_step_end_tensor_inputs,
-        )
-
-        # 8. Out: streamed to an mp4 with the song, or returned with the song loaded (avdiff.pipelines.output).
-        return finish_output(
-            frames,
-            fps,
-            song,
-            output_path=output_path,
-            output_type=output_type,
-            return_dict=return_dict,
-            num_frames=num_frames,
-            output_class=BeatVisualizerOutput,
-            timeline=timeline,
-            rhythm=plan.rhythm,
-            position=position,
-            envelope=envelope,
-            frame_edges=edges,
-        )
+        # 7. Every frame, in order, each pushed out as it is made; 8. out: streamed to an mp4 with the song, or
+        #    returned with the song loaded (avdiff.pipelines.output).
+        with FrameSink(fps, song, output_path=output_path, num_frames=num_frames) as sink:
+            for frame in self.generate_frames(
+                timeline,
+                edges,
+                position,
+                envelope,
+                keyframes,
+                effects,
+                interpolation,
+                batch_size,
+                callback_on_step_end,
+                callback_on_step_end_tensor_inputs,
+            ):
+                sink.write(frame)
+            return sink.finish(
+                output_type=output_type,
+                return_dict=return_dict,
+                output_class=BeatVisualizerOutput,
+                timeline=timeline,
+                rhythm=plan.rhythm,
+                position=position,
+                envelope=envelope,
+                frame_edges=edges,
+            )
 
     # --- plan ---------------------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ Generation, in the numbered steps of ``__call__``:
 5. each chunk is decoded as soon as it is done and pasted back into the photo with the inverse alignment through a
    feathered lower-face mask.
 
-Output, through the one way out of every pipeline (:func:`avdiff.pipelines.output.finish_output`). ``pipe(...)``
+Output, through the one way out of every pipeline (:class:`avdiff.pipelines.output.FrameSink`). ``pipe(...)``
 returns the frames (``output_type`` ``"np"``, ``"pt"``, ``"pil"`` or ``"crops"``), written into an array allocated
 once. ``pipe(..., output_path="out.mp4")`` streams them instead: each frame goes to the H.264 encoder as soon as it is
 pasted back, nothing is collected, and the output holds the path, not the frames
@@ -32,7 +32,7 @@ audio as given (its own rate and channels; the model reads a 16 kHz mono copy).
 Memory is bounded whatever the audio's length when streaming: the pipeline holds the speech features (one vector
 per 10 ms), one chunk's latents and frames, and the photo. The photo is the working size: one larger than
 :data:`avdiff.pipelines.output.MAX_OUTPUT_SIDE` (1920 px on its longer side) is downscaled to it first, with a log
-line (:func:`avdiff.pipelines.utils.bound_output_size`), so a 12 MP phone photo costs what a 1080p frame
+line (:func:`avdiff.video.image.load_image` with ``max_side``), so a 12 MP phone photo costs what a 1080p frame
 does.
 
 Long audio is generated in chunks of ``chunk_frames`` frames (:func:`plan_chunks`); every chunk after the first
@@ -71,14 +71,13 @@ from avdiff.models.codec import LatentCodec, pixels_from_uint8, pixels_to_uint8
 from avdiff.models.conditions import Conditions
 from avdiff.models.speech import BaseSpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
+from avdiff.pipelines.output import MAX_OUTPUT_SIDE, FrameSink, VideoPipelineOutput, check_output_type
 from avdiff.pipelines.output import OUTPUT_TYPES as SHARED_OUTPUT_TYPES
-from avdiff.pipelines.output import VideoPipelineOutput, check_output_type, finish_output
-from avdiff.pipelines.utils import bound_output_size, default_size, is_int, latent_multiple, pixel_multiple
-from avdiff.video.align import AlignedFace, align_face, get_framing
+from avdiff.pipelines.utils import default_size, is_int, latent_multiple, pixel_multiple
+from avdiff.video.align import AlignedFace, align_face, get_framing, lower_face_mask
+from avdiff.video.align import paste_back as paste_crop
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
-from avdiff.video.masks import lower_face_mask
-from avdiff.video.masks import paste_back as paste_crop
 from avdiff.video.writer import check_output_path
 
 logger = logging.getLogger(__name__)
@@ -352,7 +351,7 @@ class TalkingHeadPipeline(DiffusionPipeline):
     def prepare_face(self, image: ImageLike, size: int) -> tuple[np.ndarray, AlignedFace]:
         """Step 1: the photo as uint8 [H, W, 3] (at most :data:`~avdiff.pipelines.output.MAX_OUTPUT_SIDE` px on its
         longer side) and its largest face aligned into a ``size`` crop (NoFaceError if none)."""
-        rgb = bound_output_size(load_image(image))
+        rgb = load_image(image, max_side=MAX_OUTPUT_SIDE)
         face = detect_face(rgb)
         return rgb, align_face(rgb, face, size=size, framing=self.framing)
 
@@ -642,37 +641,30 @@ class TalkingHeadPipeline(DiffusionPipeline):
         num_frames = clock.num_frames(wav.num_samples)
         crops_only = output_type == "crops" or not paste_back
 
-        # 4. and 5. Chunked denoising, each chunk decoded and pasted back as it is done (a lazy stream of frames).
-        frames = self.generate_frames(
-            photo,
-            aligned,
-            reference,
-            features,
-            clock,
-            num_frames,
-            size,
-            chunk_frames,
-            motion_frames,
-            generator,
-            eta,
-            crops_only,
-            feather_px,
-            callback_on_step_end,
-            callback_on_step_end_tensor_inputs,
-        )
-
-        # 6. Stream every frame to the encoder as it is made, or collect them in the output type asked for (the crops
-        #    are uint8 frames like the others).
-        result = finish_output(
-            frames,
-            fps,
-            original,
-            output_path=output_path,
-            output_type="np" if output_type == "crops" else output_type,
-            return_dict=return_dict,
-            num_frames=num_frames,
-            warnings=warnings,
-        )
+        # 4. and 5. Chunked denoising, each chunk decoded and pasted back as it is done; 6. every frame pushed to the
+        #    encoder as it is made, or collected in the output type asked for (the crops are uint8 frames too).
+        with FrameSink(fps, original, output_path=output_path, num_frames=num_frames) as sink:
+            for frame in self.generate_frames(
+                photo,
+                aligned,
+                reference,
+                features,
+                clock,
+                num_frames,
+                size,
+                chunk_frames,
+                motion_frames,
+                generator,
+                eta,
+                crops_only,
+                feather_px,
+                callback_on_step_end,
+                callback_on_step_end_tensor_inputs,
+            ):
+                sink.write(frame)
+            result = sink.finish(
+                output_type="np" if output_type == "crops" else output_type, return_dict=return_dict, warnings=warnings
+            )
         self.maybe_free_model_hooks()
         return result
 

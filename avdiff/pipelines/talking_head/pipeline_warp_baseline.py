@@ -20,8 +20,7 @@ from avdiff.audio.clock import FpsLike, parse_fps
 from avdiff.audio.envelope import speech_envelope
 from avdiff.audio.io import AudioSource, describe_source, load_audio
 from avdiff.audio.silence import speech_warnings
-from avdiff.pipelines.output import VideoPipelineOutput, check_output_type, finish_output
-from avdiff.pipelines.utils import bound_output_size
+from avdiff.pipelines.output import MAX_OUTPUT_SIDE, FrameSink, VideoPipelineOutput, check_output_type
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
 from avdiff.video.mouth_animation import SAMPLE_RATE, mouth_amounts
@@ -161,31 +160,21 @@ class WarpBaselinePipeline:
         speech = load_audio(original, sample_rate=SAMPLE_RATE, mono=True)
 
         # 2. The photo (bounded in size) and its face.
-        rgb = bound_output_size(load_image(image))
+        rgb = load_image(image, max_side=MAX_OUTPUT_SIDE)
         warper = MouthWarper(rgb, detect_face(rgb), max_open=self.max_open)
 
         # 3. The mouth opening per frame, from the speech's loudness.
         amounts = mouth_amounts(speech_envelope(speech, self.fps))
 
-        # 4. Warp frame by frame (each through the callback).
-        def frames():
+        # 4. Warp frame by frame (each through the callback); 5. each frame streamed to the mp4, or collected
+        #    (avdiff.pipelines.output).
+        with FrameSink(fps, original, output_path=output_path, num_frames=len(amounts)) as sink:
             for i, amount in enumerate(tqdm(amounts, desc="warping", unit="frame", disable=not self.progress_bar)):
                 frame = warper.warp(amount)
                 if callback_on_step_end is not None:
                     frame = self.apply_callback(callback_on_step_end, i, frame, callback_on_step_end_tensor_inputs)
-                yield frame
-
-        # 5. Stream to the mp4, or collect the frames (avdiff.pipelines.output).
-        result = finish_output(
-            frames(),
-            fps,
-            original,
-            output_path=output_path,
-            output_type=output_type,
-            return_dict=return_dict,
-            num_frames=len(amounts),
-            warnings=warnings,
-        )
+                sink.write(frame)
+            result = sink.finish(output_type=output_type, return_dict=return_dict, warnings=warnings)
         logger.info(
             "animated %d frames from %.2f s of speech%s",
             len(amounts),

@@ -19,7 +19,7 @@ Generation, in the numbered steps of ``__call__``:
 4. draw the initial noise [B, C, F, h, w] (``shared_frame_noise``: one draw repeated over the frames);
 5. denoise, all frames together, with classifier-free guidance (``guidance_scale``);
 6. decode each frame with the codec: returned as ``output_type`` asks, or streamed to ``output_path``
-   (:func:`avdiff.pipelines.output.finish_output`).
+   (:class:`avdiff.pipelines.output.FrameSink`).
 
 Cross-attention control. Every UNet call sees a batch in the order ``[uncond videos; cond videos]`` (only ``cond``
 when ``guidance_scale == 1``), each b-major over frames: spatial attention row ``(half * B + b) * F + f``. The keys of
@@ -54,15 +54,14 @@ from transformers import AutoTokenizer, CLIPTextModel
 
 from avdiff.audio.clock import FpsLike, as_fraction_fps
 from avdiff.bundled import PIPELINE_KINDS, resolve
-from avdiff.encoders.prompt_tokens import PromptTokens, tokenize_prompt
-from avdiff.encoders.text import load_text_encoder
+from avdiff.encoders.text import PromptTokens, load_text_encoder, tokenize_prompt
 from avdiff.models.builders import build_text_to_video_components, load_preset
 from avdiff.models.cfg import classifier_free_guidance
 from avdiff.models.codec import DiffusersVAECodec, LatentCodec, pixels_to_uint8
 from avdiff.models.unet import AudioVideoUNet, default_motion_adapter_config, zero_motion_proj_out
 from avdiff.pipelines import utils
 from avdiff.pipelines.output import OUTPUT_TYPES as SHARED_OUTPUT_TYPES
-from avdiff.pipelines.output import VideoPipelineOutput, check_output_type, finish_output
+from avdiff.pipelines.output import FrameSink, VideoPipelineOutput, check_output_type
 from avdiff.pipelines.utils import is_int
 from avdiff.video.writer import check_output_path
 
@@ -647,14 +646,15 @@ class TextToVideoPipeline(DiffusionPipeline):
         if output_type == "latent":
             self.maybe_free_model_hooks()
             return VideoPipelineOutput(frames=latents, fps=out_fps) if return_dict else (latents, out_fps, None)
-        if output_path is not None:
-            frames = (frame for video in self.iter_decoded(latents) for frame in video.numpy())
-        else:
-            video = self.decode_latents(latents)  # (B, F, H, W, 3) uint8
-            frames = (video[0] if batch == 1 else video).numpy()
-        result = finish_output(
-            frames, out_fps, None, output_path=output_path, output_type=output_type, return_dict=return_dict
-        )
+        with FrameSink(out_fps, None, output_path=output_path) as sink:
+            if output_path is not None:
+                for video in self.iter_decoded(latents):
+                    for frame in video.numpy():
+                        sink.write(frame)
+            else:
+                video = self.decode_latents(latents)  # (B, F, H, W, 3) uint8
+                sink.hold((video[0] if batch == 1 else video).numpy())
+            result = sink.finish(output_type=output_type, return_dict=return_dict)
         self.maybe_free_model_hooks()
         return result
 

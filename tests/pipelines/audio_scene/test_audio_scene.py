@@ -67,15 +67,14 @@ class ToneEncoder(AudioTextEncoder):
     def embedding_dim(self) -> int:
         return 3
 
-    def embed_audio(self, audio) -> torch.Tensor:
+    def embed_clips(self, clips) -> torch.Tensor:
         out = []
-        for clip in self.mono_clips(audio):
+        for clip in clips:
             peak_hz = torch.fft.rfft(clip).abs().argmax().item() * SR / len(clip)
             out.append(torch.eye(3)[0 if abs(peak_hz - 330) < 20 else 1 if abs(peak_hz - 880) < 20 else 2])
         return torch.stack(out)
 
-    def embed_text(self, texts) -> torch.Tensor:
-        texts = [texts] if isinstance(texts, str) else list(texts)
+    def embed_texts(self, texts) -> torch.Tensor:
         return torch.stack([torch.eye(3)[self.WORDS.get(t, 2)] * 0.8 + 0.1 for t in texts])
 
 

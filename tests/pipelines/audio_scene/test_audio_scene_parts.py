@@ -8,8 +8,10 @@ import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from avdiff.audio.clock import FrameClock
-from avdiff.audio.curves import control_curve, quantize, smoothing_frames
+from avdiff.audio.curves import CurveSpec, control_curve, quantize, smoothing_frames, source_signal
 from avdiff.audio.io import Waveform
+from avdiff.audio.rhythm import analyze_rhythm
+from avdiff.audio.synth import drum_track
 from avdiff.models.attention import TokenReweightAttnProcessor, reweighting
 from avdiff.pipelines.audio_scene.pipeline_audio_scene import plan_units
 
@@ -94,6 +96,14 @@ def test_control_curve_follows_the_loudness_by_the_frame_clock():
     assert np.array_equal(padded[:16], curve) and not padded[16:].any()
     silence = control_curve(Waveform(torch.zeros(1, 8000), 16000), fps=8)
     assert not silence.any()
+
+
+@pytest.mark.parametrize("signal", ["rms", "onsets", "percussive"])
+def test_control_curve_equals_the_rhythm_analysis_signal(signal):
+    # the curve reads the step features directly; it is exactly the rhythm analysis's per-frame signal, normalised
+    wav = drum_track(120, duration_s=3.0, sample_rate=16000).waveform
+    raw = source_signal(analyze_rhythm(wav, 25), CurveSpec(source=signal))
+    assert np.array_equal(control_curve(wav, fps=25, signal=signal), (raw / raw.max()).clip(0, 1).astype(np.float32))
 
 
 def test_smoothing_trades_response_for_coherence():

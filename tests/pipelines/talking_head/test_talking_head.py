@@ -30,8 +30,8 @@ from avdiff.pipelines.talking_head.pipeline_talking_head import (
     guidance_terms,
     plan_chunks,
 )
+from avdiff.video.align import mouth_mask
 from avdiff.video.face import NoFaceError, detect_face
-from avdiff.video.masks import mouth_mask
 from avdiff.video.reader import read_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for the module
@@ -400,7 +400,7 @@ def test_a_huge_photo_is_bounded_and_the_output_never_replaces_an_input(pipe, tm
     from avdiff.pipelines.output import MAX_OUTPUT_SIDE
 
     big = cv2.resize(skimage.data.astronaut(), (2400, 2400), interpolation=cv2.INTER_CUBIC)
-    with caplog.at_level("INFO", logger="avdiff.pipelines.utils"):
+    with caplog.at_level("INFO", logger="avdiff.video.image"):
         out = pipe(big, speech_like(0.2), num_inference_steps=1, generator=gen())
     assert out.frames.shape == (5, MAX_OUTPUT_SIDE, MAX_OUTPUT_SIDE, 3) and "downscaled to 1920x1920" in caplog.text
     audio_path = save_audio(tmp_path / "s.wav", speech_like(0.2))
