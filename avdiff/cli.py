@@ -17,7 +17,20 @@ from avdiff.commands import CommandError
 
 logger = logging.getLogger(__name__)
 
-COMMANDS = ["analyze", "bench", "synth", "prepare", "talk", "generate", "visualize", "scene", "eval", "train", "demo"]
+COMMANDS = [
+    "analyze",
+    "bench",
+    "synth",
+    "prepare",
+    "talk",
+    "generate",
+    "visualize",
+    "scene",
+    "batch",
+    "eval",
+    "train",
+    "demo",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file
 
@@ -262,3 +263,17 @@ def load_model(
             f"is missing or names another class; known: {sorted(KIND_CLASSES.values())})"
         )
     return load_pipeline(pipeline_class(kind), folder, variant=variant, device=device, what=what, **kwargs)
+
+
+def process_state() -> PartialState:
+    """This process's place among those an ``accelerate launch`` or ``torchrun`` started (accelerate's
+    ``PartialState``: ``process_index``, ``num_processes``, ``device``, ``split_between_processes``); a plain
+    ``python`` run is one process of one. The process group (gloo on CPUs, NCCL on GPUs) is set up on the first
+    call and shared by every later one; without a GPU the processes run on the CPU (gloo), as the trainer's do."""
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def process_device(state, device: str | torch.device | None = None) -> torch.device:
+    """The device this process works on: ``device`` when given, else the one the launcher gave it (``cuda:LOCAL_RANK``
+    on GPUs, the CPU otherwise)."""
+    return torch.device(device) if device is not None else state.device

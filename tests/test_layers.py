@@ -9,6 +9,7 @@ Layers, lowest first; a module may import its own layer and the layers below it,
     data
     pipelines, loading
     evaluation
+    batch                         (batch jobs from a manifest, across processes)
     training
     bench
     commands, demo, cli
@@ -40,6 +41,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("data",),
     ("pipelines", "loading"),
     ("evaluation",),
+    ("batch",),
     ("training",),
     ("bench",),
     ("commands", "demo", "cli"),

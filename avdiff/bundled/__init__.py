@@ -86,6 +86,7 @@ def available(kind: str | None = None) -> list[BundledModel]:
 
 NAMESPACE = "avdiff/"
 DEFAULT_SCENE_MODEL = "avdiff/scene-tiny"  # the text-to-video scene model: keyframes from prompts, offline
+DEFAULT_TALKING_HEAD_MODEL = "avdiff/talking-head-tiny"  # the default of `avdiff talk` (docs/results.md)
 # Names of earlier releases -> the folder's name today; they keep loading.
 ALIASES = {"scene_aligner": "scene-aligner", "scene_segmenter": "scene-segmenter"}
 
@@ -146,6 +147,7 @@ __all__ = [
     "ALIASES",
     "BundledModel",
     "DEFAULT_SCENE_MODEL",
+    "DEFAULT_TALKING_HEAD_MODEL",
     "NAMESPACE",
     "PIPELINE_KINDS",
     "available",

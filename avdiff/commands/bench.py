@@ -8,7 +8,9 @@ from avdiff.bundled import DEFAULT_SCENE_MODEL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmarks (audio, rhythm, unet, talk, scenes, scene, text-to-video, visualize)")
+    p = sub.add_parser(
+        "bench", help="benchmarks (audio, rhythm, unet, talk, scenes, scene, text-to-video, visualize, batch)"
+    )
     bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     a = bench.add_parser("audio", help="loading, log-mel and rhythm analysis as multiples of real time")
     a.add_argument("--duration", type=float, default=180.0, metavar="S", help="length of the generated track (s)")
@@ -59,6 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--budget-min", type=float, default=90.0, help="CPU minutes to convert into steps")
     v.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
     v.set_defaults(func=run_text_to_video)
+    b = bench.add_parser("batch", help="a batch of talking heads shared by 2 processes against 1: the speed-up")
+    b.add_argument("--rows", type=int, default=6, help="talking heads in the manifest")
+    b.add_argument("--seconds", type=float, default=2.0, metavar="S", help="audio length of each row (s)")
+    b.add_argument("--steps", type=int, default=4, help="denoising steps per chunk")
+    b.add_argument("--threads", type=int, default=1, help="CPU intra-op threads of each process (default 1)")
+    b.add_argument("--model", default=None, help="the talking-head model (default: the bundled one; 'baseline')")
+    b.set_defaults(func=run_batch)
     s = bench.add_parser("scenes", help="procedural scene clips: milliseconds per clip by stage")
     s.add_argument("--clips", type=int, default=40, help="clips to make")
     s.set_defaults(func=run_scenes)
@@ -184,3 +193,13 @@ def run_scene(args: argparse.Namespace) -> int:
         )
     print(main(args.seconds, args.size, args.steps, tuple(args.durations), args.threads))
     return 0
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    from avdiff.bench.batch import main
+    from avdiff.commands import CommandError
+
+    if args.rows < 2 or args.seconds <= 0 or args.steps < 1 or args.threads < 1:
+        raise CommandError("--rows must be >= 2 and --seconds, --steps and --threads positive")
+    result = main(rows=args.rows, seconds=args.seconds, steps=args.steps, threads=args.threads, model=args.model)
+    return 0 if result["identical"] else 1

@@ -13,11 +13,10 @@ import math
 import os
 from pathlib import Path
 
+from avdiff.bundled import DEFAULT_SCENE_MODEL as DEFAULT_MODEL
 from avdiff.commands import DEFAULT_MAX_DURATION_S, add_variant_arg
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "avdiff/scene-tiny"
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 
+from avdiff.bundled import DEFAULT_TALKING_HEAD_MODEL as DEFAULT_MODEL
 from avdiff.commands import (
     DEFAULT_MAX_DURATION_S,
     add_audio_track_arg,
@@ -22,8 +23,6 @@ from avdiff.commands import (
     checked_fps,
     checked_max_duration,
 )
-
-DEFAULT_MODEL = "avdiff/talking-head-tiny"  # the demonstrator that ships with the package (docs/results.md)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

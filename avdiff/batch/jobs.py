@@ -1,0 +1,306 @@
+"""The jobs a batch runs: for each, its manifest columns, how its model is loaded (once per process), how a row is
+checked before any work, how its video is made, and how it is scored.
+
+* ``talk``: a face photo and speech -> a talking head (:class:`~avdiff.pipelines.TalkingHeadPipeline`, or the
+  model-free :class:`~avdiff.pipelines.WarpBaselinePipeline` with ``model="baseline"``); scored by lip sync (the
+  mouth openness against the speech envelope, :func:`avdiff.metrics.lipsync.score_video`, as ``avdiff eval lipsync``
+  scores it).
+* ``visualize``: a song and keyframe images or prompts -> a beat-synced music video
+  (:class:`~avdiff.pipelines.BeatVisualizerPipeline`, Generative Disco); scored by the Beat Align Score
+  (:func:`avdiff.metrics.beats.score_video`).
+* ``scene``: a prompt and sounds -> an audio-aligned scene (:class:`~avdiff.pipelines.AudioScenePipeline`, AADiff);
+  not scored.
+
+Each row's generator is seeded with the row's own seed, so a video depends on its row alone, never on the other rows
+or on how many processes share the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from avdiff.audio.io import AudioStream
+from avdiff.batch.manifest import Column, Row
+from avdiff.bundled import DEFAULT_SCENE_MODEL, DEFAULT_TALKING_HEAD_MODEL
+from avdiff.loading import load_pipeline
+from avdiff.metrics import beats, lipsync
+from avdiff.pipelines import (
+    AudioScenePipeline,
+    BeatVisualizerPipeline,
+    TalkingHeadPipeline,
+    TextToVideoPipeline,
+    WarpBaselinePipeline,
+)
+from avdiff.pipelines.beat_visualizer.prompt_keyframes import PromptKeyframes
+from avdiff.pipelines.output import MAX_OUTPUT_SIDE
+from avdiff.video.face import detect_face
+from avdiff.video.image import load_image
+from avdiff.video.reader import read_video
+
+logger = logging.getLogger(__name__)
+
+BASELINE = "baseline"  # the talk job's model name for the model-free warp
+
+
+def _check_file(row: Row, column: str) -> Path | None:
+    """The row's file in ``column`` (None when the column is not given); ValueError when it is not a file."""
+    path = row.values.get(column)
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise ValueError(f"{column} {str(path)!r}: {'not a file' if Path(path).exists() else 'no such file'}")
+    return path
+
+
+def _check_audio(path: Path, column: str, max_duration_s: float | None) -> None:
+    """The audio at ``path`` can be read and is not too long (a scan: nothing is held)."""
+    try:
+        AudioStream(path, max_duration_s=max_duration_s)
+    except ValueError as e:  # AudioLoadError names the file and the reason
+        raise ValueError(f"{column}: {e}") from e
+
+
+def _check_image(path: Path, column: str) -> None:
+    try:
+        load_image(path, max_side=MAX_OUTPUT_SIDE)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{column} {str(path)!r} cannot be read as an image ({e})") from e
+
+
+class Job:
+    """One kind of batch job; subclasses define its columns and its four steps.
+
+    Attributes:
+        name: the job's name (``avdiff batch NAME``).
+        default_model: the model used when none is named.
+        columns: its manifest columns (:class:`~avdiff.batch.manifest.Column`), besides ``name`` and ``seed``.
+        score_name: the score of its report (None: not scored).
+    """
+
+    name: str = ""
+    default_model: str | None = None
+    columns: ClassVar[dict[str, Column]] = {}
+    score_name: str | None = None
+
+    def load(self, model: str | None, device: torch.device | str, variant: str | None = None):
+        """The job's pipeline on ``device``, loaded once per process (ValueError: no such model)."""
+        raise NotImplementedError
+
+    def check(self, pipe, row: Row, max_duration_s: float | None) -> None:
+        """Raise a ValueError with the reason the row cannot be made (missing file, unreadable audio, no face, a
+        setting the pipeline refuses). Runs for every row before any video is made."""
+        raise NotImplementedError
+
+    def make(self, pipe, row: Row, output_path: Path, max_duration_s: float | None):
+        """Make the row's video, streamed to ``output_path`` (written atomically); returns the pipeline's output."""
+        raise NotImplementedError
+
+    def score(self, output_path: Path) -> dict | None:
+        """The video's scores for the report, or None when the job has none; ``{"reason": ...}`` when unscored."""
+        return None
+
+    @staticmethod
+    def generator(row: Row) -> torch.Generator:
+        """The row's own generator, seeded with its seed (on the CPU, as every pipeline draws its noise)."""
+        return torch.Generator().manual_seed(row.seed)
+
+
+class TalkJob(Job):
+    name: str = "talk"
+    default_model: str = DEFAULT_TALKING_HEAD_MODEL
+    score_name: str = "lip sync r"
+    columns: ClassVar[dict[str, Column]] = {
+        "image": Column("path", required=True, help="face photo"),
+        "audio": Column("path", required=True, help="speech (any audio file, or a video's audio track)"),
+        "fps": Column("fps", help="frame rate (default 25)"),
+        "steps": Column("int", help="denoising steps per chunk (default 20)"),
+        "audio_guidance": Column("float", help="audio guidance scale (default 2)"),
+        "reference_guidance": Column("float", help="reference guidance scale (default 1.5)"),
+    }
+
+    def load(self, model, device, variant=None):
+        if model == BASELINE:
+            return None  # the warp has no weights; it is made per row, at the row's frame rate
+        return load_pipeline(TalkingHeadPipeline, model or self.default_model, variant=variant, device=device)
+
+    def _kwargs(self, pipe, row: Row) -> dict:
+        v = row.values
+        return {
+            "fps": v.get("fps", 25),
+            "num_inference_steps": v.get("steps", 20),
+            "audio_guidance_scale": v.get("audio_guidance", 2.0),
+            "reference_guidance_scale": v.get("reference_guidance", 1.5),
+        }
+
+    def check(self, pipe, row, max_duration_s):
+        image, audio = _check_file(row, "image"), _check_file(row, "audio")
+        _check_audio(audio, "audio", max_duration_s)
+        try:
+            detect_face(load_image(image, max_side=MAX_OUTPUT_SIDE))
+        except (OSError, ValueError) as e:  # NoFaceError is a ValueError
+            raise ValueError(f"image {str(image)!r}: {e}") from e
+        if pipe is None:
+            WarpBaselinePipeline(fps=row.values.get("fps", 25))
+            return
+        kwargs = self._kwargs(pipe, row)
+        pipe.check_inputs(
+            image,
+            audio,
+            kwargs["fps"],
+            kwargs["num_inference_steps"],
+            kwargs["audio_guidance_scale"],
+            kwargs["reference_guidance_scale"],
+            pipe.chunk_frames,
+            pipe.motion_frames,
+            None,
+            None,
+            "np",
+            None,
+            None,
+            max_duration_s,
+        )
+
+    def make(self, pipe, row, output_path, max_duration_s):
+        image, audio = row.values["image"], row.values["audio"]
+        if pipe is None:
+            warp = WarpBaselinePipeline(fps=row.values.get("fps", 25))
+            warp.set_progress_bar_config(disable=True)
+            return warp(image, audio, max_duration_s=max_duration_s, output_path=output_path)
+        return pipe(
+            image,
+            audio,
+            **self._kwargs(pipe, row),
+            generator=self.generator(row),
+            max_duration_s=max_duration_s,
+            output_path=output_path,
+        )
+
+    def score(self, output_path):
+        result = lipsync.score_video(read_video(output_path))
+        if not result.scored:
+            return {"reason": result.reason}
+        return {"lip sync r": result.r_envelope, "offset_frames": result.offset_frames}
+
+
+class VisualizeJob(Job):
+    name: str = "visualize"
+    default_model: str = DEFAULT_SCENE_MODEL
+    score_name: str = "Beat Align Score"
+    columns: ClassVar[dict[str, Column]] = {
+        "audio": Column("path", required=True, help="the song"),
+        "images": Column("paths", help="keyframe images, separated by ';' (or give prompts)"),
+        "prompts": Column("text", help="keyframe prompts separated by ';', rendered by the model"),
+        "fps": Column("fps", help="frame rate (default 25)"),
+        "size": Column("int", help="frame side in px (default: the keyframes')"),
+        "steps": Column("int", help="denoising steps per prompt keyframe (default 20)"),
+        "beats_per_interval": Column("int", help="beats from one keyframe to the next (default 8)"),
+    }
+
+    def load(self, model, device, variant=None):
+        # the text-to-video model renders prompts; it is loaded only when a row has prompts (see run_batch's rows)
+        return {"model": model or self.default_model, "device": device, "variant": variant, "t2v": None}
+
+    def _source(self, pipe: dict, row: Row):
+        if "prompts" not in row.values:
+            return None
+        if pipe["t2v"] is None:
+            pipe["t2v"] = load_pipeline(
+                TextToVideoPipeline, pipe["model"], variant=pipe["variant"], device=pipe["device"]
+            )
+        return PromptKeyframes(pipe["t2v"], num_inference_steps=row.values.get("steps", 20), seed=row.seed)
+
+    def _kwargs(self, row: Row) -> dict:
+        v = row.values
+        prompts = [p.strip() for p in str(v.get("prompts", "")).split(";") if p.strip()] or None
+        return {
+            "images": [str(p) for p in v["images"]] if "images" in v else None,
+            "prompts": prompts,
+            "fps": v.get("fps", 25),
+            "height": v.get("size"),
+            "width": v.get("size"),
+            "beats_per_interval": v.get("beats_per_interval", 8),
+        }
+
+    def check(self, pipe, row, max_duration_s):
+        _check_audio(_check_file(row, "audio"), "audio", max_duration_s)
+        if ("images" in row.values) == ("prompts" in row.values):
+            raise ValueError("give keyframe images or prompts (one of the two)")
+        for path in row.values.get("images", []):
+            if not Path(path).is_file():
+                raise ValueError(f"images {str(path)!r}: no such file")
+            _check_image(path, "images")
+        if "prompts" in row.values and not self._kwargs(row)["prompts"]:
+            raise ValueError("prompts: no prompt between the ';'")
+
+    def make(self, pipe, row, output_path, max_duration_s):
+        visualizer = BeatVisualizerPipeline(self._source(pipe, row))
+        visualizer.set_progress_bar_config(disable=True)
+        return visualizer(
+            str(row.values["audio"]),
+            **self._kwargs(row),
+            generator=self.generator(row),
+            max_duration_s=max_duration_s,
+            output_path=output_path,
+        )
+
+    def score(self, output_path):
+        result = beats.score_video(output_path)
+        if not result.scored:
+            return {"reason": result.reason}
+        return {"Beat Align Score": result.beat_align_score}
+
+
+class SceneJob(Job):
+    name: str = "scene"
+    default_model: str = DEFAULT_SCENE_MODEL
+    columns: ClassVar[dict[str, Column]] = {
+        "prompt": Column("text", required=True, help="the scene's prompt"),
+        "audio": Column("paths", required=True, help="the sounds, separated by ';' (one word each)"),
+        "image": Column("path", help="a start image, inverted into the scene"),
+        "fps": Column("fps", help="frame rate (default 8)"),
+        "size": Column("int", help="frame side in px (default: the model's)"),
+        "steps": Column("int", help="DDIM steps (default 25)"),
+    }
+
+    def load(self, model, device, variant=None):
+        return load_pipeline(AudioScenePipeline, model or self.default_model, variant=variant, device=device)
+
+    def check(self, pipe, row, max_duration_s):
+        for path in row.values["audio"]:
+            if not Path(path).is_file():
+                raise ValueError(f"audio {str(path)!r}: no such file")
+            _check_audio(path, "audio", max_duration_s)
+        image = _check_file(row, "image")
+        if image is not None:
+            _check_image(image, "image")
+        if not row.values["prompt"]:
+            raise ValueError("prompt: empty")
+
+    def make(self, pipe, row, output_path, max_duration_s):
+        v = row.values
+        return pipe(
+            v["prompt"],
+            [str(p) for p in v["audio"]],
+            fps=v.get("fps", 8),
+            num_inference_steps=v.get("steps", 25),
+            image=str(v["image"]) if "image" in v else None,
+            height=v.get("size"),
+            width=v.get("size"),
+            generator=self.generator(row),
+            max_duration_s=max_duration_s,
+            output_path=output_path,
+        )
+
+
+JOBS: dict[str, Job] = {job.name: job for job in (TalkJob(), VisualizeJob(), SceneJob())}
+
+
+def get_job(name: str) -> Job:
+    """The job called ``name`` (ValueError naming the jobs there are)."""
+    if name not in JOBS:
+        raise ValueError(f"no batch job {name!r}; jobs: {sorted(JOBS)}")
+    return JOBS[name]

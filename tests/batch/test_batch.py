@@ -1,0 +1,218 @@
+"""Batch jobs: bad rows skipped with their reason, atomic outputs and resume, one report; and under 2 processes
+(accelerate launch, gloo on the CPU) the same videos, byte for byte, as one process makes, none made twice, with the
+commands of docs/batch.md as they are written there."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import skimage.data
+from PIL import Image
+
+from avdiff.audio import load_audio, save_audio
+from avdiff.batch import get_job, read_manifest, run_batch
+from avdiff.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEECH = ROOT / "avdiff" / "demo" / "assets" / "example_speech.flac"
+
+
+def _inputs(folder: Path, seconds: float = 1.2) -> None:
+    """face.png (the astronaut, 256 px), noise.png (no face) and speech.wav (the demo's speech, cut)."""
+    Image.fromarray(skimage.data.astronaut()).resize((256, 256), Image.LANCZOS).save(folder / "face.png")
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "noise.png")
+    speech = load_audio(SPEECH, sample_rate=16000, mono=True)
+    save_audio(folder / "speech.wav", speech.__class__(speech.samples[:, : int(seconds * 16000)], 16000))
+
+
+def _manifest(folder: Path, good: int, bad_at: int | None) -> Path:
+    lines = ["image,audio,name"]
+    for i in range(good + (bad_at is not None)):
+        lines.append(f"{'noise' if i == bad_at else 'face'}.png,speech.wav,row{i}")
+    (folder / "jobs.csv").write_text("\n".join(lines) + "\n")
+    return folder / "jobs.csv"
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text())
+
+
+def test_a_batch_skips_bad_rows_with_their_reason_and_a_rerun_makes_only_what_is_missing(tmp_path, capsys):
+    _inputs(tmp_path)
+    manifest = _manifest(tmp_path, good=2, bad_at=1)
+    with manifest.open("a") as f:
+        f.write("face.png,missing.wav,row3\n")
+    out = tmp_path / "out"
+    args = ["batch", "talk", "--manifest", str(manifest), "--out", str(out), "--model", "baseline", "--no-progress"]
+    assert main(args) == 0
+    report = _report(out)
+    statuses = {r["name"]: (r["status"], r["reason"]) for r in report["rows"]}
+    assert statuses["row0"] == ("done", None) and statuses["row2"] == ("done", None)
+    assert statuses["row1"][0] == "skipped" and "no face" in statuses["row1"][1]
+    assert (
+        statuses["row3"][0] == "skipped"
+        and "missing.wav" in statuses["row3"][1]
+        and "no such file" in statuses["row3"][1]
+    )
+    assert report["summary"] == {"done": 2, "skipped": 2, "failed": 0}
+    assert sorted(p.name for p in out.glob("row*.mp4")) == ["row0.mp4", "row2.mp4"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no partial file left behind
+    done = next(r for r in report["rows"] if r["name"] == "row0")
+    assert done["scores"]["lip sync r"] > 0.5 and done["seconds"] > 0  # the warp's mouth follows the speech
+    table = capsys.readouterr().out
+    assert "no face" in table and "2 done, 2 skipped, 0 failed" in table
+
+    (out / "row2.mp4").unlink()
+    before = (out / "row0.mp4").stat().st_mtime_ns
+    assert main(args) == 0
+    rerun = {r["name"]: (r["status"], r["reason"]) for r in _report(out)["rows"]}
+    assert rerun["row0"] == ("skipped", "made by an earlier run") and rerun["row2"] == ("done", None)
+    assert (out / "row0.mp4").stat().st_mtime_ns == before
+
+
+def test_the_python_api_yields_each_rows_result_and_a_bad_model_raises_before_any_work(tmp_path):
+    _inputs(tmp_path)
+    job = get_job("talk")
+    rows = read_manifest(_manifest(tmp_path, good=1, bad_at=0), job.columns)
+    results = list(run_batch(job, rows, tmp_path / "out", model="baseline", score=False, progress=False))
+    assert [(r.name, r.status) for r in results] == [("row0", "skipped"), ("row1", "done")]
+    assert results[1].scores == {} and Path(results[1].output).is_file()
+    with pytest.raises(ValueError, match="no-such-model"):
+        list(run_batch(job, rows, tmp_path / "out2", model=str(tmp_path / "no-such-model"), progress=False))
+    assert not (tmp_path / "out2").exists() or not list((tmp_path / "out2").iterdir())
+
+
+def test_a_manifest_that_cannot_be_used_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "jobs.csv").write_text("image,audio,voice\na,b,c\n")
+    code = main(["batch", "talk", "--manifest", str(tmp_path / "jobs.csv"), "--out", str(tmp_path / "o")])
+    assert code == 2 and "unknown column(s) ['voice']" in capsys.readouterr().err
+
+
+# --- several processes, with the commands of docs/batch.md ------------------------------------------------------
+
+
+def _doc_command(label: str) -> str:
+    """The bash block under ``<!-- test: LABEL -->`` in docs/batch.md, its process count set to 2."""
+    text = (ROOT / "docs" / "batch.md").read_text()
+    block = re.search(rf"<!-- test: {label} -->\n```bash\n(.*?)```", text, re.S)
+    assert block, f"docs/batch.md has no command marked '{label}'"
+    command, n = re.subn(r"--num_processes \d+", "--num_processes 2", block.group(1))
+    assert n == 1
+    return command.replace("--steps 8", "--steps 2")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict:
+    bin_dir = str(Path(sys.executable).parent)  # `accelerate` of this venv
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "OMP_NUM_THREADS": "1",  # the same threads in every run: the same floats, the same bytes
+        "HF_HUB_OFFLINE": "1",
+        "SLURM_NNODES": "1",
+        "SLURM_NODEID": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MAIN_PORT": str(_free_port()),
+    }
+
+
+def _launch(command: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["bash", "-c", f"set -e\n{command}"],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _finish(process: subprocess.Popen) -> str:
+    output, _ = process.communicate(timeout=500)
+    assert process.returncode == 0, output
+    return output
+
+
+def _one_process(folder: Path) -> Path:
+    main(["batch", "talk", "--manifest", "jobs.csv", "--out", str(folder / "single"), "--steps", "2", "--no-progress"])
+    return folder / "single"
+
+
+@pytest.fixture(scope="module")
+def batch_folder(tmp_path_factory):
+    """Six talking-head rows (row 2 has no face) and their videos made by one process (the bundled model)."""
+    folder = tmp_path_factory.mktemp("batch")
+    _inputs(folder)
+    _manifest(folder, good=5, bad_at=2)
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        _one_process(folder)
+    finally:
+        os.chdir(cwd)
+    return folder
+
+
+def _same_videos(out: Path, single: Path) -> None:
+    names = sorted(p.name for p in single.glob("row*.mp4"))
+    assert names == [f"row{i}.mp4" for i in (0, 1, 3, 4, 5)]
+    assert sorted(p.name for p in out.glob("row*.mp4")) == names
+    for name in names:
+        assert (out / name).read_bytes() == (single / name).read_bytes(), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", ["one machine", "cluster"])
+def test_two_processes_make_the_same_videos_as_one_none_twice(batch_folder, label):
+    out = batch_folder / "out"
+    command = _doc_command(label)
+    output = _finish(_launch(command, batch_folder))
+    _same_videos(out, batch_folder / "single")
+    rows = _report(out)["rows"]
+    assert [r["index"] for r in rows] == list(range(6))  # every row once: none made by both processes
+    assert {r["process"] for r in rows if r["status"] == "done"} == {0, 1}
+    assert rows[2]["status"] == "skipped" and "no face" in rows[2]["reason"]
+    assert output.count("wrote out/report.json") == 1  # one report, by the main process
+    subprocess.run(["rm", "-r", str(out)], check=True)
+
+
+@pytest.mark.slow
+def test_a_killed_batch_resumes_making_only_the_missing_videos(batch_folder):
+    out = batch_folder / "out"
+    command = _doc_command("one machine")
+    process = _launch(command, batch_folder)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("row*.mp4")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    for child in [*psutil.Process(process.pid).children(recursive=True), psutil.Process(process.pid)]:
+        child.kill()  # every process at once (torchrun's workers are in sessions of their own)
+    process.communicate()
+    made = {p.name: p.stat().st_mtime_ns for p in out.glob("row*.mp4")}
+    assert made and len(made) < 5, "the batch should be killed after its first video"
+    _finish(_launch(command, batch_folder))
+    report = _report(out)
+    for row in report["rows"]:
+        if f"{row['name']}.mp4" in made:
+            assert (row["status"], row["reason"]) == ("skipped", "made by an earlier run")
+        elif row["index"] != 2:
+            assert row["status"] == "done", row
+    assert {n: (out / n).stat().st_mtime_ns for n in made} == made  # not made again
+    _same_videos(out, batch_folder / "single")
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
