@@ -76,11 +76,12 @@ def check_device(device: str | torch.device | None = None) -> torch.device:
         raise ValueError(f"unsupported device {given!r}: use one of cpu, cuda, cuda:N or mps")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-            raise ValueError(
-                f"device {given!r}: CUDA is not available (torch {torch.__version__} is {build}, or no NVIDIA GPU "
-                "is visible); use --device cpu"
+            why = (
+                f"torch {torch.__version__} is built for CUDA {torch.version.cuda} but sees no NVIDIA GPU"
+                if torch.version.cuda
+                else f"torch {torch.__version__} is a CPU-only build"
             )
+            raise ValueError(f"device {given!r}: CUDA is not available ({why}); use --device cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device {given!r}: there are only {torch.cuda.device_count()} CUDA device(s)")
     if dev.type == "mps" and not torch.backends.mps.is_available():

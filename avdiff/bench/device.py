@@ -392,7 +392,7 @@ def main(
     rows, stage_rows = report(results, frames)
     what = {"talk": "talking head", "visualize": "beat visualizer (prompts)", "scene": "audio scene"}[job]
     lines = [
-        f"avdiff bench {job} on {dev}: the {what} pipeline, {seconds:g} s of audio, {steps} steps, against float32 "
+        f"avdiff bench {job} on {dev}: the {what} pipeline, {seconds:g} s of audio, {steps} step{'s' if steps != 1 else ''}, against float32 "
         f"without compile on the same device, each configuration in a fresh process"
         f"{f' ({threads} CPU thread(s))' if dev.type == 'cpu' else ''}; rtf = wall s per audio s",
         "",
