@@ -131,8 +131,14 @@ def compile_unet(unet: torch.nn.Module, backend: str = "inductor") -> None:
 
 
 def build_job(job: str, device: torch.device, model: str | None = None, steps: int = 4, size: int | None = None):
-    """``(pipe, the module holding unet/codec/encoder, encoder attribute name, call(seconds) -> output)``, on the CPU
-    in float32, progress bars off. ``model``: the visualize job's text-to-video model (None: the tiny preset)."""
+    """``(pipe, the module holding unet/codec/encoder, encoder attribute name, call(seconds) -> output)``, built on
+    the CPU in float32 (to be moved by :func:`~avdiff.loading.to_device`), progress bars off. ``device`` only chooses
+    the talking head's size: the tiny preset for the CPU, the SD 1.5-sized spec at 256 px elsewhere. ``model``: the
+    visualize job's text-to-video model (None: the tiny preset).
+
+    Raises:
+        ValueError: an unknown job.
+    """
     if job == "talk":
         spec = "tiny" if device.type == "cpu" else SD15_SPEC
         pipe = TalkingHeadPipeline.from_preset(spec)
@@ -224,23 +230,25 @@ def measure(
     timers = {"unet": UNetTimer(holder.unet), encoder.replace("_", " "): UNetTimer(getattr(holder, encoder))}
     codec = CallTimer(holder.codec, ("encode", "decode"), cuda, check_finite=True)
     probe = MemoryProbe(dev)
-    with first_frame_clock() as clock:
-        start = time.perf_counter()
-        call(seconds)  # warm-up: kernels, mediapipe graphs, librosa's kernels, the compilation
-        first_call = time.perf_counter() - start
+    try:
+        with first_frame_clock() as clock:
+            start = time.perf_counter()
+            call(seconds)  # warm-up: kernels, mediapipe graphs, librosa's kernels, the compilation
+            first_call = time.perf_counter() - start
+            for timer in [*timers.values(), codec]:
+                timer.reset()
+            clock["first"] = None
+            probe.start()
+            start = time.perf_counter()
+            out = call(seconds)
+            if cuda:
+                torch.cuda.synchronize(dev)
+            total = time.perf_counter() - start
+            peak = probe.peak_mb()
+            first_frame = None if clock["first"] is None else clock["first"] - start
+    finally:
         for timer in [*timers.values(), codec]:
-            timer.reset()
-        clock["first"] = None
-        probe.start()
-        start = time.perf_counter()
-        out = call(seconds)
-        if cuda:
-            torch.cuda.synchronize(dev)
-        total = time.perf_counter() - start
-        peak = probe.peak_mb()
-        first_frame = None if clock["first"] is None else clock["first"] - start
-    for timer in [*timers.values(), codec]:
-        timer.remove()
+            timer.remove()
     stages = {name: timer.seconds for name, timer in timers.items()}
     stages["codec"] = codec.seconds
     stages["other"] = max(total - sum(stages.values()), 0.0)
