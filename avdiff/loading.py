@@ -32,6 +32,7 @@ from safetensors.torch import load_file
 from avdiff import pipelines
 from avdiff.bundled import pipeline_kind, resolve
 from avdiff.models.cfg import CFGDropout
+from avdiff.models.unet import quiet_empty_fp32_warning
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +52,98 @@ def default_device(device: str | torch.device | None = None) -> str | torch.devi
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def to_device(pipe, device: str | torch.device | None = None):
-    """``pipe`` on ``device`` (see :func:`default_device`)."""
-    return pipe.to(default_device(device))
+# The dtypes a pipeline runs in (``--dtype``), by name.
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Components kept in float32 when the rest runs in float16: a VAE decoder's activations leave float16's range (the
+# reason for diffusers' ``force_upcast``); the pipelines move latents to the codec's own dtype before decoding.
+# bfloat16 has float32's range, so under it everything is cast.
+FLOAT32_UNDER_FLOAT16 = ("codec",)
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` (None: :func:`default_device`) as a ``torch.device`` that exists on this machine.
+
+    Raises:
+        ValueError: naming the device: not a device string torch knows, a type other than cpu, cuda or mps, cuda
+            without CUDA (or an index past the GPUs there are), or mps without MPS.
+    """
+    given = default_device(device)
+    try:
+        dev = torch.device(given)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {given!r}: use one of cpu, cuda, cuda:N or mps") from e
+    if dev.type not in DEVICE_TYPES:
+        raise ValueError(f"unsupported device {given!r}: use one of cpu, cuda, cuda:N or mps")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = (
+                f"torch {torch.__version__} is built for CUDA {torch.version.cuda} but sees no NVIDIA GPU"
+                if torch.version.cuda
+                else f"torch {torch.__version__} is a CPU-only build"
+            )
+            raise ValueError(f"device {given!r}: CUDA is not available ({why}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {given!r}: there are only {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {given!r}: MPS is not available on this machine; use --device cpu")
+    return dev
+
+
+def check_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """``dtype`` as a ``torch.dtype`` (a name of :data:`DTYPES` or a dtype among them); None stays None.
+
+    Raises:
+        ValueError: another name or dtype (the ones allowed are named).
+    """
+    if dtype is None:
+        return None
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    raise ValueError(f"unsupported dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+
+
+def device_modules(pipe) -> list:
+    """The objects whose ``.to`` moves ``pipe``'s weights: ``pipe`` itself when it has ``.to`` (a diffusers
+    pipeline, the audio-scene pipeline, a module), else the text-to-video pipeline of a beat visualizer's prompt
+    keyframes; empty for a pipeline without weights (a beat visualizer over keyframe images)."""
+    if hasattr(pipe, "to"):
+        return [pipe]
+    inner = getattr(getattr(pipe, "source", None), "pipe", None)
+    return [inner] if hasattr(inner, "to") else []
+
+
+def to_device(pipe, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None):
+    """``pipe`` on ``device`` (see :func:`default_device`), cast to ``dtype`` where that is safe; returned.
+
+    With ``dtype=None`` the weights keep their dtype (only the device changes). Under ``float16`` the parts of
+    :data:`FLOAT32_UNDER_FLOAT16` (the codec: VAE decoders overflow float16) stay in float32; the pipelines cast
+    latents to the codec's dtype before decoding. ``bfloat16`` and ``float32`` cast every part. A pipeline without
+    weights (a beat visualizer over keyframe images) is returned as it is: its work is on the CPU.
+
+    Raises:
+        ValueError: a device that is not there or not known (:func:`check_device`), or a dtype other than float32,
+            float16 or bfloat16 (:func:`check_dtype`).
+    """
+    dev, dtype = check_device(device), check_dtype(dtype)
+    modules = device_modules(pipe)
+    for module in modules:
+        if dtype is None:
+            module.to(dev)
+            continue
+        with quiet_empty_fp32_warning():
+            module.to(dev, dtype)
+            if dtype == torch.float16:
+                for holder in (module, getattr(module, "t2v", None)):  # the audio-scene pipeline holds a t2v one
+                    for name in FLOAT32_UNDER_FLOAT16:
+                        part = getattr(holder, name, None)
+                        if isinstance(part, torch.nn.Module):
+                            part.to(dtype=torch.float32)
+    if not modules and (dev.type != "cpu" or dtype not in (None, torch.float32)):
+        logger.info("%s holds no weights: it runs on the CPU in float32", type(pipe).__name__)
+    return pipe
 
 
 def is_checkpoint(folder: str | os.PathLike) -> bool:

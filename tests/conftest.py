@@ -5,7 +5,8 @@ The demo's browser tests share :func:`browser` (Debian's chromium driven by Pyth
 
 Tests (and the fixtures they use) that need the espeak-ng program carry ``@pytest.mark.requires_espeak`` (or a
 module-level ``pytestmark``). Without espeak-ng they skip before any fixture runs, all with the one reason
-:data:`ESPEAK_MISSING`, so ``-ra`` folds them into a single line and the header names the missing tool.
+:data:`ESPEAK_MISSING`, so ``-ra`` folds them into a single line and the header names the missing tool. Tests that
+need an NVIDIA GPU carry ``@pytest.mark.gpu`` and skip the same way, with the one reason :data:`CUDA_MISSING`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from avdiff.audio.numba_cache import ensure_numba_cache  # noqa: E402
 from avdiff.audio.tts import espeak_available  # noqa: E402
 
 ESPEAK_MISSING = "espeak-ng is not installed (no 'espeak-ng' on PATH; sudo apt-get install espeak-ng)"
+CUDA_MISSING = "CUDA is not available (the gpu tests need an NVIDIA GPU with a CUDA build of torch)"
 
 
-def pytest_report_header(config) -> str:
-    if espeak_available():
-        return "espeak-ng: found"
-    return f"espeak-ng: MISSING; every test marked requires_espeak skips: {ESPEAK_MISSING}"
+def pytest_report_header(config) -> list[str]:
+    espeak = "espeak-ng: found"
+    if not espeak_available():
+        espeak = f"espeak-ng: MISSING; every test marked requires_espeak skips: {ESPEAK_MISSING}"
+    cuda = f"CUDA: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CUDA: none; gpu tests skip"
+    return [espeak, cuda]
 
 
 def pytest_sessionstart(session) -> None:
@@ -39,9 +43,12 @@ def pytest_sessionstart(session) -> None:
 
 
 def pytest_runtest_setup(item) -> None:
-    """Skip a ``requires_espeak`` test before its fixtures run (they would make speech and error instead)."""
+    """Skip a ``requires_espeak`` test before its fixtures run (they would make speech and error instead), and a
+    ``gpu`` test where CUDA is not available."""
     if item.get_closest_marker("requires_espeak") is not None and not espeak_available():
         pytest.skip(ESPEAK_MISSING)
+    if item.get_closest_marker("gpu") is not None and not torch.cuda.is_available():
+        pytest.skip(CUDA_MISSING)
 
 
 @pytest.fixture(autouse=True)

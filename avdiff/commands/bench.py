@@ -50,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--speed-seconds", type=float, default=10.0, metavar="S", help="audio length of the timed run")
     t.add_argument("--steps", type=int, default=4, help="denoising steps per chunk in the timed run")
     t.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
+    add_device_args(t)
     t.set_defaults(func=run_talk)
     v = bench.add_parser(
         "text-to-video",
@@ -90,6 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="audio lengths of the peak-memory runs, each in a fresh process (default 60 240 600)",
     )
     sc.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1: stable on shared CPUs)")
+    add_device_args(sc)
     sc.set_defaults(func=run_scene)
     vis = bench.add_parser(
         "visualize",
@@ -115,7 +117,49 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"name, a folder or an SD 1.5 id (default {DEFAULT_SCENE_MODEL}); 'none' skips them",
     )
     vis.add_argument("--steps", type=int, default=20, help="DDIM steps of the prompts rows (default 20)")
+    add_device_args(vis)
     vis.set_defaults(func=run_visualize)
+
+
+def add_device_args(p: argparse.ArgumentParser) -> None:
+    """``--device``, ``--dtype`` and ``--compile``: any of them runs the device bench (avdiff.bench.device) instead."""
+    g = p.add_argument_group(
+        "device bench",
+        "any of these times the pipeline on a device against float32 without compile there (RTF per stage, "
+        "first-frame latency, peak memory) instead of the report above; see docs/gpu.md",
+    )
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+    g.add_argument(
+        "--dtype", default=None, choices=["float32", "float16", "bfloat16"], help="weights' dtype (default float32)"
+    )
+    g.add_argument("--compile", action="store_true", help="torch.compile the UNet (the first call pays for it)")
+
+
+def device_bench(args: argparse.Namespace, job: str, seconds: float, **kwargs) -> bool:
+    """Run and print the device bench of ``job`` when ``--device``, ``--dtype`` or ``--compile`` was given; whether
+    it ran. A device that is not there, or bad numbers, raise CommandError."""
+    if args.device is None and args.dtype is None and not args.compile:
+        return False
+    from avdiff.bench.device import main
+    from avdiff.commands import CommandError
+
+    if not seconds > 0 or args.steps < 1:
+        raise CommandError(f"the audio length must be > 0 s and --steps >= 1, got {seconds:g} and {args.steps}")
+    try:
+        report = main(
+            job,
+            args.device,
+            args.dtype or "float32",
+            args.compile,
+            seconds=seconds,
+            steps=args.steps,
+            threads=args.threads,
+            **kwargs,
+        )
+    except ValueError as e:
+        raise CommandError(f"bench {job}: {e}") from e
+    print(report)
+    return True
 
 
 def run_audio(args: argparse.Namespace) -> int:
@@ -148,6 +192,8 @@ def run_unet(args: argparse.Namespace) -> int:
 def run_talk(args: argparse.Namespace) -> int:
     from avdiff.bench.talk import main
 
+    if device_bench(args, "talk", args.speed_seconds):
+        return 0
     print(main(tuple(args.durations), args.speed_seconds, args.steps, args.threads))
     return 0
 
@@ -175,6 +221,11 @@ def run_visualize(args: argparse.Namespace) -> int:
     from avdiff.commands import CommandError
 
     model = None if args.model.lower() == "none" else args.model
+    if args.device is not None or args.dtype is not None or args.compile:
+        if model is None:
+            raise CommandError("bench visualize --device/--dtype/--compile times the prompts source: give --model")
+        device_bench(args, "visualize", args.seconds, model=model)
+        return 0
     try:
         print(main(args.seconds, args.size, args.fps, tuple(args.durations), args.threads, model, args.steps))
     except (OSError, ValueError) as e:
@@ -191,6 +242,8 @@ def run_scene(args: argparse.Namespace) -> int:
             f"--seconds and --durations must be > 0 and --steps >= 1, got {args.seconds:g}, "
             f"{args.durations}, {args.steps}"
         )
+    if device_bench(args, "scene", args.seconds, size=args.size):
+        return 0
     print(main(args.seconds, args.size, args.steps, tuple(args.durations), args.threads))
     return 0
 

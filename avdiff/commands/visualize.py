@@ -295,10 +295,14 @@ def run_plan(args: argparse.Namespace, kwargs: dict) -> int:
 
 def prompt_source(args: argparse.Namespace):
     """The :class:`PromptKeyframes` of ``--model``; CommandError when it cannot be loaded."""
-    from avdiff.loading import load_pipeline
+    from avdiff.loading import check_device, load_pipeline
     from avdiff.pipelines.beat_visualizer.prompt_keyframes import PromptKeyframes
     from avdiff.pipelines.text_to_video import TextToVideoPipeline
 
+    try:
+        check_device(args.device)
+    except ValueError as e:  # an unknown or unavailable --device, before the model loads
+        raise CommandError(f"--device: {e}") from e
     try:
         pipe = load_pipeline(TextToVideoPipeline, args.model, variant=args.variant, device=args.device)
         return PromptKeyframes(pipe, num_inference_steps=args.steps, guidance_scale=args.guidance, seed=args.seed)

@@ -329,3 +329,12 @@ def test_prompts_through_a_saved_text_to_video_model(inputs, t2v_folder, tmp_pat
     assert clip.num_frames == 48 and clip.frames.shape[1:] == (64, 64, 3)
     keys = {json.dumps(iv["start"]) for iv in json.loads(timeline.read_text())["intervals"]}
     assert keys == {'"a campfire by day"', '"a lake at night"'}
+
+
+def test_an_unknown_device_is_named_before_the_model_loads(inputs, tmp_path, capsys):
+    song, _ = inputs
+    argv = ["visualize", "--audio", str(song), "--prompts", "a campfire; a lake", "--device", "gpu"]
+    assert main([*argv, "--model", str(tmp_path / "no_such_model"), "--out", str(tmp_path / "v.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert "--device: unknown device 'gpu'" in err and "cannot be loaded" not in err
+    assert not (tmp_path / "v.mp4").exists()
