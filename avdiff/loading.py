@@ -262,3 +262,34 @@ def load_model(
             f"is missing or names another class; known: {sorted(KIND_CLASSES.values())})"
         )
     return load_pipeline(pipeline_class(kind), folder, variant=variant, device=device, what=what, **kwargs)
+
+
+def process_state():
+    """This process's place among the processes a launcher started: an :class:`accelerate.PartialState`
+    (``num_processes``, ``process_index``, ``is_main_process``, ``device``, ``split_between_processes``).
+
+    It reads the launcher's environment (``accelerate launch``, ``torchrun``: ``RANK``, ``WORLD_SIZE``,
+    ``LOCAL_RANK``) and, under several processes, joins their process group (nccl on GPUs, gloo on CPUs). Accelerate
+    keeps one state per process, so it is initialised on the first call and every later call (and an ``Accelerator``
+    made later, as the trainer's) shares it. Started plainly (no launcher), it is a single process. As the trainer
+    does, it is a CPU state when no GPU is available.
+    """
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def process_device(state, device: str | torch.device | None = None) -> torch.device:
+    """The device a process works on: ``device`` when given (an explicit ``--device`` wins, every process then uses
+    it), else the state's own (:func:`process_state`: ``cuda:LOCAL_RANK`` under a launcher on GPUs, ``cuda`` alone,
+    ``cpu`` without a GPU).
+
+    Raises:
+        ValueError: ``device`` is not a device torch knows (``"gpu"``), naming it.
+    """
+    if device is None:
+        return torch.device(state.device)
+    try:
+        return torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"device {str(device)!r} is not a torch device (cpu, cuda, cuda:1, mps ...): {e}") from e
