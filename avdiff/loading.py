@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file
 
@@ -264,7 +265,7 @@ def load_model(
     return load_pipeline(pipeline_class(kind), folder, variant=variant, device=device, what=what, **kwargs)
 
 
-def process_state():
+def process_state() -> PartialState:
     """This process's place among the processes a launcher started: an :class:`accelerate.PartialState`
     (``num_processes``, ``process_index``, ``is_main_process``, ``device``, ``split_between_processes``).
 
@@ -274,8 +275,6 @@ def process_state():
     made later, as the trainer's) shares it. Started plainly (no launcher), it is a single process. As the trainer
     does, it is a CPU state when no GPU is available.
     """
-    from accelerate import PartialState
-
     return PartialState(cpu=not torch.cuda.is_available())
 
 
