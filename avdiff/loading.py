@@ -356,14 +356,24 @@ def load_model(
 
 
 def process_state() -> PartialState:
-    """This process's place among those an ``accelerate launch`` or ``torchrun`` started (accelerate's
-    ``PartialState``: ``process_index``, ``num_processes``, ``device``, ``split_between_processes``); a plain
-    ``python`` run is one process of one. The process group (gloo on CPUs, NCCL on GPUs) is set up on the first
-    call and shared by every later one; without a GPU the processes run on the CPU (gloo), as the trainer's do."""
+    """This process's place among the processes a launcher started: an :class:`accelerate.PartialState`
+    (``num_processes``, ``process_index``, ``is_main_process``, ``device``, ``split_between_processes``).
+
+    It reads the launcher's environment (``accelerate launch``, ``torchrun``: ``RANK``, ``WORLD_SIZE``,
+    ``LOCAL_RANK``) and, under several processes, joins their process group (nccl on GPUs, gloo on CPUs). Accelerate
+    keeps one state per process, so it is initialised on the first call and every later call (and an ``Accelerator``
+    made later, as the trainer's) shares it. Started plainly (no launcher), it is a single process. As the trainer
+    does, it is a CPU state when no GPU is available.
+    """
     return PartialState(cpu=not torch.cuda.is_available())
 
 
 def process_device(state, device: str | torch.device | None = None) -> torch.device:
-    """The device this process works on: ``device`` when given, else the one the launcher gave it (``cuda:LOCAL_RANK``
-    on GPUs, the CPU otherwise)."""
-    return torch.device(device) if device is not None else state.device
+    """The device a process works on: ``device`` when given (an explicit ``--device`` wins, every process then uses
+    it), else the state's own (:func:`process_state`: ``cuda:LOCAL_RANK`` under a launcher on GPUs, ``cuda`` alone,
+    ``cpu`` without a GPU).
+
+    Raises:
+        ValueError: ``device`` is not a device of this machine (:func:`check_device`), naming it.
+    """
+    return torch.device(state.device) if device is None else check_device(device)

@@ -22,6 +22,8 @@ from avdiff.loading import (
     load_model,
     load_pipeline,
     pipeline_class,
+    process_device,
+    process_state,
     to_device,
     weight_variants,
 )
@@ -147,6 +149,18 @@ def test_the_device_is_decided_in_one_place():
     assert default_device("cpu") == "cpu" and default_device(None) == ("cuda" if torch.cuda.is_available() else "cpu")
     module = torch.nn.Linear(2, 2)
     assert to_device(module, "cpu") is module and module.weight.device.type == "cpu"
+
+
+def test_a_plain_process_is_one_process_on_its_state_s_device_unless_told():
+    state = process_state()
+    assert state.num_processes == 1 and state.process_index == 0 and state.is_main_process
+    assert process_state().device == state.device  # one state per process, shared
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert process_device(state).type == expected
+    assert process_device(state, "cpu") == torch.device("cpu")  # an explicit --device wins
+    assert process_device(state, torch.device("meta")) == torch.device("meta")
+    with pytest.raises(ValueError, match="'gpu' is not a torch device"):
+        process_device(state, "gpu")
 
 
 def test_a_folder_loads_as_the_pipeline_its_model_index_names(tmp_path):

@@ -102,7 +102,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "ground truth re-encoded, the still photo, the mouth-warp baseline, and each --model), write "
             "OUT/SOURCE/ID.mp4, and score it as `avdiff eval lipsync OUT/SOURCE/ID.mp4 --reference-aperture "
             "DATA/clips/ID.aperture.npy` does, plus face-crop PSNR/SSIM against the true frames. Writes "
-            "OUT/report.json and OUT/report.md."
+            "OUT/report.json and OUT/report.md. Under several processes (python -m torch.distributed.run "
+            "--standalone --nproc_per_node N -m avdiff.cli eval talking-head ..., or accelerate launch) each "
+            "process does a contiguous share of the clips on its own device and the main process writes the "
+            "one merged report, the same as one process's."
         ),
     )
     heads.add_argument(
@@ -203,7 +206,7 @@ def run_talking_head(args: argparse.Namespace) -> int:
         strict_json,
         write_report,
     )
-    from avdiff.loading import load_pipeline
+    from avdiff.loading import load_pipeline, process_device, process_state
     from avdiff.pipelines.talking_head import TalkingHeadPipeline
     from avdiff.video.outputs import OutputFile, check_outputs
 
@@ -220,12 +223,19 @@ def run_talking_head(args: argparse.Namespace) -> int:
         {"--data": args.data, **{f"--model {name}": path for name, path in models.items()}},
     )
     kwargs = generation_kwargs(args)
-    kwargs.pop("generator")
+    kwargs.pop("generator")  # each clip gets its own, seeded by --seed (pipeline_animator)
+    # one process, or one of several under torchrun / accelerate launch: each on its own device, with its share
+    state = process_state()
+    device = process_device(state, args.device)
     animators = {b: baseline_animator(b, kwargs["fps"]) for b in baselines}
     for name, path in models.items():
-        pipe = load_pipeline(TalkingHeadPipeline, path, variant=args.variant, device=args.device)
+        pipe = load_pipeline(TalkingHeadPipeline, path, variant=args.variant, device=device)
         animators[name] = pipeline_animator(pipe, seed=args.seed, **kwargs)
-    report = evaluate_talking_heads(args.data, args.out, animators, args.split, args.max_clips, args.max_offset)
+    report = evaluate_talking_heads(
+        args.data, args.out, animators, args.split, args.max_clips, args.max_offset, state=state
+    )
+    if not state.is_main_process:  # the main process holds the same merged report: it alone writes and prints
+        return 0
     report.settings = {
         "data": args.data,
         "models": models,

@@ -22,6 +22,12 @@ For each clip of a DATA folder (for the proof, ``avdiff synth --split test``: se
 
 ``evaluate_talking_heads`` returns a :class:`TalkingHeadReport`: per-clip scores, the mean per source, and how often
 each trained model beats each baseline on the same clip.
+
+Under several processes (``torchrun`` or ``accelerate launch``; ``state`` an :class:`accelerate.PartialState`) the
+clips are shared out in contiguous blocks (:func:`clip_share`), each process animates and scores its block on its
+own device, and the blocks are gathered back in the index's order: every process returns the report one process
+would have made, the same scores in the same order. A model's noise is seeded afresh for every clip
+(:func:`pipeline_animator`), so a clip's video does not depend on which process made it, nor after which clips.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.utils import gather_object
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm.auto import tqdm
 
@@ -235,8 +242,10 @@ def baseline_animator(name: str, fps: FpsLike = 25) -> Animator:
 
 
 def pipeline_animator(pipe, **call_kwargs) -> Animator:
-    """An animator calling a TalkingHeadPipeline with ``call_kwargs``; a ``seed`` entry seeds a fresh generator per
-    clip, so every clip's result depends on the seed alone."""
+    """An animator calling a TalkingHeadPipeline with ``call_kwargs``; a ``seed`` entry (default 0) seeds a fresh
+    CPU generator for every clip (``torch.Generator().manual_seed(seed)``; a ``generator`` entry is dropped), so a
+    clip's video depends on the seed and the clip alone: not on the clips animated before it, nor on the process
+    that animates it when the clips are shared between processes (:func:`evaluate_talking_heads`)."""
     seed = call_kwargs.pop("seed", 0)
     call_kwargs.pop("generator", None)
     pipe.set_progress_bar_config(disable=True)  # the clips bar of evaluate_talking_heads is the one to watch
@@ -247,6 +256,17 @@ def pipeline_animator(pipe, **call_kwargs) -> Animator:
     return animate
 
 
+def clip_share(records: list, state=None) -> list:
+    """This process's share of ``records``: all of them, in order, when ``state`` is None or a single process; else
+    the contiguous block :meth:`accelerate.PartialState.split_between_processes` gives it (process 0 the first block;
+    the first ``len % N`` processes one more; a process past the end none), so the blocks in process order are
+    ``records`` again."""
+    if state is None:
+        return list(records)
+    with state.split_between_processes(list(records)) as share:
+        return list(share)
+
+
 def evaluate_talking_heads(
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -255,6 +275,7 @@ def evaluate_talking_heads(
     max_clips: int | None = None,
     max_offset: int = 15,
     progress_bar: bool = True,
+    state=None,
 ) -> TalkingHeadReport:
     """Animate every clip's photo with every source, write ``OUT/SOURCE/ID.mp4``, and score it (module docstring).
 
@@ -264,6 +285,12 @@ def evaluate_talking_heads(
         animators: source name -> ``animate(photo, clip)`` (:func:`baseline_animator`, :func:`pipeline_animator`).
         split, max_clips: which clips of the index.
         max_offset: the offset search of the lip-sync score, frames.
+        progress_bar: show the clips bar (on the main process only, over its own share).
+        state: an :class:`accelerate.PartialState` (:func:`avdiff.loading.process_state`) to share the clips between
+            the processes of a launcher: each animates and scores its :func:`clip_share` (its animators already on
+            its own device), and the shares are gathered (``accelerate.utils.gather_object``) so every process
+            returns the whole report, in the index's order. Every process must call this with the same arguments.
+            None: this process does every clip.
 
     Raises:
         ValueError: a source name that is not a safe folder name (:func:`avdiff.data.format.check_name`).
@@ -274,9 +301,21 @@ def evaluate_talking_heads(
 
     out_dir = Path(out_dir)
     records = select_records(data_dir, split, max_clips)
+    processes = 1 if state is None else state.num_processes
+    share = clip_share(records, state)
+    if processes > 1:
+        logger.info(
+            "process %d of %d: %d of the %d clips (%s)",
+            state.process_index,
+            processes,
+            len(share),
+            len(records),
+            ", ".join(r.id for r in share) or "none",
+        )
+    main_process = state is None or state.is_main_process
     scores: list[ClipScore] = []
     skipped: list[dict] = []
-    for record in tqdm(records, desc="clips", unit="clip", disable=not progress_bar):
+    for record in tqdm(share, desc="clips", unit="clip", disable=not (progress_bar and main_process)):
         clip = load_clip(data_dir, record)
         reference = reference_aperture(data_dir, clip)
         try:
@@ -330,6 +369,11 @@ def evaluate_talking_heads(
                 psnr,
                 f" (no lip-sync score: {result.reason})" if result.reason else "",
             )
+    if processes > 1:
+        # one (scores, skipped) per process, in process order: the contiguous shares back in the index's order
+        gathered = gather_object([(scores, skipped)])
+        scores = [score for part, _ in gathered for score in part]
+        skipped = [clip for _, part in gathered for clip in part]
     return TalkingHeadReport(scores, skipped=skipped)
 
 

@@ -1,7 +1,11 @@
 """The talking-head benchmark (`avdiff eval talking-head`): the photo it picks, the scores it gives the baselines and a
-model, agreement with `avdiff eval lipsync`, and its errors."""
+model, agreement with `avdiff eval lipsync`, the same report from 2 processes as from 1, and its errors."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +15,14 @@ from avdiff.cli import main
 from avdiff.data.format import read_index
 from avdiff.data.synthetic import make_dataset
 from avdiff.data.video_dataset import load_clip
-from avdiff.evaluation.talking_head import ClipScore, TalkingHeadReport, evaluation_photo, reference_aperture
+from avdiff.evaluation.talking_head import (
+    ClipScore,
+    TalkingHeadReport,
+    clip_share,
+    evaluation_photo,
+    reference_aperture,
+)
+from avdiff.loading import process_state
 from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
 pytestmark = [pytest.mark.requires_espeak, pytest.mark.usefixtures("one_thread")]  # espeak-ng speech; one thread
@@ -102,6 +113,91 @@ def test_a_model_is_animated_at_the_clip_length_and_deterministically(data, mode
     assert row["source"] == "tiny" and abs(row["num_frames"] - record.num_frames) <= 1
     assert first["summary"] == second["summary"]
     assert first["settings"]["num_inference_steps"] == "2" and first["settings"]["models"] == {"tiny": str(model)}
+
+
+def run_cli(out: Path, args: list, processes: int) -> subprocess.Popen:
+    """``avdiff eval talking-head ARGS --out OUT`` in a new process: plain (1 process) or under torchrun with
+    ``processes`` CPU processes (gloo), one OpenMP thread each, so both runs compute the same floats."""
+    import avdiff
+
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(Path(avdiff.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    launcher = (
+        ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)] if processes > 1 else []
+    )
+    cli = ["-m", "avdiff.cli", "-v", "eval", "talking-head", *map(str, args), "--out", str(out)]  # -v: info logs
+    cmd = [sys.executable, *launcher, *cli]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module")
+def three_clips(data, tmp_path_factory) -> Path:
+    """``data`` and one clip more (make_dataset keeps the clips already there): 3 clips, shared 2 + 1 by 2 processes."""
+    folder = tmp_path_factory.mktemp("heldout3") / "data"
+    shutil.copytree(data, folder)
+    make_dataset(folder, 3, split="test", seed=1, progress_bar=False)
+    return folder
+
+
+@pytest.mark.slow
+def test_two_processes_write_the_report_one_process_writes(three_clips, model, tmp_path):
+    """torchrun with 2 CPU processes: each animates and scores its share of the 3 clips, and the main process alone
+    writes and prints the merged report, whose per-clip scores equal a plain 1-process run's, in the same order, each
+    clip done once per source."""
+    args = [
+        "--data",
+        three_clips,
+        "--model",
+        f"tiny={model}",
+        "--baselines",
+        "still,warp",
+        "--steps",
+        "2",
+        "--chunk-frames",
+        "8",
+        "--motion-frames",
+        "2",
+    ]
+    one, two = tmp_path / "one", tmp_path / "two"
+    runs = {one: run_cli(one, args, 1), two: run_cli(two, args, 2)}  # side by side
+    printed = {}
+    for out, proc in runs.items():
+        printed[out], _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, printed[out][-3000:]
+    reports = {out: json.loads((out / "report.json").read_text()) for out in runs}
+    ids = [record.id for record in read_index(three_clips)]
+    assert len(ids) == 3
+    for out, report in reports.items():
+        for source in ("tiny", "still", "warp"):  # each clip once per source, in the index's order
+            assert [row["clip"] for row in report["clips"] if row["source"] == source] == ids, (out, source)
+        videos = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mp4"))
+        assert videos == sorted(f"{s}/{i}.mp4" for s in ("still", "tiny", "warp") for i in ids), out
+        assert printed[out].count("report.json and ") == 1 and printed[out].count("| source |") == 1, printed[out][-3000:]
+        for clip in ids:  # each video made and scored by one process only (the per-clip log line)
+            for source in ("tiny", "still", "warp"):
+                assert printed[out].count(f"talking_head: {clip} {source}: r_reference") == 1, (out, clip, source)
+    # the split happened: 2 + 1 contiguous clips
+    assert f"process 0 of 2: 2 of the 3 clips ({ids[0]}, {ids[1]})" in printed[two], printed[two][-3000:]
+    assert f"process 1 of 2: 1 of the 3 clips ({ids[2]})" in printed[two]
+
+    def scores(report: dict) -> list[dict]:
+        return [{k: v for k, v in row.items() if k != "video"} for row in report["clips"]]
+
+    assert scores(reports[two]) == scores(reports[one])  # the same floats, not merely close
+    assert reports[two]["summary"] == reports[one]["summary"]
+    assert reports[two]["settings"] == reports[one]["settings"] and reports[two]["skipped"] == []
+    assert "process 0 of" not in printed[one]
+
+
+def test_one_process_does_every_clip_in_order():
+    state = process_state()
+    assert state.num_processes == 1 and state.is_main_process  # pytest is started plainly: one process
+    records = ["c", "a", "b", "e", "d"]
+    assert clip_share(records, state) == records and clip_share(records) == records
+    assert clip_share([], state) == []
 
 
 def test_report_summary_and_paired_wins():
