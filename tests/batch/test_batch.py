@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import numpy as np
 import psutil
 import pytest
 import skimage.data
+from launching import doc_command, finish, launch
 from PIL import Image
 
 from avdiff.audio import load_audio, save_audio
@@ -27,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEECH = ROOT / "avdiff" / "demo" / "assets" / "example_speech.flac"
 
 
-def _inputs(folder: Path, seconds: float = 1.2) -> None:
+def _inputs(folder: Path, seconds: float = 0.8) -> None:
     """face.png (the astronaut, 256 px), noise.png (no face) and speech.wav (the demo's speech, cut)."""
     Image.fromarray(skimage.data.astronaut()).resize((256, 256), Image.LANCZOS).save(folder / "face.png")
     noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
@@ -49,7 +47,7 @@ def _report(out: Path) -> dict:
 
 
 def test_a_batch_skips_bad_rows_with_their_reason_and_a_rerun_makes_only_what_is_missing(tmp_path, capsys):
-    _inputs(tmp_path)
+    _inputs(tmp_path, seconds=2.0)  # long enough for a lip-sync score
     manifest = _manifest(tmp_path, good=2, bad_at=1)
     with manifest.open("a") as f:
         f.write("face.png,missing.wav,row3\n")
@@ -103,55 +101,11 @@ def test_a_manifest_that_cannot_be_used_is_one_error_line(tmp_path, capsys):
 
 
 def _doc_command(label: str) -> str:
-    """The bash block under ``<!-- test: LABEL -->`` in docs/batch.md, its process count set to 2."""
-    text = (ROOT / "docs" / "batch.md").read_text()
-    block = re.search(rf"<!-- test: {label} -->\n```bash\n(.*?)```", text, re.S)
-    assert block, f"docs/batch.md has no command marked '{label}'"
-    command, n = re.subn(r"--num_processes \d+", "--num_processes 2", block.group(1))
-    assert n == 1
-    return command.replace("--steps 8", "--steps 2")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env() -> dict:
-    bin_dir = str(Path(sys.executable).parent)  # `accelerate` of this venv
-    return {
-        **os.environ,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "OMP_NUM_THREADS": "1",  # the same threads in every run: the same floats, the same bytes
-        "HF_HUB_OFFLINE": "1",
-        "SLURM_NNODES": "1",
-        "SLURM_NODEID": "0",
-        "MASTER_ADDR": "127.0.0.1",
-        "MAIN_PORT": str(_free_port()),
-    }
-
-
-def _launch(command: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        ["bash", "-c", f"set -e\n{command}"],
-        cwd=cwd,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def _finish(process: subprocess.Popen) -> str:
-    output, _ = process.communicate(timeout=500)
-    assert process.returncode == 0, output
-    return output
+    return doc_command("batch.md", label)
 
 
 def _one_process(folder: Path) -> Path:
-    main(["batch", "talk", "--manifest", "jobs.csv", "--out", str(folder / "single"), "--steps", "2", "--no-progress"])
+    main(["batch", "talk", "--manifest", "jobs.csv", "--out", str(folder / "single"), "--steps", "8", "--no-progress"])
     return folder / "single"
 
 
@@ -183,7 +137,7 @@ def _same_videos(out: Path, single: Path) -> None:
 def test_two_processes_make_the_same_videos_as_one_none_twice(batch_folder, label):
     out = batch_folder / "out"
     command = _doc_command(label)
-    output = _finish(_launch(command, batch_folder))
+    output = finish(launch(command, batch_folder))
     _same_videos(out, batch_folder / "single")
     rows = _report(out)["rows"]
     assert [r["index"] for r in rows] == list(range(6))  # every row once: none made by both processes
@@ -197,7 +151,7 @@ def test_two_processes_make_the_same_videos_as_one_none_twice(batch_folder, labe
 def test_a_killed_batch_resumes_making_only_the_missing_videos(batch_folder):
     out = batch_folder / "out"
     command = _doc_command("one machine")
-    process = _launch(command, batch_folder)
+    process = launch(command, batch_folder)
     deadline = time.monotonic() + 300
     while not list(out.glob("row*.mp4")) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
@@ -206,7 +160,7 @@ def test_a_killed_batch_resumes_making_only_the_missing_videos(batch_folder):
     process.communicate()
     made = {p.name: p.stat().st_mtime_ns for p in out.glob("row*.mp4")}
     assert made and len(made) < 5, "the batch should be killed after its first video"
-    _finish(_launch(command, batch_folder))
+    finish(launch(command, batch_folder))
     report = _report(out)
     for row in report["rows"]:
         if f"{row['name']}.mp4" in made:

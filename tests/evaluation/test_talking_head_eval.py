@@ -175,7 +175,9 @@ def test_two_processes_write_the_report_one_process_writes(three_clips, model, t
             assert [row["clip"] for row in report["clips"] if row["source"] == source] == ids, (out, source)
         videos = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mp4"))
         assert videos == sorted(f"{s}/{i}.mp4" for s in ("still", "tiny", "warp") for i in ids), out
-        assert printed[out].count("report.json and ") == 1 and printed[out].count("| source |") == 1, printed[out][-3000:]
+        assert printed[out].count("report.json and ") == 1 and printed[out].count("| source |") == 1, printed[out][
+            -3000:
+        ]
         for clip in ids:  # each video made and scored by one process only (the per-clip log line)
             for source in ("tiny", "still", "warp"):
                 assert printed[out].count(f"talking_head: {clip} {source}: r_reference") == 1, (out, clip, source)

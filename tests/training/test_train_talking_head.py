@@ -1,14 +1,12 @@
 """The talking-head training job: cached DATA windows, the loss, exact resumption, the saved pipeline, DDP, the CLI."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from launching import doc_command, finish, launch
 from safetensors.torch import load_file
 
 from avdiff.data.format import read_index
@@ -243,31 +241,13 @@ def test_the_cli_trains_evaluates_and_saves(data, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_cpu_ddp_run(data, tmp_path):
-    # `accelerate launch --cpu --num_processes 2` starts ONE process on a single machine (its simple launcher only
-    # spreads CPU processes with mpirun and a hostfile); torchrun starts two, and Accelerate runs them as MULTI_CPU
-    # (gloo).
-    config = _write_config(tmp_path / "cfg.yaml", tmp_path / "run", checkpoint_every=1)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "avdiff.cli",
-        "train",
-        "talking-head",
-        "--config",
-        str(config),
-        "--data",
-        str(data),
-        "--no-progress",
-    ]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("trained 2 steps") == 2  # both ranks finished
+def test_two_process_cpu_ddp_run_with_the_documented_command(data, tmp_path):
+    """docs/data-and-training.md's `accelerate launch --multi_gpu ...` with 2 processes: on the CPU they train as
+    MULTI_CPU (gloo), both ranks to the end, and one final model and checkpoint are written."""
+    _write_config(tmp_path / "train.yaml", tmp_path / "run", checkpoint_every=1)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "synth").symlink_to(data, target_is_directory=True)
+    output = finish(launch(doc_command("data-and-training.md", "train one machine"), tmp_path), timeout=300)
+    assert output.count("trained 2 steps") == 2  # both ranks finished
     assert (tmp_path / "run" / "final" / "unet").is_dir()
     assert (tmp_path / "run" / "checkpoints" / "step_2" / "DONE").is_file()
