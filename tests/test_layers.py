@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("batch",),
     ("training",),
     ("bench",),
-    ("commands", "demo", "cli"),
+    ("commands", "demo", "cli", "__main__"),
 ]
 FUNCTION_IMPORTS_ALLOWED = {"commands", "demo", "cli"}
 MAX_AVDIFF_MODULES = 30  # loaded by `from avdiff.pipelines import TalkingHeadPipeline`

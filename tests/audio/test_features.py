@@ -54,7 +54,7 @@ def test_log_mel_runs_on_the_requested_device():
     assert out.device.type == "cpu" and out.shape == (2, 80, 26)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.gpu
 def test_log_mel_gpu_matches_cpu():
     x = torch.randn(8, 16000)
     torch.testing.assert_close(
