@@ -97,6 +97,31 @@ def test_a_manifest_that_cannot_be_used_is_one_error_line(tmp_path, capsys):
     assert code == 2 and "unknown column(s) ['voice']" in capsys.readouterr().err
 
 
+def test_music_videos_and_scenes_by_manifest_each_row_seeded_by_itself(tmp_path):
+    from avdiff.bench.audio_scene import stepped_sound
+    from avdiff.bench.visualize import make_keyframes, make_song
+
+    make_song(tmp_path / "song.wav", 6.0)
+    make_keyframes(tmp_path / "keys", 64)
+    save_audio(tmp_path / "crackle.wav", stepped_sound(1.5))
+    (tmp_path / "v.csv").write_text(
+        "audio,images,size\nsong.wav,keys/astronaut.png;keys/coffee.png,64\nsong.wav,keys/nope.png,64\n"
+    )
+    assert main(["batch", "visualize", "--manifest", str(tmp_path / "v.csv"), "--out", str(tmp_path / "v")]) == 0
+    rows = _report(tmp_path / "v")["rows"]
+    assert rows[0]["status"] == "done" and rows[0]["scores"]["Beat Align Score"] > 0.5  # cuts land on the beats
+    assert rows[1]["status"] == "skipped" and "nope.png" in rows[1]["reason"]
+
+    prompt = "a campfire beside a lake at night"
+    (tmp_path / "s.csv").write_text(f"prompt,audio,name,seed\n{prompt},crackle.wav,a,1\n{prompt},crackle.wav,b,2\n")
+    (tmp_path / "again.csv").write_text(f"prompt,audio,name,seed\n{prompt},crackle.wav,a,1\n")
+    for manifest, out in (("s.csv", "s"), ("again.csv", "again")):
+        args = ["batch", "scene", "--manifest", str(tmp_path / manifest), "--out", str(tmp_path / out), "--steps", "3"]
+        assert main(args) == 0
+    assert (tmp_path / "s" / "a.mp4").read_bytes() == (tmp_path / "again" / "a.mp4").read_bytes()  # its seed alone
+    assert (tmp_path / "s" / "a.mp4").read_bytes() != (tmp_path / "s" / "b.mp4").read_bytes()  # another seed
+
+
 # --- several processes, with the commands of docs/batch.md ------------------------------------------------------
 
 
