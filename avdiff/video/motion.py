@@ -17,8 +17,9 @@ How it is measured (landmarks ``(x, y, z)`` in px, from ``track_landmarks(frames
    :func:`face_frame`), so they do not depend on the image size.
 
    - ``mouth_open``: the inner-lip aperture (:func:`inner_lip_aperture`, the rule
-     ``avdiff.metrics.mouth.aperture_from_landmarks`` uses too), of the pose-normalised points. An absolute state:
-     ~0 closed, ~0.18 for the astronaut's parted-lip smile.
+     ``avdiff.metrics.mouth.aperture_from_landmarks`` uses too), of the pose-normalised points; as that rule does, it
+     divides by the frame's own face size (which a dropped jaw lengthens a little). An absolute state: ~0 closed,
+     ~0.18 for the astronaut's parted-lip smile.
    - ``lip_closure``: 0 open ... 1 closed: ``1 - mouth_open / CLOSED_APERTURE`` clipped to [0, 1], so 1 when the
      inner lips touch and 0 from an aperture of :data:`CLOSED_APERTURE` up. Absolute, like ``mouth_open``.
    - ``mouth_width``: the mouth-corner distance over the reference's, minus 1 (0 as in the photo, < 0 narrower).
@@ -228,10 +229,11 @@ class Motion:
         return dataclasses.replace(self, **changes)
 
 
-def _check(points: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+def _check(points: np.ndarray, ndim: int, name: str) -> np.ndarray:
+    """``points`` as float64, or ValueError naming its shape unless it is [F, 478, 3] (ndim 3) or [478, 3] (ndim 2)."""
     a = np.asarray(points, dtype=np.float64)
-    if a.shape[-2:] != (478, 3) or a.ndim != len(shape):
-        want = "[F, 478, 3]" if len(shape) == 3 else "[478, 3]"
+    if a.shape[-2:] != (478, 3) or a.ndim != ndim:
+        want = "[F, 478, 3]" if ndim == 3 else "[478, 3]"
         raise ValueError(
             f"{name} must be {want} px (x, y, z), e.g. from track_landmarks(frames, depth=True), got shape "
             f"{np.shape(points)}"
@@ -313,11 +315,10 @@ def motion_from_landmarks(landmarks: np.ndarray, reference: np.ndarray) -> Motio
     Raises:
         ValueError: a shape other than the above (naming it), or a reference with NaN points.
     """
-    pts = _check(landmarks, (0, 478, 3), "landmarks")
-    ref = _check(reference, (478, 3), "reference")
+    pts = _check(landmarks, 3, "landmarks")
+    ref = _check(reference, 2, "reference")
     if not np.isfinite(ref).all():
         raise ValueError("the reference landmarks hold NaN: the reference photo needs a face (with its depth)")
-    n = len(pts)
     refs = ref[None]
     _, _, ref_down, ref_size_arr = face_frame(refs)
     ref_size = float(ref_size_arr[0])
@@ -370,5 +371,5 @@ def motion_from_landmarks(landmarks: np.ndarray, reference: np.ndarray) -> Motio
     missing = ~np.isfinite(pts).all(axis=(1, 2))
     for value in fields.values():
         value[missing] = np.nan
-    logger.debug("motion of %d frames (%d without a face)", n, int(missing.sum()))
+    logger.debug("motion of %d frames (%d without a face)", len(pts), int(missing.sum()))
     return Motion(**fields)
