@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from avdiff.video.face import INNER_LIP_PAIRS, LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, RIGHT_EYE, track_landmarks
+from avdiff.video.face import track_landmarks
+from avdiff.video.motion import face_frame, inner_lip_aperture
 from avdiff.video.reader import read_video
 from avdiff.video.smoothing import smooth_landmarks
 from avdiff.video.writer import frames_to_uint8
@@ -30,12 +31,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_UPPER = [upper for upper, _ in INNER_LIP_PAIRS]
-_LOWER = [lower for _, lower in INNER_LIP_PAIRS]
-
 
 def aperture_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
     """Normalised inner-lip aperture of each frame.
+
+    The rule is :func:`avdiff.video.motion.inner_lip_aperture`, the one ``Motion.mouth_open`` uses too.
 
     Args:
         landmarks: [F, 478, 2] or [478, 2] pixel ``(x, y)`` (mediapipe's mesh); frames of NaN mean no face.
@@ -50,23 +50,7 @@ def aperture_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
         pts = pts[None]
     if pts.ndim != 3 or pts.shape[1:] != (478, 2):
         raise ValueError(f"landmarks must be [F, 478, 2] or [478, 2], got {np.shape(landmarks)}")
-    _, _, down, face_size = _face_frame(pts)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gaps = ((pts[:, _LOWER] - pts[:, _UPPER]) * down[:, None]).sum(axis=-1).mean(axis=1)
-        aperture = np.maximum(gaps / face_size, 0.0)  # NaN stays NaN
-    return aperture.astype(np.float32)
-
-
-def _face_frame(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per frame, from landmarks [F, 478, 2]: (mouth centre [F, 2], the face's right axis [F, 2] and down axis [F, 2],
-    both unit, from the eye line; face size [F], the eye-midpoint-to-mouth-centre distance in px)."""
-    left = pts[:, LEFT_EYE].mean(axis=1)
-    right = pts[:, RIGHT_EYE].mean(axis=1)
-    mouth = pts[:, [MOUTH_LEFT, MOUTH_RIGHT]].mean(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        across = (right - left) / np.linalg.norm(right - left, axis=-1, keepdims=True)
-    down = np.stack([-across[:, 1], across[:, 0]], axis=-1)  # the eye axis turned by +90 degrees (y down)
-    return mouth, across, down, np.linalg.norm(mouth - (left + right) / 2, axis=-1)
+    return inner_lip_aperture(pts).astype(np.float32)
 
 
 # Boxes in face units (x along the eye line, y down, both in eye-to-mouth distances, from the mouth centre).
@@ -96,7 +80,7 @@ def mouth_interior(frames: FramesLike, landmarks: np.ndarray, dark_ratio: float 
     pts = np.asarray(landmarks, dtype=np.float64)
     if pts.ndim != 3 or pts.shape[1:] != (478, 2) or len(pts) != len(video):
         raise ValueError(f"landmarks must be [F, 478, 2] for {len(video)} frames, got {pts.shape}")
-    mouth, across, down, size = _face_frame(pts)
+    mouth, across, down, size = face_frame(pts)
     out = np.full(len(video), np.nan, dtype=np.float32)
     t = (np.arange(grid) + 0.5) / grid
     for i in np.flatnonzero(np.isfinite(pts).all(axis=(1, 2))):

@@ -1,4 +1,4 @@
-"""Video: reading and writing mp4 with muxed audio, and faces (detection, alignment, paste-back).
+"""Video: reading and writing mp4 with muxed audio, and faces (detection, alignment, paste-back, motion).
 
 Each name is imported on first use (PEP 562), so importing one submodule does not import the others."""
 
@@ -14,6 +14,7 @@ _EXPORTS = {
     "FRAMINGS": "avdiff.video.align",
     "Face": "avdiff.video.face",
     "Framing": "avdiff.video.align",
+    "Motion": "avdiff.video.motion",
     "MultipleFacesError": "avdiff.video.face",
     "NoFaceError": "avdiff.video.face",
     "VideoClip": "avdiff.video.reader",
@@ -24,6 +25,7 @@ _EXPORTS = {
     "detect_faces": "avdiff.video.face",
     "load_image": "avdiff.video.image",
     "lower_face_mask": "avdiff.video.align",
+    "motion_from_landmarks": "avdiff.video.motion",
     "mouth_mask": "avdiff.video.align",
     "paste_back": "avdiff.video.align",
     "read_video": "avdiff.video.reader",
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from avdiff.video.errors import VideoError
     from avdiff.video.face import Face, MultipleFacesError, NoFaceError, detect_face, detect_faces
     from avdiff.video.image import load_image
+    from avdiff.video.motion import Motion, motion_from_landmarks
     from avdiff.video.reader import VideoClip, read_video
     from avdiff.video.smoothing import smooth_landmarks
     from avdiff.video.writer import write_video

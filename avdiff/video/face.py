@@ -3,7 +3,9 @@ make, :func:`detect_faces`, :func:`detect_face`, :func:`track_landmarks`, :func:
 raise.
 
 mediapipe 0.10.21 ships its face detector and 478-point face-mesh models inside the wheel, so this runs offline.
-Landmarks are pixel coordinates ``(x, y)`` in the image as given (after EXIF rotation).
+Landmarks are pixel coordinates ``(x, y)`` in the image as given (after EXIF rotation); the mesh's depth ``z`` (same
+px scale as ``x``, smaller is nearer the camera) is kept beside them in :attr:`Face.depth`, and
+``track_landmarks(frames, depth=True)`` gives ``(x, y, z)``.
 
 Faces of any size, and several of them. mediapipe's face mesh finds a face with its short-range detector, which needs
 the face to fill about a tenth of the image: a 90 px face in a 1280x720 frame, or two faces side by side in a wide
@@ -98,18 +100,30 @@ class Face:
         landmarks: float32 [478, 2], pixel ``(x, y)`` of mediapipe's face-mesh points.
         box: ``(x0, y0, x1, y1)`` in pixels, the bounding box of the landmarks.
         image_size: ``(width, height)`` of the image the face was found in.
+        depth: float32 [478], mediapipe's ``z`` of each point in px (its relative depth times the image width, the
+            scale of ``x``; smaller is nearer the camera, about 0 at the face's centre), or None when not known.
     """
 
     landmarks: np.ndarray
     box: tuple[float, float, float, float]
     image_size: tuple[int, int]
+    depth: np.ndarray | None = None
 
     @classmethod
-    def from_landmarks(cls, landmarks: np.ndarray, image_size: tuple[int, int]) -> Face:
+    def from_landmarks(
+        cls, landmarks: np.ndarray, image_size: tuple[int, int], depth: np.ndarray | None = None
+    ) -> Face:
         pts = np.asarray(landmarks, dtype=np.float32)
         x0, y0 = pts.min(axis=0)
         x1, y1 = pts.max(axis=0)
-        return cls(pts, (float(x0), float(y0), float(x1), float(y1)), image_size)
+        z = None if depth is None else np.asarray(depth, dtype=np.float32)
+        return cls(pts, (float(x0), float(y0), float(x1), float(y1)), image_size, z)
+
+    @property
+    def points3d(self) -> np.ndarray:
+        """float32 [478, 3] px ``(x, y, z)``: the landmarks with their depth (NaN depth when it is not known)."""
+        z = np.full(len(self.landmarks), np.nan, np.float32) if self.depth is None else self.depth
+        return np.concatenate([self.landmarks, z[:, None]], axis=1)
 
     @property
     def area(self) -> float:
@@ -155,8 +169,8 @@ def face_mesh(static: bool, max_faces: int):
 def faces_from_result(result, width: int, height: int) -> list[Face]:
     faces = []
     for face_landmarks in result.multi_face_landmarks or []:
-        pts = np.array([(p.x * width, p.y * height) for p in face_landmarks.landmark], dtype=np.float32)
-        faces.append(Face.from_landmarks(pts, (width, height)))
+        pts = np.array([(p.x * width, p.y * height, p.z * width) for p in face_landmarks.landmark], dtype=np.float32)
+        faces.append(Face.from_landmarks(pts[:, :2], (width, height), depth=pts[:, 2]))
     return sorted(faces, key=lambda f: f.area, reverse=True)
 
 
@@ -304,7 +318,8 @@ class FaceFinder:
         middle = np.array([CROP_PX / 2, CROP_PX / 2])
         best = min(faces, key=lambda f: float(np.linalg.norm(f.landmarks.mean(axis=0) - middle)))
         points = (best.landmarks - matrix[:, 2]) / scale  # crop px -> frame px
-        return Face.from_landmarks(points, (rgb.shape[1], rgb.shape[0]))
+        depth = None if best.depth is None else best.depth / scale
+        return Face.from_landmarks(points, (rgb.shape[1], rgb.shape[0]), depth=depth)
 
     def __call__(self, image: np.ndarray) -> list[Face]:
         """The faces in one frame uint8 [H, W, 3] (any layout :func:`avdiff.video.image.load_image` takes as an
@@ -381,19 +396,25 @@ def detect_face(image: ImageLike, *, on_multiple: Literal["largest", "error"] = 
     return faces[0]
 
 
-def track_landmarks(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-    """Landmarks of the largest face in every frame of a video, float32 [F, 478, 2] px; NaN where no face.
+def track_landmarks(frames: np.ndarray | Sequence[np.ndarray], *, depth: bool = False) -> np.ndarray:
+    """Landmarks of the largest face in every frame of a video, float32 [F, 478, 2] px ``(x, y)``, or with
+    ``depth=True`` [F, 478, 3] px ``(x, y, z)`` (:attr:`Face.depth`, what :mod:`avdiff.video.motion` reads); NaN where
+    no face.
 
     Uses mediapipe's tracking mode (detect once, then follow), which is faster and steadier than per-image detection;
     a face too small for it is found by the full-range detector and followed in a crop
     (:class:`FaceFinder`).
     """
+    dims = 3 if depth else 2
     out = []
     with FaceFinder(max_faces=1) as finder:
         for frame in frames:
             faces = finder(frame)
-            out.append(faces[0].landmarks if faces else np.full((478, 2), np.nan, np.float32))
-    return np.stack(out) if out else np.zeros((0, 478, 2), np.float32)
+            if not faces:
+                out.append(np.full((478, dims), np.nan, np.float32))
+            else:
+                out.append(faces[0].points3d if depth else faces[0].landmarks)
+    return np.stack(out) if out else np.zeros((0, 478, dims), np.float32)
 
 
 @dataclass

@@ -610,6 +610,9 @@ def test_a_small_face_in_a_large_frame_is_found_and_tracked(astro, astro_face):
     frame[150:662, 700:1212] = astro
     face = detect_face(frame)
     assert np.abs(face.landmarks - (astro_face.landmarks + [700, 150])).max() < 4.0
+    # the depth found in the crop is mapped back to frame px too: the same face, the same depth (up to its offset)
+    dz = (face.depth - face.depth.mean()) - (astro_face.depth - astro_face.depth.mean())
+    assert np.abs(dz).max() < 6.0, np.abs(dz).max()
     frames = np.repeat(frame[None], 3, axis=0)
     landmarks = track_landmarks(frames)
     assert np.isfinite(landmarks).all() and np.abs(landmarks - face.landmarks).max() < 4.0
@@ -619,3 +622,7 @@ def test_a_small_face_in_a_large_frame_is_found_and_tracked(astro, astro_face):
     assert tracks.num_faces == 2 and tracks.found().sum(axis=1).tolist() == [6, 6]
     left, right = tracks.boxes
     assert left[2] < 356 < 700 < right[0]  # ordered from the left
+    # the half-size face is read in a crop magnified ~1.7x: its depth, mapped back to frame px, is half the photo's
+    small = min(detect_faces(two), key=lambda f: f.area)
+    dz = (small.depth - small.depth.mean()) - 0.5 * (astro_face.depth - astro_face.depth.mean())
+    assert np.abs(dz).max() < 3.0, np.abs(dz).max()  # measured 0.5 px; unmapped it would be ~12 px
