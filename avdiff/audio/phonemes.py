@@ -33,6 +33,7 @@ process without a lock.
 from __future__ import annotations
 
 import ctypes.util
+import functools
 import json
 import logging
 import subprocess
@@ -59,8 +60,6 @@ ESPEAK_LIBRARY = "libespeak-ng.so.1"  # Debian's libespeak-ng1, installed with t
 ESPEAK_RATE = 22050  # espeak-ng's own output rate; espeak_Initialize returns it and it is checked
 MAX_CLOSURE_S = 0.15  # the longest silent closure credited to a voiceless stop (a pause before it is not all closure)
 VOICELESS_STOPS = frozenset({"p", "t", "k", "tS", "t#", "t2", "k-", "p2"})
-VOICED_STOPS = frozenset({"b", "d", "g", "dZ", "d#", "d2"})
-PAUSES = frozenset({"_", "_:", "_!", "_^_", "_;", "_|", ";", "||", "|"})
 
 WORKER = Path(__file__).with_name("_espeak_worker.py")  # run as a script in a fresh process per utterance
 _TIMEOUT_S = 60.0  # plus a little per character, as in tts
@@ -95,6 +94,7 @@ class PhonemeEvent:
     closure_sample: int
 
 
+@functools.lru_cache(maxsize=1)
 def espeak_library() -> str:
     """The espeak-ng shared library to load: found by ``ctypes.util.find_library``, else its Debian soname."""
     return ctypes.util.find_library("espeak-ng") or ESPEAK_LIBRARY
