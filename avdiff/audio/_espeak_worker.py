@@ -11,7 +11,10 @@ little-endian. Exit status 3 with a message on stderr: the library cannot be loa
 
 import ctypes
 import json
+import logging
 import sys
+
+logger = logging.getLogger(__name__)
 
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 INITIALIZE_PHONEME_EVENTS = 0x0001
