@@ -127,8 +127,13 @@ class FrameClock:
         return self.frame_start(num_frames)
 
     def frame_of_sample(self, n: int) -> int:
-        """The frame that contains sample ``n``."""
-        return (n * self._den) // self._num
+        """The frame that contains sample ``n``: the last ``i`` with ``frame_start(i) <= n``.
+
+        That is ``ceil((n + 1) * fps / sr) - 1``, not ``floor(n * fps / sr)``: when a frame is not a whole number of
+        samples the two differ at frame starts (at 30000/1001 fps and 16 kHz, sample 5338 starts frame 10, and the
+        floor says 9).
+        """
+        return -((-(n + 1) * self._den) // self._num) - 1
 
     def frame_of_time(self, t_s: float) -> int:
         """The frame shown at time ``t_s`` seconds."""

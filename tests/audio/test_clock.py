@@ -18,6 +18,17 @@ def test_integer_rates_map_frames_to_exact_sample_ranges():
     assert clock.frame_of_sample(639) == 0 and clock.frame_of_sample(640) == 1
 
 
+@pytest.mark.parametrize("fps,sample_rate", [(25, 16000), ("30000/1001", 16000), ("30000/1001", 48000), (24, 22050)])
+def test_frame_of_sample_agrees_with_sample_range(fps, sample_rate):
+    """Every sample of frame i's range maps back to i, also when a frame is not a whole number of samples (the floor
+    of n * fps / sr put sample 5338, the start of frame 10 at 29.97 fps and 16 kHz, in frame 9)."""
+    clock = FrameClock(fps, sample_rate)
+    for i in list(range(0, 40)) + [1001, 3000, 107892]:
+        start, stop = clock.sample_range(i)
+        assert clock.frame_of_sample(start) == i and clock.frame_of_sample(stop - 1) == i, i
+    assert FrameClock("30000/1001", 16000).frame_of_sample(5338) == 10
+
+
 def test_ntsc_rate_is_exact_to_the_sample_after_an_hour():
     clock = FrameClock("30000/1001", 48000)
     one_hour = clock.frame_of_time(3600.0)
