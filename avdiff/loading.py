@@ -18,6 +18,7 @@ published) loads that variant, with a log line, when there is exactly one; ``var
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -355,6 +356,11 @@ def load_model(
     return load_pipeline(pipeline_class(kind), folder, variant=variant, device=device, what=what, **kwargs)
 
 
+# How long a process waits for the others at a collective (the gather of a batch's or an evaluation's results): a
+# process whose share ends early waits for the slowest, which may take hours (torch's default: 10 min under NCCL).
+PROCESS_GROUP_TIMEOUT = datetime.timedelta(hours=24)
+
+
 def process_state() -> PartialState:
     """This process's place among the processes a launcher started: an :class:`accelerate.PartialState`
     (``num_processes``, ``process_index``, ``is_main_process``, ``device``, ``split_between_processes``).
@@ -365,15 +371,31 @@ def process_state() -> PartialState:
     made later, as the trainer's) shares it. Started plainly (no launcher), it is a single process. As the trainer
     does, it is a CPU state when no GPU is available.
     """
-    return PartialState(cpu=not torch.cuda.is_available())
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=PROCESS_GROUP_TIMEOUT)
 
 
 def process_device(state, device: str | torch.device | None = None) -> torch.device:
-    """The device a process works on: ``device`` when given (an explicit ``--device`` wins, every process then uses
-    it), else the state's own (:func:`process_state`: ``cuda:LOCAL_RANK`` under a launcher on GPUs, ``cuda`` alone,
-    ``cpu`` without a GPU).
+    """The device a process works on: the state's own when ``device`` is None (:func:`process_state`:
+    ``cuda:LOCAL_RANK`` under a launcher on GPUs, ``cuda`` alone, ``cpu`` without a GPU); else ``device``, except that
+    a plain ``"cuda"`` under several processes is each process's own GPU (``cuda:LOCAL_RANK``), never one GPU for all.
 
     Raises:
         ValueError: ``device`` is not a device of this machine (:func:`check_device`), naming it.
     """
-    return torch.device(state.device) if device is None else check_device(device)
+    if device is None:
+        return torch.device(state.device)
+    chosen = check_device(device)
+    if chosen.type == "cuda" and chosen.index is None and state.num_processes > 1:
+        return check_device(f"cuda:{state.local_process_index}")
+    return chosen
+
+
+def process_share(items: list, state: PartialState | None = None) -> list:
+    """This process's share of ``items``: all of them, in order, when ``state`` is None or a single process; else the
+    contiguous block :meth:`accelerate.PartialState.split_between_processes` gives it (process 0 the first block;
+    the first ``len % N`` processes one more; a process past the end none), so the blocks in process order are
+    ``items`` again."""
+    if state is None:
+        return list(items)
+    with state.split_between_processes(list(items)) as share:
+        return list(share)

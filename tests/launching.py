@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -60,6 +62,20 @@ def launch(command: str, cwd: Path) -> subprocess.Popen:
 
 def finish(process: subprocess.Popen, timeout: float = 500) -> str:
     """Its output, once it has ended with code 0 (AssertionError with the output otherwise)."""
-    output, _ = process.communicate(timeout=timeout)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_all(process)
+        raise
     assert process.returncode == 0, output[-5000:]
     return output
+
+
+def kill_all(process: subprocess.Popen) -> None:
+    """Kill ``process`` and every process it started, at once (torchrun's workers are in sessions of their own)."""
+    for child in [*psutil.Process(process.pid).children(recursive=True), psutil.Process(process.pid)]:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    process.communicate()

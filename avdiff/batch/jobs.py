@@ -23,6 +23,8 @@ from typing import ClassVar
 
 import torch
 
+from avdiff.audio.clock import parse_fps
+from avdiff.audio.curves import DEFAULT_LEVELS
 from avdiff.audio.io import AudioStream
 from avdiff.batch.manifest import Column, Row
 from avdiff.bundled import DEFAULT_SCENE_MODEL, DEFAULT_TALKING_HEAD_MODEL
@@ -35,6 +37,8 @@ from avdiff.pipelines import (
     TextToVideoPipeline,
     WarpBaselinePipeline,
 )
+from avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer import DEFAULT_PULSE, curve_spec, pattern_settings
+from avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer import check_inputs as check_visualizer_inputs
 from avdiff.pipelines.beat_visualizer.prompt_keyframes import PromptKeyframes
 from avdiff.pipelines.output import MAX_OUTPUT_SIDE
 from avdiff.video.face import detect_face
@@ -86,13 +90,14 @@ class Job:
     columns: ClassVar[dict[str, Column]] = {}
     score_name: str | None = None
 
-    def load(self, model: str | None, device: torch.device | str, variant: str | None = None):
-        """The job's pipeline on ``device``, loaded once per process (ValueError: no such model)."""
+    def load(self, model: str | None, device: torch.device | str, variant: str | None, rows: list[Row]):
+        """The job's pipeline on ``device``, loaded once per process for ``rows`` (those it will make); ValueError:
+        no such model."""
         raise NotImplementedError
 
-    def check(self, pipe, row: Row, max_duration_s: float | None) -> None:
-        """Raise a ValueError with the reason the row cannot be made (missing file, unreadable audio, no face, a
-        setting the pipeline refuses). Runs for every row before any video is made."""
+    def check(self, pipe, row: Row, output: Path, max_duration_s: float | None) -> None:
+        """Raise a ValueError with the reason the row cannot be made into ``output`` (missing file, unreadable audio,
+        no face, a setting the pipeline refuses). Runs for every row before any video is made."""
         raise NotImplementedError
 
     def make(self, pipe, row: Row, output_path: Path, max_duration_s: float | None):
@@ -122,7 +127,7 @@ class TalkJob(Job):
         "reference_guidance": Column("float", help="reference guidance scale (default 1.5)"),
     }
 
-    def load(self, model, device, variant=None):
+    def load(self, model, device, variant, rows):
         if model == BASELINE:
             return None  # the warp has no weights; it is made per row, at the row's frame rate
         return load_pipeline(TalkingHeadPipeline, model or self.default_model, variant=variant, device=device)
@@ -136,7 +141,7 @@ class TalkJob(Job):
             "reference_guidance_scale": v.get("reference_guidance", 1.5),
         }
 
-    def check(self, pipe, row, max_duration_s):
+    def check(self, pipe, row, output, max_duration_s):
         image, audio = _check_file(row, "image"), _check_file(row, "audio")
         _check_audio(audio, "audio", max_duration_s)
         try:
@@ -144,24 +149,27 @@ class TalkJob(Job):
         except (OSError, ValueError) as e:  # NoFaceError is a ValueError
             raise ValueError(f"image {str(image)!r}: {e}") from e
         if pipe is None:
-            WarpBaselinePipeline(fps=row.values.get("fps", 25))
+            WarpBaselinePipeline(fps=row.values.get("fps", 25)).check_inputs(
+                image=image, audio=audio, max_duration_s=max_duration_s, output_path=output
+            )
             return
         kwargs = self._kwargs(pipe, row)
         pipe.check_inputs(
-            image,
-            audio,
-            kwargs["fps"],
-            kwargs["num_inference_steps"],
-            kwargs["audio_guidance_scale"],
-            kwargs["reference_guidance_scale"],
-            pipe.chunk_frames,
-            pipe.motion_frames,
-            None,
-            None,
-            "np",
-            None,
-            None,
-            max_duration_s,
+            image=image,
+            audio=audio,
+            fps=kwargs["fps"],
+            num_inference_steps=kwargs["num_inference_steps"],
+            audio_guidance_scale=kwargs["audio_guidance_scale"],
+            reference_guidance_scale=kwargs["reference_guidance_scale"],
+            chunk_frames=pipe.chunk_frames,
+            motion_frames=pipe.motion_frames,
+            height=None,
+            width=None,
+            output_type="np",
+            generator=self.generator(row),
+            callback_on_step_end_tensor_inputs=None,
+            max_duration_s=max_duration_s,
+            output_path=output,
         )
 
     def make(self, pipe, row, output_path, max_duration_s):
@@ -200,18 +208,17 @@ class VisualizeJob(Job):
         "beats_per_interval": Column("int", help="beats from one keyframe to the next (default 8)"),
     }
 
-    def load(self, model, device, variant=None):
-        # the text-to-video model renders prompts; it is loaded only when a row has prompts (see run_batch's rows)
-        return {"model": model or self.default_model, "device": device, "variant": variant, "t2v": None}
+    def load(self, model, device, variant, rows):
+        """The text-to-video model that renders prompt keyframes when a row has prompts, else None (images need no
+        model)."""
+        if not any("prompts" in row.values for row in rows):
+            return None
+        return load_pipeline(TextToVideoPipeline, model or self.default_model, variant=variant, device=device)
 
-    def _source(self, pipe: dict, row: Row):
+    def _source(self, t2v, row: Row):
         if "prompts" not in row.values:
             return None
-        if pipe["t2v"] is None:
-            pipe["t2v"] = load_pipeline(
-                TextToVideoPipeline, pipe["model"], variant=pipe["variant"], device=pipe["device"]
-            )
-        return PromptKeyframes(pipe["t2v"], num_inference_steps=row.values.get("steps", 20), seed=row.seed)
+        return PromptKeyframes(t2v, num_inference_steps=row.values.get("steps", 20), seed=row.seed)
 
     def _kwargs(self, row: Row) -> dict:
         v = row.values
@@ -225,7 +232,7 @@ class VisualizeJob(Job):
             "beats_per_interval": v.get("beats_per_interval", 8),
         }
 
-    def check(self, pipe, row, max_duration_s):
+    def check(self, pipe, row, output, max_duration_s):
         _check_audio(_check_file(row, "audio"), "audio", max_duration_s)
         if ("images" in row.values) == ("prompts" in row.values):
             raise ValueError("give keyframe images or prompts (one of the two)")
@@ -233,11 +240,37 @@ class VisualizeJob(Job):
             if not Path(path).is_file():
                 raise ValueError(f"images {str(path)!r}: no such file")
             _check_image(path, "images")
-        if "prompts" in row.values and not self._kwargs(row)["prompts"]:
+        kwargs = self._kwargs(row)
+        if "prompts" in row.values and not kwargs["prompts"]:
             raise ValueError("prompts: no prompt between the ';'")
+        if "steps" in row.values and row.values["steps"] < 1:
+            raise ValueError(f"steps must be >= 1, got {row.values['steps']}")
+        check_visualizer_inputs(  # the pipeline's own checks, with its defaults for what a row does not set
+            BeatVisualizerPipeline(self._source(pipe, row)).source,
+            audio=str(row.values["audio"]),
+            timeline=None,
+            images=kwargs["images"],
+            prompts=kwargs["prompts"],
+            beats_per_interval=kwargs["beats_per_interval"],
+            patterns=["subject"],
+            curve=curve_spec("beats"),
+            pulse=curve_spec(DEFAULT_PULSE),
+            effects=pattern_settings(None),
+            fps=kwargs["fps"],
+            height=kwargs["height"],
+            width=kwargs["width"],
+            interpolation="auto",
+            batch_size=8,
+            output_type="np",
+            callback_on_step_end_tensor_inputs=None,
+            max_duration_s=max_duration_s,
+            output_path=output,
+            rhythm=None,
+            generator=self.generator(row),
+        )
 
     def make(self, pipe, row, output_path, max_duration_s):
-        visualizer = BeatVisualizerPipeline(self._source(pipe, row))
+        visualizer = BeatVisualizerPipeline(self._source(pipe, row))  # pipe: the text-to-video model, or None
         visualizer.set_progress_bar_config(disable=True)
         return visualizer(
             str(row.values["audio"]),
@@ -261,15 +294,15 @@ class SceneJob(Job):
         "prompt": Column("text", required=True, help="the scene's prompt"),
         "audio": Column("paths", required=True, help="the sounds, separated by ';' (one word each)"),
         "image": Column("path", help="a start image, inverted into the scene"),
-        "fps": Column("fps", help="frame rate (default 8)"),
+        "fps": Column("fps", help="frame rate (default: the model's)"),
         "size": Column("int", help="frame side in px (default: the model's)"),
         "steps": Column("int", help="DDIM steps (default 25)"),
     }
 
-    def load(self, model, device, variant=None):
+    def load(self, model, device, variant, rows):
         return load_pipeline(AudioScenePipeline, model or self.default_model, variant=variant, device=device)
 
-    def check(self, pipe, row, max_duration_s):
+    def check(self, pipe, row, output, max_duration_s):
         for path in row.values["audio"]:
             if not Path(path).is_file():
                 raise ValueError(f"audio {str(path)!r}: no such file")
@@ -277,15 +310,33 @@ class SceneJob(Job):
         image = _check_file(row, "image")
         if image is not None:
             _check_image(image, "image")
-        if not row.values["prompt"]:
-            raise ValueError("prompt: empty")
+        v = row.values
+        pipe.check_inputs(  # the pipeline's own checks, with its defaults for what a row does not set
+            prompt=v["prompt"],
+            sounds=[str(p) for p in v["audio"]],
+            target_words=None,
+            strength=1.0,
+            smoothing_s=0.0,
+            signal="rms",
+            levels=DEFAULT_LEVELS,
+            fps=parse_fps(v["fps"]) if "fps" in v else pipe.t2v.fps,
+            chunk_frames=1,
+            negative_prompt=None,
+            height=v.get("size", pipe.t2v.default_size),
+            width=v.get("size", pipe.t2v.default_size),
+            num_inference_steps=v.get("steps", 25),
+            guidance_scale=3.0,
+            latents=None,
+            generator=self.generator(row),
+            output_path=output,
+        )
 
     def make(self, pipe, row, output_path, max_duration_s):
         v = row.values
         return pipe(
             v["prompt"],
             [str(p) for p in v["audio"]],
-            fps=v.get("fps", 8),
+            fps=v.get("fps"),
             num_inference_steps=v.get("steps", 25),
             image=str(v["image"]) if "image" in v else None,
             height=v.get("size"),

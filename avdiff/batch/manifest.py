@@ -65,8 +65,8 @@ class Row:
         index: the row's position, from 0 (the first row under the header).
         line: its line in the file, from 1 (for messages).
         name: its output name (``OUT/NAME.mp4``).
-        seed: the seed of its generator; a function of the row alone, so a result never depends on how many
-            processes share the batch.
+        seed: the seed of its generator: the row's own, else the base seed plus ``index``; never a function of how
+            many processes share the batch.
         values: the job's columns, typed: paths as :class:`~pathlib.Path`, numbers as int or float; a column neither
             the row nor the defaults give is absent.
         problem: why the row cannot be made (None when it can); set while reading or by the job's check.
@@ -211,13 +211,14 @@ def read_manifest(
                 problems.append(f"seed: must be from 0 to 2**63 - 1, got {row.seed}")
         first = next((v for v in row.values.values() if isinstance(v, (Path, list))), None)
         first = first[0] if isinstance(first, list) else first
-        row.name = row.values.pop("name", None) or f"{index:04d}_{first.stem if first else 'row'}"
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", first.stem) if first else "row"  # "photo 1.jpg" -> "photo_1"
+        row.name = row.values.pop("name", None) or f"{index:04d}_{stem}"
         if not NAME_PATTERN.match(row.name):
             problems.append(f"name {row.name!r}: letters, digits, '.', '_' and '-' only (no folders)")
-        elif row.name in names:
-            problems.append(f"name {row.name!r} is already row {names[row.name]}'s output")
+        elif row.name.casefold() in names:  # Ada and ada are one file on macOS and Windows
+            problems.append(f"name {row.name!r} is already row {names[row.name.casefold()]}'s output")
         else:
-            names[row.name] = index
+            names[row.name.casefold()] = index
         row.problem = "; ".join(problems) or None
         rows.append(row)
     logger.info("%s: %d rows (%d with a problem)", path, len(rows), sum(r.problem is not None for r in rows))

@@ -3,7 +3,7 @@ share checked before any work, each video written atomically, finished rows skip
 
 Example (the Python API; the CLI is ``avdiff batch talk --manifest jobs.csv --out OUT``)::
 
-    from avdiff.batch import get_job, read_manifest, run_batch, write_report
+    from avdiff.batch import gather_results, get_job, read_manifest, run_batch, write_report
 
     job = get_job("talk")
     rows = read_manifest("jobs.csv", job.columns, {"steps": 8})
@@ -12,9 +12,14 @@ Example (the Python API; the CLI is ``avdiff batch talk --manifest jobs.csv --ou
 
 Under several processes each takes a contiguous share of the rows (``PartialState.split_between_processes``), works
 on its own device (:func:`avdiff.loading.process_device`) and yields its own results; :func:`gather_results` brings
-them all to the main process. A row's video depends on that row alone (its own seed), so the outputs do not depend
-on the number of processes. A row whose ``OUT/NAME.mp4`` exists was finished by an earlier run (the writer renames a
-complete file into place, never a partial one) and is skipped, so a killed batch resumes where it stopped.
+them all to the main process. A row's video depends on that row alone (its inputs, settings and seed), so the
+outputs do not depend on the number of processes.
+
+Each video is written atomically (the writer renames a complete file into place, never a partial one), then its record
+``OUT/NAME.json``: what it was made from (the job, the model, the row's values and seed, each input file's size and
+modification time), its seconds and its scores. A rerun skips a row whose video and record exist and whose record
+matches the row (reported with the earlier scores), so a killed batch resumes where it stopped; a row whose inputs or
+settings changed is made again.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import json
 import logging
 import math
 import os
+import re
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -33,12 +40,13 @@ from tqdm.auto import tqdm
 
 from avdiff.batch.jobs import Job
 from avdiff.batch.manifest import Row
-from avdiff.loading import process_device, process_state
+from avdiff.loading import process_device, process_share, process_state
 
 logger = logging.getLogger(__name__)
 
 REPORT_NAME = "report.json"
 STATUSES = ("done", "skipped", "failed")
+MADE_EARLIER = "made by an earlier run"  # the reason of a row whose video and record exist
 
 
 @dataclass
@@ -95,65 +103,147 @@ def run_batch(
             model-free warp); None: the job's default.
         device: the torch device of every process (None: the one the launcher gave each process).
         max_duration_s: refuse longer audio (the row is skipped with the reason).
-        overwrite: make every row again, even those whose video exists.
+        overwrite: make every row again, even those an earlier run finished.
         score: score each video made (lip sync, Beat Align Score).
         progress: a progress bar per process.
 
-    Every row of the share is checked (files, audio, faces, settings) before the first video is made; a row with a
-    problem is yielded as ``skipped`` with its reason, a row that fails while made as ``failed`` with its error, and
-    the batch goes on. Only a model that cannot be loaded raises (ValueError), before anything is made.
+    Every row of the share is checked (files, audio, faces, settings) before its first video is made (each process
+    checks its own share); a row with a problem is yielded as ``skipped`` with its reason, a row that fails while
+    made as ``failed`` with its error, and the batch goes on. The model is loaded once per process, and only when its
+    share has something to make; only a model that cannot be loaded raises (ValueError), before anything is made.
     """
     state = process_state()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with state.split_between_processes(list(rows)) as share:
-        share = list(share)
+    share = process_share(list(rows), state)
     rank = state.process_index
-    pipe = job.load(model, process_device(state, device), variant)
-    if hasattr(pipe, "set_progress_bar_config"):
-        pipe.set_progress_bar_config(disable=True)  # one bar per process: the batch's
-    plan = []  # (row, output, problem), every row checked before any work
+
+    def result(row: Row, status: str, **kwargs) -> RowResult:
+        return RowResult(index=row.index, line=row.line, name=row.name, status=status, process=rank, **kwargs)
+
+    todo = []  # rows left to check and make: not broken in the manifest, not made by an earlier run
     for row in share:
         output = out_dir / f"{row.name}.mp4"
-        problem = row.problem
-        if problem is None and output.is_file() and not overwrite:
-            yield RowResult(
-                row.index, row.line, row.name, "skipped", "made by an earlier run", str(output), 0.0, {}, rank
+        record = None if overwrite else finished_record(output, job, row, model, variant, max_duration_s)
+        if row.problem is not None:
+            logger.warning("row %d (line %d, %s): skipped: %s", row.index, row.line, row.name, row.problem)
+            yield result(row, "skipped", reason=row.problem)
+        elif record is not None:
+            yield result(
+                row,
+                "skipped",
+                reason=MADE_EARLIER,
+                output=str(output),
+                seconds=record.get("seconds", 0.0),
+                scores=record.get("scores", {}),
             )
-            continue
-        if problem is None:
-            try:
-                job.check(pipe, row, max_duration_s)
-            except ValueError as e:
-                problem = _one_line(e)
-        if problem is not None:
-            logger.warning("row %d (line %d, %s): skipped: %s", row.index, row.line, row.name, problem)
-            yield RowResult(row.index, row.line, row.name, "skipped", problem, None, 0.0, {}, rank)
+        else:
+            todo.append((row, output))
+    if not todo:  # nothing to make here: no model is loaded
+        return
+    pipe = job.load(model, process_device(state, device), variant, [row for row, _ in todo])
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(disable=True)  # one bar per process: the batch's
+    plan = []  # every row of the share checked before any video is made
+    for row, output in todo:
+        try:
+            job.check(pipe, row, output, max_duration_s)
+        except Exception as e:  # noqa: BLE001 - a row that cannot be made is reported; the batch goes on
+            logger.warning("row %d (line %d, %s): skipped: %s", row.index, row.line, row.name, _one_line(e))
+            yield result(row, "skipped", reason=_one_line(e))
             continue
         plan.append((row, output))
     desc = f"{job.name} [{rank + 1}/{state.num_processes}]" if state.num_processes > 1 else job.name
-    for row, output in tqdm(plan, desc=desc, unit="video", position=rank, disable=not progress):
+    for row, output in tqdm(plan, desc=desc, unit="video", position=state.local_process_index, disable=not progress):
         start = time.perf_counter()
-        for stale in out_dir.glob(f".{row.name}.*.partial.mp4"):  # left by a run killed while writing this row
-            logger.info("removing %s, the partial video of a run that was stopped", stale)
-            stale.unlink(missing_ok=True)
+        remove_partial_videos(out_dir, row.name)  # left by a run killed while writing this row
+        record_path(output).unlink(missing_ok=True)
         try:
             job.make(pipe, row, output, max_duration_s)
-        except Exception as e:  # one row's failure is reported; the batch goes on
+        except Exception as e:  # noqa: BLE001 - one row's failure is reported; the batch goes on
             logger.error("row %d (line %d, %s) failed: %s", row.index, row.line, row.name, _one_line(e))
-            yield RowResult(
-                row.index, row.line, row.name, "failed", _one_line(e), None, time.perf_counter() - start, {}, rank
-            )
+            yield result(row, "failed", reason=_one_line(e), seconds=time.perf_counter() - start)
             continue
+        fingerprint = row_fingerprint(job, row, model, variant, max_duration_s)
+        write_record(output, fingerprint, time.perf_counter() - start, {})  # the video is complete from here on
         scores = {}
         if score:
             try:
                 scores = job.score(output) or {}
-            except Exception as e:  # a video made but not scored keeps its video
+            except Exception as e:  # noqa: BLE001 - a video made but not scored keeps its video
                 scores = {"reason": f"not scored: {_one_line(e)}"}
-        yield RowResult(
-            row.index, row.line, row.name, "done", None, str(output), time.perf_counter() - start, scores, rank
-        )
+        seconds = time.perf_counter() - start
+        write_record(output, fingerprint, seconds, scores)
+        yield result(row, "done", output=str(output), seconds=seconds, scores=scores)
+
+
+def record_path(output: Path) -> Path:
+    """The record beside a video: ``OUT/NAME.json`` (what made it, its seconds and scores)."""
+    return output.with_suffix(".json")
+
+
+def _stat(path: Path) -> list:
+    try:
+        st = path.stat()
+        return [st.st_size, st.st_mtime_ns]
+    except OSError:
+        return []
+
+
+def row_fingerprint(job: Job, row: Row, model: str | None, variant: str | None, max_duration_s) -> dict:
+    """What a row's video is made from: the job, the model, the row's typed values and seed, and the size and
+    modification time of each input file. A video whose record holds another fingerprint is made again."""
+    values, files = {}, {}
+    for key, value in sorted(row.values.items()):
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, Path):
+                files[str(item)] = _stat(item)
+        values[key] = [str(v) for v in items] if isinstance(value, list) else str(value)
+    return {
+        "job": job.name,
+        "model": model or job.default_model,
+        "variant": variant,
+        "max_duration_s": max_duration_s,
+        "seed": row.seed,
+        "values": values,
+        "files": files,
+    }
+
+
+def write_record(output: Path, fingerprint: dict, seconds: float, scores: dict) -> None:
+    """Write the video's record atomically (:func:`record_path`)."""
+    path = record_path(output)
+    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(_strict({"made_from": fingerprint, "seconds": seconds, "scores": scores}), f, indent=2)
+    os.replace(partial, path)
+
+
+def finished_record(output: Path, job: Job, row: Row, model, variant, max_duration_s) -> dict | None:
+    """The record of ``output`` when an earlier run finished it from the same inputs and settings, else None (no
+    video, no record, or a record of other inputs: logged, and the row is made again)."""
+    path = record_path(output)
+    if not (output.is_file() and path.is_file()):
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("made_from") != _strict(row_fingerprint(job, row, model, variant, max_duration_s)):
+        logger.warning("%s was made from other inputs or settings; making it again", output)
+        return None
+    return record
+
+
+def remove_partial_videos(out_dir: Path, name: str) -> None:
+    """Remove the partial files the video writer leaves for ``NAME.mp4`` when killed (``.NAME.XXXXXXXX.partial.mp4``,
+    its temporary name); the exact pattern, so row ``a`` never touches row ``a.b``'s file being written."""
+    pattern = re.compile(rf"\.{re.escape(name)}\.[A-Za-z0-9_]{{8}}\.partial\.mp4")
+    for path in out_dir.glob(f".{name}.*.partial.mp4"):
+        if pattern.fullmatch(path.name):
+            logger.info("removing %s, the partial video of a run that was stopped", path)
+            path.unlink(missing_ok=True)
 
 
 def gather_results(results: list[RowResult]) -> list[RowResult] | None:
@@ -192,8 +282,9 @@ def write_report(results: list[RowResult], out_dir: str | os.PathLike, job: Job,
         "summary": summary(results),
         "rows": [asdict(r) for r in sorted(results, key=lambda r: r.index)],
     }
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(_strict(report), indent=2) + "\n")
+    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(_strict(report), indent=2) + "\n")
     os.replace(partial, path)
     return path
 

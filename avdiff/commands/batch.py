@@ -62,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from avdiff.batch import ManifestError, format_table, gather_results, get_job, read_manifest, run_batch
     from avdiff.batch.runner import summary, write_report
+    from avdiff.loading import process_state
 
     job = get_job(args.job)
     if args.columns:
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.manifest or not args.out:
         raise CommandError("--manifest and --out are required (or --columns to list the columns)")
     checked_max_duration(args.max_duration)
+    if not 0 <= args.seed < 2**63:
+        raise CommandError(f"--seed must be from 0 to 2**63 - 1, got {args.seed}")
     defaults = {"fps": args.fps, "steps": args.steps}
     try:
         rows = read_manifest(
@@ -96,7 +99,17 @@ def run(args: argparse.Namespace) -> int:
     if merged is None:  # not the main process: it wrote its videos; the main one reports
         return 0
     path = write_report(
-        merged, args.out, job, manifest=str(args.manifest), model=args.model or job.default_model, seed=args.seed
+        merged,
+        args.out,
+        job,
+        manifest=str(args.manifest),
+        model=args.model or job.default_model,
+        variant=args.variant,
+        seed=args.seed,
+        defaults={k: v for k, v in defaults.items() if v is not None},
+        max_duration_s=args.max_duration,
+        overwrite=args.overwrite,
+        processes=process_state().num_processes,
     )
     print(format_table(merged, job))
     print(f"wrote {path}")

@@ -24,7 +24,7 @@ For each clip of a DATA folder (for the proof, ``avdiff synth --split test``: se
 each trained model beats each baseline on the same clip.
 
 Under several processes (``torchrun`` or ``accelerate launch``; ``state`` an :class:`accelerate.PartialState`) the
-clips are shared out in contiguous blocks (:func:`clip_share`), each process animates and scores its block on its
+clips are shared out in contiguous blocks (:func:`~avdiff.loading.process_share`), each process animates and scores its block on its
 own device, and the blocks are gathered back in the index's order: every process returns the report one process
 would have made, the same scores in the same order. A model's noise is seeded afresh for every clip
 (:func:`pipeline_animator`), so a clip's video does not depend on which process made it, nor after which clips.
@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from avdiff.audio.clock import FpsLike, as_fraction_fps
 from avdiff.data.format import check_name
 from avdiff.data.video_dataset import ClipData, load_clip, select_records
+from avdiff.loading import process_share
 from avdiff.metrics.identity import FaceRecognizer, identity_scores
 from avdiff.metrics.lipsync import score_video
 from avdiff.metrics.mouth import mouth_openness
@@ -256,17 +257,6 @@ def pipeline_animator(pipe, **call_kwargs) -> Animator:
     return animate
 
 
-def clip_share(records: list, state=None) -> list:
-    """This process's share of ``records``: all of them, in order, when ``state`` is None or a single process; else
-    the contiguous block :meth:`accelerate.PartialState.split_between_processes` gives it (process 0 the first block;
-    the first ``len % N`` processes one more; a process past the end none), so the blocks in process order are
-    ``records`` again."""
-    if state is None:
-        return list(records)
-    with state.split_between_processes(list(records)) as share:
-        return list(share)
-
-
 def evaluate_talking_heads(
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -287,7 +277,7 @@ def evaluate_talking_heads(
         max_offset: the offset search of the lip-sync score, frames.
         progress_bar: show the clips bar (on the main process only, over its own share).
         state: an :class:`accelerate.PartialState` (:func:`avdiff.loading.process_state`) to share the clips between
-            the processes of a launcher: each animates and scores its :func:`clip_share` (its animators already on
+            the processes of a launcher: each animates and scores its :func:`~avdiff.loading.process_share` (its animators already on
             its own device), and the shares are gathered (``accelerate.utils.gather_object``) so every process
             returns the whole report, in the index's order. Every process must call this with the same arguments.
             None: this process does every clip.
@@ -302,7 +292,7 @@ def evaluate_talking_heads(
     out_dir = Path(out_dir)
     records = select_records(data_dir, split, max_clips)
     processes = 1 if state is None else state.num_processes
-    share = clip_share(records, state)
+    share = process_share(records, state)
     if processes > 1:
         logger.info(
             "process %d of %d: %d of the %d clips (%s)",

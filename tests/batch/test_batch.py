@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 import skimage.data
-from launching import doc_command, finish, launch
+from launching import doc_command, finish, kill_all, launch
 from PIL import Image
 
 from avdiff.audio import load_audio, save_audio
@@ -77,6 +76,25 @@ def test_a_batch_skips_bad_rows_with_their_reason_and_a_rerun_makes_only_what_is
     rerun = {r["name"]: (r["status"], r["reason"]) for r in _report(out)["rows"]}
     assert rerun["row0"] == ("skipped", "made by an earlier run") and rerun["row2"] == ("done", None)
     assert (out / "row0.mp4").stat().st_mtime_ns == before
+    earlier = next(r for r in _report(out)["rows"] if r["name"] == "row0")
+    assert earlier["scores"] == done["scores"]  # carried from the video's record, OUT/row0.json
+
+    text = manifest.read_text().replace("face.png,speech.wav,row0", "face.png,speech.wav,row0,9")
+    manifest.write_text(text.replace("image,audio,name", "image,audio,name,seed"))  # row 0 gets another seed
+    assert main(args) == 0
+    changed = {r["name"]: r["status"] for r in _report(out)["rows"]}
+    assert changed["row0"] == "done" and changed["row2"] == "skipped"  # made again: its settings changed
+    assert (out / "row0.mp4").stat().st_mtime_ns != before
+
+
+def test_a_stale_partial_video_is_removed_only_for_its_own_row(tmp_path):
+    from avdiff.batch.runner import remove_partial_videos
+
+    mine, other = tmp_path / ".a.k2j4_x9q.partial.mp4", tmp_path / ".a.b.k2j4_x9q.partial.mp4"
+    mine.write_bytes(b"x")
+    other.write_bytes(b"x")
+    remove_partial_videos(tmp_path, "a")
+    assert not mine.exists() and other.exists()  # row "a.b"'s file being written is not row "a"'s
 
 
 def test_the_python_api_yields_each_rows_result_and_a_bad_model_raises_before_any_work(tmp_path):
@@ -178,12 +196,11 @@ def test_a_killed_batch_resumes_making_only_the_missing_videos(batch_folder):
     command = _doc_command("one machine")
     process = launch(command, batch_folder)
     deadline = time.monotonic() + 300
-    while not list(out.glob("row*.mp4")) and time.monotonic() < deadline and process.poll() is None:
+    while not list(out.glob("row*.json")) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
-    for child in [*psutil.Process(process.pid).children(recursive=True), psutil.Process(process.pid)]:
-        child.kill()  # every process at once (torchrun's workers are in sessions of their own)
-    process.communicate()
-    made = {p.name: p.stat().st_mtime_ns for p in out.glob("row*.mp4")}
+    kill_all(process)
+    # finished: a video with its record (a video whose record was not yet written when killed is made again)
+    made = {p.with_suffix(".mp4").name: p.with_suffix(".mp4").stat().st_mtime_ns for p in out.glob("row*.json")}
     assert made and len(made) < 5, "the batch should be killed after its first video"
     finish(launch(command, batch_folder))
     report = _report(out)
@@ -195,3 +212,14 @@ def test_a_killed_batch_resumes_making_only_the_missing_videos(batch_folder):
     assert {n: (out / n).stat().st_mtime_ns for n in made} == made  # not made again
     _same_videos(out, batch_folder / "single")
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.gpu
+def test_a_batch_on_the_gpu_makes_the_cpus_rows(tmp_path):
+    """One process on CUDA (the bundled talking-head model, float32): every good row done, on the GPU."""
+    _inputs(tmp_path)
+    manifest = _manifest(tmp_path, good=2, bad_at=1)
+    args = ["batch", "talk", "--manifest", str(manifest), "--steps", "2", "--no-progress", "--device", "cuda"]
+    assert main([*args, "--out", str(tmp_path / "gpu")]) == 0
+    report = _report(tmp_path / "gpu")
+    assert report["summary"] == {"done": 2, "skipped": 1, "failed": 0}

@@ -69,3 +69,10 @@ def test_a_manifest_that_cannot_be_used_raises_naming_the_file(tmp_path, name, t
 def test_a_missing_manifest_raises(tmp_path):
     with pytest.raises(ManifestError, match="no such file"):
         read_manifest(tmp_path / "nope.csv", TALK)
+
+
+def test_default_names_are_file_safe_and_names_differ_beyond_case(tmp_path):
+    m = _write(tmp_path / "jobs.csv", "image,audio,name\nmy photo.png,s.wav,\na.png,s.wav,Ada\na.png,s.wav,ada\n")
+    rows = read_manifest(m, TALK)
+    assert rows[0].name == "0000_my_photo" and rows[0].problem is None
+    assert rows[2].problem == "name 'ada' is already row 1's output"  # one file on macOS and Windows

@@ -18,11 +18,10 @@ from avdiff.data.video_dataset import load_clip
 from avdiff.evaluation.talking_head import (
     ClipScore,
     TalkingHeadReport,
-    clip_share,
     evaluation_photo,
     reference_aperture,
 )
-from avdiff.loading import process_state
+from avdiff.loading import process_share, process_state
 from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
 pytestmark = [pytest.mark.requires_espeak, pytest.mark.usefixtures("one_thread")]  # espeak-ng speech; one thread
@@ -198,8 +197,8 @@ def test_one_process_does_every_clip_in_order():
     state = process_state()
     assert state.num_processes == 1 and state.is_main_process  # pytest is started plainly: one process
     records = ["c", "a", "b", "e", "d"]
-    assert clip_share(records, state) == records and clip_share(records) == records
-    assert clip_share([], state) == []
+    assert process_share(records, state) == records and process_share(records) == records
+    assert process_share([], state) == []
 
 
 def test_report_summary_and_paired_wins():
