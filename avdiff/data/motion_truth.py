@@ -1,0 +1,189 @@
+"""Motion truth for synthetic talking faces: what the face does, frame by frame, drawn from speech and from natural
+statistics, as a :class:`~avdiff.video.motion.Motion` (the representation measured on real video).
+
+* **Mouth** from phonemes: :func:`avdiff.audio.visemes.viseme_track` (visemes with Cohen-Massaro coarticulation) in
+  [0, 1], scaled into the units :func:`~avdiff.video.motion.motion_from_landmarks` measures (:data:`MOUTH_SCALE`).
+* **Blinks** (:func:`blink_track`): a rate drawn per clip in 10-20 per minute, gaps between blinks from a gamma
+  distribution with that mean (never longer than :data:`MAX_GAP_S`), each blink 100-400 ms, the lid closing in its
+  first third and opening in the rest (closing is faster than opening in human blinks: Evinger et al., 1991,
+  "Eyelid movements", Invest. Ophthalmol. Vis. Sci. 32(2)).
+* **Head** (:func:`head_sway`): slow sway, a sum of a few sinusoids at 0.05-0.4 Hz with random phases (about 2 degrees
+  of yaw, 1.5 of pitch, 1 of roll), plus a nod (a pitch pulse, 0.25 s) and a small brow raise on each accented
+  syllable (:func:`accent_times`: the loudest vowels), as speakers nod on stressed syllables.
+
+Every draw comes from the ``numpy.random.Generator`` passed in, so a seed gives the same motion.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
+from avdiff.audio.io import Waveform
+from avdiff.audio.phonemes import PhonemeEvent
+from avdiff.audio.visemes import viseme_of, viseme_track
+from avdiff.video.motion import FIELDS, Motion
+
+logger = logging.getLogger(__name__)
+
+BLINKS_PER_MIN = (10.0, 20.0)  # the clip's rate is drawn uniformly in this range
+BLINK_S = (0.10, 0.40)  # each blink's duration
+MIN_GAP_S = 0.6  # no blink starts within this of the previous one's end
+MAX_GAP_S = 8.0  # nor more than this after it: no 10 s without a blink
+SWAY_DEGREES = {"yaw": 2.0, "pitch": 1.5, "roll": 1.0}  # the slow sway's standard deviation
+SWAY_HZ = (0.05, 0.4)
+NOD_DEGREES = 2.0  # pitch pulse (down) on an accented syllable
+NOD_S = 0.25
+BROW_RAISE = 0.02  # face sizes, with each nod
+# viseme parameter in [0, 1] -> the Motion field: value = scale * (v - offset)
+MOUTH_SCALE = {
+    "mouth_open": (0.3, 0.0),  # a wide-open vowel ~0.27 of the face size
+    "mouth_width": (0.3, 0.5),  # spread +0.15, rounded -0.1 of the photo's width
+    "mouth_round": (0.15, 0.2),  # clipped at 0 (as measured)
+    "lip_closure": (1.0, 0.0),
+}
+JAW_PER_OPEN = 0.3  # the chin drops by this much of the mouth opening
+
+
+def _frame_times(num_frames: int, fps: FpsLike) -> np.ndarray:
+    return np.arange(num_frames) / float(parse_fps(fps))
+
+
+def blink_track(
+    num_frames: int, fps: FpsLike, rng: np.random.Generator, rate_per_min: float | None = None
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Eyelid closure per frame (0 open ... 1 shut) with natural blinks.
+
+    Args:
+        num_frames: frames, >= 0.
+        fps: frame rate.
+        rng: draws the rate (unless given), the gaps and the durations.
+        rate_per_min: blinks per minute; None draws it in :data:`BLINKS_PER_MIN`.
+
+    Returns:
+        ``(closure float32 [num_frames], blinks [(start_s, duration_s)])``.
+
+    Raises:
+        ValueError: ``num_frames`` < 0 or a rate that is not positive.
+    """
+    if num_frames < 0:
+        raise ValueError(f"num_frames must be >= 0, got {num_frames}")
+    rate = rng.uniform(*BLINKS_PER_MIN) if rate_per_min is None else float(rate_per_min)
+    if not rate > 0:
+        raise ValueError(f"rate_per_min must be positive, got {rate_per_min}")
+    times = _frame_times(num_frames, fps)
+    end_s = num_frames / float(parse_fps(fps))
+    mean_gap = 60.0 / rate
+    blinks, t = [], rng.uniform(0.2, min(mean_gap, MAX_GAP_S))  # the first blink, somewhere in the first gap
+    while t < end_s:
+        duration = rng.uniform(*BLINK_S)
+        blinks.append((float(t), float(duration)))
+        gap = rng.gamma(4.0, (mean_gap - np.mean(BLINK_S)) / 4.0)  # shape 4: regular, not memoryless
+        t += duration + float(np.clip(gap, MIN_GAP_S, MAX_GAP_S))
+    closure = np.zeros(num_frames, np.float32)
+    for start, duration in blinks:
+        x = (times - start) / duration  # 0 ... 1 over the blink
+        close = x < 1 / 3
+        shape = np.where(close, 0.5 - 0.5 * np.cos(np.pi * 3 * x), 0.5 + 0.5 * np.cos(np.pi * (x - 1 / 3) * 1.5))
+        inside = (x >= 0) & (x < 1)
+        closure[inside] = np.maximum(closure[inside], shape[inside])
+    return closure, blinks
+
+
+def accent_times(events: Sequence[PhonemeEvent], speech: Waveform, top: float = 1 / 3) -> np.ndarray:
+    """Times (s) of accented syllables: the starts of the vowels (visemes open, spread or rounded) whose RMS is in the
+    loudest ``top`` share of the vowels."""
+    samples = speech.samples.mean(dim=0).numpy() if speech.samples.ndim == 2 else speech.samples.numpy()
+    vowels = [
+        e for e in events if viseme_of(e.phoneme) in ("open", "spread", "rounded") and e.phoneme not in ("w", "j")
+    ]
+    if not vowels:
+        return np.zeros(0)
+    rms = np.array([np.sqrt(np.mean(samples[e.start_sample : e.end_sample] ** 2) + 1e-12) for e in vowels])
+    cut = np.quantile(rms, 1 - top)
+    return np.array([e.start_sample / speech.sample_rate for e, r in zip(vowels, rms) if r >= cut])
+
+
+def head_sway(
+    num_frames: int,
+    fps: FpsLike,
+    rng: np.random.Generator,
+    accents_s: Sequence[float] = (),
+    amount: float = 1.0,
+) -> dict[str, np.ndarray]:
+    """Head pose per frame: slow sway plus a nod on each accent.
+
+    Args:
+        num_frames: frames, >= 0.
+        fps: frame rate.
+        rng: draws the sway's frequencies and phases.
+        accents_s: times (s) of accented syllables (:func:`accent_times`): a downward pitch pulse each.
+        amount: scales all of it; 0 is a still head.
+
+    Returns:
+        ``{"yaw", "pitch", "roll"}`` in radians and ``{"tx", "ty"}`` in face sizes, float32 [num_frames] each, and
+        ``"brow"``: the brow raise that goes with the nods (face sizes).
+    """
+    if num_frames < 0:
+        raise ValueError(f"num_frames must be >= 0, got {num_frames}")
+    if not amount >= 0:
+        raise ValueError(f"amount must be >= 0, got {amount}")
+    t = _frame_times(num_frames, fps)
+    out = {}
+    for name, degrees in SWAY_DEGREES.items():
+        freqs = rng.uniform(*SWAY_HZ, size=3)
+        phases = rng.uniform(0, 2 * np.pi, size=3)
+        wave = np.sin(2 * np.pi * freqs[:, None] * t[None] + phases[:, None]).sum(axis=0) / np.sqrt(1.5)
+        out[name] = np.deg2rad(degrees) * wave  # sd of a sum of 3 unit sines is sqrt(1.5)
+    pulses = np.zeros(num_frames)
+    for a in accents_s:
+        pulses += np.exp(-0.5 * ((t - a - NOD_S / 2) / (NOD_S / 4)) ** 2)
+    pulses = np.minimum(pulses, 1.0)
+    out["pitch"] = out["pitch"] + np.deg2rad(NOD_DEGREES) * pulses
+    out["tx"] = 0.2 * out["yaw"]  # the head turns about the neck: the face shifts a little with yaw
+    out["ty"] = 0.2 * out["pitch"]
+    out["brow"] = BROW_RAISE * pulses
+    return {k: (amount * v).astype(np.float32) for k, v in out.items()}
+
+
+def motion_truth(
+    events: Sequence[PhonemeEvent],
+    speech: Waveform,
+    fps: FpsLike,
+    rng: np.random.Generator,
+    *,
+    head_amount: float = 1.0,
+    blink_rate_per_min: float | None = None,
+) -> Motion:
+    """The motion of a synthetic face saying ``speech``: its mouth from the phonemes, natural blinks, head sway with
+    nods on accented syllables (module doc); one frame per :class:`~avdiff.audio.clock.FrameClock` frame of the audio.
+
+    Args:
+        events: the speech's phonemes (:func:`avdiff.audio.phonemes.speak_with_phonemes`), at ``speech``'s rate.
+        speech: the waveform the events belong to.
+        fps: frame rate.
+        rng: draws the blinks and the sway.
+        head_amount: scales the head's motion (0: a still head).
+        blink_rate_per_min: None draws it in :data:`BLINKS_PER_MIN`.
+
+    Returns:
+        A :class:`~avdiff.video.motion.Motion` of ``FrameClock(fps, rate).num_frames(N)`` frames.
+    """
+    num_frames = FrameClock(fps, speech.sample_rate).num_frames(speech.samples.shape[-1])
+    mouth = viseme_track(events, num_frames, fps, speech.sample_rate)
+    fields = {name: np.zeros(num_frames, np.float32) for name in FIELDS}
+    for name, (scale, offset) in MOUTH_SCALE.items():
+        fields[name] = (scale * (mouth[name] - offset)).astype(np.float32)
+    fields["mouth_round"] = np.maximum(fields["mouth_round"], 0)
+    fields["jaw"] = (JAW_PER_OPEN * fields["mouth_open"]).astype(np.float32)
+    eyes, _ = blink_track(num_frames, fps, rng, blink_rate_per_min)
+    fields["eye_left"] = fields["eye_right"] = eyes
+    head = head_sway(num_frames, fps, rng, accent_times(events, speech), head_amount)
+    for name in ("yaw", "pitch", "roll", "tx", "ty"):
+        fields[name] = head[name]
+    fields["brow_left"] = fields["brow_right"] = head["brow"]
+    fields["scale"] = np.ones(num_frames, np.float32)
+    return Motion.from_dict(fields)

@@ -1,0 +1,73 @@
+"""Motion truth of synthetic faces: natural blink statistics, a head that sways and nods on accents (or keeps still),
+and lips that follow the phonemes."""
+
+import numpy as np
+import pytest
+
+from avdiff.data.motion_truth import BLINK_S, MAX_GAP_S, blink_track, head_sway, motion_truth
+
+FPS = 25
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_blinks_have_natural_rates_and_durations_and_never_a_10_s_gap(seed):
+    closure, blinks = blink_track(FPS * 600, FPS, np.random.default_rng(seed))  # ten minutes
+    rate = len(blinks) / 10
+    assert 10 <= rate <= 20, rate
+    durations = np.array([d for _, d in blinks])
+    assert BLINK_S[0] <= durations.min() and durations.max() <= BLINK_S[1]
+    starts = np.array([s for s, _ in blinks])
+    assert starts[0] < MAX_GAP_S and np.diff(starts).max() < 10.0
+    shut = closure > 0.9
+    assert shut.any() and closure.min() == 0 and closure.max() <= 1
+    assert shut.mean() < 0.1  # eyes are open almost all the time
+
+
+def test_blinks_are_seeded_and_the_rate_can_be_set():
+    a, _ = blink_track(500, FPS, np.random.default_rng(7))
+    b, _ = blink_track(500, FPS, np.random.default_rng(7))
+    c, _ = blink_track(500, FPS, np.random.default_rng(8))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    _, slow = blink_track(FPS * 600, FPS, np.random.default_rng(0), rate_per_min=6)
+    _, fast = blink_track(FPS * 600, FPS, np.random.default_rng(0), rate_per_min=30)
+    assert len(slow) < len(fast)
+    with pytest.raises(ValueError, match="rate_per_min"):
+        blink_track(10, FPS, np.random.default_rng(0), rate_per_min=0)
+
+
+def test_the_head_sways_slowly_nods_on_accents_and_keeps_still_when_asked():
+    accents = [2.0, 5.0, 8.0]
+    head = head_sway(FPS * 10, FPS, np.random.default_rng(0), accents)
+    yaw = np.rad2deg(head["yaw"])
+    assert 0.5 < yaw.std() < 4 and np.abs(np.diff(yaw)).max() < 0.5  # degrees; smooth from frame to frame
+    t = np.arange(FPS * 10) / FPS
+    near = np.any([np.abs(t - a - 0.125) < 0.06 for a in accents], axis=0)
+    plain = head_sway(FPS * 10, FPS, np.random.default_rng(0))  # the same sway, no accents
+    nod = np.rad2deg(head["pitch"] - plain["pitch"])
+    assert nod[near].min() > 1.5 and np.abs(nod[~near]).mean() < 0.3  # a pitch pulse on each accent only
+    assert head["brow"][near].min() > 0
+    still = head_sway(FPS * 10, FPS, np.random.default_rng(0), accents, amount=0)
+    assert all(not v.any() for v in still.values())
+
+
+@pytest.mark.requires_espeak
+def test_the_truths_lips_close_on_each_p_and_open_on_each_a():
+    from avdiff.audio.clock import FrameClock
+    from avdiff.audio.phonemes import speak_with_phonemes
+
+    speech, events = speak_with_phonemes("pa pa pa", sample_rate=16000)
+    motion = motion_truth(events, speech, FPS, np.random.default_rng(0))
+    clock = FrameClock(FPS, 16000)
+    assert len(motion) == clock.num_frames(speech.samples.shape[-1])
+    assert np.isfinite(motion.as_array()).all()
+    ps = [e for e in events if e.phoneme == "p"]
+    vowels = [e for e in events if e.phoneme == "A:"]
+    assert len(ps) == 3 and len(vowels) == 3
+    for p, a in zip(ps, vowels):  # a p's closure starts before its event (the silence before the burst)
+        closed = range(clock.frame_of_sample(p.closure_sample), clock.frame_of_sample(p.end_sample - 1) + 1)
+        vowel = range(clock.frame_of_sample(a.start_sample), clock.frame_of_sample(a.end_sample - 1) + 1)
+        assert motion.lip_closure[closed].max() > 0.9 and motion.lip_closure[vowel].min() < 0.1
+        assert motion.mouth_open[vowel].max() > 0.2 > motion.mouth_open[closed].min()  # face sizes
+    assert np.array_equal(motion.jaw > 0, motion.mouth_open > 0)
+    still = motion_truth(events, speech, FPS, np.random.default_rng(0), head_amount=0)
+    assert not still.yaw.any() and np.array_equal(still.mouth_open, motion.mouth_open)
