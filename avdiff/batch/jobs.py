@@ -132,7 +132,7 @@ class TalkJob(Job):
             return None  # the warp has no weights; it is made per row, at the row's frame rate
         return load_pipeline(TalkingHeadPipeline, model or self.default_model, variant=variant, device=device)
 
-    def _kwargs(self, pipe, row: Row) -> dict:
+    def _kwargs(self, row: Row) -> dict:
         v = row.values
         return {
             "fps": v.get("fps", 25),
@@ -153,7 +153,7 @@ class TalkJob(Job):
                 image=image, audio=audio, max_duration_s=max_duration_s, output_path=output
             )
             return
-        kwargs = self._kwargs(pipe, row)
+        kwargs = self._kwargs(row)
         pipe.check_inputs(
             image=image,
             audio=audio,
@@ -181,7 +181,7 @@ class TalkJob(Job):
         return pipe(
             image,
             audio,
-            **self._kwargs(pipe, row),
+            **self._kwargs(row),
             generator=self.generator(row),
             max_duration_s=max_duration_s,
             output_path=output_path,

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import tempfile
@@ -40,6 +39,7 @@ from tqdm.auto import tqdm
 
 from avdiff.batch.jobs import Job
 from avdiff.batch.manifest import Row
+from avdiff.evaluation.talking_head import strict_json
 from avdiff.loading import process_device, process_share, process_state
 
 logger = logging.getLogger(__name__)
@@ -211,13 +211,18 @@ def row_fingerprint(job: Job, row: Row, model: str | None, variant: str | None, 
     }
 
 
-def write_record(output: Path, fingerprint: dict, seconds: float, scores: dict) -> None:
-    """Write the video's record atomically (:func:`record_path`)."""
-    path = record_path(output)
+def write_json(path: Path, data) -> None:
+    """``data`` as strict JSON (NaN and infinities as null) at ``path``, through a temporary file of its own and a
+    rename, so neither a crash nor a second run writing the same file leaves half a file."""
     fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     with os.fdopen(fd, "w") as f:
-        json.dump(_strict({"made_from": fingerprint, "seconds": seconds, "scores": scores}), f, indent=2)
+        f.write(json.dumps(strict_json(data), indent=2) + "\n")
     os.replace(partial, path)
+
+
+def write_record(output: Path, fingerprint: dict, seconds: float, scores: dict) -> None:
+    """Write the video's record atomically (:func:`record_path`)."""
+    write_json(record_path(output), {"made_from": fingerprint, "seconds": seconds, "scores": scores})
 
 
 def finished_record(output: Path, job: Job, row: Row, model, variant, max_duration_s) -> dict | None:
@@ -230,7 +235,7 @@ def finished_record(output: Path, job: Job, row: Row, model, variant, max_durati
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if record.get("made_from") != _strict(row_fingerprint(job, row, model, variant, max_duration_s)):
+    if record.get("made_from") != strict_json(row_fingerprint(job, row, model, variant, max_duration_s)):
         logger.warning("%s was made from other inputs or settings; making it again", output)
         return None
     return record
@@ -261,17 +266,6 @@ def summary(results: list[RowResult]) -> dict[str, int]:
     return {status: sum(r.status == status for r in results) for status in STATUSES}
 
 
-def _strict(value):
-    """``value`` with every NaN or infinity as None (the report is strict JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strict(v) for v in value]
-    return value
-
-
 def write_report(results: list[RowResult], out_dir: str | os.PathLike, job: Job, **settings) -> Path:
     """``OUT/report.json``: the job, its settings, the count per status and every row's result, in manifest order
     (written atomically). Returns its path."""
@@ -282,10 +276,7 @@ def write_report(results: list[RowResult], out_dir: str | os.PathLike, job: Job,
         "summary": summary(results),
         "rows": [asdict(r) for r in sorted(results, key=lambda r: r.index)],
     }
-    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(_strict(report), indent=2) + "\n")
-    os.replace(partial, path)
+    write_json(path, report)
     return path
 
 

@@ -10,6 +10,7 @@ of one; the ratio is rows per second against the 1-process run. Both runs must m
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
 import subprocess
@@ -18,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from avdiff.audio.io import save_audio
@@ -74,12 +74,7 @@ def main(rows: int = 6, seconds: float = 2.0, steps: int = 4, threads: int = 1, 
             runs.append({"processes": processes, "wall_s": wall, "rows_per_s": rows / wall})
         videos = [sorted(p.name for p in (folder / f"out{n}").glob("row*.mp4")) for n in (1, 2)]
         same = videos[0] == videos[1] and len(videos[0]) == rows
-        same = same and all(
-            np.array_equal(
-                np.fromfile(folder / "out1" / name, np.uint8), np.fromfile(folder / "out2" / name, np.uint8)
-            )
-            for name in videos[0]
-        )
+        same = same and all(filecmp.cmp(folder / "out1" / n, folder / "out2" / n, shallow=False) for n in videos[0])
     speedup = runs[1]["rows_per_s"] / runs[0]["rows_per_s"]
     table = [
         {
