@@ -8,6 +8,8 @@ talking-head trainer.
       clips/ID.mp4                25 fps H.264 video with 16 kHz mono AAC speech
       clips/ID.aperture.npy       float32 [F] ground-truth mouth aperture (synthetic clips only)
       clips/ID.landmarks.npy      float32 [F, 478, 2] face landmarks in the clip's pixels (prepared clips)
+      clips/ID.motion.npz         the clip's Motion (avdiff.video.motion): the truth of synthetic clips, the
+                                  measured track of prepared ones; one float32 [F] array per field
       clips/ID.latents.pt         cached VAE latents (optional)
 
 Paths in the index are relative to DATA. ``aligned`` says whether the frames are face crops aligned by
@@ -71,12 +73,13 @@ class ClipRecord:
     landmarks: str | None = None
     latents: str | None = None
     identity: str | None = None
+    motion: str | None = None
 
     def __post_init__(self) -> None:
         # The id names written files (clips/ID.mp4, OUT/SOURCE/ID.mp4, caches) and the paths are joined to DATA:
         # an index from elsewhere must not lead reads or writes outside their folders.
         check_name(self.id, "clip id")
-        for name in ("video", "aperture", "landmarks", "latents"):
+        for name in ("video", "aperture", "landmarks", "latents", "motion"):
             value = getattr(self, name)
             if value is not None:
                 check_relative_path(value, f"clip {self.id!r}: {name}")
