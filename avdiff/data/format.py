@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from avdiff.user_files import read_text
+from avdiff.video.motion import Motion
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,13 @@ def save_npy(path: Path, array: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".partial")
     with open(tmp, "wb") as f:
         np.save(f, array)
+    os.replace(tmp, path)
+
+
+def save_motion(path: Path, motion: Motion) -> None:
+    """:meth:`Motion.save <avdiff.video.motion.Motion.save>` through a temporary file and a rename."""
+    tmp = path.with_name(path.name + ".partial.npz")
+    motion.save(tmp)
     os.replace(tmp, path)
 
 

@@ -373,3 +373,43 @@ def motion_from_landmarks(landmarks: np.ndarray, reference: np.ndarray) -> Motio
         value[missing] = np.nan
     logger.debug("motion of %d frames (%d without a face)", len(pts), int(missing.sum()))
     return Motion(**fields)
+
+
+def neutral_frame(landmarks: np.ndarray) -> int:
+    """The frame of a video that serves as its reference photo when a clip has none (``avdiff prepare``): the face
+    most like a neutral portrait.
+
+    Each frame with a face is scored, against the first such frame, by how far its head pose is from the clip's
+    median pose (radians, in units of 0.05 rad: about 3 degrees), how open its mouth is (in units of
+    :data:`CLOSED_APERTURE`) and how closed its eyes are against the clip's 90th percentile of the eye aspect ratio
+    (times 4, so a blink always loses). The lowest score wins; ties go to the earliest frame.
+
+    Args:
+        landmarks: [F, 478, 3] px ``(x, y, z)`` per frame (``track_landmarks(frames, depth=True)``); NaN where no
+            face.
+
+    Returns:
+        The frame index.
+
+    Raises:
+        ValueError: a wrong shape, or no frame with a face.
+    """
+    pts = _check(landmarks, 3, "landmarks")
+    found = np.flatnonzero(np.isfinite(pts).all(axis=(1, 2)))
+    if not len(found):
+        raise ValueError(f"no frame of the {len(pts)} has a face: there is no reference to pick")
+    motion = motion_from_landmarks(pts[found], pts[found[0]])
+    pose = np.stack([motion.yaw, motion.pitch, motion.roll], axis=1)
+    pose_cost = np.abs(pose - np.median(pose, axis=0)).sum(axis=1) / 0.05
+    ear = (_eye_ratio(pts[found], LEFT_LIDS, LEFT_CORNERS) + _eye_ratio(pts[found], RIGHT_LIDS, RIGHT_CORNERS)) / 2
+    eye_cost = 4.0 * np.clip(1.0 - ear / np.quantile(ear, 0.9), 0.0, None)
+    cost = pose_cost + motion.mouth_open / CLOSED_APERTURE + eye_cost
+    return int(found[int(np.argmin(cost))])
+
+
+def motion_track(landmarks: np.ndarray) -> tuple[Motion, int]:
+    """A video's motion against its own :func:`neutral_frame`: ``(Motion of F frames with the frames that have no
+    face interpolated, the reference frame's index)``. Raises ValueError as :func:`neutral_frame` does."""
+    reference = neutral_frame(landmarks)
+    motion = motion_from_landmarks(landmarks, np.asarray(landmarks, np.float64)[reference])
+    return motion.interpolate_missing(), reference

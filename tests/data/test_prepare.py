@@ -35,6 +35,7 @@ from avdiff.data.prepare import (
 )
 from avdiff.data.synthetic import make_dataset
 from avdiff.video.face import track_landmarks
+from avdiff.video.motion import Motion
 from avdiff.video.reader import read_video
 from avdiff.video.writer import write_video
 
@@ -189,6 +190,27 @@ def test_kept_clips_are_aligned_25fps_16khz_with_landmarks(folder, prepared):
 
 
 @pytest.mark.slow
+def test_each_clip_has_its_motion_track_measured_in_the_source_frames(folder, prepared):
+    """The motion track of a prepared clip follows the mouth the synthetic clip was made with (its known aperture),
+    and the head, which the synthetic warp never moves, stays still."""
+    root, _, records = folder
+    out = prepared[0]
+    for name, truth in [(Path(r.video).name, np.load(root / "synth" / r.aperture)) for r in records[:2]]:
+        for record in [r for r in read_index(out) if r.source["file"] == f"speaker a/{name}"]:
+            motion = Motion.load(out / record.motion)
+            assert len(motion) == record.num_frames and not motion.missing().any()
+            reference = record.source["motion_reference"]
+            assert 0 <= reference < record.num_frames
+            first = record.source["segment"] * 50
+            r = np.corrcoef(motion.mouth_open, truth[first : first + record.num_frames])[0, 1]
+            assert r > 0.9, (record.id, r)
+            yaw, pitch, roll = np.abs(np.rad2deg([motion.yaw, motion.pitch, motion.roll])).max(axis=1)
+            # mediapipe's mesh of an upscaled 25 px LFW face tips forward a little as the jaw drops (about 3 degrees)
+            assert yaw < 3 and roll < 3 and pitch < 6, (yaw, pitch, roll)
+            assert np.abs(motion.eye_left).max() < 0.3  # the warp never closes an eye
+
+
+@pytest.mark.slow
 def test_other_rates_are_resampled_and_a_late_audio_stream_is_placed_on_the_video_timeline(folder, prepared):
     root, _, records = folder
     out = prepared[0]
@@ -273,11 +295,11 @@ def test_an_internal_error_is_reported_removes_what_was_written_and_is_retried(f
     config = PrepareConfig(size=64, segment_s=1, min_segment_s=1)
     calls = []
 
-    def fails_on_the_second_segment(frames):
+    def fails_on_the_second_segment(frames, **kwargs):
         calls.append(len(frames))
         if len(calls) == 2:
             raise RuntimeError("a bug")
-        return track_landmarks(frames)
+        return track_landmarks(frames, **kwargs)
 
     monkeypatch.setattr(prepare, "track_landmarks", fails_on_the_second_segment)
     report = prepare_videos(videos, out, config, workers=1, progress_bar=False)

@@ -20,6 +20,8 @@ from avdiff.video.motion import (
     Motion,
     face_frame,
     motion_from_landmarks,
+    motion_track,
+    neutral_frame,
     rotation_from_euler,
 )
 
@@ -239,3 +241,34 @@ def test_the_astronaut_against_itself_tracked_with_depth(astro_face, ref):
         assert np.abs(getattr(m, name)).max() < 0.06, name
     np.testing.assert_allclose(m.mouth_open, aperture_from_landmarks(astro_face.landmarks)[0], atol=0.02)
     assert track_landmarks([photo]).shape == (1, 478, 2)  # without depth, as before
+
+
+def test_the_neutral_frame_of_a_video_and_its_motion_track(ref):
+    """Of a turned head, a blink, an open mouth, a missing face and the portrait itself (scaled and shifted), the
+    portrait is picked; the track is relative to it and fills the missing frame."""
+    down, size = ref_geometry(ref)
+    blink = ref.copy()
+    for upper, lower in LEFT_LIDS + RIGHT_LIDS:
+        blink[upper] = blink[lower]
+    open_mouth = ref.copy()
+    open_mouth[LOWER_INNER_LIP, :2] += 0.2 * size * down
+    frames = np.stack(
+        [
+            moved(ref, yaw=0.3),
+            blink,
+            open_mouth,
+            np.full_like(ref, np.nan),
+            moved(ref, scale=1.2, shift=(10.0, 5.0, 0.0)),
+            moved(ref, pitch=-0.02),
+        ]
+    )
+    assert neutral_frame(frames) == 4
+    motion, reference = motion_track(frames)
+    assert reference == 4 and not motion.missing().any()
+    assert motion.scale[4] == pytest.approx(1.0) and motion.scale[0] == pytest.approx(1 / 1.2, rel=1e-4)
+    assert motion.eye_left[1] == pytest.approx(1.0, abs=1e-6)
+    assert motion.yaw[3] == pytest.approx((motion.yaw[2] + motion.yaw[4]) / 2)  # interpolated
+    with pytest.raises(ValueError, match="no frame of the 2 has a face"):
+        neutral_frame(np.full((2, 478, 3), np.nan))
+    with pytest.raises(ValueError, match=r"\[F, 478, 3\]"):
+        neutral_frame(ref)

@@ -22,8 +22,10 @@ Each video (any container FFmpeg reads, any frame rate or sample rate) is
    face interpolated) and every frame is warped into a ``size`` px crop with the eyes and mouth on
    :func:`avdiff.video.align.canonical_points` (chin and lower face included);
 5. written as ``clips/ID.mp4`` (25 fps H.264, 16 kHz mono AAC), ``clips/ID.landmarks.npy`` (float32 [F, 478, 2]: the
-   unsmoothed tracked landmarks, moved into crop pixels by each frame's alignment) and, with a VAE, cached latents
-   ``clips/ID.latents.pt``; the index gets one :class:`~avdiff.data.format.ClipRecord` per segment with
+   unsmoothed tracked landmarks, moved into crop pixels by each frame's alignment), ``clips/ID.motion.npz`` (the
+   :class:`~avdiff.video.motion.Motion` of the face in the source frames, before alignment takes the head's motion
+   away, against the segment's most neutral frame, :func:`~avdiff.video.motion.neutral_frame`, whose index is
+   ``source["motion_reference"]``) and, with a VAE, cached latents ``clips/ID.latents.pt``; the index gets one :class:`~avdiff.data.format.ClipRecord` per segment with
    ``aligned=True`` and ``source = {file, start_s, end_s, segment, ...}``.
 
 Files are processed in parallel worker processes (spawned; mediapipe is created inside each). Only the parent

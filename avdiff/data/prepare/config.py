@@ -23,6 +23,8 @@ KEPT, DROPPED, ERROR = "kept", "dropped", "error"
 # Reasons. Files: unreadable, no_video, no_audio, internal_error, worker_crashed, or their segments' reason.
 # Segments: too_short, silence, no_face, multiple_faces, face_too_small.
 SEGMENT_REASONS = ("too_short", "silence", "no_face", "multiple_faces", "face_too_small")
+# What a kept segment writes; a file finished with older outputs is redone. 2: clips/ID.motion.npz.
+OUTPUTS = 2
 # Reasons that may go away on a re-run: no completion marker is written for them.
 RETRY_REASONS = ("internal_error", "worker_crashed")
 
@@ -100,4 +102,5 @@ class PrepareConfig:
         if self.audio_track is None:  # the default track: files finished before the setting existed stay finished
             values.pop("audio_track")
         values["vae"] = os.path.abspath(self.vae) if self.vae else None
+        values["outputs"] = OUTPUTS  # files prepared before the motion tracks existed are redone
         return values

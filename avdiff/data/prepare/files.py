@@ -108,5 +108,5 @@ def replace_file_records(out_dir: Path, prefix: str, records: list[ClipRecord]) 
 
 
 def _remove_clip_files(out_dir: Path, clip_id: str) -> None:
-    for suffix in (".mp4", ".landmarks.npy", ".latents.pt"):
+    for suffix in (".mp4", ".landmarks.npy", ".motion.npz", ".latents.pt"):
         (out_dir / "clips" / f"{clip_id}{suffix}").unlink(missing_ok=True)

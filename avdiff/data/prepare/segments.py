@@ -16,13 +16,14 @@ import numpy as np
 from avdiff.audio.clock import FrameClock
 from avdiff.audio.envelope import frame_power
 from avdiff.audio.io import AudioLoadError, Waveform, load_audio
-from avdiff.data.format import ClipRecord, save_npy
+from avdiff.data.format import ClipRecord, save_motion, save_npy
 from avdiff.data.prepare.config import DROPPED, ERROR, FPS, KEPT, SAMPLE_RATE, PrepareConfig
 from avdiff.data.prepare.faces import align_track, face_box_px, several_faces
 from avdiff.data.prepare.files import _remove_clip_files, segment_id
 from avdiff.data.prepare.latents import _save_torch_atomic, encode_latents, load_vae
 from avdiff.data.prepare.report import FileResult, SegmentResult, _count
 from avdiff.video.face import track_landmarks
+from avdiff.video.motion import motion_track
 from avdiff.video.errors import VideoError
 from avdiff.video.reader import NoVideoStreamError, VideoReader
 from avdiff.video.writer import write_video
@@ -155,7 +156,8 @@ def _segment(
         seg.detail = (f"only {voiced:.0%} of frames are louder than {config.silence_dbfs:g} dBFS "
                       f"(min_voiced_fraction={config.min_voiced_fraction:g})")
         return
-    landmarks = track_landmarks(frames)
+    points3d = track_landmarks(frames, depth=True)  # (x, y, z): the motion track reads the depth
+    landmarks = points3d[..., :2]
     found = np.isfinite(landmarks).all(axis=(1, 2))
     if found.mean() < config.min_face_fraction:
         seg.reason = "no_face"
@@ -179,6 +181,9 @@ def _segment(
     clips.mkdir(parents=True, exist_ok=True)
     video, marks = f"clips/{clip_id}.mp4", f"clips/{clip_id}.landmarks.npy"
     save_npy(out_dir / marks, track.landmarks)
+    motion_path = f"clips/{clip_id}.motion.npz"
+    motion, reference = motion_track(points3d)  # in the source frames: alignment would take the head's motion away
+    save_motion(out_dir / motion_path, motion)
     latents = None
     if config.vae:
         latents = f"clips/{clip_id}.latents.pt"
@@ -194,9 +199,10 @@ def _segment(
         duration_s=round(n / FPS, 6),
         split=config.split,
         source={"file": rel, "start_s": seg.start_s, "end_s": seg.end_s, "segment": index, "face_px": seg.face_px,
-                "voiced_fraction": seg.voiced_fraction},
+                "voiced_fraction": seg.voiced_fraction, "motion_reference": reference},
         aligned=True,
         landmarks=marks,
+        motion=motion_path,
         latents=latents,
     )
     result.records.append(asdict(record))
