@@ -48,6 +48,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-augment", action="store_true", help="--dataset without face augmentations")
+    p.add_argument(
+        "--style",
+        default="loudness",
+        choices=["loudness", "motion"],
+        help="loudness: the mouth alone opens with the speech's loudness (the pixel models' data); motion: the mouth "
+        "follows the phonemes, with blinks and head motion, rendered at the photo's resolution, the Motion truth "
+        "saved as clips/ID.motion.npz (the motion generator's data; needs --text or --dataset)",
+    )
     p.set_defaults(func=run)
     forms = p.add_subparsers(dest="form", metavar="FORM")
     scenes = forms.add_parser(
@@ -106,12 +114,15 @@ def run(args: argparse.Namespace) -> int:
     from avdiff.audio.io import load_audio
     from avdiff.audio.tts import speak
     from avdiff.data.format import append_index, check_name
-    from avdiff.data.synthetic import default_face, make_clip, make_dataset
+    from avdiff.data.synthetic import default_face, make_clip, make_dataset, make_motion_clip
 
     if args.id is not None:
         if args.dataset is not None:
             raise CommandError("--id names a single clip; --dataset names its clips itself")
         check_name(args.id, "--id")  # before any work: it becomes OUT/clips/ID.mp4
+    if args.style == "motion" and args.audio is not None:
+        raise CommandError("--style motion needs --text or --dataset: its mouth follows espeak-ng's phoneme events, "
+                           "which a recording does not have")
     faces = args.face or None
     if args.dataset is not None:
         records = make_dataset(
@@ -122,10 +133,20 @@ def run(args: argparse.Namespace) -> int:
             split=args.split,
             seed=args.seed,
             augment=not args.no_augment,
+            style=args.style,
         )
         print(f"wrote {len(records)} clips to {args.out} (index: {Path(args.out) / 'index.jsonl'})")
         return 0
     face = faces[0] if faces else default_face()
+    if args.style == "motion":
+        import numpy as np
+
+        record = make_motion_clip(args.out, args.id or _slug(args.text), face, args.text,
+                                  np.random.default_rng(args.seed), voice=args.voice, speed_wpm=args.speed)
+        append_index(args.out, record)
+        print(f"wrote {Path(args.out) / record.video} ({record.num_frames} frames, {record.duration_s:.2f} s) "
+              f"and its motion truth {Path(args.out) / record.motion}")
+        return 0
     if args.text is not None:
         speech = speak(args.text, voice=args.voice, speed_wpm=args.speed)
         clip_id = args.id or _slug(args.text)

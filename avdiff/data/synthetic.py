@@ -1,7 +1,16 @@
 """Synthetic speech–video pairs whose ground truth is known.
 
-espeak-ng speaks a sentence; the face photo's mouth is opened and closed with the speech's loudness by the mouth
-warp; the per-frame aperture the warp produced is saved beside the video. A dataset varies the sentences, voices,
+espeak-ng speaks a sentence, and the face photo is animated in one of two styles:
+
+* ``"motion"``: the face does what :func:`avdiff.data.motion_truth.motion_truth` draws (the mouth from the phonemes'
+  visemes with coarticulation, natural blinks, head sway with nods on accented syllables), rendered at the photo's
+  resolution by :class:`avdiff.video.render.FaceRenderer`; the :class:`~avdiff.video.motion.Motion` is saved beside
+  the video (``clips/ID.motion.npz``) and its ``mouth_open`` as the aperture. The motion generator learns from these.
+* ``"loudness"``: the mouth alone opens and closes with the speech's loudness through the mouth warp
+  (:mod:`avdiff.video.mouth_animation`); the per-frame aperture the warp produced is saved. The pixel talking-head
+  recipes (``configs/train/talking_head_*.yaml``) were trained on these.
+
+A dataset varies the sentences, voices,
 speeds, pitches, faces and face augmentations (flip, colour, scale, shift). Its faces come from a pool of identities
 (:mod:`avdiff.data.faces`: the LFW faces of ``skimage.data.lfw_subset()``, the astronaut, and any folder of photos
 given), split by identity as its sentences are split: a ``test`` clip shows a person and says a sentence that no
@@ -13,6 +22,7 @@ The DATA format, shared with ``avdiff prepare`` and read by the talking-head tra
       index.jsonl                one JSON object per clip (see ClipRecord)
       clips/ID.mp4               25 fps H.264 video with 16 kHz mono AAC speech
       clips/ID.aperture.npy      float32 [F] ground-truth aperture (synthetic clips only)
+      clips/ID.motion.npz        the clip's Motion truth ("motion" style)
       faces.json                 the face pool of a dataset: each photo's name, source, identity and split
 """
 
@@ -29,12 +39,16 @@ from PIL import Image, ImageEnhance
 from tqdm.auto import tqdm
 
 from avdiff.audio.io import Waveform, load_audio
+from avdiff.audio.phonemes import speak_with_phonemes
 from avdiff.audio.tts import speak
 from avdiff.data.faces import PoolFace, face_pool, findable
-from avdiff.data.format import ClipRecord, append_index, check_name, read_index, save_npy
+from avdiff.data.format import ClipRecord, append_index, check_name, read_index, save_motion, save_npy
+from avdiff.data.motion_truth import BLINKS_PER_MIN, motion_truth
+from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
-from avdiff.video.writer import write_video
 from avdiff.video.mouth_animation import SAMPLE_RATE, animate
+from avdiff.video.render import FaceRenderer
+from avdiff.video.writer import write_video
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +109,8 @@ SENTENCES = [
 ]
 TEST_SENTENCES = 12
 VOICES = ["en-us", "en-gb", "en-us+m3", "en-us+f3", "en-gb+m5", "en-us+f2", "en-gb+f4", "en-us+m1"]
+STYLES = ("loudness", "motion")
+HEAD_AMOUNT = (0.0, 1.5)  # a "motion" dataset clip's head-motion amount is drawn in this range (0: a still head)
 
 
 def sentences(split: str) -> list[str]:
@@ -127,7 +143,7 @@ class FaceAugment:
     shift: tuple[float, float] = (0.0, 0.0)
 
     @classmethod
-    def random(cls, rng: np.random.Generator) -> "FaceAugment":
+    def random(cls, rng: np.random.Generator) -> FaceAugment:
         return cls(
             flip=bool(rng.random() < 0.5),
             brightness=float(rng.uniform(0.8, 1.2)),
@@ -200,6 +216,71 @@ def make_clip(
     )
 
 
+def make_motion_clip(
+    out_dir: str | os.PathLike,
+    clip_id: str,
+    image: ImageLike,
+    text: str,
+    rng: np.random.Generator,
+    *,
+    voice: str = "en-us",
+    speed_wpm: int = 160,
+    pitch: int = 50,
+    head_amount: float = 1.0,
+    blink_rate_per_min: float | None = None,
+    split: str | None = None,
+    source: dict | None = None,
+    identity: str | None = None,
+    progress_bar: bool = False,
+) -> ClipRecord:
+    """Speak ``text``, draw the face's motion from its phonemes and natural statistics, render ``image`` by it and
+    write ``clips/ID.mp4``, ``clips/ID.motion.npz`` (the truth) and ``clips/ID.aperture.npy`` (its ``mouth_open``).
+
+    Args:
+        out_dir: the DATA folder.
+        clip_id: a safe file name (:func:`avdiff.data.format.check_name`).
+        image: the face photo; it is rendered at its own resolution.
+        text: what espeak-ng says (its phoneme events drive the mouth).
+        rng: draws the blinks and the head's sway (:func:`avdiff.data.motion_truth.motion_truth`).
+        voice, speed_wpm, pitch: espeak-ng's settings.
+        head_amount: the head's motion, 0 (still) ... ~1.5.
+        blink_rate_per_min: None draws it in :data:`~avdiff.data.motion_truth.BLINKS_PER_MIN`.
+
+    Raises:
+        ValueError: an unsafe ``clip_id`` (before any work); NoFaceError: no face in ``image``.
+    """
+    check_name(clip_id, "clip id")
+    out_dir = Path(out_dir)
+    photo = load_image(image)
+    renderer = FaceRenderer(photo, detect_face(photo))  # the face first: no speech is made for a photo without one
+    speech, events = speak_with_phonemes(text, voice=voice, speed_wpm=speed_wpm, pitch=pitch, sample_rate=SAMPLE_RATE)
+    rate = float(rng.uniform(*BLINKS_PER_MIN)) if blink_rate_per_min is None else float(blink_rate_per_min)
+    motion = motion_truth(events, speech, FPS, rng, head_amount=head_amount, blink_rate_per_min=rate)
+    frames = [renderer.render(motion, i) for i in tqdm(range(len(motion)), desc=clip_id, unit="frame",
+                                                         disable=not progress_bar, leave=False)]
+    names = {k: Path("clips") / f"{clip_id}.{k}" for k in ("mp4", "motion.npz", "aperture.npy")}
+    (out_dir / "clips").mkdir(parents=True, exist_ok=True)
+    save_motion(out_dir / names["motion.npz"], motion)
+    save_npy(out_dir / names["aperture.npy"], motion.mouth_open)
+    write_video(out_dir / names["mp4"], np.stack(frames), FPS, speech)
+    source = {"style": "motion", "voice": voice, "speed_wpm": speed_wpm, "pitch": pitch, "head_amount": head_amount,
+              "blink_rate_per_min": round(rate, 3), **(source or {})}
+    return ClipRecord(
+        id=clip_id,
+        video=str(names["mp4"]),
+        fps=float(FPS),
+        sample_rate=SAMPLE_RATE,
+        num_frames=len(motion),
+        duration_s=round(speech.duration_s, 6),
+        aperture=str(names["aperture.npy"]),
+        text=text,
+        split=split,
+        source=source,
+        identity=identity,
+        motion=str(names["motion.npz"]),
+    )
+
+
 def make_dataset(
     out_dir: str | os.PathLike,
     num_clips: int,
@@ -209,9 +290,11 @@ def make_dataset(
     split: str = "train",
     seed: int = 0,
     augment: bool = True,
+    style: str = "loudness",
     progress_bar: bool = True,
 ) -> list[ClipRecord]:
-    """Write ``num_clips`` varied clips (sentence, voice, speed, pitch, face, face augmentation) and their index.
+    """Write ``num_clips`` varied clips (sentence, voice, speed, pitch, face, face augmentation; with ``style="motion"``
+    also the head-motion amount, in :data:`HEAD_AMOUNT`, and the blink rate) and their index.
 
     Args:
         out_dir: the DATA folder.
@@ -224,19 +307,23 @@ def make_dataset(
         seed: clip ``k`` is drawn from ``np.random.default_rng([seed, k])``, so a dataset is reproducible and its
             first clips do not change when more are asked for. Clips already in the index are kept, not remade.
         augment: random face augmentations (flip, colour, scale, shift).
+        style: ``"loudness"`` or ``"motion"`` (module docstring). Clips of one style get ids of their own
+            (``train_000_00000``, ``train_motion_000_00000``), so both can share a folder.
 
     Raises:
-        ValueError: ``num_clips < 1``, or the split has no faces.
+        ValueError: ``num_clips < 1``, an unknown style, or the split has no faces.
     """
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     pool = sentences(split)
     photos = _photos(faces, faces_dir, split)
     _write_pool(out_dir, photos)
     done = {r.id: r for r in read_index(out_dir)}
     records = []
     for k in tqdm(range(num_clips), desc=f"synth {split}", unit="clip", disable=not progress_bar):
-        clip_id = f"{split}_{seed:03d}_{k:05d}"
+        clip_id = f"{split}_{seed:03d}_{k:05d}" if style == "loudness" else f"{split}_motion_{seed:03d}_{k:05d}"
         if clip_id in done:
             records.append(done[clip_id])
             continue
@@ -246,10 +333,16 @@ def make_dataset(
         speed, pitch = int(rng.integers(130, 200)), int(rng.integers(30, 70))
         face = photos[int(rng.integers(len(photos)))]
         aug = _findable_augment(face.image, rng) if augment else FaceAugment()
-        speech = speak(text, voice=voice, speed_wpm=speed, pitch=pitch, sample_rate=SAMPLE_RATE)
-        source = {"voice": voice, "speed_wpm": speed, "pitch": pitch, "face": face.name, "augment": asdict(aug)}
-        record = make_clip(out_dir, clip_id, aug.apply(face.image), speech, text=text, split=split, source=source,
-                           identity=face.identity)
+        if style == "motion":
+            record = make_motion_clip(out_dir, clip_id, aug.apply(face.image), text, rng, voice=voice,
+                                      speed_wpm=speed, pitch=pitch, head_amount=float(rng.uniform(*HEAD_AMOUNT)),
+                                      split=split, source={"face": face.name, "augment": asdict(aug)},
+                                      identity=face.identity)
+        else:
+            speech = speak(text, voice=voice, speed_wpm=speed, pitch=pitch, sample_rate=SAMPLE_RATE)
+            source = {"voice": voice, "speed_wpm": speed, "pitch": pitch, "face": face.name, "augment": asdict(aug)}
+            record = make_clip(out_dir, clip_id, aug.apply(face.image), speech, text=text, split=split,
+                               source=source, identity=face.identity)
         records.append(record)
         append_index(out_dir, record)
     return records

@@ -1,0 +1,68 @@
+"""Synthetic clips in the "motion" style: the face does what its Motion truth says, measured back from the video."""
+
+import numpy as np
+import pytest
+import skimage.data
+
+from avdiff.cli import main
+from avdiff.data.format import read_index
+from avdiff.data.synthetic import make_dataset, make_motion_clip
+from avdiff.video import read_video
+from avdiff.video.face import detect_face, track_landmarks
+from avdiff.video.motion import Motion, motion_from_landmarks
+
+pytestmark = pytest.mark.requires_espeak
+
+SENTENCE = "Peter Piper picked a peck of pickled peppers, and Bob bought a blue boat."
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    out = tmp_path_factory.mktemp("motion_clip")
+    record = make_motion_clip(out, "peter", skimage.data.astronaut(), SENTENCE, np.random.default_rng(3),
+                              blink_rate_per_min=20.0)
+    return out, record
+
+
+@pytest.mark.slow
+def test_the_video_shows_its_motion_truth(clip):
+    out, record = clip
+    truth = Motion.load(out / record.motion)
+    video = read_video(out / record.video)
+    assert len(truth) == video.num_frames == record.num_frames and video.frames.shape[1:3] == (512, 512)
+    assert abs(video.audio.duration_s - video.duration_s) <= 1 / 25
+    np.testing.assert_array_equal(np.load(out / record.aperture), truth.mouth_open)
+    photo = detect_face(skimage.data.astronaut()).points3d
+    measured = motion_from_landmarks(track_landmarks(video.frames.numpy(), depth=True), photo)
+    assert not measured.missing().any()
+    assert np.corrcoef(measured.mouth_open, truth.mouth_open)[0, 1] >= 0.9
+    blink = (truth.eye_left > 0.8) & (truth.eye_right > 0.8)
+    assert blink.any() and measured.eye_left[blink].mean() > measured.eye_left[truth.eye_left < 0.05].mean() + 0.3
+    assert np.corrcoef(measured.pitch, truth.pitch)[0, 1] >= 0.5
+    assert np.corrcoef(measured.yaw, truth.yaw)[0, 1] >= 0.5
+    assert record.source["style"] == "motion" and record.source["blink_rate_per_min"] == 20.0
+
+
+@pytest.mark.slow
+def test_a_motion_dataset_is_seeded_and_shares_a_folder_with_loudness_clips(tmp_path):
+    first = make_dataset(tmp_path / "a", 2, split="test", seed=1, style="motion", progress_bar=False)
+    again = make_dataset(tmp_path / "b", 1, split="test", seed=1, style="motion", progress_bar=False)
+    assert [r.id for r in first] == ["test_motion_001_00000", "test_motion_001_00001"]
+    np.testing.assert_array_equal(Motion.load(tmp_path / "a" / first[0].motion).as_array(),
+                                  Motion.load(tmp_path / "b" / again[0].motion).as_array())
+    assert (tmp_path / "a" / first[0].video).read_bytes() == (tmp_path / "b" / again[0].video).read_bytes()
+    assert first[0].source["head_amount"] != first[1].source["head_amount"]
+    loud = make_dataset(tmp_path / "a", 1, split="test", seed=1, progress_bar=False)
+    assert loud[0].motion is None and len(read_index(tmp_path / "a")) == 3
+
+
+def test_bad_requests_fail_before_any_work(tmp_path, capsys):
+    with pytest.raises(ValueError, match="not a safe file name"):
+        make_motion_clip(tmp_path, "../x", skimage.data.astronaut(), "Hello.", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="style must be one of"):
+        make_dataset(tmp_path, 1, style="phonemes")
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"")
+    assert main(["synth", "--audio", str(audio), "--style", "motion", "--out", str(tmp_path)]) == 2
+    assert "--style motion needs --text" in capsys.readouterr().err
+    assert not (tmp_path / "clips").exists()
