@@ -121,8 +121,10 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("--id names a single clip; --dataset names its clips itself")
         check_name(args.id, "--id")  # before any work: it becomes OUT/clips/ID.mp4
     if args.style == "motion" and args.audio is not None:
-        raise CommandError("--style motion needs --text or --dataset: its mouth follows espeak-ng's phoneme events, "
-                           "which a recording does not have")
+        raise CommandError(
+            "--style motion needs --text or --dataset: its mouth follows espeak-ng's phoneme events, "
+            "which a recording does not have"
+        )
     faces = args.face or None
     if args.dataset is not None:
         records = make_dataset(
@@ -141,11 +143,20 @@ def run(args: argparse.Namespace) -> int:
     if args.style == "motion":
         import numpy as np
 
-        record = make_motion_clip(args.out, args.id or _slug(args.text), face, args.text,
-                                  np.random.default_rng(args.seed), voice=args.voice, speed_wpm=args.speed)
+        record = make_motion_clip(
+            args.out,
+            args.id or _slug(args.text),
+            face,
+            args.text,
+            np.random.default_rng(args.seed),
+            voice=args.voice,
+            speed_wpm=args.speed,
+        )
         append_index(args.out, record)
-        print(f"wrote {Path(args.out) / record.video} ({record.num_frames} frames, {record.duration_s:.2f} s) "
-              f"and its motion truth {Path(args.out) / record.motion}")
+        print(
+            f"wrote {Path(args.out) / record.video} ({record.num_frames} frames, {record.duration_s:.2f} s) "
+            f"and its motion truth {Path(args.out) / record.motion}"
+        )
         return 0
     if args.text is not None:
         speech = speak(args.text, voice=args.voice, speed_wpm=args.speed)

@@ -69,8 +69,13 @@ class PoolFace:
 
     def describe(self) -> dict:
         """JSON-ready, without the pixels."""
-        return {"name": self.name, "source": self.source, "identity": self.identity, "split": self.split,
-                "size": list(self.image.shape[:2])}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "identity": self.identity,
+            "split": self.split,
+            "size": list(self.image.shape[:2]),
+        }
 
 
 def lfw_photo(face: np.ndarray, side: int = LFW_SIDE, pad: int = LFW_PAD) -> np.ndarray:
@@ -138,8 +143,9 @@ def group_identities(descriptors: np.ndarray, distance: float = GROUP_DISTANCE) 
     return labels
 
 
-def split_identities(identities: list[str], test_fraction: float = TEST_FRACTION,
-                     keep_in_train: tuple[str, ...] = ()) -> dict[str, str]:
+def split_identities(
+    identities: list[str], test_fraction: float = TEST_FRACTION, keep_in_train: tuple[str, ...] = ()
+) -> dict[str, str]:
     """``{identity: "train" | "test"}``: a fixed permutation (seeded by :data:`SPLIT_SEED`) of the sorted identities
     puts ``round(test_fraction * n)`` of them (at least one when there are two or more) in ``test``."""
     names = sorted(set(identities) - set(keep_in_train))
@@ -149,10 +155,14 @@ def split_identities(identities: list[str], test_fraction: float = TEST_FRACTION
     return {name: ("test" if name in test else "train") for name in set(identities)}
 
 
-def face_pool(faces_dir: str | os.PathLike | None = None, *, lfw: bool = True, astronaut: bool = True) -> list[PoolFace]:
+def face_pool(
+    faces_dir: str | os.PathLike | None = None, *, lfw: bool = True, astronaut: bool = True
+) -> list[PoolFace]:
     """The pool (module docstring): every face with its identity and split. Computing the identities runs dlib
     on every photo (about 20 s for the built-in 101); the built-in part is cached per process."""
-    pool = [face for face in _builtin_pool() if (lfw or face.name == ASTRONAUT) and (astronaut or face.name != ASTRONAUT)]
+    pool = [
+        face for face in _builtin_pool() if (lfw or face.name == ASTRONAUT) and (astronaut or face.name != ASTRONAUT)
+    ]
     pool = [PoolFace(f.image, f.name, f.source) for f in pool]  # fresh copies: identities are set below
     if faces_dir is not None:
         pool += _detectable(user_faces(faces_dir))
@@ -167,13 +177,19 @@ def face_pool(faces_dir: str | os.PathLike | None = None, *, lfw: bool = True, a
         identity = "id_" + min(m.name for m in members)  # named after its first member: stable
         for m in members:
             m.identity = identity
-    splits = split_identities([f.identity for f in pool], keep_in_train=tuple(
-        f.identity for f in pool if f.name == ASTRONAUT))
+    splits = split_identities(
+        [f.identity for f in pool], keep_in_train=tuple(f.identity for f in pool if f.name == ASTRONAUT)
+    )
     for face in pool:
         face.split = splits[face.identity]
     counts = {s: len({f.identity for f in pool if f.split == s}) for s in ("train", "test")}
-    logger.info("face pool: %d photos, %d identities (%d train, %d test)", len(pool), len({f.identity for f in pool}),
-                counts["train"], counts["test"])
+    logger.info(
+        "face pool: %d photos, %d identities (%d train, %d test)",
+        len(pool),
+        len({f.identity for f in pool}),
+        counts["train"],
+        counts["test"],
+    )
     return pool
 
 
@@ -181,8 +197,10 @@ def face_pool(faces_dir: str | os.PathLike | None = None, *, lfw: bool = True, a
 def _builtin_pool() -> tuple[PoolFace, ...]:
     import skimage.data
 
-    faces = [PoolFace(lfw_photo(img), f"lfw_{i:03d}", f"skimage.data.lfw_subset()[{i}]")
-             for i, img in enumerate(skimage.data.lfw_subset()[:LFW_FACES])]
+    faces = [
+        PoolFace(lfw_photo(img), f"lfw_{i:03d}", f"skimage.data.lfw_subset()[{i}]")
+        for i, img in enumerate(skimage.data.lfw_subset()[:LFW_FACES])
+    ]
     faces.append(PoolFace(skimage.data.astronaut(), ASTRONAUT, "skimage.data.astronaut()"))
     return tuple(_detectable(faces))
 

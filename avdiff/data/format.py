@@ -43,8 +43,10 @@ def check_name(name: object, what: str) -> str:
     path separators, no ``..``, no absolute paths, no hidden files and nothing a shell reads as an option: a name
     from a user or an index can be joined to an output folder without writing outside it."""
     if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
-        raise ValueError(f"{what} {name!r} is not a safe file name: use 1 to 128 letters, digits, '_', '.' or '-', "
-                         "not starting with '.' or '-' (no path separators)")
+        raise ValueError(
+            f"{what} {name!r} is not a safe file name: use 1 to 128 letters, digits, '_', '.' or '-', "
+            "not starting with '.' or '-' (no path separators)"
+        )
     return name
 
 
@@ -84,7 +86,6 @@ class ClipRecord:
             value = getattr(self, name)
             if value is not None:
                 check_relative_path(value, f"clip {self.id!r}: {name}")
-
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

@@ -41,8 +41,9 @@ logger = logging.getLogger(__name__)
 CACHE_VERSION = 1
 
 
-def select_scene_records(data_dir: str | os.PathLike, split: str | None = None,
-                         limit: int | None = None) -> list[SceneRecord]:
+def select_scene_records(
+    data_dir: str | os.PathLike, split: str | None = None, limit: int | None = None
+) -> list[SceneRecord]:
     """The records of a SCENES DATA folder (:func:`avdiff.data.scenes.read_scene_index`), optionally of one ``split``
     and at most ``limit`` of them, in index order.
 
@@ -51,8 +52,9 @@ def select_scene_records(data_dir: str | os.PathLike, split: str | None = None,
         ValueError: a line of the index is not a scene record (named with its line number).
     """
     if not (Path(data_dir) / "index.jsonl").is_file():
-        raise FileNotFoundError(f"{str(data_dir)!r} is not a SCENES DATA folder (no index.jsonl); make one with "
-                                "`avdiff synth scenes`")
+        raise FileNotFoundError(
+            f"{str(data_dir)!r} is not a SCENES DATA folder (no index.jsonl); make one with `avdiff synth scenes`"
+        )
     records = [r for r in read_scene_index(data_dir) if split is None or r.split == split]
     records = records[:limit] if limit is not None else records
     if not records:
@@ -102,12 +104,15 @@ def render_clip_frames(data_dir: str | os.PathLike, record: SceneRecord, size: i
     if record.sounds:
         path = Path(data_dir) / record.sounds
         if not path.is_file():
-            raise FileNotFoundError(f"{str(path)!r}: the sounds (loudness envelopes) of clip {record.id!r} are missing")
+            raise FileNotFoundError(
+                f"{str(path)!r}: the sounds (loudness envelopes) of clip {record.id!r} are missing"
+            )
         with np.load(path) as npz:
-            envelopes = {k[len("envelope_"):]: npz[k] for k in npz.files if k.startswith("envelope_")}
+            envelopes = {k[len("envelope_") :]: npz[k] for k in npz.files if k.startswith("envelope_")}
     try:
-        frames = render_scene(record_spec(record), envelopes=envelopes, num_frames=record.num_frames,
-                              size=record.size).frames
+        frames = render_scene(
+            record_spec(record), envelopes=envelopes, num_frames=record.num_frames, size=record.size
+        ).frames
     except (KeyError, ValueError) as e:
         raise ValueError(f"clip {record.id!r} cannot be re-rendered ({e}); use frames_from='video'") from e
     if len(frames) < num_frames:
@@ -142,8 +147,14 @@ CLIP_ARRAYS = {  # kind -> (loader, channels after [F, S, S])
 }
 
 
-def cached_clip_arrays(data_dir: str | os.PathLike, records: list[SceneRecord], kind: str, size: int, num_frames: int,
-                       progress_bar: bool = False) -> np.ndarray:
+def cached_clip_arrays(
+    data_dir: str | os.PathLike,
+    records: list[SceneRecord],
+    kind: str,
+    size: int,
+    num_frames: int,
+    progress_bar: bool = False,
+) -> np.ndarray:
     """Every clip's ``kind`` (``"frames"`` decoded or ``"rendered"``: uint8 [N, F, S, S, 3]; ``"masks"``: uint8
     [N, F, S, S]), memory-mapped from the cache ``DATA/cache/scene_<kind>_<S>_<F>.npy`` (made when missing or
     stale)."""
@@ -177,9 +188,14 @@ def cached_clip_arrays(data_dir: str | os.PathLike, records: list[SceneRecord], 
     return np.load(path, mmap_mode="r")
 
 
-def cached_text_states(data_dir: str | os.PathLike, captions: list[str], key: str,
-                       encode: Callable[[list[str]], torch.Tensor], batch_size: int = 64,
-                       progress_bar: bool = False) -> tuple[torch.Tensor, dict[str, int]]:
+def cached_text_states(
+    data_dir: str | os.PathLike,
+    captions: list[str],
+    key: str,
+    encode: Callable[[list[str]], torch.Tensor],
+    batch_size: int = 64,
+    progress_bar: bool = False,
+) -> tuple[torch.Tensor, dict[str, int]]:
     """The token states of the distinct ``captions`` (float32 [K, T, D]) and each caption's row, from the cache
     ``DATA/cache/scene_text_<key>.pt`` (made with ``encode`` when missing or when it lacks a caption)."""
     distinct = sorted(set(captions))
@@ -193,8 +209,10 @@ def cached_text_states(data_dir: str | os.PathLike, captions: list[str], key: st
         except Exception as e:  # a damaged cache is remade
             logger.warning("text cache %s is unreadable (%s); remaking it", path, e)
     logger.info("encoding %d distinct captions into %s", len(distinct), path)
-    chunks = [encode(distinct[i : i + batch_size]).float().cpu()
-              for i in tqdm(range(0, len(distinct), batch_size), desc="encoding captions", disable=not progress_bar)]
+    chunks = [
+        encode(distinct[i : i + batch_size]).float().cpu()
+        for i in tqdm(range(0, len(distinct), batch_size), desc="encoding captions", disable=not progress_bar)
+    ]
     states = torch.cat(chunks)  # (K, T, D)
     _atomic_save(path, lambda tmp: torch.save({"version": CACHE_VERSION, "captions": distinct, "states": states}, tmp))
     return states, {c: i for i, c in enumerate(distinct)}
@@ -238,10 +256,14 @@ class SceneClipDataset(Dataset):
         self.captions = [r.caption for r in self.records]
         kind = "frames" if frames_from == "video" else "rendered"
         self.frames = cached_clip_arrays(data_dir, self.records, kind, self.size, self.num_frames, progress_bar)
-        self.masks = (cached_clip_arrays(data_dir, self.records, "masks", self.size, self.num_frames, progress_bar)
-                      if with_masks else None)
-        self.text_states, rows = cached_text_states(data_dir, self.captions, text_key, encode_text,
-                                                    progress_bar=progress_bar)
+        self.masks = (
+            cached_clip_arrays(data_dir, self.records, "masks", self.size, self.num_frames, progress_bar)
+            if with_masks
+            else None
+        )
+        self.text_states, rows = cached_text_states(
+            data_dir, self.captions, text_key, encode_text, progress_bar=progress_bar
+        )
         self.text_rows = torch.tensor([rows[c] for c in self.captions])
         fps = {float(r.fps) for r in self.records}
         if len(fps) > 1:

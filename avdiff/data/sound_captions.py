@@ -39,7 +39,11 @@ RHYTHMS = {"slow": (1.2, 2.2), "fast": (5.0, 7.0)}  # notes per second
 ENVELOPES = {"rising": "getting louder", "falling": "fading away", "steady": "at a steady volume"}
 WORDS = ["hello", "yes", "no", "stop", "go", "left", "right", "seven"]
 SPEAKERS = ["en-us", "en-gb+f3", "en-us+m3", "en-gb+m5"]
-TEMPLATES = ["a {rhythm} {pitch} {timbre} {envelope}", "{rhythm} {pitch} {timbre} sounds {envelope}", "the sound of a {rhythm} {pitch} {timbre}, {envelope}"]
+TEMPLATES = [
+    "a {rhythm} {pitch} {timbre} {envelope}",
+    "{rhythm} {pitch} {timbre} sounds {envelope}",
+    "the sound of a {rhythm} {pitch} {timbre}, {envelope}",
+]
 
 # Scene sounds: object word -> captions (its sound is SOUND_OF[word] in the scene vocabulary). The first caption is
 # the one a held-out clip is retrieved by; training draws any of them, the bare word included.
@@ -48,7 +52,12 @@ SCENE_CAPTIONS = {
     "lake": ["waves lapping on a lake", "the waves of a lake", "lake", "water splashing on a lake"],
     "rain": ["rain falling", "the sound of rain", "rain", "heavy rain pouring down"],
     "birds": ["birds singing in a tree", "birdsong", "birds", "birds chirping"],
-    "thunderstorm": ["the rumble of thunder in a thunderstorm", "a thunderstorm", "thunderstorm", "thunder rolling in a storm"],
+    "thunderstorm": [
+        "the rumble of thunder in a thunderstorm",
+        "a thunderstorm",
+        "thunderstorm",
+        "thunder rolling in a storm",
+    ],
     "car": ["a car engine running", "the engine of a car", "car", "a car idling"],
     "bell": ["a bell ringing", "the chime of a bell", "bell", "a ringing bell"],
     "grass": ["wind blowing through grass", "the wind in the grass", "grass", "wind rustling the grass"],
@@ -171,7 +180,13 @@ def synthesize_scene(combo: SoundCombo, rng: np.random.Generator) -> np.ndarray:
 def speak_word(combo: SoundCombo, rng: np.random.Generator) -> np.ndarray:
     """A 2 s float32 clip of ``combo.word`` spoken by ``combo.speaker`` at a random speed and pitch and offset."""
 
-    wav = speak(combo.word, voice=combo.speaker, speed_wpm=int(rng.integers(120, 220)), pitch=int(rng.integers(25, 75)), sample_rate=SAMPLE_RATE)
+    wav = speak(
+        combo.word,
+        voice=combo.speaker,
+        speed_wpm=int(rng.integers(120, 220)),
+        pitch=int(rng.integers(25, 75)),
+        sample_rate=SAMPLE_RATE,
+    )
     x = wav.samples[0].numpy()
     n = int(DURATION_S * SAMPLE_RATE)
     x = x[:n]
@@ -206,8 +221,9 @@ class SoundCaptionSet:
         return [c.key for c in self.combos]
 
 
-def build_sound_captions(split: str, per_sound_combo: int, per_speech_combo: int, seed: int = 0,
-                         per_scene_sound: int = 0) -> SoundCaptionSet:
+def build_sound_captions(
+    split: str, per_sound_combo: int, per_speech_combo: int, seed: int = 0, per_scene_sound: int = 0
+) -> SoundCaptionSet:
     """Generate a split: ``per_sound_combo`` clips of each sound combination, ``per_speech_combo`` of each
     word-and-speaker combination and ``per_scene_sound`` of each scene word and loudness family. Deterministic under
     ``seed`` (clip ``k`` of a combination uses its own RNG; scene clips have their own RNG streams, so adding them

@@ -256,15 +256,24 @@ def make_motion_clip(
     speech, events = speak_with_phonemes(text, voice=voice, speed_wpm=speed_wpm, pitch=pitch, sample_rate=SAMPLE_RATE)
     rate = float(rng.uniform(*BLINKS_PER_MIN)) if blink_rate_per_min is None else float(blink_rate_per_min)
     motion = motion_truth(events, speech, FPS, rng, head_amount=head_amount, blink_rate_per_min=rate)
-    frames = [renderer.render(motion, i) for i in tqdm(range(len(motion)), desc=clip_id, unit="frame",
-                                                         disable=not progress_bar, leave=False)]
+    frames = [
+        renderer.render(motion, i)
+        for i in tqdm(range(len(motion)), desc=clip_id, unit="frame", disable=not progress_bar, leave=False)
+    ]
     names = {k: Path("clips") / f"{clip_id}.{k}" for k in ("mp4", "motion.npz", "aperture.npy")}
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     save_motion(out_dir / names["motion.npz"], motion)
     save_npy(out_dir / names["aperture.npy"], motion.mouth_open)
     write_video(out_dir / names["mp4"], np.stack(frames), FPS, speech)
-    source = {"style": "motion", "voice": voice, "speed_wpm": speed_wpm, "pitch": pitch, "head_amount": head_amount,
-              "blink_rate_per_min": round(rate, 3), **(source or {})}
+    source = {
+        "style": "motion",
+        "voice": voice,
+        "speed_wpm": speed_wpm,
+        "pitch": pitch,
+        "head_amount": head_amount,
+        "blink_rate_per_min": round(rate, 3),
+        **(source or {}),
+    }
     return ClipRecord(
         id=clip_id,
         video=str(names["mp4"]),
@@ -334,15 +343,33 @@ def make_dataset(
         face = photos[int(rng.integers(len(photos)))]
         aug = _findable_augment(face.image, rng) if augment else FaceAugment()
         if style == "motion":
-            record = make_motion_clip(out_dir, clip_id, aug.apply(face.image), text, rng, voice=voice,
-                                      speed_wpm=speed, pitch=pitch, head_amount=float(rng.uniform(*HEAD_AMOUNT)),
-                                      split=split, source={"face": face.name, "augment": asdict(aug)},
-                                      identity=face.identity)
+            record = make_motion_clip(
+                out_dir,
+                clip_id,
+                aug.apply(face.image),
+                text,
+                rng,
+                voice=voice,
+                speed_wpm=speed,
+                pitch=pitch,
+                head_amount=float(rng.uniform(*HEAD_AMOUNT)),
+                split=split,
+                source={"face": face.name, "augment": asdict(aug)},
+                identity=face.identity,
+            )
         else:
             speech = speak(text, voice=voice, speed_wpm=speed, pitch=pitch, sample_rate=SAMPLE_RATE)
             source = {"voice": voice, "speed_wpm": speed, "pitch": pitch, "face": face.name, "augment": asdict(aug)}
-            record = make_clip(out_dir, clip_id, aug.apply(face.image), speech, text=text, split=split,
-                               source=source, identity=face.identity)
+            record = make_clip(
+                out_dir,
+                clip_id,
+                aug.apply(face.image),
+                speech,
+                text=text,
+                split=split,
+                source=source,
+                identity=face.identity,
+            )
         records.append(record)
         append_index(out_dir, record)
     return records
@@ -363,8 +390,16 @@ def _findable_augment(image: np.ndarray, rng: np.random.Generator, tries: int = 
 def _photos(faces: list[ImageLike] | None, faces_dir: str | os.PathLike | None, split: str) -> list[PoolFace]:
     """The photos a dataset draws from: the given ones, or the pool's faces of ``split`` (all for ``"all"``)."""
     if faces:
-        return [PoolFace(load_image(f), f"face_{i}", f if isinstance(f, (str, os.PathLike)) else f"<image {i}>",
-                         identity=f"face_{i}", split=split) for i, f in enumerate(faces)]
+        return [
+            PoolFace(
+                load_image(f),
+                f"face_{i}",
+                f if isinstance(f, (str, os.PathLike)) else f"<image {i}>",
+                identity=f"face_{i}",
+                split=split,
+            )
+            for i, f in enumerate(faces)
+        ]
     photos = [f for f in face_pool(faces_dir) if split == "all" or f.split == split]
     if not photos:
         raise ValueError(f"the face pool has no identity in split {split!r}")

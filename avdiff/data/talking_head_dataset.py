@@ -72,15 +72,19 @@ def _mouth_masks(landmarks: np.ndarray, size: int, framing: str = "face") -> np.
     return out
 
 
-def prepare_clip(data_dir: str | os.PathLike, record: ClipRecord, size: int, smooth_sigma: float = 1.5,
-                 framing: str = "face") -> dict:
+def prepare_clip(
+    data_dir: str | os.PathLike, record: ClipRecord, size: int, smooth_sigma: float = 1.5, framing: str = "face"
+) -> dict:
     """Decode, align and mask one clip: ``{"crops", "mouth", "audio", "fps", ...}`` (see the module docstring)."""
 
     clip = load_clip(data_dir, record)
     if record.aligned:  # prepared face crops: cut the framing out of them
         matrix = reframe_matrix(size, "face", framing, source_size=clip.frames.shape[1])
-        crops = (resize_crops(clip.frames, size) if framing == "face"
-                 else np.stack([warp_to_crop(f, matrix, size) for f in clip.frames]))
+        crops = (
+            resize_crops(clip.frames, size)
+            if framing == "face"
+            else np.stack([warp_to_crop(f, matrix, size) for f in clip.frames])
+        )
         if clip.landmarks is not None:
             mouth = _mouth_masks(transform_points(clip.landmarks, matrix), size, framing)
         else:
@@ -106,8 +110,9 @@ def prepare_clip(data_dir: str | os.PathLike, record: ClipRecord, size: int, smo
     }
 
 
-def load_or_prepare_clip(data_dir: str | os.PathLike, record: ClipRecord, size: int, smooth_sigma: float = 1.5,
-                         framing: str = "face") -> dict:
+def load_or_prepare_clip(
+    data_dir: str | os.PathLike, record: ClipRecord, size: int, smooth_sigma: float = 1.5, framing: str = "face"
+) -> dict:
     """The cached preparation of a clip, made (and written atomically) when missing or stale."""
     path = cache_path(data_dir, record, size, framing)
     if path.is_file():
@@ -158,8 +163,10 @@ class TalkingHeadDataset(Dataset):
         framing: str = "face",
     ):
         if window_frames < 1 or motion_frames < 0 or audio_context_frames < 0 or reference_gap < 0:
-            raise ValueError(f"need window_frames >= 1 and motion_frames, audio_context_frames, reference_gap >= 0; "
-                             f"got {window_frames}, {motion_frames}, {audio_context_frames}, {reference_gap}")
+            raise ValueError(
+                f"need window_frames >= 1 and motion_frames, audio_context_frames, reference_gap >= 0; "
+                f"got {window_frames}, {motion_frames}, {audio_context_frames}, {reference_gap}"
+            )
         if items_per_clip < 1:
             raise ValueError(f"items_per_clip must be >= 1, got {items_per_clip}")
         self.data_dir, self.size = Path(data_dir), int(size)
@@ -171,8 +178,12 @@ class TalkingHeadDataset(Dataset):
         for record in tqdm(records, desc="preparing clips", unit="clip", disable=not progress_bar):
             clip = load_or_prepare_clip(data_dir, record, self.size, framing=framing)
             if len(clip["crops"]) < self.window_frames:
-                logger.warning("clip %s has %d frames, fewer than a window of %d; skipped", record.id,
-                               len(clip["crops"]), self.window_frames)
+                logger.warning(
+                    "clip %s has %d frames, fewer than a window of %d; skipped",
+                    record.id,
+                    len(clip["crops"]),
+                    self.window_frames,
+                )
                 continue
             self.clips.append(clip)
         if not self.clips:

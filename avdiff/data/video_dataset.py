@@ -47,7 +47,9 @@ class ClipData:
         return int(len(self.frames))
 
 
-def select_records(data_dir: str | os.PathLike, split: str | None = None, limit: int | None = None) -> list[ClipRecord]:
+def select_records(
+    data_dir: str | os.PathLike, split: str | None = None, limit: int | None = None
+) -> list[ClipRecord]:
     """The index records of a DATA folder, optionally of one ``split`` and at most ``limit`` of them, in index order.
 
     Raises:
@@ -55,8 +57,10 @@ def select_records(data_dir: str | os.PathLike, split: str | None = None, limit:
     """
     data_dir = Path(data_dir)
     if not (data_dir / "index.jsonl").is_file():
-        raise FileNotFoundError(f"{str(data_dir)!r} is not a DATA folder (no index.jsonl); make one with "
-                                "`avdiff prepare` or `avdiff synth`")
+        raise FileNotFoundError(
+            f"{str(data_dir)!r} is not a DATA folder (no index.jsonl); make one with "
+            "`avdiff prepare` or `avdiff synth`"
+        )
     records = [r for r in read_index(data_dir) if split is None or r.split == split]
     if limit is not None:
         records = records[:limit]

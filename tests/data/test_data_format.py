@@ -25,8 +25,12 @@ def test_unsafe_names_are_refused_with_the_argument_named(name):
 def test_an_index_whose_ids_or_paths_leave_the_folder_is_refused(tmp_path):
     good = dict(id="a", video="clips/a.mp4", fps=25.0, sample_rate=16000, num_frames=5, duration_s=0.2)
     assert ClipRecord(**good).id == "a"
-    for bad, match in [({"id": "../../evil"}, "clip id"), ({"video": "/etc/passwd"}, "video"),
-                       ({"video": "clips/../../x.mp4"}, "video"), ({"landmarks": "..\\x.npy"}, "landmarks")]:
+    for bad, match in [
+        ({"id": "../../evil"}, "clip id"),
+        ({"video": "/etc/passwd"}, "video"),
+        ({"video": "clips/../../x.mp4"}, "video"),
+        ({"landmarks": "..\\x.npy"}, "landmarks"),
+    ]:
         with pytest.raises(ValueError, match=match):
             ClipRecord(**{**good, **bad})
         (tmp_path / "index.jsonl").write_text(json.dumps(good) + "\n" + json.dumps({**good, **bad}) + "\n")

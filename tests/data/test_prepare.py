@@ -59,8 +59,9 @@ def write_other_rate(path: Path, frames: np.ndarray, speech: Waveform, delay_s: 
         out.mux(v.encode(None))
         chunk = a.codec_context.frame_size or 1024
         for start in range(0, audio.shape[1], chunk):
-            block = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, start : start + chunk]), format="fltp",
-                                               layout="stereo")
+            block = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(audio[:, start : start + chunk]), format="fltp", layout="stereo"
+            )
             block.sample_rate, block.pts, block.time_base = 44100, start + offset, Fraction(1, 44100)
             out.mux(a.encode(block))
         out.mux(a.encode(None))
@@ -91,7 +92,9 @@ def folder(tmp_path_factory):
     hiss = np.random.default_rng(0).normal(0, 1e-4, (1, 2 * 16000)).astype(np.float32)
     write_video(videos / "silent.mp4", frames[:50], 25, Waveform(hiss, 16000))
     damaged = bytearray(data)  # intact container, random bytes over the middle of the media data
-    damaged[2000 : len(data) // 2] = np.random.default_rng(1).integers(0, 256, len(data) // 2 - 2000, np.uint8).tobytes()
+    damaged[2000 : len(data) // 2] = (
+        np.random.default_rng(1).integers(0, 256, len(data) // 2 - 2000, np.uint8).tobytes()
+    )
     (videos / "damaged.mp4").write_bytes(bytes(damaged))
     save_audio(root / "voice.m4a", short)
     shutil.copy(root / "voice.m4a", videos / "voice_only.mp4")  # an audio file named like a video
@@ -136,14 +139,30 @@ def test_prepare_keeps_the_good_clips_and_names_every_dropped_file(folder, prepa
     assert code == 0
     report = report_of(out)
     files = report["by_file"]
-    assert set(files) == {"speaker a/train_000_00000.mp4", "speaker a/train_000_00001.mp4", "other_rate.mkv",
-                          "corrupt.mp4", "damaged.mp4", "voice_only.mp4", "blip.mp4", "noaudio.mp4", "noface.mp4",
-                          "twofaces.mp4", "silent.mp4"}
+    assert set(files) == {
+        "speaker a/train_000_00000.mp4",
+        "speaker a/train_000_00001.mp4",
+        "other_rate.mkv",
+        "corrupt.mp4",
+        "damaged.mp4",
+        "voice_only.mp4",
+        "blip.mp4",
+        "noaudio.mp4",
+        "noface.mp4",
+        "twofaces.mp4",
+        "silent.mp4",
+    }
     assert report["ignored"] == ["notes.txt"]
-    expected = {"corrupt.mp4": ("error", "unreadable"), "damaged.mp4": ("error", "unreadable"),
-                "voice_only.mp4": ("error", "no_video"), "blip.mp4": ("dropped", "too_short"),
-                "noaudio.mp4": ("dropped", "no_audio"), "noface.mp4": ("dropped", "no_face"),
-                "twofaces.mp4": ("dropped", "multiple_faces"), "silent.mp4": ("dropped", "silence")}
+    expected = {
+        "corrupt.mp4": ("error", "unreadable"),
+        "damaged.mp4": ("error", "unreadable"),
+        "voice_only.mp4": ("error", "no_video"),
+        "blip.mp4": ("dropped", "too_short"),
+        "noaudio.mp4": ("dropped", "no_audio"),
+        "noface.mp4": ("dropped", "no_face"),
+        "twofaces.mp4": ("dropped", "multiple_faces"),
+        "silent.mp4": ("dropped", "silence"),
+    }
     for name, (status, reason) in expected.items():
         assert (files[name]["status"], files[name]["reason"]) == (status, reason), files[name]
         assert files[name]["detail"]
@@ -152,8 +171,13 @@ def test_prepare_keeps_the_good_clips_and_names_every_dropped_file(folder, prepa
     for name in ("speaker a/train_000_00000.mp4", "speaker a/train_000_00001.mp4", "other_rate.mkv"):
         assert files[name]["status"] == "kept"
     assert report["totals"]["kept_files"] == 3 and report["totals"]["error_files"] == 3
-    assert report["totals"]["dropped_reasons"] == {"no_audio": 1, "no_face": 1, "multiple_faces": 1, "silence": 1,
-                                                   "too_short": 1}
+    assert report["totals"]["dropped_reasons"] == {
+        "no_audio": 1,
+        "no_face": 1,
+        "multiple_faces": 1,
+        "silence": 1,
+        "too_short": 1,
+    }
     assert files["blip.mp4"]["detail"] == "no decodable frames with audio"
     assert (out / "prepare_report.txt").read_text() in stdout
 
@@ -216,7 +240,9 @@ def test_other_rates_are_resampled_and_a_late_audio_stream_is_placed_on_the_vide
     out = prepared[0]
     entry = report_of(out)["by_file"]["other_rate.mkv"]
     assert entry["source_fps"] == 30 and entry["source_sample_rate"] == 44100
-    clips = sorted((r for r in read_index(out) if r.source["file"] == "other_rate.mkv"), key=lambda r: r.source["segment"])
+    clips = sorted(
+        (r for r in read_index(out) if r.source["file"] == "other_rate.mkv"), key=lambda r: r.source["segment"]
+    )
     assert sum(r.num_frames for r in clips) == pytest.approx(records[2].num_frames, abs=1)
     audio = load_audio(out / clips[0].video, sample_rate=16000)
     db = 10 * np.log10(frame_power(audio, 25) + 1e-12)
@@ -232,8 +258,9 @@ def test_a_second_run_skips_the_finished_files(folder, prepared, tmp_path):
     shutil.copytree(first, out)
     index_before = (out / "index.jsonl").read_text()
     stamps = {p: p.stat().st_mtime_ns for p in (out / "clips").iterdir()}
-    report = prepare_videos(videos, out, PrepareConfig(size=128, segment_s=2, min_segment_s=1), workers=2,
-                            progress_bar=False)
+    report = prepare_videos(
+        videos, out, PrepareConfig(size=128, segment_s=2, min_segment_s=1), workers=2, progress_bar=False
+    )
     assert report.totals()["skipped_files"] == 11 and all(f.skipped for f in report.files)
     assert report.totals()["kept_files"] == 3 and report.totals()["error_files"] == 3
     assert (out / "index.jsonl").read_text() == index_before
@@ -271,15 +298,21 @@ def test_a_changed_file_is_redone_and_force_redoes_everything(folder, tmp_path):
     marker.write_text("{not json")  # a damaged marker is not trusted: the file is redone
     assert not prepare_videos(videos, out, config, workers=1, progress_bar=False).files[0].skipped
     # other settings are other outputs: the file is redone
-    assert not prepare_videos(videos, out, PrepareConfig(size=64, segment_s=1.0, min_segment_s=0.5), workers=1,
-                              progress_bar=False).files[0].skipped
+    assert (
+        not prepare_videos(
+            videos, out, PrepareConfig(size=64, segment_s=1.0, min_segment_s=0.5), workers=1, progress_bar=False
+        )
+        .files[0]
+        .skipped
+    )
 
 
 @pytest.mark.slow
 def test_a_face_too_small_is_dropped(folder, tmp_path):
     videos = single(tmp_path, folder)
-    report = prepare_videos(videos, tmp_path / "DATA", PrepareConfig(size=64, segment_s=4, min_face_px=400),
-                            workers=1, progress_bar=False)
+    report = prepare_videos(
+        videos, tmp_path / "DATA", PrepareConfig(size=64, segment_s=4, min_face_px=400), workers=1, progress_bar=False
+    )
     (entry,) = report.files
     assert (entry.status, entry.reason) == ("dropped", "face_too_small")
     assert "under min_face_px=400" in entry.detail and 80 < entry.segments[0].face_px < 200
@@ -316,9 +349,16 @@ def tiny_vae(path: Path) -> Path:
     from diffusers import AutoencoderKL
 
     torch.manual_seed(0)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), latent_channels=4,
-                        norm_num_groups=8, sample_size=64)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=64,
+    )
     vae.save_pretrained(path)
     return path
 
@@ -330,8 +370,28 @@ def test_cached_latents_with_a_vae_folder(folder, tmp_path, capsys):
     videos = single(tmp_path, folder)
     vae_dir = tiny_vae(tmp_path / "sd" / "vae")  # Stable Diffusion's layout: the VAE in the pipeline's vae/ folder
     out = tmp_path / "DATA"
-    assert main(["prepare", "--videos", str(videos), "--out", str(out), "--size", "64", "--segment-s", "4",
-                 "--latents", str(tmp_path / "sd"), "--workers", "1", "--no-progress", "--json"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                "--videos",
+                str(videos),
+                "--out",
+                str(out),
+                "--size",
+                "64",
+                "--segment-s",
+                "4",
+                "--latents",
+                str(tmp_path / "sd"),
+                "--workers",
+                "1",
+                "--no-progress",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["totals"]["kept_files"] == 1
     (record,) = read_index(out)
     latents = torch.load(out / record.latents)
@@ -345,15 +405,56 @@ def test_cached_latents_with_a_vae_folder(folder, tmp_path, capsys):
         again = vae.encode(crops).latent_dist.mean * vae.config.scaling_factor
     assert torch.nn.functional.cosine_similarity(again.flatten(), latents["mean"][:4].float().flatten(), dim=0) > 0.99
     # a folder that is not a VAE is refused up front, naming the option; a size the VAE cannot take too
-    assert main(["prepare", "--videos", str(videos), "--out", str(tmp_path / "x"), "--latents", str(tmp_path / "nope"),
-                 "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "prepare",
+                "--videos",
+                str(videos),
+                "--out",
+                str(tmp_path / "x"),
+                "--latents",
+                str(tmp_path / "nope"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "--latents" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert main(["prepare", "--videos", str(videos), "--out", str(tmp_path / "x"), "--latents", str(tmp_path / "empty"),
-                 "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "prepare",
+                "--videos",
+                str(videos),
+                "--out",
+                str(tmp_path / "x"),
+                "--latents",
+                str(tmp_path / "empty"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "not a diffusers AutoencoderKL folder" in capsys.readouterr().err
-    assert main(["prepare", "--videos", str(videos), "--out", str(tmp_path / "x"), "--latents", str(vae_dir),
-                 "--size", "65", "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "prepare",
+                "--videos",
+                str(videos),
+                "--out",
+                str(tmp_path / "x"),
+                "--latents",
+                str(vae_dir),
+                "--size",
+                "65",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "multiple of the VAE" in capsys.readouterr().err
 
 
@@ -362,7 +463,9 @@ def test_a_crashing_worker_is_isolated_and_the_other_files_finish():
     # The worker function is the builtin eval, so the spawned workers import nothing of the tests; one item kills its
     # process as a crash in native code would, one raises an ordinary exception.
     crash, fails = "__import__('os')._exit(1)", "1 // 0"
-    results = {item: (result, error) for item, result, error in run_parallel(eval, ["1", "2", crash, fails], workers=2)}
+    results = {
+        item: (result, error) for item, result, error in run_parallel(eval, ["1", "2", crash, fails], workers=2)
+    }
     assert results["1"] == (1, None) and results["2"] == (2, None)
     assert isinstance(results[crash][1], WorkerCrashed) and crash in str(results[crash][1])
     assert isinstance(results[fails][1], ZeroDivisionError)

@@ -36,8 +36,21 @@ def spec(*objects, sky="day", seed=5):
 
 # Every object once, in slots that do not overlap (three scenes of up to three sky and three ground objects).
 SEPARATE = [
-    spec(("campfire", None, "left"), ("car", "red", "centre"), ("bell", "yellow", "right"), ("rain", None, "left"), ("sun", None, "right")),
-    spec(("lake", None, "left"), ("house", "blue", "centre"), ("grass", None, "right"), ("thunderstorm", None, "centre"), ("moon", None, "right"), sky="night"),
+    spec(
+        ("campfire", None, "left"),
+        ("car", "red", "centre"),
+        ("bell", "yellow", "right"),
+        ("rain", None, "left"),
+        ("sun", None, "right"),
+    ),
+    spec(
+        ("lake", None, "left"),
+        ("house", "blue", "centre"),
+        ("grass", None, "right"),
+        ("thunderstorm", None, "centre"),
+        ("moon", None, "right"),
+        sky="night",
+    ),
     spec(("birds", None, "left"), ("mountain", None, "right"), sky="sunset"),
 ]
 
@@ -113,14 +126,18 @@ def test_silent_objects_hold_still_and_sounding_ones_move():
 def test_motion_follows_the_loudness_envelope():
     ramp = np.linspace(0.0, 1.0, 16, dtype=np.float32)
     fire = render_scene(spec(("campfire", None, "centre")), envelopes={"campfire": ramp})
-    flame = ((fire.masks == label_of("campfire")) & (fire.frames[..., 0] > 230)).sum(axis=(1, 2))  # bright flame pixels
+    flame = ((fire.masks == label_of("campfire")) & (fire.frames[..., 0] > 230)).sum(
+        axis=(1, 2)
+    )  # bright flame pixels
     assert np.corrcoef(flame, ramp)[0, 1] > 0.9
     rain = render_scene(spec(("rain", None, "centre")), envelopes={"rain": ramp})
     drops = ((rain.masks == label_of("rain")) & (rain.frames.min(axis=-1) > 190)).sum(axis=(1, 2))
     assert np.corrcoef(drops, ramp)[0, 1] > 0.9
     flashes = np.array([0, 0, 1, 0, 0, 0, 0.9, 0.2, 0, 0, 0, 0, 1, 0, 0, 0], np.float32)
     storm = render_scene(spec(("thunderstorm", None, "centre")), envelopes={"thunderstorm": flashes})
-    bolt = ((storm.masks == label_of("thunderstorm")) & (storm.frames[..., 2] < 220) & (storm.frames[..., 0] > 240)).sum(axis=(1, 2))
+    bolt = (
+        (storm.masks == label_of("thunderstorm")) & (storm.frames[..., 2] < 220) & (storm.frames[..., 0] > 240)
+    ).sum(axis=(1, 2))
     assert np.array_equal(bolt > 0, flashes >= 0.6)
     # swinging, swaying, bouncing: the frame-to-frame change inside the object grows with the envelope
     for word in ("bell", "grass", "car", "lake", "birds"):
@@ -159,7 +176,11 @@ def test_captions_parse_back_to_their_scene():
             assert got["place"] == (obj.place if obj.place_stated else None), s.caption
         assert parsed.sky == (s.sky if s.sky_stated else None), s.caption
     free = parse_caption("A campfire beside a lake, at night; two red cars on the right")
-    assert [(o["word"], o["colour"], o["place"]) for o in free.objects] == [("campfire", None, None), ("lake", None, None), ("car", "red", "right")]
+    assert [(o["word"], o["colour"], o["place"]) for o in free.objects] == [
+        ("campfire", None, None),
+        ("lake", None, None),
+        ("car", "red", "right"),
+    ]
     assert free.sky == "night"
     fixed = spec(("campfire", None, "left"), ("lake", None, "centre", False), sky="night")
     assert compose_caption(fixed) == "a campfire on the left and a lake at night"
@@ -181,7 +202,10 @@ def test_bad_specs_are_refused():
 @pytest.mark.slow
 def test_synth_scenes_writes_a_scene_folder(tmp_path, capsys):
     out = tmp_path / "scenes"
-    assert main(["synth", "scenes", "--n", "4", "--split", "test", "--seed", "2", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(["synth", "scenes", "--n", "4", "--split", "test", "--seed", "2", "--out", str(out), "--no-progress"])
+        == 0
+    )
     assert "wrote 4 test scene clips" in capsys.readouterr().out
     vocab = json.loads((out / "vocabulary.json").read_text())
     assert vocab["labels"] == list(LABELS) and vocab["sounding"] == list(SOUNDING) and vocab["silent"] == list(SILENT)
@@ -203,7 +227,10 @@ def test_synth_scenes_writes_a_scene_folder(tmp_path, capsys):
             assert float(clip.audio.samples.abs().max()) > 0.01
     # a second run with more clips keeps the first ones byte for byte and adds the rest
     before = {r.id: (out / r.masks).read_bytes() for r in records}
-    assert main(["synth", "scenes", "--n", "6", "--split", "test", "--seed", "2", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(["synth", "scenes", "--n", "6", "--split", "test", "--seed", "2", "--out", str(out), "--no-progress"])
+        == 0
+    )
     again = read_scene_index(out)
     assert len(again) == 6 and all((out / r.masks).read_bytes() == before[r.id] for r in again[:4])
     # the same command elsewhere makes the same clips
@@ -212,7 +239,8 @@ def test_synth_scenes_writes_a_scene_folder(tmp_path, capsys):
     for r in records:
         assert (other / r.masks).read_bytes() == (out / r.masks).read_bytes()
         assert (other / "index.jsonl").read_text().splitlines()[records.index(r)] == json.dumps(
-            json.loads((out / "index.jsonl").read_text().splitlines()[records.index(r)]))
+            json.loads((out / "index.jsonl").read_text().splitlines()[records.index(r)])
+        )
 
 
 def test_synth_scenes_bad_input(tmp_path, capsys):
@@ -237,6 +265,6 @@ def test_bench_scenes_reports_every_stage(capsys):
     assert main(["bench", "scenes", "--clips", "2"]) == 0
     out = capsys.readouterr().out
     for stage in ("draw frames and masks", "synthesize and mix the sounds", "encode mp4", "whole clip"):
-        line = next(l for l in out.splitlines() if l.startswith(stage))
+        line = next(row for row in out.splitlines() if row.startswith(stage))
         assert float(line.split()[-3]) > 0  # ms per clip
     assert main(["bench", "scenes", "--clips", "0"]) == 2

@@ -19,8 +19,9 @@ SENTENCE = "Peter Piper picked a peck of pickled peppers, and Bob bought a blue 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     out = tmp_path_factory.mktemp("motion_clip")
-    record = make_motion_clip(out, "peter", skimage.data.astronaut(), SENTENCE, np.random.default_rng(3),
-                              blink_rate_per_min=20.0)
+    record = make_motion_clip(
+        out, "peter", skimage.data.astronaut(), SENTENCE, np.random.default_rng(3), blink_rate_per_min=20.0
+    )
     return out, record
 
 
@@ -48,8 +49,10 @@ def test_a_motion_dataset_is_seeded_and_shares_a_folder_with_loudness_clips(tmp_
     first = make_dataset(tmp_path / "a", 2, split="test", seed=1, style="motion", progress_bar=False)
     again = make_dataset(tmp_path / "b", 1, split="test", seed=1, style="motion", progress_bar=False)
     assert [r.id for r in first] == ["test_motion_001_00000", "test_motion_001_00001"]
-    np.testing.assert_array_equal(Motion.load(tmp_path / "a" / first[0].motion).as_array(),
-                                  Motion.load(tmp_path / "b" / again[0].motion).as_array())
+    np.testing.assert_array_equal(
+        Motion.load(tmp_path / "a" / first[0].motion).as_array(),
+        Motion.load(tmp_path / "b" / again[0].motion).as_array(),
+    )
     assert (tmp_path / "a" / first[0].video).read_bytes() == (tmp_path / "b" / again[0].video).read_bytes()
     assert first[0].source["head_amount"] != first[1].source["head_amount"]
     loud = make_dataset(tmp_path / "a", 1, split="test", seed=1, progress_bar=False)

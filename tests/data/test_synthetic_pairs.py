@@ -89,7 +89,9 @@ def test_baseline_on_an_unseen_photo_follows_the_speech(tmp_path, capsys):
     speech = tmp_path / "speech.wav"
     from avdiff.audio import save_audio
 
-    save_audio(speech, speak("Good morning everyone, and welcome to the meeting about the new library.", voice="en-gb+m3"))
+    save_audio(
+        speech, speak("Good morning everyone, and welcome to the meeting about the new library.", voice="en-gb+m3")
+    )
     photo = tmp_path / "photo.png"
     from PIL import Image
 
@@ -155,8 +157,14 @@ def test_mouth_interior_follows_the_aperture_and_survives_blur(clip, capsys):
     openness, interior = mouth_signals(frames)
     assert pearson(interior, truth) > 0.95 and pearson(openness, truth) > 0.9
     assert np.nanmin(interior) < 0.05 < 0.15 < np.nanmax(interior)  # closed: no dark mouth; open: a good share
-    blurred = np.stack([cv2.resize(cv2.resize(f, (96, 96), interpolation=cv2.INTER_AREA), (512, 512),
-                                   interpolation=cv2.INTER_CUBIC) for f in frames])
+    blurred = np.stack(
+        [
+            cv2.resize(
+                cv2.resize(f, (96, 96), interpolation=cv2.INTER_AREA), (512, 512), interpolation=cv2.INTER_CUBIC
+            )
+            for f in frames
+        ]
+    )
     blurred_openness, blurred_interior = mouth_signals(blurred)
     assert pearson(blurred_interior, truth) > 0.9
     # docs/results.md: on the blurred copy the mesh's inner-lip aperture reads the mouth far worse (measured
@@ -165,8 +173,10 @@ def test_mouth_interior_follows_the_aperture_and_survives_blur(clip, capsys):
     assert pearson(blurred_openness, truth) < pearson(openness, truth) - 0.3
     report = eval_lipsync(capsys, out / record.video, "--reference-aperture", str(out / record.aperture))
     assert report["interior"]["r_reference"] > 0.95 and abs(report["interior"]["offset_reference"]) <= 1
-    print(f"r vs truth: interior {pearson(interior, truth):.3f} -> {pearson(blurred_interior, truth):.3f} blurred; "
-          f"openness {pearson(openness, truth):.3f} -> {pearson(blurred_openness, truth):.3f}")
+    print(
+        f"r vs truth: interior {pearson(interior, truth):.3f} -> {pearson(blurred_interior, truth):.3f} blurred; "
+        f"openness {pearson(openness, truth):.3f} -> {pearson(blurred_openness, truth):.3f}"
+    )
 
 
 @pytest.mark.slow

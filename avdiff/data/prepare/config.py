@@ -10,10 +10,26 @@ from typing import Any
 
 FPS = 25
 SAMPLE_RATE = 16000
-VIDEO_EXTENSIONS = frozenset({
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv", ".wmv",
-    ".3gp", ".ogv", ".mxf",
-})
+VIDEO_EXTENSIONS = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".flv",
+        ".wmv",
+        ".3gp",
+        ".ogv",
+        ".mxf",
+    }
+)
 MARKER_DIR = ".prepare"
 REPORT_JSON = "prepare_report.json"
 REPORT_TXT = "prepare_report.txt"

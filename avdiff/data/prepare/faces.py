@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from avdiff.video.align import align_frames, transform_points
-from avdiff.video.smoothing import smooth_landmarks
 from avdiff.video.face import detect_faces, track_landmarks
+from avdiff.video.smoothing import smooth_landmarks
+
 
 @dataclass
 class FaceTrack:
@@ -28,8 +29,9 @@ class FaceTrack:
     raw: np.ndarray
 
 
-def align_track(frames: np.ndarray, landmarks: np.ndarray, size: int, smooth_sigma: float = 1.5,
-                framing: str = "face") -> FaceTrack:
+def align_track(
+    frames: np.ndarray, landmarks: np.ndarray, size: int, smooth_sigma: float = 1.5, framing: str = "face"
+) -> FaceTrack:
     """Align every frame on temporally smoothed landmarks.
 
     Args:

@@ -17,7 +17,10 @@ from avdiff.user_files import list_files
 
 logger = logging.getLogger(__name__)
 
-def find_videos(videos_dir: str | os.PathLike, exclude: str | os.PathLike | None = None) -> tuple[list[Path], list[Path]]:
+
+def find_videos(
+    videos_dir: str | os.PathLike, exclude: str | os.PathLike | None = None
+) -> tuple[list[Path], list[Path]]:
     """Video files under ``videos_dir`` (recursively, sorted), and the other files found there.
 
     Hidden files and folders (starting with ``.``, such as macOS ``._name.mp4`` resource files) and other files

@@ -9,6 +9,7 @@ from typing import Any
 
 from avdiff.data.prepare.config import DROPPED, ERROR, KEPT, REPORT_JSON
 
+
 @dataclass
 class SegmentResult:
     """What became of one segment. Times are seconds on the 25 fps time line of the source file."""
@@ -58,7 +59,7 @@ class FileResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "FileResult":
+    def from_dict(cls, values: dict) -> FileResult:
         values = dict(values)
         values["segments"] = [SegmentResult(**s) for s in values.get("segments", [])]
         known = {f.name for f in fields(cls)}

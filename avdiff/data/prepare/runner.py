@@ -7,11 +7,12 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import cv2
 import torch
@@ -35,6 +36,7 @@ from avdiff.data.prepare.segments import _Job, _one_line, _prepare_job
 
 logger = logging.getLogger(__name__)
 
+
 class WorkerCrashed(RuntimeError):
     """A worker process died (a crash in native code) while handling an item."""
 
@@ -44,7 +46,9 @@ def _worker_init(threads: int) -> None:
     cv2.setNumThreads(threads)
 
 
-def run_parallel(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[tuple[Any, Any, BaseException | None]]:
+def run_parallel(
+    fn: Callable[[Any], Any], items: Iterable[Any], workers: int
+) -> Iterator[tuple[Any, Any, BaseException | None]]:
     """Apply ``fn`` to every item in ``workers`` spawned processes; yield ``(item, result, error)`` as each finishes.
 
     ``fn`` must be a picklable module-level function. With ``workers <= 1`` it runs in this process. An exception
@@ -72,7 +76,9 @@ def run_parallel(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -
 def _pool_pass(fn, items, workers, threads, context):
     """Run ``items`` through one pool; yield finished ones; return the items lost to a dead worker."""
     broken = []
-    pool = ProcessPoolExecutor(min(workers, len(items)), mp_context=context, initializer=_worker_init, initargs=(threads,))
+    pool = ProcessPoolExecutor(
+        min(workers, len(items)), mp_context=context, initializer=_worker_init, initargs=(threads,)
+    )
     try:
         futures = {pool.submit(fn, item): item for item in items}
         for future in as_completed(futures):
@@ -147,15 +153,26 @@ def prepare_videos(
             results[rel] = done
         else:
             jobs.append(_Job(str(path), rel, str(out), config, stat.st_size, stat.st_mtime_ns))
-    logger.info("prepare: %d videos, %d finished before, %d to do with %d workers", len(videos),
-                len(results), len(jobs), workers)
+    logger.info(
+        "prepare: %d videos, %d finished before, %d to do with %d workers",
+        len(videos),
+        len(results),
+        len(jobs),
+        workers,
+    )
 
     bar = tqdm(total=len(videos), initial=len(results), desc="prepare", unit="file", disable=not progress_bar)
     for job, result, error in run_parallel(_prepare_job, jobs, min(workers, max(1, len(jobs)))):
         if error is not None:
             reason = "worker_crashed" if isinstance(error, WorkerCrashed) else "internal_error"
-            result = FileResult(job.rel, ERROR, reason, f"{type(error).__name__}: {_one_line(error)}",
-                                size=job.size, mtime_ns=job.mtime_ns)
+            result = FileResult(
+                job.rel,
+                ERROR,
+                reason,
+                f"{type(error).__name__}: {_one_line(error)}",
+                size=job.size,
+                mtime_ns=job.mtime_ns,
+            )
         _finish_file(out, result, fingerprint)
         results[job.rel] = result
         bar.update(1)
@@ -163,9 +180,12 @@ def prepare_videos(
     bar.close()
 
     report = PrepareReport(
-        videos_dir=str(root), out_dir=str(out), config=asdict(config),
+        videos_dir=str(root),
+        out_dir=str(out),
+        config=asdict(config),
         files=[results[relative_name(p, root)] for p in videos],
-        ignored=[relative_name(p, root) for p in others], seconds=time.perf_counter() - tick,
+        ignored=[relative_name(p, root) for p in others],
+        seconds=time.perf_counter() - tick,
     )
     _write_text_atomic(out / REPORT_JSON, json.dumps(report.to_dict(), indent=2) + "\n")
     _write_text_atomic(out / REPORT_TXT, report.summary())

@@ -22,9 +22,9 @@ from avdiff.data.prepare.faces import align_track, face_box_px, several_faces
 from avdiff.data.prepare.files import _remove_clip_files, segment_id
 from avdiff.data.prepare.latents import _save_torch_atomic, encode_latents, load_vae
 from avdiff.data.prepare.report import FileResult, SegmentResult, _count
+from avdiff.video.errors import VideoError
 from avdiff.video.face import track_landmarks
 from avdiff.video.motion import motion_track
-from avdiff.video.errors import VideoError
 from avdiff.video.reader import NoVideoStreamError, VideoReader
 from avdiff.video.writer import write_video
 
@@ -144,7 +144,10 @@ def _segment(
     seg = SegmentResult(index=index, start_s=first / FPS, end_s=(first + n) / FPS, status=DROPPED)
     result.segments.append(seg)
     if n < round(config.min_segment_s * FPS):
-        seg.reason, seg.detail = "too_short", f"{n / FPS:.2f} s is shorter than min_segment_s={config.min_segment_s:g} s"
+        seg.reason, seg.detail = (
+            "too_short",
+            f"{n / FPS:.2f} s is shorter than min_segment_s={config.min_segment_s:g} s",
+        )
         return
     samples = audio.samples[:, clock.frame_start(first) : clock.frame_start(first + n)]
     speech = Waveform(samples, SAMPLE_RATE)
@@ -153,16 +156,21 @@ def _segment(
     seg.voiced_fraction = round(voiced, 4)
     if voiced < config.min_voiced_fraction:
         seg.reason = "silence"
-        seg.detail = (f"only {voiced:.0%} of frames are louder than {config.silence_dbfs:g} dBFS "
-                      f"(min_voiced_fraction={config.min_voiced_fraction:g})")
+        seg.detail = (
+            f"only {voiced:.0%} of frames are louder than {config.silence_dbfs:g} dBFS "
+            f"(min_voiced_fraction={config.min_voiced_fraction:g})"
+        )
         return
     points3d = track_landmarks(frames, depth=True)  # (x, y, z): the motion track reads the depth
     landmarks = points3d[..., :2]
     found = np.isfinite(landmarks).all(axis=(1, 2))
     if found.mean() < config.min_face_fraction:
         seg.reason = "no_face"
-        seg.detail = ("no face in any frame" if not found.any() else
-                      f"a face in only {found.mean():.0%} of frames (min_face_fraction={config.min_face_fraction:g})")
+        seg.detail = (
+            "no face in any frame"
+            if not found.any()
+            else f"a face in only {found.mean():.0%} of frames (min_face_fraction={config.min_face_fraction:g})"
+        )
         return
     several, why = several_faces(frames, config.face_samples, config.second_face_ratio)
     if several:
@@ -198,8 +206,15 @@ def _segment(
         num_frames=n,
         duration_s=round(n / FPS, 6),
         split=config.split,
-        source={"file": rel, "start_s": seg.start_s, "end_s": seg.end_s, "segment": index, "face_px": seg.face_px,
-                "voiced_fraction": seg.voiced_fraction, "motion_reference": reference},
+        source={
+            "file": rel,
+            "start_s": seg.start_s,
+            "end_s": seg.end_s,
+            "segment": index,
+            "face_px": seg.face_px,
+            "voiced_fraction": seg.voiced_fraction,
+            "motion_reference": reference,
+        },
         aligned=True,
         landmarks=marks,
         motion=motion_path,

@@ -73,11 +73,18 @@ class SceneObject:
         return layer_of(self.word)
 
     def to_dict(self) -> dict:
-        return {"word": self.word, "label": self.label, "colour": self.colour, "place": self.place,
-                "sounding": self.sounding, "place_stated": self.place_stated, "slot_layer": self.slot_layer}
+        return {
+            "word": self.word,
+            "label": self.label,
+            "colour": self.colour,
+            "place": self.place,
+            "sounding": self.sounding,
+            "place_stated": self.place_stated,
+            "slot_layer": self.slot_layer,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SceneObject":
+    def from_dict(cls, d: dict) -> SceneObject:
         return cls(d["word"], d.get("colour"), d.get("place", "centre"), bool(d.get("place_stated", True)))
 
 
@@ -119,8 +126,14 @@ class RenderedScene:
 # --- sampling -------------------------------------------------------------------------------------------------
 
 
-def sample_scene(rng: np.random.Generator, split: str, seed: int | None = None, *, include: str | None = None,
-                 count: int | None = None) -> SceneSpec:
+def sample_scene(
+    rng: np.random.Generator,
+    split: str,
+    seed: int | None = None,
+    *,
+    include: str | None = None,
+    count: int | None = None,
+) -> SceneSpec:
     """A random scene of 1-4 objects for ``split``: train scenes hold no held-out pair
     (:data:`~avdiff.data.scenes.vocabulary.HELD_OUT_PAIRS`), test scenes hold at least one (so at least 2 objects).
 
@@ -162,8 +175,12 @@ def sample_scene(rng: np.random.Generator, split: str, seed: int | None = None, 
     for w in words:
         colour = str(rng.choice(sorted(COLOURS))) if w in COLOURED else None
         objects.append(SceneObject(w, colour, str(slots[layer_of(w)].pop()), bool(rng.random() < P_PLACE_STATED)))
-    spec = SceneSpec(objects, sky, int(rng.integers(2**31)) if seed is None else int(seed),
-                     sky_stated=bool(rng.random() < P_SKY_STATED))
+    spec = SceneSpec(
+        objects,
+        sky,
+        int(rng.integers(2**31)) if seed is None else int(seed),
+        sky_stated=bool(rng.random() < P_SKY_STATED),
+    )
     spec.caption = compose_caption(spec, rng)
     return spec
 
@@ -279,8 +296,11 @@ def _background(seed: int, sky: str, size: int) -> tuple[np.ndarray, np.ndarray,
     """Sky gradient (with stars at night) over ground: float32 [H, W, 3], labels uint8 [H, W], the horizon row."""
     rng = np.random.default_rng([seed, 2])
     horizon = int(rng.integers(30, 35))
-    top, bottom = {"day": ((80, 140, 225), (175, 212, 245)), "sunset": ((70, 45, 115), (250, 150, 85)),
-                   "night": ((6, 10, 36), (28, 38, 78))}[sky]
+    top, bottom = {
+        "day": ((80, 140, 225), (175, 212, 245)),
+        "sunset": ((70, 45, 115), (250, 150, 85)),
+        "night": ((6, 10, 36), (28, 38, 78)),
+    }[sky]
     top, bottom = (np.clip(np.asarray(c, np.float32) + rng.uniform(-10, 10, 3), 0, 255) for c in (top, bottom))
     rows = np.linspace(0.0, 1.0, horizon, dtype=np.float32)[:, None]
     image = np.empty((size, size, 3), np.float32)

@@ -58,8 +58,18 @@ class Layer:
         self._paint(colour, alpha)
 
     def ellipse(self, centre, axes, colour, alpha: float = 1.0) -> None:
-        cv2.ellipse(self._mask, (_fx(centre[0]), _fx(centre[1])), (_fx(axes[0]), _fx(axes[1])), 0, 0, 360, 255, -1,
-                    cv2.LINE_8, _SHIFT)
+        cv2.ellipse(
+            self._mask,
+            (_fx(centre[0]), _fx(centre[1])),
+            (_fx(axes[0]), _fx(axes[1])),
+            0,
+            0,
+            360,
+            255,
+            -1,
+            cv2.LINE_8,
+            _SHIFT,
+        )
         self._paint(colour, alpha)
 
     def lines(self, points, colour, thickness: int = 1, alpha: float = 1.0, clip: np.ndarray | None = None) -> None:
@@ -94,8 +104,17 @@ class SceneObjectDrawer:
         context: scene facts some objects need (``horizon``, ``sky``).
     """
 
-    def __init__(self, rng: np.random.Generator, x: float, y: float, scale: float, colour, envelope: np.ndarray,
-                 shade: float, context: dict):
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        x: float,
+        y: float,
+        scale: float,
+        colour,
+        envelope: np.ndarray,
+        shade: float,
+        context: dict,
+    ):
         self.x, self.y, self.s, self.env, self.shade, self.context = x, y, scale, envelope, shade, context
         self.colour = None if colour is None else np.asarray(colour, np.float32)
         self.setup(rng)
@@ -134,8 +153,12 @@ class Campfire(SceneObjectDrawer):
             tips = [hh * t for t in self.flicker[f]]
             dx = self.sway[f] * s * e
             outline = [
-                (x - ww / 2, base), (x - ww / 4 + dx, base - tips[0]), (x - ww / 8, base - 0.4 * hh),
-                (x + dx, base - tips[1]), (x + ww / 8, base - 0.4 * hh), (x + ww / 4 + dx, base - tips[2]),
+                (x - ww / 2, base),
+                (x - ww / 4 + dx, base - tips[0]),
+                (x - ww / 8, base - 0.4 * hh),
+                (x + dx, base - tips[1]),
+                (x + ww / 8, base - 0.4 * hh),
+                (x + ww / 4 + dx, base - tips[2]),
                 (x + ww / 2, base),
             ]
             layer.poly(outline, colour)
@@ -183,9 +206,16 @@ class Rain(SceneObjectDrawer):
 
     def draw(self, layer, f):
         s, e = self.s, float(self.env[f])
-        layer.poly([(self.x - self.half, self.top), (self.x + self.half, self.top),
-                    (self.x + self.half + 1.5 * s, self.bottom), (self.x - self.half - 1.5 * s, self.bottom)],
-                   self.curtain, alpha=0.35)
+        layer.poly(
+            [
+                (self.x - self.half, self.top),
+                (self.x + self.half, self.top),
+                (self.x + self.half + 1.5 * s, self.bottom),
+                (self.x - self.half - 1.5 * s, self.bottom),
+            ],
+            self.curtain,
+            alpha=0.35,
+        )
         height = self.bottom - self.top
         count = int(round(4 + (self.MAX_DROPS - 4) * e))
         for i in self.order[:count]:
@@ -275,20 +305,41 @@ class Car(SceneObjectDrawer):
         dy = 1.2 * e * math.sin(2 * np.pi * self.bounce_hz * t + self.phase)
         rear = x - self.facing * 7.5 * s
         for k in range(int(math.ceil(3 * e))):
-            drift = ((f * 0.7 + k * 2.5) % 7.5)
+            drift = (f * 0.7 + k * 2.5) % 7.5
             px = rear - self.facing * (1.5 + drift) * s
-            layer.circle((px, y - 2.5 * s - 0.35 * drift), (0.9 + 0.9 * e) * s * (1 + 0.15 * drift), self.smoke, alpha=0.6)
+            layer.circle(
+                (px, y - 2.5 * s - 0.35 * drift), (0.9 + 0.9 * e) * s * (1 + 0.15 * drift), self.smoke, alpha=0.6
+            )
         layer.rect(x - 7 * s, y - 6 * s + dy, x + 7 * s, y - 2 * s + dy, self.body)
         fx = self.facing
-        layer.poly([(x - fx * 4.5 * s, y - 6 * s + dy), (x - fx * 3 * s, y - 9 * s + dy), (x + fx * 2.5 * s, y - 9 * s + dy),
-                    (x + fx * 4.5 * s, y - 6 * s + dy)], self.body)
-        layer.poly([(x - fx * 3.2 * s, y - 6.2 * s + dy), (x - fx * 2.3 * s, y - 8.2 * s + dy),
-                    (x + fx * 2.0 * s, y - 8.2 * s + dy), (x + fx * 3.2 * s, y - 6.2 * s + dy)], self.glass)
+        layer.poly(
+            [
+                (x - fx * 4.5 * s, y - 6 * s + dy),
+                (x - fx * 3 * s, y - 9 * s + dy),
+                (x + fx * 2.5 * s, y - 9 * s + dy),
+                (x + fx * 4.5 * s, y - 6 * s + dy),
+            ],
+            self.body,
+        )
+        layer.poly(
+            [
+                (x - fx * 3.2 * s, y - 6.2 * s + dy),
+                (x - fx * 2.3 * s, y - 8.2 * s + dy),
+                (x + fx * 2.0 * s, y - 8.2 * s + dy),
+                (x + fx * 3.2 * s, y - 6.2 * s + dy),
+            ],
+            self.glass,
+        )
         for wx in (x - 4.5 * s, x + 4.5 * s):
             layer.circle((wx, y - 1.8 * s), 2.2 * s, self.tyre)
             a = self.spin[f]
-            layer.lines([(wx - 1.4 * s * math.cos(a), y - 1.8 * s - 1.4 * s * math.sin(a)),
-                         (wx + 1.4 * s * math.cos(a), y - 1.8 * s + 1.4 * s * math.sin(a))], self.hub)
+            layer.lines(
+                [
+                    (wx - 1.4 * s * math.cos(a), y - 1.8 * s - 1.4 * s * math.sin(a)),
+                    (wx + 1.4 * s * math.cos(a), y - 1.8 * s + 1.4 * s * math.sin(a)),
+                ],
+                self.hub,
+            )
 
 
 class Bell(SceneObjectDrawer):
@@ -397,10 +448,32 @@ class House(SceneObjectDrawer):
 
 
 DRAWERS: dict[str, type[SceneObjectDrawer]] = {
-    "campfire": Campfire, "lake": Lake, "rain": Rain, "birds": Birds, "thunderstorm": Thunderstorm, "car": Car,
-    "bell": Bell, "grass": Grass, "sun": Sun, "moon": Moon, "mountain": Mountain, "house": House,
+    "campfire": Campfire,
+    "lake": Lake,
+    "rain": Rain,
+    "birds": Birds,
+    "thunderstorm": Thunderstorm,
+    "car": Car,
+    "bell": Bell,
+    "grass": Grass,
+    "sun": Sun,
+    "moon": Moon,
+    "mountain": Mountain,
+    "house": House,
 }
 
 # back to front: the mountain behind everything, sky objects, then ground objects from flat to tall
-DEPTH_ORDER = ("mountain", "sun", "moon", "thunderstorm", "rain", "lake", "grass", "house", "birds", "bell", "car",
-               "campfire")
+DEPTH_ORDER = (
+    "mountain",
+    "sun",
+    "moon",
+    "thunderstorm",
+    "rain",
+    "lake",
+    "grass",
+    "house",
+    "birds",
+    "bell",
+    "car",
+    "campfire",
+)

@@ -31,7 +31,16 @@ from avdiff.audio.io import Waveform
 from avdiff.audio.scene_sounds import mix, scene_sound
 from avdiff.data.format import save_npy
 from avdiff.data.scenes.compose import SceneObject, SceneSpec, render_scene, sample_scene
-from avdiff.data.scenes.vocabulary import DURATION_S, FPS, NUM_FRAMES, SAMPLE_RATE, SIZE, SOUND_OF, label_of, vocabulary_json
+from avdiff.data.scenes.vocabulary import (
+    DURATION_S,
+    FPS,
+    NUM_FRAMES,
+    SAMPLE_RATE,
+    SIZE,
+    SOUND_OF,
+    label_of,
+    vocabulary_json,
+)
 from avdiff.user_files import read_text
 from avdiff.video.reader import read_video
 from avdiff.video.writer import write_video
@@ -72,16 +81,20 @@ class SceneRecord:
 
 def record_spec(record: SceneRecord) -> SceneSpec:
     """The :class:`SceneSpec` a record was rendered from."""
-    return SceneSpec([SceneObject.from_dict(o) for o in record.objects], record.sky, record.seed, record.sky_stated,
-                     record.caption)
+    return SceneSpec(
+        [SceneObject.from_dict(o) for o in record.objects], record.sky, record.seed, record.sky_stated, record.caption
+    )
 
 
 def object_sounds(spec: SceneSpec, envelopes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Each sounding object's track, float32 [S] (S = F / fps seconds at 16 kHz), following its envelope.
     Seeded by the scene's seed and the object's label."""
-    return {w: scene_sound(SOUND_OF[w], env, fps=FPS, sample_rate=SAMPLE_RATE,
-                           seed=np.random.default_rng([spec.seed, 3, label_of(w)]))
-            for w, env in envelopes.items()}
+    return {
+        w: scene_sound(
+            SOUND_OF[w], env, fps=FPS, sample_rate=SAMPLE_RATE, seed=np.random.default_rng([spec.seed, 3, label_of(w)])
+        )
+        for w, env in envelopes.items()
+    }
 
 
 def make_scene_clip(out_dir: str | os.PathLike, clip_id: str, spec: SceneSpec, split: str) -> SceneRecord:
@@ -100,8 +113,16 @@ def make_scene_clip(out_dir: str | os.PathLike, clip_id: str, spec: SceneSpec, s
         _save_npz(out_dir / sounds, mix_gain=np.float32(gain), **arrays)
     write_video(out_dir / video, scene.frames, FPS, Waveform(torch.from_numpy(audio)[None], SAMPLE_RATE), crf=CRF)
     return SceneRecord(
-        id=clip_id, video=video, masks=masks, caption=spec.caption, objects=[o.to_dict() for o in spec.objects],
-        sky=spec.sky, split=split, seed=spec.seed, sky_stated=spec.sky_stated, sounds=sounds if tracks else None,
+        id=clip_id,
+        video=video,
+        masks=masks,
+        caption=spec.caption,
+        objects=[o.to_dict() for o in spec.objects],
+        sky=spec.sky,
+        split=split,
+        seed=spec.seed,
+        sky_stated=spec.sky_stated,
+        sounds=sounds if tracks else None,
     )
 
 
@@ -113,8 +134,9 @@ def _save_npz(path: Path, **arrays) -> None:
     os.replace(tmp, path)
 
 
-def make_scenes(out_dir: str | os.PathLike, num_clips: int, split: str = "train", seed: int = 0,
-                progress_bar: bool = True) -> list[SceneRecord]:
+def make_scenes(
+    out_dir: str | os.PathLike, num_clips: int, split: str = "train", seed: int = 0, progress_bar: bool = True
+) -> list[SceneRecord]:
     """Write ``num_clips`` scene clips of ``split`` and their index into ``out_dir``.
 
     Clip ``k`` comes from ``np.random.default_rng([seed, split, k])``, so the first clips do not change when more
@@ -159,8 +181,10 @@ def _check_vocabulary(out_dir: Path) -> None:
         if theirs.get("labels") != vocabulary_json()["labels"]:
             raise ValueError(f"{vocab} has other labels than this avdiff's scenes; write to a new folder")
     elif (out_dir / "index.jsonl").is_file():
-        raise ValueError(f"{out_dir} already holds a DATA folder that is not a scene folder (index.jsonl without "
-                         "vocabulary.json); write the scenes to a new folder")
+        raise ValueError(
+            f"{out_dir} already holds a DATA folder that is not a scene folder (index.jsonl without "
+            "vocabulary.json); write the scenes to a new folder"
+        )
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -214,8 +238,9 @@ class SceneClip:
     tracks: dict[str, np.ndarray]
 
 
-def load_scene_clip(data_dir: str | os.PathLike, record: SceneRecord, with_audio: bool = True,
-                    with_tracks: bool = False) -> SceneClip:
+def load_scene_clip(
+    data_dir: str | os.PathLike, record: SceneRecord, with_audio: bool = True, with_tracks: bool = False
+) -> SceneClip:
     """Decode a record's mp4 and load its masks and loudness envelopes (and re-synthesize the tracks)."""
 
     data_dir = Path(data_dir)
@@ -227,6 +252,6 @@ def load_scene_clip(data_dir: str | os.PathLike, record: SceneRecord, with_audio
     envelopes = {}
     if record.sounds:
         with np.load(data_dir / record.sounds) as npz:
-            envelopes = {k[len("envelope_"):]: npz[k] for k in npz.files if k.startswith("envelope_")}
+            envelopes = {k[len("envelope_") :]: npz[k] for k in npz.files if k.startswith("envelope_")}
     tracks = object_tracks(record, envelopes) if with_tracks else {}
     return SceneClip(clip.frames.numpy(), masks, clip.audio, envelopes, tracks)
