@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from avdiff.cli import main
 from avdiff.data.faces import lfw_photo
 from avdiff.video.face import OUTER_LIPS, detect_face, track_landmarks
 from avdiff.video.motion import CLOSED_APERTURE, FIELDS, Motion, motion_from_landmarks
@@ -207,3 +208,14 @@ def test_mediapipe_reads_the_rendered_motion_back(photo):
         assert eyes[blink].min() >= 0.4 and eyes[~blink].max() <= 0.2
     else:  # a blurry, upscaled 25 px LFW face: mediapipe reads its lids weakly, but the blinks stand out
         assert eyes[blink].min() > eyes[~blink].max()
+
+
+def test_bench_render_reports_every_photo(capsys):
+    assert main(["bench", "render", "--frames", "2"]) == 0
+    out = capsys.readouterr().out
+    for photo in ("astronaut 512", "LFW face filling 512", "astronaut 1024"):
+        line = next(row for row in out.splitlines() if row.startswith(photo))
+        render_ms, warp_ms, fps, ratio = (float(x) for x in line.split()[-4:])
+        assert render_ms > 0 and warp_ms > 0 and fps > 0
+        assert ratio == pytest.approx(render_ms / warp_ms, rel=0.05, abs=0.01)
+    assert main(["bench", "render", "--frames", "0"]) == 2
