@@ -60,6 +60,7 @@ RING = 1.35  # the outer ring: the face outline scaled by this about its centre 
 UPPER_SHARE = 0.25  # of a change in the mouth's opening, the upper lip takes this share (the lower lip the rest)
 CAVITY_SHADE = 0.3  # the mouth's interior: the lips' colour times this (lighter under the upper lip)
 SOLVE_STEPS = 4  # fixed-point steps that make the target mesh measure as the motion
+EDGE_SOFTNESS = 0.01  # the cavity's edge is blurred by this many face sizes (lips' edges are not razor sharp)
 
 # Eye contours, upper and lower lid from the inner... outer corner (shared corners first and last).
 LEFT_UPPER_LID = [33, 246, 161, 160, 159, 158, 157, 173, 133]
@@ -103,6 +104,12 @@ def _tessellation() -> np.ndarray:
     out = np.array(sorted(tris), dtype=np.int64)
     out.flags.writeable = False
     return out
+
+
+def _signed_area(corners: np.ndarray) -> np.ndarray:
+    """Twice the signed area of triangles [T, 3, 2]: [T]."""
+    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
 
 
 def _points_of(face: Face | np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -384,6 +391,7 @@ class FaceRenderer:
         self._n_under = len(ring_tris) + len(mouth) + len(eyes)
         self._eye_tris = slice(len(ring_tris) + len(mouth), self._n_under)
         self._source = np.concatenate([xy, self.ring])  # [V, 2] px
+        self._area_sign = np.sign(_signed_area(self._source[face_tris]))  # the face's triangles as the photo has them
         height, width = self.photo.shape[:2]
         lo = np.floor(np.minimum(self.ring.min(axis=0), xy.min(axis=0))).astype(int)
         hi = np.ceil(np.maximum(self.ring.max(axis=0), xy.max(axis=0))).astype(int) + 1
@@ -421,9 +429,14 @@ class FaceRenderer:
         labels = np.full((y1 - y0, x1 - x0), -1, np.int32)
         fixed = 16.0
         pts = np.round((corners - [x0, y0]) * fixed).astype(np.int32)
+        # the band, the mouth's and the eyes' insides first; then the face's triangles that turned away (their
+        # signed area flipped: hidden by the head's own turn, drawn only where nothing else is), then the rest, far to
+        # near
         order = np.arange(self._n_under).tolist()
         face = np.arange(self._n_under, len(tris))
-        order += face[np.argsort(-depth[tris[face]].mean(axis=1), kind="stable")].tolist()
+        far_first = face[np.argsort(-depth[tris[face]].mean(axis=1), kind="stable")]
+        flipped = self._area_sign[far_first - self._n_under] * _signed_area(corners[far_first]) < 0
+        order += far_first[flipped].tolist() + far_first[~flipped].tolist()
         for t in order:
             if ok[t]:
                 cv2.fillConvexPoly(labels, pts[t], int(t), lineType=cv2.LINE_8, shift=4)
@@ -434,17 +447,27 @@ class FaceRenderer:
         return map_x.reshape(shape), map_y.reshape(shape)
 
     def _interior(self, target: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-        """The inside of the target inner-lip contour, anti-aliased: float32 [h, w] in [0, 1] in its box."""
+        """The inside of the target inner-lip contour: its coverage of each pixel (rasterised at 4x and averaged, so
+        lips that touch give nothing), its edge softened by :data:`EDGE_SOFTNESS` face sizes; float32 [h, w] in
+        [0, 1] in its box ``(y0, y1, x0, x1)``."""
         poly = target[INNER_LIPS]
         height, width = self.photo.shape[:2]
-        lo = np.clip(np.floor(poly.min(axis=0)).astype(int) - 1, 0, [width, height])
-        hi = np.clip(np.ceil(poly.max(axis=0)).astype(int) + 2, 0, [width, height])
+        sigma = EDGE_SOFTNESS * self.size
+        margin = int(np.ceil(3 * sigma)) + 2
+        lo = np.clip(np.floor(poly.min(axis=0)).astype(int) - margin, 0, [width, height])
+        hi = np.clip(np.ceil(poly.max(axis=0)).astype(int) + margin, 0, [width, height])
         box = (int(lo[1]), int(hi[1]), int(lo[0]), int(hi[0]))
-        mask = np.zeros((box[1] - box[0], box[3] - box[2]), np.uint8)
-        if mask.size:
-            fixed = np.round((poly - lo) * 16).astype(np.int32)
-            cv2.fillPoly(mask, [fixed], 255, lineType=cv2.LINE_AA, shift=4)
-        return mask.astype(np.float32) / 255.0, box
+        h, w = box[1] - box[0], box[3] - box[2]
+        if h <= 0 or w <= 0:
+            return np.zeros((max(h, 0), max(w, 0)), np.float32), box
+        fine = np.zeros((4 * h, 4 * w), np.uint8)
+        # pixel centres: fine pixel (i + 0.5) / 4 - 0.5 is the coarse coordinate
+        fixed = np.round(((poly - lo) * 4 + 1.5) * 16).astype(np.int32)
+        cv2.fillPoly(fine, [fixed], 255, lineType=cv2.LINE_8, shift=4)
+        alpha = cv2.resize(fine, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        if sigma >= 0.3 and alpha.any():
+            alpha = np.clip(cv2.GaussianBlur(alpha, (0, 0), sigma), 0.0, 1.0)
+        return alpha, box
 
     def render(
         self, motion: Motion, index: int, *, return_interior: bool = False

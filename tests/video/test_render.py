@@ -127,7 +127,7 @@ def test_the_mouth_stays_sharp(photo):
     out, interior = renderer.render(
         motion_of(renderer, 1, mouth_open=renderer.aperture + 0.08), 0, return_interior=True
     )
-    assert interior.max() == 1.0 and interior.min() == 0.0 and (interior > 0.5).sum() > 30
+    assert interior.max() > 0.99 and interior.min() == 0.0 and (interior > 0.5).sum() > 30
     lo = np.floor(face.landmarks[OUTER_LIPS].min(axis=0) - 0.3 * face.size).astype(int)
     hi = np.ceil(face.landmarks[OUTER_LIPS].max(axis=0) + 0.3 * face.size).astype(int)
     box = np.s_[lo[1] : hi[1], lo[0] : hi[0]]
