@@ -205,12 +205,10 @@ class FaceRenderer:
         open_dv = (lower_w + upper_w) * lens * size / max(pair_lens.mean(), 1e-6)
         basis[0, :, :2] = open_dv[:, None] * self.e_v
         # close: the gap shrinks in proportion to the photo's own (a closed photo cannot close further)
-        mean_gap = gap[gap > 0].mean() if (gap > 0).any() else 0.0
         pair_gap = np.maximum(pv_lo - pv_up, 0.0)
         if pair_gap.mean() > 1e-6:
             close_dv = -(lower_w + upper_w) * g0 * size / pair_gap.mean()
             basis[1, :, :2] = close_dv[:, None] * self.e_v
-        logger.debug("photo's mean lip gap %.2f px", mean_gap)
         # jaw: the chin drops, the jaw line less towards the ears, nothing above the lower lip
         jaw_dv = np.where(below, to_chin, 0.0) * np.exp(-((u / (2.0 * half)) ** 2)) * size
         basis[2, :, :2] = jaw_dv[:, None] * self.e_v
@@ -236,7 +234,7 @@ class FaceRenderer:
             w[brow] = 1
             basis[7 + k, :, :2] = (w * size)[:, None] * up_dir
         basis[:, STABLE] = 0  # the skull does not move with the expression (the pose fit reads these points)
-        basis[:5, 468:] = 0  # nor the irises with the mouth
+        basis[:, 468:] = 0  # nor the irises (the lids cover them; the eyes' insides are drawn at their open place)
         return basis
 
     def _lid_field(self, upper: list[int], lower: list[int]) -> np.ndarray:
