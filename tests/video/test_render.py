@@ -11,7 +11,7 @@ from avdiff.cli import main
 from avdiff.data.faces import lfw_photo
 from avdiff.video.face import OUTER_LIPS, detect_face, track_landmarks
 from avdiff.video.motion import CLOSED_APERTURE, FIELDS, Motion, motion_from_landmarks
-from avdiff.video.render import FaceRenderer
+from avdiff.video.render import LEFT_LOWER_LID, LEFT_UPPER_LID, FaceRenderer
 
 COL = {name: i for i, name in enumerate(FIELDS)}
 
@@ -250,3 +250,26 @@ def test_a_face_says_a_sentence_from_its_motion_truth():
     assert shut.any() and got.eye_left[shut].mean() > got.eye_left[truth.eye_left == 0].mean() + 0.3
     for angle in ("yaw", "pitch", "roll"):  # sways of 1-2 degrees (measured r 0.98, 0.90, 0.84)
         assert np.corrcoef(getattr(got, angle), getattr(truth, angle))[0, 1] >= 0.7, angle
+
+
+def test_a_closing_lid_covers_the_eye_and_does_not_squash_it():
+    image = cv2.resize(skimage.data.astronaut(), (1024, 1024), interpolation=cv2.INTER_CUBIC)  # eyes of ~40 px
+    face = detect_face(image)
+    renderer = FaceRenderer(image, face)
+    eye = LEFT_UPPER_LID + LEFT_LOWER_LID[-2:0:-1]  # the eye on the image's left, round its outline
+
+    def inside(points: np.ndarray) -> np.ndarray:
+        mask = np.zeros(image.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(points[eye]).astype(np.int32)], 1)
+        return cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
+
+    half = renderer.neutral(1).replace(eye_left=np.array([0.5]))
+    out = renderer.render(half, 0)
+    seen = inside(renderer.target_landmarks(half, 0))  # below the lowered lid
+    same = np.abs(out.astype(int) - image).max(axis=-1) <= 2
+    assert seen.sum() > 50 and same[seen].mean() >= 0.95  # what still shows of the eye is the photo's, unsquashed
+    shut = renderer.neutral(1).replace(eye_left=np.array([1.0]))
+    out = renderer.render(shut, 0)
+    was_eye = inside(face.landmarks)
+    same = np.abs(out.astype(int) - image).max(axis=-1) <= 2
+    assert same[was_eye].mean() <= 0.2  # the lid covers the eye
