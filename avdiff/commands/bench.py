@@ -9,7 +9,8 @@ from avdiff.bundled import DEFAULT_SCENE_MODEL
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "bench", help="benchmarks (audio, rhythm, unet, talk, scenes, scene, text-to-video, visualize, batch)"
+        "bench",
+        help="benchmarks (audio, rhythm, unet, talk, render, scenes, scene, text-to-video, visualize, batch)",
     )
     bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     a = bench.add_parser("audio", help="loading, log-mel and rhythm analysis as multiples of real time")
@@ -69,6 +70,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--threads", type=int, default=1, help="CPU intra-op threads of each process (default 1)")
     b.add_argument("--model", default=None, help="the talking-head model (default: the bundled one; 'baseline')")
     b.set_defaults(func=run_batch)
+    rn = bench.add_parser(
+        "render", help="the face renderer (mouth, lids, head) against the mouth warp: ms per frame at 512 and 1024 px"
+    )
+    rn.add_argument("--frames", type=int, default=50, help="frames rendered per photo")
+    rn.add_argument("--threads", type=int, default=1, help="OpenCV threads (default 1: the budget is one core)")
+    rn.set_defaults(func=run_render)
     s = bench.add_parser("scenes", help="procedural scene clips: milliseconds per clip by stage")
     s.add_argument("--clips", type=int, default=40, help="clips to make")
     s.set_defaults(func=run_scenes)
@@ -202,6 +209,16 @@ def run_text_to_video(args: argparse.Namespace) -> int:
     from avdiff.bench.text_to_video import main
 
     print(main(args.config, args.repeats, args.budget_min, args.threads))
+    return 0
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from avdiff.bench.render import main
+    from avdiff.commands import CommandError
+
+    if args.frames < 1 or args.threads < 1:
+        raise CommandError(f"--frames and --threads must be >= 1, got {args.frames} and {args.threads}")
+    print(main(args.frames, args.threads))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Video: reading and writing mp4 with muxed audio, and faces (detection, alignment, paste-back, motion).
+"""Video: reading and writing mp4 with muxed audio, and faces (detection, alignment, paste-back, motion, rendering).
 
 Each name is imported on first use (PEP 562), so importing one submodule does not import the others."""
 
@@ -13,6 +13,7 @@ _EXPORTS = {
     "AlignedFace": "avdiff.video.align",
     "FRAMINGS": "avdiff.video.align",
     "Face": "avdiff.video.face",
+    "FaceRenderer": "avdiff.video.render",
     "Framing": "avdiff.video.align",
     "Motion": "avdiff.video.motion",
     "MultipleFacesError": "avdiff.video.face",
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from avdiff.video.image import load_image
     from avdiff.video.motion import Motion, motion_from_landmarks
     from avdiff.video.reader import VideoClip, read_video
+    from avdiff.video.render import FaceRenderer
     from avdiff.video.smoothing import smooth_landmarks
     from avdiff.video.writer import write_video
 
