@@ -24,6 +24,14 @@ FLAGS = 0x1 | 0x100 | 0x1000  # espeakCHARS_UTF8 | espeakPHONEMES | espeakENDPAU
 RATE, PITCH, WORDGAP = 1, 3, 7  # espeak_PARAMETER
 
 
+class Voice(ctypes.Structure):
+    """espeak_VOICE: what espeak_SetVoiceByProperties selects by (here only the language, with a +variant)."""
+
+    _fields_ = [("name", ctypes.c_char_p), ("languages", ctypes.c_char_p), ("identifier", ctypes.c_char_p),
+                ("gender", ctypes.c_ubyte), ("age", ctypes.c_ubyte), ("variant", ctypes.c_ubyte),
+                ("xx1", ctypes.c_ubyte), ("score", ctypes.c_int), ("spare", ctypes.c_void_p)]  # fmt: skip
+
+
 class EventId(ctypes.Union):
     _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
 
@@ -81,8 +89,12 @@ def main(argv):
 
     callback = Callback(on_audio)
     lib.espeak_SetSynthCallback(callback)
+    lib.espeak_SetVoiceByProperties.argtypes = [ctypes.POINTER(Voice)]
+    # as the espeak-ng program does with -v: a voice's name or file first, else a language ("en-gb", with "+m5")
     if lib.espeak_SetVoiceByName(voice.encode("utf-8")) != 0:
-        fail(4, f"voice {voice!r} does not exist")
+        by_language = Voice(languages=voice.encode("utf-8"))
+        if lib.espeak_SetVoiceByProperties(ctypes.byref(by_language)) != 0:
+            fail(4, f"voice {voice!r} does not exist")
     for parameter, value in ((RATE, rate), (PITCH, pitch), (WORDGAP, wordgap)):
         if lib.espeak_SetParameter(parameter, value, 0) != 0:
             fail(5, f"espeak_SetParameter({parameter}, {value}) failed")

@@ -2,7 +2,12 @@
 statistics, as a :class:`~avdiff.video.motion.Motion` (the representation measured on real video).
 
 * **Mouth** from phonemes: :func:`avdiff.audio.visemes.viseme_track` (visemes with Cohen-Massaro coarticulation) in
-  [0, 1], scaled into the units :func:`~avdiff.video.motion.motion_from_landmarks` measures (:data:`MOUTH_SCALE`).
+  [0, 1], scaled into the units :func:`~avdiff.video.motion.motion_from_landmarks` measures (:data:`MOUTH_SCALE`),
+  and made to agree with that measure's own rules, so a renderer can show exactly the truth: the lips' pressing
+  shuts the aperture (``mouth_open`` times ``1 - lip_closure``), ``lip_closure`` is then read from the aperture as
+  the measure reads it (``1 - mouth_open / CLOSED_APERTURE``, clipped), ``mouth_round`` is the width's narrowing plus
+  the protrusion, and ``jaw`` is the chin's drop from the photo's (:data:`JAW_PER_OPEN` of the opening beyond the
+  photo's own).
 * **Blinks** (:func:`blink_track`): a rate drawn per clip in 10-20 per minute, gaps between blinks from a gamma
   distribution with that mean (never longer than :data:`MAX_GAP_S`), each blink 100-400 ms, the lid closing in its
   first third and opening in the rest (closing is faster than opening in human blinks: Evinger et al., 1991,
@@ -25,7 +30,7 @@ from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.io import Waveform
 from avdiff.audio.phonemes import PhonemeEvent
 from avdiff.audio.visemes import viseme_of, viseme_track
-from avdiff.video.motion import FIELDS, Motion
+from avdiff.video.motion import CLOSED_APERTURE, FIELDS, Motion
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +47,10 @@ BROW_RAISE = 0.02  # face sizes, with each nod
 MOUTH_SCALE = {
     "mouth_open": (0.3, 0.0),  # a wide-open vowel ~0.27 of the face size
     "mouth_width": (0.3, 0.5),  # spread +0.15, rounded -0.1 of the photo's width
-    "mouth_round": (0.15, 0.2),  # clipped at 0 (as measured)
+    "mouth_round": (0.15, 0.2),  # the protrusion part, clipped at 0 (the narrowing is added as measured)
     "lip_closure": (1.0, 0.0),
 }
-JAW_PER_OPEN = 0.3  # the chin drops by this much of the mouth opening
+JAW_PER_OPEN = 0.3  # the chin drops by this much of the mouth opening (beyond the photo's)
 
 
 def _frame_times(num_frames: int, fps: FpsLike) -> np.ndarray:
@@ -157,6 +162,7 @@ def motion_truth(
     *,
     head_amount: float = 1.0,
     blink_rate_per_min: float | None = None,
+    reference_open: float = 0.0,
 ) -> Motion:
     """The motion of a synthetic face saying ``speech``: its mouth from the phonemes, natural blinks, head sway with
     nods on accented syllables (module doc); one frame per :class:`~avdiff.audio.clock.FrameClock` frame of the audio.
@@ -168,6 +174,8 @@ def motion_truth(
         rng: draws the blinks and the sway.
         head_amount: scales the head's motion (0: a still head).
         blink_rate_per_min: None draws it in :data:`BLINKS_PER_MIN`.
+        reference_open: the photo's own ``mouth_open`` (``inner_lip_aperture``), in face sizes: the jaw is relative
+            to the photo, so it is raised where the mouth is shut tighter than in the photo.
 
     Returns:
         A :class:`~avdiff.video.motion.Motion` of ``FrameClock(fps, rate).num_frames(N)`` frames.
@@ -177,8 +185,11 @@ def motion_truth(
     fields = {name: np.zeros(num_frames, np.float32) for name in FIELDS}
     for name, (scale, offset) in MOUTH_SCALE.items():
         fields[name] = (scale * (mouth[name] - offset)).astype(np.float32)
-    fields["mouth_round"] = np.maximum(fields["mouth_round"], 0)
-    fields["jaw"] = (JAW_PER_OPEN * fields["mouth_open"]).astype(np.float32)
+    fields["mouth_open"] = fields["mouth_open"] * (1.0 - fields["lip_closure"])  # pressed lips shut the aperture
+    fields["lip_closure"] = np.clip(1.0 - fields["mouth_open"] / CLOSED_APERTURE, 0.0, 1.0)  # as measured
+    fields["mouth_round"] = np.maximum(-fields["mouth_width"], 0) + np.maximum(fields["mouth_round"], 0)
+    fields["jaw"] = JAW_PER_OPEN * (fields["mouth_open"] - float(reference_open))
+    fields = {name: np.asarray(value, np.float32) for name, value in fields.items()}
     eyes, _ = blink_track(num_frames, fps, rng, blink_rate_per_min)
     fields["eye_left"] = fields["eye_right"] = eyes
     head = head_sway(num_frames, fps, rng, accent_times(events, speech), head_amount)

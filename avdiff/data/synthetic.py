@@ -46,6 +46,7 @@ from avdiff.data.format import ClipRecord, append_index, check_name, read_index,
 from avdiff.data.motion_truth import BLINKS_PER_MIN, motion_truth
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
+from avdiff.video.motion import inner_lip_aperture
 from avdiff.video.mouth_animation import SAMPLE_RATE, animate
 from avdiff.video.render import FaceRenderer
 from avdiff.video.writer import write_video
@@ -252,10 +253,14 @@ def make_motion_clip(
     check_name(clip_id, "clip id")
     out_dir = Path(out_dir)
     photo = load_image(image)
-    renderer = FaceRenderer(photo, detect_face(photo))  # the face first: no speech is made for a photo without one
+    face = detect_face(photo)  # the face first: no speech is made for a photo without one
+    renderer = FaceRenderer(photo, face)
     speech, events = speak_with_phonemes(text, voice=voice, speed_wpm=speed_wpm, pitch=pitch, sample_rate=SAMPLE_RATE)
     rate = float(rng.uniform(*BLINKS_PER_MIN)) if blink_rate_per_min is None else float(blink_rate_per_min)
-    motion = motion_truth(events, speech, FPS, rng, head_amount=head_amount, blink_rate_per_min=rate)
+    own_open = float(inner_lip_aperture(face.points3d[None])[0])  # the photo's own mouth: the jaw is relative to it
+    motion = motion_truth(
+        events, speech, FPS, rng, head_amount=head_amount, blink_rate_per_min=rate, reference_open=own_open
+    )
     frames = [
         renderer.render(motion, i)
         for i in tqdm(range(len(motion)), desc=clip_id, unit="frame", disable=not progress_bar, leave=False)

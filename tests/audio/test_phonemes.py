@@ -32,7 +32,12 @@ def _track(text: str, fps=FPS):
 @pytest.mark.parametrize("sample_rate", [22050, 16000])
 def test_waveform_is_tts_speak_exactly(sample_rate):
     """The library through ctypes and the espeak-ng program are the same engine: equal samples (tolerance 0)."""
-    for text, voice in (("The quick brown fox, jumps!", "en-us"), ("pa pa pa", "en-us+f3")):
+    for text, voice in (
+        ("The quick brown fox, jumps!", "en-us"),
+        ("pa pa pa", "en-us+f3"),
+        ("Bob, hello.", "en-gb"),
+        ("Bob, hello.", "en-gb+m5"),
+    ):
         wav, _ = speak_with_phonemes(text, voice=voice, speed_wpm=180, pitch=40, sample_rate=sample_rate)
         ref = speak(text, voice=voice, speed_wpm=180, pitch=40, sample_rate=sample_rate)
         assert wav.sample_rate == ref.sample_rate == sample_rate

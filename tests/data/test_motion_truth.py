@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from avdiff.data.motion_truth import BLINK_S, MAX_GAP_S, blink_track, head_sway, motion_truth
+from avdiff.video.motion import CLOSED_APERTURE
 
 FPS = 25
 
@@ -69,5 +70,10 @@ def test_the_truths_lips_close_on_each_p_and_open_on_each_a():
         assert motion.lip_closure[closed].max() > 0.9 and motion.lip_closure[vowel].min() < 0.1
         assert motion.mouth_open[vowel].max() > 0.2 > motion.mouth_open[closed].min()  # face sizes
     assert np.array_equal(motion.jaw > 0, motion.mouth_open > 0)
+    # the measure's rules hold: closure read from the aperture, rounding includes the width's narrowing
+    np.testing.assert_allclose(motion.lip_closure, np.clip(1 - motion.mouth_open / CLOSED_APERTURE, 0, 1), atol=1e-6)
+    assert (motion.mouth_round >= np.maximum(-motion.mouth_width, 0) - 1e-7).all()
+    photo_open = motion_truth(events, speech, FPS, np.random.default_rng(0), reference_open=0.1)
+    np.testing.assert_allclose(photo_open.jaw, motion.jaw - 0.3 * 0.1, atol=1e-6)  # the jaw is relative to the photo
     still = motion_truth(events, speech, FPS, np.random.default_rng(0), head_amount=0)
     assert not still.yaw.any() and np.array_equal(still.mouth_open, motion.mouth_open)

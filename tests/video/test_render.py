@@ -233,16 +233,11 @@ def test_a_face_says_a_sentence_from_its_motion_truth():
     image = skimage.data.astronaut()
     face = detect_face(image)
     renderer = FaceRenderer(image, face)
-    # the mesh: every field as given but the mouth's state and rounding. The truth's lip_closure and mouth_open need
-    # not agree with the measure's closure rule (where they do not, the renderer draws an aperture between the two),
-    # and its rounding leaves out the width's narrowing, which the measure counts as rounding too.
+    # the mesh measures as the truth, field by field: the truth keeps the measure's rules (closure from the aperture,
+    # rounding with the width's narrowing), so a renderer can show it exactly
     mesh = motion_from_landmarks(renderer.target_points(truth), face.points3d)
     for name in FIELDS:
-        if name not in ("mouth_open", "lip_closure", "mouth_round"):
-            assert np.abs(getattr(mesh, name) - getattr(truth, name)).max() < 2e-3, name
-    rounding = np.maximum(truth.mouth_round, np.maximum(-truth.mouth_width, 0))
-    assert np.abs(mesh.mouth_round - rounding).max() < 2e-3
-    assert np.corrcoef(mesh.mouth_open, truth.mouth_open)[0, 1] > 0.95
+        assert np.abs(getattr(mesh, name) - getattr(truth, name)).max() < 3e-3, name
     frames = np.stack(list(renderer.frames(truth)))
     got = motion_from_landmarks(track_landmarks(frames, depth=True), face.points3d)
     assert np.corrcoef(got.mouth_open, truth.mouth_open)[0, 1] >= 0.85  # measured 0.92 (mediapipe misses thin gaps)
