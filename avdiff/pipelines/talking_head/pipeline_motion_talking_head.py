@@ -259,8 +259,7 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
             motion = Motion.from_array(np.concatenate([w.as_array() for w in pieces]))
             result = sink.finish(output_type=output_type, return_dict=return_dict,
                                  output_class=MotionTalkingHeadOutput, warnings=warnings, motion=motion,
-                                 timings=timings) if return_dict else sink.finish(output_type=output_type,
-                                                                                   return_dict=False)
+                                 timings=timings)
             timings["encode"] += time.perf_counter() - tick
         logger.info("%d frames from %.2f s of speech in %.2f s (%s)", num_frames, speech.duration_s,
                     time.perf_counter() - start, ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
