@@ -31,7 +31,7 @@ from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file
 
 from avdiff import pipelines
-from avdiff.bundled import pipeline_kind, resolve
+from avdiff.bundled import PIPELINE_KINDS, pipeline_class_name, resolve
 from avdiff.models.cfg import CFGDropout
 from avdiff.models.unet import quiet_empty_fp32_warning
 
@@ -347,13 +347,13 @@ def load_model(
     folder = resolve(name_or_path)
     if is_checkpoint(folder):
         return load_pipeline(pipelines.TalkingHeadPipeline, folder, device=device, what=what)
-    kind = pipeline_kind(folder)
-    if kind is None:
+    class_name = pipeline_class_name(folder)
+    if class_name is None:
         raise ValueError(
             f"{what} {str(name_or_path)!r} is not a saved pipeline avdiff knows (its model_index.json "
-            f"is missing or names another class; known: {sorted(KIND_CLASSES.values())})"
+            f"is missing or names another class; known: {sorted(PIPELINE_KINDS)})"
         )
-    return load_pipeline(pipeline_class(kind), folder, variant=variant, device=device, what=what, **kwargs)
+    return load_pipeline(getattr(pipelines, class_name), folder, variant=variant, device=device, what=what, **kwargs)
 
 
 # How long a process waits for the others at a collective (the gather of a batch's or an evaluation's results): a

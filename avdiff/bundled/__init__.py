@@ -28,7 +28,11 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 # The diffusers pipeline class saved in model_index.json -> the job it does.
-PIPELINE_KINDS = {"TalkingHeadPipeline": "talking-head", "TextToVideoPipeline": "text-to-video"}
+PIPELINE_KINDS = {
+    "TalkingHeadPipeline": "talking-head",
+    "MotionTalkingHeadPipeline": "talking-head",
+    "TextToVideoPipeline": "text-to-video",
+}
 
 
 @dataclass(frozen=True)
@@ -46,9 +50,9 @@ class BundledModel:
     path: Path
 
 
-def pipeline_kind(folder: str | Path) -> str | None:
-    """The job of the saved pipeline in ``folder`` (``"talking-head"``), or None when ``folder`` holds no
-    ``model_index.json`` naming a pipeline class avdiff knows.
+def pipeline_class_name(folder: str | Path) -> str | None:
+    """The pipeline class the ``model_index.json`` in ``folder`` names (``"MotionTalkingHeadPipeline"``), or None when
+    ``folder`` holds none or it names a class avdiff does not know (:data:`PIPELINE_KINDS`).
 
     Raises:
         ValueError: ``model_index.json`` exists but is not a JSON object.
@@ -62,7 +66,19 @@ def pipeline_kind(folder: str | Path) -> str | None:
         raise ValueError(f"{str(index)!r} is not readable JSON ({e})") from e
     if not isinstance(spec, dict):
         raise ValueError(f"{str(index)!r} must hold a JSON object, got {type(spec).__name__}")
-    return PIPELINE_KINDS.get(str(spec.get("_class_name")))
+    name = str(spec.get("_class_name"))
+    return name if name in PIPELINE_KINDS else None
+
+
+def pipeline_kind(folder: str | Path) -> str | None:
+    """The job of the saved pipeline in ``folder`` (``"talking-head"``), or None when ``folder`` holds no
+    ``model_index.json`` naming a pipeline class avdiff knows.
+
+    Raises:
+        ValueError: ``model_index.json`` exists but is not a JSON object.
+    """
+    name = pipeline_class_name(folder)
+    return None if name is None else PIPELINE_KINDS[name]
 
 
 def available(kind: str | None = None) -> list[BundledModel]:
@@ -153,6 +169,7 @@ __all__ = [
     "available",
     "bundled_path",
     "canonical_name",
+    "pipeline_class_name",
     "pipeline_kind",
     "resolve",
     "resolve_model_dir",

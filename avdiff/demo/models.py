@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avdiff.bundled import available, pipeline_kind
-from avdiff.loading import load_pipeline, pipeline_class, weight_variants
+from avdiff.loading import load_model, weight_variants
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class ModelRegistry:
 
     def _load(self, entry: ModelEntry):
         logger.info("loading %s from %s", entry.name, entry.path)
-        pipe = load_pipeline(pipeline_class(entry.kind), entry.path, device=self.device)  # fp16-only: detected
+        pipe = load_model(entry.path, device=self.device)  # the class its model_index.json names; fp16-only: detected
         pipe.set_progress_bar_config(disable=True)
         return pipe
 

@@ -14,6 +14,8 @@ _EXPORTS = {
     "BeatPlan": "avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer",
     "BeatVisualizerOutput": "avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer",
     "BeatVisualizerPipeline": "avdiff.pipelines.beat_visualizer.pipeline_beat_visualizer",
+    "MotionTalkingHeadOutput": "avdiff.pipelines.talking_head.pipeline_motion_talking_head",
+    "MotionTalkingHeadPipeline": "avdiff.pipelines.talking_head.pipeline_motion_talking_head",
     "TalkingHeadPipeline": "avdiff.pipelines.talking_head.pipeline_talking_head",
     "TextToVideoPipeline": "avdiff.pipelines.text_to_video.pipeline_text_to_video",
     "VideoPipelineOutput": "avdiff.pipelines.output",
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
         BeatVisualizerPipeline,
     )
     from avdiff.pipelines.output import VideoPipelineOutput
+    from avdiff.pipelines.talking_head.pipeline_motion_talking_head import (
+        MotionTalkingHeadOutput,
+        MotionTalkingHeadPipeline,
+    )
     from avdiff.pipelines.talking_head.pipeline_talking_head import TalkingHeadPipeline
     from avdiff.pipelines.talking_head.pipeline_warp_baseline import WarpBaselinePipeline
     from avdiff.pipelines.text_to_video.pipeline_text_to_video import TextToVideoPipeline

@@ -21,9 +21,11 @@ from PIL import Image
 from avdiff.audio.io import AudioStream, Waveform, save_audio
 from avdiff.bench.talk import speech_like
 from avdiff.bench.visualize import make_keyframes, make_song
+from avdiff.models.builders import build_motion_denoiser
 from avdiff.pipelines import (
     AudioScenePipeline,
     BeatVisualizerPipeline,
+    MotionTalkingHeadPipeline,
     TalkingHeadPipeline,
     TextToVideoPipeline,
     VideoPipelineOutput,
@@ -94,6 +96,12 @@ def _talking_head() -> TalkingHeadPipeline:
     return pipe
 
 
+def _motion() -> MotionTalkingHeadPipeline:
+    pipe = MotionTalkingHeadPipeline(build_motion_denoiser("tiny", seed=0, window_frames=8, past_frames=2))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def _warp() -> WarpBaselinePipeline:
     pipe = WarpBaselinePipeline()
     pipe.set_progress_bar_config(disable=True)
@@ -126,6 +134,12 @@ CASES = {
         build=_talking_head,
         inputs=lambda folder: ((skimage.data.astronaut(), speech_like(0.5)), {"num_inference_steps": 1}),
         callback_kwargs={"output_type": "crops"},  # the crops alone are the decoded latents
+    ),
+    "motion_talking_head": Case(
+        build=_motion,
+        inputs=lambda folder: ((skimage.data.astronaut(), speech_like(0.5)), {"num_inference_steps": 1}),
+        callback=invert_the_frame,
+        edited=lambda plain: 255 - plain,
     ),
     "warp_baseline": Case(
         build=_warp,

@@ -1,6 +1,8 @@
 """The talking-head job: a face photo plus speech gives a lip-synced video.
 
 * :class:`TalkingHeadPipeline` (``pipeline_talking_head.py``): latent video diffusion, chunked over long audio;
+* :class:`MotionTalkingHeadPipeline` (``pipeline_motion_talking_head.py``): speech -> motion by diffusion -> the
+  photo moved at its own resolution (the motion sampler in ``motion_sampling.py``);
 * :class:`WarpBaselinePipeline` (``pipeline_warp_baseline.py``): the model-free baseline, the mouth opened by the
   speech's loudness;
 * ``photo.py``: the working size of the photo both start from.
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 
 # name -> the module that defines it
 _EXPORTS = {
+    "MotionTalkingHeadPipeline": "avdiff.pipelines.talking_head.pipeline_motion_talking_head",
     "TalkingHeadPipeline": "avdiff.pipelines.talking_head.pipeline_talking_head",
     "WarpBaselinePipeline": "avdiff.pipelines.talking_head.pipeline_warp_baseline",
 }
@@ -22,6 +25,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from avdiff.pipelines.talking_head.pipeline_motion_talking_head import MotionTalkingHeadPipeline
     from avdiff.pipelines.talking_head.pipeline_talking_head import TalkingHeadPipeline
     from avdiff.pipelines.talking_head.pipeline_warp_baseline import WarpBaselinePipeline
 

@@ -1,0 +1,129 @@
+"""MotionTalkingHeadPipeline on a tiny random motion model: the contract of a pipeline (seeds, audio, lengths, sizes,
+streaming, saving), checked on the photo's own resolution."""
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from avdiff.audio.clock import FrameClock
+from avdiff.audio.io import Waveform
+from avdiff.models.builders import build_motion_denoiser
+from avdiff.pipelines import MotionTalkingHeadPipeline
+from avdiff.video import read_video
+from avdiff.video.face import NoFaceError
+
+PHOTO = skimage.data.astronaut()
+
+
+def speech(seconds: float, seed: int) -> Waveform:
+    """Noise bursts at 4 Hz (syllable-like loudness), 16 kHz mono."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * 16000)) / 16000
+    envelope = np.clip(np.sin(2 * np.pi * (3 + seed) * t), 0, None) ** 2
+    return Waveform(torch.from_numpy((0.3 * envelope * rng.standard_normal(len(t)))[None].astype(np.float32)), 16000)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    pipe = MotionTalkingHeadPipeline(build_motion_denoiser("tiny", seed=0, window_frames=16, past_frames=4))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def run(pipe, audio, seed=0, **kwargs):
+    return pipe(PHOTO, audio, generator=torch.Generator().manual_seed(seed), num_inference_steps=3, **kwargs)
+
+
+def test_frames_follow_the_clock_at_the_photos_size_and_the_seed_decides(pipe):
+    audio = speech(1.3, 0)
+    out = run(pipe, audio)
+    n = FrameClock(25, 16000).num_frames(audio.samples.shape[-1])
+    assert out.frames.shape == (n, 512, 512, 3) and out.frames.dtype == np.uint8 and len(out.motion) == n
+    again = run(pipe, audio)
+    np.testing.assert_array_equal(out.frames, again.frames)
+    np.testing.assert_array_equal(out.motion.as_array(), again.motion.as_array())
+    other = run(pipe, audio, seed=1)
+    assert not np.array_equal(out.motion.as_array(), other.motion.as_array())
+    assert set(out.timings) == {"audio", "motion", "render", "encode", "first_frame"}
+    assert 0 < out.timings["first_frame"] and all(v >= 0 for v in out.timings.values())
+
+
+def test_the_audio_drives_the_motion_and_guidance_0_is_the_audio_dropped_twin(pipe):
+    a, b = speech(1.0, 0), speech(1.0, 1)
+    assert not np.allclose(run(pipe, a).motion.as_array(), run(pipe, b).motion.as_array())
+    twin_a, twin_b = run(pipe, a, guidance_scale=0.0), run(pipe, b, guidance_scale=0.0)
+    np.testing.assert_array_equal(twin_a.motion.as_array(), twin_b.motion.as_array())
+
+
+def test_a_still_head_keeps_the_photos_pose_and_the_background(pipe):
+    out = run(pipe, speech(1.0, 0), still_head=True, head_amount=1.0)
+    assert not out.motion.yaw.any() and not out.motion.tx.any() and (out.motion.scale == 1).all()
+    corner = (slice(0, 60), slice(0, 60))  # far from the face
+    assert all(np.array_equal(frame[corner], PHOTO[corner]) for frame in out.frames)
+
+
+def test_a_wide_photo_keeps_its_shape_and_streaming_writes_the_same_video(pipe, tmp_path):
+    wide = np.concatenate([PHOTO, PHOTO[:, ::-1][:, :128]], axis=1)  # 512 x 640
+    audio = speech(1.0, 0)
+    held = pipe(wide, audio, generator=torch.Generator().manual_seed(0), num_inference_steps=3)
+    assert held.frames.shape[1:] == (512, 640, 3)
+    path = tmp_path / "talk.mp4"
+    streamed = pipe(wide, audio, generator=torch.Generator().manual_seed(0), num_inference_steps=3,
+                    output_path=path)
+    assert streamed.frames is None and streamed.path == path
+    np.testing.assert_array_equal(streamed.motion.as_array(), held.motion.as_array())
+    clip = read_video(path)
+    assert clip.num_frames == len(held.frames) and clip.audio is not None
+
+
+def test_saved_and_loaded_it_makes_the_same_video(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "saved")
+    loaded = MotionTalkingHeadPipeline.from_pretrained(tmp_path / "saved")
+    loaded.set_progress_bar_config(disable=True)
+    audio = speech(0.8, 2)
+    np.testing.assert_array_equal(run(pipe, audio).frames, run(loaded, audio).frames)
+
+
+def test_the_callback_sees_each_frame_and_its_motion_and_may_replace_the_frame(pipe):
+    seen = []
+
+    def grey(p, i, t, kwargs):
+        seen.append((i, tuple(kwargs["motion"].shape)))
+        return {"frame": torch.full_like(kwargs["frame"], 128)}
+
+    out = run(pipe, speech(0.5, 0), callback_on_step_end=grey)
+    assert [i for i, _ in seen] == list(range(len(out.frames))) and seen[0][1] == (15,)
+    assert (out.frames == 128).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(image=None), "image must be a face photo"),
+        (dict(audio=None), "audio must be speech"),
+        (dict(guidance_scale=-1.0), "guidance_scale must be"),
+        (dict(head_amount=float("nan")), "head_amount must be"),
+        (dict(blink_rate_per_min="often"), "blink_rate_per_min must be"),
+        (dict(num_inference_steps=0), "num_inference_steps must be"),
+        (dict(scheduler="euler"), "scheduler must be one of"),
+        (dict(fps=0), "fps"),
+        (dict(output_type="gif"), "output_type"),
+        (dict(callback_on_step_end_tensor_inputs=["latents"]), "callback_on_step_end_tensor_inputs"),
+    ],
+)
+def test_bad_inputs_are_named(pipe, kwargs, message):
+    args = dict(image=PHOTO, audio=speech(0.5, 0)) | kwargs
+    with pytest.raises(ValueError, match=message):
+        pipe(**args)
+
+
+def test_a_photo_without_a_face_fails_before_any_sampling(pipe, monkeypatch):
+    import avdiff.pipelines.talking_head.pipeline_motion_talking_head as module
+
+    def never(*args, **kwargs):
+        raise AssertionError("sampled motion for a photo without a face")
+
+    monkeypatch.setattr(module, "iter_motion", never)
+    with pytest.raises(NoFaceError):
+        pipe(skimage.data.rocket(), speech(0.5, 0))
