@@ -3,6 +3,7 @@
 * :class:`TalkingHeadPipeline` (``pipeline_talking_head.py``): latent video diffusion, chunked over long audio;
 * :class:`WarpBaselinePipeline` (``pipeline_warp_baseline.py``): the model-free baseline, the mouth opened by the
   speech's loudness;
+* :func:`sample_motion` (``motion_sampling.py``): a motion track from speech by the motion generator's denoiser;
 * ``photo.py``: the working size of the photo both start from.
 
 Each name is imported on first use (PEP 562), so importing one pipeline does not import the other.
@@ -17,11 +18,13 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     "TalkingHeadPipeline": "avdiff.pipelines.talking_head.pipeline_talking_head",
     "WarpBaselinePipeline": "avdiff.pipelines.talking_head.pipeline_warp_baseline",
+    "sample_motion": "avdiff.pipelines.talking_head.motion_sampling",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from avdiff.pipelines.talking_head.motion_sampling import sample_motion
     from avdiff.pipelines.talking_head.pipeline_talking_head import TalkingHeadPipeline
     from avdiff.pipelines.talking_head.pipeline_warp_baseline import WarpBaselinePipeline
 
