@@ -191,7 +191,9 @@ def run_talking_head_motion(args: argparse.Namespace) -> int:
         m = task.evaluate(MotionDenoiser.from_pretrained(result.final_dir))
         print(f"held-out ({int(m['clips'])} clips, guidance {config.eval_guidance}) vs the audio-dropped twin:")
         for name in SCORES:
-            print(f"  {name}: {m[name]:.3f} vs {m['twin_' + name]:.3f} (model wins on {m['wins_' + name]:.0%} of clips)")
+            print(
+                f"  {name}: {m[name]:.3f} vs {m['twin_' + name]:.3f} (model wins on {m['wins_' + name]:.0%} of clips)"
+            )
     return 0
 
 

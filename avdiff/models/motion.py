@@ -166,7 +166,9 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         cond_dim = 4 * hidden_dim
         self.time_proj = Timesteps(hidden_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embed = TimestepEmbedding(hidden_dim, cond_dim)
-        self.control_embed = nn.Sequential(nn.Linear(len(CONTROLS), cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
+        self.control_embed = nn.Sequential(
+            nn.Linear(len(CONTROLS), cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim)
+        )
         self.register_buffer("control_scales", torch.tensor(CONTROL_SCALES), persistent=False)
         self.audio_proj = nn.Conv1d(audio_dim, hidden_dim, 1)
         self.in_proj = nn.Conv1d(D + 1, hidden_dim, 3, padding=1)
@@ -192,7 +194,9 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         """Set the per-field normalisation ([D] each; std > 0), in the buffers and the config (so it is saved)."""
         mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
         if mean.shape != (len(FIELDS),) or std.shape != (len(FIELDS),) or not (std > 0).all():
-            raise ValueError(f"need mean and std of shape ({len(FIELDS)},) with std > 0, got {mean.shape}, {std.shape}")
+            raise ValueError(
+                f"need mean and std of shape ({len(FIELDS)},) with std > 0, got {mean.shape}, {std.shape}"
+            )
         self.register_to_config(field_mean=mean.tolist(), field_std=std.tolist())
         self._mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self._std.copy_(torch.as_tensor(std, dtype=torch.float32))

@@ -12,6 +12,10 @@ Classifier-free guidance on the audio: ``guidance_scale`` (the user's "expressiv
 the audio and the one with the learned null audio, ``null + s * (cond - null)``; 0 is the audio-dropped twin (the
 model's unconditional branch, only that branch is run), 1 the plain conditional model (only that branch is run).
 
+Seams: the past already makes each window continue the one before; what small step remains at a seam (a window's
+first frame a little off the line its past was on) is taken out by :func:`join_seam`, which shifts the window's first
+``seam_frames`` frames by the offset, fading to nothing (the model's own motion is kept, only the jump goes).
+
 No drift: every field is relative to the reference photo (a head pose, not a head velocity), so nothing is
 integrated from window to window; the past only keeps the windows continuous. Work and memory per window are
 constant; the whole clip's log-mel (40 numbers per 10 ms) and the output are the only things that grow with the
@@ -60,6 +64,7 @@ def sample_motion(
     head_amount: float = 1.0,
     still_head: bool = False,
     scheduler: str = "ddim",
+    seam_frames: int = 4,
 ) -> Motion:
     """Generate the face's motion for ``speech``.
 
@@ -76,6 +81,8 @@ def sample_motion(
             the pose is scaled up after sampling.
         still_head: zero head pose in every frame (yaw, pitch, roll, tx, ty 0 and scale 1), whatever ``head_amount``.
         scheduler: ``"ddim"`` or ``"dpm"`` (DPM-Solver++).
+        seam_frames: frames over which a window's offset from its past's continuation fades out (:func:`join_seam`;
+            0 leaves the windows as sampled).
 
     Returns:
         A :class:`Motion` of exactly ``FrameClock(fps, speech.sample_rate).num_frames(N)`` frames, N the speech's
@@ -100,6 +107,8 @@ def sample_motion(
     head_amount = _check_number("head_amount", head_amount)
     if scheduler not in SCHEDULERS:
         raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
+    if int(seam_frames) != seam_frames or seam_frames < 0:
+        raise ValueError(f"seam_frames must be an integer >= 0, got {seam_frames!r}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
@@ -131,6 +140,8 @@ def sample_motion(
             x_in = sched.scale_model_input(x, t)
             pred = _guided(model, x_in, t, past, audio, controls, guidance_scale)
             x = sched.step(pred, t, x).prev_sample
+        if start > 0:
+            x = join_seam(past, x, min(int(seam_frames), T))
         if still_head:
             x[..., _POSE_COLUMNS] = neutral[..., _POSE_COLUMNS]
         pieces.append(x[0])
@@ -149,6 +160,23 @@ def sample_motion(
         num_inference_steps,
     )
     return Motion.from_array(np.ascontiguousarray(motion))
+
+
+def join_seam(past: torch.Tensor, window: torch.Tensor, frames: int) -> torch.Tensor:
+    """``window`` [B, T, D] with the jump from ``past`` [B, K, D] taken out over its first ``frames`` frames.
+
+    The jump is the window's first frame minus where the past was heading (its last frame plus its last step); the
+    first frame is moved by all of it, the next ones by less (a half cosine), frame ``frames`` on by nothing."""
+    if frames <= 0:
+        return window
+    last = past[:, -1]
+    step = past[:, -1] - past[:, -2] if past.shape[1] > 1 else torch.zeros_like(last)
+    jump = window[:, 0] - (last + step)  # [B, D]
+    k = torch.arange(frames, device=window.device, dtype=window.dtype)
+    fade = 0.5 + 0.5 * torch.cos(torch.pi * k / frames)  # 1 at the seam ... near 0
+    out = window.clone()
+    out[:, :frames] -= fade[None, :, None] * jump[:, None, :]
+    return out
 
 
 def _guided(
