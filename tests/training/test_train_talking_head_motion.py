@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from launching import doc_command, finish, launch
 from safetensors.torch import load_file
 
 from avdiff.audio.phonemes import speak_with_phonemes
@@ -140,3 +141,14 @@ def test_the_cli_trains_with_the_ci_config(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "trained 6 steps" in printed and "mouth_open_r" in printed and "audio-dropped twin" in printed
     assert (out / "final" / "config.json").is_file() and (tmp_path / "runs" / "speech_cache").is_dir()
+
+
+@pytest.mark.slow
+def test_two_process_cpu_ddp_run_with_the_documented_command(tmp_path):
+    """docs/data-and-training.md's DDP command for the motion generator, 2 CPU processes (gloo): both ranks train to
+    the end, and one final model and checkpoint are written."""
+    (tmp_path / "configs").symlink_to(REPO / "configs", target_is_directory=True)
+    output = finish(launch(doc_command("data-and-training.md", "train motion ddp"), tmp_path), timeout=400)
+    assert output.count("trained 4 steps") == 2  # both ranks finished
+    run = tmp_path / "runs" / "talking_head_motion_ci"
+    assert (run / "final" / "config.json").is_file() and (run / "checkpoints" / "step_4" / "DONE").is_file()
