@@ -12,7 +12,9 @@ kinds:
 * ``talking_head``: the components of a ``TalkingHeadPipeline``: ``pixel_size``, ``framing``, ``codec``, ``unet``
   (a ``unet`` preset name under ``preset`` with sections overridden), ``speech_encoder``, ``scheduler``;
 * ``text_to_video``: the components of a ``TextToVideoPipeline``: ``pixel_size``, ``fps``, ``codec``, ``unet``,
-  ``text_encoder``, ``scheduler``.
+  ``text_encoder``, ``scheduler``;
+* ``motion``: a :class:`~avdiff.models.motion.MotionDenoiser` (the motion generator): ``denoiser`` (its keyword
+  arguments, the noise schedule under ``scheduler``).
 
 Random builds are seeded: with a ``seed`` every weight is drawn inside ``torch.random.fork_rng``, so the caller's RNG
 is left as it was. (``configs/`` at the top of the repository keeps the training recipes users copy and edit.)
@@ -21,6 +23,7 @@ is left as it was. (``configs/`` at the top of the repository keeps the training
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import math
 import os
@@ -34,6 +37,7 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UNet2DConditio
 from torch import nn
 
 from avdiff.models.codec import DiffusersVAECodec, LatentCodec, SpaceToDepthCodec
+from avdiff.models.motion import MotionDenoiser
 from avdiff.models.speech import BaseSpeechEncoder, HFSpeechEncoder, SpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
 
@@ -46,6 +50,7 @@ PRESET_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "unet": (("unet2d", "motion_adapter"), ("unet2d", "motion_adapter", "pretrained", *UNET_OPTION_KEYS)),
     "talking_head": (("pixel_size", "codec", "unet", "speech_encoder", "scheduler"), None),
     "text_to_video": (("pixel_size", "fps", "codec", "unet", "text_encoder", "scheduler"), None),
+    "motion": (("denoiser",), ("denoiser",)),
 }
 
 
@@ -197,6 +202,39 @@ def open_audio_gates(unet: AudioVideoUNet, value: float) -> None:
         raise ValueError(f"audio_gate is tanh(gate) and must be in (-1, 1), got {value!r}")
     for gate in unet.audio_gates().values():
         gate.fill_(math.atanh(value))
+
+
+def build_motion_denoiser(
+    spec: dict | str | os.PathLike = "tiny", *, seed: int | None = 0, **overrides
+) -> MotionDenoiser:
+    """A :class:`~avdiff.models.motion.MotionDenoiser` with random weights from a ``motion`` preset.
+
+    Args:
+        spec: a preset name or path (``"tiny"``), or a mapping of ``MotionDenoiser`` keyword arguments that override
+            a base preset named under ``preset`` (default ``tiny``); its ``scheduler`` section is merged key by key.
+        seed: every weight is drawn from it inside ``torch.random.fork_rng`` (the global RNG is left as it was);
+            None draws from the global RNG.
+        overrides: keyword arguments that win over the preset's (``field_mean``, ``window_frames``, ...).
+
+    Raises:
+        ValueError: an unknown setting (naming it), or a value the model refuses.
+    """
+    spec = {"preset": spec} if isinstance(spec, (str, os.PathLike)) else dict(spec)
+    cfg = copy.deepcopy(load_preset("motion", spec.pop("preset", "tiny"))["denoiser"] or {})
+    for source in (spec, overrides):
+        source = dict(source)
+        scheduler = source.pop("scheduler", None)
+        cfg.update(source)
+        if scheduler:
+            cfg["scheduler"] = {**(cfg.get("scheduler") or {}), **scheduler}
+    known = set(inspect.signature(MotionDenoiser.__init__).parameters) - {"self"}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ValueError(f"unknown motion denoiser settings {unknown}")
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return MotionDenoiser(**cfg)
 
 
 def build_codec(spec: dict) -> LatentCodec:

@@ -1,0 +1,295 @@
+"""Speech and motion to train the motion generator on: windows of (per-frame log-mel, motion), with the frames before.
+
+Two sources of clips (:class:`MotionClip`: mono speech and the raw :class:`~avdiff.video.motion.Motion` of its
+frames, plus the clip's controls):
+
+* **synthetic**, with no video at all (:func:`synthetic_utterances`, :func:`synthetic_clips`): espeak-ng sentences
+  (:data:`avdiff.data.synthetic.SENTENCES` of a split, a voice, a speed and a pitch drawn per utterance) spoken by
+  :func:`~avdiff.audio.phonemes.speak_with_phonemes`, each with a few motion truths
+  (:func:`~avdiff.data.motion_truth.motion_truth`) of random blink rate and head amount, which are the clip's controls;
+* **DATA folders** (:func:`data_folder_clips`): every clip whose record has ``motion`` (``avdiff prepare`` writes it):
+  the audio read from the clip's video with :func:`~avdiff.audio.io.load_audio`, the motion from its ``.motion.npz``
+  (frames without a face filled from their neighbours), its controls estimated from the motion
+  (:func:`estimate_controls`).
+
+:class:`MotionWindows` cuts the clips into training items of ``K + T`` frames: ``T`` to denoise and the ``K`` before
+(frames before a clip's start are the reference itself, all fields 0 and ``scale`` 1, with silence), the audio of
+each frame cut by the model's :class:`~avdiff.audio.clock.FrameClock`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
+from avdiff.audio.io import Waveform, load_audio
+from avdiff.audio.phonemes import PhonemeEvent, speak_with_phonemes
+from avdiff.data.format import read_index
+from avdiff.data.motion_truth import motion_truth
+from avdiff.data.synthetic import VOICES, sentences
+from avdiff.models.motion import MotionDenoiser, neutral_motion
+from avdiff.video.motion import FIELDS, Motion
+
+logger = logging.getLogger(__name__)
+
+BLINK_RANGE = (6.0, 30.0)  # blinks per minute drawn for a synthetic truth
+HEAD_RANGE = (0.2, 1.5)  # head amount drawn for a synthetic truth (or 0, with STILL_SHARE)
+STILL_SHARE = 0.2
+# the head pose's spread at head_amount 1 (radians of yaw), measured on the truth: estimate_controls divides by it
+_UNIT_YAW_STD = float(np.deg2rad(2.0))
+
+
+@dataclass
+class Utterance:
+    """One synthetic sentence: what was said and how, its speech (mono [N]) and its phonemes at the same rate."""
+
+    text: str
+    voice: str
+    speed_wpm: int
+    pitch: int
+    speech: Waveform
+    events: list[PhonemeEvent]
+
+
+@dataclass
+class MotionClip:
+    """A clip to learn from.
+
+    Attributes:
+        id: a name for logs.
+        samples: mono speech float32 [N] at ``sample_rate``.
+        sample_rate: Hz.
+        motion: raw motion float32 [F, D] (columns :data:`~avdiff.video.motion.FIELDS`) at ``fps``.
+        controls: (blinks per minute, head amount) of the clip.
+        events: the phonemes of synthetic speech (None for video).
+    """
+
+    id: str
+    samples: torch.Tensor
+    sample_rate: int
+    motion: np.ndarray
+    controls: tuple[float, float]
+    events: list[PhonemeEvent] | None = field(default=None, repr=False)
+
+
+def _utterance_cache(cache_dir: Path, key: dict) -> Path:
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir / f"utt_{digest}.npz"
+
+
+def speak_cached(
+    text: str, voice: str, speed_wpm: int, pitch: int, sample_rate: int, cache_dir: str | os.PathLike | None = None
+) -> tuple[Waveform, list[PhonemeEvent]]:
+    """:func:`~avdiff.audio.phonemes.speak_with_phonemes`, kept in ``cache_dir`` (an .npz per utterance, written
+    atomically) when one is given."""
+    key = {"text": text, "voice": voice, "speed": speed_wpm, "pitch": pitch, "sr": sample_rate}
+    path = _utterance_cache(Path(cache_dir), key) if cache_dir is not None else None
+    if path is not None and path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            events = [PhonemeEvent(str(p), int(a), int(b), int(c)) for p, (a, b, c) in zip(z["phonemes"], z["spans"])]
+            return Waveform(torch.from_numpy(z["samples"])[None], sample_rate), events
+    speech, events = speak_with_phonemes(text, voice=voice, speed_wpm=speed_wpm, pitch=pitch, sample_rate=sample_rate)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.partial.npz")
+        np.savez(
+            tmp,
+            samples=speech.samples[0].numpy(),
+            phonemes=np.array([e.phoneme for e in events]),
+            spans=np.array([(e.start_sample, e.end_sample, e.closure_sample) for e in events], np.int64),
+        )
+        os.replace(tmp, path)
+    return speech, events
+
+
+def synthetic_utterances(
+    split: str,
+    count: int,
+    seed: int = 0,
+    voices: Sequence[str] | None = None,
+    sample_rate: int = 16000,
+    speed_range: tuple[int, int] = (130, 200),
+    pitch_range: tuple[int, int] = (30, 70),
+    cache_dir: str | os.PathLike | None = None,
+    progress_bar: bool = False,
+) -> list[Utterance]:
+    """``count`` espeak-ng utterances of the sentences of ``split`` (``"train"``, ``"test"``, ``"all"``).
+
+    Utterance ``k`` draws its sentence, voice (from ``voices``, default all of :data:`~avdiff.data.synthetic.VOICES`),
+    speed (wpm) and pitch from ``np.random.default_rng([seed, k])``, so the first utterances do not change when more
+    are asked for.
+
+    Raises:
+        ValueError: ``count`` < 0 or no voices.
+    """
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    voices = list(VOICES if voices is None else voices)
+    if not voices:
+        raise ValueError("voices must name at least one espeak-ng voice")
+    pool = sentences(split)
+    out = []
+    for k in tqdm(range(count), desc=f"speech {split}", unit="utt", disable=not progress_bar):
+        rng = np.random.default_rng([seed, k])
+        text = pool[int(rng.integers(len(pool)))]
+        voice = voices[int(rng.integers(len(voices)))]
+        speed = int(rng.integers(speed_range[0], speed_range[1] + 1))
+        pitch = int(rng.integers(pitch_range[0], pitch_range[1] + 1))
+        speech, events = speak_cached(text, voice, speed, pitch, sample_rate, cache_dir)
+        out.append(Utterance(text, voice, speed, pitch, speech, events))
+    return out
+
+
+def synthetic_clips(
+    utterances: Sequence[Utterance], fps: FpsLike, variants: int = 1, seed: int = 0, controls: tuple | None = None
+) -> list[MotionClip]:
+    """``variants`` motion truths per utterance, each drawn from ``np.random.default_rng([seed, k, v])`` with a random
+    blink rate (:data:`BLINK_RANGE`) and head amount (0 with :data:`STILL_SHARE`, else :data:`HEAD_RANGE`), unless
+    ``controls`` = (blinks per minute, head amount) fixes them."""
+    if variants < 1:
+        raise ValueError(f"variants must be >= 1, got {variants}")
+    out = []
+    for k, u in enumerate(utterances):
+        for v in range(variants):
+            rng = np.random.default_rng([seed, k, v])
+            if controls is None:
+                blink = float(rng.uniform(*BLINK_RANGE))
+                head = 0.0 if rng.uniform() < STILL_SHARE else float(rng.uniform(*HEAD_RANGE))
+            else:
+                blink, head = float(controls[0]), float(controls[1])
+            truth = motion_truth(u.events, u.speech, fps, rng, head_amount=head, blink_rate_per_min=blink)
+            out.append(
+                MotionClip(f"synth_{k}_{v}", u.speech.samples[0], u.speech.sample_rate, truth.as_array(), (blink, head),
+                           u.events)
+            )  # fmt: skip
+    return out
+
+
+def estimate_controls(motion: Motion, fps: FpsLike) -> tuple[float, float]:
+    """(blinks per minute, head amount) of a measured motion: blinks are the rises of the mean eyelid closure
+    through 0.5; the head amount is the yaw's spread over the truth's at amount 1 (2 degrees)."""
+    eyes = (np.nan_to_num(motion.eye_left) + np.nan_to_num(motion.eye_right)) / 2
+    shut = eyes >= 0.5
+    blinks = int(np.count_nonzero(shut[1:] & ~shut[:-1])) + int(shut[0]) if len(shut) else 0
+    minutes = len(motion) / float(parse_fps(fps)) / 60
+    rate = blinks / minutes if minutes > 0 else 0.0
+    head = float(np.nanstd(motion.yaw)) / _UNIT_YAW_STD if len(motion) > 1 else 0.0
+    return float(rate), float(head)
+
+
+def resample_motion(motion: np.ndarray, fps_from: FpsLike, fps_to: FpsLike, num_frames: int) -> np.ndarray:
+    """Raw motion [F, D] at ``fps_from`` -> [num_frames, D] at ``fps_to``, linearly in time (edges held)."""
+    src = np.arange(len(motion)) / float(parse_fps(fps_from))
+    dst = np.arange(num_frames) / float(parse_fps(fps_to))
+    return np.stack([np.interp(dst, src, motion[:, i]) for i in range(motion.shape[1])], axis=1).astype(np.float32)
+
+
+def data_folder_clips(
+    data_dir: str | os.PathLike,
+    fps: FpsLike,
+    sample_rate: int,
+    split: str | None = None,
+    limit: int | None = None,
+) -> list[MotionClip]:
+    """The clips of a DATA folder that have a motion track, at ``fps`` (motion resampled in time when the clip's rate
+    differs) and ``sample_rate``.
+
+    Raises:
+        FileNotFoundError: no index, or no clip (of ``split``) with ``motion``.
+    """
+    data_dir = Path(data_dir)
+    if not (data_dir / "index.jsonl").is_file():
+        raise FileNotFoundError(f"{str(data_dir)!r} is not a DATA folder (no index.jsonl)")
+    records = [r for r in read_index(data_dir) if r.motion and (split is None or r.split == split)]
+    if limit is not None:
+        records = records[:limit]
+    if not records:
+        raise FileNotFoundError(
+            f"{str(data_dir)!r} has no clips with a motion track" + (f" of split {split!r}" if split else "")
+            + "; `avdiff prepare` writes them"
+        )  # fmt: skip
+    out = []
+    for r in records:
+        motion = Motion.load(data_dir / r.motion)
+        if motion.missing().all():
+            logger.warning("clip %s: no frame has a face; skipped", r.id)
+            continue
+        motion = motion.interpolate_missing()
+        audio = load_audio(str(data_dir / r.video), sample_rate=sample_rate, mono=True)
+        n = FrameClock(fps, sample_rate).num_frames(audio.samples.shape[-1])
+        raw = resample_motion(motion.as_array(), r.fps, fps, n)
+        out.append(MotionClip(r.id, audio.samples[0], sample_rate, raw, estimate_controls(motion, r.fps)))
+    return out
+
+
+class MotionWindows(Dataset):
+    """Training items of ``K + T`` frames cut from clips, every ``stride`` frames.
+
+    Item: ``{"audio": float32 [K + T, n_mels, W] (log-mel per frame, the model's clock), "past": [K, D] raw motion,
+    "window": [T, D] raw motion, "controls": [2]}``. Frames before a clip's start are the reference
+    (:func:`~avdiff.models.motion.neutral_motion`); a window never runs past a clip's end (shorter clips give no item).
+
+    Args:
+        clips: the clips (all at ``fps``).
+        model: gives the window sizes, the log-mel and the frame clock.
+        fps: the clips' frame rate.
+        stride: frames between consecutive window starts.
+
+    Raises:
+        ValueError: no clip as long as a window, or ``stride`` < 1.
+    """
+
+    def __init__(self, clips: Sequence[MotionClip], model: MotionDenoiser, fps: FpsLike, stride: int = 4):
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        self.T, self.K = model.window_frames, model.past_frames
+        self.clock = model.frame_clock(fps)
+        self.model = model
+        self.mels, self.motions, self.controls, items = [], [], [], []
+        with torch.no_grad():
+            for c in clips:
+                if c.sample_rate != model.sample_rate:
+                    raise ValueError(f"clip {c.id} is at {c.sample_rate} Hz, the model at {model.sample_rate} Hz")
+                if len(c.motion) < self.T:
+                    continue
+                k = len(self.mels)
+                self.mels.append(model.mel_features(c.samples[None])[0].cpu())
+                padded = np.concatenate([neutral_motion(self.K), c.motion.astype(np.float32)])
+                self.motions.append(torch.from_numpy(padded))
+                self.controls.append(torch.tensor(c.controls, dtype=torch.float32))
+                items.extend((k, s) for s in range(0, len(c.motion) - self.T + 1, stride))
+        if not items:
+            raise ValueError(f"no clip is as long as a window of {self.T} frames")
+        self.items = torch.tensor(items, dtype=torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        k, s = self.items[i].tolist()
+        with torch.no_grad():
+            audio = self.model.frame_windows(self.mels[k][None], self.clock, s - self.K, self.K + self.T)[0]
+        motion = self.motions[k][s : s + self.K + self.T]  # padded by K: frame s - K is row s
+        return {"audio": audio, "past": motion[: self.K], "window": motion[self.K :], "controls": self.controls[k]}
+
+
+def field_statistics(clips: Sequence[MotionClip], floor: float = 1e-2) -> tuple[np.ndarray, np.ndarray]:
+    """Per-field mean and std [D] of the clips' raw motion (std at least ``floor``, so a constant field is kept as
+    it is rather than blown up)."""
+    if not clips:
+        raise ValueError("no clips to take statistics of")
+    allm = np.concatenate([c.motion for c in clips]).astype(np.float64)
+    if allm.shape[1] != len(FIELDS):
+        raise ValueError(f"motion must have {len(FIELDS)} columns, got {allm.shape[1]}")
+    return allm.mean(axis=0), np.maximum(allm.std(axis=0), floor)

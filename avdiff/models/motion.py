@@ -1,0 +1,315 @@
+"""The motion generator's denoiser: a small temporal network over windows of :class:`~avdiff.video.motion.Motion`.
+
+:class:`MotionDenoiser` denoises a window of ``T`` frames of motion ([B, T, D], D = 15 fields of
+:data:`~avdiff.video.motion.FIELDS`, normalised by the statistics in its config) given
+
+* **speech**: per-frame log-mel windows [B, K + T, n_mels, W], cut by the :class:`~avdiff.audio.clock.FrameClock`
+  (:meth:`MotionDenoiser.frame_windows`: each frame's mel steps with ``audio_context_frames`` frames of context on
+  each side), encoded per frame by a small conv head. A learned null embedding stands in for the audio where it is
+  dropped (condition dropout in training, the unconditional branch of classifier-free guidance at sampling);
+* **past motion**: the ``K`` frames just before the window, clean (the previous window's output), so consecutive
+  windows join without a seam;
+* **the diffusion timestep** and **controls**: blinks per minute and the head-motion amount (the synthetic truth's
+  ``head_amount``: 0 still ... 1 natural sway).
+
+The network is a 1-D convolutional stack over the ``K + T`` frames (past and window together, a flag channel telling
+them apart): residual blocks of dilated convolutions, each modulated (FiLM) by the timestep and the controls, and
+the audio added per frame. It predicts the clean window (``prediction_type="sample"``), which suits few-step DDIM.
+
+The normalisation statistics (``field_mean``, ``field_std``) and the scheduler's settings live in the config, so a
+saved model (``save_pretrained``) is all a sampler needs (:mod:`avdiff.pipelines.talking_head.motion_sampling`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import ConfigMixin, DDIMScheduler, DPMSolverMultistepScheduler, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from torch import nn
+
+from avdiff.audio.clock import FrameClock
+from avdiff.audio.features import LogMel
+from avdiff.models.speech import clock_windows
+from avdiff.video.motion import FIELDS
+
+logger = logging.getLogger(__name__)
+
+CONTROLS = ("blink_rate_per_min", "head_amount")
+CONTROL_SCALES = (20.0, 1.0)  # the controls are divided by these before the network sees them
+POSE_FIELDS = ("yaw", "pitch", "roll", "tx", "ty", "scale")
+DEFAULT_SCHEDULER = {
+    "num_train_timesteps": 1000,
+    "beta_schedule": "squaredcos_cap_v2",
+    "prediction_type": "sample",
+    "clip_sample": False,
+}
+
+
+def neutral_motion(num_frames: int) -> np.ndarray:
+    """Raw motion float32 [num_frames, D] of the reference itself: every field 0, ``scale`` 1."""
+    out = np.zeros((num_frames, len(FIELDS)), np.float32)
+    out[:, FIELDS.index("scale")] = 1.0
+    return out
+
+
+class _Block(nn.Module):
+    """GroupNorm -> FiLM(cond) -> GELU -> dilated conv -> GELU -> 1x1 conv, residual. x [B, H, L], cond [B, C]."""
+
+    def __init__(self, hidden: int, cond_dim: int, dilation: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(8 if hidden % 8 == 0 else 1, hidden)
+        self.film = nn.Linear(cond_dim, 2 * hidden)
+        self.conv = nn.Conv1d(hidden, hidden, 3, padding=dilation, dilation=dilation)
+        self.out = nn.Conv1d(hidden, hidden, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(cond)[:, :, None].chunk(2, dim=1)
+        h = self.norm(x) * (1 + scale) + shift
+        h = self.out(F.gelu(self.conv(F.gelu(h))))
+        return x + h
+
+
+class MotionDenoiser(ModelMixin, ConfigMixin):
+    """Denoises windows of normalised motion, conditioned on speech, past motion, the timestep and controls.
+
+    Args:
+        window_frames: T, frames denoised per window.
+        past_frames: K, clean frames before the window it conditions on (>= 1).
+        hidden_dim: channels of the temporal stack (a multiple of 8 for its GroupNorm, or any).
+        dilations: one residual block per entry, with that dilation (frames).
+        audio_dim: width of the per-frame audio embedding.
+        audio_hidden: channels of the audio head's convolutions.
+        sample_rate, n_mels, win_s, hop_s: the log-mel (16 kHz, 10 ms hop: 4 steps per frame at 25 fps).
+        audio_context_frames: frames of mel context on each side of a frame.
+        mel_mean, mel_std: fixed normalisation of the natural-log mel power.
+        field_mean, field_std: per-field statistics of raw motion (length D), the network sees
+            ``(motion - mean) / std``; None: 0 and 1.
+        head_amount_max: the largest head amount seen in training; larger requests are scaled after sampling.
+        scheduler: the noise schedule (a diffusers scheduler config; ``prediction_type`` must be ``"sample"``).
+
+    Raises:
+        ValueError: sizes that are not positive, statistics of the wrong length or a non-positive std.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        window_frames: int = 32,
+        past_frames: int = 8,
+        hidden_dim: int = 96,
+        dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2),
+        audio_dim: int = 64,
+        audio_hidden: int = 64,
+        sample_rate: int = 16000,
+        n_mels: int = 40,
+        win_s: float = 0.025,
+        hop_s: float = 0.01,
+        audio_context_frames: int = 2,
+        mel_mean: float = -6.0,
+        mel_std: float = 4.0,
+        field_mean: list[float] | None = None,
+        field_std: list[float] | None = None,
+        head_amount_max: float = 1.5,
+        scheduler: dict | None = None,
+    ):
+        super().__init__()
+        for name, value in [
+            ("window_frames", window_frames),
+            ("past_frames", past_frames),
+            ("hidden_dim", hidden_dim),
+            ("audio_dim", audio_dim),
+            ("audio_hidden", audio_hidden),
+            ("n_mels", n_mels),
+        ]:
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if int(audio_context_frames) != audio_context_frames or audio_context_frames < 0:
+            raise ValueError(f"audio_context_frames must be an integer >= 0, got {audio_context_frames!r}")
+        if not dilations or any(int(d) != d or d < 1 for d in dilations):
+            raise ValueError(f"dilations must be a non-empty list of positive integers, got {dilations!r}")
+        if not mel_std > 0:
+            raise ValueError(f"mel_std must be positive, got {mel_std!r}")
+        D = len(FIELDS)
+        mean = np.zeros(D) if field_mean is None else np.asarray(field_mean, dtype=np.float64)
+        std = np.ones(D) if field_std is None else np.asarray(field_std, dtype=np.float64)
+        if mean.shape != (D,) or std.shape != (D,):
+            raise ValueError(f"field_mean and field_std must have {D} entries (one per field of {FIELDS})")
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+            raise ValueError(f"field_std must be positive and the statistics finite, got mean {mean}, std {std}")
+        sched = {**DEFAULT_SCHEDULER, **(scheduler or {})}
+        if sched["prediction_type"] != "sample":
+            raise ValueError(f"the denoiser predicts the clean sample: prediction_type must be 'sample', got {sched}")
+        self.register_to_config(scheduler=sched)
+        self.register_buffer("_mean", torch.tensor(mean, dtype=torch.float32), persistent=False)
+        self.register_buffer("_std", torch.tensor(std, dtype=torch.float32), persistent=False)
+
+        self.mel = LogMel(sample_rate, n_mels=n_mels, win_s=win_s, hop_s=hop_s)
+        self.audio_head = nn.Sequential(
+            nn.Conv1d(n_mels, audio_hidden, 3, padding=1),
+            nn.GELU(),
+            nn.Conv1d(audio_hidden, audio_hidden, 3, padding=1, stride=2),
+            nn.GELU(),
+            nn.AdaptiveAvgPool1d(4),
+            nn.Flatten(),
+            nn.Linear(4 * audio_hidden, audio_dim),
+            nn.LayerNorm(audio_dim),
+        )
+        self.null_audio = nn.Parameter(torch.zeros(audio_dim))
+        cond_dim = 4 * hidden_dim
+        self.time_proj = Timesteps(hidden_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embed = TimestepEmbedding(hidden_dim, cond_dim)
+        self.control_embed = nn.Sequential(
+            nn.Linear(len(CONTROLS), cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim)
+        )
+        self.register_buffer("control_scales", torch.tensor(CONTROL_SCALES), persistent=False)
+        self.audio_proj = nn.Conv1d(audio_dim, hidden_dim, 1)
+        self.in_proj = nn.Conv1d(D + 1, hidden_dim, 3, padding=1)
+        self.blocks = nn.ModuleList([_Block(hidden_dim, cond_dim, int(d)) for d in dilations])
+        self.out_norm = nn.GroupNorm(8 if hidden_dim % 8 == 0 else 1, hidden_dim)
+        self.out_proj = nn.Conv1d(hidden_dim, D, 3, padding=1)
+
+    # --- sizes and normalisation ------------------------------------------------------------------------------
+
+    @property
+    def window_frames(self) -> int:
+        return int(self.config.window_frames)
+
+    @property
+    def past_frames(self) -> int:
+        return int(self.config.past_frames)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.config.sample_rate)
+
+    def set_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Set the per-field normalisation ([D] each; std > 0), in the buffers and the config (so it is saved)."""
+        mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+        if mean.shape != (len(FIELDS),) or std.shape != (len(FIELDS),) or not (std > 0).all():
+            raise ValueError(
+                f"need mean and std of shape ({len(FIELDS)},) with std > 0, got {mean.shape}, {std.shape}"
+            )
+        self.register_to_config(field_mean=mean.tolist(), field_std=std.tolist())
+        self._mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self._std.copy_(torch.as_tensor(std, dtype=torch.float32))
+
+    def normalize(self, motion: torch.Tensor) -> torch.Tensor:
+        """Raw motion [..., D] -> what the network sees."""
+        return (motion - self._mean.to(motion)) / self._std.to(motion)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised motion [..., D] -> raw motion (Motion's units)."""
+        return x * self._std.to(x) + self._mean.to(x)
+
+    def make_scheduler(self, kind: str = "ddim") -> DDIMScheduler | DPMSolverMultistepScheduler:
+        """A fresh sampling scheduler with this model's noise schedule: ``"ddim"`` or ``"dpm"`` (DPM-Solver++)."""
+        classes = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler}
+        if kind not in classes:
+            raise ValueError(f"scheduler kind must be one of {sorted(classes)}, got {kind!r}")
+        return classes[kind].from_config(dict(self.config.scheduler))
+
+    # --- audio ------------------------------------------------------------------------------------------------
+
+    def frame_clock(self, fps) -> FrameClock:
+        """The clock of video at ``fps`` against the model's sample rate."""
+        return FrameClock(fps, self.sample_rate)
+
+    def mel_features(self, samples: torch.Tensor) -> torch.Tensor:
+        """samples [B, N] at ``sample_rate`` -> natural-log mel power [B, n_mels, N // hop + 1] (float32)."""
+        if samples.ndim != 2:
+            raise ValueError(f"samples must have shape (B, N), got {tuple(samples.shape)}")
+        mel = self.mel.float()
+        return mel(samples.float().to(mel.mel.spectrogram.window.device))
+
+    def frame_windows(self, mel: torch.Tensor, clock: FrameClock, first_frame: int, num_frames: int) -> torch.Tensor:
+        """mel [B, n_mels, S] -> per-frame windows [B, num_frames, n_mels, W] of frames ``first_frame ..`` (which may
+        start before 0 or run past the end: silence there), ±``audio_context_frames``, cut by ``clock``."""
+        if clock.sample_rate != self.sample_rate:
+            raise ValueError(f"clock runs at {clock.sample_rate} Hz but the model at {self.sample_rate} Hz")
+        windows = clock_windows(
+            mel,
+            clock,
+            first_frame,
+            num_frames,
+            int(self.config.audio_context_frames),
+            self.mel.hop_length,
+            math.log(self.mel.log_floor),
+        )  # [B, n_mels, n, W]
+        return windows.movedim(-2, 1)
+
+    def encode_audio(self, windows: torch.Tensor) -> torch.Tensor:
+        """Per-frame mel windows [B, L, n_mels, W] -> audio embeddings [B, L, audio_dim]."""
+        if windows.ndim != 4 or windows.shape[2] != self.config.n_mels:
+            raise ValueError(
+                f"audio windows must be [B, L, n_mels={self.config.n_mels}, W], got {tuple(windows.shape)}"
+            )
+        b, n, m, w = windows.shape
+        x = (windows.reshape(b * n, m, w).to(self.dtype) - self.config.mel_mean) / self.config.mel_std
+        return self.audio_head(x).reshape(b, n, -1)
+
+    # --- the network --------------------------------------------------------------------------------------------
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor | int,
+        past: torch.Tensor,
+        audio: torch.Tensor | None,
+        controls: torch.Tensor,
+        drop_audio: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predict the clean window.
+
+        Args:
+            sample: noisy normalised motion [B, T, D].
+            timestep: diffusion step, an int or [B].
+            past: clean normalised motion of the K frames before the window [B, K, D].
+            audio: mel windows [B, K + T, n_mels, W] of the past frames and the window (:meth:`frame_windows`), or
+                None for the unconditional branch (the learned null everywhere).
+            controls: [B, 2] blinks per minute and head amount (:data:`CONTROLS`), in their own units.
+            drop_audio: bool [B], True where the audio is replaced by the null (condition dropout, CFG).
+
+        Returns:
+            The predicted clean normalised window [B, T, D].
+
+        Raises:
+            ValueError: inconsistent shapes.
+        """
+        if sample.ndim != 3 or sample.shape[-1] != len(FIELDS):
+            raise ValueError(f"sample must be [B, T, {len(FIELDS)}], got {tuple(sample.shape)}")
+        B, T, D = sample.shape
+        if past.ndim != 3 or past.shape[0] != B or past.shape[2] != D or past.shape[1] < 1:
+            raise ValueError(f"past must be [B={B}, K>=1, {D}], got {tuple(past.shape)}")
+        K = past.shape[1]
+        if controls.shape != (B, len(CONTROLS)):
+            raise ValueError(f"controls must be [B={B}, {len(CONTROLS)}] ({CONTROLS}), got {tuple(controls.shape)}")
+        L = K + T
+        null = self.null_audio.to(sample.dtype).expand(B, L, -1)
+        if audio is None:
+            emb = null
+        else:
+            if audio.shape[:2] != (B, L):
+                raise ValueError(f"audio must be [B={B}, K+T={L}, n_mels, W], got {tuple(audio.shape)}")
+            emb = self.encode_audio(audio)
+            if drop_audio is not None:
+                emb = torch.where(drop_audio.to(emb.device).view(B, 1, 1), null, emb)
+        t = torch.as_tensor(timestep, device=sample.device)
+        t = t.expand(B) if t.ndim == 0 else t
+        cond = self.time_embed(self.time_proj(t).to(sample.dtype))
+        cond = cond + self.control_embed((controls / self.control_scales.to(controls)).to(sample.dtype))
+        x = torch.cat([past.to(sample.dtype), sample], dim=1)  # [B, L, D]
+        flag = torch.zeros(B, L, 1, dtype=sample.dtype, device=sample.device)
+        flag[:, :K] = 1.0
+        h = self.in_proj(torch.cat([x, flag], dim=-1).transpose(1, 2)) + self.audio_proj(emb.transpose(1, 2))
+        for block in self.blocks:
+            h = block(h, cond)
+        out = self.out_proj(F.gelu(self.out_norm(h))).transpose(1, 2)  # [B, L, D]
+        return out[:, K:]

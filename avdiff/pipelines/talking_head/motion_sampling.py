@@ -1,0 +1,200 @@
+"""Motion from speech: sample a :class:`~avdiff.video.motion.Motion` track with a trained
+:class:`~avdiff.models.motion.MotionDenoiser`, window by window.
+
+:func:`sample_motion` walks the speech in windows of ``T = model.window_frames`` frames. Each window is denoised from
+Gaussian noise (drawn from the caller's ``torch.Generator``) in a few DDIM (or DPM-Solver++) steps, conditioned on
+the window's speech (per-frame log-mel cut by the :class:`~avdiff.audio.clock.FrameClock`), on the ``K`` frames
+generated just before it (clean: so the windows join without a seam) and on the controls. The first window's past is
+the reference itself (every field 0, ``scale`` 1), as in training, where frames before a clip's start are the
+reference and their audio silence.
+
+Classifier-free guidance on the audio: ``guidance_scale`` (the user's "expressiveness") mixes the prediction with
+the audio and the one with the learned null audio, ``null + s * (cond - null)``; 0 is the audio-dropped twin (the
+model's unconditional branch, only that branch is run), 1 the plain conditional model (only that branch is run).
+
+Seams: the past already makes each window continue the one before; what small step remains at a seam (a window's
+first frame a little off the line its past was on) is taken out by :func:`join_seam`, which shifts the window's first
+``seam_frames`` frames by the offset, fading to nothing (the model's own motion is kept, only the jump goes).
+
+No drift: every field is relative to the reference photo (a head pose, not a head velocity), so nothing is
+integrated from window to window; the past only keeps the windows continuous. Work and memory per window are
+constant; the whole clip's log-mel (40 numbers per 10 ms) and the output are the only things that grow with the
+audio.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+
+from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
+from avdiff.audio.io import Waveform
+from avdiff.models.motion import POSE_FIELDS, MotionDenoiser, neutral_motion
+from avdiff.video.motion import FIELDS, Motion
+
+logger = logging.getLogger(__name__)
+
+SCHEDULERS = ("ddim", "dpm")
+_POSE_COLUMNS = [FIELDS.index(name) for name in POSE_FIELDS]
+
+
+def _check_number(name: str, value: float, low: float = 0.0) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be a number >= {low}, got {value!r}") from e
+    if not math.isfinite(x) or x < low:
+        raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
+    return x
+
+
+@torch.no_grad()
+def sample_motion(
+    model: MotionDenoiser,
+    speech: Waveform,
+    fps: FpsLike = 25,
+    *,
+    num_inference_steps: int = 10,
+    guidance_scale: float = 2.0,
+    generator: torch.Generator | None = None,
+    blink_rate_per_min: float = 15.0,
+    head_amount: float = 1.0,
+    still_head: bool = False,
+    scheduler: str = "ddim",
+    seam_frames: int = 4,
+) -> Motion:
+    """Generate the face's motion for ``speech``.
+
+    Args:
+        model: a trained :class:`~avdiff.models.motion.MotionDenoiser` (its device and dtype are used).
+        speech: the speech (any rate and channels; mixed to mono and resampled to the model's rate).
+        fps: the video's frame rate (1..120; ``"30000/1001"`` is exact).
+        num_inference_steps: denoising steps per window (>= 1; 10 is plenty).
+        guidance_scale: classifier-free guidance on the audio, >= 0 ("expressiveness"): 0 ignores the audio,
+            1 is the conditional model, above 1 exaggerates what the audio asks for.
+        generator: the only source of randomness (the initial noise of each window); None uses torch's global RNG.
+        blink_rate_per_min: blinks per minute (>= 0; people blink 10-20 times a minute).
+        head_amount: head motion, >= 0 (0 still, 1 natural sway and nods); above the model's ``head_amount_max``
+            the pose is scaled up after sampling.
+        still_head: zero head pose in every frame (yaw, pitch, roll, tx, ty 0 and scale 1), whatever ``head_amount``.
+        scheduler: ``"ddim"`` or ``"dpm"`` (DPM-Solver++).
+        seam_frames: frames over which a window's offset from its past's continuation fades out (:func:`join_seam`;
+            0 leaves the windows as sampled).
+
+    Returns:
+        A :class:`Motion` of exactly ``FrameClock(fps, speech.sample_rate).num_frames(N)`` frames, N the speech's
+        samples.
+
+    Raises:
+        ValueError: an empty speech, a model that is not a MotionDenoiser, or a setting out of range (naming it).
+    """
+    if not isinstance(model, MotionDenoiser):
+        raise ValueError(f"model must be a MotionDenoiser, got {type(model).__name__}")
+    if not isinstance(speech, Waveform):
+        raise ValueError(f"speech must be an avdiff.audio.io.Waveform, got {type(speech).__name__}")
+    if speech.samples.shape[-1] == 0:
+        raise ValueError("speech is empty (0 samples): there is nothing to move the face to")
+    if not torch.isfinite(speech.samples).all():
+        raise ValueError("speech holds NaN or Inf samples")
+    fps = parse_fps(fps)
+    if int(num_inference_steps) != num_inference_steps or num_inference_steps < 1:
+        raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
+    guidance_scale = _check_number("guidance_scale", guidance_scale)
+    blink_rate = _check_number("blink_rate_per_min", blink_rate_per_min)
+    head_amount = _check_number("head_amount", head_amount)
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
+    if int(seam_frames) != seam_frames or seam_frames < 0:
+        raise ValueError(f"seam_frames must be an integer >= 0, got {seam_frames!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+    num_frames = FrameClock(fps, speech.sample_rate).num_frames(speech.samples.shape[-1])
+    samples = speech.samples.float().mean(dim=0, keepdim=True)
+    mono = Waveform(samples, speech.sample_rate).resample(model.sample_rate).samples  # [1, N']
+    clock = model.frame_clock(fps)
+    device, dtype = model.device, model.dtype
+    mel = model.mel_features(mono.to(device))  # [1, n_mels, S]
+
+    if still_head:
+        head_amount = 0.0
+    head_max = float(model.config.head_amount_max)
+    model_head = min(head_amount, head_max)
+    pose_gain = head_amount / model_head if model_head > 0 else 1.0
+    controls = torch.tensor([[blink_rate, model_head]], device=device, dtype=dtype)
+
+    T, K = model.window_frames, model.past_frames
+    neutral = model.normalize(torch.from_numpy(neutral_motion(1)).to(device=device, dtype=dtype))  # [1, D]
+    past = neutral.expand(K, -1)[None].clone()  # [1, K, D]
+    sched = model.make_scheduler(scheduler)
+    pieces = []
+    for start in range(0, num_frames, T):
+        audio = model.frame_windows(mel, clock, start - K, K + T).to(dtype)  # [1, K + T, n_mels, W]
+        noise = torch.randn((1, T, len(FIELDS)), generator=generator, device=generator.device if generator else "cpu")
+        x = noise.to(device=device, dtype=dtype) * sched.init_noise_sigma
+        sched.set_timesteps(int(num_inference_steps), device=device)
+        for t in sched.timesteps:
+            x_in = sched.scale_model_input(x, t)
+            pred = _guided(model, x_in, t, past, audio, controls, guidance_scale)
+            x = sched.step(pred, t, x).prev_sample
+        if start > 0:
+            x = join_seam(past, x, min(int(seam_frames), T))
+        if still_head:
+            x[..., _POSE_COLUMNS] = neutral[..., _POSE_COLUMNS]
+        pieces.append(x[0])
+        past = x[:, -K:] if K <= T else torch.cat([past, x], dim=1)[:, -K:]
+    motion = model.denormalize(torch.cat(pieces)[:num_frames]).float().cpu().numpy()
+    if still_head:
+        motion[:, _POSE_COLUMNS] = neutral_motion(1)[0, _POSE_COLUMNS]
+    elif pose_gain != 1.0:
+        rest = neutral_motion(1)[0, _POSE_COLUMNS]
+        motion[:, _POSE_COLUMNS] = rest + pose_gain * (motion[:, _POSE_COLUMNS] - rest)
+    logger.debug(
+        "sampled %d frames of motion in %d windows (guidance %.2f, %d steps)",
+        num_frames,
+        len(pieces),
+        guidance_scale,
+        num_inference_steps,
+    )
+    return Motion.from_array(np.ascontiguousarray(motion))
+
+
+def join_seam(past: torch.Tensor, window: torch.Tensor, frames: int) -> torch.Tensor:
+    """``window`` [B, T, D] with the jump from ``past`` [B, K, D] taken out over its first ``frames`` frames.
+
+    The jump is the window's first frame minus where the past was heading (its last frame plus its last step); the
+    first frame is moved by all of it, the next ones by less (a half cosine), frame ``frames`` on by nothing."""
+    if frames <= 0:
+        return window
+    last = past[:, -1]
+    step = past[:, -1] - past[:, -2] if past.shape[1] > 1 else torch.zeros_like(last)
+    jump = window[:, 0] - (last + step)  # [B, D]
+    k = torch.arange(frames, device=window.device, dtype=window.dtype)
+    fade = 0.5 + 0.5 * torch.cos(torch.pi * k / frames)  # 1 at the seam ... near 0
+    out = window.clone()
+    out[:, :frames] -= fade[None, :, None] * jump[:, None, :]
+    return out
+
+
+def _guided(
+    model: MotionDenoiser,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    past: torch.Tensor,
+    audio: torch.Tensor,
+    controls: torch.Tensor,
+    guidance_scale: float,
+) -> torch.Tensor:
+    """The guided clean-window prediction [1, T, D]: the null branch alone at scale 0, the audio branch alone at 1,
+    else both in one batch of 2 and ``null + scale * (cond - null)``."""
+    if guidance_scale == 0:
+        return model(x, t, past, None, controls)
+    if guidance_scale == 1:
+        return model(x, t, past, audio, controls)
+    drop = torch.tensor([True, False], device=x.device)
+    both = model(x.repeat(2, 1, 1), t, past.repeat(2, 1, 1), audio.repeat(2, 1, 1, 1), controls.repeat(2, 1), drop)
+    null, cond = both.chunk(2)
+    return null + guidance_scale * (cond - null)

@@ -1,0 +1,235 @@
+"""The motion generator's job: train :class:`~avdiff.models.motion.MotionDenoiser` and score it on held-out speech.
+
+``avdiff train talking-head-motion --config configs/train/talking_head_motion.yaml [--data DATA]`` runs it through
+the shared trainer (resume, DDP). It trains on synthetic speech with its motion truth (no video needed:
+:func:`~avdiff.data.motion_dataset.synthetic_utterances` of the training sentences in the training voices) and on
+the clips of DATA folders that have a motion track (``--data``), both cut into windows by
+:class:`~avdiff.data.motion_dataset.MotionWindows`.
+
+The loss: a timestep ``t`` drawn uniformly, the window noised by the model's schedule, the network predicts the clean
+window (MSE on the normalised fields), the audio replaced by the null embedding in ``audio_dropout`` of the items
+(classifier-free guidance).
+
+:meth:`MotionTask.evaluate` samples the held-out utterances (the "test" sentences, in voices not trained on) with
+guidance ``eval_guidance`` and with the audio dropped (guidance 0, the twin), and scores both against the truth
+(:func:`~avdiff.metrics.motion_scores.motion_scores`): mouth-opening r, lip-closure recall and precision on
+bilabials, rounding r, and how many clips the model wins over the twin on mouth-opening r.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from avdiff.audio.clock import parse_fps
+from avdiff.audio.io import Waveform
+from avdiff.data.motion_dataset import (
+    MotionClip,
+    MotionWindows,
+    data_folder_clips,
+    field_statistics,
+    synthetic_clips,
+    synthetic_utterances,
+)
+from avdiff.metrics.motion_scores import motion_scores
+from avdiff.models.builders import build_motion_denoiser
+from avdiff.models.motion import MotionDenoiser
+from avdiff.pipelines.talking_head.motion_sampling import sample_motion
+from avdiff.training.trainer import strict_from_dict
+from avdiff.video.motion import Motion
+
+logger = logging.getLogger(__name__)
+
+SCORES = ("mouth_open_r", "closure_recall", "closure_precision", "round_r")
+# espeak-ng voices the library speaks (``en`` is its British English; the library knows no ``en-gb``); the held-out
+# ones are never trained on.
+TRAIN_VOICES = ("en-us", "en-us+m3", "en-us+f3", "en-us+f2", "en", "en+m5")
+EVAL_VOICES = ("en-us+m1", "en+f4")
+
+
+@dataclass
+class MotionTaskConfig:
+    """The ``task:`` section of a talking-head-motion YAML.
+
+    Attributes:
+        data: a DATA folder whose clips have motion tracks (``--data`` overrides it); None trains on synthetic speech
+            only.
+        split, max_clips: use only that split's clips of ``data``, at most this many.
+        fps: frame rate of the motion.
+        synthetic_utterances: espeak-ng utterances of the training sentences (0: none).
+        variants: motion truths per utterance (each with its own blink rate and head amount).
+        voices: voices of the training utterances; None: :data:`TRAIN_VOICES`.
+        eval_voices: voices of the held-out utterances; None: :data:`EVAL_VOICES`.
+        eval_utterances: held-out utterances ("test" sentences in ``eval_voices``) scored by ``evaluate``; 0: none.
+        eval_guidance, eval_steps: guidance scale and DDIM steps of the evaluation's sampling.
+        stride: frames between the starts of training windows.
+        audio_dropout: share of items whose audio is replaced by the null (classifier-free guidance).
+        data_seed: draws the utterances and their truths (the trainer's seed draws the rest).
+        cache_dir: keep the synthesized speech here (None: synthesize every run).
+        preset: the motion preset of the model; model: settings that override it.
+    """
+
+    data: str | None = None
+    split: str | None = None
+    max_clips: int | None = None
+    fps: int = 25
+    synthetic_utterances: int = 96
+    variants: int = 3
+    voices: list[str] | None = None
+    eval_voices: list[str] | None = None
+    eval_utterances: int = 8
+    eval_guidance: float = 2.0
+    eval_steps: int = 10
+    stride: int = 4
+    audio_dropout: float = 0.15
+    data_seed: int = 0
+    cache_dir: str | None = None
+    preset: str = "tiny"
+    model: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> MotionTaskConfig:
+        config = strict_from_dict(cls, values, "talking-head-motion task")
+        parse_fps(config.fps)
+        if not 0 <= config.audio_dropout < 1:
+            raise ValueError(f"audio_dropout must be in [0, 1), got {config.audio_dropout}")
+        if config.synthetic_utterances < 0 or config.eval_utterances < 0:
+            raise ValueError("synthetic_utterances and eval_utterances must be >= 0")
+        if config.synthetic_utterances == 0 and not config.data:
+            raise ValueError("nothing to train on: set synthetic_utterances > 0 or give a DATA folder (--data)")
+        if config.stride < 1 or config.variants < 1:
+            raise ValueError(f"stride and variants must be >= 1, got {config.stride} and {config.variants}")
+        return config
+
+    def held_out_voices(self) -> list[str]:
+        return list(EVAL_VOICES if self.eval_voices is None else self.eval_voices)
+
+    def train_voices(self) -> list[str]:
+        return list(TRAIN_VOICES if self.voices is None else self.voices)
+
+
+class MotionTask:
+    """Trains a :class:`MotionDenoiser` (see the module docstring)."""
+
+    def __init__(self, config: MotionTaskConfig, progress_bar: bool = True):
+        self.config = config
+        self.progress_bar = progress_bar
+        self._clips: list[MotionClip] | None = None
+        self._eval: list[MotionClip] | None = None
+        self._helper: MotionDenoiser | None = None
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+    def _sample_rate(self) -> int:
+        return int(build_motion_denoiser({"preset": self.config.preset, **self.config.model}).sample_rate)
+
+    def train_clips(self) -> list[MotionClip]:
+        """The training clips (synthetic, then the DATA folder's), made once."""
+        if self._clips is None:
+            c, sr = self.config, self._sample_rate()
+            clips: list[MotionClip] = []
+            if c.synthetic_utterances:
+                utts = synthetic_utterances(
+                    "train", c.synthetic_utterances, c.data_seed, c.train_voices(), sr, cache_dir=c.cache_dir,
+                    progress_bar=self.progress_bar,
+                )  # fmt: skip
+                clips += synthetic_clips(utts, c.fps, c.variants, c.data_seed)
+            if c.data:
+                clips += data_folder_clips(c.data, c.fps, sr, c.split, c.max_clips)
+            logger.info("motion training clips: %d (%d frames)", len(clips), sum(len(x.motion) for x in clips))
+            self._clips = clips
+        return self._clips
+
+    def eval_clips(self) -> list[MotionClip]:
+        """Held-out clips: "test" sentences in the held-out voices, truth at 15 blinks/min and head amount 1."""
+        if self._eval is None:
+            c = self.config
+            utts = synthetic_utterances(
+                "test", c.eval_utterances, c.data_seed + 1, c.held_out_voices(), self._sample_rate(),
+                cache_dir=c.cache_dir,
+            )  # fmt: skip
+            self._eval = synthetic_clips(utts, c.fps, 1, c.data_seed + 1, controls=(15.0, 1.0))
+        return self._eval
+
+    def build_model(self) -> MotionDenoiser:
+        mean, std = field_statistics(self.train_clips())
+        model = build_motion_denoiser({"preset": self.config.preset, **self.config.model}, seed=None)
+        model.set_statistics(mean, std)
+        return model
+
+    def build_dataset(self) -> MotionWindows:
+        helper = build_motion_denoiser({"preset": self.config.preset, **self.config.model}, seed=0)
+        dataset = MotionWindows(self.train_clips(), helper, self.config.fps, self.config.stride)
+        logger.info("motion training windows: %d", len(dataset))
+        return dataset
+
+    def compute_loss(self, model, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        net: MotionDenoiser = getattr(model, "module", model)
+        window, past = net.normalize(batch["window"]), net.normalize(batch["past"])
+        B = window.shape[0]
+        scheduler = self._scheduler(net)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (B,), device=window.device)
+        noisy = scheduler.add_noise(window, torch.randn_like(window), t)
+        drop = torch.rand(B, device=window.device) < self.config.audio_dropout
+        pred = model(noisy, t, past, batch["audio"], batch["controls"], drop)
+        per_field = F.mse_loss(pred.float(), window.float(), reduction="none").mean(dim=(0, 1))
+        loss = per_field.mean()
+        per_field = per_field.detach()
+        return loss, {"loss_mouth": float(per_field[:5].mean()), "loss_pose": float(per_field[9:].mean())}
+
+    def _scheduler(self, net: MotionDenoiser):
+        if getattr(self, "_sched", None) is None:
+            self._sched = net.make_scheduler("ddim")
+        return self._sched
+
+    def save_model(self, model: MotionDenoiser, path: Path) -> None:
+        model.save_pretrained(path)
+
+    @torch.no_grad()
+    def evaluate(self, model: MotionDenoiser, step: int = 0) -> dict[str, float]:
+        """Scores on the held-out clips with guidance ``eval_guidance`` and of the audio-dropped twin (``twin_``
+        keys), means over clips, and ``wins_mouth_open``: the share of clips where the model's mouth-opening r beats
+        the twin's. Empty with ``eval_utterances: 0``."""
+        if not self.config.eval_utterances:
+            return {}
+        return evaluate_motion(model, self.eval_clips(), self.config.fps, self.config.eval_guidance,
+                               self.config.eval_steps)  # fmt: skip
+
+
+@torch.no_grad()
+def evaluate_motion(
+    model: MotionDenoiser, clips: list[MotionClip], fps: int, guidance: float = 2.0, steps: int = 10, seed: int = 0
+) -> dict[str, float]:
+    """Mean scores over ``clips`` (synthetic, with events) of the model at ``guidance`` and of its audio-dropped
+    twin (guidance 0, ``twin_`` keys), and ``wins_<score>``: the share of clips where the model beats the twin."""
+    model.eval()
+    ours, twin = [], []
+    for k, clip in enumerate(clips):
+        if clip.events is None:
+            raise ValueError(f"clip {clip.id} has no phoneme events; evaluation needs synthetic clips")
+        speech = Waveform(clip.samples[None], clip.sample_rate)
+        truth = Motion.from_array(clip.motion)
+        scores = []
+        for g in (guidance, 0.0):
+            gen = sample_motion(
+                model, speech, fps, num_inference_steps=steps, guidance_scale=g,
+                generator=torch.Generator().manual_seed(seed + k), blink_rate_per_min=clip.controls[0],
+                head_amount=clip.controls[1],
+            )  # fmt: skip
+            scores.append(motion_scores(gen, truth, clip.events, fps, clip.sample_rate))
+        ours.append(scores[0])
+        twin.append(scores[1])
+    out = {"clips": float(len(clips))}
+    for name in SCORES:
+        a = np.array([s[name] for s in ours], np.float64)
+        b = np.array([s[name] for s in twin], np.float64)
+        out[name] = float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
+        out[f"twin_{name}"] = float(np.nanmean(b)) if np.isfinite(b).any() else float("nan")
+        out[f"wins_{name}"] = float(np.mean(np.nan_to_num(a, nan=-np.inf) > np.nan_to_num(b, nan=-np.inf)))
+    return out

@@ -1,0 +1,116 @@
+"""The motion denoiser: shapes, the null audio, the statistics in the config, the preset, clear errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from avdiff.models.builders import build_motion_denoiser, load_preset
+from avdiff.models.motion import MotionDenoiser, neutral_motion
+from avdiff.video.motion import FIELDS
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+SMALL = {"hidden_dim": 16, "dilations": [1, 2], "audio_dim": 8, "audio_hidden": 8, "window_frames": 12,
+         "past_frames": 4}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def model() -> MotionDenoiser:
+    return build_motion_denoiser(SMALL, seed=0).eval()
+
+
+def inputs(model: MotionDenoiser, B: int = 2, seconds: float = 1.0, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    T, K = model.window_frames, model.past_frames
+    mel = model.mel_features(0.1 * torch.randn(B, int(16000 * seconds), generator=g))
+    audio = model.frame_windows(mel, model.frame_clock(25), -K, K + T)
+    x = torch.randn(B, T, len(FIELDS), generator=g)
+    past = torch.randn(B, K, len(FIELDS), generator=g)
+    controls = torch.tensor([[15.0, 1.0]] * B)
+    return x, past, audio, controls
+
+
+def test_the_preset_builds_a_seeded_model_and_leaves_the_global_rng_alone():
+    torch.manual_seed(7)
+    before = torch.rand(1)
+    torch.manual_seed(7)
+    a = build_motion_denoiser("tiny", seed=3)
+    assert torch.equal(torch.rand(1), before)  # the caller's RNG was not touched
+    b = build_motion_denoiser("tiny", seed=3)
+    c = build_motion_denoiser("tiny", seed=4)
+    pa, pb, pc = (torch.cat([p.flatten() for p in m.parameters()]) for m in (a, b, c))
+    assert torch.equal(pa, pb) and not torch.equal(pa, pc)
+    spec = load_preset("motion", "tiny")["denoiser"]
+    assert a.window_frames == spec["window_frames"] and a.past_frames == spec["past_frames"]
+    with pytest.raises(ValueError, match="unknown motion denoiser settings"):
+        build_motion_denoiser({"hidden_dimm": 3})
+
+
+def test_shapes_and_the_audio_windows_come_from_the_clock(model):
+    x, past, audio, controls = inputs(model)
+    T, K = model.window_frames, model.past_frames
+    # 25 fps at 16 kHz with a 10 ms hop: 4 steps per frame, +-2 frames of context: 20 steps per window
+    assert audio.shape == (2, K + T, model.config.n_mels, 20)
+    # frames before the start are silence: the window of frame -K is the log floor everywhere
+    assert torch.allclose(audio[:, 0], torch.full_like(audio[:, 0], float(np.log(model.mel.log_floor))))
+    with torch.no_grad():
+        out = model(x, 500, past, audio, controls)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_the_audio_and_the_null_audio_change_the_prediction(model):
+    x, past, audio, controls = inputs(model)
+    with torch.no_grad():
+        model.null_audio.copy_(torch.randn_like(model.null_audio))  # a trained null is not zero
+        cond = model(x, 10, past, audio, controls)
+        other = model(x, 10, past, inputs(model, seed=1)[2], controls)
+        null = model(x, 10, past, None, controls)
+        dropped = model(x, 10, past, audio, controls, drop_audio=torch.tensor([True, False]))
+    assert not torch.allclose(cond, other)
+    assert not torch.allclose(cond, null)
+    assert torch.allclose(dropped[0], null[0], atol=1e-6) and torch.allclose(dropped[1], cond[1], atol=1e-6)
+
+
+def test_statistics_are_saved_in_the_config_and_round_trip(model, tmp_path):
+    m = build_motion_denoiser(SMALL, seed=0)
+    mean, std = np.linspace(-1, 1, len(FIELDS)), np.linspace(0.5, 2, len(FIELDS))
+    m.set_statistics(mean, std)
+    raw = torch.from_numpy(neutral_motion(3))
+    assert torch.allclose(m.denormalize(m.normalize(raw)), raw, atol=1e-6)
+    m.save_pretrained(tmp_path)
+    loaded = MotionDenoiser.from_pretrained(tmp_path)
+    assert np.allclose(loaded.config.field_std, std) and torch.allclose(loaded.normalize(raw), m.normalize(raw))
+    x, past, audio, controls = inputs(m)
+    with torch.no_grad():
+        assert torch.equal(m.eval()(x, 3, past, audio, controls), loaded.eval()(x, 3, past, audio, controls))
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"hidden_dim": 0}, "hidden_dim"),
+        ({"past_frames": 0}, "past_frames"),
+        ({"dilations": []}, "dilations"),
+        ({"field_std": [1.0] * 3}, "field_mean and field_std"),
+        ({"field_std": [0.0] * len(FIELDS)}, "positive"),
+        ({"scheduler": {"prediction_type": "epsilon"}}, "prediction_type"),
+    ],
+)
+def test_bad_settings_are_refused(bad, match):
+    with pytest.raises(ValueError, match=match):
+        build_motion_denoiser({**SMALL, **bad})
+
+
+def test_bad_inputs_give_clear_errors(model):
+    x, past, audio, controls = inputs(model)
+    with pytest.raises(ValueError, match="sample must be"):
+        model(x[..., :3], 1, past, audio, controls)
+    with pytest.raises(ValueError, match="past must be"):
+        model(x, 1, past[:1], audio, controls)
+    with pytest.raises(ValueError, match="controls must be"):
+        model(x, 1, past, audio, controls[:, :1])
+    with pytest.raises(ValueError, match="audio must be"):
+        model(x, 1, past, audio[:, 1:], controls)
+    with pytest.raises(ValueError, match="clock runs at"):
+        model.frame_windows(audio[:, 0], model.frame_clock(25).__class__(25, 22050), 0, 3)
+    with pytest.raises(ValueError, match="scheduler kind"):
+        model.make_scheduler("euler")

@@ -1,0 +1,143 @@
+"""Sampling motion from speech: seeded, audio-driven, guided, seamless across windows, exact in length, controls."""
+
+import numpy as np
+import pytest
+import torch
+
+from avdiff.audio.clock import FrameClock
+from avdiff.audio.io import Waveform
+from avdiff.models.builders import build_motion_denoiser
+from avdiff.models.motion import POSE_FIELDS
+from avdiff.pipelines.talking_head.motion_sampling import sample_motion
+
+from motion_model import quick_model
+
+pytestmark = [pytest.mark.requires_espeak, pytest.mark.usefixtures("one_thread")]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(task, a small model trained for 300 steps on synthetic speech: ~20 s)."""
+    return quick_model(tmp_path_factory.mktemp("motion_run"))
+
+
+@pytest.fixture(scope="module")
+def model(trained):
+    return trained[1]
+
+
+@pytest.fixture(scope="module")
+def speech(trained) -> Waveform:
+    clip = trained[0].eval_clips()[0]
+    return Waveform(clip.samples[None], clip.sample_rate)
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_seeded_sampling_is_deterministic_and_the_seed_matters(model, speech):
+    a = sample_motion(model, speech, 25, num_inference_steps=4, generator=gen(0))
+    b = sample_motion(model, speech, 25, num_inference_steps=4, generator=gen(0))
+    c = sample_motion(model, speech, 25, num_inference_steps=4, generator=gen(1))
+    assert np.array_equal(a.as_array(), b.as_array())
+    assert not np.array_equal(a.as_array(), c.as_array())
+
+
+def test_the_audio_changes_the_mouth_and_guidance_zero_is_the_unconditional_branch(model, speech):
+    quiet = Waveform(speech.samples * 0.0, speech.sample_rate)
+    loud = sample_motion(model, speech, 25, num_inference_steps=4, generator=gen(0), guidance_scale=1.0)
+    silent = sample_motion(model, quiet, 25, num_inference_steps=4, generator=gen(0), guidance_scale=1.0)
+    assert np.abs(loud.mouth_open - silent.mouth_open).mean() > 0.01
+    # guidance 0 ignores the audio: speech and silence give the same motion, which differs from the guided one
+    twin_speech = sample_motion(model, speech, 25, num_inference_steps=4, generator=gen(0), guidance_scale=0.0)
+    twin_silent = sample_motion(model, quiet, 25, num_inference_steps=4, generator=gen(0), guidance_scale=0.0)
+    assert np.array_equal(twin_speech.as_array(), twin_silent.as_array())
+    assert not np.allclose(twin_speech.as_array(), loud.as_array())
+
+
+def test_guidance_combines_the_two_branches(model, speech):
+    """The batched [null; cond] path at scale s equals null + s * (cond - null) of the separate branches, for one
+    denoising step (steps=1: the output is the guided prediction itself, denormalised)."""
+    null, cond, mixed = (
+        sample_motion(model, speech, 25, guidance_scale=g, num_inference_steps=1, generator=gen(3)).as_array()
+        for g in (0.0, 1.0, 2.5)
+    )
+    T = model.window_frames  # only the first window: later ones see different pasts
+    assert np.allclose(mixed[:T], (null + 2.5 * (cond - null))[:T], atol=1e-4)
+
+
+def test_consecutive_windows_join_without_a_jump(model, speech):
+    """The change across each window seam is no larger than the frame-to-frame changes inside the windows."""
+    twice = Waveform(speech.samples.repeat(1, 2), speech.sample_rate)
+    motion = sample_motion(model, twice, 25, num_inference_steps=6, generator=gen(0), guidance_scale=1.5)
+    x = motion.as_array()
+    T = model.window_frames
+    assert len(x) > 3 * T
+    steps = np.abs(np.diff(x, axis=0))  # steps[i]: frame i -> i + 1
+    seams = np.arange(T - 1, len(x) - 1, T)  # the step from a window's last frame to the next one's first
+    inside = np.delete(steps, seams, axis=0)
+    for col in range(x.shape[1]):
+        limit = np.quantile(inside[:, col], 0.99) * 1.5 + 1e-4
+        assert steps[seams, col].max() <= limit, (col, steps[seams, col], limit)
+
+
+@pytest.mark.parametrize(
+    "num_samples, fps, rate", [(16001, 25, 16000), (7919, "30000/1001", 16000), (22051, 24, 22050)]
+)
+def test_the_length_is_the_clocks_frame_count(model, num_samples, fps, rate):
+    wav = Waveform(0.1 * torch.randn(1, num_samples, generator=gen(0)), rate)
+    motion = sample_motion(model, wav, fps, num_inference_steps=2, generator=gen(0))
+    assert len(motion) == FrameClock(fps, rate).num_frames(num_samples)
+    assert np.isfinite(motion.as_array()).all()
+
+
+def test_still_head_zeroes_the_pose_and_head_amount_scales_it(model, speech):
+    still = sample_motion(model, speech, 25, num_inference_steps=4, generator=gen(0), still_head=True)
+    for name in POSE_FIELDS:
+        want = 1.0 if name == "scale" else 0.0
+        assert np.all(getattr(still, name) == want), name
+    assert still.mouth_open.std() > 0  # the mouth still moves
+    calm = sample_motion(model, speech, 25, num_inference_steps=4, generator=gen(0), head_amount=0.3)
+    lively = sample_motion(model, speech, 25, num_inference_steps=4, generator=gen(0), head_amount=3.0)
+    assert lively.yaw.std() > calm.yaw.std()
+
+
+def test_no_drift_over_a_minute(model, speech):
+    """A minute of speech: the head pose of the last 10 s stays within the first 10 s's range (plus a margin)."""
+    reps = int(np.ceil(60 * speech.sample_rate / speech.samples.shape[-1]))
+    long = Waveform(speech.samples.repeat(1, reps), speech.sample_rate)
+    m = sample_motion(model, long, 25, num_inference_steps=3, generator=gen(0))
+    assert len(m) >= 1500
+    for name in ("yaw", "pitch", "roll", "tx", "ty"):
+        v = getattr(m, name)
+        first, last = v[:250], v[-250:]
+        spread = max(np.ptp(first), 1e-3)
+        assert abs(last.mean() - first.mean()) < spread, name
+        assert np.abs(last).max() < 3 * np.abs(first).max() + 1e-3, name
+
+
+def test_bad_inputs_give_clear_errors():
+    model = build_motion_denoiser({"hidden_dim": 8, "dilations": [1], "audio_dim": 4, "audio_hidden": 4})
+    wav = Waveform(torch.zeros(1, 1600), 16000)
+    with pytest.raises(ValueError, match="empty"):
+        sample_motion(model, Waveform(torch.zeros(1, 0), 16000))
+    with pytest.raises(ValueError, match="NaN"):
+        sample_motion(model, Waveform(torch.full((1, 10), float("nan")), 16000))
+    with pytest.raises(ValueError, match="guidance_scale"):
+        sample_motion(model, wav, guidance_scale=-1)
+    with pytest.raises(ValueError, match="head_amount"):
+        sample_motion(model, wav, head_amount=float("inf"))
+    with pytest.raises(ValueError, match="blink_rate_per_min"):
+        sample_motion(model, wav, blink_rate_per_min="often")
+    with pytest.raises(ValueError, match="num_inference_steps"):
+        sample_motion(model, wav, num_inference_steps=0)
+    with pytest.raises(ValueError, match="fps"):
+        sample_motion(model, wav, fps=0)
+    with pytest.raises(ValueError, match="scheduler"):
+        sample_motion(model, wav, scheduler="euler")
+    with pytest.raises(ValueError, match="MotionDenoiser"):
+        sample_motion(torch.nn.Linear(2, 2), wav)
+    with pytest.raises(ValueError, match="generator"):
+        sample_motion(model, wav, generator=0)
+    assert len(sample_motion(model, wav, scheduler="dpm", num_inference_steps=2)) == 3
