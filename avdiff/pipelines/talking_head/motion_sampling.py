@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -51,8 +52,7 @@ def _check_number(name: str, value: float, low: float = 0.0) -> float:
     return x
 
 
-@torch.no_grad()
-def sample_motion(
+def iter_motion(
     model: MotionDenoiser,
     speech: Waveform,
     fps: FpsLike = 25,
@@ -65,8 +65,9 @@ def sample_motion(
     still_head: bool = False,
     scheduler: str = "ddim",
     seam_frames: int = 4,
-) -> Motion:
-    """Generate the face's motion for ``speech``.
+) -> Iterator[Motion]:
+    """Generate the face's motion for ``speech``, window by window: each window is yielded as soon as it is sampled,
+    so a renderer can show its frames before the next one is denoised (the time to the first frame is one window's).
 
     Args:
         model: a trained :class:`~avdiff.models.motion.MotionDenoiser` (its device and dtype are used).
@@ -85,11 +86,12 @@ def sample_motion(
             0 leaves the windows as sampled).
 
     Returns:
-        A :class:`Motion` of exactly ``FrameClock(fps, speech.sample_rate).num_frames(N)`` frames, N the speech's
-        samples.
+        An iterator of :class:`Motion` windows (``model.window_frames`` frames each, the last one shorter) whose
+        frames add up to exactly ``FrameClock(fps, speech.sample_rate).num_frames(N)``, N the speech's samples.
 
     Raises:
-        ValueError: an empty speech, a model that is not a MotionDenoiser, or a setting out of range (naming it).
+        ValueError: at the call, before any sampling: an empty speech, a model that is not a MotionDenoiser, or a
+            setting out of range (naming it).
     """
     if not isinstance(model, MotionDenoiser):
         raise ValueError(f"model must be a MotionDenoiser, got {type(model).__name__}")
@@ -113,53 +115,91 @@ def sample_motion(
         raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
     num_frames = FrameClock(fps, speech.sample_rate).num_frames(speech.samples.shape[-1])
+    if still_head:
+        head_amount = 0.0
+    return _windows(
+        model,
+        speech,
+        fps,
+        num_frames,
+        int(num_inference_steps),
+        guidance_scale,
+        generator,
+        blink_rate,
+        head_amount,
+        still_head,
+        scheduler,
+        int(seam_frames),
+    )
+
+
+@torch.no_grad()
+def _windows(
+    model: MotionDenoiser,
+    speech: Waveform,
+    fps,
+    num_frames: int,
+    num_inference_steps: int,
+    guidance_scale: float,
+    generator: torch.Generator | None,
+    blink_rate: float,
+    head_amount: float,
+    still_head: bool,
+    scheduler: str,
+    seam_frames: int,
+) -> Iterator[Motion]:
+    """The windows of :func:`iter_motion` (its arguments checked)."""
     samples = speech.samples.float().mean(dim=0, keepdim=True)
     mono = Waveform(samples, speech.sample_rate).resample(model.sample_rate).samples  # [1, N']
     clock = model.frame_clock(fps)
     device, dtype = model.device, model.dtype
     mel = model.mel_features(mono.to(device))  # [1, n_mels, S]
 
-    if still_head:
-        head_amount = 0.0
     head_max = float(model.config.head_amount_max)
     model_head = min(head_amount, head_max)
     pose_gain = head_amount / model_head if model_head > 0 else 1.0
     controls = torch.tensor([[blink_rate, model_head]], device=device, dtype=dtype)
+    rest = neutral_motion(1)[0, _POSE_COLUMNS]
 
     T, K = model.window_frames, model.past_frames
     neutral = model.normalize(torch.from_numpy(neutral_motion(1)).to(device=device, dtype=dtype))  # [1, D]
     past = neutral.expand(K, -1)[None].clone()  # [1, K, D]
     sched = model.make_scheduler(scheduler)
-    pieces = []
     for start in range(0, num_frames, T):
         audio = model.frame_windows(mel, clock, start - K, K + T).to(dtype)  # [1, K + T, n_mels, W]
         noise = torch.randn((1, T, len(FIELDS)), generator=generator, device=generator.device if generator else "cpu")
         x = noise.to(device=device, dtype=dtype) * sched.init_noise_sigma
-        sched.set_timesteps(int(num_inference_steps), device=device)
+        sched.set_timesteps(num_inference_steps, device=device)
         for t in sched.timesteps:
             x_in = sched.scale_model_input(x, t)
             pred = _guided(model, x_in, t, past, audio, controls, guidance_scale)
             x = sched.step(pred, t, x).prev_sample
         if start > 0:
-            x = join_seam(past, x, min(int(seam_frames), T))
+            x = join_seam(past, x, min(seam_frames, T))
         if still_head:
             x[..., _POSE_COLUMNS] = neutral[..., _POSE_COLUMNS]
-        pieces.append(x[0])
         past = x[:, -K:] if K <= T else torch.cat([past, x], dim=1)[:, -K:]
-    motion = model.denormalize(torch.cat(pieces)[:num_frames]).float().cpu().numpy()
-    if still_head:
-        motion[:, _POSE_COLUMNS] = neutral_motion(1)[0, _POSE_COLUMNS]
-    elif pose_gain != 1.0:
-        rest = neutral_motion(1)[0, _POSE_COLUMNS]
-        motion[:, _POSE_COLUMNS] = rest + pose_gain * (motion[:, _POSE_COLUMNS] - rest)
-    logger.debug(
-        "sampled %d frames of motion in %d windows (guidance %.2f, %d steps)",
-        num_frames,
-        len(pieces),
-        guidance_scale,
-        num_inference_steps,
-    )
-    return Motion.from_array(np.ascontiguousarray(motion))
+        motion = model.denormalize(x[0, : num_frames - start]).float().cpu().numpy()
+        if still_head:
+            motion[:, _POSE_COLUMNS] = rest
+        elif pose_gain != 1.0:
+            motion[:, _POSE_COLUMNS] = rest + pose_gain * (motion[:, _POSE_COLUMNS] - rest)
+        logger.debug(
+            "sampled frames %d-%d of %d (guidance %.2f, %d steps)",
+            start,
+            start + len(motion),
+            num_frames,
+            guidance_scale,
+            num_inference_steps,
+        )
+        yield Motion.from_array(np.ascontiguousarray(motion))
+
+
+def sample_motion(model: MotionDenoiser, speech: Waveform, fps: FpsLike = 25, **kwargs) -> Motion:
+    """The whole track of :func:`iter_motion` (same arguments) as one :class:`Motion` of exactly
+    ``FrameClock(fps, speech.sample_rate).num_frames(N)`` frames. Raises ValueError as it does."""
+    windows = [w.as_array() for w in iter_motion(model, speech, fps, **kwargs)]
+    return Motion.from_array(np.concatenate(windows))
 
 
 def join_seam(past: torch.Tensor, window: torch.Tensor, frames: int) -> torch.Tensor:

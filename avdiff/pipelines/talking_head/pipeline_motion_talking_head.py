@@ -46,12 +46,13 @@ from avdiff import bundled
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.io import AudioSource, describe_source, load_audio
 from avdiff.audio.silence import speech_warnings
+from avdiff.data.motion_truth import JAW_PER_OPEN
 from avdiff.models.motion import MotionDenoiser
 from avdiff.pipelines.output import MAX_OUTPUT_SIDE, FrameSink, VideoPipelineOutput, check_output_type
 from avdiff.pipelines.talking_head.motion_sampling import SCHEDULERS, iter_motion
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
-from avdiff.video.motion import Motion
+from avdiff.video.motion import Motion, inner_lip_aperture
 from avdiff.video.render import FaceRenderer
 from avdiff.video.writer import check_output_path
 
@@ -125,10 +126,17 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
         if audio is None:
             raise ValueError("audio must be speech (a path, bytes, an array or a Waveform), got None")
         parse_fps(fps)
-        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+        if (
+            isinstance(num_inference_steps, bool)
+            or not isinstance(num_inference_steps, int)
+            or num_inference_steps < 1
+        ):
             raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
-        for name, value in [("guidance_scale", guidance_scale), ("blink_rate_per_min", blink_rate_per_min),
-                            ("head_amount", head_amount)]:
+        for name, value in [
+            ("guidance_scale", guidance_scale),
+            ("blink_rate_per_min", blink_rate_per_min),
+            ("head_amount", head_amount),
+        ]:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if scheduler not in SCHEDULERS:
@@ -204,9 +212,22 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
         start = time.perf_counter()
         if callback_on_step_end_tensor_inputs is None:
             callback_on_step_end_tensor_inputs = list(self._callback_tensor_inputs)
-        self.check_inputs(image, audio, fps, num_inference_steps, guidance_scale, blink_rate_per_min, head_amount,
-                          scheduler, output_type, generator, callback_on_step_end,
-                          callback_on_step_end_tensor_inputs, max_duration_s, output_path)
+        self.check_inputs(
+            image,
+            audio,
+            fps,
+            num_inference_steps,
+            guidance_scale,
+            blink_rate_per_min,
+            head_amount,
+            scheduler,
+            output_type,
+            generator,
+            callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+            max_duration_s,
+            output_path,
+        )
         rate = Fraction(parse_fps(fps))
         timings = dict.fromkeys(STAGES, 0.0)
 
@@ -221,14 +242,25 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
         # 2. The photo and its face: the renderer is built once.
         tick = time.perf_counter()
         photo = load_image(image, max_side=MAX_OUTPUT_SIDE)
-        renderer = FaceRenderer(photo, detect_face(photo))
+        face = detect_face(photo)
+        renderer = FaceRenderer(photo, face)
+        # the model's jaw is the chin's drop from a closed mouth (its training truth); the photo's may be parted
+        jaw_offset = JAW_PER_OPEN * float(inner_lip_aperture(face.points3d[None])[0])
         timings["render"] += time.perf_counter() - tick
 
         # 3-5. Motion window by window; each window's frames rendered and handed to the sink at once.
-        windows = iter_motion(self.motion_model, speech, rate, num_inference_steps=num_inference_steps,
-                              guidance_scale=guidance_scale, generator=generator,
-                              blink_rate_per_min=blink_rate_per_min, head_amount=head_amount, still_head=still_head,
-                              scheduler=scheduler)
+        windows = iter_motion(
+            self.motion_model,
+            speech,
+            rate,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            generator=generator,
+            blink_rate_per_min=blink_rate_per_min,
+            head_amount=head_amount,
+            still_head=still_head,
+            scheduler=scheduler,
+        )
         pieces, index = [], 0
         with (
             FrameSink(rate, original, output_path=output_path, num_frames=num_frames) as sink,
@@ -240,13 +272,15 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
                 timings["motion"] += time.perf_counter() - tick
                 if window is None:
                     break
+                window = window.replace(jaw=window.jaw - jaw_offset)
                 pieces.append(window)
                 for j in range(len(window)):
                     tick = time.perf_counter()
                     frame = renderer.render(window, j)
                     if callback_on_step_end is not None:
-                        frame = self._apply_callback(callback_on_step_end, index, window, j, frame,
-                                                     callback_on_step_end_tensor_inputs)
+                        frame = self._apply_callback(
+                            callback_on_step_end, index, window, j, frame, callback_on_step_end_tensor_inputs
+                        )
                     timings["render"] += time.perf_counter() - tick
                     if index == 0:
                         timings["first_frame"] = time.perf_counter() - start
@@ -257,19 +291,30 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
                     bar.update(1)
             tick = time.perf_counter()
             motion = Motion.from_array(np.concatenate([w.as_array() for w in pieces]))
-            result = sink.finish(output_type=output_type, return_dict=return_dict,
-                                 output_class=MotionTalkingHeadOutput, warnings=warnings, motion=motion,
-                                 timings=timings)
+            result = sink.finish(
+                output_type=output_type,
+                return_dict=return_dict,
+                output_class=MotionTalkingHeadOutput,
+                warnings=warnings,
+                motion=motion,
+                timings=timings,
+            )
             timings["encode"] += time.perf_counter() - tick
-        logger.info("%d frames from %.2f s of speech in %.2f s (%s)", num_frames, speech.duration_s,
-                    time.perf_counter() - start, ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+        logger.info(
+            "%d frames from %.2f s of speech in %.2f s (%s)",
+            num_frames,
+            speech.duration_s,
+            time.perf_counter() - start,
+            ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()),
+        )
         return result
 
     def _progress_enabled(self) -> bool:
         return not getattr(self, "_progress_bar_config", {}).get("disable", False)
 
-    def _apply_callback(self, callback: Callable, index: int, window: Motion, j: int, frame: np.ndarray,
-                        inputs: list[str]) -> np.ndarray:
+    def _apply_callback(
+        self, callback: Callable, index: int, window: Motion, j: int, frame: np.ndarray, inputs: list[str]
+    ) -> np.ndarray:
         """``callback_on_step_end`` on frame ``index``; a ``"frame"`` it returns (same shape, uint8) replaces it."""
         tensors = {"motion": torch.from_numpy(window.as_array()[j]), "frame": torch.from_numpy(frame)}
         returned = callback(self, index, index, {k: tensors[k] for k in inputs})
@@ -278,6 +323,8 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
             return frame
         new = new.detach().cpu().numpy() if isinstance(new, torch.Tensor) else np.asarray(new)
         if new.shape != frame.shape or new.dtype != np.uint8:
-            raise ValueError(f"callback_on_step_end returned a frame of shape {new.shape} and dtype {new.dtype}; "
-                             f"expected {frame.shape} uint8")
+            raise ValueError(
+                f"callback_on_step_end returned a frame of shape {new.shape} and dtype {new.dtype}; "
+                f"expected {frame.shape} uint8"
+            )
         return new

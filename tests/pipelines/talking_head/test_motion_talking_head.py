@@ -69,8 +69,7 @@ def test_a_wide_photo_keeps_its_shape_and_streaming_writes_the_same_video(pipe, 
     held = pipe(wide, audio, generator=torch.Generator().manual_seed(0), num_inference_steps=3)
     assert held.frames.shape[1:] == (512, 640, 3)
     path = tmp_path / "talk.mp4"
-    streamed = pipe(wide, audio, generator=torch.Generator().manual_seed(0), num_inference_steps=3,
-                    output_path=path)
+    streamed = pipe(wide, audio, generator=torch.Generator().manual_seed(0), num_inference_steps=3, output_path=path)
     assert streamed.frames is None and streamed.path == path
     np.testing.assert_array_equal(streamed.motion.as_array(), held.motion.as_array())
     clip = read_video(path)
