@@ -336,15 +336,22 @@ def load_model(
     variant: str | None = None,
     device: str | torch.device | None = None,
     what: str = "--model",
+    hub_class: type | None = None,
     **kwargs,
 ):
     """The pipeline of a bundled model's name or a saved folder, of the class its ``model_index.json`` names (a
     talking-head training checkpoint loads as a ``TalkingHeadPipeline``); see :func:`load_pipeline`.
 
+    Args:
+        hub_class: the class a name that is no local folder nor bundled model loads as (a hub id); None refuses such
+            names.
+
     Raises:
         ValueError: the folder's ``model_index.json`` is missing or names no pipeline avdiff knows.
     """
     folder = resolve(name_or_path)
+    if hub_class is not None and not Path(folder).exists():
+        return load_pipeline(hub_class, folder, variant=variant, device=device, what=what, **kwargs)
     if is_checkpoint(folder):
         return load_pipeline(pipelines.TalkingHeadPipeline, folder, device=device, what=what)
     class_name = pipeline_class_name(folder)

@@ -196,7 +196,7 @@ def parse_models(specs: list[str]) -> dict[str, str]:
 
 
 def run_talking_head(args: argparse.Namespace) -> int:
-    from avdiff.commands import CommandError
+    from avdiff.commands import CommandError, checked_fps
     from avdiff.commands.talk import generation_kwargs
     from avdiff.evaluation.talking_head import (
         BASELINES,
@@ -206,7 +206,7 @@ def run_talking_head(args: argparse.Namespace) -> int:
         strict_json,
         write_report,
     )
-    from avdiff.loading import load_pipeline, process_device, process_state
+    from avdiff.loading import load_model, process_device, process_state
     from avdiff.pipelines.talking_head import TalkingHeadPipeline
     from avdiff.video.outputs import OutputFile, check_outputs
 
@@ -222,14 +222,14 @@ def run_talking_head(args: argparse.Namespace) -> int:
         {"--out": OutputFile(args.out, "folder")},
         {"--data": args.data, **{f"--model {name}": path for name, path in models.items()}},
     )
-    kwargs = generation_kwargs(args)
-    kwargs.pop("generator")  # each clip gets its own, seeded by --seed (pipeline_animator)
     # one process, or one of several under torchrun / accelerate launch: each on its own device, with its share
     state = process_state()
     device = process_device(state, args.device)
-    animators = {b: baseline_animator(b, kwargs["fps"]) for b in baselines}
+    animators = {b: baseline_animator(b, checked_fps(args.fps)) for b in baselines}
     for name, path in models.items():
-        pipe = load_pipeline(TalkingHeadPipeline, path, variant=args.variant, device=device)
+        pipe = load_model(path, variant=args.variant, device=device, hub_class=TalkingHeadPipeline)
+        kwargs = generation_kwargs(args, pipe)
+        kwargs.pop("generator")  # each clip gets its own, seeded by --seed (pipeline_animator)
         animators[name] = pipeline_animator(pipe, seed=args.seed, **kwargs)
     report = evaluate_talking_heads(
         args.data, args.out, animators, args.split, args.max_clips, args.max_offset, state=state

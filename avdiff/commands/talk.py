@@ -2,9 +2,11 @@
 
 Three sources of the animation, at most one of them:
 
-* ``--model PATH``: a saved :class:`~avdiff.pipelines.talking_head.TalkingHeadPipeline` (``save_pretrained`` folder,
-  e.g. ``RUN/final`` of ``avdiff train``), a training checkpoint (``RUN/checkpoints/step_N``), or the name of a
-  model bundled with the package (``avdiff/talking-head-tiny``); without any of the three, the bundled :data:`DEFAULT_MODEL`;
+* ``--model PATH``: a saved :class:`~avdiff.pipelines.talking_head.MotionTalkingHeadPipeline` or
+  :class:`~avdiff.pipelines.talking_head.TalkingHeadPipeline` (``save_pretrained`` folder, e.g. ``RUN/final`` of
+  ``avdiff train``; the class its ``model_index.json`` names), a training checkpoint (``RUN/checkpoints/step_N``), the
+  name of a model bundled with the package (``avdiff/talking-head-motion``, ``avdiff/talking-head-tiny``) or a hub
+  id (a TalkingHeadPipeline); without any of the three, the bundled :data:`DEFAULT_MODEL`;
 * ``--preset NAME``: a random-weight pipeline from a preset (``tiny``): a smoke run of the whole path, not a face;
 * ``--baseline``: the model-free mouth-warp baseline (CPU, no weights).
 """
@@ -56,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     source.add_argument(
         "--model",
         metavar="PATH",
-        help="a saved TalkingHeadPipeline folder, a training checkpoint "
+        help="a saved talking-head pipeline folder (motion or pixel), a training checkpoint "
         "(RUN/checkpoints/step_N), or a bundled model's name (default: "
         f"{DEFAULT_MODEL}, trained here on synthetic speech and LFW faces)",
     )
@@ -69,42 +71,78 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_generation_args(p: argparse.ArgumentParser) -> None:
-    """The flags of a TalkingHeadPipeline call (``avdiff talk`` and ``avdiff eval talking-head``)."""
+    """The flags of a talking-head pipeline call (``avdiff talk`` and ``avdiff eval talking-head``): shared, then the
+    motion model's, then the pixel model's (each refused with the other kind of model)."""
     p.add_argument("--fps", default="25", help="frame rate from 1 to 120: 25, 29.97 or 30000/1001 (default 25)")
-    p.add_argument("--steps", type=int, default=20, help="denoising steps per chunk")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: 10 per motion window, 20 per "
+                   "chunk of the pixel model)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the generator that draws all the noise")
-    p.add_argument(
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    add_variant_arg(p)
+    motion = p.add_argument_group("motion models (avdiff/talking-head-motion)")
+    motion.add_argument("--expressiveness", type=float, default=None, metavar="S",
+                        help="guidance on the audio, >= 0: 0 ignores the speech, 1 plain, more exaggerates the mouth "
+                        f"(default {MOTION_DEFAULTS['guidance_scale']:g})")  # fmt: skip
+    motion.add_argument("--blink-rate", type=float, default=None, metavar="PER_MIN",
+                        help=f"blinks per minute (default {MOTION_DEFAULTS['blink_rate_per_min']:g})")  # fmt: skip
+    motion.add_argument("--head-motion", type=float, default=None, metavar="AMOUNT",
+                        help=f"head sway and nods, >= 0 (default {MOTION_DEFAULTS['head_amount']:g})")  # fmt: skip
+    motion.add_argument("--still-head", action="store_true", help="keep the head's pose as in the photo")
+    pixel = p.add_argument_group("pixel models (avdiff/talking-head-tiny, avdiff train talking-head)")
+    pixel.add_argument(
         "--chunk-frames",
         type=int,
         default=None,
         help="frames denoised together (default: the model's, the chunk it was trained on)",
     )
-    p.add_argument(
+    pixel.add_argument(
         "--motion-frames",
         type=int,
         default=None,
         help="frames of the previous chunk each chunk continues (default: the model's)",
     )
-    p.add_argument("--audio-guidance", type=float, default=2.0, help="audio guidance scale (1 = off)")
-    p.add_argument("--reference-guidance", type=float, default=1.5, help="reference guidance scale (1 = off)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    add_variant_arg(p)
+    pixel.add_argument("--audio-guidance", type=float, default=None, help="audio guidance scale (1 = off; default 2)")
+    pixel.add_argument(
+        "--reference-guidance", type=float, default=None, help="reference guidance scale (1 = off; default 1.5)"
+    )
 
 
-def generation_kwargs(args: argparse.Namespace) -> dict:
-    """Keyword arguments of ``TalkingHeadPipeline.__call__`` from the flags of :func:`add_generation_args`, with a
-    fresh generator seeded by ``--seed``."""
+MOTION_DEFAULTS = {"guidance_scale": 2.0, "blink_rate_per_min": 15.0, "head_amount": 1.0}
+PIXEL_DEFAULTS = {"audio_guidance_scale": 2.0, "reference_guidance_scale": 1.5}
+_MOTION_FLAGS = {"--expressiveness": "expressiveness", "--blink-rate": "blink_rate", "--head-motion": "head_motion",
+                 "--still-head": "still_head"}  # fmt: skip
+_PIXEL_FLAGS = {"--chunk-frames": "chunk_frames", "--motion-frames": "motion_frames",
+                "--audio-guidance": "audio_guidance", "--reference-guidance": "reference_guidance"}  # fmt: skip
+
+
+def generation_kwargs(args: argparse.Namespace, pipe) -> dict:
+    """Keyword arguments of the pipeline's ``__call__`` from the flags of :func:`add_generation_args`, with a fresh
+    generator seeded by ``--seed``. A flag of the other kind of model is a CommandError naming it."""
     import torch
 
-    return {
-        "fps": checked_fps(args.fps),
-        "num_inference_steps": args.steps,
-        "audio_guidance_scale": args.audio_guidance,
-        "reference_guidance_scale": args.reference_guidance,
-        "chunk_frames": args.chunk_frames,
-        "motion_frames": args.motion_frames,
-        "generator": torch.Generator().manual_seed(args.seed),
-    }
+    from avdiff.commands import CommandError
+    from avdiff.pipelines.talking_head import MotionTalkingHeadPipeline
+
+    is_motion = isinstance(pipe, MotionTalkingHeadPipeline)
+    wrong = _PIXEL_FLAGS if is_motion else _MOTION_FLAGS
+    given = [flag for flag, name in wrong.items() if getattr(args, name, None) not in (None, False)]
+    if given:
+        kind = "a motion model (MotionTalkingHeadPipeline)" if is_motion else "a pixel model (TalkingHeadPipeline)"
+        raise CommandError(f"{', '.join(given)}: not a setting of {kind}")
+    kwargs = {"fps": checked_fps(args.fps), "generator": torch.Generator().manual_seed(args.seed)}
+    if args.steps is not None:
+        kwargs["num_inference_steps"] = args.steps
+    if is_motion:
+        chosen = {"guidance_scale": args.expressiveness, "blink_rate_per_min": args.blink_rate,
+                  "head_amount": args.head_motion}  # fmt: skip
+        kwargs |= {k: MOTION_DEFAULTS[k] if v is None else v for k, v in chosen.items()}
+        kwargs["still_head"] = bool(args.still_head)
+    else:
+        chosen = {"audio_guidance_scale": args.audio_guidance, "reference_guidance_scale": args.reference_guidance}
+        kwargs |= {k: PIXEL_DEFAULTS[k] if v is None else v for k, v in chosen.items()}
+        kwargs |= {"chunk_frames": args.chunk_frames, "motion_frames": args.motion_frames}
+        kwargs.setdefault("num_inference_steps", 20)
+    return kwargs
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -159,18 +197,17 @@ def speech_of(args: argparse.Namespace):
 
 
 def _generate(args: argparse.Namespace, audio):
-    from avdiff.loading import load_pipeline, to_device
-    from avdiff.pipelines.talking_head import TalkingHeadPipeline
+    from avdiff.commands import CommandError
+    from avdiff.loading import load_model, to_device
+    from avdiff.pipelines.talking_head import MotionTalkingHeadPipeline, TalkingHeadPipeline
 
     if args.model:  # a saved folder, a training checkpoint, a bundled name or a hub id; its ValueErrors reach cli.main
-        pipe = load_pipeline(TalkingHeadPipeline, args.model, variant=args.variant, device=args.device)
+        pipe = load_model(args.model, variant=args.variant, device=args.device, hub_class=TalkingHeadPipeline)
     else:
         pipe = to_device(TalkingHeadPipeline.from_preset(args.preset, seed=args.seed), args.device)
-    return pipe(
-        args.image,
-        audio,
-        **generation_kwargs(args),
-        output_type="crops" if args.crops else "np",
-        max_duration_s=args.max_duration,
-        output_path=args.out,
-    )
+    kwargs = generation_kwargs(args, pipe)
+    if args.crops:
+        if isinstance(pipe, MotionTalkingHeadPipeline):
+            raise CommandError("--crops: a motion model renders the whole photo; it has no face crops")
+        kwargs["output_type"] = "crops"
+    return pipe(args.image, audio, **kwargs, max_duration_s=args.max_duration, output_path=args.out)

@@ -126,3 +126,24 @@ def test_a_photo_without_a_face_fails_before_any_sampling(pipe, monkeypatch):
     monkeypatch.setattr(module, "iter_motion", never)
     with pytest.raises(NoFaceError):
         pipe(skimage.data.rocket(), speech(0.5, 0))
+
+
+def test_avdiff_talk_with_a_motion_model_takes_its_controls_and_refuses_the_pixel_models(pipe, tmp_path, capsys):
+    from PIL import Image
+
+    from avdiff.audio.io import save_audio
+    from avdiff.cli import main
+
+    pipe.save_pretrained(tmp_path / "motion")
+    save_audio(tmp_path / "speech.wav", speech(0.8, 0))
+    Image.fromarray(PHOTO).save(tmp_path / "face.png")
+    common = ["talk", "--model", str(tmp_path / "motion"), "--image", str(tmp_path / "face.png"),
+              "--audio", str(tmp_path / "speech.wav")]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "a.mp4"), "--steps", "2", "--still-head", "--blink-rate", "30"]) == 0
+    clip = read_video(tmp_path / "a.mp4")
+    assert clip.frames.shape[1:] == (512, 512, 3) and clip.num_frames == FrameClock(25, 16000).num_frames(12800)
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "b.mp4"), "--audio-guidance", "3"]) == 2
+    assert "--audio-guidance: not a setting of a motion model" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "c.mp4"), "--crops"]) == 2
+    assert not (tmp_path / "b.mp4").exists() and not (tmp_path / "c.mp4").exists()
