@@ -1,4 +1,11 @@
-"""``avdiff bench talk``: TalkingHeadPipeline speed, overhead outside the UNet, and peak memory against audio length.
+"""``avdiff bench talk``: talking-head speed per stage, overhead outside the UNet, and peak memory against audio
+length.
+
+* ``motion``: the :class:`~avdiff.pipelines.talking_head.MotionTalkingHeadPipeline` (the bundled
+  ``avdiff/talking-head-motion`` when it ships, else the untrained ``tiny`` motion preset, which costs the same),
+  at 256 and 512 px, on one thread and on all cores: ``rtf`` end to end and per stage (audio loading, motion
+  sampling, rendering, encoding, from the pipeline's own ``timings``), and the time to the first frame, each against
+  the model-free warp baseline measured in the same run;
 
 All on the astronaut photo (512x512) with a deterministic speech-like signal (a voiced buzz whose loudness rises and
 falls at syllable rate), so the numbers do not depend on espeak-ng:
@@ -29,9 +36,11 @@ import torch
 from avdiff.audio.io import Waveform
 from avdiff.bench.timing import format_table, run_in_child
 from avdiff.bench.unet import MemoryProbe
+from avdiff.bundled import resolve
 from avdiff.data.synthetic import default_face
+from avdiff.models.builders import build_motion_denoiser
 from avdiff.models.unet import quiet_empty_fp32_warning
-from avdiff.pipelines.talking_head import TalkingHeadPipeline, WarpBaselinePipeline
+from avdiff.pipelines.talking_head import MotionTalkingHeadPipeline, TalkingHeadPipeline, WarpBaselinePipeline
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +173,68 @@ def measure_speed(
     }
 
 
+MOTION_MODEL = "avdiff/talking-head-motion"
+
+
+def motion_pipeline() -> tuple[MotionTalkingHeadPipeline, str]:
+    """(the bundled motion model, or the untrained tiny motion preset when it does not ship; its name)."""
+    folder = resolve(MOTION_MODEL)
+    if folder != MOTION_MODEL:
+        pipe, name = MotionTalkingHeadPipeline.from_pretrained(folder), MOTION_MODEL
+    else:
+        pipe, name = MotionTalkingHeadPipeline(build_motion_denoiser("tiny", seed=0)), "motion tiny (untrained)"
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, name
+
+
+def measure_stages(seconds: float = 10.0, size: int = 512, threads: int = 1, steps: int = 10) -> dict:
+    """One call of the motion pipeline and one of the warp baseline on ``seconds`` of speech-like audio and the
+    astronaut at ``size`` px, each streamed to an mp4 (after a 1 s warm-up call of each), with ``threads`` torch and
+    OpenCV threads (0: the libraries' defaults, all cores).
+
+    Returns:
+        ``{"model", "size", "threads", "seconds", "frames", "total_s", "warp_s", "first_frame_s", and the seconds of
+        each stage: "audio", "motion", "render", "encode"}``.
+    """
+    import tempfile
+
+    if threads:
+        torch.set_num_threads(threads)
+    cv2.setNumThreads(threads if threads else -1)
+    pipe, name = motion_pipeline()
+    warp = WarpBaselinePipeline()
+    warp.set_progress_bar_config(disable=True)
+    photo = astronaut()
+    if size != photo.shape[0]:
+        photo = cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA)
+    speech = speech_like(seconds)
+    with tempfile.TemporaryDirectory(prefix="avdiff-bench-") as tmp:
+        pipe(photo, speech_like(1.0), generator=torch.Generator().manual_seed(0), output_path=f"{tmp}/warm.mp4")
+        warp(photo, speech_like(1.0), output_path=f"{tmp}/warm_warp.mp4")
+        start = time.perf_counter()
+        out = pipe(photo, speech, num_inference_steps=steps, generator=torch.Generator().manual_seed(0),
+                   output_path=f"{tmp}/motion.mp4")  # fmt: skip
+        total = time.perf_counter() - start
+        start = time.perf_counter()
+        warp(photo, speech, output_path=f"{tmp}/warp.mp4")
+        warp_s = time.perf_counter() - start
+    return {"model": name, "size": size, "threads": threads, "seconds": seconds, "frames": out.num_frames,
+            "total_s": total, "warp_s": warp_s, "first_frame_s": out.timings["first_frame"],
+            **{k: out.timings[k] for k in ("audio", "motion", "render", "encode")}}  # fmt: skip
+
+
+def stages_row(r: dict) -> dict:
+    per = r["seconds"]
+    return {
+        "config": f"{r['size']}px {r['threads'] or 'all'} thread(s)",
+        "audio_s": f"{per:g}",
+        "rtf": f"{r['total_s'] / per:.3f}",
+        "vs_warp": f"{r['total_s'] / r['warp_s']:.2f}",
+        "first_frame_s": f"{r['first_frame_s']:.2f}",
+        **{f"{k}_rtf": f"{r[k] / per:.3f}" for k in ("audio", "motion", "render", "encode")},
+    }
+
+
 def measure_memory(
     seconds: float,
     pipeline: str = "tiny",
@@ -181,7 +252,8 @@ def measure_memory(
     """Peak RSS increase (MB) of one call on ``seconds`` of speech-like audio on the astronaut, in this process.
 
     Args:
-        pipeline: ``"tiny"`` (the random-weight TalkingHeadPipeline) or ``"warp"`` (the mouth-warp baseline).
+        pipeline: ``"tiny"`` (the random-weight TalkingHeadPipeline), ``"motion"`` (:func:`motion_pipeline`) or
+            ``"warp"`` (the mouth-warp baseline).
         output: ``"mp4"`` streams the frames to an mp4 (``output_path``, as ``avdiff talk`` does); ``"return"`` returns
             them (``output_type`` for the tiny pipeline).
         photo_px: the astronaut photo resized to this side (the frames' size).
@@ -198,6 +270,10 @@ def measure_memory(
         pipe = WarpBaselinePipeline()
         pipe.set_progress_bar_config(disable=True)
         kwargs = {}
+    elif pipeline == "motion":
+        torch.set_num_threads(threads)
+        pipe, _ = motion_pipeline()
+        kwargs = {"generator": torch.Generator().manual_seed(0)}
     elif pipeline == "tiny":
         pipe = build("tiny", "cpu", "float32", threads)
         kwargs = {
@@ -213,7 +289,7 @@ def measure_memory(
         if output != "mp4":
             kwargs["output_type"] = output_type
     else:
-        raise ValueError(f"pipeline must be 'tiny' or 'warp', got {pipeline!r}")
+        raise ValueError(f"pipeline must be 'tiny', 'motion' or 'warp', got {pipeline!r}")
     photo, speech = astronaut(), speech_like(seconds)
     if photo_px != photo.shape[0]:
         photo = cv2.resize(photo, (photo_px, photo_px), interpolation=cv2.INTER_AREA)
@@ -234,6 +310,7 @@ def measure_memory_in_child(**kwargs) -> dict:
         "diffusers",
         "avdiff.pipelines.talking_head.pipeline_talking_head",
         "avdiff.pipelines.talking_head.pipeline_warp_baseline",
+        "avdiff.pipelines.talking_head.pipeline_motion_talking_head",
         __name__,
     ]
     return run_in_child(measure_memory, kwargs, preload)
@@ -269,10 +346,17 @@ def main(
     gpu: bool | None = None,
 ) -> str:
     start = time.perf_counter()
+    stages = [measure_stages(speed_seconds, size, n) for size in (256, 512) for n in (1, 0)]
     lines = [
-        f"avdiff bench talk: astronaut 512x512, speech-like audio, tiny preset on CPU ({threads} thread(s)), "
-        "guidance 3 passes (audio 2.0, reference 1.5), chunks of 16 with 2 motion frames"
-    ]
+        f"avdiff bench talk: the motion pipeline ({stages[0]['model']}, 10 DDIM steps per window, guidance 2) on the "
+        "astronaut and speech-like audio, streamed to an mp4; rtf = wall s per audio s (<= 1: real time), per stage "
+        "too; vs_warp = its time over the model-free warp baseline's in the same run",
+        format_table([stages_row(r) for r in stages], ["config", "audio_s", "rtf", "vs_warp", "first_frame_s",
+                                                        "audio_rtf", "motion_rtf", "render_rtf", "encode_rtf"]),
+        "",
+        f"the pixel model: astronaut 512x512, speech-like audio, tiny preset on CPU ({threads} thread(s)), "
+        "guidance 3 passes (audio 2.0, reference 1.5), chunks of 16 with 2 motion frames",
+    ]  # fmt: skip
     speed = [speed_row("tiny", measure_speed("tiny", speed_seconds, steps, threads=threads))]
     if torch.cuda.is_available() if gpu is None else gpu:
         r = measure_speed(SD15_SPEC, speed_seconds, steps, device="cuda", dtype="bfloat16", threads=0, size=256)
@@ -283,7 +367,7 @@ def main(
     lines += ["", "speed (rtf = generation s per audio s; outside_unet target <= 10%)", format_table(speed, cols)]
 
     rows = []
-    for pipeline in ("warp", "tiny"):
+    for pipeline in ("warp", "motion", "tiny"):
         base = None
         for seconds in durations:
             m = measure_memory_in_child(seconds=seconds, pipeline=pipeline, steps=1, threads=threads, output="mp4")

@@ -147,3 +147,14 @@ def test_avdiff_talk_with_a_motion_model_takes_its_controls_and_refuses_the_pixe
     assert "--audio-guidance: not a setting of a motion model" in capsys.readouterr().err
     assert main([*common, "--out", str(tmp_path / "c.mp4"), "--crops"]) == 2
     assert not (tmp_path / "b.mp4").exists() and not (tmp_path / "c.mp4").exists()
+
+
+def test_bench_talk_times_each_stage_of_one_call():
+    from avdiff.bench.talk import measure_stages, stages_row
+
+    r = measure_stages(1.0, size=256, threads=1, steps=2)
+    assert r["frames"] == 25 and r["size"] == 256
+    stages = sum(r[k] for k in ("audio", "motion", "render", "encode"))
+    assert 0 < r["first_frame_s"] < r["total_s"] and 0.5 * r["total_s"] < stages <= r["total_s"]
+    row = stages_row(r)
+    assert float(row["rtf"]) == pytest.approx(r["total_s"], rel=0.01) and row["config"] == "256px 1 thread(s)"
