@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from avdiff.bundled import available, pipeline_kind
+from avdiff.bundled import DEFAULT_TALKING_HEAD_MODEL, available, canonical_name, pipeline_class_name, pipeline_kind
 from avdiff.loading import load_model, weight_variants
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,17 @@ class ModelEntry:
     kind: str
     origin: str
     path: Path | None = None
+
+    @property
+    def is_motion(self) -> bool:
+        """Whether it is a motion model (a ``MotionTalkingHeadPipeline``: steps, audio guidance and seed apply, the
+        pixel model's reference guidance and chunks do not)."""
+        if self.path is None:
+            return False
+        try:
+            return pipeline_class_name(self.path) == "MotionTalkingHeadPipeline"
+        except ValueError:
+            return False
 
     @property
     def is_diffusion(self) -> bool:
@@ -152,10 +163,9 @@ class ModelRegistry:
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ModelSpecError(f"--model names {repeated} are the same once made safe labels; rename one")
-        if bundled:
-            entries += [
-                ModelEntry(f"bundled:{m.name}", safe_name(m.name), m.kind, "bundled", m.path) for m in available()
-            ]
+        if bundled:  # the default of `avdiff talk` first among them, so the tab starts where the command does
+            ordered = sorted(available(), key=lambda m: canonical_name(m.name) != DEFAULT_TALKING_HEAD_MODEL)
+            entries += [ModelEntry(f"bundled:{m.name}", safe_name(m.name), m.kind, "bundled", m.path) for m in ordered]
         entries.append(ModelEntry(WARP_KEY, "warp", "talking-head", "builtin"))
         self.entries = {e.key: e for e in entries}
         self.device = device

@@ -48,7 +48,10 @@ logger = logging.getLogger(__name__)
 SCORES = ("mouth_open_r", "closure_recall", "closure_precision", "round_r")
 # espeak-ng voices the library speaks (``en`` is its British English; the library knows no ``en-gb``); the held-out
 # ones are never trained on.
-TRAIN_VOICES = ("en-us", "en-us+m3", "en-us+f3", "en-us+f2", "en", "en+m5")
+TRAIN_VOICES = (
+    "en-us", "en-us+m2", "en-us+m3", "en-us+m4", "en-us+m5", "en-us+m6", "en-us+f1", "en-us+f2", "en-us+f3",
+    "en-us+f5", "en", "en+m2", "en+m3", "en+m5", "en+f1", "en+f2", "en+f3",
+)  # fmt: skip
 EVAL_VOICES = ("en-us+m1", "en+f4")
 
 
@@ -69,6 +72,9 @@ class MotionTaskConfig:
         eval_guidance, eval_steps: guidance scale and DDIM steps of the evaluation's sampling.
         stride: frames between the starts of training windows.
         audio_dropout: share of items whose audio is replaced by the null (classifier-free guidance).
+        gain_db: random speech gain per item, ± dB (a constant added to the log-mel).
+        mel_shift: random shift of each item's mel bands, ± bands (a crude vocal-tract-length perturbation: voices
+            the model never heard have their formants elsewhere).
         data_seed: draws the utterances and their truths (the trainer's seed draws the rest).
         cache_dir: keep the synthesized speech here (None: synthesize every run).
         preset: the motion preset of the model; model: settings that override it.
@@ -87,6 +93,8 @@ class MotionTaskConfig:
     eval_steps: int = 10
     stride: int = 4
     audio_dropout: float = 0.15
+    gain_db: float = 6.0
+    mel_shift: int = 2
     data_seed: int = 0
     cache_dir: str | None = None
     preset: str = "tiny"
@@ -102,6 +110,8 @@ class MotionTaskConfig:
             raise ValueError("synthetic_utterances and eval_utterances must be >= 0")
         if config.synthetic_utterances == 0 and not config.data:
             raise ValueError("nothing to train on: set synthetic_utterances > 0 or give a DATA folder (--data)")
+        if config.gain_db < 0 or config.mel_shift < 0:
+            raise ValueError(f"gain_db and mel_shift must be >= 0, got {config.gain_db} and {config.mel_shift}")
         if config.stride < 1 or config.variants < 1:
             raise ValueError(f"stride and variants must be >= 1, got {config.stride} and {config.variants}")
         return config
@@ -177,7 +187,8 @@ class MotionTask:
         t = torch.randint(0, scheduler.config.num_train_timesteps, (B,), device=window.device)
         noisy = scheduler.add_noise(window, torch.randn_like(window), t)
         drop = torch.rand(B, device=window.device) < self.config.audio_dropout
-        pred = model(noisy, t, past, batch["audio"], batch["controls"], drop)
+        audio = augment_mel(batch["audio"], self.config.gain_db, self.config.mel_shift)
+        pred = model(noisy, t, past, audio, batch["controls"], drop)
         per_field = F.mse_loss(pred.float(), window.float(), reduction="none").mean(dim=(0, 1))
         loss = per_field.mean()
         per_field = per_field.detach()
@@ -200,6 +211,22 @@ class MotionTask:
             return {}
         return evaluate_motion(model, self.eval_clips(), self.config.fps, self.config.eval_guidance,
                                self.config.eval_steps)  # fmt: skip
+
+
+def augment_mel(windows: torch.Tensor, gain_db: float, shift: int) -> torch.Tensor:
+    """Log-mel windows [B, L, n_mels, W] with, per item, a random gain (± ``gain_db`` dB) and the bands shifted by a
+    random whole number in [-shift, shift] (the edge band repeated). Draws from torch's global RNG."""
+    B = windows.shape[0]
+    out = windows + ((torch.rand(B, device=windows.device) * 2 - 1) * gain_db * np.log(10) / 10).view(B, 1, 1, 1)
+    if shift:
+        moves = torch.randint(-shift, shift + 1, (B,)).tolist()
+        n = windows.shape[2]
+        rows = []
+        for b, k in enumerate(moves):
+            index = (torch.arange(n) - k).clamp(0, n - 1).to(windows.device)
+            rows.append(out[b].index_select(1, index))
+        out = torch.stack(rows)
+    return out
 
 
 @torch.no_grad()

@@ -152,3 +152,19 @@ def test_two_process_cpu_ddp_run_with_the_documented_command(tmp_path):
     assert output.count("trained 4 steps") == 2  # both ranks finished
     run = tmp_path / "runs" / "talking_head_motion_ci"
     assert (run / "final" / "config.json").is_file() and (run / "checkpoints" / "step_4" / "DONE").is_file()
+
+
+def test_augment_mel_shifts_the_bands_and_adds_a_gain():
+    from avdiff.training.talking_head_motion import augment_mel
+
+    x = torch.arange(10.0).view(1, 1, 10, 1).repeat(64, 3, 1, 4)  # band i holds i
+    torch.manual_seed(0)
+    gained = augment_mel(x, 6.0, 0)
+    offsets = (gained - x).flatten(1)
+    assert torch.allclose(offsets, offsets[:, :1].expand_as(offsets), atol=1e-5)  # one gain per item
+    assert offsets.abs().max() <= 6.0 * np.log(10) / 10 + 1e-6 and offsets.std() > 0.1
+    shifted = augment_mel(x, 0.0, 2)
+    moves = shifted[:, 0, 5, 0] - 5  # band 5 now holds band 5 - k
+    assert set(moves.tolist()) == {-2.0, -1.0, 0.0, 1.0, 2.0}
+    assert torch.equal(shifted[:, :, 0, :].clamp(min=0), shifted[:, :, 0, :])  # the edges repeat, nothing wraps
+    assert torch.equal(augment_mel(x, 0.0, 0), x)

@@ -124,15 +124,16 @@ class TalkingHeadTab:
                                 label="Seed",
                                 info="Draws all the noise: the same seed gives the same video.",
                             )
-                        with gr.Row():
-                            audio_guidance = gr.Slider(
-                                1,
-                                10,
-                                d["audio_guidance_scale"],
-                                step=0.1,
-                                label="Audio guidance",
-                                info="How strongly the mouth follows the speech (classifier-free guidance; 1 = off).",
-                            )
+                        audio_guidance = gr.Slider(
+                            1,
+                            10,
+                            d["audio_guidance_scale"],
+                            step=0.1,
+                            label="Audio guidance",
+                            info="How strongly the mouth follows the speech (classifier-free guidance; 1 = plain; a "
+                            "motion model's expressiveness).",
+                        )
+                        with gr.Column(visible=not default.is_motion, elem_id="th-pixel-settings") as pixel_box:
                             reference_guidance = gr.Slider(
                                 1,
                                 10,
@@ -141,23 +142,23 @@ class TalkingHeadTab:
                                 label="Reference guidance",
                                 info="How strongly the face keeps the photo's look (1 = off).",
                             )
-                        with gr.Row():
-                            chunk_frames = gr.Slider(
-                                2,
-                                32,
-                                d["chunk_frames"],
-                                step=1,
-                                label="Chunk frames",
-                                info="Frames denoised together; use the model's training chunk_frames.",
-                            )
-                            motion_frames = gr.Slider(
-                                0,
-                                8,
-                                d["motion_frames"],
-                                step=1,
-                                label="Motion frames",
-                                info="Frames of the previous chunk each chunk continues from.",
-                            )
+                            with gr.Row():
+                                chunk_frames = gr.Slider(
+                                    2,
+                                    32,
+                                    d["chunk_frames"],
+                                    step=1,
+                                    label="Chunk frames",
+                                    info="Frames denoised together; use the model's training chunk_frames.",
+                                )
+                                motion_frames = gr.Slider(
+                                    0,
+                                    8,
+                                    d["motion_frames"],
+                                    step=1,
+                                    label="Motion frames",
+                                    info="Frames of the previous chunk each chunk continues from.",
+                                )
                     fps = gr.Dropdown(
                         FPS_CHOICES,
                         value=str(d["fps"]),
@@ -177,7 +178,7 @@ class TalkingHeadTab:
         model.change(
             self.select_model,
             [model],
-            [diffusion_box, model_info, chunk_frames, motion_frames],
+            [diffusion_box, pixel_box, model_info, chunk_frames, motion_frames],
             queue=False,
             api_visibility="private",
         )
@@ -217,12 +218,14 @@ class TalkingHeadTab:
     # --- events -------------------------------------------------------------------------------------------------
 
     def select_model(self, key: str):
-        """Show the denoising controls for a diffusion model, set to the chunk layout it was trained with; the warp
-        baseline only takes the frame rate."""
+        """Show the denoising controls for a diffusion model (a pixel model's also set to the chunk layout it was
+        trained with; a motion model takes steps, audio guidance and seed); the warp baseline only takes the frame
+        rate."""
         entry = self.ctx.models.get(key)
         d = pipeline_defaults(entry)
         return (
             gr.update(visible=entry.is_diffusion),
+            gr.update(visible=not entry.is_motion),
             describe_entry(entry),
             gr.update(value=d["chunk_frames"]),
             gr.update(value=d["motion_frames"]),
@@ -276,7 +279,11 @@ class TalkingHeadTab:
             photo = load_photo(image, self.ctx.limits)
             speech = load_speech(audio, self.ctx.limits)
             rate = frame_rate(fps, self.ctx.limits)
-            if entry.is_diffusion:
+            if entry.is_motion:  # steps, the audio guidance (its expressiveness) and the seed apply
+                settings = diffusion_settings(steps, audio_guidance, 1.0, seed, 2, 0)
+                settings = {"num_inference_steps": settings["num_inference_steps"], "seed": settings["seed"],
+                            "guidance_scale": settings["audio_guidance_scale"]}  # fmt: skip
+            elif entry.is_diffusion:
                 settings = diffusion_settings(
                     steps, audio_guidance, reference_guidance, seed, chunk_frames, motion_frames
                 )
@@ -334,6 +341,11 @@ class TalkingHeadTab:
         pipe, lock = self.ctx.models.acquire(entry.key)
 
         def on_step_end(p, i: int, t, tensors: dict) -> dict:
+            if entry.is_motion:  # once per frame rendered
+                progress(
+                    (i + 1, None), desc=f"frame {i + 1}: motion sampled window by window, rendered", unit="frames"
+                )
+                return {}
             k, n, m = p.chunk_index, p.num_chunks, p.num_timesteps
             progress((k * m + i + 1, n * m), desc=f"chunk {k + 1} of {n}, step {i + 1} of {m}", unit="steps")
             return tensors
@@ -389,6 +401,11 @@ def diffusion_settings(steps, audio_guidance, reference_guidance, seed, chunk_fr
 
 def describe_entry(entry: ModelEntry) -> str:
     note = "" if entry.is_diffusion else " Only the frame rate applies to it."
+    if entry.is_motion:
+        note = (
+            " It moves the photo itself, at its own resolution, by motion sampled from the speech; steps, audio "
+            "guidance and the seed apply."
+        )
     return f"**{entry.label}**: {entry.source}.{note}"
 
 
