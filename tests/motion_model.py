@@ -26,4 +26,4 @@ def quick_model(out: Path, steps: int = 300) -> tuple[MotionTask, MotionDenoiser
     """(the task, its model trained for ``steps`` steps), the run in ``out``."""
     task = MotionTask(task_config(), progress_bar=False)
     result = Trainer(task, train_config(out, max_steps=steps), progress_bar=False).train()
-    return task, MotionDenoiser.from_pretrained(result.final_dir).eval()
+    return task, MotionDenoiser.from_pretrained(result.final_dir, subfolder="motion_model").eval()

@@ -175,7 +175,7 @@ def run_talking_head(args: argparse.Namespace) -> int:
 
 def run_talking_head_motion(args: argparse.Namespace) -> int:
     from avdiff.commands import CommandError
-    from avdiff.models.motion import MotionDenoiser
+    from avdiff.pipelines.talking_head import MotionTalkingHeadPipeline
     from avdiff.training.talking_head_motion import SCORES, MotionTask, MotionTaskConfig
 
     trainer_cfg, task_cfg = _configs(args)
@@ -188,12 +188,14 @@ def run_talking_head_motion(args: argparse.Namespace) -> int:
     task = MotionTask(config, progress_bar=not args.no_progress)
     result = _train(task, trainer_cfg, args)
     if result.final_dir.exists() and config.eval_utterances:
-        m = task.evaluate(MotionDenoiser.from_pretrained(result.final_dir))
+        m = task.evaluate(MotionTalkingHeadPipeline.from_pretrained(result.final_dir).motion_model)
         print(f"held-out ({int(m['clips'])} clips, guidance {config.eval_guidance}) vs the audio-dropped twin:")
         for name in SCORES:
             print(
                 f"  {name}: {m[name]:.3f} vs {m['twin_' + name]:.3f} (model wins on {m['wins_' + name]:.0%} of clips)"
             )
+    if result.final_dir.exists():
+        print(f"talk: avdiff talk --model {result.final_dir} --image FACE --audio SPEECH --out talk.mp4")
     return 0
 
 

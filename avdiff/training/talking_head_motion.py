@@ -40,13 +40,14 @@ from avdiff.metrics.motion_scores import motion_scores
 from avdiff.models.builders import build_motion_denoiser
 from avdiff.models.motion import MotionDenoiser
 from avdiff.pipelines.talking_head.motion_sampling import sample_motion
+from avdiff.pipelines.talking_head.pipeline_motion_talking_head import MotionTalkingHeadPipeline
 from avdiff.training.trainer import strict_from_dict
 from avdiff.video.motion import Motion
 
 logger = logging.getLogger(__name__)
 
 SCORES = ("mouth_open_r", "closure_recall", "closure_precision", "round_r")
-# espeak-ng voices the library speaks (``en`` is its British English; the library knows no ``en-gb``); the held-out
+# espeak-ng voices (``en`` is the British English voice file, the one ``en-gb`` selects by language); the held-out
 # ones are never trained on.
 TRAIN_VOICES = (
     "en-us", "en-us+m2", "en-us+m3", "en-us+m4", "en-us+m5", "en-us+m6", "en-us+f1", "en-us+f2", "en-us+f3",
@@ -200,7 +201,9 @@ class MotionTask:
         return self._sched
 
     def save_model(self, model: MotionDenoiser, path: Path) -> None:
-        model.save_pretrained(path)
+        """A :class:`~avdiff.pipelines.talking_head.MotionTalkingHeadPipeline` folder (``model_index.json`` and
+        ``motion_model/``), so ``avdiff talk --model RUN/final`` uses it as it is."""
+        MotionTalkingHeadPipeline(motion_model=model).save_pretrained(path)
 
     @torch.no_grad()
     def evaluate(self, model: MotionDenoiser, step: int = 0) -> dict[str, float]:

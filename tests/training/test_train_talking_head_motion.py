@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.requires_espeak, pytest.mark.usefixtures("one_thread")
 
 
 def weights(run: Path) -> dict:
-    return load_file(run / "final" / "diffusion_pytorch_model.safetensors")
+    return load_file(run / "final" / "motion_model" / "diffusion_pytorch_model.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_a_data_folder_with_motion_tracks_trains(tmp_path):
     t = MotionTask(config, progress_bar=False)
     assert len(MotionWindows(t.train_clips(), t.build_model(), 25, 2)) > 0
     Trainer(t, train_config(tmp_path / "run", max_steps=2, batch_size=2), progress_bar=False).train()
-    assert (tmp_path / "run" / "final" / "config.json").is_file()
+    assert (tmp_path / "run" / "final" / "model_index.json").is_file()
     with pytest.raises(FileNotFoundError, match="no clips with a motion track"):
         data_folder_clips(data, 25, 16000, split="test")
 
@@ -140,7 +140,7 @@ def test_the_cli_trains_with_the_ci_config(tmp_path, monkeypatch, capsys):
     assert main([*args, "--output-dir", str(out), "--max-steps", "6", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "trained 6 steps" in printed and "mouth_open_r" in printed and "audio-dropped twin" in printed
-    assert (out / "final" / "config.json").is_file() and (tmp_path / "runs" / "speech_cache").is_dir()
+    assert (out / "final" / "model_index.json").is_file() and (tmp_path / "runs" / "speech_cache").is_dir()
 
 
 @pytest.mark.slow
@@ -151,7 +151,7 @@ def test_two_process_cpu_ddp_run_with_the_documented_command(tmp_path):
     output = finish(launch(doc_command("data-and-training.md", "train motion ddp"), tmp_path), timeout=400)
     assert output.count("trained 4 steps") == 2  # both ranks finished
     run = tmp_path / "runs" / "talking_head_motion_ci"
-    assert (run / "final" / "config.json").is_file() and (run / "checkpoints" / "step_4" / "DONE").is_file()
+    assert (run / "final" / "model_index.json").is_file() and (run / "checkpoints" / "step_4" / "DONE").is_file()
 
 
 def test_augment_mel_shifts_the_bands_and_adds_a_gain():
