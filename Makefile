@@ -18,7 +18,7 @@ EXTRAS := demo,eval,clap,dev
 RESULTS := build/test-results
 PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest --durations=25
 
-.PHONY: install system-deps docs lint test test-fast demo bench proof bundle clean
+.PHONY: install system-deps docs lint test test-fast demo bench proof bundle motion-model bundle-motion clean
 
 install: $(STAMP)
 
@@ -89,6 +89,16 @@ bundle: runs/talking_head_faces/final/model_index.json
 	rm -rf avdiff/bundled/talking-head-tiny
 	cp -r runs/talking_head_faces/final avdiff/bundled/talking-head-tiny
 	cp runs/talking_head_faces/config.json avdiff/bundled/talking-head-tiny/training_config.json
+
+# The motion generator (avdiff/bundled/talking-head-motion): trained on synthetic espeak-ng speech and its motion
+# truth, no video (about 10 minutes on the CPU; interrupted, it resumes), then copied into the package with its config.
+motion-model: install system-deps
+	$(AVDIFF) train talking-head-motion --config configs/train/talking_head_motion.yaml --resume --no-progress
+
+bundle-motion: runs/talking_head_motion/final/model_index.json
+	rm -rf avdiff/bundled/talking-head-motion
+	cp -r runs/talking_head_motion/final avdiff/bundled/talking-head-motion
+	cp runs/talking_head_motion/config.json avdiff/bundled/talking-head-motion/training_config.json
 
 clean:
 	rm -rf $(VENV) outputs build *.egg-info .pytest_cache

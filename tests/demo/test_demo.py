@@ -105,8 +105,12 @@ def test_registry_offers_user_models_then_bundled_then_warp_and_never_the_tiny_p
     import avdiff.bundled
     import avdiff.demo.models
 
-    assert [m.name for m in avdiff.bundled.available(kind="talking-head")] == ["talking-head-tiny"]  # what ships
-    assert ModelRegistry().default("talking-head").key == "bundled:talking-head-tiny"  # the best there is, by default
+    shipped = [m.name for m in avdiff.bundled.available(kind="talking-head")]
+    assert shipped == ["talking-head-motion", "talking-head-tiny"]  # what ships
+    registry = ModelRegistry()
+    assert registry.default("talking-head").key == "bundled:talking-head-tiny"  # avdiff talk's default, first
+    assert [e.key for e in registry.choices("talking-head")][1:] == ["bundled:talking-head-motion", "warp"]
+    assert registry.get("bundled:talking-head-motion").is_motion and not registry.default("talking-head").is_motion
     (tmp_path / "pkg" / "demo_model").mkdir(parents=True)
     (tmp_path / "pkg" / "demo_model" / "model_index.json").write_text((tiny_model / "model_index.json").read_text())
     (tmp_path / "pkg" / "not_a_model").mkdir()
@@ -375,6 +379,24 @@ def test_progress_follows_every_step_of_every_chunk(app, inputs, short_speech):
     assert progress.calls[-1][1].startswith("scoring lip sync")
     assert read_video(video).num_frames == 25 and scores["model"] == "user:tiny_model"
     shutil.rmtree(Path(video).parent)  # called outside a server, nothing else removes it
+
+
+@pytest.mark.slow
+def test_the_bundled_motion_model_renders_the_photo_at_its_size_frame_by_frame(inputs, short_speech):
+    from PIL import Image
+
+    tab = build_app(bundled=True).avdiff_tabs[0]
+    progress = Recorder()
+    video, summary, scores = tab.talk(
+        *talk_args(inputs[0], short_speech, model="bundled:talking-head-motion", steps=2), progress=progress
+    )
+    clip = read_video(video)
+    frames = [d for _, d in progress.calls if d.startswith("frame")]
+    assert len(frames) == clip.num_frames == 25 and frames[0].startswith("frame 1:")
+    width, height = Image.open(inputs[0]).size
+    assert clip.frames.shape[1:3] == (height, width) and scores["model"] == "bundled:talking-head-motion"
+    assert "talking-head-motion" in summary
+    shutil.rmtree(Path(video).parent)
 
 
 # --- the served app -------------------------------------------------------------------------------------------------

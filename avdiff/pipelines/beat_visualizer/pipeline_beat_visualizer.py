@@ -66,7 +66,7 @@ from avdiff.pipelines.beat_visualizer.keyframes import (
 from avdiff.pipelines.beat_visualizer.patterns import PatternSettings, apply_pattern, is_hold, to_uint8
 from avdiff.pipelines.beat_visualizer.timeline import PATTERNS, Timeline, TimelineError
 from avdiff.pipelines.output import MAX_OUTPUT_SIDE, FrameSink, VideoPipelineOutput, check_output_type
-from avdiff.pipelines.utils import is_int
+from avdiff.pipelines.utils import apply_frame_callback, is_int
 from avdiff.video.image import load_image
 from avdiff.video.writer import check_output_path
 
@@ -481,7 +481,14 @@ class BeatVisualizerPipeline:
                             apply_pattern(iv.pattern, base, float(position[f]), u, float(envelope[f]), effects)
                         )
                         if callback is not None:
-                            frame = apply_callback(callback, self, f, float(position[f]), frame, callback_inputs)
+                            frame = apply_frame_callback(
+                                callback,
+                                self,
+                                f,
+                                float(position[f]),
+                                {"frame": torch.from_numpy(frame)},
+                                callback_inputs,
+                            )
                         progress.update()
                         yield frame
 
@@ -719,23 +726,6 @@ def read_image(image, name: str) -> np.ndarray:
     if min(h, w) < 8 or max(h, w) > 8192:
         raise ValueError(f"{name}: {w}x{h} px; keyframe images must be 8 to 8192 px on a side")
     return rgb
-
-
-def apply_callback(callback, pipe, index: int, t: float, frame: np.ndarray, inputs: list[str]) -> np.ndarray:
-    """Run ``callback_on_step_end`` on one frame (uint8 [H, W, 3]); the frame it returns (same shape, uint8)
-    replaces it. A ValueError for a frame of another shape or dtype."""
-    tensors = {"frame": torch.from_numpy(frame)}
-    returned = callback(pipe, index, t, {k: tensors[k] for k in inputs})
-    new = (returned or {}).get("frame")
-    if new is None:
-        return frame
-    new = new.detach().cpu().numpy() if isinstance(new, torch.Tensor) else np.asarray(new)
-    if new.shape != frame.shape or new.dtype != np.uint8:
-        raise ValueError(
-            f"callback_on_step_end returned a frame of shape {new.shape} and dtype {new.dtype}; expected "
-            f"{frame.shape} uint8"
-        )
-    return new
 
 
 __all__ = [

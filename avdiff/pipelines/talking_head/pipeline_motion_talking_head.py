@@ -50,6 +50,7 @@ from avdiff.data.motion_truth import JAW_PER_OPEN
 from avdiff.models.motion import MotionDenoiser
 from avdiff.pipelines.output import MAX_OUTPUT_SIDE, FrameSink, VideoPipelineOutput, check_output_type
 from avdiff.pipelines.talking_head.motion_sampling import SCHEDULERS, iter_motion
+from avdiff.pipelines.utils import apply_frame_callback
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
 from avdiff.video.motion import Motion, inner_lip_aperture
@@ -278,8 +279,9 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
                     tick = time.perf_counter()
                     frame = renderer.render(window, j)
                     if callback_on_step_end is not None:
-                        frame = self._apply_callback(
-                            callback_on_step_end, index, window, j, frame, callback_on_step_end_tensor_inputs
+                        tensors = {"motion": torch.from_numpy(window.as_array()[j]), "frame": torch.from_numpy(frame)}
+                        frame = apply_frame_callback(
+                            callback_on_step_end, self, index, index, tensors, callback_on_step_end_tensor_inputs
                         )
                     timings["render"] += time.perf_counter() - tick
                     if index == 0:
@@ -311,20 +313,3 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
 
     def _progress_enabled(self) -> bool:
         return not getattr(self, "_progress_bar_config", {}).get("disable", False)
-
-    def _apply_callback(
-        self, callback: Callable, index: int, window: Motion, j: int, frame: np.ndarray, inputs: list[str]
-    ) -> np.ndarray:
-        """``callback_on_step_end`` on frame ``index``; a ``"frame"`` it returns (same shape, uint8) replaces it."""
-        tensors = {"motion": torch.from_numpy(window.as_array()[j]), "frame": torch.from_numpy(frame)}
-        returned = callback(self, index, index, {k: tensors[k] for k in inputs})
-        new = (returned or {}).get("frame")
-        if new is None:
-            return frame
-        new = new.detach().cpu().numpy() if isinstance(new, torch.Tensor) else np.asarray(new)
-        if new.shape != frame.shape or new.dtype != np.uint8:
-            raise ValueError(
-                f"callback_on_step_end returned a frame of shape {new.shape} and dtype {new.dtype}; "
-                f"expected {frame.shape} uint8"
-            )
-        return new

@@ -12,7 +12,6 @@ import os
 from collections.abc import Callable
 from fractions import Fraction
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -21,6 +20,7 @@ from avdiff.audio.envelope import speech_envelope
 from avdiff.audio.io import AudioSource, describe_source, load_audio
 from avdiff.audio.silence import speech_warnings
 from avdiff.pipelines.output import MAX_OUTPUT_SIDE, FrameSink, VideoPipelineOutput, check_output_type
+from avdiff.pipelines.utils import apply_frame_callback
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
 from avdiff.video.mouth_animation import SAMPLE_RATE, mouth_amounts
@@ -89,22 +89,6 @@ class WarpBaselinePipeline:
         if output_path is not None:
             check_output_path(output_path, {"image": image, "audio": audio})
 
-    def apply_callback(self, callback: Callable, index: int, frame: np.ndarray, inputs: list[str]) -> np.ndarray:
-        """Run ``callback_on_step_end`` on frame ``index`` (uint8 [H, W, 3]); the frame it returns (same shape,
-        uint8) replaces it."""
-        tensors = {"frame": torch.from_numpy(frame)}
-        returned = callback(self, index, index, {k: tensors[k] for k in inputs})
-        new = (returned or {}).get("frame")
-        if new is None:
-            return frame
-        new = new.detach().cpu().numpy() if isinstance(new, torch.Tensor) else np.asarray(new)
-        if new.shape != frame.shape or new.dtype != np.uint8:
-            raise ValueError(
-                f"callback_on_step_end returned a frame of shape {new.shape} and dtype {new.dtype}; "
-                f"expected {frame.shape} uint8"
-            )
-        return new
-
     def __call__(
         self,
         image: ImageLike,
@@ -172,7 +156,14 @@ class WarpBaselinePipeline:
             for i, amount in enumerate(tqdm(amounts, desc="warping", unit="frame", disable=not self.progress_bar)):
                 frame = warper.warp(amount)
                 if callback_on_step_end is not None:
-                    frame = self.apply_callback(callback_on_step_end, i, frame, callback_on_step_end_tensor_inputs)
+                    frame = apply_frame_callback(
+                        callback_on_step_end,
+                        self,
+                        i,
+                        i,
+                        {"frame": torch.from_numpy(frame)},
+                        callback_on_step_end_tensor_inputs,
+                    )
                 sink.write(frame)
             result = sink.finish(output_type=output_type, return_dict=return_dict, warnings=warnings)
         logger.info(
