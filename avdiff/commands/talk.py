@@ -121,9 +121,9 @@ def generation_kwargs(args: argparse.Namespace, pipe) -> dict:
     import torch
 
     from avdiff.commands import CommandError
-    from avdiff.pipelines.talking_head import MotionTalkingHeadPipeline
+    from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
-    is_motion = isinstance(pipe, MotionTalkingHeadPipeline)
+    is_motion = not isinstance(pipe, TalkingHeadPipeline)  # a MotionTalkingHeadPipeline (not imported for the other)
     wrong = _PIXEL_FLAGS if is_motion else _MOTION_FLAGS
     given = [flag for flag, name in wrong.items() if getattr(args, name, None) not in (None, False)]
     if given:
@@ -199,7 +199,7 @@ def speech_of(args: argparse.Namespace):
 def _generate(args: argparse.Namespace, audio):
     from avdiff.commands import CommandError
     from avdiff.loading import load_model, to_device
-    from avdiff.pipelines.talking_head import MotionTalkingHeadPipeline, TalkingHeadPipeline
+    from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
     if args.model:  # a saved folder, a training checkpoint, a bundled name or a hub id; its ValueErrors reach cli.main
         pipe = load_model(args.model, variant=args.variant, device=args.device, hub_class=TalkingHeadPipeline)
@@ -207,7 +207,7 @@ def _generate(args: argparse.Namespace, audio):
         pipe = to_device(TalkingHeadPipeline.from_preset(args.preset, seed=args.seed), args.device)
     kwargs = generation_kwargs(args, pipe)
     if args.crops:
-        if isinstance(pipe, MotionTalkingHeadPipeline):
+        if not isinstance(pipe, TalkingHeadPipeline):
             raise CommandError("--crops: a motion model renders the whole photo; it has no face crops")
         kwargs["output_type"] = "crops"
     return pipe(args.image, audio, **kwargs, max_duration_s=args.max_duration, output_path=args.out)

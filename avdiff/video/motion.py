@@ -88,8 +88,7 @@ CENTRAL_LIPS = [0, 37, 267, 17, 84, 314, 13, 14, 82, 312, 87, 317]
 # The aperture (in face sizes) from which lip_closure is 0.
 CLOSED_APERTURE = 0.05
 
-_UPPER = [upper for upper, _ in INNER_LIP_PAIRS]
-_LOWER = [lower for _, lower in INNER_LIP_PAIRS]
+_UPPER, _LOWER = map(list, zip(*INNER_LIP_PAIRS))  # the upper and the lower lip's points of the pairs
 
 
 def face_frame(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -48,6 +48,7 @@ def test_the_wheel_holds_what_the_package_reads_at_run_time(wheel):
         "avdiff/presets/talking_head/tiny.yaml",
         "avdiff/presets/unet/sd15.yaml",
         "avdiff/presets/text_to_video/tiny.yaml",
+        "avdiff/presets/motion/tiny.yaml",
         "avdiff/demo/assets/example_speech.flac",
     } <= names
     assert shipped <= names, f"package data missing from the wheel: {sorted(shipped - names)}"
@@ -61,13 +62,14 @@ def test_presets_and_bundled_models_load_from_an_unpacked_wheel(wheel, tmp_path)
         from pathlib import Path
         from avdiff.bundled import available
         from avdiff.models.builders import build_unet
+        from avdiff.loading import load_model
         from avdiff.pipelines import TalkingHeadPipeline
         assert Path(avdiff.__file__).resolve().is_relative_to(Path(SITE).resolve()), avdiff.__file__
         pipe = TalkingHeadPipeline.from_preset("tiny")
         unet = build_unet("tiny")
         print("presets", pipe.default_size, sum(p.numel() for p in unet.parameters()))
         for model in available("talking-head"):
-            loaded = TalkingHeadPipeline.from_pretrained("avdiff/" + model.name)
+            loaded = load_model("avdiff/" + model.name, device="cpu")  # the class its model_index.json names
             assert Path(model.path).resolve().is_relative_to(Path(SITE).resolve())
             print("bundled", model.name, type(loaded).__name__)
         from avdiff.pipelines import TextToVideoPipeline
@@ -83,5 +85,6 @@ def test_presets_and_bundled_models_load_from_an_unpacked_wheel(wheel, tmp_path)
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "presets 64 " in result.stdout
-    assert "bundled talking-head-tiny TalkingHeadPipeline" in result.stdout  # the shipped model, by name
+    assert "bundled talking-head-tiny TalkingHeadPipeline" in result.stdout  # the shipped models, by name
+    assert "bundled talking-head-motion MotionTalkingHeadPipeline" in result.stdout
     assert "bundled scene-tiny TextToVideoPipeline (1, 64, 64, 3)" in result.stdout  # with the packaged MiniLM

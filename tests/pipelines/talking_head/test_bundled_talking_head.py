@@ -35,7 +35,7 @@ def pipe():
 def test_it_ships_and_loads_by_name_before_any_hub_look_up(pipe):
     folder = resolve(NAME)
     assert isinstance(folder, Path) and folder.is_dir() and folder.parent.name == "bundled"
-    assert [m.name for m in available("talking-head")] == ["talking-head-tiny"]
+    assert [m.name for m in available("talking-head")] == ["talking-head-motion", "talking-head-tiny"]
     assert resolve("talking-head-tiny") == folder and resolve("someone/else") == "someone/else"
     size_mb = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
     assert size_mb < 10  # a few MB of safetensors

@@ -52,9 +52,13 @@ def test_every_bundled_name_follows_one_scheme_and_earlier_names_still_load():
         for p in bundled_path("avdiff/scene-tiny").parent.iterdir()
         if p.is_dir() and not p.name.startswith(("_", "."))
     )
-    assert folders == ["scene-aligner", "scene-segmenter", "scene-tiny", "talking-head-tiny"]
+    assert folders == ["scene-aligner", "scene-segmenter", "scene-tiny", "talking-head-motion", "talking-head-tiny"]
     assert all(name == name.lower() and "_" not in name for name in folders)
-    assert {canonical_name(m.name) for m in available()} == {"avdiff/scene-tiny", "avdiff/talking-head-tiny"}
+    assert {canonical_name(m.name) for m in available()} == {
+        "avdiff/scene-tiny",
+        "avdiff/talking-head-motion",
+        "avdiff/talking-head-tiny",
+    }
     for old, new in (("scene_segmenter", "scene-segmenter"), ("scene_aligner", "scene-aligner")):
         assert canonical_name(old) == canonical_name(f"avdiff/{old}") == f"avdiff/{new}"
         assert bundled_path(old) == bundled_path(f"avdiff/{old}") == bundled_path(f"avdiff/{new}") == bundled_path(new)
