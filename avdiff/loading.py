@@ -300,12 +300,7 @@ def load_pipeline(
         pipe = talking_head_from_checkpoint(folder)
     else:
         if Path(folder).is_dir() and not (Path(folder) / "model_index.json").is_file():
-            talking_head = cls is pipelines.TalkingHeadPipeline
-            checkpoint = ", a training checkpoint (RUN/checkpoints/step_N)" if talking_head else ""
-            raise ValueError(
-                f"{what} {str(name_or_path)!r} is not a saved pipeline folder (no model_index.json)"
-                f"{checkpoint} nor a bundled model's name"
-            )
+            raise _not_a_pipeline_folder(what, name_or_path, checkpoint=cls is pipelines.TalkingHeadPipeline)
         variant = choose_variant(folder, variant, what)
         try:
             pipe = cls.from_pretrained(folder, **({"variant": variant} if variant else {}), **kwargs)
@@ -317,6 +312,16 @@ def load_pipeline(
                 f"(avdiff/NAME) nor a hub model that can be loaded ({e})"
             ) from e
     return to_device(pipe, device)
+
+
+def _not_a_pipeline_folder(what: str, name_or_path, checkpoint: bool) -> ValueError:
+    """The error for a folder without ``model_index.json`` (naming a training checkpoint as the other choice when
+    ``checkpoint``)."""
+    also = ", a training checkpoint (RUN/checkpoints/step_N)" if checkpoint else ""
+    return ValueError(
+        f"{what} {str(name_or_path)!r} is not a saved pipeline folder (no model_index.json){also} nor a bundled "
+        "model's name"
+    )
 
 
 def pipeline_class(kind: str) -> type:
@@ -355,6 +360,8 @@ def load_model(
     if is_checkpoint(folder):
         return load_pipeline(pipelines.TalkingHeadPipeline, folder, device=device, what=what)
     class_name = pipeline_class_name(folder)
+    if class_name is None and Path(folder).is_dir() and not (Path(folder) / "model_index.json").is_file():
+        raise _not_a_pipeline_folder(what, name_or_path, checkpoint=True)
     if class_name is None:
         raise ValueError(
             f"{what} {str(name_or_path)!r} is not a saved pipeline avdiff knows (its model_index.json "

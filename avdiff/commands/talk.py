@@ -107,6 +107,7 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+TALKING_HEAD_CLASSES = ("MotionTalkingHeadPipeline", "TalkingHeadPipeline")
 MOTION_DEFAULTS = {"guidance_scale": 2.0, "blink_rate_per_min": 15.0, "head_amount": 1.0}
 PIXEL_DEFAULTS = {"audio_guidance_scale": 2.0, "reference_guidance_scale": 1.5}
 _MOTION_FLAGS = {"--expressiveness": "expressiveness", "--blink-rate": "blink_rate", "--head-motion": "head_motion",
@@ -121,9 +122,11 @@ def generation_kwargs(args: argparse.Namespace, pipe) -> dict:
     import torch
 
     from avdiff.commands import CommandError
-    from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
-    is_motion = not isinstance(pipe, TalkingHeadPipeline)  # a MotionTalkingHeadPipeline (not imported for the other)
+    kind = type(pipe).__name__  # by name: the pixel model's path does not import the motion pipeline's modules
+    if kind not in TALKING_HEAD_CLASSES:
+        raise CommandError(f"--model: a {kind}, not a talking-head pipeline ({', '.join(TALKING_HEAD_CLASSES)})")
+    is_motion = kind == "MotionTalkingHeadPipeline"
     wrong = _PIXEL_FLAGS if is_motion else _MOTION_FLAGS
     given = [flag for flag, name in wrong.items() if getattr(args, name, None) not in (None, False)]
     if given:
@@ -207,7 +210,7 @@ def _generate(args: argparse.Namespace, audio):
         pipe = to_device(TalkingHeadPipeline.from_preset(args.preset, seed=args.seed), args.device)
     kwargs = generation_kwargs(args, pipe)
     if args.crops:
-        if not isinstance(pipe, TalkingHeadPipeline):
+        if type(pipe).__name__ == "MotionTalkingHeadPipeline":
             raise CommandError("--crops: a motion model renders the whole photo; it has no face crops")
         kwargs["output_type"] = "crops"
     return pipe(args.image, audio, **kwargs, max_duration_s=args.max_duration, output_path=args.out)

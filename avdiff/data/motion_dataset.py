@@ -36,7 +36,7 @@ from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.io import Waveform, load_audio
 from avdiff.audio.phonemes import PhonemeEvent, speak_with_phonemes
 from avdiff.data.format import read_index
-from avdiff.data.motion_truth import motion_truth
+from avdiff.data.motion_truth import JAW_PER_OPEN, motion_truth
 from avdiff.data.synthetic import VOICES, sentences
 from avdiff.models.motion import MotionDenoiser, neutral_motion
 from avdiff.video.motion import FIELDS, Motion
@@ -219,17 +219,24 @@ def data_folder_clips(
             f"{str(data_dir)!r} has no clips with a motion track" + (f" of split {split!r}" if split else "")
             + "; `avdiff prepare` writes them"
         )  # fmt: skip
-    out = []
+    out: list[MotionClip] = []
     for r in records:
         motion = Motion.load(data_dir / r.motion)
         if motion.missing().all():
             logger.warning("clip %s: no frame has a face; skipped", r.id)
             continue
         motion = motion.interpolate_missing()
+        # the generator's jaw is the chin's drop from a closed mouth; a clip rendered from a photo with parted lips
+        # ("motion" style synthetic clips) keeps it against the photo's own opening, which its record gives
+        reference_open = float(r.source.get("reference_open", 0.0))
+        if reference_open:
+            motion = motion.replace(jaw=motion.jaw + JAW_PER_OPEN * reference_open)
         audio = load_audio(str(data_dir / r.video), sample_rate=sample_rate, mono=True)
         n = FrameClock(fps, sample_rate).num_frames(audio.samples.shape[-1])
         raw = resample_motion(motion.as_array(), r.fps, fps, n)
         out.append(MotionClip(r.id, audio.samples[0], sample_rate, raw, estimate_controls(motion, r.fps)))
+    if not out:
+        raise FileNotFoundError(f"{str(data_dir)!r}: none of its {len(records)} motion tracks has a frame with a face")
     return out
 
 

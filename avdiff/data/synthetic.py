@@ -277,6 +277,7 @@ def make_motion_clip(
         "pitch": pitch,
         "head_amount": head_amount,
         "blink_rate_per_min": round(rate, 3),
+        "reference_open": round(own_open, 6),  # the photo's own mouth_open: the jaw is relative to it
         **(source or {}),
     }
     return ClipRecord(

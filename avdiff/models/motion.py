@@ -48,6 +48,9 @@ DEFAULT_SCHEDULER = {
     "beta_schedule": "squaredcos_cap_v2",
     "prediction_type": "sample",
     "clip_sample": False,
+    # the first of n sampling steps at the last training timestep, however few the steps (Lin et al., 2024, "Common
+    # Diffusion Noise Schedules and Sample Steps are Flawed"): "leading" would start 1 step at t = 0
+    "timestep_spacing": "trailing",
 }
 
 

@@ -5,11 +5,13 @@ import pytest
 import skimage.data
 
 from avdiff.cli import main
-from avdiff.data.format import read_index
+from avdiff.data.format import append_index, read_index
+from avdiff.data.motion_dataset import data_folder_clips
+from avdiff.data.motion_truth import JAW_PER_OPEN
 from avdiff.data.synthetic import make_dataset, make_motion_clip
 from avdiff.video import read_video
 from avdiff.video.face import detect_face, track_landmarks
-from avdiff.video.motion import Motion, motion_from_landmarks
+from avdiff.video.motion import FIELDS, Motion, motion_from_landmarks
 
 pytestmark = pytest.mark.requires_espeak
 
@@ -42,6 +44,12 @@ def test_the_video_shows_its_motion_truth(clip):
     assert np.corrcoef(measured.pitch, truth.pitch)[0, 1] >= 0.5
     assert np.corrcoef(measured.yaw, truth.yaw)[0, 1] >= 0.5
     assert record.source["style"] == "motion" and record.source["blink_rate_per_min"] == 20.0
+    assert record.source["reference_open"] > 0.1  # the astronaut smiles with parted lips
+    # the motion generator reads it with its jaw against a closed mouth, as it reads synthetic truth
+    append_index(out, record)
+    (clip,) = data_folder_clips(out, 25, 16000)
+    jaw = clip.motion[:, FIELDS.index("jaw")]
+    np.testing.assert_allclose(jaw, truth.jaw + JAW_PER_OPEN * record.source["reference_open"], atol=1e-5)
 
 
 @pytest.mark.slow

@@ -114,3 +114,13 @@ def test_bad_inputs_give_clear_errors(model):
         model.frame_windows(audio[:, 0], model.frame_clock(25).__class__(25, 22050), 0, 3)
     with pytest.raises(ValueError, match="scheduler kind"):
         model.make_scheduler("euler")
+
+
+@pytest.mark.parametrize("kind", ["ddim", "dpm"])
+def test_few_sampling_steps_start_from_pure_noise(kind):
+    """Trailing timestep spacing: however few the steps, the first is the last training timestep (with "leading",
+    one step would ask for the clean window at t = 0 from pure noise)."""
+    scheduler = build_motion_denoiser("tiny", seed=0).make_scheduler(kind)
+    for steps in (1, 2, 4, 10):
+        scheduler.set_timesteps(steps)
+        assert int(scheduler.timesteps[0]) == 999 and len(scheduler.timesteps) == steps
