@@ -486,3 +486,15 @@ def test_uploads_over_the_limit_are_refused_and_outputs_are_deleted_by_the_cache
         while path.exists() and time.time() < deadline:
             time.sleep(0.2)
         assert not path.exists()
+
+
+@pytest.mark.slow
+def test_choosing_the_motion_model_shows_its_controls_and_defaults():
+    tab = build_app(bundled=True).avdiff_tabs[0]
+    diffusion, pixel, steps, guidance, info, *_ = tab.select_model("bundled:talking-head-motion")
+    assert diffusion["visible"] and not pixel["visible"] and (steps["value"], guidance["value"]) == (10, 2.0)
+    assert "moves the photo itself" in info
+    diffusion, pixel, steps, *_ = tab.select_model("bundled:talking-head-tiny")
+    assert diffusion["visible"] and pixel["visible"] and steps["value"] == 20
+    diffusion, pixel, *_ = tab.select_model("warp")
+    assert not diffusion["visible"]

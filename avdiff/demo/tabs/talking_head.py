@@ -42,8 +42,9 @@ OUTPUT_NAME = "talking_head.mp4"
 
 
 def pipeline_defaults(entry: ModelEntry | None = None) -> dict:
-    """The defaults of ``TalkingHeadPipeline.__call__`` that the controls start from; the chunk layout is the
-    model's own (the one it was trained with), else the pipeline's default."""
+    """The defaults of the pipeline's ``__call__`` that the controls start from: ``TalkingHeadPipeline``'s, with the
+    chunk layout the model's own (the one it was trained with), else the pipeline's default; a motion model's steps
+    and audio guidance from ``MotionTalkingHeadPipeline``."""
     from avdiff.pipelines.talking_head.pipeline_talking_head import (
         DEFAULT_CHUNK_FRAMES,
         DEFAULT_MOTION_FRAMES,
@@ -55,6 +56,12 @@ def pipeline_defaults(entry: ModelEntry | None = None) -> dict:
     out = {name: params[name].default for name in names}
     layout = entry.chunk_layout() if entry is not None else None
     out["chunk_frames"], out["motion_frames"] = layout or (DEFAULT_CHUNK_FRAMES, DEFAULT_MOTION_FRAMES)
+    if entry is not None and entry.is_motion:
+        from avdiff.pipelines.talking_head.pipeline_motion_talking_head import MotionTalkingHeadPipeline
+
+        motion = inspect.signature(MotionTalkingHeadPipeline.__call__).parameters
+        out["num_inference_steps"] = motion["num_inference_steps"].default
+        out["audio_guidance_scale"] = motion["guidance_scale"].default
     return out
 
 
@@ -114,7 +121,7 @@ class TalkingHeadTab:
                                 d["num_inference_steps"],
                                 step=1,
                                 label="Steps",
-                                info="Denoising steps per chunk: more is slower and cleaner.",
+                                info="Denoising steps per chunk (per motion window for a motion model): more is slower.",
                             )
                             seed = gr.Number(
                                 0,
@@ -178,7 +185,7 @@ class TalkingHeadTab:
         model.change(
             self.select_model,
             [model],
-            [diffusion_box, pixel_box, model_info, chunk_frames, motion_frames],
+            [diffusion_box, pixel_box, steps, audio_guidance, model_info, chunk_frames, motion_frames],
             queue=False,
             api_visibility="private",
         )
@@ -226,6 +233,8 @@ class TalkingHeadTab:
         return (
             gr.update(visible=entry.is_diffusion),
             gr.update(visible=not entry.is_motion),
+            gr.update(value=d["num_inference_steps"]),
+            gr.update(value=d["audio_guidance_scale"]),
             describe_entry(entry),
             gr.update(value=d["chunk_frames"]),
             gr.update(value=d["motion_frames"]),
