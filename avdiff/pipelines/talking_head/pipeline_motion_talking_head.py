@@ -207,8 +207,8 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
             audio as given, ``motion`` and ``timings``, and ``warnings`` for silent or near-empty speech.
 
         Raises:
-            ValueError: a bad argument (naming it); ``NoFaceError`` (a ValueError) for a photo without a face;
-            ``AudioLoadError`` for unreadable or too long audio.
+            ValueError: a bad argument (naming it); ``NoFaceError`` (a ValueError) for a photo without a face; and
+                ``AudioLoadError`` (a ValueError) for unreadable or too long audio.
         """
         start = time.perf_counter()
         if callback_on_step_end_tensor_inputs is None:
