@@ -46,7 +46,6 @@ from avdiff.data.format import ClipRecord, append_index, check_name, read_index,
 from avdiff.data.motion_truth import BLINKS_PER_MIN, motion_truth
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
-from avdiff.video.motion import inner_lip_aperture
 from avdiff.video.mouth_animation import SAMPLE_RATE, animate
 from avdiff.video.render import FaceRenderer
 from avdiff.video.writer import write_video
@@ -253,11 +252,10 @@ def make_motion_clip(
     check_name(clip_id, "clip id")
     out_dir = Path(out_dir)
     photo = load_image(image)
-    face = detect_face(photo)  # the face first: no speech is made for a photo without one
-    renderer = FaceRenderer(photo, face)
+    renderer = FaceRenderer(photo, detect_face(photo))  # the face first: no speech is made for a photo without one
     speech, events = speak_with_phonemes(text, voice=voice, speed_wpm=speed_wpm, pitch=pitch, sample_rate=SAMPLE_RATE)
     rate = float(rng.uniform(*BLINKS_PER_MIN)) if blink_rate_per_min is None else float(blink_rate_per_min)
-    own_open = float(inner_lip_aperture(face.points3d[None])[0])  # the photo's own mouth: the jaw is relative to it
+    own_open = renderer.aperture  # the photo's own mouth_open: the jaw is relative to it
     motion = motion_truth(
         events, speech, FPS, rng, head_amount=head_amount, blink_rate_per_min=rate, reference_open=own_open
     )

@@ -53,7 +53,7 @@ from avdiff.pipelines.talking_head.motion_sampling import SCHEDULERS, iter_motio
 from avdiff.pipelines.utils import apply_frame_callback
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
-from avdiff.video.motion import Motion, inner_lip_aperture
+from avdiff.video.motion import Motion
 from avdiff.video.render import FaceRenderer
 from avdiff.video.writer import check_output_path
 
@@ -243,10 +243,9 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
         # 2. The photo and its face: the renderer is built once.
         tick = time.perf_counter()
         photo = load_image(image, max_side=MAX_OUTPUT_SIDE)
-        face = detect_face(photo)
-        renderer = FaceRenderer(photo, face)
+        renderer = FaceRenderer(photo, detect_face(photo))
         # the model's jaw is the chin's drop from a closed mouth (its training truth); the photo's may be parted
-        jaw_offset = JAW_PER_OPEN * float(inner_lip_aperture(face.points3d[None])[0])
+        jaw_offset = JAW_PER_OPEN * renderer.aperture
         timings["render"] += time.perf_counter() - tick
 
         # 3-5. Motion window by window; each window's frames rendered and handed to the sink at once.
@@ -275,9 +274,10 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
                     break
                 window = window.replace(jaw=window.jaw - jaw_offset)
                 pieces.append(window)
+                tick = time.perf_counter()
+                frames = renderer.frames(window)  # the window's mesh solved at once, its frames drawn one by one
                 for j in range(len(window)):
-                    tick = time.perf_counter()
-                    frame = renderer.render(window, j)
+                    frame = next(frames)
                     if callback_on_step_end is not None:
                         tensors = {"motion": torch.from_numpy(window.as_array()[j]), "frame": torch.from_numpy(frame)}
                         frame = apply_frame_callback(
@@ -291,6 +291,7 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
                     timings["encode"] += time.perf_counter() - tick
                     index += 1
                     bar.update(1)
+                    tick = time.perf_counter()
             tick = time.perf_counter()
             motion = Motion.from_array(np.concatenate([w.as_array() for w in pieces]))
             result = sink.finish(
