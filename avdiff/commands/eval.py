@@ -226,6 +226,7 @@ def run_talking_head(args: argparse.Namespace) -> int:
     state = process_state()
     device = process_device(state, args.device)
     animators = {b: baseline_animator(b, checked_fps(args.fps)) for b in baselines}
+    kwargs: dict = {"fps": checked_fps(args.fps)}  # the settings the report records (the last model's, with models)
     for name, path in models.items():
         pipe = load_model(path, variant=args.variant, device=device, hub_class=TalkingHeadPipeline)
         kwargs = generation_kwargs(args, pipe)
