@@ -1,8 +1,9 @@
 """The talking-head tab: a face photo and speech in, a lip-synced mp4 and its lip-sync score out.
 
 It calls the same pipelines as the Python API and ``avdiff talk`` (:class:`~avdiff.pipelines.TalkingHeadPipeline`,
-:class:`~avdiff.pipelines.MotionTalkingHeadPipeline`, :class:`~avdiff.pipelines.WarpBaselinePipeline`) and scores the written file exactly as ``avdiff eval lipsync`` does
-(:func:`avdiff.metrics.lipsync.score_video` of :func:`avdiff.video.read_video`).
+:class:`~avdiff.pipelines.MotionTalkingHeadPipeline`, :class:`~avdiff.pipelines.WarpBaselinePipeline`) and scores the
+written file exactly as ``avdiff eval lipsync`` does (:func:`avdiff.metrics.lipsync.score_video` of
+:func:`avdiff.video.read_video`).
 
 Named endpoints: ``detect_face(image) -> (preview, info)`` and ``talk(image, audio, model, steps, audio_guidance,
 reference_guidance, seed, fps, chunk_frames, motion_frames, blink_rate=15, head_motion=1, still_head=False) -> (video,
@@ -249,7 +250,8 @@ class TalkingHeadTab:
             preprocess=False,
             **ctx.generation_event(),
         )
-        talked.then(self.show_motion, [motion_state], [motion_plot], queue=False, api_visibility="private")
+        # after a success only: a failed request leaves the state of the one before
+        talked.success(self.show_motion, [motion_state], [motion_plot], queue=False, api_visibility="private")
         self.status = status
         status.follow(talked)
 
