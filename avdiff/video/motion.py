@@ -412,3 +412,40 @@ def motion_track(landmarks: np.ndarray) -> tuple[Motion, int]:
     reference = neutral_frame(landmarks)
     motion = motion_from_landmarks(landmarks, np.asarray(landmarks, np.float64)[reference])
     return motion.interpolate_missing(), reference
+
+
+def plot_motion(motion: Motion, fps: float, *, width_px: int = 900, height_px: int = 330) -> np.ndarray:
+    """A picture of a motion against time, uint8 [H, W, 3] (matplotlib, drawn off-screen), in three rows: the mouth's
+    opening (face sizes), the eyelids' closure (0 open ... 1 shut, each eye) and the head's yaw, pitch and roll
+    (degrees).
+
+    Raises:
+        ValueError: an empty motion or an fps that is not positive.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not len(motion):
+        raise ValueError("the motion has no frames to plot")
+    if not float(fps) > 0:
+        raise ValueError(f"fps must be positive, got {fps!r}")
+    times = np.arange(len(motion)) / float(fps)
+    fig = Figure(figsize=(width_px / 100, height_px / 100), dpi=100)
+    axes = fig.subplots(3, 1, sharex=True)
+    axes[0].plot(times, motion.mouth_open, color="#d9480f", lw=1.4)
+    axes[0].set_ylabel("mouth\nopening", fontsize=8)
+    axes[1].plot(times, motion.eye_left, color="#1f5fbf", lw=1.2, label="left eye")
+    axes[1].plot(times, motion.eye_right, color="#0b7285", lw=1.0, ls="--", label="right eye")
+    axes[1].set_ylim(-0.05, 1.05)
+    axes[1].set_ylabel("eyelids\nclosed", fontsize=8)
+    for name, color in (("yaw", "#2b8a3e"), ("pitch", "#862e9c"), ("roll", "#e67700")):
+        axes[2].plot(times, np.rad2deg(getattr(motion, name)), color=color, lw=1.2, label=name)
+    axes[2].set_ylabel("head (deg)", fontsize=8)
+    axes[2].set_xlabel("time (s)")
+    for ax in axes[1:]:
+        ax.legend(loc="upper right", fontsize=7, ncol=3)
+    axes[2].set_xlim(0, max(times[-1], 1e-3))
+    fig.tight_layout()
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

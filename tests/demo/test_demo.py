@@ -367,7 +367,7 @@ def test_settings_the_model_refuses_get_the_pipelines_sentence(app, inputs, shor
 def test_progress_follows_every_step_of_every_chunk(app, inputs, short_speech):
     tab = app.avdiff_tabs[0]
     progress = Recorder()
-    video, _, scores = tab.talk(
+    video, _, scores, motion = tab.talk(
         *talk_args(inputs[0], short_speech, model="user:tiny_model", steps=2, chunk_frames=8, motion_frames=2),
         progress=progress,
     )
@@ -378,6 +378,7 @@ def test_progress_follows_every_step_of_every_chunk(app, inputs, short_speech):
     assert [p for p, _ in steps] == [(j + 1, 2 * len(chunks)) for j in range(2 * len(chunks))]
     assert progress.calls[-1][1].startswith("scoring lip sync")
     assert read_video(video).num_frames == 25 and scores["model"] == "user:tiny_model"
+    assert motion is None and tab.show_motion(motion)["visible"] is False  # a pixel model has no motion to plot
     shutil.rmtree(Path(video).parent)  # called outside a server, nothing else removes it
 
 
@@ -387,15 +388,20 @@ def test_the_bundled_motion_model_renders_the_photo_at_its_size_frame_by_frame(i
 
     tab = build_app(bundled=True).avdiff_tabs[0]
     progress = Recorder()
-    video, summary, scores = tab.talk(
-        *talk_args(inputs[0], short_speech, model="bundled:talking-head-motion", steps=2), progress=progress
-    )
+    args = talk_args(inputs[0], short_speech, model="bundled:talking-head-motion", steps=2)
+    video, summary, scores, state = tab.talk(*args, 15.0, 1.0, True, progress=progress)  # a still head
     clip = read_video(video)
     frames = [d for _, d in progress.calls if d.startswith("frame")]
     assert len(frames) == clip.num_frames == 25 and frames[0].startswith("frame 1:")
     width, height = Image.open(inputs[0]).size
     assert clip.frames.shape[1:3] == (height, width) and scores["model"] == "bundled:talking-head-motion"
     assert "talking-head-motion" in summary
+    motion, fps = state
+    assert len(motion) == 25 and fps == "25" and not motion.yaw.any()  # the still-head switch reached the pipeline
+    plot = tab.show_motion(state)
+    assert plot["visible"] and plot["value"].ndim == 3 and plot["value"].shape[2] == 3
+    with pytest.raises(gr.Error):
+        tab.talk(*args, "often", 1.0, False, progress=Recorder())
     shutil.rmtree(Path(video).parent)
 
 
@@ -491,10 +497,11 @@ def test_uploads_over_the_limit_are_refused_and_outputs_are_deleted_by_the_cache
 @pytest.mark.slow
 def test_choosing_the_motion_model_shows_its_controls_and_defaults():
     tab = build_app(bundled=True).avdiff_tabs[0]
-    diffusion, pixel, steps, guidance, info, *_ = tab.select_model("bundled:talking-head-motion")
-    assert diffusion["visible"] and not pixel["visible"] and (steps["value"], guidance["value"]) == (10, 2.0)
+    diffusion, pixel, motion, steps, guidance, info, *_ = tab.select_model("bundled:talking-head-motion")
+    assert diffusion["visible"] and not pixel["visible"] and motion["visible"]
+    assert (steps["value"], guidance["value"]) == (10, 2.0)
     assert "moves the photo itself" in info
-    diffusion, pixel, steps, *_ = tab.select_model("bundled:talking-head-tiny")
-    assert diffusion["visible"] and pixel["visible"] and steps["value"] == 20
+    diffusion, pixel, motion, steps, *_ = tab.select_model("bundled:talking-head-tiny")
+    assert diffusion["visible"] and pixel["visible"] and not motion["visible"] and steps["value"] == 20
     diffusion, pixel, *_ = tab.select_model("warp")
     assert not diffusion["visible"]

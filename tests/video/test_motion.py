@@ -22,6 +22,7 @@ from avdiff.video.motion import (
     motion_from_landmarks,
     motion_track,
     neutral_frame,
+    plot_motion,
     rotation_from_euler,
 )
 
@@ -272,3 +273,13 @@ def test_the_neutral_frame_of_a_video_and_its_motion_track(ref):
         neutral_frame(np.full((2, 478, 3), np.nan))
     with pytest.raises(ValueError, match=r"\[F, 478, 3\]"):
         neutral_frame(ref)
+
+
+def test_a_motion_plot_is_an_image_and_refuses_nothing_to_plot():
+    motion = Motion.from_array(np.zeros((50, len(FIELDS)), np.float32))
+    image = plot_motion(motion, 25, width_px=600, height_px=300)
+    assert image.shape == (300, 600, 3) and image.dtype == np.uint8 and image.std() > 0
+    with pytest.raises(ValueError, match="no frames"):
+        plot_motion(motion[:0], 25)
+    with pytest.raises(ValueError, match="fps must be positive"):
+        plot_motion(motion, 0)

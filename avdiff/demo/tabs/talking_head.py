@@ -1,11 +1,13 @@
 """The talking-head tab: a face photo and speech in, a lip-synced mp4 and its lip-sync score out.
 
 It calls the same pipelines as the Python API and ``avdiff talk`` (:class:`~avdiff.pipelines.TalkingHeadPipeline`,
-:class:`~avdiff.pipelines.WarpBaselinePipeline`) and scores the written file exactly as ``avdiff eval lipsync`` does
-(:func:`avdiff.metrics.lipsync.score_video` of :func:`avdiff.video.read_video`).
+:class:`~avdiff.pipelines.MotionTalkingHeadPipeline`, :class:`~avdiff.pipelines.WarpBaselinePipeline`) and scores the
+written file exactly as ``avdiff eval lipsync`` does (:func:`avdiff.metrics.lipsync.score_video` of
+:func:`avdiff.video.read_video`).
 
 Named endpoints: ``detect_face(image) -> (preview, info)`` and ``talk(image, audio, model, steps, audio_guidance,
-reference_guidance, seed, fps, chunk_frames, motion_frames) -> (video, score, scores)``.
+reference_guidance, seed, fps, chunk_frames, motion_frames, blink_rate=15, head_motion=1, still_head=False) -> (video,
+score, scores)``; a motion model's motion is also kept in the page's state and plotted under the video.
 """
 
 from __future__ import annotations
@@ -140,6 +142,25 @@ class TalkingHeadTab:
                             info="How strongly the mouth follows the speech (classifier-free guidance; 1 = plain; a "
                             "motion model's expressiveness).",
                         )
+                        with gr.Column(visible=default.is_motion, elem_id="th-motion-settings") as motion_box:
+                            with gr.Row():
+                                blink_rate = gr.Slider(
+                                    0,
+                                    40,
+                                    15,
+                                    step=1,
+                                    label="Blinks per minute",
+                                    info="How often the eyes blink (people: 10-20 a minute).",
+                                )
+                                head_motion = gr.Slider(
+                                    0,
+                                    2,
+                                    1,
+                                    step=0.1,
+                                    label="Head motion",
+                                    info="Sway and nods: 0 still, 1 natural.",
+                                )
+                            still_head = gr.Checkbox(False, label="Still head (keep the photo's pose)")
                         with gr.Column(visible=not default.is_motion, elem_id="th-pixel-settings") as pixel_box:
                             reference_guidance = gr.Slider(
                                 1,
@@ -178,6 +199,13 @@ class TalkingHeadTab:
                 preview = gr.Image(label="Detected face", interactive=False, elem_id="th-preview", height=220)
                 face_info = gr.Markdown(elem_id="th-face-info")
                 video = gr.Video(label="Talking head (with the speech)", interactive=False, elem_id="th-video")
+                motion_plot = gr.Image(
+                    label="What the face did: mouth opening, eyelids, head pose",
+                    interactive=False,
+                    visible=False,
+                    elem_id="th-motion-plot",
+                )
+                motion_state = gr.State(None)
                 score = gr.Markdown(elem_id="th-score")
                 with gr.Accordion("All scores (JSON)", open=False):
                     scores = gr.JSON(label="Lip-sync scores", elem_id="th-scores")
@@ -185,7 +213,7 @@ class TalkingHeadTab:
         model.change(
             self.select_model,
             [model],
-            [diffusion_box, pixel_box, steps, audio_guidance, model_info, chunk_frames, motion_frames],
+            [diffusion_box, pixel_box, motion_box, steps, audio_guidance, model_info, chunk_frames, motion_frames],
             queue=False,
             api_visibility="private",
         )
@@ -210,15 +238,20 @@ class TalkingHeadTab:
             fps,
             chunk_frames,
             motion_frames,
+            blink_rate,
+            head_motion,
+            still_head,
         ]
         talked = button.click(
             ctx.in_worker(self.talk),
             inputs,
-            [video, score, scores],
+            [video, score, scores, motion_state],
             api_name="talk",
             preprocess=False,
             **ctx.generation_event(),
         )
+        # after a success only: a failed request leaves the state of the one before
+        talked.success(self.show_motion, [motion_state], [motion_plot], queue=False, api_visibility="private")
         self.status = status
         status.follow(talked)
 
@@ -233,6 +266,7 @@ class TalkingHeadTab:
         return (
             gr.update(visible=entry.is_diffusion),
             gr.update(visible=not entry.is_motion),
+            gr.update(visible=entry.is_motion),
             gr.update(value=d["num_inference_steps"]),
             gr.update(value=d["audio_guidance_scale"]),
             describe_entry(entry),
@@ -272,11 +306,16 @@ class TalkingHeadTab:
         fps,
         chunk_frames,
         motion_frames,
+        blink_rate=15.0,
+        head_motion=1.0,
+        still_head=False,
         progress=gr.Progress(),
         request: gr.Request = None,
     ):
         """Generate the video; returns its path, the lip-sync score (Markdown, led by any warning about the speech:
-        silent or near-empty, see :mod:`avdiff.audio.silence`) and every score (a dict, with ``warnings``).
+        silent or near-empty, see :mod:`avdiff.audio.silence`), every score (a dict, with ``warnings``) and, for a
+        motion model, ``(motion, fps)`` of what the face did (None for the others), which :meth:`show_motion`
+        plots.
 
         Raises:
             gr.Error: one sentence for any bad input; a generic sentence (and a logged traceback) for anything else.
@@ -292,6 +331,7 @@ class TalkingHeadTab:
                 settings = diffusion_settings(steps, audio_guidance, 1.0, seed, 2, 0)
                 settings = {"num_inference_steps": settings["num_inference_steps"], "seed": settings["seed"],
                             "guidance_scale": settings["audio_guidance_scale"]}  # fmt: skip
+                settings |= motion_settings(blink_rate, head_motion, still_head)
             elif entry.is_diffusion:
                 settings = diffusion_settings(
                     steps, audio_guidance, reference_guidance, seed, chunk_frames, motion_frames
@@ -317,11 +357,23 @@ class TalkingHeadTab:
         summary = format_lipsync(result, out.fps, f"{entry.label}; {out.num_frames} frames at {out.fps} fps")
         if out.warnings:  # silent or near-empty speech (avdiff.audio.silence): shown above the score
             summary = "".join(f"**Warning:** {w}\n\n" for w in out.warnings) + summary
+        motion = (out.motion, str(out.fps)) if getattr(out, "motion", None) is not None else None
         return (
             str(path),
             summary,
             {"model": entry.key, "fps": str(out.fps), "warnings": out.warnings, **result.to_dict()},
+            motion,
         )
+
+    def show_motion(self, state):
+        """The plot of ``(motion, fps)`` under the video, shown; hidden when there is none (another kind of model)."""
+        if state is None:
+            return gr.update(visible=False, value=None)
+        from avdiff.audio.clock import parse_fps
+        from avdiff.video.motion import plot_motion
+
+        motion, fps = state
+        return gr.update(visible=True, value=plot_motion(motion, float(parse_fps(fps))))
 
     # --- generation ---------------------------------------------------------------------------------------------
 
@@ -405,6 +457,19 @@ def diffusion_settings(steps, audio_guidance, reference_guidance, seed, chunk_fr
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
             raise InputError(f"The {label} must be a number, got {value!r}.")
         out[key] = float(value)
+    return out
+
+
+def motion_settings(blink_rate, head_motion, still_head) -> dict:
+    """The motion controls as ``MotionTalkingHeadPipeline.__call__`` arguments; InputError for a value that is not a
+    number (the pipeline's ``check_inputs`` checks the ranges)."""
+    out = {}
+    for key, label, value in [("blink_rate_per_min", "blink rate", blink_rate), ("head_amount", "head motion",
+                                                                                 head_motion)]:  # fmt: skip
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
+            raise InputError(f"The {label} must be a number, got {value!r}.")
+        out[key] = float(value)
+    out["still_head"] = bool(still_head)
     return out
 
 

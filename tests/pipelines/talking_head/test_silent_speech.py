@@ -129,13 +129,13 @@ def test_silence_is_not_scored_as_lip_sync(silent_video):
 def test_the_demo_shows_the_warning_beside_the_score(folder, photo, silence):
     tab = build_app(bundled=False).avdiff_tabs[0]
     args = [str(photo), str(silence), "warp", 2, 2.0, 1.5, 0, "25", 8, 2]
-    _, summary, scores = tab.talk(*args, progress=lambda *a, **k: None)
+    _, summary, scores, _ = tab.talk(*args, progress=lambda *a, **k: None)
     assert summary.startswith(f"**Warning:** {SILENT}")
     assert "no score: the audio is silent" in summary and "+0.000" not in summary and "in sync" not in summary
     assert scores["scored"] is False and scores["warnings"][0].startswith(SILENT)
     assert str(folder) not in summary  # no server path on the page
     short = save_audio(folder / "short.wav", speech_like(0.2))
-    _, summary, _ = tab.talk(*(args[:1] + [str(short)] + args[2:]), progress=lambda *a, **k: None)
+    _, summary, _, _ = tab.talk(*(args[:1] + [str(short)] + args[2:]), progress=lambda *a, **k: None)
     assert "**Warning:** The speech is only 0.20 s long" in summary
     with pytest.raises(gr.Error):  # a missing input is still an error, not a warning
         tab.talk(*(args[:1] + [None] + args[2:]), progress=lambda *a, **k: None)
