@@ -83,3 +83,22 @@ def open_page(browser, url: str, ready: str, name: str) -> Iterator:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
         page.close()
+
+
+def set_slider(page, elem_id: str, value: int, tries: int = 3) -> None:
+    """Type ``value`` into the number box of the slider ``#elem_id`` and wait until its range shows it.
+
+    Gradio copies the box into the range on Enter or on blur; under a loaded CPU the first keystrokes can land before
+    the box is live (the accordion still opening), so the typing is redone, up to ``tries`` times, until it holds."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    shown = f"document.querySelector('#{elem_id} input[type=range]').value === '{value}'"
+    for attempt in range(tries):
+        box.fill(str(value))
+        box.press("Enter")
+        box.blur()
+        try:
+            page.wait_for_function(shown, timeout=TIMEOUT_MS / tries)
+            return
+        except Exception:
+            if attempt == tries - 1:
+                raise

@@ -19,7 +19,7 @@ from avdiff.demo import build_app
 from avdiff.demo.tabs import MusicTab
 from avdiff.video import read_video
 
-from demo_server import chromium_skip_reason, download, open_page, serving
+from demo_server import chromium_skip_reason, download, open_page, serving, set_slider
 
 _skip = chromium_skip_reason()
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(_skip is not None, reason=_skip or "")]
@@ -52,13 +52,6 @@ def url():
 def page(browser, url, request):
     with open_page(browser, url, "#mv-plan", request.node.name) as page:
         yield page
-
-
-def set_slider(page, elem_id: str, value: int) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
-    page.wait_for_function(f"document.querySelector('#{elem_id} input[type=range]').value === '{value}'")
 
 
 def plan(page, song: Path, keys: list[Path]) -> list[list[str]]:

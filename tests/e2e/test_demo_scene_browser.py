@@ -16,7 +16,7 @@ from avdiff.demo import build_app
 from avdiff.demo.tabs import SceneTab
 from avdiff.video import read_video
 
-from demo_server import chromium_skip_reason, download, open_page, serving
+from demo_server import chromium_skip_reason, download, open_page, serving, set_slider
 
 _skip = chromium_skip_reason()
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(_skip is not None, reason=_skip or "")]
@@ -50,10 +50,7 @@ def page(browser, url, request):
 
 def open_settings_and_set_steps(page, steps: int) -> None:
     page.get_by_text("Settings").first.click()
-    box = page.locator("#sc-steps input[type=number]")
-    box.fill(str(steps))
-    box.press("Enter")
-    page.wait_for_function(f"document.querySelector('#sc-steps input[type=range]').value === '{steps}'")
+    set_slider(page, "sc-steps", steps)
 
 
 def test_a_crackle_chooses_campfire_and_the_scene_plays_with_it(page, crackle, url, tmp_path):
