@@ -1,8 +1,9 @@
 """The jobs a batch runs: for each, its manifest columns, how its model is loaded (once per process), how a row is
 checked before any work, how its video is made, and how it is scored.
 
-* ``talk``: a face photo and speech -> a talking head (:class:`~avdiff.pipelines.TalkingHeadPipeline`, or the
-  model-free :class:`~avdiff.pipelines.WarpBaselinePipeline` with ``model="baseline"``); scored by lip sync (the
+* ``talk``: a face photo and speech -> a talking head (the bundled motion model by default,
+  :class:`~avdiff.pipelines.MotionTalkingHeadPipeline`; a pixel model, :class:`~avdiff.pipelines.TalkingHeadPipeline`;
+  whichever class the model folder's ``model_index.json`` names; or the model-free :class:`~avdiff.pipelines.WarpBaselinePipeline` with ``model="baseline"``); scored by lip sync (the
   mouth openness against the speech envelope, :func:`avdiff.metrics.lipsync.score_video`, as ``avdiff eval lipsync``
   scores it).
 * ``visualize``: a song and keyframe images or prompts -> a beat-synced music video
@@ -17,6 +18,7 @@ or on how many processes share the batch.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import ClassVar
@@ -28,7 +30,7 @@ from avdiff.audio.curves import DEFAULT_LEVELS
 from avdiff.audio.io import AudioStream
 from avdiff.batch.manifest import Column, Row
 from avdiff.bundled import DEFAULT_SCENE_MODEL, DEFAULT_TALKING_HEAD_MODEL
-from avdiff.loading import load_pipeline
+from avdiff.loading import load_model, load_pipeline
 from avdiff.metrics import beats, lipsync
 from avdiff.pipelines import (
     AudioScenePipeline,
@@ -114,6 +116,22 @@ class Job:
         return torch.Generator().manual_seed(row.seed)
 
 
+# A talk row's settings for each kind of talking-head model: column -> the pipeline's argument.
+MOTION_SETTINGS = {
+    "expressiveness": "guidance_scale",
+    "blink_rate": "blink_rate_per_min",
+    "head_motion": "head_amount",
+}
+PIXEL_SETTINGS = {"audio_guidance": "audio_guidance_scale", "reference_guidance": "reference_guidance_scale"}
+
+
+def _call_defaults(pipe, names) -> dict:
+    """The defaults of ``pipe.__call__`` for the argument ``names`` that have one: a row leaves out what the pipeline
+    decides itself."""
+    params = inspect.signature(type(pipe).__call__).parameters
+    return {n: params[n].default for n in names if n in params and params[n].default is not inspect.Parameter.empty}
+
+
 class TalkJob(Job):
     name: str = "talk"
     default_model: str = DEFAULT_TALKING_HEAD_MODEL
@@ -122,24 +140,35 @@ class TalkJob(Job):
         "image": Column("path", required=True, help="face photo"),
         "audio": Column("path", required=True, help="speech (any audio file, or a video's audio track)"),
         "fps": Column("fps", help="frame rate (default 25)"),
-        "steps": Column("int", help="denoising steps per chunk (default 20)"),
-        "audio_guidance": Column("float", help="audio guidance scale (default 2)"),
-        "reference_guidance": Column("float", help="reference guidance scale (default 1.5)"),
+        "steps": Column("int", help="denoising steps (default: 10 per motion window, 20 per chunk of a pixel model)"),
+        "expressiveness": Column("float", help="motion models: guidance on the audio, >= 0 (default 2)"),
+        "blink_rate": Column("float", help="motion models: blinks per minute (default 15)"),
+        "head_motion": Column(
+            "float", help="motion models: head sway and nods, >= 0; 0 keeps the head still (default 1)"
+        ),  # fmt: skip
+        "audio_guidance": Column("float", help="pixel models: audio guidance scale (default 2)"),
+        "reference_guidance": Column("float", help="pixel models: reference guidance scale (default 1.5)"),
     }
 
     def load(self, model, device, variant, rows):
         if model == BASELINE:
             return None  # the warp has no weights; it is made per row, at the row's frame rate
-        return load_pipeline(TalkingHeadPipeline, model or self.default_model, variant=variant, device=device)
+        # the class the folder's model_index.json names (a motion or a pixel model); a hub id is a pixel model
+        return load_model(model or self.default_model, variant=variant, device=device, hub_class=TalkingHeadPipeline)
 
-    def _kwargs(self, row: Row) -> dict:
+    def _kwargs(self, pipe, row: Row) -> dict:
+        """The pipeline call's settings from the row; a column of the other kind of model is a ValueError."""
         v = row.values
-        return {
-            "fps": v.get("fps", 25),
-            "num_inference_steps": v.get("steps", 20),
-            "audio_guidance_scale": v.get("audio_guidance", 2.0),
-            "reference_guidance_scale": v.get("reference_guidance", 1.5),
-        }
+        is_motion = type(pipe).__name__ == "MotionTalkingHeadPipeline"
+        own, other = (MOTION_SETTINGS, PIXEL_SETTINGS) if is_motion else (PIXEL_SETTINGS, MOTION_SETTINGS)
+        wrong = [column for column in other if column in v]
+        if wrong:
+            kind = "a motion model" if is_motion else "a pixel model"
+            raise ValueError(f"column(s) {wrong}: not a setting of {kind} ({type(pipe).__name__})")
+        kwargs = {"fps": v.get("fps", 25)} | {own[c]: v[c] for c in own if c in v}
+        if "steps" in v:
+            kwargs["num_inference_steps"] = v["steps"]
+        return kwargs
 
     def check(self, pipe, row, output, max_duration_s):
         image, audio = _check_file(row, "image"), _check_file(row, "audio")
@@ -153,24 +182,13 @@ class TalkJob(Job):
                 image=image, audio=audio, max_duration_s=max_duration_s, output_path=output
             )
             return
-        kwargs = self._kwargs(row)
-        pipe.check_inputs(
-            image=image,
-            audio=audio,
-            fps=kwargs["fps"],
-            num_inference_steps=kwargs["num_inference_steps"],
-            audio_guidance_scale=kwargs["audio_guidance_scale"],
-            reference_guidance_scale=kwargs["reference_guidance_scale"],
-            chunk_frames=pipe.chunk_frames,
-            motion_frames=pipe.motion_frames,
-            height=None,
-            width=None,
-            output_type="np",
-            generator=self.generator(row),
-            callback_on_step_end_tensor_inputs=None,
-            max_duration_s=max_duration_s,
-            output_path=output,
-        )
+        names = inspect.signature(pipe.check_inputs).parameters
+        settings = _call_defaults(pipe, names) | self._kwargs(pipe, row)
+        settings |= {"image": image, "audio": audio, "generator": self.generator(row)}
+        settings |= {"max_duration_s": max_duration_s, "output_path": output}
+        if "chunk_frames" in names:  # a pixel model's chunking: its own when the call leaves it out
+            settings |= {"chunk_frames": pipe.chunk_frames, "motion_frames": pipe.motion_frames}
+        pipe.check_inputs(**{name: value for name, value in settings.items() if name in names})
 
     def make(self, pipe, row, output_path, max_duration_s):
         image, audio = row.values["image"], row.values["audio"]
@@ -181,7 +199,7 @@ class TalkJob(Job):
         return pipe(
             image,
             audio,
-            **self._kwargs(row),
+            **self._kwargs(pipe, row),
             generator=self.generator(row),
             max_duration_s=max_duration_s,
             output_path=output_path,

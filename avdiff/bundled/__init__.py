@@ -102,7 +102,7 @@ def available(kind: str | None = None) -> list[BundledModel]:
 
 NAMESPACE = "avdiff/"
 DEFAULT_SCENE_MODEL = "avdiff/scene-tiny"  # the text-to-video scene model: keyframes from prompts, offline
-DEFAULT_TALKING_HEAD_MODEL = "avdiff/talking-head-tiny"  # the default of `avdiff talk` (docs/results.md)
+DEFAULT_TALKING_HEAD_MODEL = "avdiff/talking-head-motion"  # the default of `avdiff talk`, batch and the demo
 # Names of earlier releases -> the folder's name today; they keep loading.
 ALIASES = {"scene_aligner": "scene-aligner", "scene_segmenter": "scene-segmenter"}
 
