@@ -108,9 +108,9 @@ def test_registry_offers_user_models_then_bundled_then_warp_and_never_the_tiny_p
     shipped = [m.name for m in avdiff.bundled.available(kind="talking-head")]
     assert shipped == ["talking-head-motion", "talking-head-tiny"]  # what ships
     registry = ModelRegistry()
-    assert registry.default("talking-head").key == "bundled:talking-head-tiny"  # avdiff talk's default, first
-    assert [e.key for e in registry.choices("talking-head")][1:] == ["bundled:talking-head-motion", "warp"]
-    assert registry.get("bundled:talking-head-motion").is_motion and not registry.default("talking-head").is_motion
+    assert registry.default("talking-head").key == "bundled:talking-head-motion"  # avdiff talk's default, first
+    assert [e.key for e in registry.choices("talking-head")][1:] == ["bundled:talking-head-tiny", "warp"]
+    assert registry.default("talking-head").is_motion and not registry.get("bundled:talking-head-tiny").is_motion
     (tmp_path / "pkg" / "demo_model").mkdir(parents=True)
     (tmp_path / "pkg" / "demo_model" / "model_index.json").write_text((tiny_model / "model_index.json").read_text())
     (tmp_path / "pkg" / "not_a_model").mkdir()
