@@ -100,6 +100,26 @@ def espeak_library() -> str:
     return ctypes.util.find_library("espeak-ng") or ESPEAK_LIBRARY
 
 
+@functools.lru_cache(maxsize=1)
+def espeak_version() -> str | None:
+    """The version of the espeak-ng library :func:`speak_with_phonemes` runs, as the library reports it
+    (``espeak_Info``, e.g. ``"1.51"``), read once per process: the library is loaded here but never initialised, so
+    no synthesis state is made in this process. For caches of synthesized speech, which an upgrade must invalidate.
+
+    Returns:
+        The version string, or None when the library cannot be loaded (or does not say), which synthesis reports
+        itself as an error.
+    """
+    try:
+        info = ctypes.CDLL(espeak_library()).espeak_Info
+    except (OSError, AttributeError) as e:
+        logger.debug("espeak-ng's version cannot be read: %s", e)
+        return None
+    info.restype, info.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
+    raw = info(None)  # const char *espeak_Info(const char **path_data): no initialisation needed
+    return raw.decode("utf-8", "replace") if raw else None
+
+
 def _synth(text: str, voice: str, speed_wpm: int, pitch: int, gap_ms: int) -> tuple[np.ndarray, list[tuple[str, int]]]:
     """Samples int16 [N] at 22050 Hz and the phoneme markers ``[(mnemonic, sample)]`` as sent, from the worker."""
     cmd = [

@@ -187,15 +187,19 @@ def run_talking_head_motion(args: argparse.Namespace) -> int:
         raise CommandError(str(e)) from e
     task = MotionTask(config, progress_bar=not args.no_progress)
     result = _train(task, trainer_cfg, args)
-    if result.final_dir.exists() and config.eval_utterances:
-        m = task.evaluate(MotionTalkingHeadPipeline.from_pretrained(result.final_dir).motion_model)
+    if not (result.is_main_process and result.final_dir.exists()):  # under DDP the main process alone reports
+        return 0
+    if config.eval_utterances:
+        # the trainer's own evaluation of the final weights when it ran at the last step, else one here
+        m = result.eval_metrics or task.evaluate(
+            MotionTalkingHeadPipeline.from_pretrained(result.final_dir).motion_model
+        )
         print(f"held-out ({int(m['clips'])} clips, guidance {config.eval_guidance}) vs the audio-dropped twin:")
         for name in SCORES:
             print(
                 f"  {name}: {m[name]:.3f} vs {m['twin_' + name]:.3f} (model wins on {m['wins_' + name]:.0%} of clips)"
             )
-    if result.final_dir.exists():
-        print(f"talk: avdiff talk --model {result.final_dir} --image FACE --audio SPEECH --out talk.mp4")
+    print(f"talk: avdiff talk --model {result.final_dir} --image FACE --audio SPEECH --out talk.mp4")
     return 0
 
 

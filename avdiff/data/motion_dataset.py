@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.io import Waveform, load_audio
-from avdiff.audio.phonemes import PhonemeEvent, speak_with_phonemes
+from avdiff.audio.phonemes import PhonemeEvent, espeak_version, speak_with_phonemes
 from avdiff.data.format import read_index
 from avdiff.data.motion_truth import JAW_PER_OPEN, motion_truth
 from avdiff.data.synthetic import VOICES, sentences
@@ -92,8 +92,17 @@ def speak_cached(
     text: str, voice: str, speed_wpm: int, pitch: int, sample_rate: int, cache_dir: str | os.PathLike | None = None
 ) -> tuple[Waveform, list[PhonemeEvent]]:
     """:func:`~avdiff.audio.phonemes.speak_with_phonemes`, kept in ``cache_dir`` (an .npz per utterance, written
-    atomically) when one is given."""
-    key = {"text": text, "voice": voice, "speed": speed_wpm, "pitch": pitch, "sr": sample_rate}
+    atomically) when one is given. The cache key holds the espeak-ng version
+    (:func:`~avdiff.audio.phonemes.espeak_version`) with the text and settings, so speech made by another espeak-ng
+    is made again rather than served."""
+    key = {
+        "text": text,
+        "voice": voice,
+        "speed": speed_wpm,
+        "pitch": pitch,
+        "sr": sample_rate,
+        "espeak": espeak_version(),
+    }
     path = _utterance_cache(Path(cache_dir), key) if cache_dir is not None else None
     if path is not None and path.is_file():
         with np.load(path, allow_pickle=False) as z:

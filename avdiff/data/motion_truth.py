@@ -5,9 +5,9 @@ statistics, as a :class:`~avdiff.video.motion.Motion` (the representation measur
   [0, 1], scaled into the units :func:`~avdiff.video.motion.motion_from_landmarks` measures (:data:`MOUTH_SCALE`),
   and made to agree with that measure's own rules, so a renderer can show exactly the truth: the lips' pressing
   shuts the aperture (``mouth_open`` times ``1 - lip_closure``), ``lip_closure`` is then read from the aperture as
-  the measure reads it (``1 - mouth_open / CLOSED_APERTURE``, clipped), ``mouth_round`` is the width's narrowing plus
-  the protrusion, and ``jaw`` is the chin's drop from the photo's (:data:`JAW_PER_OPEN` of the opening beyond the
-  photo's own).
+  the measure reads it (:func:`~avdiff.video.motion.closure_from_aperture`), ``mouth_round`` is the width's
+  narrowing plus the protrusion, and ``jaw`` is the chin's drop from the photo's (:data:`JAW_PER_OPEN` of the
+  opening beyond the photo's own).
 * **Blinks** (:func:`blink_track`): a rate drawn per clip in 10-20 per minute, gaps between blinks from a gamma
   distribution with that mean (never longer than :data:`MAX_GAP_S`), each blink 100-400 ms, the lid closing in its
   first third and opening in the rest (closing is faster than opening in human blinks: Evinger et al., 1991,
@@ -30,7 +30,7 @@ from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.io import Waveform
 from avdiff.audio.phonemes import PhonemeEvent
 from avdiff.audio.visemes import viseme_of, viseme_track
-from avdiff.video.motion import CLOSED_APERTURE, FIELDS, Motion
+from avdiff.video.motion import FIELDS, Motion, closure_from_aperture
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def motion_truth(
     for name, (scale, offset) in MOUTH_SCALE.items():
         fields[name] = (scale * (mouth[name] - offset)).astype(np.float32)
     fields["mouth_open"] = fields["mouth_open"] * (1.0 - fields["lip_closure"])  # pressed lips shut the aperture
-    fields["lip_closure"] = np.clip(1.0 - fields["mouth_open"] / CLOSED_APERTURE, 0.0, 1.0)  # as measured
+    fields["lip_closure"] = closure_from_aperture(fields["mouth_open"])  # as measured
     fields["mouth_round"] = np.maximum(-fields["mouth_width"], 0) + np.maximum(fields["mouth_round"], 0)
     fields["jaw"] = JAW_PER_OPEN * (fields["mouth_open"] - float(reference_open))
     fields = {name: np.asarray(value, np.float32) for name, value in fields.items()}

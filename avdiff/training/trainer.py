@@ -165,12 +165,22 @@ class StepBatchSampler(Sampler[list[int]]):
 
 @dataclass
 class TrainResult:
-    """What a finished run leaves: its folder, the final model's folder, the steps done and the last logs."""
+    """What a finished run leaves: its folder, the final model's folder, the steps done and the last logs.
+
+    Attributes:
+        eval_metrics: the task's ``evaluate`` metrics (unprefixed) of the final weights, when the run evaluated at its
+            last step (``eval_every`` divides ``max_steps`` and the run got there); empty otherwise, and always empty
+            on processes other than the main one, which alone evaluates. A job's command prints these rather than
+            evaluating the final model again.
+        is_main_process: this process is the main one (under DDP only it should report or evaluate).
+    """
 
     output_dir: Path
     final_dir: Path
     steps: int
     last_logs: dict[str, float] = field(default_factory=dict)
+    eval_metrics: dict[str, float] = field(default_factory=dict)
+    is_main_process: bool = True
 
 
 class Trainer:
@@ -186,6 +196,7 @@ class Trainer:
         config.validate()
         self.task, self.config, self.progress_bar = task, config, progress_bar
         self.output_dir = Path(config.output_dir)
+        self._last_eval: tuple[int, dict[str, float]] | None = None  # (step, metrics) of the latest evaluation
 
     # --- public ---------------------------------------------------------------------------------------------
 
@@ -230,12 +241,16 @@ class Trainer:
         if accelerator.is_main_process:
             self._write_run_config()
         end = cfg.max_steps if stop_after is None else min(cfg.max_steps, start + stop_after)
+        self._last_eval = None
         logs = self._loop(accelerator, model, optimizer, scheduler, ema, loader, start, end)
         final_dir = self.output_dir / "final"
         if end == cfg.max_steps:
             self._finish(accelerator, model, ema, final_dir)
+        evaluated_at, metrics = self._last_eval or (None, {})
+        final_metrics = dict(metrics) if evaluated_at == cfg.max_steps else {}
+        is_main = accelerator.is_main_process
         accelerator.end_training()
-        return TrainResult(self.output_dir, final_dir, end, logs)
+        return TrainResult(self.output_dir, final_dir, end, logs, final_metrics, is_main)
 
     # --- the loop -------------------------------------------------------------------------------------------
 
@@ -304,6 +319,7 @@ class Trainer:
             with torch.no_grad(), _ema_weights(ema, accelerator.unwrap_model(model)):
                 metrics = self.task.evaluate(accelerator.unwrap_model(model), step)
             model.train()
+            self._last_eval = (step, metrics)
             self._log(accelerator, {"step": step, **{f"eval/{k}": v for k, v in metrics.items()}})
 
     def _log(self, accelerator, record: dict) -> None:

@@ -20,8 +20,9 @@ How it is measured (landmarks ``(x, y, z)`` in px, from ``track_landmarks(frames
      ``avdiff.metrics.mouth.aperture_from_landmarks`` uses too), of the pose-normalised points; as that rule does, it
      divides by the frame's own face size (which a dropped jaw lengthens a little). An absolute state: ~0 closed,
      ~0.18 for the astronaut's parted-lip smile.
-   - ``lip_closure``: 0 open ... 1 closed: ``1 - mouth_open / CLOSED_APERTURE`` clipped to [0, 1], so 1 when the
-     inner lips touch and 0 from an aperture of :data:`CLOSED_APERTURE` up. Absolute, like ``mouth_open``.
+   - ``lip_closure``: 0 open ... 1 closed: ``1 - mouth_open / CLOSED_APERTURE`` clipped to [0, 1]
+     (:func:`closure_from_aperture`), so 1 when the inner lips touch and 0 from an aperture of
+     :data:`CLOSED_APERTURE` up. Absolute, like ``mouth_open``.
    - ``mouth_width``: the mouth-corner distance over the reference's, minus 1 (0 as in the photo, < 0 narrower).
    - ``mouth_round``: rounding (as for "oo"): the width's narrowing (``max(-mouth_width, 0)``) plus the lips'
      protrusion (how much nearer the camera the central lip points are than in the photo, in face sizes,
@@ -118,6 +119,21 @@ def inner_lip_aperture(pts: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         gaps = ((xy[:, _LOWER] - xy[:, _UPPER]) * down[:, None]).sum(axis=-1).mean(axis=1)
         return np.maximum(gaps / size, 0.0)  # NaN stays NaN
+
+
+def closure_from_aperture(aperture):
+    """The ``lip_closure`` that goes with an inner-lip aperture, the way :func:`motion_from_landmarks` reads it:
+    ``1 - aperture / CLOSED_APERTURE`` clipped to [0, 1].
+
+    Args:
+        aperture: ``mouth_open`` in face sizes (:func:`inner_lip_aperture`): a float, or an array of any shape
+            (float32 or float64, e.g. [F]).
+
+    Returns:
+        The closure, 0 open (an aperture of :data:`CLOSED_APERTURE` or more) ... 1 inner lips touching (0 or less):
+        a numpy float for a float, else an array of the aperture's shape and float dtype. NaN stays NaN.
+    """
+    return np.clip(1.0 - aperture / CLOSED_APERTURE, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -332,7 +348,7 @@ def motion_from_landmarks(landmarks: np.ndarray, reference: np.ndarray) -> Motio
         # pose-normalised points, in the reference's coordinates: R.T @ (p - t) / scale
         aligned = np.einsum("fji,fnj->fni", rot, pts - t[:, None]) / scale[:, None, None]
         mouth_open = inner_lip_aperture(aligned)
-        lip_closure = np.clip(1.0 - mouth_open / CLOSED_APERTURE, 0.0, 1.0)
+        lip_closure = closure_from_aperture(mouth_open)
 
         def width(p: np.ndarray) -> np.ndarray:
             return np.linalg.norm(p[:, MOUTH_RIGHT, :2] - p[:, MOUTH_LEFT, :2], axis=-1)

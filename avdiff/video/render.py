@@ -47,6 +47,7 @@ from avdiff.video.motion import (
     RIGHT_BROW,
     STABLE,
     Motion,
+    closure_from_aperture,
     face_frame,
     inner_lip_aperture,
     motion_from_landmarks,
@@ -518,7 +519,7 @@ class FaceRenderer:
         everything else 0, ``num_frames`` frames."""
         fields = {name: np.zeros(num_frames, np.float32) for name in FIELDS}
         fields["mouth_open"][:] = self.aperture
-        fields["lip_closure"][:] = np.clip(1 - self.aperture / CLOSED_APERTURE, 0, 1)
+        fields["lip_closure"][:] = closure_from_aperture(self.aperture)
         fields["scale"][:] = 1
         return Motion.from_dict(fields)
 

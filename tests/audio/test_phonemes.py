@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 from fractions import Fraction
 
 import numpy as np
@@ -26,6 +28,23 @@ def _track(text: str, fps=FPS):
 
 
 # --- phoneme events ---------------------------------------------------------------------------------------------
+
+
+@needs_espeak
+def test_espeak_version_is_the_installed_library_s_and_read_once():
+    version = phonemes.espeak_version()
+    program = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=True).stdout
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?\S*", version) and f": {version} " in program  # "...: 1.51  Data at: ..."
+    assert phonemes.espeak_version() is version  # cached: read once per process
+
+
+def test_espeak_version_is_none_without_the_library(monkeypatch):
+    phonemes.espeak_version.cache_clear()
+    monkeypatch.setattr(phonemes, "espeak_library", lambda: "/nonexistent/libespeak-ng.so.1")
+    try:
+        assert phonemes.espeak_version() is None
+    finally:
+        phonemes.espeak_version.cache_clear()
 
 
 @needs_espeak

@@ -3,10 +3,14 @@
 import numpy as np
 import pytest
 import skimage.data
+import torch
 
+from avdiff.audio.io import Waveform
+from avdiff.audio.phonemes import PhonemeEvent
 from avdiff.cli import main
+from avdiff.data import motion_dataset
 from avdiff.data.format import append_index, read_index
-from avdiff.data.motion_dataset import data_folder_clips
+from avdiff.data.motion_dataset import data_folder_clips, speak_cached
 from avdiff.data.motion_truth import JAW_PER_OPEN
 from avdiff.data.synthetic import make_dataset, make_motion_clip
 from avdiff.video import read_video
@@ -16,6 +20,29 @@ from avdiff.video.motion import FIELDS, Motion, motion_from_landmarks
 pytestmark = pytest.mark.requires_espeak
 
 SENTENCE = "Peter Piper picked a peck of pickled peppers, and Bob bought a blue boat."
+
+
+def test_speak_cached_serves_the_cache_only_to_the_same_espeak_version(tmp_path, monkeypatch):
+    """An upgraded espeak-ng makes the speech again instead of serving what the old one made."""
+    made = []
+
+    def fake_speak(text, voice, speed_wpm, pitch, sample_rate):  # each synthesis sounds different from the last
+        made.append(text)
+        samples = torch.full((1, 160), float(len(made)) / 10)
+        return Waveform(samples, sample_rate), [PhonemeEvent("p", 10, 50, 5)]
+
+    monkeypatch.setattr(motion_dataset, "speak_with_phonemes", fake_speak)
+    monkeypatch.setattr(motion_dataset, "espeak_version", lambda: "1.51")
+    first, events = speak_cached("Bob", "en-us", 160, 50, 16000, tmp_path)
+    again, cached_events = speak_cached("Bob", "en-us", 160, 50, 16000, tmp_path)
+    assert len(made) == 1 and torch.equal(again.samples, first.samples) and cached_events == events
+    monkeypatch.setattr(motion_dataset, "espeak_version", lambda: "1.52")
+    upgraded, _ = speak_cached("Bob", "en-us", 160, 50, 16000, tmp_path)
+    assert len(made) == 2 and not torch.equal(upgraded.samples, first.samples)
+    assert len(list(tmp_path.glob("utt_*.npz"))) == 2  # one file per version
+    monkeypatch.setattr(motion_dataset, "espeak_version", lambda: "1.51")  # the old version's file is still served
+    assert torch.equal(speak_cached("Bob", "en-us", 160, 50, 16000, tmp_path)[0].samples, first.samples)
+    assert len(made) == 2
 
 
 @pytest.fixture(scope="module")

@@ -143,6 +143,46 @@ def test_the_cli_trains_with_the_ci_config(tmp_path, monkeypatch, capsys):
     assert (out / "final" / "model_index.json").is_file() and (tmp_path / "runs" / "speech_cache").is_dir()
 
 
+@pytest.mark.parametrize(
+    "main, trainer_metrics, evaluations",
+    [(True, True, 0), (True, False, 1), (False, False, 0)],
+    ids=["trainer-evaluated-the-last-step", "trainer-did-not", "not-the-main-process"],
+)
+def test_the_cli_evaluates_the_final_model_once_and_on_the_main_process_only(
+    tmp_path, monkeypatch, capsys, main, trainer_metrics, evaluations
+):
+    """The trainer's own evaluation of the last step is printed, not run again; without one the command evaluates
+    the final model once; a process other than the main one (DDP) neither evaluates nor reports."""
+    from avdiff.cli import main as cli
+    from avdiff.models.builders import build_motion_denoiser
+    from avdiff.training import TrainResult
+    from avdiff.training.talking_head_motion import SCORES
+
+    out = tmp_path / "run"
+    scores = {"clips": 2.0} | {f"{p}{n}": 0.5 for n in SCORES for p in ("", "twin_", "wins_")}
+    calls = []
+
+    def fake_train(self, resume=False, stop_after=None):
+        self.task.save_model(build_motion_denoiser({"preset": "tiny", **self.task.config.model}), out / "final")
+        return TrainResult(out, out / "final", 6, {}, {**scores, "clips": 7.0} if trainer_metrics else {}, main)
+
+    def fake_evaluate(self, model, step=0):
+        calls.append(model)
+        return scores
+
+    monkeypatch.setattr(Trainer, "train", fake_train)
+    monkeypatch.setattr(MotionTask, "evaluate", fake_evaluate)
+    args = ["train", "talking-head-motion", "--config", str(REPO / "configs/train/talking_head_motion_ci.yaml")]
+    assert cli([*args, "--output-dir", str(out), "--max-steps", "6", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert len(calls) == evaluations
+    assert "trained 6 steps" in printed
+    if not main:
+        assert "held-out" not in printed and "talk:" not in printed
+    else:
+        assert f"held-out ({7 if trainer_metrics else 2} clips" in printed and "talk: avdiff talk" in printed
+
+
 @pytest.mark.slow
 def test_two_process_cpu_ddp_run_with_the_documented_command(tmp_path):
     """docs/data-and-training.md's DDP command for the motion generator, 2 CPU processes (gloo): both ranks train to

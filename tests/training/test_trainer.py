@@ -84,6 +84,34 @@ def test_training_lowers_the_loss_and_logs(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["trainer"]["max_steps"] == 60
 
 
+class EvaluatedToyTask(ToyTask):
+    """ToyTask with an evaluation that records the steps it ran at."""
+
+    def __init__(self):
+        super().__init__()
+        self.evaluated_at = []
+
+    def evaluate(self, model, step):
+        self.evaluated_at.append(step)
+        return {"step_seen": float(step), "w": float(model[0].weight.detach().sum())}
+
+
+def test_the_result_holds_the_evaluation_of_the_last_step_only(tmp_path):
+    task = EvaluatedToyTask()
+    result = Trainer(task, config(tmp_path / "a", max_steps=20, eval_every=10), progress_bar=False).train()
+    assert task.evaluated_at == [10, 20] and result.is_main_process
+    assert result.eval_metrics["step_seen"] == 20.0
+    saved = final_weights(tmp_path / "a")["0.weight"]
+    assert result.eval_metrics["w"] == pytest.approx(float(saved.sum()))  # the final weights were scored
+    # the last step not evaluated (eval_every does not divide max_steps, or the run stopped early): nothing
+    task = EvaluatedToyTask()
+    result = Trainer(task, config(tmp_path / "b", max_steps=20, eval_every=15), progress_bar=False).train()
+    assert task.evaluated_at == [15] and result.eval_metrics == {}
+    stopped = Trainer(EvaluatedToyTask(), config(tmp_path / "c", max_steps=20, eval_every=10), progress_bar=False)
+    assert stopped.train(stop_after=10).eval_metrics == {}
+    assert Trainer(ToyTask(), config(tmp_path / "d", max_steps=10), progress_bar=False).train().eval_metrics == {}
+
+
 def test_ema_weights_are_what_is_saved(tmp_path):
     Trainer(ToyTask(), config(tmp_path / "plain", max_steps=10), progress_bar=False).train()
     Trainer(ToyTask(), config(tmp_path / "ema", max_steps=10, ema_decay=0.9), progress_bar=False).train()

@@ -12,12 +12,14 @@ from avdiff.metrics import aperture_from_landmarks
 from avdiff.video.face import CHIN, INNER_LIP_PAIRS, MOUTH_LEFT, MOUTH_RIGHT, NOSE_TIP, detect_face, track_landmarks
 from avdiff.video.motion import (
     CENTRAL_LIPS,
+    CLOSED_APERTURE,
     FIELDS,
     LEFT_BROW,
     LEFT_LIDS,
     RIGHT_LIDS,
     STABLE,
     Motion,
+    closure_from_aperture,
     face_frame,
     motion_from_landmarks,
     motion_track,
@@ -139,6 +141,28 @@ def test_mouth_open_is_the_metric_s_aperture(ref):
     # in-plane roll and scale change neither (both rules are roll- and scale-invariant)
     rolled = np.stack([moved(f, roll=0.3, scale=1.4) for f in frames])
     np.testing.assert_allclose(aperture_from_landmarks(rolled[..., :2]), m.mouth_open, atol=1e-5)
+
+
+def test_closure_from_aperture_is_one_shut_and_zero_from_the_closed_aperture_up(ref):
+    apertures = np.array([-0.01, 0.0, CLOSED_APERTURE / 4, CLOSED_APERTURE / 2, CLOSED_APERTURE, 0.2, np.nan])
+    for dtype in (np.float32, np.float64):
+        closure = closure_from_aperture(apertures.astype(dtype))
+        assert closure.dtype == dtype and closure.shape == apertures.shape
+        np.testing.assert_allclose(closure[:-1], [1.0, 1.0, 0.75, 0.5, 0.0, 0.0], atol=1e-6)
+        assert np.isnan(closure[-1])
+    grid = closure_from_aperture(np.full((2, 3), CLOSED_APERTURE / 2))  # any shape
+    assert grid.shape == (2, 3) and np.allclose(grid, 0.5)
+    assert float(closure_from_aperture(0.0)) == 1.0 and float(closure_from_aperture(1.0)) == 0.0
+    # the measure reads lip_closure with it: a mouth shut little by little
+    down, size = ref_geometry(ref)
+    frames = []
+    for d in np.linspace(0.0, -30.0, 7):
+        f = ref.copy()
+        f[LOWER_INNER_LIP, :2] += d * down
+        frames.append(f)
+    m = motion_from_landmarks(np.stack(frames), ref)
+    assert m.lip_closure.min() == 0.0 and m.lip_closure.max() == 1.0  # from parted to shut
+    np.testing.assert_allclose(m.lip_closure, closure_from_aperture(m.mouth_open), atol=1e-6)
 
 
 @pytest.mark.parametrize("side", ["left", "right"])

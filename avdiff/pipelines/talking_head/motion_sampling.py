@@ -25,7 +25,6 @@ audio.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -34,22 +33,13 @@ import torch
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.io import Waveform
 from avdiff.models.motion import POSE_FIELDS, MotionDenoiser, neutral_motion
+from avdiff.pipelines.utils import check_generator, check_number
 from avdiff.video.motion import FIELDS, Motion
 
 logger = logging.getLogger(__name__)
 
 SCHEDULERS = ("ddim", "dpm")
 _POSE_COLUMNS = [FIELDS.index(name) for name in POSE_FIELDS]
-
-
-def _check_number(name: str, value: float, low: float = 0.0) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} must be a number >= {low}, got {value!r}") from e
-    if not math.isfinite(x) or x < low:
-        raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
-    return x
 
 
 def iter_motion(
@@ -104,15 +94,14 @@ def iter_motion(
     fps = parse_fps(fps)
     if int(num_inference_steps) != num_inference_steps or num_inference_steps < 1:
         raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
-    guidance_scale = _check_number("guidance_scale", guidance_scale)
-    blink_rate = _check_number("blink_rate_per_min", blink_rate_per_min)
-    head_amount = _check_number("head_amount", head_amount)
+    guidance_scale = check_number("guidance_scale", guidance_scale, 0.0, convert=True)
+    blink_rate = check_number("blink_rate_per_min", blink_rate_per_min, 0.0, convert=True)
+    head_amount = check_number("head_amount", head_amount, 0.0, convert=True)
     if scheduler not in SCHEDULERS:
         raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
     if int(seam_frames) != seam_frames or seam_frames < 0:
         raise ValueError(f"seam_frames must be an integer >= 0, got {seam_frames!r}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    check_generator(generator)
 
     num_frames = FrameClock(fps, speech.sample_rate).num_frames(speech.samples.shape[-1])
     if still_head:

@@ -30,7 +30,6 @@ call to the first frame handed to the sink), which ``avdiff bench talk`` reports
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
@@ -50,12 +49,20 @@ from avdiff.data.motion_truth import JAW_PER_OPEN
 from avdiff.models.motion import MotionDenoiser
 from avdiff.pipelines.output import MAX_OUTPUT_SIDE, FrameSink, VideoPipelineOutput, check_output_type
 from avdiff.pipelines.talking_head.motion_sampling import SCHEDULERS, iter_motion
-from avdiff.pipelines.utils import apply_frame_callback
+from avdiff.pipelines.utils import (
+    apply_frame_callback,
+    check_callback,
+    check_face_and_speech,
+    check_generator,
+    check_max_duration,
+    check_num_inference_steps,
+    check_number,
+    check_talking_head_output,
+)
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
 from avdiff.video.motion import Motion
 from avdiff.video.render import FaceRenderer
-from avdiff.video.writer import check_output_path
 
 logger = logging.getLogger(__name__)
 
@@ -122,40 +129,19 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
         """Raise a ValueError naming the argument and its value for anything that cannot work. A photo without a
         face raises ``NoFaceError`` in step 2; audio longer than ``max_duration_s`` raises ``AudioLoadError`` (a
         ValueError) when it is loaded, before any generation."""
-        if image is None:
-            raise ValueError("image must be a face photo (a path, a PIL image or an array), got None")
-        if audio is None:
-            raise ValueError("audio must be speech (a path, bytes, an array or a Waveform), got None")
+        check_face_and_speech(image, audio)
         parse_fps(fps)
-        if (
-            isinstance(num_inference_steps, bool)
-            or not isinstance(num_inference_steps, int)
-            or num_inference_steps < 1
-        ):
-            raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
-        for name, value in [
-            ("guidance_scale", guidance_scale),
-            ("blink_rate_per_min", blink_rate_per_min),
-            ("head_amount", head_amount),
-        ]:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        check_num_inference_steps(num_inference_steps)
+        check_number("guidance_scale", guidance_scale)
+        check_number("blink_rate_per_min", blink_rate_per_min)
+        check_number("head_amount", head_amount)
         if scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
         check_output_type(output_type)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        if callback_on_step_end is not None and not callable(callback_on_step_end):
-            raise ValueError(f"callback_on_step_end must be callable, got {type(callback_on_step_end).__name__}")
-        unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
-        if unknown:
-            raise ValueError(
-                f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, got {unknown}"
-            )
-        if max_duration_s is not None and not max_duration_s > 0:
-            raise ValueError(f"max_duration_s must be positive, got {max_duration_s}")
-        if output_path is not None:
-            check_output_path(output_path, {"image": image, "audio": audio})
+        check_generator(generator)
+        check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
+        check_max_duration(max_duration_s)
+        check_talking_head_output(output_path, image, audio)
 
     @torch.no_grad()
     def __call__(

@@ -73,12 +73,21 @@ from avdiff.models.speech import BaseSpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
 from avdiff.pipelines.output import MAX_OUTPUT_SIDE, FrameSink, VideoPipelineOutput, check_output_type
 from avdiff.pipelines.output import OUTPUT_TYPES as SHARED_OUTPUT_TYPES
-from avdiff.pipelines.utils import default_size, is_int, latent_multiple, pixel_multiple
+from avdiff.pipelines.utils import (
+    check_callback_tensor_inputs,
+    check_face_and_speech,
+    check_generator,
+    check_num_inference_steps,
+    check_talking_head_output,
+    default_size,
+    is_int,
+    latent_multiple,
+    pixel_multiple,
+)
 from avdiff.video.align import AlignedFace, align_face, get_framing, lower_face_mask
 from avdiff.video.align import paste_back as paste_crop
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
-from avdiff.video.writer import check_output_path
 
 logger = logging.getLogger(__name__)
 
@@ -289,13 +298,9 @@ class TalkingHeadPipeline(DiffusionPipeline):
         """Raise a ValueError naming the argument and its value for anything that cannot work. A photo without a
         face raises ``NoFaceError`` later, in step 1; audio longer than ``max_duration_s`` raises
         ``AudioLoadError`` (a ValueError) when it is loaded, before any generation."""
-        if image is None:
-            raise ValueError("image must be a face photo (a path, a PIL image or an array), got None")
-        if audio is None:
-            raise ValueError("audio must be speech (a path, bytes, an array or a Waveform), got None")
+        check_face_and_speech(image, audio)
         parse_fps(fps)  # a frame rate in [1, 120], or a ValueError naming the value given
-        if not is_int(num_inference_steps) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
+        check_num_inference_steps(num_inference_steps)
         for name, scale in [
             ("audio_guidance_scale", audio_guidance_scale),
             ("reference_guidance_scale", reference_guidance_scale),
@@ -332,19 +337,13 @@ class TalkingHeadPipeline(DiffusionPipeline):
         check_output_type(output_type, OUTPUT_TYPES)
         if isinstance(generator, list) and len(generator) != 1:
             raise ValueError(f"generator must be one torch.Generator (one video), got a list of {len(generator)}")
-        if generator is not None and not isinstance(generator, (torch.Generator, list)):
-            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
-        if unknown:
-            raise ValueError(
-                f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, got {unknown}"
-            )
+        check_generator(generator, allow_list=True)
+        check_callback_tensor_inputs(callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         if max_duration_s is not None and not max_duration_s > 0:
             raise ValueError(f"max_duration_s must be positive (or None), got {max_duration_s!r}")
         if not 0 <= eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {eta!r}")
-        if output_path is not None:
-            check_output_path(output_path, {"image": image, "audio": audio})
+        check_talking_head_output(output_path, image, audio)
 
     # --- steps --------------------------------------------------------------------------------------------------
 

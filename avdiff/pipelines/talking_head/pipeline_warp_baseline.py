@@ -20,12 +20,18 @@ from avdiff.audio.envelope import speech_envelope
 from avdiff.audio.io import AudioSource, describe_source, load_audio
 from avdiff.audio.silence import speech_warnings
 from avdiff.pipelines.output import MAX_OUTPUT_SIDE, FrameSink, VideoPipelineOutput, check_output_type
-from avdiff.pipelines.utils import apply_frame_callback
+from avdiff.pipelines.utils import (
+    apply_frame_callback,
+    check_callback,
+    check_face_and_speech,
+    check_generator,
+    check_max_duration,
+    check_talking_head_output,
+)
 from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
 from avdiff.video.mouth_animation import SAMPLE_RATE, mouth_amounts
 from avdiff.video.warp import MouthWarper
-from avdiff.video.writer import check_output_path
 
 logger = logging.getLogger(__name__)
 
@@ -70,24 +76,12 @@ class WarpBaselinePipeline:
         callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> None:
         """Raise a ValueError naming the argument and its value for anything that cannot work."""
-        if image is None:
-            raise ValueError("image must be a face photo (a path, a PIL image or an array), got None")
-        if audio is None:
-            raise ValueError("audio must be speech (a path, bytes, an array or a Waveform), got None")
-        if max_duration_s is not None and not max_duration_s > 0:
-            raise ValueError(f"max_duration_s must be positive, got {max_duration_s}")
+        check_face_and_speech(image, audio)
+        check_max_duration(max_duration_s)
         check_output_type(output_type)
-        if generator is not None and not isinstance(generator, (torch.Generator, list)):
-            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        if callback_on_step_end is not None and not callable(callback_on_step_end):
-            raise ValueError(f"callback_on_step_end must be callable, got {type(callback_on_step_end).__name__}")
-        unknown = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
-        if unknown:
-            raise ValueError(
-                f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, got {unknown}"
-            )
-        if output_path is not None:
-            check_output_path(output_path, {"image": image, "audio": audio})
+        check_generator(generator, allow_list=True)
+        check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
+        check_talking_head_output(output_path, image, audio)
 
     def __call__(
         self,
