@@ -34,7 +34,11 @@ def test_the_registry_serves_the_bundled_scene_model_to_the_music_and_scene_tabs
     registry = ModelRegistry()
     assert [e.key for e in registry.choices("text-to-video")] == ["bundled:scene-tiny"]
     talking = [e.key for e in registry.choices("talking-head")]  # each tab sees its own job's models
-    assert talking == ["bundled:talking-head-motion", "bundled:talking-head-tiny", "warp"]  # avdiff talk's default first
+    assert talking == [
+        "bundled:talking-head-motion",
+        "bundled:talking-head-tiny",
+        "warp",
+    ]  # avdiff talk's default first
     pipe, lock = registry.acquire("bundled:scene-tiny")
     assert type(pipe).__name__ == "TextToVideoPipeline" and registry.is_loaded("bundled:scene-tiny")
 
