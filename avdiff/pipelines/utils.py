@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -130,6 +131,26 @@ def check_talking_head_output(output_path: str | os.PathLike | None, image: obje
     """
     if output_path is not None:
         check_output_path(output_path, {"image": image, "audio": audio})
+
+
+@contextmanager
+def torch_threads(num_threads: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``num_threads`` inside the block and restored after it.
+
+    For models too small to gain from intra-op parallelism (the motion denoiser): on a CPU that other processes
+    share, their threads wait on each other at every small op, and measured on the 2-core machine one such call took
+    100× longer with 2 threads than with 1 while another process trained. torch's count is process-wide, so the block
+    should not run beside other torch work in the same process.
+    """
+    before = torch.get_num_threads()
+    if before == num_threads:
+        yield
+        return
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def latent_multiple(unet) -> int:

@@ -33,7 +33,7 @@ import torch
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.io import Waveform
 from avdiff.models.motion import POSE_FIELDS, MotionDenoiser, neutral_motion
-from avdiff.pipelines.utils import check_generator, check_number
+from avdiff.pipelines.utils import check_generator, check_number, torch_threads
 from avdiff.video.motion import FIELDS, Motion
 
 logger = logging.getLogger(__name__)
@@ -142,7 +142,9 @@ def _windows(
     mono = Waveform(samples, speech.sample_rate).resample(model.sample_rate).samples  # [1, N']
     clock = model.frame_clock(fps)
     device, dtype = model.device, model.dtype
-    mel = model.mel_features(mono.to(device))  # [1, n_mels, S]
+    threads = 1 if device.type == "cpu" else torch.get_num_threads()  # a small net: one thread is fastest on a CPU
+    with torch_threads(threads):
+        mel = model.mel_features(mono.to(device))  # [1, n_mels, S]
 
     head_max = float(model.config.head_amount_max)
     model_head = min(head_amount, head_max)
@@ -159,10 +161,11 @@ def _windows(
         noise = torch.randn((1, T, len(FIELDS)), generator=generator, device=generator.device if generator else "cpu")
         x = noise.to(device=device, dtype=dtype) * sched.init_noise_sigma
         sched.set_timesteps(num_inference_steps, device=device)
-        for t in sched.timesteps:
-            x_in = sched.scale_model_input(x, t)
-            pred = _guided(model, x_in, t, past, audio, controls, guidance_scale)
-            x = sched.step(pred, t, x).prev_sample
+        with torch_threads(threads):
+            for t in sched.timesteps:
+                x_in = sched.scale_model_input(x, t)
+                pred = _guided(model, x_in, t, past, audio, controls, guidance_scale)
+                x = sched.step(pred, t, x).prev_sample
         if start > 0:
             x = join_seam(past, x, min(seam_frames, T))
         if still_head:

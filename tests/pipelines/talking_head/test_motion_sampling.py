@@ -8,7 +8,7 @@ from avdiff.audio.clock import FrameClock
 from avdiff.audio.io import Waveform
 from avdiff.models.builders import build_motion_denoiser
 from avdiff.models.motion import POSE_FIELDS
-from avdiff.pipelines.talking_head.motion_sampling import sample_motion
+from avdiff.pipelines.talking_head.motion_sampling import iter_motion, sample_motion
 
 from motion_model import quick_model
 
@@ -141,3 +141,21 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match="generator"):
         sample_motion(model, wav, generator=0)
     assert len(sample_motion(model, wav, scheduler="dpm", num_inference_steps=2)) == 3
+
+
+def test_the_denoiser_runs_on_one_thread_and_the_count_is_restored(model, speech, monkeypatch):
+    """On a CPU the small denoiser runs with one torch thread (two threads on a shared CPU wait on each other at
+    every op); the caller's thread count is what it was, between windows and after."""
+    seen, forward = [], type(model).forward
+
+    def counting(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "forward", counting)
+    torch.set_num_threads(2)  # the caller's (the module's fixture restores its own afterwards)
+    windows = iter_motion(model, speech, 25, num_inference_steps=2, generator=gen(0))
+    for _ in windows:
+        assert torch.get_num_threads() == 2  # between windows: the caller's count, while it renders
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == 2
