@@ -52,6 +52,7 @@ def main() -> None:
             src = page.get_attribute("#th-video video", "src")
             print(f"{run} request: {time.perf_counter() - start:.1f} s from Generate to the video and its score")
         print(page.inner_text("#th-score"))
+        page.wait_for_selector("#th-motion-plot img")  # the motion's plot, drawn after the video
         page.evaluate("document.querySelector('#th-video video').currentTime = 1.0")
         page.wait_for_timeout(500)
         shot = page.screenshot(full_page=True)

@@ -199,8 +199,9 @@ class TalkingHeadTab:
                 preview = gr.Image(label="Detected face", interactive=False, elem_id="th-preview", height=220)
                 face_info = gr.Markdown(elem_id="th-face-info")
                 video = gr.Video(label="Talking head (with the speech)", interactive=False, elem_id="th-video")
-                motion_plot = gr.Image(
+                motion_plot = gr.Image(  # no label drawn: it would lie over the plot's top left (its axes say it)
                     label="What the face did: mouth opening, eyelids, head pose",
+                    show_label=False,
                     interactive=False,
                     visible=False,
                     elem_id="th-motion-plot",
