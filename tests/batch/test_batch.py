@@ -19,6 +19,7 @@ from PIL import Image
 from avdiff.audio import load_audio, save_audio
 from avdiff.batch import get_job, read_manifest, run_batch
 from avdiff.cli import main
+from avdiff.video import read_video
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEECH = ROOT / "avdiff" / "demo" / "assets" / "example_speech.flac"
@@ -107,6 +108,26 @@ def test_the_python_api_yields_each_rows_result_and_a_bad_model_raises_before_an
     with pytest.raises(ValueError, match="no-such-model"):
         list(run_batch(job, rows, tmp_path / "out2", model=str(tmp_path / "no-such-model"), progress=False))
     assert not (tmp_path / "out2").exists() or not list((tmp_path / "out2").iterdir())
+
+
+def test_the_default_motion_model_takes_its_own_settings_per_row_and_skips_a_pixel_setting(tmp_path):
+    """The bundled default (the motion model): a row's blink rate and head motion reach the pipeline (a still head
+    makes another video than a moving one), a row with a pixel model's setting is skipped with its reason."""
+    _inputs(tmp_path, seconds=2.0)
+    (tmp_path / "jobs.csv").write_text(
+        "image,audio,name,seed,head_motion,blink_rate,audio_guidance\n"
+        "face.png,speech.wav,moving,0,1,15,\n"
+        "face.png,speech.wav,still,0,0,15,\n"
+        "face.png,speech.wav,pixel,0,,,2\n"
+    )
+    job = get_job("talk")
+    rows = read_manifest(tmp_path / "jobs.csv", job.columns)
+    results = {r.name: r for r in run_batch(job, rows, tmp_path / "out", score=False, progress=False)}
+    assert results["moving"].status == "done" and results["still"].status == "done"
+    assert results["pixel"].status == "skipped" and "audio_guidance" in results["pixel"].reason
+    assert "motion model" in results["pixel"].reason
+    moving, still = (read_video(tmp_path / "out" / f"{n}.mp4").frames for n in ("moving", "still"))
+    assert moving.shape == still.shape and not np.array_equal(moving, still)
 
 
 def test_a_manifest_that_cannot_be_used_is_one_error_line(tmp_path, capsys):
