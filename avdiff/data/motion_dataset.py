@@ -36,14 +36,14 @@ from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.io import Waveform, load_audio
 from avdiff.audio.phonemes import PhonemeEvent, espeak_version, speak_with_phonemes
 from avdiff.data.format import read_index
-from avdiff.data.motion_truth import JAW_PER_OPEN, motion_truth
+from avdiff.data.motion_truth import JAW_PER_OPEN, motion_truth_with_blinks
 from avdiff.data.synthetic import VOICES, sentences
-from avdiff.models.motion import MotionDenoiser, neutral_motion
+from avdiff.models.motion import MotionDenoiser, blink_onsets, neutral_motion
 from avdiff.video.motion import FIELDS, Motion
 
 logger = logging.getLogger(__name__)
 
-BLINK_RANGE = (6.0, 30.0)  # blinks per minute drawn for a synthetic truth
+BLINK_RANGE = (7.0, 30.0)  # blinks per minute drawn for a synthetic truth (within blink_rate_limits)
 HEAD_RANGE = (0.2, 1.5)  # head amount drawn for a synthetic truth (or 0, with STILL_SHARE)
 STILL_SHARE = 0.2
 # the head pose's spread at head_amount 1 (radians of yaw), measured on the truth: estimate_controls divides by it
@@ -73,6 +73,9 @@ class MotionClip:
         motion: raw motion float32 [F, D] (columns :data:`~avdiff.video.motion.FIELDS`) at ``fps``.
         controls: (blinks per minute, head amount) of the clip.
         events: the phonemes of synthetic speech (None for video).
+        blink_starts: when its blinks began (s from the clip's first frame, ascending; the first may be before the
+            clip: the truth knows the last blink before it). None: read from the motion's eyelids
+            (:func:`~avdiff.models.motion.blink_onsets`).
     """
 
     id: str
@@ -81,6 +84,21 @@ class MotionClip:
     motion: np.ndarray
     controls: tuple[float, float]
     events: list[PhonemeEvent] | None = field(default=None, repr=False)
+    blink_starts: np.ndarray | None = field(default=None, repr=False)
+
+    def seconds_since_blink(self, frame: int, fps: FpsLike) -> float:
+        """Seconds from the start of the last blink that began at or before ``frame`` to that frame. Before the
+        first blink known, the time from the clip's start plus half the clip's mean gap (``30 / rate``: where a
+        random moment falls between blinks, on average)."""
+        starts = self.blink_starts
+        if starts is None:
+            eyes = (self.motion[:, FIELDS.index("eye_left")] + self.motion[:, FIELDS.index("eye_right")]) / 2
+            starts = blink_onsets(eyes) / float(parse_fps(fps))
+        t = frame / float(parse_fps(fps))
+        before = np.asarray(starts)[np.asarray(starts) <= t + 1e-9]
+        if len(before):
+            return float(t - before[-1])
+        return float(t + 30.0 / max(self.controls[0], 1.0))
 
 
 def _utterance_cache(cache_dir: Path, key: dict) -> Path:
@@ -177,10 +195,12 @@ def synthetic_clips(
                 head = 0.0 if rng.uniform() < STILL_SHARE else float(rng.uniform(*HEAD_RANGE))
             else:
                 blink, head = float(controls[0]), float(controls[1])
-            truth = motion_truth(u.events, u.speech, fps, rng, head_amount=head, blink_rate_per_min=blink)
+            truth, blinks = motion_truth_with_blinks(
+                u.events, u.speech, fps, rng, head_amount=head, blink_rate_per_min=blink
+            )
             out.append(
                 MotionClip(f"synth_{k}_{v}", u.speech.samples[0], u.speech.sample_rate, truth.as_array(), (blink, head),
-                           u.events)
+                           u.events, np.array([b[0] for b in blinks]))
             )  # fmt: skip
     return out
 
@@ -253,7 +273,8 @@ class MotionWindows(Dataset):
     """Training items of ``K + T`` frames cut from clips, every ``stride`` frames.
 
     Item: ``{"audio": float32 [K + T, n_mels, W] (log-mel per frame, the model's clock), "past": [K, D] raw motion,
-    "window": [T, D] raw motion, "controls": [2]}``. Frames before a clip's start are the reference
+    "window": [T, D] raw motion, "controls": [C]}``: the clip's controls, and for a model with ``blink_clock`` the
+    seconds since the last blink began at the window's first frame (:meth:`MotionClip.seconds_since_blink`). Frames before a clip's start are the reference
     (:func:`~avdiff.models.motion.neutral_motion`); a window never runs past a clip's end (shorter clips give no item).
 
     Args:
@@ -272,7 +293,7 @@ class MotionWindows(Dataset):
         self.T, self.K = model.window_frames, model.past_frames
         self.clock = model.frame_clock(fps)
         self.model = model
-        self.mels, self.motions, self.controls, items = [], [], [], []
+        self.mels, self.motions, self.controls, self.clocks, items = [], [], [], [], []
         with torch.no_grad():
             for c in clips:
                 if c.sample_rate != model.sample_rate:
@@ -283,8 +304,10 @@ class MotionWindows(Dataset):
                 self.mels.append(model.mel_features(c.samples[None])[0].cpu())
                 padded = np.concatenate([neutral_motion(self.K), c.motion.astype(np.float32)])
                 self.motions.append(torch.from_numpy(padded))
+                starts = range(0, len(c.motion) - self.T + 1, stride)
                 self.controls.append(torch.tensor(c.controls, dtype=torch.float32))
-                items.extend((k, s) for s in range(0, len(c.motion) - self.T + 1, stride))
+                self.clocks.append({s: c.seconds_since_blink(s, fps) for s in starts})
+                items.extend((k, s) for s in starts)
         if not items:
             raise ValueError(f"no clip is as long as a window of {self.T} frames")
         self.items = torch.tensor(items, dtype=torch.int64)
@@ -297,7 +320,9 @@ class MotionWindows(Dataset):
         with torch.no_grad():
             audio = self.model.frame_windows(self.mels[k][None], self.clock, s - self.K, self.K + self.T)[0]
         motion = self.motions[k][s : s + self.K + self.T]  # padded by K: frame s - K is row s
-        return {"audio": audio, "past": motion[: self.K], "window": motion[self.K :], "controls": self.controls[k]}
+        rate, head = self.controls[k].tolist()
+        controls = torch.tensor(self.model.controls(rate, head, self.clocks[k][s]), dtype=torch.float32)
+        return {"audio": audio, "past": motion[: self.K], "window": motion[self.K :], "controls": controls}
 
 
 def field_statistics(clips: Sequence[MotionClip], floor: float = 1e-2) -> tuple[np.ndarray, np.ndarray]:

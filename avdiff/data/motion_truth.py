@@ -8,10 +8,13 @@ statistics, as a :class:`~avdiff.video.motion.Motion` (the representation measur
   the measure reads it (:func:`~avdiff.video.motion.closure_from_aperture`), ``mouth_round`` is the width's
   narrowing plus the protrusion, and ``jaw`` is the chin's drop from the photo's (:data:`JAW_PER_OPEN` of the
   opening beyond the photo's own).
-* **Blinks** (:func:`blink_track`): a rate drawn per clip in 10-20 per minute, gaps between blinks from a gamma
-  distribution with that mean (never longer than :data:`MAX_GAP_S`), each blink 100-400 ms, the lid closing in its
-  first third and opening in the rest (closing is faster than opening in human blinks: Evinger et al., 1991,
-  "Eyelid movements", Invest. Ophthalmol. Vis. Sci. 32(2)).
+* **Blinks** (:func:`blink_track`): a rate drawn per clip in 10-20 per minute, each blink 100-400 ms, the lid closing
+  in its first third and opening in the rest (closing is faster than opening in human blinks: Evinger et al., 1991,
+  "Eyelid movements", Invest. Ophthalmol. Vis. Sci. 32(2)); the gaps between blinks from a gamma distribution, kept
+  within [:data:`MIN_GAP_S`, :data:`MAX_GAP_S`], whose scale is set (:func:`blink_gap_scale`) so that the clipped
+  gaps still average ``60 / rate`` from blink to blink. The blinks are a stationary process: they start
+  :data:`BURN_IN_S` before the clip, so a clip of any length (a 3 s sentence as much as ten minutes) shows the asked
+  rate, at its start as in its middle, and a model trained on its windows learns the rate it is told.
 * **Head** (:func:`head_sway`): slow sway, a sum of a few sinusoids at 0.05-0.4 Hz with random phases (about 2 degrees
   of yaw, 1.5 of pitch, 1 of roll), plus a nod (a pitch pulse, 0.25 s) and a small brow raise on each accented
   syllable (:func:`accent_times`: the loudest vowels), as speakers nod on stressed syllables.
@@ -21,7 +24,9 @@ Every draw comes from the ``numpy.random.Generator`` passed in, so a seed gives 
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,7 +42,9 @@ logger = logging.getLogger(__name__)
 BLINKS_PER_MIN = (10.0, 20.0)  # the clip's rate is drawn uniformly in this range
 BLINK_S = (0.10, 0.40)  # each blink's duration
 MIN_GAP_S = 0.6  # no blink starts within this of the previous one's end
-MAX_GAP_S = 8.0  # nor more than this after it: no 10 s without a blink
+MAX_GAP_S = 9.5  # nor more than this after it: never 10 s without a blink
+GAP_SHAPE = 4.0  # the gamma's shape: regular, not memoryless
+BURN_IN_S = 30.0  # the blinks start this long before the clip (several gaps: the clip sees a stationary process)
 SWAY_DEGREES = {"yaw": 2.0, "pitch": 1.5, "roll": 1.0}  # the slow sway's standard deviation
 SWAY_HZ = (0.05, 0.4)
 NOD_DEGREES = 2.0  # pitch pulse (down) on an accented syllable
@@ -57,37 +64,88 @@ def _frame_times(num_frames: int, fps: FpsLike) -> np.ndarray:
     return np.arange(num_frames) / float(parse_fps(fps))
 
 
+def blink_rate_limits() -> tuple[float, float]:
+    """The blink rates (per minute) that gaps within [:data:`MIN_GAP_S`, :data:`MAX_GAP_S`] and blinks of
+    :data:`BLINK_S` can make on average: (all gaps the longest, all the shortest), open at both ends."""
+    duration = float(np.mean(BLINK_S))
+    return 60.0 / (MAX_GAP_S + duration), 60.0 / (MIN_GAP_S + duration)
+
+
+def _clipped_gamma_mean(scale: float) -> float:
+    """E[clip(G, MIN_GAP_S, MAX_GAP_S)] for G ~ Gamma(GAP_SHAPE, scale): MIN + the integral of P(G > x) over
+    [MIN, MAX] (the gamma's CDF by the trapezoid rule on a fine grid)."""
+    x = np.linspace(0.0, MAX_GAP_S, 4001)
+    z = np.maximum(x / scale, 1e-300)
+    logpdf = (GAP_SHAPE - 1) * np.log(z) - z - math.lgamma(GAP_SHAPE) - math.log(scale)
+    pdf = np.where(x > 0, np.exp(logpdf), 0.0)
+    cdf = np.concatenate([[0.0], np.cumsum((pdf[1:] + pdf[:-1]) / 2 * np.diff(x))])
+    inside = x >= MIN_GAP_S
+    survival = 1.0 - cdf[inside]
+    return MIN_GAP_S + float(np.sum((survival[1:] + survival[:-1]) / 2 * np.diff(x[inside])))
+
+
+@functools.lru_cache(maxsize=4096)
+def blink_gap_scale(rate_per_min: float) -> float:
+    """The gamma scale (s) of the gaps that makes blinks of :data:`BLINK_S` with gaps clipped to
+    [:data:`MIN_GAP_S`, :data:`MAX_GAP_S`] come ``rate_per_min`` times a minute on average (bisection: the clipped
+    mean grows with the scale).
+
+    Raises:
+        ValueError: a rate outside :func:`blink_rate_limits` (no gaps within the bounds average that).
+    """
+    low, high = blink_rate_limits()
+    if not low < rate_per_min < high:
+        raise ValueError(
+            f"rate_per_min must be in ({low:.2f}, {high:.2f}) blinks a minute (gaps of {MIN_GAP_S}-{MAX_GAP_S} s "
+            f"between blinks of {BLINK_S[0]}-{BLINK_S[1]} s), got {rate_per_min}"
+        )
+    target = 60.0 / rate_per_min - float(np.mean(BLINK_S))
+    a, b = 1e-3, 100.0
+    for _ in range(60):
+        mid = math.sqrt(a * b)
+        a, b = (mid, b) if _clipped_gamma_mean(mid) < target else (a, mid)
+    return math.sqrt(a * b)
+
+
 def blink_track(
     num_frames: int, fps: FpsLike, rng: np.random.Generator, rate_per_min: float | None = None
 ) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """Eyelid closure per frame (0 open ... 1 shut) with natural blinks.
+    """Eyelid closure per frame (0 open ... 1 shut) with natural blinks, ``rate_per_min`` on average over any span of
+    the clip (a stationary process begun :data:`BURN_IN_S` before it; module doc).
 
     Args:
         num_frames: frames, >= 0.
         fps: frame rate.
         rng: draws the rate (unless given), the gaps and the durations.
-        rate_per_min: blinks per minute; None draws it in :data:`BLINKS_PER_MIN`.
+        rate_per_min: blinks per minute, within :func:`blink_rate_limits`; None draws it in :data:`BLINKS_PER_MIN`.
 
     Returns:
-        ``(closure float32 [num_frames], blinks [(start_s, duration_s)])``.
+        ``(closure float32 [num_frames], blinks [(start_s, duration_s)])``: the blinks the clip shows, in order,
+        after the last one that ended before the clip (a negative start; one in progress at the first frame has a
+        negative start too).
 
     Raises:
-        ValueError: ``num_frames`` < 0 or a rate that is not positive.
+        ValueError: ``num_frames`` < 0 or a rate that is not positive or out of :func:`blink_rate_limits`.
     """
     if num_frames < 0:
         raise ValueError(f"num_frames must be >= 0, got {num_frames}")
     rate = rng.uniform(*BLINKS_PER_MIN) if rate_per_min is None else float(rate_per_min)
     if not rate > 0:
         raise ValueError(f"rate_per_min must be positive, got {rate_per_min}")
+    scale = blink_gap_scale(rate)
     times = _frame_times(num_frames, fps)
     end_s = num_frames / float(parse_fps(fps))
-    mean_gap = 60.0 / rate
-    blinks, t = [], rng.uniform(0.2, min(mean_gap, MAX_GAP_S))  # the first blink, somewhere in the first gap
+    blinks, before, t = [], None, -BURN_IN_S + rng.uniform(0.0, 60.0 / rate)
     while t < end_s:
         duration = rng.uniform(*BLINK_S)
-        blinks.append((float(t), float(duration)))
-        gap = rng.gamma(4.0, (mean_gap - np.mean(BLINK_S)) / 4.0)  # shape 4: regular, not memoryless
+        if t + duration > 0:
+            blinks.append((float(t), float(duration)))
+        else:
+            before = (float(t), float(duration))
+        gap = rng.gamma(GAP_SHAPE, scale)
         t += duration + float(np.clip(gap, MIN_GAP_S, MAX_GAP_S))
+    if before is not None:
+        blinks.insert(0, before)  # the last blink before the clip: when the eyes last blinked is known everywhere
     closure = np.zeros(num_frames, np.float32)
     for start, duration in blinks:
         x = (times - start) / duration  # 0 ... 1 over the blink
@@ -164,6 +222,23 @@ def motion_truth(
     blink_rate_per_min: float | None = None,
     reference_open: float = 0.0,
 ) -> Motion:
+    """:func:`motion_truth_with_blinks` (same arguments and errors), the :class:`~avdiff.video.motion.Motion` alone."""
+    return motion_truth_with_blinks(
+        events, speech, fps, rng, head_amount=head_amount, blink_rate_per_min=blink_rate_per_min,
+        reference_open=reference_open,
+    )[0]  # fmt: skip
+
+
+def motion_truth_with_blinks(
+    events: Sequence[PhonemeEvent],
+    speech: Waveform,
+    fps: FpsLike,
+    rng: np.random.Generator,
+    *,
+    head_amount: float = 1.0,
+    blink_rate_per_min: float | None = None,
+    reference_open: float = 0.0,
+) -> tuple[Motion, list[tuple[float, float]]]:
     """The motion of a synthetic face saying ``speech``: its mouth from the phonemes, natural blinks, head sway with
     nods on accented syllables (module doc); one frame per :class:`~avdiff.audio.clock.FrameClock` frame of the audio.
 
@@ -178,7 +253,9 @@ def motion_truth(
             to the photo, so it is raised where the mouth is shut tighter than in the photo.
 
     Returns:
-        A :class:`~avdiff.video.motion.Motion` of ``FrameClock(fps, rate).num_frames(N)`` frames.
+        ``(motion, blinks)``: a :class:`~avdiff.video.motion.Motion` of ``FrameClock(fps, rate).num_frames(N)``
+        frames and its blinks as :func:`blink_track` gives them (``(start_s, duration_s)``, the first before the
+        clip).
     """
     num_frames = FrameClock(fps, speech.sample_rate).num_frames(speech.samples.shape[-1])
     mouth = viseme_track(events, num_frames, fps, speech.sample_rate)
@@ -190,11 +267,11 @@ def motion_truth(
     fields["mouth_round"] = np.maximum(-fields["mouth_width"], 0) + np.maximum(fields["mouth_round"], 0)
     fields["jaw"] = JAW_PER_OPEN * (fields["mouth_open"] - float(reference_open))
     fields = {name: np.asarray(value, np.float32) for name, value in fields.items()}
-    eyes, _ = blink_track(num_frames, fps, rng, blink_rate_per_min)
+    eyes, blinks = blink_track(num_frames, fps, rng, blink_rate_per_min)
     fields["eye_left"] = fields["eye_right"] = eyes
     head = head_sway(num_frames, fps, rng, accent_times(events, speech), head_amount)
     for name in ("yaw", "pitch", "roll", "tx", "ty"):
         fields[name] = head[name]
     fields["brow_left"] = fields["brow_right"] = head["brow"]
     fields["scale"] = np.ones(num_frames, np.float32)
-    return Motion.from_dict(fields)
+    return Motion.from_dict(fields), blinks

@@ -5,7 +5,10 @@ the motion truth of the same speech (:func:`avdiff.data.motion_truth.motion_trut
 * ``closure_recall``: the share of bilabial phonemes (p, b, m: viseme ``closed``) in the speech during which the
   generated lips close (``lip_closure >= CLOSED`` in at least one frame that shows the phoneme);
 * ``closure_precision``: of the generated frames with closed lips while someone speaks (frames that show no pause),
-  the share where the truth's lips are closed too, within ±1 frame.
+  the share where the truth's lips are closed too, within ±1 frame;
+* ``yaw_r``, ``pitch_r``: Pearson r of the head's yaw and pitch with the truth's (NaN where the truth's head keeps
+  still: there is nothing to follow). Only part of the truth's pose can be heard: its nods fall on accented
+  syllables, its slow sway has random phases (:func:`avdiff.data.motion_truth.head_sway`).
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ def motion_scores(
         sample_rate: the rate of the events' sample positions.
 
     Returns:
-        ``{"mouth_open_r", "round_r", "closure_recall", "closure_precision", "bilabials", "closed_frames"}``; a
-        recall with no bilabial phoneme, or a precision with no closed generated frame, is NaN.
+        ``{"mouth_open_r", "round_r", "closure_recall", "closure_precision", "yaw_r", "pitch_r", "bilabials",
+        "closed_frames"}``; a recall with no bilabial phoneme, a precision with no closed generated frame, or a pose
+        r against a still truth, is NaN.
 
     Raises:
         ValueError: the two motions differ in length.
@@ -68,6 +72,16 @@ def motion_scores(
         "round_r": pearson(generated.mouth_round, truth.mouth_round),
         "closure_recall": hits / bilabials if bilabials else float("nan"),
         "closure_precision": float(near_truth_closed[chosen].mean()) if chosen.any() else float("nan"),
+        "yaw_r": _pose_r(generated.yaw, truth.yaw),
+        "pitch_r": _pose_r(generated.pitch, truth.pitch),
         "bilabials": float(bilabials),
         "closed_frames": float(chosen.sum()),
     }
+
+
+def _pose_r(generated: np.ndarray, truth: np.ndarray) -> float:
+    """Pearson r of a pose angle with the truth's; NaN where the truth keeps still (constant)."""
+    truth = np.asarray(truth, np.float64)
+    if not np.isfinite(truth).any() or np.nanmax(truth) == np.nanmin(truth):
+        return float("nan")
+    return pearson(generated, truth)

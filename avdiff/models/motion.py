@@ -10,7 +10,11 @@
 * **past motion**: the ``K`` frames just before the window, clean (the previous window's output), so consecutive
   windows join without a seam;
 * **the diffusion timestep** and **controls**: blinks per minute and the head-motion amount (the synthetic truth's
-  ``head_amount``: 0 still ... 1 natural sway).
+  ``head_amount``: 0 still ... 1 natural sway), and with ``blink_clock`` the seconds since the last blink began, at
+  the window's first frame (:data:`BLINK_CLOCK`). The past shows only ``K`` frames (a third of a second), too little
+  to know when the eyes last blinked; without the clock each window can only blink at a constant chance, so the
+  gaps come out memoryless (some far longer than 10 s) and the rate drifts from the asked one. With it the network
+  learns the blinks' timing as a renewal process: unlikely just after a blink, certain after 9.5 s.
 
 The network is a 1-D convolutional stack over the ``K + T`` frames (past and window together, a flag channel telling
 them apart): residual blocks of dilated convolutions, each modulated (FiLM) by the timestep and the controls, and
@@ -42,6 +46,11 @@ logger = logging.getLogger(__name__)
 
 CONTROLS = ("blink_rate_per_min", "head_amount")
 CONTROL_SCALES = (20.0, 1.0)  # the controls are divided by these before the network sees them
+# with blink_clock: a third control, seconds since the last blink began at the window's first frame (clipped at
+# BLINK_CLOCK_MAX_S: the truth never waits 10 s), divided by BLINK_CLOCK_SCALE
+BLINK_CLOCK = "seconds_since_blink"
+BLINK_CLOCK_MAX_S = 12.0
+BLINK_CLOCK_SCALE = 10.0
 POSE_FIELDS = ("yaw", "pitch", "roll", "tx", "ty", "scale")
 DEFAULT_SCHEDULER = {
     "num_train_timesteps": 1000,
@@ -59,6 +68,17 @@ def neutral_motion(num_frames: int) -> np.ndarray:
     out = np.zeros((num_frames, len(FIELDS)), np.float32)
     out[:, FIELDS.index("scale")] = 1.0
     return out
+
+
+def blink_onsets(closure: np.ndarray, shut: float = 0.5) -> np.ndarray:
+    """Frames where a blink begins in an eyelid-closure track [F] (0 open ... 1 shut): where the closure rises to
+    ``shut`` from below (frame 0 counts if it is already shut). Int64 [N], ascending."""
+    closure = np.nan_to_num(np.asarray(closure, np.float64))
+    if closure.ndim != 1:
+        raise ValueError(f"closure must be 1-D, got shape {closure.shape}")
+    up = closure >= shut
+    rises = np.flatnonzero(up[1:] & ~up[:-1]) + 1
+    return np.concatenate([[0], rises]).astype(np.int64) if len(up) and up[0] else rises.astype(np.int64)
 
 
 class _Block(nn.Module):
@@ -96,6 +116,7 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         field_mean, field_std: per-field statistics of raw motion (length D), the network sees
             ``(motion - mean) / std``; None: 0 and 1.
         head_amount_max: the largest head amount seen in training; larger requests are scaled after sampling.
+        blink_clock: take a third control, the seconds since the last blink began (module doc; :meth:`controls`).
         scheduler: the noise schedule (a diffusers scheduler config; ``prediction_type`` must be ``"sample"``).
 
     Raises:
@@ -121,6 +142,7 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         field_mean: list[float] | None = None,
         field_std: list[float] | None = None,
         head_amount_max: float = 1.5,
+        blink_clock: bool = False,
         scheduler: dict | None = None,
     ):
         super().__init__()
@@ -169,10 +191,9 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         cond_dim = 4 * hidden_dim
         self.time_proj = Timesteps(hidden_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embed = TimestepEmbedding(hidden_dim, cond_dim)
-        self.control_embed = nn.Sequential(
-            nn.Linear(len(CONTROLS), cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim)
-        )
-        self.register_buffer("control_scales", torch.tensor(CONTROL_SCALES), persistent=False)
+        scales = (*CONTROL_SCALES, BLINK_CLOCK_SCALE) if blink_clock else CONTROL_SCALES
+        self.control_embed = nn.Sequential(nn.Linear(len(scales), cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
+        self.register_buffer("control_scales", torch.tensor(scales), persistent=False)
         self.audio_proj = nn.Conv1d(audio_dim, hidden_dim, 1)
         self.in_proj = nn.Conv1d(D + 1, hidden_dim, 3, padding=1)
         self.blocks = nn.ModuleList([_Block(hidden_dim, cond_dim, int(d)) for d in dilations])
@@ -192,6 +213,20 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
     @property
     def sample_rate(self) -> int:
         return int(self.config.sample_rate)
+
+    @property
+    def control_names(self) -> tuple[str, ...]:
+        """The controls :meth:`forward` takes, in order: :data:`CONTROLS`, and :data:`BLINK_CLOCK` with
+        ``blink_clock``."""
+        return (*CONTROLS, BLINK_CLOCK) if self.config.blink_clock else CONTROLS
+
+    def controls(self, blink_rate_per_min: float, head_amount: float, seconds_since_blink: float) -> list[float]:
+        """One item's controls as :meth:`forward` takes them (the clock clipped at :data:`BLINK_CLOCK_MAX_S`, and
+        left out without ``blink_clock``)."""
+        out = [float(blink_rate_per_min), float(head_amount)]
+        if self.config.blink_clock:
+            out.append(min(max(float(seconds_since_blink), 0.0), BLINK_CLOCK_MAX_S))
+        return out
 
     def set_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
         """Set the per-field normalisation ([D] each; std > 0), in the buffers and the config (so it is saved)."""
@@ -277,7 +312,8 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
             past: clean normalised motion of the K frames before the window [B, K, D].
             audio: mel windows [B, K + T, n_mels, W] of the past frames and the window (:meth:`frame_windows`), or
                 None for the unconditional branch (the learned null everywhere).
-            controls: [B, 2] blinks per minute and head amount (:data:`CONTROLS`), in their own units.
+            controls: [B, C] blinks per minute and head amount (:data:`CONTROLS`), and with ``blink_clock`` the
+                seconds since the last blink began (:meth:`controls`), in their own units.
             drop_audio: bool [B], True where the audio is replaced by the null (condition dropout, CFG).
 
         Returns:
@@ -292,8 +328,9 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         if past.ndim != 3 or past.shape[0] != B or past.shape[2] != D or past.shape[1] < 1:
             raise ValueError(f"past must be [B={B}, K>=1, {D}], got {tuple(past.shape)}")
         K = past.shape[1]
-        if controls.shape != (B, len(CONTROLS)):
-            raise ValueError(f"controls must be [B={B}, {len(CONTROLS)}] ({CONTROLS}), got {tuple(controls.shape)}")
+        names = self.control_names
+        if controls.shape != (B, len(names)):
+            raise ValueError(f"controls must be [B={B}, {len(names)}] ({names}), got {tuple(controls.shape)}")
         L = K + T
         null = self.null_audio.to(sample.dtype).expand(B, L, -1)
         if audio is None:

@@ -13,7 +13,11 @@ window (MSE on the normalised fields), the audio replaced by the null embedding 
 :meth:`MotionTask.evaluate` samples the held-out utterances (the "test" sentences, in voices not trained on) with
 guidance ``eval_guidance`` and with the audio dropped (guidance 0, the twin), and scores both against the truth
 (:func:`~avdiff.metrics.motion_scores.motion_scores`): mouth-opening r, lip-closure recall and precision on
-bilabials, rounding r, and how many clips the model wins over the twin on mouth-opening r.
+bilabials, rounding r, head yaw and pitch r, and how many clips the model wins over the twin on each. It also asks
+for blinks: the held-out clips' speech in one track, sampled at each rate of ``eval_blink_rates`` with
+``eval_blink_seeds`` seeds (:func:`blink_calibration`), gives the rate the model makes at each asked rate
+(:func:`~avdiff.metrics.blinks.blink_stats`), the blinks' shortest and longest durations and the longest time the
+eyes stay open.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from avdiff.data.motion_dataset import (
     synthetic_clips,
     synthetic_utterances,
 )
+from avdiff.metrics.blinks import blink_stats
 from avdiff.metrics.motion_scores import motion_scores
 from avdiff.models.builders import build_motion_denoiser
 from avdiff.models.motion import MotionDenoiser
@@ -46,12 +51,15 @@ from avdiff.video.motion import Motion
 
 logger = logging.getLogger(__name__)
 
-SCORES = ("mouth_open_r", "closure_recall", "closure_precision", "round_r")
+SCORES = ("mouth_open_r", "closure_recall", "closure_precision", "round_r", "yaw_r", "pitch_r")
 # espeak-ng voices (``en`` is the British English voice file, the one ``en-gb`` selects by language); the held-out
 # ones are never trained on.
 TRAIN_VOICES = (
     "en-us", "en-us+m2", "en-us+m3", "en-us+m4", "en-us+m5", "en-us+m6", "en-us+f1", "en-us+f2", "en-us+f3",
     "en-us+f5", "en", "en+m2", "en+m3", "en+m5", "en+f1", "en+f2", "en+f3",
+    # more variants (each sounds unlike the others and the default): voices the model never heard are its weak spot
+    "en-us+m7", "en-us+Andy", "en-us+Annie", "en-us+Alex", "en+Gene", "en+Michael", "en-us+klatt", "en+grandpa",
+    "en-us+Lee", "en+Mike", "en-us+Jacky",
 )  # fmt: skip
 EVAL_VOICES = ("en-us+m1", "en+f4")
 
@@ -71,6 +79,9 @@ class MotionTaskConfig:
         eval_voices: voices of the held-out utterances; None: :data:`EVAL_VOICES`.
         eval_utterances: held-out utterances ("test" sentences in ``eval_voices``) scored by ``evaluate``; 0: none.
         eval_guidance, eval_steps: guidance scale and DDIM steps of the evaluation's sampling.
+        eval_blink_rates: blinks per minute asked of the model on the held-out speech (:func:`blink_calibration`);
+            empty: not measured.
+        eval_blink_seeds: seeds per asked rate.
         stride: frames between the starts of training windows.
         audio_dropout: share of items whose audio is replaced by the null (classifier-free guidance).
         gain_db: random speech gain per item, ± dB (a constant added to the log-mel).
@@ -92,6 +103,8 @@ class MotionTaskConfig:
     eval_utterances: int = 8
     eval_guidance: float = 2.0
     eval_steps: int = 10
+    eval_blink_rates: list[float] = field(default_factory=lambda: [8.0, 15.0, 25.0])
+    eval_blink_seeds: int = 3
     stride: int = 4
     audio_dropout: float = 0.15
     gain_db: float = 6.0
@@ -113,6 +126,11 @@ class MotionTaskConfig:
             raise ValueError("nothing to train on: set synthetic_utterances > 0 or give a DATA folder (--data)")
         if config.gain_db < 0 or config.mel_shift < 0:
             raise ValueError(f"gain_db and mel_shift must be >= 0, got {config.gain_db} and {config.mel_shift}")
+        if any(not r > 0 for r in config.eval_blink_rates) or config.eval_blink_seeds < 1:
+            raise ValueError(
+                f"eval_blink_rates must be positive and eval_blink_seeds >= 1, got {config.eval_blink_rates} and "
+                f"{config.eval_blink_seeds}"
+            )
         if config.stride < 1 or config.variants < 1:
             raise ValueError(f"stride and variants must be >= 1, got {config.stride} and {config.variants}")
         return config
@@ -208,12 +226,16 @@ class MotionTask:
     @torch.no_grad()
     def evaluate(self, model: MotionDenoiser, step: int = 0) -> dict[str, float]:
         """Scores on the held-out clips with guidance ``eval_guidance`` and of the audio-dropped twin (``twin_``
-        keys), means over clips, and ``wins_mouth_open``: the share of clips where the model's mouth-opening r beats
-        the twin's. Empty with ``eval_utterances: 0``."""
-        if not self.config.eval_utterances:
+        keys), means over clips, ``wins_<score>``: the share of clips where the model beats the twin, and the blinks
+        made at each asked rate (:func:`blink_calibration`). Empty with ``eval_utterances: 0``."""
+        c = self.config
+        if not c.eval_utterances:
             return {}
-        return evaluate_motion(model, self.eval_clips(), self.config.fps, self.config.eval_guidance,
-                               self.config.eval_steps)  # fmt: skip
+        out = evaluate_motion(model, self.eval_clips(), c.fps, c.eval_guidance, c.eval_steps)
+        if c.eval_blink_rates:
+            out |= blink_calibration(model, self.eval_clips(), c.fps, c.eval_blink_rates, c.eval_blink_seeds,
+                                     c.eval_guidance, c.eval_steps)  # fmt: skip
+        return out
 
 
 def augment_mel(windows: torch.Tensor, gain_db: float, shift: int) -> torch.Tensor:
@@ -262,4 +284,54 @@ def evaluate_motion(
         out[name] = float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
         out[f"twin_{name}"] = float(np.nanmean(b)) if np.isfinite(b).any() else float("nan")
         out[f"wins_{name}"] = float(np.mean(np.nan_to_num(a, nan=-np.inf) > np.nan_to_num(b, nan=-np.inf)))
+    return out
+
+
+@torch.no_grad()
+def blink_calibration(
+    model: MotionDenoiser,
+    clips: list[MotionClip],
+    fps: int,
+    rates: list[float],
+    seeds: int = 3,
+    guidance: float = 2.0,
+    steps: int = 10,
+) -> dict[str, float]:
+    """Blinks asked vs made: the clips' speech joined into one track (as a long talk is sampled: window after window,
+    each continuing the last), sampled at each rate in ``rates`` with seeds ``0 .. seeds - 1``, its eyelids read by
+    :func:`~avdiff.metrics.blinks.blink_stats` (the mean of both eyes).
+
+    Returns:
+        ``{"blink_minutes": minutes per rate (all seeds)}`` and, per rate ``R`` (``%g``): ``blinks_at_R`` (blinks a
+        minute over all seeds), ``blink_s_min_at_R``, ``blink_s_max_at_R`` (the shortest and longest blink),
+        ``longest_open_s_at_R`` (the longest stretch without a blink, any seed).
+
+    Raises:
+        ValueError: no clips, or clips at different sample rates.
+    """
+    if not clips:
+        raise ValueError("blink_calibration needs at least one clip")
+    if len({c.sample_rate for c in clips}) != 1:
+        raise ValueError("the clips must share one sample rate to be joined")
+    model.eval()
+    speech = Waveform(torch.cat([c.samples for c in clips])[None], clips[0].sample_rate)
+    out: dict[str, float] = {}
+    for rate in rates:
+        made = []
+        for seed in range(seeds):
+            gen = sample_motion(
+                model, speech, fps, num_inference_steps=steps, guidance_scale=guidance,
+                generator=torch.Generator().manual_seed(seed), blink_rate_per_min=rate,
+            )  # fmt: skip
+            made.append(blink_stats((gen.eye_left + gen.eye_right) / 2, fps))
+        key = f"{rate:g}"
+        minutes = sum(m["minutes"] for m in made)
+        out["blink_minutes"] = minutes
+        out[f"blinks_at_{key}"] = sum(m["blinks"] for m in made) / minutes
+        shortest = [m["blink_s_min"] for m in made if m["blinks"]]
+        longest = [m["blink_s_max"] for m in made if m["blinks"]]
+        out[f"blink_s_min_at_{key}"] = min(shortest) if shortest else float("nan")
+        out[f"blink_s_max_at_{key}"] = max(longest) if longest else float("nan")
+        out[f"longest_open_s_at_{key}"] = max(m["longest_open_s"] for m in made)
+    logger.info("blinks asked vs made: %s", {r: round(out[f"blinks_at_{r:g}"], 1) for r in rates})
     return out

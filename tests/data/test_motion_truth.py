@@ -4,7 +4,15 @@ and lips that follow the phonemes."""
 import numpy as np
 import pytest
 
-from avdiff.data.motion_truth import BLINK_S, MAX_GAP_S, blink_track, head_sway, motion_truth
+from avdiff.data.motion_truth import (
+    BLINK_S,
+    MAX_GAP_S,
+    blink_gap_scale,
+    blink_rate_limits,
+    blink_track,
+    head_sway,
+    motion_truth,
+)
 from avdiff.video.motion import CLOSED_APERTURE
 
 FPS = 25
@@ -29,11 +37,40 @@ def test_blinks_are_seeded_and_the_rate_can_be_set():
     b, _ = blink_track(500, FPS, np.random.default_rng(7))
     c, _ = blink_track(500, FPS, np.random.default_rng(8))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
-    _, slow = blink_track(FPS * 600, FPS, np.random.default_rng(0), rate_per_min=6)
+    _, slow = blink_track(FPS * 600, FPS, np.random.default_rng(0), rate_per_min=7)
     _, fast = blink_track(FPS * 600, FPS, np.random.default_rng(0), rate_per_min=30)
     assert len(slow) < len(fast)
     with pytest.raises(ValueError, match="rate_per_min"):
         blink_track(10, FPS, np.random.default_rng(0), rate_per_min=0)
+
+
+@pytest.mark.parametrize("rate", [8.0, 15.0, 25.0])
+def test_the_rate_made_is_the_rate_asked_on_short_clips_as_on_long_ones(rate):
+    """A model learns the rate from 1-2 s windows of 2-5 s sentences: the truth must show the asked rate there, at a
+    clip's start as later (the process is stationary), not only over ten minutes."""
+    rng = np.random.default_rng(3)
+    counts, first_second, seconds = 0, 0, 0.0
+    for _ in range(1500):
+        num_frames = int(rng.integers(2 * FPS, 5 * FPS))
+        _, blinks = blink_track(num_frames, FPS, rng, rate_per_min=rate)
+        starts = np.array([s for s, _ in blinks])
+        counts += int((starts >= 0).sum())
+        first_second += int(((starts >= 0) & (starts < 1.0)).sum())
+        seconds += num_frames / FPS
+    assert counts / seconds * 60 == pytest.approx(rate, rel=0.05)
+    assert first_second / 1500 * 60 == pytest.approx(rate, rel=0.12)  # the first second is like any other
+    _, long = blink_track(FPS * 1200, FPS, rng, rate_per_min=rate)
+    starts = np.array([s for s, _ in long])
+    assert len(starts) / 20 == pytest.approx(rate, rel=0.05) and np.diff(starts).max() < 10.0
+
+
+def test_rates_the_gap_bounds_cannot_average_are_refused():
+    low, high = blink_rate_limits()
+    assert 6 < low < 7 and high > 60
+    assert blink_gap_scale(10.0) > blink_gap_scale(20.0) > 0  # rarer blinks: longer gaps
+    for rate in (low - 0.1, high + 1):
+        with pytest.raises(ValueError, match="rate_per_min must be in"):
+            blink_track(100, FPS, np.random.default_rng(0), rate_per_min=rate)
 
 
 def test_the_head_sways_slowly_nods_on_accents_and_keeps_still_when_asked():

@@ -124,3 +124,29 @@ def test_few_sampling_steps_start_from_pure_noise(kind):
     for steps in (1, 2, 4, 10):
         scheduler.set_timesteps(steps)
         assert int(scheduler.timesteps[0]) == 999 and len(scheduler.timesteps) == steps
+
+
+def test_a_blink_clock_model_takes_the_seconds_since_the_last_blink():
+    clocked = build_motion_denoiser({**SMALL, "blink_clock": True}, seed=0).eval()
+    assert clocked.control_names == ("blink_rate_per_min", "head_amount", "seconds_since_blink")
+    assert clocked.controls(15, 1, 3.5) == [15.0, 1.0, 3.5]
+    assert clocked.controls(15, 1, 40.0)[2] == 12.0 and clocked.controls(15, 1, -1.0)[2] == 0.0  # clipped
+    x, past, audio, _ = inputs(clocked)
+    with torch.no_grad():
+        for block in clocked.blocks:  # the residual branches start at zero: give them weights, as training would
+            block.out.weight.normal_(0, 0.1, generator=torch.Generator().manual_seed(0))
+        soon = clocked(x, 500, past, audio, torch.tensor([clocked.controls(15, 1, 0.2)] * 2))
+        late = clocked(x, 500, past, audio, torch.tensor([clocked.controls(15, 1, 9.0)] * 2))
+    assert not torch.allclose(soon, late)  # the clock reaches the network
+    with pytest.raises(ValueError, match="controls must be"):
+        clocked(x, 500, past, audio, torch.tensor([[15.0, 1.0]] * 2))  # a plain model's two controls
+    assert build_motion_denoiser(SMALL, seed=0).controls(15, 1, 3.5) == [15.0, 1.0]
+
+
+def test_blink_onsets_are_the_rises_through_half_shut():
+    from avdiff.models.motion import blink_onsets
+
+    closure = np.array([0.0, 0.2, 0.7, 1.0, 0.4, 0.0, 0.6, 0.45, 0.55, 0.0])
+    assert blink_onsets(closure).tolist() == [2, 6, 8]
+    assert blink_onsets(np.array([0.9, 0.1, 0.0])).tolist() == [0]  # shut at the first frame
+    assert blink_onsets(np.zeros(5)).tolist() == []

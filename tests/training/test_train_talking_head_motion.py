@@ -160,6 +160,8 @@ def test_the_cli_evaluates_the_final_model_once_and_on_the_main_process_only(
 
     out = tmp_path / "run"
     scores = {"clips": 2.0} | {f"{p}{n}": 0.5 for n in SCORES for p in ("", "twin_", "wins_")}
+    blinks = ("blinks_at_", "blink_s_min_at_", "blink_s_max_at_", "longest_open_s_at_")
+    scores |= {"blink_minutes": 1.0} | {f"{p}{r:g}": 1.0 for p in blinks for r in MotionTaskConfig().eval_blink_rates}
     calls = []
 
     def fake_train(self, resume=False, stop_after=None):
@@ -208,3 +210,25 @@ def test_augment_mel_shifts_the_bands_and_adds_a_gain():
     assert set(moves.tolist()) == {-2.0, -1.0, 0.0, 1.0, 2.0}
     assert torch.equal(shifted[:, :, 0, :].clamp(min=0), shifted[:, :, 0, :])  # the edges repeat, nothing wraps
     assert torch.equal(augment_mel(x, 0.0, 0), x)
+
+
+def test_windows_tell_a_blink_clock_model_when_the_eyes_last_blinked():
+    from avdiff.data.motion_dataset import MotionClip
+    from avdiff.models.builders import build_motion_denoiser
+
+    motion = neutral_motion(100)
+    eyes = [FIELDS.index("eye_left"), FIELDS.index("eye_right")]
+    motion[10:14, eyes] = 1.0  # a blink the eyelids show, from frame 10
+    samples = torch.zeros(16000 * 4)
+    known = MotionClip("known", samples, 16000, motion, (15.0, 1.0), blink_starts=np.array([-2.0, 1.0]))
+    assert known.seconds_since_blink(0, 25) == pytest.approx(2.0)  # the truth's blink before the clip
+    assert known.seconds_since_blink(50, 25) == pytest.approx(1.0)
+    read = MotionClip("read", samples, 16000, motion, (15.0, 1.0))  # no truth: read off the eyelids
+    assert read.seconds_since_blink(20, 25) == pytest.approx(0.4)
+    assert read.seconds_since_blink(5, 25) == pytest.approx(0.2 + 30 / 15)  # before any: half a mean gap ago
+    model = build_motion_denoiser({"preset": "tiny", "blink_clock": True}, seed=0)
+    data = MotionWindows([known], model, 25, stride=4)
+    assert data[0]["controls"].tolist() == pytest.approx([15.0, 1.0, 2.0])
+    assert data[12]["controls"].tolist() == pytest.approx([15.0, 1.0, 48 / 25 - 1.0])  # frame 48
+    plain = MotionWindows([known], build_motion_denoiser("tiny", seed=0), 25, stride=4)
+    assert plain[0]["controls"].tolist() == [15.0, 1.0]

@@ -12,6 +12,10 @@ Classifier-free guidance on the audio: ``guidance_scale`` (the user's "expressiv
 the audio and the one with the learned null audio, ``null + s * (cond - null)``; 0 is the audio-dropped twin (the
 model's unconditional branch, only that branch is run), 1 the plain conditional model (only that branch is run).
 
+Blinks: a model with ``blink_clock`` is told, per window, the seconds since the last blink began (read off the
+eyelids it generated, :func:`~avdiff.models.motion.blink_onsets`; at the clip's start half the mean gap,
+``30 / blink_rate_per_min``), so its blinks keep the asked rate and never leave the eyes open 10 s.
+
 Seams: the past already makes each window continue the one before; what small step remains at a seam (a window's
 first frame a little off the line its past was on) is taken out by :func:`join_seam`, which shifts the window's first
 ``seam_frames`` frames by the offset, fading to nothing (the model's own motion is kept, only the jump goes).
@@ -32,7 +36,7 @@ import torch
 
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.io import Waveform
-from avdiff.models.motion import POSE_FIELDS, MotionDenoiser, neutral_motion
+from avdiff.models.motion import POSE_FIELDS, MotionDenoiser, blink_onsets, neutral_motion
 from avdiff.pipelines.utils import check_generator, check_number, torch_threads
 from avdiff.video.motion import FIELDS, Motion
 
@@ -40,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 SCHEDULERS = ("ddim", "dpm")
 _POSE_COLUMNS = [FIELDS.index(name) for name in POSE_FIELDS]
+_EYE_COLUMNS = [FIELDS.index("eye_left"), FIELDS.index("eye_right")]
 
 
 def iter_motion(
@@ -149,7 +154,9 @@ def _windows(
     head_max = float(model.config.head_amount_max)
     model_head = min(head_amount, head_max)
     pose_gain = head_amount / model_head if model_head > 0 else 1.0
-    controls = torch.tensor([[blink_rate, model_head]], device=device, dtype=dtype)
+    frame_s = 1.0 / float(parse_fps(fps))
+    last_blink_s = -30.0 / max(blink_rate, 1.0)  # before the clip: half a mean gap ago
+    last_eyes = 0.0  # the reference's eyes are open
     rest = neutral_motion(1)[0, _POSE_COLUMNS]
 
     T, K = model.window_frames, model.past_frames
@@ -158,6 +165,8 @@ def _windows(
     sched = model.make_scheduler(scheduler)
     for start in range(0, num_frames, T):
         audio = model.frame_windows(mel, clock, start - K, K + T).to(dtype)  # [1, K + T, n_mels, W]
+        since = start * frame_s - last_blink_s
+        controls = torch.tensor([model.controls(blink_rate, model_head, since)], device=device, dtype=dtype)
         noise = torch.randn((1, T, len(FIELDS)), generator=generator, device=generator.device if generator else "cpu")
         x = noise.to(device=device, dtype=dtype) * sched.init_noise_sigma
         sched.set_timesteps(num_inference_steps, device=device)
@@ -172,6 +181,12 @@ def _windows(
             x[..., _POSE_COLUMNS] = neutral[..., _POSE_COLUMNS]
         past = x[:, -K:] if K <= T else torch.cat([past, x], dim=1)[:, -K:]
         motion = model.denormalize(x[0, : num_frames - start]).float().cpu().numpy()
+        eyes = np.concatenate([[last_eyes], motion[:, _EYE_COLUMNS].mean(axis=1)])
+        onsets = blink_onsets(eyes)
+        onsets = onsets[onsets > 0]  # frame 0 is the previous window's last frame
+        if len(onsets):
+            last_blink_s = (start + int(onsets[-1]) - 1) * frame_s
+        last_eyes = float(eyes[-1])
         if still_head:
             motion[:, _POSE_COLUMNS] = rest
         elif pose_gain != 1.0:

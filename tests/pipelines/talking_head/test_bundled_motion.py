@@ -71,3 +71,26 @@ def test_the_mouth_follows_unseen_speech_and_the_twin_does_not(pipe):
     assert r >= 0.8 and r > r_twin + 0.4, (r, r_twin)
     closed = truth.lip_closure > 0.9
     assert got.lip_closure[closed].mean() > got.lip_closure[truth.mouth_open > 0.15].mean() + 0.4
+
+
+@pytest.mark.requires_espeak
+def test_it_blinks_about_as_often_as_asked_on_a_minute_of_unseen_speech(pipe):
+    """The blink clock: asked 8 and 25 a minute, a minute of held-out sentences in an unseen voice, one track."""
+    from avdiff.audio.io import Waveform
+    from avdiff.audio.phonemes import speak_with_phonemes
+    from avdiff.data.synthetic import sentences
+    from avdiff.metrics.blinks import blink_stats
+    from avdiff.pipelines.talking_head import sample_motion
+
+    parts = [speak_with_phonemes(s, voice="en-us+m1", sample_rate=16000)[0].samples for s in sentences("test")[:8]]
+    one = torch.cat(parts, dim=-1)
+    speech = Waveform(one.repeat(1, int(np.ceil(60 * 16000 / one.shape[-1]))), 16000)
+    made = {}
+    for asked in (8, 25):
+        m = sample_motion(
+            pipe.motion_model, speech, 25, blink_rate_per_min=asked, generator=torch.Generator().manual_seed(0)
+        )
+        made[asked] = blink_stats((m.eye_left + m.eye_right) / 2, 25)
+    assert 5 <= made[8]["blinks_per_min"] <= 11 and 20 <= made[25]["blinks_per_min"] <= 30, made
+    assert made[25]["longest_open_s"] < made[8]["longest_open_s"] < 16
+    assert 0.06 <= made[8]["blink_s_min"] and made[25]["blink_s_max"] <= 0.5

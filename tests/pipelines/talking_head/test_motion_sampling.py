@@ -159,3 +159,30 @@ def test_the_denoiser_runs_on_one_thread_and_the_count_is_restored(model, speech
         assert torch.get_num_threads() == 2  # between windows: the caller's count, while it renders
     assert seen and set(seen) == {1}
     assert torch.get_num_threads() == 2
+
+
+def test_a_blink_clock_model_is_told_when_its_eyes_last_blinked():
+    """The clock starts at half a mean gap (30 / rate) and restarts at each blink the model itself made."""
+    from avdiff.video.motion import FIELDS
+
+    small = {"hidden_dim": 16, "dilations": [1], "audio_dim": 8, "audio_hidden": 8, "window_frames": 12,
+             "past_frames": 4, "blink_clock": True}  # fmt: skip
+    model = build_motion_denoiser(small, seed=0).eval()
+    seen, calls = [], {"n": 0}
+    eye = [FIELDS.index("eye_left"), FIELDS.index("eye_right")]
+    shut = model.normalize(torch.ones(len(FIELDS)))[eye]  # raw closure 1, as the network sees it
+
+    def forward(sample, timestep, past, audio, controls, drop_audio=None):
+        seen.append(float(controls[0, 2]))
+        out = torch.zeros_like(sample)
+        calls["n"] += 1
+        if calls["n"] <= 2:  # the first window (2 steps): a blink rising through half shut at frame 5
+            out[:, 5:8, eye] = shut
+        return out
+
+    model.forward = forward
+    speech = Waveform(0.1 * torch.randn(1, 16000 * 2, generator=gen(0)), 16000)  # 50 frames: 5 windows
+    sample_motion(model, speech, 25, num_inference_steps=2, guidance_scale=1.0, blink_rate_per_min=15,
+                  generator=gen(0))  # fmt: skip
+    per_window = seen[::2]
+    assert per_window == pytest.approx([2.0, (12 - 5) / 25, (24 - 5) / 25, (36 - 5) / 25, (48 - 5) / 25])
