@@ -177,7 +177,7 @@ def _one_process(folder: Path) -> Path:
 def batch_folder(tmp_path_factory):
     """Six talking-head rows (row 2 has no face) and their videos made by one process (the bundled model)."""
     folder = tmp_path_factory.mktemp("batch")
-    _inputs(folder)
+    _inputs(folder, seconds=4.0)  # long enough that a batch can be killed between two videos of the fast default
     _manifest(folder, good=5, bad_at=2)
     cwd = os.getcwd()
     os.chdir(folder)
