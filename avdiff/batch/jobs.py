@@ -29,7 +29,7 @@ from avdiff.audio.clock import parse_fps
 from avdiff.audio.curves import DEFAULT_LEVELS
 from avdiff.audio.io import AudioStream
 from avdiff.batch.manifest import Column, Row
-from avdiff.bundled import DEFAULT_SCENE_MODEL, DEFAULT_TALKING_HEAD_MODEL
+from avdiff.bundled import DEFAULT_SCENE_MODEL, DEFAULT_TALKING_HEAD_MODEL, PIPELINE_KINDS
 from avdiff.loading import load_model, load_pipeline
 from avdiff.metrics import beats, lipsync
 from avdiff.pipelines import (
@@ -154,7 +154,12 @@ class TalkJob(Job):
         if model == BASELINE:
             return None  # the warp has no weights; it is made per row, at the row's frame rate
         # the class the folder's model_index.json names (a motion or a pixel model); a hub id is a pixel model
-        return load_model(model or self.default_model, variant=variant, device=device, hub_class=TalkingHeadPipeline)
+        name = model or self.default_model
+        pipe = load_model(name, variant=variant, device=device, hub_class=TalkingHeadPipeline)
+        if PIPELINE_KINDS.get(type(pipe).__name__) != "talking-head":
+            talking = sorted(k for k, v in PIPELINE_KINDS.items() if v == "talking-head")
+            raise ValueError(f"--model {name!r}: a {type(pipe).__name__}, not a talking-head pipeline ({talking})")
+        return pipe
 
     def _kwargs(self, pipe, row: Row) -> dict:
         """The pipeline call's settings from the row; a column of the other kind of model is a ValueError."""

@@ -108,6 +108,8 @@ def test_the_python_api_yields_each_rows_result_and_a_bad_model_raises_before_an
     with pytest.raises(ValueError, match="no-such-model"):
         list(run_batch(job, rows, tmp_path / "out2", model=str(tmp_path / "no-such-model"), progress=False))
     assert not (tmp_path / "out2").exists() or not list((tmp_path / "out2").iterdir())
+    with pytest.raises(ValueError, match="not a talking-head pipeline"):  # a scene model, refused by its class
+        list(run_batch(job, rows, tmp_path / "out3", model="avdiff/scene-tiny", progress=False))
 
 
 def test_the_default_motion_model_takes_its_own_settings_per_row_and_skips_a_pixel_setting(tmp_path):

@@ -144,9 +144,9 @@ class TalkingHeadTab:
                         )
                         with gr.Column(visible=default.is_motion, elem_id="th-motion-settings") as motion_box:
                             with gr.Row():
-                                blink_rate = gr.Slider(
-                                    0,
-                                    40,
+                                blink_rate = gr.Slider(  # the range the shipped motion model was trained on
+                                    7,
+                                    30,
                                     15,
                                     step=1,
                                     label="Blinks per minute",

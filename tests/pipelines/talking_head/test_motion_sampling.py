@@ -153,12 +153,15 @@ def test_the_denoiser_runs_on_one_thread_and_the_count_is_restored(model, speech
         return forward(self, *args, **kwargs)
 
     monkeypatch.setattr(type(model), "forward", counting)
-    torch.set_num_threads(2)  # the caller's (the module's fixture restores its own afterwards)
-    windows = iter_motion(model, speech, 25, num_inference_steps=2, generator=gen(0))
-    for _ in windows:
-        assert torch.get_num_threads() == 2  # between windows: the caller's count, while it renders
-    assert seen and set(seen) == {1}
-    assert torch.get_num_threads() == 2
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the caller's
+    try:
+        for _ in iter_motion(model, speech, 25, num_inference_steps=2, generator=gen(0)):
+            assert torch.get_num_threads() == 2  # between windows: the caller's count, while it renders
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_a_blink_clock_model_is_told_when_its_eyes_last_blinked():
