@@ -41,7 +41,10 @@ def trace_cli(argv: list[str]) -> Trace:
     def profile(frame, event, arg):
         if event == "call":
             code = frame.f_code
-            if code.co_filename.startswith(ROOT) and code.co_flags & CO_OPTIMIZED:
+            # a comprehension run by a module's body is import-time work, done once per process and so not part of
+            # a job's path (a module imported earlier in the same process would not run it)
+            at_import = frame.f_back is not None and not frame.f_back.f_code.co_flags & CO_OPTIMIZED
+            if code.co_filename.startswith(ROOT) and code.co_flags & CO_OPTIMIZED and not at_import:
                 rel = code.co_filename[len(ROOT) :]
                 compact: list[str] = []
                 for f in stack:

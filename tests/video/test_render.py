@@ -229,7 +229,9 @@ def test_a_face_says_a_sentence_from_its_motion_truth():
     from avdiff.data.motion_truth import motion_truth
 
     speech, events = speak_with_phonemes("Please call Stella and ask her to bring these things.", sample_rate=16000)
-    truth = motion_truth(events, speech, 25, np.random.default_rng(3), blink_rate_per_min=40)
+    # the head sways twice its natural amount: at the natural amount the pitch sway (sd 0.8 degrees) is as small as
+    # mediapipe's own pitch error, which follows the opening jaw (sd 0.9 degrees, r -0.43 with the mouth): r 0.53
+    truth = motion_truth(events, speech, 25, np.random.default_rng(3), blink_rate_per_min=40, head_amount=2.0)
     image = skimage.data.astronaut()
     face = detect_face(image)
     renderer = FaceRenderer(image, face)
@@ -243,7 +245,7 @@ def test_a_face_says_a_sentence_from_its_motion_truth():
     assert np.corrcoef(got.mouth_open, truth.mouth_open)[0, 1] >= 0.85  # measured 0.92 (mediapipe misses thin gaps)
     shut = truth.eye_left > 0.8
     assert shut.any() and got.eye_left[shut].mean() > got.eye_left[truth.eye_left == 0].mean() + 0.3
-    for angle in ("yaw", "pitch", "roll"):  # sways of 1-2 degrees (measured r 0.98, 0.90, 0.84)
+    for angle in ("yaw", "pitch", "roll"):  # sways of 2-3 degrees (measured r 0.98, 0.85, 0.98)
         assert np.corrcoef(getattr(got, angle), getattr(truth, angle))[0, 1] >= 0.7, angle
 
 
