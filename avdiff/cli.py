@@ -70,6 +70,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"avdiff: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Leave the process group a command joined under a launcher (``avdiff.loading.process_state``), as
+    ``Accelerator.end_training`` does: a gloo group left to the interpreter's teardown can abort a process whose work
+    is done ("terminate called without an active exception", seen on a batch's second rank; pytorch/pytorch#190489).
+    Without torch imported, there is none to leave."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _user_facing(error: Exception) -> bool:

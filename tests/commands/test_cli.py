@@ -102,3 +102,18 @@ def test_help_lists_every_command_and_job(capsys, monkeypatch):
         main(["talk", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--max-duration S" in text and "default 600" in text and "from 1 to 120" in text
+
+
+def test_a_command_leaves_the_process_group_it_ran_in(tmp_path):
+    """Under a launcher a command joins a process group; the CLI leaves it before the process exits, since a gloo
+    group left to the interpreter's teardown can abort a finished process (pytorch/pytorch#190489)."""
+    code = (
+        "import torch.distributed as dist\n"
+        "from avdiff.cli import main\n"
+        f"dist.init_process_group('gloo', init_method='file://{tmp_path / 'store'}', rank=0, world_size=1)\n"
+        "assert main(['batch', 'talk', '--columns']) == 0\n"
+        "print('still in the group' if dist.is_initialized() else 'left')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "left"
