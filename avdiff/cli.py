@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except CommandError as e:
         print(f"avdiff: error: {e}", file=sys.stderr)
         return 2
@@ -70,18 +70,23 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"avdiff: error: {e}", file=sys.stderr)
         return 2
-    finally:
-        _leave_process_group()
+    _leave_process_group()
+    return code
 
 
 def _leave_process_group() -> None:
-    """Leave the process group a command joined under a launcher (``avdiff.loading.process_state``), as
+    """Leave the process group a finished command joined under a launcher (``avdiff.loading.process_state``), as
     ``Accelerator.end_training`` does: a gloo group left to the interpreter's teardown can abort a process whose work
     is done ("terminate called without an active exception", seen on a batch's second rank; pytorch/pytorch#190489).
-    Without torch imported, there is none to leave."""
+    A command that failed does not wait to leave: its peers may still be inside a collective, and the launcher stops
+    them when it exits. Without torch imported, there is none to leave."""
     dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_available() and dist.is_initialized():
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return
+    try:
         dist.destroy_process_group()
+    except Exception:  # the work is done and reported: a failed goodbye must not turn it into an error
+        logger.debug("could not leave the process group", exc_info=True)
 
 
 def _user_facing(error: Exception) -> bool:

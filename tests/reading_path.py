@@ -18,6 +18,9 @@ import avdiff
 
 ROOT = str(Path(avdiff.__file__).parent) + "/"
 CO_OPTIMIZED = 0x1  # set for functions, not for module or class bodies
+# Work done while a module is imported (its body and all it calls) is left out: it runs once per process, so whether
+# a job shows it depends on what the process imported before (another test, in the same pytest run).
+IMPORTING = "<import>"
 
 
 @dataclass
@@ -37,14 +40,15 @@ def trace_cli(argv: list[str]) -> Trace:
     result = Trace()
     seen: set[str] = set()
     stack: list[str | None] = []
+    importing = [0]  # module and class bodies on the stack
 
     def profile(frame, event, arg):
         if event == "call":
             code = frame.f_code
-            # a comprehension run by a module's body is import-time work, done once per process and so not part of
-            # a job's path (a module imported earlier in the same process would not run it)
-            at_import = frame.f_back is not None and not frame.f_back.f_code.co_flags & CO_OPTIMIZED
-            if code.co_filename.startswith(ROOT) and code.co_flags & CO_OPTIMIZED and not at_import:
+            if not code.co_flags & CO_OPTIMIZED:  # a module or class body: an import, or a class statement
+                stack.append(IMPORTING)
+                importing[0] += 1
+            elif code.co_filename.startswith(ROOT) and not importing[0]:
                 rel = code.co_filename[len(ROOT) :]
                 compact: list[str] = []
                 for f in stack:
@@ -60,7 +64,8 @@ def trace_cli(argv: list[str]) -> Trace:
             else:
                 stack.append(None)
         elif event == "return" and stack:
-            stack.pop()
+            if stack.pop() is IMPORTING:
+                importing[0] -= 1
 
     assert threading.current_thread() is threading.main_thread()
     sys.setprofile(profile)

@@ -117,3 +117,17 @@ def test_a_command_leaves_the_process_group_it_ran_in(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "left"
+
+
+def test_a_failed_command_exits_at_once_without_waiting_on_its_group(tmp_path):
+    """A command that fails does not wait to leave the group (its peers may be inside a collective): it reports its
+    error and returns its code."""
+    code = (
+        "import torch.distributed as dist\n"
+        "from avdiff.cli import main\n"
+        f"dist.init_process_group('gloo', init_method='file://{tmp_path / 'store'}', rank=0, world_size=1)\n"
+        "print(main(['batch', 'talk']), 'in the group' if dist.is_initialized() else 'left')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "--manifest and --out are required" in done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "2 in the group"

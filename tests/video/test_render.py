@@ -229,9 +229,10 @@ def test_a_face_says_a_sentence_from_its_motion_truth():
     from avdiff.data.motion_truth import motion_truth
 
     speech, events = speak_with_phonemes("Please call Stella and ask her to bring these things.", sample_rate=16000)
-    # the head sways twice its natural amount: at the natural amount the pitch sway (sd 0.8 degrees) is as small as
-    # mediapipe's own pitch error, which follows the opening jaw (sd 0.9 degrees, r -0.43 with the mouth): r 0.53
-    truth = motion_truth(events, speech, 25, np.random.default_rng(3), blink_rate_per_min=40, head_amount=2.0)
+    # the head sways at the most the motion model is trained for (1.5): at the natural amount the pitch sway (sd 0.8
+    # degrees) is as small as mediapipe's own pitch error, which follows the opening jaw (sd 0.9 degrees, r -0.43 with
+    # the mouth): r 0.53 at 1x, 0.75 at 1.5x, 0.85 at 2x
+    truth = motion_truth(events, speech, 25, np.random.default_rng(3), blink_rate_per_min=40, head_amount=1.5)
     image = skimage.data.astronaut()
     face = detect_face(image)
     renderer = FaceRenderer(image, face)
@@ -242,10 +243,10 @@ def test_a_face_says_a_sentence_from_its_motion_truth():
         assert np.abs(getattr(mesh, name) - getattr(truth, name)).max() < 3e-3, name
     frames = np.stack(list(renderer.frames(truth)))
     got = motion_from_landmarks(track_landmarks(frames, depth=True), face.points3d)
-    assert np.corrcoef(got.mouth_open, truth.mouth_open)[0, 1] >= 0.85  # measured 0.92 (mediapipe misses thin gaps)
+    assert np.corrcoef(got.mouth_open, truth.mouth_open)[0, 1] >= 0.85  # measured 0.95 (mediapipe misses thin gaps)
     shut = truth.eye_left > 0.8
     assert shut.any() and got.eye_left[shut].mean() > got.eye_left[truth.eye_left == 0].mean() + 0.3
-    for angle in ("yaw", "pitch", "roll"):  # sways of 2-3 degrees (measured r 0.98, 0.85, 0.98)
+    for angle in ("yaw", "pitch", "roll"):  # sways of 1-2 degrees (measured r 0.98, 0.75, 0.97)
         assert np.corrcoef(getattr(got, angle), getattr(truth, angle))[0, 1] >= 0.7, angle
 
 
