@@ -116,6 +116,8 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         field_mean, field_std: per-field statistics of raw motion (length D), the network sees
             ``(motion - mean) / std``; None: 0 and 1.
         head_amount_max: the largest head amount seen in training; larger requests are scaled after sampling.
+        blink_rate_range: the blink rates seen in training (a minute, ``(low, high)``); the sampler warns of a rate
+            outside them, which the model never learned to make.
         blink_clock: take a third control, the seconds since the last blink began (module doc; :meth:`controls`).
         scheduler: the noise schedule (a diffusers scheduler config; ``prediction_type`` must be ``"sample"``).
 
@@ -142,6 +144,7 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         field_mean: list[float] | None = None,
         field_std: list[float] | None = None,
         head_amount_max: float = 1.5,
+        blink_rate_range: tuple[float, float] = (7.0, 30.0),
         blink_clock: bool = False,
         scheduler: dict | None = None,
     ):
@@ -162,6 +165,8 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
             raise ValueError(f"dilations must be a non-empty list of positive integers, got {dilations!r}")
         if not mel_std > 0:
             raise ValueError(f"mel_std must be positive, got {mel_std!r}")
+        if len(blink_rate_range) != 2 or not 0 <= blink_rate_range[0] <= blink_rate_range[1]:
+            raise ValueError(f"blink_rate_range must be (low, high) with 0 <= low <= high, got {blink_rate_range!r}")
         D = len(FIELDS)
         mean = np.zeros(D) if field_mean is None else np.asarray(field_mean, dtype=np.float64)
         std = np.ones(D) if field_std is None else np.asarray(field_std, dtype=np.float64)

@@ -73,7 +73,8 @@ def iter_motion(
         guidance_scale: classifier-free guidance on the audio, >= 0 ("expressiveness"): 0 ignores the audio,
             1 is the conditional model, above 1 exaggerates what the audio asks for.
         generator: the only source of randomness (the initial noise of each window); None uses torch's global RNG.
-        blink_rate_per_min: blinks per minute (>= 0; people blink 10-20 times a minute).
+        blink_rate_per_min: blinks per minute (>= 0; people blink 10-20 times a minute); a rate outside the model's
+            ``blink_rate_range`` (the shipped model: 7-30) is logged as a warning, as the model never learned it.
         head_amount: head motion, >= 0 (0 still, 1 natural sway and nods); above the model's ``head_amount_max``
             the pose is scaled up after sampling.
         still_head: zero head pose in every frame (yaw, pitch, roll, tx, ty 0 and scale 1), whatever ``head_amount``.
@@ -102,6 +103,15 @@ def iter_motion(
         raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}")
     guidance_scale = check_number("guidance_scale", guidance_scale, 0.0, convert=True)
     blink_rate = check_number("blink_rate_per_min", blink_rate_per_min, 0.0, convert=True)
+    low, high = model.config.blink_rate_range
+    if not low <= blink_rate <= high:
+        logger.warning(
+            "blink_rate_per_min=%g is outside the %g-%g blinks a minute this motion model was trained on: its blinks "
+            "will not follow it",
+            blink_rate,
+            low,
+            high,
+        )
     head_amount = check_number("head_amount", head_amount, 0.0, convert=True)
     if scheduler not in SCHEDULERS:
         raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from avdiff.bundled import available, resolve
+from avdiff.data.motion_dataset import BLINK_RANGE
 from avdiff.models.builders import build_motion_denoiser
 from avdiff.pipelines import MotionTalkingHeadPipeline
 from avdiff.training.config import load_train_config
@@ -51,6 +52,7 @@ def test_it_fits_its_recipe(pipe):
     assert shapes == {n: p.shape for n, p in pipe.motion_model.named_parameters()}
     trained = dict(pipe.motion_model.named_parameters())
     assert any(not torch.equal(p, trained[n]) for n, p in fresh.named_parameters())
+    assert tuple(pipe.motion_model.config.blink_rate_range) == BLINK_RANGE  # the rates its truths were drawn from
     mean = np.asarray(pipe.motion_model.config.field_mean)
     assert mean.shape == (15,) and mean[-1] == pytest.approx(1.0, abs=0.05)  # statistics of real motion (scale ~1)
 

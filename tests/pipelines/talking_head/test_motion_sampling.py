@@ -143,6 +143,22 @@ def test_bad_inputs_give_clear_errors():
     assert len(sample_motion(model, wav, scheduler="dpm", num_inference_steps=2)) == 3
 
 
+def test_a_blink_rate_the_model_never_trained_on_is_said(caplog):
+    model = build_motion_denoiser({"hidden_dim": 8, "dilations": [1], "audio_dim": 4, "audio_hidden": 4})
+    assert tuple(model.config.blink_rate_range) == (7.0, 30.0)
+    wav = Waveform(torch.zeros(1, 1600), 16000)
+    for rate in (7, 15, 30):
+        iter_motion(model, wav, blink_rate_per_min=rate)
+    assert not caplog.records
+    for rate in (0, 60):
+        iter_motion(model, wav, blink_rate_per_min=rate)  # said before any window is sampled
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 2 and all("outside the 7-30 blinks a minute" in m for m in said), said
+    assert "blink_rate_per_min=0 " in said[0] and "blink_rate_per_min=60 " in said[1]
+    with pytest.raises(ValueError, match="blink_rate_range"):
+        build_motion_denoiser({"hidden_dim": 8, "dilations": [1], "blink_rate_range": (30, 7)})
+
+
 def test_the_denoiser_runs_on_one_thread_and_the_count_is_restored(model, speech, monkeypatch):
     """On a CPU the small denoiser runs with one torch thread (two threads on a shared CPU wait on each other at
     every op); the caller's thread count is what it was, between windows and after."""
