@@ -18,7 +18,7 @@ EXTRAS := demo,eval,clap,dev
 RESULTS := build/test-results
 PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest --durations=25
 
-.PHONY: install system-deps docs lint test test-fast demo bench proof bundle motion-model bundle-motion clean
+.PHONY: install system-deps docs lint test test-fast demo bench proof bundle motion-model bundle-motion mouth-model bundle-mouth clean
 
 install: $(STAMP)
 
@@ -99,6 +99,16 @@ bundle-motion: runs/talking_head_motion/final/model_index.json
 	rm -rf avdiff/bundled/talking-head-motion
 	cp -r runs/talking_head_motion/final avdiff/bundled/talking-head-motion
 	cp runs/talking_head_motion/config.json avdiff/bundled/talking-head-motion/training_config.json
+
+# the mouth painter, saved beside the bundled motion model (run after bundle-motion: it replaces the folder)
+mouth-model: install system-deps
+	$(AVDIFF) train talking-head-mouth --config configs/train/talking_head_mouth.yaml --resume --no-progress
+
+bundle-mouth: runs/talking_head_mouth/final/model_index.json
+	rm -rf avdiff/bundled/talking-head-motion/mouth_painter
+	cp -r runs/talking_head_mouth/final/mouth_painter avdiff/bundled/talking-head-motion/mouth_painter
+	cp runs/talking_head_mouth/final/model_index.json avdiff/bundled/talking-head-motion/model_index.json
+	cp runs/talking_head_mouth/config.json avdiff/bundled/talking-head-motion/mouth_painter/training_config.json
 
 clean:
 	rm -rf $(VENV) outputs build *.egg-info .pytest_cache

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 
 from avdiff.audio.io import Waveform, encode_audio_frames
 
@@ -45,3 +46,11 @@ def riff_wav(samples: np.ndarray, sample_rate: int, fmt_code: int = 3) -> bytes:
 
 
 __all__ = ["CONTAINERS", "Fraction", "riff_wav", "write_av_file"]
+
+
+def bursts(seconds: float, seed: int) -> Waveform:
+    """Speech-like noise bursts (syllable-like loudness at 3 + seed Hz), 16 kHz mono, seeded."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * 16000)) / 16000
+    envelope = np.clip(np.sin(2 * np.pi * (3 + seed) * t), 0, None) ** 2
+    return Waveform(torch.from_numpy((0.3 * envelope * rng.standard_normal(len(t)))[None].astype(np.float32)), 16000)

@@ -4,8 +4,9 @@ length.
 * ``motion``: the :class:`~avdiff.pipelines.talking_head.MotionTalkingHeadPipeline` (the bundled
   ``avdiff/talking-head-motion`` when it ships, else the untrained ``tiny`` motion preset, which costs the same),
   at 256 and 512 px, on one thread and on all cores: ``rtf`` end to end and per stage (audio loading, motion
-  sampling, rendering, encoding, from the pipeline's own ``timings``), and the time to the first frame, each against
-  the model-free warp baseline measured in the same run;
+  sampling, rendering, mouth painting, encoding, from the pipeline's own ``timings``), and the time to the first
+  frame, each against the model-free warp baseline measured in the same run; at 512 px also with the mouth painter
+  (``paint_mouth=True``, 8 DDIM steps, guidance 1.5) where the pipeline has one;
 
 All on the astronaut photo (512x512) with a deterministic speech-like signal (a voiced buzz whose loudness rises and
 falls at syllable rate), so the numbers do not depend on espeak-ng:
@@ -41,6 +42,7 @@ from avdiff.data.synthetic import default_face
 from avdiff.models.builders import build_motion_denoiser
 from avdiff.models.unet import quiet_empty_fp32_warning
 from avdiff.pipelines.talking_head import MotionTalkingHeadPipeline, TalkingHeadPipeline, WarpBaselinePipeline
+from avdiff.pipelines.talking_head.pipeline_motion_talking_head import STAGES
 
 logger = logging.getLogger(__name__)
 
@@ -188,14 +190,16 @@ def motion_pipeline() -> tuple[MotionTalkingHeadPipeline, str]:
     return pipe, name
 
 
-def measure_stages(seconds: float = 10.0, size: int = 512, threads: int = 1, steps: int = 10) -> dict:
+def measure_stages(
+    seconds: float = 10.0, size: int = 512, threads: int = 1, steps: int = 10, paint_mouth: bool = False
+) -> dict:
     """One call of the motion pipeline and one of the warp baseline on ``seconds`` of speech-like audio and the
     astronaut at ``size`` px, each streamed to an mp4 (after a 1 s warm-up call of each), with ``threads`` torch and
-    OpenCV threads (0: the libraries' defaults, all cores).
+    OpenCV threads (0: the libraries' defaults, all cores), the mouth painted with ``paint_mouth``.
 
     Returns:
-        ``{"model", "size", "threads" (torch's, during the call), "seconds", "frames", "total_s", "warp_s", "first_frame_s", and the seconds of
-        each stage: "audio", "motion", "render", "encode"}``.
+        ``{"model", "size", "threads" (torch's, during the call), "paint_mouth", "seconds", "frames", "total_s",
+        "warp_s", "first_frame_s", and the seconds of each stage: "audio", "motion", "render", "paint", "encode"}``.
     """
     import tempfile
 
@@ -209,29 +213,30 @@ def measure_stages(seconds: float = 10.0, size: int = 512, threads: int = 1, ste
         photo = cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA)
     speech = speech_like(seconds)
     with tempfile.TemporaryDirectory(prefix="avdiff-bench-") as tmp:
-        pipe(photo, speech_like(1.0), generator=torch.Generator().manual_seed(0), output_path=f"{tmp}/warm.mp4")
+        pipe(photo, speech_like(1.0), generator=torch.Generator().manual_seed(0), output_path=f"{tmp}/warm.mp4",
+             paint_mouth=paint_mouth)  # fmt: skip
         warp(photo, speech_like(1.0), output_path=f"{tmp}/warm_warp.mp4")
         start = time.perf_counter()
         out = pipe(photo, speech, num_inference_steps=steps, generator=torch.Generator().manual_seed(0),
-                   output_path=f"{tmp}/motion.mp4")  # fmt: skip
+                   output_path=f"{tmp}/motion.mp4", paint_mouth=paint_mouth)  # fmt: skip
         total = time.perf_counter() - start
         start = time.perf_counter()
         warp(photo, speech, output_path=f"{tmp}/warp.mp4")
         warp_s = time.perf_counter() - start
-    return {"model": name, "size": size, "threads": torch.get_num_threads(), "seconds": seconds, "frames": out.num_frames,
-            "total_s": total, "warp_s": warp_s, "first_frame_s": out.timings["first_frame"],
-            **{k: out.timings[k] for k in ("audio", "motion", "render", "encode")}}  # fmt: skip
+    return {"model": name, "size": size, "threads": torch.get_num_threads(), "paint_mouth": paint_mouth,
+            "seconds": seconds, "frames": out.num_frames, "total_s": total, "warp_s": warp_s,
+            "first_frame_s": out.timings["first_frame"], **{k: out.timings[k] for k in STAGES}}  # fmt: skip
 
 
 def stages_row(r: dict) -> dict:
     per = r["seconds"]
     return {
-        "config": f"{r['size']}px {r['threads']} thread(s)",
+        "config": f"{r['size']}px {r['threads']} thread(s)" + (" painted" if r.get("paint_mouth") else ""),
         "audio_s": f"{per:g}",
         "rtf": f"{r['total_s'] / per:.3f}",
         "vs_warp": f"{r['total_s'] / r['warp_s']:.2f}",
         "first_frame_s": f"{r['first_frame_s']:.2f}",
-        **{f"{k}_rtf": f"{r[k] / per:.3f}" for k in ("audio", "motion", "render", "encode")},
+        **{f"{k}_rtf": f"{r[k] / per:.3f}" for k in STAGES},
     }
 
 
@@ -347,12 +352,15 @@ def main(
 ) -> str:
     start = time.perf_counter()
     stages = [measure_stages(speed_seconds, size, n) for size in (256, 512) for n in (1, 0)]
+    if motion_pipeline()[0].mouth_painter is not None:
+        stages += [measure_stages(speed_seconds, 512, n, paint_mouth=True) for n in (1, 0)]
     lines = [
         f"avdiff bench talk: the motion pipeline ({stages[0]['model']}, 10 DDIM steps per window, guidance 2) on the "
         "astronaut and speech-like audio, streamed to an mp4; rtf = wall s per audio s (<= 1: real time), per stage "
-        "too; vs_warp = its time over the model-free warp baseline's in the same run",
+        "too; vs_warp = its time over the model-free warp baseline's in the same run; painted = with the mouth "
+        "painter (8 steps, guidance 1.5)",
         format_table([stages_row(r) for r in stages], ["config", "audio_s", "rtf", "vs_warp", "first_frame_s",
-                                                        "audio_rtf", "motion_rtf", "render_rtf", "encode_rtf"]),
+                                                        *(f"{k}_rtf" for k in STAGES)]),
         "",
         f"the pixel model: astronaut 512x512, speech-like audio, tiny preset on CPU ({threads} thread(s)), "
         "guidance 3 passes (audio 2.0, reference 1.5), chunks of 16 with 2 motion frames",

@@ -88,6 +88,11 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     motion.add_argument("--head-motion", type=float, default=None, metavar="AMOUNT",
                         help=f"head sway and nods, >= 0 (default {MOTION_DEFAULTS['head_amount']:g})")  # fmt: skip
     motion.add_argument("--still-head", action="store_true", help="keep the head's pose as in the photo")
+    motion.add_argument("--paint-mouth", action="store_true",
+                        help="paint teeth and tongue inside the open lips with the model's mouth painter (slower; "
+                        "off: the renderer's dark cavity)")  # fmt: skip
+    motion.add_argument("--mouth-steps", type=int, default=None, metavar="N",
+                        help="the mouth painter's denoising steps (default 8)")  # fmt: skip
     pixel = p.add_argument_group("pixel models (avdiff/talking-head-tiny, avdiff train talking-head)")
     pixel.add_argument(
         "--chunk-frames",
@@ -111,7 +116,8 @@ TALKING_HEAD_CLASSES = ("MotionTalkingHeadPipeline", "TalkingHeadPipeline")
 MOTION_DEFAULTS = {"guidance_scale": 2.0, "blink_rate_per_min": 15.0, "head_amount": 1.0}
 PIXEL_DEFAULTS = {"audio_guidance_scale": 2.0, "reference_guidance_scale": 1.5}
 _MOTION_FLAGS = {"--expressiveness": "expressiveness", "--blink-rate": "blink_rate", "--head-motion": "head_motion",
-                 "--still-head": "still_head"}  # fmt: skip
+                 "--still-head": "still_head", "--paint-mouth": "paint_mouth",
+                 "--mouth-steps": "mouth_steps"}  # fmt: skip
 _PIXEL_FLAGS = {"--chunk-frames": "chunk_frames", "--motion-frames": "motion_frames",
                 "--audio-guidance": "audio_guidance", "--reference-guidance": "reference_guidance"}  # fmt: skip
 
@@ -140,6 +146,15 @@ def generation_kwargs(args: argparse.Namespace, pipe) -> dict:
                   "head_amount": args.head_motion}  # fmt: skip
         kwargs |= {k: MOTION_DEFAULTS[k] if v is None else v for k, v in chosen.items()}
         kwargs["still_head"] = bool(args.still_head)
+        if getattr(args, "mouth_steps", None) is not None and not getattr(args, "paint_mouth", False):
+            raise CommandError("--mouth-steps: the mouth painter is off; add --paint-mouth")
+        if getattr(args, "paint_mouth", False):
+            if pipe.mouth_painter is None:
+                raise CommandError("--paint-mouth: this motion model has no mouth painter (avdiff/talking-head-motion "
+                                   "has one; avdiff train talking-head-mouth makes one)")  # fmt: skip
+            kwargs["paint_mouth"] = True
+            if args.mouth_steps is not None:
+                kwargs["mouth_steps"] = args.mouth_steps
     else:
         chosen = {"audio_guidance_scale": args.audio_guidance, "reference_guidance_scale": args.reference_guidance}
         kwargs |= {k: PIXEL_DEFAULTS[k] if v is None else v for k, v in chosen.items()}

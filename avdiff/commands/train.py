@@ -8,10 +8,12 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train a model (align, syncnet, talking-head, talking-head-motion, segmenter, text-to-video)",
+        help="train a model (align, syncnet, talking-head, talking-head-motion, talking-head-mouth, segmenter, "
+        "text-to-video)",
         description="Train a model from a YAML config. Jobs: align (the audio-text aligner), syncnet "
         "(the lip-sync expert), talking-head (the talking-head pipeline), talking-head-motion (the motion generator: "
-        "speech to mouth, blinks and head pose), segmenter (the scene "
+        "speech to mouth, blinks and head pose), talking-head-mouth (the mouth painter: teeth and tongue inside the "
+        "lips), segmenter (the scene "
         "segmenter) and text-to-video (the scene model).",
     )
     jobs = p.add_subparsers(dest="job", metavar="JOB", required=True)
@@ -39,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--data", help="DATA folder whose clips have motion tracks (avdiff prepare), added to the synthetic speech"
     )
     motion.set_defaults(func=run_talking_head_motion)
+    mouth = jobs.add_parser(
+        "talking-head-mouth",
+        help="the mouth painter (a latent video UNet painting teeth and tongue inside the lips) on synthetic faces",
+    )
+    _common(mouth)
+    mouth.set_defaults(func=run_talking_head_mouth)
     segmenter = jobs.add_parser(
         "segmenter", help="the scene segmenter (a small U-Net) on scene clips' frames and masks"
     )
@@ -76,6 +84,16 @@ def _configs(args: argparse.Namespace, with_data: bool = False):
     if with_data:
         task_cfg.update({k: v for k, v in (("data", args.data), ("eval_data", args.eval_data)) if v is not None})
     return trainer_cfg, task_cfg
+
+
+def _task_config(config_cls: type, task_cfg: dict):
+    """The job's task config from the YAML's ``task:`` section; a setting it refuses is a CommandError."""
+    from avdiff.commands import CommandError
+
+    try:
+        return config_cls.from_dict(task_cfg)
+    except ValueError as e:
+        raise CommandError(str(e)) from e
 
 
 def _data_task_config(args: argparse.Namespace, config_cls: type):
@@ -174,17 +192,13 @@ def run_talking_head(args: argparse.Namespace) -> int:
 
 
 def run_talking_head_motion(args: argparse.Namespace) -> int:
-    from avdiff.commands import CommandError
     from avdiff.pipelines.talking_head import MotionTalkingHeadPipeline
     from avdiff.training.talking_head_motion import SCORES, MotionTask, MotionTaskConfig
 
     trainer_cfg, task_cfg = _configs(args)
     if args.data is not None:
         task_cfg["data"] = args.data
-    try:
-        config = MotionTaskConfig.from_dict(task_cfg)
-    except ValueError as e:
-        raise CommandError(str(e)) from e
+    config = _task_config(MotionTaskConfig, task_cfg)
     task = MotionTask(config, progress_bar=not args.no_progress)
     result = _train(task, trainer_cfg, args)
     if not (result.is_main_process and result.final_dir.exists()):  # under DDP the main process alone reports
@@ -208,6 +222,33 @@ def run_talking_head_motion(args: argparse.Namespace) -> int:
             )
     print(f"talk: avdiff talk --model {result.final_dir} --image FACE --audio SPEECH --out talk.mp4")
     return 0
+
+
+def run_talking_head_mouth(args: argparse.Namespace) -> int:
+    from avdiff.training.mouth_painter import MouthPainterTask, MouthPainterTaskConfig
+
+    trainer_cfg, task_cfg = _configs(args)
+    config = _task_config(MouthPainterTaskConfig, task_cfg)
+    task = MouthPainterTask(config, progress_bar=not args.no_progress)
+    result = _train(task, trainer_cfg, args)
+    if not (result.is_main_process and result.final_dir.exists()):  # under DDP the main process alone reports
+        return 0
+    if config.eval_utterances:
+        m = result.eval_metrics or task.evaluate(_painter_of(result.final_dir))
+        print(
+            f"held-out mouths ({int(m['clips'])} clips, guidance {config.eval_guidance}): error inside the lips "
+            f"{m['hole_mae']:.1f} grey levels, audio-dropped twin {m['twin_hole_mae']:.1f} (painter wins on "
+            f"{m['wins_over_twin']:.0%} of clips), renderer's cavity {m['cavity_hole_mae']:.1f} (wins on "
+            f"{m['wins_over_cavity']:.0%}); sharpness {m['sharpness_ratio']:.2f}x the truth's"
+        )
+    print(f"talk: avdiff talk --model {result.final_dir} --paint-mouth --image FACE --audio SPEECH --out talk.mp4")
+    return 0
+
+
+def _painter_of(folder):
+    from avdiff.pipelines.talking_head import MotionTalkingHeadPipeline
+
+    return MotionTalkingHeadPipeline.from_pretrained(folder).mouth_painter
 
 
 def run_text_to_video(args: argparse.Namespace) -> int:

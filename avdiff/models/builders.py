@@ -14,7 +14,10 @@ kinds:
 * ``text_to_video``: the components of a ``TextToVideoPipeline``: ``pixel_size``, ``fps``, ``codec``, ``unet``,
   ``text_encoder``, ``scheduler``;
 * ``motion``: a :class:`~avdiff.models.motion.MotionDenoiser` (the motion generator): ``denoiser`` (its keyword
-  arguments, the noise schedule under ``scheduler``).
+  arguments, the noise schedule under ``scheduler``);
+* ``mouth_painter``: a :class:`~avdiff.models.mouth_painter.MouthPainter`: ``pixel_size``, ``codec_factor``,
+  ``crop_scale``, ``chunk_frames``, ``unet`` (as ``talking_head``'s), ``speech_encoder`` (``SpeechEncoder`` keyword
+  arguments) and ``scheduler`` (``DDIMScheduler`` keyword arguments).
 
 Random builds are seeded: with a ``seed`` every weight is drawn inside ``torch.random.fork_rng``, so the caller's RNG
 is left as it was. (``configs/`` at the top of the repository keeps the training recipes users copy and edit.)
@@ -38,6 +41,7 @@ from torch import nn
 
 from avdiff.models.codec import DiffusersVAECodec, LatentCodec, SpaceToDepthCodec
 from avdiff.models.motion import MotionDenoiser
+from avdiff.models.mouth_painter import MouthPainter, public_config
 from avdiff.models.speech import BaseSpeechEncoder, HFSpeechEncoder, SpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
 
@@ -51,6 +55,10 @@ PRESET_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "talking_head": (("pixel_size", "codec", "unet", "speech_encoder", "scheduler"), None),
     "text_to_video": (("pixel_size", "fps", "codec", "unet", "text_encoder", "scheduler"), None),
     "motion": (("denoiser",), ("denoiser",)),
+    "mouth_painter": (
+        ("pixel_size", "codec_factor", "unet", "speech_encoder", "scheduler"),
+        ("pixel_size", "codec_factor", "crop_scale", "chunk_frames", "unet", "speech_encoder", "scheduler"),
+    ),
 }
 
 
@@ -235,6 +243,50 @@ def build_motion_denoiser(
         if seed is not None:
             torch.manual_seed(seed)
         return MotionDenoiser(**cfg)
+
+
+def build_mouth_painter(spec: dict | str | os.PathLike = "tiny", *, seed: int | None = 0) -> MouthPainter:
+    """A :class:`~avdiff.models.mouth_painter.MouthPainter` with random weights from a ``mouth_painter`` preset (a
+    name, a path, or the preset's dict). Its UNet is built as the talking-head presets' are (:func:`build_unet`:
+    audio gates opened, the extra channels' weights drawn fresh), sized for the fold: in, out, reference and known
+    channels ``3 * codec_factor**2``, ``pixel_size / codec_factor`` wide.
+
+    Raises:
+        ValueError: an unknown preset key, or sizes that do not fit.
+    """
+    if not isinstance(spec, dict):
+        spec = load_preset("mouth_painter", spec)
+    required, allowed = PRESET_KEYS["mouth_painter"]
+    missing, unknown = sorted(set(required) - set(spec)), sorted(set(spec) - set(allowed))
+    if missing or unknown:
+        raise ValueError(f"mouth_painter preset: missing keys {missing}, unknown keys {unknown}")
+    factor, size = int(spec["codec_factor"]), int(spec["pixel_size"])
+    channels = 3 * factor * factor
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        speech = SpeechEncoder(**spec["speech_encoder"])
+        unet = build_unet(
+            {"mask_channels": 1, **spec["unet"]},
+            seed=None,
+            latent_channels=channels,
+            latent_size=size // factor if size % factor == 0 else None,
+            audio_dim=speech.audio_dim,
+            reference_channels=channels,
+            motion_channels=channels,
+        )
+        painter = MouthPainter(
+            unet_config=public_config(unet),
+            speech_config=public_config(speech),
+            pixel_size=size,
+            codec_factor=factor,
+            crop_scale=float(spec.get("crop_scale", 1.6)),
+            chunk_frames=int(spec.get("chunk_frames", 16)),
+            scheduler=dict(spec["scheduler"]),
+        )
+    painter.unet.load_state_dict(unet.state_dict())
+    painter.speech_encoder.load_state_dict(speech.state_dict())
+    return painter.eval()
 
 
 def build_codec(spec: dict) -> LatentCodec:

@@ -6,8 +6,8 @@ written file exactly as ``avdiff eval lipsync`` does (:func:`avdiff.metrics.lips
 :func:`avdiff.video.read_video`).
 
 Named endpoints: ``detect_face(image) -> (preview, info)`` and ``talk(image, audio, model, steps, audio_guidance,
-reference_guidance, seed, fps, chunk_frames, motion_frames, blink_rate=15, head_motion=1, still_head=False) -> (video,
-score, scores)``; a motion model's motion is also kept in the page's state and plotted under the video.
+reference_guidance, seed, fps, chunk_frames, motion_frames, blink_rate=15, head_motion=1, still_head=False,
+paint_mouth=False) -> (video, score, scores)``; a motion model's motion is also kept in the page's state and plotted under the video.
 """
 
 from __future__ import annotations
@@ -160,7 +160,13 @@ class TalkingHeadTab:
                                     label="Head motion",
                                     info="Sway and nods: 0 still, 1 natural.",
                                 )
-                            still_head = gr.Checkbox(False, label="Still head (keep the photo's pose)")
+                            with gr.Row():
+                                still_head = gr.Checkbox(False, label="Still head (keep the photo's pose)")
+                                paint_mouth = gr.Checkbox(
+                                    False,
+                                    label="Paint teeth and tongue",
+                                    info="The mouth painter fills the open lips (slower; off: a dark cavity).",
+                                )
                         with gr.Column(visible=not default.is_motion, elem_id="th-pixel-settings") as pixel_box:
                             reference_guidance = gr.Slider(
                                 1,
@@ -242,6 +248,7 @@ class TalkingHeadTab:
             blink_rate,
             head_motion,
             still_head,
+            paint_mouth,
         ]
         talked = button.click(
             ctx.in_worker(self.talk),
@@ -310,6 +317,7 @@ class TalkingHeadTab:
         blink_rate=15.0,
         head_motion=1.0,
         still_head=False,
+        paint_mouth=False,
         progress=gr.Progress(),
         request: gr.Request = None,
     ):
@@ -332,7 +340,7 @@ class TalkingHeadTab:
                 settings = diffusion_settings(steps, audio_guidance, 1.0, seed, 2, 0)
                 settings = {"num_inference_steps": settings["num_inference_steps"], "seed": settings["seed"],
                             "guidance_scale": settings["audio_guidance_scale"]}  # fmt: skip
-                settings |= motion_settings(blink_rate, head_motion, still_head)
+                settings |= motion_settings(blink_rate, head_motion, still_head, paint_mouth)
             elif entry.is_diffusion:
                 settings = diffusion_settings(
                     steps, audio_guidance, reference_guidance, seed, chunk_frames, motion_frames
@@ -461,7 +469,7 @@ def diffusion_settings(steps, audio_guidance, reference_guidance, seed, chunk_fr
     return out
 
 
-def motion_settings(blink_rate, head_motion, still_head) -> dict:
+def motion_settings(blink_rate, head_motion, still_head, paint_mouth=False) -> dict:
     """The motion controls as ``MotionTalkingHeadPipeline.__call__`` arguments; InputError for a value that is not a
     number (the pipeline's ``check_inputs`` checks the ranges)."""
     out = {}
@@ -471,6 +479,8 @@ def motion_settings(blink_rate, head_motion, still_head) -> dict:
             raise InputError(f"The {label} must be a number, got {value!r}.")
         out[key] = float(value)
     out["still_head"] = bool(still_head)
+    if paint_mouth:  # the pipeline refuses it for a model without a painter, with a sentence the page shows
+        out["paint_mouth"] = True
     return out
 
 

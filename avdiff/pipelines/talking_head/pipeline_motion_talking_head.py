@@ -5,11 +5,14 @@ brows and head pose) through a diffusion model, and a renderer moves the real ph
 resolution, the way the fast talking-head systems work (Ditto, JoyVASA, FLOAT; SadTalker's 3-D coefficients). No
 pixel is generated at a lower resolution and pasted back, so the face stays as sharp as the photo.
 
-A diffusers ``DiffusionPipeline`` with one component, saved and loaded with ``save_pretrained`` /
-``from_pretrained`` (a bundled name such as ``"avdiff/talking-head-motion"``, a folder or a hub id):
+A diffusers ``DiffusionPipeline`` with one component and an optional second, saved and loaded with
+``save_pretrained`` / ``from_pretrained`` (a bundled name such as ``"avdiff/talking-head-motion"``, a folder or a hub
+id):
 
 * ``motion_model``: a :class:`~avdiff.models.motion.MotionDenoiser`, a temporal denoiser over windows of motion
-  conditioned on per-frame speech features, the motion just before the window and the controls.
+  conditioned on per-frame speech features, the motion just before the window and the controls;
+* ``mouth_painter`` (optional): a :class:`~avdiff.models.mouth_painter.MouthPainter`, the latent video UNet that
+  paints the inside of the mouth (teeth, tongue) where the lips part, used with ``paint_mouth=True``.
 
 Generation, in the numbered steps of ``__call__``:
 
@@ -18,12 +21,14 @@ Generation, in the numbered steps of ``__call__``:
    which a :class:`~avdiff.video.render.FaceRenderer` is built once;
 3. motion, window by window (:func:`~avdiff.pipelines.talking_head.motion_sampling.iter_motion`: DDIM with
    classifier-free guidance on the audio, each window continuing the one before);
-4. each window's frames rendered as soon as it is sampled (through ``callback_on_step_end``), and
+4. each window's frames rendered as soon as it is sampled; with ``paint_mouth``, the inside of each open mouth
+   painted (:class:`~avdiff.pipelines.talking_head.mouth_painting.MouthPainting`: only the pixels inside the lips
+   change); then each frame goes through ``callback_on_step_end``, and is
 5. pushed into the :class:`~avdiff.pipelines.output.FrameSink`: streamed to the mp4 with ``output_path`` (memory
    flat in the audio's length, the first frame after one window), or collected.
 
 The output also holds the whole :class:`Motion` (for the demo's plot and for evaluation) and the seconds spent in
-each stage (``timings``: ``audio``, ``motion``, ``render``, ``encode``, and ``first_frame``, the wall time from the
+each stage (``timings``: ``audio``, ``motion``, ``render``, ``paint``, ``encode``, and ``first_frame``, the wall time from the
 call to the first frame handed to the sink), which ``avdiff bench talk`` reports.
 """
 
@@ -47,8 +52,10 @@ from avdiff.audio.io import AudioSource, describe_source, load_audio
 from avdiff.audio.silence import speech_warnings
 from avdiff.data.motion_truth import JAW_PER_OPEN
 from avdiff.models.motion import MotionDenoiser
+from avdiff.models.mouth_painter import MouthPainter
 from avdiff.pipelines.output import MAX_OUTPUT_SIDE, FrameSink, VideoPipelineOutput, check_output_type
 from avdiff.pipelines.talking_head.motion_sampling import SCHEDULERS, iter_motion
+from avdiff.pipelines.talking_head.mouth_painting import MouthPainting
 from avdiff.pipelines.utils import (
     apply_frame_callback,
     check_callback,
@@ -66,7 +73,7 @@ from avdiff.video.render import FaceRenderer
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("audio", "motion", "render", "encode")
+STAGES = ("audio", "motion", "render", "paint", "encode")
 
 
 @dataclass
@@ -94,15 +101,19 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
 
     Args:
         motion_model: the trained motion denoiser.
+        mouth_painter: the trained mouth painter, or None (``paint_mouth=True`` then refuses).
     """
 
     _callback_tensor_inputs = ["motion", "frame"]
+    _optional_components = ["mouth_painter"]
 
-    def __init__(self, motion_model: MotionDenoiser):
+    def __init__(self, motion_model: MotionDenoiser, mouth_painter: MouthPainter | None = None):
         super().__init__()
         if not isinstance(motion_model, MotionDenoiser):
             raise ValueError(f"motion_model must be a MotionDenoiser, got {type(motion_model).__name__}")
-        self.register_modules(motion_model=motion_model)
+        if mouth_painter is not None and not isinstance(mouth_painter, MouthPainter):
+            raise ValueError(f"mouth_painter must be a MouthPainter or None, got {type(mouth_painter).__name__}")
+        self.register_modules(motion_model=motion_model, mouth_painter=mouth_painter)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
@@ -119,6 +130,9 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
         blink_rate_per_min: float,
         head_amount: float,
         scheduler: str,
+        paint_mouth: bool,
+        mouth_steps: int,
+        mouth_guidance: float,
         output_type: str,
         generator: torch.Generator | None,
         callback_on_step_end: Callable | None,
@@ -137,6 +151,11 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
         check_number("head_amount", head_amount)
         if scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
+        if paint_mouth and self.mouth_painter is None:
+            raise ValueError("paint_mouth=True, but this pipeline has no mouth_painter (the bundled default has one)")
+        if paint_mouth and (isinstance(mouth_steps, bool) or not isinstance(mouth_steps, int) or mouth_steps < 1):
+            raise ValueError(f"mouth_steps must be an integer >= 1, got {mouth_steps!r}")
+        check_number("mouth_guidance", mouth_guidance)
         check_output_type(output_type)
         check_generator(generator)
         check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
@@ -156,6 +175,9 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
         head_amount: float = 1.0,
         still_head: bool = False,
         scheduler: str = "ddim",
+        paint_mouth: bool = False,
+        mouth_steps: int = 8,
+        mouth_guidance: float = 1.5,
         generator: torch.Generator | None = None,
         max_duration_s: float | None = 600.0,
         output_type: str = "np",
@@ -178,7 +200,12 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
             head_amount: head motion, >= 0 (0 still, 1 natural sway and nods).
             still_head: keep the head's pose fixed whatever ``head_amount`` says.
             scheduler: ``"ddim"`` or ``"dpm"`` (DPM-Solver++).
-            generator: the only source of randomness; the same seed gives the same video.
+            paint_mouth: paint the inside of the open mouth (teeth, tongue) with the ``mouth_painter``; off, the
+                renderer's own dark cavity is shown (the fast path). The motion is the same either way.
+            mouth_steps: the painter's DDIM steps, >= 1.
+            mouth_guidance: the painter's classifier-free guidance on the audio, >= 0.
+            generator: the only source of randomness; the same seed gives the same video (the painter's noise comes
+                from a generator seeded by ``generator.initial_seed() + 1``, so painting leaves the motion alone).
             max_duration_s: refuse longer audio (``AudioLoadError``).
             output_type: ``"np"`` uint8 [F, H, W, 3]; ``"pt"`` the same as a torch tensor; ``"pil"`` a list of
                 PIL images.
@@ -208,6 +235,9 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
             blink_rate_per_min,
             head_amount,
             scheduler,
+            paint_mouth,
+            mouth_steps,
+            mouth_guidance,
             output_type,
             generator,
             callback_on_step_end,
@@ -233,6 +263,15 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
         # the model's jaw is the chin's drop from a closed mouth (its training truth); the photo's may be parted
         jaw_offset = JAW_PER_OPEN * renderer.aperture
         timings["render"] += time.perf_counter() - tick
+        painting = None
+        if paint_mouth:
+            tick = time.perf_counter()
+            seeded = None if generator is None else torch.Generator().manual_seed(generator.initial_seed() + 1)
+            painting = MouthPainting(
+                self.mouth_painter, renderer, speech, rate, num_inference_steps=mouth_steps,
+                guidance_scale=mouth_guidance, generator=seeded,
+            )  # fmt: skip
+            timings["paint"] += time.perf_counter() - tick
 
         # 3-5. Motion window by window; each window's frames rendered and handed to the sink at once.
         windows = iter_motion(
@@ -261,9 +300,19 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
                 window = window.replace(jaw=window.jaw - jaw_offset)
                 pieces.append(window)
                 tick = time.perf_counter()
-                frames = renderer.frames(window)  # the window's mesh solved at once, its frames drawn one by one
+                if painting is None:  # the window's mesh solved at once, its frames drawn one by one
+                    frames, stage = renderer.frames(window), "render"
+                else:  # the whole window rendered, then its open mouths painted chunk by chunk as they are asked for
+                    drawn = list(renderer.frames(window, return_interior=True))
+                    targets = renderer.target_landmarks(window)
+                    timings["render"] += time.perf_counter() - tick
+                    tick = time.perf_counter()
+                    frames = painting.paint([d[0] for d in drawn], [d[1] for d in drawn], targets, index)
+                    stage = "paint"
                 for j in range(len(window)):
                     frame = next(frames)
+                    timings[stage] += time.perf_counter() - tick
+                    tick = time.perf_counter()
                     if callback_on_step_end is not None:
                         tensors = {"motion": torch.from_numpy(window.as_array()[j]), "frame": torch.from_numpy(frame)}
                         frame = apply_frame_callback(

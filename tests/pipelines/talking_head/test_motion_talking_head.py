@@ -7,21 +7,14 @@ import skimage.data
 import torch
 
 from avdiff.audio.clock import FrameClock
-from avdiff.audio.io import Waveform
 from avdiff.models.builders import build_motion_denoiser
 from avdiff.pipelines import MotionTalkingHeadPipeline
 from avdiff.video import read_video
 from avdiff.video.face import NoFaceError
 
+from media import bursts as speech  # speech-like noise bursts
+
 PHOTO = skimage.data.astronaut()
-
-
-def speech(seconds: float, seed: int) -> Waveform:
-    """Noise bursts at 4 Hz (syllable-like loudness), 16 kHz mono."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(round(seconds * 16000)) / 16000
-    envelope = np.clip(np.sin(2 * np.pi * (3 + seed) * t), 0, None) ** 2
-    return Waveform(torch.from_numpy((0.3 * envelope * rng.standard_normal(len(t)))[None].astype(np.float32)), 16000)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +38,8 @@ def test_frames_follow_the_clock_at_the_photos_size_and_the_seed_decides(pipe):
     np.testing.assert_array_equal(out.motion.as_array(), again.motion.as_array())
     other = run(pipe, audio, seed=1)
     assert not np.array_equal(out.motion.as_array(), other.motion.as_array())
-    assert set(out.timings) == {"audio", "motion", "render", "encode", "first_frame"}
+    assert set(out.timings) == {"audio", "motion", "render", "paint", "encode", "first_frame"}
+    assert out.timings["paint"] == 0  # the mouth painter is off by default
     assert 0 < out.timings["first_frame"] and all(v >= 0 for v in out.timings.values())
 
 
@@ -155,6 +149,13 @@ def test_avdiff_talk_with_a_motion_model_takes_its_controls_and_refuses_the_pixe
     kwargs = generation_kwargs(args, pipe)
     assert kwargs["still_head"] is True and kwargs["blink_rate_per_min"] == 30 and kwargs["guidance_scale"] == 2.0
     assert "num_inference_steps" not in kwargs and "chunk_frames" not in kwargs  # the pipeline's own default: 10
+    assert "paint_mouth" not in kwargs  # the fast path unless asked
+    # this model has no mouth painter: --paint-mouth is refused before any work, naming the flag
+    assert main([*common, "--out", str(tmp_path / "d.mp4"), "--paint-mouth"]) == 2
+    assert "--paint-mouth: this motion model has no mouth painter" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "e.mp4"), "--mouth-steps", "3"]) == 2
+    assert "--mouth-steps: the mouth painter is off" in capsys.readouterr().err
+    assert not (tmp_path / "d.mp4").exists() and not (tmp_path / "e.mp4").exists()
 
 
 def test_avdiff_talk_refuses_a_pipeline_of_another_job(tmp_path, capsys):
@@ -179,7 +180,7 @@ def test_bench_talk_times_each_stage_of_one_call():
 
     r = measure_stages(1.0, size=256, threads=1, steps=2)
     assert r["frames"] == 25 and r["size"] == 256
-    stages = sum(r[k] for k in ("audio", "motion", "render", "encode"))
+    stages = sum(r[k] for k in ("audio", "motion", "render", "paint", "encode"))
     assert 0 < r["first_frame_s"] < r["total_s"] and 0 < stages <= r["total_s"]  # the stages lie inside the call
     row = stages_row(r)
     assert (

@@ -1,0 +1,199 @@
+"""Mouth crops to train the mouth painter on: synthetic talking faces whose mouths show teeth and tongue.
+
+:func:`synthetic_mouth_clips` makes a :class:`MouthClip` per (photo, utterance): the utterance's motion truth
+(:func:`~avdiff.data.motion_truth.motion_truth`, its blinks and head sway drawn per clip) moves the photo through the
+:class:`~avdiff.video.render.FaceRenderer`, and inside each frame's inner-lip contour the teeth and tongue are drawn
+from the phonemes (:func:`~avdiff.data.mouth_truth.draw_mouth_interior`, :func:`~avdiff.data.mouth_truth.
+tongue_track`). What the painter sees is a square around the mouth (:func:`avdiff.video.mouth_crop.mouth_crops`, the
+geometry the pipeline paints with), so a clip keeps only its crops: the truth, the hole's mask and the photo's own
+mouth as the reference, with its speech.
+
+:class:`MouthWindows` cuts the clips into training items of ``frames`` consecutive crops, with the speech windows of
+those frames as the painter's speech encoder reads them. Windows in which the mouth never opens hold nothing to paint
+and are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from avdiff.audio.clock import FpsLike
+from avdiff.data.motion_dataset import Utterance
+from avdiff.data.motion_truth import motion_truth
+from avdiff.data.mouth_truth import draw_mouth_interior, tongue_track
+from avdiff.models.mouth_painter import MouthPainter
+from avdiff.video.face import INNER_LIPS, detect_face
+from avdiff.video.mouth_crop import MouthCrop, mouth_crops
+from avdiff.video.render import FaceRenderer
+
+logger = logging.getLogger(__name__)
+
+MIN_HOLE = 0.01  # a window whose largest hole covers less than this share of the crop has nothing to paint
+HEAD_RANGE = (0.0, 1.2)  # head amounts drawn for the clips' motion truths
+
+
+@dataclass
+class MouthClip:
+    """One clip's mouth crops.
+
+    Attributes:
+        id: a name for logs.
+        crops: uint8 [F, S, S, 3], the truth (teeth and tongue drawn).
+        rendered: uint8 [F, S, S, 3], the same frames as the renderer made them (its dark cavity in the holes): the
+            model-free baseline.
+        holes: float32 [F, S, S] in [0, 1], the inside of the inner lips in each crop (what is painted).
+        reference: uint8 [S, S, 3], the photo's own mouth (cut at its own mouth, at the clip's scale).
+        samples: mono speech float32 [N] at ``sample_rate``.
+        sample_rate: Hz.
+    """
+
+    id: str
+    crops: np.ndarray
+    rendered: np.ndarray
+    holes: np.ndarray
+    reference: np.ndarray
+    samples: torch.Tensor
+    sample_rate: int
+
+
+def mouth_width(points: np.ndarray) -> float:
+    """The distance between the inner-lip corners of landmarks [478, 2+] (px)."""
+    corners = np.asarray(points)[[INNER_LIPS[0], INNER_LIPS[10]], :2]
+    return float(np.hypot(*(corners[1] - corners[0])))
+
+
+def reference_crop(renderer: FaceRenderer, size: int, crop_scale: float) -> tuple[np.ndarray, float]:
+    """The photo's own mouth as a crop (uint8 [size, size, 3]) and the photo's mouth width (px)."""
+    lips = renderer.reference[INNER_LIPS, :2]
+    width = mouth_width(renderer.reference)
+    crop = mouth_crops(lips[None], width, crop_scale, size)[0]
+    return crop.cut(renderer.photo), width
+
+
+def render_mouth_clip(
+    clip_id: str,
+    renderer: FaceRenderer,
+    utterance: Utterance,
+    fps: FpsLike,
+    size: int,
+    crop_scale: float,
+    rng: np.random.Generator,
+) -> MouthClip:
+    """The :class:`MouthClip` of ``utterance`` said by ``renderer``'s photo (see the module doc); ``rng`` draws the
+    motion truth's blinks, head amount and sway."""
+    speech = utterance.speech
+    motion = motion_truth(
+        utterance.events,
+        speech,
+        fps,
+        rng,
+        head_amount=float(rng.uniform(*HEAD_RANGE)),
+        reference_open=renderer.aperture,
+    )
+    tongue = tongue_track(utterance.events, len(motion), fps, speech.sample_rate)
+    lips = renderer.target_landmarks(motion)[:, INNER_LIPS]  # [F, 20, 2]
+    reference, width = reference_crop(renderer, size, crop_scale)
+    crops: list[MouthCrop] = mouth_crops(lips, width, crop_scale, size)
+    truth, rendered, holes = [], [], []
+    for f, (frame, interior) in enumerate(renderer.frames(motion, return_interior=True)):
+        rendered.append(crops[f].cut(frame))
+        truth.append(crops[f].cut(draw_mouth_interior(frame, lips[f], interior, float(tongue[f]))))
+        holes.append(crops[f].cut(interior))
+    return MouthClip(
+        clip_id,
+        np.stack(truth),
+        np.stack(rendered),
+        np.clip(np.stack(holes), 0, 1).astype(np.float32),
+        reference,
+        speech.samples[0].float(),
+        speech.sample_rate,
+    )
+
+
+def synthetic_mouth_clips(
+    photos: Sequence[np.ndarray],
+    utterances: Sequence[Utterance],
+    fps: FpsLike,
+    size: int,
+    crop_scale: float,
+    seed: int = 0,
+    progress_bar: bool = False,
+) -> list[MouthClip]:
+    """A :class:`MouthClip` per utterance, utterance ``k`` said by photo ``k % len(photos)`` with a motion truth
+    drawn from ``np.random.default_rng([seed, k])``.
+
+    Raises:
+        ValueError: no photos; NoFaceError: a photo without a face.
+    """
+    if not photos:
+        raise ValueError("synthetic_mouth_clips needs at least one photo")
+    renderers: dict[int, FaceRenderer] = {}
+    clips = []
+    for k, utt in enumerate(tqdm(utterances, desc="mouth clips", unit="clip", disable=not progress_bar)):
+        p = k % len(photos)
+        if p not in renderers:
+            renderers[p] = FaceRenderer(photos[p], detect_face(photos[p]))
+        rng = np.random.default_rng([seed, k])
+        clips.append(render_mouth_clip(f"mouth_{k:04d}", renderers[p], utt, fps, size, crop_scale, rng))
+    return clips
+
+
+class MouthWindows(Dataset):
+    """Training items of ``frames`` consecutive crops of the clips, a window every ``stride`` frames, leaving out
+    windows where the mouth never opens (the largest hole under :data:`MIN_HOLE` of the crop).
+
+    Each item: ``crops`` uint8 [L, S, S, 3], ``holes`` float32 [L, S, S], ``reference`` uint8 [S, S, 3] and
+    ``audio`` float32 [L, n_mels, W] (the painter's speech encoder's log-mel windows of those frames).
+
+    Raises:
+        ValueError: no clips, ``frames`` or ``stride`` < 1, or no window with an open mouth.
+    """
+
+    def __init__(self, clips: Sequence[MouthClip], painter: MouthPainter, fps: FpsLike, frames: int, stride: int = 4):
+        if not clips:
+            raise ValueError("MouthWindows needs at least one clip")
+        if frames < 1 or stride < 1:
+            raise ValueError(f"frames and stride must be >= 1, got {frames} and {stride}")
+        self.clips, self.frames = list(clips), int(frames)
+        encoder = painter.speech_encoder
+        clock = encoder.frame_clock(fps)
+        self.windows: list[torch.Tensor] = []
+        self.index: list[tuple[int, int]] = []
+        with torch.no_grad():
+            for c, clip in enumerate(self.clips):
+                if clip.sample_rate != encoder.sample_rate:
+                    raise ValueError(
+                        f"clip {clip.id} is at {clip.sample_rate} Hz, the painter at {encoder.sample_rate}"
+                    )
+                features = encoder.features(clip.samples[None])
+                n = len(clip.crops)
+                self.windows.append(encoder.frame_windows(features, clock, 0, n)[0].float())
+                open_share = clip.holes.reshape(n, -1).mean(axis=1)
+                for start in range(0, max(n - self.frames, 0) + 1, stride):
+                    if n >= self.frames and open_share[start : start + self.frames].max() >= MIN_HOLE:
+                        self.index.append((c, start))
+        if not self.index:
+            raise ValueError(f"no window of {frames} frames with an open mouth in {len(self.clips)} clips")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        c, start = self.index[i]
+        clip, stop = self.clips[c], start + self.frames
+        return {
+            "crops": torch.from_numpy(clip.crops[start:stop]),
+            "holes": torch.from_numpy(clip.holes[start:stop]),
+            "reference": torch.from_numpy(clip.reference),
+            "audio": self.windows[c][start:stop],
+        }
+
+
+__all__ = ["MouthClip", "MouthWindows", "render_mouth_clip", "synthetic_mouth_clips"]

@@ -1,0 +1,182 @@
+"""The mouth painter: a latent video UNet that paints only the inside of the mouth of rendered talking-head frames.
+
+Where the lips part, a warp of the photo has nothing true to show (the teeth and tongue were never in it). The
+:class:`MouthPainter` inpaints that hole, and nothing else, the way diffusion inpainting does (SD-inpainting's
+masked-image channels; Wav2Lip and LatentSync generate a masked lower face): a square crop around the mouth, scaled
+from its native size to ``pixel_size``, is folded into latents by a :class:`~avdiff.models.codec.SpaceToDepthCodec`,
+and an :class:`~avdiff.models.unet.AudioVideoUNet` (spatial layers, AnimateDiff motion layers over the window's
+frames, gated audio cross-attention) denoises a window of such crops given, on its input channels,
+
+* the **known** pixels: the rendered crop with the hole blanked (the lips, teeth edge and skin around it),
+* the **mask** of the hole (1 = paint),
+* the **reference**: the photo's own mouth crop (its lips and, if it shows them, its teeth),
+
+and the **audio** tokens of each frame (a :class:`~avdiff.models.speech.SpeechEncoder` over log-mel windows): what
+the tongue does is heard, not seen. The UNet predicts the clean crop (x0-prediction, as the pixel-space talking-head
+preset does); the sampling loop and the crops' geometry are in
+:mod:`avdiff.pipelines.talking_head.mouth_painting`, the training in :mod:`avdiff.training.mouth_painter`.
+
+Everything is one diffusers ``ModelMixin`` (one ``config.json``, one safetensors file), so it is an optional
+component of :class:`~avdiff.pipelines.talking_head.MotionTalkingHeadPipeline`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from diffusers import ConfigMixin, DDIMScheduler, ModelMixin
+from diffusers.configuration_utils import register_to_config
+
+from avdiff.audio.clock import FpsLike, FrameClock
+from avdiff.models.codec import SpaceToDepthCodec
+from avdiff.models.speech import SpeechEncoder
+from avdiff.models.unet import AudioVideoUNet
+
+logger = logging.getLogger(__name__)
+
+
+def public_config(module: ConfigMixin) -> dict:
+    """A module's config without diffusers' private keys (``_class_name``, ``_diffusers_version``, ...)."""
+    return {k: v for k, v in dict(module.config).items() if not k.startswith("_")}
+
+
+class MouthPainter(ModelMixin, ConfigMixin):
+    """Paints the inside of the mouth of a window of mouth crops (see the module doc).
+
+    Args:
+        unet_config: :class:`~avdiff.models.unet.AudioVideoUNet` keyword arguments; its latent, reference and
+            motion ("known") channels are the codec's, with one mask channel.
+        speech_config: :class:`~avdiff.models.speech.SpeechEncoder` keyword arguments.
+        pixel_size: side of the square crop the UNet paints, px (a multiple of ``codec_factor``).
+        codec_factor: the space-to-depth fold (latents are ``pixel_size / codec_factor`` wide).
+        crop_scale: the crop's native side, in widths of the photo's mouth (corner to corner of the inner lips).
+        chunk_frames: frames painted together (the motion layers' window).
+        scheduler: ``DDIMScheduler`` keyword arguments (the noise schedule it was trained with).
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        unet_config: dict,
+        speech_config: dict,
+        pixel_size: int = 48,
+        codec_factor: int = 4,
+        crop_scale: float = 1.6,
+        chunk_frames: int = 16,
+        scheduler: dict | None = None,
+    ):
+        super().__init__()
+        if pixel_size % codec_factor or pixel_size < codec_factor:
+            raise ValueError(f"pixel_size ({pixel_size}) must be a positive multiple of codec_factor ({codec_factor})")
+        if not crop_scale > 1:
+            raise ValueError(f"crop_scale must be > 1 (the crop holds the whole mouth), got {crop_scale}")
+        if chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+        self.unet = AudioVideoUNet(**unet_config)
+        self.speech_encoder = SpeechEncoder(**speech_config)
+        self.codec = SpaceToDepthCodec(factor=codec_factor)
+        c = self.codec.latent_channels
+        unet_channels = (
+            self.unet.latent_channels,
+            self.unet.config.reference_channels,
+            self.unet.config.motion_channels,
+        )
+        if unet_channels != (c, c, c):
+            raise ValueError(f"the unet's latent, reference and motion channels must all be the codec's ({c})")
+        if self.unet.config.audio_dim != self.speech_encoder.audio_dim:
+            raise ValueError(
+                f"the unet's audio_dim ({self.unet.config.audio_dim}) must be the speech encoder's "
+                f"({self.speech_encoder.audio_dim})"
+            )
+
+    @property
+    def latent_size(self) -> int:
+        return self.config.pixel_size // self.config.codec_factor
+
+    def frame_clock(self, fps: FpsLike) -> FrameClock:
+        """The clock of video at ``fps`` against the speech encoder's sample rate."""
+        return self.speech_encoder.frame_clock(fps)
+
+    def make_scheduler(self) -> DDIMScheduler:
+        """A fresh DDIM scheduler with the noise schedule the painter was trained with."""
+        return DDIMScheduler.from_config(dict(self.config.scheduler or {}))
+
+    def encode(self, crops: torch.Tensor) -> torch.Tensor:
+        """Pixels in [-1, 1], [B, 3, F, S, S] -> latents [B, C, F, S/f, S/f] (the fold has no weights)."""
+        B, _, F, S, _ = crops.shape
+        flat = crops.transpose(1, 2).reshape(B * F, 3, S, S)
+        z = self.codec.encode(flat)
+        return z.reshape(B, F, *z.shape[1:]).transpose(1, 2)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents [B, C, F, h, w] -> pixels [B, 3, F, S, S]."""
+        B, C, F, h, w = latents.shape
+        x = self.codec.decode(latents.transpose(1, 2).reshape(B * F, C, h, w))
+        return x.reshape(B, F, *x.shape[1:]).transpose(1, 2)
+
+    def latent_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """A pixel mask [B, 1, F, S, S] in [0, 1] -> [B, 1, F, h, w]: a latent cell is painted (1) if any of its
+        pixels is."""
+        B, _, F, S, _ = mask.shape
+        f = self.config.codec_factor
+        cells = torch.nn.functional.max_pool2d(mask.transpose(1, 2).reshape(B * F, 1, S, S), f)
+        return cells.reshape(B, F, 1, S // f, S // f).transpose(1, 2)
+
+    def pixel_mask(self, holes: torch.Tensor) -> torch.Tensor:
+        """The pixels to paint, float {0, 1} [B, 1, F, S, S], from the holes' coverage [B, 1, F, S, S] in [0, 1]: every
+        pixel the hole touches at all, grown by one pixel (the renderer's soft edge is painted over too)."""
+        B, _, F, S, _ = holes.shape
+        touched = (holes > 0.02).to(holes.dtype).transpose(1, 2).reshape(B * F, 1, S, S)
+        grown = torch.nn.functional.max_pool2d(touched, 3, stride=1, padding=1)
+        return grown.reshape(B, F, 1, S, S).transpose(1, 2)
+
+    def conditions(
+        self, crops: torch.Tensor, holes: torch.Tensor, reference: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the UNet is given besides the noisy sample, from pixels in [-1, 1]: crops [B, 3, F, S, S], holes
+        [B, 1, F, S, S] in [0, 1] and the reference [B, 3, S, S] -> (known latents [B, C, F, h, w], the latent mask
+        [B, 1, F, h, w], the reference latent [B, C, h, w]). The known crops have the hole blanked to 0 (mid grey)."""
+        paint = self.pixel_mask(holes)
+        known = self.encode(crops * (1 - paint))
+        return known, self.latent_mask(paint), self.codec.encode(reference)
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        audio_windows: torch.Tensor,
+        reference: torch.Tensor,
+        known: torch.Tensor,
+        mask: torch.Tensor,
+        drop_audio: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predict the clean crops' latents.
+
+        Args:
+            sample: noisy latents [B, C, F, h, w].
+            timestep: [B] or a scalar.
+            audio_windows: per-frame log-mel windows [B, F, n_mels, W] (``speech_encoder.frame_windows``).
+            reference: the photo's mouth latent [B, C, h, w].
+            known: the crops' latents with the hole blanked [B, C, F, h, w].
+            mask: latent mask [B, 1, F, h, w] (1 = paint).
+            drop_audio: bool [B]: these items hear silence's null (zero tokens: classifier-free guidance).
+
+        Returns:
+            the predicted clean latents [B, C, F, h, w].
+        """
+        tokens = self.speech_encoder(audio_windows)  # [B, F, T_a, D_a]
+        if drop_audio is not None:
+            tokens = tokens * (~drop_audio).to(tokens.dtype).view(-1, 1, 1, 1)
+        return self.unet(
+            sample,
+            timestep,
+            audio_tokens=tokens,
+            reference_latents=reference,
+            motion_latents=known,
+            mask=mask,
+            return_dict=False,
+        )[0]
+
+
+__all__ = ["MouthPainter", "public_config"]

@@ -1,0 +1,266 @@
+"""The mouth painter's job: train :class:`~avdiff.models.mouth_painter.MouthPainter` and score it on held-out faces.
+
+``avdiff train talking-head-mouth --config configs/train/talking_head_mouth.yaml`` runs it through the shared trainer
+(resume, DDP). It trains on synthetic talking faces whose mouths show teeth and tongue drawn from the phonemes
+(:func:`~avdiff.data.mouth_dataset.synthetic_mouth_clips`: the training identities of the face pool, the training
+sentences in the training voices), cut into windows by :class:`~avdiff.data.mouth_dataset.MouthWindows`.
+
+The loss: a timestep drawn uniformly, the window of crops noised by the painter's schedule, the painter predicts the
+clean crops (x0) from the noisy ones, the crops with the hole blanked, the hole's mask, the photo's mouth and the
+frames' speech (dropped to silence in ``audio_dropout`` of the items, for classifier-free guidance). The error is
+weighted 1 inside the painted pixels and ``outside_weight`` elsewhere (those pixels are given, and kept from the
+renderer anyway).
+
+:meth:`MouthPainterTask.evaluate` paints the held-out clips (the test identities of the pool saying the "test"
+sentences in voices not trained on) and measures, inside the holes only, the mean absolute error against the truth
+(grey levels, weighted by the renderer's interior mask), for the painter, for its audio-dropped twin (guidance 0) and
+for the renderer's own dark cavity, the model-free baseline; ``wins_*`` are the shares of clips the painter beats
+each on. Sharpness is checked too: the variance of the Laplacian of the painted crops against the truth's.
+
+``save_model`` writes a :class:`~avdiff.pipelines.talking_head.MotionTalkingHeadPipeline` folder: the motion model
+named by ``motion_model`` with this painter, so ``avdiff talk --model RUN/final --paint-mouth`` uses it as it is.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from avdiff.audio.clock import parse_fps
+from avdiff.data.faces import face_pool
+from avdiff.data.motion_dataset import synthetic_utterances
+from avdiff.data.mouth_dataset import MouthClip, MouthWindows, synthetic_mouth_clips
+from avdiff.models.builders import build_mouth_painter, load_preset
+from avdiff.models.mouth_painter import MouthPainter
+from avdiff.pipelines.talking_head.mouth_painting import paint_crops
+from avdiff.pipelines.talking_head.pipeline_motion_talking_head import MotionTalkingHeadPipeline
+from avdiff.training.talking_head_motion import EVAL_VOICES, TRAIN_VOICES
+from avdiff.training.trainer import strict_from_dict
+
+logger = logging.getLogger(__name__)
+
+SCORES = ("hole_mae", "twin_hole_mae", "cavity_hole_mae", "wins_over_twin", "wins_over_cavity", "sharpness_ratio")
+
+
+@dataclass
+class MouthPainterTaskConfig:
+    """The ``task:`` section of a talking-head-mouth YAML.
+
+    Attributes:
+        fps: frame rate of the clips.
+        synthetic_utterances: espeak-ng utterances of the training sentences, each said by a training face.
+        eval_utterances: held-out utterances ("test" sentences, held-out voices, test faces) scored by ``evaluate``.
+        frames: crops per training window.
+        stride: frames between the starts of training windows.
+        audio_dropout: share of items that hear silence (classifier-free guidance).
+        outside_weight: the loss's weight on the given pixels (1 on the painted ones).
+        eval_steps, eval_guidance: DDIM steps and audio guidance of the evaluation's painting.
+        data_seed: draws the utterances and the clips' motion.
+        cache_dir: keep the synthesized speech here (None: synthesize every run).
+        max_photos: use at most this many training faces (None: all).
+        preset: the mouth_painter preset; motion_model: the motion model saved beside the painter.
+    """
+
+    fps: int = 25
+    synthetic_utterances: int = 200
+    eval_utterances: int = 12
+    frames: int = 8
+    stride: int = 4
+    audio_dropout: float = 0.15
+    outside_weight: float = 0.05
+    eval_steps: int = 8
+    eval_guidance: float = 1.5
+    data_seed: int = 0
+    cache_dir: str | None = None
+    max_photos: int | None = None
+    preset: str = "tiny"
+    motion_model: str = "avdiff/talking-head-motion"
+
+    @classmethod
+    def from_dict(cls, values: dict) -> MouthPainterTaskConfig:
+        config = strict_from_dict(cls, values, "talking-head-mouth task")
+        parse_fps(config.fps)
+        if config.synthetic_utterances < 1 or config.eval_utterances < 0:
+            raise ValueError("synthetic_utterances must be >= 1 and eval_utterances >= 0")
+        if not 0 <= config.audio_dropout < 1 or config.outside_weight < 0:
+            raise ValueError(f"need 0 <= audio_dropout < 1 and outside_weight >= 0, got {config.audio_dropout}, "
+                             f"{config.outside_weight}")  # fmt: skip
+        if config.frames < 1 or config.stride < 1 or config.eval_steps < 1:
+            raise ValueError("frames, stride and eval_steps must be >= 1")
+        return config
+
+
+class MouthPainterTask:
+    """Trains a :class:`MouthPainter` (see the module docstring)."""
+
+    def __init__(self, config: MouthPainterTaskConfig, progress_bar: bool = True):
+        self.config = config
+        self.progress_bar = progress_bar
+        spec = load_preset("mouth_painter", config.preset)
+        self.size, self.crop_scale = int(spec["pixel_size"]), float(spec.get("crop_scale", 1.6))
+        self._train: list[MouthClip] | None = None
+        self._eval: list[MouthClip] | None = None
+        self._sched = None
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+    def _photos(self, split: str) -> list[np.ndarray]:
+        photos = [face.image for face in face_pool() if face.split == split]
+        if split == "train" and self.config.max_photos:
+            photos = photos[: self.config.max_photos]
+        return photos
+
+    def _clips(self, split: str, count: int, seed: int, voices) -> list[MouthClip]:
+        c = self.config
+        utts = synthetic_utterances(split, count, seed, list(voices), 16000, cache_dir=c.cache_dir,
+                                    progress_bar=self.progress_bar)  # fmt: skip
+        return synthetic_mouth_clips(self._photos(split), utts, c.fps, self.size, self.crop_scale, seed,
+                                     self.progress_bar)  # fmt: skip
+
+    def train_clips(self) -> list[MouthClip]:
+        if self._train is None:
+            c = self.config
+            self._train = self._clips("train", c.synthetic_utterances, c.data_seed, TRAIN_VOICES)
+            logger.info(
+                "mouth training clips: %d (%d frames)", len(self._train), sum(len(x.crops) for x in self._train)
+            )
+        return self._train
+
+    def eval_clips(self) -> list[MouthClip]:
+        if self._eval is None:
+            c = self.config
+            self._eval = self._clips("test", c.eval_utterances, c.data_seed + 1, EVAL_VOICES)
+        return self._eval
+
+    # --- the trainer's interface ------------------------------------------------------------------------------
+
+    def build_model(self) -> MouthPainter:
+        return build_mouth_painter(self.config.preset, seed=None)
+
+    def build_dataset(self) -> MouthWindows:
+        helper = build_mouth_painter(self.config.preset, seed=0)
+        dataset = MouthWindows(self.train_clips(), helper, self.config.fps, self.config.frames, self.config.stride)
+        logger.info("mouth training windows: %d", len(dataset))
+        return dataset
+
+    def compute_loss(self, model, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        net: MouthPainter = getattr(model, "module", model)
+        crops = batch["crops"].float().permute(0, 4, 1, 2, 3) / 127.5 - 1  # [B, 3, L, S, S]
+        holes = batch["holes"].float()[:, None]  # [B, 1, L, S, S]
+        reference = batch["reference"].float().permute(0, 3, 1, 2) / 127.5 - 1
+        known, mask, ref_latent = net.conditions(crops, holes, reference)
+        clean = net.encode(crops)
+        B = clean.shape[0]
+        scheduler = self._scheduler(net)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (B,), device=clean.device)
+        noisy = scheduler.add_noise(clean, torch.randn_like(clean), t)
+        drop = torch.rand(B, device=clean.device) < self.config.audio_dropout
+        pred = model(noisy, t, batch["audio"], ref_latent, known, mask, drop)
+        paint = net.pixel_mask(holes)
+        weight = paint + self.config.outside_weight * (1 - paint)
+        error = F.mse_loss(net.decode(pred).float(), crops, reduction="none").mean(dim=1, keepdim=True)
+        loss = (error * weight).sum() / weight.sum()
+        hole_mse = float((error.detach() * paint).sum() / paint.sum().clamp(min=1))
+        return loss, {"hole_mse": hole_mse}
+
+    def _scheduler(self, net: MouthPainter):
+        if self._sched is None:
+            self._sched = net.make_scheduler()
+        return self._sched
+
+    def save_model(self, model: MouthPainter, path: Path) -> None:
+        """A :class:`MotionTalkingHeadPipeline` folder: the motion model of ``motion_model`` and this painter."""
+        motion = MotionTalkingHeadPipeline.from_pretrained(self.config.motion_model).motion_model
+        MotionTalkingHeadPipeline(motion_model=motion, mouth_painter=getattr(model, "module", model)).save_pretrained(
+            path
+        )
+
+    @torch.no_grad()
+    def evaluate(self, model: MouthPainter, step: int = 0) -> dict[str, float]:
+        """:func:`evaluate_painter` on the held-out clips; empty with ``eval_utterances: 0``."""
+        c = self.config
+        if not c.eval_utterances:
+            return {}
+        return evaluate_painter(model, self.eval_clips(), c.fps, c.eval_steps, c.eval_guidance)
+
+
+def _hole_mae(images: np.ndarray, truth: np.ndarray, holes: np.ndarray) -> float:
+    """Mean absolute error (grey levels) of ``images`` against ``truth`` (uint8 [F, S, S, 3]), weighted by ``holes``."""
+    w = holes[..., None]
+    return float((np.abs(images.astype(np.float32) - truth.astype(np.float32)) * w).sum() / (w.sum() * 3))
+
+
+def _laplacian_variance(images: np.ndarray, where: np.ndarray) -> float:
+    grey = images.astype(np.float32).mean(axis=-1)
+    lap = np.stack([cv2.Laplacian(g, cv2.CV_32F) for g in grey])
+    return float(lap[where].var()) if where.any() else float("nan")
+
+
+@torch.no_grad()
+def evaluate_painter(
+    painter: MouthPainter, clips: list[MouthClip], fps: int, steps: int = 8, guidance: float = 1.5, seed: int = 0
+) -> dict[str, float]:
+    """Paint every clip's frames (in the painter's chunks, as the pipeline does) with the audio at ``guidance`` and
+    with it dropped (the twin, guidance 0), and score the holes against the truth, beside the renderer's own dark
+    cavity (the clip's ``rendered`` crops: the model-free baseline).
+
+    Returns:
+        ``clips``; ``hole_mae``, ``twin_hole_mae``, ``cavity_hole_mae`` (grey levels, means over clips);
+        ``wins_over_twin``, ``wins_over_cavity`` (shares of clips); ``sharpness_ratio`` (the painted holes' variance
+        of the Laplacian over the truth's, over all clips).
+
+    Raises:
+        ValueError: no clips, or no clip with an open mouth (nothing to score).
+    """
+    if not clips:
+        raise ValueError("evaluate_painter needs at least one clip")
+    painter.eval()
+    encoder = painter.speech_encoder
+    clock = encoder.frame_clock(fps)
+    chunk = painter.config.chunk_frames
+    ours, twin, cavity, sharp_painted, sharp_truth = [], [], [], [], []
+    for k, clip in enumerate(clips):
+        holes = clip.holes
+        if holes.sum() < 1:
+            continue
+        features = encoder.features(clip.samples[None])
+        made = {g: [] for g in (guidance, 0.0)}
+        for g in made:
+            gen = torch.Generator().manual_seed(seed + k)
+            for lo in range(0, len(clip.crops), chunk):
+                hi = min(lo + chunk, len(clip.crops))
+                windows = encoder.frame_windows(features, clock, lo, hi - lo)[0]
+                made[g].append(paint_crops(painter, clip.crops[lo:hi], holes[lo:hi], clip.reference, windows,
+                                           num_inference_steps=steps, guidance_scale=g, generator=gen))  # fmt: skip
+        mae = functools.partial(_hole_mae, truth=clip.crops, holes=holes)
+        ours.append(mae(np.concatenate(made[guidance])))
+        twin.append(mae(np.concatenate(made[0.0])))
+        cavity.append(mae(clip.rendered))
+        inside = holes > 0.5
+        sharp_painted.append(_laplacian_variance(np.concatenate(made[guidance]), inside))
+        sharp_truth.append(_laplacian_variance(clip.crops, inside))
+    if not ours:
+        raise ValueError("no held-out clip opens its mouth: nothing to score")
+    a, b, c = (np.array(x) for x in (ours, twin, cavity))
+    out = {
+        "clips": float(len(ours)),
+        "hole_mae": float(a.mean()),
+        "twin_hole_mae": float(b.mean()),
+        "cavity_hole_mae": float(c.mean()),
+        "wins_over_twin": float(np.mean(a < b)),
+        "wins_over_cavity": float(np.mean(a < c)),
+        "sharpness_ratio": float(np.nanmean(sharp_painted) / np.nanmean(sharp_truth)),
+    }
+    logger.info("mouth painter on %d held-out clips: %s", len(ours), {k: round(v, 3) for k, v in out.items()})
+    return out
+
+
+__all__ = ["MouthPainterTask", "MouthPainterTaskConfig", "SCORES", "evaluate_painter"]

@@ -1,0 +1,65 @@
+"""The mouth painter as a model: built from its preset, sized by its fold, its masks grow over the hole's edge, the
+hole is blanked in what it is given, and it saves and loads."""
+
+import pytest
+import torch
+
+from avdiff.models.builders import build_mouth_painter, load_preset
+from avdiff.models.mouth_painter import MouthPainter
+
+
+@pytest.fixture(scope="module")
+def painter():
+    return build_mouth_painter("tiny", seed=0)
+
+
+def test_the_preset_builds_a_seeded_painter_sized_by_its_fold(painter):
+    assert painter.latent_size == 12 and painter.codec.latent_channels == 48
+    again = build_mouth_painter("tiny", seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(painter.parameters(), again.parameters()))
+    other = build_mouth_painter("tiny", seed=1)
+    assert any(not torch.equal(a, b) for a, b in zip(painter.parameters(), other.parameters()))
+    spec = load_preset("mouth_painter", "tiny")
+    with pytest.raises(ValueError, match="unknown keys"):
+        build_mouth_painter({**spec, "framing": "face"})
+    with pytest.raises(ValueError, match="multiple of codec_factor"):
+        build_mouth_painter({**spec, "pixel_size": 50})
+
+
+def test_the_hole_is_painted_with_its_edge_and_blanked_in_what_the_unet_sees(painter):
+    holes = torch.zeros(1, 1, 2, 48, 48)
+    holes[..., 20:24, 20:28] = 1.0
+    holes[..., 19, 20:28] = 0.3  # the renderer's soft edge
+    paint = painter.pixel_mask(holes)
+    assert paint[..., 18:25, 19:29].eq(1).all() and paint.sum() == 2 * 7 * 10  # the edge and one pixel more
+    latent = painter.latent_mask(paint)
+    assert latent.shape == (1, 1, 2, 12, 12) and latent[..., 4:7, 4:8].eq(1).all() and latent.sum() == 2 * 3 * 4
+    crops = torch.rand(1, 3, 2, 48, 48) * 2 - 1
+    known, mask, ref = painter.conditions(crops, holes, crops[:, :, 0])
+    assert torch.equal(mask, latent) and ref.shape == (1, 48, 12, 12)
+    pixels = painter.decode(known)
+    assert pixels[..., 18:25, 19:29].eq(0).all()  # nothing of the hole's inside is given away
+    assert torch.equal(pixels * (1 - paint), crops * (1 - paint))  # the rest is given exactly
+
+
+def test_it_saves_and_loads_and_the_audio_can_be_dropped(painter, tmp_path):
+    painter.save_pretrained(tmp_path)
+    loaded = MouthPainter.from_pretrained(tmp_path).eval()
+    z = torch.randn(2, 48, 4, 12, 12)
+    args = (z, torch.tensor([10, 900]), torch.randn(2, 4, 40, 20), z[:, :, 0], z, torch.ones(2, 1, 4, 12, 12))
+    with torch.no_grad():
+        assert torch.equal(painter(*args), loaded(*args))
+        dropped = painter(*args, drop_audio=torch.tensor([True, True]))
+        silent = painter(*args[:2], torch.zeros(2, 4, 40, 20) + 5.0, *args[3:], drop_audio=torch.tensor([True, True]))
+        assert torch.equal(dropped, silent) and not torch.equal(dropped, painter(*args))
+
+
+def test_bad_sizes_are_refused(painter):
+    unet = dict(painter.config.unet_config)
+    speech = dict(painter.config.speech_config)
+    with pytest.raises(ValueError, match="crop_scale"):
+        MouthPainter(unet, speech, crop_scale=1.0)
+    with pytest.raises(ValueError, match="codec's"):
+        MouthPainter(unet, speech, codec_factor=2, pixel_size=48)
+    with pytest.raises(ValueError, match="audio_dim"):
+        MouthPainter(unet, {**speech, "audio_dim": 16})

@@ -1,0 +1,114 @@
+"""The mouth painter in the motion pipeline (a tiny random painter): it changes only the inside of the lips, leaves
+the motion alone, follows the seed and the audio, costs nothing while the mouth is shut, and is refused when absent."""
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from avdiff.models.builders import build_motion_denoiser, build_mouth_painter
+from avdiff.models.mouth_painter import MouthPainter
+from avdiff.pipelines import MotionTalkingHeadPipeline
+from avdiff.pipelines.talking_head.mouth_painting import MouthPainting, paint_crops
+from avdiff.video.face import detect_face
+from avdiff.video.render import FaceRenderer
+
+from media import bursts as speech  # speech-like noise bursts
+
+PHOTO = skimage.data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    pipe = MotionTalkingHeadPipeline(  # the trained motion model: mouths that open, so there are holes to paint
+        MotionTalkingHeadPipeline.from_pretrained("avdiff/talking-head-motion").motion_model,
+        mouth_painter=build_mouth_painter("tiny", seed=0),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def run(pipe, audio, seed=0, **kwargs):
+    return pipe(PHOTO, audio, generator=torch.Generator().manual_seed(seed), num_inference_steps=3, mouth_steps=2,
+                **kwargs)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pair(pipe):
+    audio = speech(1.2, 0)
+    return run(pipe, audio), run(pipe, audio, paint_mouth=True)
+
+
+def test_painting_changes_only_the_inside_of_the_lips_and_not_the_motion(pair):
+    plain, painted = pair
+    np.testing.assert_array_equal(plain.motion.as_array(), painted.motion.as_array())
+    renderer = FaceRenderer(PHOTO, detect_face(PHOTO))
+    changed_somewhere = False
+    for i in range(len(plain.motion)):
+        frame, interior = renderer.render(plain.motion, i, return_interior=True)
+        np.testing.assert_array_equal(frame, plain.frames[i])  # the plain frames are the renderer's
+        diff = np.abs(painted.frames[i].astype(int) - plain.frames[i]).max(axis=-1)
+        assert not diff[interior == 0].any(), i
+        changed_somewhere |= bool(diff[interior > 0.5].any())
+    assert changed_somewhere
+    assert painted.timings["paint"] > 0 and plain.timings["paint"] == 0
+
+
+def test_the_seed_decides_the_paint(pipe, pair):
+    _, painted = pair
+    again = run(pipe, speech(1.2, 0), paint_mouth=True)
+    np.testing.assert_array_equal(again.frames, painted.frames)
+    other = run(pipe, speech(1.2, 0), seed=1, paint_mouth=True)
+    assert not np.array_equal(other.frames, painted.frames)
+
+
+def test_the_audio_changes_the_paint_and_guidance_0_does_not_hear_it(pipe):
+    painter: MouthPainter = pipe.mouth_painter
+    S = painter.config.pixel_size
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (4, S, S, 3), dtype=np.uint8)
+    holes = np.zeros((4, S, S), np.float32)
+    holes[:, S // 3 : 2 * S // 3, S // 4 : 3 * S // 4] = 1
+    reference = crops[0]
+    a, b = torch.randn(4, 40, 20), torch.randn(4, 40, 20)
+
+    def paint(audio, g):
+        return paint_crops(painter, crops, holes, reference, audio, num_inference_steps=2, guidance_scale=g,
+                           generator=torch.Generator().manual_seed(0))  # fmt: skip
+
+    assert not np.array_equal(paint(a, 1.0), paint(b, 1.0))
+    np.testing.assert_array_equal(paint(a, 0.0), paint(b, 0.0))
+    with pytest.raises(ValueError, match="crops"):
+        paint_crops(painter, crops[:, :-1], holes, reference, a)
+    with pytest.raises(ValueError, match="audio_windows"):
+        paint_crops(painter, crops, holes, reference, a[:3])
+
+
+def test_a_shut_mouth_is_not_painted_at_all(pipe, monkeypatch):
+    renderer = FaceRenderer(PHOTO, detect_face(PHOTO))
+    painting = MouthPainting(pipe.mouth_painter, renderer, speech(1.0, 0), 25)
+    calls = []
+    monkeypatch.setattr(MouthPainter, "forward", lambda *a, **k: calls.append(1))
+    motion = renderer.neutral(20)
+    frames = [renderer.render(motion, i) for i in range(20)]
+    shut = [np.zeros(PHOTO.shape[:2], np.float32)] * 20
+    out = list(painting.paint(frames, shut, renderer.target_landmarks(motion), 0))
+    assert calls == [] and all(o is f for o, f in zip(out, frames))
+
+
+def test_a_pipeline_without_a_painter_refuses_to_paint_before_any_work(tmp_path):
+    bare = MotionTalkingHeadPipeline(build_motion_denoiser("tiny", seed=0))
+    with pytest.raises(ValueError, match="no mouth_painter"):
+        bare(PHOTO, speech(1.0, 0), paint_mouth=True, output_path=tmp_path / "x.mp4")
+    assert not (tmp_path / "x.mp4").exists()
+    assert bare(PHOTO, speech(0.4, 0), num_inference_steps=2).frames.shape[0] == 10  # the fast path needs none
+
+
+def test_the_painter_saves_and_loads_with_the_pipeline(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path)
+    loaded = MotionTalkingHeadPipeline.from_pretrained(tmp_path)
+    assert isinstance(loaded.mouth_painter, MouthPainter)
+    mine = dict(pipe.mouth_painter.named_parameters())
+    assert all(torch.equal(p, mine[n]) for n, p in loaded.mouth_painter.named_parameters())
+    with pytest.raises(ValueError, match="mouth_steps"):
+        loaded(PHOTO, speech(0.4, 0), paint_mouth=True, mouth_steps=0)
