@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the mouth painter (a latent video UNet painting teeth and tongue inside the lips) on synthetic faces",
     )
     _common(mouth)
+    mouth.add_argument(
+        "--data", help="DATA folder whose clips have landmark tracks (avdiff prepare), added to the synthetic faces"
+    )
     mouth.set_defaults(func=run_talking_head_mouth)
     segmenter = jobs.add_parser(
         "segmenter", help="the scene segmenter (a small U-Net) on scene clips' frames and masks"
@@ -228,6 +231,8 @@ def run_talking_head_mouth(args: argparse.Namespace) -> int:
     from avdiff.training.mouth_painter import MouthPainterTask, MouthPainterTaskConfig
 
     trainer_cfg, task_cfg = _configs(args)
+    if args.data is not None:
+        task_cfg["data"] = args.data
     config = _task_config(MouthPainterTaskConfig, task_cfg)
     task = MouthPainterTask(config, progress_bar=not args.no_progress)
     result = _train(task, trainer_cfg, args)

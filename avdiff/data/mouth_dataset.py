@@ -5,8 +5,12 @@
 :class:`~avdiff.video.render.FaceRenderer`, and inside each frame's inner-lip contour the teeth and tongue are drawn
 from the phonemes (:func:`~avdiff.data.mouth_truth.draw_mouth_interior`, :func:`~avdiff.data.mouth_truth.
 tongue_track`). What the painter sees is a square around the mouth (:func:`avdiff.video.mouth_crop.mouth_crops`, the
-geometry the pipeline paints with), so a clip keeps only its crops: the truth, the hole's mask and the photo's own
-mouth as the reference, with its speech.
+geometry the pipeline paints with), so a clip keeps only its crops: the truth, the renderer's own version (the
+model-free baseline), the hole's mask and the photo's own mouth as the reference, with its speech.
+
+:func:`data_folder_mouth_clips` makes the same from real footage: every clip of a DATA folder with a landmark track
+(``avdiff prepare`` writes one), its frames being the truth, the hole the inside of each frame's tracked inner lips
+(:func:`avdiff.video.mouth_crop.lip_interior`), the reference its most closed mouth.
 
 :class:`MouthWindows` cuts the clips into training items of ``frames`` consecutive crops, with the speech windows of
 those frames as the painter's speech encoder reads them. Windows in which the mouth never opens hold nothing to paint
@@ -16,22 +20,28 @@ and are left out.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from avdiff.audio.clock import FpsLike
+from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
+from avdiff.audio.io import load_audio
+from avdiff.data.format import read_index
 from avdiff.data.motion_dataset import Utterance
 from avdiff.data.motion_truth import motion_truth
 from avdiff.data.mouth_truth import draw_mouth_interior, tongue_track
 from avdiff.models.mouth_painter import MouthPainter
 from avdiff.video.face import INNER_LIPS, detect_face
-from avdiff.video.mouth_crop import MouthCrop, mouth_crops
-from avdiff.video.render import FaceRenderer
+from avdiff.video.motion import face_frame
+from avdiff.video.mouth_crop import MouthCrop, lip_interior, mouth_crops
+from avdiff.video.reader import read_video
+from avdiff.video.render import EDGE_SOFTNESS, FaceRenderer
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +57,7 @@ class MouthClip:
         id: a name for logs.
         crops: uint8 [F, S, S, 3], the truth (teeth and tongue drawn).
         rendered: uint8 [F, S, S, 3], the same frames as the renderer made them (its dark cavity in the holes): the
-            model-free baseline.
+            model-free baseline; None for real footage.
         holes: float32 [F, S, S] in [0, 1], the inside of the inner lips in each crop (what is painted).
         reference: uint8 [S, S, 3], the photo's own mouth (cut at its own mouth, at the clip's scale).
         samples: mono speech float32 [N] at ``sample_rate``.
@@ -56,7 +66,7 @@ class MouthClip:
 
     id: str
     crops: np.ndarray
-    rendered: np.ndarray
+    rendered: np.ndarray | None
     holes: np.ndarray
     reference: np.ndarray
     samples: torch.Tensor
@@ -145,6 +155,76 @@ def synthetic_mouth_clips(
     return clips
 
 
+def data_folder_mouth_clips(
+    data_dir: str | os.PathLike,
+    fps: FpsLike,
+    size: int,
+    crop_scale: float,
+    sample_rate: int = 16000,
+    split: str | None = None,
+    limit: int | None = None,
+) -> list[MouthClip]:
+    """A :class:`MouthClip` per clip of a DATA folder with a landmark track (see the module doc). Frames without a
+    face (NaN landmarks) get an empty hole, so nothing is learnt there; clips at another frame rate than ``fps``, or
+    whose face is never found, are skipped with a warning.
+
+    Raises:
+        FileNotFoundError: no index, or no usable clip (of ``split``) with landmarks.
+    """
+    data_dir = Path(data_dir)
+    if not (data_dir / "index.jsonl").is_file():
+        raise FileNotFoundError(f"{str(data_dir)!r} is not a DATA folder (no index.jsonl)")
+    records = [r for r in read_index(data_dir) if r.landmarks and (split is None or r.split == split)]
+    records = records[:limit] if limit is not None else records
+    out = []
+    for r in records:
+        if parse_fps(r.fps) != parse_fps(fps):
+            logger.warning("clip %s: %s fps, not %s; skipped", r.id, r.fps, fps)
+            continue
+        points = np.load(data_dir / r.landmarks).astype(np.float64)  # [F, 478, 2]
+        found = np.isfinite(points).all(axis=(1, 2))
+        if not found.any():
+            logger.warning("clip %s: no frame has a face; skipped", r.id)
+            continue
+        frames = read_video(data_dir / r.video, with_audio=False).frames.numpy()
+        speech = load_audio(str(data_dir / r.video), sample_rate=sample_rate, mono=True)
+        n = min(len(frames), len(points), FrameClock(fps, sample_rate).num_frames(speech.samples.shape[-1]))
+        frames, points, found = frames[:n], points[:n], found[:n]
+        filled = np.where(found[:, None, None], points, points[found][0])  # faceless frames: crops anywhere
+        lips = filled[:, INNER_LIPS]
+        widths = np.hypot(*(lips[:, 10] - lips[:, 0]).T)
+        crops = mouth_crops(lips, float(np.median(widths[found])), crop_scale, size)
+        softness = EDGE_SOFTNESS * float(np.nanmedian(face_frame(points[found])[3]))
+        truth, holes = [], []
+        for f in range(n):
+            hole = np.zeros(frames.shape[1:3], np.float32)
+            if found[f]:
+                alpha, (y0, y1, x0, x1) = lip_interior(lips[f], frames.shape[1:3], softness)
+                hole[y0:y1, x0:x1] = alpha
+            truth.append(crops[f].cut(frames[f]))
+            holes.append(crops[f].cut(hole))
+        openness = np.array([h.sum() for h in holes])
+        shut = int(np.argmin(np.where(found, openness, np.inf)))
+        out.append(
+            MouthClip(
+                r.id,
+                np.stack(truth),
+                None,
+                np.clip(np.stack(holes), 0, 1),
+                truth[shut],
+                speech.samples[0].float(),
+                sample_rate,
+            )  # fmt: skip
+        )
+    if not out:
+        raise FileNotFoundError(
+            f"{str(data_dir)!r} has no usable clip with a landmark track" + (f" of split {split!r}" if split else "")
+            + "; `avdiff prepare` writes them"
+        )  # fmt: skip
+    logger.info("mouth clips from %s: %d", data_dir, len(out))
+    return out
+
+
 class MouthWindows(Dataset):
     """Training items of ``frames`` consecutive crops of the clips, a window every ``stride`` frames, leaving out
     windows where the mouth never opens (the largest hole under :data:`MIN_HOLE` of the crop).
@@ -196,4 +276,4 @@ class MouthWindows(Dataset):
         }
 
 
-__all__ = ["MouthClip", "MouthWindows", "render_mouth_clip", "synthetic_mouth_clips"]
+__all__ = ["MouthClip", "MouthWindows", "data_folder_mouth_clips", "render_mouth_clip", "synthetic_mouth_clips"]

@@ -3,7 +3,9 @@
 ``avdiff train talking-head-mouth --config configs/train/talking_head_mouth.yaml`` runs it through the shared trainer
 (resume, DDP). It trains on synthetic talking faces whose mouths show teeth and tongue drawn from the phonemes
 (:func:`~avdiff.data.mouth_dataset.synthetic_mouth_clips`: the training identities of the face pool, the training
-sentences in the training voices), cut into windows by :class:`~avdiff.data.mouth_dataset.MouthWindows`.
+sentences in the training voices) and on the clips of DATA folders that have a landmark track (``--data``; ``avdiff
+prepare`` writes them: :func:`~avdiff.data.mouth_dataset.data_folder_mouth_clips`), cut into windows by
+:class:`~avdiff.data.mouth_dataset.MouthWindows`.
 
 The loss: a timestep drawn uniformly, the window of crops noised by the painter's schedule, the painter predicts the
 clean crops (x0) from the noisy ones, the crops with the hole blanked, the hole's mask, the photo's mouth and the
@@ -36,7 +38,7 @@ import torch.nn.functional as F
 from avdiff.audio.clock import parse_fps
 from avdiff.data.faces import face_pool
 from avdiff.data.motion_dataset import synthetic_utterances
-from avdiff.data.mouth_dataset import MouthClip, MouthWindows, synthetic_mouth_clips
+from avdiff.data.mouth_dataset import MouthClip, MouthWindows, data_folder_mouth_clips, synthetic_mouth_clips
 from avdiff.models.builders import build_mouth_painter, load_preset
 from avdiff.models.mouth_painter import MouthPainter
 from avdiff.pipelines.talking_head.mouth_painting import paint_crops
@@ -54,6 +56,9 @@ class MouthPainterTaskConfig:
     """The ``task:`` section of a talking-head-mouth YAML.
 
     Attributes:
+        data: a DATA folder whose clips have landmark tracks (``--data`` overrides it), added to the synthetic clips;
+            None: synthetic only.
+        split, max_clips: use only that split's clips of ``data``, at most this many.
         fps: frame rate of the clips.
         synthetic_utterances: espeak-ng utterances of the training sentences, each said by a training face.
         eval_utterances: held-out utterances ("test" sentences, held-out voices, test faces) scored by ``evaluate``.
@@ -68,6 +73,9 @@ class MouthPainterTaskConfig:
         preset: the mouth_painter preset; motion_model: the motion model saved beside the painter.
     """
 
+    data: str | None = None
+    split: str | None = None
+    max_clips: int | None = None
     fps: int = 25
     synthetic_utterances: int = 200
     eval_utterances: int = 12
@@ -87,8 +95,10 @@ class MouthPainterTaskConfig:
     def from_dict(cls, values: dict) -> MouthPainterTaskConfig:
         config = strict_from_dict(cls, values, "talking-head-mouth task")
         parse_fps(config.fps)
-        if config.synthetic_utterances < 1 or config.eval_utterances < 0:
-            raise ValueError("synthetic_utterances must be >= 1 and eval_utterances >= 0")
+        if config.synthetic_utterances < 0 or config.eval_utterances < 0:
+            raise ValueError("synthetic_utterances and eval_utterances must be >= 0")
+        if config.synthetic_utterances == 0 and not config.data:
+            raise ValueError("nothing to train on: set synthetic_utterances > 0 or give a DATA folder (--data)")
         if not 0 <= config.audio_dropout < 1 or config.outside_weight < 0:
             raise ValueError(f"need 0 <= audio_dropout < 1 and outside_weight >= 0, got {config.audio_dropout}, "
                              f"{config.outside_weight}")  # fmt: skip
@@ -128,7 +138,15 @@ class MouthPainterTask:
     def train_clips(self) -> list[MouthClip]:
         if self._train is None:
             c = self.config
-            self._train = self._clips("train", c.synthetic_utterances, c.data_seed, TRAIN_VOICES)
+            clips = (
+                self._clips("train", c.synthetic_utterances, c.data_seed, TRAIN_VOICES)
+                if c.synthetic_utterances
+                else []
+            )
+            if c.data:
+                clips += data_folder_mouth_clips(c.data, c.fps, self.size, self.crop_scale, split=c.split,
+                                                 limit=c.max_clips)  # fmt: skip
+            self._train = clips
             logger.info(
                 "mouth training clips: %d (%d frames)", len(self._train), sum(len(x.crops) for x in self._train)
             )
@@ -218,10 +236,14 @@ def evaluate_painter(
         of the Laplacian over the truth's, over all clips).
 
     Raises:
-        ValueError: no clips, or no clip with an open mouth (nothing to score).
+        ValueError: no clips, a clip without the renderer's version (real footage has no cavity to compare), or no
+            clip with an open mouth (nothing to score).
     """
     if not clips:
         raise ValueError("evaluate_painter needs at least one clip")
+    bare = [clip.id for clip in clips if clip.rendered is None]
+    if bare:
+        raise ValueError(f"evaluate_painter needs synthetic clips with the renderer's version; not {bare}")
     painter.eval()
     encoder = painter.speech_encoder
     clock = encoder.frame_clock(fps)

@@ -1,6 +1,7 @@
-"""Square crops around the mouth: where the mouth painter works, and how its paint goes back into the frame.
+"""The mouth's region: the inside of its lips, and square crops around it where the mouth painter works.
 
-A :class:`MouthCrop` is a square of ``side`` px of the frame (its native size) centred between the mouth's inner
+:func:`lip_interior` rasterises the inside of an inner-lip contour as a soft coverage mask: the renderer draws its
+cavity through it, the painter paints through it, and a tracked video's mouths are found with it. A :class:`MouthCrop` is a square of ``side`` px of the frame (its native size) centred between the mouth's inner
 corners, sampled to ``size`` px for a model. The side is fixed for a photo (``crop_scale`` widths of the photo's own
 mouth), the centre follows the mouth frame by frame, so a clip's crops share one scale. :meth:`MouthCrop.cut` takes a
 crop out of a frame (bilinear, subpixel), :meth:`MouthCrop.paste` puts a crop back through the inverse map, blended
@@ -16,6 +17,38 @@ import cv2
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+
+def lip_interior(polygon: np.ndarray, shape: tuple[int, ...], softness_px: float) -> tuple[np.ndarray, tuple]:
+    """The inside of an inner-lip contour: each pixel's coverage (rasterised at 4x and averaged, so lips that touch
+    give nothing), its edge blurred by a Gaussian of ``softness_px`` (none under 0.3 px).
+
+    Args:
+        polygon: float [P, 2] px, the contour (:data:`avdiff.video.face.INNER_LIPS` order).
+        shape: the frame's shape (its first two entries are used).
+        softness_px: the edge's blur, px.
+
+    Returns:
+        (float32 [h, w] in [0, 1], its box ``(y0, y1, x0, x1)`` in the frame, clipped to it; empty when the contour
+        lies outside the frame).
+    """
+    poly = np.asarray(polygon, np.float64)
+    height, width = shape[:2]
+    margin = int(np.ceil(3 * softness_px)) + 2
+    lo = np.clip(np.floor(poly.min(axis=0)).astype(int) - margin, 0, [width, height])
+    hi = np.clip(np.ceil(poly.max(axis=0)).astype(int) + margin, 0, [width, height])
+    box = (int(lo[1]), int(hi[1]), int(lo[0]), int(hi[0]))
+    h, w = box[1] - box[0], box[3] - box[2]
+    if h <= 0 or w <= 0:
+        return np.zeros((max(h, 0), max(w, 0)), np.float32), box
+    fine = np.zeros((4 * h, 4 * w), np.uint8)
+    # pixel centres: fine pixel (i + 0.5) / 4 - 0.5 is the coarse coordinate
+    fixed = np.round(((poly - lo) * 4 + 1.5) * 16).astype(np.int32)
+    cv2.fillPoly(fine, [fixed], 255, lineType=cv2.LINE_8, shift=4)
+    alpha = cv2.resize(fine, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    if softness_px >= 0.3 and alpha.any():
+        alpha = np.clip(cv2.GaussianBlur(alpha, (0, 0), softness_px), 0.0, 1.0)
+    return alpha, box
 
 
 @dataclass(frozen=True)
@@ -100,4 +133,4 @@ def mouth_crops(inner_lips: np.ndarray, mouth_width: float, crop_scale: float, s
     return [MouthCrop(float(x), float(y), side, int(size)) for x, y in centres]
 
 
-__all__ = ["MouthCrop", "mouth_crops"]
+__all__ = ["MouthCrop", "lip_interior", "mouth_crops"]

@@ -53,6 +53,7 @@ from avdiff.video.motion import (
     motion_from_landmarks,
     rotation_from_euler,
 )
+from avdiff.video.mouth_crop import lip_interior
 from avdiff.video.warp import lip_colour
 
 logger = logging.getLogger(__name__)
@@ -446,27 +447,9 @@ class FaceRenderer:
         return map_x.reshape(shape), map_y.reshape(shape)
 
     def _interior(self, target: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-        """The inside of the target inner-lip contour: its coverage of each pixel (rasterised at 4x and averaged, so
-        lips that touch give nothing), its edge softened by :data:`EDGE_SOFTNESS` face sizes; float32 [h, w] in
-        [0, 1] in its box ``(y0, y1, x0, x1)``."""
-        poly = target[INNER_LIPS]
-        height, width = self.photo.shape[:2]
-        sigma = EDGE_SOFTNESS * self.size
-        margin = int(np.ceil(3 * sigma)) + 2
-        lo = np.clip(np.floor(poly.min(axis=0)).astype(int) - margin, 0, [width, height])
-        hi = np.clip(np.ceil(poly.max(axis=0)).astype(int) + margin, 0, [width, height])
-        box = (int(lo[1]), int(hi[1]), int(lo[0]), int(hi[0]))
-        h, w = box[1] - box[0], box[3] - box[2]
-        if h <= 0 or w <= 0:
-            return np.zeros((max(h, 0), max(w, 0)), np.float32), box
-        fine = np.zeros((4 * h, 4 * w), np.uint8)
-        # pixel centres: fine pixel (i + 0.5) / 4 - 0.5 is the coarse coordinate
-        fixed = np.round(((poly - lo) * 4 + 1.5) * 16).astype(np.int32)
-        cv2.fillPoly(fine, [fixed], 255, lineType=cv2.LINE_8, shift=4)
-        alpha = cv2.resize(fine, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-        if sigma >= 0.3 and alpha.any():
-            alpha = np.clip(cv2.GaussianBlur(alpha, (0, 0), sigma), 0.0, 1.0)
-        return alpha, box
+        """The inside of the target inner-lip contour (:func:`~avdiff.video.mouth_crop.lip_interior`), its edge
+        softened by :data:`EDGE_SOFTNESS` face sizes; float32 [h, w] in [0, 1] in its box ``(y0, y1, x0, x1)``."""
+        return lip_interior(target[INNER_LIPS], self.photo.shape, EDGE_SOFTNESS * self.size)
 
     def render(
         self, motion: Motion, index: int, *, return_interior: bool = False

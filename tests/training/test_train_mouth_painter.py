@@ -53,7 +53,8 @@ def test_a_killed_run_resumes_exactly(tmp_path):
 @pytest.mark.parametrize(
     "bad, match",
     [
-        ({"synthetic_utterances": 0}, "synthetic_utterances"),
+        ({"synthetic_utterances": 0}, "nothing to train on"),
+        ({"eval_utterances": -1}, "eval_utterances"),
         ({"audio_dropout": 1.0}, "audio_dropout"),
         ({"frames": 0}, "frames"),
         ({"epochs": 3}, "unknown talking-head-mouth task settings"),
@@ -73,3 +74,6 @@ def test_scoring_refuses_clips_with_nothing_to_paint():
         evaluate_painter(painter, [shut], 25, steps=1)
     with pytest.raises(ValueError, match="at least one clip"):
         evaluate_painter(painter, [], 25)
+    real = MouthClip("real", shut.crops, None, shut.holes + 1, shut.reference, shut.samples, 16000)
+    with pytest.raises(ValueError, match="renderer's version"):
+        evaluate_painter(painter, [real], 25, steps=1)
