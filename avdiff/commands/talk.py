@@ -146,15 +146,10 @@ def generation_kwargs(args: argparse.Namespace, pipe) -> dict:
                   "head_amount": args.head_motion}  # fmt: skip
         kwargs |= {k: MOTION_DEFAULTS[k] if v is None else v for k, v in chosen.items()}
         kwargs["still_head"] = bool(args.still_head)
-        if getattr(args, "mouth_steps", None) is not None and not getattr(args, "paint_mouth", False):
-            raise CommandError("--mouth-steps: the mouth painter is off; add --paint-mouth")
-        if getattr(args, "paint_mouth", False):
-            if pipe.mouth_painter is None:
-                raise CommandError("--paint-mouth: this motion model has no mouth painter (avdiff/talking-head-motion "
-                                   "has one; avdiff train talking-head-mouth makes one)")  # fmt: skip
+        if args.paint_mouth:  # the pipeline refuses it for a model without a painter, and steps without painting
             kwargs["paint_mouth"] = True
-            if args.mouth_steps is not None:
-                kwargs["mouth_steps"] = args.mouth_steps
+        if args.mouth_steps is not None:
+            kwargs["mouth_steps"] = args.mouth_steps
     else:
         chosen = {"audio_guidance_scale": args.audio_guidance, "reference_guidance_scale": args.reference_guidance}
         kwargs |= {k: PIXEL_DEFAULTS[k] if v is None else v for k, v in chosen.items()}

@@ -99,6 +99,19 @@ def _task_config(config_cls: type, task_cfg: dict):
         raise CommandError(str(e)) from e
 
 
+def _train_with_data(args: argparse.Namespace, config_cls: type, task_cls: type):
+    """(the task config, the task, the run's result) of a job that trains on synthetic data plus any ``--data``;
+    the result is None on a process other than the main one (under DDP the main process alone reports) or when no
+    final model was written."""
+    trainer_cfg, task_cfg = _configs(args)
+    if args.data is not None:
+        task_cfg["data"] = args.data
+    config = _task_config(config_cls, task_cfg)
+    task = task_cls(config, progress_bar=not args.no_progress)
+    result = _train(task, trainer_cfg, args)
+    return config, task, (result if result.is_main_process and result.final_dir.exists() else None)
+
+
 def _data_task_config(args: argparse.Namespace, config_cls: type):
     """(TrainConfig, the job's task config) for a job that trains on a DATA folder; refuses a run with no data."""
     from avdiff.commands import CommandError
@@ -198,13 +211,8 @@ def run_talking_head_motion(args: argparse.Namespace) -> int:
     from avdiff.pipelines.talking_head import MotionTalkingHeadPipeline
     from avdiff.training.talking_head_motion import SCORES, MotionTask, MotionTaskConfig
 
-    trainer_cfg, task_cfg = _configs(args)
-    if args.data is not None:
-        task_cfg["data"] = args.data
-    config = _task_config(MotionTaskConfig, task_cfg)
-    task = MotionTask(config, progress_bar=not args.no_progress)
-    result = _train(task, trainer_cfg, args)
-    if not (result.is_main_process and result.final_dir.exists()):  # under DDP the main process alone reports
+    config, task, result = _train_with_data(args, MotionTaskConfig, MotionTask)
+    if result is None:
         return 0
     if config.eval_utterances:
         # the trainer's own evaluation of the final weights when it ran at the last step, else one here
@@ -230,13 +238,8 @@ def run_talking_head_motion(args: argparse.Namespace) -> int:
 def run_talking_head_mouth(args: argparse.Namespace) -> int:
     from avdiff.training.mouth_painter import MouthPainterTask, MouthPainterTaskConfig
 
-    trainer_cfg, task_cfg = _configs(args)
-    if args.data is not None:
-        task_cfg["data"] = args.data
-    config = _task_config(MouthPainterTaskConfig, task_cfg)
-    task = MouthPainterTask(config, progress_bar=not args.no_progress)
-    result = _train(task, trainer_cfg, args)
-    if not (result.is_main_process and result.final_dir.exists()):  # under DDP the main process alone reports
+    config, task, result = _train_with_data(args, MouthPainterTaskConfig, MouthPainterTask)
+    if result is None:
         return 0
     if config.eval_utterances:
         m = result.eval_metrics or task.evaluate(_painter_of(result.final_dir))

@@ -39,7 +39,7 @@ from avdiff.data.mouth_truth import draw_mouth_interior, tongue_track
 from avdiff.models.mouth_painter import MouthPainter
 from avdiff.video.face import INNER_LIPS, detect_face
 from avdiff.video.motion import face_frame
-from avdiff.video.mouth_crop import MouthCrop, lip_interior, mouth_crops
+from avdiff.video.mouth_crop import MouthCrop, lip_interior, mouth_crops, mouth_width, reference_crop
 from avdiff.video.reader import read_video
 from avdiff.video.render import EDGE_SOFTNESS, FaceRenderer
 
@@ -73,20 +73,6 @@ class MouthClip:
     sample_rate: int
 
 
-def mouth_width(points: np.ndarray) -> float:
-    """The distance between the inner-lip corners of landmarks [478, 2+] (px)."""
-    corners = np.asarray(points)[[INNER_LIPS[0], INNER_LIPS[10]], :2]
-    return float(np.hypot(*(corners[1] - corners[0])))
-
-
-def reference_crop(renderer: FaceRenderer, size: int, crop_scale: float) -> tuple[np.ndarray, float]:
-    """The photo's own mouth as a crop (uint8 [size, size, 3]) and the photo's mouth width (px)."""
-    lips = renderer.reference[INNER_LIPS, :2]
-    width = mouth_width(renderer.reference)
-    crop = mouth_crops(lips[None], width, crop_scale, size)[0]
-    return crop.cut(renderer.photo), width
-
-
 def render_mouth_clip(
     clip_id: str,
     renderer: FaceRenderer,
@@ -109,7 +95,8 @@ def render_mouth_clip(
     )
     tongue = tongue_track(utterance.events, len(motion), fps, speech.sample_rate)
     lips = renderer.target_landmarks(motion)[:, INNER_LIPS]  # [F, 20, 2]
-    reference, width = reference_crop(renderer, size, crop_scale)
+    reference = reference_crop(renderer.photo, renderer.reference, crop_scale, size)
+    width = mouth_width(renderer.reference)
     crops: list[MouthCrop] = mouth_crops(lips, width, crop_scale, size)
     truth, rendered, holes = [], [], []
     for f, (frame, interior) in enumerate(renderer.frames(motion, return_interior=True)):

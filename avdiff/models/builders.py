@@ -16,7 +16,7 @@ kinds:
 * ``motion``: a :class:`~avdiff.models.motion.MotionDenoiser` (the motion generator): ``denoiser`` (its keyword
   arguments, the noise schedule under ``scheduler``);
 * ``mouth_painter``: a :class:`~avdiff.models.mouth_painter.MouthPainter`: ``pixel_size``, ``codec_factor``,
-  ``crop_scale``, ``chunk_frames``, ``unet`` (as ``talking_head``'s), ``speech_encoder`` (``SpeechEncoder`` keyword
+  ``crop_scale``, ``chunk_frames``, ``context_frames``, ``unet`` (as ``talking_head``'s), ``speech_encoder`` (``SpeechEncoder`` keyword
   arguments) and ``scheduler`` (``DDIMScheduler`` keyword arguments).
 
 Random builds are seeded: with a ``seed`` every weight is drawn inside ``torch.random.fork_rng``, so the caller's RNG
@@ -41,7 +41,7 @@ from torch import nn
 
 from avdiff.models.codec import DiffusersVAECodec, LatentCodec, SpaceToDepthCodec
 from avdiff.models.motion import MotionDenoiser
-from avdiff.models.mouth_painter import MouthPainter, public_config
+from avdiff.models.mouth_painter import MouthPainter
 from avdiff.models.speech import BaseSpeechEncoder, HFSpeechEncoder, SpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
 
@@ -57,9 +57,24 @@ PRESET_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "motion": (("denoiser",), ("denoiser",)),
     "mouth_painter": (
         ("pixel_size", "codec_factor", "unet", "speech_encoder", "scheduler"),
-        ("pixel_size", "codec_factor", "crop_scale", "chunk_frames", "unet", "speech_encoder", "scheduler"),
+        (
+            "pixel_size",
+            "codec_factor",
+            "crop_scale",
+            "chunk_frames",
+            "context_frames",
+            "unet",
+            "speech_encoder",
+            "scheduler",
+        ),
     ),
 }
+
+
+def public_config(module) -> dict:
+    """A diffusers module's config without the private keys (``_class_name``, ``_diffusers_version``, ...): the
+    keyword arguments that build it again."""
+    return {k: v for k, v in dict(module.config).items() if not k.startswith("_")}
 
 
 # --- presets ----------------------------------------------------------------------------------------------------
@@ -282,6 +297,7 @@ def build_mouth_painter(spec: dict | str | os.PathLike = "tiny", *, seed: int | 
             codec_factor=factor,
             crop_scale=float(spec.get("crop_scale", 1.6)),
             chunk_frames=int(spec.get("chunk_frames", 16)),
+            context_frames=int(spec.get("context_frames", 4)),
             scheduler=dict(spec["scheduler"]),
         )
     painter.unet.load_state_dict(unet.state_dict())

@@ -36,11 +36,6 @@ from avdiff.models.unet import AudioVideoUNet
 logger = logging.getLogger(__name__)
 
 
-def public_config(module: ConfigMixin) -> dict:
-    """A module's config without diffusers' private keys (``_class_name``, ``_diffusers_version``, ...)."""
-    return {k: v for k, v in dict(module.config).items() if not k.startswith("_")}
-
-
 class MouthPainter(ModelMixin, ConfigMixin):
     """Paints the inside of the mouth of a window of mouth crops (see the module doc).
 
@@ -52,6 +47,8 @@ class MouthPainter(ModelMixin, ConfigMixin):
         codec_factor: the space-to-depth fold (latents are ``pixel_size / codec_factor`` wide).
         crop_scale: the crop's native side, in widths of the photo's mouth (corner to corner of the inner lips).
         chunk_frames: frames painted together (the motion layers' window).
+        context_frames: of those, how many are the frames made just before, given whole (known, not painted again),
+            so the paint carries on from chunk to chunk; < ``chunk_frames``.
         scheduler: ``DDIMScheduler`` keyword arguments (the noise schedule it was trained with).
     """
 
@@ -64,6 +61,7 @@ class MouthPainter(ModelMixin, ConfigMixin):
         codec_factor: int = 4,
         crop_scale: float = 1.6,
         chunk_frames: int = 16,
+        context_frames: int = 4,
         scheduler: dict | None = None,
     ):
         super().__init__()
@@ -71,8 +69,9 @@ class MouthPainter(ModelMixin, ConfigMixin):
             raise ValueError(f"pixel_size ({pixel_size}) must be a positive multiple of codec_factor ({codec_factor})")
         if not crop_scale > 1:
             raise ValueError(f"crop_scale must be > 1 (the crop holds the whole mouth), got {crop_scale}")
-        if chunk_frames < 1:
-            raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+        if chunk_frames < 1 or not 0 <= context_frames < chunk_frames:
+            raise ValueError(f"need chunk_frames >= 1 and 0 <= context_frames < chunk_frames, got {chunk_frames} and "
+                             f"{context_frames}")  # fmt: skip
         self.unet = AudioVideoUNet(**unet_config)
         self.speech_encoder = SpeechEncoder(**speech_config)
         self.codec = SpaceToDepthCodec(factor=codec_factor)
@@ -92,6 +91,7 @@ class MouthPainter(ModelMixin, ConfigMixin):
 
     @property
     def latent_size(self) -> int:
+        """The latents' side: ``pixel_size / codec_factor``."""
         return self.config.pixel_size // self.config.codec_factor
 
     def frame_clock(self, fps: FpsLike) -> FrameClock:
@@ -179,4 +179,4 @@ class MouthPainter(ModelMixin, ConfigMixin):
         )[0]
 
 
-__all__ = ["MouthPainter", "public_config"]
+__all__ = ["MouthPainter"]

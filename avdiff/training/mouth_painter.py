@@ -9,7 +9,9 @@ prepare`` writes them: :func:`~avdiff.data.mouth_dataset.data_folder_mouth_clips
 
 The loss: a timestep drawn uniformly, the window of crops noised by the painter's schedule, the painter predicts the
 clean crops (x0) from the noisy ones, the crops with the hole blanked, the hole's mask, the photo's mouth and the
-frames' speech (dropped to silence in ``audio_dropout`` of the items, for classifier-free guidance). The error is
+frames' speech (dropped to silence in ``audio_dropout`` of the items, for classifier-free guidance). In
+``context_prob`` of the items the window's first ``context_frames`` crops are given whole (no hole), as the pipeline
+gives each chunk the last frames of the one before, so the painter learns to carry their teeth and tongue on. The error is
 weighted 1 inside the painted pixels and ``outside_weight`` elsewhere (those pixels are given, and kept from the
 renderer anyway).
 
@@ -41,7 +43,7 @@ from avdiff.data.motion_dataset import synthetic_utterances
 from avdiff.data.mouth_dataset import MouthClip, MouthWindows, data_folder_mouth_clips, synthetic_mouth_clips
 from avdiff.models.builders import build_mouth_painter, load_preset
 from avdiff.models.mouth_painter import MouthPainter
-from avdiff.pipelines.talking_head.mouth_painting import paint_crops
+from avdiff.pipelines.talking_head.mouth_painting import CropSequence
 from avdiff.pipelines.talking_head.pipeline_motion_talking_head import MotionTalkingHeadPipeline
 from avdiff.training.talking_head_motion import EVAL_VOICES, TRAIN_VOICES
 from avdiff.training.trainer import strict_from_dict
@@ -62,7 +64,9 @@ class MouthPainterTaskConfig:
         fps: frame rate of the clips.
         synthetic_utterances: espeak-ng utterances of the training sentences, each said by a training face.
         eval_utterances: held-out utterances ("test" sentences, held-out voices, test faces) scored by ``evaluate``.
-        frames: crops per training window.
+        frames: crops per training window (the painter's ``chunk_frames``, so its motion layers see the length they
+            paint).
+        context_prob: share of the items whose first ``context_frames`` crops are given whole.
         stride: frames between the starts of training windows.
         audio_dropout: share of items that hear silence (classifier-free guidance).
         outside_weight: the loss's weight on the given pixels (1 on the painted ones).
@@ -79,7 +83,8 @@ class MouthPainterTaskConfig:
     fps: int = 25
     synthetic_utterances: int = 200
     eval_utterances: int = 12
-    frames: int = 8
+    frames: int = 16
+    context_prob: float = 0.5
     stride: int = 4
     audio_dropout: float = 0.15
     outside_weight: float = 0.05
@@ -99,6 +104,8 @@ class MouthPainterTaskConfig:
             raise ValueError("synthetic_utterances and eval_utterances must be >= 0")
         if config.synthetic_utterances == 0 and not config.data:
             raise ValueError("nothing to train on: set synthetic_utterances > 0 or give a DATA folder (--data)")
+        if not 0 <= config.context_prob <= 1:
+            raise ValueError(f"context_prob must be in [0, 1], got {config.context_prob}")
         if not 0 <= config.audio_dropout < 1 or config.outside_weight < 0:
             raise ValueError(f"need 0 <= audio_dropout < 1 and outside_weight >= 0, got {config.audio_dropout}, "
                              f"{config.outside_weight}")  # fmt: skip
@@ -173,6 +180,9 @@ class MouthPainterTask:
         net: MouthPainter = getattr(model, "module", model)
         crops = batch["crops"].float().permute(0, 4, 1, 2, 3) / 127.5 - 1  # [B, 3, L, S, S]
         holes = batch["holes"].float()[:, None]  # [B, 1, L, S, S]
+        given = torch.rand(holes.shape[0], device=holes.device) < self.config.context_prob
+        k = min(net.config.context_frames, holes.shape[2] - 1)
+        holes[given, :, :k] = 0  # the frames made before: known whole
         reference = batch["reference"].float().permute(0, 3, 1, 2) / 127.5 - 1
         known, mask, ref_latent = net.conditions(crops, holes, reference)
         clean = net.encode(crops)
@@ -226,7 +236,7 @@ def _laplacian_variance(images: np.ndarray, where: np.ndarray) -> float:
 def evaluate_painter(
     painter: MouthPainter, clips: list[MouthClip], fps: int, steps: int = 8, guidance: float = 1.5, seed: int = 0
 ) -> dict[str, float]:
-    """Paint every clip's frames (in the painter's chunks, as the pipeline does) with the audio at ``guidance`` and
+    """Paint every clip's rendered crops (:class:`CropSequence`, as the pipeline does) with the audio at ``guidance`` and
     with it dropped (the twin, guidance 0), and score the holes against the truth, beside the renderer's own dark
     cavity (the clip's ``rendered`` crops: the model-free baseline).
 
@@ -247,7 +257,6 @@ def evaluate_painter(
     painter.eval()
     encoder = painter.speech_encoder
     clock = encoder.frame_clock(fps)
-    chunk = painter.config.chunk_frames
     ours, twin, cavity, sharp_painted, sharp_truth = [], [], [], [], []
     for k, clip in enumerate(clips):
         holes = clip.holes
@@ -256,12 +265,13 @@ def evaluate_painter(
         features = encoder.features(clip.samples[None])
         made = {g: [] for g in (guidance, 0.0)}
         for g in made:
-            gen = torch.Generator().manual_seed(seed + k)
-            for lo in range(0, len(clip.crops), chunk):
-                hi = min(lo + chunk, len(clip.crops))
-                windows = encoder.frame_windows(features, clock, lo, hi - lo)[0]
-                made[g].append(paint_crops(painter, clip.crops[lo:hi], holes[lo:hi], clip.reference, windows,
-                                           num_inference_steps=steps, guidance_scale=g, generator=gen))  # fmt: skip
+            sequence = CropSequence(painter, clip.reference, features, clock, num_inference_steps=steps,
+                                    guidance_scale=g, generator=torch.Generator().manual_seed(seed + k))  # fmt: skip
+            lo = 0
+            while lo < len(clip.crops):
+                hi = min(lo + sequence.chunk_size(lo), len(clip.crops))
+                made[g].append(sequence.paint(clip.rendered[lo:hi], holes[lo:hi], lo))
+                lo = hi
         mae = functools.partial(_hole_mae, truth=clip.crops, holes=holes)
         ours.append(mae(np.concatenate(made[guidance])))
         twin.append(mae(np.concatenate(made[0.0])))

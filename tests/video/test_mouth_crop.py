@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from avdiff.video.mouth_crop import MouthCrop, mouth_crops
+from avdiff.video.mouth_crop import MouthCrop, lip_interior, mouth_crops
 
 
 def test_cut_then_paste_gives_the_frame_back_and_touches_only_the_mask():
@@ -36,3 +36,34 @@ def test_crops_follow_the_mouth_at_one_scale():
         mouth_crops(lips, 40.0, 0.9, 48)
     with pytest.raises(ValueError, match="mouth_width"):
         mouth_crops(lips, float("nan"), 1.5, 48)
+
+
+def test_a_shrinking_crop_maps_back_to_its_place_and_never_pastes_outside_its_square():
+    frame = np.zeros((120, 160, 3), np.uint8)
+    frame[50:70, 60:100] = 200  # a bright bar: the crop (side 96 -> 48 px) must find it at half size
+    crop = MouthCrop(cx=80.0, cy=60.0, side=96.0, size=48)
+    cut = crop.cut(frame)
+    bright = np.argwhere(cut.mean(axis=-1) > 100)
+    assert (bright.min(axis=0) >= [18, 12]).all() and (
+        bright.max(axis=0) <= [29, 34]
+    ).all()  # y 50-70, x 60-100 halved
+    back = crop.paste(np.zeros_like(frame), cut, np.ones(frame.shape[:2], np.float32))
+    assert np.abs(back[52:68, 62:98].astype(int) - 200).max() < 40  # at its place again, blurred by the round trip
+    # near the border: the square reaches past the frame; a hole beyond the square keeps the frame
+    edge = MouthCrop(cx=3.0, cy=60.0, side=40.0, size=40)
+    assert edge.cut(frame).shape == (40, 40, 3)
+    alpha = np.ones(frame.shape[:2], np.float32)
+    pasted = edge.paste(frame, np.full((40, 40, 3), 255, np.uint8), alpha)
+    assert (pasted[:, 30:] == frame[:, 30:]).all() and (pasted[45:75, :20] == 255).all()
+
+
+def test_the_lips_inside_is_a_soft_cover_of_the_contour():
+    square = np.array([[10, 10], [30, 10], [30, 20], [10, 20]], np.float64)
+    alpha, (y0, y1, x0, x1) = lip_interior(square, (40, 50), 0.0)
+    assert alpha.dtype == np.float32 and alpha.max() == 1 and abs(alpha.sum() - 200) < 10  # 20 x 10 px
+    soft, _ = lip_interior(square, (40, 50), 1.5)
+    assert abs(soft.sum() - alpha.sum()) < 4 and (soft < 1).sum() > (alpha < 1).sum()  # the same area, a blurred edge
+    shut = np.array([[10, 10], [30, 10], [30, 10], [10, 10]], np.float64)
+    assert lip_interior(shut, (40, 50), 0.0)[0].sum() < 0.05 * alpha.sum()  # lips that touch: next to nothing inside
+    outside, box = lip_interior(square + 100, (40, 50), 0.0)
+    assert outside.size == 0

@@ -131,7 +131,7 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
         head_amount: float,
         scheduler: str,
         paint_mouth: bool,
-        mouth_steps: int,
+        mouth_steps: int | None,
         mouth_guidance: float,
         output_type: str,
         generator: torch.Generator | None,
@@ -153,7 +153,11 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
         if paint_mouth and self.mouth_painter is None:
             raise ValueError("paint_mouth=True, but this pipeline has no mouth_painter (the bundled default has one)")
-        if paint_mouth and (isinstance(mouth_steps, bool) or not isinstance(mouth_steps, int) or mouth_steps < 1):
+        if not paint_mouth and mouth_steps is not None:
+            raise ValueError(f"mouth_steps={mouth_steps!r}, but paint_mouth is False: the mouth is not painted")
+        if mouth_steps is not None and (
+            isinstance(mouth_steps, bool) or not isinstance(mouth_steps, int) or mouth_steps < 1
+        ):
             raise ValueError(f"mouth_steps must be an integer >= 1, got {mouth_steps!r}")
         check_number("mouth_guidance", mouth_guidance)
         check_output_type(output_type)
@@ -176,7 +180,7 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
         still_head: bool = False,
         scheduler: str = "ddim",
         paint_mouth: bool = False,
-        mouth_steps: int = 8,
+        mouth_steps: int | None = None,
         mouth_guidance: float = 1.5,
         generator: torch.Generator | None = None,
         max_duration_s: float | None = 600.0,
@@ -202,10 +206,11 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
             scheduler: ``"ddim"`` or ``"dpm"`` (DPM-Solver++).
             paint_mouth: paint the inside of the open mouth (teeth, tongue) with the ``mouth_painter``; off, the
                 renderer's own dark cavity is shown (the fast path). The motion is the same either way.
-            mouth_steps: the painter's DDIM steps, >= 1.
+            mouth_steps: the painter's DDIM steps, >= 1 (None: 8); only with ``paint_mouth``.
             mouth_guidance: the painter's classifier-free guidance on the audio, >= 0.
             generator: the only source of randomness; the same seed gives the same video (the painter's noise comes
-                from a generator seeded by ``generator.initial_seed() + 1``, so painting leaves the motion alone).
+                from a generator seeded by ``generator.initial_seed() + 1``, so painting leaves the motion alone; a
+                generator reused for a second call draws new motion but the same paint noise).
             max_duration_s: refuse longer audio (``AudioLoadError``).
             output_type: ``"np"`` uint8 [F, H, W, 3]; ``"pt"`` the same as a torch tensor; ``"pil"`` a list of
                 PIL images.
@@ -266,9 +271,11 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
         painting = None
         if paint_mouth:
             tick = time.perf_counter()
-            seeded = None if generator is None else torch.Generator().manual_seed(generator.initial_seed() + 1)
+            seeded = (
+                None if generator is None else torch.Generator().manual_seed((generator.initial_seed() + 1) % 2**64)
+            )
             painting = MouthPainting(
-                self.mouth_painter, renderer, speech, rate, num_inference_steps=mouth_steps,
+                self.mouth_painter, renderer, speech, rate, num_inference_steps=mouth_steps or 8,
                 guidance_scale=mouth_guidance, generator=seeded,
             )  # fmt: skip
             timings["paint"] += time.perf_counter() - tick

@@ -152,9 +152,9 @@ def test_avdiff_talk_with_a_motion_model_takes_its_controls_and_refuses_the_pixe
     assert "paint_mouth" not in kwargs  # the fast path unless asked
     # this model has no mouth painter: --paint-mouth is refused before any work, naming the flag
     assert main([*common, "--out", str(tmp_path / "d.mp4"), "--paint-mouth"]) == 2
-    assert "--paint-mouth: this motion model has no mouth painter" in capsys.readouterr().err
+    assert "paint_mouth=True, but this pipeline has no mouth_painter" in capsys.readouterr().err
     assert main([*common, "--out", str(tmp_path / "e.mp4"), "--mouth-steps", "3"]) == 2
-    assert "--mouth-steps: the mouth painter is off" in capsys.readouterr().err
+    assert "but paint_mouth is False" in capsys.readouterr().err
     assert not (tmp_path / "d.mp4").exists() and not (tmp_path / "e.mp4").exists()
 
 

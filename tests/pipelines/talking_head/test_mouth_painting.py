@@ -9,7 +9,8 @@ import torch
 from avdiff.models.builders import build_motion_denoiser, build_mouth_painter
 from avdiff.models.mouth_painter import MouthPainter
 from avdiff.pipelines import MotionTalkingHeadPipeline
-from avdiff.pipelines.talking_head.mouth_painting import MouthPainting, paint_crops
+from avdiff.pipelines.talking_head import mouth_painting
+from avdiff.pipelines.talking_head.mouth_painting import CropSequence, MouthPainting, paint_crops
 from avdiff.video.face import detect_face
 from avdiff.video.render import FaceRenderer
 
@@ -29,8 +30,9 @@ def pipe():
 
 
 def run(pipe, audio, seed=0, **kwargs):
-    return pipe(PHOTO, audio, generator=torch.Generator().manual_seed(seed), num_inference_steps=3, mouth_steps=2,
-                **kwargs)  # fmt: skip
+    if kwargs.get("paint_mouth"):
+        kwargs.setdefault("mouth_steps", 2)
+    return pipe(PHOTO, audio, generator=torch.Generator().manual_seed(seed), num_inference_steps=3, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +114,79 @@ def test_the_painter_saves_and_loads_with_the_pipeline(pipe, tmp_path):
     assert all(torch.equal(p, mine[n]) for n, p in loaded.mouth_painter.named_parameters())
     with pytest.raises(ValueError, match="mouth_steps"):
         loaded(PHOTO, speech(0.4, 0), paint_mouth=True, mouth_steps=0)
+    with pytest.raises(ValueError, match="paint_mouth is False"):
+        loaded(PHOTO, speech(0.4, 0), mouth_steps=3)
+
+
+def test_chunks_hear_their_own_frames_and_carry_the_last_ones_on(pipe, monkeypatch):
+    """Over 2.4 s (60 frames: two motion windows, several chunks), every chunk the painter samples hears the speech
+    of exactly its frames, and each chunk after the first starts with the four crops made just before, given whole."""
+    calls = []
+    real = mouth_painting.paint_crops
+
+    def spy(painter, crops, holes, reference, windows, **kw):
+        calls.append((crops.copy(), holes.copy(), windows.clone()))
+        return real(painter, crops, holes, reference, windows, **kw)
+
+    monkeypatch.setattr(mouth_painting, "paint_crops", spy)
+    audio = speech(2.4, 0)
+    out = run(pipe, audio, paint_mouth=True, seed=3)
+    encoder = pipe.mouth_painter.speech_encoder
+    features = encoder.features(audio.samples)
+    clock = encoder.frame_clock(25)
+    assert len(calls) >= 3
+    start, carried = 0, 0
+    for crops, holes, windows in calls:
+        expected = encoder.frame_windows(features, clock, start - carried, len(crops))[0]
+        torch.testing.assert_close(windows, expected)  # the chunk's own frames' speech
+        assert (holes[:carried] == 0).all() and holes[carried:].sum() > 0  # context given whole, new frames painted
+        start += len(crops) - carried
+        carried = pipe.mouth_painter.config.context_frames
+    assert start <= len(out.motion)
+
+
+def test_a_crop_sequence_refuses_an_oversized_chunk_and_keeps_shut_mouths(pipe):
+    S = pipe.mouth_painter.config.pixel_size
+    seq = CropSequence(pipe.mouth_painter, np.zeros((S, S, 3), np.uint8), torch.zeros(1, 40, 200),
+                       pipe.mouth_painter.speech_encoder.frame_clock(25))  # fmt: skip
+    crops = np.random.default_rng(0).integers(0, 256, (16, S, S, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(seq.paint(crops, np.zeros((16, S, S), np.float32), 0), crops)
+    assert seq.chunk_size(16) == 12 and seq.chunk_size(40) == 16  # continuing, or starting afresh
+    with pytest.raises(ValueError, match="takes 12"):
+        seq.paint(crops[:13], np.zeros((13, S, S), np.float32), 16)
+
+
+def test_the_largest_seed_paints_too(pipe):
+    gen = torch.Generator().manual_seed(2**64 - 1)
+    out = pipe(PHOTO, speech(0.4, 0), generator=gen, num_inference_steps=2, paint_mouth=True, mouth_steps=1)
+    assert out.frames.shape[0] == 10
+
+
+def test_a_painter_that_paints_the_truth_gives_the_truth_inside_and_the_frame_outside(pipe, monkeypatch):
+    """An oracle painter's paint is the truth wherever the mouth is fully open, the rendered frame where it is shut,
+    and in between at the soft edge (blended by the renderer's own mask: never past either)."""
+    from avdiff.data.mouth_truth import draw_mouth_interior
+    from avdiff.video.face import INNER_LIPS
+    from avdiff.video.motion import FIELDS, Motion
+    from avdiff.video.mouth_crop import mouth_crops, mouth_width
+
+    renderer = FaceRenderer(PHOTO, detect_face(PHOTO))
+    fields = {k: getattr(renderer.neutral(1), k).copy() for k in FIELDS}
+    fields["mouth_open"][:], fields["lip_closure"][:] = 0.4, 0.0
+    motion = Motion.from_dict(fields)
+    frame, interior = renderer.render(motion, 0, return_interior=True)
+    lips = renderer.target_landmarks(motion, 0)[INNER_LIPS]
+    truth = draw_mouth_interior(frame, lips, interior, 1.0)
+    S = pipe.mouth_painter.config.pixel_size
+    crop = mouth_crops(lips[None], mouth_width(renderer.reference), 1.6, S)[0]
+    rendered, hole, want = crop.cut(frame)[None], crop.cut(interior)[None], crop.cut(truth)[None]
+    monkeypatch.setattr(mouth_painting, "paint_crops", lambda *a, **k: want.copy())
+    seq = CropSequence(
+        pipe.mouth_painter, want[0], torch.zeros(1, 40, 100), pipe.mouth_painter.speech_encoder.frame_clock(25)
+    )
+    got = seq.paint(rendered, hole, 0).astype(int)
+    edge = (hole > 0.05) & (hole < 0.95)
+    assert edge.sum() > 10 and np.abs(got - want)[hole >= 0.999].max() <= 1 and (got == rendered)[hole == 0].all()
+    low, high = np.minimum(rendered, want).astype(int), np.maximum(rendered, want).astype(int)
+    assert ((got >= low - 1) & (got <= high + 1))[edge].all()
+    assert np.abs(got - want)[hole >= 0.999].max() < np.abs(rendered.astype(int) - want)[hole >= 0.999].max()
