@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 WORKER_DIED_MESSAGE = "The worker running this request stopped unexpectedly; please try again."
 ABANDONED_MESSAGE = "The request was stopped: its page was closed."
+STOPPING_MESSAGE = "The request was stopped: the server is shutting down."
 POLL_S = 0.05  # how often a waiting request looks at its worker's pipe and at whether its client is still there
 _PROGRESS = "<avdiff-progress>"  # stands for the handler's gr.Progress argument on its way to a worker
 
@@ -58,18 +59,24 @@ class WorkerSpec:
 class _Worker:
     """One worker process and the app's end of its pipe."""
 
+    stopped_by_pool = False  # killed by WorkerPool.close while it ran a job
+
     def __init__(self, spec: WorkerSpec, context):
         self.conn, child = context.Pipe()
         self.process = context.Process(target=serve, args=(spec, child), name="avdiff-worker", daemon=True)
         self.process.start()
         child.close()
 
-    def kill(self) -> list[str]:
-        """End the process now (SIGKILL) and reap it; returns the request folders it reported that were not read
-        yet (it made them just before it was killed)."""
+    def end(self) -> None:
+        """End the process now (SIGKILL) and reap it; the pipe stays open for the job that reads it."""
         if self.process.is_alive():
             self.process.kill()
         self.process.join(timeout=10)
+
+    def kill(self) -> list[str]:
+        """End the process now (SIGKILL), reap it and close the pipe; returns the request folders it reported that
+        were not read yet (it made them just before it was killed)."""
+        self.end()
         unread = _folders_unread(self.conn)
         self.conn.close()
         return unread
@@ -144,13 +151,20 @@ class WorkerPool:
         return worker.kill()
 
     def close(self) -> None:
-        """Kill every worker, idle or busy (their jobs end; the next request starts a fresh one)."""
+        """Kill every worker, idle or busy (their jobs end; the next request starts a fresh one).
+
+        A busy worker's pipe is left to the job that reads it, on the server's event loop (closed here, under the
+        job's poll, it raised ``OSError: handle is closed`` there): the job sees the pipe end, fails with
+        :data:`STOPPING_MESSAGE` and removes its folders."""
         with self._lock:
-            workers = self._idle + list(self._busy)
+            idle, busy = self._idle, list(self._busy)
             self._idle, self._busy = [], set()
-        for worker in workers:
+        for worker in idle:
             for folder in worker.kill():
                 remove_quietly(folder)
+        for worker in busy:
+            worker.stopped_by_pool = True
+            worker.end()
 
     @property
     def pids(self) -> list[int]:
@@ -205,15 +219,20 @@ class WorkerPool:
         try:
             worker.conn.send((target, method, args, kwargs))
             while True:
-                while not worker.conn.poll():
-                    if self._abandoned(event_id):
-                        logger.info("%s: the client left; stopping its worker (pid %d)", method, worker.process.pid)
-                        raise gr.Error(ABANDONED_MESSAGE, print_exception=False)
-                    await asyncio.sleep(POLL_S)
                 try:
+                    while not worker.conn.poll():
+                        if self._abandoned(event_id):
+                            logger.info(
+                                "%s: the client left; stopping its worker (pid %d)", method, worker.process.pid
+                            )
+                            raise gr.Error(ABANDONED_MESSAGE, print_exception=False)
+                        await asyncio.sleep(POLL_S)
                     kind, value = worker.conn.recv()
                 except (EOFError, OSError):
                     worker.process.join(timeout=5)
+                    if worker.stopped_by_pool:
+                        logger.info("%s: stopped with the server (worker pid %d)", method, worker.process.pid)
+                        raise gr.Error(STOPPING_MESSAGE, print_exception=False) from None
                     logger.error(
                         "%s: the worker (pid %d) stopped unexpectedly (exit code %s); the request fails, "
                         "the next one gets a fresh worker",

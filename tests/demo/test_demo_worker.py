@@ -1,11 +1,15 @@
 """The demo's worker pool without a server: a job cancelled right after its worker made a request folder (its
-message not read yet) still has that folder removed; a worker logs at the app's level."""
+message not read yet) still has that folder removed; a job whose pool is closed under it (the server stopping)
+fails with its own sentence and removes its folder; a worker logs at the app's level."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import multiprocessing
+
+import gradio as gr
+import pytest
 
 from avdiff.demo import worker as worker_module
 from avdiff.demo.context import Limits
@@ -15,14 +19,16 @@ from avdiff.demo.worker import WorkerPool, WorkerSpec
 class _Process:
     pid = 12345
 
-    def __init__(self):
+    def __init__(self, child):
         self.alive = True
+        self.child = child
 
     def is_alive(self):
         return self.alive
 
     def kill(self):
         self.alive = False
+        self.child.close()  # as a dead process's end of the pipe
 
     def join(self, timeout=None):
         pass
@@ -33,7 +39,7 @@ class _FakeWorker(worker_module._Worker):
 
     def __init__(self):
         self.conn, self.child = multiprocessing.Pipe()
-        self.process = _Process()
+        self.process = _Process(self.child)
 
 
 def test_a_folder_reported_just_before_a_cancel_is_removed(tmp_path, monkeypatch):
@@ -61,6 +67,40 @@ def test_a_folder_reported_just_before_a_cancel_is_removed(tmp_path, monkeypatch
     assert not fake.process.alive
     assert not folder.exists()
     assert not pool.active_folders
+
+
+def test_a_job_running_when_the_pool_closes_fails_with_the_stopping_sentence(tmp_path, monkeypatch, caplog):
+    """The server's stop closes the pool from the main thread while the job polls its pipe on the event loop."""
+    spec = WorkerSpec(None, False, "cpu", Limits(), str(tmp_path), 1)
+    pool = WorkerPool(spec)
+    fake = _FakeWorker()
+
+    def take():
+        pool._busy.add(fake)
+        return fake
+
+    monkeypatch.setattr(pool, "_take", take)
+    folder = tmp_path / "avdiff-requests" / "talking-head-x"
+
+    async def scenario():
+        job = asyncio.create_task(pool.run("m:Tab", "talk", (), {}))
+        await asyncio.sleep(0.2)
+        assert fake.child.recv() == ("m:Tab", "talk", (), {})
+        folder.mkdir(parents=True)
+        fake.child.send(("folder", str(folder)))
+        await asyncio.sleep(0.2)  # the job has read it
+        assert pool.active_folders == {str(folder)}
+        await asyncio.to_thread(pool.close)
+        with pytest.raises(gr.Error) as raised:
+            await job
+        return raised.value
+
+    with caplog.at_level(logging.INFO, logger=worker_module.__name__):
+        error = asyncio.run(scenario())
+    assert error.message == worker_module.STOPPING_MESSAGE
+    assert "stopped unexpectedly" not in caplog.text and "stopped with the server" in caplog.text
+    assert not fake.process.alive and fake.conn.closed
+    assert not folder.exists() and not pool.active_folders and not pool.pids
 
 
 class LogTab:
