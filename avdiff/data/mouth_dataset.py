@@ -1,7 +1,7 @@
 """Mouth crops to train the mouth painter on: synthetic talking faces whose mouths show teeth and tongue.
 
 :func:`synthetic_mouth_clips` makes a :class:`MouthClip` per (photo, utterance): the utterance's motion truth
-(:func:`~avdiff.data.motion_truth.motion_truth`, its blinks and head sway drawn per clip) moves the photo through the
+(:func:`~avdiff.data.motion_truth.motion_truth`, its blinks and head motion drawn per clip) moves the photo through the
 :class:`~avdiff.video.render.FaceRenderer`, and inside each frame's inner-lip contour the teeth and tongue are drawn
 from the phonemes (:func:`~avdiff.data.mouth_truth.draw_mouth_interior`, :func:`~avdiff.data.mouth_truth.
 tongue_track`). What the painter sees is a square around the mouth (:func:`avdiff.video.mouth_crop.mouth_crops`, the
@@ -83,7 +83,7 @@ def render_mouth_clip(
     rng: np.random.Generator,
 ) -> MouthClip:
     """The :class:`MouthClip` of ``utterance`` said by ``renderer``'s photo (see the module doc); ``rng`` draws the
-    motion truth's blinks, head amount and sway."""
+    motion truth's blinks, head amount and random sway."""
     speech = utterance.speech
     motion = motion_truth(
         utterance.events,
@@ -94,15 +94,17 @@ def render_mouth_clip(
         reference_open=renderer.aperture,
     )
     tongue = tongue_track(utterance.events, len(motion), fps, speech.sample_rate)
-    lips = renderer.target_landmarks(motion)[:, INNER_LIPS]  # [F, 20, 2]
     reference = reference_crop(renderer.photo, renderer.reference, crop_scale, size)
     width = mouth_width(renderer.reference)
-    crops: list[MouthCrop] = mouth_crops(lips, width, crop_scale, size)
     truth, rendered, holes = [], [], []
-    for f, (frame, interior) in enumerate(renderer.frames(motion, return_interior=True)):
-        rendered.append(crops[f].cut(frame))
-        truth.append(crops[f].cut(draw_mouth_interior(frame, lips[f], interior, float(tongue[f]))))
-        holes.append(crops[f].cut(interior))
+    for f, (frame, interior, landmarks) in enumerate(
+        renderer.frames(motion, return_interior=True, return_landmarks=True)
+    ):
+        lips = landmarks[INNER_LIPS]  # [20, 2]
+        crop: MouthCrop = mouth_crops(lips[None], width, crop_scale, size)[0]
+        rendered.append(crop.cut(frame))
+        truth.append(crop.cut(draw_mouth_interior(frame, lips, interior, float(tongue[f]))))
+        holes.append(crop.cut(interior))
     return MouthClip(
         clip_id,
         np.stack(truth),

@@ -20,6 +20,15 @@ from avdiff.models.conditions import Conditions
 logger = logging.getLogger(__name__)
 
 
+def replace_by_null(x: torch.Tensor, drop: torch.Tensor, null: torch.Tensor | None = None) -> torch.Tensor:
+    """x [B, ...] with the items where ``drop`` (bool [B]) is True replaced by ``null`` (broadcastable to ``x``;
+    ``None``: zeros): the one rule by which every model here hears a dropped condition."""
+    if drop.shape != (x.shape[0],):
+        raise ValueError(f"drop must be bool [B={x.shape[0]}], got shape {tuple(drop.shape)}")
+    null = torch.zeros((), dtype=x.dtype, device=x.device) if null is None else null.to(x.dtype)
+    return torch.where(drop.to(x.device).view(-1, *([1] * (x.ndim - 1))), null, x)
+
+
 class ConditionDropout(nn.Module):
     """Replace a condition [B, ...] by its null with probability ``p`` per sample.
 
@@ -56,8 +65,7 @@ class ConditionDropout(nn.Module):
         """x [B, ...] -> x with dropped samples replaced by the null. Identity in eval mode."""
         if not self.training:
             return x
-        drop = self.drop_mask(x.shape[0], generator, x.device).view(-1, *([1] * (x.ndim - 1)))
-        return torch.where(drop, self.null_like(x), x)
+        return replace_by_null(x, self.drop_mask(x.shape[0], generator, x.device), self.null_like(x))
 
 
 class CFGDropout(nn.Module):

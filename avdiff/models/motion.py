@@ -10,11 +10,11 @@
 * **past motion**: the ``K`` frames just before the window, clean (the previous window's output), so consecutive
   windows join without a seam;
 * **the diffusion timestep** and **controls**: blinks per minute and the head-motion amount (the synthetic truth's
-  ``head_amount``: 0 still ... 1 natural sway), and with ``blink_clock`` the seconds since the last blink began, at
+  ``head_amount``: 0 still ... 1 natural), and with ``blink_clock`` the seconds since the last blink began, at
   the window's first frame (:data:`BLINK_CLOCK`). The past shows only ``K`` frames (a third of a second), too little
   to know when the eyes last blinked; without the clock each window can only blink at a constant chance, so the
   gaps come out memoryless (some far longer than 10 s) and the rate drifts from the asked one. With it the network
-  learns the blinks' timing as a renewal process: unlikely just after a blink, certain after 9.5 s.
+  learns the blinks' timing as a renewal process: unlikely just after a blink, certain within 8.9 s of the last.
 
 The network is a 1-D convolutional stack over the ``K + T`` frames (past and window together, a flag channel telling
 them apart): residual blocks of dilated convolutions, each modulated (FiLM) by the timestep and the controls, and
@@ -39,6 +39,7 @@ from torch import nn
 
 from avdiff.audio.clock import FrameClock
 from avdiff.audio.features import LogMel
+from avdiff.models.cfg import replace_by_null
 from avdiff.models.speech import clock_windows
 from avdiff.video.motion import FIELDS
 
@@ -345,7 +346,7 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
                 raise ValueError(f"audio must be [B={B}, K+T={L}, n_mels, W], got {tuple(audio.shape)}")
             emb = self.encode_audio(audio)
             if drop_audio is not None:
-                emb = torch.where(drop_audio.to(emb.device).view(B, 1, 1), null, emb)
+                emb = replace_by_null(emb, drop_audio, null)
         t = torch.as_tensor(timestep, device=sample.device)
         t = t.expand(B) if t.ndim == 0 else t
         cond = self.time_embed(self.time_proj(t).to(sample.dtype))

@@ -29,6 +29,7 @@ from diffusers import ConfigMixin, DDIMScheduler, ModelMixin
 from diffusers.configuration_utils import register_to_config
 
 from avdiff.audio.clock import FpsLike, FrameClock
+from avdiff.models.cfg import replace_by_null
 from avdiff.models.codec import SpaceToDepthCodec
 from avdiff.models.speech import SpeechEncoder
 from avdiff.models.unet import AudioVideoUNet
@@ -167,7 +168,7 @@ class MouthPainter(ModelMixin, ConfigMixin):
         """
         tokens = self.speech_encoder(audio_windows)  # [B, F, T_a, D_a]
         if drop_audio is not None:
-            tokens = tokens * (~drop_audio).to(tokens.dtype).view(-1, 1, 1, 1)
+            tokens = replace_by_null(tokens, drop_audio)
         return self.unet(
             sample,
             timestep,

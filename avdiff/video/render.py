@@ -452,26 +452,30 @@ class FaceRenderer:
         return lip_interior(target[INNER_LIPS], self.photo.shape, EDGE_SOFTNESS * self.size)
 
     def render(
-        self, motion: Motion, index: int, *, return_interior: bool = False
-    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Frame ``index`` of the photo moved by ``motion``: uint8 [H, W, 3] (and, with ``return_interior``, the
-        mouth's interior mask float32 [H, W] in [0, 1], where the renderer drew its own cavity).
+        self, motion: Motion, index: int, *, return_interior: bool = False, return_landmarks: bool = False
+    ) -> np.ndarray | tuple:
+        """Frame ``index`` of the photo moved by ``motion``: uint8 [H, W, 3]; with ``return_interior`` also the
+        mouth's interior mask float32 [H, W] in [0, 1] (where the renderer drew its own cavity), with
+        ``return_landmarks`` also the frame's :meth:`target_landmarks` float64 [478, 2] px, in that order (as
+        ``numpy.unique``'s ``return_*`` flags).
 
         Raises:
             ValueError: as :meth:`target_points`.
         """
         a = self._frames_of(motion, index)
         params = self.solve(motion, index)
-        return self._render(params, a, return_interior)
+        return self._render(params, a, return_interior, return_landmarks)
 
-    def frames(self, motion: Motion, *, return_interior: bool = False) -> Iterator[np.ndarray | tuple]:
+    def frames(
+        self, motion: Motion, *, return_interior: bool = False, return_landmarks: bool = False
+    ) -> Iterator[np.ndarray | tuple]:
         """Every frame of ``motion`` in order (as :meth:`render`), the mesh solved for all frames at once."""
         a = self._frames_of(motion, None)
         params = self.solve(motion)
         for f in range(len(a)):
-            yield self._render(params[f : f + 1], a[f : f + 1], return_interior)
+            yield self._render(params[f : f + 1], a[f : f + 1], return_interior, return_landmarks)
 
-    def _render(self, params: np.ndarray, a: np.ndarray, return_interior: bool):
+    def _render(self, params: np.ndarray, a: np.ndarray, return_interior: bool, return_landmarks: bool):
         expr = self._expression(params)
         open_params = params.copy()
         open_params[:, 5:7] = 0
@@ -491,11 +495,14 @@ class FaceRenderer:
             region = out[my0:my1, mx0:mx1].astype(np.float32)
             a3 = alpha[..., None]
             out[my0:my1, mx0:mx1] = np.clip(region * (1 - a3) + cavity * a3 + 0.5, 0, 255).astype(np.uint8)
-        if not return_interior:
-            return out
-        interior = np.zeros(self.photo.shape[:2], np.float32)
-        interior[my0:my1, mx0:mx1] = alpha
-        return out, interior
+        result = [out]
+        if return_interior:
+            interior = np.zeros(self.photo.shape[:2], np.float32)
+            interior[my0:my1, mx0:mx1] = alpha
+            result.append(interior)
+        if return_landmarks:
+            result.append(target[:, :2])
+        return result[0] if len(result) == 1 else tuple(result)
 
     def neutral(self, num_frames: int = 1) -> Motion:
         """The zero motion of this photo: its own ``mouth_open`` (and the closure that goes with it), scale 1,

@@ -19,6 +19,7 @@ from avdiff.models import (
     classifier_free_guidance,
 )
 from avdiff.models.builders import build_unet, load_preset
+from avdiff.models.cfg import replace_by_null
 from avdiff.models.unet import quiet_empty_fp32_warning, zero_motion_proj_out
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for the module
@@ -295,6 +296,17 @@ def test_cfg_dropout_keeps_nulls_and_is_reproducible():
     assert out.reference is None
     with pytest.raises(ValueError, match="condition names"):
         CFGDropout({"sound": 0.1})
+
+
+def test_replace_by_null_swaps_whole_items_for_zeros_or_a_learned_null():
+    x = torch.randn(3, 4, 5)
+    drop = torch.tensor([True, False, True])
+    zeroed = replace_by_null(x, drop)
+    assert torch.equal(zeroed[1], x[1]) and not zeroed[[0, 2]].any()
+    learned = replace_by_null(x, drop, torch.full((4, 5), 2.0))
+    assert torch.equal(learned[1], x[1]) and torch.equal(learned[0], torch.full((4, 5), 2.0))
+    with pytest.raises(ValueError, match=r"drop must be bool \[B=3\]"):
+        replace_by_null(x, torch.tensor([True, False]))
 
 
 @pytest.mark.slow

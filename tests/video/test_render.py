@@ -271,3 +271,17 @@ def test_a_closing_lid_covers_the_eye_and_does_not_squash_it():
     was_eye = inside(face.landmarks)
     same = np.abs(out.astype(int) - image).max(axis=-1) <= 2
     assert same[was_eye].mean() <= 0.2  # the lid covers the eye
+
+
+def test_frames_hand_back_the_landmarks_they_drew_to(photo):
+    renderer = photo[3]
+    motion = motion_of(renderer, 3, mouth_open=renderer.aperture + 0.06, yaw=np.deg2rad(4.0))
+    drawn = list(renderer.frames(motion, return_interior=True, return_landmarks=True))
+    plain = list(renderer.frames(motion))
+    np.testing.assert_allclose(np.stack([d[2] for d in drawn]), renderer.target_landmarks(motion), atol=1e-9)
+    for (image, interior, _), alone in zip(drawn, plain):
+        np.testing.assert_array_equal(image, alone)  # asking for more changes nothing drawn
+        assert interior.shape == image.shape[:2] and interior.max() > 0.5
+    image, landmarks = renderer.render(motion, 1, return_landmarks=True)
+    np.testing.assert_array_equal(image, plain[1])
+    np.testing.assert_allclose(landmarks, renderer.target_landmarks(motion, 1), atol=1e-9)

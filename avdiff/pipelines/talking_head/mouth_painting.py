@@ -39,6 +39,8 @@ from avdiff.video.render import FaceRenderer
 logger = logging.getLogger(__name__)
 
 MIN_HOLE_PX = 0.5  # a crop whose hole covers less than this many of its pixels has no open mouth to paint
+MOUTH_STEPS = 8  # DDIM steps of the painter, unless asked otherwise
+MOUTH_GUIDANCE = 1.5  # its classifier-free guidance on the audio
 
 
 def _pixels(images: np.ndarray) -> torch.Tensor:
@@ -53,8 +55,8 @@ def paint_crops(
     reference: np.ndarray,
     audio_windows: torch.Tensor,
     *,
-    num_inference_steps: int = 8,
-    guidance_scale: float = 1.5,
+    num_inference_steps: int = MOUTH_STEPS,
+    guidance_scale: float = MOUTH_GUIDANCE,
     generator: torch.Generator | None = None,
 ) -> np.ndarray:
     """Paint the holes of a window of mouth crops.
@@ -126,7 +128,7 @@ class CropSequence:
     """
 
     def __init__(self, painter: MouthPainter, reference: np.ndarray, features: torch.Tensor, clock, *,
-                 num_inference_steps: int = 8, guidance_scale: float = 1.5,
+                 num_inference_steps: int = MOUTH_STEPS, guidance_scale: float = MOUTH_GUIDANCE,
                  generator: torch.Generator | None = None):  # fmt: skip
         self.painter, self.reference, self.features, self.clock = painter, reference, features, clock
         self.steps, self.guidance, self.generator = num_inference_steps, guidance_scale, generator
@@ -191,8 +193,8 @@ class MouthPainting:
         speech: Waveform,
         fps: FpsLike,
         *,
-        num_inference_steps: int = 8,
-        guidance_scale: float = 1.5,
+        num_inference_steps: int = MOUTH_STEPS,
+        guidance_scale: float = MOUTH_GUIDANCE,
         generator: torch.Generator | None = None,
     ):
         self.painter = painter

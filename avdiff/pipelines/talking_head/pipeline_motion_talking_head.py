@@ -55,7 +55,7 @@ from avdiff.models.motion import MotionDenoiser
 from avdiff.models.mouth_painter import MouthPainter
 from avdiff.pipelines.output import MAX_OUTPUT_SIDE, FrameSink, VideoPipelineOutput, check_output_type
 from avdiff.pipelines.talking_head.motion_sampling import SCHEDULERS, iter_motion
-from avdiff.pipelines.talking_head.mouth_painting import MouthPainting
+from avdiff.pipelines.talking_head.mouth_painting import MOUTH_GUIDANCE, MOUTH_STEPS, MouthPainting
 from avdiff.pipelines.utils import (
     apply_frame_callback,
     check_callback,
@@ -181,7 +181,7 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
         scheduler: str = "ddim",
         paint_mouth: bool = False,
         mouth_steps: int | None = None,
-        mouth_guidance: float = 1.5,
+        mouth_guidance: float = MOUTH_GUIDANCE,
         generator: torch.Generator | None = None,
         max_duration_s: float | None = 600.0,
         output_type: str = "np",
@@ -201,12 +201,12 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
             guidance_scale: classifier-free guidance on the audio, >= 0 ("expressiveness"): 0 ignores the speech
                 (the audio-dropped twin), 1 is the plain conditional model, more exaggerates the mouth.
             blink_rate_per_min: how often the eyes blink (people: 10-20 a minute).
-            head_amount: head motion, >= 0 (0 still, 1 natural sway and nods).
+            head_amount: head motion, >= 0 (0 still, 1 natural: turns, leans and nods with the speech).
             still_head: keep the head's pose fixed whatever ``head_amount`` says.
             scheduler: ``"ddim"`` or ``"dpm"`` (DPM-Solver++).
             paint_mouth: paint the inside of the open mouth (teeth, tongue) with the ``mouth_painter``; off, the
                 renderer's own dark cavity is shown (the fast path). The motion is the same either way.
-            mouth_steps: the painter's DDIM steps, >= 1 (None: 8); only with ``paint_mouth``.
+            mouth_steps: the painter's DDIM steps, >= 1 (None: ``MOUTH_STEPS``, 8); only with ``paint_mouth``.
             mouth_guidance: the painter's classifier-free guidance on the audio, >= 0.
             generator: the only source of randomness; the same seed gives the same video (the painter's noise comes
                 from a generator seeded by ``generator.initial_seed() + 1``, so painting leaves the motion alone; a
@@ -275,8 +275,8 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
                 None if generator is None else torch.Generator().manual_seed((generator.initial_seed() + 1) % 2**64)
             )
             painting = MouthPainting(
-                self.mouth_painter, renderer, speech, rate, num_inference_steps=mouth_steps or 8,
-                guidance_scale=mouth_guidance, generator=seeded,
+                self.mouth_painter, renderer, speech, rate, guidance_scale=mouth_guidance, generator=seeded,
+                num_inference_steps=MOUTH_STEPS if mouth_steps is None else mouth_steps,
             )  # fmt: skip
             timings["paint"] += time.perf_counter() - tick
 
@@ -310,11 +310,11 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
                 if painting is None:  # the window's mesh solved at once, its frames drawn one by one
                     frames, stage = renderer.frames(window), "render"
                 else:  # the whole window rendered, then its open mouths painted chunk by chunk as they are asked for
-                    drawn = list(renderer.frames(window, return_interior=True))
-                    targets = renderer.target_landmarks(window)
+                    drawn = list(renderer.frames(window, return_interior=True, return_landmarks=True))
                     timings["render"] += time.perf_counter() - tick
                     tick = time.perf_counter()
-                    frames = painting.paint([d[0] for d in drawn], [d[1] for d in drawn], targets, index)
+                    images, interiors, targets = (list(x) for x in zip(*drawn))
+                    frames = painting.paint(images, interiors, np.stack(targets), index)
                     stage = "paint"
                 for j in range(len(window)):
                     frame = next(frames)
