@@ -121,6 +121,8 @@ MOTION_SETTINGS = {
     "expressiveness": "guidance_scale",
     "blink_rate": "blink_rate_per_min",
     "head_motion": "head_amount",
+    "paint_mouth": "paint_mouth",
+    "mouth_steps": "mouth_steps",
 }
 PIXEL_SETTINGS = {"audio_guidance": "audio_guidance_scale", "reference_guidance": "reference_guidance_scale"}
 
@@ -144,8 +146,12 @@ class TalkJob(Job):
         "expressiveness": Column("float", help="motion models: guidance on the audio, >= 0 (default 2)"),
         "blink_rate": Column("float", help="motion models: blinks per minute (default 15)"),
         "head_motion": Column(
-            "float", help="motion models: head sway and nods, >= 0; 0 keeps the head still (default 1)"
+            "float", help="motion models: head motion with the speech, >= 0; 0 keeps the head still (default 1)"
         ),  # fmt: skip
+        "paint_mouth": Column(
+            "bool", help="motion models: paint teeth and tongue with the mouth painter (default no)"
+        ),
+        "mouth_steps": Column("int", help="motion models, with paint_mouth: the painter's DDIM steps (default 8)"),
         "audio_guidance": Column("float", help="pixel models: audio guidance scale (default 2)"),
         "reference_guidance": Column("float", help="pixel models: reference guidance scale (default 1.5)"),
     }

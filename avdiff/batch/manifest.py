@@ -31,6 +31,7 @@ MANIFEST_SUFFIXES = (".csv", ".jsonl")
 # an output name: a file name without its suffix, no folders (letters, digits, '.', '_', '-')
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_SEED = 2**63 - 1
+BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
 class ManifestError(ValueError):
@@ -42,7 +43,8 @@ class Column:
     """A manifest column: its ``kind`` (how a value is read), whether every row must give it, and its help.
 
     Kinds: ``path`` (a file, relative to the manifest's folder), ``paths`` (several, separated by ``;``), ``text``,
-    ``int``, ``float`` and ``fps`` (a frame rate as ``avdiff talk --fps`` takes it: 25, 29.97, 30000/1001).
+    ``int``, ``float``, ``bool`` (``true``/``false``, ``yes``/``no``, ``1``/``0``; JSON's ``true``/``false``) and
+    ``fps`` (a frame rate as ``avdiff talk --fps`` takes it: 25, 29.97, 30000/1001).
     """
 
     kind: str
@@ -138,6 +140,13 @@ def _typed(column: Column, value: object, folder: Path) -> object:
             return float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
         except ValueError:
             raise ValueError(f"not a number: {value!r}") from None
+    if column.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word in BOOL_WORDS:
+            return BOOL_WORDS[word]
+        raise ValueError(f"not true or false: {value!r} (true/false, yes/no or 1/0)")
     if column.kind == "fps":
         parse_fps(value)  # a ValueError naming the value and the range
         return value if isinstance(value, (int, float)) else str(value).strip()

@@ -113,14 +113,17 @@ def test_the_python_api_yields_each_rows_result_and_a_bad_model_raises_before_an
 
 
 def test_the_default_motion_model_takes_its_own_settings_per_row_and_skips_a_pixel_setting(tmp_path):
-    """The bundled default (the motion model): a row's blink rate and head motion reach the pipeline (a still head
-    makes another video than a moving one), a row with a pixel model's setting is skipped with its reason."""
+    """The bundled default (the motion model): a row's blink rate, head motion and mouth painting reach the pipeline
+    (a still head makes another video than a moving one, a painted mouth another than the renderer's), a row with a
+    pixel model's setting, or painter steps without painting, is skipped with its reason."""
     _inputs(tmp_path, seconds=2.0)
     (tmp_path / "jobs.csv").write_text(
-        "image,audio,name,seed,head_motion,blink_rate,audio_guidance\n"
-        "face.png,speech.wav,moving,0,1,15,\n"
-        "face.png,speech.wav,still,0,0,15,\n"
-        "face.png,speech.wav,pixel,0,,,2\n"
+        "image,audio,name,seed,head_motion,blink_rate,audio_guidance,paint_mouth,mouth_steps\n"
+        "face.png,speech.wav,moving,0,1,15,,,\n"
+        "face.png,speech.wav,still,0,0,15,,,\n"
+        "face.png,speech.wav,pixel,0,,,2,,\n"
+        "face.png,speech.wav,painted,0,1,15,,yes,2\n"
+        "face.png,speech.wav,unpainted_steps,0,1,15,,no,2\n"
     )
     job = get_job("talk")
     rows = read_manifest(tmp_path / "jobs.csv", job.columns)
@@ -128,8 +131,12 @@ def test_the_default_motion_model_takes_its_own_settings_per_row_and_skips_a_pix
     assert results["moving"].status == "done" and results["still"].status == "done"
     assert results["pixel"].status == "skipped" and "audio_guidance" in results["pixel"].reason
     assert "motion model" in results["pixel"].reason
-    moving, still = (read_video(tmp_path / "out" / f"{n}.mp4").frames for n in ("moving", "still"))
+    assert (
+        results["unpainted_steps"].status == "skipped" and "paint_mouth is False" in results["unpainted_steps"].reason
+    )
+    moving, still, painted = (read_video(tmp_path / "out" / f"{n}.mp4").frames for n in ("moving", "still", "painted"))
     assert moving.shape == still.shape and not np.array_equal(moving, still)
+    assert results["painted"].status == "done" and not np.array_equal(painted, moving)  # the same motion, painted
 
 
 def test_a_manifest_that_cannot_be_used_is_one_error_line(tmp_path, capsys):

@@ -25,6 +25,16 @@ def test_csv_rows_are_typed_with_paths_under_the_manifest_and_defaults_filled(tm
     assert all(r.problem is None for r in rows) and [r.line for r in rows] == [2, 3]
 
 
+def test_yes_and_no_columns_read_the_usual_words_and_refuse_others(tmp_path):
+    m = _write(tmp_path / "jobs.csv", "image,audio,paint_mouth\n" + "".join(
+        f"a.png,s.wav,{word}\n" for word in ("yes", "No", "1", "false", "TRUE", "maybe")))  # fmt: skip
+    rows = read_manifest(m, TALK)
+    assert [r.values.get("paint_mouth") for r in rows[:5]] == [True, False, True, False, True]
+    assert rows[5].problem is not None and "not true or false: 'maybe'" in rows[5].problem
+    jsonl = _write(tmp_path / "jobs.jsonl", json.dumps({"image": "a.png", "audio": "s.wav", "paint_mouth": True}))
+    assert read_manifest(jsonl, TALK)[0].values["paint_mouth"] is True
+
+
 def test_jsonl_gives_the_same_rows_as_csv(tmp_path):
     csv = _write(tmp_path / "jobs.csv", "image,audio,steps\na.png,s.wav,3\n")
     jsonl = _write(tmp_path / "jobs.jsonl", json.dumps({"image": "a.png", "audio": "s.wav", "steps": 3}) + "\n\n")
