@@ -86,7 +86,8 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     motion.add_argument("--blink-rate", type=float, default=None, metavar="PER_MIN",
                         help=f"blinks per minute (default {MOTION_DEFAULTS['blink_rate_per_min']:g})")  # fmt: skip
     motion.add_argument("--head-motion", type=float, default=None, metavar="AMOUNT",
-                        help=f"head sway and nods, >= 0 (default {MOTION_DEFAULTS['head_amount']:g})")  # fmt: skip
+                        help="head motion with the speech (turns, leans, nods), >= 0 "
+                             f"(default {MOTION_DEFAULTS['head_amount']:g})")  # fmt: skip
     motion.add_argument("--still-head", action="store_true", help="keep the head's pose as in the photo")
     motion.add_argument("--paint-mouth", action="store_true",
                         help="paint teeth and tongue inside the open lips with the model's mouth painter (slower; "

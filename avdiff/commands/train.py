@@ -229,7 +229,8 @@ def run_talking_head_motion(args: argparse.Namespace) -> int:
             print(
                 f"  blinks asked {key}/min: made {m['blinks_at_' + key]:.1f}/min over {m['blink_minutes']:.1f} min, "
                 f"{m['blink_s_min_at_' + key]:.2f}-{m['blink_s_max_at_' + key]:.2f} s long, eyes open at most "
-                f"{m['longest_open_s_at_' + key]:.1f} s"
+                f"{m['longest_open_s_at_' + key]:.1f} s (the model alone: {m['model_blinks_at_' + key]:.1f}/min, "
+                f"open at most {m['model_longest_open_s_at_' + key]:.1f} s)"
             )
     print(f"talk: avdiff talk --model {result.final_dir} --image FACE --audio SPEECH --out talk.mp4")
     return 0

@@ -15,9 +15,16 @@ statistics, as a :class:`~avdiff.video.motion.Motion` (the representation measur
   gaps still average ``60 / rate`` from blink to blink. The blinks are a stationary process: they start
   :data:`BURN_IN_S` before the clip, so a clip of any length (a 3 s sentence as much as ten minutes) shows the asked
   rate, at its start as in its middle, and a model trained on its windows learns the rate it is told.
-* **Head** (:func:`head_sway`): slow sway, a sum of a few sinusoids at 0.05-0.4 Hz with random phases (about 2 degrees
-  of yaw, 1.5 of pitch, 1 of roll), plus a nod (a pitch pulse, 0.25 s) and a small brow raise on each accented
-  syllable (:func:`accent_times`: the loudest vowels), as speakers nod on stressed syllables.
+* **Head** (:func:`head_motion`): visual prosody. Speakers move their heads with their intonation and stress (Graf
+  et al., 2002, "Visual prosody: facial movements accompanying speech", FG; Munhall et al., 2004, "Visual prosody and
+  speech intelligibility", Psychol. Sci. 15(2): head motion correlated with F0 at r ~0.6; Busso et al., 2007, "Rigid
+  head motion in expressive speech animation", IEEE TASLP 15(3)). :func:`speech_prosody` measures the speech's F0
+  (semitones around its own slow trend: the accents, not the declination) and loudness per frame; the head turns
+  (yaw) with the F0 contour, leans forward (pitch) with the loudness, nods (a pitch pulse, 0.25 s, with a small brow
+  raise) on each accented syllable (:func:`accent_times`: the loudest vowels), and on top of that sways slowly and a
+  little, a sum of sinusoids at 0.05-0.4 Hz with random phases that no audio predicts (:data:`SWAY_DEGREES`; roll is
+  sway alone). The speech-locked part carries most of the motion, so a model that hears the speech can follow the
+  truth's pose.
 
 Every draw comes from the ``numpy.random.Generator`` passed in, so a seed gives the same motion.
 """
@@ -30,6 +37,9 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.ndimage
+import torch
+import torchaudio
 
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.io import Waveform
@@ -42,11 +52,19 @@ logger = logging.getLogger(__name__)
 BLINKS_PER_MIN = (10.0, 20.0)  # the clip's rate is drawn uniformly in this range
 BLINK_S = (0.10, 0.40)  # each blink's duration
 MIN_GAP_S = 0.6  # no blink starts within this of the previous one's end
-MAX_GAP_S = 9.5  # nor more than this after it: never 10 s without a blink
+MAX_GAP_S = 8.5  # nor more than this after it: never 10 s without a blink, with room for a model's error
 GAP_SHAPE = 4.0  # the gamma's shape: regular, not memoryless
-BURN_IN_S = 30.0  # the blinks start this long before the clip (several gaps: the clip sees a stationary process)
-SWAY_DEGREES = {"yaw": 2.0, "pitch": 1.5, "roll": 1.0}  # the slow sway's standard deviation
+BURN_IN_S = 60.0  # the blinks start this long before the clip (several gaps: the clip sees a stationary process)
+SWAY_DEGREES = {"yaw": 0.5, "pitch": 0.5, "roll": 0.8}  # the slow random sway's standard deviation
 SWAY_HZ = (0.05, 0.4)
+YAW_PER_SEMITONE = 2.0  # degrees of yaw per semitone of F0 above its slow trend
+SEMITONE_LIMIT = 6.0  # F0 is clipped to the clip's median +- this (pitch trackers' octave errors)
+F0_DETREND_S = 0.5  # the head follows the intonation around its own slow trend (Gaussian sigma): the accents that
+# the speech around them tells, not the declination over a whole clip, which a window of speech cannot hear
+F0_HZ = (60.0, 400.0)  # the F0 search range
+LEAN_DEGREES = 1.5  # pitch (forward) at full loudness
+LOUDNESS_DB = 30.0  # frame RMS from the clip's loud level (its 95th percentile) down this many dB maps 1 ... 0
+PROSODY_SMOOTH_S = 0.12  # the head follows the prosody this smoothly (Gaussian sigma)
 NOD_DEGREES = 2.0  # pitch pulse (down) on an accented syllable
 NOD_S = 0.25
 BROW_RAISE = 0.02  # face sizes, with each nod
@@ -148,12 +166,16 @@ def blink_track(
         blinks.insert(0, before)  # the last blink before the clip: when the eyes last blinked is known everywhere
     closure = np.zeros(num_frames, np.float32)
     for start, duration in blinks:
-        x = (times - start) / duration  # 0 ... 1 over the blink
-        close = x < 1 / 3
-        shape = np.where(close, 0.5 - 0.5 * np.cos(np.pi * 3 * x), 0.5 + 0.5 * np.cos(np.pi * (x - 1 / 3) * 1.5))
-        inside = (x >= 0) & (x < 1)
-        closure[inside] = np.maximum(closure[inside], shape[inside])
+        closure = np.maximum(closure, blink_shape((times - start) / duration))
     return closure, blinks
+
+
+def blink_shape(x: np.ndarray) -> np.ndarray:
+    """Eyelid closure of one blink at ``x`` (float [N], 0 ... 1 over the blink; 0 outside it): the lid closes in the
+    first third (a half cosine up to 1) and opens in the rest (module doc), float32 [N]."""
+    x = np.asarray(x, np.float64)
+    shape = np.where(x < 1 / 3, 0.5 - 0.5 * np.cos(np.pi * 3 * x), 0.5 + 0.5 * np.cos(np.pi * (x - 1 / 3) * 1.5))
+    return np.where((x >= 0) & (x < 1), shape, 0.0).astype(np.float32)
 
 
 def accent_times(events: Sequence[PhonemeEvent], speech: Waveform, top: float = 1 / 3) -> np.ndarray:
@@ -170,30 +192,98 @@ def accent_times(events: Sequence[PhonemeEvent], speech: Waveform, top: float = 
     return np.array([e.start_sample / speech.sample_rate for e, r in zip(vowels, rms) if r >= cut])
 
 
-def head_sway(
+def speech_prosody(events: Sequence[PhonemeEvent], speech: Waveform, num_frames: int, fps: FpsLike) -> dict:
+    """The speech's prosody per frame, as the head follows it (module doc).
+
+    Args:
+        events: the speech's phonemes, at ``speech``'s rate: F0 is read over the vowels only.
+        speech: mono [N] or [C, N] waveform.
+        num_frames: frames, >= 0 (frame ``i`` at ``i / fps`` s).
+        fps: frame rate.
+
+    Returns:
+        ``{"loudness", "f0"}``, float32 [num_frames] each, smoothed by :data:`PROSODY_SMOOTH_S`: ``loudness`` in [0, 1]
+        (frame RMS in dB above the clip's 95th percentile minus :data:`LOUDNESS_DB`, over :data:`LOUDNESS_DB`);
+        ``f0`` in semitones from the median F0 of the clip's vowels (``torchaudio``'s normalized cross-correlation
+        pitch tracker, median-filtered, clipped to +-:data:`SEMITONE_LIMIT`, held across consonants and pauses), less
+        its own slow trend (a Gaussian of :data:`F0_DETREND_S`); all zero for speech without vowels.
+
+    Raises:
+        ValueError: ``num_frames`` < 0.
+    """
+    if num_frames < 0:
+        raise ValueError(f"num_frames must be >= 0, got {num_frames}")
+    samples = speech.samples.mean(dim=0) if speech.samples.ndim == 2 else speech.samples
+    samples = samples.float()
+    rate = speech.sample_rate
+    times = _frame_times(num_frames, fps)
+    sigma = PROSODY_SMOOTH_S * float(parse_fps(fps))
+    if num_frames == 0 or samples.numel() < rate // 50:
+        return {"loudness": np.zeros(num_frames, np.float32), "f0": np.zeros(num_frames, np.float32)}
+
+    hop = rate // 100  # 10 ms
+    padded = torch.nn.functional.pad(samples, (2 * hop, 2 * hop))
+    rms = padded.unfold(0, 4 * hop, hop).pow(2).mean(dim=1).add(1e-10).sqrt().numpy()  # 40 ms windows
+    db = 20 * np.log10(rms)
+    loud = np.clip((db - (np.percentile(db, 95) - LOUDNESS_DB)) / LOUDNESS_DB, 0.0, 1.0)
+    loudness = np.interp(times, np.arange(len(loud)) * hop / rate, loud)
+
+    f0 = torchaudio.functional.detect_pitch_frequency(
+        samples[None], rate, frame_time=hop / rate, win_length=5, freq_low=int(F0_HZ[0]), freq_high=int(F0_HZ[1])
+    )[0].numpy()
+    f0_times = (np.arange(len(f0)) + 0.5) * samples.numel() / rate / max(len(f0), 1)
+    vowel = np.zeros(len(f0), bool)
+    for e in events:
+        if viseme_of(e.phoneme) in ("open", "spread", "rounded"):
+            vowel |= (f0_times >= e.start_sample / rate) & (f0_times < e.end_sample / rate)
+    vowel &= np.interp(f0_times, np.arange(len(loud)) * hop / rate, loud) > 0.3  # a sounding vowel
+    if vowel.sum() < 3:
+        semitones = np.zeros(num_frames)
+    else:
+        st = 12 * np.log2(np.maximum(f0[vowel], 1.0) / np.median(f0[vowel]))
+        st = np.clip(scipy.ndimage.median_filter(st, size=7, mode="nearest"), -SEMITONE_LIMIT, SEMITONE_LIMIT)
+        semitones = np.interp(times, f0_times[vowel], st)
+        semitones = semitones - scipy.ndimage.gaussian_filter1d(
+            semitones, F0_DETREND_S * float(parse_fps(fps)), mode="nearest"
+        )
+    return {
+        "loudness": scipy.ndimage.gaussian_filter1d(loudness, sigma, mode="nearest").astype(np.float32),
+        "f0": scipy.ndimage.gaussian_filter1d(semitones, sigma, mode="nearest").astype(np.float32),
+    }
+
+
+def head_motion(
     num_frames: int,
     fps: FpsLike,
     rng: np.random.Generator,
+    prosody: dict | None = None,
     accents_s: Sequence[float] = (),
     amount: float = 1.0,
 ) -> dict[str, np.ndarray]:
-    """Head pose per frame: slow sway plus a nod on each accent.
+    """Head pose per frame: turned by the F0, leaning with the loudness, a nod on each accent, and a little random
+    sway (module doc).
 
     Args:
         num_frames: frames, >= 0.
         fps: frame rate.
         rng: draws the sway's frequencies and phases.
+        prosody: :func:`speech_prosody` of the speech (arrays [num_frames]); None is silence (sway alone).
         accents_s: times (s) of accented syllables (:func:`accent_times`): a downward pitch pulse each.
         amount: scales all of it; 0 is a still head.
 
     Returns:
         ``{"yaw", "pitch", "roll"}`` in radians and ``{"tx", "ty"}`` in face sizes, float32 [num_frames] each, and
         ``"brow"``: the brow raise that goes with the nods (face sizes).
+
+    Raises:
+        ValueError: ``num_frames`` < 0, a negative ``amount`` or prosody arrays of another length.
     """
     if num_frames < 0:
         raise ValueError(f"num_frames must be >= 0, got {num_frames}")
     if not amount >= 0:
         raise ValueError(f"amount must be >= 0, got {amount}")
+    if prosody is not None and any(len(prosody[k]) != num_frames for k in ("loudness", "f0")):
+        raise ValueError(f"prosody must have {num_frames} frames, got {[len(v) for v in prosody.values()]}")
     t = _frame_times(num_frames, fps)
     out = {}
     for name, degrees in SWAY_DEGREES.items():
@@ -201,6 +291,9 @@ def head_sway(
         phases = rng.uniform(0, 2 * np.pi, size=3)
         wave = np.sin(2 * np.pi * freqs[:, None] * t[None] + phases[:, None]).sum(axis=0) / np.sqrt(1.5)
         out[name] = np.deg2rad(degrees) * wave  # sd of a sum of 3 unit sines is sqrt(1.5)
+    if prosody is not None:
+        out["yaw"] = out["yaw"] + np.deg2rad(YAW_PER_SEMITONE) * prosody["f0"]
+        out["pitch"] = out["pitch"] + np.deg2rad(LEAN_DEGREES) * prosody["loudness"]
     pulses = np.zeros(num_frames)
     for a in accents_s:
         pulses += np.exp(-0.5 * ((t - a - NOD_S / 2) / (NOD_S / 4)) ** 2)
@@ -239,8 +332,8 @@ def motion_truth_with_blinks(
     blink_rate_per_min: float | None = None,
     reference_open: float = 0.0,
 ) -> tuple[Motion, list[tuple[float, float]]]:
-    """The motion of a synthetic face saying ``speech``: its mouth from the phonemes, natural blinks, head sway with
-    nods on accented syllables (module doc); one frame per :class:`~avdiff.audio.clock.FrameClock` frame of the audio.
+    """The motion of a synthetic face saying ``speech``: its mouth from the phonemes, natural blinks, a head that
+    follows the speech's prosody (module doc); one frame per :class:`~avdiff.audio.clock.FrameClock` frame of the audio.
 
     Args:
         events: the speech's phonemes (:func:`avdiff.audio.phonemes.speak_with_phonemes`), at ``speech``'s rate.
@@ -269,7 +362,8 @@ def motion_truth_with_blinks(
     fields = {name: np.asarray(value, np.float32) for name, value in fields.items()}
     eyes, blinks = blink_track(num_frames, fps, rng, blink_rate_per_min)
     fields["eye_left"] = fields["eye_right"] = eyes
-    head = head_sway(num_frames, fps, rng, accent_times(events, speech), head_amount)
+    prosody = speech_prosody(events, speech, num_frames, fps)
+    head = head_motion(num_frames, fps, rng, prosody, accent_times(events, speech), head_amount)
     for name in ("yaw", "pitch", "roll", "tx", "ty"):
         fields[name] = head[name]
     fields["brow_left"] = fields["brow_right"] = head["brow"]

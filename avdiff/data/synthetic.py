@@ -3,9 +3,9 @@
 espeak-ng speaks a sentence, and the face photo is animated in one of two styles:
 
 * ``"motion"``: the face does what :func:`avdiff.data.motion_truth.motion_truth` draws (the mouth from the phonemes'
-  visemes with coarticulation, natural blinks, head sway with nods on accented syllables), rendered at the photo's
-  resolution by :class:`avdiff.video.render.FaceRenderer`; the :class:`~avdiff.video.motion.Motion` is saved beside
-  the video (``clips/ID.motion.npz``) and its ``mouth_open`` as the aperture. The motion generator learns from these.
+  visemes with coarticulation, natural blinks, a head that turns, leans and nods with the speech's prosody), rendered
+  at the photo's resolution by :class:`avdiff.video.render.FaceRenderer`; the :class:`~avdiff.video.motion.Motion` is
+  saved beside the video (``clips/ID.motion.npz``) and its ``mouth_open`` as the aperture. The motion generator learns from these.
 * ``"loudness"``: the mouth alone opens and closes with the speech's loudness through the mouth warp
   (:mod:`avdiff.video.mouth_animation`); the per-frame aperture the warp produced is saved. The pixel talking-head
   recipes (``configs/train/talking_head_*.yaml``) were trained on these.
@@ -241,7 +241,7 @@ def make_motion_clip(
         clip_id: a safe file name (:func:`avdiff.data.format.check_name`).
         image: the face photo; it is rendered at its own resolution.
         text: what espeak-ng says (its phoneme events drive the mouth).
-        rng: draws the blinks and the head's sway (:func:`avdiff.data.motion_truth.motion_truth`).
+        rng: draws the blinks and the head's random sway (:func:`avdiff.data.motion_truth.motion_truth`).
         voice, speed_wpm, pitch: espeak-ng's settings.
         head_amount: the head's motion, 0 (still) ... ~1.5.
         blink_rate_per_min: None draws it in :data:`~avdiff.data.motion_truth.BLINKS_PER_MIN`.

@@ -7,8 +7,9 @@ the motion truth of the same speech (:func:`avdiff.data.motion_truth.motion_trut
 * ``closure_precision``: of the generated frames with closed lips while someone speaks (frames that show no pause),
   the share where the truth's lips are closed too, within ±1 frame;
 * ``yaw_r``, ``pitch_r``: Pearson r of the head's yaw and pitch with the truth's (NaN where the truth's head keeps
-  still: there is nothing to follow). Only part of the truth's pose can be heard: its nods fall on accented
-  syllables, its slow sway has random phases (:func:`avdiff.data.motion_truth.head_sway`).
+  still: there is nothing to follow). Most of the synthetic truth's pose can be heard (it turns with the F0, leans
+  with the loudness and nods on accented syllables), not its small random sway
+  (:func:`avdiff.data.motion_truth.head_motion`).
 """
 
 from __future__ import annotations

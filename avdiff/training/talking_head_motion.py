@@ -44,7 +44,7 @@ from avdiff.metrics.blinks import blink_stats
 from avdiff.metrics.motion_scores import motion_scores
 from avdiff.models.builders import build_motion_denoiser
 from avdiff.models.motion import MotionDenoiser
-from avdiff.pipelines.talking_head.motion_sampling import sample_motion
+from avdiff.pipelines.talking_head.motion_sampling import OVERDUE_BLINK_S, sample_motion
 from avdiff.pipelines.talking_head.pipeline_motion_talking_head import MotionTalkingHeadPipeline
 from avdiff.training.trainer import strict_from_dict
 from avdiff.video.motion import Motion
@@ -304,7 +304,9 @@ def blink_calibration(
     Returns:
         ``{"blink_minutes": minutes per rate (all seeds)}`` and, per rate ``R`` (``%g``): ``blinks_at_R`` (blinks a
         minute over all seeds), ``blink_s_min_at_R``, ``blink_s_max_at_R`` (the shortest and longest blink),
-        ``longest_open_s_at_R`` (the longest stretch without a blink, any seed).
+        ``longest_open_s_at_R`` (the longest stretch without a blink, any seed), as the pipelines sample (a blink the
+        model leaves out past ``max_open_s`` put in: :func:`~avdiff.pipelines.talking_head.motion_sampling.iter_motion`),
+        and ``model_blinks_at_R`` and ``model_longest_open_s_at_R``: the same of the model alone (nothing put in).
 
     Raises:
         ValueError: no clips, or clips at different sample rates.
@@ -317,21 +319,23 @@ def blink_calibration(
     speech = Waveform(torch.cat([c.samples for c in clips])[None], clips[0].sample_rate)
     out: dict[str, float] = {}
     for rate in rates:
-        made = []
-        for seed in range(seeds):
-            gen = sample_motion(
-                model, speech, fps, num_inference_steps=steps, guidance_scale=guidance,
-                generator=torch.Generator().manual_seed(seed), blink_rate_per_min=rate,
-            )  # fmt: skip
-            made.append(blink_stats((gen.eye_left + gen.eye_right) / 2, fps))
         key = f"{rate:g}"
-        minutes = sum(m["minutes"] for m in made)
-        out["blink_minutes"] = minutes
-        out[f"blinks_at_{key}"] = sum(m["blinks"] for m in made) / minutes
-        shortest = [m["blink_s_min"] for m in made if m["blinks"]]
-        longest = [m["blink_s_max"] for m in made if m["blinks"]]
-        out[f"blink_s_min_at_{key}"] = min(shortest) if shortest else float("nan")
-        out[f"blink_s_max_at_{key}"] = max(longest) if longest else float("nan")
-        out[f"longest_open_s_at_{key}"] = max(m["longest_open_s"] for m in made)
+        for prefix, max_open_s in (("", OVERDUE_BLINK_S), ("model_", None)):
+            made = []
+            for seed in range(seeds):
+                gen = sample_motion(
+                    model, speech, fps, num_inference_steps=steps, guidance_scale=guidance,
+                    generator=torch.Generator().manual_seed(seed), blink_rate_per_min=rate, max_open_s=max_open_s,
+                )  # fmt: skip
+                made.append(blink_stats((gen.eye_left + gen.eye_right) / 2, fps))
+            minutes = sum(m["minutes"] for m in made)
+            out[f"{prefix}blinks_at_{key}"] = sum(m["blinks"] for m in made) / minutes
+            out[f"{prefix}longest_open_s_at_{key}"] = max(m["longest_open_s"] for m in made)
+            if not prefix:
+                out["blink_minutes"] = minutes
+                shortest = [m["blink_s_min"] for m in made if m["blinks"]]
+                longest = [m["blink_s_max"] for m in made if m["blinks"]]
+                out[f"blink_s_min_at_{key}"] = min(shortest) if shortest else float("nan")
+                out[f"blink_s_max_at_{key}"] = max(longest) if longest else float("nan")
     logger.info("blinks asked vs made: %s", {r: round(out[f"blinks_at_{r:g}"], 1) for r in rates})
     return out

@@ -1,21 +1,28 @@
-"""Motion truth of synthetic faces: natural blink statistics, a head that sways and nods on accents (or keeps still),
-and lips that follow the phonemes."""
+"""Motion truth of synthetic faces: natural blink statistics, a head that follows the speech's prosody and nods on
+accents (or keeps still), and lips that follow the phonemes."""
 
 import numpy as np
 import pytest
+import torch
 
+from avdiff.audio.io import Waveform
+from avdiff.audio.phonemes import PhonemeEvent
 from avdiff.data.motion_truth import (
     BLINK_S,
+    LEAN_DEGREES,
     MAX_GAP_S,
+    YAW_PER_SEMITONE,
     blink_gap_scale,
     blink_rate_limits,
     blink_track,
-    head_sway,
+    head_motion,
     motion_truth,
+    speech_prosody,
 )
 from avdiff.video.motion import CLOSED_APERTURE
 
 FPS = 25
+CLIPS = 4000  # short clips per rate: enough that the counts sampling noise (about 2 %) sits well inside 5 %
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -26,7 +33,7 @@ def test_blinks_have_natural_rates_and_durations_and_never_a_10_s_gap(seed):
     durations = np.array([d for _, d in blinks])
     assert BLINK_S[0] <= durations.min() and durations.max() <= BLINK_S[1]
     starts = np.array([s for s, _ in blinks])
-    assert starts[0] < MAX_GAP_S and np.diff(starts).max() < 10.0
+    assert starts[0] < 0 <= starts[1] and np.diff(starts).max() <= MAX_GAP_S + BLINK_S[1]  # start to start
     shut = closure > 0.9
     assert shut.any() and closure.min() == 0 and closure.max() <= 1
     assert shut.mean() < 0.1  # eyes are open almost all the time
@@ -50,7 +57,7 @@ def test_the_rate_made_is_the_rate_asked_on_short_clips_as_on_long_ones(rate):
     clip's start as later (the process is stationary), not only over ten minutes."""
     rng = np.random.default_rng(3)
     counts, first_second, seconds = 0, 0, 0.0
-    for _ in range(1500):
+    for _ in range(CLIPS):
         num_frames = int(rng.integers(2 * FPS, 5 * FPS))
         _, blinks = blink_track(num_frames, FPS, rng, rate_per_min=rate)
         starts = np.array([s for s, _ in blinks])
@@ -58,7 +65,7 @@ def test_the_rate_made_is_the_rate_asked_on_short_clips_as_on_long_ones(rate):
         first_second += int(((starts >= 0) & (starts < 1.0)).sum())
         seconds += num_frames / FPS
     assert counts / seconds * 60 == pytest.approx(rate, rel=0.05)
-    assert first_second / 1500 * 60 == pytest.approx(rate, rel=0.12)  # the first second is like any other
+    assert first_second / CLIPS * 60 == pytest.approx(rate, rel=0.12)  # the first second is like any other
     _, long = blink_track(FPS * 1200, FPS, rng, rate_per_min=rate)
     starts = np.array([s for s, _ in long])
     assert len(starts) / 20 == pytest.approx(rate, rel=0.05) and np.diff(starts).max() < 10.0
@@ -73,19 +80,52 @@ def test_rates_the_gap_bounds_cannot_average_are_refused():
             blink_track(100, FPS, np.random.default_rng(0), rate_per_min=rate)
 
 
-def test_the_head_sways_slowly_nods_on_accents_and_keeps_still_when_asked():
+def test_the_head_follows_the_prosody_nods_on_accents_and_keeps_still_when_asked():
+    n = FPS * 10
+    t = np.arange(n) / FPS
+    prosody = {"f0": (3 * np.sin(2 * np.pi * 0.3 * t)).astype(np.float32), "loudness": (t < 5).astype(np.float32)}
     accents = [2.0, 5.0, 8.0]
-    head = head_sway(FPS * 10, FPS, np.random.default_rng(0), accents)
-    yaw = np.rad2deg(head["yaw"])
-    assert 0.5 < yaw.std() < 4 and np.abs(np.diff(yaw)).max() < 0.5  # degrees; smooth from frame to frame
-    t = np.arange(FPS * 10) / FPS
+    head = head_motion(n, FPS, np.random.default_rng(0), prosody, accents)
+    sway = head_motion(n, FPS, np.random.default_rng(0))  # the same random sway, nothing heard
+    yaw = np.rad2deg(head["yaw"] - sway["yaw"])
+    np.testing.assert_allclose(yaw, YAW_PER_SEMITONE * prosody["f0"], atol=1e-4)  # turned by the F0
+    assert np.abs(np.diff(np.rad2deg(head["yaw"]))).max() < 0.5  # degrees; smooth from frame to frame
     near = np.any([np.abs(t - a - 0.125) < 0.06 for a in accents], axis=0)
-    plain = head_sway(FPS * 10, FPS, np.random.default_rng(0))  # the same sway, no accents
-    nod = np.rad2deg(head["pitch"] - plain["pitch"])
-    assert nod[near].min() > 1.5 and np.abs(nod[~near]).mean() < 0.3  # a pitch pulse on each accent only
+    lean = np.rad2deg(head["pitch"] - sway["pitch"]) - LEAN_DEGREES * prosody["loudness"]
+    assert lean[near].min() > 1.5 and np.abs(lean[~near]).mean() < 0.3  # a pitch pulse on each accent only
     assert head["brow"][near].min() > 0
-    still = head_sway(FPS * 10, FPS, np.random.default_rng(0), accents, amount=0)
+    assert 0.2 < np.rad2deg(sway["yaw"]).std() < 1.5  # the sway no audio predicts is the smaller part
+    still = head_motion(n, FPS, np.random.default_rng(0), prosody, accents, amount=0)
     assert all(not v.any() for v in still.values())
+    with pytest.raises(ValueError, match="prosody must have 250 frames"):
+        head_motion(n, FPS, np.random.default_rng(0), {k: v[:-1] for k, v in prosody.items()})
+
+
+def test_prosody_reads_a_known_intonation_without_its_slow_trend_and_a_drop_in_loudness():
+    rate, seconds = 16000, 4.0
+    s = np.arange(int(rate * seconds)) / rate
+    accent = 2 * np.sin(2 * np.pi * 0.8 * s)  # semitones: rises and falls as accents make them
+    f0 = 120 * 2 ** ((accent + 4 * s / seconds) / 12)  # on a slow glide up 4 semitones
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voice = sum(np.sin(k * phase) / k for k in range(1, 6)) * np.where(s < 3.0, 0.3, 0.03)  # -20 dB after 3 s
+    speech = Waveform(torch.from_numpy(voice.astype(np.float32))[None], rate)
+    vowel = [PhonemeEvent("a", 0, len(s), 0)]
+    n = int(seconds * FPS)
+    prosody = speech_prosody(vowel, speech, n, FPS)
+    t = np.arange(n) / FPS
+    inner = (t > 0.5) & (t < 3.5)  # away from the ends (the track is smoothed)
+    truth = 2 * np.sin(2 * np.pi * 0.8 * t)
+    measured = prosody["f0"][inner]
+    assert np.corrcoef(measured, truth[inner])[0, 1] > 0.95  # the accents, read
+    gain = np.polyfit(truth[inner], measured, 1)[0]
+    assert 0.7 < gain < 1.05  # in semitones (a little less: smoothed by PROSODY_SMOOTH_S)
+    assert abs(np.polyfit(t[inner], measured - gain * truth[inner], 1)[0]) < 0.2  # the glide's 1 st/s: gone
+    assert prosody["loudness"][t < 2.7].min() > 0.9
+    assert prosody["loudness"][t > 3.3] == pytest.approx(1 - 20 / 30, abs=0.05)  # 20 dB of the 30 dB scale
+    silent = speech_prosody([PhonemeEvent("_", 0, len(s), 0)], speech, n, FPS)  # no vowel: no F0 to follow
+    assert not silent["f0"].any()
+    with pytest.raises(ValueError, match="num_frames must be >= 0"):
+        speech_prosody(vowel, speech, -1, FPS)
 
 
 @pytest.mark.requires_espeak

@@ -160,7 +160,8 @@ def test_the_cli_evaluates_the_final_model_once_and_on_the_main_process_only(
 
     out = tmp_path / "run"
     scores = {"clips": 2.0} | {f"{p}{n}": 0.5 for n in SCORES for p in ("", "twin_", "wins_")}
-    blinks = ("blinks_at_", "blink_s_min_at_", "blink_s_max_at_", "longest_open_s_at_")
+    blinks = ("blinks_at_", "blink_s_min_at_", "blink_s_max_at_", "longest_open_s_at_", "model_blinks_at_",
+              "model_longest_open_s_at_")  # fmt: skip
     scores |= {"blink_minutes": 1.0} | {f"{p}{r:g}": 1.0 for p in blinks for r in MotionTaskConfig().eval_blink_rates}
     calls = []
 

@@ -14,8 +14,13 @@ model's unconditional branch, only that branch is run), 1 the plain conditional 
 
 Blinks: a model with ``blink_clock`` is told, per window, the seconds since the last blink began (read off the
 eyelids it generated, :func:`~avdiff.models.motion.blink_onsets`; at the clip's start half the mean gap,
-``30 / blink_rate_per_min``), so its blinks keep the asked rate (the shipped model: 14.5 a minute when 15 are
-asked over ten minutes, the eyes open at most 11.5 s; it was trained on 7-30 a minute).
+``30 / blink_rate_per_min``), so its blinks keep about the asked rate (the shipped model: 11.8 a minute when 15 are
+asked over ten minutes; it was trained on 7-30 a minute). A model may still let a gap run longer than any it saw: a
+window that would pass ``max_open_s`` (:data:`OVERDUE_BLINK_S`, the truth's longest) since the last blink without
+one of its own is sampled again with a blink put in where it falls due, by inpainting (the eyelids of those frames
+are held to :func:`~avdiff.data.motion_truth.blink_shape` in every denoising step's clean prediction, as MDM edits
+motion, Tevet et al., 2023; everything else, including the rest of the lids, is the model's). So the eyes are never
+open past that, as the truth's never are.
 
 Seams: the past already makes each window continue the one before; what small step remains at a seam (a window's
 first frame a little off the line its past was on) is taken out by :func:`join_seam`, which shifts the window's first
@@ -30,6 +35,7 @@ audio.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -37,6 +43,7 @@ import torch
 
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.io import Waveform
+from avdiff.data.motion_truth import BLINK_S, MAX_GAP_S, blink_shape
 from avdiff.models.motion import POSE_FIELDS, MotionDenoiser, blink_onsets, neutral_motion
 from avdiff.pipelines.utils import check_generator, check_number, torch_threads
 from avdiff.video.motion import FIELDS, Motion
@@ -44,6 +51,8 @@ from avdiff.video.motion import FIELDS, Motion
 logger = logging.getLogger(__name__)
 
 SCHEDULERS = ("ddim", "dpm")
+# the longest the truth's eyes stay open, from one blink's start to the next: the longest blink and the longest gap
+OVERDUE_BLINK_S = BLINK_S[1] + MAX_GAP_S
 _POSE_COLUMNS = [FIELDS.index(name) for name in POSE_FIELDS]
 _EYE_COLUMNS = [FIELDS.index("eye_left"), FIELDS.index("eye_right")]
 
@@ -61,6 +70,7 @@ def iter_motion(
     still_head: bool = False,
     scheduler: str = "ddim",
     seam_frames: int = 4,
+    max_open_s: float | None = OVERDUE_BLINK_S,
 ) -> Iterator[Motion]:
     """Generate the face's motion for ``speech``, window by window: each window is yielded as soon as it is sampled,
     so a renderer can show its frames before the next one is denoised (the time to the first frame is one window's).
@@ -75,12 +85,18 @@ def iter_motion(
         generator: the only source of randomness (the initial noise of each window); None uses torch's global RNG.
         blink_rate_per_min: blinks per minute (>= 0; people blink 10-20 times a minute); a rate outside the model's
             ``blink_rate_range`` (the shipped model: 7-30) is logged as a warning, as the model never learned it.
-        head_amount: head motion, >= 0 (0 still, 1 natural sway and nods); above the model's ``head_amount_max``
-            the pose is scaled up after sampling.
+        head_amount: head motion, >= 0 (0 still, 1 natural: turns, leans and nods with the speech); above the
+            model's ``head_amount_max`` the pose is scaled up after sampling.
         still_head: zero head pose in every frame (yaw, pitch, roll, tx, ty 0 and scale 1), whatever ``head_amount``.
         scheduler: ``"ddim"`` or ``"dpm"`` (DPM-Solver++).
         seam_frames: frames over which a window's offset from its past's continuation fades out (:func:`join_seam`;
             0 leaves the windows as sampled).
+        max_open_s: the longest the eyes stay open, in seconds from one blink's shutting (its closure passing 0.5)
+            to the next one's (> 0; below a window and a blink, 1.68 s at 25 fps, a warning says it cannot be kept): a
+            blink the model leaves out is put in by inpainting (module doc), at most one per window, and possibly a
+            few frames early so that it ends inside its window. None leaves the blinks to the model alone (an
+            evaluation's control); a ``blink_rate_per_min`` of 0 asks for none either way. Under about 6 fps no
+            frame of a blink shuts the eyes, and none is put in (a warning says so).
 
     Returns:
         An iterator of :class:`Motion` windows (``model.window_frames`` frames each, the last one shorter) whose
@@ -117,6 +133,16 @@ def iter_motion(
         raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
     if int(seam_frames) != seam_frames or seam_frames < 0:
         raise ValueError(f"seam_frames must be an integer >= 0, got {seam_frames!r}")
+    if max_open_s is not None:
+        if not isinstance(max_open_s, (int, float)) or isinstance(max_open_s, bool) or not max_open_s > 0:
+            raise ValueError(f"max_open_s must be a number of seconds > 0, or None, got {max_open_s!r}")
+        max_open_s = float(max_open_s)
+        shortest = model.window_frames / float(fps) + BLINK_S[1]  # at most one blink is put in per window
+        if max_open_s < shortest:
+            logger.warning(
+                "max_open_s=%g s cannot be kept: at most one blink is put in per window of %d frames (%.2f s with a "
+                "blink at %g fps)", max_open_s, model.window_frames, shortest, float(fps),
+            )  # fmt: skip
     check_generator(generator)
 
     num_frames = FrameClock(fps, speech.sample_rate).num_frames(speech.samples.shape[-1])
@@ -135,6 +161,7 @@ def iter_motion(
         still_head,
         scheduler,
         int(seam_frames),
+        max_open_s,
     )
 
 
@@ -152,6 +179,7 @@ def _windows(
     still_head: bool,
     scheduler: str,
     seam_frames: int,
+    max_open_s: float | None,
 ) -> Iterator[Motion]:
     """The windows of :func:`iter_motion` (its arguments checked)."""
     samples = speech.samples.float().mean(dim=0, keepdim=True)
@@ -166,7 +194,14 @@ def _windows(
     model_head = min(head_amount, head_max)
     pose_gain = head_amount / model_head if model_head > 0 else 1.0
     frame_s = 1.0 / float(parse_fps(fps))
-    last_blink_s = -30.0 / max(blink_rate, 1.0)  # before the clip: half a mean gap ago
+    # before the clip: half a mean gap ago (half the longest allowed, for rates slower than it allows)
+    guarded = max_open_s is not None and blink_rate > 0
+    last_blink_s = -min(30.0 / max(blink_rate, 1.0), (max_open_s if guarded else math.inf) / 2)
+    lead = _blink_lead(frame_s) if guarded else None
+    if guarded and lead is None:
+        logger.warning(
+            "at %g fps no frame of a %.2f s blink shuts the eyes: no blink is put in", fps, np.mean(BLINK_S)
+        )
     last_eyes = 0.0  # the reference's eyes are open
     rest = neutral_motion(1)[0, _POSE_COLUMNS]
 
@@ -179,15 +214,22 @@ def _windows(
         since = start * frame_s - last_blink_s
         controls = torch.tensor([model.controls(blink_rate, model_head, since)], device=device, dtype=dtype)
         noise = torch.randn((1, T, len(FIELDS)), generator=generator, device=generator.device if generator else "cpu")
-        x = noise.to(device=device, dtype=dtype) * sched.init_noise_sigma
-        sched.set_timesteps(num_inference_steps, device=device)
-        with torch_threads(threads):
-            for t in sched.timesteps:
-                x_in = sched.scale_model_input(x, t)
-                pred = _guided(model, x_in, t, past, audio, controls, guidance_scale)
-                x = sched.step(pred, t, x).prev_sample
-        if start > 0:
-            x = join_seam(past, x, min(seam_frames, T))
+        noise = noise.to(device=device, dtype=dtype)
+
+        args = (model, sched, noise, past, audio, controls, guidance_scale, num_inference_steps, threads)
+        seam = min(seam_frames, T) if start > 0 else 0
+        x = join_seam(past, _denoise(*args), seam)
+        due = int(np.floor((last_blink_s + (max_open_s or 0.0)) / frame_s + 1e-6)) - start  # the last frame to shut by
+        # put in here unless the next window can still shut the eyes in time (it begins a blink at its first frame)
+        shut_by = min(due, T - 1)
+        if (
+            lead is not None
+            and due < min(T + lead, num_frames - start)
+            and not _blinks_in(model, x, last_eyes, shut_by)
+        ):
+            lids, first = _blink_lids(model, shut_by, T, frame_s, lead)
+            x = join_seam(past, _denoise(*args, lids=lids.to(device=device, dtype=dtype)), seam)
+            logger.debug("no blink for %.1f s: one put in at frame %d", max_open_s, start + first)
         if still_head:
             x[..., _POSE_COLUMNS] = neutral[..., _POSE_COLUMNS]
         past = x[:, -K:] if K <= T else torch.cat([past, x], dim=1)[:, -K:]
@@ -235,6 +277,65 @@ def join_seam(past: torch.Tensor, window: torch.Tensor, frames: int) -> torch.Te
     out = window.clone()
     out[:, :frames] -= fade[None, :, None] * jump[:, None, :]
     return out
+
+
+def _denoise(
+    model: MotionDenoiser,
+    sched,
+    noise: torch.Tensor,
+    past: torch.Tensor,
+    audio: torch.Tensor,
+    controls: torch.Tensor,
+    guidance_scale: float,
+    num_inference_steps: int,
+    threads: int,
+    lids: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One window [1, T, D] (normalized) denoised from ``noise``; with ``lids`` ([1, T, 2], NaN where free), the
+    eyelids' clean prediction is held to them at every step (inpainting)."""
+    x = noise * sched.init_noise_sigma
+    sched.set_timesteps(num_inference_steps, device=noise.device)
+    with torch_threads(threads):
+        for t in sched.timesteps:
+            pred = _guided(model, sched.scale_model_input(x, t), t, past, audio, controls, guidance_scale)
+            if lids is not None:
+                pred[..., _EYE_COLUMNS] = torch.where(torch.isnan(lids), pred[..., _EYE_COLUMNS], lids)
+            x = sched.step(pred, t, x).prev_sample
+    return x
+
+
+def _blinks_in(model: MotionDenoiser, x: torch.Tensor, last_eyes: float, before: int) -> bool:
+    """Whether the window x [1, T, D] (normalized) blinks (:func:`~avdiff.models.motion.blink_onsets`) at or before
+    its frame ``before``."""
+    eyes = model.denormalize(x[0]).float().cpu().numpy()[:, _EYE_COLUMNS].mean(axis=1)
+    onsets = blink_onsets(np.concatenate([[last_eyes], eyes]))
+    return bool(np.any((onsets > 0) & (onsets - 1 <= before)))
+
+
+def _blink_lead(frame_s: float) -> int | None:
+    """Frames from the start of a blink of the truth's mean length until it shuts past 0.5 (:func:`blink_onsets`);
+    None where no frame of it does (a frame rate under about 6 fps)."""
+    shut = blink_shape(np.arange(1, 100) * frame_s / float(np.mean(BLINK_S))) >= 0.5
+    return int(np.argmax(shut)) + 1 if shut.any() else None
+
+
+def _blink_lids(
+    model: MotionDenoiser, shut_by: int, window: int, frame_s: float, lead: int
+) -> tuple[torch.Tensor, int]:
+    """The lids of a blink of the truth's mean length that shuts (:func:`blink_onsets`, ``lead`` frames after it
+    begins) by frame ``shut_by`` of a window, begun earlier where it would otherwise not end inside the window (the
+    next window's seam would carry its closing on) and at frame 0 at the latest: normalized, float [1, window, 2], NaN
+    on the frames left to the model, and the frame it begins at."""
+    duration = float(np.mean(BLINK_S))
+    length = int(np.ceil(duration / frame_s))
+    first = max(min(shut_by - lead, window - length - 1), 0)  # a frame of open eyes after it: no step at the seam
+    x = (np.arange(window) - first) * frame_s / duration
+    inside = (x >= 0) & (x < 1)
+    raw = torch.zeros(window, len(FIELDS))
+    raw[:, _EYE_COLUMNS] = torch.from_numpy(blink_shape(x))[:, None]
+    lids = model.normalize(raw)[:, _EYE_COLUMNS]
+    lids[~torch.from_numpy(inside)] = float("nan")
+    return lids[None], first
 
 
 def _guided(

@@ -45,3 +45,14 @@ def test_ten_minutes_do_not_drift(ten_minutes):
         assert 0.6 < ratio < 1.6, (name, ratio)  # and the motion is as lively at the end as at the start
     for name in ("yaw", "pitch", "roll"):
         assert np.abs(getattr(motion, name)).max() < np.radians(15), name  # the head never wanders off
+
+
+def test_ten_minutes_blink_at_a_natural_rate_and_never_stare_for_10_s(ten_minutes):
+    """Blinks 10-20 a minute (15 asked), each 100-400 ms as the measure sees them at 25 fps, and never 10 s without
+    one: the model's own, or one put in where it left a blink out (iter_motion's max_open_s)."""
+    from avdiff.metrics.blinks import blink_stats
+
+    stats = blink_stats((ten_minutes.eye_left + ten_minutes.eye_right) / 2, FPS)
+    assert 10 <= stats["blinks_per_min"] <= 20, stats
+    assert 0.06 <= stats["blink_s_min"] and stats["blink_s_max"] <= 0.44, stats
+    assert stats["longest_open_s"] < 10, stats

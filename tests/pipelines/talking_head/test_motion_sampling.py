@@ -205,3 +205,67 @@ def test_a_blink_clock_model_is_told_when_its_eyes_last_blinked():
                   generator=gen(0))  # fmt: skip
     per_window = seen[::2]
     assert per_window == pytest.approx([2.0, (12 - 5) / 25, (24 - 5) / 25, (36 - 5) / 25, (48 - 5) / 25])
+
+
+@pytest.mark.parametrize("blinks_itself_at", [None, 100])
+def test_a_blink_is_put_in_where_the_model_lets_the_eyes_stay_open_too_long(blinks_itself_at):
+    """A model that never blinks gets a blink by inpainting each time one falls due (OVERDUE_BLINK_S after the last),
+    and only its eyelids, only then: a blink of its own in time is kept, and rate 0 asks for none."""
+    from avdiff.models.motion import blink_onsets
+    from avdiff.pipelines.talking_head.motion_sampling import OVERDUE_BLINK_S
+    from avdiff.video.motion import FIELDS
+
+    small = {"hidden_dim": 16, "dilations": [1], "audio_dim": 8, "audio_hidden": 8, "window_frames": 16,
+             "past_frames": 4, "blink_clock": True}  # fmt: skip
+    model = build_motion_denoiser(small, seed=0).eval()
+    eye = [FIELDS.index("eye_left"), FIELDS.index("eye_right")]
+    shut = model.normalize(torch.ones(len(FIELDS)))[eye]
+    open_ = model.normalize(torch.zeros(len(FIELDS)))[eye]
+    frame = {"start": 0}
+
+    def forward(sample, timestep, past, audio, controls, drop_audio=None):
+        out = torch.zeros_like(sample)
+        out[..., eye] = open_
+        first = blinks_itself_at is not None and frame["start"] <= blinks_itself_at < frame["start"] + 16
+        if first:
+            out[:, blinks_itself_at - frame["start"] : blinks_itself_at - frame["start"] + 4, eye] = shut
+        return out
+
+    model.forward = forward
+    speech = Waveform(0.1 * torch.randn(1, 16000 * 24, generator=gen(0)), 16000)  # 600 frames
+    windows = []
+    for window in iter_motion(model, speech, 25, num_inference_steps=2, guidance_scale=1.0, blink_rate_per_min=15,
+                              generator=gen(0)):  # fmt: skip
+        windows.append(window)
+        frame["start"] += len(window)
+    eyes = np.concatenate([(w.eye_left + w.eye_right) / 2 for w in windows])
+    starts = blink_onsets(np.concatenate([[0.0], eyes])) - 1
+    gaps = np.diff(np.concatenate([[-2.0 * 25], starts]))  # the clock starts half a mean gap (2 s) before the clip
+    assert len(starts) >= 2 and gaps.max() <= OVERDUE_BLINK_S * 25 + 1, gaps
+    if blinks_itself_at is not None:
+        soon_after = (starts > blinks_itself_at) & (starts < blinks_itself_at + 20)
+        assert blinks_itself_at in starts and not soon_after.any()  # its own blink kept, none put in beside it
+    assert eyes.max() <= 1.0 + 1e-4  # a blink put in ends inside its window: no seam carries its closing on
+    closed = np.zeros(len(eyes), bool)
+    for s in starts:
+        closed[max(s - 2, 0) : s + 6] = True  # the blink (7 frames, shut 2 frames in)
+    np.testing.assert_allclose(eyes[~closed], 0.0, atol=0.01)  # elsewhere, the model's open eyes (a seam: < 0.01)
+    quiet = sample_motion(model, speech, 25, num_inference_steps=2, guidance_scale=1.0, blink_rate_per_min=0,
+                          generator=gen(0))  # fmt: skip
+    if blinks_itself_at is None:
+        assert not len(blink_onsets(np.concatenate([[0.0], (quiet.eye_left + quiet.eye_right) / 2])))
+
+
+def test_a_guard_that_is_not_a_time_is_refused_and_one_it_cannot_keep_is_warned(caplog):
+    from avdiff.pipelines.talking_head.motion_sampling import OVERDUE_BLINK_S
+
+    model = build_motion_denoiser({"hidden_dim": 16, "dilations": [1], "audio_dim": 8, "audio_hidden": 8}, seed=0)
+    speech = Waveform(0.1 * torch.randn(1, 16000, generator=gen(0)), 16000)
+    for bad in (0, -1.0, "8", True):
+        with pytest.raises(ValueError, match="max_open_s must be a number of seconds > 0"):
+            sample_motion(model, speech, 25, max_open_s=bad, num_inference_steps=1)
+    with caplog.at_level("WARNING", logger="avdiff.pipelines.talking_head.motion_sampling"):
+        sample_motion(model, speech, 25, max_open_s=1.0, num_inference_steps=1, generator=gen(0))
+        assert "max_open_s=1 s cannot be kept" in caplog.text  # under a window (32 frames: 1.28 s) and a blink
+        sample_motion(model, speech, 4, max_open_s=OVERDUE_BLINK_S, num_inference_steps=1, generator=gen(0))
+        assert "no frame of a 0.25 s blink shuts the eyes" in caplog.text
