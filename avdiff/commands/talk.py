@@ -93,7 +93,7 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
                         help="paint teeth and tongue inside the open lips with the model's mouth painter (slower; "
                         "off: the renderer's dark cavity)")  # fmt: skip
     motion.add_argument("--mouth-steps", type=int, default=None, metavar="N",
-                        help="the mouth painter's denoising steps (default 8)")  # fmt: skip
+                        help=f"the mouth painter's denoising steps (default {MOTION_DEFAULTS['mouth_steps']})")  # fmt: skip
     pixel = p.add_argument_group("pixel models (avdiff/talking-head-tiny, avdiff train talking-head)")
     pixel.add_argument(
         "--chunk-frames",
@@ -107,14 +107,15 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="frames of the previous chunk each chunk continues (default: the model's)",
     )
-    pixel.add_argument("--audio-guidance", type=float, default=None, help="audio guidance scale (1 = off; default 2)")
-    pixel.add_argument(
-        "--reference-guidance", type=float, default=None, help="reference guidance scale (1 = off; default 1.5)"
-    )
+    pixel.add_argument("--audio-guidance", type=float, default=None,
+                       help=f"audio guidance scale (1 = off; default {PIXEL_DEFAULTS['audio_guidance_scale']:g})")  # fmt: skip
+    pixel.add_argument("--reference-guidance", type=float, default=None,
+                       help=f"reference guidance scale (1 = off; default {PIXEL_DEFAULTS['reference_guidance_scale']:g})")  # fmt: skip
 
 
 TALKING_HEAD_CLASSES = ("MotionTalkingHeadPipeline", "TalkingHeadPipeline")
-MOTION_DEFAULTS = {"guidance_scale": 2.0, "blink_rate_per_min": 15.0, "head_amount": 1.0}
+# the pipelines' own defaults, written here so that --help does not import them (a test checks they agree)
+MOTION_DEFAULTS = {"guidance_scale": 2.0, "blink_rate_per_min": 15.0, "head_amount": 1.0, "mouth_steps": 8}
 PIXEL_DEFAULTS = {"audio_guidance_scale": 2.0, "reference_guidance_scale": 1.5}
 _MOTION_FLAGS = {"--expressiveness": "expressiveness", "--blink-rate": "blink_rate", "--head-motion": "head_motion",
                  "--still-head": "still_head", "--paint-mouth": "paint_mouth",
@@ -145,7 +146,7 @@ def generation_kwargs(args: argparse.Namespace, pipe) -> dict:
     if is_motion:
         chosen = {"guidance_scale": args.expressiveness, "blink_rate_per_min": args.blink_rate,
                   "head_amount": args.head_motion}  # fmt: skip
-        kwargs |= {k: MOTION_DEFAULTS[k] if v is None else v for k, v in chosen.items()}
+        kwargs |= {k: MOTION_DEFAULTS[k] if v is None else v for k, v in chosen.items()}  # the pipeline's own
         kwargs["still_head"] = bool(args.still_head)
         if args.paint_mouth:  # the pipeline refuses it for a model without a painter, and steps without painting
             kwargs["paint_mouth"] = True

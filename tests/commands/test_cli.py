@@ -126,3 +126,20 @@ def test_a_finished_command_leaves_its_process_group_and_a_failed_one_does_not_w
     assert done.returncode == 0, done.stderr
     assert said in done.stderr
     assert done.stdout.strip().splitlines()[-1] == printed
+
+
+def test_the_talk_flags_defaults_are_the_pipelines_own():
+    """`avdiff talk --help` names the defaults without importing the pipelines; they must be the pipelines' own."""
+    import inspect
+
+    from avdiff.commands.talk import MOTION_DEFAULTS, PIXEL_DEFAULTS
+    from avdiff.pipelines import MotionTalkingHeadPipeline, TalkingHeadPipeline
+    from avdiff.pipelines.talking_head.mouth_painting import MOUTH_STEPS
+
+    motion = inspect.signature(MotionTalkingHeadPipeline.__call__).parameters
+    pixel = inspect.signature(TalkingHeadPipeline.__call__).parameters
+    assert motion["mouth_steps"].default is None and MOTION_DEFAULTS["mouth_steps"] == MOUTH_STEPS
+    assert {k: motion[k].default for k in MOTION_DEFAULTS if k != "mouth_steps"} == {
+        k: v for k, v in MOTION_DEFAULTS.items() if k != "mouth_steps"
+    }
+    assert {k: pixel[k].default for k in PIXEL_DEFAULTS} == PIXEL_DEFAULTS
