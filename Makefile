@@ -18,7 +18,7 @@ EXTRAS := demo,eval,clap,dev
 RESULTS := build/test-results
 PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest --durations=25
 
-.PHONY: install system-deps docs lint test test-fast demo bench proof bundle motion-model bundle-motion mouth-model bundle-mouth clean
+.PHONY: install system-deps docs lint test test-fast demo bench proof bundle motion-model bundle-motion mouth-model bundle-mouth syncnet-model bundle-syncnet clean
 
 install: $(STAMP)
 
@@ -91,7 +91,7 @@ bundle: runs/talking_head_faces/final/model_index.json
 	cp runs/talking_head_faces/config.json avdiff/bundled/talking-head-tiny/training_config.json
 
 # The motion generator (avdiff/bundled/talking-head-motion): trained on synthetic espeak-ng speech and its motion
-# truth, no video (about 11 minutes on the CPU; interrupted, it resumes), then copied into the package with its config.
+# truth, no video (about 35 minutes on the 2-core CPU; interrupted, it resumes), then copied into the package with its config.
 motion-model: install system-deps
 	$(AVDIFF) train talking-head-motion --config configs/train/talking_head_motion.yaml --resume --no-progress
 
@@ -109,6 +109,18 @@ bundle-mouth: runs/talking_head_mouth/final/model_index.json
 	cp -r runs/talking_head_mouth/final/mouth_painter avdiff/bundled/talking-head-motion/mouth_painter
 	cp runs/talking_head_mouth/final/model_index.json avdiff/bundled/talking-head-motion/model_index.json
 	cp runs/talking_head_mouth/config.json avdiff/bundled/talking-head-motion/mouth_painter/training_config.json
+
+# The sync expert (avdiff/bundled/syncnet-motion): synthetic clips whose mouths follow the phonemes (about 3 minutes;
+# synth keeps the clips it made), the SyncNet recipe (3.3 minutes on two threads), then copied into the package.
+syncnet-model: install system-deps
+	$(AVDIFF) synth --dataset 120 --split train --style motion --out data/synth_motion_train
+	$(AVDIFF) synth --dataset 16 --split test --seed 1 --style motion --out data/synth_motion_test
+	$(AVDIFF) train syncnet --config configs/train/syncnet_motion.yaml --resume --no-progress
+
+bundle-syncnet: runs/syncnet_motion/final/syncnet_config.json
+	rm -rf avdiff/bundled/syncnet-motion
+	cp -r runs/syncnet_motion/final avdiff/bundled/syncnet-motion
+	cp runs/syncnet_motion/config.json avdiff/bundled/syncnet-motion/run_config.json
 
 clean:
 	rm -rf $(VENV) outputs build *.egg-info .pytest_cache

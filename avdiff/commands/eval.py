@@ -61,8 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--syncnet",
         metavar="CKPT",
         default=None,
-        help="a trained SyncNet folder (avdiff train syncnet): also report LSE-D, LSE-C and its best offset, "
-        "computed as syncnet_python does",
+        help="a trained SyncNet folder (avdiff train syncnet) or the bundled avdiff/syncnet-motion: also report "
+        "LSE-D, LSE-C and its best offset, computed as syncnet_python does",
     )
     face = lip.add_mutually_exclusive_group()
     face.add_argument(
@@ -127,6 +127,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     heads.add_argument("--split", default=None, help="only clips of this split")
     heads.add_argument("--max-clips", type=int, default=None, help="at most this many clips")
     heads.add_argument("--max-offset", type=int, default=15, metavar="K", help="offset search, frames")
+    heads.add_argument(
+        "--syncnet",
+        metavar="CKPT",
+        default=None,
+        help="also score every video with this SyncNet (a folder, or the bundled avdiff/syncnet-motion): LSE-D, "
+        "LSE-C and its offset, which follows what is said rather than how loud",
+    )
     from avdiff.commands.talk import add_generation_args
 
     add_generation_args(heads)
@@ -223,6 +230,7 @@ def run_talking_head(args: argparse.Namespace) -> int:
         {"--data": args.data, **{f"--model {name}": path for name, path in models.items()}},
     )
     # one process, or one of several under torchrun / accelerate launch: each on its own device, with its share
+    sync_model = load_syncnet_checkpoint(args.syncnet) if args.syncnet else None
     state = process_state()
     device = process_device(state, args.device)
     animators = {b: baseline_animator(b, checked_fps(args.fps)) for b in baselines}
@@ -233,7 +241,7 @@ def run_talking_head(args: argparse.Namespace) -> int:
         kwargs.pop("generator")  # each clip gets its own, seeded by --seed (pipeline_animator)
         animators[name] = pipeline_animator(pipe, seed=args.seed, **kwargs)
     report = evaluate_talking_heads(
-        args.data, args.out, animators, args.split, args.max_clips, args.max_offset, state=state
+        args.data, args.out, animators, args.split, args.max_clips, args.max_offset, state=state, syncnet=sync_model
     )
     if not state.is_main_process:  # the main process holds the same merged report: it alone writes and prints
         return 0
@@ -241,6 +249,7 @@ def run_talking_head(args: argparse.Namespace) -> int:
         "data": args.data,
         "models": models,
         "baselines": baselines,
+        "syncnet": args.syncnet,
         "seed": args.seed,
         **{k: str(v) for k, v in kwargs.items()},
     }
@@ -399,17 +408,15 @@ def load_syncnet_checkpoint(checkpoint: str):
 
 def syncnet_report(model, clip, max_offset: int):
     """LSE-D, LSE-C and the best offset of a decoded clip under a SyncNet
-    (:class:`avdiff.metrics.syncnet_scores.SyncScores`)."""
+    (:class:`avdiff.metrics.syncnet_scores.SyncScores`); ``CommandError`` when it shows no face."""
     from avdiff.commands import CommandError
-    from avdiff.evaluation.syncnet import face_crops_for
-    from avdiff.metrics.syncnet_scores import syncnet_scores
+    from avdiff.evaluation.syncnet import syncnet_scores_for_clip
     from avdiff.video.face import NoFaceError
 
     try:
-        crops = face_crops_for(model, clip.frames.numpy(), clip.fps)
+        return syncnet_scores_for_clip(model, clip, max_offset=max_offset)
     except NoFaceError as e:
         raise CommandError(f"SyncNet scores need a face in the video: {e}") from e
-    return syncnet_scores(model, crops, clip.audio, max_offset=max_offset)
 
 
 def format_syncnet(checkpoint: str, fps: float, scores, max_offset: int) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 from avdiff.data.prepare import face_track
 from avdiff.data.video_dataset import resize_crops
 from avdiff.metrics.syncnet_scores import SyncScores, syncnet_scores
-from avdiff.video.reader import read_video
+from avdiff.video.reader import VideoClip, read_video
 from avdiff.video.timeline import resample_frames
 
 
@@ -40,5 +40,18 @@ def syncnet_scores_for_video(
     clip = read_video(path)
     if clip.audio is None:
         raise ValueError(f"{os.fspath(path)!r} has no (readable) audio track; SyncNet scores need the speech")
+    return syncnet_scores_for_clip(model, clip, aligned=aligned, max_offset=max_offset)
+
+
+def syncnet_scores_for_clip(model, clip: VideoClip, *, aligned: bool = False, max_offset: int = 15) -> SyncScores:
+    """Score a decoded clip's sync with ``model`` (:func:`face_crops_for`, then
+    :func:`~avdiff.metrics.syncnet_scores.syncnet_scores`).
+
+    Raises:
+        ValueError: the clip has no audio, or fewer than the model's window of frames with audio.
+        NoFaceError: no frame shows a face.
+    """
+    if clip.audio is None:
+        raise ValueError("the clip has no audio; SyncNet scores need the speech")
     crops = face_crops_for(model, clip.frames.numpy(), clip.fps, aligned=aligned)
     return syncnet_scores(model, crops, clip.audio.to_mono(), max_offset=max_offset)

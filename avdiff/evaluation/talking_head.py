@@ -18,7 +18,12 @@ For each clip of a DATA folder (for the proof, ``avdiff synth --split test``: se
   clip's ground-truth frames by PSNR and SSIM inside the face crop (the photo's alignment, 128 px) and inside the
   mouth region (the ``"lower_face"`` framing of the same alignment, 128 px); and its identity is measured against
   the photo with dlib's face-recognition network (:mod:`avdiff.metrics.identity`: the share of frames judged the
-  photo's person, the mean descriptor distance and CSIM).
+  photo's person, the mean descriptor distance and CSIM);
+* with a ``syncnet`` (a SyncNet-style sync expert, :mod:`avdiff.metrics.syncnet_scores`), every video also gets its
+  LSE-D, LSE-C and SyncNet offset, as ``avdiff eval lipsync VIDEO --syncnet CKPT`` gives them. The offset of the
+  lip-sync score is where the mouth's openness best follows the speech's loudness, which a mouth that moves with
+  the phonemes (shut before a p, still on a held vowel) need not do; the SyncNet's is where the mouth best matches
+  what is said.
 
 ``evaluate_talking_heads`` returns a :class:`TalkingHeadReport`: per-clip scores, the mean per source, and how often
 each trained model beats each baseline on the same clip.
@@ -48,14 +53,16 @@ from tqdm.auto import tqdm
 from avdiff.audio.clock import FpsLike, as_fraction_fps
 from avdiff.data.format import check_name
 from avdiff.data.video_dataset import ClipData, load_clip, select_records
+from avdiff.evaluation.syncnet import syncnet_scores_for_clip
 from avdiff.loading import process_share
 from avdiff.metrics.identity import FaceRecognizer, identity_scores
 from avdiff.metrics.lipsync import score_video
 from avdiff.metrics.mouth import mouth_openness
+from avdiff.metrics.syncnet_scores import SyncScores
 from avdiff.pipelines import VideoPipelineOutput, WarpBaselinePipeline
 from avdiff.video.align import alignment_matrix, warp_to_crop
 from avdiff.video.face import NoFaceError, detect_face
-from avdiff.video.reader import read_video
+from avdiff.video.reader import VideoClip, read_video
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +80,8 @@ SUMMARY_KEYS = (
     "identity_share",
     "identity_distance",
     "csim",
+    "lse_d",
+    "lse_c",
 )
 
 # animate(photo uint8 [H, W, 3], clip) -> VideoPipelineOutput with the clip's speech
@@ -85,9 +94,11 @@ class ClipScore:
     inner-lip aperture) or, ``r_interior_*``, of the mouth interior (:func:`avdiff.metrics.mouth.mouth_interior`),
     against the true aperture (``reference``) or the speech envelope; offsets in frames, +k: the audio lags the video;
     PSNR in dB and SSIM in [-1, 1] over the face crop and, ``mouth_*``, over the mouth region; ``identity_share``,
-    ``identity_distance`` and ``csim`` against the photo (:class:`avdiff.metrics.identity.IdentityScores`). The
-    lip-sync fields are None when the video could not be scored (too few frames with a face: ``reason`` says why;
-    see :data:`avdiff.metrics.lipsync.MIN_SCORED_FRAMES`); the identity fields likewise."""
+    ``identity_distance`` and ``csim`` against the photo (:class:`avdiff.metrics.identity.IdentityScores`);
+    ``lse_d``, ``lse_c`` and ``sync_offset_frames`` from a SyncNet (:class:`avdiff.metrics.syncnet_scores.SyncScores`,
+    same sign convention). The lip-sync fields are None when the video could not be scored (too few frames with a
+    face: ``reason`` says why; see :data:`avdiff.metrics.lipsync.MIN_SCORED_FRAMES`); the identity fields likewise;
+    the SyncNet fields when no SyncNet was given or it could not score the video (``sync_reason`` says why)."""
 
     clip: str
     source: str
@@ -107,6 +118,10 @@ class ClipScore:
     identity_share: float | None = None
     identity_distance: float | None = None
     csim: float | None = None
+    lse_d: float | None = None
+    lse_c: float | None = None
+    sync_offset_frames: int | None = None
+    sync_reason: str | None = None
 
     @property
     def scored(self) -> bool:
@@ -127,8 +142,10 @@ class TalkingHeadReport:
     def summary(self) -> dict[str, dict[str, float | int | None]]:
         """Per source: ``clips`` (videos made), ``scored`` (those with a lip-sync score), the mean of each score over
         the clips that have it (lip-sync scores over scored clips only, the ``*_reference`` ones over clips with a
-        true aperture; None when no clip has it), and ``offset_within_1``, the share of scored clips whose best
-        offset is within one frame of 0. An unscored clip is left out of the means, never counted as a zero."""
+        true aperture; None when no clip has it), ``offset_within_1``, the share of scored clips whose best
+        offset is within one frame of 0, and ``sync_offset_within_1``, the same of the SyncNet's offset over the
+        clips it scored (None without a SyncNet). An unscored clip is left out of the means, never counted as a
+        zero."""
         out = {}
         for source in self.sources():
             rows = [s for s in self.scores if s.source == source]
@@ -139,6 +156,11 @@ class TalkingHeadReport:
                 out[source][key] = float(np.mean(values)) if values else None
             out[source]["offset_within_1"] = (
                 float(np.mean([abs(s.offset_frames) <= 1 for s in scored])) if scored else None
+            )
+            synced = [s for s in rows if s.sync_offset_frames is not None]
+            out[source]["sync_scored"] = len(synced)
+            out[source]["sync_offset_within_1"] = (
+                float(np.mean([abs(s.sync_offset_frames) <= 1 for s in synced])) if synced else None
             )
         return out
 
@@ -159,14 +181,18 @@ class TalkingHeadReport:
         }
 
     def to_markdown(self, models: list[str] | None = None) -> str:
-        """The summary as a Markdown table, then each model's per-clip wins over the baselines."""
+        """The summary as a Markdown table (with the SyncNet's columns when it scored any video), then each model's
+        per-clip wins over the baselines."""
+        summary = self.summary()
+        sync = any(m["sync_scored"] for m in summary.values())
         lines = [
             "| source | clips scored | openness r vs true aperture | openness r vs speech | best offset within 1 "
             "frame | interior r vs true aperture | interior r vs speech | face PSNR (dB) | face SSIM "
-            "| mouth PSNR (dB) | mouth SSIM | same person | CSIM |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| mouth PSNR (dB) | mouth SSIM | same person | CSIM |"
+            + (" SyncNet offset within 1 frame | LSE-C | LSE-D |" if sync else ""),
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if sync else ""),
         ]
-        for source, m in self.summary().items():
+        for source, m in summary.items():
             lines.append(
                 f"| {source} | {m['scored']} of {m['clips']} | {_f(m['r_reference'], '+.3f')} "
                 f"| {_f(m['r_envelope'], '+.3f')} | {_f(m['offset_within_1'], '.0%')} "
@@ -174,6 +200,12 @@ class TalkingHeadReport:
                 f"| {_f(m['psnr_db'], '.2f')} | {_f(m['ssim'], '.3f')} | {_f(m['mouth_psnr_db'], '.2f')} "
                 f"| {_f(m['mouth_ssim'], '.3f')} | {_f(m['identity_share'], '.0%')} "
                 f"| {_f(m['csim'], '.3f')} |"
+                + (
+                    f" {_f(m['sync_offset_within_1'], '.0%')} ({m['sync_scored']}) | {_f(m['lse_c'], '.3f')} "
+                    f"| {_f(m['lse_d'], '.3f')} |"
+                    if sync
+                    else ""
+                )
             )
         models = models if models is not None else [s for s in self.sources() if s not in BASELINES]
         wins = [
@@ -266,6 +298,7 @@ def evaluate_talking_heads(
     max_offset: int = 15,
     progress_bar: bool = True,
     state=None,
+    syncnet=None,
 ) -> TalkingHeadReport:
     """Animate every clip's photo with every source, write ``OUT/SOURCE/ID.mp4``, and score it (module docstring).
 
@@ -281,6 +314,8 @@ def evaluate_talking_heads(
             its own device), and the shares are gathered (``accelerate.utils.gather_object``) so every process
             returns the whole report, in the index's order. Every process must call this with the same arguments.
             None: this process does every clip.
+        syncnet: a :class:`~avdiff.models.syncnet.SyncNet` that also scores every video (LSE-D, LSE-C, its
+            offset, searched over ``max_offset``), or None.
 
     Raises:
         ValueError: a source name that is not a safe folder name (:func:`avdiff.data.format.check_name`).
@@ -326,6 +361,7 @@ def evaluate_talking_heads(
             psnr, ssim = face_similarity(frames, clip.frames, matrix)
             mouth_psnr, mouth_ssim = face_similarity(frames, clip.frames, mouth_matrix)
             identity = identity_scores(frames, photo_identity, recognizer) if photo_identity is not None else None
+            sync, sync_reason = _syncnet_scores(syncnet, video, max_offset) if syncnet is not None else (None, None)
             inner = result.interior
             scores.append(
                 ClipScore(
@@ -347,10 +383,14 @@ def evaluate_talking_heads(
                     identity.same_person_share if identity else None,
                     identity.mean_distance if identity else None,
                     identity.csim if identity else None,
+                    sync.lse_d if sync else None,
+                    sync.lse_c if sync else None,
+                    sync.offset_frames if sync else None,
+                    sync_reason,
                 )
             )
             logger.info(
-                "%s %s: r_reference %s (interior %s), r_envelope %s, PSNR %.2f dB%s",
+                "%s %s: r_reference %s (interior %s), r_envelope %s, PSNR %.2f dB%s%s",
                 record.id,
                 source,
                 _fmt(result.r_reference),
@@ -358,6 +398,7 @@ def evaluate_talking_heads(
                 _fmt(result.r_envelope),
                 psnr,
                 f" (no lip-sync score: {result.reason})" if result.reason else "",
+                f", SyncNet offset {sync.offset_frames:+d} LSE-C {sync.lse_c:.3f}" if sync else "",
             )
     if processes > 1:
         # one (scores, skipped) per process, in process order: the contiguous shares back in the index's order
@@ -365,6 +406,15 @@ def evaluate_talking_heads(
         scores = [score for part, _ in gathered for score in part]
         skipped = [clip for _, part in gathered for clip in part]
     return TalkingHeadReport(scores, skipped=skipped)
+
+
+def _syncnet_scores(model, video: VideoClip, max_offset: int) -> tuple[SyncScores | None, str | None]:
+    """(the SyncNet's scores of a decoded video, None) or (None, why it has none: no face, too few frames)."""
+    try:
+        return syncnet_scores_for_clip(model, video, max_offset=max_offset), None
+    except (NoFaceError, ValueError) as e:
+        logger.warning("no SyncNet score: %s", e)
+        return None, str(e)
 
 
 def write_report(report: TalkingHeadReport, out_dir: str | os.PathLike) -> tuple[Path, Path]:

@@ -34,6 +34,7 @@ from torch import nn
 from avdiff.audio.clock import FrameClock
 from avdiff.audio.features import LogMel
 from avdiff.audio.io import Waveform
+from avdiff.bundled import resolve_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -250,13 +251,14 @@ class SyncNet(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> SyncNet:
-        """Load a folder written by :meth:`save_pretrained` (e.g. ``runs/syncnet_tiny/final``), in eval mode.
+        """Load a folder written by :meth:`save_pretrained` (e.g. ``runs/syncnet_tiny/final``), or a bundled one by
+        name (``"avdiff/syncnet-motion"``), in eval mode.
 
         Raises:
-            FileNotFoundError: the folder holds no SyncNet.
+            FileNotFoundError: neither a folder nor a bundled name, or the folder holds no SyncNet.
         """
-        path = Path(path)
-        if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
+        path = resolve_model_dir(path, CONFIG_NAME, "SyncNet")
+        if not (path / WEIGHTS_NAME).is_file():
             raise FileNotFoundError(f"{str(path)!r} holds no SyncNet (expected {CONFIG_NAME} and {WEIGHTS_NAME})")
         model = cls(SyncNetConfig.from_dict(json.loads((path / CONFIG_NAME).read_text())))
         model.load_state_dict(load_file(str(path / WEIGHTS_NAME)))

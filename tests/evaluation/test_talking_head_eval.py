@@ -59,7 +59,9 @@ def test_the_photo_is_the_frame_with_the_most_closed_mouth(data):
 @pytest.mark.slow
 def test_baselines_score_as_lipsync_does(data, tmp_path, capsys):
     out = tmp_path / "eval"
-    report = run_eval(capsys, "--data", data, "--out", out, "--baselines", "ground_truth,still")
+    report = run_eval(
+        capsys, "--data", data, "--out", out, "--baselines", "ground_truth,still", "--syncnet", "avdiff/syncnet-motion"
+    )
     summary = report["summary"]
     assert summary["ground_truth"]["clips"] == summary["still"]["clips"] == 2
     # real lip motion follows the true aperture; a held photo does not, and differs from the true frames
@@ -79,8 +81,28 @@ def test_baselines_score_as_lipsync_does(data, tmp_path, capsys):
     # every per-clip number is what `avdiff eval lipsync` says of the written video
     row = next(r for r in report["clips"] if r["source"] == "ground_truth")
     record = next(r for r in read_index(data) if r.id == row["clip"])
-    assert main(["eval", "lipsync", row["video"], "--reference-aperture", str(data / record.aperture), "--json"]) == 0
+    aperture = str(data / record.aperture)
+    assert (
+        main(
+            [
+                "eval",
+                "lipsync",
+                row["video"],
+                "--reference-aperture",
+                aperture,
+                "--syncnet",
+                "syncnet-motion",
+                "--json",
+            ]
+        )
+        == 0
+    )
     single = json.loads(capsys.readouterr().out)
+    assert single["syncnet"]["offset_frames"] == row["sync_offset_frames"]
+    assert single["syncnet"]["lse_c"] == pytest.approx(row["lse_c"], abs=1e-5)
+    assert single["syncnet"]["lse_d"] == pytest.approx(row["lse_d"], abs=1e-5)
+    assert summary["ground_truth"]["sync_scored"] == summary["still"]["sync_scored"] == 2
+    assert summary["ground_truth"]["lse_c"] > summary["still"]["lse_c"]  # real lip motion against a held photo
     assert single["r_reference"] == pytest.approx(row["r_reference"], abs=1e-6)
     assert single["r_envelope"] == pytest.approx(row["r_envelope"], abs=1e-6)
     assert single["offset_frames"] == row["offset_frames"]
@@ -219,6 +241,35 @@ def test_report_summary_and_paired_wins():
     assert "- m beats still on 1 of 2 clips by interior r" in markdown
 
 
+def test_syncnet_scores_are_summarised_over_the_clips_it_scored():
+    def score(clip, source, sync_offset, lse_c, reason=None):
+        return ClipScore(
+            clip, source, f"{source}/{clip}.mp4", 0.5, 0.5, 3, 0.5, 0.5, 20.0, 0.8, 10, 10,
+            lse_d=None if lse_c is None else 1.0 - lse_c, lse_c=lse_c, sync_offset_frames=sync_offset,
+            sync_reason=reason,
+        )  # fmt: skip
+
+    plain = TalkingHeadReport([score("a", "m", None, None)])
+    assert plain.summary()["m"]["sync_offset_within_1"] is None and plain.summary()["m"]["sync_scored"] == 0
+    assert "SyncNet" not in plain.to_markdown()  # no SyncNet, no columns
+    report = TalkingHeadReport(
+        [
+            score("a", "m", 1, 0.3),
+            score("b", "m", -4, 0.1),
+            score("c", "m", None, None, reason="no face"),
+            score("a", "still", 9, 0.02),
+        ]
+    )
+    summary = report.summary()
+    # the loudness offset (3) is outside the window on every clip; the SyncNet's is inside on one of its two
+    assert summary["m"]["offset_within_1"] == 0.0 and summary["m"]["sync_offset_within_1"] == 0.5
+    assert summary["m"]["sync_scored"] == 2 and summary["m"]["lse_c"] == pytest.approx(0.2)
+    assert summary["m"]["lse_d"] == pytest.approx(0.8)
+    markdown = report.to_markdown(["m"])
+    assert "SyncNet offset within 1 frame | LSE-C | LSE-D |" in markdown
+    assert "| 50% (2) | 0.200 | 0.800 |" in markdown and "| 0% (1) | 0.020 | 0.980 |" in markdown
+
+
 def test_unscored_clips_are_counted_and_left_out_of_the_means(tmp_path):
     # a clip whose video shows no face has no lip-sync score: it is not a zero, not "within 1 frame", and the JSON
     # report stays strict (no bare NaN)
@@ -278,6 +329,7 @@ def test_unscored_clips_are_counted_and_left_out_of_the_means(tmp_path):
         (["--model", "..=somewhere"], "not a safe file name"),
         (["--baselines", "ground_truth,mirror"], "unknown ['mirror']"),
         (["--baselines", ""], "nothing to evaluate"),
+        (["--baselines", "still", "--syncnet", "no-such-syncnet"], "--syncnet 'no-such-syncnet'"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_work(data, tmp_path, capsys, extra, message):

@@ -52,7 +52,14 @@ def test_every_bundled_name_follows_one_scheme_and_earlier_names_still_load():
         for p in bundled_path("avdiff/scene-tiny").parent.iterdir()
         if p.is_dir() and not p.name.startswith(("_", "."))
     )
-    assert folders == ["scene-aligner", "scene-segmenter", "scene-tiny", "talking-head-motion", "talking-head-tiny"]
+    assert folders == [
+        "scene-aligner",
+        "scene-segmenter",
+        "scene-tiny",
+        "syncnet-motion",
+        "talking-head-motion",
+        "talking-head-tiny",
+    ]
     assert all(name == name.lower() and "_" not in name for name in folders)
     assert {canonical_name(m.name) for m in available()} == {
         "avdiff/scene-tiny",
