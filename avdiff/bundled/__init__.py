@@ -3,10 +3,10 @@
 Each bundled model is a folder next to this file holding a saved pipeline (``save_pretrained``: ``model_index.json``
 plus one subfolder per component), with the training run's config beside it (the recipe that made it); other models
 (the scene segmenter, the scene aligner, the sync expert ``avdiff/syncnet-motion``) are folders of safetensors and a
-JSON config, loaded by their own classes through :func:`resolve_model_dir`. The demo and the Python API list the pipelines with :func:`available`, so a fresh
-install serves them without downloads, and a pipeline's ``from_pretrained`` takes a bundled model's name
-(``"avdiff/talking-head-tiny"`` or ``"talking-head-tiny"``): :func:`resolve` turns it into the folder before any hub
-look-up.
+JSON config, loaded by their own classes through :func:`resolve_model_dir`. The demo and the Python API list the
+pipelines with :func:`available`, so a fresh install serves them without downloads, and a pipeline's
+``from_pretrained`` takes a bundled model's name (``"avdiff/talking-head-tiny"`` or ``"talking-head-tiny"``):
+:func:`resolve` turns it into the folder before any hub look-up.
 
 One naming scheme: ``avdiff/`` then the folder's name in lower case with hyphens (``avdiff/talking-head-tiny``,
 ``avdiff/scene-tiny``, ``avdiff/scene-aligner``, ``avdiff/scene-segmenter``); the namespace may be left out. The

@@ -126,13 +126,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     heads.add_argument("--split", default=None, help="only clips of this split")
     heads.add_argument("--max-clips", type=int, default=None, help="at most this many clips")
-    heads.add_argument("--max-offset", type=int, default=15, metavar="K", help="offset search, frames")
+    heads.add_argument(
+        "--max-offset", type=int, default=15, metavar="K", help="offset search, frames (also the SyncNet's)"
+    )
     heads.add_argument(
         "--syncnet",
         metavar="CKPT",
         default=None,
-        help="also score every video with this SyncNet (a folder, or the bundled avdiff/syncnet-motion): LSE-D, "
-        "LSE-C and its offset, which follows what is said rather than how loud",
+        help="also score every video with this SyncNet (a folder, or the bundled avdiff/syncnet-motion, which "
+        "times mouths that follow the phonemes): LSE-D, LSE-C and its offset",
     )
     from avdiff.commands.talk import add_generation_args
 
@@ -229,8 +231,8 @@ def run_talking_head(args: argparse.Namespace) -> int:
         {"--out": OutputFile(args.out, "folder")},
         {"--data": args.data, **{f"--model {name}": path for name, path in models.items()}},
     )
+    sync_model = load_syncnet_checkpoint(args.syncnet) if args.syncnet else None  # refused before any video is made
     # one process, or one of several under torchrun / accelerate launch: each on its own device, with its share
-    sync_model = load_syncnet_checkpoint(args.syncnet) if args.syncnet else None
     state = process_state()
     device = process_device(state, args.device)
     animators = {b: baseline_animator(b, checked_fps(args.fps)) for b in baselines}
@@ -267,9 +269,10 @@ def run_talking_head(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(report.to_markdown(list(models)))
+        syncnet = f" --syncnet {args.syncnet}" if args.syncnet else ""
         print(
             f"wrote {json_path} and {md_path}; score one video: avdiff eval lipsync OUT/SOURCE/ID.mp4 "
-            f"--reference-aperture {args.data}/clips/ID.aperture.npy"
+            f"--reference-aperture {args.data}/clips/ID.aperture.npy{syncnet}"
         )
     return 0
 

@@ -179,7 +179,8 @@ class WorkerPool:
         handler's own signature (its inputs, its ``gr.Progress``).
 
         Raises (from the stand-in):
-            gr.Error: the handler's own sentence; :data:`WORKER_DIED_MESSAGE` when its worker died.
+            gr.Error: the handler's own sentence; :data:`WORKER_DIED_MESSAGE` when its worker died;
+                :data:`STOPPING_MESSAGE` when the server stopped under it.
         """
         tab = method.__self__
         target = f"{type(tab).__module__}:{type(tab).__qualname__}"
@@ -209,7 +210,8 @@ class WorkerPool:
         """Run ``<target class>.<method>(*args, **kwargs)`` in a worker and return its value.
 
         Raises:
-            gr.Error: the handler's sentence, :data:`WORKER_DIED_MESSAGE` or :data:`ABANDONED_MESSAGE`.
+            gr.Error: the handler's sentence, :data:`WORKER_DIED_MESSAGE`, :data:`ABANDONED_MESSAGE` or
+                :data:`STOPPING_MESSAGE` (the pool was closed under it: the server is stopping).
             asyncio.CancelledError: the task was cancelled (the worker is killed first).
         """
         event_id = _event_id()
@@ -217,10 +219,15 @@ class WorkerPool:
         folders: list[str] = []
         reusable = False
         try:
-            worker.conn.send((target, method, args, kwargs))
+            try:
+                worker.conn.send((target, method, args, kwargs))
+            except OSError:  # it died starting, or the pool was closed as it was taken
+                raise self._ended(worker, method) from None
             while True:
                 try:
                     while not worker.conn.poll():
+                        if worker.stopped_by_pool:  # not only the pipe's end: a child of the worker could hold it
+                            raise self._ended(worker, method)
                         if self._abandoned(event_id):
                             logger.info(
                                 "%s: the client left; stopping its worker (pid %d)", method, worker.process.pid
@@ -229,18 +236,7 @@ class WorkerPool:
                         await asyncio.sleep(POLL_S)
                     kind, value = worker.conn.recv()
                 except (EOFError, OSError):
-                    worker.process.join(timeout=5)
-                    if worker.stopped_by_pool:
-                        logger.info("%s: stopped with the server (worker pid %d)", method, worker.process.pid)
-                        raise gr.Error(STOPPING_MESSAGE, print_exception=False) from None
-                    logger.error(
-                        "%s: the worker (pid %d) stopped unexpectedly (exit code %s); the request fails, "
-                        "the next one gets a fresh worker",
-                        method,
-                        worker.process.pid,
-                        worker.process.exitcode,
-                    )
-                    raise gr.Error(WORKER_DIED_MESSAGE, print_exception=False) from None
+                    raise self._ended(worker, method) from None
                 if kind == "progress":
                     if progress is not None:
                         fraction, desc, total, unit = value
@@ -267,6 +263,22 @@ class WorkerPool:
                 folders += self._discard(worker)  # with those it made just before it was killed, not yet read
                 for folder in folders:
                     remove_quietly(folder)
+
+    def _ended(self, worker: _Worker, method: str) -> gr.Error:
+        """The error of a job whose worker is gone: :data:`STOPPING_MESSAGE` when the pool was closed under it (the
+        server stopping), else :data:`WORKER_DIED_MESSAGE` (logged as an error, with the exit code)."""
+        worker.process.join(timeout=5)
+        if worker.stopped_by_pool:
+            logger.info("%s: stopped with the server (worker pid %d)", method, worker.process.pid)
+            return gr.Error(STOPPING_MESSAGE, print_exception=False)
+        logger.error(
+            "%s: the worker (pid %d) stopped unexpectedly (exit code %s); the request fails, the next one gets a "
+            "fresh worker",
+            method,
+            worker.process.pid,
+            worker.process.exitcode,
+        )
+        return gr.Error(WORKER_DIED_MESSAGE, print_exception=False)
 
     def _abandoned(self, event_id: str | None) -> bool:
         """Whether Gradio marked the job's event as no longer wanted (its client disconnected)."""

@@ -48,7 +48,8 @@ def syncnet_scores_for_clip(model, clip: VideoClip, *, aligned: bool = False, ma
     :func:`~avdiff.metrics.syncnet_scores.syncnet_scores`).
 
     Raises:
-        ValueError: the clip has no audio, or fewer than the model's window of frames with audio.
+        ValueError: the clip has no audio.
+        TooFewFramesError: fewer frames with audio than the model's window (a ValueError).
         NoFaceError: no frame shows a face.
     """
     if clip.audio is None:

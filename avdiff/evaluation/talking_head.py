@@ -58,7 +58,7 @@ from avdiff.loading import process_share
 from avdiff.metrics.identity import FaceRecognizer, identity_scores
 from avdiff.metrics.lipsync import score_video
 from avdiff.metrics.mouth import mouth_openness
-from avdiff.metrics.syncnet_scores import SyncScores
+from avdiff.metrics.syncnet_scores import SyncScores, TooFewFramesError
 from avdiff.pipelines import VideoPipelineOutput, WarpBaselinePipeline
 from avdiff.video.align import alignment_matrix, warp_to_crop
 from avdiff.video.face import NoFaceError, detect_face
@@ -165,7 +165,8 @@ class TalkingHeadReport:
         return out
 
     def wins(self, model: str, other: str, key: str = "r_reference") -> tuple[int, int]:
-        """(clips where ``model`` scores higher than ``other`` on ``key``, clips compared)."""
+        """(clips where ``model`` scores higher than ``other`` on ``key``, clips compared); every key of
+        :data:`SUMMARY_KEYS` but ``lse_d`` and ``identity_distance`` is better higher."""
         a = {s.clip: getattr(s, key) for s in self.scores if s.source == model}
         b = {s.clip: getattr(s, key) for s in self.scores if s.source == other}
         common = [c for c in a if c in b and a[c] is not None and b[c] is not None]
@@ -208,12 +209,18 @@ class TalkingHeadReport:
                 )
             )
         models = models if models is not None else [s for s in self.sources() if s not in BASELINES]
+        measures = [
+            ("openness r vs true aperture", "r_reference"),
+            ("interior r vs true aperture", "r_interior_reference"),
+        ]
+        if sync:
+            measures.append(("SyncNet LSE-C", "lse_c"))
         wins = [
-            f"- {model} beats {other} on {won} of {n} clips by {name} r vs true aperture (same clip)"
+            f"- {model} beats {other} on {won} of {n} clips by {name} (same clip)"
             for model in models
             for other in self.sources()
             if other not in (model, "ground_truth")
-            for name, key in (("openness", "r_reference"), ("interior", "r_interior_reference"))
+            for name, key in measures
             for won, n in [self.wins(model, other, key)]
         ]
         skipped = [f"- {c['clip']}: not animated ({c['reason']})" for c in self.skipped]
@@ -365,28 +372,28 @@ def evaluate_talking_heads(
             inner = result.interior
             scores.append(
                 ClipScore(
-                    record.id,
-                    source,
-                    str(path),
-                    result.r_reference,
-                    result.r_envelope,
-                    result.offset_frames,
-                    inner.r_reference if inner else None,
-                    inner.r_envelope if inner else None,
-                    psnr,
-                    ssim,
-                    result.valid_frames,
-                    result.num_frames,
-                    result.reason,
-                    mouth_psnr,
-                    mouth_ssim,
-                    identity.same_person_share if identity else None,
-                    identity.mean_distance if identity else None,
-                    identity.csim if identity else None,
-                    sync.lse_d if sync else None,
-                    sync.lse_c if sync else None,
-                    sync.offset_frames if sync else None,
-                    sync_reason,
+                    clip=record.id,
+                    source=source,
+                    video=str(path),
+                    r_reference=result.r_reference,
+                    r_envelope=result.r_envelope,
+                    offset_frames=result.offset_frames,
+                    r_interior_reference=inner.r_reference if inner else None,
+                    r_interior_envelope=inner.r_envelope if inner else None,
+                    psnr_db=psnr,
+                    ssim=ssim,
+                    valid_frames=result.valid_frames,
+                    num_frames=result.num_frames,
+                    reason=result.reason,
+                    mouth_psnr_db=mouth_psnr,
+                    mouth_ssim=mouth_ssim,
+                    identity_share=identity.same_person_share if identity else None,
+                    identity_distance=identity.mean_distance if identity else None,
+                    csim=identity.csim if identity else None,
+                    lse_d=sync.lse_d if sync else None,
+                    lse_c=sync.lse_c if sync else None,
+                    sync_offset_frames=sync.offset_frames if sync else None,
+                    sync_reason=sync_reason,
                 )
             )
             logger.info(
@@ -412,7 +419,7 @@ def _syncnet_scores(model, video: VideoClip, max_offset: int) -> tuple[SyncScore
     """(the SyncNet's scores of a decoded video, None) or (None, why it has none: no face, too few frames)."""
     try:
         return syncnet_scores_for_clip(model, video, max_offset=max_offset), None
-    except (NoFaceError, ValueError) as e:
+    except (NoFaceError, TooFewFramesError) as e:
         logger.warning("no SyncNet score: %s", e)
         return None, str(e)
 

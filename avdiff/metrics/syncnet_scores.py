@@ -36,6 +36,10 @@ from avdiff.models.syncnet import SyncNet
 logger = logging.getLogger(__name__)
 
 
+class TooFewFramesError(ValueError):
+    """A clip with fewer frames that have audio than one SyncNet window (five frames): nothing to score."""
+
+
 @dataclass
 class SyncScores:
     """SyncNet scores of one clip (see the module docstring).
@@ -140,6 +144,9 @@ def syncnet_scores(
 
     Returns:
         :class:`SyncScores` over the frames that have both video and audio.
+
+    Raises:
+        TooFewFramesError: fewer frames with audio than one window.
     """
     return score_faces(model, model.lower_faces(crops), audio, max_offset=max_offset, batch_size=batch_size)
 
@@ -155,7 +162,9 @@ def score_faces(
     audio = audio.resample(model.config.sample_rate)
     num_frames = min(len(faces), audio.num_samples * model.config.fps // model.config.sample_rate)
     if num_frames < model.config.window:
-        raise ValueError(f"the clip has {num_frames} frames with audio; at least {model.config.window} are needed")
+        raise TooFewFramesError(
+            f"the clip has {num_frames} frames with audio; at least {model.config.window} are needed"
+        )
     if len(faces) != num_frames:
         logger.info("scoring the first %d of %d frames (the audio is shorter)", num_frames, len(faces))
     c = model.config.context

@@ -181,6 +181,8 @@ def test_two_processes_write_the_report_one_process_writes(three_clips, model, t
         "8",
         "--motion-frames",
         "2",
+        "--syncnet",
+        "avdiff/syncnet-motion",
     ]
     one, two = tmp_path / "one", tmp_path / "two"
     runs = {one: run_cli(one, args, 1), two: run_cli(two, args, 2)}  # side by side
@@ -209,6 +211,7 @@ def test_two_processes_write_the_report_one_process_writes(three_clips, model, t
     def scores(report: dict) -> list[dict]:
         return [{k: v for k, v in row.items() if k != "video"} for row in report["clips"]]
 
+    assert all(row["lse_c"] is not None for row in reports[two]["clips"])  # the SyncNet's fields gathered too
     assert scores(reports[two]) == scores(reports[one])  # the same floats, not merely close
     assert reports[two]["summary"] == reports[one]["summary"]
     assert reports[two]["settings"] == reports[one]["settings"] and reports[two]["skipped"] == []
@@ -268,6 +271,8 @@ def test_syncnet_scores_are_summarised_over_the_clips_it_scored():
     markdown = report.to_markdown(["m"])
     assert "SyncNet offset within 1 frame | LSE-C | LSE-D |" in markdown
     assert "| 50% (2) | 0.200 | 0.800 |" in markdown and "| 0% (1) | 0.020 | 0.980 |" in markdown
+    assert "- m beats still on 1 of 1 clips by SyncNet LSE-C (same clip)" in markdown
+    assert "by SyncNet LSE-C" not in plain.to_markdown(["m"])
 
 
 def test_unscored_clips_are_counted_and_left_out_of_the_means(tmp_path):

@@ -35,8 +35,8 @@ def test_bundled_syncnet_comes_from_its_recipe():
 
 @pytest.fixture(scope="module")
 def heldout(tmp_path_factory):
-    """The bundled model and three held-out clips (unseen sentences, identities and voices) as its lower faces and
-    speech, cropped once."""
+    """The bundled model and three held-out clips (unseen sentences and identities) as its lower faces and speech,
+    cropped once."""
     folder = tmp_path_factory.mktemp("sync_heldout")
     make_dataset(folder, 3, split="test", seed=5, style="motion", progress_bar=False)
     model = SyncNet.from_pretrained(NAME)

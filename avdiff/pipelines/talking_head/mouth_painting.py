@@ -13,8 +13,8 @@ The renderer leaves, inside each frame's inner-lip contour, its own dark cavity 
    of the lips and the soft band over their inner edge change: the rest of the frame stays the renderer's, pixel for
    pixel. The painter learnt the truth as it is at that edge (already blended by the mask), so blending by the mask
    again darkens the paint a little in the band; blending in whole there instead (tried) swaps the renderer's crisp
-   inner-lip edge for the painter's softer one, and kept 0.37 of the photo's sharpness in the mouth region on the
-   astronaut, against 0.57 this way.
+   inner-lip edge for the painter's softer one, a visibly blurrier mouth (``docs/mouth_sharpness.py`` measures the
+   mouth region's sharpness this way).
 
 Frames with a closed mouth are passed through untouched, and a chunk with no open mouth is not sampled at all, so
 the painter costs nothing while the lips are shut.
