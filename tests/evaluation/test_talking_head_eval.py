@@ -211,7 +211,10 @@ def test_two_processes_write_the_report_one_process_writes(three_clips, model, t
     def scores(report: dict) -> list[dict]:
         return [{k: v for k, v in row.items() if k != "video"} for row in report["clips"]]
 
-    assert all(row["lse_c"] is not None for row in reports[two]["clips"])  # the SyncNet's fields gathered too
+    # the SyncNet's fields are gathered too; a video it cannot score (no face it can track) says why
+    clips = reports[two]["clips"]
+    assert any(row["lse_c"] is not None for row in clips), clips
+    assert all(row["sync_reason"] for row in clips if row["lse_c"] is None), clips
     assert scores(reports[two]) == scores(reports[one])  # the same floats, not merely close
     assert reports[two]["summary"] == reports[one]["summary"]
     assert reports[two]["settings"] == reports[one]["settings"] and reports[two]["skipped"] == []
