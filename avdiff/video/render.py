@@ -72,6 +72,11 @@ RIGHT_LOWER_LID = [362, 382, 381, 380, 374, 373, 390, 249, 263]
 # The inner-lip contour as an upper and a lower line from the left corner to the right one.
 _UPPER_INNER = INNER_LIPS[:11]
 _LOWER_INNER = [INNER_LIPS[0], *INNER_LIPS[:10:-1], INNER_LIPS[10]]
+# The lips' two innermost rings of mediapipe's mesh, corners left out: which lip a point belongs to, whatever its
+# height. In a closed mouth these rings touch, and the mesh often has them crossed by a fraction of a pixel, so the
+# side of the lip line a point lies on does not say which lip it is on.
+_UPPER_LIP_INSIDE = [*INNER_LIPS[1:10], 183, 42, 41, 38, 12, 268, 271, 272, 407]
+_LOWER_LIP_INSIDE = [*INNER_LIPS[11:], 96, 89, 179, 86, 15, 316, 403, 319, 325]
 # The parameters the mesh is deformed by, in this order (the columns of the solved parameter array).
 PARAMS = ("open", "close", "jaw", "width", "protrude", "eye_left", "eye_right", "brow_left", "brow_right")
 
@@ -198,6 +203,7 @@ class FaceRenderer:
         chin = max(float(rel_v[CHIN]), lo_outer + 2.0)
         nose = max(float(np.interp(0.0, line_u, line_v) - self._uv(ref[[2]])[1][0]), up_outer + 2.0)
         below = rel_v >= 0
+        below[_UPPER_LIP_INSIDE], below[_LOWER_LIP_INSIDE] = False, True
         to_chin = _smoothstep((rel_v - lo_outer) / (chin - lo_outer))  # 0 on the lower lip ... 1 at the chin
         to_nose = _smoothstep((-rel_v - up_outer) / (nose - up_outer))  # 0 on the upper lip ... 1 under the nose
         lower_w = np.where(below, (1 - UPPER_SHARE) * (1 - to_chin), 0.0)
