@@ -57,11 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     lip.add_argument(
         "--max-offset", type=int, default=15, metavar="K", help="search offsets -K..K frames (default 15)"
     )
-    lip.add_argument(
-        "--syncnet",
-        metavar="CKPT",
-        default=None,
-        help="a trained SyncNet folder (avdiff train syncnet) or the bundled avdiff/syncnet-motion: also report "
+    add_syncnet_argument(
+        lip,
+        "a trained SyncNet folder (avdiff train syncnet) or the bundled avdiff/syncnet-motion: also report "
         "LSE-D, LSE-C and its best offset, computed as syncnet_python does",
     )
     face = lip.add_mutually_exclusive_group()
@@ -129,11 +127,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     heads.add_argument(
         "--max-offset", type=int, default=15, metavar="K", help="offset search, frames (also the SyncNet's)"
     )
-    heads.add_argument(
-        "--syncnet",
-        metavar="CKPT",
-        default=None,
-        help="also score every video with this SyncNet (a folder, or the bundled avdiff/syncnet-motion, which "
+    add_syncnet_argument(
+        heads,
+        "also score every video with this SyncNet (a folder, or the bundled avdiff/syncnet-motion, which "
         "times mouths that follow the phonemes): LSE-D, LSE-C and its offset",
     )
     from avdiff.commands.talk import add_generation_args
@@ -160,6 +156,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     from avdiff.commands.eval_beats import register as register_beats
 
     register_beats(metrics)
+
+
+def add_syncnet_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--syncnet CKPT`` (default None), loaded by :func:`load_syncnet_checkpoint`."""
+    parser.add_argument("--syncnet", metavar="CKPT", default=None, help=help)
 
 
 def run_align(args: argparse.Namespace) -> int:

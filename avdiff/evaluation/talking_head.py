@@ -187,7 +187,7 @@ class TalkingHeadReport:
         summary = self.summary()
         sync = any(m["sync_scored"] for m in summary.values())
         lines = [
-            "| source | clips scored | openness r vs true aperture | openness r vs speech | best offset within 1 "
+            "| source | clips scored | openness r vs true aperture | openness r vs speech | loudness offset within 1 "
             "frame | interior r vs true aperture | interior r vs speech | face PSNR (dB) | face SSIM "
             "| mouth PSNR (dB) | mouth SSIM | same person | CSIM |"
             + (" SyncNet offset within 1 frame | LSE-C | LSE-D |" if sync else ""),
