@@ -1,5 +1,6 @@
 """Mouth crops: a crop cut and pasted back is the frame again, and a paste touches only its mask."""
 
+import cv2
 import numpy as np
 import pytest
 import skimage.data
@@ -22,6 +23,24 @@ def test_cut_then_paste_gives_the_frame_back_and_touches_only_the_mask():
     assert crop.matrix @ np.array([250.3, 180.7, 1.0]) == pytest.approx([31.5, 31.5])
     painted = crop.paste(frame, np.full_like(cut, 255), alpha)
     assert (painted[170:190, 240:260] == 255).all()
+
+
+def test_a_small_crop_pasted_back_keeps_the_detail_it_holds():
+    """A painter works at 48 px on a mouth of 64 frame px: the paste enlarges its crop (bicubic). The astronaut's
+    teeth cut at that scale and pasted back: measured 0.44 of the frame's Laplacian variance and a mean error of
+    2.0 grey levels (bilinear: 0.30 and 2.8)."""
+    frame = skimage.data.astronaut()
+    crop = MouthCrop(cx=250.3, cy=180.7, side=64.0, size=48)
+    alpha = np.zeros(frame.shape[:2], np.float32)
+    alpha[160:200, 225:275] = 1.0
+    back = crop.paste(frame, crop.cut(frame), alpha)
+
+    def detail(image: np.ndarray) -> float:
+        grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+        return float(cv2.Laplacian(grey, cv2.CV_64F)[170:190, 235:265].var())
+
+    assert detail(back) > 0.4 * detail(frame)
+    assert np.abs(back.astype(int) - frame)[alpha > 0].mean() < 2.3
 
 
 def test_crops_follow_the_mouth_at_one_scale():
