@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from avdiff.metrics.lipsync import MIN_SCORED_FRAMES, LipSyncResult, describe_offset
+from avdiff.metrics.syncnet_scores import SyncScores
 
 
 def lipsync_reason(result: LipSyncResult) -> str | None:
@@ -17,11 +18,23 @@ def lipsync_reason(result: LipSyncResult) -> str | None:
     )
 
 
-def format_lipsync(result: LipSyncResult, fps: Fraction | float, made_by: str) -> str:
+def format_lipsync(
+    result: LipSyncResult,
+    fps: Fraction | float,
+    made_by: str,
+    *,
+    syncnet: str | None = None,
+    sync: SyncScores | None = None,
+    sync_fps: float = 25.0,
+    sync_reason: str | None = None,
+) -> str:
     """Markdown: r at offset 0 against the speech envelope, the best offset and what it means, and the
     mouth-interior r, as ``avdiff eval lipsync`` reports them for the same file; "no score: ..." where the video
-    has too few frames with a face."""
-    lines = ["**Lip sync**, scored as `avdiff eval lipsync` scores this file:", "", "| measure | value |", "|---|---|"]
+    has too few frames with a face. With ``syncnet`` (its name), also the SyncNet's offset (frames at ``sync_fps``,
+    its own rate), LSE-C and LSE-D as ``avdiff eval lipsync --syncnet NAME`` reports them, or ``sync_reason`` when
+    it could not score the video."""
+    command = f"avdiff eval lipsync --syncnet {syncnet}" if syncnet else "avdiff eval lipsync"
+    lines = [f"**Lip sync**, scored as `{command}` scores this file:", "", "| measure | value |", "|---|---|"]
     reason = lipsync_reason(result)
     if reason is not None:
         lines.append(f"| r at offset 0: mouth openness vs speech envelope | no score: {reason} |")
@@ -35,6 +48,19 @@ def format_lipsync(result: LipSyncResult, fps: Fraction | float, made_by: str) -
         inner_reason = lipsync_reason(inner)
         value = f"no score: {inner_reason}" if inner_reason else f"{inner.r_envelope:+.3f}"
         lines.append(f"| mouth-interior r at offset 0 (reads blurred mouths) | {value} |")
+    if syncnet and sync is not None:
+        lines += [
+            f"| SyncNet offset ({syncnet}) | {describe_offset(sync.offset_frames, sync_fps)} |",
+            f"| SyncNet LSE-C (higher: more confident sync) / LSE-D | {sync.lse_c:.3f} / {sync.lse_d:.3f} |",
+        ]
+    elif syncnet and sync_reason:
+        lines.append(f"| SyncNet offset ({syncnet}) | no score: {sync_reason} |")
     lines.append(f"| frames with a face | {result.valid_frames} of {result.num_frames} |")
     lines += ["", f"Made by {made_by}. An offset of +k means the audio lags the video by k frames."]
+    if syncnet:
+        lines[-1] += (
+            " The best offset times the mouth's opening against the speech's loudness; the SyncNet, a sync expert "
+            "trained on this package's synthetic faces, times the mouth's shapes against the sound (a mouth that "
+            "follows the phonemes closes before a p while the speech is loud, which loudness cannot time)."
+        )
     return "\n".join(lines)

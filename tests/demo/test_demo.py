@@ -27,7 +27,8 @@ from avdiff.demo.context import Limits
 from avdiff.demo.models import ModelRegistry, ModelSpecError, parse_model_specs
 from avdiff.demo.preview import OTHER_COLOR, USED_COLOR
 from avdiff.demo.scores import format_lipsync
-from avdiff.metrics.lipsync import LipSyncResult
+from avdiff.metrics.lipsync import LipSyncResult, describe_offset
+from avdiff.metrics.syncnet_scores import SyncScores
 from avdiff.pipelines.talking_head.pipeline_talking_head import plan_chunks
 from avdiff.video import read_video, write_video
 
@@ -342,6 +343,15 @@ def test_no_score_is_shown_as_no_score():
         reason="no face found in any frame",
     )
     assert "no score: no face found in any frame" in format_lipsync(reasoned, 25, "test")
+    # the SyncNet's rows: its reason when it could not read the video, its numbers when it could
+    scored = LipSyncResult(r_envelope=0.5, offset_frames=0, r_at_offset=0.5, num_frames=40, valid_frames=40)
+    text = format_lipsync(scored, 25, "test", syncnet="avdiff/syncnet-motion", sync_reason="no face in frame 3")
+    assert "| SyncNet offset (avdiff/syncnet-motion) | no score: no face in frame 3 |" in text
+    sync = SyncScores(lse_d=0.7, lse_c=0.6, offset_frames=-2, dist_at_zero=0.8)
+    text = format_lipsync(scored, 25, "test", syncnet="avdiff/syncnet-motion", sync=sync, sync_fps=25.0)
+    assert f"| SyncNet offset (avdiff/syncnet-motion) | {describe_offset(-2, 25.0)} |" in text
+    assert "| 0.600 / 0.700 |" in text and "`avdiff eval lipsync --syncnet avdiff/syncnet-motion`" in text
+    assert "SyncNet" not in format_lipsync(scored, 25, "test")
 
 
 @pytest.mark.slow
@@ -420,11 +430,16 @@ def test_talk_endpoint_scores_exactly_what_eval_lipsync_prints(url, inputs, caps
     assert clip.audio is not None and abs(clip.duration_s - speech_s) <= 1 / 25
     assert abs(clip.audio.duration_s - speech_s) <= 1 / 25
     assert clip.num_frames == math.ceil(speech_s * 25)
-    assert main(["eval", "lipsync", video, "--json"]) == 0
+    assert main(["eval", "lipsync", video, "--syncnet", "avdiff/syncnet-motion", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
+    assert "syncnet" in printed  # the page's SyncNet numbers are the command's, as are the loudness ones
     assert {k: scores[k] for k in printed if k not in ("video", "fps")} == {
         k: v for k, v in printed.items() if k not in ("video", "fps")
     }
+    assert (
+        f"| SyncNet offset (avdiff/syncnet-motion) | {describe_offset(printed['syncnet']['offset_frames'], 25)} |"
+        in summary
+    )
     assert scores["r_envelope"] > 0.5  # the warp baseline moves the mouth with the speech
     assert f"| r at offset 0: mouth openness vs speech envelope | {printed['r_envelope']:+.3f} |" in summary
     preview, info = client.predict(gradio_client.handle_file(str(photo)), api_name="/detect_face")

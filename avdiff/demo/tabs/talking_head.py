@@ -2,8 +2,9 @@
 
 It calls the same pipelines as the Python API and ``avdiff talk`` (:class:`~avdiff.pipelines.TalkingHeadPipeline`,
 :class:`~avdiff.pipelines.MotionTalkingHeadPipeline`, :class:`~avdiff.pipelines.WarpBaselinePipeline`) and scores the
-written file exactly as ``avdiff eval lipsync`` does (:func:`avdiff.metrics.lipsync.score_video` of
-:func:`avdiff.video.read_video`).
+written file exactly as ``avdiff eval lipsync --syncnet avdiff/syncnet-motion`` does
+(:func:`avdiff.metrics.lipsync.score_video` of :func:`avdiff.video.read_video`, and the bundled SyncNet's offset, LSE-C
+and LSE-D by :func:`avdiff.evaluation.syncnet.syncnet_scores_for_clip`).
 
 Named endpoints: ``detect_face(image) -> (preview, info)`` and ``talk(image, audio, model, steps, audio_guidance,
 reference_guidance, seed, fps, chunk_frames, motion_frames, blink_rate=15, head_motion=1, still_head=False,
@@ -12,6 +13,7 @@ paint_mouth=False) -> (video, score, scores)``; a motion model's motion is also 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
@@ -41,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 KIND = "talking-head"
 OUTPUT_NAME = "talking_head.mp4"
+SYNCNET = "avdiff/syncnet-motion"  # the bundled sync expert the page scores every video with
 
 
 def pipeline_defaults(entry: ModelEntry | None = None) -> dict:
@@ -322,7 +325,8 @@ class TalkingHeadTab:
         request: gr.Request = None,
     ):
         """Generate the video; returns its path, the lip-sync score (Markdown, led by any warning about the speech:
-        silent or near-empty, see :mod:`avdiff.audio.silence`), every score (a dict, with ``warnings``) and, for a
+        silent or near-empty, see :mod:`avdiff.audio.silence`), every score (a dict, with ``warnings`` and the
+        SyncNet's ``syncnet`` as ``avdiff eval lipsync --json`` gives it, or ``syncnet_reason``) and, for a
         motion model, ``(motion, fps)`` of what the face did (None for the others), which :meth:`show_motion`
         plots.
 
@@ -357,22 +361,25 @@ class TalkingHeadTab:
                 out = self._warp(photo.rgb, speech, rate)
             progress((2, 4), desc="writing the mp4 with the speech", unit="stages")
             path = out.save(folder / OUTPUT_NAME)
-            progress((3, 4), desc="scoring lip sync (as avdiff eval lipsync does)", unit="stages")
-            result = score_file(path)
+            progress((3, 4), desc=f"scoring lip sync (as avdiff eval lipsync --syncnet {SYNCNET} does)", unit="stages")
+            result, sync, sync_reason = score_file(path)
         except Exception as e:
             if folder is not None:
                 remove_quietly(folder)
             raise self.status.error(page_sentence(e, self.ctx.limits, "talking-head"), request) from None
-        summary = format_lipsync(result, out.fps, f"{entry.label}; {out.num_frames} frames at {out.fps} fps")
+        summary = format_lipsync(
+            result, out.fps, f"{entry.label}; {out.num_frames} frames at {out.fps} fps", syncnet=SYNCNET, sync=sync,
+            sync_fps=float(sync_expert().config.fps), sync_reason=sync_reason,
+        )  # fmt: skip
+        scores = {"model": entry.key, "fps": str(out.fps), "warnings": out.warnings, **result.to_dict()}
+        if sync is not None:
+            scores["syncnet"] = {"checkpoint": SYNCNET, **sync.to_dict()}
+        elif sync_reason:
+            scores["syncnet_reason"] = sync_reason
         if out.warnings:  # silent or near-empty speech (avdiff.audio.silence): shown above the score
             summary = "".join(f"**Warning:** {w}\n\n" for w in out.warnings) + summary
         motion = (out.motion, str(out.fps)) if getattr(out, "motion", None) is not None else None
-        return (
-            str(path),
-            summary,
-            {"model": entry.key, "fps": str(out.fps), "warnings": out.warnings, **result.to_dict()},
-            motion,
-        )
+        return str(path), summary, scores, motion
 
     def show_motion(self, state):
         """The plot of ``(motion, fps)`` under the video, shown; hidden when there is none (another kind of model)."""
@@ -435,12 +442,33 @@ class TalkingHeadTab:
             )
 
 
-def score_file(path: str | os.PathLike):
-    """The lip-sync scores of a written video, computed exactly as ``avdiff eval lipsync PATH`` computes them."""
-    from avdiff.metrics.lipsync import score_video
-    from avdiff.video import read_video
+@functools.cache
+def sync_expert():
+    """The page's SyncNet (:data:`SYNCNET`), loaded once per process as ``avdiff eval lipsync --syncnet`` loads it."""
+    from avdiff.metrics.syncnet_scores import load_syncnet
 
-    return score_video(read_video(path))
+    return load_syncnet(SYNCNET)
+
+
+def score_file(path: str | os.PathLike):
+    """The lip-sync scores of a written video, computed exactly as ``avdiff eval lipsync PATH --syncnet SYNCNET``
+    computes them: ``(LipSyncResult, SyncScores or None, why there are no SyncNet scores or None)``. As the command,
+    a video without a loudness score gets no SyncNet score either; a video the SyncNet cannot read (no face it can
+    track, fewer frames than its window) gets the reason instead."""
+    from avdiff.evaluation.syncnet import syncnet_scores_for_clip
+    from avdiff.metrics.lipsync import score_video
+    from avdiff.metrics.syncnet_scores import TooFewFramesError
+    from avdiff.video import read_video
+    from avdiff.video.face import NoFaceError
+
+    clip = read_video(path)
+    result = score_video(clip)
+    if not result.scored:
+        return result, None, None
+    try:
+        return result, syncnet_scores_for_clip(sync_expert(), clip), None
+    except (NoFaceError, TooFewFramesError) as e:
+        return result, None, str(e)
 
 
 def diffusion_settings(steps, audio_guidance, reference_guidance, seed, chunk_frames, motion_frames) -> dict:
