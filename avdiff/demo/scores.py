@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from avdiff.metrics.lipsync import MIN_SCORED_FRAMES, LipSyncResult, describe_offset
-from avdiff.metrics.syncnet_scores import SyncScores
+
+if TYPE_CHECKING:  # the type only: the page's text needs no torch
+    from avdiff.metrics.syncnet_scores import SyncScores
 
 
 def lipsync_reason(result: LipSyncResult) -> str | None:
@@ -25,13 +28,13 @@ def format_lipsync(
     *,
     syncnet: str | None = None,
     sync: SyncScores | None = None,
-    sync_fps: float = 25.0,
+    sync_fps: float | None = None,
     sync_reason: str | None = None,
 ) -> str:
     """Markdown: r at offset 0 against the speech envelope, the best offset and what it means, and the
     mouth-interior r, as ``avdiff eval lipsync`` reports them for the same file; "no score: ..." where the video
     has too few frames with a face. With ``syncnet`` (its name), also the SyncNet's offset (frames at ``sync_fps``,
-    its own rate), LSE-C and LSE-D as ``avdiff eval lipsync --syncnet NAME`` reports them, or ``sync_reason`` when
+    its own rate; needed with ``sync``), LSE-C and LSE-D as ``avdiff eval lipsync --syncnet NAME`` reports them, or ``sync_reason`` when
     it could not score the video."""
     command = f"avdiff eval lipsync --syncnet {syncnet}" if syncnet else "avdiff eval lipsync"
     lines = [f"**Lip sync**, scored as `{command}` scores this file:", "", "| measure | value |", "|---|---|"]
@@ -49,6 +52,8 @@ def format_lipsync(
         value = f"no score: {inner_reason}" if inner_reason else f"{inner.r_envelope:+.3f}"
         lines.append(f"| mouth-interior r at offset 0 (reads blurred mouths) | {value} |")
     if syncnet and sync is not None:
+        if sync_fps is None:
+            raise ValueError("sync_fps (the SyncNet's frame rate) is needed to word its offset")
         lines += [
             f"| SyncNet offset ({syncnet}) | {describe_offset(sync.offset_frames, sync_fps)} |",
             f"| SyncNet LSE-C (higher: more confident sync) / LSE-D | {sync.lse_c:.3f} / {sync.lse_d:.3f} |",

@@ -352,6 +352,8 @@ def test_no_score_is_shown_as_no_score():
     assert f"| SyncNet offset (avdiff/syncnet-motion) | {describe_offset(-2, 25.0)} |" in text
     assert "| 0.600 / 0.700 |" in text and "`avdiff eval lipsync --syncnet avdiff/syncnet-motion`" in text
     assert "SyncNet" not in format_lipsync(scored, 25, "test")
+    with pytest.raises(ValueError, match="sync_fps"):
+        format_lipsync(scored, 25, "test", syncnet="avdiff/syncnet-motion", sync=sync)
 
 
 @pytest.mark.slow

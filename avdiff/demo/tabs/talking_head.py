@@ -363,13 +363,14 @@ class TalkingHeadTab:
             path = out.save(folder / OUTPUT_NAME)
             progress((3, 4), desc=f"scoring lip sync (as avdiff eval lipsync --syncnet {SYNCNET} does)", unit="stages")
             result, sync, sync_reason = score_file(path)
+            sync_fps = float(sync_expert().config.fps) if sync is not None else None
         except Exception as e:
             if folder is not None:
                 remove_quietly(folder)
             raise self.status.error(page_sentence(e, self.ctx.limits, "talking-head"), request) from None
         summary = format_lipsync(
             result, out.fps, f"{entry.label}; {out.num_frames} frames at {out.fps} fps", syncnet=SYNCNET, sync=sync,
-            sync_fps=float(sync_expert().config.fps), sync_reason=sync_reason,
+            sync_fps=sync_fps, sync_reason=sync_reason,
         )  # fmt: skip
         scores = {"model": entry.key, "fps": str(out.fps), "warnings": out.warnings, **result.to_dict()}
         if sync is not None:
@@ -453,8 +454,8 @@ def sync_expert():
 def score_file(path: str | os.PathLike):
     """The lip-sync scores of a written video, computed exactly as ``avdiff eval lipsync PATH --syncnet SYNCNET``
     computes them: ``(LipSyncResult, SyncScores or None, why there are no SyncNet scores or None)``. As the command,
-    a video without a loudness score gets no SyncNet score either; a video the SyncNet cannot read (no face it can
-    track, fewer frames than its window) gets the reason instead."""
+    a video without a loudness score gets no SyncNet score either. Where the command stops with an error (the SyncNet
+    finds no face it can track, or fewer frames than its window), the page keeps the video and gives the reason."""
     from avdiff.evaluation.syncnet import syncnet_scores_for_clip
     from avdiff.metrics.lipsync import score_video
     from avdiff.metrics.syncnet_scores import TooFewFramesError
@@ -464,7 +465,7 @@ def score_file(path: str | os.PathLike):
     clip = read_video(path)
     result = score_video(clip)
     if not result.scored:
-        return result, None, None
+        return result, None, "the video has no lip-sync score above, so the SyncNet is not run (as the command)"
     try:
         return result, syncnet_scores_for_clip(sync_expert(), clip), None
     except (NoFaceError, TooFewFramesError) as e:

@@ -133,6 +133,7 @@ def test_the_demo_shows_the_warning_beside_the_score(folder, photo, silence):
     assert summary.startswith(f"**Warning:** {SILENT}")
     assert "no score: the audio is silent" in summary and "+0.000" not in summary and "in sync" not in summary
     assert scores["scored"] is False and scores["warnings"][0].startswith(SILENT)
+    assert "syncnet" not in scores and "SyncNet is not run" in scores["syncnet_reason"]  # nor by the SyncNet
     assert str(folder) not in summary  # no server path on the page
     short = save_audio(folder / "short.wav", speech_like(0.2))
     _, summary, _, _ = tab.talk(*(args[:1] + [str(short)] + args[2:]), progress=lambda *a, **k: None)
