@@ -34,8 +34,11 @@ def format_lipsync(
     """Markdown: r at offset 0 against the speech envelope, the best offset and what it means, and the
     mouth-interior r, as ``avdiff eval lipsync`` reports them for the same file; "no score: ..." where the video
     has too few frames with a face. With ``syncnet`` (its name), also the SyncNet's offset (frames at ``sync_fps``,
-    its own rate; needed with ``sync``), LSE-C and LSE-D as ``avdiff eval lipsync --syncnet NAME`` reports them, or ``sync_reason`` when
-    it could not score the video."""
+    its own rate; needed with ``sync``), LSE-C and LSE-D as ``avdiff eval lipsync --syncnet NAME`` reports them, or
+    ``sync_reason`` when it could not score the video.
+
+    Raises:
+        ValueError: ``sync`` without ``sync_fps``."""
     command = f"avdiff eval lipsync --syncnet {syncnet}" if syncnet else "avdiff eval lipsync"
     lines = [f"**Lip sync**, scored as `{command}` scores this file:", "", "| measure | value |", "|---|---|"]
     reason = lipsync_reason(result)

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
 
 from avdiff.data.prepare import face_track
 from avdiff.data.video_dataset import resize_crops
-from avdiff.metrics.syncnet_scores import SyncScores, syncnet_scores
+from avdiff.metrics.syncnet_scores import SyncScores, TooFewFramesError, syncnet_scores
+from avdiff.video.face import NoFaceError
 from avdiff.video.reader import VideoClip, read_video
 from avdiff.video.timeline import resample_frames
+
+logger = logging.getLogger(__name__)
 
 
 def face_crops_for(model, frames: np.ndarray, fps: float, aligned: bool = False) -> np.ndarray:
@@ -56,3 +60,18 @@ def syncnet_scores_for_clip(model, clip: VideoClip, *, aligned: bool = False, ma
         raise ValueError("the clip has no audio; SyncNet scores need the speech")
     crops = face_crops_for(model, clip.frames.numpy(), clip.fps, aligned=aligned)
     return syncnet_scores(model, crops, clip.audio.to_mono(), max_offset=max_offset)
+
+
+def syncnet_scores_or_reason(model, clip: VideoClip, max_offset: int = 15) -> tuple[SyncScores | None, str | None]:
+    """``(scores, None)`` of :func:`syncnet_scores_for_clip`, or ``(None, why)`` where the SyncNet cannot read the
+    clip (no face it can track, fewer frames than its window): a video left unscored with its reason, as
+    ``avdiff eval talking-head`` and the demo page report it.
+
+    Raises:
+        ValueError: the clip has no audio.
+    """
+    try:
+        return syncnet_scores_for_clip(model, clip, max_offset=max_offset), None
+    except (NoFaceError, TooFewFramesError) as e:
+        logger.warning("no SyncNet score: %s", e)
+        return None, str(e)

@@ -53,16 +53,15 @@ from tqdm.auto import tqdm
 from avdiff.audio.clock import FpsLike, as_fraction_fps
 from avdiff.data.format import check_name
 from avdiff.data.video_dataset import ClipData, load_clip, select_records
-from avdiff.evaluation.syncnet import syncnet_scores_for_clip
+from avdiff.evaluation.syncnet import syncnet_scores_or_reason
 from avdiff.loading import process_share
 from avdiff.metrics.identity import FaceRecognizer, identity_scores
 from avdiff.metrics.lipsync import score_video
 from avdiff.metrics.mouth import mouth_openness
-from avdiff.metrics.syncnet_scores import SyncScores, TooFewFramesError
 from avdiff.pipelines import VideoPipelineOutput, WarpBaselinePipeline
 from avdiff.video.align import alignment_matrix, warp_to_crop
 from avdiff.video.face import NoFaceError, detect_face
-from avdiff.video.reader import VideoClip, read_video
+from avdiff.video.reader import read_video
 
 logger = logging.getLogger(__name__)
 
@@ -368,7 +367,9 @@ def evaluate_talking_heads(
             psnr, ssim = face_similarity(frames, clip.frames, matrix)
             mouth_psnr, mouth_ssim = face_similarity(frames, clip.frames, mouth_matrix)
             identity = identity_scores(frames, photo_identity, recognizer) if photo_identity is not None else None
-            sync, sync_reason = _syncnet_scores(syncnet, video, max_offset) if syncnet is not None else (None, None)
+            sync, sync_reason = (
+                syncnet_scores_or_reason(syncnet, video, max_offset) if syncnet is not None else (None, None)
+            )
             inner = result.interior
             scores.append(
                 ClipScore(
@@ -413,15 +414,6 @@ def evaluate_talking_heads(
         scores = [score for part, _ in gathered for score in part]
         skipped = [clip for _, part in gathered for clip in part]
     return TalkingHeadReport(scores, skipped=skipped)
-
-
-def _syncnet_scores(model, video: VideoClip, max_offset: int) -> tuple[SyncScores | None, str | None]:
-    """(the SyncNet's scores of a decoded video, None) or (None, why it has none: no face, too few frames)."""
-    try:
-        return syncnet_scores_for_clip(model, video, max_offset=max_offset), None
-    except (NoFaceError, TooFewFramesError) as e:
-        logger.warning("no SyncNet score: %s", e)
-        return None, str(e)
 
 
 def write_report(report: TalkingHeadReport, out_dir: str | os.PathLike) -> tuple[Path, Path]:

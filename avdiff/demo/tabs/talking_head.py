@@ -4,7 +4,7 @@ It calls the same pipelines as the Python API and ``avdiff talk`` (:class:`~avdi
 :class:`~avdiff.pipelines.MotionTalkingHeadPipeline`, :class:`~avdiff.pipelines.WarpBaselinePipeline`) and scores the
 written file exactly as ``avdiff eval lipsync --syncnet avdiff/syncnet-motion`` does
 (:func:`avdiff.metrics.lipsync.score_video` of :func:`avdiff.video.read_video`, and the bundled SyncNet's offset, LSE-C
-and LSE-D by :func:`avdiff.evaluation.syncnet.syncnet_scores_for_clip`).
+and LSE-D by :func:`avdiff.evaluation.syncnet.syncnet_scores_or_reason`).
 
 Named endpoints: ``detect_face(image) -> (preview, info)`` and ``talk(image, audio, model, steps, audio_guidance,
 reference_guidance, seed, fps, chunk_frames, motion_frames, blink_rate=15, head_motion=1, still_head=False,
@@ -456,20 +456,15 @@ def score_file(path: str | os.PathLike):
     computes them: ``(LipSyncResult, SyncScores or None, why there are no SyncNet scores or None)``. As the command,
     a video without a loudness score gets no SyncNet score either. Where the command stops with an error (the SyncNet
     finds no face it can track, or fewer frames than its window), the page keeps the video and gives the reason."""
-    from avdiff.evaluation.syncnet import syncnet_scores_for_clip
+    from avdiff.evaluation.syncnet import syncnet_scores_or_reason
     from avdiff.metrics.lipsync import score_video
-    from avdiff.metrics.syncnet_scores import TooFewFramesError
     from avdiff.video import read_video
-    from avdiff.video.face import NoFaceError
 
     clip = read_video(path)
     result = score_video(clip)
     if not result.scored:
         return result, None, "the video has no lip-sync score above, so the SyncNet is not run (as the command)"
-    try:
-        return result, syncnet_scores_for_clip(sync_expert(), clip), None
-    except (NoFaceError, TooFewFramesError) as e:
-        return result, None, str(e)
+    return result, *syncnet_scores_or_reason(sync_expert(), clip)
 
 
 def diffusion_settings(steps, audio_guidance, reference_guidance, seed, chunk_frames, motion_frames) -> dict:
