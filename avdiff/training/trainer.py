@@ -19,13 +19,14 @@ a seed, so a stream is picked by a hash, not by adding a large offset per rank.)
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -121,7 +122,10 @@ class TrainTask(Protocol):
 
     def build_model(self) -> torch.nn.Module: ...
 
-    def build_dataset(self) -> Dataset: ...
+    def build_dataset(self) -> Dataset:
+        """The training items. A dataset with a ``batch_groups`` attribute (one key per item) is batched within
+        groups (:class:`StepBatchSampler`)."""
+        ...
 
     def compute_loss(self, model: torch.nn.Module, batch: Any, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of one batch (a scalar tensor) and numbers to log. Randomness comes from torch's global RNG,
@@ -140,14 +144,36 @@ class StepBatchSampler(Sampler[list[int]]):
 
     Epoch ``e`` is ``torch.randperm(n)`` under a generator seeded with ``seed * 1_000_003 + e``; the last partial
     batch of an epoch is dropped. Step ``s`` always gets the same indices, whatever step the run started from.
+
+    With ``groups`` (one key per item: items of different keys cannot share a batch, e.g. crops of different sizes,
+    as aspect-ratio bucketing does), each group's items are taken in the epoch's order and cut into whole batches
+    (a group's last partial batch is dropped), and the epoch's batches are shuffled by the same generator.
     """
 
-    def __init__(self, dataset_size: int, batch_size: int, max_steps: int, seed: int, start_step: int = 0):
+    def __init__(
+        self,
+        dataset_size: int,
+        batch_size: int,
+        max_steps: int,
+        seed: int,
+        start_step: int = 0,
+        groups: Sequence[Hashable] | None = None,
+    ):
         if dataset_size < batch_size:
             raise ValueError(f"the dataset has {dataset_size} items, fewer than batch_size={batch_size}")
         self.n, self.batch_size, self.max_steps, self.seed = dataset_size, batch_size, max_steps, seed
         self.start_step = start_step
-        self.steps_per_epoch = dataset_size // batch_size
+        self.groups = None if groups is None else list(groups)
+        if self.groups is None:
+            self.steps_per_epoch = dataset_size // batch_size
+        else:
+            if len(self.groups) != dataset_size:
+                raise ValueError(f"groups has {len(self.groups)} keys for {dataset_size} items")
+            counts = collections.Counter(self.groups)
+            self.steps_per_epoch = sum(c // batch_size for c in counts.values())
+            if not self.steps_per_epoch:
+                raise ValueError(f"no group has batch_size={batch_size} items (group sizes: {dict(counts)})")
+        self._epoch: tuple[int, list[list[int]]] | None = None
 
     def __len__(self) -> int:
         return max(0, self.max_steps - self.start_step)
@@ -156,7 +182,20 @@ class StepBatchSampler(Sampler[list[int]]):
         epoch, k = divmod(step, self.steps_per_epoch)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         order = torch.randperm(self.n, generator=g)
-        return order[k * self.batch_size : (k + 1) * self.batch_size].tolist()
+        if self.groups is None:
+            return order[k * self.batch_size : (k + 1) * self.batch_size].tolist()
+        if self._epoch is None or self._epoch[0] != epoch:
+            members: dict[Hashable, list[int]] = {}
+            for i in order.tolist():
+                members.setdefault(self.groups[i], []).append(i)
+            batches = [
+                items[j : j + self.batch_size]
+                for items in members.values()
+                for j in range(0, len(items) - self.batch_size + 1, self.batch_size)
+            ]
+            shuffle = torch.randperm(len(batches), generator=g).tolist()
+            self._epoch = (epoch, [batches[j] for j in shuffle])
+        return self._epoch[1][k]
 
     def __iter__(self) -> Iterator[list[int]]:
         for step in range(self.start_step, self.max_steps):
@@ -234,7 +273,8 @@ class Trainer:
         start = self._maybe_resume(accelerator) if resume else 0
         dataset = self.task.build_dataset()
         global_batch = cfg.batch_size * accelerator.num_processes
-        sampler = StepBatchSampler(len(dataset), global_batch, cfg.max_steps, cfg.seed, start)
+        groups = getattr(dataset, "batch_groups", None)  # items that cannot share a batch (e.g. other sizes)
+        sampler = StepBatchSampler(len(dataset), global_batch, cfg.max_steps, cfg.seed, start, groups)
         loader = accelerator.prepare_data_loader(
             DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers), device_placement=True
         )

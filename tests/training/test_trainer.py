@@ -130,6 +130,23 @@ def test_step_batch_sampler_is_a_function_of_the_step():
         StepBatchSampler(4, 8, 10, seed=0)
 
 
+def test_grouped_batches_never_mix_groups_and_resume_exactly():
+    groups = [48] * 21 + [64] * 10 + [80] * 3  # e.g. crop sizes; 80 has fewer items than a batch
+    full = list(StepBatchSampler(34, 4, 24, seed=2, groups=groups))
+    tail = list(StepBatchSampler(34, 4, 24, seed=2, start_step=9, groups=groups))
+    assert full[9:] == tail
+    assert all(len(b) == 4 and len({groups[i] for i in b}) == 1 for b in full)
+    epoch = [i for batch in full[:7] for i in batch]  # 5 + 2 whole batches per epoch
+    assert len(set(epoch)) == 28 and not {i for i in epoch if groups[i] == 80}
+    assert {groups[b[0]] for b in full[:7]} == {48, 64}  # both groups in every epoch, in a seeded order
+    assert full[:7] != full[7:14]
+    assert list(StepBatchSampler(34, 4, 24, seed=2)) != full  # without groups: batches across sizes, as before
+    with pytest.raises(ValueError, match="no group has"):
+        StepBatchSampler(6, 4, 10, seed=0, groups=[1, 1, 1, 2, 2, 2])
+    with pytest.raises(ValueError, match="keys for"):
+        StepBatchSampler(6, 4, 10, seed=0, groups=[1, 1])
+
+
 @pytest.mark.parametrize(
     "bad", [dict(max_steps=0), dict(batch_size=0), dict(mixed_precision="fp8"), dict(ema_decay=1.5)]
 )
