@@ -6,7 +6,10 @@
 from the phonemes (:func:`~avdiff.data.mouth_truth.draw_mouth_interior`, :func:`~avdiff.data.mouth_truth.
 tongue_track`). What the painter sees is a square around the mouth (:func:`avdiff.video.mouth_crop.mouth_crops`, the
 geometry the pipeline paints with), so a clip keeps only its crops: the truth, the renderer's own version (the
-model-free baseline), the hole's mask and the photo's own mouth as the reference, with its speech.
+model-free baseline), the hole's mask and the photo's own mouth as the reference, with its speech. The crops are cut
+at the size the painter paints that photo's mouth at (``size``: a fixed side, or the painter's
+:meth:`~avdiff.models.mouth_painter.MouthPainter.paint_size` of the square's native side), so a painter with a range
+of sizes learns every mouth at its native scale, as it will paint it.
 
 :func:`data_folder_mouth_clips` makes the same from real footage: every clip of a DATA folder with a landmark track
 (``avdiff prepare`` writes one), its frames being the truth, the hole the inside of each frame's tracked inner lips
@@ -14,14 +17,15 @@ model-free baseline), the hole's mask and the photo's own mouth as the reference
 
 :class:`MouthWindows` cuts the clips into training items of ``frames`` consecutive crops, with the speech windows of
 those frames as the painter's speech encoder reads them. Windows in which the mouth never opens hold nothing to paint
-and are left out.
+and are left out. Windows of clips cut at different sizes cannot share a batch: :attr:`MouthWindows.batch_groups`
+gives each window's size, and the trainer batches within a size.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +51,13 @@ logger = logging.getLogger(__name__)
 
 MIN_HOLE = 0.01  # a window whose largest hole covers less than this share of the crop has nothing to paint
 HEAD_RANGE = (0.0, 1.2)  # head amounts drawn for the clips' motion truths
+
+CropSize = int | Callable[[float], int]  # a crop's side in px, or a function of the square's native side giving it
+
+
+def crop_size(size: CropSize, native_side: float) -> int:
+    """The side to cut a square of ``native_side`` frame pixels at: ``size`` itself, or ``size(native_side)``."""
+    return int(size(native_side)) if callable(size) else int(size)
 
 
 @dataclass
@@ -78,12 +89,12 @@ def render_mouth_clip(
     renderer: FaceRenderer,
     utterance: Utterance,
     fps: FpsLike,
-    size: int,
+    size: CropSize,
     crop_scale: float,
     rng: np.random.Generator,
 ) -> MouthClip:
-    """The :class:`MouthClip` of ``utterance`` said by ``renderer``'s photo (see the module doc); ``rng`` draws the
-    motion truth's blinks, head amount and random sway."""
+    """The :class:`MouthClip` of ``utterance`` said by ``renderer``'s photo (see the module doc), its crops cut at
+    ``size`` (:data:`CropSize`); ``rng`` draws the motion truth's blinks, head amount and random sway."""
     speech = utterance.speech
     motion = motion_truth(
         utterance.events,
@@ -94,8 +105,9 @@ def render_mouth_clip(
         reference_open=renderer.aperture,
     )
     tongue = tongue_track(utterance.events, len(motion), fps, speech.sample_rate)
-    reference = reference_crop(renderer.photo, renderer.reference, crop_scale, size)
     width = mouth_width(renderer.reference)
+    size = crop_size(size, crop_scale * width)
+    reference = reference_crop(renderer.photo, renderer.reference, crop_scale, size)
     truth, rendered, holes = [], [], []
     for f, (frame, interior, landmarks) in enumerate(
         renderer.frames(motion, return_interior=True, return_landmarks=True)
@@ -120,13 +132,13 @@ def synthetic_mouth_clips(
     photos: Sequence[np.ndarray],
     utterances: Sequence[Utterance],
     fps: FpsLike,
-    size: int,
+    size: CropSize,
     crop_scale: float,
     seed: int = 0,
     progress_bar: bool = False,
 ) -> list[MouthClip]:
     """A :class:`MouthClip` per utterance, utterance ``k`` said by photo ``k % len(photos)`` with a motion truth
-    drawn from ``np.random.default_rng([seed, k])``.
+    drawn from ``np.random.default_rng([seed, k])``, cut at ``size`` (:data:`CropSize`).
 
     Raises:
         ValueError: no photos; NoFaceError: a photo without a face.
@@ -147,7 +159,7 @@ def synthetic_mouth_clips(
 def data_folder_mouth_clips(
     data_dir: str | os.PathLike,
     fps: FpsLike,
-    size: int,
+    size: CropSize,
     crop_scale: float,
     sample_rate: int = 16000,
     split: str | None = None,
@@ -155,7 +167,8 @@ def data_folder_mouth_clips(
 ) -> list[MouthClip]:
     """A :class:`MouthClip` per clip of a DATA folder with a landmark track (see the module doc). Frames without a
     face (NaN landmarks) get an empty hole, so nothing is learnt there; clips at another frame rate than ``fps``, or
-    whose face is never found, are skipped with a warning.
+    whose face is never found, are skipped with a warning. Crops are cut at ``size`` (:data:`CropSize`) of the
+    square's native side (``crop_scale`` times the clip's median mouth width).
 
     Raises:
         FileNotFoundError: no index, or no usable clip (of ``split``) with landmarks.
@@ -182,7 +195,8 @@ def data_folder_mouth_clips(
         filled = np.where(found[:, None, None], points, points[found][0])  # faceless frames: crops anywhere
         lips = filled[:, INNER_LIPS]
         widths = np.hypot(*(lips[:, 10] - lips[:, 0]).T)
-        crops = mouth_crops(lips, float(np.median(widths[found])), crop_scale, size)
+        width = float(np.median(widths[found]))
+        crops = mouth_crops(lips, width, crop_scale, crop_size(size, crop_scale * width))
         softness = EDGE_SOFTNESS * float(np.nanmedian(face_frame(points[found])[3]))
         truth, holes = [], []
         for f in range(n):
@@ -219,7 +233,8 @@ class MouthWindows(Dataset):
     windows where the mouth never opens (the largest hole under :data:`MIN_HOLE` of the crop).
 
     Each item: ``crops`` uint8 [L, S, S, 3], ``holes`` float32 [L, S, S], ``reference`` uint8 [S, S, 3] and
-    ``audio`` float32 [L, n_mels, W] (the painter's speech encoder's log-mel windows of those frames).
+    ``audio`` float32 [L, n_mels, W] (the painter's speech encoder's log-mel windows of those frames). ``S`` is the
+    item's clip's crop size; :attr:`batch_groups` holds it per item (the trainer batches items of one group).
 
     Raises:
         ValueError: no clips, ``frames`` or ``stride`` < 1, or no window with an open mouth.
@@ -253,6 +268,11 @@ class MouthWindows(Dataset):
 
     def __len__(self) -> int:
         return len(self.index)
+
+    @property
+    def batch_groups(self) -> list[int]:
+        """Each item's crop size ``S``: items of different sizes cannot be stacked into one batch."""
+        return [self.clips[c].crops.shape[1] for c, _ in self.index]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         c, start = self.index[i]

@@ -59,6 +59,7 @@ PRESET_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
         ("pixel_size", "codec_factor", "unet", "speech_encoder", "scheduler"),
         (
             "pixel_size",
+            "max_pixel_size",
             "codec_factor",
             "crop_scale",
             "chunk_frames",
@@ -294,6 +295,7 @@ def build_mouth_painter(spec: dict | str | os.PathLike = "tiny", *, seed: int | 
             unet_config=public_config(unet),
             speech_config=public_config(speech),
             pixel_size=size,
+            max_pixel_size=int(spec["max_pixel_size"]) if spec.get("max_pixel_size") is not None else None,
             codec_factor=factor,
             crop_scale=float(spec.get("crop_scale", 1.6)),
             chunk_frames=int(spec.get("chunk_frames", 16)),

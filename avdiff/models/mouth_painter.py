@@ -2,8 +2,9 @@
 
 Where the lips part, a warp of the photo has nothing true to show (the teeth and tongue were never in it). The
 :class:`MouthPainter` inpaints that hole, and nothing else, the way diffusion inpainting does (SD-inpainting's
-masked-image channels; Wav2Lip and LatentSync generate a masked lower face): a square crop around the mouth, scaled
-from its native size to ``pixel_size``, is folded into latents by a :class:`~avdiff.models.codec.SpaceToDepthCodec`,
+masked-image channels; Wav2Lip and LatentSync generate a masked lower face): a square crop around the mouth, at its
+native size (:meth:`MouthPainter.paint_size`: rounded to a size the UNet takes, within ``pixel_size`` ..
+``max_pixel_size``), is folded into latents by a :class:`~avdiff.models.codec.SpaceToDepthCodec`,
 and an :class:`~avdiff.models.unet.AudioVideoUNet` (spatial layers, AnimateDiff motion layers over the window's
 frames, gated audio cross-attention) denoises a window of such crops given, on its input channels,
 
@@ -23,6 +24,7 @@ component of :class:`~avdiff.pipelines.talking_head.MotionTalkingHeadPipeline`.
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 from diffusers import ConfigMixin, DDIMScheduler, ModelMixin
@@ -44,7 +46,11 @@ class MouthPainter(ModelMixin, ConfigMixin):
         unet_config: :class:`~avdiff.models.unet.AudioVideoUNet` keyword arguments; its latent, reference and
             motion ("known") channels are the codec's, with one mask channel.
         speech_config: :class:`~avdiff.models.speech.SpeechEncoder` keyword arguments.
-        pixel_size: side of the square crop the UNet paints, px (a multiple of ``codec_factor``).
+        pixel_size: the smallest side of the square crop the UNet paints, px (a multiple of ``codec_factor``); a
+            mouth whose crop is smaller is enlarged to it.
+        max_pixel_size: the largest (a larger crop is shrunk to it); between the two a crop is painted at its native
+            size, rounded to :attr:`size_multiple`. None: ``pixel_size`` (one size for every mouth, as painters
+            trained at one scale are).
         codec_factor: the space-to-depth fold (latents are ``pixel_size / codec_factor`` wide).
         crop_scale: the crop's native side, in widths of the photo's mouth (corner to corner of the inner lips).
         chunk_frames: frames painted together (the motion layers' window).
@@ -59,6 +65,7 @@ class MouthPainter(ModelMixin, ConfigMixin):
         unet_config: dict,
         speech_config: dict,
         pixel_size: int = 48,
+        max_pixel_size: int | None = None,
         codec_factor: int = 4,
         crop_scale: float = 1.6,
         chunk_frames: int = 16,
@@ -68,6 +75,8 @@ class MouthPainter(ModelMixin, ConfigMixin):
         super().__init__()
         if pixel_size % codec_factor or pixel_size < codec_factor:
             raise ValueError(f"pixel_size ({pixel_size}) must be a positive multiple of codec_factor ({codec_factor})")
+        if max_pixel_size is not None and max_pixel_size < pixel_size:
+            raise ValueError(f"max_pixel_size ({max_pixel_size}) must be >= pixel_size ({pixel_size})")
         if not crop_scale > 1:
             raise ValueError(f"crop_scale must be > 1 (the crop holds the whole mouth), got {crop_scale}")
         if chunk_frames < 1 or not 0 <= context_frames < chunk_frames:
@@ -91,9 +100,31 @@ class MouthPainter(ModelMixin, ConfigMixin):
             )
 
     @property
-    def latent_size(self) -> int:
-        """The latents' side: ``pixel_size / codec_factor``."""
-        return self.config.pixel_size // self.config.codec_factor
+    def size_multiple(self) -> int:
+        """The crops' sides are multiples of this: the fold times the UNet's downsampling (its latents halve once per
+        level below the first), so every level sees whole cells."""
+        levels = len(self.unet.unet.config.block_out_channels)
+        return self.config.codec_factor * 2 ** (levels - 1)
+
+    def paint_size(self, native_side: float) -> int:
+        """The side (px) the painter paints a crop of ``native_side`` frame pixels at: the native side rounded to
+        :attr:`size_multiple`, clamped to ``pixel_size .. max_pixel_size`` (a painter with one size always gives it).
+
+        Raises:
+            ValueError: a side that is not a positive finite number.
+        """
+        if not (math.isfinite(native_side) and native_side > 0):
+            raise ValueError(f"native_side must be a positive number of px, got {native_side}")
+        low = self.config.pixel_size
+        high = self.config.max_pixel_size or low
+        m = self.size_multiple
+        size = int(round(native_side / m)) * m
+        return int(min(max(size, low), max(high // m * m, low)))
+
+    def check_size(self, size: int) -> None:
+        """Raise ValueError unless the painter paints crops of ``size`` px (a multiple of :attr:`size_multiple`)."""
+        if size < 1 or size % self.size_multiple:
+            raise ValueError(f"crops must be a positive multiple of {self.size_multiple} px on a side, got {size}")
 
     def frame_clock(self, fps: FpsLike) -> FrameClock:
         """The clock of video at ``fps`` against the speech encoder's sample rate."""

@@ -5,7 +5,10 @@
 (:func:`~avdiff.data.mouth_dataset.synthetic_mouth_clips`: the training identities of the face pool, the training
 sentences in the training voices) and on the clips of DATA folders that have a landmark track (``--data``; ``avdiff
 prepare`` writes them: :func:`~avdiff.data.mouth_dataset.data_folder_mouth_clips`), cut into windows by
-:class:`~avdiff.data.mouth_dataset.MouthWindows`.
+:class:`~avdiff.data.mouth_dataset.MouthWindows`. Each clip's crops are cut at the size the painter will paint that
+mouth at (:meth:`~avdiff.models.mouth_painter.MouthPainter.paint_size` of the square's native side: the face pool's
+mouths span about 41 to 106 px), so the painter learns teeth at their native scale, from 48 to 96 px, and each batch
+holds one size (the trainer batches within :attr:`~avdiff.data.mouth_dataset.MouthWindows.batch_groups`).
 
 The loss: a timestep drawn uniformly, the window of crops noised by the painter's schedule, the painter predicts the
 clean crops (x0) from the noisy ones, the crops with the hole blanked, the hole's mask, the photo's mouth and the
@@ -27,6 +30,7 @@ named by ``motion_model`` with this painter, so ``avdiff talk --model RUN/final 
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 from dataclasses import asdict, dataclass
@@ -121,7 +125,7 @@ class MouthPainterTask:
         self.config = config
         self.progress_bar = progress_bar
         spec = load_preset("mouth_painter", config.preset)
-        self.size, self.crop_scale = int(spec["pixel_size"]), float(spec.get("crop_scale", 1.6))
+        self.crop_scale = float(spec.get("crop_scale", 1.6))
         self._train: list[MouthClip] | None = None
         self._eval: list[MouthClip] | None = None
         self._sched = None
@@ -139,7 +143,7 @@ class MouthPainterTask:
         c = self.config
         utts = synthetic_utterances(split, count, seed, list(voices), 16000, cache_dir=c.cache_dir,
                                     progress_bar=self.progress_bar)  # fmt: skip
-        return synthetic_mouth_clips(self._photos(split), utts, c.fps, self.size, self.crop_scale, seed,
+        return synthetic_mouth_clips(self._photos(split), utts, c.fps, self._sizer.paint_size, self.crop_scale, seed,
                                      self.progress_bar)  # fmt: skip
 
     def train_clips(self) -> list[MouthClip]:
@@ -151,8 +155,8 @@ class MouthPainterTask:
                 else []
             )
             if c.data:
-                clips += data_folder_mouth_clips(c.data, c.fps, self.size, self.crop_scale, split=c.split,
-                                                 limit=c.max_clips)  # fmt: skip
+                clips += data_folder_mouth_clips(c.data, c.fps, self._sizer.paint_size, self.crop_scale,
+                                                 split=c.split, limit=c.max_clips)  # fmt: skip
             self._train = clips
             logger.info(
                 "mouth training clips: %d (%d frames)", len(self._train), sum(len(x.crops) for x in self._train)
@@ -170,10 +174,17 @@ class MouthPainterTask:
     def build_model(self) -> MouthPainter:
         return build_mouth_painter(self.config.preset, seed=None)
 
+    @functools.cached_property
+    def _sizer(self) -> MouthPainter:
+        """A painter of the preset (random weights): the crops' sizes (``paint_size``) and speech windows."""
+        return build_mouth_painter(self.config.preset, seed=0)
+
     def build_dataset(self) -> MouthWindows:
-        helper = build_mouth_painter(self.config.preset, seed=0)
-        dataset = MouthWindows(self.train_clips(), helper, self.config.fps, self.config.frames, self.config.stride)
-        logger.info("mouth training windows: %d", len(dataset))
+        dataset = MouthWindows(
+            self.train_clips(), self._sizer, self.config.fps, self.config.frames, self.config.stride
+        )
+        sizes = collections.Counter(dataset.batch_groups)
+        logger.info("mouth training windows: %d (by crop size: %s)", len(dataset), dict(sorted(sizes.items())))
         return dataset
 
     def compute_loss(self, model, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:

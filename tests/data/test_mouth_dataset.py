@@ -71,3 +71,18 @@ def test_folders_without_landmark_tracks_are_refused(folder, tmp_path):
         data_folder_mouth_clips(data, 25, 48, 1.6, split="test")
     with pytest.raises(FileNotFoundError, match="not a DATA folder"):
         data_folder_mouth_clips(tmp_path, 25, 48, 1.6)
+
+
+def test_crops_are_cut_at_the_size_asked_for_their_native_side_and_batched_by_size(folder):
+    data, _ = folder
+    asked = []
+    (clip,) = data_folder_mouth_clips(data, 25, lambda side: asked.append(side) or 56, 1.6)
+    lips = np.load(data / "clips" / "a.landmarks.npy")[:, INNER_LIPS]
+    width = np.nanmedian(np.hypot(*(lips[:, 10] - lips[:, 0]).T))
+    assert asked == [pytest.approx(1.6 * width)]  # the square's native side, px of the frame
+    assert clip.crops.shape[1:] == (56, 56, 3) and clip.holes.shape[1:] == (56, 56) and clip.reference.shape[0] == 56
+    (small,) = data_folder_mouth_clips(data, 25, 48, 1.6)
+    windows = MouthWindows([clip, small], build_mouth_painter("tiny"), 25, 8)
+    groups = windows.batch_groups
+    assert set(groups) == {56, 48} and len(groups) == len(windows)
+    assert all(windows[i]["crops"].shape[1] == g for i, g in enumerate(groups))

@@ -14,7 +14,7 @@ def painter():
 
 
 def test_the_preset_builds_a_seeded_painter_sized_by_its_fold(painter):
-    assert painter.latent_size == 12 and painter.codec.latent_channels == 48
+    assert painter.codec.latent_channels == 48 and painter.size_multiple == 8  # 4x fold, one UNet downsampling
     again = build_mouth_painter("tiny", seed=0)
     assert all(torch.equal(a, b) for a, b in zip(painter.parameters(), again.parameters()))
     other = build_mouth_painter("tiny", seed=1)
@@ -24,6 +24,31 @@ def test_the_preset_builds_a_seeded_painter_sized_by_its_fold(painter):
         build_mouth_painter({**spec, "framing": "face"})
     with pytest.raises(ValueError, match="multiple of codec_factor"):
         build_mouth_painter({**spec, "pixel_size": 50})
+    with pytest.raises(ValueError, match="max_pixel_size"):
+        build_mouth_painter({**spec, "max_pixel_size": 40})
+
+
+def test_a_mouth_is_painted_at_its_native_size_within_the_painters_range(painter):
+    spec = load_preset("mouth_painter", "tiny")
+    ranged = build_mouth_painter({**spec, "pixel_size": 48, "max_pixel_size": 96})
+    # rounded to the UNet's multiple of 8, clamped to 48 .. 96
+    assert [ranged.paint_size(s) for s in (20.0, 47.0, 52.0, 64.2, 67.9, 68.1, 95.0, 300.0)] == [
+        48, 48, 48, 64, 64, 72, 96, 96
+    ]  # fmt: skip
+    fixed = build_mouth_painter({**spec, "pixel_size": 48, "max_pixel_size": None})
+    assert {fixed.paint_size(s) for s in (20.0, 64.2, 300.0)} == {48}  # one size: a painter trained at one scale
+    for bad in (0.0, -3.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="native_side"):
+            ranged.paint_size(bad)
+    ranged.check_size(72)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        ranged.check_size(68)
+    # the UNet paints any of those sizes: latents of 64 px crops are 16 wide
+    z = ranged.encode(torch.zeros(1, 3, 2, 64, 64))
+    known = ranged.encode(torch.zeros(1, 3, 2, 64, 64))
+    mask = torch.zeros(1, 1, 2, 16, 16)
+    out = ranged(z, torch.tensor([10]), torch.zeros(1, 2, 40, 5), z[:, :, 0], known, mask)
+    assert out.shape == z.shape == (1, 48, 2, 16, 16)
 
 
 def test_the_hole_is_painted_with_its_edge_and_blanked_in_what_the_unet_sees(painter):

@@ -6,7 +6,7 @@ import pytest
 import skimage.data
 import torch
 
-from avdiff.models.builders import build_motion_denoiser, build_mouth_painter
+from avdiff.models.builders import build_motion_denoiser, build_mouth_painter, load_preset
 from avdiff.models.mouth_painter import MouthPainter
 from avdiff.pipelines import MotionTalkingHeadPipeline
 from avdiff.pipelines.talking_head import mouth_painting
@@ -190,3 +190,27 @@ def test_a_painter_that_paints_the_truth_gives_the_truth_inside_and_the_frame_ou
     low, high = np.minimum(rendered, want).astype(int), np.maximum(rendered, want).astype(int)
     assert ((got >= low - 1) & (got <= high + 1))[edge].all()
     assert np.abs(got - want)[hole >= 0.999].max() < np.abs(rendered.astype(int) - want)[hole >= 0.999].max()
+
+
+@pytest.mark.parametrize("max_pixel_size, expected", [(96, 64), (None, 48)])
+def test_the_mouth_is_painted_at_its_native_size(monkeypatch, max_pixel_size, expected):
+    """The astronaut's mouth square is 64 px of the photo (1.6 of its 40 px mouth): a painter trained across sizes
+    paints it at 64 px, not shrunk to 48 and enlarged again; a painter of one size shrinks it to that size."""
+    spec = load_preset("mouth_painter", "tiny")
+    painter = build_mouth_painter({**spec, "max_pixel_size": max_pixel_size}, seed=0)
+    sizes = []
+    real = mouth_painting.paint_crops
+
+    def spy(painter, crops, holes, reference, windows, **kw):
+        sizes.append((crops.shape[1], holes.shape[1], reference.shape[0]))
+        return real(painter, crops, holes, reference, windows, **kw)
+
+    monkeypatch.setattr(mouth_painting, "paint_crops", spy)
+    renderer = FaceRenderer(PHOTO, detect_face(PHOTO))
+    painting = MouthPainting(painter, renderer, speech(0.6, 0), 25, num_inference_steps=1)
+    assert painting.size == expected and painting.reference.shape == (expected, expected, 3)
+    motion = renderer.neutral(4)
+    motion.mouth_open[:] = 0.5
+    frames, interiors = zip(*(renderer.render(motion, i, return_interior=True) for i in range(4)))
+    out = list(painting.paint(list(frames), list(interiors), renderer.target_landmarks(motion), 0))
+    assert sizes == [(expected,) * 3] and any(not np.array_equal(o, f) for o, f in zip(out, frames))
