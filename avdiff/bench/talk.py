@@ -6,7 +6,7 @@ length.
   at 256 and 512 px, on one thread and on all cores: ``rtf`` end to end and per stage (audio loading, motion
   sampling, rendering, mouth painting, encoding, from the pipeline's own ``timings``), and the time to the first
   frame, each against the model-free warp baseline measured in the same run; at 512 px also with the mouth painter
-  (``paint_mouth=True``, 8 DDIM steps, guidance 1.5) where the pipeline has one;
+  (``paint_mouth=True``, 4 DDIM steps, guidance 1.5) where the pipeline has one;
 
 All on the astronaut photo (512x512) with a deterministic speech-like signal (a voiced buzz whose loudness rises and
 falls at syllable rate), so the numbers do not depend on espeak-ng:

@@ -115,7 +115,7 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
 
 TALKING_HEAD_CLASSES = ("MotionTalkingHeadPipeline", "TalkingHeadPipeline")
 # the pipelines' own defaults, written here so that --help does not import them (a test checks they agree)
-MOTION_DEFAULTS = {"guidance_scale": 2.0, "blink_rate_per_min": 15.0, "head_amount": 1.0, "mouth_steps": 8}
+MOTION_DEFAULTS = {"guidance_scale": 2.0, "blink_rate_per_min": 15.0, "head_amount": 1.0, "mouth_steps": 4}
 PIXEL_DEFAULTS = {"audio_guidance_scale": 2.0, "reference_guidance_scale": 1.5}
 _MOTION_FLAGS = {"--expressiveness": "expressiveness", "--blink-rate": "blink_rate", "--head-motion": "head_motion",
                  "--still-head": "still_head", "--paint-mouth": "paint_mouth",
