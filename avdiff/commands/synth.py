@@ -56,6 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "follows the phonemes, with blinks and head motion, rendered at the photo's resolution, the Motion truth "
         "saved as clips/ID.motion.npz (the motion generator's data; needs --text or --dataset)",
     )
+    p.add_argument(
+        "--teeth",
+        type=float,
+        metavar="SHARE",
+        help="--style motion: the share of --dataset clips whose open mouths show teeth and a tongue drawn from the "
+        "phonemes instead of the renderer's dark cavity (default 0.5); a single clip: 1 draws them, 0 not (default)",
+    )
     p.set_defaults(func=run)
     forms = p.add_subparsers(dest="form", metavar="FORM")
     scenes = forms.add_parser(
@@ -125,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
             "--style motion needs --text or --dataset: its mouth follows espeak-ng's phoneme events, "
             "which a recording does not have"
         )
+    if args.teeth is not None and args.style != "motion":
+        raise CommandError("--teeth is for --style motion: the loudness style's mouth is the warp's")
+    if args.teeth is not None and args.dataset is None and args.teeth not in (0, 1):
+        raise CommandError(f"a single clip shows teeth or not: --teeth 0 or 1, got {args.teeth}")
     faces = args.face or None
     if args.dataset is not None:
         records = make_dataset(
@@ -136,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             augment=not args.no_augment,
             style=args.style,
+            **({} if args.teeth is None else {"teeth": args.teeth}),
         )
         print(f"wrote {len(records)} clips to {args.out} (index: {Path(args.out) / 'index.jsonl'})")
         return 0
@@ -151,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
             np.random.default_rng(args.seed),
             voice=args.voice,
             speed_wpm=args.speed,
+            teeth=args.teeth == 1,
         )
         append_index(args.out, record)
         print(

@@ -6,6 +6,10 @@ espeak-ng speaks a sentence, and the face photo is animated in one of two styles
   visemes with coarticulation, natural blinks, a head that turns, leans and nods with the speech's prosody), rendered
   at the photo's resolution by :class:`avdiff.video.render.FaceRenderer`; the :class:`~avdiff.video.motion.Motion` is
   saved beside the video (``clips/ID.motion.npz``) and its ``mouth_open`` as the aperture. The motion generator learns from these.
+  Where the lips part, the renderer leaves a dark cavity; in a share of the clips (``teeth``, half by default) teeth and
+  a tongue are drawn there from the phonemes instead (:func:`avdiff.data.mouth_truth.draw_mouth_interior`, as the mouth
+  painter's truth draws them), so a sync expert trained on the clips knows both mouths: the fast path's cavity and the
+  painter's teeth.
 * ``"loudness"``: the mouth alone opens and closes with the speech's loudness through the mouth warp
   (:mod:`avdiff.video.mouth_animation`); the per-frame aperture the warp produced is saved. The pixel talking-head
   recipes (``configs/train/talking_head_*.yaml``) were trained on these.
@@ -44,7 +48,8 @@ from avdiff.audio.tts import speak
 from avdiff.data.faces import PoolFace, face_pool, findable
 from avdiff.data.format import ClipRecord, append_index, check_name, read_index, save_motion, save_npy
 from avdiff.data.motion_truth import BLINKS_PER_MIN, motion_truth
-from avdiff.video.face import detect_face
+from avdiff.data.mouth_truth import draw_mouth_interior, tongue_track
+from avdiff.video.face import INNER_LIPS, detect_face
 from avdiff.video.image import ImageLike, load_image
 from avdiff.video.mouth_animation import SAMPLE_RATE, animate
 from avdiff.video.render import FaceRenderer
@@ -111,6 +116,7 @@ TEST_SENTENCES = 12
 VOICES = ["en-us", "en-gb", "en-us+m3", "en-us+f3", "en-gb+m5", "en-us+f2", "en-gb+f4", "en-us+m1"]
 STYLES = ("loudness", "motion")
 HEAD_AMOUNT = (0.0, 1.5)  # a "motion" dataset clip's head-motion amount is drawn in this range (0: a still head)
+TEETH_SHARE = 0.5  # the share of a "motion" dataset's clips whose open mouths show teeth and tongue
 
 
 def sentences(split: str) -> list[str]:
@@ -228,6 +234,7 @@ def make_motion_clip(
     pitch: int = 50,
     head_amount: float = 1.0,
     blink_rate_per_min: float | None = None,
+    teeth: bool = False,
     split: str | None = None,
     source: dict | None = None,
     identity: str | None = None,
@@ -245,6 +252,8 @@ def make_motion_clip(
         voice, speed_wpm, pitch: espeak-ng's settings.
         head_amount: the head's motion, 0 (still) ... ~1.5.
         blink_rate_per_min: None draws it in :data:`~avdiff.data.motion_truth.BLINKS_PER_MIN`.
+        teeth: draw teeth and tongue inside the parted lips (the phonemes move the tongue); False: the renderer's
+            dark cavity.
 
     Raises:
         ValueError: an unsafe ``clip_id`` (before any work); NoFaceError: no face in ``image``.
@@ -259,10 +268,14 @@ def make_motion_clip(
     motion = motion_truth(
         events, speech, FPS, rng, head_amount=head_amount, blink_rate_per_min=rate, reference_open=own_open
     )
-    frames = [
-        renderer.render(motion, i)
-        for i in tqdm(range(len(motion)), desc=clip_id, unit="frame", disable=not progress_bar, leave=False)
-    ]
+    rendered = renderer.frames(motion, return_interior=teeth, return_landmarks=teeth)
+    rendered = tqdm(rendered, desc=clip_id, unit="frame", total=len(motion), disable=not progress_bar, leave=False)
+    if teeth:
+        tongue = tongue_track(events, len(motion), FPS, speech.sample_rate)
+        frames = [draw_mouth_interior(frame, points[INNER_LIPS, :2], interior, float(tongue[i]))
+                  for i, (frame, interior, points) in enumerate(rendered)]  # fmt: skip
+    else:
+        frames = list(rendered)
     names = {k: Path("clips") / f"{clip_id}.{k}" for k in ("mp4", "motion.npz", "aperture.npy")}
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     save_motion(out_dir / names["motion.npz"], motion)
@@ -276,6 +289,7 @@ def make_motion_clip(
         "head_amount": head_amount,
         "blink_rate_per_min": round(rate, 3),
         "reference_open": round(own_open, 6),  # the photo's own mouth_open: the jaw is relative to it
+        "teeth": teeth,
         **(source or {}),
     }
     return ClipRecord(
@@ -304,6 +318,7 @@ def make_dataset(
     seed: int = 0,
     augment: bool = True,
     style: str = "loudness",
+    teeth: float = TEETH_SHARE,
     progress_bar: bool = True,
 ) -> list[ClipRecord]:
     """Write ``num_clips`` varied clips (sentence, voice, speed, pitch, face, face augmentation; with ``style="motion"``
@@ -322,14 +337,18 @@ def make_dataset(
         augment: random face augmentations (flip, colour, scale, shift).
         style: ``"loudness"`` or ``"motion"`` (module docstring). Clips of one style get ids of their own
             (``train_000_00000``, ``train_motion_000_00000``), so both can share a folder.
+        teeth: the share of "motion" clips whose open mouths show teeth and tongue (each clip draws it from its own
+            stream, ``np.random.default_rng([seed, k, 1])``, so the rest of the clip is the same either way).
 
     Raises:
-        ValueError: ``num_clips < 1``, an unknown style, or the split has no faces.
+        ValueError: ``num_clips < 1``, an unknown style, ``teeth`` outside [0, 1], or the split has no faces.
     """
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1, got {num_clips}")
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    if not 0 <= teeth <= 1:
+        raise ValueError(f"teeth must be a share in [0, 1], got {teeth}")
     pool = sentences(split)
     photos = _photos(faces, faces_dir, split)
     _write_pool(out_dir, photos)
@@ -357,6 +376,7 @@ def make_dataset(
                 speed_wpm=speed,
                 pitch=pitch,
                 head_amount=float(rng.uniform(*HEAD_AMOUNT)),
+                teeth=bool(np.random.default_rng([seed, k, 1]).random() < teeth),
                 split=split,
                 source={"face": face.name, "augment": asdict(aug)},
                 identity=face.identity,

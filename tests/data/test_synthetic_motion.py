@@ -1,5 +1,6 @@
 """Synthetic clips in the "motion" style: the face does what its Motion truth says, measured back from the video."""
 
+import cv2
 import numpy as np
 import pytest
 import skimage.data
@@ -14,7 +15,7 @@ from avdiff.data.motion_dataset import data_folder_clips, speak_cached
 from avdiff.data.motion_truth import JAW_PER_OPEN
 from avdiff.data.synthetic import make_dataset, make_motion_clip
 from avdiff.video import read_video
-from avdiff.video.face import detect_face, track_landmarks
+from avdiff.video.face import INNER_LIPS, detect_face, track_landmarks
 from avdiff.video.motion import FIELDS, Motion, motion_from_landmarks
 
 pytestmark = pytest.mark.requires_espeak
@@ -104,3 +105,33 @@ def test_bad_requests_fail_before_any_work(tmp_path, capsys):
     assert main(["synth", "--audio", str(audio), "--style", "motion", "--out", str(tmp_path)]) == 2
     assert "--style motion needs --text" in capsys.readouterr().err
     assert not (tmp_path / "clips").exists()
+
+
+def test_teeth_and_tongue_are_drawn_inside_the_parted_lips_only(tmp_path, capsys):
+    """A clip with ``teeth`` is the same clip (motion, speech, frames outside the mouth) with bright teeth where the
+    renderer leaves its dark cavity."""
+    photo = cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    made = {
+        teeth: make_motion_clip(tmp_path, f"t{int(teeth)}", photo, "Open wide.", np.random.default_rng(5), teeth=teeth)
+        for teeth in (False, True)
+    }
+    plain, drawn = (read_video(tmp_path / made[t].video).frames.numpy().astype(int) for t in (False, True))
+    np.testing.assert_array_equal(
+        Motion.load(tmp_path / made[False].motion).as_array(), Motion.load(tmp_path / made[True].motion).as_array()
+    )
+    assert made[True].source["teeth"] and not made[False].source["teeth"]
+    lips = detect_face(photo).landmarks[INNER_LIPS]
+    (x0, y0), (x1, y1) = np.floor(lips.min(axis=0) - 12).astype(int), np.ceil(lips.max(axis=0) + 12).astype(int)
+    mouth = np.zeros(photo.shape[:2], bool)
+    mouth[y0:y1, x0:x1] = True
+    diff = np.abs(drawn - plain).max(axis=-1)  # [F, H, W]
+    assert diff[:, ~mouth].mean() < 1.0  # elsewhere the same, up to the video codec
+    widest = int(np.argmax(Motion.load(tmp_path / made[True].motion).mouth_open))
+    assert drawn[widest][mouth].mean() > plain[widest][mouth].mean() + 5  # teeth where the cavity was dark
+    assert main(["synth", "--text", "Hi.", "--style", "motion", "--teeth", "0.5", "--out", str(tmp_path / "x")]) == 2
+    assert "--teeth 0 or 1" in capsys.readouterr().err
+    assert main(["synth", "--dataset", "1", "--teeth", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "--teeth is for --style motion" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="teeth must be a share"):
+        make_dataset(tmp_path / "x", 1, style="motion", teeth=1.5)
+    assert not (tmp_path / "x").exists()
