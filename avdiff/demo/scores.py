@@ -70,6 +70,6 @@ def format_lipsync(
             " The best offset times the mouth's opening against the speech's loudness; the SyncNet, a sync expert "
             "trained on this package's synthetic faces, times the mouth's shapes against the sound (a mouth that "
             "follows the phonemes closes before a p while the speech is loud, which loudness cannot time). It learnt "
-            "mouths with the renderer's dark inside: it does not time painted teeth."
+            "mouths with the renderer's dark inside and with teeth drawn in them, painted or not."
         )
     return "\n".join(lines)
