@@ -151,7 +151,7 @@ class TalkJob(Job):
         "paint_mouth": Column(
             "bool", help="motion models: paint teeth and tongue with the mouth painter (default no)"
         ),
-        "mouth_steps": Column("int", help="motion models, with paint_mouth: the painter's DDIM steps (default 8)"),
+        "mouth_steps": Column("int", help="motion models, with paint_mouth: the painter's DDIM steps (default 4)"),
         "audio_guidance": Column("float", help="pixel models: audio guidance scale (default 2)"),
         "reference_guidance": Column("float", help="pixel models: reference guidance scale (default 1.5)"),
     }

@@ -358,7 +358,7 @@ def main(
         f"avdiff bench talk: the motion pipeline ({stages[0]['model']}, 10 DDIM steps per window, guidance 2) on the "
         "astronaut and speech-like audio, streamed to an mp4; rtf = wall s per audio s (<= 1: real time), per stage "
         "too; vs_warp = its time over the model-free warp baseline's in the same run; painted = with the mouth "
-        "painter (8 steps, guidance 1.5)",
+        "painter (4 steps, guidance 1.5; each mouth at its native size)",
         format_table([stages_row(r) for r in stages], ["config", "audio_s", "rtf", "vs_warp", "first_frame_s",
                                                         *(f"{k}_rtf" for k in STAGES)]),
         "",

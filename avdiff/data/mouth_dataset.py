@@ -285,4 +285,12 @@ class MouthWindows(Dataset):
         }
 
 
-__all__ = ["MouthClip", "MouthWindows", "data_folder_mouth_clips", "render_mouth_clip", "synthetic_mouth_clips"]
+__all__ = [
+    "CropSize",
+    "MouthClip",
+    "MouthWindows",
+    "crop_size",
+    "data_folder_mouth_clips",
+    "render_mouth_clip",
+    "synthetic_mouth_clips",
+]

@@ -15,8 +15,8 @@ kinds:
   ``text_encoder``, ``scheduler``;
 * ``motion``: a :class:`~avdiff.models.motion.MotionDenoiser` (the motion generator): ``denoiser`` (its keyword
   arguments, the noise schedule under ``scheduler``);
-* ``mouth_painter``: a :class:`~avdiff.models.mouth_painter.MouthPainter`: ``pixel_size``, ``codec_factor``,
-  ``crop_scale``, ``chunk_frames``, ``context_frames``, ``unet`` (as ``talking_head``'s), ``speech_encoder`` (``SpeechEncoder`` keyword
+* ``mouth_painter``: a :class:`~avdiff.models.mouth_painter.MouthPainter`: ``pixel_size``, ``max_pixel_size``,
+  ``codec_factor``, ``crop_scale``, ``chunk_frames``, ``context_frames``, ``unet`` (as ``talking_head``'s), ``speech_encoder`` (``SpeechEncoder`` keyword
   arguments) and ``scheduler`` (``DDIMScheduler`` keyword arguments).
 
 Random builds are seeded: with a ``seed`` every weight is drawn inside ``torch.random.fork_rng``, so the caller's RNG

@@ -46,12 +46,12 @@ class MouthPainter(ModelMixin, ConfigMixin):
         unet_config: :class:`~avdiff.models.unet.AudioVideoUNet` keyword arguments; its latent, reference and
             motion ("known") channels are the codec's, with one mask channel.
         speech_config: :class:`~avdiff.models.speech.SpeechEncoder` keyword arguments.
-        pixel_size: the smallest side of the square crop the UNet paints, px (a multiple of ``codec_factor``); a
-            mouth whose crop is smaller is enlarged to it.
-        max_pixel_size: the largest (a larger crop is shrunk to it); between the two a crop is painted at its native
-            size, rounded to :attr:`size_multiple`. None: ``pixel_size`` (one size for every mouth, as painters
-            trained at one scale are).
-        codec_factor: the space-to-depth fold (latents are ``pixel_size / codec_factor`` wide).
+        pixel_size: the smallest side of the square crop the UNet paints, px (a multiple of :attr:`size_multiple`:
+            the fold times the UNet's downsampling); a mouth whose crop is smaller is enlarged to it.
+        max_pixel_size: the largest (a multiple of :attr:`size_multiple` too; a larger crop is shrunk to it); between
+            the two a crop is painted at its native size, rounded to :attr:`size_multiple`. None: ``pixel_size`` (one
+            size for every mouth, as painters trained at one scale are).
+        codec_factor: the space-to-depth fold (a crop of ``S`` px has latents ``S / codec_factor`` wide).
         crop_scale: the crop's native side, in widths of the photo's mouth (corner to corner of the inner lips).
         chunk_frames: frames painted together (the motion layers' window).
         context_frames: of those, how many are the frames made just before, given whole (known, not painted again),
@@ -91,6 +91,10 @@ class MouthPainter(ModelMixin, ConfigMixin):
             self.unet.config.reference_channels,
             self.unet.config.motion_channels,
         )
+        m = self.size_multiple
+        for name, size in (("pixel_size", pixel_size), ("max_pixel_size", max_pixel_size)):
+            if size is not None and size % m:
+                raise ValueError(f"{name} ({size}) must be a multiple of {m} (the fold times the UNet's downsampling)")
         if unet_channels != (c, c, c):
             raise ValueError(f"the unet's latent, reference and motion channels must all be the codec's ({c})")
         if self.unet.config.audio_dim != self.speech_encoder.audio_dim:
@@ -108,7 +112,8 @@ class MouthPainter(ModelMixin, ConfigMixin):
 
     def paint_size(self, native_side: float) -> int:
         """The side (px) the painter paints a crop of ``native_side`` frame pixels at: the native side rounded to
-        :attr:`size_multiple`, clamped to ``pixel_size .. max_pixel_size`` (a painter with one size always gives it).
+        :attr:`size_multiple` (halves up), clamped to ``pixel_size .. max_pixel_size`` (a painter with one size always
+        gives it).
 
         Raises:
             ValueError: a side that is not a positive finite number.
@@ -118,8 +123,8 @@ class MouthPainter(ModelMixin, ConfigMixin):
         low = self.config.pixel_size
         high = self.config.max_pixel_size or low
         m = self.size_multiple
-        size = int(round(native_side / m)) * m
-        return int(min(max(size, low), max(high // m * m, low)))
+        size = math.floor(native_side / m + 0.5) * m
+        return int(min(max(size, low), high))
 
     def check_size(self, size: int) -> None:
         """Raise ValueError unless the painter paints crops of ``size`` px (a multiple of :attr:`size_multiple`)."""

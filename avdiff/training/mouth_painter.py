@@ -45,7 +45,7 @@ from avdiff.audio.clock import parse_fps
 from avdiff.data.faces import face_pool
 from avdiff.data.motion_dataset import synthetic_utterances
 from avdiff.data.mouth_dataset import MouthClip, MouthWindows, data_folder_mouth_clips, synthetic_mouth_clips
-from avdiff.models.builders import build_mouth_painter, load_preset
+from avdiff.models.builders import build_mouth_painter
 from avdiff.models.mouth_painter import MouthPainter
 from avdiff.pipelines.talking_head.mouth_painting import CropSequence
 from avdiff.pipelines.talking_head.pipeline_motion_talking_head import MotionTalkingHeadPipeline
@@ -124,10 +124,8 @@ class MouthPainterTask:
     def __init__(self, config: MouthPainterTaskConfig, progress_bar: bool = True):
         self.config = config
         self.progress_bar = progress_bar
-        spec = load_preset("mouth_painter", config.preset)
-        self.crop_scale = float(spec.get("crop_scale", 1.6))
         self._train: list[MouthClip] | None = None
-        self._eval: list[MouthClip] | None = None
+        self._eval: dict[tuple, list[MouthClip]] = {}  # by the painter's sizes
         self._sched = None
 
     def config_dict(self) -> dict:
@@ -139,23 +137,23 @@ class MouthPainterTask:
             photos = photos[: self.config.max_photos]
         return photos
 
-    def _clips(self, split: str, count: int, seed: int, voices) -> list[MouthClip]:
+    def _clips(self, split: str, count: int, seed: int, voices, sizer: MouthPainter) -> list[MouthClip]:
         c = self.config
         utts = synthetic_utterances(split, count, seed, list(voices), 16000, cache_dir=c.cache_dir,
                                     progress_bar=self.progress_bar)  # fmt: skip
-        return synthetic_mouth_clips(self._photos(split), utts, c.fps, self._sizer.paint_size, self.crop_scale, seed,
-                                     self.progress_bar)  # fmt: skip
+        return synthetic_mouth_clips(self._photos(split), utts, c.fps, sizer.paint_size, sizer.config.crop_scale,
+                                     seed, self.progress_bar)  # fmt: skip
 
     def train_clips(self) -> list[MouthClip]:
         if self._train is None:
             c = self.config
             clips = (
-                self._clips("train", c.synthetic_utterances, c.data_seed, TRAIN_VOICES)
+                self._clips("train", c.synthetic_utterances, c.data_seed, TRAIN_VOICES, self._sizer)
                 if c.synthetic_utterances
                 else []
             )
             if c.data:
-                clips += data_folder_mouth_clips(c.data, c.fps, self._sizer.paint_size, self.crop_scale,
+                clips += data_folder_mouth_clips(c.data, c.fps, self._sizer.paint_size, self._sizer.config.crop_scale,
                                                  split=c.split, limit=c.max_clips)  # fmt: skip
             self._train = clips
             logger.info(
@@ -163,11 +161,15 @@ class MouthPainterTask:
             )
         return self._train
 
-    def eval_clips(self) -> list[MouthClip]:
-        if self._eval is None:
+    def eval_clips(self, painter: MouthPainter | None = None) -> list[MouthClip]:
+        """The held-out clips, cut at the sizes ``painter`` paints them at (None: the preset's painter)."""
+        sizer = painter if painter is not None else self._sizer
+        cfg = sizer.config
+        key = (cfg.pixel_size, cfg.max_pixel_size, sizer.size_multiple, cfg.crop_scale)
+        if key not in self._eval:
             c = self.config
-            self._eval = self._clips("test", c.eval_utterances, c.data_seed + 1, EVAL_VOICES)
-        return self._eval
+            self._eval[key] = self._clips("test", c.eval_utterances, c.data_seed + 1, EVAL_VOICES, sizer)
+        return self._eval[key]
 
     # --- the trainer's interface ------------------------------------------------------------------------------
 
@@ -228,7 +230,8 @@ class MouthPainterTask:
         c = self.config
         if not c.eval_utterances:
             return {}
-        return evaluate_painter(model, self.eval_clips(), c.fps, c.eval_steps, c.eval_guidance)
+        painter = getattr(model, "module", model)
+        return evaluate_painter(painter, self.eval_clips(painter), c.fps, c.eval_steps, c.eval_guidance)
 
 
 def _hole_mae(images: np.ndarray, truth: np.ndarray, holes: np.ndarray) -> float:

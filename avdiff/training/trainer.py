@@ -173,6 +173,11 @@ class StepBatchSampler(Sampler[list[int]]):
             self.steps_per_epoch = sum(c // batch_size for c in counts.values())
             if not self.steps_per_epoch:
                 raise ValueError(f"no group has batch_size={batch_size} items (group sizes: {dict(counts)})")
+            dropped = {g: n for g, n in counts.items() if n < batch_size}
+            if dropped:
+                logger.warning(
+                    "groups with fewer items than a batch (%d) are never trained on: %s", batch_size, dropped
+                )
         self._epoch: tuple[int, list[list[int]]] | None = None
 
     def __len__(self) -> int:

@@ -112,7 +112,8 @@ class MouthCrop:
 
     def paste(self, frame: np.ndarray, crop: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """``frame`` (uint8 [H, W, 3]) with ``crop`` (uint8 [size, size, 3]) mapped back to the frame's pixels
-        (bicubic: a painter's 48 px crop of a 64 px mouth keeps about half again the detail bilinear keeps) and
+        (bicubic: a crop smaller than its square, such as a one-size painter's 48 px crop of a 64 px mouth, keeps about
+        half again the detail bilinear keeps) and
         blended in by ``alpha`` (float [H, W] in [0, 1], in the frame's pixels), only inside the square; a new
         frame."""
         out = frame.copy()

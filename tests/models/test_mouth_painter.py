@@ -26,15 +26,27 @@ def test_the_preset_builds_a_seeded_painter_sized_by_its_fold(painter):
         build_mouth_painter({**spec, "pixel_size": 50})
     with pytest.raises(ValueError, match="max_pixel_size"):
         build_mouth_painter({**spec, "max_pixel_size": 40})
+    for key, size in (("pixel_size", 52), ("max_pixel_size", 92)):  # multiples of the fold, not of the UNet's 8
+        with pytest.raises(ValueError, match=f"{key} \\({size}\\) must be a multiple of 8"):
+            build_mouth_painter({**spec, key: size})
 
 
 def test_a_mouth_is_painted_at_its_native_size_within_the_painters_range(painter):
     spec = load_preset("mouth_painter", "tiny")
     ranged = build_mouth_painter({**spec, "pixel_size": 48, "max_pixel_size": 96})
     # rounded to the UNet's multiple of 8, clamped to 48 .. 96
-    assert [ranged.paint_size(s) for s in (20.0, 47.0, 52.0, 64.2, 67.9, 68.1, 95.0, 300.0)] == [
-        48, 48, 48, 64, 64, 72, 96, 96
-    ]  # fmt: skip
+    assert [ranged.paint_size(s) for s in (20.0, 47.0, 51.9, 52.0, 60.0, 64.2, 67.9, 68.1, 95.0, 300.0)] == [
+        48,
+        48,
+        48,
+        56,
+        64,
+        64,
+        64,
+        72,
+        96,
+        96,
+    ]  # fmt: skip (halves up)
     fixed = build_mouth_painter({**spec, "pixel_size": 48, "max_pixel_size": None})
     assert {fixed.paint_size(s) for s in (20.0, 64.2, 300.0)} == {48}  # one size: a painter trained at one scale
     for bad in (0.0, -3.0, float("nan"), float("inf")):

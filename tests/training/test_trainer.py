@@ -1,5 +1,6 @@
 """The shared trainer: exact resumption, atomic checkpoints, seeded batch order."""
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -130,9 +131,11 @@ def test_step_batch_sampler_is_a_function_of_the_step():
         StepBatchSampler(4, 8, 10, seed=0)
 
 
-def test_grouped_batches_never_mix_groups_and_resume_exactly():
+def test_grouped_batches_never_mix_groups_and_resume_exactly(caplog):
     groups = [48] * 21 + [64] * 10 + [80] * 3  # e.g. crop sizes; 80 has fewer items than a batch
-    full = list(StepBatchSampler(34, 4, 24, seed=2, groups=groups))
+    with caplog.at_level(logging.WARNING, logger="avdiff.training.trainer"):
+        full = list(StepBatchSampler(34, 4, 24, seed=2, groups=groups))
+    assert "never trained on: {80: 3}" in caplog.text
     tail = list(StepBatchSampler(34, 4, 24, seed=2, start_step=9, groups=groups))
     assert full[9:] == tail
     assert all(len(b) == 4 and len({groups[i] for i in b}) == 1 for b in full)

@@ -26,7 +26,7 @@ def test_cut_then_paste_gives_the_frame_back_and_touches_only_the_mask():
 
 
 def test_a_small_crop_pasted_back_keeps_the_detail_it_holds():
-    """A painter works at 48 px on a mouth of 64 frame px: the paste enlarges its crop (bicubic). The astronaut's
+    """A painter of one size works at 48 px on a mouth of 64 frame px: the paste enlarges its crop (bicubic). The astronaut's
     teeth cut at that scale and pasted back: measured 0.44 of the frame's Laplacian variance and a mean error of
     2.0 grey levels (bilinear: 0.30 and 2.8)."""
     frame = skimage.data.astronaut()

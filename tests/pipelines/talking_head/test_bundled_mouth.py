@@ -45,6 +45,6 @@ def test_it_paints_unseen_mouths_closer_to_the_truth_than_the_cavity_and_the_twi
     from avdiff.training.mouth_painter import MouthPainterTask, MouthPainterTaskConfig, evaluate_painter
 
     task = MouthPainterTask(MouthPainterTaskConfig.from_dict({"eval_utterances": 4}), progress_bar=False)
-    scores = evaluate_painter(painter, task.eval_clips(), 25, steps=8, guidance=1.5)
+    scores = evaluate_painter(painter, task.eval_clips(painter), 25, steps=8, guidance=1.5)
     assert scores["hole_mae"] < 0.5 * scores["cavity_hole_mae"] and scores["wins_over_cavity"] == 1.0, scores
     assert scores["hole_mae"] < scores["twin_hole_mae"] and scores["wins_over_twin"] >= 0.5, scores
