@@ -111,7 +111,7 @@ bundle-mouth: runs/talking_head_mouth/final/model_index.json
 	cp runs/talking_head_mouth/config.json avdiff/bundled/talking-head-motion/mouth_painter/training_config.json
 
 # The sync expert (avdiff/bundled/syncnet-motion): synthetic clips whose mouths follow the phonemes (about 2 minutes;
-# synth keeps the clips it made), the SyncNet recipe (3.2 minutes on two threads), then copied into the package.
+# synth keeps the clips it made), the SyncNet recipe (3.1 minutes on two threads), then copied into the package.
 syncnet-model: install system-deps
 	$(AVDIFF) synth --dataset 120 --split train --style motion --out data/synth_motion_train
 	$(AVDIFF) synth --dataset 16 --split test --seed 1 --style motion --out data/synth_motion_test
