@@ -3,13 +3,12 @@
 :func:`synthetic_mouth_clips` makes a :class:`MouthClip` per (photo, utterance): the utterance's motion truth
 (:func:`~avdiff.data.motion_truth.motion_truth`, its blinks and head motion drawn per clip) moves the photo through the
 :class:`~avdiff.video.render.FaceRenderer`, and inside each frame's inner-lip contour the teeth and tongue are drawn
-from the phonemes (:func:`~avdiff.data.mouth_truth.draw_mouth_interior`, :func:`~avdiff.data.mouth_truth.
-tongue_track`). What the painter sees is a square around the mouth (:func:`avdiff.video.mouth_crop.mouth_crops`, the
-geometry the pipeline paints with), so a clip keeps only its crops: the truth, the renderer's own version (the
-model-free baseline), the hole's mask and the photo's own mouth as the reference, with its speech. The crops are cut
-at the size the painter paints that photo's mouth at (``size``: a fixed side, or the painter's
-:meth:`~avdiff.models.mouth_painter.MouthPainter.paint_size` of the square's native side), so a painter with a range
-of sizes learns every mouth at its native scale, as it will paint it.
+from the phonemes (:func:`~avdiff.data.mouth_truth.toothed_frames`). What the painter sees is a square around the mouth
+(:func:`avdiff.video.mouth_crop.mouth_crops`, the geometry the pipeline paints with), so a clip keeps only its crops:
+the truth, the renderer's own version (the model-free baseline), the hole's mask and the photo's own mouth as the
+reference, with its speech. The crops are cut at the size the painter paints that photo's mouth at (``size``: a fixed
+side, or the painter's :meth:`~avdiff.models.mouth_painter.MouthPainter.paint_size` of the square's native side), so a
+painter with a range of sizes learns every mouth at its native scale, as it will paint it.
 
 :func:`data_folder_mouth_clips` makes the same from real footage: every clip of a DATA folder with a landmark track
 (``avdiff prepare`` writes one), its frames being the truth, the hole the inside of each frame's tracked inner lips
@@ -39,7 +38,7 @@ from avdiff.audio.io import load_audio
 from avdiff.data.format import read_index
 from avdiff.data.motion_dataset import Utterance
 from avdiff.data.motion_truth import motion_truth
-from avdiff.data.mouth_truth import draw_mouth_interior, tongue_track
+from avdiff.data.mouth_truth import toothed_frames
 from avdiff.models.mouth_painter import MouthPainter
 from avdiff.video.face import INNER_LIPS, detect_face
 from avdiff.video.motion import face_frame
@@ -104,18 +103,16 @@ def render_mouth_clip(
         head_amount=float(rng.uniform(*HEAD_RANGE)),
         reference_open=renderer.aperture,
     )
-    tongue = tongue_track(utterance.events, len(motion), fps, speech.sample_rate)
     width = mouth_width(renderer.reference)
     size = crop_size(size, crop_scale * width)
     reference = reference_crop(renderer.photo, renderer.reference, crop_scale, size)
     truth, rendered, holes = [], [], []
-    for f, (frame, interior, landmarks) in enumerate(
-        renderer.frames(motion, return_interior=True, return_landmarks=True)
+    for toothed, frame, interior, landmarks in toothed_frames(
+        renderer, motion, utterance.events, fps, speech.sample_rate
     ):
-        lips = landmarks[INNER_LIPS]  # [20, 2]
-        crop: MouthCrop = mouth_crops(lips[None], width, crop_scale, size)[0]
+        crop: MouthCrop = mouth_crops(landmarks[INNER_LIPS][None], width, crop_scale, size)[0]
         rendered.append(crop.cut(frame))
-        truth.append(crop.cut(draw_mouth_interior(frame, lips, interior, float(tongue[f]))))
+        truth.append(crop.cut(toothed))
         holes.append(crop.cut(interior))
     return MouthClip(
         clip_id,

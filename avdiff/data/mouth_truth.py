@@ -15,19 +15,22 @@ synthetic talking faces need something there to learn from: :func:`draw_mouth_in
 What is drawn is a function of the mouth's shape (the inner-lip points of the frame) and of the tongue's height, and
 nothing else: the painter can read the first from the frame around the hole and must hear the second in the audio.
 It is drawn over whatever was inside the contour and blended by the renderer's soft interior mask, so the lips
-themselves are untouched.
+themselves are untouched. :func:`toothed_frames` renders a motion with it, frame by frame.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from avdiff.audio.clock import FpsLike, FrameClock
 from avdiff.audio.phonemes import PhonemeEvent
 from avdiff.audio.visemes import viseme_of
+from avdiff.video.face import INNER_LIPS
+from avdiff.video.motion import Motion
+from avdiff.video.render import FaceRenderer
 
 logger = logging.getLogger(__name__)
 
@@ -150,4 +153,25 @@ def draw_mouth_interior(frame: np.ndarray, inner_lips: np.ndarray, interior: np.
     return out
 
 
-__all__ = ["TONGUE_HEIGHT", "draw_mouth_interior", "tongue_track"]
+def toothed_frames(
+    renderer: FaceRenderer, motion: Motion, events: Sequence[PhonemeEvent], fps: FpsLike, sample_rate: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Render ``motion`` with teeth and tongue drawn from the phonemes, one frame at a time.
+
+    Args:
+        renderer: the photo's :class:`~avdiff.video.render.FaceRenderer`.
+        motion: the motion to render (``len(motion)`` frames at ``fps``).
+        events: the speech's phoneme events (their positions in samples at ``sample_rate``), for :func:`tongue_track`.
+
+    Yields:
+        per frame: the truth (uint8 [H, W, 3], :func:`draw_mouth_interior` over the rendered frame), the rendered
+        frame (uint8 [H, W, 3], the renderer's dark cavity), its interior mask (float [H, W] in [0, 1]) and its
+        landmarks (float [478, 2] px).
+    """
+    tongue = tongue_track(events, len(motion), fps, sample_rate)
+    frames = renderer.frames(motion, return_interior=True, return_landmarks=True)
+    for f, (frame, interior, landmarks) in enumerate(frames):
+        yield draw_mouth_interior(frame, landmarks[INNER_LIPS], interior, float(tongue[f])), frame, interior, landmarks
+
+
+__all__ = ["TONGUE_HEIGHT", "draw_mouth_interior", "tongue_track", "toothed_frames"]

@@ -48,8 +48,8 @@ from avdiff.audio.tts import speak
 from avdiff.data.faces import PoolFace, face_pool, findable
 from avdiff.data.format import ClipRecord, append_index, check_name, read_index, save_motion, save_npy
 from avdiff.data.motion_truth import BLINKS_PER_MIN, motion_truth
-from avdiff.data.mouth_truth import draw_mouth_interior, tongue_track
-from avdiff.video.face import INNER_LIPS, detect_face
+from avdiff.data.mouth_truth import toothed_frames
+from avdiff.video.face import detect_face
 from avdiff.video.image import ImageLike, load_image
 from avdiff.video.mouth_animation import SAMPLE_RATE, animate
 from avdiff.video.render import FaceRenderer
@@ -268,14 +268,12 @@ def make_motion_clip(
     motion = motion_truth(
         events, speech, FPS, rng, head_amount=head_amount, blink_rate_per_min=rate, reference_open=own_open
     )
-    rendered = renderer.frames(motion, return_interior=teeth, return_landmarks=teeth)
-    rendered = tqdm(rendered, desc=clip_id, unit="frame", total=len(motion), disable=not progress_bar, leave=False)
     if teeth:
-        tongue = tongue_track(events, len(motion), FPS, speech.sample_rate)
-        frames = [draw_mouth_interior(frame, points[INNER_LIPS, :2], interior, float(tongue[i]))
-                  for i, (frame, interior, points) in enumerate(rendered)]  # fmt: skip
+        rendered = (toothed for toothed, *_ in toothed_frames(renderer, motion, events, FPS, speech.sample_rate))
     else:
-        frames = list(rendered)
+        rendered = renderer.frames(motion)
+    bar = tqdm(rendered, desc=clip_id, unit="frame", total=len(motion), disable=not progress_bar, leave=False)
+    frames = list(bar)
     names = {k: Path("clips") / f"{clip_id}.{k}" for k in ("mp4", "motion.npz", "aperture.npy")}
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     save_motion(out_dir / names["motion.npz"], motion)

@@ -91,10 +91,9 @@ class MouthPainter(ModelMixin, ConfigMixin):
             self.unet.config.reference_channels,
             self.unet.config.motion_channels,
         )
-        m = self.size_multiple
         for name, size in (("pixel_size", pixel_size), ("max_pixel_size", max_pixel_size)):
-            if size is not None and size % m:
-                raise ValueError(f"{name} ({size}) must be a multiple of {m} (the fold times the UNet's downsampling)")
+            if size is not None:
+                self.check_size(size, name)
         if unet_channels != (c, c, c):
             raise ValueError(f"the unet's latent, reference and motion channels must all be the codec's ({c})")
         if self.unet.config.audio_dim != self.speech_encoder.audio_dim:
@@ -126,10 +125,13 @@ class MouthPainter(ModelMixin, ConfigMixin):
         size = math.floor(native_side / m + 0.5) * m
         return int(min(max(size, low), high))
 
-    def check_size(self, size: int) -> None:
-        """Raise ValueError unless the painter paints crops of ``size`` px (a multiple of :attr:`size_multiple`)."""
-        if size < 1 or size % self.size_multiple:
-            raise ValueError(f"crops must be a positive multiple of {self.size_multiple} px on a side, got {size}")
+    def check_size(self, size: int, what: str = "the crop's side") -> None:
+        """Raise ValueError (naming ``what``) unless the painter paints crops of ``size`` px: a positive multiple of
+        :attr:`size_multiple`."""
+        m = self.size_multiple
+        if size < 1 or size % m:
+            raise ValueError(f"{what} ({size}) must be a positive multiple of {m} px (the fold times the UNet's "
+                             "downsampling)")  # fmt: skip
 
     def frame_clock(self, fps: FpsLike) -> FrameClock:
         """The clock of video at ``fps`` against the speech encoder's sample rate."""

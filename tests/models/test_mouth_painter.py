@@ -27,7 +27,7 @@ def test_the_preset_builds_a_seeded_painter_sized_by_its_fold(painter):
     with pytest.raises(ValueError, match="max_pixel_size"):
         build_mouth_painter({**spec, "max_pixel_size": 40})
     for key, size in (("pixel_size", 52), ("max_pixel_size", 92)):  # multiples of the fold, not of the UNet's 8
-        with pytest.raises(ValueError, match=f"{key} \\({size}\\) must be a multiple of 8"):
+        with pytest.raises(ValueError, match=f"{key} \\({size}\\) must be a positive multiple of 8"):
             build_mouth_painter({**spec, key: size})
 
 
@@ -53,7 +53,7 @@ def test_a_mouth_is_painted_at_its_native_size_within_the_painters_range(painter
         with pytest.raises(ValueError, match="native_side"):
             ranged.paint_size(bad)
     ranged.check_size(72)
-    with pytest.raises(ValueError, match="multiple of 8"):
+    with pytest.raises(ValueError, match="the crop's side \\(68\\) must be a positive multiple of 8"):
         ranged.check_size(68)
     # the UNet paints any of those sizes: latents of 64 px crops are 16 wide
     z = ranged.encode(torch.zeros(1, 3, 2, 64, 64))
