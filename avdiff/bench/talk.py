@@ -6,7 +6,8 @@ length.
   at 256 and 512 px, on one thread and on all cores: ``rtf`` end to end and per stage (audio loading, motion
   sampling, rendering, mouth painting, encoding, from the pipeline's own ``timings``), and the time to the first
   frame, each against the model-free warp baseline measured in the same run; at 512 px also with the mouth painter
-  (``paint_mouth=True``, 4 DDIM steps, guidance 1.5) where the pipeline has one;
+  (``paint_mouth=True``, the painter's default 4 DDIM steps without classifier-free guidance) where the pipeline
+  has one;
 
 All on the astronaut photo (512x512) with a deterministic speech-like signal (a voiced buzz whose loudness rises and
 falls at syllable rate), so the numbers do not depend on espeak-ng:
@@ -42,6 +43,7 @@ from avdiff.data.synthetic import default_face
 from avdiff.models.builders import build_motion_denoiser
 from avdiff.models.unet import quiet_empty_fp32_warning
 from avdiff.pipelines.talking_head import MotionTalkingHeadPipeline, TalkingHeadPipeline, WarpBaselinePipeline
+from avdiff.pipelines.talking_head.mouth_painting import MOUTH_GUIDANCE, MOUTH_STEPS
 from avdiff.pipelines.talking_head.pipeline_motion_talking_head import STAGES
 
 logger = logging.getLogger(__name__)
@@ -358,7 +360,7 @@ def main(
         f"avdiff bench talk: the motion pipeline ({stages[0]['model']}, 10 DDIM steps per window, guidance 2) on the "
         "astronaut and speech-like audio, streamed to an mp4; rtf = wall s per audio s (<= 1: real time), per stage "
         "too; vs_warp = its time over the model-free warp baseline's in the same run; painted = with the mouth "
-        "painter (4 steps, guidance 1.5; each mouth at its native size)",
+        f"painter ({MOUTH_STEPS} steps, guidance {MOUTH_GUIDANCE:g}; each mouth at its native size)",
         format_table([stages_row(r) for r in stages], ["config", "audio_s", "rtf", "vs_warp", "first_frame_s",
                                                         *(f"{k}_rtf" for k in STAGES)]),
         "",
