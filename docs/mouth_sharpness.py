@@ -1,4 +1,4 @@
-"""Print how sharp the mouth region stays, with and without the mouth painter: on the demo's example and on held-out faces.
+"""Print how sharp the mouth region stays, with and without the mouth painter, on the example and on held-out faces.
 
 Each photo says the demo's example sentence (the shipped espeak-ng speech), animated by a motion talking head twice,
 seed 0, without and with ``paint_mouth``; each frame's sharpness is the variance of the Laplacian inside the box of

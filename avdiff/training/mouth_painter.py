@@ -14,9 +14,10 @@ The loss: a timestep drawn uniformly, the window of crops noised by the painter'
 clean crops (x0) from the noisy ones, the crops with the hole blanked, the hole's mask, the photo's mouth and the
 frames' speech (dropped to silence in ``audio_dropout`` of the items, for classifier-free guidance). In
 ``context_prob`` of the items the window's first ``context_frames`` crops are given whole (no hole), as the pipeline
-gives each chunk the last frames of the one before, so the painter learns to carry their teeth and tongue on. The error is
-weighted 1 inside the painted pixels and ``outside_weight`` elsewhere (those pixels are given, and kept from the
-renderer anyway).
+gives each chunk the last frames of the one before, so the painter learns to carry their teeth and tongue on. The
+squared error is weighted 1 inside the painted pixels and ``outside_weight`` elsewhere (those pixels are given, and
+kept from the renderer anyway); ``edge_weight`` adds the gradient difference loss inside the painted pixels
+(:func:`gradient_difference`, logged as ``hole_gdl``), which a blur of the gaps between the teeth does not escape.
 
 :meth:`MouthPainterTask.evaluate` paints the held-out clips (the test identities of the pool saying the "test"
 sentences in voices not trained on) and measures, inside the holes only, the mean absolute error against the truth

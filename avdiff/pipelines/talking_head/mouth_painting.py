@@ -7,10 +7,10 @@ The renderer leaves, inside each frame's inner-lip contour, its own dark cavity 
    own mouth on a side, centred on the frame's mouth) at its native size (:meth:`~avdiff.models.mouth_painter.
    MouthPainter.paint_size`: a 64 px mouth square is painted at 64 px, not shrunk and enlarged again, so the paint is
    as sharp as the painter makes it; a painter trained at one size shrinks every square to it);
-2. denoises the painter's ``chunk_frames`` crops at a time by DDIM (:func:`paint_crops`), with classifier-free
-   guidance on the audio (``x0 = x0_silent + s * (x0_audio - x0_silent)``; the painter predicts the clean crop); a
-   chunk starts with the last ``context_frames`` frames already made, given whole (as Hallo and LatentSync carry
-   motion frames), so the teeth and tongue do not jump between chunks;
+2. denoises the painter's ``chunk_frames`` crops at a time by DDIM (:func:`paint_crops`), hearing the audio (with
+   ``guidance_scale != 1``, classifier-free guidance on it: ``x0 = x0_silent + s * (x0_audio - x0_silent)``; the
+   painter predicts the clean crop); a chunk starts with the last ``context_frames`` frames already made, given whole
+   (as Hallo and LatentSync carry motion frames), so the teeth and tongue do not jump between chunks;
 3. puts the paint back through the inverse map, blended by the renderer's own soft interior mask, so only the inside
    of the lips and the soft band over their inner edge change: the rest of the frame stays the renderer's, pixel for
    pixel. The painter learnt the truth as it is at that edge (already blended by the mask), so blending by the mask

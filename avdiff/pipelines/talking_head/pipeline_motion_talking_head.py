@@ -207,7 +207,8 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
             paint_mouth: paint the inside of the open mouth (teeth, tongue) with the ``mouth_painter``; off, the
                 renderer's own dark cavity is shown (the fast path). The motion is the same either way.
             mouth_steps: the painter's DDIM steps, >= 1 (None: ``MOUTH_STEPS``, 4); only with ``paint_mouth``.
-            mouth_guidance: the painter's classifier-free guidance on the audio, >= 0.
+            mouth_guidance: the painter's classifier-free guidance on the audio, >= 0 (default ``MOUTH_GUIDANCE``,
+                1.0: one plain pass a step).
             generator: the only source of randomness; the same seed gives the same video (the painter's noise comes
                 from a generator seeded by ``generator.initial_seed() + 1``, so painting leaves the motion alone; a
                 generator reused for a second call draws new motion but the same paint noise).

@@ -37,7 +37,7 @@ def test_it_ships_and_loads_by_name(pipe):
     assert isinstance(folder, Path) and folder.is_dir() and folder.parent.name == "bundled"
     assert "talking-head-motion" in [m.name for m in available("talking-head")]
     size_mb = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
-    assert size_mb < 20  # the motion model (5 MB) and the mouth painter (13.2 MB)
+    assert size_mb < 20  # the motion model (5.0 MiB) and the mouth painter (13.3 MiB)
 
 
 def test_it_fits_its_recipe(pipe):
