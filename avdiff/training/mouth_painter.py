@@ -263,12 +263,8 @@ def gradient_difference(images: torch.Tensor, truth: torch.Tensor, where: torch.
     count = images.new_zeros(())
     for dim in (-1, -2):
         n = images.shape[dim] - 1
-
-        def diff(x, n=n, dim=dim):
-            return x.narrow(dim, 1, n) - x.narrow(dim, 0, n)
-
         pairs = where.narrow(dim, 1, n) * where.narrow(dim, 0, n)
-        gap = (diff(images).abs() - diff(truth).abs()).abs().mean(dim=1, keepdim=True)
+        gap = (torch.diff(images, dim=dim).abs() - torch.diff(truth, dim=dim).abs()).abs().mean(dim=1, keepdim=True)
         total = total + (gap * pairs).sum()
         count = count + pairs.sum()
     return total / count.clamp(min=1)
