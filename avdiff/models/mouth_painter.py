@@ -82,6 +82,11 @@ class MouthPainter(ModelMixin, ConfigMixin):
         if chunk_frames < 1 or not 0 <= context_frames < chunk_frames:
             raise ValueError(f"need chunk_frames >= 1 and 0 <= context_frames < chunk_frames, got {chunk_frames} and "
                              f"{context_frames}")  # fmt: skip
+        kind = DDIMScheduler.from_config(dict(scheduler or {})).config.prediction_type
+        if kind not in ("sample", "v_prediction", "epsilon"):
+            raise ValueError(f"scheduler prediction_type must be 'sample', 'v_prediction' or 'epsilon', got {kind!r}")
+        self._prediction_type = kind
+        self._alphas: torch.Tensor | None = None  # the schedule's cumulative alphas, made when first needed
         self.unet = AudioVideoUNet(**unet_config)
         self.speech_encoder = SpeechEncoder(**speech_config)
         self.codec = SpaceToDepthCodec(factor=codec_factor)
@@ -140,6 +145,33 @@ class MouthPainter(ModelMixin, ConfigMixin):
     def make_scheduler(self) -> DDIMScheduler:
         """A fresh DDIM scheduler with the noise schedule the painter was trained with."""
         return DDIMScheduler.from_config(dict(self.config.scheduler or {}))
+
+    @property
+    def prediction_type(self) -> str:
+        """What the UNet predicts: ``"sample"`` (the clean crops), ``"v_prediction"`` (Salimans and Ho 2022) or
+        ``"epsilon"`` (the noise), as its scheduler says."""
+        return self._prediction_type
+
+    def clean_latents(self, output: torch.Tensor, sample: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        """The clean latents the UNet's ``output`` stands for, by :attr:`prediction_type` (as ``DDIMScheduler.step``
+        reads it, without clipping): the output itself, ``sqrt(a) x_t - sqrt(1 - a) v`` or ``(x_t - sqrt(1 - a) eps)
+        / sqrt(a)``, with ``a`` the schedule's cumulative alpha at ``timestep``.
+
+        Args:
+            output: the UNet's output [B, C, F, h, w].
+            sample: the noisy latents it was given, the same shape.
+            timestep: int [B], the training timesteps.
+        """
+        kind = self.prediction_type
+        if kind == "sample":
+            return output
+        if self._alphas is None:
+            self._alphas = self.make_scheduler().alphas_cumprod
+        a = self._alphas.to(sample.device)[timestep.long().to(sample.device)].to(sample.dtype)
+        a = a.view(-1, *([1] * (sample.ndim - 1)))
+        if kind == "v_prediction":
+            return a.sqrt() * sample - (1 - a).sqrt() * output
+        return (sample - (1 - a).sqrt() * output) / a.sqrt()
 
     def encode(self, crops: torch.Tensor) -> torch.Tensor:
         """Pixels in [-1, 1], [B, 3, F, S, S] -> latents [B, C, F, S/f, S/f] (the fold has no weights)."""
@@ -202,7 +234,8 @@ class MouthPainter(ModelMixin, ConfigMixin):
             drop_audio: bool [B]: these items hear silence's null (zero tokens: classifier-free guidance).
 
         Returns:
-            the predicted clean latents [B, C, F, h, w].
+            the UNet's prediction [B, C, F, h, w], of what :attr:`prediction_type` names (:meth:`clean_latents` turns
+            it into the clean latents).
         """
         tokens = self.speech_encoder(audio_windows)  # [B, F, T_a, D_a]
         if drop_audio is not None:

@@ -211,7 +211,7 @@ class MouthPainterTask:
         pred = model(noisy, t, batch["audio"], ref_latent, known, mask, drop)
         paint = net.pixel_mask(holes)
         weight = paint + self.config.outside_weight * (1 - paint)
-        painted = net.decode(pred).float()
+        painted = net.decode(net.clean_latents(pred, noisy, t)).float()
         error = F.mse_loss(painted, crops, reduction="none").mean(dim=1, keepdim=True)
         loss = (error * weight).sum() / weight.sum()
         hole_mse = float((error.detach() * paint).sum() / paint.sum().clamp(min=1))

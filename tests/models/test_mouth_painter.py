@@ -100,3 +100,29 @@ def test_bad_sizes_are_refused(painter):
         MouthPainter(unet, speech, codec_factor=2, pixel_size=48)
     with pytest.raises(ValueError, match="audio_dim"):
         MouthPainter(unet, {**speech, "audio_dim": 16})
+
+
+@pytest.mark.parametrize("kind", ["sample", "v_prediction", "epsilon"])
+def test_clean_latents_reads_each_prediction_type_as_the_scheduler_does(kind):
+    spec = load_preset("mouth_painter", "tiny")
+    painter = build_mouth_painter({**spec, "scheduler": {**spec["scheduler"], "prediction_type": kind}})
+    assert painter.prediction_type == kind
+    scheduler = painter.make_scheduler()
+    g = torch.Generator().manual_seed(0)
+    clean, noise = torch.randn(3, 48, 2, 6, 6, generator=g), torch.randn(3, 48, 2, 6, 6, generator=g)
+    t = torch.tensor([3, 500, 990])
+    noisy = scheduler.add_noise(clean, noise, t)
+    target = {"sample": clean, "v_prediction": scheduler.get_velocity(clean, noise, t), "epsilon": noise}[kind]
+    # the scheduler's training target stands for the clean latents, at every noise level
+    torch.testing.assert_close(painter.clean_latents(target, noisy, t), clean, atol=2e-4, rtol=1e-4)
+    # and DDIM's own reading of one output agrees (without its clipping: unclipped latents)
+    scheduler = type(scheduler).from_config(scheduler.config, clip_sample=False)
+    scheduler.set_timesteps(4)
+    step = scheduler.step(target[1:2], t[1], noisy[1:2])
+    torch.testing.assert_close(painter.clean_latents(target[1:2], noisy[1:2], t[1:2]), step.pred_original_sample)
+
+
+def test_an_unknown_prediction_type_is_refused():
+    spec = load_preset("mouth_painter", "tiny")
+    with pytest.raises(ValueError, match="prediction_type must be 'sample', 'v_prediction' or 'epsilon'"):
+        build_mouth_painter({**spec, "scheduler": {**spec["scheduler"], "prediction_type": "flow"}})
