@@ -10,7 +10,9 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 from avdiff import __version__
 from avdiff.commands import CommandError
@@ -46,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (``kill``, ``timeout``, SLURM, Kubernetes), raised where the command is, as Ctrl-C raises
+    KeyboardInterrupt: every ``with`` and ``finally`` on the way out runs, so a half-written mp4 is removed."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
 # Set AVDIFF_DEBUG=1 to see the traceback of an error that is otherwise printed as one line.
 
 
@@ -57,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    on_main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
+    before = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     try:
         code = int(args.func(args) or 0)
     except CommandError as e:
@@ -65,11 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("avdiff: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("avdiff: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except Exception as e:
         if os.environ.get("AVDIFF_DEBUG") or not _user_facing(e):
             raise
         print(f"avdiff: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, before)
     _leave_process_group()
     return code
 

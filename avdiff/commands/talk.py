@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from avdiff.bundled import DEFAULT_TALKING_HEAD_MODEL as DEFAULT_MODEL
@@ -122,6 +123,23 @@ _MOTION_FLAGS = {"--expressiveness": "expressiveness", "--blink-rate": "blink_ra
                  "--mouth-steps": "mouth_steps"}  # fmt: skip
 _PIXEL_FLAGS = {"--chunk-frames": "chunk_frames", "--motion-frames": "motion_frames",
                 "--audio-guidance": "audio_guidance", "--reference-guidance": "reference_guidance"}  # fmt: skip
+# the pipelines' argument -> the flag that sets it, for their error messages (see flag_words)
+_ARGUMENT_FLAGS = {"num_inference_steps": "--steps", "guidance_scale": "--expressiveness",
+                   "blink_rate_per_min": "--blink-rate", "head_amount": "--head-motion", "still_head": "--still-head",
+                   "paint_mouth": "--paint-mouth", "mouth_steps": "--mouth-steps", "max_duration_s": "--max-duration",
+                   "audio_guidance_scale": "--audio-guidance", "reference_guidance_scale": "--reference-guidance",
+                   "chunk_frames": "--chunk-frames", "motion_frames": "--motion-frames"}  # fmt: skip
+
+
+def flag_words(message: str) -> str:
+    """A pipeline's error message in the command's words: each argument it names becomes the flag that sets it
+    (``mouth_steps=8, but paint_mouth is False`` -> ``--mouth-steps 8, but --paint-mouth is not given``)."""
+    for name, flag in _ARGUMENT_FLAGS.items():
+        message = re.sub(rf"\b{name}=True\b", flag, message)
+        message = re.sub(rf"\b{name} is False\b", f"{flag} is not given", message)
+        message = re.sub(rf"\b{name}=", f"{flag} ", message)
+        message = re.sub(rf"\b{name}\b", flag, message)
+    return message
 
 
 def generation_kwargs(args: argparse.Namespace, pipe) -> dict:
@@ -135,11 +153,10 @@ def generation_kwargs(args: argparse.Namespace, pipe) -> dict:
     if kind not in TALKING_HEAD_CLASSES:
         raise CommandError(f"--model: a {kind}, not a talking-head pipeline ({', '.join(TALKING_HEAD_CLASSES)})")
     is_motion = kind == "MotionTalkingHeadPipeline"
-    wrong = _PIXEL_FLAGS if is_motion else _MOTION_FLAGS
-    given = [flag for flag, name in wrong.items() if getattr(args, name, None) not in (None, False)]
-    if given:
-        kind = "a motion model (MotionTalkingHeadPipeline)" if is_motion else "a pixel model (TalkingHeadPipeline)"
-        raise CommandError(f"{', '.join(given)}: not a setting of {kind}")
+    kind = "a motion model (MotionTalkingHeadPipeline)" if is_motion else "a pixel model (TalkingHeadPipeline)"
+    refuse_flags(args, _PIXEL_FLAGS if is_motion else _MOTION_FLAGS, kind)
+    if args.still_head and args.head_motion is not None:
+        raise CommandError("--head-motion: the head keeps the photo's pose with --still-head; give one of the two")
     kwargs = {"fps": checked_fps(args.fps), "generator": torch.Generator().manual_seed(args.seed)}
     if args.steps is not None:
         kwargs["num_inference_steps"] = args.steps
@@ -160,6 +177,15 @@ def generation_kwargs(args: argparse.Namespace, pipe) -> dict:
     return kwargs
 
 
+def refuse_flags(args: argparse.Namespace, flags: dict[str, str], what: str) -> None:
+    """A CommandError naming every flag of ``flags`` (flag -> attribute) that was given: not a setting of ``what``."""
+    from avdiff.commands import CommandError
+
+    given = [flag for flag, name in flags.items() if getattr(args, name, None) not in (None, False)]
+    if given:
+        raise CommandError(f"{', '.join(given)}: not a setting of {what}")
+
+
 def check_arguments(args: argparse.Namespace) -> None:
     """Everything that can be checked before any work: the animation source, fps, the duration limit, the inputs
     and ``--out`` (a file, not a folder, not one of the inputs, in a folder that can be written)."""
@@ -176,6 +202,9 @@ def check_arguments(args: argparse.Namespace) -> None:
                 "(the mouth-warp baseline)"
             )
         args.model = DEFAULT_MODEL
+    if args.baseline:  # the warp takes the photo, the speech and the frame rate, nothing else
+        model_flags = {"--steps": "steps", "--device": "device", "--variant": "variant", "--crops": "crops"}
+        refuse_flags(args, {**model_flags, **_MOTION_FLAGS, **_PIXEL_FLAGS}, "the mouth-warp baseline (--baseline)")
     checked_fps(args.fps)
     checked_max_duration(args.max_duration)
     for flag, path in (("--image", args.image), ("--audio", args.audio)):
@@ -187,15 +216,26 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from avdiff.commands import CommandError
+    from avdiff.video.face import NoFaceError
+
     check_arguments(args)
     audio = speech_of(args)
-    if args.baseline:
-        from avdiff.pipelines.talking_head import WarpBaselinePipeline
+    try:
+        if args.baseline:
+            from avdiff.pipelines.talking_head import WarpBaselinePipeline
 
-        pipe = WarpBaselinePipeline(fps=checked_fps(args.fps))
-        out = pipe(args.image, audio, max_duration_s=args.max_duration, output_path=args.out)
-    else:
-        out = _generate(args, audio)
+            pipe = WarpBaselinePipeline(fps=checked_fps(args.fps))
+            out = pipe(args.image, audio, max_duration_s=args.max_duration, output_path=args.out)
+        else:
+            out = _generate(args, audio)
+    except ValueError as e:  # the pipeline's checks, said in the command's words
+        if isinstance(e, NoFaceError):
+            raise CommandError(f"--image {args.image!r}: {e}") from e
+        worded = flag_words(str(e))
+        if worded == str(e):
+            raise
+        raise CommandError(worded) from e
     print(f"wrote {out.path} ({out.num_frames} frames at {out.fps} fps)")
     for warning in out.warnings:  # silent or near-empty speech (avdiff.audio.silence): made, but said
         print(f"avdiff: warning: --audio {args.audio!r}: {warning}", file=sys.stderr)

@@ -262,10 +262,10 @@ def lipsync_scores(
             f"only {valid} of {n} frames have both a face and audio (a face in {found}); at least {min_frames} "
             "are needed for a score"
         )
-        logger.warning("lip sync cannot be scored: %s", reason)
+        logger.info("lip sync cannot be scored: %s", reason)  # the result says it (score_video warns once)
         return LipSyncResult(None, None, None, num_frames=n, valid_frames=valid, reason=reason)
     if np.ptp(e_n[np.isfinite(a_n) & np.isfinite(e_n)]) == 0:
-        logger.warning("lip sync cannot be scored: %s", FLAT_REASON)
+        logger.info("lip sync cannot be scored: %s", FLAT_REASON)
         return LipSyncResult(None, None, None, num_frames=n, valid_frames=valid, reason=FLAT_REASON)
 
     correlations = offset_correlations(a_n, e_n, max_offset, min_frames)
@@ -405,4 +405,6 @@ def score_video(
             f"face {f['index']} {f['box']} follows {f['follows']}" for f in result.faces if f["index"] != index
         )
         logger.info("%d faces; scoring face %d %s (%s); %s", len(results), index, _box(boxes[index]), how, others)
+    if not result.scored:
+        logger.warning("lip sync cannot be scored: %s", result.reason)
     return result

@@ -386,9 +386,10 @@ def detect_face(image: ImageLike, *, on_multiple: Literal["largest", "error"] = 
     """
     if on_multiple not in ("largest", "error"):
         raise ValueError(f"on_multiple must be 'largest' or 'error', got {on_multiple!r}")
-    faces = detect_faces(image)
+    rgb = load_image(image)
+    faces = detect_faces(rgb)
     if not faces:
-        raise NoFaceError("no face found in the image")
+        raise NoFaceError(f"no face found in the image ({rgb.shape[1]}x{rgb.shape[0]} px)")
     if len(faces) > 1:
         if on_multiple == "error":
             raise MultipleFacesError(f"{len(faces)} faces found in the image; expected exactly one")

@@ -283,7 +283,7 @@ def test_durations_are_checked_and_documented(media, tmp_path, capsys):
         )
         == 2
     )
-    assert "longer than max_duration_s=5 s" in capsys.readouterr().err and not out.exists()
+    assert "longer than --max-duration 5 s" in capsys.readouterr().err and not out.exists()
     talk = next(
         a
         for a in build_parser()._subparsers._group_actions[0].choices["talk"]._actions

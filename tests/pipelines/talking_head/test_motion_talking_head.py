@@ -152,10 +152,18 @@ def test_avdiff_talk_with_a_motion_model_takes_its_controls_and_refuses_the_pixe
     assert "paint_mouth" not in kwargs  # the fast path unless asked
     # this model has no mouth painter: --paint-mouth is refused before any work, naming the flag
     assert main([*common, "--out", str(tmp_path / "d.mp4"), "--paint-mouth"]) == 2
-    assert "paint_mouth=True, but this pipeline has no mouth_painter" in capsys.readouterr().err
+    assert "--paint-mouth, but this pipeline has no mouth_painter" in capsys.readouterr().err
     assert main([*common, "--out", str(tmp_path / "e.mp4"), "--mouth-steps", "3"]) == 2
-    assert "but paint_mouth is False" in capsys.readouterr().err
-    assert not (tmp_path / "d.mp4").exists() and not (tmp_path / "e.mp4").exists()
+    assert "--mouth-steps 3, but --paint-mouth is not given" in capsys.readouterr().err
+    # the pipeline's checks are said in the flags' words, and contradicting flags are refused
+    for flags, said in (
+        (["--expressiveness", "-1"], "--expressiveness must be"),
+        (["--steps", "0"], "--steps must be"),
+        (["--still-head", "--head-motion", "2"], "--head-motion: the head keeps the photo's pose"),
+    ):
+        assert main([*common, "--out", str(tmp_path / "f.mp4"), *flags]) == 2
+        assert said in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in ("d.mp4", "e.mp4", "f.mp4"))
 
 
 def test_avdiff_talk_refuses_a_pipeline_of_another_job(tmp_path, capsys):
