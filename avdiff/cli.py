@@ -54,7 +54,19 @@ class Terminated(BaseException):
 
 
 def _raise_terminated(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM does not cut the clean-up short
     raise Terminated
+
+
+_fork_hook = False  # the hook below is registered once per process
+
+
+def _default_sigterm_in_children() -> None:
+    """A forked child (a DataLoader worker) dies of SIGTERM as Python's default has it, not by raising Terminated."""
+    global _fork_hook
+    if not _fork_hook and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+        _fork_hook = True
 
 
 # Set AVDIFF_DEBUG=1 to see the traceback of an error that is otherwise printed as one line.
@@ -70,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     on_main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
     before = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
+    if on_main_thread:
+        _default_sigterm_in_children()
     try:
         code = int(args.func(args) or 0)
     except CommandError as e:
@@ -87,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"avdiff: error: {e}", file=sys.stderr)
         return 2
     finally:
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, before)
+        if on_main_thread:  # a handler set outside Python reads as None: the default then
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
     _leave_process_group()
     return code
 

@@ -136,6 +136,7 @@ def flag_words(message: str) -> str:
     (``mouth_steps=8, but paint_mouth is False`` -> ``--mouth-steps 8, but --paint-mouth is not given``)."""
     for name, flag in _ARGUMENT_FLAGS.items():
         message = re.sub(rf"\b{name}=True\b", flag, message)
+        message = re.sub(rf"\b{name}=False\b", f"{flag} not given", message)
         message = re.sub(rf"\b{name} is False\b", f"{flag} is not given", message)
         message = re.sub(rf"\b{name}=", f"{flag} ", message)
         message = re.sub(rf"\b{name}\b", flag, message)
@@ -181,7 +182,8 @@ def refuse_flags(args: argparse.Namespace, flags: dict[str, str], what: str) -> 
     """A CommandError naming every flag of ``flags`` (flag -> attribute) that was given: not a setting of ``what``."""
     from avdiff.commands import CommandError
 
-    given = [flag for flag, name in flags.items() if getattr(args, name, None) not in (None, False)]
+    values = {flag: getattr(args, name, None) for flag, name in flags.items()}
+    given = [flag for flag, value in values.items() if value is not None and value is not False]  # 0 is given
     if given:
         raise CommandError(f"{', '.join(given)}: not a setting of {what}")
 
@@ -216,30 +218,45 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avdiff.commands import CommandError
-    from avdiff.video.face import NoFaceError
-
     check_arguments(args)
-    audio = speech_of(args)
-    try:
-        if args.baseline:
-            from avdiff.pipelines.talking_head import WarpBaselinePipeline
+    if args.baseline:
+        from avdiff.pipelines.talking_head import WarpBaselinePipeline
 
-            pipe = WarpBaselinePipeline(fps=checked_fps(args.fps))
-            out = pipe(args.image, audio, max_duration_s=args.max_duration, output_path=args.out)
-        else:
-            out = _generate(args, audio)
-    except ValueError as e:  # the pipeline's checks, said in the command's words
-        if isinstance(e, NoFaceError):
-            raise CommandError(f"--image {args.image!r}: {e}") from e
-        worded = flag_words(str(e))
-        if worded == str(e):
+        pipe, kwargs = WarpBaselinePipeline(fps=checked_fps(args.fps)), {}
+    else:
+        pipe = _load(args)  # its own errors (a folder, a config) as they are
+        kwargs = _call_kwargs(args, pipe)
+    try:
+        audio = speech_of(args)
+        out = pipe(args.image, audio, **kwargs, max_duration_s=args.max_duration, output_path=args.out)
+    except ValueError as e:
+        worded = in_flag_words(e, args.image)
+        if worded is e:
             raise
-        raise CommandError(worded) from e
+        raise worded from e
     print(f"wrote {out.path} ({out.num_frames} frames at {out.fps} fps)")
     for warning in out.warnings:  # silent or near-empty speech (avdiff.audio.silence): made, but said
         print(f"avdiff: warning: --audio {args.audio!r}: {warning}", file=sys.stderr)
     return 0
+
+
+def in_flag_words(error: ValueError, image: str) -> Exception:
+    """The pipeline call's ``error`` as ``avdiff talk`` says it: a photo without a face named by ``--image``, the
+    pipelines' argument checks (plain ValueErrors) in :func:`flag_words`, the audio's duration limit as
+    ``--max-duration``; anything else (or with ``AVDIFF_DEBUG`` set, for its traceback) the error itself."""
+    from avdiff.commands import CommandError
+    from avdiff.video.face import NoFaceError
+
+    said = str(error)
+    if os.environ.get("AVDIFF_DEBUG"):
+        return error
+    if isinstance(error, NoFaceError):
+        return CommandError(f"--image {image!r}: {said}")
+    if type(error) is ValueError:
+        worded = flag_words(said)
+    else:  # an input's error names its path, which is left as it is
+        worded = re.sub(r"\bmax_duration_s=", "--max-duration ", said)
+    return CommandError(worded) if worded != said else error
 
 
 def speech_of(args: argparse.Namespace):
@@ -251,18 +268,24 @@ def speech_of(args: argparse.Namespace):
     return load_audio(args.audio, mono=False, max_duration_s=args.max_duration, audio_track=args.audio_track)
 
 
-def _generate(args: argparse.Namespace, audio):
-    from avdiff.commands import CommandError
+def _load(args: argparse.Namespace):
+    """The pipeline of ``--model`` (a saved folder, a training checkpoint, a bundled name or a hub id; its ValueErrors
+    reach cli.main) or ``--preset``."""
     from avdiff.loading import load_model, to_device
     from avdiff.pipelines.talking_head import TalkingHeadPipeline
 
-    if args.model:  # a saved folder, a training checkpoint, a bundled name or a hub id; its ValueErrors reach cli.main
-        pipe = load_model(args.model, variant=args.variant, device=args.device, hub_class=TalkingHeadPipeline)
-    else:
-        pipe = to_device(TalkingHeadPipeline.from_preset(args.preset, seed=args.seed), args.device)
+    if args.model:
+        return load_model(args.model, variant=args.variant, device=args.device, hub_class=TalkingHeadPipeline)
+    return to_device(TalkingHeadPipeline.from_preset(args.preset, seed=args.seed), args.device)
+
+
+def _call_kwargs(args: argparse.Namespace, pipe) -> dict:
+    """:func:`generation_kwargs`, and ``output_type="crops"`` with ``--crops`` (a pixel model's only)."""
+    from avdiff.commands import CommandError
+
     kwargs = generation_kwargs(args, pipe)
     if args.crops:
         if type(pipe).__name__ == "MotionTalkingHeadPipeline":
             raise CommandError("--crops: a motion model renders the whole photo; it has no face crops")
         kwargs["output_type"] = "crops"
-    return pipe(args.image, audio, **kwargs, max_duration_s=args.max_duration, output_path=args.out)
+    return kwargs

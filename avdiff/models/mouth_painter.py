@@ -14,7 +14,7 @@ frames, gated audio cross-attention) denoises a window of such crops given, on i
 
 and the **audio** tokens of each frame (a :class:`~avdiff.models.speech.SpeechEncoder` over log-mel windows): what
 the tongue does is heard, not seen. The UNet predicts the clean crop (x0-prediction, as the pixel-space talking-head
-preset does); the sampling loop and the crops' geometry are in
+preset does; or v, by its scheduler's ``prediction_type``); the sampling loop and the crops' geometry are in
 :mod:`avdiff.pipelines.talking_head.mouth_painting`, the training in :mod:`avdiff.training.mouth_painter`.
 
 Everything is one diffusers ``ModelMixin`` (one ``config.json``, one safetensors file), so it is an optional
@@ -56,7 +56,8 @@ class MouthPainter(ModelMixin, ConfigMixin):
         chunk_frames: frames painted together (the motion layers' window).
         context_frames: of those, how many are the frames made just before, given whole (known, not painted again),
             so the paint carries on from chunk to chunk; < ``chunk_frames``.
-        scheduler: ``DDIMScheduler`` keyword arguments (the noise schedule it was trained with).
+        scheduler: ``DDIMScheduler`` keyword arguments (the noise schedule it was trained with); its
+            ``prediction_type`` is ``"sample"`` (the default) or ``"v_prediction"``.
     """
 
     @register_to_config
@@ -82,9 +83,10 @@ class MouthPainter(ModelMixin, ConfigMixin):
         if chunk_frames < 1 or not 0 <= context_frames < chunk_frames:
             raise ValueError(f"need chunk_frames >= 1 and 0 <= context_frames < chunk_frames, got {chunk_frames} and "
                              f"{context_frames}")  # fmt: skip
-        kind = DDIMScheduler.from_config(dict(scheduler or {})).config.prediction_type
-        if kind not in ("sample", "v_prediction", "epsilon"):
-            raise ValueError(f"scheduler prediction_type must be 'sample', 'v_prediction' or 'epsilon', got {kind!r}")
+        kind = self._scheduler_config(scheduler)["prediction_type"]
+        if kind not in ("sample", "v_prediction"):  # the loss is on the clean crop: from a predicted noise it would be
+            # the noise's error times sqrt(1 - a) / sqrt(a), about 1e3 at the schedule's last steps
+            raise ValueError(f"scheduler prediction_type must be 'sample' or 'v_prediction', got {kind!r}")
         self._prediction_type = kind
         self._alphas: torch.Tensor | None = None  # the schedule's cumulative alphas, made when first needed
         self.unet = AudioVideoUNet(**unet_config)
@@ -142,20 +144,26 @@ class MouthPainter(ModelMixin, ConfigMixin):
         """The clock of video at ``fps`` against the speech encoder's sample rate."""
         return self.speech_encoder.frame_clock(fps)
 
+    @staticmethod
+    def _scheduler_config(scheduler: dict | None) -> dict:
+        """The ``scheduler`` keyword arguments with the painter's default ``prediction_type``, ``"sample"``."""
+        return {"prediction_type": "sample", **(scheduler or {})}
+
     def make_scheduler(self) -> DDIMScheduler:
-        """A fresh DDIM scheduler with the noise schedule the painter was trained with."""
-        return DDIMScheduler.from_config(dict(self.config.scheduler or {}))
+        """A fresh DDIM scheduler with the noise schedule the painter was trained with (predicting the clean crops
+        unless its ``scheduler`` says otherwise)."""
+        return DDIMScheduler.from_config(self._scheduler_config(self.config.scheduler))
 
     @property
     def prediction_type(self) -> str:
-        """What the UNet predicts: ``"sample"`` (the clean crops), ``"v_prediction"`` (Salimans and Ho 2022) or
-        ``"epsilon"`` (the noise), as its scheduler says."""
+        """What the UNet predicts, as its scheduler says: ``"sample"`` (the clean crops; the shipped painter) or
+        ``"v_prediction"`` (Salimans and Ho, "Progressive distillation for fast sampling of diffusion models", 2022)."""
         return self._prediction_type
 
     def clean_latents(self, output: torch.Tensor, sample: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         """The clean latents the UNet's ``output`` stands for, by :attr:`prediction_type` (as ``DDIMScheduler.step``
-        reads it, without clipping): the output itself, ``sqrt(a) x_t - sqrt(1 - a) v`` or ``(x_t - sqrt(1 - a) eps)
-        / sqrt(a)``, with ``a`` the schedule's cumulative alpha at ``timestep``.
+        reads it, without clipping): the output itself, or ``sqrt(a) x_t - sqrt(1 - a) v`` with ``a`` the schedule's
+        cumulative alpha at ``timestep``.
 
         Args:
             output: the UNet's output [B, C, F, h, w].
@@ -169,9 +177,7 @@ class MouthPainter(ModelMixin, ConfigMixin):
             self._alphas = self.make_scheduler().alphas_cumprod
         a = self._alphas.to(sample.device)[timestep.long().to(sample.device)].to(sample.dtype)
         a = a.view(-1, *([1] * (sample.ndim - 1)))
-        if kind == "v_prediction":
-            return a.sqrt() * sample - (1 - a).sqrt() * output
-        return (sample - (1 - a).sqrt() * output) / a.sqrt()
+        return a.sqrt() * sample - (1 - a).sqrt() * output
 
     def encode(self, crops: torch.Tensor) -> torch.Tensor:
         """Pixels in [-1, 1], [B, 3, F, S, S] -> latents [B, C, F, S/f, S/f] (the fold has no weights)."""

@@ -11,7 +11,7 @@ mouths span about 41 to 106 px), so the painter learns teeth at their native sca
 holds one size (the trainer batches within :attr:`~avdiff.data.mouth_dataset.MouthWindows.batch_groups`).
 
 The loss: a timestep drawn uniformly, the window of crops noised by the painter's schedule, the painter predicts the
-clean crops (x0) from the noisy ones, the crops with the hole blanked, the hole's mask, the photo's mouth and the
+clean crops (x0; or v, read back into the clean crops by ``MouthPainter.clean_latents``) from the noisy ones, the crops with the hole blanked, the hole's mask, the photo's mouth and the
 frames' speech (dropped to silence in ``audio_dropout`` of the items, for classifier-free guidance). In
 ``context_prob`` of the items the window's first ``context_frames`` crops are given whole (no hole), as the pipeline
 gives each chunk the last frames of the one before, so the painter learns to carry their teeth and tongue on. The

@@ -18,9 +18,9 @@
    mouth and of each eye, and a band from the face's outline to a fixed outer ring (:data:`RING`), so the
    displacement is continuous and zero on the ring and beyond. The backward map (:meth:`FaceRenderer.backward_map`,
    sampled bicubic by ``cv2.remap``: the face moves by fractions of a pixel, which bilinear sampling blurs) is
-   computed only in the ring's box, so the cost does not grow with the photo; each pixel reads the photo within a
-   pixel of its triangle's source corners, so a pixel on the edge of a sliver triangle does not read (and show as a
-   speck) some far part of the photo. Triangles are drawn far to near; the eyes' insides are
+   computed only in the ring's box, so the cost does not grow with the photo; each pixel's source is kept within a
+   pixel of the box around its triangle's source corners, so a pixel on the edge of a sliver triangle does not read
+   (and show as a speck) some far part of the photo. Triangles are drawn far to near; the eyes' insides are
    drawn first, at their open positions, so a closing upper lid covers the eye instead of squashing it.
 3. **composites**: the warped box is blended into the photo with a mask feathered inside the ring (nothing is pasted
    as a box; outside the ring the photo is untouched), and the inside of the target inner-lip contour, where the

@@ -313,9 +313,9 @@ def test_a_closed_mouth_whose_lips_cross_opens_as_one_cavity(lfw_index):
 
 
 def talking_poses(renderer: FaceRenderer) -> Motion:
-    """36 frames of mouths, jaws and head poses a talking head takes (open and shut, turned, nodding, tilted)."""
+    """48 frames of mouths, jaws and head poses a talking head takes (open and shut, turned, nodding, tilted)."""
     grid = [(m, j, y, p, r) for m in (0.0, 0.3) for j in (0.0, 0.1) for y in (-0.2, 0.0, 0.2) for p in (-0.1, 0.1)
-            for r in (-0.1, 0.1)][:36]  # fmt: skip
+            for r in (-0.1, 0.1)]  # fmt: skip
     m, j, y, p, r = (np.array(v) for v in zip(*grid))
     return motion_of(renderer, len(grid), mouth_open=renderer.aperture + m, jaw=j, yaw=y, pitch=p, roll=r)
 
