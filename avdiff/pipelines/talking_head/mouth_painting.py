@@ -10,7 +10,10 @@ The renderer leaves, inside each frame's inner-lip contour, its own dark cavity 
 2. denoises the painter's ``chunk_frames`` crops at a time by DDIM (:func:`paint_crops`), hearing the audio (with
    ``guidance_scale != 1``, classifier-free guidance on it: ``x0 = x0_silent + s * (x0_audio - x0_silent)``; the
    painter predicts the clean crop); a chunk starts with the last ``context_frames`` frames already made, given whole
-   (as Hallo and LatentSync carry motion frames), so the teeth and tongue do not jump between chunks;
+   (as Hallo and LatentSync carry motion frames), so the teeth and tongue do not jump between chunks. The clip's
+   first chunk, which has no frames before it, is only ``context_frames`` long: the first frame waits for a short
+   chunk (a quarter of the painting's cost, the time to the first frame), and the chunk after it starts with its
+   whole context;
 3. puts the paint back through the inverse map, blended by the renderer's own soft interior mask, so only the inside
    of the lips and the soft band over their inner edge change: the rest of the frame stays the renderer's, pixel for
    pixel. The painter learnt the truth as it is at that edge (already blended by the mask), so blending by the mask
@@ -145,8 +148,13 @@ class CropSequence:
         self._end = -1  # the frame after them
 
     def chunk_size(self, start: int) -> int:
-        """How many new frames the chunk starting at frame ``start`` takes."""
-        return self.painter.config.chunk_frames - (len(self._context) if start == self._end else 0)
+        """How many new frames the chunk starting at frame ``start`` takes: ``chunk_frames`` less the frames it
+        continues from; a chunk that continues nothing (the clip's first) takes ``context_frames`` (all of
+        ``chunk_frames`` for a painter without context), so that the first frame waits for a short chunk only."""
+        cfg = self.painter.config
+        if start == self._end:
+            return cfg.chunk_frames - len(self._context)
+        return cfg.context_frames or cfg.chunk_frames
 
     def paint(self, crops: np.ndarray, holes: np.ndarray, start: int) -> np.ndarray:
         """Crops uint8 [n, S, S, 3] of frames ``start ..`` (``n <= chunk_size(start)``) and their holes float [n, S,

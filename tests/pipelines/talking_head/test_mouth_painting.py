@@ -135,6 +135,7 @@ def test_chunks_hear_their_own_frames_and_carry_the_last_ones_on(pipe, monkeypat
     features = encoder.features(audio.samples)
     clock = encoder.frame_clock(25)
     assert len(calls) >= 3
+    assert len(calls[0][0]) == pipe.mouth_painter.config.context_frames  # a short first chunk
     start, carried = 0, 0
     for crops, holes, windows in calls:
         expected = encoder.frame_windows(features, clock, start - carried, len(crops))[0]
@@ -150,8 +151,12 @@ def test_a_crop_sequence_refuses_an_oversized_chunk_and_keeps_shut_mouths(pipe):
     seq = CropSequence(pipe.mouth_painter, np.zeros((S, S, 3), np.uint8), torch.zeros(1, 40, 200),
                        pipe.mouth_painter.speech_encoder.frame_clock(25))  # fmt: skip
     crops = np.random.default_rng(0).integers(0, 256, (16, S, S, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(seq.paint(crops, np.zeros((16, S, S), np.float32), 0), crops)
-    assert seq.chunk_size(16) == 12 and seq.chunk_size(40) == 16  # continuing, or starting afresh
+    assert seq.chunk_size(0) == 4  # the first chunk: as short as the context (the time to the first frame)
+    with pytest.raises(ValueError, match="takes 4"):
+        seq.paint(crops, np.zeros((16, S, S), np.float32), 0)
+    np.testing.assert_array_equal(seq.paint(crops[:4], np.zeros((4, S, S), np.float32), 0), crops[:4])
+    assert seq.chunk_size(4) == 12 and seq.chunk_size(40) == 4  # continuing, or starting afresh
+    np.testing.assert_array_equal(seq.paint(crops[4:], np.zeros((12, S, S), np.float32), 4), crops[4:])
     with pytest.raises(ValueError, match="takes 12"):
         seq.paint(crops[:13], np.zeros((13, S, S), np.float32), 16)
 
