@@ -118,17 +118,25 @@ TALKING_HEAD_CLASSES = ("MotionTalkingHeadPipeline", "TalkingHeadPipeline")
 # the pipelines' own defaults, written here so that --help does not import them (a test checks they agree)
 MOTION_DEFAULTS = {"guidance_scale": 2.0, "blink_rate_per_min": 15.0, "head_amount": 1.0, "mouth_steps": 4}
 PIXEL_DEFAULTS = {"audio_guidance_scale": 2.0, "reference_guidance_scale": 1.5}
-_MOTION_FLAGS = {"--expressiveness": "expressiveness", "--blink-rate": "blink_rate", "--head-motion": "head_motion",
-                 "--still-head": "still_head", "--paint-mouth": "paint_mouth",
-                 "--mouth-steps": "mouth_steps"}  # fmt: skip
-_PIXEL_FLAGS = {"--chunk-frames": "chunk_frames", "--motion-frames": "motion_frames",
-                "--audio-guidance": "audio_guidance", "--reference-guidance": "reference_guidance"}  # fmt: skip
+# each model's own flags: flag -> (its attribute on the parsed args, the pipeline argument it sets, the model kind)
+_MODEL_FLAGS = {
+    "--expressiveness": ("expressiveness", "guidance_scale", "motion"),
+    "--blink-rate": ("blink_rate", "blink_rate_per_min", "motion"),
+    "--head-motion": ("head_motion", "head_amount", "motion"),
+    "--still-head": ("still_head", "still_head", "motion"),
+    "--paint-mouth": ("paint_mouth", "paint_mouth", "motion"),
+    "--mouth-steps": ("mouth_steps", "mouth_steps", "motion"),
+    "--chunk-frames": ("chunk_frames", "chunk_frames", "pixel"),
+    "--motion-frames": ("motion_frames", "motion_frames", "pixel"),
+    "--audio-guidance": ("audio_guidance", "audio_guidance_scale", "pixel"),
+    "--reference-guidance": ("reference_guidance", "reference_guidance_scale", "pixel"),
+}
+_MOTION_FLAGS = {flag: attr for flag, (attr, _, kind) in _MODEL_FLAGS.items() if kind == "motion"}
+_PIXEL_FLAGS = {flag: attr for flag, (attr, _, kind) in _MODEL_FLAGS.items() if kind == "pixel"}
 # the pipelines' argument -> the flag that sets it, for their error messages (see flag_words)
-_ARGUMENT_FLAGS = {"num_inference_steps": "--steps", "guidance_scale": "--expressiveness",
-                   "blink_rate_per_min": "--blink-rate", "head_amount": "--head-motion", "still_head": "--still-head",
-                   "paint_mouth": "--paint-mouth", "mouth_steps": "--mouth-steps", "max_duration_s": "--max-duration",
-                   "audio_guidance_scale": "--audio-guidance", "reference_guidance_scale": "--reference-guidance",
-                   "chunk_frames": "--chunk-frames", "motion_frames": "--motion-frames"}  # fmt: skip
+_ARGUMENT_FLAGS = {"num_inference_steps": "--steps", "max_duration_s": "--max-duration"} | {
+    argument: flag for flag, (_, argument, _) in _MODEL_FLAGS.items()
+}
 
 
 def flag_words(message: str) -> str:

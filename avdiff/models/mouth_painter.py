@@ -83,12 +83,13 @@ class MouthPainter(ModelMixin, ConfigMixin):
         if chunk_frames < 1 or not 0 <= context_frames < chunk_frames:
             raise ValueError(f"need chunk_frames >= 1 and 0 <= context_frames < chunk_frames, got {chunk_frames} and "
                              f"{context_frames}")  # fmt: skip
-        kind = self._scheduler_config(scheduler)["prediction_type"]
+        schedule = DDIMScheduler.from_config(self._scheduler_config(scheduler))
+        kind = schedule.config.prediction_type
         if kind not in ("sample", "v_prediction"):  # the loss is on the clean crop: from a predicted noise it would be
             # the noise's error times sqrt(1 - a) / sqrt(a), about 1e3 at the schedule's last steps
             raise ValueError(f"scheduler prediction_type must be 'sample' or 'v_prediction', got {kind!r}")
         self._prediction_type = kind
-        self._alphas: torch.Tensor | None = None  # the schedule's cumulative alphas, made when first needed
+        self._alphas = schedule.alphas_cumprod  # [num_train_timesteps], what clean_latents reads v by
         self.unet = AudioVideoUNet(**unet_config)
         self.speech_encoder = SpeechEncoder(**speech_config)
         self.codec = SpaceToDepthCodec(factor=codec_factor)
@@ -173,8 +174,6 @@ class MouthPainter(ModelMixin, ConfigMixin):
         kind = self.prediction_type
         if kind == "sample":
             return output
-        if self._alphas is None:
-            self._alphas = self.make_scheduler().alphas_cumprod
         a = self._alphas.to(sample.device)[timestep.long().to(sample.device)].to(sample.dtype)
         a = a.view(-1, *([1] * (sample.ndim - 1)))
         return a.sqrt() * sample - (1 - a).sqrt() * output

@@ -11,8 +11,9 @@ mouths span about 41 to 106 px), so the painter learns teeth at their native sca
 holds one size (the trainer batches within :attr:`~avdiff.data.mouth_dataset.MouthWindows.batch_groups`).
 
 The loss: a timestep drawn uniformly, the window of crops noised by the painter's schedule, the painter predicts the
-clean crops (x0; or v, read back into the clean crops by ``MouthPainter.clean_latents``) from the noisy ones, the crops with the hole blanked, the hole's mask, the photo's mouth and the
-frames' speech (dropped to silence in ``audio_dropout`` of the items, for classifier-free guidance). In
+clean crops (x0; or v, read back into the clean crops by ``MouthPainter.clean_latents``) from the noisy ones, the
+crops with the hole blanked, the hole's mask, the photo's mouth and the frames' speech (dropped to silence in
+``audio_dropout`` of the items, for classifier-free guidance). In
 ``context_prob`` of the items the window's first ``context_frames`` crops are given whole (no hole), as the pipeline
 gives each chunk the last frames of the one before, so the painter learns to carry their teeth and tongue on. The
 squared error is weighted 1 inside the painted pixels and ``outside_weight`` elsewhere (those pixels are given, and
@@ -286,8 +287,8 @@ def _laplacian_variance(images: np.ndarray, where: np.ndarray) -> float:
 def evaluate_painter(
     painter: MouthPainter, clips: list[MouthClip], fps: int, steps: int = 8, guidance: float = 1.5, seed: int = 0
 ) -> dict[str, float]:
-    """Paint every clip's rendered crops (:class:`CropSequence`, as the pipeline does) with the audio at ``guidance`` and
-    with it dropped (the twin, guidance 0), and score the holes against the truth, beside the renderer's own dark
+    """Paint every clip's rendered crops (:class:`CropSequence`, as the pipeline does) with the audio at ``guidance``
+    and with it dropped (the twin, guidance 0), and score the holes against the truth, beside the renderer's own dark
     cavity (the clip's ``rendered`` crops: the model-free baseline).
 
     Returns:
