@@ -14,6 +14,7 @@ Three sources of the animation, at most one of them:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -234,6 +235,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         pipe = _load(args)  # its own errors (a folder, a config) as they are
         kwargs = _call_kwargs(args, pipe)
+    speech_log = logging.getLogger("avdiff.audio.silence")  # its warnings are said below, once, in the flag's words
+    level = speech_log.level
+    speech_log.setLevel(logging.ERROR)
     try:
         audio = speech_of(args)
         out = pipe(args.image, audio, **kwargs, max_duration_s=args.max_duration, output_path=args.out)
@@ -242,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
         if worded is e:
             raise
         raise worded from e
+    finally:
+        speech_log.setLevel(level)
     print(f"wrote {out.path} ({out.num_frames} frames at {out.fps} fps)")
     for warning in out.warnings:  # silent or near-empty speech (avdiff.audio.silence): made, but said
         print(f"avdiff: warning: --audio {args.audio!r}: {warning}", file=sys.stderr)

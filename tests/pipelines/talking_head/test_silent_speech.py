@@ -106,13 +106,16 @@ def test_the_diffusion_pipeline_warns_the_same_way(caplog):
 
 
 @pytest.mark.slow
-def test_cli_talk_prints_the_warning_to_stderr(silent_video, photo, silence, folder, capsys):
+def test_cli_talk_prints_the_warning_to_stderr_once(silent_video, photo, silence, folder, capsys, caplog):
     assert silent_video.is_file()  # made: a still face is what silence looks like
     out = folder / "again.mp4"
-    assert main(["talk", "--baseline", "--image", str(photo), "--audio", str(silence), "--out", str(out)]) == 0
+    with caplog.at_level(logging.WARNING):
+        assert main(["talk", "--baseline", "--image", str(photo), "--audio", str(silence), "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert f"avdiff: warning: --audio {str(silence)!r}: {SILENT}" in captured.err
     assert "warning" not in captured.out and out.is_file()
+    assert "silent" not in caplog.text  # said by the command, not logged a second time by the pipeline
+    assert logging.getLogger("avdiff.audio.silence").level == logging.NOTSET  # as it was
 
 
 @pytest.mark.slow
