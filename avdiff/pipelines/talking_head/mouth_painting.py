@@ -1,7 +1,8 @@
 """Painting the inside of the mouth of rendered frames with a :class:`~avdiff.models.mouth_painter.MouthPainter`.
 
 The renderer leaves, inside each frame's inner-lip contour, its own dark cavity and a soft mask of where it drew it.
-:class:`MouthPainting` takes a talking head's frames window by window and, for the frames whose mouth is open,
+:class:`MouthPainting` takes a talking head's frames as the renderer draws them, a chunk at a time, and, for the
+frames whose mouth is open,
 
 1. cuts a square around the mouth (:func:`avdiff.video.mouth_crop.mouth_crops`: ``crop_scale`` widths of the photo's
    own mouth on a side, centred on the frame's mouth) at its native size (:meth:`~avdiff.models.mouth_painter.
@@ -27,8 +28,9 @@ the painter costs nothing while the lips are shut.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -231,37 +233,32 @@ class MouthPainting:
             guidance_scale=guidance_scale, generator=generator,
         )  # fmt: skip
 
-    def paint(
-        self, frames: list[np.ndarray], interiors: list[np.ndarray], targets: np.ndarray, first: int
-    ) -> Iterator[np.ndarray]:
+    def paint(self, drawn: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], first: int) -> Iterator[np.ndarray]:
         """Frames ``first ..`` of the video, in order, with their open mouths painted (closed mouths as they were),
-        chunk by chunk (:class:`CropSequence`; across calls too when ``first`` continues the previous call's frames),
-        each chunk painted when its first frame is asked for.
+        chunk by chunk (:class:`CropSequence`; across calls too when ``first`` continues the previous call's frames).
+        ``drawn`` is read a chunk at a time, when the chunk's first frame is asked for, so a renderer's generator
+        draws only the frames the chunk paints (the first frame waits for the first chunk's frames, not the window's,
+        and a window's frames are not all held at once).
 
         Args:
-            frames: uint8 [H, W, 3] each, the renderer's frames.
-            interiors: float [H, W] each, the renderer's interior masks.
-            targets: float [n, 478, 2+], the frames' target landmarks.
-            first: the index of ``frames[0]`` in the video.
-
-        Raises:
-            ValueError: lists of different lengths.
+            drawn: the renderer's ``(frame, interior, landmarks)`` per frame (``FaceRenderer.frames(motion,
+                return_interior=True, return_landmarks=True)``): uint8 [H, W, 3], float [H, W] in [0, 1], float
+                [478, 2+] px.
+            first: the index of the first frame in the video.
         """
-        n = len(frames)
-        if len(interiors) != n or len(targets) != n:
-            raise ValueError(f"frames, interiors and targets must match, got {n}, {len(interiors)}, {len(targets)}")
         cfg = self.painter.config
-        crops = mouth_crops(np.asarray(targets)[:, INNER_LIPS, :2], self.width, cfg.crop_scale, self.size)
-        lo = 0
-        while lo < n:
-            hi = min(lo + self.sequence.chunk_size(first + lo), n)
-            cut = np.stack([crops[i].cut(frames[i]) for i in range(lo, hi)])
-            holes = np.stack([crops[i].cut(interiors[i]) for i in range(lo, hi)])
-            painted = self.sequence.paint(cut, holes, first + lo)
-            for j, i in enumerate(range(lo, hi)):
+        drawn, index = iter(drawn), first
+        while chunk := list(itertools.islice(drawn, self.sequence.chunk_size(index))):
+            frames, interiors, targets = (list(x) for x in zip(*chunk))
+            lips = np.stack([np.asarray(t)[INNER_LIPS, :2] for t in targets])
+            crops = mouth_crops(lips, self.width, cfg.crop_scale, self.size)
+            cut = np.stack([c.cut(f) for c, f in zip(crops, frames)])
+            holes = np.stack([c.cut(i) for c, i in zip(crops, interiors)])
+            painted = self.sequence.paint(cut, holes, index)
+            for j, crop in enumerate(crops):
                 changed = not np.array_equal(painted[j], cut[j])
-                yield crops[i].paste(frames[i], painted[j], interiors[i]) if changed else frames[i]
-            lo = hi
+                yield crop.paste(frames[j], painted[j], interiors[j]) if changed else frames[j]
+            index += len(chunk)
 
 
 __all__ = ["CropSequence", "MouthPainting", "paint_crops"]

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -310,16 +310,13 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
                 tick = time.perf_counter()
                 if painting is None:  # the window's mesh solved at once, its frames drawn one by one
                     frames, stage = renderer.frames(window), "render"
-                else:  # the whole window rendered, then its open mouths painted chunk by chunk as they are asked for
-                    drawn = list(renderer.frames(window, return_interior=True, return_landmarks=True))
-                    timings["render"] += time.perf_counter() - tick
-                    tick = time.perf_counter()
-                    images, interiors, targets = (list(x) for x in zip(*drawn))
-                    frames = painting.paint(images, interiors, np.stack(targets), index)
-                    stage = "paint"
+                else:  # drawn a chunk at a time as the painter asks for them, their open mouths painted
+                    drawn = renderer.frames(window, return_interior=True, return_landmarks=True)
+                    frames, stage = painting.paint(_timed(drawn, timings, "render"), index), "paint"
                 for j in range(len(window)):
+                    drawing = timings["render"]
                     frame = next(frames)
-                    timings[stage] += time.perf_counter() - tick
+                    timings[stage] += time.perf_counter() - tick - (timings["render"] - drawing)  # less the drawing
                     tick = time.perf_counter()
                     if callback_on_step_end is not None:
                         tensors = {"motion": torch.from_numpy(window.as_array()[j]), "frame": torch.from_numpy(frame)}
@@ -357,3 +354,15 @@ class MotionTalkingHeadPipeline(DiffusionPipeline):
 
     def _progress_enabled(self) -> bool:
         return not getattr(self, "_progress_bar_config", {}).get("disable", False)
+
+
+def _timed(items: Iterable, timings: dict[str, float], stage: str) -> Iterator:
+    """``items`` as they come, the time each one takes to come added to ``timings[stage]``."""
+    items = iter(items)
+    while True:
+        tick = time.perf_counter()
+        item = next(items, None)
+        timings[stage] += time.perf_counter() - tick
+        if item is None:
+            return
+        yield item

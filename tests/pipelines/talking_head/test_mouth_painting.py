@@ -94,8 +94,8 @@ def test_a_shut_mouth_is_not_painted_at_all(pipe, monkeypatch):
     motion = renderer.neutral(20)
     frames = [renderer.render(motion, i) for i in range(20)]
     shut = [np.zeros(PHOTO.shape[:2], np.float32)] * 20
-    out = list(painting.paint(frames, shut, renderer.target_landmarks(motion), 0))
-    assert calls == [] and all(o is f for o, f in zip(out, frames))
+    out = list(painting.paint(zip(frames, shut, renderer.target_landmarks(motion)), 0))
+    assert calls == [] and len(out) == 20 and all(o is f for o, f in zip(out, frames))
 
 
 def test_a_pipeline_without_a_painter_refuses_to_paint_before_any_work(tmp_path):
@@ -217,5 +217,25 @@ def test_the_mouth_is_painted_at_its_native_size(monkeypatch, max_pixel_size, ex
     motion = renderer.neutral(4)
     motion.mouth_open[:] = 0.5
     frames, interiors = zip(*(renderer.render(motion, i, return_interior=True) for i in range(4)))
-    out = list(painting.paint(list(frames), list(interiors), renderer.target_landmarks(motion), 0))
+    out = list(painting.paint(zip(frames, interiors, renderer.target_landmarks(motion)), 0))
     assert sizes == [(expected,) * 3] and any(not np.array_equal(o, f) for o, f in zip(out, frames))
+
+
+def test_frames_are_drawn_a_chunk_at_a_time(pipe):
+    """The painting reads the renderer's frames as it paints them: the first frame waits for the first chunk's four
+    frames to be drawn, not the whole window's, and a window's frames are never all held at once."""
+    renderer = FaceRenderer(PHOTO, detect_face(PHOTO))
+    painting = MouthPainting(pipe.mouth_painter, renderer, speech(1.0, 0), 25, num_inference_steps=1)
+    motion = renderer.neutral(20)
+    motion.mouth_open[:] = 0.5
+    drawn = []
+
+    def frames():
+        for item in renderer.frames(motion, return_interior=True, return_landmarks=True):
+            drawn.append(item[0])
+            yield item
+
+    out = painting.paint(frames(), 0)
+    first = next(out)
+    assert len(drawn) == pipe.mouth_painter.config.context_frames and not np.array_equal(first, drawn[0])
+    assert len(list(out)) == 19 and len(drawn) == 20
