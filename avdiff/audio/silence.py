@@ -11,14 +11,17 @@ Policy:
 
 Neither is an error: both are valid audio that gives a valid video, and a caller may want exactly that (a still
 face for a pause). :func:`speech_warnings` logs each warning, naming the input, and returns the sentences, which the
-pipelines put on their output (``VideoPipelineOutput.warnings``), ``avdiff talk`` prints to stderr, and the demo shows
-beside the score. The sentences hold no path, so the demo can show them as they are.
+pipelines put on their output (``VideoPipelineOutput.warnings``), ``avdiff talk`` prints to stderr (once: it holds
+the log back during its call, :func:`held_back`), and the demo shows beside the score. The sentences hold no path, so the demo can show them as they are.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import threading
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -88,3 +91,19 @@ def speech_warnings(waveform: Waveform, name: str = "the speech") -> list[str]:
     for sentence in out:
         logger.warning("%s: %s", name, sentence[0].lower() + sentence[1:])
     return out
+
+
+@contextlib.contextmanager
+def held_back() -> Iterator[None]:
+    """Within the block, :func:`speech_warnings` logs nothing for this thread (other threads log as ever): for a
+    caller that says the returned sentences itself, as ``avdiff talk`` does after the video is written."""
+    thread = threading.get_ident()
+
+    def other_threads(record: logging.LogRecord) -> bool:
+        return record.thread != thread
+
+    logger.addFilter(other_threads)
+    try:
+        yield
+    finally:
+        logger.removeFilter(other_threads)

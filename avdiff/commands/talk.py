@@ -14,7 +14,6 @@ Three sources of the animation, at most one of them:
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import re
 import sys
@@ -235,19 +234,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         pipe = _load(args)  # its own errors (a folder, a config) as they are
         kwargs = _call_kwargs(args, pipe)
-    speech_log = logging.getLogger("avdiff.audio.silence")  # its warnings are said below, once, in the flag's words
-    level = speech_log.level
-    speech_log.setLevel(logging.ERROR)
+    from avdiff.audio.silence import held_back
+
     try:
-        audio = speech_of(args)
-        out = pipe(args.image, audio, **kwargs, max_duration_s=args.max_duration, output_path=args.out)
+        with held_back():  # the speech's warnings are said below, once, in the flag's words
+            audio = speech_of(args)
+            out = pipe(args.image, audio, **kwargs, max_duration_s=args.max_duration, output_path=args.out)
     except ValueError as e:
         worded = in_flag_words(e, args.image)
         if worded is e:
             raise
         raise worded from e
-    finally:
-        speech_log.setLevel(level)
     print(f"wrote {out.path} ({out.num_frames} frames at {out.fps} fps)")
     for warning in out.warnings:  # silent or near-empty speech (avdiff.audio.silence): made, but said
         print(f"avdiff: warning: --audio {args.audio!r}: {warning}", file=sys.stderr)

@@ -55,7 +55,8 @@ class MouthPainter(ModelMixin, ConfigMixin):
         crop_scale: the crop's native side, in widths of the photo's mouth (corner to corner of the inner lips).
         chunk_frames: frames painted together (the motion layers' window).
         context_frames: of those, how many are the frames made just before, given whole (known, not painted again),
-            so the paint carries on from chunk to chunk; < ``chunk_frames``.
+            so the paint carries on from chunk to chunk; < ``chunk_frames``. A clip's first chunk, which continues
+            nothing, is this long (the time to the first frame; ``chunk_frames`` with 0).
         scheduler: ``DDIMScheduler`` keyword arguments (the noise schedule it was trained with); its
             ``prediction_type`` is ``"sample"`` (the default) or ``"v_prediction"``.
     """
@@ -83,7 +84,7 @@ class MouthPainter(ModelMixin, ConfigMixin):
         if chunk_frames < 1 or not 0 <= context_frames < chunk_frames:
             raise ValueError(f"need chunk_frames >= 1 and 0 <= context_frames < chunk_frames, got {chunk_frames} and "
                              f"{context_frames}")  # fmt: skip
-        schedule = DDIMScheduler.from_config(self._scheduler_config(scheduler))
+        schedule = self.make_scheduler()  # the config is registered before __init__ runs
         kind = schedule.config.prediction_type
         if kind not in ("sample", "v_prediction"):  # the loss is on the clean crop: from a predicted noise it would be
             # the noise's error times sqrt(1 - a) / sqrt(a), about 1e3 at the schedule's last steps

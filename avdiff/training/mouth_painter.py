@@ -314,21 +314,17 @@ def evaluate_painter(
         if holes.sum() < 1:
             continue
         features = encoder.features(clip.samples[None])
-        made = {g: [] for g in (guidance, 0.0)}
-        for g in made:
+        made = {}
+        for g in (guidance, 0.0):
             sequence = CropSequence(painter, clip.reference, features, clock, num_inference_steps=steps,
                                     guidance_scale=g, generator=torch.Generator().manual_seed(seed + k))  # fmt: skip
-            lo = 0
-            while lo < len(clip.crops):
-                hi = min(lo + sequence.chunk_size(lo), len(clip.crops))
-                made[g].append(sequence.paint(clip.rendered[lo:hi], holes[lo:hi], lo))
-                lo = hi
+            made[g] = sequence.paint_clip(clip.rendered, holes)
         mae = functools.partial(_hole_mae, truth=clip.crops, holes=holes)
-        ours.append(mae(np.concatenate(made[guidance])))
-        twin.append(mae(np.concatenate(made[0.0])))
+        ours.append(mae(made[guidance]))
+        twin.append(mae(made[0.0]))
         cavity.append(mae(clip.rendered))
         inside = holes > 0.5
-        sharp_painted.append(_laplacian_variance(np.concatenate(made[guidance]), inside))
+        sharp_painted.append(_laplacian_variance(made[guidance], inside))
         sharp_truth.append(_laplacian_variance(clip.crops, inside))
     if not ours:
         raise ValueError("no held-out clip opens its mouth: nothing to score")

@@ -90,3 +90,20 @@ def test_a_clip_too_short_to_score_is_said_once(folder, tmp_path, capsys, caplog
     said = [r for r in caplog.records if "lip sync cannot be scored" in r.getMessage()]
     assert len(said) == 1 and "frames" in said[0].getMessage()
     assert "avdiff: error:" in capsys.readouterr().err
+
+
+def test_the_flag_table_names_the_parsers_own_flags_and_the_pipelines_arguments():
+    """talk.py's one table (flag -> attribute, argument, model kind) matches the parser and the kwargs it makes."""
+    import argparse
+    import inspect
+
+    from avdiff.cli import build_parser
+    from avdiff.commands import talk
+    from avdiff.pipelines.talking_head import MotionTalkingHeadPipeline, TalkingHeadPipeline
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    dests = {flag: a.dest for a in sub.choices["talk"]._actions for flag in a.option_strings}
+    takes = {kind: set(inspect.signature(cls.__call__).parameters)
+             for kind, cls in (("motion", MotionTalkingHeadPipeline), ("pixel", TalkingHeadPipeline))}  # fmt: skip
+    for flag, (attr, argument, kind) in talk._MODEL_FLAGS.items():
+        assert dests[flag] == attr and argument in takes[kind], flag

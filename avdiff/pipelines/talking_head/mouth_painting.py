@@ -13,8 +13,7 @@ frames whose mouth is open,
    painter predicts the clean crop); a chunk starts with the last ``context_frames`` frames already made, given whole
    (as Hallo and LatentSync carry motion frames), so the teeth and tongue do not jump between chunks. The clip's
    first chunk, which has no frames before it, is only ``context_frames`` long: the first frame waits for a short
-   chunk (a quarter of the painting's cost, the time to the first frame), and the chunk after it starts with its
-   whole context;
+   chunk (a quarter of one chunk's cost), and the chunk after it starts with its whole context;
 3. puts the paint back through the inverse map, blended by the renderer's own soft interior mask, so only the inside
    of the lips and the soft band over their inner edge change: the rest of the frame stays the renderer's, pixel for
    pixel. The painter learnt the truth as it is at that edge (already blended by the mask), so blending by the mask
@@ -128,10 +127,11 @@ def paint_crops(
 
 
 class CropSequence:
-    """A clip's mouth crops painted chunk after chunk, each chunk continuing the one before: the painter's
+    """A clip's mouth crops painted chunk after chunk, each chunk continuing the one before: up to the painter's
     ``chunk_frames`` crops at a time, of which the first ``context_frames`` are the last crops made (given whole, as
-    known pixels, and not painted again), so the teeth and tongue carry on across chunks. A chunk whose mouths are
-    all shut is not sampled. The rule the pipeline paints by and the evaluation scores by.
+    known pixels, and not painted again), so the teeth and tongue carry on across chunks; the clip's first chunk is
+    ``context_frames`` long (:meth:`chunk_size`). A chunk whose mouths are all shut is not sampled. The rule the
+    pipeline paints by (chunk by chunk, as frames are drawn) and the evaluation scores by (:meth:`paint_clip`).
 
     Args:
         painter: the trained painter.
@@ -157,6 +157,16 @@ class CropSequence:
         if start == self._end:
             return cfg.chunk_frames - len(self._context)
         return cfg.context_frames or cfg.chunk_frames
+
+    def paint_clip(self, crops: np.ndarray, holes: np.ndarray) -> np.ndarray:
+        """A whole clip's crops uint8 [F, S, S, 3] and holes float [F, S, S] -> the crops painted chunk after chunk
+        from frame 0 (as :meth:`paint` each), uint8 [F, S, S, 3]."""
+        made, lo = [], 0
+        while lo < len(crops):
+            hi = min(lo + self.chunk_size(lo), len(crops))
+            made.append(self.paint(crops[lo:hi], holes[lo:hi], lo))
+            lo = hi
+        return np.concatenate(made) if made else np.array(crops, copy=True)
 
     def paint(self, crops: np.ndarray, holes: np.ndarray, start: int) -> np.ndarray:
         """Crops uint8 [n, S, S, 3] of frames ``start ..`` (``n <= chunk_size(start)``) and their holes float [n, S,

@@ -161,6 +161,21 @@ def test_a_crop_sequence_refuses_an_oversized_chunk_and_keeps_shut_mouths(pipe):
         seq.paint(crops[:13], np.zeros((13, S, S), np.float32), 16)
 
 
+def test_a_painter_without_context_paints_whole_chunks_from_the_first(monkeypatch):
+    painter = build_mouth_painter({**load_preset("mouth_painter", "tiny"), "context_frames": 0}, seed=0)
+    S = painter.config.pixel_size
+    seq = CropSequence(painter, np.zeros((S, S, 3), np.uint8), torch.zeros(1, 40, 200),
+                       painter.speech_encoder.frame_clock(25))  # fmt: skip
+    sizes = []
+    monkeypatch.setattr(
+        mouth_painting, "paint_crops", lambda painter, crops, *a, **k: sizes.append(len(crops)) or crops
+    )
+    crops = np.zeros((40, S, S, 3), np.uint8)
+    holes = np.ones((40, S, S), np.float32)
+    assert seq.chunk_size(0) == 16 and seq.paint_clip(crops, holes).shape == crops.shape
+    assert sizes == [16, 16, 8]  # no context carried, none given: every chunk paints only new frames
+
+
 def test_the_largest_seed_paints_too(pipe):
     gen = torch.Generator().manual_seed(2**64 - 1)
     out = pipe(PHOTO, speech(0.4, 0), generator=gen, num_inference_steps=2, paint_mouth=True, mouth_steps=1)
