@@ -55,8 +55,7 @@ class MouthPainter(ModelMixin, ConfigMixin):
         crop_scale: the crop's native side, in widths of the photo's mouth (corner to corner of the inner lips).
         chunk_frames: frames painted together (the motion layers' window).
         context_frames: of those, how many are the frames made just before, given whole (known, not painted again),
-            so the paint carries on from chunk to chunk; < ``chunk_frames``. A clip's first chunk, which continues
-            nothing, is this long (the time to the first frame; ``chunk_frames`` with 0).
+            so the paint carries on from chunk to chunk; < ``chunk_frames``.
         scheduler: ``DDIMScheduler`` keyword arguments (the noise schedule it was trained with); its
             ``prediction_type`` is ``"sample"`` (the default) or ``"v_prediction"``.
     """

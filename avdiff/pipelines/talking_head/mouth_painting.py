@@ -12,8 +12,8 @@ frames whose mouth is open,
    ``guidance_scale != 1``, classifier-free guidance on it: ``x0 = x0_silent + s * (x0_audio - x0_silent)``; the
    painter predicts the clean crop); a chunk starts with the last ``context_frames`` frames already made, given whole
    (as Hallo and LatentSync carry motion frames), so the teeth and tongue do not jump between chunks. The clip's
-   first chunk, which has no frames before it, is only ``context_frames`` long: the first frame waits for a short
-   chunk (a quarter of one chunk's cost), and the chunk after it starts with its whole context;
+   first chunk is a whole one too: the painter learnt on windows of ``chunk_frames`` and paints worse on shorter ones
+   (a first chunk of ``context_frames``, tried for the time to the first frame, made its frames' error 11 % larger);
 3. puts the paint back through the inverse map, blended by the renderer's own soft interior mask, so only the inside
    of the lips and the soft band over their inner edge change: the rest of the frame stays the renderer's, pixel for
    pixel. The painter learnt the truth as it is at that edge (already blended by the mask), so blending by the mask
@@ -129,8 +129,8 @@ def paint_crops(
 class CropSequence:
     """A clip's mouth crops painted chunk after chunk, each chunk continuing the one before: up to the painter's
     ``chunk_frames`` crops at a time, of which the first ``context_frames`` are the last crops made (given whole, as
-    known pixels, and not painted again), so the teeth and tongue carry on across chunks; the clip's first chunk is
-    ``context_frames`` long (:meth:`chunk_size`). A chunk whose mouths are all shut is not sampled. The rule the
+    known pixels, and not painted again), so the teeth and tongue carry on across chunks (:meth:`chunk_size`). A
+    chunk whose mouths are all shut is not sampled. The rule the
     pipeline paints by (chunk by chunk, as frames are drawn) and the evaluation scores by (:meth:`paint_clip`).
 
     Args:
@@ -151,12 +151,8 @@ class CropSequence:
 
     def chunk_size(self, start: int) -> int:
         """How many new frames the chunk starting at frame ``start`` takes: ``chunk_frames`` less the frames it
-        continues from; a chunk that continues nothing (the clip's first) takes ``context_frames`` (all of
-        ``chunk_frames`` for a painter without context), so that the first frame waits for a short chunk only."""
-        cfg = self.painter.config
-        if start == self._end:
-            return cfg.chunk_frames - len(self._context)
-        return cfg.context_frames or cfg.chunk_frames
+        continues from (none for the clip's first chunk)."""
+        return self.painter.config.chunk_frames - (len(self._context) if start == self._end else 0)
 
     def paint_clip(self, crops: np.ndarray, holes: np.ndarray) -> np.ndarray:
         """A whole clip's crops uint8 [F, S, S, 3] and holes float [F, S, S] -> the crops painted chunk after chunk

@@ -135,7 +135,6 @@ def test_chunks_hear_their_own_frames_and_carry_the_last_ones_on(pipe, monkeypat
     features = encoder.features(audio.samples)
     clock = encoder.frame_clock(25)
     assert len(calls) >= 3
-    assert len(calls[0][0]) == pipe.mouth_painter.config.context_frames  # a short first chunk
     start, carried = 0, 0
     for crops, holes, windows in calls:
         expected = encoder.frame_windows(features, clock, start - carried, len(crops))[0]
@@ -151,12 +150,8 @@ def test_a_crop_sequence_refuses_an_oversized_chunk_and_keeps_shut_mouths(pipe):
     seq = CropSequence(pipe.mouth_painter, np.zeros((S, S, 3), np.uint8), torch.zeros(1, 40, 200),
                        pipe.mouth_painter.speech_encoder.frame_clock(25))  # fmt: skip
     crops = np.random.default_rng(0).integers(0, 256, (16, S, S, 3), dtype=np.uint8)
-    assert seq.chunk_size(0) == 4  # the first chunk: as short as the context (the time to the first frame)
-    with pytest.raises(ValueError, match="takes 4"):
-        seq.paint(crops, np.zeros((16, S, S), np.float32), 0)
-    np.testing.assert_array_equal(seq.paint(crops[:4], np.zeros((4, S, S), np.float32), 0), crops[:4])
-    assert seq.chunk_size(4) == 12 and seq.chunk_size(40) == 4  # continuing, or starting afresh
-    np.testing.assert_array_equal(seq.paint(crops[4:], np.zeros((12, S, S), np.float32), 4), crops[4:])
+    np.testing.assert_array_equal(seq.paint(crops, np.zeros((16, S, S), np.float32), 0), crops)
+    assert seq.chunk_size(16) == 12 and seq.chunk_size(40) == 16  # continuing, or starting afresh
     with pytest.raises(ValueError, match="takes 12"):
         seq.paint(crops[:13], np.zeros((13, S, S), np.float32), 16)
 
@@ -237,11 +232,11 @@ def test_the_mouth_is_painted_at_its_native_size(monkeypatch, max_pixel_size, ex
 
 
 def test_frames_are_drawn_a_chunk_at_a_time(pipe):
-    """The painting reads the renderer's frames as it paints them: the first frame waits for the first chunk's four
+    """The painting reads the renderer's frames as it paints them: the first frame waits for the first chunk's
     frames to be drawn, not the whole window's, and a window's frames are never all held at once."""
     renderer = FaceRenderer(PHOTO, detect_face(PHOTO))
     painting = MouthPainting(pipe.mouth_painter, renderer, speech(1.0, 0), 25, num_inference_steps=1)
-    motion = renderer.neutral(20)
+    motion = renderer.neutral(24)
     motion.mouth_open[:] = 0.5
     drawn = []
 
@@ -252,5 +247,5 @@ def test_frames_are_drawn_a_chunk_at_a_time(pipe):
 
     out = painting.paint(frames(), 0)
     first = next(out)
-    assert len(drawn) == pipe.mouth_painter.config.context_frames and not np.array_equal(first, drawn[0])
-    assert len(list(out)) == 19 and len(drawn) == 20
+    assert len(drawn) == pipe.mouth_painter.config.chunk_frames and not np.array_equal(first, drawn[0])
+    assert len(list(out)) == 23 and len(drawn) == 24
