@@ -130,8 +130,8 @@ class CropSequence:
     """A clip's mouth crops painted chunk after chunk, each chunk continuing the one before: up to the painter's
     ``chunk_frames`` crops at a time, of which the first ``context_frames`` are the last crops made (given whole, as
     known pixels, and not painted again), so the teeth and tongue carry on across chunks (:meth:`chunk_size`). A
-    chunk whose mouths are all shut is not sampled. The rule the
-    pipeline paints by (chunk by chunk, as frames are drawn) and the evaluation scores by (:meth:`paint_clip`).
+    chunk whose mouths are all shut is not sampled. The rule the pipeline paints by (chunk by chunk, as frames are
+    drawn) and the evaluation scores by (:meth:`paint_clip`).
 
     Args:
         painter: the trained painter.
