@@ -12,7 +12,8 @@ Policy:
 Neither is an error: both are valid audio that gives a valid video, and a caller may want exactly that (a still
 face for a pause). :func:`speech_warnings` logs each warning, naming the input, and returns the sentences, which the
 pipelines put on their output (``VideoPipelineOutput.warnings``), ``avdiff talk`` prints to stderr (once: it holds
-the log back during its call, :func:`held_back`), and the demo shows beside the score. The sentences hold no path, so the demo can show them as they are.
+the log back during its call, :func:`held_back`), and the demo shows beside the score. The sentences hold no path,
+so the demo can show them as they are.
 """
 
 from __future__ import annotations
