@@ -93,7 +93,8 @@ def test_a_clip_too_short_to_score_is_said_once(folder, tmp_path, capsys, caplog
 
 
 def test_the_flag_table_names_the_parsers_own_flags_and_the_pipelines_arguments():
-    """talk.py's one table (flag -> attribute, argument, model kind) matches the parser and the kwargs it makes."""
+    """talk.py's one table (flag -> attribute, argument, model kind) names the parser's own attributes and
+    arguments the pipelines take (generation_kwargs still maps them by hand)."""
     import argparse
     import inspect
 
