@@ -63,6 +63,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="--style motion: the share of --dataset clips whose open mouths show teeth and a tongue drawn from the "
         "phonemes instead of the renderer's dark cavity (default 0.5); a single clip: 1 draws them, 0 not (default)",
     )
+    p.add_argument(
+        "--sentences",
+        type=int,
+        default=1,
+        metavar="K",
+        help="--dataset: sentences each clip says, one after another (default 1; the test split has 12). Longer "
+        "clips time lip sync better",
+    )
     p.set_defaults(func=run)
     forms = p.add_subparsers(dest="form", metavar="FORM")
     scenes = forms.add_parser(
@@ -136,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--teeth is for --style motion: the loudness style's mouth is the warp's")
     if args.teeth is not None and args.dataset is None and args.teeth not in (0, 1):
         raise CommandError(f"a single clip shows teeth or not: --teeth 0 or 1, got {args.teeth}")
+    if args.sentences != 1 and args.dataset is None:
+        raise CommandError("--sentences is for --dataset; a single clip says its --text")
     faces = args.face or None
     if args.dataset is not None:
         records = make_dataset(
@@ -147,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             augment=not args.no_augment,
             style=args.style,
+            sentences_per_clip=args.sentences,
             **({} if args.teeth is None else {"teeth": args.teeth}),
         )
         print(f"wrote {len(records)} clips to {args.out} (index: {Path(args.out) / 'index.jsonl'})")

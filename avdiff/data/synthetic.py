@@ -317,6 +317,7 @@ def make_dataset(
     augment: bool = True,
     style: str = "loudness",
     teeth: float = TEETH_SHARE,
+    sentences_per_clip: int = 1,
     progress_bar: bool = True,
 ) -> list[ClipRecord]:
     """Write ``num_clips`` varied clips (sentence, voice, speed, pitch, face, face augmentation; with ``style="motion"``
@@ -337,9 +338,15 @@ def make_dataset(
             (``train_000_00000``, ``train_motion_000_00000``), so both can share a folder.
         teeth: the share of "motion" clips whose open mouths show teeth and tongue (each clip draws it from its own
             stream, ``np.random.default_rng([seed, k, 1])``, so the rest of the clip is the same either way).
+        sentences_per_clip: sentences each clip says, one after another (distinct ones of the split's pool). The first
+            is the one a one-sentence clip says; the others come from a stream of their own,
+            ``np.random.default_rng([seed, k, 2])``, so the rest of the clip is drawn as it would be; the clip's id
+            ends in ``_sN`` for N sentences. Longer clips time lip sync better: on a 2-4 s sentence, the loudness
+            offset of ``avdiff eval lipsync`` can land a syllable off, even for the truth (docs/talking-heads.md).
 
     Raises:
-        ValueError: ``num_clips < 1``, an unknown style, ``teeth`` outside [0, 1], or the split has no faces.
+        ValueError: ``num_clips < 1``, an unknown style, ``teeth`` outside [0, 1], ``sentences_per_clip`` below 1 or
+            above the split's sentences, or the split has no faces.
     """
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1, got {num_clips}")
@@ -348,17 +355,27 @@ def make_dataset(
     if not 0 <= teeth <= 1:
         raise ValueError(f"teeth must be a share in [0, 1], got {teeth}")
     pool = sentences(split)
+    if isinstance(sentences_per_clip, bool) or int(sentences_per_clip) != sentences_per_clip:
+        raise ValueError(f"sentences_per_clip must be a whole number, got {sentences_per_clip!r}")
+    if not 1 <= sentences_per_clip <= len(pool):
+        raise ValueError(
+            f"sentences_per_clip must be in [1, {len(pool)}] (the {split} split's sentences), got {sentences_per_clip}"
+        )
     photos = _photos(faces, faces_dir, split)
     _write_pool(out_dir, photos)
     done = {r.id: r for r in read_index(out_dir)}
     records = []
     for k in tqdm(range(num_clips), desc=f"synth {split}", unit="clip", disable=not progress_bar):
         clip_id = f"{split}_{seed:03d}_{k:05d}" if style == "loudness" else f"{split}_motion_{seed:03d}_{k:05d}"
+        if sentences_per_clip > 1:  # not the one-sentence clip of the same draw, which an index may already hold
+            clip_id += f"_s{sentences_per_clip}"
         if clip_id in done:
             records.append(done[clip_id])
             continue
         rng = np.random.default_rng([seed, k])
-        text = pool[int(rng.integers(len(pool)))]
+        first = int(rng.integers(len(pool)))
+        others = np.random.default_rng([seed, k, 2]).permutation([i for i in range(len(pool)) if i != first])
+        text = " ".join(pool[i] for i in [first, *others[: sentences_per_clip - 1]])
         voice = VOICES[int(rng.integers(len(VOICES)))]
         speed, pitch = int(rng.integers(130, 200)), int(rng.integers(30, 70))
         face = photos[int(rng.integers(len(photos)))]

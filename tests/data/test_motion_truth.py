@@ -154,3 +154,27 @@ def test_the_truths_lips_close_on_each_p_and_open_on_each_a():
     np.testing.assert_allclose(photo_open.jaw, motion.jaw - 0.3 * 0.1, atol=1e-6)  # the jaw is relative to the photo
     still = motion_truth(events, speech, FPS, np.random.default_rng(0), head_amount=0)
     assert not still.yaw.any() and np.array_equal(still.mouth_open, motion.mouth_open)
+
+
+@pytest.mark.requires_espeak
+@pytest.mark.parametrize("voice,speed_wpm,pitch", [("en-us+f3", 166, 38), ("en-gb+m5", 145, 50)])
+def test_three_sentences_of_truth_are_timed_by_the_loudness_within_a_frame(voice, speed_wpm, pitch):
+    """The loudness offset (``avdiff eval lipsync``'s) of a truth saying three held-out sentences: within a frame of 0,
+    and the speech moved by 4 frames (about a syllable, what a single sentence can be off by) is found 4 off."""
+    from avdiff.audio.envelope import speech_envelope
+    from avdiff.audio.phonemes import speak_with_phonemes
+    from avdiff.data.synthetic import sentences
+    from avdiff.metrics.lipsync import lipsync_scores
+
+    held_out = sentences("test")
+    text = " ".join(s for s in held_out if s.startswith(("Put the blue vase", "Heavy trucks", "We opened the box")))
+    speech, events = speak_with_phonemes(text, voice=voice, speed_wpm=speed_wpm, pitch=pitch, sample_rate=16000)
+    aperture = motion_truth(events, speech, FPS, np.random.default_rng(6)).mouth_open
+    envelope = speech_envelope(speech, FPS)
+    assert len(aperture) > 6 * FPS  # three sentences
+    assert abs(lipsync_scores(aperture, envelope).offset_frames) <= 1
+    for k in (4, -4):  # +k: the audio lags the video by k frames
+        moved = np.roll(envelope, k)
+        moved[: max(k, 0)] = 0
+        moved[len(moved) + min(k, 0) :] = 0
+        assert abs(lipsync_scores(aperture, moved).offset_frames - k) <= 1

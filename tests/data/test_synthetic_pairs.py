@@ -9,7 +9,7 @@ import skimage.data
 from avdiff.audio import Waveform, load_audio
 from avdiff.cli import main
 from avdiff.data.format import read_index
-from avdiff.data.synthetic import FaceAugment, make_dataset
+from avdiff.data.synthetic import FaceAugment, make_dataset, sentences
 from avdiff.pipelines import WarpBaselinePipeline
 from avdiff.video import read_video, write_video
 
@@ -132,6 +132,21 @@ def test_dataset_is_varied_reproducible_and_resumable(tmp_path):
     again = make_dataset(tmp_path, 3, split="test", seed=1, progress_bar=False)
     assert [r.id for r in again] == [r.id for r in records]
     assert (tmp_path / records[0].video).stat().st_mtime_ns == first  # finished clips are not remade
+
+
+def test_a_clip_of_several_sentences_starts_with_the_one_sentence_clips_draw(tmp_path, capsys):
+    one = make_dataset(tmp_path, 1, split="test", seed=1, progress_bar=False)[0]
+    three = make_dataset(tmp_path, 1, split="test", seed=1, sentences_per_clip=3, progress_bar=False)[0]
+    assert three.id == one.id + "_s3" and len(read_index(tmp_path)) == 2  # a clip of its own, beside the first
+    said = [s for s in sentences("test") if s in three.text]
+    assert three.text.startswith(one.text) and len(said) == 3 and len(three.text) == len(" ".join(said))
+    assert three.source == one.source  # the same voice, speed, pitch, face and augmentation
+    assert three.duration_s > 2 * one.duration_s
+    with pytest.raises(ValueError, match=r"sentences_per_clip must be in \[1, 12\]"):
+        make_dataset(tmp_path / "bad", 1, split="test", sentences_per_clip=13)
+    assert not (tmp_path / "bad").exists()
+    assert main(["synth", "--text", "Hello.", "--sentences", "2", "--out", str(tmp_path / "bad")]) == 2
+    assert "--sentences is for --dataset" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_face_augment_changes_pixels_but_keeps_the_shape():
