@@ -451,8 +451,9 @@ def format_report(video: str, fps: float, result) -> str:
         f"  frames:            {result.num_frames} at {fps:.3f} fps, {result.valid_frames} with a face and audio",
         f"  r (offset 0):      {result.r_envelope:+.3f}  mouth openness vs speech envelope",
         f"  best offset:       {describe_offset(result.offset_frames, fps)}",
-        f"  r (best offset):   {result.r_at_offset:+.3f}",
     ]
+    if result.r_at_offset is not None:
+        lines.append(f"  r (best offset):   {result.r_at_offset:+.3f}")
     if result.face_choice not in (None, "only", "none"):
         why = {"speaks": "its mouth follows the audio best", "index": "named by --face", "box": "named by --face-box"}
         lines.append(
@@ -465,13 +466,15 @@ def format_report(video: str, fps: float, result) -> str:
                 lines.append(f"  other face:        {f['index']}, box {_box_text(f['box'])}: {follows}")
     if result.r_reference is not None:
         lines.append(f"  r (reference):     {result.r_reference:+.3f}  mouth openness vs reference aperture, offset 0")
-        lines.append(f"  reference offset:  {result.offset_reference:+d} frames (+k: the reference lags the video)")
+        if result.offset_reference is not None:
+            lines.append(f"  reference offset:  {result.offset_reference:+d} frames (+k: the reference lags the video)")
     if result.interior is not None:
         inner = result.interior
         if not inner.scored:
             line = f"  mouth interior:    no score ({inner.reason})"
         else:
-            line = f"  mouth interior:    r {inner.r_envelope:+.3f} vs speech envelope, best offset {inner.offset_frames:+d}"
+            offset = "none" if inner.offset_frames is None else f"{inner.offset_frames:+d}"
+            line = f"  mouth interior:    r {inner.r_envelope:+.3f} vs speech envelope, best offset {offset}"
         if inner.r_reference is not None:
             line += f", r {inner.r_reference:+.3f} vs reference aperture"
         lines.append(line + "  (dark share of the mouth box; reads blurred mouths)")

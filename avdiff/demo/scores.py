@@ -47,7 +47,9 @@ def format_lipsync(
     else:
         lines += [
             f"| r at offset 0: mouth openness vs speech envelope | {result.r_envelope:+.3f} |",
-            f"| best offset | {describe_offset(result.offset_frames, float(fps))}; r {result.r_at_offset:+.3f} |",
+            f"| best offset | {describe_offset(result.offset_frames, float(fps))}"
+            + ("" if result.r_at_offset is None else f"; r {result.r_at_offset:+.3f}")
+            + " |",
         ]
     inner = result.interior
     if inner is not None:

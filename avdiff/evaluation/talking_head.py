@@ -142,7 +142,7 @@ class TalkingHeadReport:
         """Per source: ``clips`` (videos made), ``scored`` (those with a lip-sync score), the mean of each score over
         the clips that have it (lip-sync scores over scored clips only, the ``*_reference`` ones over clips with a
         true aperture; None when no clip has it), ``offset_within_1``, the share of scored clips whose best
-        offset is within one frame of 0, and ``sync_offset_within_1``, the same of the SyncNet's offset over the
+        offset is within one frame of 0 (a mouth that does not move has none, and is not), and ``sync_offset_within_1``, the same of the SyncNet's offset over the
         clips it scored (None without a SyncNet). An unscored clip is left out of the means, never counted as a
         zero."""
         out = {}
@@ -154,7 +154,9 @@ class TalkingHeadReport:
                 values = [getattr(s, key) for s in rows if getattr(s, key) is not None]
                 out[source][key] = float(np.mean(values)) if values else None
             out[source]["offset_within_1"] = (
-                float(np.mean([abs(s.offset_frames) <= 1 for s in scored])) if scored else None
+                float(np.mean([s.offset_frames is not None and abs(s.offset_frames) <= 1 for s in scored]))
+                if scored
+                else None
             )
             synced = [s for s in rows if s.sync_offset_frames is not None]
             out[source]["sync_scored"] = len(synced)

@@ -25,7 +25,9 @@ Below it, chance alone gives |r| above 1.96 / sqrt(25) = 0.39 one time in twenty
 offsets is then as high as a real clip's score. Silence is not scored either: a speech envelope that is flat over the
 frames with a face (digital silence) has no loudness for the mouth to follow, and :func:`score_video` treats audio
 below :data:`avdiff.audio.silence.SILENCE_DBFS` as silent (its envelope, normalised to its loudest frame, would
-otherwise turn a quiet room's noise into a signal). An r of 0 is never reported for them.
+otherwise turn a quiet room's noise into a signal). An r of 0 is never reported for them. A mouth that does not move
+(its openness the same in every frame with a face, a still photo) is scored, r 0 at every offset, but has no best
+offset: ``offset_frames`` is None, never 0 as if it were in sync.
 
 Several faces. :func:`score_video` tracks every face (up to :data:`MAX_FACES`), scores each one's mouth against the
 audio, and reports the face that speaks: the one whose mouth follows the audio best (the higher of its openness r
@@ -54,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 MIN_SCORED_FRAMES = 25  # frames with both a face and audio below which there is no score (module docstring)
 MAX_FACES = 4  # faces tracked and scored by score_video
+NO_OFFSET = "none: the mouth does not move, so it has no timing"  # describe_offset(None)
 FLAT_REASON = "the speech envelope is flat over the frames with a face (silent audio): the mouth has nothing to follow"
 
 
@@ -109,8 +112,11 @@ def best_offset(correlations: dict[int, float]) -> int | None:
     return max(finite, key=lambda k: (finite[k], -abs(k), -k))
 
 
-def describe_offset(k: int, fps: float) -> str:
-    """``+3 frames (+120 ms): the audio lags the video by 3 frames`` and the like (the sign convention above)."""
+def describe_offset(k: int | None, fps: float) -> str:
+    """``+3 frames (+120 ms): the audio lags the video by 3 frames`` and the like (the sign convention above); for
+    None, the offset of a mouth that does not move, :data:`NO_OFFSET`."""
+    if k is None:
+        return NO_OFFSET
     ms = 1000.0 * k / fps
     if k == 0:
         return "0 frames (0 ms): audio and video are in sync"
@@ -131,10 +137,11 @@ class LipSyncResult:
     Attributes:
         r_envelope: Pearson r of mouth openness vs speech envelope at offset 0, in [-1, 1].
         offset_frames: the offset in ``[-max_offset, max_offset]`` with the highest r; ``+k``: the audio lags the
-            video by ``k`` frames.
-        r_at_offset: r at ``offset_frames``.
+            video by ``k`` frames. None also when the mouth does not move (r 0 at every offset: none is best).
+        r_at_offset: r at ``offset_frames`` (None with it).
         r_reference: r of mouth openness vs a ground-truth aperture at offset 0, or None without one.
-        offset_reference: best offset of the reference against the openness, or None without one.
+        offset_reference: best offset of the reference against the openness, or None without one (or when the
+            mouth does not move).
         correlations: r per offset, ``{k: r}`` for ``k`` in ``[-max_offset, max_offset]`` (NaN: too little overlap).
         num_frames: frames compared (the common length of openness and envelope).
         valid_frames: frames among those where both openness and envelope are finite (a face was found).
@@ -244,7 +251,8 @@ def lipsync_scores(
         A :class:`LipSyncResult`. ``offset_frames = +k`` means the audio lags the video by ``k`` frames (the sound
         of frame ``i`` is heard at frame ``i + k``): ``openness[i]`` is correlated with ``envelope[i + k]``. With fewer
         than ``min_frames`` valid frames, or an envelope that is flat over them (silence), every r and offset is None
-        and ``reason`` says why.
+        and ``reason`` says why. An openness that is flat over them (a mouth that does not move) has r 0 at every
+        offset and no best offset (``offset_frames``, ``r_at_offset`` and ``offset_reference`` None).
     """
     if isinstance(max_offset, bool) or int(max_offset) != max_offset or max_offset < 0:
         raise ValueError(f"max_offset must be an integer number of frames >= 0, got {max_offset!r}")
@@ -264,24 +272,26 @@ def lipsync_scores(
         )
         logger.info("lip sync cannot be scored: %s", reason)  # the result says it (score_video warns once)
         return LipSyncResult(None, None, None, num_frames=n, valid_frames=valid, reason=reason)
-    if np.ptp(e_n[np.isfinite(a_n) & np.isfinite(e_n)]) == 0:
+    both = np.isfinite(a_n) & np.isfinite(e_n)
+    if np.ptp(e_n[both]) == 0:
         logger.info("lip sync cannot be scored: %s", FLAT_REASON)
         return LipSyncResult(None, None, None, num_frames=n, valid_frames=valid, reason=FLAT_REASON)
+    moves = bool(np.ptp(a_n[both]) > 0)  # a still mouth correlates 0 at every offset: no offset is its best
 
     correlations = offset_correlations(a_n, e_n, max_offset, min_frames)
-    offset = best_offset(correlations)  # offset 0 has every valid frame, so there is one
+    offset = best_offset(correlations) if moves else None  # offset 0 has every valid frame, so there is one
     r_ref = off_ref = None
     if reference is not None:
         ref = _as_signal("reference", reference)
         m = _common_length(("openness", "reference"), a, ref)
         ref_corr = offset_correlations(a[:m], ref[:m], max_offset, min_frames)
-        off_ref = best_offset(ref_corr)
+        off_ref = best_offset(ref_corr) if moves else None
         r_ref = ref_corr[0] if math.isfinite(ref_corr[0]) else None
 
     return LipSyncResult(
         r_envelope=correlations[0],
         offset_frames=offset,
-        r_at_offset=correlations[offset],
+        r_at_offset=None if offset is None else correlations[offset],
         r_reference=r_ref,
         offset_reference=off_ref,
         correlations=correlations,

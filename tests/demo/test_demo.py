@@ -354,6 +354,8 @@ def test_no_score_is_shown_as_no_score():
     assert "SyncNet" not in format_lipsync(scored, 25, "test")
     with pytest.raises(ValueError, match="sync_fps"):
         format_lipsync(scored, 25, "test", syncnet="avdiff/syncnet-motion", sync=sync)
+    still = LipSyncResult(r_envelope=0.0, offset_frames=None, r_at_offset=None, num_frames=40, valid_frames=40)
+    assert "| best offset | none: the mouth does not move, so it has no timing |" in format_lipsync(still, 25, "test")
 
 
 @pytest.mark.slow

@@ -242,6 +242,10 @@ def test_report_summary_and_paired_wins():
     assert summary["m"]["r_reference"] == pytest.approx(0.45) and summary["m"]["offset_within_1"] == 0.5
     assert summary["m"]["r_interior_reference"] == pytest.approx(-0.45)
     assert report.wins("m", "still") == (1, 2) and report.wins("m", "still", "r_interior_reference") == (1, 2)
+    # a mouth that does not move is scored (r 0) but has no offset: not "within a frame" of sync
+    still = ClipScore("c", "frozen", "frozen/c.mp4", 0.0, 0.0, None, 0.0, 0.0, 20.0, 0.8, 10, 10)
+    frozen = TalkingHeadReport([still]).summary()["frozen"]
+    assert frozen["scored"] == 1 and frozen["offset_within_1"] == 0.0
     markdown = report.to_markdown(["m"])
     assert "- m beats still on 1 of 2 clips by openness r" in markdown
     assert "- m beats still on 1 of 2 clips by interior r" in markdown

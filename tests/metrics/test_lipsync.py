@@ -12,7 +12,14 @@ from scipy.ndimage import gaussian_filter1d
 
 from avdiff.audio.envelope import speech_envelope
 from avdiff.audio.io import Waveform
-from avdiff.metrics.lipsync import MIN_SCORED_FRAMES, LipSyncResult, lipsync_scores, pearson
+from avdiff.metrics.lipsync import (
+    MIN_SCORED_FRAMES,
+    NO_OFFSET,
+    LipSyncResult,
+    describe_offset,
+    lipsync_scores,
+    pearson,
+)
 
 L, K = 250, 15  # frames per clip, largest offset searched
 
@@ -62,11 +69,17 @@ def test_audio_track_delayed_200_ms_at_25_fps_gives_plus_5():
     assert lipsync_scores(openness, speech_envelope(Waveform(advanced, sr), fps)).offset_frames == -5
 
 
-def test_constant_openness_gives_zero():
-    _, envelope = delayed_pair(0)
-    res = lipsync_scores(np.full(L, 0.3), envelope)
-    assert res.r_envelope == 0.0 and res.r_at_offset == 0.0 and res.offset_frames == 0
-    assert all(r == 0.0 for r in res.correlations.values())
+def test_a_mouth_that_does_not_move_scores_zero_and_has_no_offset():
+    openness, envelope = delayed_pair(0)
+    res = lipsync_scores(np.full(L, 0.3), envelope, reference=openness)
+    assert res.scored and res.r_envelope == 0.0 and all(r == 0.0 for r in res.correlations.values())
+    assert res.offset_frames is None and res.r_at_offset is None and res.offset_reference is None  # not "in sync"
+    assert res.to_dict()["offset_frames"] is None and describe_offset(None, 25) == NO_OFFSET
+    still_where_seen = np.full(L, np.nan)
+    still_where_seen[: L // 2] = 0.3  # NaN (no face) elsewhere: still over the frames that are scored
+    assert lipsync_scores(still_where_seen, envelope).offset_frames is None
+    moving = lipsync_scores(openness, envelope)
+    assert moving.offset_frames == 0 and moving.r_at_offset == moving.r_envelope
     assert pearson(np.ones(10), np.arange(10.0)) == 0.0
     assert pearson(np.arange(10.0), np.full(10, 0.1)) == 0.0
 
@@ -232,3 +245,18 @@ def test_eval_lipsync_of_a_video_without_a_face_has_no_score(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["scored"] is False and out["r_envelope"] is None and out["offset_frames"] is None
     assert out["r_at_offset"] is None and "no face" in out["reason"]
+
+
+def test_the_report_of_a_mouth_that_does_not_move_says_it_has_no_offset():
+    from avdiff.commands.eval import format_report
+
+    openness, envelope = delayed_pair(0)
+    still = lipsync_scores(np.full(L, 0.3), envelope, reference=openness)
+    still.interior = lipsync_scores(np.full(L, 0.1), envelope)
+    text = format_report("still.mp4", 25.0, still)
+    assert f"best offset:       {NO_OFFSET}" in text and "best offset none" in text
+    assert "r (best offset)" not in text and "reference offset" not in text and "None" not in text
+    moving = lipsync_scores(openness, envelope, reference=openness)
+    moving.interior = lipsync_scores(openness, envelope)
+    text = format_report("moving.mp4", 25.0, moving)
+    assert "r (best offset):   +" in text and "reference offset:  +0 frames" in text and "best offset +0" in text
