@@ -467,7 +467,9 @@ def format_report(video: str, fps: float, result) -> str:
     if result.r_reference is not None:
         lines.append(f"  r (reference):     {result.r_reference:+.3f}  mouth openness vs reference aperture, offset 0")
         if result.offset_reference is not None:
-            lines.append(f"  reference offset:  {result.offset_reference:+d} frames (+k: the reference lags the video)")
+            lines.append(
+                f"  reference offset:  {result.offset_reference:+d} frames (+k: the reference lags the video)"
+            )
     if result.interior is not None:
         inner = result.interior
         if not inner.scored:
