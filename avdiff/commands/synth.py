@@ -146,6 +146,14 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"a single clip shows teeth or not: --teeth 0 or 1, got {args.teeth}")
     if args.sentences != 1 and args.dataset is None:
         raise CommandError("--sentences is for --dataset; a single clip says its --text")
+    if args.dataset is not None:
+        from avdiff.data.synthetic import sentences
+
+        if not 1 <= args.sentences <= len(sentences(args.split)):
+            raise CommandError(
+                f"--sentences {args.sentences}: the {args.split} split has {len(sentences(args.split))} sentences; "
+                "give 1 to that many"
+            )
     faces = args.face or None
     if args.dataset is not None:
         records = make_dataset(

@@ -355,7 +355,7 @@ def make_dataset(
     if not 0 <= teeth <= 1:
         raise ValueError(f"teeth must be a share in [0, 1], got {teeth}")
     pool = sentences(split)
-    if isinstance(sentences_per_clip, bool) or int(sentences_per_clip) != sentences_per_clip:
+    if isinstance(sentences_per_clip, bool) or not isinstance(sentences_per_clip, (int, np.integer)):
         raise ValueError(f"sentences_per_clip must be a whole number, got {sentences_per_clip!r}")
     if not 1 <= sentences_per_clip <= len(pool):
         raise ValueError(

@@ -141,10 +141,10 @@ class TalkingHeadReport:
     def summary(self) -> dict[str, dict[str, float | int | None]]:
         """Per source: ``clips`` (videos made), ``scored`` (those with a lip-sync score), the mean of each score over
         the clips that have it (lip-sync scores over scored clips only, the ``*_reference`` ones over clips with a
-        true aperture; None when no clip has it), ``offset_within_1``, the share of scored clips whose best
-        offset is within one frame of 0 (a mouth that does not move has none, and is not), and ``sync_offset_within_1``, the same of the SyncNet's offset over the
-        clips it scored (None without a SyncNet). An unscored clip is left out of the means, never counted as a
-        zero."""
+        true aperture; None when no clip has it), ``offset_within_1``, the share of scored clips whose best offset
+        is within one frame of 0 (a mouth that does not move has none: it is not), and ``sync_offset_within_1``,
+        the same of the SyncNet's offset over the clips it scored (None without a SyncNet). An unscored clip is left
+        out of the means, never counted as a zero."""
         out = {}
         for source in self.sources():
             rows = [s for s in self.scores if s.source == source]

@@ -178,8 +178,9 @@ class LipSyncResult:
 
     @property
     def follows(self) -> float | None:
-        """How well this mouth follows the audio: the higher of the openness and interior r at their best offsets."""
-        values = [r for r in (self.r_at_offset, self.interior.r_at_offset if self.interior else None) if r is not None]
+        """How well this mouth follows the audio: the higher of the openness and interior r at their best offsets
+        (a signal that does not move counts with its r of 0); None when neither is scored."""
+        values = [r for r in (_best_r(self), _best_r(self.interior)) if r is not None]
         return max(values) if values else None
 
     def to_dict(self) -> dict:
@@ -207,6 +208,13 @@ class LipSyncResult:
                 faces=self.faces,
             )
         return out
+
+
+def _best_r(result: LipSyncResult | None) -> float | None:
+    """r at the best offset; for a scored signal that does not move (no best offset), its r of 0."""
+    if result is None:
+        return None
+    return result.r_envelope if result.r_at_offset is None else result.r_at_offset
 
 
 def _box(box) -> list[float] | None:

@@ -16,6 +16,7 @@ from avdiff.metrics.lipsync import (
     MIN_SCORED_FRAMES,
     NO_OFFSET,
     LipSyncResult,
+    choose_face,
     describe_offset,
     lipsync_scores,
     pearson,
@@ -260,3 +261,16 @@ def test_the_report_of_a_mouth_that_does_not_move_says_it_has_no_offset():
     moving.interior = lipsync_scores(openness, envelope)
     text = format_report("moving.mp4", 25.0, moving)
     assert "r (best offset):   +" in text and "reference offset:  +0 frames" in text and "best offset +0" in text
+
+
+def test_a_face_that_does_not_move_is_still_a_candidate_with_its_r_of_0():
+    openness, envelope = delayed_pair(0)
+    still = lipsync_scores(np.full(L, 0.3), envelope)
+    still.interior = lipsync_scores(np.full(L, 0.1), envelope)
+    speaking = lipsync_scores(openness, envelope)
+    speaking.interior = lipsync_scores(openness, envelope)
+    assert still.follows == 0.0 and speaking.follows > 0.5
+    assert choose_face([still, speaking], [(0, 0, 10, 10), (20, 0, 30, 10)], None) == (1, "speaks")
+    assert choose_face([still], [(0, 0, 10, 10)], None) == (0, "only")
+    unscored = LipSyncResult(None, None, None, num_frames=L, valid_frames=3, reason="too few")
+    assert unscored.follows is None
