@@ -207,7 +207,7 @@ def parse_models(specs: list[str]) -> dict[str, str]:
 
 def run_talking_head(args: argparse.Namespace) -> int:
     from avdiff.commands import CommandError, checked_fps
-    from avdiff.commands.talk import generation_kwargs
+    from avdiff.commands.talk import flag_words, generation_kwargs
     from avdiff.evaluation.talking_head import (
         BASELINES,
         baseline_animator,
@@ -243,9 +243,19 @@ def run_talking_head(args: argparse.Namespace) -> int:
         kwargs = generation_kwargs(args, pipe)
         kwargs.pop("generator")  # each clip gets its own, seeded by --seed (pipeline_animator)
         animators[name] = pipeline_animator(pipe, seed=args.seed, **kwargs)
-    report = evaluate_talking_heads(
-        args.data, args.out, animators, args.split, args.max_clips, args.max_offset, state=state, syncnet=sync_model
-    )
+    try:
+        report = evaluate_talking_heads(
+            args.data,
+            args.out,
+            animators,
+            args.split,
+            args.max_clips,
+            args.max_offset,
+            state=state,
+            syncnet=sync_model,
+        )
+    except ValueError as e:  # a pipeline's check of its arguments, at the first clip: said in the flags' words
+        raise CommandError(flag_words(str(e))) from e
     if not state.is_main_process:  # the main process holds the same merged report: it alone writes and prints
         return 0
     report.settings = {

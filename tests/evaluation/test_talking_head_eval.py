@@ -342,6 +342,10 @@ def test_unscored_clips_are_counted_and_left_out_of_the_means(tmp_path):
         (["--baselines", "ground_truth,mirror"], "unknown ['mirror']"),
         (["--baselines", ""], "nothing to evaluate"),
         (["--baselines", "still", "--syncnet", "no-such-syncnet"], "--syncnet 'no-such-syncnet'"),
+        (  # a pipeline's own check, in the flags' words
+            ["--model", "m=avdiff/talking-head-motion", "--baselines", "", "--mouth-steps", "8"],
+            "--mouth-steps 8, but --paint-mouth is not given",
+        ),
     ],
 )
 def test_bad_arguments_are_refused_before_any_work(data, tmp_path, capsys, extra, message):
