@@ -9,20 +9,20 @@ the index then points one signature at the other's machine code, and every later
 
 :func:`ensure_numba_cache` makes concurrent first uses safe. The first process takes an inter-process file lock
 (``filelock``) beside librosa's cache files, and, unless a valid marker says the cache is complete and unchanged,
-runs avdiff's own rhythm analysis on a click track in a child process (``python -m avdiff.audio.numba_probe``).
-That compiles every kernel avdiff uses into the cache, one process at a time, or, on a cache that is already there,
-loads and runs them: a child that crashes (a signal) or whose beats are wrong means a broken cache,
-whose files are deleted and rebuilt by a second child, with one warning. A marker (numba, librosa and Python
-versions, and the size, mtime and inode of every cache file) is then written beside the lock, so later processes
-check it with a few ``stat`` calls and never compile or write: with the marker valid, a cache that is complete for
-avdiff's kernels is only ever read. Any change to the files (another program compiling into them, a truncated or
-swapped file) invalidates the marker and the next process checks again.
+runs avdiff's own rhythm analysis on a click track, and its F0 tracker on a tone, in a child process
+(``python -m avdiff.audio.numba_probe``). That compiles every kernel avdiff uses into the cache, one process at a
+time, or, on a cache that is already there, loads and runs them: a child that crashes (a signal) or whose beats or
+pitch are wrong means a broken cache, whose files are deleted and rebuilt by a second child, with one warning. A
+marker (the probe's, numba's, librosa's and Python's versions, and the size, mtime and inode of every cache file) is
+then written beside the lock, so later processes check it with a few ``stat`` calls and never compile or write: with
+the marker valid, a cache that is complete for avdiff's kernels is only ever read. Any change to the files (another
+program compiling into them, a truncated or swapped file) invalidates the marker and the next process checks again.
 
-The audio modules that call librosa (:mod:`avdiff.audio.onsets`, :mod:`avdiff.audio.rhythm`), and the LAION CLAP
-loader (its torchlibrosa layers call librosa), call :func:`ensure_numba_cache` before their first librosa call
-(``import librosa`` is lazy and compiles nothing). ``make install`` runs :func:`main` once, so a fresh install is
-compiled before its first use. Programs that call librosa directly in several processes at once are not covered by
-the lock.
+The audio modules that call librosa (:mod:`avdiff.audio.onsets`, :mod:`avdiff.audio.rhythm`,
+:mod:`avdiff.audio.pitch`), and the LAION CLAP loader (its torchlibrosa layers call librosa), call
+:func:`ensure_numba_cache` before their first librosa call (``import librosa`` is lazy and compiles nothing).
+``make install`` runs :func:`main` once, so a fresh install is compiled before its first use. Programs that call
+librosa directly in several processes at once are not covered by the lock.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ MARKER_NAME = "avdiff-numba-cache.json"
 LOCK_TIMEOUT_S = 1800.0  # a cold compile takes about a minute on a busy 2-core machine
 CHILD_TIMEOUT_S = 1500.0
 CACHE_SUFFIXES = (".nbi", ".nbc")
+PROBE_VERSION = 2  # what the probe compiles (2: the rhythm analysis and YIN); a marker of another is checked again
 
 _checked: bool | None = None  # this process's answer, once known
 _thread_lock = threading.Lock()
@@ -114,6 +115,7 @@ def _fingerprint(dirs: list[Path]) -> dict:
             continue
         files[str(p)] = [st.st_size, st.st_mtime_ns, st.st_ino]
     return {
+        "probe": PROBE_VERSION,
         "python": platform.python_version(),
         "numba": metadata.version("numba"),
         "librosa": metadata.version("librosa"),

@@ -39,11 +39,11 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.ndimage
 import torch
-import torchaudio
 
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
 from avdiff.audio.io import Waveform
 from avdiff.audio.phonemes import PhonemeEvent
+from avdiff.audio.pitch import speech_f0
 from avdiff.audio.visemes import viseme_of, viseme_track
 from avdiff.video.motion import FIELDS, Motion, closure_from_aperture
 
@@ -61,7 +61,6 @@ YAW_PER_SEMITONE = 2.0  # degrees of yaw per semitone of F0 above its slow trend
 SEMITONE_LIMIT = 6.0  # F0 is clipped to the clip's median +- this (pitch trackers' octave errors)
 F0_DETREND_S = 0.5  # the head follows the intonation around its own slow trend (Gaussian sigma): the accents that
 # the speech around them tells, not the declination over a whole clip, which a window of speech cannot hear
-F0_HZ = (60.0, 400.0)  # the F0 search range
 LEAN_DEGREES = 1.5  # pitch (forward) at full loudness
 LOUDNESS_DB = 30.0  # frame RMS from the clip's loud level (its 95th percentile) down this many dB maps 1 ... 0
 PROSODY_SMOOTH_S = 0.12  # the head follows the prosody this smoothly (Gaussian sigma)
@@ -204,8 +203,8 @@ def speech_prosody(events: Sequence[PhonemeEvent], speech: Waveform, num_frames:
     Returns:
         ``{"loudness", "f0"}``, float32 [num_frames] each, smoothed by :data:`PROSODY_SMOOTH_S`: ``loudness`` in [0, 1]
         (frame RMS in dB above the clip's 95th percentile minus :data:`LOUDNESS_DB`, over :data:`LOUDNESS_DB`);
-        ``f0`` in semitones from the median F0 of the clip's vowels (``torchaudio``'s normalized cross-correlation
-        pitch tracker, median-filtered, clipped to +-:data:`SEMITONE_LIMIT`, held across consonants and pauses), less
+        ``f0`` in semitones from the median F0 of the clip's vowels (YIN, :func:`~avdiff.audio.pitch.speech_f0`,
+        median-filtered, clipped to +-:data:`SEMITONE_LIMIT`, held across consonants and pauses), less
         its own slow trend (a Gaussian of :data:`F0_DETREND_S`); all zero for speech without vowels.
 
     Raises:
@@ -228,10 +227,7 @@ def speech_prosody(events: Sequence[PhonemeEvent], speech: Waveform, num_frames:
     loud = np.clip((db - (np.percentile(db, 95) - LOUDNESS_DB)) / LOUDNESS_DB, 0.0, 1.0)
     loudness = np.interp(times, np.arange(len(loud)) * hop / rate, loud)
 
-    f0 = torchaudio.functional.detect_pitch_frequency(
-        samples[None], rate, frame_time=hop / rate, win_length=5, freq_low=int(F0_HZ[0]), freq_high=int(F0_HZ[1])
-    )[0].numpy()
-    f0_times = (np.arange(len(f0)) + 0.5) * samples.numel() / rate / max(len(f0), 1)
+    f0_times, f0 = speech_f0(samples.numpy(), rate)
     vowel = np.zeros(len(f0), bool)
     for e in events:
         if viseme_of(e.phoneme) in ("open", "spread", "rounded"):
