@@ -271,7 +271,8 @@ def lipsync_scores(
     e = _as_signal("envelope", envelope)
     n = _common_length(("openness", "envelope"), a, e)
     a_n, e_n = a[:n], e[:n]
-    valid = int((np.isfinite(a_n) & np.isfinite(e_n)).sum())
+    both = np.isfinite(a_n) & np.isfinite(e_n)
+    valid = int(both.sum())
     if valid < min_frames:
         found = int(np.isfinite(a_n).sum())
         reason = (
@@ -280,7 +281,6 @@ def lipsync_scores(
         )
         logger.info("lip sync cannot be scored: %s", reason)  # the result says it (score_video warns once)
         return LipSyncResult(None, None, None, num_frames=n, valid_frames=valid, reason=reason)
-    both = np.isfinite(a_n) & np.isfinite(e_n)
     if np.ptp(e_n[both]) == 0:
         logger.info("lip sync cannot be scored: %s", FLAT_REASON)
         return LipSyncResult(None, None, None, num_frames=n, valid_frames=valid, reason=FLAT_REASON)

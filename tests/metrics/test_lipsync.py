@@ -271,6 +271,7 @@ def test_a_face_that_does_not_move_is_still_a_candidate_with_its_r_of_0():
     speaking.interior = lipsync_scores(openness, envelope)
     assert still.follows == 0.0 and speaking.follows > 0.5
     assert choose_face([still, speaking], [(0, 0, 10, 10), (20, 0, 30, 10)], None) == (1, "speaks")
-    assert choose_face([still], [(0, 0, 10, 10)], None) == (0, "only")
-    unscored = LipSyncResult(None, None, None, num_frames=L, valid_frames=3, reason="too few")
+    unscored = LipSyncResult(None, None, None, num_frames=L, valid_frames=L, reason="the envelope is flat")
     assert unscored.follows is None
+    # scored at r 0, the still face is chosen over a face seen as often that could not be scored, which comes first
+    assert choose_face([unscored, still], [(0, 0, 10, 10), (20, 0, 30, 10)], None) == (1, "speaks")
