@@ -20,7 +20,6 @@ source, on how many clips the first one scores higher (a NaN loses).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -28,6 +27,9 @@ import numpy as np
 import torch
 
 from avdiff.audio.phonemes import speak_with_phonemes
+from avdiff.data.format import ClipRecord, read_index
+from avdiff.data.video_dataset import load_clip
+from avdiff.evaluation.talking_head import evaluation_photo, reference_aperture
 from avdiff.metrics.motion_scores import motion_scores
 from avdiff.pipelines import MotionTalkingHeadPipeline
 from avdiff.pipelines.talking_head import sample_motion
@@ -47,12 +49,11 @@ def read_back(frames: np.ndarray) -> Motion:
     return motion_track(track_landmarks(frames, depth=True))[0]
 
 
-def rerendered(data: Path, record: dict, truth: Motion) -> np.ndarray:
-    """The truth's motion rendered from the clip's most-closed frame: the evaluation's photo, the minimum of the true
-    aperture, as ``avdiff.evaluation.talking_head.evaluation_photo`` chooses it."""
-    frames = read_video(data / record["video"]).frames.numpy()
-    aperture = np.load(data / record["aperture"])[: len(frames)]
-    photo = frames[int(np.nanargmin(aperture))]
+def rerendered(data: Path, record: ClipRecord, truth: Motion) -> np.ndarray:
+    """The truth's motion rendered from the photo the evaluation animates (``evaluation_photo``: the clip's
+    most-closed frame by its true aperture)."""
+    clip = load_clip(data, record)
+    _, photo = evaluation_photo(clip, reference_aperture(data, clip))
     return np.stack(list(FaceRenderer(photo, detect_face(photo)).frames(truth)))
 
 
@@ -70,12 +71,11 @@ def main(data: Path, out: Path, sources: list[str], options: list[str]) -> None:
         MotionTalkingHeadPipeline.from_pretrained("avdiff/talking-head-motion").motion_model if MADE in names else None
     )
     rows: dict[str, list[dict]] = {name: [] for name in names}
-    for line in (data / "index.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        truth = Motion.load(data / record["motion"])
-        said = record["source"]
+    for record in read_index(data):
+        truth = Motion.load(data / record.motion)
+        said = record.source
         speech, events = speak_with_phonemes(
-            record["text"], voice=said["voice"], speed_wpm=said["speed_wpm"], pitch=said["pitch"], sample_rate=16000
+            record.text, voice=said["voice"], speed_wpm=said["speed_wpm"], pitch=said["pitch"], sample_rate=16000
         )
         for name in names:
             if name == MADE:
@@ -84,16 +84,16 @@ def main(data: Path, out: Path, sources: list[str], options: list[str]) -> None:
                 if name == RERENDERED:
                     frames = rerendered(data, record, truth)
                 else:
-                    frames = read_video(out / name / f"{record['id']}.mp4").frames.numpy()
+                    frames = read_video(out / name / f"{record.id}.mp4").frames.numpy()
                 try:
                     motion = read_back(frames)
                 except ValueError as error:  # no frame with a face: every score of this clip is missing
-                    print(f"{record['id']} {name}: {error}")
+                    print(f"{record.id} {name}: {error}")
                     rows[name].append(dict.fromkeys(SCORES, float("nan")))
                     continue
             n = min(len(motion), len(truth))
             rows[name].append(motion_scores(motion[:n], truth[:n], events, 25, 16000))
-        print(record["id"], flush=True)
+        print(record.id, flush=True)
     for name in names:
         values = {k: np.array([r[k] for r in rows[name]], np.float64) for k in SCORES}
         means = {k: round(float(np.nanmean(v)), 3) if np.isfinite(v).any() else None for k, v in values.items()}
