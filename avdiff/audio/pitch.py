@@ -5,7 +5,7 @@ through ``librosa.yin``: a cumulative mean normalized difference function and it
 voice whose second harmonic is stronger than its first is not read an octave off. On espeak-ng's voices it agrees
 with ``librosa.pyin`` (r >= 0.998 over the voiced steps of the 12 held-out clips of ``data/test12``, male and female
 voices alike) at a fiftieth of its cost. torchaudio's ``detect_pitch_frequency``, which the motion truth used before,
-read the female voices' intonation at r 0.0-0.3 against pyin, with three to four times its spread in semitones:
+read the female voices' intonation at r 0.0-0.3 against pyin, with 1.5 to 4 times its spread in semitones:
 octave slips that a head turning with F0 would copy.
 
 YIN gives an F0 for every step, voiced or not; the caller picks the voiced ones (avdiff's motion truth takes the
