@@ -91,7 +91,7 @@ bundle: runs/talking_head_faces/final/model_index.json
 	cp runs/talking_head_faces/config.json avdiff/bundled/talking-head-tiny/training_config.json
 
 # The motion generator (avdiff/bundled/talking-head-motion): trained on synthetic espeak-ng speech and its motion
-# truth, no video (about 15 minutes on the 2-core CPU; interrupted, it resumes), then copied into the package with its config.
+# truth, no video (about 20 minutes on the 2-core CPU; interrupted, it resumes), then copied into the package with its config.
 motion-model: install system-deps
 	$(AVDIFF) train talking-head-motion --config configs/train/talking_head_motion.yaml --resume --no-progress
 

@@ -3,12 +3,15 @@
 :class:`MotionDenoiser` denoises a window of ``T`` frames of motion ([B, T, D], D = 15 fields of
 :data:`~avdiff.video.motion.FIELDS`, normalised by the statistics in its config) given
 
-* **speech**: per-frame log-mel windows [B, K + T, n_mels, W], cut by the :class:`~avdiff.audio.clock.FrameClock`
+* **speech**: per-frame log-mel windows [B, K + T + A, n_mels, W], cut by the :class:`~avdiff.audio.clock.FrameClock`
   (:meth:`MotionDenoiser.frame_windows`: each frame's mel steps with ``audio_context_frames`` frames of context on
   each side), encoded per frame by a small conv head. A learned null embedding stands in for the audio where it is
   dropped (condition dropout in training, the unconditional branch of classifier-free guidance at sampling);
 * **past motion**: the ``K`` frames just before the window, clean (the previous window's output), so consecutive
   windows join without a seam;
+* **the speech ahead**: with ``future_frames`` ``A``, the audio of the ``A`` frames after the window too (no motion
+  there), so the window's last frames hear what comes next as its middle ones do: a mouth shapes the next sound
+  before it is heard, and the head's turns follow the intonation around its slow trend, which reaches past a window;
 * **the diffusion timestep** and **controls**: blinks per minute and the head-motion amount (the synthetic truth's
   ``head_amount``: 0 still ... 1 natural), and with ``blink_clock`` the seconds since the last blink began, at
   the window's first frame (:data:`BLINK_CLOCK`). The past shows only ``K`` frames (a third of a second), too little
@@ -16,8 +19,8 @@
   gaps come out memoryless (some far longer than 10 s) and the rate drifts from the asked one. With it the network
   learns the blinks' timing as a renewal process: unlikely just after a blink, certain within 8.9 s of the last.
 
-The network is a 1-D convolutional stack over the ``K + T`` frames (past and window together, a flag channel telling
-them apart): residual blocks of dilated convolutions, each modulated (FiLM) by the timestep and the controls, and
+The network is a 1-D convolutional stack over the ``K + T + A`` frames (past, window and the frames ahead together, a
+flag channel telling them apart: 1, 0 and -1): residual blocks of dilated convolutions, each modulated (FiLM) by the timestep and the controls, and
 the audio added per frame. It predicts the clean window (``prediction_type="sample"``), which suits few-step DDIM.
 
 The normalisation statistics (``field_mean``, ``field_std``) and the scheduler's settings live in the config, so a
@@ -107,6 +110,7 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
     Args:
         window_frames: T, frames denoised per window.
         past_frames: K, clean frames before the window it conditions on (>= 1).
+        future_frames: A, frames after the window whose audio it hears (>= 0; module doc).
         hidden_dim: channels of the temporal stack (a multiple of 8 for its GroupNorm, or any).
         dilations: one residual block per entry, with that dilation (frames).
         audio_dim: width of the per-frame audio embedding.
@@ -131,6 +135,7 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         self,
         window_frames: int = 32,
         past_frames: int = 8,
+        future_frames: int = 0,
         hidden_dim: int = 96,
         dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2),
         audio_dim: int = 64,
@@ -160,6 +165,8 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         ]:
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if int(future_frames) != future_frames or future_frames < 0:
+            raise ValueError(f"future_frames must be an integer >= 0, got {future_frames!r}")
         if int(audio_context_frames) != audio_context_frames or audio_context_frames < 0:
             raise ValueError(f"audio_context_frames must be an integer >= 0, got {audio_context_frames!r}")
         if not dilations or any(int(d) != d or d < 1 for d in dilations):
@@ -215,6 +222,15 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
     @property
     def past_frames(self) -> int:
         return int(self.config.past_frames)
+
+    @property
+    def future_frames(self) -> int:
+        return int(self.config.future_frames)
+
+    @property
+    def audio_frames(self) -> int:
+        """Frames of audio a window hears: ``K + T + A`` (past, window, ahead), from ``K`` frames before it."""
+        return self.past_frames + self.window_frames + self.future_frames
 
     @property
     def sample_rate(self) -> int:
@@ -316,7 +332,8 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
             sample: noisy normalised motion [B, T, D].
             timestep: diffusion step, an int or [B].
             past: clean normalised motion of the K frames before the window [B, K, D].
-            audio: mel windows [B, K + T, n_mels, W] of the past frames and the window (:meth:`frame_windows`), or
+            audio: mel windows [B, K + T + A, n_mels, W] of the past frames, the window and the frames ahead
+                (:attr:`audio_frames` from frame ``-K``, :meth:`frame_windows`), or
                 None for the unconditional branch (the learned null everywhere).
             controls: [B, C] blinks per minute and head amount (:data:`CONTROLS`), and with ``blink_clock`` the
                 seconds since the last blink began (:meth:`controls`), in their own units.
@@ -337,13 +354,14 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         names = self.control_names
         if controls.shape != (B, len(names)):
             raise ValueError(f"controls must be [B={B}, {len(names)}] ({names}), got {tuple(controls.shape)}")
-        L = K + T
+        A = self.future_frames
+        L = K + T + A
         null = self.null_audio.to(sample.dtype).expand(B, L, -1)
         if audio is None:
             emb = null
         else:
             if audio.shape[:2] != (B, L):
-                raise ValueError(f"audio must be [B={B}, K+T={L}, n_mels, W], got {tuple(audio.shape)}")
+                raise ValueError(f"audio must be [B={B}, K+T+A={L}, n_mels, W], got {tuple(audio.shape)}")
             emb = self.encode_audio(audio)
             if drop_audio is not None:
                 emb = replace_by_null(emb, drop_audio, null)
@@ -351,11 +369,13 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         t = t.expand(B) if t.ndim == 0 else t
         cond = self.time_embed(self.time_proj(t).to(sample.dtype))
         cond = cond + self.control_embed((controls / self.control_scales.to(controls)).to(sample.dtype))
-        x = torch.cat([past.to(sample.dtype), sample], dim=1)  # [B, L, D]
+        ahead = torch.zeros(B, A, D, dtype=sample.dtype, device=sample.device)  # no motion: only audio there
+        x = torch.cat([past.to(sample.dtype), sample, ahead], dim=1)  # [B, L, D]
         flag = torch.zeros(B, L, 1, dtype=sample.dtype, device=sample.device)
         flag[:, :K] = 1.0
+        flag[:, K + T :] = -1.0
         h = self.in_proj(torch.cat([x, flag], dim=-1).transpose(1, 2)) + self.audio_proj(emb.transpose(1, 2))
         for block in self.blocks:
             h = block(h, cond)
         out = self.out_proj(F.gelu(self.out_norm(h))).transpose(1, 2)  # [B, L, D]
-        return out[:, K:]
+        return out[:, K : K + T]

@@ -22,7 +22,7 @@ def inputs(model: MotionDenoiser, B: int = 2, seconds: float = 1.0, seed: int = 
     g = torch.Generator().manual_seed(seed)
     T, K = model.window_frames, model.past_frames
     mel = model.mel_features(0.1 * torch.randn(B, int(16000 * seconds), generator=g))
-    audio = model.frame_windows(mel, model.frame_clock(25), -K, K + T)
+    audio = model.frame_windows(mel, model.frame_clock(25), -K, model.audio_frames)
     x = torch.randn(B, T, len(FIELDS), generator=g)
     past = torch.randn(B, K, len(FIELDS), generator=g)
     controls = torch.tensor([[15.0, 1.0]] * B)
@@ -114,6 +114,26 @@ def test_bad_inputs_give_clear_errors(model):
         model.frame_windows(audio[:, 0], model.frame_clock(25).__class__(25, 22050), 0, 3)
     with pytest.raises(ValueError, match="scheduler kind"):
         model.make_scheduler("euler")
+    with pytest.raises(ValueError, match="future_frames"):
+        build_motion_denoiser({**SMALL, "future_frames": -1})
+
+
+def test_a_model_that_hears_ahead_takes_the_audio_after_the_window_and_denoises_only_the_window():
+    """future_frames A: the audio of K + T + A frames goes in, T frames come out, and what is said after the window
+    changes the window's prediction (in a model that does not hear ahead it cannot)."""
+    ahead = build_motion_denoiser({**SMALL, "future_frames": 6}, seed=0).eval()
+    K, T = ahead.past_frames, ahead.window_frames
+    assert ahead.audio_frames == K + T + 6 and build_motion_denoiser(SMALL).audio_frames == K + T
+    x, past, audio, controls = inputs(ahead)
+    assert audio.shape[1] == K + T + 6
+    later = audio.clone()
+    later[:, K + T :] = inputs(ahead, seed=5)[2][:, K + T :]  # other speech after the window, the same before
+    with torch.no_grad():
+        out = ahead(x, 10, past, audio, controls)
+        assert out.shape == x.shape
+        assert not torch.allclose(out, ahead(x, 10, past, later, controls))
+    with pytest.raises(ValueError, match=r"K\+T\+A=22"):
+        ahead(x, 10, past, audio[:, : K + T], controls)
 
 
 @pytest.mark.parametrize("kind", ["ddim", "dpm"])

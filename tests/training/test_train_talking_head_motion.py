@@ -40,7 +40,7 @@ def test_windows_hold_the_past_the_window_and_the_clocks_audio(task):
     data = task.build_dataset()
     item = data[0]  # the first window of the first clip: its past is before the clip's start
     K, T = model.past_frames, model.window_frames
-    assert item["audio"].shape == (K + T, model.config.n_mels, 20)
+    assert item["audio"].shape == (model.audio_frames, model.config.n_mels, 20)
     assert item["past"].shape == (K, len(FIELDS)) and item["window"].shape == (T, len(FIELDS))
     assert np.array_equal(item["past"].numpy(), neutral_motion(K))
     clip = task.train_clips()[0]

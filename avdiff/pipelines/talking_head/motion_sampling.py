@@ -210,7 +210,7 @@ def _windows(
     past = neutral.expand(K, -1)[None].clone()  # [1, K, D]
     sched = model.make_scheduler(scheduler)
     for start in range(0, num_frames, T):
-        audio = model.frame_windows(mel, clock, start - K, K + T).to(dtype)  # [1, K + T, n_mels, W]
+        audio = model.frame_windows(mel, clock, start - K, model.audio_frames).to(dtype)  # [1, K + T + A, n_mels, W]
         since = start * frame_s - last_blink_s
         controls = torch.tensor([model.controls(blink_rate, model_head, since)], device=device, dtype=dtype)
         noise = torch.randn((1, T, len(FIELDS)), generator=generator, device=generator.device if generator else "cpu")
