@@ -14,7 +14,8 @@ frames, plus the clip's controls):
 
 :class:`MotionWindows` cuts the clips into training items of ``K + T`` frames: ``T`` to denoise and the ``K`` before
 (frames before a clip's start are the reference itself, all fields 0 and ``scale`` 1, with silence), the audio of
-each frame cut by the model's :class:`~avdiff.audio.clock.FrameClock`.
+each frame cut by the model's :class:`~avdiff.audio.clock.FrameClock`, and with the model's ``future_frames`` ``A``
+the audio of the ``A`` frames after the window too (silence past the clip's end).
 """
 
 from __future__ import annotations

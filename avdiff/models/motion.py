@@ -9,8 +9,8 @@
   dropped (condition dropout in training, the unconditional branch of classifier-free guidance at sampling);
 * **past motion**: the ``K`` frames just before the window, clean (the previous window's output), so consecutive
   windows join without a seam;
-* **the speech ahead**: with ``future_frames`` ``A``, the audio of the ``A`` frames after the window too (no motion
-  there), so the window's last frames hear what comes next as its middle ones do: a mouth shapes the next sound
+* **the speech ahead**: with ``future_frames`` ``A``, the audio of the ``A`` frames after the window too (their
+  motion input is 0, the mean of the normalised motion, and flagged as not to be denoised), so the window's last frames hear what comes next as its middle ones do: a mouth shapes the next sound
   before it is heard, and the head's turns follow the intonation around its slow trend, which reaches past a window;
 * **the diffusion timestep** and **controls**: blinks per minute and the head-motion amount (the synthetic truth's
   ``head_amount``: 0 still ... 1 natural), and with ``blink_clock`` the seconds since the last blink began, at

@@ -213,6 +213,25 @@ def test_augment_mel_shifts_the_bands_and_adds_a_gain():
     assert torch.equal(augment_mel(x, 0.0, 0), x)
 
 
+def test_windows_of_a_model_that_hears_ahead_carry_the_speech_after_the_window_and_silence_past_the_clip(task):
+    from motion_model import SMALL_MODEL
+
+    ahead = MotionTask(task_config(synthetic_utterances=4, variants=1, model={**SMALL_MODEL, "future_frames": 3}))
+    data, plain = ahead.build_dataset(), task.build_dataset()
+    model = ahead.build_model()
+    K, T = model.past_frames, model.window_frames
+    assert len(data) == len(plain)  # the same windows: hearing ahead adds no item and drops none
+    first = data[0]["audio"]
+    assert first.shape == (K + T + 3, model.config.n_mels, 20)
+    torch.testing.assert_close(first[: K + T], plain[0]["audio"])  # past and window as before, then the frames ahead
+    clip = ahead.train_clips()[0]
+    last = max(i for i, (k, s) in enumerate(data.items.tolist()) if k == 0)
+    start = int(data.items[last, 1])
+    assert start + T + 3 + 2 > len(clip.motion)  # the last window's frames ahead (+-2 of context) pass the clip's end
+    ahead_audio = data[last]["audio"][K + T :]
+    assert (ahead_audio == float(np.log(ahead.build_model().mel.log_floor))).any()  # silence there, as in sampling
+
+
 def test_windows_tell_a_blink_clock_model_when_the_eyes_last_blinked():
     from avdiff.data.motion_dataset import MotionClip
     from avdiff.models.builders import build_motion_denoiser

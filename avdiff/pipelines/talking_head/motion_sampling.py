@@ -3,7 +3,8 @@
 
 :func:`sample_motion` walks the speech in windows of ``T = model.window_frames`` frames. Each window is denoised from
 Gaussian noise (drawn from the caller's ``torch.Generator``) in a few DDIM (or DPM-Solver++) steps, conditioned on
-the window's speech (per-frame log-mel cut by the :class:`~avdiff.audio.clock.FrameClock`), on the ``K`` frames
+the window's speech (per-frame log-mel cut by the :class:`~avdiff.audio.clock.FrameClock`; with the model's
+``future_frames``, also the speech of that many frames after the window), on the ``K`` frames
 generated just before it (clean: so the windows join without a seam) and on the controls. The first window's past is
 the reference itself (every field 0, ``scale`` 1), as in training, where frames before a clip's start are the
 reference and their audio silence.
@@ -14,8 +15,8 @@ model's unconditional branch, only that branch is run), 1 the plain conditional 
 
 Blinks: a model with ``blink_clock`` is told, per window, the seconds since the last blink began (read off the
 eyelids it generated, :func:`~avdiff.models.motion.blink_onsets`; at the clip's start half the mean gap,
-``30 / blink_rate_per_min``), so its blinks keep about the asked rate (the shipped model: 11.8 a minute when 15 are
-asked over ten minutes; it was trained on 7-30 a minute). A model may still let a gap run longer than any it saw: a
+``30 / blink_rate_per_min``), so its blinks keep about the asked rate (the shipped model: 12.5 a minute when 15 are
+asked, over 3 x 70 s of held-out speech; it was trained on 7-30 a minute). A model may still let a gap run longer than any it saw: a
 window that would pass ``max_open_s`` (:data:`OVERDUE_BLINK_S`, the truth's longest) since the last blink without
 one of its own is sampled again with a blink put in where it falls due, by inpainting (the eyelids of those frames
 are held to :func:`~avdiff.data.motion_truth.blink_shape` in every denoising step's clean prediction, as MDM edits

@@ -92,6 +92,28 @@ def test_the_length_is_the_clocks_frame_count(model, num_samples, fps, rate):
     assert np.isfinite(motion.as_array()).all()
 
 
+@pytest.mark.parametrize("future_frames", [0, 5])
+def test_a_model_that_hears_ahead_samples_to_the_clocks_length_and_hears_the_speech_after_its_window(future_frames):
+    """future_frames: the last window (short, its speech ahead past the end) is sampled like the others, and the
+    speech after a window changes that window's motion under the same noise only in a model that hears ahead."""
+    small = {"hidden_dim": 8, "dilations": [1, 2], "audio_dim": 4, "audio_hidden": 4, "window_frames": 8,
+             "past_frames": 2, "future_frames": future_frames}  # fmt: skip
+    model = build_motion_denoiser(small, seed=0).eval()
+    with torch.no_grad():
+        for block in model.blocks:
+            block.out.weight.normal_(0, 0.3, generator=gen(1))
+    n = 16000 * 13 // 10  # 32.5 frames: 4 windows and a bit
+    wav = Waveform(0.1 * torch.randn(1, n, generator=gen(0)), 16000)
+    motion = sample_motion(model, wav, 25, num_inference_steps=2, generator=gen(0))
+    assert len(motion) == FrameClock(25, 16000).num_frames(n) and np.isfinite(motion.as_array()).all()
+    changed = wav.samples.clone()
+    # other speech from frame 12 on: past the first window (frames 0-7) and the 2 frames of mel context it hears
+    changed[:, 7680:] = 0.1 * torch.randn(1, n - 7680, generator=gen(2))
+    other = sample_motion(model, Waveform(changed, 16000), 25, num_inference_steps=2, generator=gen(0))
+    heard = not np.allclose(motion.as_array()[:8], other.as_array()[:8], atol=1e-6)
+    assert heard == (future_frames > 0)
+
+
 def test_still_head_zeroes_the_pose_and_head_amount_scales_it(model, speech):
     still = sample_motion(model, speech, 25, num_inference_steps=4, generator=gen(0), still_head=True)
     for name in POSE_FIELDS:
