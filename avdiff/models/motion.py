@@ -10,8 +10,9 @@
 * **past motion**: the ``K`` frames just before the window, clean (the previous window's output), so consecutive
   windows join without a seam;
 * **the speech ahead**: with ``future_frames`` ``A``, the audio of the ``A`` frames after the window too (their
-  motion input is 0, the mean of the normalised motion, and flagged as not to be denoised), so the window's last frames hear what comes next as its middle ones do: a mouth shapes the next sound
-  before it is heard, and the head's turns follow the intonation around its slow trend, which reaches past a window;
+  motion input is 0, the mean of the normalised motion, and flagged as not to be denoised), so the window's last
+  frames hear what comes next as its middle ones do: a mouth shapes the next sound before it is heard, and the
+  head's turns follow the intonation around its slow trend, which reaches past a window;
 * **the diffusion timestep** and **controls**: blinks per minute and the head-motion amount (the synthetic truth's
   ``head_amount``: 0 still ... 1 natural), and with ``blink_clock`` the seconds since the last blink began, at
   the window's first frame (:data:`BLINK_CLOCK`). The past shows only ``K`` frames (a third of a second), too little
@@ -20,8 +21,8 @@
   learns the blinks' timing as a renewal process: unlikely just after a blink, certain within 8.9 s of the last.
 
 The network is a 1-D convolutional stack over the ``K + T + A`` frames (past, window and the frames ahead together, a
-flag channel telling them apart: 1, 0 and -1): residual blocks of dilated convolutions, each modulated (FiLM) by the timestep and the controls, and
-the audio added per frame. It predicts the clean window (``prediction_type="sample"``), which suits few-step DDIM.
+flag channel telling them apart: 1, 0 and -1): residual blocks of dilated convolutions, each modulated (FiLM) by the
+timestep and the controls, and the audio added per frame. It predicts the clean window (``prediction_type="sample"``), which suits few-step DDIM.
 
 The normalisation statistics (``field_mean``, ``field_std``) and the scheduler's settings live in the config, so a
 saved model (``save_pretrained``) is all a sampler needs (:mod:`avdiff.pipelines.talking_head.motion_sampling`).
