@@ -27,7 +27,9 @@ HOP_S = 0.01  # one F0 every 10 ms
 F0_RANGE_HZ = (60.0, 400.0)  # speech: a low male voice to a high female or child voice
 
 
-def speech_f0(samples: np.ndarray, sample_rate: int, fmin: float = F0_RANGE_HZ[0], fmax: float = F0_RANGE_HZ[1]):
+def speech_f0(
+    samples: np.ndarray, sample_rate: int, fmin: float = F0_RANGE_HZ[0], fmax: float = F0_RANGE_HZ[1]
+) -> tuple[np.ndarray, np.ndarray]:
     """F0 per 10 ms step by YIN (module doc).
 
     Args:
