@@ -86,6 +86,7 @@ def build_app(
                 str(cache_dir),
                 concurrency_limit,
                 logging.getLogger().getEffectiveLevel(),
+                tuple(f"{cls.__module__}:{cls.__qualname__}" for cls in tabs or TABS if hasattr(cls, "warm")),
             )
             pool = WorkerPool(spec, max_idle=concurrency_limit)
         ctx = TabContext(registry, limits, cache_dir, concurrency_limit, workers=pool)

@@ -7,7 +7,8 @@ job stops within the denoising step it is in, and its request folder is removed.
 
 Each worker builds its own :class:`~avdiff.demo.context.TabContext` (its own
 :class:`~avdiff.demo.models.ModelRegistry`, which keeps the models it loaded across requests) and its own tab
-instances, and runs a tab's handler (``tab.talk(...)``) on the same arguments as the app would. Progress calls and
+instances, warms up the tabs that have a ``warm()`` (``WorkerSpec.warm``: the talking-head tab makes and scores a
+second of its example, so the first request does not pay for loading), and runs a tab's handler (``tab.talk(...)``) on the same arguments as the app would. Progress calls and
 the request folders it creates are sent back to the app as they happen; the handler's return value, or its
 ``gr.Error`` sentence, comes back at the end.
 
@@ -25,6 +26,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,7 @@ logger = logging.getLogger(__name__)
 WORKER_DIED_MESSAGE = "The worker running this request stopped unexpectedly; please try again."
 ABANDONED_MESSAGE = "The request was stopped: its page was closed."
 STOPPING_MESSAGE = "The request was stopped: the server is shutting down."
+STARTING_MESSAGE = "starting a worker: it loads the libraries and the model once (about 20 s on a 2-core CPU)"
 POLL_S = 0.05  # how often a waiting request looks at its worker's pipe and at whether its client is still there
 _PROGRESS = "<avdiff-progress>"  # stands for the handler's gr.Progress argument on its way to a worker
 
@@ -54,18 +57,30 @@ class WorkerSpec:
     cache_dir: str
     concurrency_limit: int
     log_level: int = logging.INFO  # the app's (the root logger's effective level)
+    warm: tuple[str, ...] = ()  # the tabs ("module:qualname") whose ``warm()`` a worker runs before its first job
 
 
 class _Worker:
     """One worker process and the app's end of its pipe."""
 
     stopped_by_pool = False  # killed by WorkerPool.close while it ran a job
+    ready = False  # it said so: imported, its tabs warmed up (serve's first message)
 
     def __init__(self, spec: WorkerSpec, context):
         self.conn, child = context.Pipe()
         self.process = context.Process(target=serve, args=(spec, child), name="avdiff-worker", daemon=True)
         self.process.start()
         child.close()
+
+    def is_ready(self) -> bool:
+        """Whether it has said it is ready, read off its pipe without waiting (before its first job, "ready" is the
+        only message it sends)."""
+        try:
+            while not self.ready and self.conn.poll():
+                self.ready = self.conn.recv()[0] == "ready"
+        except (EOFError, OSError):  # it died: the job finds out
+            pass
+        return self.ready
 
     def end(self) -> None:
         """End the process now (SIGKILL) and reap it; the pipe stays open for the job that reads it."""
@@ -219,6 +234,8 @@ class WorkerPool:
         folders: list[str] = []
         reusable = False
         try:
+            if progress is not None and not worker.is_ready():  # a request just after the server started waits
+                progress((0, None), desc=STARTING_MESSAGE, unit="stages")
             try:
                 worker.conn.send((target, method, args, kwargs))
             except OSError:  # it died starting, or the pool was closed as it was taken
@@ -237,7 +254,9 @@ class WorkerPool:
                     kind, value = worker.conn.recv()
                 except (EOFError, OSError):
                     raise self._ended(worker, method) from None
-                if kind == "progress":
+                if kind == "ready":
+                    worker.ready = True
+                elif kind == "progress":
                     if progress is not None:
                         fraction, desc, total, unit = value
                         progress(fraction, desc=desc, total=total, unit=unit)
@@ -337,6 +356,9 @@ def serve(spec: WorkerSpec, conn) -> None:
         spec.concurrency_limit,
     )
     tabs: dict[str, object] = {}
+    for target in spec.warm:  # before the first job, which waits for it (a worker is prestarted with the server)
+        _warm(target, ctx, tabs)
+    conn.send(("ready", None))
 
     ctx.on_request_dir = lambda path: conn.send(("folder", str(path)))
     while True:
@@ -369,6 +391,18 @@ def _tab(target: str, ctx: TabContext, tabs: dict):
             tab.build(ctx)
         tabs[target] = tab
     return tabs[target]
+
+
+def _warm(target: str, ctx: TabContext, tabs: dict) -> None:
+    """Run the tab's ``warm()``: it loads what its first request would (the model, the scorer) and runs them once. A
+    failure is logged, not raised: the worker serves anyway, and the first request loads what it needs."""
+    start = time.perf_counter()
+    try:
+        _tab(target, ctx, tabs).warm()
+    except Exception:
+        logger.warning("warming %s up failed; its first request will load what it needs", target, exc_info=True)
+    else:
+        logger.info("warmed %s up in %.1f s", target, time.perf_counter() - start)
 
 
 def _is_progress(value: object) -> bool:

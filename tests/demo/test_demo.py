@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -417,6 +418,27 @@ def test_the_bundled_motion_model_renders_the_photo_at_its_size_frame_by_frame(i
     with pytest.raises(gr.Error):
         tab.talk(*args, "often", 1.0, False, progress=Recorder())
     shutil.rmtree(Path(video).parent)
+
+
+@pytest.mark.slow
+def test_warm_loads_and_runs_the_default_model_and_the_syncnet_and_leaves_no_file(tmp_path, monkeypatch):
+    from avdiff.demo.tabs import talking_head as talking_head_tab
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where warm's own folder is made
+    app = build_app(bundled=True)
+    assert app.avdiff_context.workers.spec.warm == ("avdiff.demo.tabs.talking_head:TalkingHeadTab",)  # only it warms
+    tab, registry = app.avdiff_tabs[0], app.avdiff_context.models
+    default = registry.default("talking-head")
+    assert default.is_motion and not registry.is_loaded(default.key)
+    talking_head_tab.sync_expert.cache_clear()
+    made = []
+    score_file = talking_head_tab.score_file
+    monkeypatch.setattr(talking_head_tab, "score_file", lambda path: made.append(read_video(path)) or score_file(path))
+    tab.warm()
+    assert registry.is_loaded(default.key) and talking_head_tab.sync_expert.cache_info().currsize == 1
+    (clip,) = made
+    assert clip.num_frames == 25 and clip.frames.shape[1:3] == (512, 512)  # the example's first second, its size
+    assert not list(tmp_path.glob("avdiff-warm-*")) and not list(Path(app.avdiff_context.cache_dir).glob("**/*.mp4"))
 
 
 # --- the served app -------------------------------------------------------------------------------------------------

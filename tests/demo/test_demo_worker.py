@@ -127,3 +127,59 @@ def test_a_worker_logs_at_the_level_of_the_app(tmp_path, capfd, monkeypatch):
         pool.close()
     err = capfd.readouterr().err
     assert "a warning line" in err and "an info line" not in err, err
+
+
+class WarmTab:
+    """A tab with a ``warm()``: it counts its warm-ups and jobs in the worker's process."""
+
+    warmed = 0
+
+    def build(self, ctx):
+        pass
+
+    def warm(self):
+        type(self).warmed += 1
+
+    def times_warmed(self):
+        return type(self).warmed
+
+
+class BrokenWarmTab(WarmTab):
+    def warm(self):
+        raise RuntimeError("no model here")
+
+
+@pytest.mark.parametrize("tab, warmed", [("WarmTab", 1), ("BrokenWarmTab", 0)])
+def test_a_worker_warms_its_tabs_once_before_its_first_job_and_serves_when_that_fails(tmp_path, capfd, tab, warmed):
+    spec = WorkerSpec(None, False, "cpu", Limits(), str(tmp_path), 1, logging.INFO, (f"{__name__}:{tab}",))
+    pool = WorkerPool(spec)
+    said = []
+    progress = lambda fraction, desc=None, total=None, unit="steps": said.append(desc)  # noqa: E731
+    try:
+        first = asyncio.run(pool.run(f"{__name__}:{tab}", "times_warmed", (), {}, progress))
+        second = asyncio.run(pool.run(f"{__name__}:{tab}", "times_warmed", (), {}, progress))
+    finally:
+        pool.close()
+    assert (first, second) == (warmed, warmed)  # the same tab instance, warmed once, before the first job
+    assert said == [worker_module.STARTING_MESSAGE]  # the first job waited for a starting worker, and was told so
+    err = capfd.readouterr().err
+    if warmed:
+        assert f"warmed {__name__}:{tab} up in" in err, err
+    else:
+        assert f"warming {__name__}:{tab} up failed" in err and "no model here" in err, err
+
+
+def test_a_request_to_a_worker_that_is_ready_is_not_told_it_is_starting(tmp_path):
+    spec = WorkerSpec(None, False, "cpu", Limits(), str(tmp_path), 1, logging.INFO, (f"{__name__}:WarmTab",))
+    pool = WorkerPool(spec)
+    said = []
+    try:
+        pool.prestart(1)
+        (worker,) = pool._idle
+        worker.conn.poll(120)  # its "ready"
+        assert (
+            asyncio.run(pool.run(f"{__name__}:WarmTab", "times_warmed", (), {}, lambda *a, **k: said.append(a))) == 1
+        )
+    finally:
+        pool.close()
+    assert said == []

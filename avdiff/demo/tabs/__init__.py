@@ -3,7 +3,9 @@
 A tab is a class with a ``title`` and a ``build(ctx)`` method that creates its components and events inside the
 ``gr.Tab`` the app opens for it. ``ctx`` (:class:`~avdiff.demo.context.TabContext`) carries the model registry, the
 input limits, the per-request folder helper and the shared concurrency group of generation events. To add a job,
-write ``avdiff/demo/tabs/<job>.py`` and append its class to :data:`TABS`; no other tab changes.
+write ``avdiff/demo/tabs/<job>.py`` and append its class to :data:`TABS`; no other tab changes. A tab may also have
+a ``warm()`` method, which each worker process runs once before its first job (:mod:`avdiff.demo.worker`): it
+loads and runs once what the tab's first request would, so that request is as quick as the next.
 """
 
 from __future__ import annotations

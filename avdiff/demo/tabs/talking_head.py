@@ -17,7 +17,9 @@ import functools
 import inspect
 import logging
 import os
+import tempfile
 from fractions import Fraction
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -44,6 +46,7 @@ logger = logging.getLogger(__name__)
 KIND = "talking-head"
 OUTPUT_NAME = "talking_head.mp4"
 SYNCNET = "avdiff/syncnet-motion"  # the bundled sync expert the page scores every video with
+WARM_S = 1.0  # seconds of the example a worker makes and scores before its first job (TalkingHeadTab.warm)
 
 
 def pipeline_defaults(entry: ModelEntry | None = None) -> dict:
@@ -393,6 +396,27 @@ class TalkingHeadTab:
         return gr.update(visible=True, value=plot_motion(motion, float(parse_fps(fps))))
 
     # --- generation ---------------------------------------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Make and score the first :data:`WARM_S` seconds of the example with the default model, into a folder
+        removed after (a pixel model is only loaded: its denoising is too slow to spend at start, and the warp
+        makes the clip). A worker runs this before its first job (:mod:`avdiff.demo.worker`), so the first request
+        finds the model, mediapipe's face graphs, librosa's kernels, the encoder and the SyncNet loaded and run once.
+        """
+        entry = self.ctx.models.default(KIND)
+        photo_path, speech_path = example_files()
+        photo = load_photo(str(photo_path), self.ctx.limits)
+        speech = load_speech(str(speech_path), self.ctx.limits).slice_s(0.0, WARM_S)
+        rate = Fraction(25)
+        if entry.is_diffusion:
+            self.ctx.models.acquire(entry.key)
+        with tempfile.TemporaryDirectory(prefix="avdiff-warm-") as folder:
+            if entry.is_motion:
+                settings = {"seed": 0, **motion_settings(15.0, 1.0, False)}
+                out = self._diffuse(entry, photo.rgb, speech, rate, settings, progress=lambda *a, **k: None)
+            else:
+                out = self._warp(photo.rgb, speech, rate)
+            score_file(out.save(Path(folder) / OUTPUT_NAME))
 
     def _entry(self, key: object) -> ModelEntry:
         try:
