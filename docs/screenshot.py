@@ -1,8 +1,9 @@
 """Take docs/demo.png, the README's screenshot of the app: the example (astronaut and espeak-ng speech) animated by
 the default model (the bundled motion model), in headless chromium driven by playwright. It prints how long the
 request took, from the click on Generate to the score on the page, for the first request and the next. The server
-starts a worker as it starts, which takes about 20 s to import and warm up (avdiff.demo.worker); a first request
-sooner than that waits for it. ``--wait S`` clicks Generate S seconds after the page has shown the face.
+starts a worker as it starts, which takes about 25 s on the 2-core CPU to import and warm up (avdiff.demo.worker); a
+first request sooner than that waits for it. ``--wait S`` clicks Generate S seconds after the page has shown the face
+(which it does about 14 s after the start).
 
     python docs/screenshot.py [--chromium /usr/bin/chromium] [--wait 25]
 """

@@ -7,10 +7,15 @@ job stops within the denoising step it is in, and its request folder is removed.
 
 Each worker builds its own :class:`~avdiff.demo.context.TabContext` (its own
 :class:`~avdiff.demo.models.ModelRegistry`, which keeps the models it loaded across requests) and its own tab
-instances, warms up the tabs that have a ``warm()`` (``WorkerSpec.warm``: the talking-head tab makes and scores a
-second of its example, so the first request does not pay for loading), and runs a tab's handler (``tab.talk(...)``) on the same arguments as the app would. Progress calls and
+instances, and runs a tab's handler (``tab.talk(...)``) on the same arguments as the app would. Progress calls and
 the request folders it creates are sent back to the app as they happen; the handler's return value, or its
 ``gr.Error`` sentence, comes back at the end.
+
+A worker started with nothing to do yet (the one the server prestarts) warms up first: it runs the ``warm()`` of the
+tabs that have one (``WorkerSpec.warm``; the talking-head tab makes and scores a second of its example), so its first
+request does not pay for loading. A worker started for a job that is already waiting skips it (the job loads what it
+needs), and then says "ready". A job that reaches a worker not yet ready says so in its progress
+(:data:`STARTING_MESSAGE`); if that worker dies, the log says it died while starting.
 
 A process pool of the standard library (or loky's) is not used: when one of its workers dies, every job in flight
 in the pool fails, and one job cannot be stopped without stopping them all.
@@ -41,7 +46,7 @@ logger = logging.getLogger(__name__)
 WORKER_DIED_MESSAGE = "The worker running this request stopped unexpectedly; please try again."
 ABANDONED_MESSAGE = "The request was stopped: its page was closed."
 STOPPING_MESSAGE = "The request was stopped: the server is shutting down."
-STARTING_MESSAGE = "starting a worker: it loads the libraries and the model once (about 20 s on a 2-core CPU)"
+STARTING_MESSAGE = "starting a worker: it loads the libraries and models once, after the server starts"
 POLL_S = 0.05  # how often a waiting request looks at its worker's pipe and at whether its client is still there
 _PROGRESS = "<avdiff-progress>"  # stands for the handler's gr.Progress argument on its way to a worker
 
@@ -74,10 +79,13 @@ class _Worker:
 
     def is_ready(self) -> bool:
         """Whether it has said it is ready, read off its pipe without waiting (before its first job, "ready" is the
-        only message it sends)."""
+        only message it sends: ``serve``)."""
         try:
             while not self.ready and self.conn.poll():
-                self.ready = self.conn.recv()[0] == "ready"
+                kind, value = self.conn.recv()
+                self.ready = kind == "ready"
+                if not self.ready:
+                    logger.error("a worker sent %r before it was ready; dropped: %r", kind, value)
         except (EOFError, OSError):  # it died: the job finds out
             pass
         return self.ready
@@ -291,10 +299,11 @@ class WorkerPool:
             logger.info("%s: stopped with the server (worker pid %d)", method, worker.process.pid)
             return gr.Error(STOPPING_MESSAGE, print_exception=False)
         logger.error(
-            "%s: the worker (pid %d) stopped unexpectedly (exit code %s); the request fails, the next one gets a "
+            "%s: the worker (pid %d) stopped unexpectedly%s (exit code %s); the request fails, the next one gets a "
             "fresh worker",
             method,
             worker.process.pid,
+            "" if worker.ready else " while it was starting (importing, or warming its tabs up)",
             worker.process.exitcode,
         )
         return gr.Error(WORKER_DIED_MESSAGE, print_exception=False)
@@ -356,9 +365,11 @@ def serve(spec: WorkerSpec, conn) -> None:
         spec.concurrency_limit,
     )
     tabs: dict[str, object] = {}
-    for target in spec.warm:  # before the first job, which waits for it (a worker is prestarted with the server)
+    for target in spec.warm:  # only while no job waits: a job loads what it needs itself
+        if conn.poll():
+            break
         _warm(target, ctx, tabs)
-    conn.send(("ready", None))
+    conn.send(("ready", None))  # the first message: nothing may be sent before it (_Worker.is_ready)
 
     ctx.on_request_dir = lambda path: conn.send(("folder", str(path)))
     while True:

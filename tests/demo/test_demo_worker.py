@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import time
 
 import gradio as gr
 import pytest
@@ -149,19 +151,29 @@ class BrokenWarmTab(WarmTab):
         raise RuntimeError("no model here")
 
 
+def _ready(pool: WorkerPool) -> None:
+    """Prestart one worker and wait for its "ready" (imported, warmed up)."""
+    pool.prestart(1)
+    (worker,) = pool._idle
+    assert worker.conn.poll(120), "the prestarted worker never said it was ready"
+
+
 @pytest.mark.parametrize("tab, warmed", [("WarmTab", 1), ("BrokenWarmTab", 0)])
-def test_a_worker_warms_its_tabs_once_before_its_first_job_and_serves_when_that_fails(tmp_path, capfd, tab, warmed):
+def test_a_prestarted_worker_warms_its_tabs_once_before_its_first_job_and_serves_when_that_fails(
+    tmp_path, capfd, tab, warmed
+):
     spec = WorkerSpec(None, False, "cpu", Limits(), str(tmp_path), 1, logging.INFO, (f"{__name__}:{tab}",))
     pool = WorkerPool(spec)
     said = []
     progress = lambda fraction, desc=None, total=None, unit="steps": said.append(desc)  # noqa: E731
     try:
+        _ready(pool)
         first = asyncio.run(pool.run(f"{__name__}:{tab}", "times_warmed", (), {}, progress))
         second = asyncio.run(pool.run(f"{__name__}:{tab}", "times_warmed", (), {}, progress))
     finally:
         pool.close()
     assert (first, second) == (warmed, warmed)  # the same tab instance, warmed once, before the first job
-    assert said == [worker_module.STARTING_MESSAGE]  # the first job waited for a starting worker, and was told so
+    assert said == []  # the worker was ready: no job was told it was starting
     err = capfd.readouterr().err
     if warmed:
         assert f"warmed {__name__}:{tab} up in" in err, err
@@ -169,17 +181,45 @@ def test_a_worker_warms_its_tabs_once_before_its_first_job_and_serves_when_that_
         assert f"warming {__name__}:{tab} up failed" in err and "no model here" in err, err
 
 
-def test_a_request_to_a_worker_that_is_ready_is_not_told_it_is_starting(tmp_path):
+def test_a_worker_started_for_a_waiting_job_skips_the_warm_up_and_the_job_is_told_it_is_starting(tmp_path):
     spec = WorkerSpec(None, False, "cpu", Limits(), str(tmp_path), 1, logging.INFO, (f"{__name__}:WarmTab",))
     pool = WorkerPool(spec)
     said = []
+    progress = lambda fraction, desc=None, total=None, unit="steps": said.append(desc)  # noqa: E731
     try:
-        pool.prestart(1)
-        (worker,) = pool._idle
-        worker.conn.poll(120)  # its "ready"
-        assert (
-            asyncio.run(pool.run(f"{__name__}:WarmTab", "times_warmed", (), {}, lambda *a, **k: said.append(a))) == 1
-        )
+        assert asyncio.run(pool.run(f"{__name__}:WarmTab", "times_warmed", (), {}, progress)) == 0
     finally:
         pool.close()
-    assert said == []
+    assert said == [worker_module.STARTING_MESSAGE]
+
+
+class CrashingWarmTab(WarmTab):
+    """Its warm-up says it began (a file in the cache folder), waits for a job to arrive, then crashes natively."""
+
+    def build(self, ctx):
+        self.began = ctx.cache_dir / "warm-began"
+
+    def warm(self):
+        self.began.touch()
+        time.sleep(3)
+        os.abort()  # as a segfault in a kernel
+
+
+def test_a_worker_that_dies_warming_up_under_a_job_fails_it_saying_so_and_the_next_job_is_served(tmp_path, caplog):
+    spec = WorkerSpec(None, False, "cpu", Limits(), str(tmp_path), 1, logging.INFO, (f"{__name__}:CrashingWarmTab",))
+    pool = WorkerPool(spec)
+    target = f"{__name__}:CrashingWarmTab"
+    try:
+        pool.prestart(1)
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "warm-began").exists():
+            assert time.monotonic() < deadline, "the warm-up never began"
+            time.sleep(0.05)
+        with caplog.at_level(logging.ERROR, logger=worker_module.__name__), pytest.raises(gr.Error) as raised:
+            asyncio.run(pool.run(target, "times_warmed", (), {}))
+        assert raised.value.message == worker_module.WORKER_DIED_MESSAGE
+        assert "while it was starting" in caplog.text, caplog.text
+        # the next job gets a fresh worker, which skips the warm-up because the job is waiting
+        assert asyncio.run(pool.run(target, "times_warmed", (), {})) == 0
+    finally:
+        pool.close()

@@ -24,6 +24,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+from avdiff.audio.io import load_audio
 from avdiff.demo.context import TabContext, remove_quietly
 from avdiff.demo.examples import example_files
 from avdiff.demo.inputs import (
@@ -400,13 +401,14 @@ class TalkingHeadTab:
     def warm(self) -> None:
         """Make and score the first :data:`WARM_S` seconds of the example with the default model, into a folder
         removed after (a pixel model is only loaded: its denoising is too slow to spend at start, and the warp
-        makes the clip). A worker runs this before its first job (:mod:`avdiff.demo.worker`), so the first request
-        finds the model, mediapipe's face graphs, librosa's kernels, the encoder and the SyncNet loaded and run once.
+        makes the clip). The worker the server prestarts runs this before its first job (:mod:`avdiff.demo.worker`),
+        so the first request finds the model, mediapipe's face graphs, librosa's kernels, the encoder and the SyncNet
+        loaded and run once.
         """
         entry = self.ctx.models.default(KIND)
         photo_path, speech_path = example_files()
         photo = load_photo(str(photo_path), self.ctx.limits)
-        speech = load_speech(str(speech_path), self.ctx.limits).slice_s(0.0, WARM_S)
+        speech = load_audio(speech_path, mono=True).slice_s(0.0, WARM_S)  # whatever the app's audio limit
         rate = Fraction(25)
         if entry.is_diffusion:
             self.ctx.models.acquire(entry.key)
