@@ -34,6 +34,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from avdiff.audio.clock import FpsLike, FrameClock, parse_fps
+from avdiff.audio.intonation import random_intonation
 from avdiff.audio.io import Waveform, load_audio
 from avdiff.audio.phonemes import PhonemeEvent, espeak_version, speak_with_phonemes
 from avdiff.data.format import read_index
@@ -181,13 +182,30 @@ def synthetic_utterances(
 
 
 def synthetic_clips(
-    utterances: Sequence[Utterance], fps: FpsLike, variants: int = 1, seed: int = 0, controls: tuple | None = None
+    utterances: Sequence[Utterance],
+    fps: FpsLike,
+    variants: int = 1,
+    seed: int = 0,
+    controls: tuple | None = None,
+    intonation_share: float = 0.0,
+    intonation_semitones: float = 2.0,
 ) -> list[MotionClip]:
     """``variants`` motion truths per utterance, each drawn from ``np.random.default_rng([seed, k, v])`` with a random
     blink rate (:data:`BLINK_RANGE`) and head amount (0 with :data:`STILL_SHARE`, else :data:`HEAD_RANGE`), unless
-    ``controls`` = (blinks per minute, head amount) fixes them."""
+    ``controls`` = (blinks per minute, head amount) fixes them.
+
+    With ``intonation_share`` > 0, that share of the clips (drawn from ``np.random.default_rng([seed, k, v, 1])``, so
+    the other draws do not change) speaks with a new intonation (:func:`~avdiff.audio.intonation.random_intonation`,
+    a contour of ``intonation_semitones`` spread), and its truth is built from that speech: the head then turns with
+    an F0 that the words do not predict.
+
+    Raises:
+        ValueError: ``variants`` < 1, or ``intonation_share`` outside [0, 1].
+    """
     if variants < 1:
         raise ValueError(f"variants must be >= 1, got {variants}")
+    if not 0 <= intonation_share <= 1:
+        raise ValueError(f"intonation_share must be in [0, 1], got {intonation_share!r}")
     out = []
     for k, u in enumerate(utterances):
         for v in range(variants):
@@ -197,11 +215,16 @@ def synthetic_clips(
                 head = 0.0 if rng.uniform() < STILL_SHARE else float(rng.uniform(*HEAD_RANGE))
             else:
                 blink, head = float(controls[0]), float(controls[1])
+            speech = u.speech
+            if intonation_share > 0:
+                rng_tone = np.random.default_rng([seed, k, v, 1])
+                if rng_tone.uniform() < intonation_share:
+                    speech = random_intonation(speech, rng_tone, intonation_semitones)
             truth, blinks = motion_truth_with_blinks(
-                u.events, u.speech, fps, rng, head_amount=head, blink_rate_per_min=blink
+                u.events, speech, fps, rng, head_amount=head, blink_rate_per_min=blink
             )
             out.append(
-                MotionClip(f"synth_{k}_{v}", u.speech.samples[0], u.speech.sample_rate, truth.as_array(), (blink, head),
+                MotionClip(f"synth_{k}_{v}", speech.samples[0], speech.sample_rate, truth.as_array(), (blink, head),
                            u.events, np.array([b[0] for b in blinks]))
             )  # fmt: skip
     return out

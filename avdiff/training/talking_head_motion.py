@@ -87,6 +87,10 @@ class MotionTaskConfig:
         gain_db: random speech gain per item, ± dB (a constant added to the log-mel).
         mel_shift: random shift of each item's mel bands, ± bands (a crude vocal-tract-length perturbation: voices
             the model never heard have their formants elsewhere).
+        intonation_share: share of the synthetic clips that speak with a new intonation, their truth built from it
+            (:func:`~avdiff.data.motion_dataset.synthetic_clips`): espeak-ng's own intonation follows from the words,
+            so a model can learn to guess the F0 from them instead of hearing it.
+        intonation_semitones: the spread of the new intonation's contour.
         data_seed: draws the utterances and their truths (the trainer's seed draws the rest).
         cache_dir: keep the synthesized speech here (None: synthesize every run).
         preset: the motion preset of the model; model: settings that override it.
@@ -109,6 +113,8 @@ class MotionTaskConfig:
     audio_dropout: float = 0.15
     gain_db: float = 6.0
     mel_shift: int = 2
+    intonation_share: float = 0.0
+    intonation_semitones: float = 2.0
     data_seed: int = 0
     cache_dir: str | None = None
     preset: str = "tiny"
@@ -130,6 +136,11 @@ class MotionTaskConfig:
             raise ValueError(
                 f"eval_blink_rates must be positive and eval_blink_seeds >= 1, got {config.eval_blink_rates} and "
                 f"{config.eval_blink_seeds}"
+            )
+        if not 0 <= config.intonation_share <= 1 or not config.intonation_semitones >= 0:
+            raise ValueError(
+                f"intonation_share must be in [0, 1] and intonation_semitones >= 0, got {config.intonation_share} "
+                f"and {config.intonation_semitones}"
             )
         if config.stride < 1 or config.variants < 1:
             raise ValueError(f"stride and variants must be >= 1, got {config.stride} and {config.variants}")
@@ -168,7 +179,10 @@ class MotionTask:
                     "train", c.synthetic_utterances, c.data_seed, c.train_voices(), sr, cache_dir=c.cache_dir,
                     progress_bar=self.progress_bar,
                 )  # fmt: skip
-                clips += synthetic_clips(utts, c.fps, c.variants, c.data_seed)
+                clips += synthetic_clips(
+                    utts, c.fps, c.variants, c.data_seed, intonation_share=c.intonation_share,
+                    intonation_semitones=c.intonation_semitones,
+                )  # fmt: skip
             if c.data:
                 clips += data_folder_clips(c.data, c.fps, sr, c.split, c.max_clips)
             logger.info("motion training clips: %d (%d frames)", len(clips), sum(len(x.motion) for x in clips))

@@ -46,6 +46,29 @@ def test_speak_cached_serves_the_cache_only_to_the_same_espeak_version(tmp_path,
     assert len(made) == 2
 
 
+def test_a_share_of_the_clips_speaks_with_a_new_intonation_and_its_truth_turns_the_head_with_it(tmp_path):
+    """Only the speech and the F0-driven head turn change; the other draws (controls, blinks, sway) stay the same."""
+    utts = motion_dataset.synthetic_utterances("train", 2, 0, ["en-us"], 16000, cache_dir=tmp_path)
+    plain = motion_dataset.synthetic_clips(utts, 25, 3)
+    assert all(
+        np.array_equal(a.motion, b.motion)
+        for a, b in zip(plain, motion_dataset.synthetic_clips(utts, 25, 3, intonation_share=0.0))
+    )
+    new = motion_dataset.synthetic_clips(utts, 25, 3, intonation_share=1.0, intonation_semitones=3.0)
+    yaw, mouth = FIELDS.index("yaw"), FIELDS.index("mouth_open")
+    turned = 0
+    for a, b in zip(plain, new, strict=True):
+        assert a.controls == b.controls and a.events == b.events and np.array_equal(a.blink_starts, b.blink_starts)
+        assert a.samples.shape == b.samples.shape and not torch.allclose(a.samples, b.samples, atol=1e-3)
+        np.testing.assert_allclose(b.motion[:, mouth], a.motion[:, mouth], atol=1e-6)
+        if a.controls[1] > 0:
+            turned += 1
+            assert np.corrcoef(a.motion[:, yaw], b.motion[:, yaw])[0, 1] < 0.9
+    assert turned >= 2
+    with pytest.raises(ValueError, match="intonation_share"):
+        motion_dataset.synthetic_clips(utts, 25, 1, intonation_share=1.5)
+
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     out = tmp_path_factory.mktemp("motion_clip")
