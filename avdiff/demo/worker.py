@@ -15,7 +15,9 @@ A worker started with nothing to do yet (the one the server prestarts) warms up 
 tabs that have one (``WorkerSpec.warm``; the talking-head tab makes and scores a second of its example), so its first
 request does not pay for loading. A worker started for a job that is already waiting skips it (the job loads what it
 needs), and then says "ready". A job that reaches a worker not yet ready says so in its progress
-(:data:`STARTING_MESSAGE`); if that worker dies, the log says it died while starting.
+(:data:`STARTING_MESSAGE`); if that worker dies, the log says it died while starting. One still not ready
+:data:`STARTING_LIMIT_S` after it started (a warm-up that hangs) is stopped, and the job, which it never read, goes to
+a fresh worker.
 
 A process pool of the standard library (or loky's) is not used: when one of its workers dies, every job in flight
 in the pool fails, and one job cannot be stopped without stopping them all.
@@ -47,6 +49,9 @@ WORKER_DIED_MESSAGE = "The worker running this request stopped unexpectedly; ple
 ABANDONED_MESSAGE = "The request was stopped: its page was closed."
 STOPPING_MESSAGE = "The request was stopped: the server is shutting down."
 STARTING_MESSAGE = "starting a worker: it loads the libraries and models once, after the server starts"
+# a worker not ready this long after it started is stuck (a warm-up that hangs in a native call): it is stopped, and
+# the job it had not begun goes to a fresh worker, which skips the warm-up (its job is waiting)
+STARTING_LIMIT_S = 120.0
 POLL_S = 0.05  # how often a waiting request looks at its worker's pipe and at whether its client is still there
 _PROGRESS = "<avdiff-progress>"  # stands for the handler's gr.Progress argument on its way to a worker
 
@@ -72,6 +77,7 @@ class _Worker:
     ready = False  # it said so: imported, its tabs warmed up (serve's first message)
 
     def __init__(self, spec: WorkerSpec, context):
+        self.started = time.monotonic()
         self.conn, child = context.Pipe()
         self.process = context.Process(target=serve, args=(spec, child), name="avdiff-worker", daemon=True)
         self.process.start()
@@ -239,13 +245,14 @@ class WorkerPool:
         """
         event_id = _event_id()
         worker = self._take()
+        job = (target, method, args, kwargs)
         folders: list[str] = []
-        reusable = False
+        reusable = replaced = False
         try:
             if progress is not None and not worker.is_ready():  # a request just after the server started waits
                 progress((0, None), desc=STARTING_MESSAGE, unit="stages")
             try:
-                worker.conn.send((target, method, args, kwargs))
+                worker.conn.send(job)
             except OSError:  # it died starting, or the pool was closed as it was taken
                 raise self._ended(worker, method) from None
             while True:
@@ -253,6 +260,9 @@ class WorkerPool:
                     while not worker.conn.poll():
                         if worker.stopped_by_pool:  # not only the pipe's end: a child of the worker could hold it
                             raise self._ended(worker, method)
+                        if not (worker.ready or replaced) and time.monotonic() - worker.started > STARTING_LIMIT_S:
+                            worker, replaced = self._replace_stuck(worker, method), True  # it never read the job
+                            worker.conn.send(job)
                         if self._abandoned(event_id):
                             logger.info(
                                 "%s: the client left; stopping its worker (pid %d)", method, worker.process.pid
@@ -290,6 +300,23 @@ class WorkerPool:
                 folders += self._discard(worker)  # with those it made just before it was killed, not yet read
                 for folder in folders:
                     remove_quietly(folder)
+
+    def _replace_stuck(self, worker: _Worker, method: str) -> _Worker:
+        """Stop a worker that is not ready :data:`STARTING_LIMIT_S` after it started (logged as an error) and start a
+        busy one in its place."""
+        logger.error(
+            "%s: its worker (pid %d) was not ready %.0f s after it started (a warm-up that hangs?); it is stopped, "
+            "and the job goes to a fresh worker",
+            method,
+            worker.process.pid,
+            STARTING_LIMIT_S,
+        )
+        for folder in self._discard(worker):
+            remove_quietly(folder)
+        with self._lock:
+            fresh = _Worker(self.spec, self._context)
+            self._busy.add(fresh)
+        return fresh
 
     def _ended(self, worker: _Worker, method: str) -> gr.Error:
         """The error of a job whose worker is gone: :data:`STOPPING_MESSAGE` when the pool was closed under it (the

@@ -40,6 +40,7 @@ class _FakeWorker(worker_module._Worker):
     """A worker whose process is a stand-in; the test writes the worker's side of the pipe."""
 
     def __init__(self):
+        self.started = time.monotonic()
         self.conn, self.child = multiprocessing.Pipe()
         self.process = _Process(self.child)
 
@@ -221,5 +222,40 @@ def test_a_worker_that_dies_warming_up_under_a_job_fails_it_saying_so_and_the_ne
         assert "while it was starting" in caplog.text, caplog.text
         # the next job gets a fresh worker, which skips the warm-up because the job is waiting
         assert asyncio.run(pool.run(target, "times_warmed", (), {})) == 0
+    finally:
+        pool.close()
+
+
+class HangingWarmTab(WarmTab):
+    """Its warm-up says it began (a file in the cache folder), then never returns."""
+
+    def build(self, ctx):
+        self.began = ctx.cache_dir / "warm-began"
+
+    def warm(self):
+        self.began.touch()
+        time.sleep(3600)  # as a native call that hangs
+
+
+def test_a_worker_whose_warm_up_hangs_is_replaced_and_its_job_served_by_a_fresh_one(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(worker_module, "STARTING_LIMIT_S", 2.0)
+    target = f"{__name__}:HangingWarmTab"
+    spec = WorkerSpec(None, False, "cpu", Limits(), str(tmp_path), 1, logging.INFO, (target,))
+    pool = WorkerPool(spec)
+    said = []
+    progress = lambda fraction, desc=None, total=None, unit="steps": said.append(desc)  # noqa: E731
+    try:
+        pool.prestart(1)
+        (stuck,) = pool._idle
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "warm-began").exists():
+            assert time.monotonic() < deadline, "the warm-up never began"
+            time.sleep(0.05)
+        with caplog.at_level(logging.ERROR, logger=worker_module.__name__):
+            assert asyncio.run(pool.run(target, "times_warmed", (), {}, progress)) == 0  # the fresh one skipped it
+        assert "was not ready 2 s after it started" in caplog.text, caplog.text
+        assert not stuck.process.is_alive()
+        assert said == [worker_module.STARTING_MESSAGE]
+        assert len(pool.pids) == 1  # the fresh worker, idle again
     finally:
         pool.close()
