@@ -196,8 +196,8 @@ def synthetic_clips(
 
     With ``intonation_share`` > 0, that share of the clips (drawn from ``np.random.default_rng([seed, k, v, 1])``, so
     the other draws do not change) speaks with a new intonation (:func:`~avdiff.audio.intonation.random_intonation`,
-    a contour of ``intonation_semitones`` spread), and its truth is built from that speech: the head then turns with
-    an F0 that the words do not predict.
+    a contour of ``intonation_semitones`` standard deviation), and its truth is built from that speech: the head then
+    turns with an F0 that the words do not wholly predict (and its lean and nods follow the new speech's loudness).
 
     Raises:
         ValueError: ``variants`` < 1, or ``intonation_share`` outside [0, 1].

@@ -15,9 +15,9 @@ A worker started with nothing to do yet (the one the server prestarts) warms up 
 tabs that have one (``WorkerSpec.warm``; the talking-head tab makes and scores a second of its example), so its first
 request does not pay for loading. A worker started for a job that is already waiting skips it (the job loads what it
 needs), and then says "ready". A job that reaches a worker not yet ready says so in its progress
-(:data:`STARTING_MESSAGE`); if that worker dies, the log says it died while starting. One still not ready
-:data:`STARTING_LIMIT_S` after it started (a warm-up that hangs) is stopped, and the job, which it never read, goes to
-a fresh worker.
+(:data:`STARTING_MESSAGE`); if that worker dies, the log says it died while starting. A job whose worker is still not
+ready :data:`STARTING_LIMIT_S` after that worker started (imports and warm-up; a warm-up that hangs) stops it and
+starts again on a fresh worker, once; an idle worker is not watched.
 
 A process pool of the standard library (or loky's) is not used: when one of its workers dies, every job in flight
 in the pool fails, and one job cannot be stopped without stopping them all.
@@ -49,8 +49,8 @@ WORKER_DIED_MESSAGE = "The worker running this request stopped unexpectedly; ple
 ABANDONED_MESSAGE = "The request was stopped: its page was closed."
 STOPPING_MESSAGE = "The request was stopped: the server is shutting down."
 STARTING_MESSAGE = "starting a worker: it loads the libraries and models once, after the server starts"
-# a worker not ready this long after it started is stuck (a warm-up that hangs in a native call): it is stopped, and
-# the job it had not begun goes to a fresh worker, which skips the warm-up (its job is waiting)
+# a worker not ready this long after it started (imports and warm-up) is stuck, e.g. in a warm-up that hangs in a
+# native call: the job waiting for it stops it and starts again on a fresh worker, which skips the warm-up
 STARTING_LIMIT_S = 120.0
 POLL_S = 0.05  # how often a waiting request looks at its worker's pipe and at whether its client is still there
 _PROGRESS = "<avdiff-progress>"  # stands for the handler's gr.Progress argument on its way to a worker
@@ -261,7 +261,7 @@ class WorkerPool:
                         if worker.stopped_by_pool:  # not only the pipe's end: a child of the worker could hold it
                             raise self._ended(worker, method)
                         if not (worker.ready or replaced) and time.monotonic() - worker.started > STARTING_LIMIT_S:
-                            worker, replaced = self._replace_stuck(worker, method), True  # it never read the job
+                            worker, replaced = self._replace_stuck(worker, method), True
                             worker.conn.send(job)
                         if self._abandoned(event_id):
                             logger.info(
@@ -303,19 +303,29 @@ class WorkerPool:
 
     def _replace_stuck(self, worker: _Worker, method: str) -> _Worker:
         """Stop a worker that is not ready :data:`STARTING_LIMIT_S` after it started (logged as an error) and start a
-        busy one in its place."""
+        busy one in its place. (Had it turned ready and taken the job just now, it is killed before it could finish;
+        the fresh worker runs the job from the start.)
+
+        Raises:
+            gr.Error: :data:`STOPPING_MESSAGE`, when the pool was closed under the job (the server is stopping).
+        """
+        with self._lock:
+            closed = worker not in self._busy  # close() took it
+            self._busy.discard(worker)
+            fresh = None if closed else _Worker(self.spec, self._context)
+            if fresh is not None:
+                self._busy.add(fresh)
+        for folder in worker.kill():
+            remove_quietly(folder)
+        if fresh is None:
+            raise gr.Error(STOPPING_MESSAGE, print_exception=False)
         logger.error(
             "%s: its worker (pid %d) was not ready %.0f s after it started (a warm-up that hangs?); it is stopped, "
-            "and the job goes to a fresh worker",
+            "and the job starts again on a fresh worker",
             method,
             worker.process.pid,
             STARTING_LIMIT_S,
         )
-        for folder in self._discard(worker):
-            remove_quietly(folder)
-        with self._lock:
-            fresh = _Worker(self.spec, self._context)
-            self._busy.add(fresh)
         return fresh
 
     def _ended(self, worker: _Worker, method: str) -> gr.Error:

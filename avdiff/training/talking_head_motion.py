@@ -90,7 +90,8 @@ class MotionTaskConfig:
         intonation_share: share of the synthetic clips that speak with a new intonation, their truth built from it
             (:func:`~avdiff.data.motion_dataset.synthetic_clips`): espeak-ng's own intonation follows from the words,
             so a model can learn to guess the F0 from them instead of hearing it.
-        intonation_semitones: the spread of the new intonation's contour.
+        intonation_semitones: the standard deviation of the new intonation's contour (semitones). The re-intoned
+            speech is made again each run (Praat, about 0.03 s an utterance), not cached.
         data_seed: draws the utterances and their truths (the trainer's seed draws the rest).
         cache_dir: keep the synthesized speech here (None: synthesize every run).
         preset: the motion preset of the model; model: settings that override it.
@@ -137,7 +138,7 @@ class MotionTaskConfig:
                 f"eval_blink_rates must be positive and eval_blink_seeds >= 1, got {config.eval_blink_rates} and "
                 f"{config.eval_blink_seeds}"
             )
-        if not 0 <= config.intonation_share <= 1 or not config.intonation_semitones >= 0:
+        if not 0 <= config.intonation_share <= 1 or not 0 <= config.intonation_semitones < float("inf"):
             raise ValueError(
                 f"intonation_share must be in [0, 1] and intonation_semitones >= 0, got {config.intonation_share} "
                 f"and {config.intonation_semitones}"

@@ -47,24 +47,25 @@ def test_speak_cached_serves_the_cache_only_to_the_same_espeak_version(tmp_path,
 
 
 def test_a_share_of_the_clips_speaks_with_a_new_intonation_and_its_truth_turns_the_head_with_it(tmp_path):
-    """Only the speech and the F0-driven head turn change; the other draws (controls, blinks, sway) stay the same."""
+    """Only the speech and the head pose that follows its prosody change; the other draws (controls, blinks, the
+    random sway) stay the same, and a clip not drawn for a new intonation is the clip it was."""
     utts = motion_dataset.synthetic_utterances("train", 2, 0, ["en-us"], 16000, cache_dir=tmp_path)
     plain = motion_dataset.synthetic_clips(utts, 25, 3)
-    assert all(
-        np.array_equal(a.motion, b.motion)
-        for a, b in zip(plain, motion_dataset.synthetic_clips(utts, 25, 3, intonation_share=0.0))
-    )
     new = motion_dataset.synthetic_clips(utts, 25, 3, intonation_share=1.0, intonation_semitones=3.0)
-    yaw, mouth = FIELDS.index("yaw"), FIELDS.index("mouth_open")
+    yaw, roll, mouth = FIELDS.index("yaw"), FIELDS.index("roll"), FIELDS.index("mouth_open")
     turned = 0
     for a, b in zip(plain, new, strict=True):
         assert a.controls == b.controls and a.events == b.events and np.array_equal(a.blink_starts, b.blink_starts)
         assert a.samples.shape == b.samples.shape and not torch.allclose(a.samples, b.samples, atol=1e-3)
         np.testing.assert_allclose(b.motion[:, mouth], a.motion[:, mouth], atol=1e-6)
+        np.testing.assert_array_equal(b.motion[:, roll], a.motion[:, roll])  # the sway alone: the same draws
         if a.controls[1] > 0:
             turned += 1
             assert np.corrcoef(a.motion[:, yaw], b.motion[:, yaw])[0, 1] < 0.9
     assert turned >= 2
+    half = motion_dataset.synthetic_clips(utts, 25, 3, intonation_share=0.5)
+    kept = [np.array_equal(a.motion, h.motion) and torch.equal(a.samples, h.samples) for a, h in zip(plain, half)]
+    assert 0 < sum(kept) < len(kept)  # the clips not drawn are as they were
     with pytest.raises(ValueError, match="intonation_share"):
         motion_dataset.synthetic_clips(utts, 25, 1, intonation_share=1.5)
 

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -424,7 +423,6 @@ def test_the_bundled_motion_model_renders_the_photo_at_its_size_frame_by_frame(i
 def test_warm_loads_and_runs_the_default_model_and_the_syncnet_and_leaves_no_file(tmp_path, monkeypatch):
     from avdiff.demo.tabs import talking_head as talking_head_tab
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where warm's own folder is made
     app = build_app(bundled=True)
     assert app.avdiff_context.workers.spec.warm == ("avdiff.demo.tabs.talking_head:TalkingHeadTab",)  # only it warms
     tab, registry = app.avdiff_tabs[0], app.avdiff_context.models
@@ -433,12 +431,17 @@ def test_warm_loads_and_runs_the_default_model_and_the_syncnet_and_leaves_no_fil
     talking_head_tab.sync_expert.cache_clear()
     made = []
     score_file = talking_head_tab.score_file
-    monkeypatch.setattr(talking_head_tab, "score_file", lambda path: made.append(read_video(path)) or score_file(path))
+    monkeypatch.setattr(
+        talking_head_tab, "score_file", lambda path: made.append((Path(path), read_video(path))) or score_file(path)
+    )
+    cache = Path(app.avdiff_context.cache_dir)
+    videos = set(cache.glob("**/*.mp4"))  # Gradio's cache folder may hold other apps' files
     tab.warm()
     assert registry.is_loaded(default.key) and talking_head_tab.sync_expert.cache_info().currsize == 1
-    (clip,) = made
+    ((path, clip),) = made
+    assert path.parent.name.startswith("warm-") and cache in path.parents  # a request folder of the app's cache
     assert clip.num_frames == 25 and clip.frames.shape[1:3] == (512, 512)  # the example's first second, its size
-    assert not list(tmp_path.glob("avdiff-warm-*")) and not list(Path(app.avdiff_context.cache_dir).glob("**/*.mp4"))
+    assert not list(cache.glob("**/warm-*")) and set(cache.glob("**/*.mp4")) == videos  # its request folder is gone
 
 
 # --- the served app -------------------------------------------------------------------------------------------------

@@ -252,7 +252,8 @@ def test_a_worker_whose_warm_up_hangs_is_replaced_and_its_job_served_by_a_fresh_
             assert time.monotonic() < deadline, "the warm-up never began"
             time.sleep(0.05)
         with caplog.at_level(logging.ERROR, logger=worker_module.__name__):
-            assert asyncio.run(pool.run(target, "times_warmed", (), {}, progress)) == 0  # the fresh one skipped it
+            job = pool.run(target, "times_warmed", (), {}, progress)
+            assert asyncio.run(asyncio.wait_for(job, 120)) == 0  # the fresh one skipped the warm-up
         assert "was not ready 2 s after it started" in caplog.text, caplog.text
         assert not stuck.process.is_alive()
         assert said == [worker_module.STARTING_MESSAGE]

@@ -17,9 +17,7 @@ import functools
 import inspect
 import logging
 import os
-import tempfile
 from fractions import Fraction
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -399,8 +397,8 @@ class TalkingHeadTab:
     # --- generation ---------------------------------------------------------------------------------------------
 
     def warm(self) -> None:
-        """Make and score the first :data:`WARM_S` seconds of the example with the default model, into a folder
-        removed after (a pixel model is only loaded: its denoising is too slow to spend at start, and the warp
+        """Make and score the first :data:`WARM_S` seconds of the example with the default model, into a request
+        folder removed after (one left by a worker killed meanwhile goes with the app's cache; a pixel model is only loaded: its denoising is too slow to spend at start, and the warp
         makes the clip). The worker the server prestarts runs this before its first job (:mod:`avdiff.demo.worker`),
         so the first request finds the model, mediapipe's face graphs, librosa's kernels, the encoder and the SyncNet
         loaded and run once.
@@ -412,13 +410,16 @@ class TalkingHeadTab:
         rate = Fraction(25)
         if entry.is_diffusion:
             self.ctx.models.acquire(entry.key)
-        with tempfile.TemporaryDirectory(prefix="avdiff-warm-") as folder:
+        folder = self.ctx.request_dir("warm")
+        try:
             if entry.is_motion:
                 settings = {"seed": 0, **motion_settings(15.0, 1.0, False)}
                 out = self._diffuse(entry, photo.rgb, speech, rate, settings, progress=lambda *a, **k: None)
             else:
                 out = self._warp(photo.rgb, speech, rate)
-            score_file(out.save(Path(folder) / OUTPUT_NAME))
+            score_file(out.save(folder / OUTPUT_NAME))
+        finally:
+            remove_quietly(folder)
 
     def _entry(self, key: object) -> ModelEntry:
         try:
