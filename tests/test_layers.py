@@ -47,7 +47,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("commands", "demo", "cli", "__main__"),
 ]
 FUNCTION_IMPORTS_ALLOWED = {"commands", "demo", "cli"}
-MAX_AVDIFF_MODULES = 31  # loaded by `from avdiff.pipelines import TalkingHeadPipeline` (models.cfg: the null rule)
+MAX_AVDIFF_MODULES = 33  # loaded by `from avdiff.pipelines import TalkingHeadPipeline` (models.cfg: the null rule;
+# audio.pitch and its numba_cache: the pitch rows of a motion model with pitch_features)
 
 
 @dataclass(frozen=True)

@@ -297,9 +297,9 @@ def data_folder_clips(
 class MotionWindows(Dataset):
     """Training items of ``K + T`` frames cut from clips, every ``stride`` frames.
 
-    Item: ``{"audio": float32 [K + T + A, n_mels, W] (log-mel per frame, the model's clock, ``model.audio_frames``
-    from the window's frame ``-K``: past, window and the frames ahead, silence past the clip's end), "past": [K, D] raw
-    motion,
+    Item: ``{"audio": float32 [K + T + A, R, W] (log-mel per frame, and the pitch rows of a model with them; the
+    model's clock, ``model.audio_frames`` from the window's frame ``-K``: past, window and the frames ahead, silence
+    past the clip's end), "past": [K, D] raw motion,
     "window": [T, D] raw motion, "controls": [C]}``: the clip's controls, and for a model with ``blink_clock`` the
     seconds since the last blink began at the window's first frame (:meth:`MotionClip.seconds_since_blink`). Frames before a clip's start are the reference
     (:func:`~avdiff.models.motion.neutral_motion`); a window never runs past a clip's end (shorter clips give no item).

@@ -3,10 +3,16 @@
 :class:`MotionDenoiser` denoises a window of ``T`` frames of motion ([B, T, D], D = 15 fields of
 :data:`~avdiff.video.motion.FIELDS`, normalised by the statistics in its config) given
 
-* **speech**: per-frame log-mel windows [B, K + T + A, n_mels, W], cut by the :class:`~avdiff.audio.clock.FrameClock`
+* **speech**: per-frame log-mel windows [B, K + T + A, R, W] (R: the mel bands, and the pitch rows below), cut by the :class:`~avdiff.audio.clock.FrameClock`
   (:meth:`MotionDenoiser.frame_windows`: each frame's mel steps with ``audio_context_frames`` frames of context on
   each side), encoded per frame by a small conv head. A learned null embedding stands in for the audio where it is
   dropped (condition dropout in training, the unconditional branch of classifier-free guidance at sampling);
+* **the pitch**, with ``pitch_features``: two rows under the mel bands (:func:`pitch_rows`): YIN's F0 in semitones from
+  the clip's median over its sounding steps, and whether a step sounds. FastSpeech 2 (Ren et al., 2021, "FastSpeech 2:
+  Fast and High-Quality End-to-End Text to Speech") hears the pitch the same way. A log-mel front end that treats the
+  bands as channels barely hears a pitch that moves (a moved pitch is another pattern of channels); trained on
+  espeak-ng's speech it guesses the intonation from the words instead, and only pitch rows together with training
+  speech given a new intonation (:mod:`avdiff.audio.intonation`) make it follow the F0 it hears;
 * **past motion**: the ``K`` frames just before the window, clean (the previous window's output), so consecutive
   windows join without a seam;
 * **the speech ahead**: with ``future_frames`` ``A``, the audio of the ``A`` frames after the window too (their
@@ -43,11 +49,16 @@ from torch import nn
 
 from avdiff.audio.clock import FrameClock
 from avdiff.audio.features import LogMel
+from avdiff.audio.pitch import speech_f0
 from avdiff.models.cfg import replace_by_null
 from avdiff.models.speech import clock_windows
 from avdiff.video.motion import FIELDS
 
 logger = logging.getLogger(__name__)
+
+PITCH_ROWS = 2  # the rows pitch_features adds under the mel bands: the F0 and whether the step sounds
+SOUNDING_NEPERS = 3.0  # a step sounds when its mean log-mel power is within this of the clip's 95th percentile
+PITCH_CLIP_ST = 12.0  # the F0 row's range, semitones either side of the clip's median (an octave slip at most)
 
 CONTROLS = ("blink_rate_per_min", "head_amount")
 CONTROL_SCALES = (20.0, 1.0)  # the controls are divided by these before the network sees them
@@ -73,6 +84,37 @@ def neutral_motion(num_frames: int) -> np.ndarray:
     out = np.zeros((num_frames, len(FIELDS)), np.float32)
     out[:, FIELDS.index("scale")] = 1.0
     return out
+
+
+def pitch_rows(mel: torch.Tensor, samples: np.ndarray, sample_rate: int) -> torch.Tensor:
+    """The pitch rows of one clip, aligned with its log-mel steps (10 ms, centred).
+
+    Args:
+        mel: the clip's natural-log mel power [n_mels, S].
+        samples: its mono waveform [N] at ``sample_rate`` (``S = N // hop + 1``).
+        sample_rate: Hz.
+
+    Returns:
+        float32 [2, S] on ``mel``'s device: the F0 (YIN, :func:`~avdiff.audio.pitch.speech_f0`) in semitones from the
+        median over the sounding steps, clipped to +-:data:`PITCH_CLIP_ST`, over 6, and 0 on the steps that do not
+        sound; and 2 where a step sounds (its mean log-mel power within :data:`SOUNDING_NEPERS` of the clip's 95th
+        percentile), 0 elsewhere. A clip too short for YIN's window has an F0 of 0 throughout.
+
+    The F0 of a whole clip is read at once, so its memory grows with the clip (about 0.5 GB for 10 minutes).
+    """
+    S = mel.shape[-1]
+    energy = mel.float().mean(dim=0).cpu().numpy()
+    sounding = energy > np.percentile(energy, 95) - SOUNDING_NEPERS
+    _, f0 = speech_f0(np.asarray(samples, np.float32), sample_rate)
+    if len(f0) == 0:
+        semitones = np.zeros(S)
+    else:
+        f0 = np.pad(f0, (0, max(0, S - len(f0))), mode="edge")[:S]
+        semitones = 12 * np.log2(np.maximum(f0, 1.0))
+        semitones -= np.median(semitones[sounding]) if sounding.any() else 0.0
+        semitones = np.where(sounding, np.clip(semitones, -PITCH_CLIP_ST, PITCH_CLIP_ST), 0.0)
+    rows = np.stack([semitones / 6.0, 2.0 * sounding])
+    return torch.tensor(rows, dtype=torch.float32, device=mel.device)
 
 
 def blink_onsets(closure: np.ndarray, shut: float = 0.5) -> np.ndarray:
@@ -125,6 +167,7 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         blink_rate_range: the blink rates seen in training (a minute, ``(low, high)``); the sampler warns of a rate
             outside them, which the model never learned to make.
         blink_clock: take a third control, the seconds since the last blink began (module doc; :meth:`controls`).
+        pitch_features: hear two pitch rows under the mel bands (module doc; :func:`pitch_rows`).
         scheduler: the noise schedule (a diffusers scheduler config; ``prediction_type`` must be ``"sample"``).
 
     Raises:
@@ -153,6 +196,7 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         head_amount_max: float = 1.5,
         blink_rate_range: tuple[float, float] = (7.0, 30.0),
         blink_clock: bool = False,
+        pitch_features: bool = False,
         scheduler: dict | None = None,
     ):
         super().__init__()
@@ -192,7 +236,7 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
 
         self.mel = LogMel(sample_rate, n_mels=n_mels, win_s=win_s, hop_s=hop_s)
         self.audio_head = nn.Sequential(
-            nn.Conv1d(n_mels, audio_hidden, 3, padding=1),
+            nn.Conv1d(n_mels + (PITCH_ROWS if pitch_features else 0), audio_hidden, 3, padding=1),
             nn.GELU(),
             nn.Conv1d(audio_hidden, audio_hidden, 3, padding=1, stride=2),
             nn.GELU(),
@@ -232,6 +276,11 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
     def audio_frames(self) -> int:
         """Frames of audio a window hears: ``K + T + A`` (past, window, ahead), from ``K`` frames before it."""
         return self.past_frames + self.window_frames + self.future_frames
+
+    @property
+    def audio_rows(self) -> int:
+        """Rows of the per-frame audio windows: the mel bands, and :data:`PITCH_ROWS` with ``pitch_features``."""
+        return int(self.config.n_mels) + (PITCH_ROWS if self.config.pitch_features else 0)
 
     @property
     def sample_rate(self) -> int:
@@ -284,15 +333,22 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         return FrameClock(fps, self.sample_rate)
 
     def mel_features(self, samples: torch.Tensor) -> torch.Tensor:
-        """samples [B, N] at ``sample_rate`` -> natural-log mel power [B, n_mels, N // hop + 1] (float32)."""
+        """samples [B, N] at ``sample_rate`` -> natural-log mel power [B, n_mels, N // hop + 1] (float32), with
+        ``pitch_features`` followed by each item's :func:`pitch_rows` ([B, :attr:`audio_rows`, N // hop + 1])."""
         if samples.ndim != 2:
             raise ValueError(f"samples must have shape (B, N), got {tuple(samples.shape)}")
         mel = self.mel.float()
-        return mel(samples.float().to(mel.mel.spectrogram.window.device))
+        out = mel(samples.float().to(mel.mel.spectrogram.window.device))
+        if not self.config.pitch_features:
+            return out
+        waves = samples.float().cpu().numpy()
+        rows = [pitch_rows(out[b], waves[b], self.sample_rate) for b in range(len(waves))]
+        return torch.cat([out, torch.stack(rows)], dim=1)
 
     def frame_windows(self, mel: torch.Tensor, clock: FrameClock, first_frame: int, num_frames: int) -> torch.Tensor:
-        """mel [B, n_mels, S] -> per-frame windows [B, num_frames, n_mels, W] of frames ``first_frame ..`` (which may
-        start before 0 or run past the end: silence there), ±``audio_context_frames``, cut by ``clock``."""
+        """mel [B, R, S] (:meth:`mel_features`, R = :attr:`audio_rows`) -> per-frame windows [B, num_frames, R, W] of
+        frames ``first_frame ..`` (which may start before 0 or run past the end: silence there, its pitch rows 0),
+        ±``audio_context_frames``, cut by ``clock``."""
         if clock.sample_rate != self.sample_rate:
             raise ValueError(f"clock runs at {clock.sample_rate} Hz but the model at {self.sample_rate} Hz")
         windows = clock_windows(
@@ -303,17 +359,21 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
             int(self.config.audio_context_frames),
             self.mel.hop_length,
             math.log(self.mel.log_floor),
-        )  # [B, n_mels, n, W]
+        )  # [B, R, n, W]
+        if self.config.pitch_features:  # the log floor fills the silence outside the clip: no pitch, not sounding
+            pitch = windows[:, -PITCH_ROWS:]
+            outside = (pitch[:, -1:] < 0).expand_as(pitch)
+            windows = torch.cat([windows[:, :-PITCH_ROWS], pitch.masked_fill(outside, 0.0)], dim=1)
         return windows.movedim(-2, 1)
 
     def encode_audio(self, windows: torch.Tensor) -> torch.Tensor:
-        """Per-frame mel windows [B, L, n_mels, W] -> audio embeddings [B, L, audio_dim]."""
-        if windows.ndim != 4 or windows.shape[2] != self.config.n_mels:
-            raise ValueError(
-                f"audio windows must be [B, L, n_mels={self.config.n_mels}, W], got {tuple(windows.shape)}"
-            )
+        """Per-frame audio windows [B, L, R, W] (R = :attr:`audio_rows`) -> audio embeddings [B, L, audio_dim]."""
+        if windows.ndim != 4 or windows.shape[2] != self.audio_rows:
+            raise ValueError(f"audio windows must be [B, L, {self.audio_rows} rows, W], got {tuple(windows.shape)}")
         b, n, m, w = windows.shape
-        x = (windows.reshape(b * n, m, w).to(self.dtype) - self.config.mel_mean) / self.config.mel_std
+        x = windows.reshape(b * n, m, w).to(self.dtype)
+        k = int(self.config.n_mels)  # the mel bands are normalised; the pitch rows come scaled
+        x = torch.cat([(x[:, :k] - self.config.mel_mean) / self.config.mel_std, x[:, k:]], dim=1)
         return self.audio_head(x).reshape(b, n, -1)
 
     # --- the network --------------------------------------------------------------------------------------------
@@ -333,7 +393,7 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
             sample: noisy normalised motion [B, T, D].
             timestep: diffusion step, an int or [B].
             past: clean normalised motion of the K frames before the window [B, K, D].
-            audio: mel windows [B, K + T + A, n_mels, W] of the past frames, the window and the frames ahead
+            audio: audio windows [B, K + T + A, R, W] of the past frames, the window and the frames ahead
                 (:attr:`audio_frames` from frame ``-K``, :meth:`frame_windows`), or
                 None for the unconditional branch (the learned null everywhere).
             controls: [B, C] blinks per minute and head amount (:data:`CONTROLS`), and with ``blink_clock`` the
@@ -362,7 +422,7 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
             emb = null
         else:
             if audio.shape[:2] != (B, L):
-                raise ValueError(f"audio must be [B={B}, K+T+A={L}, n_mels, W], got {tuple(audio.shape)}")
+                raise ValueError(f"audio must be [B={B}, K+T+A={L}, R, W], got {tuple(audio.shape)}")
             emb = self.encode_audio(audio)
             if drop_audio is not None:
                 emb = replace_by_null(emb, drop_audio, null)

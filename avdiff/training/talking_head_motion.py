@@ -221,7 +221,11 @@ class MotionTask:
         t = torch.randint(0, scheduler.config.num_train_timesteps, (B,), device=window.device)
         noisy = scheduler.add_noise(window, torch.randn_like(window), t)
         drop = torch.rand(B, device=window.device) < self.config.audio_dropout
-        audio = augment_mel(batch["audio"], self.config.gain_db, self.config.mel_shift)
+        k = int(net.config.n_mels)  # the gain and the band shift are the mel bands' (not the pitch rows')
+        audio = batch["audio"]
+        audio = torch.cat(
+            [augment_mel(audio[:, :, :k], self.config.gain_db, self.config.mel_shift), audio[:, :, k:]], 2
+        )
         pred = model(noisy, t, past, audio, batch["controls"], drop)
         per_field = F.mse_loss(pred.float(), window.float(), reduction="none").mean(dim=(0, 1))
         loss = per_field.mean()

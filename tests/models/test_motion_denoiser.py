@@ -159,3 +159,38 @@ def test_future_frames_are_saved_and_a_model_saved_without_them_hears_none(tmp_p
     assert (
         MotionDenoiser.from_pretrained(tmp_path / "old").audio_frames == SMALL["past_frames"] + SMALL["window_frames"]
     )
+
+
+def test_pitch_rows_follow_the_f0_where_the_speech_sounds_and_are_zero_outside_the_clip(tmp_path):
+    """pitch_features: two rows under the mel bands, the F0 in semitones from the clip's median (over 6) and 2 where
+    it sounds; a rising pitch reads as rising, the pause and the silence before the clip as 0; the mel bands are
+    those of a model without the rows; the setting is saved and an old config loads without it."""
+    pitched = build_motion_denoiser({**SMALL, "pitch_features": True}, seed=0).eval()
+    plain = build_motion_denoiser(SMALL, seed=0).eval()
+    assert pitched.audio_rows == plain.audio_rows + 2
+    rate, seconds = 16000, 2.0
+    s = np.arange(int(rate * seconds)) / rate
+    f0 = 150.0 * 2 ** (4 * s / seconds / 12)  # 150 Hz rising 4 semitones over the clip
+    wave = sum(np.sin(k * 2 * np.pi * np.cumsum(f0) / rate) / k for k in range(1, 12))
+    wave[int(0.9 * rate) : int(1.1 * rate)] = 0.0  # a pause
+    samples = torch.tensor(0.1 * wave, dtype=torch.float32)[None]
+    mel = pitched.mel_features(samples)
+    assert mel.shape == (1, pitched.audio_rows, samples.shape[1] // 160 + 1)
+    assert torch.equal(mel[:, : plain.config.n_mels], plain.mel_features(samples))
+    semitones, sounds = 6 * mel[0, -2].numpy(), mel[0, -1].numpy()
+    steps = np.arange(mel.shape[-1]) * 0.01
+    voiced = ((steps > 0.1) & (steps < 0.85)) | ((steps > 1.15) & (steps < 1.9))
+    assert (sounds[voiced] == 2).all() and (sounds[(steps > 0.95) & (steps < 1.05)] == 0).all()
+    truth = 4 * steps / seconds - np.median(4 * steps[sounds > 0] / seconds)
+    assert np.abs(semitones[voiced] - truth[voiced]).max() < 0.3
+    assert (semitones[sounds == 0] == 0).all()
+    windows = pitched.frame_windows(mel, pitched.frame_clock(25), -pitched.past_frames, pitched.audio_frames)
+    assert windows.shape[2] == pitched.audio_rows and (windows[:, 0, -2:] == 0).all()  # before the clip: no pitch
+    x, past, _, controls = inputs(pitched, B=1)
+    with torch.no_grad():
+        assert pitched(x, 10, past, windows, controls).shape == x.shape
+    with pytest.raises(ValueError, match="rows"):
+        pitched(x, 10, past, windows[:, :, :-2], controls)
+    pitched.save_pretrained(tmp_path / "pitched")
+    assert MotionDenoiser.from_pretrained(tmp_path / "pitched").config.pitch_features
+    assert not build_motion_denoiser(SMALL).config.pitch_features

@@ -124,6 +124,8 @@ def test_estimate_controls_counts_blinks_and_head_motion():
         ({"stride": 0}, "stride"),
         ({"fps": 0}, "fps"),
         ({"epochs": 3}, "unknown talking-head-motion task settings"),
+        ({"intonation_share": 1.5}, "intonation_share"),
+        ({"intonation_semitones": float("inf")}, "intonation_semitones"),
     ],
 )
 def test_bad_task_settings_are_refused(bad, match):
@@ -252,3 +254,27 @@ def test_windows_tell_a_blink_clock_model_when_the_eyes_last_blinked():
     assert data[12]["controls"].tolist() == pytest.approx([15.0, 1.0, 48 / 25 - 1.0])  # frame 48
     plain = MotionWindows([known], build_motion_denoiser("tiny", seed=0), 25, stride=4)
     assert plain[0]["controls"].tolist() == [15.0, 1.0]
+
+
+def test_a_pitch_model_hears_its_pitch_rows_in_training_and_only_the_mel_bands_are_augmented(task, monkeypatch):
+    from avdiff.training import talking_head_motion
+
+    from motion_model import SMALL_MODEL
+
+    pitched = MotionTask(
+        task_config(synthetic_utterances=4, variants=1, model={**SMALL_MODEL, "pitch_features": True})
+    )
+    model, data = pitched.build_model(), pitched.build_dataset()
+    item = data[0]
+    k = model.config.n_mels
+    assert item["audio"].shape == (model.audio_frames, k + 2, 20)
+    assert (item["audio"][-1, k + 1] == 2).any()  # a frame of the clip sounds
+    batch = {key: torch.stack([data[i][key] for i in range(4)]) for key in item}
+    monkeypatch.setattr(talking_head_motion, "augment_mel", lambda x, gain_db, shift: x + 100.0)
+    heard = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **kw: heard.append(a[3]) or forward(*a, **kw))
+    loss, _ = pitched.compute_loss(model, batch, 0)
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(heard[0][:, :, :k], batch["audio"][:, :, :k] + 100.0)
+    assert torch.equal(heard[0][:, :, k:], batch["audio"][:, :, k:])  # the pitch rows as they were

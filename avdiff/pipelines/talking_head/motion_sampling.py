@@ -189,7 +189,7 @@ def _windows(
     device, dtype = model.device, model.dtype
     threads = 1 if device.type == "cpu" else torch.get_num_threads()  # a small net: one thread is fastest on a CPU
     with torch_threads(threads):
-        mel = model.mel_features(mono.to(device))  # [1, n_mels, S]
+        mel = model.mel_features(mono.to(device))  # [1, R, S]: the mel bands (and the pitch rows)
 
     head_max = float(model.config.head_amount_max)
     model_head = min(head_amount, head_max)
@@ -211,7 +211,7 @@ def _windows(
     past = neutral.expand(K, -1)[None].clone()  # [1, K, D]
     sched = model.make_scheduler(scheduler)
     for start in range(0, num_frames, T):
-        audio = model.frame_windows(mel, clock, start - K, model.audio_frames).to(dtype)  # [1, K + T + A, n_mels, W]
+        audio = model.frame_windows(mel, clock, start - K, model.audio_frames).to(dtype)  # [1, K + T + A, R, W]
         since = start * frame_s - last_blink_s
         controls = torch.tensor([model.controls(blink_rate, model_head, since)], device=device, dtype=dtype)
         noise = torch.randn((1, T, len(FIELDS)), generator=generator, device=generator.device if generator else "cpu")
