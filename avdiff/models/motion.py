@@ -8,11 +8,12 @@
   each side), encoded per frame by a small conv head. A learned null embedding stands in for the audio where it is
   dropped (condition dropout in training, the unconditional branch of classifier-free guidance at sampling);
 * **the pitch**, with ``pitch_features``: two rows under the mel bands (:func:`pitch_rows`): YIN's F0 in semitones from
-  the clip's median over its sounding steps, and whether a step sounds. FastSpeech 2 (Ren et al., 2021, "FastSpeech 2:
-  Fast and High-Quality End-to-End Text to Speech") hears the pitch the same way. A log-mel front end that treats the
-  bands as channels barely hears a pitch that moves (a moved pitch is another pattern of channels); trained on
-  espeak-ng's speech it guesses the intonation from the words instead, and only pitch rows together with training
-  speech given a new intonation (:mod:`avdiff.audio.intonation`) make it follow the F0 it hears;
+  the clip's median over its sounding steps, and whether a step sounds, after FastSpeech 2 (Ren et al., 2021,
+  "FastSpeech 2: Fast and High-Quality End-to-End Text to Speech"), which hears the pitch beside the spectrum. A
+  log-mel front end that treats the bands as channels barely hears a pitch that moves (a moved pitch is another
+  pattern of channels); trained on espeak-ng's speech it guesses the intonation from the words instead. Pitch rows
+  together with training speech given a new intonation (:mod:`avdiff.audio.intonation`) made it follow the F0 it
+  hears (docs: the motion generator);
 * **past motion**: the ``K`` frames just before the window, clean (the previous window's output), so consecutive
   windows join without a seam;
 * **the speech ahead**: with ``future_frames`` ``A``, the audio of the ``A`` frames after the window too (their
@@ -36,6 +37,7 @@ saved model (``save_pretrained``) is all a sampler needs (:mod:`avdiff.pipelines
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 
@@ -49,7 +51,7 @@ from torch import nn
 
 from avdiff.audio.clock import FrameClock
 from avdiff.audio.features import LogMel
-from avdiff.audio.pitch import speech_f0
+from avdiff.audio.pitch import HOP_S, speech_f0
 from avdiff.models.cfg import replace_by_null
 from avdiff.models.speech import clock_windows
 from avdiff.video.motion import FIELDS
@@ -97,10 +99,12 @@ def pitch_rows(mel: torch.Tensor, samples: np.ndarray, sample_rate: int) -> torc
     Returns:
         float32 [2, S] on ``mel``'s device: the F0 (YIN, :func:`~avdiff.audio.pitch.speech_f0`) in semitones from the
         median over the sounding steps, clipped to +-:data:`PITCH_CLIP_ST`, over 6, and 0 on the steps that do not
-        sound; and 2 where a step sounds (its mean log-mel power within :data:`SOUNDING_NEPERS` of the clip's 95th
-        percentile), 0 elsewhere. A clip too short for YIN's window has an F0 of 0 throughout.
+        sound; and 2 where a step sounds (its mean log-mel power within :data:`SOUNDING_NEPERS`, about 13 dB, of the
+        clip's 95th percentile), 0 elsewhere. A clip too short for YIN's window has an F0 of 0 throughout.
 
-    The F0 of a whole clip is read at once, so its memory grows with the clip (about 0.5 GB for 10 minutes).
+    "Sounds" is loudness, not voicing: a loud fricative or burst gets YIN's reading of it (clipped), and a passage
+    more than 13 dB under the clip's loudest reads as silent. The F0 of a whole clip is read at once, so its memory
+    grows with the clip (about 0.5 GB for 10 minutes).
     """
     S = mel.shape[-1]
     energy = mel.float().mean(dim=0).cpu().numpy()
@@ -235,6 +239,8 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         self.register_buffer("_std", torch.tensor(std, dtype=torch.float32), persistent=False)
 
         self.mel = LogMel(sample_rate, n_mels=n_mels, win_s=win_s, hop_s=hop_s)
+        if pitch_features and self.mel.hop_length != round(HOP_S * sample_rate):
+            raise ValueError(f"pitch_features needs the F0's step, hop_s={HOP_S}, got hop_s={hop_s}")
         self.audio_head = nn.Sequential(
             nn.Conv1d(n_mels + (PITCH_ROWS if pitch_features else 0), audio_hidden, 3, padding=1),
             nn.GELU(),
@@ -351,19 +357,18 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         ±``audio_context_frames``, cut by ``clock``."""
         if clock.sample_rate != self.sample_rate:
             raise ValueError(f"clock runs at {clock.sample_rate} Hz but the model at {self.sample_rate} Hz")
-        windows = clock_windows(
-            mel,
-            clock,
-            first_frame,
-            num_frames,
-            int(self.config.audio_context_frames),
-            self.mel.hop_length,
-            math.log(self.mel.log_floor),
-        )  # [B, R, n, W]
-        if self.config.pitch_features:  # the log floor fills the silence outside the clip: no pitch, not sounding
-            pitch = windows[:, -PITCH_ROWS:]
-            outside = (pitch[:, -1:] < 0).expand_as(pitch)
-            windows = torch.cat([windows[:, :-PITCH_ROWS], pitch.masked_fill(outside, 0.0)], dim=1)
+        k = int(self.config.n_mels)
+        cut = functools.partial(
+            clock_windows,
+            clock=clock,
+            first_frame=first_frame,
+            num_frames=num_frames,
+            context=int(self.config.audio_context_frames),
+            hop_length=self.mel.hop_length,
+        )
+        windows = cut(mel[:, :k], pad_value=math.log(self.mel.log_floor))  # [B, n_mels, n, W]: the floor is silence
+        if self.config.pitch_features:  # and the silence has no pitch and does not sound
+            windows = torch.cat([windows, cut(mel[:, k:], pad_value=0.0)], dim=1)
         return windows.movedim(-2, 1)
 
     def encode_audio(self, windows: torch.Tensor) -> torch.Tensor:

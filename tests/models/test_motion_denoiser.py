@@ -186,6 +186,9 @@ def test_pitch_rows_follow_the_f0_where_the_speech_sounds_and_are_zero_outside_t
     assert (semitones[sounds == 0] == 0).all()
     windows = pitched.frame_windows(mel, pitched.frame_clock(25), -pitched.past_frames, pitched.audio_frames)
     assert windows.shape[2] == pitched.audio_rows and (windows[:, 0, -2:] == 0).all()  # before the clip: no pitch
+    edge = pitched.frame_windows(mel, pitched.frame_clock(25), 0, 1)[0, 0]  # frame 0: 2 frames of context before it
+    assert (edge[-1, :8] == 0).all() and (edge[-1, 8:] == 2).all()  # silence before the clip, the tone in it
+    assert (edge[: plain.config.n_mels, :8] == float(np.log(pitched.mel.log_floor))).all()
     x, past, _, controls = inputs(pitched, B=1)
     with torch.no_grad():
         assert pitched(x, 10, past, windows, controls).shape == x.shape
@@ -194,3 +197,5 @@ def test_pitch_rows_follow_the_f0_where_the_speech_sounds_and_are_zero_outside_t
     pitched.save_pretrained(tmp_path / "pitched")
     assert MotionDenoiser.from_pretrained(tmp_path / "pitched").config.pitch_features
     assert not build_motion_denoiser(SMALL).config.pitch_features
+    with pytest.raises(ValueError, match="hop_s"):
+        build_motion_denoiser({**SMALL, "pitch_features": True, "hop_s": 0.02})
