@@ -60,7 +60,8 @@ def upload(page, photo: Path, speech: Path) -> None:
 def test_generate_plays_an_mp4_with_the_speech_and_shows_its_score(page, inputs, url, tmp_path):
     photo, speech = inputs
     page.locator("#th-settings").get_by_text("Settings", exact=True).click()  # closed at first: the first screen
-    assert page.is_visible("#th-diffusion-settings")  # the user's model is the default: its controls show
+    # the user's model is the default: its controls show once the accordion has opened (a loaded CPU opens it late)
+    page.wait_for_selector("#th-diffusion-settings", state="visible", timeout=30_000)
     choose_warp(page)
     upload(page, photo, speech)
     page.wait_for_selector("#th-preview img")
