@@ -40,12 +40,18 @@ def random_contour(rng: np.random.Generator) -> Contour:
     return rng.uniform(*CONTOUR_HZ, size=CONTOUR_WAVES), rng.uniform(0, 2 * np.pi, size=CONTOUR_WAVES)
 
 
+def _scale(contour: Contour, semitones: float) -> float:
+    """What the sum of the contour's sines is multiplied by, for a standard deviation of ``semitones`` (a sine's is
+    1/sqrt(2), and independent phases add in quadrature)."""
+    return float(semitones) / float(np.sqrt(len(contour[0]) / 2))
+
+
 def contour_at(times_s: np.ndarray, contour: Contour, semitones: float) -> np.ndarray:
     """The contour at ``times_s`` (s), in semitones: the sum of its sines scaled so that its standard deviation over
     a long stretch is ``semitones`` (float64, the shape of ``times_s``)."""
     freqs, phases = contour
     t = np.asarray(times_s, np.float64)[..., None]
-    return semitones * np.sin(2 * np.pi * freqs * t + phases).sum(axis=-1) / np.sqrt(len(freqs) / 2)
+    return _scale(contour, semitones) * np.sin(2 * np.pi * freqs * t + phases).sum(axis=-1)
 
 
 def reintonate(speech: Waveform, contour: Contour, semitones: float) -> Waveform:
@@ -83,7 +89,7 @@ def reintonate(speech: Waveform, contour: Contour, semitones: float) -> Waveform
         logger.debug("no voiced step in %.2f s of speech: its intonation is left as it is", n / rate)
         return unchanged
     freqs, phases = contour
-    scale = float(semitones) / np.sqrt(len(freqs) / 2)
+    scale = _scale(contour, semitones)  # Praat's formula holds contour_at, written out
     waves = " + ".join(f"sin({2 * np.pi * float(f)!r} * x + {float(p)!r})" for f, p in zip(freqs, phases, strict=True))
     call(tier, "Formula", f"self * 2 ^ ({scale!r} * ({waves}) / 12)")
     call([tier, manipulation], "Replace pitch tier")

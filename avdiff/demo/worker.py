@@ -162,9 +162,13 @@ class WorkerPool:
                     self._busy.add(worker)
                     return worker
                 worker.kill()
-            worker = _Worker(self.spec, self._context)
-            self._busy.add(worker)
-            return worker
+            return self._start_busy()
+
+    def _start_busy(self) -> _Worker:
+        """A fresh worker, counted busy from its start (call it under the lock)."""
+        worker = _Worker(self.spec, self._context)
+        self._busy.add(worker)
+        return worker
 
     def _give_back(self, worker: _Worker) -> None:
         with self._lock:
@@ -312,9 +316,7 @@ class WorkerPool:
         with self._lock:
             closed = worker not in self._busy  # close() took it
             self._busy.discard(worker)
-            fresh = None if closed else _Worker(self.spec, self._context)
-            if fresh is not None:
-                self._busy.add(fresh)
+            fresh = None if closed else self._start_busy()
         for folder in worker.kill():
             remove_quietly(folder)
         if fresh is None:

@@ -398,8 +398,8 @@ class TalkingHeadTab:
 
     def warm(self) -> None:
         """Make and score the first :data:`WARM_S` seconds of the example with the default model, into a request
-        folder removed after (one left by a worker killed meanwhile goes with the app's cache; a pixel model is only loaded: its denoising is too slow to spend at start, and the warp
-        makes the clip). The worker the server prestarts runs this before its first job (:mod:`avdiff.demo.worker`),
+        folder removed after (one left by a worker killed meanwhile goes with the app's cache; a pixel model is only
+        loaded: its denoising is too slow to spend at start, and the warp makes the clip). The worker the server prestarts runs this before its first job (:mod:`avdiff.demo.worker`),
         so the first request finds the model, mediapipe's face graphs, librosa's kernels, the encoder and the SyncNet
         loaded and run once.
         """
