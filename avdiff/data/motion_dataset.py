@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 BLINK_RANGE = (7.0, 30.0)  # blinks per minute drawn for a synthetic truth (within blink_rate_limits)
 HEAD_RANGE = (0.2, 1.5)  # head amount drawn for a synthetic truth (or 0, with STILL_SHARE)
 STILL_SHARE = 0.2
+INTONATION_HEARD = ("speech", "pitch")  # where a clip's new intonation is heard (synthetic_clips)
 # the head pose's spread at head_amount 1 (radians of yaw; 1.22 degrees per clip on average over 20 held-out
 # sentences): estimate_controls divides by it
 _UNIT_YAW_STD = float(np.deg2rad(1.2))
@@ -79,6 +80,8 @@ class MotionClip:
         blink_starts: when its blinks began (s from the clip's first frame, ascending; the first may be before the
             clip: the truth knows the last blink before it). None: read from the motion's eyelids
             (:func:`~avdiff.models.motion.blink_onsets`).
+        pitch_samples: the speech a model with pitch rows reads the F0 from, when not ``samples`` (float32 [N]: the
+            same speech with a new intonation, heard only as the F0; :func:`synthetic_clips`).
     """
 
     id: str
@@ -88,6 +91,7 @@ class MotionClip:
     controls: tuple[float, float]
     events: list[PhonemeEvent] | None = field(default=None, repr=False)
     blink_starts: np.ndarray | None = field(default=None, repr=False)
+    pitch_samples: torch.Tensor | None = field(default=None, repr=False)
 
     def seconds_since_blink(self, frame: int, fps: FpsLike) -> float:
         """Seconds from the start of the last blink that began at or before ``frame`` to that frame. Before the
@@ -189,6 +193,7 @@ def synthetic_clips(
     controls: tuple | None = None,
     intonation_share: float = 0.0,
     intonation_semitones: float = 2.0,
+    intonation_heard: str = "speech",
 ) -> list[MotionClip]:
     """``variants`` motion truths per utterance, each drawn from ``np.random.default_rng([seed, k, v])`` with a random
     blink rate (:data:`BLINK_RANGE`) and head amount (0 with :data:`STILL_SHARE`, else :data:`HEAD_RANGE`), unless
@@ -198,14 +203,20 @@ def synthetic_clips(
     the other draws do not change) speaks with a new intonation (:func:`~avdiff.audio.intonation.random_intonation`,
     a contour of ``intonation_semitones`` standard deviation), and its truth is built from that speech: the head then
     turns with an F0 that the words do not wholly predict (and its lean and nods follow the new speech's loudness).
+    ``intonation_heard`` says where a model hears it: ``"speech"``, the clip's speech is the new one; ``"pitch"``, the
+    clip keeps the original speech (its log-mel as espeak-ng made it, free of the resynthesis) and only its pitch rows
+    are read from the new one (:attr:`MotionClip.pitch_samples`).
 
     Raises:
-        ValueError: ``variants`` < 1, or ``intonation_share`` outside [0, 1].
+        ValueError: ``variants`` < 1, ``intonation_share`` outside [0, 1], or ``intonation_heard`` not ``"speech"``
+            or ``"pitch"``.
     """
     if variants < 1:
         raise ValueError(f"variants must be >= 1, got {variants}")
     if not 0 <= intonation_share <= 1:
         raise ValueError(f"intonation_share must be in [0, 1], got {intonation_share!r}")
+    if intonation_heard not in INTONATION_HEARD:
+        raise ValueError(f"intonation_heard must be one of {INTONATION_HEARD}, got {intonation_heard!r}")
     out = []
     for k, u in enumerate(utterances):
         for v in range(variants):
@@ -223,9 +234,12 @@ def synthetic_clips(
             truth, blinks = motion_truth_with_blinks(
                 u.events, speech, fps, rng, head_amount=head, blink_rate_per_min=blink
             )
+            heard, pitch = speech.samples[0], None
+            if intonation_heard == "pitch" and speech is not u.speech:
+                heard, pitch = u.speech.to_mono().samples[0].float(), speech.samples[0]
             out.append(
-                MotionClip(f"synth_{k}_{v}", speech.samples[0], speech.sample_rate, truth.as_array(), (blink, head),
-                           u.events, np.array([b[0] for b in blinks]))
+                MotionClip(f"synth_{k}_{v}", heard, speech.sample_rate, truth.as_array(), (blink, head), u.events,
+                           np.array([b[0] for b in blinks]), pitch)
             )  # fmt: skip
     return out
 
@@ -328,7 +342,8 @@ class MotionWindows(Dataset):
                 if len(c.motion) < self.T:
                     continue
                 k = len(self.mels)
-                self.mels.append(model.mel_features(c.samples[None])[0].cpu())
+                pitch = None if c.pitch_samples is None else c.pitch_samples[None]
+                self.mels.append(model.mel_features(c.samples[None], pitch)[0].cpu())
                 padded = np.concatenate([neutral_motion(self.K), c.motion.astype(np.float32)])
                 self.motions.append(torch.from_numpy(padded))
                 starts = range(0, len(c.motion) - self.T + 1, stride)

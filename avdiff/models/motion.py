@@ -338,16 +338,25 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         """The clock of video at ``fps`` against the model's sample rate."""
         return FrameClock(fps, self.sample_rate)
 
-    def mel_features(self, samples: torch.Tensor) -> torch.Tensor:
+    def mel_features(self, samples: torch.Tensor, pitch_samples: torch.Tensor | None = None) -> torch.Tensor:
         """samples [B, N] at ``sample_rate`` -> natural-log mel power [B, n_mels, N // hop + 1] (float32), with
-        ``pitch_features`` followed by each item's :func:`pitch_rows` ([B, :attr:`audio_rows`, N // hop + 1])."""
+        ``pitch_features`` followed by each item's :func:`pitch_rows` ([B, :attr:`audio_rows`, N // hop + 1]).
+
+        ``pitch_samples`` [B, N] (training only): read the F0 from these instead (the same speech with another
+        intonation, :func:`~avdiff.data.motion_dataset.synthetic_clips`); whether a step sounds stays ``samples``'.
+
+        Raises:
+            ValueError: ``samples`` not [B, N], or ``pitch_samples`` not its shape.
+        """
         if samples.ndim != 2:
             raise ValueError(f"samples must have shape (B, N), got {tuple(samples.shape)}")
+        if pitch_samples is not None and pitch_samples.shape != samples.shape:
+            raise ValueError(f"pitch_samples must be {tuple(samples.shape)}, got {tuple(pitch_samples.shape)}")
         mel = self.mel.float()
         out = mel(samples.float().to(mel.mel.spectrogram.window.device))
         if not self.config.pitch_features:
             return out
-        waves = samples.float().cpu().numpy()
+        waves = (samples if pitch_samples is None else pitch_samples).float().cpu().numpy()
         rows = [pitch_rows(out[b], waves[b], self.sample_rate) for b in range(len(waves))]
         return torch.cat([out, torch.stack(rows)], dim=1)
 

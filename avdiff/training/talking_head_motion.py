@@ -23,6 +23,7 @@ eyes stay open.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from avdiff.audio.clock import parse_fps
 from avdiff.audio.io import Waveform
 from avdiff.data.motion_dataset import (
+    INTONATION_HEARD,
     MotionClip,
     MotionWindows,
     data_folder_clips,
@@ -92,6 +94,8 @@ class MotionTaskConfig:
             so a model can learn to guess the F0 from them instead of hearing it.
         intonation_semitones: the standard deviation of the new intonation's contour (semitones). The re-intoned
             speech is made again each run (Praat, about 0.03 s an utterance), not cached.
+        intonation_heard: ``"speech"``: a re-intoned clip's log-mel is the new speech's; ``"pitch"``: the log-mel
+            stays the original speech's and only the pitch rows (``model: pitch_features``) hear the new intonation.
         data_seed: draws the utterances and their truths (the trainer's seed draws the rest).
         cache_dir: keep the synthesized speech here (None: synthesize every run).
         preset: the motion preset of the model; model: settings that override it.
@@ -116,6 +120,7 @@ class MotionTaskConfig:
     mel_shift: int = 2
     intonation_share: float = 0.0
     intonation_semitones: float = 2.0
+    intonation_heard: str = "speech"
     data_seed: int = 0
     cache_dir: str | None = None
     preset: str = "tiny"
@@ -143,6 +148,8 @@ class MotionTaskConfig:
                 f"intonation_share must be in [0, 1] and intonation_semitones >= 0, got {config.intonation_share} "
                 f"and {config.intonation_semitones}"
             )
+        if config.intonation_heard not in INTONATION_HEARD:
+            raise ValueError(f"intonation_heard must be one of {INTONATION_HEARD}, got {config.intonation_heard!r}")
         if config.stride < 1 or config.variants < 1:
             raise ValueError(f"stride and variants must be >= 1, got {config.stride} and {config.variants}")
         return config
@@ -182,7 +189,7 @@ class MotionTask:
                 )  # fmt: skip
                 clips += synthetic_clips(
                     utts, c.fps, c.variants, c.data_seed, intonation_share=c.intonation_share,
-                    intonation_semitones=c.intonation_semitones,
+                    intonation_semitones=c.intonation_semitones, intonation_heard=c.intonation_heard,
                 )  # fmt: skip
             if c.data:
                 clips += data_folder_clips(c.data, c.fps, sr, c.split, c.max_clips)
@@ -209,6 +216,11 @@ class MotionTask:
 
     def build_dataset(self) -> MotionWindows:
         helper = build_motion_denoiser({"preset": self.config.preset, **self.config.model}, seed=0)
+        if self.config.intonation_heard == "pitch" and self.config.intonation_share > 0:
+            if not helper.config.pitch_features:  # the new intonation would be heard nowhere
+                raise ValueError(
+                    "intonation_heard 'pitch' needs a model with pitch rows (model: pitch_features: true)"
+                )
         dataset = MotionWindows(self.train_clips(), helper, self.config.fps, self.config.stride)
         logger.info("motion training windows: %d", len(dataset))
         return dataset
@@ -222,9 +234,9 @@ class MotionTask:
         noisy = scheduler.add_noise(window, torch.randn_like(window), t)
         drop = torch.rand(B, device=window.device) < self.config.audio_dropout
         k = int(net.config.n_mels)  # the gain and the band shift are the mel bands' (not the pitch rows')
-        audio = batch["audio"]
+        audio, floor = batch["audio"], math.log(net.mel.log_floor)
         audio = torch.cat(
-            [augment_mel(audio[:, :, :k], self.config.gain_db, self.config.mel_shift), audio[:, :, k:]], 2
+            [augment_mel(audio[:, :, :k], self.config.gain_db, self.config.mel_shift, floor), audio[:, :, k:]], 2
         )
         pred = model(noisy, t, past, audio, batch["controls"], drop)
         per_field = F.mse_loss(pred.float(), window.float(), reduction="none").mean(dim=(0, 1))
@@ -257,11 +269,18 @@ class MotionTask:
         return out
 
 
-def augment_mel(windows: torch.Tensor, gain_db: float, shift: int) -> torch.Tensor:
+def augment_mel(windows: torch.Tensor, gain_db: float, shift: int, log_floor: float | None = None) -> torch.Tensor:
     """Log-mel windows [B, L, n_mels, W] with, per item, a random gain (± ``gain_db`` dB) and the bands shifted by a
-    random whole number in [-shift, shift] (the edge band repeated). Draws from torch's global RNG."""
+    random whole number in [-shift, shift] (the edge band repeated). Draws from torch's global RNG.
+
+    With ``log_floor`` (the log of the front end's amplitude floor, :attr:`LogMel.log_floor`), the gain acts as it
+    would on the samples: nothing falls under the floor, and silence (a value at the floor: digital zeros, or the
+    padding before and after a clip) stays at the floor, as it does at inference, however loud the speech."""
     B = windows.shape[0]
-    out = windows + ((torch.rand(B, device=windows.device) * 2 - 1) * gain_db * np.log(10) / 10).view(B, 1, 1, 1)
+    gain = ((torch.rand(B, device=windows.device) * 2 - 1) * gain_db * np.log(10) / 10).view(B, 1, 1, 1)
+    out = windows + gain
+    if log_floor is not None:
+        out = torch.where(windows <= log_floor, windows, out.clamp_min(log_floor))
     if shift:
         moves = torch.randint(-shift, shift + 1, (B,)).tolist()
         n = windows.shape[2]

@@ -68,6 +68,16 @@ def test_a_share_of_the_clips_speaks_with_a_new_intonation_and_its_truth_turns_t
     assert 0 < sum(kept) < len(kept)  # the clips not drawn are as they were
     with pytest.raises(ValueError, match="intonation_share"):
         motion_dataset.synthetic_clips(utts, 25, 1, intonation_share=1.5)
+    with pytest.raises(ValueError, match="intonation_heard"):
+        motion_dataset.synthetic_clips(utts, 25, 1, intonation_heard="mel")
+    # heard only as the F0: the clip keeps the original speech, the new one is its pitch samples, the truth the same
+    by_pitch = motion_dataset.synthetic_clips(
+        utts, 25, 3, intonation_share=1.0, intonation_semitones=3.0, intonation_heard="pitch"
+    )
+    for a, b, c in zip(plain, new, by_pitch, strict=True):
+        assert torch.equal(c.samples, a.samples) and torch.equal(c.pitch_samples, b.samples)
+        np.testing.assert_array_equal(c.motion, b.motion)
+    assert all(h.pitch_samples is None for h in plain)
 
 
 @pytest.fixture(scope="module")

@@ -184,6 +184,12 @@ def test_pitch_rows_follow_the_f0_where_the_speech_sounds_and_are_zero_outside_t
     truth = 4 * steps / seconds - np.median(4 * steps[sounds > 0] / seconds)
     assert np.abs(semitones[voiced] - truth[voiced]).max() < 0.3
     assert (semitones[sounds == 0] == 0).all()
+    falling = torch.flip(samples, [1])  # the F0 read from other samples: the bands and the sounding row stay
+    heard = pitched.mel_features(samples, pitch_samples=falling)
+    assert torch.equal(heard[:, :-2], mel[:, :-2]) and torch.equal(heard[:, -1], mel[:, -1])
+    assert np.corrcoef(heard[0, -2][voiced].numpy(), semitones[voiced])[0, 1] < -0.9
+    with pytest.raises(ValueError, match="pitch_samples"):
+        pitched.mel_features(samples, pitch_samples=samples[:, :-1])
     windows = pitched.frame_windows(mel, pitched.frame_clock(25), -pitched.past_frames, pitched.audio_frames)
     assert windows.shape[2] == pitched.audio_rows and (windows[:, 0, -2:] == 0).all()  # before the clip: no pitch
     edge = pitched.frame_windows(mel, pitched.frame_clock(25), 0, 1)[0, 0]  # frame 0: 2 frames of context before it

@@ -126,6 +126,7 @@ def test_estimate_controls_counts_blinks_and_head_motion():
         ({"epochs": 3}, "unknown talking-head-motion task settings"),
         ({"intonation_share": 1.5}, "intonation_share"),
         ({"intonation_semitones": float("inf")}, "intonation_semitones"),
+        ({"intonation_heard": "mel"}, "intonation_heard"),
     ],
 )
 def test_bad_task_settings_are_refused(bad, match):
@@ -215,6 +216,24 @@ def test_augment_mel_shifts_the_bands_and_adds_a_gain():
     assert torch.equal(augment_mel(x, 0.0, 0), x)
 
 
+def test_the_gain_leaves_silence_at_the_floor_and_nothing_under_it():
+    """A gain on the samples cannot lift digital silence (or a clip's padding) off the log floor, nor push speech
+    under it: the augmented windows look like what the front end makes of louder or quieter speech."""
+    from avdiff.training.talking_head_motion import augment_mel
+
+    floor = float(np.log(1e-5))
+    x = torch.full((256, 2, 10, 6), floor)
+    x[:, :, :, 3:] = floor + torch.linspace(0.1, 8.0, 30).view(1, 1, 10, 3)  # quiet to loud speech after silence
+    torch.manual_seed(0)
+    out = augment_mel(x, 6.0, 0, floor)
+    assert torch.equal(out[..., :3], x[..., :3])  # the silence did not move
+    assert out.min() >= floor
+    loud = (out - x)[..., -1, -1].flatten()  # the loudest cell moves by the item's whole gain, either way
+    assert loud.max() > 1.0 and loud.min() < -1.0
+    unfloored = augment_mel(x, 6.0, 0)  # without the floor, silence moves with the gain (the old behaviour)
+    assert (unfloored[..., :3] != floor).any()
+
+
 def test_windows_of_a_model_that_hears_ahead_carry_the_speech_after_the_window_and_silence_past_the_clip(task):
     from motion_model import SMALL_MODEL
 
@@ -270,7 +289,7 @@ def test_a_pitch_model_hears_its_pitch_rows_in_training_and_only_the_mel_bands_a
     assert item["audio"].shape == (model.audio_frames, k + 2, 20)
     assert (item["audio"][-1, k + 1] == 2).any()  # a frame of the clip sounds
     batch = {key: torch.stack([data[i][key] for i in range(4)]) for key in item}
-    monkeypatch.setattr(talking_head_motion, "augment_mel", lambda x, gain_db, shift: x + 100.0)
+    monkeypatch.setattr(talking_head_motion, "augment_mel", lambda x, gain_db, shift, floor: x + 100.0)
     heard = []
     forward = model.forward
     monkeypatch.setattr(model, "forward", lambda *a, **kw: heard.append(a[3]) or forward(*a, **kw))
@@ -278,3 +297,23 @@ def test_a_pitch_model_hears_its_pitch_rows_in_training_and_only_the_mel_bands_a
     assert torch.isfinite(loss)
     torch.testing.assert_close(heard[0][:, :, :k], batch["audio"][:, :, :k] + 100.0)
     assert torch.equal(heard[0][:, :, k:], batch["audio"][:, :, k:])  # the pitch rows as they were
+
+
+def test_a_new_intonation_heard_only_by_the_pitch_rows_leaves_the_mel_bands_as_espeak_made_them():
+    """intonation_heard 'pitch': a re-intoned clip's windows carry the original speech's bands and the new speech's
+    F0; 'speech' carries the new speech in both; a model without pitch rows cannot hear it that way."""
+    from motion_model import SMALL_MODEL
+
+    pitched = {**SMALL_MODEL, "pitch_features": True}
+    common = dict(synthetic_utterances=2, variants=1, intonation_share=1.0, intonation_semitones=3.0)
+    plain = MotionTask(task_config(synthetic_utterances=2, variants=1, model=pitched)).build_dataset()
+    by_pitch = MotionTask(task_config(**common, intonation_heard="pitch", model=pitched)).build_dataset()
+    by_speech = MotionTask(task_config(**common, model=pitched)).build_dataset()
+    k = plain.model.config.n_mels
+    for a, b, c in zip(plain.mels, by_pitch.mels, by_speech.mels, strict=True):
+        assert torch.equal(b[:k], a[:k]) and not torch.allclose(c[:k], a[:k], atol=1e-2)
+        sounds = (a[k + 1] > 0) & (b[k + 1] > 0) & (c[k + 1] > 0)
+        new, old = b[k, sounds] - c[k, sounds], b[k, sounds] - a[k, sounds]  # up to the median each is taken from
+        assert (new - new.median()).abs().median() < 0.01 < (old - old.median()).abs().median(), "the new F0"
+    with pytest.raises(ValueError, match="pitch rows"):
+        MotionTask(task_config(**common, intonation_heard="pitch", model=SMALL_MODEL)).build_dataset()
