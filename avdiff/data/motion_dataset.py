@@ -205,7 +205,8 @@ def synthetic_clips(
     turns with an F0 that the words do not wholly predict (and its lean and nods follow the new speech's loudness).
     ``intonation_heard`` says where a model hears it: ``"speech"``, the clip's speech is the new one; ``"pitch"``, the
     clip keeps the original speech (its log-mel as espeak-ng made it, free of the resynthesis) and only its pitch rows
-    are read from the new one (:attr:`MotionClip.pitch_samples`).
+    are read from the new one (:attr:`MotionClip.pitch_samples`); the truth's lean and nods still follow the new
+    speech's loudness, which PSOLA keeps close to the original's.
 
     Raises:
         ValueError: ``variants`` < 1, ``intonation_share`` outside [0, 1], or ``intonation_heard`` not ``"speech"``
@@ -226,17 +227,17 @@ def synthetic_clips(
                 head = 0.0 if rng.uniform() < STILL_SHARE else float(rng.uniform(*HEAD_RANGE))
             else:
                 blink, head = float(controls[0]), float(controls[1])
-            speech = u.speech
+            speech, retoned = u.speech, False
             if intonation_share > 0:
                 rng_tone = np.random.default_rng([seed, k, v, 1])
                 if rng_tone.uniform() < intonation_share:
-                    speech = random_intonation(speech, rng_tone, intonation_semitones)
+                    speech, retoned = random_intonation(speech, rng_tone, intonation_semitones), True
             truth, blinks = motion_truth_with_blinks(
                 u.events, speech, fps, rng, head_amount=head, blink_rate_per_min=blink
             )
             heard, pitch = speech.samples[0], None
-            if intonation_heard == "pitch" and speech is not u.speech:
-                heard, pitch = u.speech.to_mono().samples[0].float(), speech.samples[0]
+            if retoned and intonation_heard == "pitch":  # random_intonation's speech is mono float32, as espeak's
+                heard, pitch = u.speech.samples[0], speech.samples[0]
             out.append(
                 MotionClip(f"synth_{k}_{v}", heard, speech.sample_rate, truth.as_array(), (blink, head), u.events,
                            np.array([b[0] for b in blinks]), pitch)

@@ -174,13 +174,19 @@ class MotionTask:
     def config_dict(self) -> dict:
         return asdict(self.config)
 
-    def _sample_rate(self) -> int:
-        return int(build_motion_denoiser({"preset": self.config.preset, **self.config.model}).sample_rate)
+    def _architecture(self) -> MotionDenoiser:
+        """The recipe's model, untrained (seeded): its sample rate, audio rows and windows."""
+        return build_motion_denoiser({"preset": self.config.preset, **self.config.model}, seed=0)
 
     def train_clips(self) -> list[MotionClip]:
         """The training clips (synthetic, then the DATA folder's), made once."""
         if self._clips is None:
-            c, sr = self.config, self._sample_rate()
+            c, helper = self.config, self._architecture()
+            sr = int(helper.sample_rate)
+            if c.intonation_heard == "pitch" and c.intonation_share > 0 and not helper.config.pitch_features:
+                raise ValueError(
+                    "intonation_heard 'pitch' needs a model with pitch rows (model: pitch_features: true)"
+                )
             clips: list[MotionClip] = []
             if c.synthetic_utterances:
                 utts = synthetic_utterances(
@@ -202,7 +208,7 @@ class MotionTask:
         if self._eval is None:
             c = self.config
             utts = synthetic_utterances(
-                "test", c.eval_utterances, c.data_seed + 1, c.held_out_voices(), self._sample_rate(),
+                "test", c.eval_utterances, c.data_seed + 1, c.held_out_voices(), int(self._architecture().sample_rate),
                 cache_dir=c.cache_dir,
             )  # fmt: skip
             self._eval = synthetic_clips(utts, c.fps, 1, c.data_seed + 1, controls=(15.0, 1.0))
@@ -215,13 +221,7 @@ class MotionTask:
         return model
 
     def build_dataset(self) -> MotionWindows:
-        helper = build_motion_denoiser({"preset": self.config.preset, **self.config.model}, seed=0)
-        if self.config.intonation_heard == "pitch" and self.config.intonation_share > 0:
-            if not helper.config.pitch_features:  # the new intonation would be heard nowhere
-                raise ValueError(
-                    "intonation_heard 'pitch' needs a model with pitch rows (model: pitch_features: true)"
-                )
-        dataset = MotionWindows(self.train_clips(), helper, self.config.fps, self.config.stride)
+        dataset = MotionWindows(self.train_clips(), self._architecture(), self.config.fps, self.config.stride)
         logger.info("motion training windows: %d", len(dataset))
         return dataset
 
@@ -275,12 +275,13 @@ def augment_mel(windows: torch.Tensor, gain_db: float, shift: int, log_floor: fl
 
     With ``log_floor`` (the log of the front end's amplitude floor, :attr:`LogMel.log_floor`), the gain acts as it
     would on the samples: nothing falls under the floor, and silence (a value at the floor: digital zeros, or the
-    padding before and after a clip) stays at the floor, as it does at inference, however loud the speech."""
+    padding before and after a clip) stays at the floor, as it does at inference, however loud the speech. (Noise
+    so quiet that the front end floored it stays floored too, where a real gain could lift it.)"""
     B = windows.shape[0]
     gain = ((torch.rand(B, device=windows.device) * 2 - 1) * gain_db * np.log(10) / 10).view(B, 1, 1, 1)
     out = windows + gain
-    if log_floor is not None:
-        out = torch.where(windows <= log_floor, windows, out.clamp_min(log_floor))
+    if log_floor is not None:  # (a tolerance, in case the front end's log rounds the floor otherwise)
+        out = torch.where(windows <= log_floor + 1e-4, windows, out.clamp_min(log_floor))
     if shift:
         moves = torch.randint(-shift, shift + 1, (B,)).tolist()
         n = windows.shape[2]

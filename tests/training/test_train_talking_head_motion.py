@@ -232,6 +232,17 @@ def test_the_gain_leaves_silence_at_the_floor_and_nothing_under_it():
     assert loud.max() > 1.0 and loud.min() < -1.0
     unfloored = augment_mel(x, 6.0, 0)  # without the floor, silence moves with the gain (the old behaviour)
     assert (unfloored[..., :3] != floor).any()
+    # the front end's own silence: a clip of digital zeros then a tone, cut with the padding before it
+    from avdiff.models.builders import build_motion_denoiser
+
+    model = build_motion_denoiser("tiny", seed=0)
+    t = torch.arange(16000) / 16000
+    samples = torch.cat([torch.zeros(8000), 0.3 * torch.sin(2 * np.pi * 220 * t)])[None]
+    windows = model.frame_windows(model.mel_features(samples), model.frame_clock(25), -4, 30)
+    silent = windows == float(np.log(model.mel.log_floor))
+    assert silent[:, :10].all() and not silent[:, -5:].all()  # the padding and the zeros; the tone
+    out = augment_mel(windows.expand(64, -1, -1, -1), 6.0, 0, float(np.log(model.mel.log_floor)))
+    assert torch.equal(out[:, silent[0]], windows[:, silent[0]].expand(64, -1)) and out.std(0).max() > 0.5
 
 
 def test_windows_of_a_model_that_hears_ahead_carry_the_speech_after_the_window_and_silence_past_the_clip(task):

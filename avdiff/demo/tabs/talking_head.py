@@ -8,7 +8,8 @@ and LSE-D by :func:`avdiff.evaluation.syncnet.syncnet_scores_or_reason`).
 
 Named endpoints: ``detect_face(image) -> (preview, info)`` and ``talk(image, audio, model, steps, audio_guidance,
 reference_guidance, seed, fps, chunk_frames, motion_frames, blink_rate=15, head_motion=1, still_head=False,
-paint_mouth=False) -> (video, score, scores)``; a motion model's motion is also kept in the page's state and plotted under the video.
+paint_mouth=False) -> (video, score, scores)``; a motion model's motion is also kept in the page's state and plotted
+under the video.
 """
 
 from __future__ import annotations
@@ -399,9 +400,9 @@ class TalkingHeadTab:
     def warm(self) -> None:
         """Make and score the first :data:`WARM_S` seconds of the example with the default model, into a request
         folder removed after (one left by a worker killed meanwhile goes with the app's cache; a pixel model is only
-        loaded: its denoising is too slow to spend at start, and the warp makes the clip). The worker the server prestarts runs this before its first job (:mod:`avdiff.demo.worker`),
-        so the first request finds the model, mediapipe's face graphs, librosa's kernels, the encoder and the SyncNet
-        loaded and run once.
+        loaded: its denoising is too slow to spend at start, and the warp makes the clip). The worker the server
+        prestarts runs this before its first job (:mod:`avdiff.demo.worker`), so the first request finds the model,
+        mediapipe's face graphs, librosa's kernels, the encoder and the SyncNet loaded and run once.
         """
         entry = self.ctx.models.default(KIND)
         photo_path, speech_path = example_files()
