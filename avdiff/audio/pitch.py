@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 HOP_S = 0.01  # one F0 every 10 ms
 F0_RANGE_HZ = (60.0, 400.0)  # speech: a low male voice to a high female or child voice
+BLOCK_STEPS = 3000  # steps per librosa.yin call (30 s): its frames' spectra held at once stay small in a long clip
 
 
 def speech_f0(
@@ -42,6 +43,10 @@ def speech_f0(
         ``(times_s, f0_hz)``, float64 [T] each: step ``k`` is centred on ``k * 0.01`` s, T = 1 + N // hop. Every
         step has an F0 in [fmin, fmax], voiced or not. Empty arrays for a clip shorter than one window.
 
+    The steps are read :data:`BLOCK_STEPS` at a time, each block's windows cut from the clip as ``librosa.yin(...,
+    center=True)`` cuts them (zeros beyond the ends), so the F0 is the same as one call's and the memory does not grow
+    with the clip (one call holds every window's spectrum: about 0.5 GB for 10 minutes at 16 kHz).
+
     Raises:
         ValueError: ``samples`` not 1-D, or a search range outside the above.
     """
@@ -55,5 +60,13 @@ def speech_f0(
     if len(samples) < frame:
         return np.zeros(0), np.zeros(0)
     ensure_numba_cache()  # before librosa's first kernel: compiled once, by one process
-    f0 = librosa.yin(samples, fmin=fmin, fmax=fmax, sr=sample_rate, frame_length=frame, hop_length=hop, center=True)
-    return np.arange(len(f0)) * hop / sample_rate, f0.astype(np.float64)
+    n, half = len(samples), frame // 2
+    f0 = np.empty(1 + n // hop)
+    for k0 in range(0, len(f0), BLOCK_STEPS):
+        k1 = min(len(f0), k0 + BLOCK_STEPS)
+        a, b = k0 * hop - half, (k1 - 1) * hop - half + frame  # step k's window: [k * hop - half, + frame)
+        block = np.pad(samples[max(a, 0) : min(b, n)], (max(0, -a), max(0, b - n)))
+        f0[k0:k1] = librosa.yin(
+            block, fmin=fmin, fmax=fmax, sr=sample_rate, frame_length=frame, hop_length=hop, center=False
+        )
+    return np.arange(len(f0)) * hop / sample_rate, f0

@@ -185,6 +185,21 @@ def synthetic_utterances(
     return out
 
 
+def check_intonation(share: float, semitones: float, heard: str) -> None:
+    """The new-intonation settings of :func:`synthetic_clips` (and of the motion recipe's task, checked when it loads).
+
+    Raises:
+        ValueError: ``share`` outside [0, 1], ``semitones`` negative or not finite, or ``heard`` not one of
+            :data:`INTONATION_HEARD`.
+    """
+    if not 0 <= share <= 1 or not 0 <= semitones < float("inf"):
+        raise ValueError(
+            f"intonation_share must be in [0, 1] and intonation_semitones >= 0, got {share!r} and {semitones!r}"
+        )
+    if heard not in INTONATION_HEARD:
+        raise ValueError(f"intonation_heard must be one of {INTONATION_HEARD}, got {heard!r}")
+
+
 def synthetic_clips(
     utterances: Sequence[Utterance],
     fps: FpsLike,
@@ -209,15 +224,11 @@ def synthetic_clips(
     speech's loudness, which PSOLA keeps close to the original's.
 
     Raises:
-        ValueError: ``variants`` < 1, ``intonation_share`` outside [0, 1], or ``intonation_heard`` not ``"speech"``
-            or ``"pitch"``.
+        ValueError: ``variants`` < 1, or the intonation settings as :func:`check_intonation` refuses them.
     """
     if variants < 1:
         raise ValueError(f"variants must be >= 1, got {variants}")
-    if not 0 <= intonation_share <= 1:
-        raise ValueError(f"intonation_share must be in [0, 1], got {intonation_share!r}")
-    if intonation_heard not in INTONATION_HEARD:
-        raise ValueError(f"intonation_heard must be one of {INTONATION_HEARD}, got {intonation_heard!r}")
+    check_intonation(intonation_share, intonation_semitones, intonation_heard)
     out = []
     for k, u in enumerate(utterances):
         for v in range(variants):

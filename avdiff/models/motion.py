@@ -103,8 +103,8 @@ def pitch_rows(mel: torch.Tensor, samples: np.ndarray, sample_rate: int) -> torc
         clip's 95th percentile), 0 elsewhere. A clip too short for YIN's window has an F0 of 0 throughout.
 
     "Sounds" is loudness, not voicing: a loud fricative or burst gets YIN's reading of it (clipped), and a passage
-    more than 13 dB under the clip's loudest reads as silent. The F0 of a whole clip is read at once, so its memory
-    grows with the clip (about 0.5 GB for 10 minutes).
+    more than 13 dB under the clip's loudest reads as silent. The F0 is read in blocks of 30 s, so YIN's memory does
+    not grow with the clip.
     """
     S = mel.shape[-1]
     energy = mel.float().mean(dim=0).cpu().numpy()

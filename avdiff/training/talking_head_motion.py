@@ -34,9 +34,9 @@ import torch.nn.functional as F
 from avdiff.audio.clock import parse_fps
 from avdiff.audio.io import Waveform
 from avdiff.data.motion_dataset import (
-    INTONATION_HEARD,
     MotionClip,
     MotionWindows,
+    check_intonation,
     data_folder_clips,
     field_statistics,
     synthetic_clips,
@@ -143,13 +143,7 @@ class MotionTaskConfig:
                 f"eval_blink_rates must be positive and eval_blink_seeds >= 1, got {config.eval_blink_rates} and "
                 f"{config.eval_blink_seeds}"
             )
-        if not 0 <= config.intonation_share <= 1 or not 0 <= config.intonation_semitones < float("inf"):
-            raise ValueError(
-                f"intonation_share must be in [0, 1] and intonation_semitones >= 0, got {config.intonation_share} "
-                f"and {config.intonation_semitones}"
-            )
-        if config.intonation_heard not in INTONATION_HEARD:
-            raise ValueError(f"intonation_heard must be one of {INTONATION_HEARD}, got {config.intonation_heard!r}")
+        check_intonation(config.intonation_share, config.intonation_semitones, config.intonation_heard)
         if config.stride < 1 or config.variants < 1:
             raise ValueError(f"stride and variants must be >= 1, got {config.stride} and {config.variants}")
         return config
@@ -175,8 +169,10 @@ class MotionTask:
         return asdict(self.config)
 
     def _architecture(self) -> MotionDenoiser:
-        """The recipe's model, untrained (seeded): its sample rate, audio rows and windows."""
-        return build_motion_denoiser({"preset": self.config.preset, **self.config.model}, seed=0)
+        """The recipe's model, untrained (seeded, built once): its sample rate, audio rows and windows."""
+        if self._helper is None:
+            self._helper = build_motion_denoiser({"preset": self.config.preset, **self.config.model}, seed=0)
+        return self._helper
 
     def train_clips(self) -> list[MotionClip]:
         """The training clips (synthetic, then the DATA folder's), made once."""

@@ -1,9 +1,12 @@
 """F0 by YIN: a known intonation read to a fraction of a semitone on low and high voices, as an independent
 tracker (pyin) reads espeak-ng's voices, and bad input refused."""
 
+import librosa
 import numpy as np
 import pytest
 
+from avdiff.audio import pitch
+from avdiff.audio.phonemes import speak_with_phonemes
 from avdiff.audio.pitch import speech_f0
 
 RATE = 16000
@@ -35,10 +38,6 @@ def test_a_known_intonation_is_read_to_a_tenth_of_a_semitone_without_octave_slip
 @pytest.mark.requires_espeak
 @pytest.mark.parametrize("voice", ["en-us+f3", "en-gb+m5"])
 def test_espeaks_voices_intonation_is_read_as_pyin_reads_it(voice):
-    import librosa
-
-    from avdiff.audio.phonemes import speak_with_phonemes
-
     speech, _ = speak_with_phonemes(
         "Lucky Lucy lost her lovely lemon locket.", voice=voice, pitch=60, sample_rate=RATE
     )
@@ -63,3 +62,15 @@ def test_bad_input_is_refused_and_a_clip_shorter_than_a_window_has_no_f0():
         speech_f0(samples, RATE, fmax=5000)
     times, f0 = speech_f0(samples[:500], RATE)  # 31 ms: under the 64 ms window
     assert times.size == 0 and f0.size == 0
+
+
+@pytest.mark.parametrize("seconds", [5.0, 5.005, 4.3])
+def test_a_long_clip_read_in_blocks_has_the_f0_of_one_call(monkeypatch, seconds):
+    """The blocks (here 0.7 s each) cut their windows as one centred call does, zeros beyond both ends included."""
+    samples = vowel(150.0, seconds)[0] * np.linspace(0.2, 1.0, int(RATE * seconds), dtype=np.float32)
+    frame = 1024  # the window speech_f0 picks at 16 kHz and 60 Hz
+    whole = librosa.yin(samples, fmin=60.0, fmax=400.0, sr=RATE, frame_length=frame, hop_length=160, center=True)
+    monkeypatch.setattr(pitch, "BLOCK_STEPS", 70)
+    _, blocked = speech_f0(samples, RATE)
+    assert len(blocked) == len(whole) == 1 + len(samples) // 160
+    np.testing.assert_allclose(blocked, whole, rtol=1e-6)
