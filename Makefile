@@ -91,16 +91,20 @@ bundle: runs/talking_head_faces/final/model_index.json
 	cp runs/talking_head_faces/config.json avdiff/bundled/talking-head-tiny/training_config.json
 
 # The motion generator (avdiff/bundled/talking-head-motion): trained on synthetic espeak-ng speech and its motion
-# truth, no video (about 20 minutes on the 2-core CPU; interrupted, it resumes), then copied into the package with its config.
+# truth, no video (about 40 minutes on the 2-core CPU; interrupted, it resumes), then copied into the package with its
+# config, beside the mouth painter already there (the folder's model_index.json, which names it, is kept).
 motion-model: install system-deps
 	$(AVDIFF) train talking-head-motion --config configs/train/talking_head_motion.yaml --resume --no-progress
 
 bundle-motion: runs/talking_head_motion/final/model_index.json
-	rm -rf avdiff/bundled/talking-head-motion
-	cp -r runs/talking_head_motion/final avdiff/bundled/talking-head-motion
+	mkdir -p avdiff/bundled/talking-head-motion
+	rm -rf avdiff/bundled/talking-head-motion/motion_model
+	cp -r runs/talking_head_motion/final/motion_model avdiff/bundled/talking-head-motion/motion_model
 	cp runs/talking_head_motion/config.json avdiff/bundled/talking-head-motion/training_config.json
+	test -f avdiff/bundled/talking-head-motion/model_index.json || \
+		cp runs/talking_head_motion/final/model_index.json avdiff/bundled/talking-head-motion/model_index.json
 
-# the mouth painter, saved beside the bundled motion model (run after bundle-motion: it replaces the folder)
+# the mouth painter, saved beside the bundled motion model (its pipeline folder's model_index.json names both)
 mouth-model: install system-deps
 	$(AVDIFF) train talking-head-mouth --config configs/train/talking_head_mouth.yaml --resume --no-progress
 
