@@ -15,8 +15,8 @@ model's unconditional branch, only that branch is run), 1 the plain conditional 
 
 Blinks: a model with ``blink_clock`` is told, per window, the seconds since the last blink began (read off the
 eyelids it generated, :func:`~avdiff.models.motion.blink_onsets`; at the clip's start half the mean gap,
-``30 / blink_rate_per_min``), so its blinks keep about the asked rate (the shipped model: 12.5 a minute when 15 are
-asked, over 3 x 70 s of held-out speech; it was trained on 7-30 a minute). A model may still let a gap run longer
+``30 / blink_rate_per_min``), so its blinks follow the asked rate (the shipped model: 8.0, 10.6 and 19.7 a minute
+when 8, 15 and 25 are asked, over 3 x 70 s of held-out speech; it was trained on 7-30 a minute). A model may still let a gap run longer
 than any it saw: a window that would pass ``max_open_s`` (:data:`OVERDUE_BLINK_S`, the truth's longest) since the
 last blink without one of its own is sampled again with a blink put in where it falls due, by inpainting (the eyelids of those frames
 are held to :func:`~avdiff.data.motion_truth.blink_shape` in every denoising step's clean prediction, as MDM edits
